@@ -1,0 +1,74 @@
+import type {
+  ContainerInfo,
+  ContainerSpec,
+  ExecOptions,
+  ExecResult,
+  ImageInfo,
+  PullOptions,
+  RuntimeEvent,
+  RuntimeName,
+  RuntimeVersion,
+} from './types.js';
+
+/**
+ * The contract between the engine and a container runtime (Docker, containerd).
+ *
+ * Vocabulary
+ * - An *image reference* is what a user writes ("busybox", "127.0.0.1:5000/app:1").
+ * - A *container* is identified by the runtime's id; its *name* is chosen by the caller, is
+ *   deterministic, and is unique in the runtime, so a caller that lost the id can find it again.
+ * - *Labels* are the only metadata the caller can rely on reading back.
+ *
+ * Lifecycle of a container: create → start → (exit) → remove. `stopContainer` makes a running
+ * container exit. A container never restarts by itself.
+ *
+ * Rules every method follows
+ * - Every call has a timeout; when it passes, the call fails with kind "timeout".
+ * - Every failure is a RuntimeError with a kind (see errors.ts); a daemon that cannot be reached
+ *   gives "unavailable".
+ * - Calls are safe to repeat: stopping a stopped container and removing a removed one succeed.
+ */
+export interface ContainerRuntime {
+  readonly name: RuntimeName;
+
+  /** Checks that the daemon answers; returns its version. */
+  ping(): Promise<RuntimeVersion>;
+
+  /**
+   * Pulls an image. Fails with "unauthorized" when the registry refuses the credentials (or needs
+   * some), "not-found" when the registry does not have the image.
+   */
+  pullImage(reference: string, options?: PullOptions): Promise<ImageInfo>;
+  /** Fails with "not-found" when the image is not present. */
+  inspectImage(reference: string): Promise<ImageInfo>;
+  /** Removes an image; succeeds when it is already gone. */
+  removeImage(reference: string): Promise<void>;
+
+  /**
+   * Creates a container from an image that is present. Returns its id. Fails with
+   * "already-exists" when a container of that name exists.
+   */
+  createContainer(spec: ContainerSpec): Promise<string>;
+  /** Starts a created container. Starting a running container succeeds. */
+  startContainer(id: string): Promise<void>;
+  /**
+   * Sends the container's stop signal, waits up to `timeoutMs` for it to exit, then kills it.
+   * Resolves once it has exited; succeeds when it is not running.
+   */
+  stopContainer(id: string, timeoutMs: number): Promise<void>;
+  /** Removes a container, killing it first if it runs. Succeeds when it is already gone. */
+  removeContainer(id: string): Promise<void>;
+  /** Accepts an id or a name. Fails with "not-found". */
+  inspectContainer(idOrName: string): Promise<ContainerInfo>;
+  /** Every container (running or not) that carries all of the given labels. */
+  listContainers(labels: Record<string, string>): Promise<ContainerInfo[]>;
+  /** Runs a command in a running container and waits for it. */
+  exec(id: string, command: string[], options?: ExecOptions): Promise<ExecResult>;
+
+  /**
+   * Container events (start, exit with code, oom) for containers carrying all of the given labels,
+   * from the moment of the call until `signal` aborts. The iterable throws a RuntimeError when the
+   * stream breaks; the caller reconnects and re-inspects what it may have missed.
+   */
+  events(labels: Record<string, string>, signal: AbortSignal): AsyncIterable<RuntimeEvent>;
+}

@@ -1,0 +1,304 @@
+import { PassThrough, type Readable } from 'node:stream';
+import Docker from 'dockerode';
+import type { ContainerRuntime } from '../container-runtime.js';
+import { RuntimeError } from '../errors.js';
+import { registryHost, withDefaultTag } from '../image-reference.js';
+import type {
+  ContainerInfo,
+  ContainerSpec,
+  ContainerState,
+  ExecOptions,
+  ExecResult,
+  ImageInfo,
+  PortBinding,
+  PullOptions,
+  RuntimeEvent,
+  RuntimeVersion,
+} from '../types.js';
+import { classifyImageMessage, toRuntimeError } from './docker-errors.js';
+import { readDockerEvents } from './docker-events.js';
+import { type DockerPullMessage, PullProgressTracker } from './docker-pull.js';
+import { withTimeout } from '../with-timeout.js';
+
+export interface DockerRuntimeOptions {
+  /** unix:///path/to/docker.sock or tcp://host:port */
+  host: string;
+  /** Timeout of ordinary calls. */
+  callTimeoutMs: number;
+  /** Timeout of a whole image pull. */
+  pullTimeoutMs: number;
+}
+
+const NO_TIME = '0001-01-01T00:00:00Z';
+const DEFAULT_EXEC_OUTPUT = 64 * 1024;
+
+function parseTime(value: string | undefined): Date | undefined {
+  if (!value || value.startsWith('0001-01-01')) return undefined;
+  const time = new Date(value);
+  return Number.isNaN(time.getTime()) ? undefined : time;
+}
+
+function toState(status: string | undefined): ContainerState {
+  switch (status) {
+    case 'created':
+    case 'running':
+    case 'paused':
+    case 'restarting':
+    case 'exited':
+    case 'dead':
+      return status;
+    default:
+      return 'unknown';
+  }
+}
+
+function connectionOptions(host: string): Docker.DockerOptions {
+  if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
+  if (host.startsWith('/')) return { socketPath: host };
+  const url = new URL(host.replace(/^tcp:/, 'http:'));
+  return { protocol: 'http', host: url.hostname, port: Number(url.port || 2375) };
+}
+
+/** ContainerRuntime on a Docker Engine, through its HTTP API (dockerode). */
+export class DockerRuntime implements ContainerRuntime {
+  readonly name = 'docker' as const;
+  private readonly docker: Docker;
+
+  constructor(private readonly options: DockerRuntimeOptions) {
+    this.docker = new Docker(connectionOptions(options.host));
+  }
+
+  private call<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>, timeoutMs = this.options.callTimeoutMs, about: 'image' | 'other' = 'other'): Promise<T> {
+    return withTimeout(operation, timeoutMs, async (signal) => {
+      try {
+        return await fn(signal);
+      } catch (error) {
+        throw toRuntimeError(operation, error, about);
+      }
+    });
+  }
+
+  async ping(): Promise<RuntimeVersion> {
+    const version = await this.call('ping docker', (abortSignal) => (this.docker as unknown as { version(o: object): Promise<Docker.DockerVersion> }).version({ abortSignal }));
+    return { name: 'docker', version: version.Version, apiVersion: version.ApiVersion };
+  }
+
+  async pullImage(reference: string, options: PullOptions = {}): Promise<ImageInfo> {
+    const ref = withDefaultTag(reference);
+    const operation = `pull image "${ref}"`;
+    await withTimeout(
+      operation,
+      options.timeoutMs ?? this.options.pullTimeoutMs,
+      async (abortSignal) => {
+        const authconfig = options.auth
+          ? { username: options.auth.username, password: options.auth.password, serveraddress: registryHost(ref) }
+          : undefined;
+        let stream: Readable;
+        try {
+          stream = (await this.docker.pull(ref, { authconfig, abortSignal })) as Readable;
+        } catch (error) {
+          throw toRuntimeError(operation, error, 'image');
+        }
+        const tracker = new PullProgressTracker();
+        await new Promise<void>((resolve, reject) => {
+          this.docker.modem.followProgress(
+            stream,
+            (error: unknown) => (error ? reject(toRuntimeError(operation, error, 'image')) : resolve()),
+            (message: DockerPullMessage) => {
+              if (message.error) {
+                const detail = message.errorDetail?.message ?? message.error;
+                reject(new RuntimeError(classifyImageMessage(detail) ?? 'internal', operation, detail));
+                stream.destroy();
+                return;
+              }
+              const progress = tracker.record(message);
+              if (progress) options.onProgress?.(progress);
+            },
+          );
+        });
+      },
+      options.signal,
+    );
+    return this.inspectImage(ref);
+  }
+
+  async inspectImage(reference: string): Promise<ImageInfo> {
+    const ref = withDefaultTag(reference);
+    const image = await this.call(`inspect image "${ref}"`, () => this.docker.getImage(ref).inspect(), undefined, 'image');
+    return { id: image.Id, references: image.RepoTags ?? [], sizeBytes: image.Size };
+  }
+
+  async removeImage(reference: string): Promise<void> {
+    const ref = withDefaultTag(reference);
+    try {
+      await this.call(`remove image "${ref}"`, (abortSignal) => this.docker.getImage(ref).remove({ abortSignal }), undefined, 'image');
+    } catch (error) {
+      if (!(error instanceof RuntimeError && error.kind === 'not-found')) throw error;
+    }
+  }
+
+  async createContainer(spec: ContainerSpec): Promise<string> {
+    const exposed: Record<string, object> = {};
+    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+    for (const port of spec.ports) {
+      const key = `${port.containerPort}/${port.protocol}`;
+      exposed[key] = {};
+      (bindings[key] ??= []).push({ HostIp: port.hostIp, HostPort: port.hostPort === 0 ? '' : String(port.hostPort) });
+    }
+    const created = await this.call(`create container "${spec.name}"`, (abortSignal) =>
+      this.docker.createContainer({
+        abortSignal,
+        name: spec.name,
+        Image: withDefaultTag(spec.image),
+        Cmd: spec.command,
+        Entrypoint: spec.entrypoint,
+        Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
+        WorkingDir: spec.workingDir,
+        User: spec.user,
+        Labels: spec.labels,
+        ExposedPorts: exposed,
+        HostConfig: {
+          NetworkMode: spec.network === 'bridge' ? 'bridge' : spec.network,
+          PortBindings: bindings,
+          CpuShares: spec.cpuShares || undefined,
+          Memory: spec.memoryBytes || undefined,
+          MemoryReservation: spec.memoryReservationBytes || undefined,
+        },
+      } as Docker.ContainerCreateOptions),
+    );
+    return created.id;
+  }
+
+  async startContainer(id: string): Promise<void> {
+    try {
+      await this.call(`start container ${id}`, (abortSignal) => this.docker.getContainer(id).start({ abortSignal }));
+    } catch (error) {
+      // 304: already started.
+      if (!(error instanceof RuntimeError && (error.cause as { statusCode?: number })?.statusCode === 304)) throw error;
+    }
+  }
+
+  async stopContainer(id: string, timeoutMs: number): Promise<void> {
+    const seconds = Math.max(0, Math.ceil(timeoutMs / 1000));
+    try {
+      await this.call(
+        `stop container ${id}`,
+        (abortSignal) => this.docker.getContainer(id).stop({ t: seconds, abortSignal }),
+        timeoutMs + this.options.callTimeoutMs,
+      );
+    } catch (error) {
+      const status = (error instanceof RuntimeError ? (error.cause as { statusCode?: number }) : undefined)?.statusCode;
+      if (status !== 304) throw error; // 304: not running
+    }
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    try {
+      await this.call(`remove container ${id}`, (abortSignal) => this.docker.getContainer(id).remove({ force: true, v: true, abortSignal }));
+    } catch (error) {
+      if (error instanceof RuntimeError && error.kind === 'not-found') return;
+      if (error instanceof RuntimeError && error.kind === 'conflict' && error.detail.includes('already in progress')) return;
+      throw error;
+    }
+  }
+
+  async inspectContainer(idOrName: string): Promise<ContainerInfo> {
+    const c = await this.call(`inspect container ${idOrName}`, (abortSignal) => this.docker.getContainer(idOrName).inspect({ abortSignal }));
+    const state = toState(c.State?.Status);
+    const portBindings: PortBinding[] = [];
+    for (const [key, hostBindings] of Object.entries(c.NetworkSettings?.Ports ?? {})) {
+      const [port, protocol] = key.split('/');
+      for (const binding of hostBindings ?? []) {
+        portBindings.push({
+          containerPort: Number(port),
+          hostPort: Number(binding.HostPort),
+          protocol: protocol === 'udp' ? 'udp' : 'tcp',
+          hostIp: binding.HostIp,
+        });
+      }
+    }
+    const exited = state === 'exited' || state === 'dead';
+    return {
+      id: c.Id,
+      name: c.Name.replace(/^\//, ''),
+      image: c.Config?.Image ?? '',
+      labels: c.Config?.Labels ?? {},
+      state,
+      exitCode: exited ? c.State.ExitCode : undefined,
+      oomKilled: Boolean(c.State?.OOMKilled),
+      error: c.State?.Error || undefined,
+      createdAt: parseTime(c.Created),
+      startedAt: parseTime(c.State?.StartedAt === NO_TIME ? undefined : c.State?.StartedAt),
+      finishedAt: exited ? parseTime(c.State?.FinishedAt) : undefined,
+      portBindings,
+    };
+  }
+
+  async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {
+    const label = Object.entries(labels).map(([key, value]) => `${key}=${value}`);
+    const list = await this.call('list containers', (abortSignal) => this.docker.listContainers({ all: true, filters: { label }, abortSignal }));
+    return list.map((c) => ({
+      id: c.Id,
+      name: (c.Names?.[0] ?? '').replace(/^\//, ''),
+      image: c.Image,
+      labels: c.Labels ?? {},
+      state: toState(c.State),
+      oomKilled: false,
+      createdAt: new Date(c.Created * 1000),
+      portBindings: (c.Ports ?? [])
+        .filter((p) => p.PublicPort)
+        .map((p) => ({ containerPort: p.PrivatePort, hostPort: p.PublicPort, protocol: p.Type === 'udp' ? 'udp' : 'tcp', hostIp: p.IP ?? '' })),
+    }));
+  }
+
+  async exec(id: string, command: string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const limit = options.maxOutputBytes ?? DEFAULT_EXEC_OUTPUT;
+    return this.call(
+      `exec in container ${id}`,
+      async (abortSignal) => {
+        const exec = await this.docker.getContainer(id).exec({ Cmd: command, AttachStdout: true, AttachStderr: true, abortSignal });
+        const stream = (await exec.start({ hijack: true, stdin: false, abortSignal })) as Readable;
+        const chunks: Buffer[] = [];
+        let size = 0;
+        const sink = new PassThrough();
+        sink.on('data', (chunk: Buffer) => {
+          if (size < limit) chunks.push(chunk.subarray(0, limit - size));
+          size += chunk.length;
+        });
+        this.docker.modem.demuxStream(stream, sink, sink);
+        await new Promise<void>((resolve, reject) => {
+          stream.on('end', resolve);
+          stream.on('close', resolve);
+          stream.on('error', reject);
+        });
+        const result = await exec.inspect({ abortSignal });
+        return { exitCode: result.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8') };
+      },
+      options.timeoutMs,
+    );
+  }
+
+  async *events(labels: Record<string, string>, signal: AbortSignal): AsyncIterable<RuntimeEvent> {
+    const label = Object.entries(labels).map(([key, value]) => `${key}=${value}`);
+    let stream: Readable;
+    try {
+      stream = (await withTimeout('watch docker events', this.options.callTimeoutMs, () =>
+        this.docker.getEvents({ filters: { type: ['container'], label }, abortSignal: signal }),
+      )) as Readable;
+    } catch (error) {
+      throw toRuntimeError('watch docker events', error);
+    }
+    const onAbort = () => stream.destroy();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      yield* readDockerEvents(stream);
+    } catch (error) {
+      if (signal.aborted) return;
+      throw toRuntimeError('watch docker events', error);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+    if (!signal.aborted) throw new RuntimeError('unavailable', 'watch docker events', 'the event stream ended');
+  }
+}
+

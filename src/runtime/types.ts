@@ -1,0 +1,117 @@
+/**
+ * Runtime-neutral types that cross the ContainerRuntime contract. No Docker or containerd type
+ * appears here, and nothing here knows about tasks.
+ */
+
+export type RuntimeName = 'docker' | 'containerd';
+
+export interface RuntimeVersion {
+  name: RuntimeName;
+  version: string;
+  apiVersion: string;
+}
+
+export interface RegistryAuth {
+  username: string;
+  password: string;
+}
+
+export interface PullProgress {
+  /** Bytes downloaded so far, summed over the image's layers. */
+  bytesDone: number;
+  /** Total bytes to download, summed over the layers whose size is known so far. */
+  bytesTotal: number;
+}
+
+export interface PullOptions {
+  auth?: RegistryAuth;
+  onProgress?: (progress: PullProgress) => void;
+  /** Aborts the pull. */
+  signal?: AbortSignal;
+  /** Overrides the adapter's pull timeout. */
+  timeoutMs?: number;
+}
+
+export interface ImageInfo {
+  /** Content-addressed id, e.g. sha256:… */
+  id: string;
+  references: string[];
+  sizeBytes: number;
+}
+
+export type NetworkMode = 'none' | 'host' | 'bridge';
+export type Protocol = 'tcp' | 'udp';
+
+export interface PortSpec {
+  containerPort: number;
+  /** 0 lets the runtime choose a free host port. */
+  hostPort: number;
+  protocol: Protocol;
+  /** Empty for every address. */
+  hostIp: string;
+}
+
+export interface PortBinding {
+  containerPort: number;
+  hostPort: number;
+  protocol: Protocol;
+  hostIp: string;
+}
+
+export interface ContainerSpec {
+  /** Deterministic name, unique in the runtime. */
+  name: string;
+  image: string;
+  /** Replaces the image's command when set. */
+  command?: string[];
+  /** Replaces the image's entrypoint when set. */
+  entrypoint?: string[];
+  env: Record<string, string>;
+  workingDir?: string;
+  user?: string;
+  labels: Record<string, string>;
+  /** Relative CPU weight (1024 = one core's worth); 0 for the runtime default. */
+  cpuShares: number;
+  /** Hard memory limit; 0 for none. */
+  memoryBytes: number;
+  /** Soft memory limit; 0 for none. */
+  memoryReservationBytes: number;
+  network: NetworkMode;
+  ports: PortSpec[];
+}
+
+export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead' | 'unknown';
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  state: ContainerState;
+  /** Set once the container has exited. */
+  exitCode?: number;
+  oomKilled: boolean;
+  /** The runtime's own error for the container, e.g. why it could not start. */
+  error?: string;
+  createdAt?: Date;
+  startedAt?: Date;
+  finishedAt?: Date;
+  portBindings: PortBinding[];
+}
+
+export interface ExecOptions {
+  timeoutMs?: number;
+  /** Output beyond this many bytes is dropped. Default 64 KiB. */
+  maxOutputBytes?: number;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  /** stdout and stderr, interleaved as they arrived. */
+  output: string;
+}
+
+export type RuntimeEvent =
+  | { type: 'start'; containerId: string; time: Date }
+  | { type: 'exit'; containerId: string; exitCode: number; time: Date }
+  | { type: 'oom'; containerId: string; time: Date };

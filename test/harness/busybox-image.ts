@@ -1,0 +1,104 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import tarStream from 'tar-stream';
+import { requireBinary } from './processes.js';
+
+/** Busybox applets linked into every test image. */
+const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'true', 'false', 'nc', 'httpd', 'env', 'ls', 'wget', 'kill', 'trap', 'id', 'date', 'touch', 'test', 'ps', 'hostname'];
+
+export interface ImageConfig {
+  cmd?: string[];
+  entrypoint?: string[];
+  env?: string[];
+  workingDir?: string;
+}
+
+export interface Registry {
+  address: string;
+  username: string;
+  password: string;
+}
+
+const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+
+async function layerTar(): Promise<Buffer> {
+  const busybox = readFileSync(requireBinary('/bin/busybox', 'busybox-static'));
+  const pack = tarStream.pack();
+  const chunks: Buffer[] = [];
+  pack.on("data", (chunk: unknown) => chunks.push(chunk as Buffer));
+  const done = new Promise<void>((resolve, reject) => {
+    pack.on('end', resolve);
+    pack.on('error', reject);
+  });
+  const mtime = new Date(0);
+  for (const dir of ['bin/', 'tmp/', 'etc/', 'www/']) pack.entry({ name: dir, type: 'directory', mode: dir === 'tmp/' ? 0o1777 : 0o755, mtime });
+  pack.entry({ name: 'bin/busybox', mode: 0o755, mtime }, busybox);
+  for (const applet of APPLETS) pack.entry({ name: `bin/${applet}`, type: 'symlink', linkname: 'busybox', mode: 0o777, mtime });
+  pack.entry({ name: 'etc/passwd', mode: 0o644, mtime }, 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n');
+  pack.entry({ name: 'etc/group', mode: 0o644, mtime }, 'root:x:0:\nnobody:x:65534:\n');
+  pack.entry({ name: 'www/index.html', mode: 0o644, mtime }, 'hello from berth\n');
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+let cachedLayer: Promise<{ tar: Buffer; gz: Buffer }> | undefined;
+function layer() {
+  cachedLayer ??= layerTar().then((tar) => ({ tar, gz: gzipSync(tar) }));
+  return cachedLayer;
+}
+
+function architecture(): string {
+  return process.arch === 'x64' ? 'amd64' : process.arch;
+}
+
+/**
+ * Builds a one-layer image from the host's static busybox and pushes it to the registry over the
+ * distribution HTTP API, with basic auth. Returns the pullable reference.
+ */
+export async function pushBusyboxImage(registry: Registry, repository: string, tag: string, config: ImageConfig = {}): Promise<string> {
+  const { tar, gz } = await layer();
+  const imageConfig = Buffer.from(
+    JSON.stringify({
+      architecture: architecture(),
+      os: 'linux',
+      config: {
+        Env: config.env ?? ['PATH=/bin'],
+        Cmd: config.cmd ?? ['sh'],
+        Entrypoint: config.entrypoint,
+        WorkingDir: config.workingDir ?? '/',
+      },
+      rootfs: { type: 'layers', diff_ids: [sha256(tar)] },
+    }),
+  );
+  const authorization = `Basic ${Buffer.from(`${registry.username}:${registry.password}`).toString('base64')}`;
+  const base = `http://${registry.address}/v2/${repository}`;
+  const pushBlob = async (data: Buffer) => {
+    const digest = sha256(data);
+    const start = await fetch(`${base}/blobs/uploads/`, { method: 'POST', headers: { authorization } });
+    if (start.status !== 202) throw new Error(`blob upload start: HTTP ${start.status}`);
+    const location = new URL(start.headers.get('location') ?? '', `http://${registry.address}`);
+    location.searchParams.set('digest', digest);
+    const put = await fetch(location, {
+      method: 'PUT',
+      headers: { authorization, 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(data),
+    });
+    if (put.status !== 201) throw new Error(`blob upload: HTTP ${put.status}`);
+    return digest;
+  };
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+    config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: imageConfig.length, digest: await pushBlob(imageConfig) },
+    layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: gz.length, digest: await pushBlob(gz) }],
+  };
+  const put = await fetch(`${base}/manifests/${tag}`, {
+    method: 'PUT',
+    headers: { authorization, 'content-type': manifest.mediaType },
+    body: JSON.stringify(manifest),
+  });
+  if (put.status !== 201) throw new Error(`manifest upload: HTTP ${put.status} ${await put.text()}`);
+  return `${registry.address}/${repository}:${tag}`;
+}

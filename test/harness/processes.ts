@@ -1,0 +1,66 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+/** A daemon started by the tests; `stop` ends it and waits for it to exit. */
+export interface DaemonProcess {
+  readonly child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Fails loudly when a binary the tests need is not installed; tests never skip for that. */
+export function requireBinary(path: string, debianPackage: string): string {
+  if (!existsSync(path)) {
+    throw new Error(`${path} is missing: install the Debian package "${debianPackage}" (see .ci/run)`);
+  }
+  return path;
+}
+
+export function startDaemon(command: string, args: string[], logFile: string): DaemonProcess {
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const killTimer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(killTimer);
+      }
+      log.end();
+    },
+  };
+}
+
+/**
+ * Polls `check` until it returns a value, at most `timeoutMs`. Only for readiness of processes that
+ * offer no notification (a daemon's socket appearing); never as a stand-in for an awaited event.
+ */
+export async function waitUntil<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, process?: DaemonProcess): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (process && process.child.exitCode !== null) throw new Error(`${what}: the process exited with code ${process.child.exitCode}`);
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${what}: not ready within ${timeoutMs} ms${lastError ? ` (${String(lastError)})` : ''}`);
+}
+
+export async function freeLoopbackPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
+import { isRuntimeError } from '../../src/runtime/errors.js';
+import type { ContainerSpec, RuntimeEvent } from '../../src/runtime/types.js';
+
+export interface ContractContext {
+  runtime: ContainerRuntime;
+  image: string;
+  privateImage: string;
+  missingImage: string;
+  credentials: { username: string; password: string };
+}
+
+/**
+ * The behaviour every ContainerRuntime adapter must show, run against a real daemon. `setup`
+ * starts the daemon and the registry; `teardown` stops them.
+ */
+export function runtimeContract(name: string, setup: () => Promise<ContractContext>, teardown: () => Promise<void>): void {
+  describe(`ContainerRuntime contract: ${name}`, () => {
+    let ctx: ContractContext;
+    const labels = { 'berth.test': `contract-${process.pid}` };
+    let counter = 0;
+    const spec = (overrides: Partial<ContainerSpec>): ContainerSpec => ({
+      name: `contract-${process.pid}-${counter++}`,
+      image: ctx.image,
+      env: {},
+      labels,
+      cpuShares: 0,
+      memoryBytes: 0,
+      memoryReservationBytes: 0,
+      network: 'none',
+      ports: [],
+      ...overrides,
+    });
+
+    before(async () => {
+      ctx = await setup();
+    });
+    after(async () => {
+      await teardown();
+    });
+
+    it('answers ping with its version', async () => {
+      const version = await ctx.runtime.ping();
+      assert.equal(version.name, ctx.runtime.name);
+      assert.ok(version.version.length > 0);
+    });
+
+    it('pulls with correct credentials and reports progress', async () => {
+      const progress: number[] = [];
+      const image = await ctx.runtime.pullImage(ctx.image, { auth: ctx.credentials, onProgress: (p) => progress.push(p.bytesDone) });
+      assert.match(image.id, /^sha256:/);
+      assert.ok(progress.length > 0, 'no progress reported');
+      const inspected = await ctx.runtime.inspectImage(ctx.image);
+      assert.equal(inspected.id, image.id);
+    });
+
+    it('refuses wrong credentials with "unauthorized"', async () => {
+      await assert.rejects(
+        ctx.runtime.pullImage(ctx.privateImage, { auth: { username: ctx.credentials.username, password: 'wrong' } }),
+        (error) => isRuntimeError(error, 'unauthorized'),
+      );
+      await assert.rejects(ctx.runtime.inspectImage(ctx.privateImage), (error) => isRuntimeError(error, 'not-found'));
+    });
+
+    it('reports a missing image as "not-found"', async () => {
+      await assert.rejects(ctx.runtime.pullImage(ctx.missingImage, { auth: ctx.credentials }), (error) => isRuntimeError(error, 'not-found'));
+    });
+
+    it('creates, starts, inspects, reports the exit and removes a container', async () => {
+      const events = new AbortController();
+      const seen: RuntimeEvent[] = [];
+      const collecting = (async () => {
+        for await (const event of ctx.runtime.events(labels, events.signal)) {
+          seen.push(event);
+          if (event.type === 'exit') return;
+        }
+      })();
+      const s = spec({ command: ['sh', '-c', 'echo hi; exit 3'], env: { A: 'b' } });
+      const id = await ctx.runtime.createContainer(s);
+      const created = await ctx.runtime.inspectContainer(s.name);
+      assert.equal(created.id, id);
+      assert.equal(created.state, 'created');
+      assert.equal(created.labels['berth.test'], labels['berth.test']);
+      await ctx.runtime.startContainer(id);
+      await collecting;
+      events.abort();
+      const exit = seen.find((e) => e.type === 'exit');
+      assert.ok(exit && exit.type === 'exit');
+      assert.equal(exit.containerId, id);
+      assert.equal(exit.exitCode, 3);
+      assert.ok(seen.some((e) => e.type === 'start' && e.containerId === id));
+      const exited = await ctx.runtime.inspectContainer(id);
+      assert.equal(exited.state, 'exited');
+      assert.equal(exited.exitCode, 3);
+      const listed = await ctx.runtime.listContainers(labels);
+      assert.ok(listed.some((c) => c.id === id));
+      await ctx.runtime.removeContainer(id);
+      await ctx.runtime.removeContainer(id); // idempotent
+      await assert.rejects(ctx.runtime.inspectContainer(id), (error) => isRuntimeError(error, 'not-found'));
+    });
+
+    it('refuses a second container with the same name with "already-exists"', async () => {
+      const s = spec({ command: ['true'] });
+      const id = await ctx.runtime.createContainer(s);
+      await assert.rejects(ctx.runtime.createContainer(s), (error) => isRuntimeError(error, 'already-exists'));
+      await ctx.runtime.removeContainer(id);
+    });
+
+    it('stops a container that ignores SIGTERM by killing it after the timeout', async () => {
+      const id = await ctx.runtime.createContainer(spec({ command: ['sh', '-c', "trap '' TERM; while true; do sleep 1; done"] }));
+      await ctx.runtime.startContainer(id);
+      const started = Date.now();
+      await ctx.runtime.stopContainer(id, 1000);
+      const info = await ctx.runtime.inspectContainer(id);
+      assert.equal(info.state, 'exited');
+      assert.equal(info.exitCode, 137);
+      assert.ok(Date.now() - started >= 900, 'killed before the stop timeout');
+      await ctx.runtime.stopContainer(id, 1000); // idempotent
+      await ctx.runtime.removeContainer(id);
+    });
+
+    it('runs exec in a running container', async () => {
+      const id = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'] }));
+      await ctx.runtime.startContainer(id);
+      const ok = await ctx.runtime.exec(id, ['sh', '-c', 'echo out; echo err >&2; exit 4'], { timeoutMs: 10_000 });
+      assert.equal(ok.exitCode, 4);
+      assert.match(ok.output, /out/);
+      assert.match(ok.output, /err/);
+      await ctx.runtime.removeContainer(id);
+    });
+
+    it('reports "not-found" for unknown containers', async () => {
+      await assert.rejects(ctx.runtime.inspectContainer('berth-no-such-container'), (error) => isRuntimeError(error, 'not-found'));
+      await assert.rejects(ctx.runtime.startContainer('berth-no-such-container'), (error) => isRuntimeError(error, 'not-found'));
+    });
+  });
+}
