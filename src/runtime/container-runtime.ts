@@ -66,9 +66,10 @@ export interface ContainerRuntime {
   exec(id: string, command: string[], options?: ExecOptions): Promise<ExecResult>;
 
   /**
-   * Container events (start, exit with code, oom) for containers carrying all of the given labels,
-   * from the moment of the call until `signal` aborts. The iterable throws a RuntimeError when the
-   * stream breaks; the caller reconnects and re-inspects what it may have missed.
+   * Subscribes to container events (start, exit with code, oom) for containers carrying all of
+   * the given labels. Resolves once the subscription is in place: every event after that moment
+   * is delivered, until `signal` aborts. The iterable throws a RuntimeError when the stream
+   * breaks; the caller subscribes again and re-inspects what it may have missed in between.
    */
-  events(labels: Record<string, string>, signal: AbortSignal): AsyncIterable<RuntimeEvent>;
+  events(labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<RuntimeEvent>>;
 }

@@ -71,8 +71,9 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
     it('creates, starts, inspects, reports the exit and removes a container', async () => {
       const events = new AbortController();
       const seen: RuntimeEvent[] = [];
+      const stream = await ctx.runtime.events(labels, events.signal);
       const collecting = (async () => {
-        for await (const event of ctx.runtime.events(labels, events.signal)) {
+        for await (const event of stream) {
           seen.push(event);
           if (event.type === 'exit') return;
         }

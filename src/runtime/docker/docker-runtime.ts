@@ -278,7 +278,7 @@ export class DockerRuntime implements ContainerRuntime {
     );
   }
 
-  async *events(labels: Record<string, string>, signal: AbortSignal): AsyncIterable<RuntimeEvent> {
+  async events(labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<RuntimeEvent>> {
     const label = Object.entries(labels).map(([key, value]) => `${key}=${value}`);
     let stream: Readable;
     try {
@@ -288,17 +288,20 @@ export class DockerRuntime implements ContainerRuntime {
     } catch (error) {
       throw toRuntimeError('watch docker events', error);
     }
-    const onAbort = () => stream.destroy();
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      yield* readDockerEvents(stream);
-    } catch (error) {
-      if (signal.aborted) return;
-      throw toRuntimeError('watch docker events', error);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
-    if (!signal.aborted) throw new RuntimeError('unavailable', 'watch docker events', 'the event stream ended');
+    return (async function* () {
+      const onAbort = () => stream.destroy();
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        yield* readDockerEvents(stream);
+      } catch (error) {
+        if (signal.aborted) return;
+        throw toRuntimeError('watch docker events', error);
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+        stream.destroy();
+      }
+      if (!signal.aborted) throw new RuntimeError('unavailable', 'watch docker events', 'the event stream ended');
+    })();
   }
 }
 

@@ -1,0 +1,235 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseDuration } from './duration.js';
+
+/**
+ * berth's configuration, in stages: the file's JSON (every key optional, defaults below) and the
+ * environment are merged into a raw object, which `compileConfig` validates and normalises
+ * (durations to milliseconds) into a BerthConfig. Every error names the key it is about.
+ */
+export interface BerthConfig {
+  /** Written on every container as berth.agent-id; only containers with this id are ever adopted. */
+  agentId: string;
+  dataDir: string;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  grpc: {
+    /** Unix socket path; the socket is created with `socketMode`, a stale one is replaced. */
+    socketPath: string;
+    socketMode: number;
+    /** host:port for TCP, when set. Needs `tls` unless it is a loopback address. */
+    tcpAddress?: string;
+    tls?: { certFile: string; keyFile: string; clientCaFile?: string };
+  };
+  runtime: {
+    kind: 'docker';
+    docker: { host: string; callTimeoutMs: number; pullTimeoutMs: number };
+  };
+  engine: {
+    defaultStopTimeoutMs: number;
+    taskCleanupWaitMs: number;
+    runtimeCheckIntervalMs: number;
+  };
+  events: {
+    /** Events kept for replay. */
+    retain: number;
+    /** A watcher further behind than this is disconnected. */
+    maxWatcherLag: number;
+    heartbeatIntervalMs: number;
+  };
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly key: string, detail: string) {
+    super(`config: ${key}: ${detail}`);
+  }
+}
+
+type Raw = Record<string, unknown>;
+
+/** Documented defaults, in the file's own shape. */
+export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
+  return {
+    agentId: hostname().replace(/[^A-Za-z0-9_.-]/g, '-'),
+    dataDir: '/var/lib/berth',
+    logLevel: 'info',
+    grpc: { socket: '/run/berth/berth.sock', socketMode: '0660' },
+    runtime: { kind: 'docker', docker: { host: env.DOCKER_HOST || 'unix:///var/run/docker.sock', callTimeout: '30s', pullTimeout: '2h' } },
+    engine: { defaultStopTimeout: '30s', taskCleanupWait: '3h', runtimeCheckInterval: '10s' },
+    events: { retain: 100_000, maxWatcherLag: 10_000, heartbeatInterval: '10s' },
+  };
+}
+
+/** Environment variables and the keys they set. */
+export const ENVIRONMENT_KEYS: Record<string, string> = {
+  BERTH_AGENT_ID: 'agentId',
+  BERTH_DATA_DIR: 'dataDir',
+  BERTH_LOG_LEVEL: 'logLevel',
+  BERTH_SOCKET: 'grpc.socket',
+  BERTH_TCP_ADDRESS: 'grpc.tcpAddress',
+  BERTH_RUNTIME: 'runtime.kind',
+  BERTH_DOCKER_HOST: 'runtime.docker.host',
+  BERTH_TASK_CLEANUP_WAIT: 'engine.taskCleanupWait',
+  BERTH_DEFAULT_STOP_TIMEOUT: 'engine.defaultStopTimeout',
+};
+
+function isObject(value: unknown): value is Raw {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Deep-merges `over` into `base`; `over`'s keys win. Unknown keys are kept, to be reported. */
+function merge(base: Raw, over: Raw): Raw {
+  const result: Raw = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    result[key] = isObject(value) && isObject(result[key]) ? merge(result[key] as Raw, value) : value;
+  }
+  return result;
+}
+
+function setPath(target: Raw, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    if (!isObject(node[key])) node[key] = {};
+    node = node[key] as Raw;
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+/** Reads the config file (when given) and the environment, and compiles them. */
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): BerthConfig {
+  let raw = defaultConfigInput(env);
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(file, `cannot read the config file (${(error as Error).message})`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw new ConfigError(file, `is not valid JSON (${(error as Error).message})`);
+    }
+    if (!isObject(parsed)) throw new ConfigError(file, 'must hold a JSON object');
+    raw = merge(raw, parsed);
+  }
+  const fromEnv: Raw = {};
+  for (const [variable, key] of Object.entries(ENVIRONMENT_KEYS)) {
+    const value = env[variable];
+    if (value !== undefined && value !== '') setPath(fromEnv, key, value);
+  }
+  return compileConfig(merge(raw, fromEnv));
+}
+
+/** Validates a merged raw config and normalises it. */
+export function compileConfig(raw: Raw): BerthConfig {
+  const read = new Reader(raw);
+  const agentId = read.string('agentId', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/);
+  const logLevel = read.oneOf('logLevel', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const);
+  const socketMode = read.string('grpc.socketMode', /^0?[0-7]{3}$/);
+  const tcpAddress = read.optionalString('grpc.tcpAddress');
+  const certFile = read.optionalString('grpc.tls.certFile');
+  const keyFile = read.optionalString('grpc.tls.keyFile');
+  const clientCaFile = read.optionalString('grpc.tls.clientCaFile');
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError('grpc.tls', 'needs both certFile and keyFile');
+  const tls = certFile && keyFile ? { certFile, keyFile, clientCaFile } : undefined;
+  if (tcpAddress) {
+    const match = /^(.*):(\d{1,5})$/.exec(tcpAddress);
+    if (!match || Number(match[2]) > 65535) throw new ConfigError('grpc.tcpAddress', `must be host:port (got "${tcpAddress}")`);
+    const host = match[1]!.replace(/^\[|\]$/g, '');
+    const loopback = host === 'localhost' || host.startsWith('127.') || host === '::1';
+    if (!loopback && !tls) throw new ConfigError('grpc.tcpAddress', `a non-loopback address (${tcpAddress}) needs grpc.tls`);
+  }
+  const kind = read.oneOf('runtime.kind', ['docker'] as const, ' (containerd is not built yet)');
+  const config: BerthConfig = {
+    agentId,
+    dataDir: read.string('dataDir'),
+    logLevel,
+    grpc: { socketPath: read.string('grpc.socket', /^\//), socketMode: Number.parseInt(socketMode, 8), tcpAddress, tls },
+    runtime: {
+      kind,
+      docker: {
+        host: read.string('runtime.docker.host', /^(unix:\/\/\/|tcp:\/\/|\/)/),
+        callTimeoutMs: read.duration('runtime.docker.callTimeout', 100),
+        pullTimeoutMs: read.duration('runtime.docker.pullTimeout', 1000),
+      },
+    },
+    engine: {
+      defaultStopTimeoutMs: read.duration('engine.defaultStopTimeout', 0),
+      taskCleanupWaitMs: read.duration('engine.taskCleanupWait', 0),
+      runtimeCheckIntervalMs: read.duration('engine.runtimeCheckInterval', 100),
+    },
+    events: {
+      retain: read.integer('events.retain', 1),
+      maxWatcherLag: read.integer('events.maxWatcherLag', 1),
+      heartbeatIntervalMs: read.duration('events.heartbeatInterval', 100),
+    },
+  };
+  if (config.events.maxWatcherLag > config.events.retain) {
+    throw new ConfigError('events.maxWatcherLag', `must not exceed events.retain (${config.events.retain})`);
+  }
+  read.rejectUnknown();
+  return config;
+}
+
+/** Reads typed values by dotted key, remembering which keys were used to report unknown ones. */
+class Reader {
+  private readonly used = new Set<string>();
+
+  constructor(private readonly raw: Raw) {}
+
+  private get(key: string): unknown {
+    this.used.add(key);
+    let node: unknown = this.raw;
+    for (const part of key.split('.')) node = isObject(node) ? node[part] : undefined;
+    return node;
+  }
+
+  string(key: string, pattern?: RegExp): string {
+    const value = this.get(key);
+    if (typeof value !== 'string' || value === '') throw new ConfigError(key, `must be a non-empty string (got ${JSON.stringify(value)})`);
+    if (pattern && !pattern.test(value)) throw new ConfigError(key, `"${value}" does not match ${pattern.source}`);
+    return value;
+  }
+
+  optionalString(key: string): string | undefined {
+    const value = this.get(key);
+    if (value === undefined || value === '') return undefined;
+    if (typeof value !== 'string') throw new ConfigError(key, `must be a string (got ${JSON.stringify(value)})`);
+    return value;
+  }
+
+  oneOf<T extends string>(key: string, values: readonly T[], hint = ''): T {
+    const value = this.get(key);
+    if (!values.includes(value as T)) throw new ConfigError(key, `must be one of ${values.map((v) => `"${v}"`).join(', ')}${hint} (got ${JSON.stringify(value)})`);
+    return value as T;
+  }
+
+  integer(key: string, min: number): number {
+    const value = this.get(key);
+    const number = typeof value === 'string' ? Number(value) : value;
+    if (typeof number !== 'number' || !Number.isInteger(number) || number < min) throw new ConfigError(key, `must be an integer of at least ${min} (got ${JSON.stringify(value)})`);
+    return number;
+  }
+
+  duration(key: string, minMs: number): number {
+    const value = this.get(key);
+    const ms = parseDuration(value);
+    if (ms === undefined) throw new ConfigError(key, `must be a duration such as "500ms", "30s", "5m" or "3h" (got ${JSON.stringify(value)})`);
+    if (ms < minMs) throw new ConfigError(key, `must be at least ${minMs} ms (got ${JSON.stringify(value)})`);
+    return ms;
+  }
+
+  rejectUnknown(): void {
+    const walk = (node: Raw, prefix: string) => {
+      for (const [key, value] of Object.entries(node)) {
+        const path = prefix ? `${prefix}.${key}` : key;
+        if (isObject(value) && [...this.used].some((u) => u.startsWith(`${path}.`))) walk(value, path);
+        else if (!this.used.has(path)) throw new ConfigError(path, 'unknown key');
+      }
+    };
+    walk(this.raw, '');
+  }
+}

@@ -1,0 +1,137 @@
+import type { Logger } from 'pino';
+import type { ContainerRuntime } from '../runtime/container-runtime.js';
+import { isRuntimeError, RuntimeError } from '../runtime/errors.js';
+import { registryHost } from '../runtime/image-reference.js';
+import { containerSpec } from './container-spec.js';
+import type { EngineSettings } from './engine-settings.js';
+import { LABELS } from './labels.js';
+import type { ContainerChange, ManagedContainer } from './managed-container.js';
+import { retryTransient } from './retry.js';
+import type { TaskDefinition } from './task-definition.js';
+
+/** What a runtime call did to a container: move it forward, or stop it with a reason. */
+export type ActionOutcome =
+  | { kind: 'pulled'; change: ContainerChange }
+  | { kind: 'created'; change: ContainerChange & { runtimeId: string } }
+  | { kind: 'running'; change: ContainerChange }
+  | { kind: 'stopped'; change: ContainerChange };
+
+/** Explains a failed pull in words a user can act on. */
+export function pullFailureReason(image: string, error: unknown): string {
+  if (isRuntimeError(error, 'unauthorized')) {
+    return `cannot pull image "${image}": registry ${registryHost(image)} refused the credentials (${(error as RuntimeError).detail})`;
+  }
+  if (isRuntimeError(error, 'not-found')) return `cannot pull image "${image}": the registry has no such image (${(error as RuntimeError).detail})`;
+  if (isRuntimeError(error, 'unavailable')) return `cannot pull image "${image}": the container runtime is unavailable (${(error as RuntimeError).detail})`;
+  if (isRuntimeError(error, 'timeout')) return `cannot pull image "${image}": timed out (${(error as RuntimeError).detail})`;
+  return `cannot pull image "${image}": ${error instanceof Error ? error.message : String(error)}`;
+}
+
+function describe(error: unknown): string {
+  return error instanceof RuntimeError ? `${error.kind}: ${error.detail}` : error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The runtime calls that move one container forward: pull, create, start, stop. Each returns the
+ * outcome instead of changing the container, so the managed task applies every change in one place.
+ */
+export class ContainerActions {
+  constructor(
+    private readonly runtime: ContainerRuntime,
+    private readonly settings: EngineSettings,
+  ) {}
+
+  private retry<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return retryTransient(this.settings.transientRetry, fn, signal);
+  }
+
+  /** Pulls the image. When the pull fails but the image is cached, the cached image is used. */
+  async pull(container: ManagedContainer, signal: AbortSignal, log: Logger): Promise<ActionOutcome> {
+    const { image, registryCredentials } = container.definition;
+    try {
+      await this.retry(() => this.runtime.pullImage(image, { auth: registryCredentials, signal }), signal);
+      return { kind: 'pulled', change: { pulledAt: new Date() } };
+    } catch (error) {
+      if (signal.aborted) return { kind: 'stopped', change: { reason: 'the task was stopped before the image was pulled' } };
+      const reason = pullFailureReason(image, error);
+      try {
+        await this.runtime.inspectImage(image);
+        log.warn({ err: error }, `${reason}; using the cached image`);
+        return { kind: 'pulled', change: { pulledAt: new Date() } };
+      } catch {
+        return { kind: 'stopped', change: { reason } };
+      }
+    }
+  }
+
+  /**
+   * Creates the container under its deterministic name. A container of that name that carries
+   * this task's and agent's labels is adopted (it was created before a crash or a lost answer).
+   */
+  async create(task: TaskDefinition, container: ManagedContainer): Promise<ActionOutcome> {
+    const spec = containerSpec(this.settings.agentId, task, container.definition, container.runtimeName);
+    try {
+      const runtimeId = await this.retry(() => this.runtime.createContainer(spec));
+      return { kind: 'created', change: { runtimeId, createdAt: new Date() } };
+    } catch (error) {
+      if (isRuntimeError(error, 'already-exists')) {
+        const existing = await this.runtime.inspectContainer(spec.name).catch(() => undefined);
+        if (
+          existing &&
+          existing.labels[LABELS.taskId] === task.id &&
+          existing.labels[LABELS.containerName] === container.name &&
+          existing.labels[LABELS.agentId] === this.settings.agentId
+        ) {
+          return { kind: 'created', change: { runtimeId: existing.id, createdAt: existing.createdAt ?? new Date() } };
+        }
+        return { kind: 'stopped', change: { reason: `cannot create container: the name "${spec.name}" is taken by a container this task does not own` } };
+      }
+      return { kind: 'stopped', change: { reason: `cannot create container: ${describe(error)}` } };
+    }
+  }
+
+  /** Starts the container and reads back its port bindings (and its exit, if it was quick). */
+  async start(container: ManagedContainer): Promise<ActionOutcome> {
+    const id = container.runtimeId as string;
+    try {
+      await this.retry(() => this.runtime.startContainer(id));
+    } catch (error) {
+      const info = await this.runtime.inspectContainer(id).catch(() => undefined);
+      return { kind: 'stopped', change: { reason: `cannot start container: ${describe(error)}`, exitCode: info?.exitCode } };
+    }
+    try {
+      const info = await this.retry(() => this.runtime.inspectContainer(id));
+      const running: ContainerChange = { startedAt: info.startedAt ?? new Date(), portBindings: info.portBindings };
+      if (info.exitCode !== undefined) {
+        return { kind: 'stopped', change: { ...running, exitCode: info.exitCode, finishedAt: info.finishedAt } };
+      }
+      return { kind: 'running', change: running };
+    } catch {
+      return { kind: 'running', change: { startedAt: new Date() } };
+    }
+  }
+
+  /** Stops the container (signal, then SIGKILL after its stop timeout) and reads its exit code. */
+  async stop(container: ManagedContainer): Promise<ActionOutcome> {
+    const id = container.runtimeId as string;
+    const timeoutMs = container.definition.stopTimeoutMs ?? this.settings.defaultStopTimeoutMs;
+    try {
+      await this.retry(() => this.runtime.stopContainer(id, timeoutMs));
+      const info = await this.retry(() => this.runtime.inspectContainer(id));
+      return { kind: 'stopped', change: { exitCode: info.exitCode, finishedAt: info.finishedAt } };
+    } catch (error) {
+      if (isRuntimeError(error, 'not-found')) return { kind: 'stopped', change: { reason: 'the container vanished from the runtime' } };
+      return { kind: 'stopped', change: { reason: `cannot stop container, marked stopped: ${describe(error)}` } };
+    }
+  }
+
+  /** Removes the container; failures are returned for logging, never thrown. */
+  async remove(container: ManagedContainer): Promise<unknown> {
+    if (!container.runtimeId) return undefined;
+    const id = container.runtimeId;
+    return this.retry(() => this.runtime.removeContainer(id)).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+  }
+}

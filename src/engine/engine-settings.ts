@@ -1,0 +1,13 @@
+import type { RetryPolicy } from './retry.js';
+
+/** The engine's settings, already validated and in milliseconds (see src/config). */
+export interface EngineSettings {
+  /** Written on every container; only containers with this id are ever adopted or reaped. */
+  agentId: string;
+  /** Stop timeout of containers that do not set their own. */
+  defaultStopTimeoutMs: number;
+  /** How long a stopped task's containers are kept before they are removed. */
+  taskCleanupWaitMs: number;
+  /** Retries of runtime calls that fail because the daemon is down or slow. */
+  transientRetry: RetryPolicy;
+}

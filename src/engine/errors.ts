@@ -1,0 +1,58 @@
+/**
+ * The engine's error vocabulary. The server maps each class to one gRPC status code, in one place
+ * (src/server/error-status.ts); nothing else inspects messages.
+ */
+
+export interface FieldViolation {
+  /** Path of the offending field in the request, e.g. "task.containers[1].image". */
+  field: string;
+  description: string;
+}
+
+export class InvalidArgumentError extends Error {
+  override readonly name = 'InvalidArgumentError';
+  constructor(readonly violations: FieldViolation[]) {
+    super(violations.map((v) => `${v.field}: ${v.description}`).join('; '));
+  }
+}
+
+export class NotFoundError extends Error {
+  override readonly name = 'NotFoundError';
+  constructor(readonly resource: string, readonly id: string) {
+    super(`${resource} "${id}" not found`);
+  }
+}
+
+export class AlreadyExistsError extends Error {
+  override readonly name = 'AlreadyExistsError';
+  constructor(readonly resource: string, readonly id: string, detail: string) {
+    super(`${resource} "${id}" already exists ${detail}`);
+  }
+}
+
+/** The container runtime cannot be reached; try again later. */
+export class UnavailableError extends Error {
+  override readonly name = 'UnavailableError';
+  constructor(readonly reason: string) {
+    super(`the container runtime is unavailable: ${reason}`);
+  }
+}
+
+/** A watcher asked for events older than the oldest one retained. */
+export class SequenceExpiredError extends Error {
+  override readonly name = 'SequenceExpiredError';
+  constructor(readonly requested: number, readonly oldestRetained: number) {
+    super(`sequence ${requested} is no longer retained; the oldest retained sequence is ${oldestRetained}`);
+  }
+}
+
+/** A watcher fell too far behind the event log and was disconnected. */
+export class WatcherTooSlowError extends Error {
+  override readonly name = 'WatcherTooSlowError';
+  constructor(readonly lastDelivered: number, readonly maxLag: number) {
+    super(
+      `the watcher fell more than ${maxLag} events behind and was disconnected; ` +
+        `reconnect with from_sequence=${lastDelivered + 1}`,
+    );
+  }
+}

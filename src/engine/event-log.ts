@@ -1,0 +1,136 @@
+import { SequenceExpiredError, WatcherTooSlowError } from './errors.js';
+import type { EngineEvent, EventChange } from './events.js';
+import type { EventStore } from './event-store.js';
+
+export interface EventLogOptions {
+  /** A watcher more than this many events behind the newest is disconnected. */
+  maxWatcherLag: number;
+  /** Events a watcher reads from the store at a time. */
+  readBatch?: number;
+  now?: () => Date;
+}
+
+/**
+ * Numbers every state change, stores it, and lets any number of watchers read the log from any
+ * retained sequence. Watchers pull at their own pace from the store, so the engine never waits
+ * for them; one that falls more than `maxWatcherLag` events behind is ended with
+ * WatcherTooSlowError and can resume from its last sequence.
+ */
+export class EventLog {
+  private readonly watchers = new Set<EventWatcher>();
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly options: EventLogOptions,
+  ) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  append(taskId: string, change: EventChange): EngineEvent {
+    const event: EngineEvent = { sequence: this.store.latestSequence() + 1, time: this.now(), taskId, change };
+    this.store.append(event);
+    for (const watcher of this.watchers) watcher.notify(event.sequence, this.options.maxWatcherLag);
+    return event;
+  }
+
+  latestSequence(): number {
+    return this.store.latestSequence();
+  }
+
+  oldestSequence(): number {
+    return this.store.oldestSequence();
+  }
+
+  /**
+   * Starts a watcher at `fromSequence` (the first sequence it will deliver). 0 means "after the
+   * newest event". Throws SequenceExpiredError when that sequence is no longer retained.
+   */
+  watch(fromSequence: number, taskIds?: ReadonlySet<string>): EventWatcher {
+    const latest = this.store.latestSequence();
+    const start = fromSequence === 0 ? latest + 1 : fromSequence;
+    if (start < this.store.oldestSequence()) throw new SequenceExpiredError(start, this.store.oldestSequence());
+    const watcher = new EventWatcher(this.store, start, this.options.readBatch ?? 256, taskIds, (w) => this.watchers.delete(w));
+    this.watchers.add(watcher);
+    return watcher;
+  }
+
+  watcherCount(): number {
+    return this.watchers.size;
+  }
+}
+
+/** One reader of the event log. Not shared between consumers. */
+export class EventWatcher {
+  private failure: Error | undefined;
+  private closed = false;
+  private wake: (() => void) | undefined;
+  private lastDelivered: number;
+
+  constructor(
+    private readonly store: EventStore,
+    private cursor: number,
+    private readonly batch: number,
+    private readonly taskIds: ReadonlySet<string> | undefined,
+    private readonly onClose: (watcher: EventWatcher) => void,
+  ) {
+    this.lastDelivered = cursor - 1;
+  }
+
+  /** Called by the log after each append. */
+  notify(latest: number, maxLag: number): void {
+    if (latest - this.cursor + 1 > maxLag) this.fail(new WatcherTooSlowError(this.lastDelivered, maxLag));
+    this.wake?.();
+  }
+
+  /**
+   * The next events for this watcher, in order. Resolves with [] when `idleMs` passes without any
+   * (time for a heartbeat), with undefined once closed; rejects when the watcher was ended.
+   */
+  async next(idleMs: number): Promise<EngineEvent[] | undefined> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      if (this.closed) return undefined;
+      const events = this.store.readFrom(this.cursor, this.batch);
+      if (events.length > 0) {
+        this.cursor = events[events.length - 1]!.sequence + 1;
+        const mine = this.taskIds ? events.filter((e) => this.taskIds!.has(e.taskId)) : events;
+        if (mine.length > 0) {
+          this.lastDelivered = mine[mine.length - 1]!.sequence;
+          return mine;
+        }
+        continue;
+      }
+      const woken = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), idleMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      this.wake = undefined;
+      if (!woken) return [];
+    }
+  }
+
+  /**
+   * The sequence this watcher has read up to, delivered or filtered out: a client that resumes
+   * from position() + 1 misses nothing it asked for.
+   */
+  position(): number {
+    return this.cursor - 1;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose(this);
+    this.wake?.();
+  }
+
+  private fail(error: Error): void {
+    if (this.failure || this.closed) return;
+    this.failure = error;
+    this.onClose(this);
+  }
+}

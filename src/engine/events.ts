@@ -1,0 +1,16 @@
+import type { DesiredStatus, TaskStatus } from './status.js';
+import type { ContainerSnapshot } from './task-snapshot.js';
+
+export type EventChange =
+  | { type: 'task'; knownStatus: TaskStatus; desiredStatus: DesiredStatus; reason: string }
+  | { type: 'container'; container: ContainerSnapshot }
+  /** The task was cleaned up and forgotten. */
+  | { type: 'removed' };
+
+/** One state change, numbered. Sequences start at 1 and increase by one per event. */
+export interface EngineEvent {
+  sequence: number;
+  time: Date;
+  taskId: string;
+  change: EventChange;
+}

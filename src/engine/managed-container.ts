@@ -1,0 +1,114 @@
+import type { PortBinding } from '../runtime/types.js';
+import type { DependencyView } from './dependency-graph.js';
+import { isForward, type ContainerStatus, type DesiredStatus, type HealthStatus } from './status.js';
+import type { ContainerDefinition } from './task-definition.js';
+import type { ContainerSnapshot } from './task-snapshot.js';
+
+/** Fields that may accompany a status change. */
+export interface ContainerChange {
+  runtimeId?: string;
+  exitCode?: number;
+  reason?: string;
+  portBindings?: PortBinding[];
+  pulledAt?: Date;
+  createdAt?: Date;
+  startedAt?: Date;
+  finishedAt?: Date;
+}
+
+/**
+ * One container of a managed task: its definition and where it stands. Statuses only move
+ * forward; every accepted change is reported to `onChange`, which records it as an event.
+ */
+export class ManagedContainer {
+  knownStatus: ContainerStatus = 'NONE';
+  desiredStatus: DesiredStatus = 'RUNNING';
+  runtimeId: string | undefined;
+  exitCode: number | undefined;
+  reason = '';
+  portBindings: PortBinding[] = [];
+  healthStatus: HealthStatus = 'NONE';
+  restartCount = 0;
+  oomKilled = false;
+  pulledAt: Date | undefined;
+  createdAt: Date | undefined;
+  startedAt: Date | undefined;
+  finishedAt: Date | undefined;
+  /** The runtime call in progress for this container, if any. */
+  busy: 'pull' | 'create' | 'start' | 'stop' | undefined;
+
+  constructor(
+    readonly definition: ContainerDefinition,
+    /** Recorded before the container is created, so it can always be found again by name. */
+    readonly runtimeName: string,
+    private readonly onChange: (container: ManagedContainer) => void,
+  ) {}
+
+  get name(): string {
+    return this.definition.name;
+  }
+
+  get essential(): boolean {
+    return this.definition.essential;
+  }
+
+  /** True once the container has been seen running (it may have stopped since). */
+  get started(): boolean {
+    return this.startedAt !== undefined;
+  }
+
+  /**
+   * Moves the known status forward and records the accompanying fields. Returns false, changing
+   * nothing, when `status` is not later than the current one.
+   */
+  advance(status: ContainerStatus, change: ContainerChange = {}): boolean {
+    if (!isForward(this.knownStatus, status)) return false;
+    this.knownStatus = status;
+    if (change.runtimeId !== undefined) this.runtimeId = change.runtimeId;
+    if (change.exitCode !== undefined) this.exitCode = change.exitCode;
+    if (change.reason !== undefined && this.reason === '') this.reason = change.reason;
+    if (change.portBindings !== undefined) this.portBindings = change.portBindings;
+    this.pulledAt ??= change.pulledAt;
+    this.createdAt ??= change.createdAt;
+    this.startedAt ??= change.startedAt;
+    this.finishedAt ??= change.finishedAt;
+    if (status === 'STOPPED') {
+      this.desiredStatus = 'STOPPED';
+      this.finishedAt ??= new Date();
+    }
+    this.onChange(this);
+    return true;
+  }
+
+  /** Sets the desired status to STOPPED; returns false when it already was. */
+  desireStop(): boolean {
+    if (this.desiredStatus === 'STOPPED') return false;
+    this.desiredStatus = 'STOPPED';
+    this.onChange(this);
+    return true;
+  }
+
+  dependencyView(): DependencyView {
+    return { knownStatus: this.knownStatus, started: this.started, exitCode: this.exitCode, healthStatus: this.healthStatus };
+  }
+
+  snapshot(): ContainerSnapshot {
+    return {
+      name: this.name,
+      knownStatus: this.knownStatus,
+      desiredStatus: this.desiredStatus,
+      runtimeId: this.runtimeId,
+      runtimeName: this.runtimeName,
+      exitCode: this.exitCode,
+      reason: this.reason,
+      portBindings: this.portBindings.map((b) => ({ ...b })),
+      healthStatus: this.healthStatus,
+      restartCount: this.restartCount,
+      essential: this.essential,
+      pulledAt: this.pulledAt,
+      createdAt: this.createdAt,
+      startedAt: this.startedAt,
+      finishedAt: this.finishedAt,
+    };
+  }
+}

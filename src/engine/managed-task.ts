@@ -1,0 +1,300 @@
+import type { Logger } from 'pino';
+import type { RuntimeEvent } from '../runtime/types.js';
+import type { ActionOutcome, ContainerActions } from './container-actions.js';
+import { dependentsOf, evaluateDependencies } from './dependency-graph.js';
+import type { EventLog } from './event-log.js';
+import { runtimeContainerName } from './labels.js';
+import { ManagedContainer } from './managed-container.js';
+import { earliest, isForward, type DesiredStatus, type TaskStatus } from './status.js';
+import type { TaskDefinition } from './task-definition.js';
+import type { TaskSnapshot } from './task-snapshot.js';
+
+export interface ManagedTaskDeps {
+  agentId: string;
+  actions: ContainerActions;
+  events: EventLog;
+  logger: Logger;
+  taskCleanupWaitMs: number;
+  /** A container of this task got a runtime id: route its runtime events here. */
+  onContainerCreated(task: ManagedTask, runtimeId: string): void;
+  /** The cleanup wait passed and the containers were removed: forget the task. */
+  onCleanedUp(task: ManagedTask): void;
+}
+
+/**
+ * Drives one task: starts every container transition that its desired status, the dependency
+ * graph and the containers' known statuses allow, all in parallel; applies the outcomes and the
+ * runtime's events; derives the task's status; cleans up after the task stopped.
+ *
+ * All state changes happen synchronously inside this class; runtime calls run concurrently and
+ * report back through `apply`, after which `reconcile` runs again.
+ */
+export class ManagedTask {
+  private readonly containers: Map<string, ManagedContainer>;
+  private knownStatus: TaskStatus = 'NONE';
+  private desiredStatus: DesiredStatus = 'RUNNING';
+  /** Why the task stopped or is stopping. */
+  private stopReason = '';
+  /** Why the task is waiting, while it is not stopping. */
+  private waitReason = '';
+  private lastSequence = 0;
+  private readonly createdAt = new Date();
+  private startedAt: Date | undefined;
+  private stoppedAt: Date | undefined;
+  private reconcileQueued = false;
+  private cleanupTimer: NodeJS.Timeout | undefined;
+  /** Aborts pulls when the task is stopped. */
+  private readonly stopping = new AbortController();
+  private readonly log: Logger;
+
+  constructor(
+    readonly definition: TaskDefinition,
+    private readonly deps: ManagedTaskDeps,
+  ) {
+    this.log = deps.logger.child({ taskId: definition.id });
+    this.containers = new Map(
+      definition.containers.map((c) => [
+        c.name,
+        new ManagedContainer(c, runtimeContainerName(deps.agentId, definition.id, c.name), (changed) => this.recordContainer(changed)),
+      ]),
+    );
+  }
+
+  get id(): string {
+    return this.definition.id;
+  }
+
+  /** Records the task's first event and starts driving it. */
+  begin(): void {
+    this.recordTask();
+    this.scheduleReconcile();
+  }
+
+  /** Sets the desired status to STOPPED (StopTask, an essential container stopped, a failure). */
+  stop(reason: string): void {
+    if (this.desiredStatus === 'STOPPED') return;
+    this.desiredStatus = 'STOPPED';
+    this.stopReason = reason;
+    this.log.info({ reason }, 'stopping task');
+    this.stopping.abort();
+    this.recordTask();
+    this.scheduleReconcile();
+  }
+
+  /** Applies an event the runtime reported for one of this task's containers. */
+  handleRuntimeEvent(event: RuntimeEvent): void {
+    const container = [...this.containers.values()].find((c) => c.runtimeId === event.containerId);
+    if (!container) return;
+    switch (event.type) {
+      case 'exit':
+        this.markStopped(container, {
+          exitCode: event.exitCode,
+          finishedAt: event.time,
+          reason: container.oomKilled ? 'killed for exceeding its memory limit (out of memory)' : `exited with code ${event.exitCode}`,
+        });
+        break;
+      case 'oom':
+        container.oomKilled = true;
+        break;
+      case 'start':
+        // A container seen running again after it stopped is stopped again.
+        if (container.knownStatus === 'STOPPED' && container.busy === undefined) {
+          this.log.warn({ container: container.name }, 'container started again after it stopped; stopping it');
+          this.runAction(container, 'stop', () => this.deps.actions.stop(container));
+        }
+        break;
+    }
+    this.scheduleReconcile();
+  }
+
+  /** The runtime no longer knows a container of this task. */
+  containerVanished(runtimeId: string): void {
+    const container = [...this.containers.values()].find((c) => c.runtimeId === runtimeId);
+    if (container) this.markStopped(container, { reason: 'the container vanished from the runtime' });
+  }
+
+  snapshot(): TaskSnapshot {
+    return {
+      definition: this.definition,
+      knownStatus: this.knownStatus,
+      desiredStatus: this.desiredStatus,
+      reason: this.reason(),
+      containers: [...this.containers.values()].map((c) => c.snapshot()),
+      lastSequence: this.lastSequence,
+      createdAt: this.createdAt,
+      startedAt: this.startedAt,
+      stoppedAt: this.stoppedAt,
+    };
+  }
+
+  /** Stops timers; the containers are left as they are (the agent is shutting down). */
+  dispose(): void {
+    clearTimeout(this.cleanupTimer);
+  }
+
+  private reason(): string {
+    return this.stopReason || (this.knownStatus === 'RUNNING' ? '' : this.waitReason);
+  }
+
+  private scheduleReconcile(): void {
+    if (this.reconcileQueued) return;
+    this.reconcileQueued = true;
+    queueMicrotask(() => {
+      this.reconcileQueued = false;
+      this.reconcile();
+    });
+  }
+
+  /** Starts every transition that is allowed now, then derives the task's status. */
+  private reconcile(): void {
+    if (this.desiredStatus === 'RUNNING') {
+      const essentialStopped = [...this.containers.values()].find((c) => c.essential && c.knownStatus === 'STOPPED');
+      if (essentialStopped) {
+        const how = essentialStopped.exitCode !== undefined ? `exited with code ${essentialStopped.exitCode}` : `stopped: ${essentialStopped.reason}`;
+        this.stop(`essential container "${essentialStopped.name}" ${how}`);
+      }
+    }
+    if (this.desiredStatus === 'STOPPED') {
+      for (const container of this.containers.values()) container.desireStop();
+    }
+    let waitReason = '';
+    for (const container of this.containers.values()) {
+      if (container.busy !== undefined || container.knownStatus === 'STOPPED') continue;
+      if (container.desiredStatus === 'STOPPED') {
+        this.moveTowardStopped(container);
+        continue;
+      }
+      switch (container.knownStatus) {
+        case 'NONE':
+          this.runAction(container, 'pull', () => this.deps.actions.pull(container, this.stopping.signal, this.log));
+          break;
+        case 'PULLED':
+          this.runAction(container, 'create', () => this.deps.actions.create(this.definition, container));
+          break;
+        case 'CREATED': {
+          const verdict = evaluateDependencies(container.definition, (name) => this.containers.get(name)!.dependencyView());
+          if (verdict.kind === 'satisfied') this.runAction(container, 'start', () => this.deps.actions.start(container));
+          else if (verdict.kind === 'failed') this.stop(verdict.reason);
+          else waitReason ||= verdict.reason;
+          break;
+        }
+      }
+    }
+    const reasonChanged = waitReason !== this.waitReason && this.desiredStatus === 'RUNNING';
+    this.waitReason = waitReason;
+    if (this.deriveStatus() || reasonChanged) this.recordTask();
+  }
+
+  /** A container desired STOPPED: one that never ran stops at once; a running one stops after its dependents. */
+  private moveTowardStopped(container: ManagedContainer): void {
+    if (container.knownStatus !== 'RUNNING') {
+      this.markStopped(container, { reason: 'the task stopped before the container started' });
+      return;
+    }
+    const waiting = dependentsOf(container.name, this.definition.containers).some((name) => this.containers.get(name)!.knownStatus !== 'STOPPED');
+    if (!waiting) this.runAction(container, 'stop', () => this.deps.actions.stop(container));
+  }
+
+  private runAction(container: ManagedContainer, action: NonNullable<ManagedContainer['busy']>, call: () => Promise<ActionOutcome>): void {
+    container.busy = action;
+    const log = this.log.child({ container: container.name });
+    log.debug({ action }, 'container action');
+    call()
+      .then(
+        (outcome) => this.apply(container, outcome),
+        (error: unknown) => {
+          log.error({ err: error, action }, 'container action failed unexpectedly');
+          this.markStopped(container, { reason: `${action} failed: ${error instanceof Error ? error.message : String(error)}` });
+        },
+      )
+      .finally(() => {
+        container.busy = undefined;
+        this.scheduleReconcile();
+      });
+  }
+
+  private apply(container: ManagedContainer, outcome: ActionOutcome): void {
+    switch (outcome.kind) {
+      case 'pulled':
+        container.advance('PULLED', outcome.change);
+        break;
+      case 'created':
+        container.advance('CREATED', outcome.change);
+        this.deps.onContainerCreated(this, outcome.change.runtimeId);
+        break;
+      case 'running':
+        container.advance('RUNNING', outcome.change);
+        break;
+      case 'stopped':
+        this.markStopped(container, outcome.change);
+        break;
+    }
+  }
+
+  /** STOPPED, passing through RUNNING first when the container ran but was never seen running. */
+  private markStopped(container: ManagedContainer, change: Parameters<ManagedContainer['advance']>[1] = {}): void {
+    if (container.knownStatus === 'CREATED' && change.exitCode !== undefined) {
+      container.advance('RUNNING', { startedAt: change.startedAt ?? change.finishedAt ?? new Date(), portBindings: change.portBindings });
+    }
+    const reason = change.reason ?? (change.exitCode !== undefined ? `exited with code ${change.exitCode}` : undefined);
+    container.advance('STOPPED', { ...change, reason });
+  }
+
+  /**
+   * The task's known status: STOPPED once every container stopped; otherwise the earliest status
+   * of the containers still going (a stopped container holds nothing back). Only moves forward;
+   * returns true when it moved.
+   */
+  private deriveStatus(): boolean {
+    const all = [...this.containers.values()];
+    const live = all.filter((c) => c.knownStatus !== 'STOPPED').map((c) => c.knownStatus);
+    const derived: TaskStatus = live.length === 0 ? 'STOPPED' : (earliest(live) as TaskStatus);
+    if (!isForward(this.knownStatus, derived)) return false;
+    this.knownStatus = derived;
+    if (derived === 'RUNNING') this.startedAt ??= new Date();
+    if (derived === 'STOPPED') {
+      this.stoppedAt = new Date();
+      if (this.desiredStatus === 'RUNNING') {
+        // Every container finished on its own (all essential ones exited).
+        this.desiredStatus = 'STOPPED';
+        this.stopReason ||= 'all containers stopped';
+      }
+      this.scheduleCleanup();
+    }
+    return true;
+  }
+
+  private scheduleCleanup(): void {
+    this.cleanupTimer = setTimeout(() => void this.cleanUp(), this.deps.taskCleanupWaitMs);
+  }
+
+  private async cleanUp(): Promise<void> {
+    for (const container of this.containers.values()) {
+      const error = await this.deps.actions.remove(container);
+      if (error) this.log.warn({ err: error, container: container.name }, 'could not remove container during cleanup');
+    }
+    this.log.info('task cleaned up');
+    this.deps.onCleanedUp(this);
+  }
+
+  private recordTask(): void {
+    const event = this.deps.events.append(this.id, {
+      type: 'task',
+      knownStatus: this.knownStatus,
+      desiredStatus: this.desiredStatus,
+      reason: this.reason(),
+    });
+    this.lastSequence = event.sequence;
+  }
+
+  private recordContainer(container: ManagedContainer): void {
+    const event = this.deps.events.append(this.id, { type: 'container', container: container.snapshot() });
+    this.lastSequence = event.sequence;
+    // A change to one container can allow another to move (a dependency met, a dependent stopped).
+    this.scheduleReconcile();
+    this.log.info(
+      { container: container.name, knownStatus: container.knownStatus, desiredStatus: container.desiredStatus, exitCode: container.exitCode, reason: container.reason || undefined },
+      'container status',
+    );
+  }
+}

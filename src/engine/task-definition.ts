@@ -1,0 +1,77 @@
+/**
+ * The engine's own view of a task definition: plain data, already validated, defaults applied.
+ * The server maps the protobuf message to this; nothing here knows about gRPC or a runtime.
+ */
+
+export const NETWORK_MODES = ['none', 'host', 'bridge'] as const;
+export type NetworkMode = (typeof NETWORK_MODES)[number];
+
+export const PROTOCOLS = ['tcp', 'udp'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+export const DEPENDENCY_CONDITIONS = ['START', 'COMPLETE', 'SUCCESS', 'HEALTHY'] as const;
+export type DependencyCondition = (typeof DEPENDENCY_CONDITIONS)[number];
+
+export interface PortMapping {
+  containerPort: number;
+  /** 0 for a dynamic host port. */
+  hostPort: number;
+  protocol: Protocol;
+  hostIp: string;
+}
+
+export interface ContainerDependency {
+  containerName: string;
+  condition: DependencyCondition;
+}
+
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+}
+
+export interface ContainerDefinition {
+  name: string;
+  image: string;
+  command: string[];
+  entrypoint: string[];
+  environment: Record<string, string>;
+  workingDirectory: string;
+  user: string;
+  cpuUnits: number;
+  memoryMib: number;
+  memoryReservationMib: number;
+  portMappings: PortMapping[];
+  essential: boolean;
+  dependsOn: ContainerDependency[];
+  /** Undefined for the agent's default. */
+  stopTimeoutMs?: number;
+  labels: Record<string, string>;
+  registryCredentials?: RegistryCredentials;
+}
+
+export interface TaskDefinition {
+  id: string;
+  family: string;
+  revision: number;
+  networkMode: NetworkMode;
+  containers: ContainerDefinition[];
+}
+
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, v]) => [k, canonical(v)]),
+    );
+  }
+  return value;
+}
+
+/** True when two definitions describe the same task (key order and undefined fields aside). */
+export function sameDefinition(a: TaskDefinition, b: TaskDefinition): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { startAgent, createLogger } from './agent.js';
+import { ConfigError, ENVIRONMENT_KEYS, loadConfig } from './config/config.js';
+import { AGENT_VERSION } from './version.js';
+
+const USAGE = `berth ${AGENT_VERSION}: a node agent for containers
+
+usage: berth [--config FILE]
+
+  --config FILE   JSON config file (default: $BERTH_CONFIG, else built-in defaults)
+  --version       print the version
+
+environment: ${Object.keys(ENVIRONMENT_KEYS).join(', ')}, DOCKER_HOST`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) return void console.log(USAGE);
+  if (values.version) return void console.log(AGENT_VERSION);
+  let config;
+  try {
+    config = loadConfig(values.config ?? process.env.BERTH_CONFIG);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config);
+  const agent = await startAgent(config, logger);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down; containers keep running');
+    agent.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,69 @@
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import {
+  AlreadyExistsError,
+  InvalidArgumentError,
+  NotFoundError,
+  SequenceExpiredError,
+  UnavailableError,
+  WatcherTooSlowError,
+} from '../engine/errors.js';
+import { BadRequest, ErrorInfo } from '../gen/google/rpc/error_details.js';
+import { Status } from '../gen/google/rpc/status.js';
+
+const DOMAIN = 'berth.agent.v1';
+const TYPE_PREFIX = 'type.googleapis.com/';
+
+type Detail = { typeUrl: string; value: Buffer };
+
+function errorInfo(reason: string, metadata: Record<string, string>): Detail {
+  return { typeUrl: `${TYPE_PREFIX}google.rpc.ErrorInfo`, value: Buffer.from(ErrorInfo.encode({ reason, domain: DOMAIN, metadata }).finish()) };
+}
+
+/** A grpc-js ServiceError carrying google.rpc.Status (with details) in grpc-status-details-bin. */
+function serviceError(code: status, message: string, details: Detail[]): Partial<ServiceError> {
+  const metadata = new Metadata();
+  if (details.length > 0) {
+    metadata.set('grpc-status-details-bin', Buffer.from(Status.encode({ code, message, details }).finish()));
+  }
+  return { code, details: message, metadata };
+}
+
+/**
+ * Maps an engine error to a gRPC status: the one place where error classes meet status codes.
+ * Unknown errors become INTERNAL without their internals.
+ */
+export function toServiceError(error: unknown): Partial<ServiceError> {
+  if (error instanceof InvalidArgumentError) {
+    const badRequest = Buffer.from(BadRequest.encode({ fieldViolations: error.violations }).finish());
+    return serviceError(status.INVALID_ARGUMENT, `invalid task definition: ${error.message}`, [
+      { typeUrl: `${TYPE_PREFIX}google.rpc.BadRequest`, value: badRequest },
+    ]);
+  }
+  if (error instanceof NotFoundError) return serviceError(status.NOT_FOUND, error.message, [errorInfo('NOT_FOUND', { [error.resource]: error.id })]);
+  if (error instanceof AlreadyExistsError) return serviceError(status.ALREADY_EXISTS, error.message, [errorInfo('ALREADY_EXISTS', { [error.resource]: error.id })]);
+  if (error instanceof UnavailableError) return serviceError(status.UNAVAILABLE, error.message, [errorInfo('RUNTIME_UNAVAILABLE', { reason: error.reason })]);
+  if (error instanceof SequenceExpiredError) {
+    return serviceError(status.OUT_OF_RANGE, error.message, [
+      errorInfo('SEQUENCE_EXPIRED', { requested_sequence: String(error.requested), oldest_sequence: String(error.oldestRetained) }),
+    ]);
+  }
+  if (error instanceof WatcherTooSlowError) {
+    return serviceError(status.RESOURCE_EXHAUSTED, error.message, [
+      errorInfo('WATCHER_TOO_SLOW', { resume_from_sequence: String(error.lastDelivered + 1) }),
+    ]);
+  }
+  return serviceError(status.INTERNAL, `internal error: ${error instanceof Error ? error.message : String(error)}`, []);
+}
+
+/** Reads the google.rpc.Status a server put in the trailers, for clients and tests. */
+export function readStatusDetails(metadata: Metadata | undefined): { badRequest?: BadRequest; errorInfo?: ErrorInfo } {
+  const raw = metadata?.get('grpc-status-details-bin')[0];
+  if (!raw) return {};
+  const decoded = Status.decode(typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw);
+  const result: { badRequest?: BadRequest; errorInfo?: ErrorInfo } = {};
+  for (const detail of decoded.details) {
+    if (detail.typeUrl.endsWith('google.rpc.BadRequest')) result.badRequest = BadRequest.decode(detail.value);
+    if (detail.typeUrl.endsWith('google.rpc.ErrorInfo')) result.errorInfo = ErrorInfo.decode(detail.value);
+  }
+  return result;
+}

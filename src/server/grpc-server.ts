@@ -1,0 +1,103 @@
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { BerthConfig } from '../config/config.js';
+import type { RuntimeMonitor } from '../engine/runtime-monitor.js';
+import type { TaskEngine } from '../engine/task-engine.js';
+import { TaskServiceService } from '../gen/berth/agent/v1/task_service.js';
+import { addHealth } from './health.js';
+import { addReflection } from './reflection.js';
+import { createTaskService } from './task-service.js';
+
+/** True when something accepts connections on the unix socket. */
+function socketInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * The agent's gRPC server: TaskService, grpc.health.v1 and reflection, on a unix socket (and on
+ * TCP when configured, with TLS or mTLS when certificates are given).
+ */
+export class AgentServer {
+  private readonly server = new Server();
+  private readonly shutdown = new AbortController();
+  private detachHealth: (() => void) | undefined;
+
+  constructor(
+    private readonly engine: TaskEngine,
+    private readonly monitor: RuntimeMonitor,
+    private readonly config: BerthConfig,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.server.addService(
+      TaskServiceService,
+      createTaskService(this.engine, { heartbeatIntervalMs: this.config.events.heartbeatIntervalMs, shutdown: this.shutdown.signal }),
+    );
+    this.detachHealth = addHealth(this.server, this.monitor);
+    addReflection(this.server);
+
+    const socketPath = this.config.grpc.socketPath;
+    mkdirSync(dirname(socketPath), { recursive: true });
+    if (existsSync(socketPath)) {
+      if (!lstatSync(socketPath).isSocket()) throw new Error(`${socketPath} exists and is not a socket`);
+      if (await socketInUse(socketPath)) throw new Error(`${socketPath} is in use: is another berth running?`);
+      unlinkSync(socketPath);
+      this.log.info({ socket: socketPath }, 'replaced a stale socket');
+    }
+    await this.bind(`unix://${socketPath}`, ServerCredentials.createInsecure());
+    chmodSync(socketPath, this.config.grpc.socketMode);
+    this.log.info({ socket: socketPath, mode: this.config.grpc.socketMode.toString(8) }, 'listening on unix socket');
+
+    const tcp = this.config.grpc.tcpAddress;
+    if (tcp) {
+      const tls = this.config.grpc.tls;
+      const credentials = tls
+        ? ServerCredentials.createSsl(
+            tls.clientCaFile ? readFileSync(tls.clientCaFile) : null,
+            [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }],
+            Boolean(tls.clientCaFile),
+          )
+        : ServerCredentials.createInsecure();
+      const port = await this.bind(tcp, credentials);
+      this.log.info({ address: tcp, port, tls: Boolean(tls), mtls: Boolean(tls?.clientCaFile) }, 'listening on TCP');
+    }
+  }
+
+  private bind(address: string, credentials: ServerCredentials): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port)));
+    });
+  }
+
+  /** Ends watch streams, lets unary calls finish (at most `graceMs`), then closes. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.shutdown.abort();
+    this.detachHealth?.();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    try {
+      unlinkSync(this.config.grpc.socketPath);
+    } catch {
+      // already gone
+    }
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * Conversions between the berth.agent.v1 protobuf messages and the engine's domain types. The
+ * only place where both meet.
+ */
+import type { EngineEvent } from '../engine/events.js';
+import type { ContainerStatus, HealthStatus, TaskStatus as DomainTaskStatus } from '../engine/status.js';
+import type { NetworkMode as DomainNetworkMode, TaskDefinition as DomainTaskDefinition } from '../engine/task-definition.js';
+import type { ContainerSnapshot, TaskSnapshot } from '../engine/task-snapshot.js';
+import type { TaskDefinitionInput } from '../engine/task-validation.js';
+import type { Event } from '../gen/berth/agent/v1/event.js';
+import {
+  ContainerStatus as PbContainerStatus,
+  HealthStatus as PbHealthStatus,
+  TaskStatus as PbTaskStatus,
+  type Container,
+  type Task,
+} from '../gen/berth/agent/v1/task.js';
+import {
+  DependencyCondition,
+  NetworkMode,
+  TransportProtocol,
+  dependencyConditionToJSON,
+  networkModeToJSON,
+  transportProtocolToJSON,
+  type TaskDefinition,
+} from '../gen/berth/agent/v1/task_definition.js';
+import type { Duration } from '../gen/google/protobuf/duration.js';
+
+const stripPrefix = (name: string, prefix: string) => name.replace(prefix, '');
+
+function durationToMs(duration: Duration | undefined): number | undefined {
+  if (!duration) return undefined;
+  return duration.seconds * 1000 + Math.round(duration.nanos / 1e6);
+}
+
+function msToDuration(ms: number | undefined): Duration | undefined {
+  if (ms === undefined) return undefined;
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
+}
+
+/** The request's definition, unvalidated, in the engine's input shape. */
+export function taskDefinitionInput(task: TaskDefinition | undefined): TaskDefinitionInput {
+  const t = task ?? { id: '', family: '', revision: 0, networkMode: NetworkMode.NETWORK_MODE_UNSPECIFIED, containers: [] };
+  return {
+    id: t.id,
+    family: t.family,
+    revision: t.revision,
+    networkMode: stripPrefix(networkModeToJSON(t.networkMode), 'NETWORK_MODE_'),
+    containers: t.containers.map((c) => ({
+      name: c.name,
+      image: c.image,
+      command: c.command,
+      entrypoint: c.entrypoint,
+      environment: c.environment,
+      workingDirectory: c.workingDirectory,
+      user: c.user,
+      cpuUnits: c.cpuUnits,
+      memoryMib: c.memoryMib,
+      memoryReservationMib: c.memoryReservationMib,
+      portMappings: c.portMappings.map((p) => ({
+        containerPort: p.containerPort,
+        hostPort: p.hostPort,
+        protocol: stripPrefix(transportProtocolToJSON(p.protocol), 'TRANSPORT_PROTOCOL_'),
+        hostIp: p.hostIp,
+      })),
+      essential: c.essential,
+      dependsOn: c.dependsOn.map((d) => ({ containerName: d.containerName, condition: stripPrefix(dependencyConditionToJSON(d.condition), 'DEPENDENCY_CONDITION_') })),
+      stopTimeoutMs: durationToMs(c.stopTimeout),
+      labels: c.labels,
+      registryCredentials: c.registryCredentials,
+    })),
+  };
+}
+
+const NETWORK_MODE: Record<DomainNetworkMode, NetworkMode> = {
+  none: NetworkMode.NETWORK_MODE_NONE,
+  host: NetworkMode.NETWORK_MODE_HOST,
+  bridge: NetworkMode.NETWORK_MODE_BRIDGE,
+};
+
+const CONDITION = {
+  START: DependencyCondition.DEPENDENCY_CONDITION_START,
+  COMPLETE: DependencyCondition.DEPENDENCY_CONDITION_COMPLETE,
+  SUCCESS: DependencyCondition.DEPENDENCY_CONDITION_SUCCESS,
+  HEALTHY: DependencyCondition.DEPENDENCY_CONDITION_HEALTHY,
+} as const;
+
+const PROTOCOL = { tcp: TransportProtocol.TRANSPORT_PROTOCOL_TCP, udp: TransportProtocol.TRANSPORT_PROTOCOL_UDP } as const;
+
+/** The validated definition, with defaults applied, as the client will read it back. */
+export function toPbDefinition(d: DomainTaskDefinition): TaskDefinition {
+  return {
+    id: d.id,
+    family: d.family,
+    revision: d.revision,
+    networkMode: NETWORK_MODE[d.networkMode],
+    containers: d.containers.map((c) => ({
+      name: c.name,
+      image: c.image,
+      command: c.command,
+      entrypoint: c.entrypoint,
+      environment: c.environment,
+      workingDirectory: c.workingDirectory,
+      user: c.user,
+      cpuUnits: c.cpuUnits,
+      memoryMib: c.memoryMib,
+      memoryReservationMib: c.memoryReservationMib,
+      portMappings: c.portMappings.map((p) => ({ containerPort: p.containerPort, hostPort: p.hostPort, protocol: PROTOCOL[p.protocol], hostIp: p.hostIp })),
+      essential: c.essential,
+      dependsOn: c.dependsOn.map((dep) => ({ containerName: dep.containerName, condition: CONDITION[dep.condition] })),
+      stopTimeout: msToDuration(c.stopTimeoutMs),
+      labels: c.labels,
+      // Credentials are never echoed back.
+      registryCredentials: undefined,
+    })),
+  };
+}
+
+export const CONTAINER_STATUS: Record<ContainerStatus, PbContainerStatus> = {
+  NONE: PbContainerStatus.CONTAINER_STATUS_NONE,
+  PULLED: PbContainerStatus.CONTAINER_STATUS_PULLED,
+  CREATED: PbContainerStatus.CONTAINER_STATUS_CREATED,
+  RUNNING: PbContainerStatus.CONTAINER_STATUS_RUNNING,
+  STOPPED: PbContainerStatus.CONTAINER_STATUS_STOPPED,
+};
+
+export const TASK_STATUS: Record<DomainTaskStatus, PbTaskStatus> = {
+  NONE: PbTaskStatus.TASK_STATUS_NONE,
+  PULLED: PbTaskStatus.TASK_STATUS_PULLED,
+  CREATED: PbTaskStatus.TASK_STATUS_CREATED,
+  RUNNING: PbTaskStatus.TASK_STATUS_RUNNING,
+  STOPPED: PbTaskStatus.TASK_STATUS_STOPPED,
+};
+
+/** The domain status for a protobuf one; undefined for UNSPECIFIED or unknown values. */
+export function fromPbTaskStatus(status: PbTaskStatus): DomainTaskStatus | undefined {
+  return (Object.keys(TASK_STATUS) as DomainTaskStatus[]).find((key) => TASK_STATUS[key] === status);
+}
+
+const HEALTH: Record<HealthStatus, PbHealthStatus> = {
+  NONE: PbHealthStatus.HEALTH_STATUS_UNSPECIFIED,
+  UNKNOWN: PbHealthStatus.HEALTH_STATUS_UNKNOWN,
+  HEALTHY: PbHealthStatus.HEALTH_STATUS_HEALTHY,
+  UNHEALTHY: PbHealthStatus.HEALTH_STATUS_UNHEALTHY,
+};
+
+export function toPbContainer(c: ContainerSnapshot): Container {
+  return {
+    name: c.name,
+    knownStatus: CONTAINER_STATUS[c.knownStatus],
+    desiredStatus: CONTAINER_STATUS[c.desiredStatus],
+    runtimeId: c.runtimeId ?? '',
+    runtimeName: c.runtimeName,
+    exitCode: c.exitCode,
+    reason: c.reason,
+    portBindings: c.portBindings.map((b) => ({ containerPort: b.containerPort, hostPort: b.hostPort, protocol: PROTOCOL[b.protocol], hostIp: b.hostIp })),
+    healthStatus: HEALTH[c.healthStatus],
+    restartCount: c.restartCount,
+    pulledAt: c.pulledAt,
+    createdAt: c.createdAt,
+    startedAt: c.startedAt,
+    finishedAt: c.finishedAt,
+    essential: c.essential,
+  };
+}
+
+export function toPbTask(t: TaskSnapshot): Task {
+  return {
+    definition: toPbDefinition(t.definition),
+    knownStatus: TASK_STATUS[t.knownStatus],
+    desiredStatus: TASK_STATUS[t.desiredStatus],
+    reason: t.reason,
+    containers: t.containers.map(toPbContainer),
+    lastSequence: t.lastSequence,
+    createdAt: t.createdAt,
+    startedAt: t.startedAt,
+    stoppedAt: t.stoppedAt,
+  };
+}
+
+export function toPbEvent(e: EngineEvent): Event {
+  const base = { sequence: e.sequence, time: e.time, taskId: e.taskId };
+  switch (e.change.type) {
+    case 'task':
+      return {
+        ...base,
+        change: {
+          $case: 'task',
+          value: { knownStatus: TASK_STATUS[e.change.knownStatus], desiredStatus: TASK_STATUS[e.change.desiredStatus], reason: e.change.reason },
+        },
+      };
+    case 'container':
+      return { ...base, change: { $case: 'container', value: { container: toPbContainer(e.change.container) } } };
+    case 'removed':
+      return { ...base, change: { $case: 'removed', value: {} } };
+  }
+}

@@ -1,0 +1,113 @@
+import { once } from 'node:events';
+import { status, type handleUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import type { TaskEngine } from '../engine/task-engine.js';
+import type { TaskStatus } from '../engine/status.js';
+import type { TaskServiceServer, WatchEventsRequest, WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
+import { AGENT_VERSION } from '../version.js';
+import { toServiceError } from './error-status.js';
+import { fromPbTaskStatus, taskDefinitionInput, toPbEvent, toPbTask } from './mapping.js';
+
+export interface TaskServiceOptions {
+  /** A watch stream that has sent nothing for this long gets a heartbeat. */
+  heartbeatIntervalMs: number;
+  /** Aborted when the server shuts down: open watch streams end. */
+  shutdown: AbortSignal;
+}
+
+/** Runs a unary handler body and answers with its result or its mapped error. */
+function unary<Req, Res>(body: (request: Req) => Res): handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    let response: Res;
+    try {
+      response = body(call.request);
+    } catch (error) {
+      callback(toServiceError(error));
+      return;
+    }
+    callback(null, response);
+  };
+}
+
+/** The berth.agent.v1.TaskService handlers: thin translations over the engine. */
+export function createTaskService(engine: TaskEngine, options: TaskServiceOptions): TaskServiceServer {
+  return {
+    runTask: unary((request) => {
+      const { task, created } = engine.runTask(taskDefinitionInput(request.task));
+      return { task: toPbTask(task), created };
+    }),
+    stopTask: unary((request) => ({ task: toPbTask(engine.stopTask(request.taskId, request.reason)) })),
+    getTask: unary((request) => ({ task: toPbTask(engine.getTask(request.taskId)) })),
+    listTasks: unary((request) => {
+      const statuses = request.statuses.map(fromPbTaskStatus).filter((s): s is TaskStatus => s !== undefined);
+      return { tasks: engine.listTasks({ statuses, family: request.family }).map(toPbTask) };
+    }),
+    getAgentInfo: unary(() => {
+      const info = engine.agentInfo();
+      return {
+        agentId: info.agentId,
+        version: AGENT_VERSION,
+        runtime: info.runtime.available
+          ? { name: info.runtimeName, version: info.runtime.version.version, apiVersion: info.runtime.version.apiVersion, available: true, reason: '' }
+          : { name: info.runtimeName, version: '', apiVersion: '', available: false, reason: info.runtime.reason },
+        capacity: info.capacity,
+        latestSequence: info.latestSequence,
+        oldestSequence: info.oldestSequence,
+      };
+    }),
+    watchEvents: (call) => void watchEvents(engine, call, options),
+  };
+}
+
+async function watchEvents(engine: TaskEngine, call: ServerWritableStream<WatchEventsRequest, WatchEventsResponse>, options: TaskServiceOptions): Promise<void> {
+  const request = call.request;
+  if (request.includeSnapshot && request.fromSequence !== 0) {
+    call.emit('error', { code: status.INVALID_ARGUMENT, details: 'from_sequence must be 0 when include_snapshot is set' });
+    return;
+  }
+  let watch: ReturnType<TaskEngine['watch']>;
+  try {
+    watch = engine.watch({ fromSequence: request.fromSequence, includeSnapshot: request.includeSnapshot, taskIds: request.taskIds });
+  } catch (error) {
+    call.emit('error', toServiceError(error));
+    return;
+  }
+  const { watcher } = watch;
+  const ended = new AbortController();
+  const end = () => {
+    ended.abort();
+    watcher.close();
+  };
+  call.on('cancelled', end);
+  call.on('close', end);
+  options.shutdown.addEventListener('abort', end, { once: true });
+
+  /** Writes one message, waiting for the client to drain when grpc-js buffers too much. */
+  const write = async (message: WatchEventsResponse): Promise<void> => {
+    if (!call.write(message) && !ended.signal.aborted) {
+      await once(call, 'drain', { signal: ended.signal }).catch(() => undefined);
+    }
+  };
+  try {
+    if (watch.snapshot) {
+      await write({ kind: { $case: 'snapshot', value: { sequence: watch.snapshot.sequence, tasks: watch.snapshot.tasks.map(toPbTask) } } });
+    }
+    while (!ended.signal.aborted) {
+      const events = await watcher.next(options.heartbeatIntervalMs);
+      if (events === undefined) break;
+      if (events.length === 0) {
+        await write({ kind: { $case: 'heartbeat', value: { sequence: watcher.position() } } });
+        continue;
+      }
+      for (const event of events) {
+        if (ended.signal.aborted) break;
+        await write({ kind: { $case: 'event', value: toPbEvent(event) } });
+      }
+    }
+    if (!call.cancelled) call.end();
+  } catch (error) {
+    if (!call.cancelled) call.emit('error', toServiceError(error));
+  } finally {
+    watcher.close();
+    options.shutdown.removeEventListener('abort', end);
+  }
+}

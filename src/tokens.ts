@@ -1,0 +1,23 @@
+import type { ServiceIdentifier } from 'inversify';
+import type { Logger } from 'pino';
+import type { BerthConfig } from './config/config.js';
+import type { EngineSettings } from './engine/engine-settings.js';
+import type { EventLog } from './engine/event-log.js';
+import type { EventStore } from './engine/event-store.js';
+import type { RuntimeMonitor } from './engine/runtime-monitor.js';
+import type { TaskEngine } from './engine/task-engine.js';
+import type { ContainerRuntime } from './runtime/container-runtime.js';
+import type { AgentServer } from './server/grpc-server.js';
+
+/** Every injection token of the composition root, in one place. */
+export const TOKENS = {
+  config: Symbol.for('berth.config') as ServiceIdentifier<BerthConfig>,
+  logger: Symbol.for('berth.logger') as ServiceIdentifier<Logger>,
+  runtime: Symbol.for('berth.runtime') as ServiceIdentifier<ContainerRuntime>,
+  runtimeMonitor: Symbol.for('berth.runtimeMonitor') as ServiceIdentifier<RuntimeMonitor>,
+  eventStore: Symbol.for('berth.eventStore') as ServiceIdentifier<EventStore>,
+  eventLog: Symbol.for('berth.eventLog') as ServiceIdentifier<EventLog>,
+  engineSettings: Symbol.for('berth.engineSettings') as ServiceIdentifier<EngineSettings>,
+  engine: Symbol.for('berth.engine') as ServiceIdentifier<TaskEngine>,
+  server: Symbol.for('berth.server') as ServiceIdentifier<AgentServer>,
+} as const;

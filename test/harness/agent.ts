@@ -1,0 +1,137 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { startAgent, type Agent } from '../../src/agent.js';
+import { compileConfig, defaultConfigInput, type BerthConfig } from '../../src/config/config.js';
+import type { Event } from '../../src/gen/berth/agent/v1/event.js';
+import { TaskServiceClient, type WatchEventsRequest, type WatchEventsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+
+export interface TestAgent {
+  agent: Agent;
+  config: BerthConfig;
+  client: TaskServiceClient;
+  socketPath: string;
+  stop(): Promise<void>;
+}
+
+let agentCounter = 0;
+
+/** Starts a berth agent in this process on a private socket, talking to the given Docker host. */
+export async function startTestAgent(dockerHost: string, overrides: Record<string, unknown> = {}): Promise<TestAgent> {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-agent-'));
+  const socketPath = join(dir, 'berth.sock');
+  const base = defaultConfigInput({ DOCKER_HOST: dockerHost });
+  const raw = {
+    ...base,
+    agentId: `test-${process.pid}-${agentCounter++}`,
+    dataDir: dir,
+    logLevel: process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
+    grpc: { socket: socketPath, socketMode: '0660' },
+    engine: { defaultStopTimeout: '10s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', ...(overrides.engine as object) },
+    events: { retain: 100_000, maxWatcherLag: 10_000, heartbeatInterval: '10s', ...(overrides.events as object) },
+  };
+  const config = compileConfig(raw as Record<string, unknown>);
+  const logger = pino({ level: config.logLevel });
+  const agent = await startAgent(config, logger);
+  const client = new TaskServiceClient(`unix://${socketPath}`, credentials.createInsecure());
+  return {
+    agent,
+    config,
+    client,
+    socketPath,
+    async stop() {
+      client.close();
+      await agent.stop();
+    },
+  };
+}
+
+/** Promisifies one unary method of the generated client. */
+export function call<Req, Res>(
+  client: TaskServiceClient,
+  method: 'runTask' | 'stopTask' | 'getTask' | 'listTasks' | 'getAgentInfo',
+  request: Req,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    (client[method] as unknown as (r: Req, cb: (e: ServiceError | null, v: Res) => void) => void).call(client, request, (error, value) =>
+      error ? reject(error) : resolve(value),
+    );
+  });
+}
+
+/**
+ * Collects a WatchEvents stream and lets tests await the first message matching a predicate.
+ * Every wait has a deadline, so a missing event fails the test instead of hanging it.
+ */
+export class EventCollector {
+  readonly messages: WatchEventsResponse[] = [];
+  error: ServiceError | undefined;
+  ended = false;
+  private readonly waiters: { predicate: (m: WatchEventsResponse) => boolean; resolve: (m: WatchEventsResponse) => void }[] = [];
+  private readonly endWaiters: (() => void)[] = [];
+  readonly stream: ClientReadableStream<WatchEventsResponse>;
+
+  constructor(client: TaskServiceClient, request: Partial<WatchEventsRequest>) {
+    this.stream = client.watchEvents({ fromSequence: 0, includeSnapshot: false, taskIds: [], ...request });
+    this.stream.on('data', (message: WatchEventsResponse) => {
+      this.messages.push(message);
+      for (const waiter of [...this.waiters]) {
+        if (waiter.predicate(message)) {
+          this.waiters.splice(this.waiters.indexOf(waiter), 1);
+          waiter.resolve(message);
+        }
+      }
+    });
+    this.stream.on('error', (error: ServiceError) => {
+      this.error = error;
+    });
+    this.stream.on('close', () => {
+      this.ended = true;
+      for (const resolve of this.endWaiters.splice(0)) resolve();
+    });
+  }
+
+  get events(): Event[] {
+    return this.messages.flatMap((m) => (m.kind?.$case === 'event' ? [m.kind.value] : []));
+  }
+
+  /** Resolves with the first message (already received or future) that matches. */
+  waitFor(what: string, predicate: (m: WatchEventsResponse) => boolean, timeoutMs = 30_000): Promise<WatchEventsResponse> {
+    const found = this.messages.find(predicate);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.findIndex((w) => w.resolve === done), 1);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got ${this.messages.length} messages${this.error ? `, error ${this.error.message}` : ''}`));
+      }, timeoutMs);
+      const done = (m: WatchEventsResponse) => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+      this.waiters.push({ predicate, resolve: done });
+    });
+  }
+
+  /** Waits for an event matching `predicate`. */
+  async waitForEvent(what: string, predicate: (e: Event) => boolean, timeoutMs?: number): Promise<Event> {
+    const message = await this.waitFor(what, (m) => m.kind?.$case === 'event' && predicate(m.kind.value), timeoutMs);
+    return (message.kind as { value: Event }).value;
+  }
+
+  waitForEnd(timeoutMs = 30_000): Promise<void> {
+    if (this.ended) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('stream did not end')), timeoutMs);
+      this.endWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  close(): void {
+    this.stream.cancel();
+  }
+}
