@@ -64,6 +64,7 @@ export class EventLog {
 export class EventWatcher {
   private failure: Error | undefined;
   private closed = false;
+  private readonly failed = new AbortController();
   private wake: (() => void) | undefined;
   private lastDelivered: number;
 
@@ -128,9 +129,16 @@ export class EventWatcher {
     this.wake?.();
   }
 
+  /** Aborts, with the error as its reason, when the log ends this watcher (it fell behind). */
+  get failedSignal(): AbortSignal {
+    return this.failed.signal;
+  }
+
   private fail(error: Error): void {
     if (this.failure || this.closed) return;
     this.failure = error;
     this.onClose(this);
+    this.failed.abort(error);
+    this.wake?.();
   }
 }

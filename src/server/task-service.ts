@@ -80,6 +80,12 @@ async function watchEvents(engine: TaskEngine, call: ServerWritableStream<WatchE
   call.on('cancelled', end);
   call.on('close', end);
   options.shutdown.addEventListener('abort', end, { once: true });
+  // A watcher that fell too far behind is ended at once, even while a write waits for the client.
+  const onWatcherFailed = () => {
+    if (!call.cancelled) call.emit('error', toServiceError(watcher.failedSignal.reason));
+    end();
+  };
+  watcher.failedSignal.addEventListener('abort', onWatcherFailed, { once: true });
 
   /** Writes one message, waiting for the client to drain when grpc-js buffers too much. */
   const write = async (message: WatchEventsResponse): Promise<void> => {
@@ -103,9 +109,9 @@ async function watchEvents(engine: TaskEngine, call: ServerWritableStream<WatchE
         await write({ kind: { $case: 'event', value: toPbEvent(event) } });
       }
     }
-    if (!call.cancelled) call.end();
+    if (!call.cancelled && !watcher.failedSignal.aborted) call.end();
   } catch (error) {
-    if (!call.cancelled) call.emit('error', toServiceError(error));
+    if (!call.cancelled && !watcher.failedSignal.aborted) call.emit('error', toServiceError(error));
   } finally {
     watcher.close();
     options.shutdown.removeEventListener('abort', end);
