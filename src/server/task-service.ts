@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { status, type handleUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { WatcherTooSlowError } from '../engine/errors.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { TaskStatus } from '../engine/status.js';
 import type { TaskServiceServer, WatchEventsRequest, WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
@@ -73,6 +74,7 @@ async function watchEvents(engine: TaskEngine, call: ServerWritableStream<WatchE
   }
   const { watcher } = watch;
   const ended = new AbortController();
+  let lastWritten = watcher.position();
   const end = () => {
     ended.abort();
     watcher.close();
@@ -82,14 +84,18 @@ async function watchEvents(engine: TaskEngine, call: ServerWritableStream<WatchE
   options.shutdown.addEventListener('abort', end, { once: true });
   // A watcher that fell too far behind is ended at once, even while a write waits for the client.
   const onWatcherFailed = () => {
-    if (!call.cancelled) call.emit('error', toServiceError(watcher.failedSignal.reason));
     end();
+    // Resume right after the last event this stream wrote, whatever the watcher had read ahead.
+    const reason = watcher.failedSignal.reason as WatcherTooSlowError;
+    if (!call.cancelled) call.emit('error', toServiceError(new WatcherTooSlowError(lastWritten, reason.maxLag)));
   };
   watcher.failedSignal.addEventListener('abort', onWatcherFailed, { once: true });
 
   /** Writes one message, waiting for the client to drain when grpc-js buffers too much. */
   const write = async (message: WatchEventsResponse): Promise<void> => {
-    if (!call.write(message) && !ended.signal.aborted) {
+    const accepted = call.write(message);
+    if (message.kind?.$case === 'event') lastWritten = message.kind.value.sequence;
+    if (!accepted && !ended.signal.aborted) {
       await once(call, 'drain', { signal: ended.signal }).catch(() => undefined);
     }
   };
