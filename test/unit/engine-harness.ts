@@ -1,0 +1,64 @@
+import { pino } from 'pino';
+import { EventLog } from '../../src/engine/event-log.js';
+import { MemoryEventStore } from '../../src/engine/event-store.js';
+import type { EngineEvent } from '../../src/engine/events.js';
+import { RuntimeMonitor } from '../../src/engine/runtime-monitor.js';
+import { TaskEngine } from '../../src/engine/task-engine.js';
+import type { ContainerDefinitionInput, TaskDefinitionInput } from '../../src/engine/task-validation.js';
+import { FakeRuntime } from './fake-runtime.js';
+
+export interface EngineUnderTest {
+  runtime: FakeRuntime;
+  events: EventLog;
+  engine: TaskEngine;
+  /** Resolves with the first event (past or future) matching `predicate`; fails after 5 s. */
+  waitFor(what: string, predicate: (e: EngineEvent) => boolean): Promise<EngineEvent>;
+  stop(): Promise<void>;
+}
+
+export async function engineUnderTest(options: { taskCleanupWaitMs?: number } = {}): Promise<EngineUnderTest> {
+  const runtime = new FakeRuntime();
+  const log = pino({ level: 'silent' });
+  const events = new EventLog(new MemoryEventStore(10_000), { maxWatcherLag: 10_000 });
+  const monitor = new RuntimeMonitor(runtime, { checkIntervalMs: 60_000, initialBackoffMs: 100, maxBackoffMs: 1000 }, log);
+  const engine = new TaskEngine(
+    runtime,
+    monitor,
+    events,
+    { agentId: 'unit', defaultStopTimeoutMs: 1000, taskCleanupWaitMs: options.taskCleanupWaitMs ?? 3_600_000, transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 } },
+    log,
+  );
+  await engine.start();
+  return {
+    runtime,
+    events,
+    engine,
+    async waitFor(what, predicate) {
+      const watcher = events.watch(1);
+      const deadline = Date.now() + 5000;
+      try {
+        while (Date.now() < deadline) {
+          const batch = await watcher.next(deadline - Date.now());
+          const found = batch?.find(predicate);
+          if (found) return found;
+        }
+      } finally {
+        watcher.close();
+      }
+      throw new Error(`no event: ${what}`);
+    },
+    stop: () => engine.stop(),
+  };
+}
+
+export function containerInput(name: string, overrides: Partial<ContainerDefinitionInput> = {}): ContainerDefinitionInput {
+  return { name, image: 'registry.test/app:1', ...overrides };
+}
+
+export function taskInput(id: string, containers: ContainerDefinitionInput[]): TaskDefinitionInput {
+  return { id, family: 'unit', revision: 1, networkMode: 'NONE', containers };
+}
+
+export const taskStatus = (id: string, status: string) => (e: EngineEvent) => e.taskId === id && e.change.type === 'task' && e.change.knownStatus === status;
+export const containerStatus = (id: string, name: string, status: string) => (e: EngineEvent) =>
+  e.taskId === id && e.change.type === 'container' && e.change.container.name === name && e.change.container.knownStatus === status;

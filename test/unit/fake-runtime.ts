@@ -1,0 +1,143 @@
+import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
+import { RuntimeError } from '../../src/runtime/errors.js';
+import type { ContainerInfo, ContainerSpec, ExecResult, ImageInfo, PullOptions, RuntimeEvent, RuntimeVersion } from '../../src/runtime/types.js';
+
+/**
+ * An in-memory ContainerRuntime for unit tests of engine rules. Containers do nothing by
+ * themselves: a test ends one with `exit(name, code)`. Every call is recorded in `calls`.
+ */
+export class FakeRuntime implements ContainerRuntime {
+  readonly name = 'docker' as const;
+  readonly calls: string[] = [];
+  readonly containers = new Map<string, ContainerInfo & { spec: ContainerSpec }>();
+  /** Images the registry has; pulls of others fail with "not-found". */
+  readonly registry = new Set<string>();
+  readonly local = new Set<string>();
+  /** Pulls of these images wait until `releasePull` is called. */
+  readonly heldPulls = new Map<string, () => void>();
+  /** Containers that exit at once with this code when started. */
+  readonly exitOnStart = new Map<string, number>();
+  private listeners: ((event: RuntimeEvent) => void)[] = [];
+  private nextId = 1;
+
+  private emit(event: RuntimeEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+
+  private byName(name: string) {
+    for (const c of this.containers.values()) if (c.name === name || c.id === name) return c;
+    return undefined;
+  }
+
+  async ping(): Promise<RuntimeVersion> {
+    return { name: 'docker', version: 'fake', apiVersion: '1' };
+  }
+
+  async pullImage(reference: string, options: PullOptions = {}): Promise<ImageInfo> {
+    this.calls.push(`pull ${reference}`);
+    if (this.heldPulls.has(reference)) {
+      await new Promise<void>((resolve, reject) => {
+        this.heldPulls.set(reference, resolve);
+        options.signal?.addEventListener('abort', () => reject(new RuntimeError('internal', 'pull', 'aborted')), { once: true });
+      });
+    }
+    if (!this.registry.has(reference)) throw new RuntimeError('not-found', `pull image "${reference}"`, 'manifest unknown');
+    this.local.add(reference);
+    return { id: `sha256:${reference}`, references: [reference], sizeBytes: 1 };
+  }
+
+  releasePull(reference: string): void {
+    const release = this.heldPulls.get(reference);
+    this.heldPulls.delete(reference);
+    release?.();
+  }
+
+  async inspectImage(reference: string): Promise<ImageInfo> {
+    if (!this.local.has(reference)) throw new RuntimeError('not-found', 'inspect image', 'no such image');
+    return { id: `sha256:${reference}`, references: [reference], sizeBytes: 1 };
+  }
+
+  async removeImage(reference: string): Promise<void> {
+    this.local.delete(reference);
+  }
+
+  async createContainer(spec: ContainerSpec): Promise<string> {
+    this.calls.push(`create ${spec.labels['berth.container-name']}`);
+    if (this.byName(spec.name)) throw new RuntimeError('already-exists', 'create', 'name in use');
+    const id = `c${this.nextId++}`;
+    this.containers.set(id, { id, name: spec.name, image: spec.image, labels: spec.labels, state: 'created', oomKilled: false, portBindings: [], spec });
+    return id;
+  }
+
+  async startContainer(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (!c) throw new RuntimeError('not-found', 'start', id);
+    this.calls.push(`start ${c.labels['berth.container-name']}`);
+    c.state = 'running';
+    c.startedAt = new Date();
+    this.emit({ type: 'start', containerId: id, time: new Date() });
+    const code = this.exitOnStart.get(c.labels['berth.container-name'] ?? '');
+    if (code !== undefined) this.exit(c.labels['berth.container-name']!, code);
+  }
+
+  /** Makes a running container exit with `code`, as if its process ended. */
+  exit(containerName: string, code: number): void {
+    const c = [...this.containers.values()].find((x) => x.labels['berth.container-name'] === containerName && x.state === 'running');
+    if (!c) throw new Error(`no running container "${containerName}"`);
+    c.state = 'exited';
+    c.exitCode = code;
+    c.finishedAt = new Date();
+    this.emit({ type: 'exit', containerId: c.id, exitCode: code, time: new Date() });
+  }
+
+  async stopContainer(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (!c) throw new RuntimeError('not-found', 'stop', id);
+    this.calls.push(`stop ${c.labels['berth.container-name']}`);
+    if (c.state === 'running') this.exit(c.labels['berth.container-name']!, 143);
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (c) this.calls.push(`remove ${c.labels['berth.container-name']}`);
+    this.containers.delete(id);
+  }
+
+  async inspectContainer(idOrName: string): Promise<ContainerInfo> {
+    const c = this.byName(idOrName);
+    if (!c) throw new RuntimeError('not-found', 'inspect', idOrName);
+    return { ...c };
+  }
+
+  async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {
+    return [...this.containers.values()].filter((c) => Object.entries(labels).every(([k, v]) => c.labels[k] === v));
+  }
+
+  async exec(): Promise<ExecResult> {
+    return { exitCode: 0, output: '' };
+  }
+
+  async events(_labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<RuntimeEvent>> {
+    const queue: RuntimeEvent[] = [];
+    let wake: (() => void) | undefined;
+    const listener = (event: RuntimeEvent) => {
+      queue.push(event);
+      wake?.();
+    };
+    this.listeners.push(listener);
+    signal.addEventListener('abort', () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+      wake?.();
+    });
+    return (async function* () {
+      while (!signal.aborted) {
+        const event = queue.shift();
+        if (event) {
+          yield event;
+          continue;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    })();
+  }
+}

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import { AlreadyExistsError, NotFoundError } from '../../src/engine/errors.js';
+import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from './engine-harness.js';
+
+const IMAGE = 'registry.test/app:1';
+
+describe('managed task rules (fake runtime)', () => {
+  let t: EngineUnderTest;
+  afterEach(async () => {
+    await t?.stop();
+  });
+
+  async function setup(options?: { taskCleanupWaitMs?: number }) {
+    t = await engineUnderTest(options);
+    t.runtime.registry.add(IMAGE);
+    return t;
+  }
+
+  it('starts a SUCCESS dependent only after its dependency exited with 0', async () => {
+    await setup();
+    t.runtime.exitOnStart.set('init', 0);
+    t.engine.runTask(taskInput('t', [
+      containerInput('init', { essential: false }),
+      containerInput('app', { dependsOn: [{ containerName: 'init', condition: 'SUCCESS' }] }),
+    ]));
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+    const starts = t.runtime.calls.filter((c) => c.startsWith('start'));
+    assert.deepEqual(starts, ['start init', 'start app']);
+    const task = t.engine.getTask('t');
+    assert.equal(task.containers.find((c) => c.name === 'init')?.exitCode, 0);
+  });
+
+  it('stops the task when a SUCCESS dependency exits non-zero, without starting the dependent', async () => {
+    await setup();
+    t.runtime.exitOnStart.set('init', 2);
+    t.engine.runTask(taskInput('t', [
+      containerInput('init', { essential: false }),
+      containerInput('app', { dependsOn: [{ containerName: 'init', condition: 'SUCCESS' }] }),
+    ]));
+    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+    assert.ok(!t.runtime.calls.includes('start app'));
+    const task = t.engine.getTask('t');
+    assert.match(task.reason, /dependency "init" exited with code 2 \(condition SUCCESS\)/);
+    assert.equal(task.containers.find((c) => c.name === 'app')?.reason, 'the task stopped before the container started');
+  });
+
+  it('stops every container, dependents first, when an essential container exits', async () => {
+    await setup();
+    t.engine.runTask(taskInput('t', [
+      containerInput('db', { essential: false }),
+      containerInput('app', { essential: false, dependsOn: [{ containerName: 'db', condition: 'START' }] }),
+      containerInput('job'),
+    ]));
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+    t.runtime.exit('job', 4);
+    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+    const stops = t.runtime.calls.filter((c) => c.startsWith('stop'));
+    assert.deepEqual(stops, ['stop app', 'stop db']);
+    const task = t.engine.getTask('t');
+    assert.equal(task.reason, 'essential container "job" exited with code 4');
+    assert.equal(task.desiredStatus, 'STOPPED');
+  });
+
+  it('keeps running when a non-essential container exits', async () => {
+    await setup();
+    t.engine.runTask(taskInput('t', [containerInput('main'), containerInput('side', { essential: false })]));
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+    t.runtime.exit('side', 1);
+    await t.waitFor('side STOPPED', containerStatus('t', 'side', 'STOPPED'));
+    assert.equal(t.engine.getTask('t').knownStatus, 'RUNNING');
+    assert.equal(t.engine.getTask('t').desiredStatus, 'RUNNING');
+  });
+
+  it('lets StopTask win over a pull in progress: the pull is abandoned and nothing is created', async () => {
+    await setup();
+    t.runtime.heldPulls.set(IMAGE, () => undefined);
+    t.engine.runTask(taskInput('t', [containerInput('app')]));
+    await t.waitFor('task event', (e) => e.taskId === 't');
+    t.engine.stopTask('t', 'changed my mind');
+    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+    const task = t.engine.getTask('t');
+    assert.equal(task.reason, 'changed my mind');
+    assert.equal(task.containers[0]?.reason, 'the task was stopped before the image was pulled');
+    assert.ok(!t.runtime.calls.some((c) => c.startsWith('create')));
+  });
+
+  it('uses a cached image when the pull fails (default pull behaviour)', async () => {
+    await setup();
+    t.runtime.registry.delete(IMAGE);
+    t.runtime.local.add(IMAGE);
+    t.engine.runTask(taskInput('t', [containerInput('app')]));
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+  });
+
+  it('moves the task status only forward, through every stage', async () => {
+    await setup();
+    t.engine.runTask(taskInput('t', [containerInput('app')]));
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+    t.engine.stopTask('t', '');
+    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+    const watcher = t.events.watch(1);
+    const events = (await watcher.next(10)) ?? [];
+    watcher.close();
+    const order = ['NONE', 'PULLED', 'CREATED', 'RUNNING', 'STOPPED'];
+    const statuses = events.flatMap((e) => (e.change.type === 'task' ? [e.change.knownStatus] : []));
+    statuses.forEach((s, i) => i > 0 && assert.ok(order.indexOf(s) >= order.indexOf(statuses[i - 1]!), statuses.join(' → ')));
+    assert.deepEqual([...new Set(statuses)], order);
+  });
+
+  it('is idempotent on the task id, refuses another definition under it, and knows unknown ids', async () => {
+    await setup();
+    const first = t.engine.runTask(taskInput('t', [containerInput('app')]));
+    const again = t.engine.runTask(taskInput('t', [containerInput('app')]));
+    assert.equal(first.created, true);
+    assert.equal(again.created, false);
+    assert.throws(() => t.engine.runTask(taskInput('t', [containerInput('other')])), AlreadyExistsError);
+    assert.throws(() => t.engine.getTask('nope'), NotFoundError);
+    assert.throws(() => t.engine.stopTask('nope', ''), NotFoundError);
+  });
+
+  it('adopts a container of its own name and labels (created before a crash) instead of failing', async () => {
+    await setup();
+    const spec = { image: IMAGE, env: {}, cpuShares: 0, memoryBytes: 0, memoryReservationBytes: 0, network: 'none' as const, ports: [] };
+    const labels = { 'berth.task-id': 't', 'berth.container-name': 'app', 'berth.agent-id': 'unit' };
+    const existing = await t.runtime.createContainer({ ...spec, name: 'berth-unit-t-app', labels });
+    await t.runtime.createContainer({ ...spec, name: 'berth-unit-u-app', labels: { 'berth.container-name': 'app' } });
+    t.engine.runTask(taskInput('t', [containerInput('app')]));
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+    assert.equal(t.engine.getTask('t').containers[0]?.runtimeId, existing);
+
+    t.engine.runTask(taskInput('u', [containerInput('app')]));
+    await t.waitFor('task u STOPPED', taskStatus('u', 'STOPPED'));
+    assert.match(t.engine.getTask('u').containers[0]?.reason ?? '', /taken by a container this task does not own/);
+  });
+
+  it('removes the containers after the cleanup wait and forgets the task', async () => {
+    await setup({ taskCleanupWaitMs: 10 });
+    t.runtime.exitOnStart.set('app', 0);
+    t.engine.runTask(taskInput('t', [containerInput('app')]));
+    await t.waitFor('task removed', (e) => e.taskId === 't' && e.change.type === 'removed');
+    assert.ok(t.runtime.calls.includes('remove app'));
+    assert.equal(t.runtime.containers.size, 0);
+    assert.throws(() => t.engine.getTask('t'), NotFoundError);
+  });
+});

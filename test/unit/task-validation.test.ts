@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { InvalidArgumentError } from '../../src/engine/errors.js';
+import { sameDefinition } from '../../src/engine/task-definition.js';
+import { validateTaskDefinition, type TaskDefinitionInput } from '../../src/engine/task-validation.js';
+
+const base = (): TaskDefinitionInput => ({ id: 't1', family: 'f', revision: 1, networkMode: 'BRIDGE', containers: [{ name: 'app', image: 'busybox' }] });
+
+function violations(input: TaskDefinitionInput) {
+  try {
+    validateTaskDefinition(input);
+  } catch (error) {
+    assert.ok(error instanceof InvalidArgumentError);
+    return error.violations;
+  }
+  return [];
+}
+
+describe('task definition validation', () => {
+  it('applies defaults: essential true, tcp, bridge when unspecified', () => {
+    const input = base();
+    input.networkMode = 'UNSPECIFIED';
+    input.containers[0]!.portMappings = [{ containerPort: 80 }];
+    const def = validateTaskDefinition(input);
+    assert.equal(def.networkMode, 'bridge');
+    assert.equal(def.containers[0]!.essential, true);
+    assert.deepEqual(def.containers[0]!.portMappings[0], { containerPort: 80, hostPort: 0, protocol: 'tcp', hostIp: '' });
+  });
+
+  it('reports every problem at once, each with its field', () => {
+    const input = base();
+    input.id = 'bad id';
+    input.containers.push({ name: 'app', image: '', memoryMib: -1, memoryReservationMib: 0 });
+    const fields = violations(input).map((v) => v.field);
+    assert.deepEqual(fields.sort(), ['task.containers[1].image', 'task.containers[1].memory_mib', 'task.containers[1].name', 'task.id'].sort());
+  });
+
+  it('rejects a reservation above the hard limit', () => {
+    const input = base();
+    input.containers[0]!.memoryMib = 64;
+    input.containers[0]!.memoryReservationMib = 128;
+    assert.match(violations(input)[0]!.description, /must not exceed memory_mib/);
+  });
+
+  it('rejects port mappings in network mode none and mismatched host ports in host mode', () => {
+    const none = base();
+    none.networkMode = 'NONE';
+    none.containers[0]!.portMappings = [{ containerPort: 80 }];
+    assert.match(violations(none)[0]!.description, /need network mode bridge or host/);
+    const host = base();
+    host.networkMode = 'HOST';
+    host.containers[0]!.portMappings = [{ containerPort: 80, hostPort: 8080 }];
+    assert.equal(violations(host)[0]!.field, 'task.containers[0].port_mappings[0].host_port');
+  });
+
+  it('rejects the same host port mapped twice across containers', () => {
+    const input = base();
+    input.containers[0]!.portMappings = [{ containerPort: 80, hostPort: 8080 }];
+    input.containers.push({ name: 'b', image: 'busybox', portMappings: [{ containerPort: 81, hostPort: 8080 }] });
+    assert.match(violations(input)[0]!.description, /also mapped by containers\[0\]/);
+  });
+
+  it('rejects labels in the berth. namespace, self-dependencies and the task network mode (not built yet)', () => {
+    const input = base();
+    input.containers[0]!.labels = { 'berth.task-id': 'x' };
+    input.containers[0]!.dependsOn = [{ containerName: 'app', condition: 'START' }];
+    input.networkMode = 'TASK';
+    const found = violations(input).map((v) => `${v.field}: ${v.description}`);
+    assert.ok(found.some((v) => v.includes('labels') && v.includes('reserved')));
+    assert.ok(found.some((v) => v.includes('cannot depend on itself')));
+    assert.ok(found.some((v) => v.startsWith('task.network_mode')));
+  });
+
+  it('treats definitions that differ only in key order as the same', () => {
+    const a = validateTaskDefinition({ ...base(), containers: [{ name: 'app', image: 'busybox', environment: { A: '1', B: '2' } }] });
+    const b = validateTaskDefinition({ ...base(), containers: [{ name: 'app', image: 'busybox', environment: { B: '2', A: '1' } }] });
+    const c = validateTaskDefinition({ ...base(), containers: [{ name: 'app', image: 'busybox', environment: { A: '1' } }] });
+    assert.equal(sameDefinition(a, b), true);
+    assert.equal(sameDefinition(a, c), false);
+  });
+});
