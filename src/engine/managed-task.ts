@@ -199,18 +199,19 @@ export class ManagedTask {
     container.busy = action;
     const log = this.log.child({ container: container.name });
     log.debug({ action }, 'container action');
-    call()
-      .then(
-        (outcome) => this.apply(container, outcome),
-        (error: unknown) => {
-          log.error({ err: error, action }, 'container action failed unexpectedly');
-          this.markStopped(container, { reason: `${action} failed: ${error instanceof Error ? error.message : String(error)}` });
-        },
-      )
-      .finally(() => {
+    call().then(
+      (outcome) => {
         container.busy = undefined;
+        this.apply(container, outcome);
         this.scheduleReconcile();
-      });
+      },
+      (error: unknown) => {
+        container.busy = undefined;
+        log.error({ err: error, action }, 'container action failed unexpectedly');
+        this.markStopped(container, { reason: `${action} failed: ${error instanceof Error ? error.message : String(error)}` });
+        this.scheduleReconcile();
+      },
+    );
   }
 
   private apply(container: ManagedContainer, outcome: ActionOutcome): void {

@@ -1,0 +1,121 @@
+/**
+ * Start latency: time from RunTask to the task's RUNNING event for N single-container tasks, one
+ * at a time and all at once, against the same containers created and started directly with
+ * dockerode, on the same private dockerd. Usage: npm run bench -- [N]
+ *
+ * Needs root (it starts its own dockerd and registry, like the integration tests).
+ */
+import { cpus, totalmem } from 'node:os';
+import Docker from 'dockerode';
+import type { Event } from '../src/gen/berth/agent/v1/event.js';
+import { TaskStatus } from '../src/gen/berth/agent/v1/task.js';
+import { call, EventCollector, startTestAgent } from '../test/harness/agent.js';
+import { startTestEnvironment } from '../test/harness/environment.js';
+import { container, task } from '../test/harness/task-builders.js';
+
+const N = Number(process.argv[2] ?? 20);
+
+interface Stats {
+  label: string;
+  perTaskMs: number[];
+  wallMs: number;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+};
+const p90 = (values: number[]) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * 0.9))]!;
+
+async function main(): Promise<void> {
+  const env = await startTestEnvironment('bench');
+  const docker = new Docker({ socketPath: env.docker.socketPath });
+  const agent = await startTestAgent(env.docker.host, { engine: { defaultStopTimeout: '1s' } });
+  const results: Stats[] = [];
+  try {
+    // Warm-up: the image is pulled once, so neither side measures the first download.
+    await docker.pull(env.image, { authconfig: { ...env.credentials, serveraddress: env.registry.address } }).then(
+      (stream: NodeJS.ReadableStream) => new Promise((resolve, reject) => docker.modem.followProgress(stream, (e: unknown) => (e ? reject(e) : resolve(undefined)))),
+    );
+    const watch = new EventCollector(agent.client, { includeSnapshot: true });
+    await watch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
+    const running = (id: string) => (e: Event) => e.taskId === id && e.change?.$case === 'task' && e.change.value.knownStatus === TaskStatus.TASK_STATUS_RUNNING;
+    const definition = (id: string) => task(id, [container('app', env.image, { command: ['sleep', '600'], registryCredentials: env.credentials })]);
+    const ids: string[] = [];
+
+    const berthOne = async (id: string) => {
+      ids.push(id);
+      const started = performance.now();
+      await call(agent.client, 'runTask', { task: definition(id) });
+      await watch.waitForEvent(`${id} RUNNING`, running(id), 120_000);
+      return performance.now() - started;
+    };
+    const direct = async (name: string, pull: boolean) => {
+      const started = performance.now();
+      if (pull) {
+        const stream = await docker.pull(env.image, { authconfig: { ...env.credentials, serveraddress: env.registry.address } });
+        await new Promise((resolve, reject) => docker.modem.followProgress(stream, (e: unknown) => (e ? reject(e) : resolve(undefined))));
+      }
+      const created = await docker.createContainer({ name, Image: env.image, Cmd: ['sleep', '600'], HostConfig: { NetworkMode: 'none' }, Labels: { bench: 'direct' } });
+      await created.start();
+      return performance.now() - started;
+    };
+    const measure = async (label: string, one: (i: number) => Promise<number>, concurrent: boolean) => {
+      const started = performance.now();
+      const perTaskMs: number[] = [];
+      if (concurrent) perTaskMs.push(...(await Promise.all(Array.from({ length: N }, (_, i) => one(i)))));
+      else for (let i = 0; i < N; i++) perTaskMs.push(await one(i));
+      results.push({ label, perTaskMs, wallMs: performance.now() - started });
+    };
+    const clearDirect = async () => {
+      const list = await docker.listContainers({ all: true, filters: { label: ['bench=direct'] } });
+      await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+    };
+    const clearBerth = async () => {
+      for (const id of ids.splice(0)) await call(agent.client, 'stopTask', { taskId: id, reason: '' });
+      const list = await docker.listContainers({ all: true, filters: { label: [`berth.agent-id=${agent.config.agentId}`] } });
+      await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+    };
+
+    await measure('direct create+start, sequential', (i) => direct(`direct-seq-${i}`, false), false);
+    await clearDirect();
+    await measure('direct pull+create+start, sequential', (i) => direct(`direct-pseq-${i}`, true), false);
+    await clearDirect();
+    await measure('berth RunTask→RUNNING, sequential', (i) => berthOne(`seq-${i}`), false);
+    await clearBerth();
+    await measure('direct create+start, concurrent', (i) => direct(`direct-par-${i}`, false), true);
+    await clearDirect();
+    await measure('direct pull+create+start, concurrent', (i) => direct(`direct-ppar-${i}`, true), true);
+    await clearDirect();
+    await measure('berth RunTask→RUNNING, concurrent', (i) => berthOne(`par-${i}`), true);
+    await clearBerth();
+    watch.close();
+  } finally {
+    await agent.stop();
+    await env.stop();
+  }
+
+  const version = await Promise.resolve(process.version);
+  console.log(`\nstart latency, N=${N}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${version}, ${new Date().toISOString().slice(0, 10)}\n`);
+  console.log('| run | median per task (ms) | p90 (ms) | wall for all N (ms) |');
+  console.log('|---|---:|---:|---:|');
+  for (const r of results) console.log(`| ${r.label} | ${median(r.perTaskMs).toFixed(0)} | ${p90(r.perTaskMs).toFixed(0)} | ${r.wallMs.toFixed(0)} |`);
+  const byLabel = (label: string) => results.find((r) => r.label === label)!;
+  for (const mode of ['sequential', 'concurrent']) {
+    const berth = byLabel(`berth RunTask→RUNNING, ${mode}`);
+    const plain = byLabel(`direct create+start, ${mode}`);
+    const pulled = byLabel(`direct pull+create+start, ${mode}`);
+    console.log(
+      `\n${mode}: berth/direct(create+start) median ${(median(berth.perTaskMs) / median(plain.perTaskMs)).toFixed(2)}, wall ${(berth.wallMs / plain.wallMs).toFixed(2)}; ` +
+        `berth/direct(pull+create+start) median ${(median(berth.perTaskMs) / median(pulled.perTaskMs)).toFixed(2)}, wall ${(berth.wallMs / pulled.wallMs).toFixed(2)}`,
+    );
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,192 @@
+/**
+ * `npm run demo`: starts berth, runs a two-container task with a dependency, prints its events
+ * live, stops it and tidies up.
+ *
+ * It uses the Docker daemon you already run when it answers (DOCKER_HOST or
+ * /var/run/docker.sock); otherwise it starts a private one, as the tests do. The image is built
+ * here from the host's static busybox and served by a local registry with a password, so nothing
+ * is fetched from the internet.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, type ServiceError } from '@grpc/grpc-js';
+import Docker from 'dockerode';
+import type { Event } from '../src/gen/berth/agent/v1/event.js';
+import { ContainerStatus, TaskStatus } from '../src/gen/berth/agent/v1/task.js';
+import { DependencyCondition, NetworkMode } from '../src/gen/berth/agent/v1/task_definition.js';
+import { TaskServiceClient, type RunTaskResponse } from '../src/gen/berth/agent/v1/task_service.js';
+import { pushBusyboxImage } from '../test/harness/busybox-image.js';
+import { startDockerDaemon, type TestDockerDaemon } from '../test/harness/docker-daemon.js';
+import { HealthCheckClient } from '../test/harness/grpc-clients.js';
+import { startRegistry } from '../test/harness/registry.js';
+
+const say = (text: string) => console.log(process.stdout.isTTY ? `\x1b[1m» ${text}\x1b[0m` : `» ${text}`);
+
+/** Debian packages that provide what the demo needs, by the file it needs. */
+const NEEDED: [string, string][] = [
+  ['/bin/busybox', 'busybox-static'],
+  ['/usr/bin/docker-registry', 'docker-registry'],
+  ['/usr/bin/htpasswd', 'apache2-utils'],
+];
+const FOR_PRIVATE_DOCKER: [string, string][] = [
+  ['/usr/sbin/dockerd', 'docker.io'],
+  ['/usr/sbin/runc', 'runc'],
+  ['/usr/sbin/ip', 'iproute2'],
+];
+
+function ensurePackages(needed: [string, string][]): void {
+  const missing = [...new Set(needed.filter(([file]) => !existsSync(file)).map(([, pkg]) => pkg))];
+  if (missing.length === 0) return;
+  const debian = existsSync('/etc/debian_version');
+  if (process.getuid?.() === 0 && debian) {
+    say(`installing ${missing.join(', ')} with apt-get`);
+    execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
+    execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    return;
+  }
+  console.error(`The demo needs these Debian/Ubuntu packages: ${missing.join(' ')}`);
+  console.error(`Install them as root:  apt-get install -y ${missing.join(' ')}`);
+  if (!debian) console.error('(On other systems: a static busybox, the Docker registry ("distribution") and htpasswd.)');
+  process.exit(1);
+}
+
+async function userDocker(): Promise<string | undefined> {
+  const host = process.env.DOCKER_HOST || 'unix:///var/run/docker.sock';
+  if (!host.startsWith('unix://')) return undefined;
+  const socketPath = host.slice('unix://'.length);
+  if (!existsSync(socketPath)) return undefined;
+  try {
+    await new Docker({ socketPath }).ping();
+    return host;
+  } catch {
+    return undefined;
+  }
+}
+
+function describe(event: Event): string {
+  const head = `#${String(event.sequence).padStart(3)} ${event.time?.toISOString().slice(11, 23)} ${event.taskId}`;
+  const change = event.change;
+  if (change?.$case === 'task') {
+    const reason = change.value.reason ? `  (${change.value.reason})` : '';
+    return `${head}  task       ${TaskStatus[change.value.knownStatus].replace('TASK_STATUS_', '')} → desired ${TaskStatus[change.value.desiredStatus].replace('TASK_STATUS_', '')}${reason}`;
+  }
+  if (change?.$case === 'container') {
+    const c = change.value.container!;
+    const extra = [c.runtimeId && `id ${c.runtimeId.slice(0, 12)}`, c.exitCode !== undefined && `exit ${c.exitCode}`, c.reason].filter(Boolean).join(', ');
+    const desired = c.desiredStatus !== c.knownStatus ? ` → desired ${ContainerStatus[c.desiredStatus].replace('CONTAINER_STATUS_', '')}` : '';
+    return `${head}  ${c.name.padEnd(10)} ${ContainerStatus[c.knownStatus].replace('CONTAINER_STATUS_', '')}${desired}${extra ? `  (${extra})` : ''}`;
+  }
+  return `${head}  task removed`;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-demo-'));
+  const cleanups: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  const tidy = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  };
+  try {
+    let dockerHost = await userDocker();
+    ensurePackages(dockerHost ? NEEDED : [...NEEDED, ...FOR_PRIVATE_DOCKER]);
+    say('starting a local registry on 127.0.0.1 with a password');
+    const registry = await startRegistry(join(dir, 'registry'));
+    cleanups.push(() => registry.stop());
+    if (dockerHost) {
+      say(`using your Docker daemon at ${dockerHost}`);
+    } else {
+      if (process.getuid?.() !== 0) throw new Error('no Docker daemon answers, and starting a private one needs root');
+      say('no Docker daemon answers: starting a private one');
+      const docker: TestDockerDaemon = await startDockerDaemon(join(dir, 'docker'));
+      cleanups.push(() => docker.stop());
+      dockerHost = docker.host;
+    }
+    say('building a busybox image from /bin/busybox and pushing it to the registry');
+    const image = await pushBusyboxImage(registry, 'berth-demo/busybox', '1');
+
+    const socket = join(dir, 'berth.sock');
+    say(`starting berth on ${socket}`);
+    const agent = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'main.ts')], {
+      env: { ...process.env, DOCKER_HOST: dockerHost, BERTH_SOCKET: socket, BERTH_AGENT_ID: 'demo', BERTH_LOG_LEVEL: 'warn', BERTH_TASK_CLEANUP_WAIT: '2s', BERTH_DATA_DIR: dir },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const agentExited = new Promise<void>((resolve) => agent.once('exit', () => resolve()));
+    cleanups.push(async () => {
+      agent.kill('SIGTERM');
+      await agentExited;
+    });
+    const deadline = Date.now() + 30_000;
+    while (!existsSync(socket)) {
+      if (agent.exitCode !== null) throw new Error('berth exited during start-up');
+      if (Date.now() > deadline) throw new Error('berth did not open its socket within 30 s');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const health = new HealthCheckClient(socket);
+    await health.waitFor('SERVING');
+    health.close();
+    say('berth is SERVING');
+
+    const client = new TaskServiceClient(`unix://${socket}`, credentials.createInsecure());
+    const taskId = `demo-${Date.now().toString(36)}`;
+    const stream = client.watchEvents({ fromSequence: 0, includeSnapshot: false, taskIds: [taskId] });
+    const seen: Event[] = [];
+    const waiters: { test: (e: Event) => boolean; resolve: () => void }[] = [];
+    stream.on('data', (message) => {
+      if (message.kind?.$case !== 'event') return;
+      const event = message.kind.value as Event;
+      seen.push(event);
+      console.log(describe(event));
+      for (const w of waiters.filter((x) => x.test(event))) w.resolve();
+    });
+    stream.on('error', () => undefined);
+    const waitFor = (test: (e: Event) => boolean, what: string) =>
+      new Promise<void>((resolve, reject) => {
+        if (seen.some(test)) return resolve();
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 60_000);
+        waiters.push({ test, resolve: () => (clearTimeout(timer), resolve()) });
+      });
+    const taskReached = (status: TaskStatus) => (e: Event) => e.change?.$case === 'task' && e.change.value.knownStatus === status;
+
+    say(`running task ${taskId}: "setup" must succeed before "app" starts`);
+    const credentialsForRegistry = { username: registry.username, password: registry.password };
+    const base = { entrypoint: [], environment: {}, workingDirectory: '', user: '', cpuUnits: 0, memoryMib: 0, memoryReservationMib: 0, portMappings: [], stopTimeout: { seconds: 5, nanos: 0 }, labels: {}, registryCredentials: credentialsForRegistry };
+    await new Promise<RunTaskResponse>((resolve, reject) =>
+      client.runTask(
+        {
+          task: {
+            id: taskId,
+            family: 'demo',
+            revision: 1,
+            networkMode: NetworkMode.NETWORK_MODE_NONE,
+            containers: [
+              { ...base, name: 'setup', image, command: ['sh', '-c', 'echo preparing; sleep 1'], essential: false, dependsOn: [] },
+              { ...base, name: 'app', image, command: ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done'], essential: true, dependsOn: [{ containerName: 'setup', condition: DependencyCondition.DEPENDENCY_CONDITION_SUCCESS }] },
+            ],
+          },
+        },
+        (error: ServiceError | null, response: RunTaskResponse) => (error ? reject(error) : resolve(response)),
+      ),
+    );
+    await waitFor(taskReached(TaskStatus.TASK_STATUS_RUNNING), 'the task to run');
+    say('the task is RUNNING; stopping it');
+    client.stopTask({ taskId, reason: 'demo finished' }, () => undefined);
+    await waitFor(taskReached(TaskStatus.TASK_STATUS_STOPPED), 'the task to stop');
+    say('the task is STOPPED; berth removes its containers after the cleanup wait (2 s here)');
+    await waitFor((e) => e.change?.$case === 'removed', 'the cleanup');
+    stream.cancel();
+    client.close();
+    say('done: tidying up');
+  } finally {
+    await tidy();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);
+
