@@ -7,7 +7,7 @@
  * here from the host's static busybox and served by a local registry with a password, so nothing
  * is fetched from the internet.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,36 +21,9 @@ import { pushBusyboxImage } from '../test/harness/busybox-image.js';
 import { startDockerDaemon, type TestDockerDaemon } from '../test/harness/docker-daemon.js';
 import { HealthCheckClient } from '../test/harness/grpc-clients.js';
 import { startRegistry } from '../test/harness/registry.js';
+import { BASE_PACKAGES, DOCKER_PACKAGES, ensurePackages } from './system-packages.js';
 
 const say = (text: string) => console.log(process.stdout.isTTY ? `\x1b[1m» ${text}\x1b[0m` : `» ${text}`);
-
-/** Debian packages that provide what the demo needs, by the file it needs. */
-const NEEDED: [string, string][] = [
-  ['/bin/busybox', 'busybox-static'],
-  ['/usr/bin/docker-registry', 'docker-registry'],
-  ['/usr/bin/htpasswd', 'apache2-utils'],
-];
-const FOR_PRIVATE_DOCKER: [string, string][] = [
-  ['/usr/sbin/dockerd', 'docker.io'],
-  ['/usr/sbin/runc', 'runc'],
-  ['/usr/sbin/ip', 'iproute2'],
-];
-
-function ensurePackages(needed: [string, string][]): void {
-  const missing = [...new Set(needed.filter(([file]) => !existsSync(file)).map(([, pkg]) => pkg))];
-  if (missing.length === 0) return;
-  const debian = existsSync('/etc/debian_version');
-  if (process.getuid?.() === 0 && debian) {
-    say(`installing ${missing.join(', ')} with apt-get`);
-    execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
-    execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    return;
-  }
-  console.error(`The demo needs these Debian/Ubuntu packages: ${missing.join(' ')}`);
-  console.error(`Install them as root:  apt-get install -y ${missing.join(' ')}`);
-  if (!debian) console.error('(On other systems: a static busybox, the Docker registry ("distribution") and htpasswd.)');
-  process.exit(1);
-}
 
 async function userDocker(): Promise<string | undefined> {
   const host = process.env.DOCKER_HOST || 'unix:///var/run/docker.sock';
@@ -89,7 +62,7 @@ async function main(): Promise<void> {
   };
   try {
     let dockerHost = await userDocker();
-    ensurePackages(dockerHost ? NEEDED : [...NEEDED, ...FOR_PRIVATE_DOCKER]);
+    ensurePackages(dockerHost ? BASE_PACKAGES : [...BASE_PACKAGES, ...DOCKER_PACKAGES], say);
     say('starting a local registry on 127.0.0.1 with a password');
     const registry = await startRegistry(join(dir, 'registry'));
     cleanups.push(() => registry.stop());

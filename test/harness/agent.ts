@@ -28,7 +28,7 @@ export async function startTestAgent(dockerHost: string, overrides: Record<strin
     agentId: `test-${process.pid}-${agentCounter++}`,
     dataDir: dir,
     logLevel: process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
-    grpc: { socket: socketPath, socketMode: '0660' },
+    grpc: { socket: socketPath, socketMode: '0660', ...(overrides.grpc as object) },
     engine: { defaultStopTimeout: '10s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', ...(overrides.engine as object) },
     events: { retain: 100_000, maxWatcherLag: 10_000, heartbeatInterval: '10s', ...(overrides.events as object) },
   };

@@ -3,14 +3,15 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { status, type ServiceError } from '@grpc/grpc-js';
-import type { GetAgentInfoResponse, RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { TaskServiceClient, type GetAgentInfoResponse, type RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { TransportProtocol } from '../../src/gen/berth/agent/v1/task_definition.js';
 import { readStatusDetails } from '../../src/server/error-status.js';
 import { call, EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { pushBusyboxImage } from '../harness/busybox-image.js';
 import { startDockerDaemon, type TestDockerDaemon } from '../harness/docker-daemon.js';
 import { HealthCheckClient, ReflectionClient } from '../harness/grpc-clients.js';
+import { freeLoopbackPort } from '../harness/processes.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { container, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -149,6 +150,19 @@ describe('the gRPC API, starting while Docker is down', () => {
       assert.ok(messages.some((f) => f.package === 'berth.agent.v1'));
     } finally {
       reflection.close();
+    }
+  });
+
+  it('also listens on TCP when configured', async () => {
+    const port = await freeLoopbackPort();
+    const tcpAgent = await startTestAgent(`unix://${join(dir, 'nowhere.sock')}`, { grpc: { tcpAddress: `127.0.0.1:${port}` } });
+    const client = new TaskServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+    try {
+      const info = await call<object, GetAgentInfoResponse>(client, 'getAgentInfo', {});
+      assert.equal(info.agentId, tcpAgent.config.agentId);
+    } finally {
+      client.close();
+      await tcpAgent.stop();
     }
   });
 

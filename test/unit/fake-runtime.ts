@@ -77,13 +77,17 @@ export class FakeRuntime implements ContainerRuntime {
     c.startedAt = new Date();
     this.emit({ type: 'start', containerId: id, time: new Date() });
     const code = this.exitOnStart.get(c.labels['berth.container-name'] ?? '');
-    if (code !== undefined) this.exit(c.labels['berth.container-name']!, code);
+    if (code !== undefined) this.exitContainer(c, code);
   }
 
   /** Makes a running container exit with `code`, as if its process ended. */
   exit(containerName: string, code: number): void {
     const c = [...this.containers.values()].find((x) => x.labels['berth.container-name'] === containerName && x.state === 'running');
     if (!c) throw new Error(`no running container "${containerName}"`);
+    this.exitContainer(c, code);
+  }
+
+  private exitContainer(c: ContainerInfo, code: number): void {
     c.state = 'exited';
     c.exitCode = code;
     c.finishedAt = new Date();
@@ -94,7 +98,7 @@ export class FakeRuntime implements ContainerRuntime {
     const c = this.containers.get(id);
     if (!c) throw new RuntimeError('not-found', 'stop', id);
     this.calls.push(`stop ${c.labels['berth.container-name']}`);
-    if (c.state === 'running') this.exit(c.labels['berth.container-name']!, 143);
+    if (c.state === 'running') this.exitContainer(c, 143);
   }
 
   async removeContainer(id: string): Promise<void> {

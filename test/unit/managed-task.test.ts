@@ -144,3 +144,24 @@ describe('managed task rules (fake runtime)', () => {
     assert.throws(() => t.engine.getTask('t'), NotFoundError);
   });
 });
+
+describe('task listing', () => {
+  it('filters by known status and family', async () => {
+    const t = await engineUnderTest();
+    try {
+      t.runtime.registry.add(IMAGE);
+      t.engine.runTask({ ...taskInput('a', [containerInput('app')]), family: 'web' });
+      t.engine.runTask({ ...taskInput('b', [containerInput('app')]), family: 'batch' });
+      await t.waitFor('a RUNNING', taskStatus('a', 'RUNNING'));
+      await t.waitFor('b RUNNING', taskStatus('b', 'RUNNING'));
+      t.engine.stopTask('b', '');
+      await t.waitFor('b STOPPED', taskStatus('b', 'STOPPED'));
+      assert.deepEqual(t.engine.listTasks({ family: 'web' }).map((x) => x.definition.id), ['a']);
+      assert.deepEqual(t.engine.listTasks({ statuses: ['STOPPED'] }).map((x) => x.definition.id), ['b']);
+      assert.deepEqual(t.engine.listTasks({ statuses: ['RUNNING', 'STOPPED'] }).map((x) => x.definition.id).sort(), ['a', 'b']);
+      assert.equal(t.engine.listTasks({ family: 'none' }).length, 0);
+    } finally {
+      await t.stop();
+    }
+  });
+});

@@ -1,0 +1,42 @@
+/**
+ * The Debian packages that the tests and the demo need, by the file each provides. When run as
+ * root on Debian/Ubuntu, missing ones are installed with apt-get; otherwise the exact command to
+ * run is printed and the process fails (a missing daemon is never silently skipped).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+export const BASE_PACKAGES: [file: string, pkg: string][] = [
+  ['/bin/busybox', 'busybox-static'],
+  ['/usr/bin/docker-registry', 'docker-registry'],
+  ['/usr/bin/htpasswd', 'apache2-utils'],
+];
+
+export const DOCKER_PACKAGES: [file: string, pkg: string][] = [
+  ['/usr/sbin/dockerd', 'docker.io'],
+  ['/usr/sbin/runc', 'runc'],
+  ['/usr/sbin/ip', 'iproute2'],
+];
+
+export function ensurePackages(needed: [string, string][], log: (text: string) => void = console.log): void {
+  const missing = [...new Set(needed.filter(([file]) => !existsSync(file)).map(([, pkg]) => pkg))];
+  if (missing.length === 0) return;
+  const debian = existsSync('/etc/debian_version');
+  if (process.getuid?.() === 0 && debian) {
+    log(`installing ${missing.join(', ')} with apt-get`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    execFileSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
+    execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+    return;
+  }
+  console.error(`berth needs these Debian/Ubuntu packages: ${missing.join(' ')}`);
+  console.error(`install them as root:  apt-get install -y ${missing.join(' ')}`);
+  if (!debian) console.error('(elsewhere: a static busybox, dockerd with runc, the Docker registry "distribution", htpasswd, iproute2)');
+  process.exit(1);
+}
+
+// `tsx scripts/system-packages.ts`: what the test suite needs (run by `npm test` first).
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES]);
+}
