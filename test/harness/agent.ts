@@ -135,3 +135,13 @@ export class EventCollector {
     this.stream.cancel();
   }
 }
+
+/** Runs `body` with a collector on a WatchEvents stream, and closes the stream afterwards. */
+export async function watching<T>(client: TaskServiceClient, request: Partial<WatchEventsRequest>, body: (watch: EventCollector) => Promise<T>): Promise<T> {
+  const watch = new EventCollector(client, request);
+  try {
+    return await body(watch);
+  } finally {
+    watch.close();
+  }
+}

@@ -6,7 +6,7 @@ import type { EventLog } from '../../src/engine/event-log.js';
 import type { RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { readStatusDetails } from '../../src/server/error-status.js';
 import { TOKENS } from '../../src/tokens.js';
-import { call, EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
+import { call, EventCollector, watching, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startTestEnvironment, type TestEnvironment } from '../harness/environment.js';
 import { container, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -86,8 +86,7 @@ describe('the event stream', () => {
 
   it('removes a stopped task and its containers after the cleanup wait', async () => {
     const id = taskId('cleanup');
-    const watch = new EventCollector(agent.client, { taskIds: [id] });
-    try {
+    await watching(agent.client, { taskIds: [id] }, async (watch) => {
       await run(task(id, [container('app', env.image, { ...creds(), command: ['sh', '-c', 'exit 0'] })]));
       await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
       const docker = new Docker({ socketPath: env.docker.socketPath });
@@ -95,9 +94,7 @@ describe('the event stream', () => {
       await watch.waitForEvent('task removed', (e) => e.taskId === id && e.change?.$case === 'removed');
       assert.equal((await docker.listContainers({ all: true, filters: { label: [`berth.task-id=${id}`] } })).length, 0);
       await assert.rejects(call(agent.client, 'getTask', { taskId: id }), (error: { code: number }) => error.code === status.NOT_FOUND);
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('answers OUT_OF_RANGE with the oldest retained sequence for a sequence no longer kept', async () => {

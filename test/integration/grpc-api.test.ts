@@ -7,7 +7,7 @@ import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { TaskServiceClient, type GetAgentInfoResponse, type RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { TransportProtocol } from '../../src/gen/berth/agent/v1/task_definition.js';
 import { readStatusDetails } from '../../src/server/error-status.js';
-import { call, EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
+import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { pushBusyboxImage } from '../harness/busybox-image.js';
 import { startDockerDaemon, type TestDockerDaemon } from '../harness/docker-daemon.js';
 import { HealthCheckClient, ReflectionClient } from '../harness/grpc-clients.js';
@@ -177,14 +177,11 @@ describe('the gRPC API, starting while Docker is down', () => {
     assert.ok((info.capacity?.memoryMib ?? 0) > 0);
 
     const definition = valid();
-    const watch = new EventCollector(agent.client, { taskIds: [definition.id] });
-    try {
+    await watching(agent.client, { taskIds: [definition.id] }, async (watch) => {
       await run(definition);
       await watch.waitForEvent('task RUNNING', is.task(definition.id, TaskStatus.TASK_STATUS_RUNNING));
       await call(agent.client, 'stopTask', { taskId: definition.id, reason: 'test over' });
       await watch.waitForEvent('task STOPPED', is.task(definition.id, TaskStatus.TASK_STATUS_STOPPED));
-    } finally {
-      watch.close();
-    }
+    });
   });
 });

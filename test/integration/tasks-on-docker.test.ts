@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import type { GetTaskResponse, RunTaskResponse, StopTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
+import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startTestEnvironment, type TestEnvironment } from '../harness/environment.js';
 import {
   container,
@@ -39,8 +39,7 @@ describe('tasks on a real Docker daemon, end to end over gRPC', () => {
 
   it('runs a two-container task in dependency order and streams its events in order, without gaps', async () => {
     const id = taskId('order');
-    const watch = new EventCollector(agent.client, {});
-    try {
+    await watching(agent.client, {}, async (watch) => {
       const definition = task(id, [
         container('init', env.image, { ...creds(), command: ['sh', '-c', 'echo preparing; exit 0'], essential: false }),
         container('app', env.image, { ...creds(), command: ['sleep', '300'], dependsOn: [dependsOn('init', DependencyCondition.DEPENDENCY_CONDITION_SUCCESS)] }),
@@ -80,15 +79,12 @@ describe('tasks on a real Docker daemon, end to end over gRPC', () => {
       assert.equal(final?.knownStatus, TaskStatus.TASK_STATUS_STOPPED);
       assert.equal(final?.reason, 'stopped by request');
       assert.ok(containerOf(final, 'app').finishedAt instanceof Date);
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('stops the whole task with the exit code when an essential container exits', async () => {
     const id = taskId('essential');
-    const watch = new EventCollector(agent.client, { taskIds: [id] });
-    try {
+    await watching(agent.client, { taskIds: [id] }, async (watch) => {
       await run(task(id, [
         container('worker', env.image, { ...creds(), command: ['sh', '-c', 'sleep 1; exit 3'] }),
         container('sidecar', env.image, { ...creds(), command: ['sleep', '300'], essential: false }),
@@ -99,15 +95,12 @@ describe('tasks on a real Docker daemon, end to end over gRPC', () => {
       assert.match(final?.reason ?? '', /essential container "worker" exited with code 3/);
       assert.equal(containerOf(final, 'sidecar').knownStatus, ContainerStatus.CONTAINER_STATUS_STOPPED);
       assert.ok(watch.events.every((e) => e.taskId === id), 'the task filter lets only this task through');
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('keeps the task running when a non-essential container exits', async () => {
     const id = taskId('nonessential');
-    const watch = new EventCollector(agent.client, { taskIds: [id] });
-    try {
+    await watching(agent.client, { taskIds: [id] }, async (watch) => {
       await run(task(id, [
         container('main', env.image, { ...creds(), command: ['sleep', '300'] }),
         container('oneshot', env.image, { ...creds(), command: ['sh', '-c', 'exit 1'], essential: false }),
@@ -120,15 +113,12 @@ describe('tasks on a real Docker daemon, end to end over gRPC', () => {
       assert.equal(containerOf(current, 'main').knownStatus, ContainerStatus.CONTAINER_STATUS_RUNNING);
       await stop(id);
       await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('kills a container that ignores SIGTERM once its stop timeout has passed', async () => {
     const id = taskId('sigterm');
-    const watch = new EventCollector(agent.client, { taskIds: [id] });
-    try {
+    await watching(agent.client, { taskIds: [id] }, async (watch) => {
       await run(task(id, [
         container('stubborn', env.image, {
           ...creds(),
@@ -143,15 +133,12 @@ describe('tasks on a real Docker daemon, end to end over gRPC', () => {
       assert.ok(stopped.change?.$case === 'container');
       assert.equal(stopped.change.value.container?.exitCode, 137, 'killed by SIGKILL');
       assert.ok(Date.now() - stopRequested >= 1900, 'SIGKILL came before the stop timeout');
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('pulls with the right registry credentials and reports wrong ones as the reason', async () => {
     const id = taskId('badcreds');
-    const watch = new EventCollector(agent.client, { taskIds: [id] });
-    try {
+    await watching(agent.client, { taskIds: [id] }, async (watch) => {
       await run(task(id, [container('app', env.privateImage, { registryCredentials: { username: env.credentials.username, password: 'wrong-password' } })]));
       await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
       const final = (await get(id)).task;
@@ -160,28 +147,22 @@ describe('tasks on a real Docker daemon, end to end over gRPC', () => {
       assert.match(app.reason, /refused the credentials/);
       assert.match(final?.reason ?? '', /essential container "app" stopped: cannot pull image .*refused the credentials/);
       assert.equal(app.runtimeId, '', 'no container was created');
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('ends a task whose image does not exist with a reason that says so', async () => {
     const id = taskId('missing');
-    const watch = new EventCollector(agent.client, { taskIds: [id] });
-    try {
+    await watching(agent.client, { taskIds: [id] }, async (watch) => {
       await run(task(id, [container('app', env.missingImage, creds())]));
       await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
       const app = containerOf((await get(id)).task, 'app');
       assert.match(app.reason, /no such image/);
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('maps ports in bridge mode and reports the dynamic host port', async () => {
     const id = taskId('ports');
-    const watch = new EventCollector(agent.client, { taskIds: [id] });
-    try {
+    await watching(agent.client, { taskIds: [id] }, async (watch) => {
       await run(task(
         id,
         [container('web', env.image, { ...creds(), command: ['httpd', '-f', '-p', '8080', '-h', '/www'], portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '127.0.0.1' }] })],
@@ -197,9 +178,7 @@ describe('tasks on a real Docker daemon, end to end over gRPC', () => {
       assert.equal(await response.text(), 'hello from berth\n');
       await stop(id);
       await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
-    } finally {
-      watch.close();
-    }
+    });
   });
 
   it('is idempotent on the task id and refuses a different definition under a used id', async () => {
