@@ -5,7 +5,7 @@ import { registryHost } from '../runtime/image-reference.js';
 import { containerSpec } from './container-spec.js';
 import type { EngineSettings } from './engine-settings.js';
 import { LABELS } from './labels.js';
-import type { ContainerChange, ManagedContainer } from './managed-container.js';
+import { OOM_REASON, type ContainerChange, type ManagedContainer } from './managed-container.js';
 import { retryTransient } from './retry.js';
 import type { TaskDefinition } from './task-definition.js';
 
@@ -103,7 +103,7 @@ export class ContainerActions {
       const info = await this.retry(() => this.runtime.inspectContainer(id));
       const running: ContainerChange = { startedAt: info.startedAt ?? new Date(), portBindings: info.portBindings };
       if (info.exitCode !== undefined) {
-        return { kind: 'stopped', change: { ...running, exitCode: info.exitCode, finishedAt: info.finishedAt } };
+        return { kind: 'stopped', change: { ...running, exitCode: info.exitCode, finishedAt: info.finishedAt, reason: info.oomKilled ? OOM_REASON : undefined } };
       }
       return { kind: 'running', change: running };
     } catch {
@@ -118,7 +118,7 @@ export class ContainerActions {
     try {
       await this.retry(() => this.runtime.stopContainer(id, timeoutMs));
       const info = await this.retry(() => this.runtime.inspectContainer(id));
-      return { kind: 'stopped', change: { exitCode: info.exitCode, finishedAt: info.finishedAt } };
+      return { kind: 'stopped', change: { exitCode: info.exitCode, finishedAt: info.finishedAt, reason: info.oomKilled ? OOM_REASON : undefined } };
     } catch (error) {
       if (isRuntimeError(error, 'not-found')) return { kind: 'stopped', change: { reason: 'the container vanished from the runtime' } };
       return { kind: 'stopped', change: { reason: `cannot stop container, marked stopped: ${describe(error)}` } };

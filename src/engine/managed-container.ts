@@ -4,6 +4,9 @@ import { isForward, type ContainerStatus, type DesiredStatus, type HealthStatus 
 import type { ContainerDefinition } from './task-definition.js';
 import type { ContainerSnapshot } from './task-snapshot.js';
 
+/** The reason of a container the kernel killed for exceeding its memory limit. */
+export const OOM_REASON = 'killed for exceeding its memory limit (out of memory)';
+
 /** Fields that may accompany a status change. */
 export interface ContainerChange {
   runtimeId?: string;

@@ -4,7 +4,7 @@ import type { ActionOutcome, ContainerActions } from './container-actions.js';
 import { dependentsOf, evaluateDependencies } from './dependency-graph.js';
 import type { EventLog } from './event-log.js';
 import { runtimeContainerName } from './labels.js';
-import { ManagedContainer } from './managed-container.js';
+import { ManagedContainer, OOM_REASON } from './managed-container.js';
 import { earliest, isForward, type DesiredStatus, type TaskStatus } from './status.js';
 import type { TaskDefinition } from './task-definition.js';
 import type { TaskSnapshot } from './task-snapshot.js';
@@ -90,7 +90,7 @@ export class ManagedTask {
         this.markStopped(container, {
           exitCode: event.exitCode,
           finishedAt: event.time,
-          reason: container.oomKilled ? 'killed for exceeding its memory limit (out of memory)' : `exited with code ${event.exitCode}`,
+          reason: container.oomKilled ? OOM_REASON : `exited with code ${event.exitCode}`,
         });
         break;
       case 'oom':

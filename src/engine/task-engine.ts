@@ -195,6 +195,7 @@ export class TaskEngine {
       try {
         const info = await this.runtime.inspectContainer(runtimeId);
         if (info.exitCode !== undefined) {
+          if (info.oomKilled) task.handleRuntimeEvent({ type: 'oom', containerId: runtimeId, time: info.finishedAt ?? new Date() });
           task.handleRuntimeEvent({ type: 'exit', containerId: runtimeId, exitCode: info.exitCode, time: info.finishedAt ?? new Date() });
         }
       } catch (error) {

@@ -132,6 +132,38 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       await ctx.runtime.removeContainer(id);
     });
 
+    it('reports an OOM kill as an oom event, exit 137 and oomKilled', async () => {
+      const events = new AbortController();
+      const stream = await ctx.runtime.events(labels, events.signal);
+      const seen: RuntimeEvent[] = [];
+      const s = spec({ command: ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\000" a)'], memoryBytes: 16 * 1024 * 1024 });
+      const id = await ctx.runtime.createContainer(s);
+      const collecting = (async () => {
+        for await (const event of stream) {
+          if (event.containerId !== id) continue;
+          seen.push(event);
+          if (event.type === 'exit') return;
+        }
+      })();
+      await ctx.runtime.startContainer(id);
+      await collecting;
+      events.abort();
+      assert.ok(seen.some((e) => e.type === 'oom'), JSON.stringify(seen));
+      assert.deepEqual(seen.filter((e) => e.type === 'exit').map((e) => e.type === 'exit' && e.exitCode), [137]);
+      const info = await ctx.runtime.inspectContainer(id);
+      assert.equal(info.oomKilled, true);
+      await ctx.runtime.removeContainer(id);
+    });
+
+    it('removes an image, and removing it again succeeds', async () => {
+      await ctx.runtime.pullImage(ctx.image, { auth: ctx.credentials });
+      const ids = (await ctx.runtime.listContainers(labels)).map((c) => c.id);
+      await Promise.all(ids.map((id) => ctx.runtime.removeContainer(id)));
+      await ctx.runtime.removeImage(ctx.image);
+      await assert.rejects(ctx.runtime.inspectImage(ctx.image), (error) => isRuntimeError(error, 'not-found'));
+      await ctx.runtime.removeImage(ctx.image);
+    });
+
     it('reports "not-found" for unknown containers', async () => {
       await assert.rejects(ctx.runtime.inspectContainer('berth-no-such-container'), (error) => isRuntimeError(error, 'not-found'));
       await assert.rejects(ctx.runtime.startContainer('berth-no-such-container'), (error) => isRuntimeError(error, 'not-found'));

@@ -160,6 +160,20 @@ describe('tasks on a real Docker daemon, end to end over gRPC', () => {
     });
   });
 
+  it('says so when a container is killed for exceeding its memory limit', async () => {
+    const id = taskId('oom');
+    await watching(agent.client, { taskIds: [id] }, async (watch) => {
+      await run(task(id, [container('hog', env.image, { ...creds(), memoryMib: 16, command: ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\000" a)'] })]));
+      await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+      const final = (await get(id)).task;
+      const hog = containerOf(final, 'hog');
+      assert.equal(hog.exitCode, 137);
+      assert.match(hog.reason, /exceeding its memory limit/);
+      const inspected = await docker.getContainer(hog.runtimeId).inspect();
+      assert.equal(inspected.HostConfig.Memory, 16 * 1024 * 1024);
+    });
+  });
+
   it('maps ports in bridge mode and reports the dynamic host port', async () => {
     const id = taskId('ports');
     await watching(agent.client, { taskIds: [id] }, async (watch) => {
