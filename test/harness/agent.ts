@@ -21,14 +21,14 @@ let agentCounter = 0;
 /** Starts a berth agent in this process on a private socket, talking to the given Docker host. */
 export async function startTestAgent(dockerHost: string, overrides: Record<string, unknown> = {}): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-agent-'));
-  const socketPath = join(dir, 'berth.sock');
+  const socketPath = ((overrides.grpc as { socket?: string } | undefined)?.socket) ?? join(dir, 'berth.sock');
   const base = defaultConfigInput({ DOCKER_HOST: dockerHost });
   const raw = {
     ...base,
     agentId: `test-${process.pid}-${agentCounter++}`,
     dataDir: dir,
     logLevel: process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
-    grpc: { socket: socketPath, socketMode: '0660', ...(overrides.grpc as object) },
+    grpc: { socketMode: '0660', ...(overrides.grpc as object), socket: socketPath },
     engine: { defaultStopTimeout: '10s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', ...(overrides.engine as object) },
     events: { retain: 100_000, maxWatcherLag: 10_000, heartbeatInterval: '10s', ...(overrides.events as object) },
   };

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -150,6 +152,25 @@ describe('the gRPC API, starting while Docker is down', () => {
       assert.ok(messages.some((f) => f.package === 'berth.agent.v1'));
     } finally {
       reflection.close();
+    }
+  });
+
+  it('replaces a stale socket, and refuses to start on a socket another process answers on', async () => {
+    const socket = join(dir, 'stale.sock');
+    // A process that listens and is then killed leaves its socket file behind.
+    const holder = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socket)}, () => console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await once(holder.stdout!, 'data');
+    const live = startTestAgent(`unix://${join(dir, 'nowhere.sock')}`, { grpc: { socket } });
+    await assert.rejects(live, /is in use: is another berth running\?/);
+    holder.kill('SIGKILL');
+    await once(holder, 'exit');
+    assert.ok(statSync(socket).isSocket(), 'the killed process left its socket behind');
+    const replaced = await startTestAgent(`unix://${join(dir, 'nowhere.sock')}`, { grpc: { socket } });
+    try {
+      const info = await call<object, GetAgentInfoResponse>(replaced.client, 'getAgentInfo', {});
+      assert.equal(info.agentId, replaced.config.agentId);
+    } finally {
+      await replaced.stop();
     }
   });
 
