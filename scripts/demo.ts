@@ -123,7 +123,7 @@ async function main(): Promise<void> {
 
     say(`running task ${taskId}: "setup" must succeed before "app" starts`);
     const credentialsForRegistry = { username: registry.username, password: registry.password };
-    const base = { entrypoint: [], environment: {}, workingDirectory: '', user: '', cpuUnits: 0, memoryMib: 0, memoryReservationMib: 0, portMappings: [], stopTimeout: { seconds: 5, nanos: 0 }, labels: {}, registryCredentials: credentialsForRegistry };
+    const base = { entrypoint: [], environment: {}, workingDirectory: '', user: '', cpuUnits: 0, memoryMib: 0, memoryReservationMib: 0, portMappings: [], stopTimeout: { seconds: 5, nanos: 0 }, labels: {}, registryCredentials: credentialsForRegistry, healthCheck: undefined, restartPolicy: undefined, gpuCount: 0, startTimeout: undefined, pidsLimit: 0 };
     await new Promise<RunTaskResponse>((resolve, reject) =>
       client.runTask(
         {
@@ -132,6 +132,8 @@ async function main(): Promise<void> {
             family: 'demo',
             revision: 1,
             networkMode: NetworkMode.NETWORK_MODE_NONE,
+            cpuUnits: 0,
+            memoryMib: 0,
             containers: [
               { ...base, name: 'setup', image, command: ['sh', '-c', 'echo preparing; sleep 1'], essential: false, dependsOn: [] },
               { ...base, name: 'app', image, command: ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done'], essential: true, dependsOn: [{ containerName: 'setup', condition: DependencyCondition.DEPENDENCY_CONDITION_SUCCESS }] },

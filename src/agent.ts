@@ -3,6 +3,9 @@ import { pino, type Logger } from 'pino';
 import type { BerthConfig } from './config/config.js';
 import type { EngineSettings } from './engine/engine-settings.js';
 import { EventLog } from './engine/event-log.js';
+import { hostCapacity } from './engine/host-capacity.js';
+import { HostResourceManager, type HostCapacity } from './engine/host-resources.js';
+import { probeHostPort } from './engine/port-probe.js';
 import { MemoryEventStore, type EventStore } from './engine/event-store.js';
 import { RuntimeMonitor } from './engine/runtime-monitor.js';
 import { TaskEngine } from './engine/task-engine.js';
@@ -12,8 +15,9 @@ import { AgentServer } from './server/grpc-server.js';
 import { TOKENS } from './tokens.js';
 
 /** The composition root: the only place that knows which implementation backs which part. */
-export function buildContainer(config: BerthConfig, logger: Logger): Container {
+export function buildContainer(config: BerthConfig, logger: Logger, capacity: HostCapacity): Container {
   const c = new Container({ defaultScope: 'Singleton' });
+  c.bind(TOKENS.hostResources).toConstantValue(new HostResourceManager(capacity, probeHostPort));
   c.bind(TOKENS.config).toConstantValue(config);
   c.bind(TOKENS.logger).toConstantValue(logger);
   c.bind(TOKENS.runtime).toResolvedValue(
@@ -40,14 +44,15 @@ export function buildContainer(config: BerthConfig, logger: Logger): Container {
       agentId: cfg.agentId,
       defaultStopTimeoutMs: cfg.engine.defaultStopTimeoutMs,
       taskCleanupWaitMs: cfg.engine.taskCleanupWaitMs,
+      defaultPidsLimit: cfg.engine.defaultPidsLimit,
       transientRetry: { attempts: 5, initialDelayMs: 1000, maxDelayMs: 5000 },
     }),
     [TOKENS.config],
   );
   c.bind(TOKENS.engine).toResolvedValue(
-    (runtime: ContainerRuntime, monitor: RuntimeMonitor, events: EventLog, settings: EngineSettings, log: Logger) =>
-      new TaskEngine(runtime, monitor, events, settings, log.child({ component: 'engine' })),
-    [TOKENS.runtime, TOKENS.runtimeMonitor, TOKENS.eventLog, TOKENS.engineSettings, TOKENS.logger],
+    (runtime: ContainerRuntime, monitor: RuntimeMonitor, events: EventLog, settings: EngineSettings, resources: HostResourceManager, log: Logger) =>
+      new TaskEngine(runtime, monitor, events, settings, resources, log.child({ component: 'engine' })),
+    [TOKENS.runtime, TOKENS.runtimeMonitor, TOKENS.eventLog, TOKENS.engineSettings, TOKENS.hostResources, TOKENS.logger],
   );
   c.bind(TOKENS.server).toResolvedValue(
     (engine: TaskEngine, monitor: RuntimeMonitor, cfg: BerthConfig, log: Logger) => new AgentServer(engine, monitor, cfg, log.child({ component: 'server' })),
@@ -70,7 +75,10 @@ export function createLogger(config: Pick<BerthConfig, 'logLevel' | 'agentId'>, 
 }
 
 export async function startAgent(config: BerthConfig, logger: Logger = createLogger(config)): Promise<Agent> {
-  const container = buildContainer(config, logger);
+  const tcpPort = config.grpc.tcpAddress ? Number(config.grpc.tcpAddress.split(':').pop()) : undefined;
+  const capacity = await hostCapacity(config.resources, tcpPort);
+  logger.info({ capacity }, 'host capacity for tasks');
+  const container = buildContainer(config, logger, capacity);
   const engine = container.get(TOKENS.engine);
   const server = container.get(TOKENS.server);
   await engine.start();

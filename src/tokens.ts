@@ -4,6 +4,7 @@ import type { BerthConfig } from './config/config.js';
 import type { EngineSettings } from './engine/engine-settings.js';
 import type { EventLog } from './engine/event-log.js';
 import type { EventStore } from './engine/event-store.js';
+import type { HostResourceManager } from './engine/host-resources.js';
 import type { RuntimeMonitor } from './engine/runtime-monitor.js';
 import type { TaskEngine } from './engine/task-engine.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
@@ -18,6 +19,7 @@ export const TOKENS = {
   eventStore: Symbol.for('berth.eventStore') as ServiceIdentifier<EventStore>,
   eventLog: Symbol.for('berth.eventLog') as ServiceIdentifier<EventLog>,
   engineSettings: Symbol.for('berth.engineSettings') as ServiceIdentifier<EngineSettings>,
+  hostResources: Symbol.for('berth.hostResources') as ServiceIdentifier<HostResourceManager>,
   engine: Symbol.for('berth.engine') as ServiceIdentifier<TaskEngine>,
   server: Symbol.for('berth.server') as ServiceIdentifier<AgentServer>,
 } as const;

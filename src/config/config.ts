@@ -28,6 +28,20 @@ export interface BerthConfig {
     defaultStopTimeoutMs: number;
     taskCleanupWaitMs: number;
     runtimeCheckIntervalMs: number;
+    /** Pids limit of containers that set none; 0 for no limit. */
+    defaultPidsLimit: number;
+  };
+  resources: {
+    /** 0: cores × 1024. */
+    cpuUnits: number;
+    /** 0: the host's memory less reservedMemoryMib. */
+    memoryMib: number;
+    reservedMemoryMib: number;
+    reservedTcpPorts: number[];
+    reservedUdpPorts: number[];
+    dynamicPortRange: { first: number; last: number };
+    /** Empty: discovered with nvidia-smi when it is installed. */
+    gpuIds: string[];
   };
   events: {
     /** Events kept for replay. */
@@ -55,7 +69,16 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
     logLevel: 'info',
     grpc: { socket: '/run/berth/berth.sock', socketMode: '0660' },
     runtime: { kind: 'docker', docker: { host: env.DOCKER_HOST || 'unix:///var/run/docker.sock', callTimeout: '30s', pullTimeout: '2h' } },
-    engine: { defaultStopTimeout: '30s', taskCleanupWait: '3h', runtimeCheckInterval: '10s' },
+    engine: { defaultStopTimeout: '30s', taskCleanupWait: '3h', runtimeCheckInterval: '10s', defaultPidsLimit: 0 },
+    resources: {
+      cpuUnits: 0,
+      memoryMib: 0,
+      reservedMemoryMib: 0,
+      reservedTcpPorts: [22, 2375, 2376, 51678, 51679],
+      reservedUdpPorts: [],
+      dynamicPortRange: '49153-65535',
+      gpuIds: [],
+    },
     events: { retain: 100_000, maxWatcherLag: 10_000, heartbeatInterval: '10s' },
   };
 }
@@ -160,6 +183,16 @@ export function compileConfig(raw: Raw): BerthConfig {
       defaultStopTimeoutMs: read.duration('engine.defaultStopTimeout', 0),
       taskCleanupWaitMs: read.duration('engine.taskCleanupWait', 0),
       runtimeCheckIntervalMs: read.duration('engine.runtimeCheckInterval', 100),
+      defaultPidsLimit: read.integer('engine.defaultPidsLimit', 0),
+    },
+    resources: {
+      cpuUnits: read.integer('resources.cpuUnits', 0),
+      memoryMib: read.integer('resources.memoryMib', 0),
+      reservedMemoryMib: read.integer('resources.reservedMemoryMib', 0),
+      reservedTcpPorts: read.portList('resources.reservedTcpPorts'),
+      reservedUdpPorts: read.portList('resources.reservedUdpPorts'),
+      dynamicPortRange: read.portRange('resources.dynamicPortRange'),
+      gpuIds: read.stringList('resources.gpuIds'),
     },
     events: {
       retain: read.integer('events.retain', 1),
@@ -212,6 +245,29 @@ class Reader {
     const number = typeof value === 'string' ? Number(value) : value;
     if (typeof number !== 'number' || !Number.isInteger(number) || number < min) throw new ConfigError(key, `must be an integer of at least ${min} (got ${JSON.stringify(value)})`);
     return number;
+  }
+
+  portList(key: string): number[] {
+    const value = this.get(key);
+    if (!Array.isArray(value) || !value.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535)) {
+      throw new ConfigError(key, `must be a list of port numbers (got ${JSON.stringify(value)})`);
+    }
+    return value as number[];
+  }
+
+  stringList(key: string): string[] {
+    const value = this.get(key);
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v !== '')) throw new ConfigError(key, `must be a list of strings (got ${JSON.stringify(value)})`);
+    return value as string[];
+  }
+
+  portRange(key: string): { first: number; last: number } {
+    const value = this.get(key);
+    const match = typeof value === 'string' ? /^(\d{1,5})-(\d{1,5})$/.exec(value) : null;
+    const first = Number(match?.[1]);
+    const last = Number(match?.[2]);
+    if (!match || first < 1 || last > 65535 || first > last) throw new ConfigError(key, `must be a range such as "49153-65535" (got ${JSON.stringify(value)})`);
+    return { first, last };
   }
 
   duration(key: string, minMs: number): number {

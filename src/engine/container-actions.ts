@@ -69,7 +69,13 @@ export class ContainerActions {
    * this task's and agent's labels is adopted (it was created before a crash or a lost answer).
    */
   async create(task: TaskDefinition, container: ManagedContainer): Promise<ActionOutcome> {
-    const spec = containerSpec(this.settings.agentId, task, container.definition, container.runtimeName);
+    const spec = containerSpec(task, container.definition, {
+      agentId: this.settings.agentId,
+      runtimeName: container.runtimeName,
+      hostPorts: container.hostPorts,
+      gpuIds: container.gpuIds,
+      defaultPidsLimit: this.settings.defaultPidsLimit,
+    });
     try {
       const runtimeId = await this.retry(() => this.runtime.createContainer(spec));
       return { kind: 'created', change: { runtimeId, createdAt: new Date() } };

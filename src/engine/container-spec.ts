@@ -5,7 +5,18 @@ import type { ContainerDefinition, TaskDefinition } from './task-definition.js';
 const MIB = 1024 * 1024;
 
 /** The runtime-neutral spec of a task's container. Berth's labels are written last, so they win. */
-export function containerSpec(agentId: string, task: TaskDefinition, container: ContainerDefinition, runtimeName: string): ContainerSpec {
+export interface SpecInputs {
+  agentId: string;
+  runtimeName: string;
+  /** Host port of each port mapping, in order (dynamic ones already chosen). */
+  hostPorts: number[];
+  gpuIds: string[];
+  /** Used when the container sets no pids limit of its own. */
+  defaultPidsLimit: number;
+}
+
+export function containerSpec(task: TaskDefinition, container: ContainerDefinition, inputs: SpecInputs): ContainerSpec {
+  const { agentId, runtimeName } = inputs;
   return {
     name: runtimeName,
     image: container.image,
@@ -26,6 +37,8 @@ export function containerSpec(agentId: string, task: TaskDefinition, container: 
     memoryBytes: container.memoryMib * MIB,
     memoryReservationBytes: container.memoryReservationMib * MIB,
     network: task.networkMode,
-    ports: container.portMappings.map((p) => ({ ...p })),
+    ports: container.portMappings.map((p, i) => ({ ...p, hostPort: inputs.hostPorts[i] ?? p.hostPort })),
+    pidsLimit: container.pidsLimit || inputs.defaultPidsLimit,
+    gpuIds: [...inputs.gpuIds],
   };
 }

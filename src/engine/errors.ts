@@ -30,6 +30,14 @@ export class AlreadyExistsError extends Error {
   }
 }
 
+/** The task needs more than this host has, even with nothing else running. */
+export class ResourceExhaustedError extends Error {
+  override readonly name = 'ResourceExhaustedError';
+  constructor(readonly taskId: string, readonly problems: string[]) {
+    super(`task "${taskId}" can never fit this host: ${problems.join('; ')}`);
+  }
+}
+
 /** The container runtime cannot be reached; try again later. */
 export class UnavailableError extends Error {
   override readonly name = 'UnavailableError';

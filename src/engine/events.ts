@@ -5,7 +5,9 @@ export type EventChange =
   | { type: 'task'; knownStatus: TaskStatus; desiredStatus: DesiredStatus; reason: string }
   | { type: 'container'; container: ContainerSnapshot }
   /** The task was cleaned up and forgotten. */
-  | { type: 'removed' };
+  | { type: 'removed' }
+  /** Progress of an image pull for one container (rate-limited). */
+  | { type: 'pull'; containerName: string; image: string; bytesDone: number; bytesTotal: number };
 
 /** One state change, numbered. Sequences start at 1 and increase by one per event. */
 export interface EngineEvent {

@@ -31,7 +31,14 @@ export class ManagedContainer {
   reason = '';
   portBindings: PortBinding[] = [];
   healthStatus: HealthStatus = 'NONE';
+  healthOutput = '';
+  healthCheckedAt: Date | undefined;
   restartCount = 0;
+  lastRestartedAt: Date | undefined;
+  lastExitCode: number | undefined;
+  gpuIds: string[] = [];
+  /** Host port of each port mapping, in order, once the task got its resources. */
+  hostPorts: number[] = [];
   oomKilled = false;
   pulledAt: Date | undefined;
   createdAt: Date | undefined;
@@ -106,7 +113,12 @@ export class ManagedContainer {
       reason: this.reason,
       portBindings: this.portBindings.map((b) => ({ ...b })),
       healthStatus: this.healthStatus,
+      healthOutput: this.healthOutput,
+      healthCheckedAt: this.healthCheckedAt,
       restartCount: this.restartCount,
+      lastRestartedAt: this.lastRestartedAt,
+      lastExitCode: this.lastExitCode,
+      gpuIds: [...this.gpuIds],
       essential: this.essential,
       pulledAt: this.pulledAt,
       createdAt: this.createdAt,

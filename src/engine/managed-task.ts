@@ -7,7 +7,9 @@ import { runtimeContainerName } from './labels.js';
 import { ManagedContainer, OOM_REASON } from './managed-container.js';
 import { earliest, isForward, type DesiredStatus, type TaskStatus } from './status.js';
 import type { TaskDefinition } from './task-definition.js';
-import type { TaskSnapshot } from './task-snapshot.js';
+import { needsOf, type ResourceNeeds } from './host-resources.js';
+import type { QueuedTask } from './resource-queue.js';
+import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
 
 export interface ManagedTaskDeps {
   agentId: string;
@@ -17,6 +19,8 @@ export interface ManagedTaskDeps {
   taskCleanupWaitMs: number;
   /** A container of this task got a runtime id: route its runtime events here. */
   onContainerCreated(task: ManagedTask, runtimeId: string): void;
+  /** Every container stopped: the task's host resources can be released. */
+  onStopped(task: ManagedTask): void;
   /** The cleanup wait passed and the containers were removed: forget the task. */
   onCleanedUp(task: ManagedTask): void;
 }
@@ -29,7 +33,10 @@ export interface ManagedTaskDeps {
  * All state changes happen synchronously inside this class; runtime calls run concurrently and
  * report back through `apply`, after which `reconcile` runs again.
  */
-export class ManagedTask {
+export class ManagedTask implements QueuedTask {
+  readonly needs: ResourceNeeds;
+  /** Host resources held; undefined while the task waits for them. */
+  private resources: TaskResources | undefined;
   private readonly containers: Map<string, ManagedContainer>;
   private knownStatus: TaskStatus = 'NONE';
   private desiredStatus: DesiredStatus = 'RUNNING';
@@ -52,6 +59,7 @@ export class ManagedTask {
     private readonly deps: ManagedTaskDeps,
   ) {
     this.log = deps.logger.child({ taskId: definition.id });
+    this.needs = needsOf(definition);
     this.containers = new Map(
       definition.containers.map((c) => [
         c.name,
@@ -62,6 +70,37 @@ export class ManagedTask {
 
   get id(): string {
     return this.definition.id;
+  }
+
+  /** A queued task that is desired STOPPED leaves the queue without consuming. */
+  get withdrawn(): boolean {
+    return this.desiredStatus === 'STOPPED';
+  }
+
+  /** The host resources were granted: assign dynamic ports and GPUs, then start moving. */
+  grant(resources: TaskResources): void {
+    this.resources = resources;
+    const dynamicTcp = resources.tcpPorts.slice(this.needs.tcpPorts.length);
+    const dynamicUdp = resources.udpPorts.slice(this.needs.udpPorts.length);
+    const gpus = [...resources.gpuIds];
+    for (const container of this.containers.values()) {
+      container.hostPorts = container.definition.portMappings.map((p) => {
+        if (this.definition.networkMode === 'host') return p.containerPort;
+        if (p.hostPort !== 0) return p.hostPort;
+        return (p.protocol === 'tcp' ? dynamicTcp : dynamicUdp).shift() as number;
+      });
+      container.gpuIds = gpus.splice(0, container.definition.gpuCount);
+    }
+    this.log.info({ resources }, 'host resources granted');
+    this.scheduleReconcile();
+  }
+
+  /** Still queued for host resources. */
+  waiting(shortfall: string): void {
+    const reason = `waiting for host resources: ${shortfall}`;
+    if (reason === this.waitReason || this.desiredStatus === 'STOPPED') return;
+    this.waitReason = reason;
+    this.recordTask();
   }
 
   /** Records the task's first event and starts driving it. */
@@ -124,6 +163,7 @@ export class ManagedTask {
       createdAt: this.createdAt,
       startedAt: this.startedAt,
       stoppedAt: this.stoppedAt,
+      resources: this.resources,
     };
   }
 
@@ -157,6 +197,8 @@ export class ManagedTask {
     if (this.desiredStatus === 'STOPPED') {
       for (const container of this.containers.values()) container.desireStop();
     }
+    // Nothing starts before the host resources are granted.
+    if (!this.resources && this.desiredStatus === 'RUNNING') return;
     let waitReason = '';
     for (const container of this.containers.values()) {
       if (container.busy !== undefined || container.knownStatus === 'STOPPED') continue;
@@ -255,6 +297,7 @@ export class ManagedTask {
     if (derived === 'RUNNING') this.startedAt ??= new Date();
     if (derived === 'STOPPED') {
       this.stoppedAt = new Date();
+      this.deps.onStopped(this);
       if (this.desiredStatus === 'RUNNING') {
         // Every container finished on its own (all essential ones exited).
         this.desiredStatus = 'STOPPED';

@@ -30,6 +30,22 @@ export interface RegistryCredentials {
   password: string;
 }
 
+export interface HealthCheck {
+  command: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  /** Failing probes in a row that make the container UNHEALTHY. */
+  retries: number;
+  startPeriodMs: number;
+}
+
+export interface RestartPolicy {
+  enabled: boolean;
+  ignoredExitCodes: number[];
+  /** A container must have run this long for its exit to be restarted; 0 restarts every exit. */
+  restartAttemptPeriodMs: number;
+}
+
 export interface ContainerDefinition {
   name: string;
   image: string;
@@ -48,6 +64,13 @@ export interface ContainerDefinition {
   stopTimeoutMs?: number;
   labels: Record<string, string>;
   registryCredentials?: RegistryCredentials;
+  healthCheck?: HealthCheck;
+  restartPolicy?: RestartPolicy;
+  gpuCount: number;
+  /** How long dependents wait for this container to meet their condition once it started. */
+  startTimeoutMs?: number;
+  /** 0 for the agent's default. */
+  pidsLimit: number;
 }
 
 export interface TaskDefinition {
@@ -56,6 +79,10 @@ export interface TaskDefinition {
   revision: number;
   networkMode: NetworkMode;
   containers: ContainerDefinition[];
+  /** 0: the sum of the containers' cpu units. */
+  cpuUnits: number;
+  /** 0: the sum of the containers' memory reservations (else limits). */
+  memoryMib: number;
 }
 
 function canonical(value: unknown): unknown {

@@ -1,18 +1,19 @@
-import { cpus, totalmem } from 'node:os';
 import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError } from '../runtime/errors.js';
 import type { RuntimeEvent } from '../runtime/types.js';
 import { ContainerActions } from './container-actions.js';
 import type { EngineSettings } from './engine-settings.js';
-import { AlreadyExistsError, NotFoundError, UnavailableError } from './errors.js';
+import { AlreadyExistsError, NotFoundError, ResourceExhaustedError, UnavailableError } from './errors.js';
+import type { HostResourceManager } from './host-resources.js';
+import { ResourceQueue } from './resource-queue.js';
 import type { EventLog, EventWatcher } from './event-log.js';
 import { LABELS } from './labels.js';
 import { ManagedTask } from './managed-task.js';
 import type { RuntimeAvailability, RuntimeMonitor } from './runtime-monitor.js';
 import type { TaskStatus } from './status.js';
 import { sameDefinition } from './task-definition.js';
-import type { TaskSnapshot } from './task-snapshot.js';
+import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
 import { validateTaskDefinition, type TaskDefinitionInput } from './task-validation.js';
 
 export interface ListTasksFilter {
@@ -35,7 +36,10 @@ export interface AgentInfo {
   agentId: string;
   runtimeName: string;
   runtime: RuntimeAvailability;
-  capacity: { cpuUnits: number; memoryMib: number };
+  capacity: TaskResources & { dynamicPortRange: { first: number; last: number } };
+  consumed: TaskResources;
+  free: TaskResources & { dynamicTcpPorts: number; dynamicUdpPorts: number };
+  queuedTaskIds: string[];
   latestSequence: number;
   oldestSequence: number;
 }
@@ -49,6 +53,7 @@ export class TaskEngine {
   private readonly tasks = new Map<string, ManagedTask>();
   private readonly byRuntimeId = new Map<string, ManagedTask>();
   private readonly actions: ContainerActions;
+  private readonly queue: ResourceQueue;
   private readonly shutdown = new AbortController();
   private eventLoop: Promise<void> | undefined;
 
@@ -57,9 +62,11 @@ export class TaskEngine {
     private readonly monitor: RuntimeMonitor,
     private readonly events: EventLog,
     private readonly settings: EngineSettings,
+    private readonly resources: HostResourceManager,
     private readonly log: Logger,
   ) {
     this.actions = new ContainerActions(runtime, settings);
+    this.queue = new ResourceQueue(resources);
   }
 
   /** Checks the runtime once and starts following its events; never fails on a runtime that is down. */
@@ -94,17 +101,25 @@ export class TaskEngine {
       logger: this.log,
       taskCleanupWaitMs: this.settings.taskCleanupWaitMs,
       onContainerCreated: (owner, runtimeId) => this.byRuntimeId.set(runtimeId, owner),
+      onStopped: (owner) => {
+        this.resources.release(owner.id);
+        void this.queue.wake();
+      },
       onCleanedUp: (owner) => this.forget(owner),
     });
+    const problems = this.resources.neverFits(task.needs);
+    if (problems.length > 0) throw new ResourceExhaustedError(definition.id, problems);
     this.tasks.set(definition.id, task);
     this.log.info({ taskId: definition.id, family: definition.family, revision: definition.revision }, 'task admitted');
     task.begin();
+    this.queue.enqueue(task);
     return { task: task.snapshot(), created: true };
   }
 
   stopTask(id: string, reason: string): TaskSnapshot {
     const task = this.get(id);
     task.stop(reason || 'stopped by request');
+    void this.queue.wake();
     return task.snapshot();
   }
 
@@ -136,7 +151,17 @@ export class TaskEngine {
       agentId: this.settings.agentId,
       runtimeName: this.runtime.name,
       runtime: this.monitor.availability,
-      capacity: { cpuUnits: cpus().length * 1024, memoryMib: Math.floor(totalmem() / (1024 * 1024)) },
+      capacity: {
+        cpuUnits: this.resources.capacity.cpuUnits,
+        memoryMib: this.resources.capacity.memoryMib,
+        tcpPorts: this.resources.capacity.reservedTcpPorts,
+        udpPorts: this.resources.capacity.reservedUdpPorts,
+        gpuIds: this.resources.capacity.gpuIds,
+        dynamicPortRange: this.resources.capacity.dynamicPortRange,
+      },
+      consumed: this.resources.consumed(),
+      free: this.resources.free(),
+      queuedTaskIds: this.queue.ids(),
       latestSequence: this.events.latestSequence(),
       oldestSequence: this.events.oldestSequence(),
     };

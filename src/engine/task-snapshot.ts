@@ -13,7 +13,14 @@ export interface ContainerSnapshot {
   reason: string;
   portBindings: PortBinding[];
   healthStatus: HealthStatus;
+  /** Output of the last health probe, at most 1 KiB. */
+  healthOutput: string;
+  healthCheckedAt?: Date;
   restartCount: number;
+  lastRestartedAt?: Date;
+  /** Exit code of the run before the last restart. */
+  lastExitCode?: number;
+  gpuIds: string[];
   essential: boolean;
   pulledAt?: Date;
   createdAt?: Date;
@@ -33,4 +40,15 @@ export interface TaskSnapshot {
   createdAt: Date;
   startedAt?: Date;
   stoppedAt?: Date;
+  /** Host resources the task holds, once it got them. */
+  resources?: TaskResources;
+}
+
+/** What a task takes from the host while it runs. */
+export interface TaskResources {
+  cpuUnits: number;
+  memoryMib: number;
+  tcpPorts: number[];
+  udpPorts: number[];
+  gpuIds: string[];
 }

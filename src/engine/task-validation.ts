@@ -22,6 +22,8 @@ export interface TaskDefinitionInput {
   revision?: number;
   networkMode?: string;
   containers: ContainerDefinitionInput[];
+  cpuUnits?: number;
+  memoryMib?: number;
 }
 
 export interface ContainerDefinitionInput {
@@ -41,7 +43,17 @@ export interface ContainerDefinitionInput {
   stopTimeoutMs?: number;
   labels?: Record<string, string>;
   registryCredentials?: { username: string; password: string };
+  healthCheck?: { command: string[]; intervalMs?: number; timeoutMs?: number; retries?: number; startPeriodMs?: number };
+  restartPolicy?: { enabled: boolean; ignoredExitCodes?: number[]; restartAttemptPeriodMs?: number };
+  gpuCount?: number;
+  startTimeoutMs?: number;
+  pidsLimit?: number;
 }
+
+/** Health check defaults (as Docker and ECS): every 30 s, 5 s to answer, 3 failures, no grace. */
+export const HEALTH_CHECK_DEFAULTS = { intervalMs: 30_000, timeoutMs: 5_000, retries: 3, startPeriodMs: 0 };
+/** ECS's default restart attempt period. */
+export const DEFAULT_RESTART_ATTEMPT_PERIOD_MS = 300_000;
 
 const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
@@ -129,6 +141,16 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
   for (const key of Object.keys(input.labels ?? {})) {
     if (key.startsWith(RESERVED_LABEL_PREFIX)) v.push({ field: at('labels'), description: `label keys starting with "${RESERVED_LABEL_PREFIX}" are reserved (got "${key}")` });
   }
+  const healthCheck = validateHealthCheck(input.healthCheck, at, v);
+  const restartPolicy = validateRestartPolicy(input.restartPolicy, at, v);
+  const gpuCount = input.gpuCount ?? 0;
+  if (!Number.isInteger(gpuCount) || gpuCount < 0) v.push({ field: at('gpu_count'), description: `must be a non-negative integer (got ${gpuCount})` });
+  const startTimeoutMs = input.startTimeoutMs;
+  if (startTimeoutMs !== undefined && (!Number.isFinite(startTimeoutMs) || startTimeoutMs <= 0)) {
+    v.push({ field: at('start_timeout'), description: `must be positive when set (got ${startTimeoutMs} ms)` });
+  }
+  const pidsLimit = input.pidsLimit ?? 0;
+  if (!Number.isInteger(pidsLimit) || pidsLimit < 0) v.push({ field: at('pids_limit'), description: `must be a non-negative integer (got ${pidsLimit})` });
   const credentials = input.registryCredentials;
   if (credentials && (credentials.username === '') !== (credentials.password === '')) {
     v.push({ field: at('registry_credentials'), description: 'needs both username and password' });
@@ -151,7 +173,40 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
     stopTimeoutMs,
     labels: input.labels ?? {},
     registryCredentials: credentials && credentials.username !== '' ? { ...credentials } : undefined,
+    healthCheck,
+    restartPolicy,
+    gpuCount,
+    startTimeoutMs,
+    pidsLimit,
   };
+}
+
+const durationOk = (ms: number | undefined, min: number, max: number) => ms === undefined || (Number.isFinite(ms) && ms >= min && ms <= max);
+
+function validateHealthCheck(input: ContainerDefinitionInput['healthCheck'], at: (field?: string) => string, v: FieldViolation[]): ContainerDefinition['healthCheck'] {
+  if (!input) return undefined;
+  if (input.command.length === 0 || input.command[0] === '') v.push({ field: at('health_check.command'), description: 'must not be empty' });
+  if (!durationOk(input.intervalMs, 100, 86_400_000)) v.push({ field: at('health_check.interval'), description: `must be between 100ms and 24h (got ${input.intervalMs} ms)` });
+  if (!durationOk(input.timeoutMs, 100, 3_600_000)) v.push({ field: at('health_check.timeout'), description: `must be between 100ms and 1h (got ${input.timeoutMs} ms)` });
+  if (input.retries !== undefined && (!Number.isInteger(input.retries) || input.retries > 100)) v.push({ field: at('health_check.retries'), description: `must be at most 100 (got ${input.retries})` });
+  if (!durationOk(input.startPeriodMs, 0, 86_400_000)) v.push({ field: at('health_check.start_period'), description: `must be between 0 and 24h (got ${input.startPeriodMs} ms)` });
+  return {
+    command: [...input.command],
+    intervalMs: input.intervalMs ?? HEALTH_CHECK_DEFAULTS.intervalMs,
+    timeoutMs: input.timeoutMs ?? HEALTH_CHECK_DEFAULTS.timeoutMs,
+    retries: input.retries || HEALTH_CHECK_DEFAULTS.retries,
+    startPeriodMs: input.startPeriodMs ?? HEALTH_CHECK_DEFAULTS.startPeriodMs,
+  };
+}
+
+function validateRestartPolicy(input: ContainerDefinitionInput['restartPolicy'], at: (field?: string) => string, v: FieldViolation[]): ContainerDefinition['restartPolicy'] {
+  if (!input || !input.enabled) return undefined;
+  const ignored = input.ignoredExitCodes ?? [];
+  if (ignored.length > 50) v.push({ field: at('restart_policy.ignored_exit_codes'), description: 'must list at most 50 codes' });
+  if (!durationOk(input.restartAttemptPeriodMs, 0, 86_400_000)) {
+    v.push({ field: at('restart_policy.restart_attempt_period'), description: `must be between 0 and 24h (got ${input.restartAttemptPeriodMs} ms)` });
+  }
+  return { enabled: true, ignoredExitCodes: [...ignored], restartAttemptPeriodMs: input.restartAttemptPeriodMs ?? DEFAULT_RESTART_ATTEMPT_PERIOD_MS };
 }
 
 /**
@@ -196,6 +251,22 @@ export function validateTaskDefinition(input: TaskDefinitionInput): TaskDefiniti
       hostPorts.set(key, i);
     }),
   );
+  containers.forEach((c, i) =>
+    c.dependsOn.forEach((d, j) => {
+      if (d.condition !== 'HEALTHY') return;
+      const dependency = containers.find((x) => x.name === d.containerName);
+      if (dependency && !dependency.healthCheck) {
+        v.push({ field: path.container(i, `depends_on[${j}].condition`), description: `HEALTHY needs container "${d.containerName}" to have a health_check` });
+      }
+    }),
+  );
+  const cpuUnits = input.cpuUnits ?? 0;
+  if (!Number.isInteger(cpuUnits) || cpuUnits < 0) v.push({ field: path.task('cpu_units'), description: `must be a non-negative integer (got ${cpuUnits})` });
+  const memoryMib = input.memoryMib ?? 0;
+  if (!Number.isInteger(memoryMib) || memoryMib < 0) v.push({ field: path.task('memory_mib'), description: `must not be negative (got ${memoryMib})` });
+  containers.forEach((c, i) => {
+    if (memoryMib > 0 && c.memoryMib > memoryMib) v.push({ field: path.container(i, 'memory_mib'), description: `exceeds the task's memory_mib (${c.memoryMib} > ${memoryMib})` });
+  });
   const cycle = findCycle(containers.filter((c) => c.dependsOn.every((d) => d.containerName !== c.name)));
   if (cycle) v.push({ field: path.task('containers'), description: `depends_on forms a cycle: ${cycle.join(' → ')}` });
   if (containers.length > 0 && !containers.some((c) => c.essential)) {
@@ -204,5 +275,5 @@ export function validateTaskDefinition(input: TaskDefinitionInput): TaskDefiniti
 
   if (v.length > 0) throw new InvalidArgumentError(v);
   networkMode ??= 'bridge';
-  return { id: input.id, family, revision, networkMode, containers };
+  return { id: input.id, family, revision, networkMode, containers, cpuUnits, memoryMib };
 }

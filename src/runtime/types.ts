@@ -78,6 +78,10 @@ export interface ContainerSpec {
   memoryReservationBytes: number;
   network: NetworkMode;
   ports: PortSpec[];
+  /** Maximum number of processes; 0 for none. */
+  pidsLimit?: number;
+  /** GPU ids to give the container. */
+  gpuIds?: string[];
 }
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead' | 'unknown';

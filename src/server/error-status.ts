@@ -3,11 +3,12 @@ import {
   AlreadyExistsError,
   InvalidArgumentError,
   NotFoundError,
+  ResourceExhaustedError,
   SequenceExpiredError,
   UnavailableError,
   WatcherTooSlowError,
 } from '../engine/errors.js';
-import { BadRequest, ErrorInfo } from '../gen/google/rpc/error_details.js';
+import { BadRequest, ErrorInfo, QuotaFailure } from '../gen/google/rpc/error_details.js';
 import { Status } from '../gen/google/rpc/status.js';
 
 const DOMAIN = 'berth.agent.v1';
@@ -41,6 +42,10 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
   }
   if (error instanceof NotFoundError) return serviceError(status.NOT_FOUND, error.message, [errorInfo('NOT_FOUND', { [error.resource]: error.id })]);
   if (error instanceof AlreadyExistsError) return serviceError(status.ALREADY_EXISTS, error.message, [errorInfo('ALREADY_EXISTS', { [error.resource]: error.id })]);
+  if (error instanceof ResourceExhaustedError) {
+    const quota = Buffer.from(QuotaFailure.encode({ violations: error.problems.map((description) => ({ subject: `task/${error.taskId}`, description })) }).finish());
+    return serviceError(status.RESOURCE_EXHAUSTED, error.message, [{ typeUrl: `${TYPE_PREFIX}google.rpc.QuotaFailure`, value: quota }]);
+  }
   if (error instanceof UnavailableError) return serviceError(status.UNAVAILABLE, error.message, [errorInfo('RUNTIME_UNAVAILABLE', { reason: error.reason })]);
   if (error instanceof SequenceExpiredError) {
     return serviceError(status.OUT_OF_RANGE, error.message, [
@@ -56,14 +61,15 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
 }
 
 /** Reads the google.rpc.Status a server put in the trailers, for clients and tests. */
-export function readStatusDetails(metadata: Metadata | undefined): { badRequest?: BadRequest; errorInfo?: ErrorInfo } {
+export function readStatusDetails(metadata: Metadata | undefined): { badRequest?: BadRequest; errorInfo?: ErrorInfo; quotaFailure?: QuotaFailure } {
   const raw = metadata?.get('grpc-status-details-bin')[0];
   if (!raw) return {};
   const decoded = Status.decode(typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw);
-  const result: { badRequest?: BadRequest; errorInfo?: ErrorInfo } = {};
+  const result: { badRequest?: BadRequest; errorInfo?: ErrorInfo; quotaFailure?: QuotaFailure } = {};
   for (const detail of decoded.details) {
     if (detail.typeUrl.endsWith('google.rpc.BadRequest')) result.badRequest = BadRequest.decode(detail.value);
     if (detail.typeUrl.endsWith('google.rpc.ErrorInfo')) result.errorInfo = ErrorInfo.decode(detail.value);
+    if (detail.typeUrl.endsWith('google.rpc.QuotaFailure')) result.quotaFailure = QuotaFailure.decode(detail.value);
   }
   return result;
 }

@@ -40,7 +40,7 @@ function msToDuration(ms: number | undefined): Duration | undefined {
 
 /** The request's definition, unvalidated, in the engine's input shape. */
 export function taskDefinitionInput(task: TaskDefinition | undefined): TaskDefinitionInput {
-  const t = task ?? { id: '', family: '', revision: 0, networkMode: NetworkMode.NETWORK_MODE_UNSPECIFIED, containers: [] };
+  const t = task ?? { id: '', family: '', revision: 0, networkMode: NetworkMode.NETWORK_MODE_UNSPECIFIED, containers: [], cpuUnits: 0, memoryMib: 0 };
   return {
     id: t.id,
     family: t.family,
@@ -68,7 +68,24 @@ export function taskDefinitionInput(task: TaskDefinition | undefined): TaskDefin
       stopTimeoutMs: durationToMs(c.stopTimeout),
       labels: c.labels,
       registryCredentials: c.registryCredentials,
+      healthCheck: c.healthCheck && {
+        command: c.healthCheck.command,
+        intervalMs: durationToMs(c.healthCheck.interval),
+        timeoutMs: durationToMs(c.healthCheck.timeout),
+        retries: c.healthCheck.retries,
+        startPeriodMs: durationToMs(c.healthCheck.startPeriod),
+      },
+      restartPolicy: c.restartPolicy && {
+        enabled: c.restartPolicy.enabled,
+        ignoredExitCodes: c.restartPolicy.ignoredExitCodes,
+        restartAttemptPeriodMs: durationToMs(c.restartPolicy.restartAttemptPeriod),
+      },
+      gpuCount: c.gpuCount,
+      startTimeoutMs: durationToMs(c.startTimeout),
+      pidsLimit: c.pidsLimit,
     })),
+    cpuUnits: t.cpuUnits,
+    memoryMib: t.memoryMib,
   };
 }
 
@@ -112,7 +129,24 @@ export function toPbDefinition(d: DomainTaskDefinition): TaskDefinition {
       labels: c.labels,
       // Credentials are never echoed back.
       registryCredentials: undefined,
+      healthCheck: c.healthCheck && {
+        command: c.healthCheck.command,
+        interval: msToDuration(c.healthCheck.intervalMs),
+        timeout: msToDuration(c.healthCheck.timeoutMs),
+        retries: c.healthCheck.retries,
+        startPeriod: msToDuration(c.healthCheck.startPeriodMs),
+      },
+      restartPolicy: c.restartPolicy && {
+        enabled: c.restartPolicy.enabled,
+        ignoredExitCodes: c.restartPolicy.ignoredExitCodes,
+        restartAttemptPeriod: msToDuration(c.restartPolicy.restartAttemptPeriodMs),
+      },
+      gpuCount: c.gpuCount,
+      startTimeout: msToDuration(c.startTimeoutMs),
+      pidsLimit: c.pidsLimit,
     })),
+    cpuUnits: d.cpuUnits,
+    memoryMib: d.memoryMib,
   };
 }
 
@@ -155,7 +189,12 @@ export function toPbContainer(c: ContainerSnapshot): Container {
     reason: c.reason,
     portBindings: c.portBindings.map((b) => ({ containerPort: b.containerPort, hostPort: b.hostPort, protocol: PROTOCOL[b.protocol], hostIp: b.hostIp })),
     healthStatus: HEALTH[c.healthStatus],
+    healthOutput: c.healthOutput,
+    healthCheckedAt: c.healthCheckedAt,
     restartCount: c.restartCount,
+    lastRestartedAt: c.lastRestartedAt,
+    lastExitCode: c.lastExitCode,
+    gpuIds: c.gpuIds,
     pulledAt: c.pulledAt,
     createdAt: c.createdAt,
     startedAt: c.startedAt,
@@ -175,6 +214,7 @@ export function toPbTask(t: TaskSnapshot): Task {
     createdAt: t.createdAt,
     startedAt: t.startedAt,
     stoppedAt: t.stoppedAt,
+    resources: t.resources && { ...t.resources },
   };
 }
 
@@ -193,5 +233,10 @@ export function toPbEvent(e: EngineEvent): Event {
       return { ...base, change: { $case: 'container', value: { container: toPbContainer(e.change.container) } } };
     case 'removed':
       return { ...base, change: { $case: 'removed', value: {} } };
+    case 'pull':
+      return {
+        ...base,
+        change: { $case: 'pull', value: { containerName: e.change.containerName, image: e.change.image, bytesDone: e.change.bytesDone, bytesTotal: e.change.bytesTotal } },
+      };
   }
 }

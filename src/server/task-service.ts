@@ -50,7 +50,10 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
         runtime: info.runtime.available
           ? { name: info.runtimeName, version: info.runtime.version.version, apiVersion: info.runtime.version.apiVersion, available: true, reason: '' }
           : { name: info.runtimeName, version: '', apiVersion: '', available: false, reason: info.runtime.reason },
-        capacity: info.capacity,
+        capacity: { ...info.capacity, dynamicTcpPortsFree: 0, dynamicUdpPortsFree: 0 },
+        consumed: { ...info.consumed, dynamicTcpPortsFree: 0, dynamicUdpPortsFree: 0 },
+        free: { ...info.free, dynamicTcpPortsFree: info.free.dynamicTcpPorts, dynamicUdpPortsFree: info.free.dynamicUdpPorts },
+        queuedTaskIds: info.queuedTaskIds,
         latestSequence: info.latestSequence,
         oldestSequence: info.oldestSequence,
       };

@@ -5,7 +5,7 @@ import tarStream from 'tar-stream';
 import { requireBinary } from './processes.js';
 
 /** Busybox applets linked into every test image. */
-const APPLETS = ['head', 'tr', 'dd', 'sh', 'sleep', 'echo', 'cat', 'true', 'false', 'nc', 'httpd', 'env', 'ls', 'wget', 'kill', 'trap', 'id', 'date', 'touch', 'test', 'ps', 'hostname'];
+const APPLETS = ['head', 'tr', 'dd', 'seq', 'sh', 'sleep', 'echo', 'cat', 'true', 'false', 'nc', 'httpd', 'env', 'ls', 'wget', 'kill', 'trap', 'id', 'date', 'touch', 'test', 'ps', 'hostname'];
 
 export interface ImageConfig {
   cmd?: string[];

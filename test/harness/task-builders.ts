@@ -33,12 +33,17 @@ export function container(name: string, image: string, overrides: Partial<Contai
     stopTimeout: undefined,
     labels: {},
     registryCredentials: undefined,
+    healthCheck: undefined,
+    restartPolicy: undefined,
+    gpuCount: 0,
+    startTimeout: undefined,
+    pidsLimit: 0,
     ...overrides,
   };
 }
 
 export function task(id: string, containers: ContainerDefinition[], overrides: Partial<TaskDefinition> = {}): TaskDefinition {
-  return { id, family: 'test', revision: 1, networkMode: NetworkMode.NETWORK_MODE_NONE, containers, ...overrides };
+  return { id, family: 'test', revision: 1, networkMode: NetworkMode.NETWORK_MODE_NONE, containers, cpuUnits: 0, memoryMib: 0, ...overrides };
 }
 
 export const dependsOn = (containerName: string, condition: DependencyCondition) => ({ containerName, condition });

@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { EventLog } from '../../src/engine/event-log.js';
+import { HostResourceManager, type HostCapacity } from '../../src/engine/host-resources.js';
 import { MemoryEventStore } from '../../src/engine/event-store.js';
 import type { EngineEvent } from '../../src/engine/events.js';
 import { RuntimeMonitor } from '../../src/engine/runtime-monitor.js';
@@ -16,7 +17,16 @@ export interface EngineUnderTest {
   stop(): Promise<void>;
 }
 
-export async function engineUnderTest(options: { taskCleanupWaitMs?: number } = {}): Promise<EngineUnderTest> {
+export const UNIT_CAPACITY: HostCapacity = {
+  cpuUnits: 4096,
+  memoryMib: 1024,
+  reservedTcpPorts: [22],
+  reservedUdpPorts: [],
+  dynamicPortRange: { first: 50000, last: 50009 },
+  gpuIds: ['gpu-0', 'gpu-1'],
+};
+
+export async function engineUnderTest(options: { taskCleanupWaitMs?: number; capacity?: Partial<HostCapacity> } = {}): Promise<EngineUnderTest> {
   const runtime = new FakeRuntime();
   const log = pino({ level: 'silent' });
   const events = new EventLog(new MemoryEventStore(10_000), { maxWatcherLag: 10_000 });
@@ -25,7 +35,8 @@ export async function engineUnderTest(options: { taskCleanupWaitMs?: number } = 
     runtime,
     monitor,
     events,
-    { agentId: 'unit', defaultStopTimeoutMs: 1000, taskCleanupWaitMs: options.taskCleanupWaitMs ?? 3_600_000, transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 } },
+    { agentId: 'unit', defaultStopTimeoutMs: 1000, taskCleanupWaitMs: options.taskCleanupWaitMs ?? 3_600_000, defaultPidsLimit: 0, transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 } },
+    new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true),
     log,
   );
   await engine.start();

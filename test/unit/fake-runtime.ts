@@ -33,8 +33,12 @@ export class FakeRuntime implements ContainerRuntime {
     return { name: 'docker', version: 'fake', apiVersion: '1' };
   }
 
+  /** Called when a pull begins. */
+  onPull: ((reference: string) => void) | undefined;
+
   async pullImage(reference: string, options: PullOptions = {}): Promise<ImageInfo> {
     this.calls.push(`pull ${reference}`);
+    this.onPull?.(reference);
     if (this.heldPulls.has(reference)) {
       await new Promise<void>((resolve, reject) => {
         this.heldPulls.set(reference, resolve);

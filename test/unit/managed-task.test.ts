@@ -75,8 +75,9 @@ describe('managed task rules (fake runtime)', () => {
   it('lets StopTask win over a pull in progress: the pull is abandoned and nothing is created', async () => {
     await setup();
     t.runtime.heldPulls.set(IMAGE, () => undefined);
+    const pulling = new Promise((resolve) => (t.runtime.onPull = resolve));
     t.engine.runTask(taskInput('t', [containerInput('app')]));
-    await t.waitFor('task event', (e) => e.taskId === 't');
+    await pulling;
     t.engine.stopTask('t', 'changed my mind');
     await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
     const task = t.engine.getTask('t');

@@ -163,6 +163,8 @@ export class DockerRuntime implements ContainerRuntime {
           CpuShares: spec.cpuShares || undefined,
           Memory: spec.memoryBytes || undefined,
           MemoryReservation: spec.memoryReservationBytes || undefined,
+          PidsLimit: spec.pidsLimit || undefined,
+          DeviceRequests: spec.gpuIds && spec.gpuIds.length > 0 ? [{ Driver: 'nvidia', DeviceIDs: spec.gpuIds, Capabilities: [['gpu']] }] : undefined,
         },
       } as Docker.ContainerCreateOptions),
     );

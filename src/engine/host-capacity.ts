@@ -1,0 +1,38 @@
+import { execFile } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import type { HostCapacity } from './host-resources.js';
+
+export interface CapacitySettings {
+  /** 0: detect (cores × 1024). */
+  cpuUnits: number;
+  /** 0: detect (MemTotal − reservedMemoryMib). */
+  memoryMib: number;
+  reservedMemoryMib: number;
+  reservedTcpPorts: number[];
+  reservedUdpPorts: number[];
+  dynamicPortRange: { first: number; last: number };
+  /** Empty: ask nvidia-smi, when it is installed. */
+  gpuIds: string[];
+}
+
+/** GPU UUIDs reported by nvidia-smi; none when it is missing or fails. */
+export function discoverGpus(timeoutMs = 10_000): Promise<string[]> {
+  return new Promise((resolve) => {
+    execFile('nvidia-smi', ['--query-gpu=uuid', '--format=csv,noheader'], { timeout: timeoutMs }, (error, stdout) => {
+      if (error) return resolve([]);
+      resolve(stdout.split('\n').map((line) => line.trim()).filter((line) => line.startsWith('GPU-')));
+    });
+  });
+}
+
+/** The host's capacity for tasks, from settings where given and from the machine otherwise. */
+export async function hostCapacity(settings: CapacitySettings, agentTcpPort?: number, gpus: () => Promise<string[]> = discoverGpus): Promise<HostCapacity> {
+  return {
+    cpuUnits: settings.cpuUnits || cpus().length * 1024,
+    memoryMib: settings.memoryMib || Math.floor(totalmem() / (1024 * 1024)) - settings.reservedMemoryMib,
+    reservedTcpPorts: [...new Set([...settings.reservedTcpPorts, ...(agentTcpPort ? [agentTcpPort] : [])])],
+    reservedUdpPorts: [...settings.reservedUdpPorts],
+    dynamicPortRange: { ...settings.dynamicPortRange },
+    gpuIds: settings.gpuIds.length > 0 ? [...settings.gpuIds] : await gpus(),
+  };
+}

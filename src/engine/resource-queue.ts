@@ -1,0 +1,80 @@
+import type { HostResourceManager, ResourceNeeds } from './host-resources.js';
+import type { TaskResources } from './task-snapshot.js';
+
+/** A task as the queue sees it. */
+export interface QueuedTask {
+  readonly id: string;
+  readonly needs: ResourceNeeds;
+  /** True once the task is desired STOPPED: it leaves the queue without consuming. */
+  readonly withdrawn: boolean;
+  grant(resources: TaskResources): void;
+  /** Still waiting; `shortfall` says what is missing. */
+  waiting(shortfall: string): void;
+}
+
+/**
+ * Tasks waiting for host resources, first in, first out: the task at the head is served before
+ * any behind it, so a large task is not starved by small ones. Woken on every enqueue and every
+ * release; one pass at a time, so dynamic ports are never handed out twice.
+ */
+export class ResourceQueue {
+  private readonly queue: QueuedTask[] = [];
+  private pass: Promise<void> | undefined;
+  private again = false;
+
+  constructor(private readonly resources: HostResourceManager) {}
+
+  enqueue(task: QueuedTask): void {
+    this.queue.push(task);
+    void this.wake();
+  }
+
+  /** Task ids in queue order. */
+  ids(): string[] {
+    return this.queue.map((t) => t.id);
+  }
+
+  /** Serves the queue; resolves once a pass that started after this call has finished. */
+  wake(): Promise<void> {
+    if (this.pass) {
+      this.again = true;
+      return this.pass;
+    }
+    this.pass = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.serve();
+        } while (this.again);
+      } finally {
+        this.pass = undefined;
+      }
+    })();
+    return this.pass;
+  }
+
+  private async serve(): Promise<void> {
+    while (this.queue.length > 0) {
+      const head = this.queue[0]!;
+      if (head.withdrawn) {
+        this.queue.shift();
+        continue;
+      }
+      const result = await this.resources.consume(head.id, head.needs);
+      if ('shortfall' in result) {
+        head.waiting(result.shortfall);
+        // Everyone behind the head waits too, in order; say so.
+        for (const behind of this.queue.slice(1)) {
+          if (!behind.withdrawn) behind.waiting(this.resources.shortfall(behind.needs) ?? `queued behind task "${head.id}"`);
+        }
+        return;
+      }
+      this.queue.shift();
+      if (head.withdrawn) {
+        this.resources.release(head.id);
+        continue;
+      }
+      head.grant(result.resources);
+    }
+  }
+}

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { HostResourceManager, needsOf, type ResourceNeeds } from '../../src/engine/host-resources.js';
+import { ResourceQueue, type QueuedTask } from '../../src/engine/resource-queue.js';
+import type { TaskResources } from '../../src/engine/task-snapshot.js';
+import { validateTaskDefinition } from '../../src/engine/task-validation.js';
+import { UNIT_CAPACITY } from './engine-harness.js';
+
+const needs = (overrides: Partial<ResourceNeeds>): ResourceNeeds => ({ cpuUnits: 0, memoryMib: 0, tcpPorts: [], udpPorts: [], dynamicTcpPorts: 0, dynamicUdpPorts: 0, gpus: 0, ...overrides });
+const manager = (busyPorts: number[] = []) => new HostResourceManager(UNIT_CAPACITY, async (port) => !busyPorts.includes(port));
+
+class Waiter implements QueuedTask {
+  granted: TaskResources | undefined;
+  reasons: string[] = [];
+  withdrawn = false;
+  constructor(readonly id: string, readonly needs: ResourceNeeds) {}
+  grant(resources: TaskResources) {
+    this.granted = resources;
+  }
+  waiting(shortfall: string) {
+    this.reasons.push(shortfall);
+  }
+}
+
+describe('host resource manager', () => {
+  it('computes needs by ECS rules: task values first, else the containers’ reservations, else limits', () => {
+    const def = validateTaskDefinition({
+      id: 't',
+      networkMode: 'BRIDGE',
+      containers: [
+        { name: 'a', image: 'x', cpuUnits: 256, memoryMib: 512, memoryReservationMib: 128, portMappings: [{ containerPort: 80, hostPort: 8080 }, { containerPort: 81 }], gpuCount: 1 },
+        { name: 'b', image: 'x', cpuUnits: 128, memoryMib: 64, portMappings: [{ containerPort: 53, protocol: 'udp' }] },
+      ],
+    });
+    assert.deepEqual(needsOf(def), { cpuUnits: 384, memoryMib: 192, tcpPorts: [8080], udpPorts: [], dynamicTcpPorts: 1, dynamicUdpPorts: 1, gpus: 1 });
+    assert.equal(needsOf({ ...def, cpuUnits: 1024, memoryMib: 700 }).memoryMib, 700);
+  });
+
+  it('consumes all or nothing, idempotently, and releases idempotently', async () => {
+    const hrm = manager();
+    const first = await hrm.consume('a', needs({ cpuUnits: 4000, memoryMib: 1000, tcpPorts: [80], gpus: 2 }));
+    assert.ok('resources' in first);
+    assert.deepEqual(await hrm.consume('a', needs({ cpuUnits: 4000 })), first, 'a repeated consume returns what is held');
+    const second = await hrm.consume('b', needs({ cpuUnits: 10, memoryMib: 100, tcpPorts: [81] }));
+    assert.ok('shortfall' in second);
+    assert.equal(second.shortfall, 'needs 100 MiB memory, 24 MiB free');
+    assert.equal(hrm.consumed().tcpPorts.includes(81), false, 'nothing was taken for b');
+    hrm.release('a');
+    hrm.release('a');
+    assert.deepEqual(hrm.consumed(), { cpuUnits: 0, memoryMib: 0, tcpPorts: [22], udpPorts: [], gpuIds: [] });
+  });
+
+  it('refuses a host port held by another task and names it', async () => {
+    const hrm = manager();
+    await hrm.consume('a', needs({ tcpPorts: [8080] }));
+    const result = await hrm.consume('b', needs({ tcpPorts: [8080] }));
+    assert.ok('shortfall' in result && /host port 8080\/tcp, held by another task/.test(result.shortfall));
+  });
+
+  it('picks distinct dynamic ports from the range, skipping held, reserved and busy ones', async () => {
+    const hrm = manager([50001]);
+    const a = await hrm.consume('a', needs({ dynamicTcpPorts: 2 }));
+    const b = await hrm.consume('b', needs({ dynamicTcpPorts: 2 }));
+    assert.ok('resources' in a && 'resources' in b);
+    assert.deepEqual(a.resources.tcpPorts, [50000, 50002]);
+    assert.deepEqual(b.resources.tcpPorts, [50003, 50004]);
+    assert.equal(hrm.free().dynamicTcpPorts, 6);
+    const tooMany = await hrm.consume('c', needs({ dynamicTcpPorts: 7 }));
+    assert.ok('shortfall' in tooMany);
+  });
+
+  it('says what can never fit', () => {
+    const hrm = manager();
+    assert.deepEqual(hrm.neverFits(needs({ memoryMib: 2048, gpus: 3, tcpPorts: [22] })), [
+      'needs 2048 MiB memory, the host has 1024 MiB for tasks',
+      'needs 3 GPUs, the host has 2',
+      'needs host port 22/tcp, which is reserved',
+    ]);
+    assert.deepEqual(hrm.neverFits(needs({ memoryMib: 1024 })), []);
+  });
+});
+
+describe('resource queue', () => {
+  it('serves tasks first in, first out, and wakes on release', async () => {
+    const hrm = manager();
+    const queue = new ResourceQueue(hrm);
+    const big = new Waiter('big', needs({ memoryMib: 800 }));
+    const large = new Waiter('large', needs({ memoryMib: 600 }));
+    const small = new Waiter('small', needs({ memoryMib: 100 }));
+    queue.enqueue(big);
+    await queue.wake();
+    queue.enqueue(large);
+    queue.enqueue(small);
+    await queue.wake();
+    assert.ok(big.granted);
+    assert.equal(large.granted, undefined);
+    assert.equal(small.granted, undefined, 'small fits, but waits behind large (FIFO)');
+    assert.match(large.reasons.at(-1)!, /needs 600 MiB memory, 224 MiB free/);
+    assert.match(small.reasons.at(-1)!, /queued behind task "large"/);
+    assert.deepEqual(queue.ids(), ['large', 'small']);
+    hrm.release('big');
+    await queue.wake();
+    assert.ok(large.granted && small.granted);
+    assert.deepEqual(queue.ids(), []);
+  });
+
+  it('lets a withdrawn task leave without consuming', async () => {
+    const hrm = manager();
+    const queue = new ResourceQueue(hrm);
+    const holder = new Waiter('holder', needs({ memoryMib: 1000 }));
+    const quitter = new Waiter('quitter', needs({ memoryMib: 500 }));
+    const next = new Waiter('next', needs({ memoryMib: 10 }));
+    queue.enqueue(holder);
+    queue.enqueue(quitter);
+    queue.enqueue(next);
+    await queue.wake();
+    quitter.withdrawn = true;
+    await queue.wake();
+    assert.equal(quitter.granted, undefined);
+    assert.ok(next.granted, 'the task behind the withdrawn one is served');
+    assert.equal(hrm.holding('quitter'), undefined);
+  });
+});
