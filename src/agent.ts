@@ -5,6 +5,7 @@ import type { EngineSettings } from './engine/engine-settings.js';
 import { EventLog } from './engine/event-log.js';
 import { hostCapacity } from './engine/host-capacity.js';
 import { HostResourceManager, type HostCapacity } from './engine/host-resources.js';
+import { ImageManager } from './engine/image-manager.js';
 import { probeHostPort } from './engine/port-probe.js';
 import { MemoryEventStore, type EventStore } from './engine/event-store.js';
 import { RuntimeMonitor } from './engine/runtime-monitor.js';
@@ -24,7 +25,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
     (cfg: BerthConfig): ContainerRuntime => {
       switch (cfg.runtime.kind) {
         case 'docker':
-          return new DockerRuntime(cfg.runtime.docker);
+          return new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs });
       }
     },
     [TOKENS.config],
@@ -32,6 +33,21 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
   c.bind(TOKENS.runtimeMonitor).toResolvedValue(
     (runtime: ContainerRuntime, cfg: BerthConfig, log: Logger) =>
       new RuntimeMonitor(runtime, { checkIntervalMs: cfg.engine.runtimeCheckIntervalMs, initialBackoffMs: 500, maxBackoffMs: 30_000 }, log.child({ component: 'runtime-monitor' })),
+    [TOKENS.runtime, TOKENS.config, TOKENS.logger],
+  );
+  c.bind(TOKENS.images).toResolvedValue(
+    (runtime: ContainerRuntime, cfg: BerthConfig, log: Logger) =>
+      new ImageManager(
+        runtime,
+        {
+          pullBehavior: cfg.images.pullBehavior,
+          maxConcurrentPulls: cfg.images.maxConcurrentPulls,
+          pullTimeoutMs: cfg.images.pullTimeoutMs,
+          pullInactivityTimeoutMs: cfg.images.pullInactivityTimeoutMs,
+          cleanup: cfg.images.cleanup,
+        },
+        log.child({ component: 'images' }),
+      ),
     [TOKENS.runtime, TOKENS.config, TOKENS.logger],
   );
   c.bind(TOKENS.eventStore).toResolvedValue((cfg: BerthConfig): EventStore => new MemoryEventStore(cfg.events.retain), [TOKENS.config]);
@@ -45,14 +61,15 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
       defaultStopTimeoutMs: cfg.engine.defaultStopTimeoutMs,
       taskCleanupWaitMs: cfg.engine.taskCleanupWaitMs,
       defaultPidsLimit: cfg.engine.defaultPidsLimit,
+      pullProgressIntervalMs: cfg.images.progressIntervalMs,
       transientRetry: { attempts: 5, initialDelayMs: 1000, maxDelayMs: 5000 },
     }),
     [TOKENS.config],
   );
   c.bind(TOKENS.engine).toResolvedValue(
-    (runtime: ContainerRuntime, monitor: RuntimeMonitor, events: EventLog, settings: EngineSettings, resources: HostResourceManager, log: Logger) =>
-      new TaskEngine(runtime, monitor, events, settings, resources, log.child({ component: 'engine' })),
-    [TOKENS.runtime, TOKENS.runtimeMonitor, TOKENS.eventLog, TOKENS.engineSettings, TOKENS.hostResources, TOKENS.logger],
+    (runtime: ContainerRuntime, monitor: RuntimeMonitor, events: EventLog, settings: EngineSettings, resources: HostResourceManager, images: ImageManager, log: Logger) =>
+      new TaskEngine(runtime, monitor, events, settings, resources, images, log.child({ component: 'engine' })),
+    [TOKENS.runtime, TOKENS.runtimeMonitor, TOKENS.eventLog, TOKENS.engineSettings, TOKENS.hostResources, TOKENS.images, TOKENS.logger],
   );
   c.bind(TOKENS.server).toResolvedValue(
     (engine: TaskEngine, monitor: RuntimeMonitor, cfg: BerthConfig, log: Logger) => new AgentServer(engine, monitor, cfg, log.child({ component: 'server' })),

@@ -5,6 +5,7 @@ import type { EngineSettings } from './engine/engine-settings.js';
 import type { EventLog } from './engine/event-log.js';
 import type { EventStore } from './engine/event-store.js';
 import type { HostResourceManager } from './engine/host-resources.js';
+import type { ImageManager } from './engine/image-manager.js';
 import type { RuntimeMonitor } from './engine/runtime-monitor.js';
 import type { TaskEngine } from './engine/task-engine.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
@@ -20,6 +21,7 @@ export const TOKENS = {
   eventLog: Symbol.for('berth.eventLog') as ServiceIdentifier<EventLog>,
   engineSettings: Symbol.for('berth.engineSettings') as ServiceIdentifier<EngineSettings>,
   hostResources: Symbol.for('berth.hostResources') as ServiceIdentifier<HostResourceManager>,
+  images: Symbol.for('berth.images') as ServiceIdentifier<ImageManager>,
   engine: Symbol.for('berth.engine') as ServiceIdentifier<TaskEngine>,
   server: Symbol.for('berth.server') as ServiceIdentifier<AgentServer>,
 } as const;

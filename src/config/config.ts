@@ -22,7 +22,16 @@ export interface BerthConfig {
   };
   runtime: {
     kind: 'docker';
-    docker: { host: string; callTimeoutMs: number; pullTimeoutMs: number };
+    docker: { host: string; callTimeoutMs: number };
+  };
+  images: {
+    pullBehavior: 'default' | 'always' | 'once' | 'prefer-cached';
+    maxConcurrentPulls: number;
+    pullTimeoutMs: number;
+    pullInactivityTimeoutMs: number;
+    /** Minimum time between two pull progress events of one container. */
+    progressIntervalMs: number;
+    cleanup: { enabled: boolean; intervalMs: number; minimumAgeMs: number; perCycle: number; exclude: string[] };
   };
   engine: {
     defaultStopTimeoutMs: number;
@@ -68,7 +77,15 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
     dataDir: '/var/lib/berth',
     logLevel: 'info',
     grpc: { socket: '/run/berth/berth.sock', socketMode: '0660' },
-    runtime: { kind: 'docker', docker: { host: env.DOCKER_HOST || 'unix:///var/run/docker.sock', callTimeout: '30s', pullTimeout: '2h' } },
+    runtime: { kind: 'docker', docker: { host: env.DOCKER_HOST || 'unix:///var/run/docker.sock', callTimeout: '30s' } },
+    images: {
+      pullBehavior: 'default',
+      maxConcurrentPulls: 4,
+      pullTimeout: '2h',
+      pullInactivityTimeout: '1m',
+      progressInterval: '1s',
+      cleanup: { enabled: true, interval: '30m', minimumAge: '1h', perCycle: 5, exclude: [] },
+    },
     engine: { defaultStopTimeout: '30s', taskCleanupWait: '3h', runtimeCheckInterval: '10s', defaultPidsLimit: 0 },
     resources: {
       cpuUnits: 0,
@@ -94,6 +111,7 @@ export const ENVIRONMENT_KEYS: Record<string, string> = {
   BERTH_DOCKER_HOST: 'runtime.docker.host',
   BERTH_TASK_CLEANUP_WAIT: 'engine.taskCleanupWait',
   BERTH_DEFAULT_STOP_TIMEOUT: 'engine.defaultStopTimeout',
+  BERTH_PULL_BEHAVIOR: 'images.pullBehavior',
 };
 
 function isObject(value: unknown): value is Raw {
@@ -176,7 +194,20 @@ export function compileConfig(raw: Raw): BerthConfig {
       docker: {
         host: read.string('runtime.docker.host', /^(unix:\/\/\/|tcp:\/\/|\/)/),
         callTimeoutMs: read.duration('runtime.docker.callTimeout', 100),
-        pullTimeoutMs: read.duration('runtime.docker.pullTimeout', 1000),
+      },
+    },
+    images: {
+      pullBehavior: read.oneOf('images.pullBehavior', ['default', 'always', 'once', 'prefer-cached'] as const),
+      maxConcurrentPulls: read.integer('images.maxConcurrentPulls', 1),
+      pullTimeoutMs: read.duration('images.pullTimeout', 1000),
+      pullInactivityTimeoutMs: read.duration('images.pullInactivityTimeout', 100),
+      progressIntervalMs: read.duration('images.progressInterval', 0),
+      cleanup: {
+        enabled: read.boolean('images.cleanup.enabled'),
+        intervalMs: read.duration('images.cleanup.interval', 100),
+        minimumAgeMs: read.duration('images.cleanup.minimumAge', 0),
+        perCycle: read.integer('images.cleanup.perCycle', 1),
+        exclude: read.stringList('images.cleanup.exclude'),
       },
     },
     engine: {
@@ -245,6 +276,13 @@ class Reader {
     const number = typeof value === 'string' ? Number(value) : value;
     if (typeof number !== 'number' || !Number.isInteger(number) || number < min) throw new ConfigError(key, `must be an integer of at least ${min} (got ${JSON.stringify(value)})`);
     return number;
+  }
+
+  boolean(key: string): boolean {
+    const value = this.get(key);
+    if (value === true || value === 'true') return true;
+    if (value === false || value === 'false') return false;
+    throw new ConfigError(key, `must be true or false (got ${JSON.stringify(value)})`);
   }
 
   portList(key: string): number[] {

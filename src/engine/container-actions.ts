@@ -1,9 +1,9 @@
-import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../runtime/errors.js';
-import { registryHost } from '../runtime/image-reference.js';
+import type { PullProgress } from '../runtime/types.js';
 import { containerSpec } from './container-spec.js';
 import type { EngineSettings } from './engine-settings.js';
+import type { ImageManager } from './image-manager.js';
 import { LABELS } from './labels.js';
 import { OOM_REASON, type ContainerChange, type ManagedContainer } from './managed-container.js';
 import { retryTransient } from './retry.js';
@@ -16,17 +16,6 @@ export type ActionOutcome =
   | { kind: 'running'; change: ContainerChange }
   | { kind: 'stopped'; change: ContainerChange };
 
-/** Explains a failed pull in words a user can act on. */
-export function pullFailureReason(image: string, error: unknown): string {
-  if (isRuntimeError(error, 'unauthorized')) {
-    return `cannot pull image "${image}": registry ${registryHost(image)} refused the credentials (${(error as RuntimeError).detail})`;
-  }
-  if (isRuntimeError(error, 'not-found')) return `cannot pull image "${image}": the registry has no such image (${(error as RuntimeError).detail})`;
-  if (isRuntimeError(error, 'unavailable')) return `cannot pull image "${image}": the container runtime is unavailable (${(error as RuntimeError).detail})`;
-  if (isRuntimeError(error, 'timeout')) return `cannot pull image "${image}": timed out (${(error as RuntimeError).detail})`;
-  return `cannot pull image "${image}": ${error instanceof Error ? error.message : String(error)}`;
-}
-
 function describe(error: unknown): string {
   return error instanceof RuntimeError ? `${error.kind}: ${error.detail}` : error instanceof Error ? error.message : String(error);
 }
@@ -38,6 +27,7 @@ function describe(error: unknown): string {
 export class ContainerActions {
   constructor(
     private readonly runtime: ContainerRuntime,
+    private readonly images: ImageManager,
     private readonly settings: EngineSettings,
   ) {}
 
@@ -45,23 +35,11 @@ export class ContainerActions {
     return retryTransient(this.settings.transientRetry, fn, signal);
   }
 
-  /** Pulls the image. When the pull fails but the image is cached, the cached image is used. */
-  async pull(container: ManagedContainer, signal: AbortSignal, log: Logger): Promise<ActionOutcome> {
+  /** Makes the image present, by the image manager's pull behaviour. */
+  async pull(container: ManagedContainer, signal: AbortSignal, onProgress: (progress: PullProgress) => void): Promise<ActionOutcome> {
     const { image, registryCredentials } = container.definition;
-    try {
-      await this.retry(() => this.runtime.pullImage(image, { auth: registryCredentials, signal }), signal);
-      return { kind: 'pulled', change: { pulledAt: new Date() } };
-    } catch (error) {
-      if (signal.aborted) return { kind: 'stopped', change: { reason: 'the task was stopped before the image was pulled' } };
-      const reason = pullFailureReason(image, error);
-      try {
-        await this.runtime.inspectImage(image);
-        log.warn({ err: error }, `${reason}; using the cached image`);
-        return { kind: 'pulled', change: { pulledAt: new Date() } };
-      } catch {
-        return { kind: 'stopped', change: { reason } };
-      }
-    }
+    const result = await this.images.prepare(image, registryCredentials, signal, onProgress);
+    return result.ok ? { kind: 'pulled', change: { pulledAt: new Date() } } : { kind: 'stopped', change: { reason: result.reason } };
   }
 
   /**

@@ -8,6 +8,8 @@ export interface EngineSettings {
   defaultStopTimeoutMs: number;
   /** How long a stopped task's containers are kept before they are removed. */
   taskCleanupWaitMs: number;
+  /** Minimum time between two pull progress events of one container. */
+  pullProgressIntervalMs: number;
   /** Pids limit of containers that set none; 0 for no limit. */
   defaultPidsLimit: number;
   /** Retries of runtime calls that fail because the daemon is down or slow. */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { RuntimeEvent } from '../runtime/types.js';
+import type { PullProgress, RuntimeEvent } from '../runtime/types.js';
 import type { ActionOutcome, ContainerActions } from './container-actions.js';
 import { dependentsOf, evaluateDependencies } from './dependency-graph.js';
 import type { EventLog } from './event-log.js';
@@ -17,6 +17,8 @@ export interface ManagedTaskDeps {
   events: EventLog;
   logger: Logger;
   taskCleanupWaitMs: number;
+  /** Minimum time between two pull progress events of one container. */
+  pullProgressIntervalMs: number;
   /** A container of this task got a runtime id: route its runtime events here. */
   onContainerCreated(task: ManagedTask, runtimeId: string): void;
   /** Every container stopped: the task's host resources can be released. */
@@ -208,7 +210,7 @@ export class ManagedTask implements QueuedTask {
       }
       switch (container.knownStatus) {
         case 'NONE':
-          this.runAction(container, 'pull', () => this.deps.actions.pull(container, this.stopping.signal, this.log));
+          this.runAction(container, 'pull', () => this.deps.actions.pull(container, this.stopping.signal, this.progressReporter(container)));
           break;
         case 'PULLED':
           this.runAction(container, 'create', () => this.deps.actions.create(this.definition, container));
@@ -225,6 +227,21 @@ export class ManagedTask implements QueuedTask {
     const reasonChanged = waitReason !== this.waitReason && this.desiredStatus === 'RUNNING';
     this.waitReason = waitReason;
     if (this.deriveStatus() || reasonChanged) this.recordTask();
+  }
+
+  /** Records pull progress as events, at most one per `pullProgressIntervalMs` (and the last). */
+  private progressReporter(container: ManagedContainer): (progress: PullProgress) => void {
+    let last = 0;
+    let lastDone = -1;
+    return (progress) => {
+      const now = Date.now();
+      const complete = progress.bytesTotal > 0 && progress.bytesDone >= progress.bytesTotal;
+      if (progress.bytesDone === lastDone || (now - last < this.deps.pullProgressIntervalMs && !complete)) return;
+      last = now;
+      lastDone = progress.bytesDone;
+      const event = this.deps.events.append(this.id, { type: 'pull', containerName: container.name, image: container.definition.image, ...progress });
+      this.lastSequence = event.sequence;
+    };
   }
 
   /** A container desired STOPPED: one that never ran stops at once; a running one stops after its dependents. */

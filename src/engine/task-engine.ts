@@ -6,6 +6,7 @@ import { ContainerActions } from './container-actions.js';
 import type { EngineSettings } from './engine-settings.js';
 import { AlreadyExistsError, NotFoundError, ResourceExhaustedError, UnavailableError } from './errors.js';
 import type { HostResourceManager } from './host-resources.js';
+import type { ImageManager } from './image-manager.js';
 import { ResourceQueue } from './resource-queue.js';
 import type { EventLog, EventWatcher } from './event-log.js';
 import { LABELS } from './labels.js';
@@ -63,9 +64,10 @@ export class TaskEngine {
     private readonly events: EventLog,
     private readonly settings: EngineSettings,
     private readonly resources: HostResourceManager,
+    private readonly images: ImageManager,
     private readonly log: Logger,
   ) {
-    this.actions = new ContainerActions(runtime, settings);
+    this.actions = new ContainerActions(runtime, images, settings);
     this.queue = new ResourceQueue(resources);
   }
 
@@ -73,12 +75,14 @@ export class TaskEngine {
   async start(): Promise<void> {
     await this.monitor.start();
     this.eventLoop = this.followRuntimeEvents(this.shutdown.signal);
+    this.images.startCleanup();
   }
 
   /** Stops following the runtime; containers keep running. */
   async stop(): Promise<void> {
     this.shutdown.abort();
     this.monitor.stop();
+    this.images.stopCleanup();
     for (const task of this.tasks.values()) task.dispose();
     await this.eventLoop;
   }
@@ -100,6 +104,7 @@ export class TaskEngine {
       events: this.events,
       logger: this.log,
       taskCleanupWaitMs: this.settings.taskCleanupWaitMs,
+      pullProgressIntervalMs: this.settings.pullProgressIntervalMs,
       onContainerCreated: (owner, runtimeId) => this.byRuntimeId.set(runtimeId, owner),
       onStopped: (owner) => {
         this.resources.release(owner.id);
@@ -110,6 +115,7 @@ export class TaskEngine {
     const problems = this.resources.neverFits(task.needs);
     if (problems.length > 0) throw new ResourceExhaustedError(definition.id, problems);
     this.tasks.set(definition.id, task);
+    for (const c of definition.containers) this.images.use(definition.id, c.image);
     this.log.info({ taskId: definition.id, family: definition.family, revision: definition.revision }, 'task admitted');
     task.begin();
     this.queue.enqueue(task);
@@ -175,6 +181,7 @@ export class TaskEngine {
 
   private forget(task: ManagedTask): void {
     this.tasks.delete(task.id);
+    this.images.release(task.id);
     for (const [runtimeId, owner] of this.byRuntimeId) if (owner === task) this.byRuntimeId.delete(runtimeId);
     this.events.append(task.id, { type: 'removed' });
   }

@@ -32,6 +32,7 @@ export async function startTestAgent(dockerHost: string, overrides: Record<strin
     engine: { ...(base.engine as object), defaultStopTimeout: '10s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', ...(overrides.engine as object) },
     events: { retain: 100_000, maxWatcherLag: 10_000, heartbeatInterval: '10s', ...(overrides.events as object) },
     resources: { ...(base.resources as object), ...(overrides.resources as object) },
+    images: { ...(base.images as object), ...(overrides.images as object) },
   };
   const config = compileConfig(raw as Record<string, unknown>);
   const logger = pino({ level: config.logLevel });

@@ -8,6 +8,8 @@ import { requireBinary } from './processes.js';
 const APPLETS = ['head', 'tr', 'dd', 'seq', 'sh', 'sleep', 'echo', 'cat', 'true', 'false', 'nc', 'httpd', 'env', 'ls', 'wget', 'kill', 'trap', 'id', 'date', 'touch', 'test', 'ps', 'hostname'];
 
 export interface ImageConfig {
+  /** Adds a file naming the image, so its layer shares nothing with the other test images. */
+  uniqueLayer?: boolean;
   cmd?: string[];
   entrypoint?: string[];
   env?: string[];
@@ -22,7 +24,7 @@ export interface Registry {
 
 const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
-async function layerTar(): Promise<Buffer> {
+async function layerTar(marker?: string): Promise<Buffer> {
   const busybox = readFileSync(requireBinary('/bin/busybox', 'busybox-static'));
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
@@ -38,6 +40,7 @@ async function layerTar(): Promise<Buffer> {
   pack.entry({ name: 'etc/passwd', mode: 0o644, mtime }, 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n');
   pack.entry({ name: 'etc/group', mode: 0o644, mtime }, 'root:x:0:\nnobody:x:65534:\n');
   pack.entry({ name: 'www/index.html', mode: 0o644, mtime }, 'hello from berth\n');
+  if (marker) pack.entry({ name: 'etc/berth-test-image', mode: 0o644, mtime }, `${marker}\n`);
   pack.finalize();
   await done;
   return Buffer.concat(chunks);
@@ -58,7 +61,9 @@ function architecture(): string {
  * distribution HTTP API, with basic auth. Returns the pullable reference.
  */
 export async function pushBusyboxImage(registry: Registry, repository: string, tag: string, config: ImageConfig = {}): Promise<string> {
-  const { tar, gz } = await layer();
+  const { tar, gz } = config.uniqueLayer
+    ? await layerTar(`${repository}:${tag}`).then((t) => ({ tar: t, gz: gzipSync(t) }))
+    : await layer();
   const imageConfig = Buffer.from(
     JSON.stringify({
       architecture: architecture(),

@@ -8,6 +8,8 @@ export interface TestRegistry {
   address: string;
   username: string;
   password: string;
+  /** The registry's log, access log included. */
+  logFile: string;
   stop(): Promise<void>;
 }
 
@@ -26,7 +28,7 @@ export async function startRegistry(dir: string, username = 'berth', password = 
       `storage: {filesystem: {rootdirectory: ${join(dir, 'data')}}}`,
       `http: {addr: "${address}"}`,
       `auth: {htpasswd: {realm: berth-test, path: ${join(dir, 'htpasswd')}}}`,
-      'log: {level: warn}',
+      'log: {level: info, accesslog: {disabled: false}}',
       '',
     ].join('\n'),
   );
@@ -35,5 +37,5 @@ export async function startRegistry(dir: string, username = 'berth', password = 
     const response = await fetch(`http://${address}/v2/`);
     return response.status === 401 ? true : undefined;
   }, daemon);
-  return { address, username, password, stop: () => daemon.stop() };
+  return { address, username, password, logFile: join(dir, 'registry.log'), stop: () => daemon.stop() };
 }

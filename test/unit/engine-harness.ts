@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { EventLog } from '../../src/engine/event-log.js';
 import { HostResourceManager, type HostCapacity } from '../../src/engine/host-resources.js';
+import { ImageManager, type ImageSettings } from '../../src/engine/image-manager.js';
 import { MemoryEventStore } from '../../src/engine/event-store.js';
 import type { EngineEvent } from '../../src/engine/events.js';
 import { RuntimeMonitor } from '../../src/engine/runtime-monitor.js';
@@ -26,7 +27,17 @@ export const UNIT_CAPACITY: HostCapacity = {
   gpuIds: ['gpu-0', 'gpu-1'],
 };
 
-export async function engineUnderTest(options: { taskCleanupWaitMs?: number; capacity?: Partial<HostCapacity> } = {}): Promise<EngineUnderTest> {
+export const UNIT_IMAGE_SETTINGS: ImageSettings = {
+  pullBehavior: 'default',
+  maxConcurrentPulls: 2,
+  pullTimeoutMs: 60_000,
+  pullInactivityTimeoutMs: 60_000,
+  cleanup: { enabled: false, intervalMs: 60_000, minimumAgeMs: 0, perCycle: 5, exclude: [] },
+};
+
+export async function engineUnderTest(
+  options: { taskCleanupWaitMs?: number; capacity?: Partial<HostCapacity>; images?: Partial<ImageSettings> } = {},
+): Promise<EngineUnderTest> {
   const runtime = new FakeRuntime();
   const log = pino({ level: 'silent' });
   const events = new EventLog(new MemoryEventStore(10_000), { maxWatcherLag: 10_000 });
@@ -35,8 +46,16 @@ export async function engineUnderTest(options: { taskCleanupWaitMs?: number; cap
     runtime,
     monitor,
     events,
-    { agentId: 'unit', defaultStopTimeoutMs: 1000, taskCleanupWaitMs: options.taskCleanupWaitMs ?? 3_600_000, defaultPidsLimit: 0, transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 } },
+    {
+      agentId: 'unit',
+      defaultStopTimeoutMs: 1000,
+      taskCleanupWaitMs: options.taskCleanupWaitMs ?? 3_600_000,
+      defaultPidsLimit: 0,
+      pullProgressIntervalMs: 0,
+      transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 },
+    },
     new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true),
+    new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...options.images }, log),
     log,
   );
   await engine.start();

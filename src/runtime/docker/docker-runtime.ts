@@ -111,8 +111,8 @@ export class DockerRuntime implements ContainerRuntime {
                 stream.destroy();
                 return;
               }
-              const progress = tracker.record(message);
-              if (progress) options.onProgress?.(progress);
+              // Every message counts as activity, even one that does not move the totals.
+              options.onProgress?.(tracker.record(message) ?? tracker.totals());
             },
           );
         });

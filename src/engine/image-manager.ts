@@ -1,0 +1,223 @@
+import type { Logger } from 'pino';
+import type { ContainerRuntime } from '../runtime/container-runtime.js';
+import { isRuntimeError, RuntimeError } from '../runtime/errors.js';
+import { withDefaultTag } from '../runtime/image-reference.js';
+import type { PullProgress, RegistryAuth } from '../runtime/types.js';
+import { pullFailureReason } from './pull-failure.js';
+import { Semaphore } from './semaphore.js';
+
+export const PULL_BEHAVIORS = ['default', 'always', 'once', 'prefer-cached'] as const;
+/**
+ * default: pull; when the pull fails, use the cached image if there is one.
+ * always: pull; a failed pull fails the container.
+ * once: pull only if no pull of this image has succeeded before.
+ * prefer-cached: pull only if the image is not present.
+ */
+export type PullBehavior = (typeof PULL_BEHAVIORS)[number];
+
+export interface ImageSettings {
+  pullBehavior: PullBehavior;
+  maxConcurrentPulls: number;
+  pullTimeoutMs: number;
+  /** A pull with no progress for this long is abandoned. */
+  pullInactivityTimeoutMs: number;
+  cleanup: {
+    enabled: boolean;
+    intervalMs: number;
+    /** Only images pulled at least this long ago are removed. */
+    minimumAgeMs: number;
+    perCycle: number;
+    /** References never removed. */
+    exclude: string[];
+  };
+}
+
+interface ImageRecord {
+  reference: string;
+  /** Set after a successful pull. */
+  pulledAt?: Date;
+  lastUsedAt: Date;
+  /** Tasks that use the image; an image with users is never removed. */
+  users: Set<string>;
+}
+
+interface InFlightPull {
+  done: Promise<void>;
+  listeners: Set<(progress: PullProgress) => void>;
+}
+
+export type PrepareResult = { ok: true; pulled: boolean } | { ok: false; reason: string };
+
+/**
+ * The images berth uses: pulls them by the configured behaviour, one pull per image however many
+ * tasks want it, at most `maxConcurrentPulls` at a time; counts which tasks use each image; and
+ * removes unused ones it pulled, least recently used first.
+ */
+export class ImageManager {
+  private readonly records = new Map<string, ImageRecord>();
+  private readonly inFlight = new Map<string, InFlightPull>();
+  private readonly slots: Semaphore;
+  private cleanupTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly runtime: ContainerRuntime,
+    private readonly settings: ImageSettings,
+    private readonly log: Logger,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.slots = new Semaphore(settings.maxConcurrentPulls);
+  }
+
+  private record(reference: string): ImageRecord {
+    const ref = withDefaultTag(reference);
+    let record = this.records.get(ref);
+    if (!record) {
+      record = { reference: ref, lastUsedAt: this.now(), users: new Set() };
+      this.records.set(ref, record);
+    }
+    return record;
+  }
+
+  /** Marks the image as used by a task from its admission on, so cleanup never takes it. */
+  use(taskId: string, reference: string): void {
+    const record = this.record(reference);
+    record.users.add(taskId);
+    record.lastUsedAt = this.now();
+  }
+
+  /** The task was cleaned up: it no longer uses any image. */
+  release(taskId: string): void {
+    for (const record of this.records.values()) record.users.delete(taskId);
+  }
+
+  /** Makes the image present according to the pull behaviour. Never throws. */
+  async prepare(reference: string, auth: RegistryAuth | undefined, signal: AbortSignal, onProgress?: (progress: PullProgress) => void): Promise<PrepareResult> {
+    const record = this.record(reference);
+    record.lastUsedAt = this.now();
+    const behavior = this.settings.pullBehavior;
+    if (behavior === 'prefer-cached' || (behavior === 'once' && record.pulledAt)) {
+      if (await this.present(record.reference)) return { ok: true, pulled: false };
+    }
+    try {
+      await this.pull(record, auth, signal, onProgress);
+      return { ok: true, pulled: true };
+    } catch (error) {
+      if (signal.aborted) return { ok: false, reason: 'the task was stopped before the image was pulled' };
+      const reason = pullFailureReason(record.reference, error);
+      if (behavior !== 'always' && (await this.present(record.reference))) {
+        this.log.warn({ image: record.reference, reason }, 'pull failed; using the cached image');
+        return { ok: true, pulled: false };
+      }
+      return { ok: false, reason };
+    }
+  }
+
+  private async present(reference: string): Promise<boolean> {
+    try {
+      await this.runtime.inspectImage(reference);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** One pull per image and credentials at a time; later callers join the one in flight. */
+  private async pull(record: ImageRecord, auth: RegistryAuth | undefined, signal: AbortSignal, onProgress?: (progress: PullProgress) => void): Promise<void> {
+    const key = `${record.reference}\0${auth?.username ?? ''}\0${auth?.password ?? ''}`;
+    let flight = this.inFlight.get(key);
+    if (!flight) {
+      const listeners = new Set<(progress: PullProgress) => void>();
+      const done = this.runPull(record, auth, listeners).finally(() => this.inFlight.delete(key));
+      flight = { done, listeners };
+      this.inFlight.set(key, flight);
+    }
+    const joined = flight;
+    if (onProgress) joined.listeners.add(onProgress);
+    try {
+      // A caller that is stopped stops waiting; the pull goes on for the others.
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => reject(new RuntimeError('internal', `pull image "${record.reference}"`, 'abandoned'));
+        if (signal.aborted) return onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        joined.done.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+      });
+    } finally {
+      if (onProgress) joined.listeners.delete(onProgress);
+    }
+  }
+
+  private async runPull(record: ImageRecord, auth: RegistryAuth | undefined, listeners: Set<(progress: PullProgress) => void>): Promise<void> {
+    const release = await this.slots.acquire();
+    const inactivity = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => inactivity.abort(), this.settings.pullInactivityTimeoutMs);
+    };
+    try {
+      arm();
+      this.log.info({ image: record.reference }, 'pulling image');
+      await this.runtime.pullImage(record.reference, {
+        auth,
+        signal: inactivity.signal,
+        timeoutMs: this.settings.pullTimeoutMs,
+        onProgress: (progress) => {
+          arm();
+          for (const listener of listeners) listener(progress);
+        },
+      });
+      record.pulledAt = this.now();
+    } catch (error) {
+      if (inactivity.signal.aborted) {
+        throw new RuntimeError('timeout', `pull image "${record.reference}"`, `no progress for ${this.settings.pullInactivityTimeoutMs} ms`);
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      release();
+    }
+  }
+
+  startCleanup(): void {
+    if (!this.settings.cleanup.enabled) return;
+    this.cleanupTimer = setInterval(() => void this.cleanupOnce(), this.settings.cleanup.intervalMs);
+    this.cleanupTimer.unref();
+  }
+
+  stopCleanup(): void {
+    clearInterval(this.cleanupTimer);
+  }
+
+  /** Images cleanup would remove now, in order. */
+  candidates(): string[] {
+    const now = this.now().getTime();
+    const { minimumAgeMs, perCycle, exclude } = this.settings.cleanup;
+    const excluded = new Set(exclude.map(withDefaultTag));
+    const pulling = new Set([...this.inFlight.keys()].map((key) => key.split('\0')[0]));
+    return [...this.records.values()]
+      .filter((r) => r.users.size === 0 && r.pulledAt && now - r.pulledAt.getTime() >= minimumAgeMs && !excluded.has(r.reference) && !pulling.has(r.reference))
+      .sort((a, b) => a.lastUsedAt.getTime() - b.lastUsedAt.getTime())
+      .slice(0, perCycle)
+      .map((r) => r.reference);
+  }
+
+  /** Removes unused images berth pulled; returns the references removed. */
+  async cleanupOnce(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const reference of this.candidates()) {
+      const record = this.records.get(reference);
+      // A task may have been admitted while an earlier removal ran.
+      if (!record || record.users.size > 0) continue;
+      try {
+        await this.runtime.removeImage(reference);
+        this.records.delete(reference);
+        removed.push(reference);
+      } catch (error) {
+        if (isRuntimeError(error, 'conflict')) this.log.info({ image: reference }, 'image still used by a container; kept');
+        else this.log.warn({ err: error, image: reference }, 'image cleanup failed');
+      }
+    }
+    if (removed.length > 0) this.log.info({ removed }, 'removed unused images');
+    return removed;
+  }
+}

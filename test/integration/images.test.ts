@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import Docker from 'dockerode';
+import type { ImageManager } from '../../src/engine/image-manager.js';
+import type { RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { TOKENS } from '../../src/tokens.js';
+import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { pushBusyboxImage } from '../harness/busybox-image.js';
+import { startTestEnvironment, type TestEnvironment } from '../harness/environment.js';
+import { container, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
+
+describe('images on a real Docker daemon', () => {
+  let env: TestEnvironment;
+  let agent: TestAgent;
+  let docker: Docker;
+  const refs: Record<string, string> = {};
+  const creds = () => ({ registryCredentials: env.credentials });
+
+  before(async () => {
+    env = await startTestEnvironment('images');
+    for (const name of ['shared', 'baseline', 'running', 'free', 'excluded', 'foreign']) {
+      refs[name] = await pushBusyboxImage(env.registry, `berth-test/${name}`, '1', { uniqueLayer: name === 'shared' });
+    }
+    agent = await startTestAgent(env.docker.host, {
+      engine: { taskCleanupWait: '500ms' },
+      images: { cleanup: { enabled: false, interval: '1h', minimumAge: '0s', perCycle: 10, exclude: [refs.excluded] }, progressInterval: '0s' },
+    });
+    docker = new Docker({ socketPath: env.docker.socketPath });
+  });
+  after(async () => {
+    await agent?.stop();
+    await env?.stop();
+  });
+
+  const run = (definition: ReturnType<typeof task>) => call<object, RunTaskResponse>(agent.client, 'runTask', { task: definition });
+  /** Collects Docker's own image pull events (one per pull the daemon performed). */
+  const watchDockerPulls = async () => {
+    const abort = new AbortController();
+    const stream = (await docker.getEvents({ filters: { type: ['image'], event: ['pull'] }, abortSignal: abort.signal })) as NodeJS.ReadableStream;
+    const pulls: string[] = [];
+    stream.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) pulls.push((JSON.parse(line) as { id: string }).id);
+    });
+    stream.on('error', () => undefined);
+    return { pulls, stop: () => abort.abort() };
+  };
+  const pullDirectly = async (reference: string) => {
+    const stream = await docker.pull(reference, { authconfig: { ...env.credentials, serveraddress: env.registry.address } });
+    await new Promise((resolve, reject) => docker.modem.followProgress(stream, (e: unknown) => (e ? reject(e) : resolve(undefined))));
+  };
+
+  it('pulls an image once for ten tasks that need it at the same time, and reports progress', async () => {
+    const dockerPulls = await watchDockerPulls();
+    await pullDirectly(refs.baseline!);
+    const ids = Array.from({ length: 10 }, () => taskId('shared'));
+    await watching(agent.client, { taskIds: ids }, async (watch) => {
+      await Promise.all(ids.map((id) => run(task(id, [container('app', refs.shared!, { ...creds(), command: ['sleep', '300'] })]))));
+      await Promise.all(ids.map((id) => watch.waitForEvent(`${id} RUNNING`, is.task(id, TaskStatus.TASK_STATUS_RUNNING), 60_000)));
+      dockerPulls.stop();
+      assert.deepEqual(dockerPulls.pulls, [refs.baseline, refs.shared], 'Docker saw one pull of the shared image for ten tasks');
+      const progress = watch.events.flatMap((e) => (e.change?.$case === 'pull' ? [e.change.value] : []));
+      assert.ok(progress.length > 0, 'pull progress events');
+      assert.ok(progress.some((p) => p.bytesTotal > 0 && p.bytesDone === p.bytesTotal), JSON.stringify(progress.slice(-3)));
+      await Promise.all(ids.map((id) => call(agent.client, 'stopTask', { taskId: id, reason: '' })));
+    });
+  });
+
+  it('cleans up only unused images that berth pulled and that are not excluded', async () => {
+    const runningId = taskId('img-running');
+    const done = [taskId('img-free'), taskId('img-excluded')];
+    await pullDirectly(refs.foreign!);
+    await watching(agent.client, { taskIds: [runningId, ...done] }, async (watch) => {
+      await run(task(runningId, [container('app', refs.running!, { ...creds(), command: ['sleep', '300'] })]));
+      await run(task(done[0]!, [container('app', refs.free!, { ...creds(), command: ['true'] })]));
+      await run(task(done[1]!, [container('app', refs.excluded!, { ...creds(), command: ['true'] })]));
+      await watch.waitForEvent('running', is.task(runningId, TaskStatus.TASK_STATUS_RUNNING));
+      // The finished tasks' containers are removed after the cleanup wait; then their images are unused.
+      for (const id of done) await watch.waitForEvent(`${id} removed`, (e) => e.taskId === id && e.change?.$case === 'removed');
+      const images = agent.agent.container.get(TOKENS.images) as ImageManager;
+      const removed = await images.cleanupOnce();
+      assert.ok(removed.includes(refs.free!), JSON.stringify(removed));
+      for (const kept of [refs.running!, refs.excluded!, refs.foreign!]) assert.ok(!removed.includes(kept), `${kept} must be kept`);
+      const present = async (ref: string) => docker.getImage(ref).inspect().then(() => true, () => false);
+      assert.equal(await present(refs.free!), false);
+      assert.equal(await present(refs.running!), true);
+      assert.equal(await present(refs.excluded!), true);
+      assert.equal(await present(refs.foreign!), true);
+      await call(agent.client, 'stopTask', { taskId: runningId, reason: '' });
+    });
+  });
+});
