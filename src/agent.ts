@@ -62,6 +62,8 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
       taskCleanupWaitMs: cfg.engine.taskCleanupWaitMs,
       defaultPidsLimit: cfg.engine.defaultPidsLimit,
       pullProgressIntervalMs: cfg.images.progressIntervalMs,
+      restartBackoff: cfg.engine.restartBackoff,
+      relistIntervalMs: cfg.engine.relistIntervalMs,
       transientRetry: { attempts: 5, initialDelayMs: 1000, maxDelayMs: 5000 },
     }),
     [TOKENS.config],

@@ -39,6 +39,9 @@ export interface BerthConfig {
     runtimeCheckIntervalMs: number;
     /** Pids limit of containers that set none; 0 for no limit. */
     defaultPidsLimit: number;
+    restartBackoff: { initialMs: number; maxMs: number; resetAfterMs: number };
+    /** Re-inspects running containers this often (± 10%), in case the event stream missed one. */
+    relistIntervalMs: number;
   };
   resources: {
     /** 0: cores × 1024. */
@@ -86,7 +89,14 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       progressInterval: '1s',
       cleanup: { enabled: true, interval: '30m', minimumAge: '1h', perCycle: 5, exclude: [] },
     },
-    engine: { defaultStopTimeout: '30s', taskCleanupWait: '3h', runtimeCheckInterval: '10s', defaultPidsLimit: 0 },
+    engine: {
+      defaultStopTimeout: '30s',
+      taskCleanupWait: '3h',
+      runtimeCheckInterval: '10s',
+      defaultPidsLimit: 0,
+      restartBackoff: { initial: '10s', max: '5m', resetAfter: '10m' },
+      relistInterval: '5m',
+    },
     resources: {
       cpuUnits: 0,
       memoryMib: 0,
@@ -215,6 +225,12 @@ export function compileConfig(raw: Raw): BerthConfig {
       taskCleanupWaitMs: read.duration('engine.taskCleanupWait', 0),
       runtimeCheckIntervalMs: read.duration('engine.runtimeCheckInterval', 100),
       defaultPidsLimit: read.integer('engine.defaultPidsLimit', 0),
+      restartBackoff: {
+        initialMs: read.duration('engine.restartBackoff.initial', 10),
+        maxMs: read.duration('engine.restartBackoff.max', 10),
+        resetAfterMs: read.duration('engine.restartBackoff.resetAfter', 0),
+      },
+      relistIntervalMs: read.duration('engine.relistInterval', 1000),
     },
     resources: {
       cpuUnits: read.integer('resources.cpuUnits', 0),

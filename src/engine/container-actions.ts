@@ -14,6 +14,8 @@ export type ActionOutcome =
   | { kind: 'pulled'; change: ContainerChange }
   | { kind: 'created'; change: ContainerChange & { runtimeId: string } }
   | { kind: 'running'; change: ContainerChange }
+  /** It started, ran and exited by itself before it was seen running. */
+  | { kind: 'exited'; change: ContainerChange & { exitCode: number } }
   | { kind: 'stopped'; change: ContainerChange };
 
 function describe(error: unknown): string {
@@ -87,7 +89,7 @@ export class ContainerActions {
       const info = await this.retry(() => this.runtime.inspectContainer(id));
       const running: ContainerChange = { startedAt: info.startedAt ?? new Date(), portBindings: info.portBindings };
       if (info.exitCode !== undefined) {
-        return { kind: 'stopped', change: { ...running, exitCode: info.exitCode, finishedAt: info.finishedAt, reason: info.oomKilled ? OOM_REASON : undefined } };
+        return { kind: 'exited', change: { ...running, exitCode: info.exitCode, finishedAt: info.finishedAt, reason: info.oomKilled ? OOM_REASON : undefined } };
       }
       return { kind: 'running', change: running };
     } catch {

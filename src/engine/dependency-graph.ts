@@ -6,13 +6,18 @@ export interface DependencyView {
   knownStatus: ContainerStatus;
   /** True once the container has been seen running. */
   started: boolean;
+  /** When it started (ms since the epoch), once it did. */
+  startedAtMs?: number;
   exitCode?: number;
   healthStatus: HealthStatus;
+  /** How long dependents wait for it to meet COMPLETE, SUCCESS or HEALTHY once it started. */
+  startTimeoutMs?: number;
 }
 
 export type DependencyVerdict =
   | { kind: 'satisfied' }
-  | { kind: 'waiting'; reason: string }
+  /** `deadlineMs`: when the wait turns into a failure (the dependency's start timeout). */
+  | { kind: 'waiting'; reason: string; deadlineMs?: number }
   /** The condition can never be met: the task must stop. */
   | { kind: 'failed'; reason: string };
 
@@ -43,10 +48,17 @@ export function findCycle(containers: Pick<ContainerDefinition, 'name' | 'depend
 }
 
 /** Whether `dependency` meets `condition`, may still meet it, or never will. */
-export function evaluateCondition(dependencyName: string, condition: DependencyCondition, dependency: DependencyView): DependencyVerdict {
+export function evaluateCondition(dependencyName: string, condition: DependencyCondition, dependency: DependencyView, nowMs = Date.now()): DependencyVerdict {
   const stopped = dependency.knownStatus === 'STOPPED';
   const neverRan = stopped && !dependency.started;
-  const waiting = (what: string): DependencyVerdict => ({ kind: 'waiting', reason: `waiting for container "${dependencyName}" to ${what}` });
+  const deadlineMs =
+    condition !== 'START' && dependency.startTimeoutMs !== undefined && dependency.startedAtMs !== undefined ? dependency.startedAtMs + dependency.startTimeoutMs : undefined;
+  const waiting = (what: string): DependencyVerdict => {
+    if (deadlineMs !== undefined && nowMs >= deadlineMs) {
+      return { kind: 'failed', reason: `dependency "${dependencyName}" did not ${what} within its start timeout of ${dependency.startTimeoutMs} ms (condition ${condition})` };
+    }
+    return { kind: 'waiting', reason: `waiting for container "${dependencyName}" to ${what}`, deadlineMs };
+  };
   const failed = (why: string): DependencyVerdict => ({ kind: 'failed', reason: `dependency "${dependencyName}" ${why} (condition ${condition})` });
   if (neverRan) return failed('stopped without ever running');
   switch (condition) {
@@ -60,7 +72,7 @@ export function evaluateCondition(dependencyName: string, condition: DependencyC
     case 'HEALTHY':
       if (dependency.healthStatus === 'HEALTHY') return { kind: 'satisfied' };
       if (stopped) return failed('stopped before it was healthy');
-      return waiting('be healthy');
+      return waiting('become healthy');
   }
 }
 
@@ -71,14 +83,19 @@ export function evaluateCondition(dependencyName: string, condition: DependencyC
 export function evaluateDependencies(
   definition: Pick<ContainerDefinition, 'dependsOn'>,
   lookup: (name: string) => DependencyView,
+  nowMs = Date.now(),
 ): DependencyVerdict {
-  let firstWait: DependencyVerdict | undefined;
+  let firstWait: Extract<DependencyVerdict, { kind: 'waiting' }> | undefined;
+  let deadlineMs: number | undefined;
   for (const dependency of definition.dependsOn) {
-    const verdict = evaluateCondition(dependency.containerName, dependency.condition, lookup(dependency.containerName));
+    const verdict = evaluateCondition(dependency.containerName, dependency.condition, lookup(dependency.containerName), nowMs);
     if (verdict.kind === 'failed') return verdict;
-    if (verdict.kind === 'waiting') firstWait ??= verdict;
+    if (verdict.kind === 'waiting') {
+      firstWait ??= verdict;
+      if (verdict.deadlineMs !== undefined) deadlineMs = Math.min(deadlineMs ?? Infinity, verdict.deadlineMs);
+    }
   }
-  return firstWait ?? { kind: 'satisfied' };
+  return firstWait ? { ...firstWait, deadlineMs } : { kind: 'satisfied' };
 }
 
 /** The names of the containers that depend on `name` (they must stop before it does). */

@@ -1,3 +1,4 @@
+import type { RestartBackoff } from './restart-policy.js';
 import type { RetryPolicy } from './retry.js';
 
 /** The engine's settings, already validated and in milliseconds (see src/config). */
@@ -12,6 +13,10 @@ export interface EngineSettings {
   pullProgressIntervalMs: number;
   /** Pids limit of containers that set none; 0 for no limit. */
   defaultPidsLimit: number;
+  /** Back-off between restarts of a container under a restart policy. */
+  restartBackoff: RestartBackoff;
+  /** Period of the relist that catches runtime events the stream missed (± 10% jitter). */
+  relistIntervalMs: number;
   /** Retries of runtime calls that fail because the daemon is down or slow. */
   transientRetry: RetryPolicy;
 }

@@ -1,5 +1,6 @@
 import type { PortBinding } from '../runtime/types.js';
 import type { DependencyView } from './dependency-graph.js';
+import type { HealthMonitor } from './health-monitor.js';
 import { isForward, type ContainerStatus, type DesiredStatus, type HealthStatus } from './status.js';
 import type { ContainerDefinition } from './task-definition.js';
 import type { ContainerSnapshot } from './task-snapshot.js';
@@ -39,6 +40,13 @@ export class ManagedContainer {
   gpuIds: string[] = [];
   /** Host port of each port mapping, in order, once the task got its resources. */
   hostPorts: number[] = [];
+  /** When the current run started (restarts included). */
+  runStartedAt: Date | undefined;
+  /** The last back-off used before a restart; 0 before the first. */
+  restartDelayMs = 0;
+  /** Set while the container waits out its back-off before a restart. */
+  restartTimer: NodeJS.Timeout | undefined;
+  health: HealthMonitor | undefined;
   oomKilled = false;
   pulledAt: Date | undefined;
   createdAt: Date | undefined;
@@ -90,6 +98,12 @@ export class ManagedContainer {
     return true;
   }
 
+  /** Records a change of fields other than the status (health, restarts) as an event. */
+  update(fields: Partial<Pick<ManagedContainer, 'healthStatus' | 'healthOutput' | 'healthCheckedAt' | 'restartCount' | 'lastRestartedAt' | 'lastExitCode' | 'reason'>>, record = true): void {
+    Object.assign(this, fields);
+    if (record) this.onChange(this);
+  }
+
   /** Sets the desired status to STOPPED; returns false when it already was. */
   desireStop(): boolean {
     if (this.desiredStatus === 'STOPPED') return false;
@@ -99,7 +113,14 @@ export class ManagedContainer {
   }
 
   dependencyView(): DependencyView {
-    return { knownStatus: this.knownStatus, started: this.started, exitCode: this.exitCode, healthStatus: this.healthStatus };
+    return {
+      knownStatus: this.knownStatus,
+      started: this.started,
+      startedAtMs: this.startedAt?.getTime(),
+      exitCode: this.exitCode,
+      healthStatus: this.healthStatus,
+      startTimeoutMs: this.definition.startTimeoutMs,
+    };
   }
 
   snapshot(): ContainerSnapshot {

@@ -1,10 +1,13 @@
 import type { Logger } from 'pino';
+import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import type { PullProgress, RuntimeEvent } from '../runtime/types.js';
 import type { ActionOutcome, ContainerActions } from './container-actions.js';
 import { dependentsOf, evaluateDependencies } from './dependency-graph.js';
 import type { EventLog } from './event-log.js';
 import { runtimeContainerName } from './labels.js';
-import { ManagedContainer, OOM_REASON } from './managed-container.js';
+import { ContainerSupervisor } from './container-supervisor.js';
+import { ManagedContainer, OOM_REASON, type ContainerChange } from './managed-container.js';
+import type { RestartBackoff } from './restart-policy.js';
 import { earliest, isForward, type DesiredStatus, type TaskStatus } from './status.js';
 import type { TaskDefinition } from './task-definition.js';
 import { needsOf, type ResourceNeeds } from './host-resources.js';
@@ -19,6 +22,8 @@ export interface ManagedTaskDeps {
   taskCleanupWaitMs: number;
   /** Minimum time between two pull progress events of one container. */
   pullProgressIntervalMs: number;
+  runtime: ContainerRuntime;
+  restartBackoff: RestartBackoff;
   /** A container of this task got a runtime id: route its runtime events here. */
   onContainerCreated(task: ManagedTask, runtimeId: string): void;
   /** Every container stopped: the task's host resources can be released. */
@@ -55,6 +60,9 @@ export class ManagedTask implements QueuedTask {
   /** Aborts pulls when the task is stopped. */
   private readonly stopping = new AbortController();
   private readonly log: Logger;
+  private readonly supervisor: ContainerSupervisor;
+  /** Wakes the task when a dependency's start timeout passes. */
+  private deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly definition: TaskDefinition,
@@ -62,6 +70,13 @@ export class ManagedTask implements QueuedTask {
   ) {
     this.log = deps.logger.child({ taskId: definition.id });
     this.needs = needsOf(definition);
+    this.supervisor = new ContainerSupervisor({
+      runtime: deps.runtime,
+      backoff: deps.restartBackoff,
+      log: this.log,
+      changed: () => this.scheduleReconcile(),
+      restartFailed: (container, reason) => this.markStopped(container, { reason }),
+    });
     this.containers = new Map(
       definition.containers.map((c) => [
         c.name,
@@ -128,11 +143,7 @@ export class ManagedTask implements QueuedTask {
     if (!container) return;
     switch (event.type) {
       case 'exit':
-        this.markStopped(container, {
-          exitCode: event.exitCode,
-          finishedAt: event.time,
-          reason: container.oomKilled ? OOM_REASON : `exited with code ${event.exitCode}`,
-        });
+        this.containerExited(container, event.exitCode, event.time);
         break;
       case 'oom':
         container.oomKilled = true;
@@ -172,6 +183,8 @@ export class ManagedTask implements QueuedTask {
   /** Stops timers; the containers are left as they are (the agent is shutting down). */
   dispose(): void {
     clearTimeout(this.cleanupTimer);
+    clearTimeout(this.deadlineTimer);
+    for (const container of this.containers.values()) this.supervisor.quiet(container);
   }
 
   private reason(): string {
@@ -202,6 +215,7 @@ export class ManagedTask implements QueuedTask {
     // Nothing starts before the host resources are granted.
     if (!this.resources && this.desiredStatus === 'RUNNING') return;
     let waitReason = '';
+    let deadlineMs = Infinity;
     for (const container of this.containers.values()) {
       if (container.busy !== undefined || container.knownStatus === 'STOPPED') continue;
       if (container.desiredStatus === 'STOPPED') {
@@ -219,10 +233,17 @@ export class ManagedTask implements QueuedTask {
           const verdict = evaluateDependencies(container.definition, (name) => this.containers.get(name)!.dependencyView());
           if (verdict.kind === 'satisfied') this.runAction(container, 'start', () => this.deps.actions.start(container));
           else if (verdict.kind === 'failed') this.stop(verdict.reason);
-          else waitReason ||= verdict.reason;
+          else {
+            waitReason ||= verdict.reason;
+            deadlineMs = Math.min(deadlineMs, verdict.deadlineMs ?? Infinity);
+          }
           break;
         }
       }
+    }
+    clearTimeout(this.deadlineTimer);
+    if (deadlineMs < Infinity && this.desiredStatus === 'RUNNING') {
+      this.deadlineTimer = setTimeout(() => this.scheduleReconcile(), Math.max(0, deadlineMs - Date.now()) + 1);
     }
     const reasonChanged = waitReason !== this.waitReason && this.desiredStatus === 'RUNNING';
     this.waitReason = waitReason;
@@ -246,6 +267,7 @@ export class ManagedTask implements QueuedTask {
 
   /** A container desired STOPPED: one that never ran stops at once; a running one stops after its dependents. */
   private moveTowardStopped(container: ManagedContainer): void {
+    this.supervisor.quiet(container);
     if (container.knownStatus !== 'RUNNING') {
       this.markStopped(container, { reason: 'the task stopped before the container started' });
       return;
@@ -283,7 +305,14 @@ export class ManagedTask implements QueuedTask {
         this.deps.onContainerCreated(this, outcome.change.runtimeId);
         break;
       case 'running':
+        container.runStartedAt = outcome.change.startedAt ?? new Date();
         container.advance('RUNNING', outcome.change);
+        this.supervisor.startHealth(container);
+        break;
+      case 'exited':
+        // It ran and exited by itself: it may be restarted.
+        if (container.knownStatus === 'CREATED') this.advanceToRunning(container, outcome.change);
+        this.containerExited(container, outcome.change.exitCode, outcome.change.finishedAt ?? new Date(), outcome.change.reason);
         break;
       case 'stopped':
         this.markStopped(container, outcome.change);
@@ -291,11 +320,34 @@ export class ManagedTask implements QueuedTask {
     }
   }
 
-  /** STOPPED, passing through RUNNING first when the container ran but was never seen running. */
-  private markStopped(container: ManagedContainer, change: Parameters<ManagedContainer['advance']>[1] = {}): void {
-    if (container.knownStatus === 'CREATED' && change.exitCode !== undefined) {
-      container.advance('RUNNING', { startedAt: change.startedAt ?? change.finishedAt ?? new Date(), portBindings: change.portBindings });
+  private advanceToRunning(container: ManagedContainer, change: ContainerChange): void {
+    const startedAt = change.startedAt ?? change.finishedAt ?? new Date();
+    container.runStartedAt ??= startedAt;
+    container.advance('RUNNING', { startedAt, portBindings: change.portBindings });
+  }
+
+  /**
+   * A container's process ended by itself. Under a restart policy, while the task runs, it may be
+   * restarted after its back-off (it stays RUNNING meanwhile); otherwise it is STOPPED.
+   */
+  private containerExited(container: ManagedContainer, exitCode: number, finishedAt: Date, reason?: string): void {
+    if (container.restartTimer || container.knownStatus === 'STOPPED') return;
+    if (container.knownStatus === 'CREATED') this.advanceToRunning(container, { finishedAt });
+    const oomReason = container.oomKilled ? OOM_REASON : undefined;
+    container.oomKilled = false;
+    if (this.desiredStatus === 'RUNNING' && container.desiredStatus === 'RUNNING') {
+      const stayReason = this.supervisor.exited(container, exitCode, finishedAt);
+      if (stayReason === undefined) return;
+      this.markStopped(container, { exitCode, finishedAt, reason: oomReason ?? reason ?? stayReason });
+      return;
     }
+    this.markStopped(container, { exitCode, finishedAt, reason: oomReason ?? reason });
+  }
+
+  /** STOPPED, passing through RUNNING first when the container ran but was never seen running. */
+  private markStopped(container: ManagedContainer, change: ContainerChange = {}): void {
+    this.supervisor.quiet(container);
+    if (container.knownStatus === 'CREATED' && change.exitCode !== undefined) this.advanceToRunning(container, change);
     const reason = change.reason ?? (change.exitCode !== undefined ? `exited with code ${change.exitCode}` : undefined);
     container.advance('STOPPED', { ...change, reason });
   }

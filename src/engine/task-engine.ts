@@ -57,6 +57,7 @@ export class TaskEngine {
   private readonly queue: ResourceQueue;
   private readonly shutdown = new AbortController();
   private eventLoop: Promise<void> | undefined;
+  private relistTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly runtime: ContainerRuntime,
@@ -76,6 +77,7 @@ export class TaskEngine {
     await this.monitor.start();
     this.eventLoop = this.followRuntimeEvents(this.shutdown.signal);
     this.images.startCleanup();
+    this.scheduleRelist();
   }
 
   /** Stops following the runtime; containers keep running. */
@@ -83,6 +85,7 @@ export class TaskEngine {
     this.shutdown.abort();
     this.monitor.stop();
     this.images.stopCleanup();
+    clearTimeout(this.relistTimer);
     for (const task of this.tasks.values()) task.dispose();
     await this.eventLoop;
   }
@@ -105,6 +108,8 @@ export class TaskEngine {
       logger: this.log,
       taskCleanupWaitMs: this.settings.taskCleanupWaitMs,
       pullProgressIntervalMs: this.settings.pullProgressIntervalMs,
+      runtime: this.runtime,
+      restartBackoff: this.settings.restartBackoff,
       onContainerCreated: (owner, runtimeId) => this.byRuntimeId.set(runtimeId, owner),
       onStopped: (owner) => {
         this.resources.release(owner.id);
@@ -217,6 +222,16 @@ export class TaskEngine {
       });
       backoffMs = Math.min(backoffMs * 2, 10_000);
     }
+  }
+
+  /** The periodic relist, with ±10% jitter so that agents started together do not relist together. */
+  private scheduleRelist(): void {
+    const jitter = 0.9 + Math.random() * 0.2;
+    this.relistTimer = setTimeout(() => {
+      void this.resync().finally(() => {
+        if (!this.shutdown.signal.aborted) this.scheduleRelist();
+      });
+    }, this.settings.relistIntervalMs * jitter);
   }
 
   /** Inspects every container the engine believes is running and applies exits it missed. */

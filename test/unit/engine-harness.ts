@@ -52,6 +52,8 @@ export async function engineUnderTest(
       taskCleanupWaitMs: options.taskCleanupWaitMs ?? 3_600_000,
       defaultPidsLimit: 0,
       pullProgressIntervalMs: 0,
+      restartBackoff: { initialMs: 20, maxMs: 80, resetAfterMs: 60_000 },
+      relistIntervalMs: 60_000,
       transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 },
     },
     new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true),

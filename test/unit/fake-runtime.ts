@@ -121,8 +121,12 @@ export class FakeRuntime implements ContainerRuntime {
     return [...this.containers.values()].filter((c) => Object.entries(labels).every(([k, v]) => c.labels[k] === v));
   }
 
-  async exec(): Promise<ExecResult> {
-    return { exitCode: 0, output: '' };
+  /** What exec answers; a test replaces it to drive health checks. */
+  execResult: (id: string, command: string[]) => ExecResult = () => ({ exitCode: 0, output: '' });
+
+  async exec(id: string, command: string[]): Promise<ExecResult> {
+    this.calls.push(`exec ${this.containers.get(id)?.labels['berth.container-name']}`);
+    return this.execResult(id, command);
   }
 
   async events(_labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<RuntimeEvent>> {

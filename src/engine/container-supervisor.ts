@@ -1,0 +1,82 @@
+import type { Logger } from 'pino';
+import type { ContainerRuntime } from '../runtime/container-runtime.js';
+import { HealthMonitor } from './health-monitor.js';
+import type { ManagedContainer } from './managed-container.js';
+import { decideRestart, type RestartBackoff } from './restart-policy.js';
+
+export interface SupervisorHooks {
+  runtime: ContainerRuntime;
+  backoff: RestartBackoff;
+  log: Logger;
+  /** A health status changed or a restart happened: the task should look again. */
+  changed(container: ManagedContainer): void;
+  /** A restart could not start the container again. */
+  restartFailed(container: ManagedContainer, reason: string): void;
+}
+
+/**
+ * Watches a task's running containers: runs their health checks and restarts the ones whose
+ * restart policy says so, after their back-off. The managed task owns the statuses; this class
+ * only reports through its hooks.
+ */
+export class ContainerSupervisor {
+  constructor(private readonly hooks: SupervisorHooks) {}
+
+  /** The container (re)started: begin health checks, when it has one. */
+  startHealth(container: ManagedContainer): void {
+    const check = container.definition.healthCheck;
+    if (!check || !container.runtimeId) return;
+    container.health?.stop();
+    container.update({ healthStatus: 'UNKNOWN' }, container.healthStatus !== 'UNKNOWN');
+    container.health = new HealthMonitor(this.hooks.runtime, container.runtimeId, check, container.runStartedAt ?? new Date(), (report, changed) => {
+      container.update({ healthStatus: report.status, healthOutput: report.output, healthCheckedAt: report.checkedAt }, changed);
+      if (changed) {
+        this.hooks.log.info({ container: container.name, health: report.status }, 'health status changed');
+        this.hooks.changed(container);
+      }
+    });
+    container.health.start();
+  }
+
+  /** The container stopped (for now or for good): no more probes or pending restart. */
+  quiet(container: ManagedContainer): void {
+    container.health?.stop();
+    container.health = undefined;
+    clearTimeout(container.restartTimer);
+    container.restartTimer = undefined;
+  }
+
+  /**
+   * The container exited while its task runs. Returns undefined when a restart is scheduled (the
+   * container stays RUNNING meanwhile), or the reason to record when it stays stopped.
+   */
+  exited(container: ManagedContainer, exitCode: number, finishedAt: Date): string | undefined {
+    this.quiet(container);
+    const ranForMs = finishedAt.getTime() - (container.runStartedAt ?? finishedAt).getTime();
+    const decision = decideRestart(container.definition.restartPolicy, exitCode, ranForMs, container.restartDelayMs, this.hooks.backoff);
+    if (!decision.restart) return decision.reason;
+    container.restartDelayMs = decision.delayMs;
+    container.update({ lastExitCode: exitCode, reason: `exited with code ${exitCode}; restarting in ${decision.delayMs} ms` });
+    this.hooks.log.info({ container: container.name, exitCode, delayMs: decision.delayMs }, 'restarting container after back-off');
+    container.restartTimer = setTimeout(() => void this.restart(container), decision.delayMs);
+    return undefined;
+  }
+
+  private async restart(container: ManagedContainer): Promise<void> {
+    container.restartTimer = undefined;
+    const id = container.runtimeId as string;
+    container.busy = 'start';
+    const now = new Date();
+    container.runStartedAt = now;
+    try {
+      await this.hooks.runtime.startContainer(id);
+      container.busy = undefined;
+      container.update({ restartCount: container.restartCount + 1, lastRestartedAt: now, reason: '' });
+      this.startHealth(container);
+      this.hooks.changed(container);
+    } catch (error) {
+      container.busy = undefined;
+      this.hooks.restartFailed(container, `cannot restart container: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+}
