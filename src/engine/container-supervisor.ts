@@ -20,12 +20,19 @@ export interface SupervisorHooks {
  * only reports through its hooks.
  */
 export class ContainerSupervisor {
+  private disposed = false;
+
   constructor(private readonly hooks: SupervisorHooks) {}
+
+  /** No new probes or restarts from now on (the agent is shutting down). */
+  dispose(): void {
+    this.disposed = true;
+  }
 
   /** The container (re)started: begin health checks, when it has one. */
   startHealth(container: ManagedContainer): void {
     const check = container.definition.healthCheck;
-    if (!check || !container.runtimeId) return;
+    if (!check || !container.runtimeId || this.disposed) return;
     container.health?.stop();
     container.update({ healthStatus: 'UNKNOWN' }, container.healthStatus !== 'UNKNOWN');
     container.health = new HealthMonitor(this.hooks.runtime, container.runtimeId, check, container.runStartedAt ?? new Date(), (report, changed) => {
@@ -55,6 +62,7 @@ export class ContainerSupervisor {
     const ranForMs = finishedAt.getTime() - (container.runStartedAt ?? finishedAt).getTime();
     const decision = decideRestart(container.definition.restartPolicy, exitCode, ranForMs, container.restartDelayMs, this.hooks.backoff);
     if (!decision.restart) return decision.reason;
+    if (this.disposed) return `exited with code ${exitCode}`;
     container.restartDelayMs = decision.delayMs;
     container.update({ lastExitCode: exitCode, reason: `exited with code ${exitCode}; restarting in ${decision.delayMs} ms` });
     this.hooks.log.info({ container: container.name, exitCode, delayMs: decision.delayMs }, 'restarting container after back-off');

@@ -58,6 +58,7 @@ export class ImageManager {
   private readonly inFlight = new Map<string, InFlightPull>();
   private readonly slots: Semaphore;
   private cleanupTimer: NodeJS.Timeout | undefined;
+  private readonly pullAborts = new Set<AbortController>();
 
   constructor(
     private readonly runtime: ContainerRuntime,
@@ -154,6 +155,7 @@ export class ImageManager {
       clearTimeout(timer);
       timer = setTimeout(() => inactivity.abort(), this.settings.pullInactivityTimeoutMs);
     };
+    this.pullAborts.add(inactivity);
     try {
       arm();
       this.log.info({ image: record.reference }, 'pulling image');
@@ -174,6 +176,7 @@ export class ImageManager {
       throw error;
     } finally {
       clearTimeout(timer);
+      this.pullAborts.delete(inactivity);
       release();
     }
   }
@@ -184,8 +187,10 @@ export class ImageManager {
     this.cleanupTimer.unref();
   }
 
-  stopCleanup(): void {
+  /** Stops the cleanup timer and abandons the pulls in flight (the agent is shutting down). */
+  stop(): void {
     clearInterval(this.cleanupTimer);
+    for (const abort of this.pullAborts) abort.abort();
   }
 
   /** Images cleanup would remove now, in order. */

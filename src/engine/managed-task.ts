@@ -63,6 +63,8 @@ export class ManagedTask implements QueuedTask {
   private readonly supervisor: ContainerSupervisor;
   /** Wakes the task when a dependency's start timeout passes. */
   private deadlineTimer: NodeJS.Timeout | undefined;
+  /** Set when the agent shuts down: calls still in flight may finish, nothing new starts. */
+  private disposed = false;
 
   constructor(
     readonly definition: TaskDefinition,
@@ -182,6 +184,8 @@ export class ManagedTask implements QueuedTask {
 
   /** Stops timers; the containers are left as they are (the agent is shutting down). */
   dispose(): void {
+    this.disposed = true;
+    this.supervisor.dispose();
     clearTimeout(this.cleanupTimer);
     clearTimeout(this.deadlineTimer);
     for (const container of this.containers.values()) this.supervisor.quiet(container);
@@ -192,7 +196,7 @@ export class ManagedTask implements QueuedTask {
   }
 
   private scheduleReconcile(): void {
-    if (this.reconcileQueued) return;
+    if (this.reconcileQueued || this.disposed) return;
     this.reconcileQueued = true;
     queueMicrotask(() => {
       this.reconcileQueued = false;
@@ -241,6 +245,8 @@ export class ManagedTask implements QueuedTask {
         }
       }
     }
+    const pulling = [...this.containers.values()].find((c) => c.busy === 'pull');
+    if (pulling) waitReason ||= `pulling image "${pulling.definition.image}"`;
     clearTimeout(this.deadlineTimer);
     if (deadlineMs < Infinity && this.desiredStatus === 'RUNNING') {
       this.deadlineTimer = setTimeout(() => this.scheduleReconcile(), Math.max(0, deadlineMs - Date.now()) + 1);
@@ -307,7 +313,7 @@ export class ManagedTask implements QueuedTask {
       case 'running':
         container.runStartedAt = outcome.change.startedAt ?? new Date();
         container.advance('RUNNING', outcome.change);
-        this.supervisor.startHealth(container);
+        if (!this.disposed) this.supervisor.startHealth(container);
         break;
       case 'exited':
         // It ran and exited by itself: it may be restarted.
@@ -378,6 +384,7 @@ export class ManagedTask implements QueuedTask {
   }
 
   private scheduleCleanup(): void {
+    if (this.disposed) return;
     this.cleanupTimer = setTimeout(() => void this.cleanUp(), this.deps.taskCleanupWaitMs);
   }
 

@@ -84,7 +84,7 @@ export class TaskEngine {
   async stop(): Promise<void> {
     this.shutdown.abort();
     this.monitor.stop();
-    this.images.stopCleanup();
+    this.images.stop();
     clearTimeout(this.relistTimer);
     for (const task of this.tasks.values()) task.dispose();
     await this.eventLoop;

@@ -36,7 +36,7 @@ export const UNIT_IMAGE_SETTINGS: ImageSettings = {
 };
 
 export async function engineUnderTest(
-  options: { taskCleanupWaitMs?: number; capacity?: Partial<HostCapacity>; images?: Partial<ImageSettings> } = {},
+  options: { taskCleanupWaitMs?: number; relistIntervalMs?: number; capacity?: Partial<HostCapacity>; images?: Partial<ImageSettings> } = {},
 ): Promise<EngineUnderTest> {
   const runtime = new FakeRuntime();
   const log = pino({ level: 'silent' });
@@ -53,7 +53,7 @@ export async function engineUnderTest(
       defaultPidsLimit: 0,
       pullProgressIntervalMs: 0,
       restartBackoff: { initialMs: 20, maxMs: 80, resetAfterMs: 60_000 },
-      relistIntervalMs: 60_000,
+      relistIntervalMs: options.relistIntervalMs ?? 60_000,
       transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 },
     },
     new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true),

@@ -84,6 +84,13 @@ export class FakeRuntime implements ContainerRuntime {
     if (code !== undefined) this.exitContainer(c, code);
   }
 
+  /** Makes a running container exit without any event, as if the event stream had missed it. */
+  exitSilently(containerName: string, code: number): void {
+    const c = [...this.containers.values()].find((x) => x.labels['berth.container-name'] === containerName && x.state === 'running');
+    if (!c) throw new Error(`no running container "${containerName}"`);
+    Object.assign(c, { state: 'exited', exitCode: code, finishedAt: new Date() });
+  }
+
   /** Makes a running container exit with `code`, as if its process ended. */
   exit(containerName: string, code: number): void {
     const c = [...this.containers.values()].find((x) => x.labels['berth.container-name'] === containerName && x.state === 'running');

@@ -135,6 +135,28 @@ describe('managed task rules (fake runtime)', () => {
     assert.match(t.engine.getTask('u').containers[0]?.reason ?? '', /taken by a container this task does not own/);
   });
 
+  it('catches an exit the event stream missed at the next relist', async () => {
+    t = await engineUnderTest({ relistIntervalMs: 50 });
+    t.runtime.registry.add(IMAGE);
+    t.engine.runTask(taskInput('t', [containerInput('app')]));
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+    t.runtime.exitSilently('app', 7);
+    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+    assert.equal(t.engine.getTask('t').containers[0]?.exitCode, 7);
+  });
+
+  it('says why a task waits: pulling, then dependencies', async () => {
+    await setup();
+    t.runtime.heldPulls.set(IMAGE, () => undefined);
+    const pulling = new Promise((resolve) => (t.runtime.onPull = resolve));
+    t.engine.runTask(taskInput('t', [containerInput('app')]));
+    await pulling;
+    await t.waitFor('pulling reason', (e) => e.change.type === 'task' && e.change.reason === `pulling image "${IMAGE}"`);
+    t.runtime.releasePull(IMAGE);
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+    assert.equal(t.engine.getTask('t').reason, '');
+  });
+
   it('removes the containers after the cleanup wait and forgets the task', async () => {
     await setup({ taskCleanupWaitMs: 10 });
     t.runtime.exitOnStart.set('app', 0);

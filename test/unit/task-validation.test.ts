@@ -71,6 +71,30 @@ describe('task definition validation', () => {
     assert.ok(found.some((v) => v.startsWith('task.network_mode')));
   });
 
+  it('validates health checks, restart policies, start timeouts and task-level resources', () => {
+    const input = base();
+    input.memoryMib = 64;
+    input.containers = [
+      { name: 'db', image: 'x', healthCheck: { command: [], intervalMs: 10 }, restartPolicy: { enabled: true, restartAttemptPeriodMs: -1 }, startTimeoutMs: 0, memoryMib: 128 },
+      { name: 'app', image: 'x', dependsOn: [{ containerName: 'cache', condition: 'HEALTHY' }] },
+      { name: 'cache', image: 'x', pidsLimit: -1, gpuCount: -1 },
+    ];
+    const fields = violations(input).map((v) => v.field).sort();
+    assert.deepEqual(fields, [
+      'task.containers[0].health_check.command',
+      'task.containers[0].health_check.interval',
+      'task.containers[0].memory_mib',
+      'task.containers[0].restart_policy.restart_attempt_period',
+      'task.containers[0].start_timeout',
+      'task.containers[1].depends_on[0].condition',
+      'task.containers[2].gpu_count',
+      'task.containers[2].pids_limit',
+    ]);
+    const ok = validateTaskDefinition({ ...base(), containers: [{ name: 'a', image: 'x', healthCheck: { command: ['true'] }, restartPolicy: { enabled: true } }] });
+    assert.deepEqual(ok.containers[0]!.healthCheck, { command: ['true'], intervalMs: 30_000, timeoutMs: 5_000, retries: 3, startPeriodMs: 0 });
+    assert.equal(ok.containers[0]!.restartPolicy?.restartAttemptPeriodMs, 300_000);
+  });
+
   it('treats definitions that differ only in key order as the same', () => {
     const a = validateTaskDefinition({ ...base(), containers: [{ name: 'app', image: 'busybox', environment: { A: '1', B: '2' } }] });
     const b = validateTaskDefinition({ ...base(), containers: [{ name: 'app', image: 'busybox', environment: { B: '2', A: '1' } }] });

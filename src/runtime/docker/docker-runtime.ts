@@ -260,21 +260,29 @@ export class DockerRuntime implements ContainerRuntime {
       async (abortSignal) => {
         const exec = await this.docker.getContainer(id).exec({ Cmd: command, AttachStdout: true, AttachStderr: true, abortSignal });
         const stream = (await exec.start({ hijack: true, stdin: false, abortSignal })) as Readable;
-        const chunks: Buffer[] = [];
-        let size = 0;
-        const sink = new PassThrough();
-        sink.on('data', (chunk: Buffer) => {
-          if (size < limit) chunks.push(chunk.subarray(0, limit - size));
-          size += chunk.length;
-        });
-        this.docker.modem.demuxStream(stream, sink, sink);
-        await new Promise<void>((resolve, reject) => {
-          stream.on('end', resolve);
-          stream.on('close', resolve);
-          stream.on('error', reject);
-        });
-        const result = await exec.inspect({ abortSignal });
-        return { exitCode: result.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8') };
+        // The hijacked connection is ours to close, whatever happens (a timeout included).
+        const destroy = () => stream.destroy();
+        abortSignal.addEventListener('abort', destroy, { once: true });
+        try {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          const sink = new PassThrough();
+          sink.on('data', (chunk: Buffer) => {
+            if (size < limit) chunks.push(chunk.subarray(0, limit - size));
+            size += chunk.length;
+          });
+          this.docker.modem.demuxStream(stream, sink, sink);
+          await new Promise<void>((resolve, reject) => {
+            stream.on('end', resolve);
+            stream.on('close', resolve);
+            stream.on('error', reject);
+          });
+          const result = await exec.inspect({ abortSignal });
+          return { exitCode: result.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8') };
+        } finally {
+          abortSignal.removeEventListener('abort', destroy);
+          destroy();
+        }
       },
       options.timeoutMs,
     );
