@@ -58,6 +58,11 @@ describe('host resources on a real Docker daemon', () => {
       const info = await call<object, GetAgentInfoResponse>(agent.client, 'getAgentInfo', {});
       assert.deepEqual(info.queuedTaskIds, [second]);
       assert.ok(info.consumed?.tcpPorts.includes(40080));
+      assert.ok(info.consumed?.tcpPorts.includes(22), 'reserved ports count as consumed');
+      assert.equal(info.capacity?.memoryMib, 100);
+      assert.equal(info.capacity?.cpuUnits, 2048);
+      assert.equal((info.free?.memoryMib ?? 0) + (info.consumed?.memoryMib ?? 0), 100);
+      assert.equal(info.free?.dynamicTcpPortsFree, 100);
       await stop(first);
       await watch.waitForEvent('second RUNNING', is.task(second, TaskStatus.TASK_STATUS_RUNNING));
       const response = await fetch('http://127.0.0.1:40080/index.html');
