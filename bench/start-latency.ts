@@ -32,6 +32,7 @@ async function main(): Promise<void> {
   const env = await startTestEnvironment('bench');
   const docker = new Docker({ socketPath: env.docker.socketPath });
   const agent = await startTestAgent(env.docker.host, { engine: { defaultStopTimeout: '1s' } });
+  const cachedAgent = await startTestAgent(env.docker.host, { engine: { defaultStopTimeout: '1s' }, images: { pullBehavior: 'prefer-cached' } });
   const results: Stats[] = [];
   try {
     // Warm-up: the image is pulled once, so neither side measures the first download.
@@ -39,18 +40,22 @@ async function main(): Promise<void> {
       (stream: NodeJS.ReadableStream) => new Promise((resolve, reject) => docker.modem.followProgress(stream, (e: unknown) => (e ? reject(e) : resolve(undefined)))),
     );
     const watch = new EventCollector(agent.client, { includeSnapshot: true });
+    const cachedWatch = new EventCollector(cachedAgent.client, { includeSnapshot: true });
     await watch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
+    await cachedWatch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
     const running = (id: string) => (e: Event) => e.taskId === id && e.change?.$case === 'task' && e.change.value.knownStatus === TaskStatus.TASK_STATUS_RUNNING;
     const definition = (id: string) => task(id, [container('app', env.image, { command: ['sleep', '600'], registryCredentials: env.credentials })]);
     const ids: string[] = [];
 
-    const berthOne = async (id: string) => {
+    const berthOne = async (id: string, which = agent, stream = watch) => {
       ids.push(id);
+      owner.set(id, which);
       const started = performance.now();
-      await call(agent.client, 'runTask', { task: definition(id) });
-      await watch.waitForEvent(`${id} RUNNING`, running(id), 120_000);
+      await call(which.client, 'runTask', { task: definition(id) });
+      await stream.waitForEvent(`${id} RUNNING`, running(id), 120_000);
       return performance.now() - started;
     };
+    const owner = new Map<string, typeof agent>();
     const direct = async (name: string, pull: boolean) => {
       const started = performance.now();
       if (pull) {
@@ -73,9 +78,11 @@ async function main(): Promise<void> {
       await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true })));
     };
     const clearBerth = async () => {
-      for (const id of ids.splice(0)) await call(agent.client, 'stopTask', { taskId: id, reason: '' });
-      const list = await docker.listContainers({ all: true, filters: { label: [`berth.agent-id=${agent.config.agentId}`] } });
-      await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+      for (const id of ids.splice(0)) await call(owner.get(id)!.client, 'stopTask', { taskId: id, reason: '' });
+      for (const a of [agent, cachedAgent]) {
+        const list = await docker.listContainers({ all: true, filters: { label: [`berth.agent-id=${a.config.agentId}`] } });
+        await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+      }
     };
 
     // Rounds alternate the contenders so that a slow spell of the daemon does not favour one.
@@ -88,10 +95,14 @@ async function main(): Promise<void> {
         await clearDirect();
         await measure(`berth RunTask→RUNNING, ${mode}`, (i) => berthOne(`b-${round}-${mode}-${i}`), concurrent);
         await clearBerth();
+        await measure(`berth prefer-cached RunTask→RUNNING, ${mode}`, (i) => berthOne(`c-${round}-${mode}-${i}`, cachedAgent, cachedWatch), concurrent);
+        await clearBerth();
       }
     }
     watch.close();
+    cachedWatch.close();
   } finally {
+    await cachedAgent.stop();
     await agent.stop();
     await env.stop();
   }
@@ -111,12 +122,11 @@ async function main(): Promise<void> {
   for (const [label, s] of summary) console.log(`| ${label} | ${s.median.toFixed(0)} | ${s.p90.toFixed(0)} | ${s.wall.toFixed(0)} |`);
   for (const mode of ['sequential', 'concurrent']) {
     const berth = summary.get(`berth RunTask→RUNNING, ${mode}`)!;
+    const cached = summary.get(`berth prefer-cached RunTask→RUNNING, ${mode}`)!;
     const plain = summary.get(`direct create+start, ${mode}`)!;
     const pulled = summary.get(`direct pull+create+start, ${mode}`)!;
-    console.log(
-      `\n${mode}: berth / direct create+start: median ${(berth.median / plain.median).toFixed(2)}, wall ${(berth.wall / plain.wall).toFixed(2)}; ` +
-        `berth / direct pull+create+start: median ${(berth.median / pulled.median).toFixed(2)}, wall ${(berth.wall / pulled.wall).toFixed(2)}`,
-    );
+    const ratio = (a: { median: number; wall: number }, b: { median: number; wall: number }) => `median ${(a.median / b.median).toFixed(2)}, wall ${(a.wall / b.wall).toFixed(2)}`;
+    console.log(`\n${mode}: berth / direct pull+create+start: ${ratio(berth, pulled)}; berth prefer-cached / direct create+start: ${ratio(cached, plain)}; berth / direct create+start: ${ratio(berth, plain)}`);
   }
 }
 

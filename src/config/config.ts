@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import type { CapacitySettings } from '../engine/host-capacity.js';
 import { parseDuration } from './duration.js';
 
 /**
@@ -43,18 +44,8 @@ export interface BerthConfig {
     /** Re-inspects running containers this often (± 10%), in case the event stream missed one. */
     relistIntervalMs: number;
   };
-  resources: {
-    /** 0: cores × 1024. */
-    cpuUnits: number;
-    /** 0: the host's memory less reservedMemoryMib. */
-    memoryMib: number;
-    reservedMemoryMib: number;
-    reservedTcpPorts: number[];
-    reservedUdpPorts: number[];
-    dynamicPortRange: { first: number; last: number };
-    /** Empty: discovered with nvidia-smi when it is installed. */
-    gpuIds: string[];
-  };
+  /** Host capacity for tasks (see src/engine/host-capacity.ts for each field). */
+  resources: CapacitySettings;
   events: {
     /** Events kept for replay. */
     retain: number;
