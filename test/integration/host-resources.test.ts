@@ -100,17 +100,41 @@ describe('host resources on a real Docker daemon', () => {
     });
   });
 
+  it('lets a queued task that is stopped leave the queue without taking anything', async () => {
+    const [holder, quitter, next] = [taskId('q-holder'), taskId('q-quitter'), taskId('q-next')];
+    await watching(agent.client, { taskIds: [holder, quitter, next] }, async (watch) => {
+      await run(task(holder, [sleeper({ memoryMib: 90 })]));
+      await watch.waitForEvent('holder RUNNING', is.task(holder, TaskStatus.TASK_STATUS_RUNNING));
+      await run(task(quitter, [sleeper({ memoryMib: 50 })]));
+      await run(task(next, [sleeper({ memoryMib: 10 })]));
+      await watch.waitForEvent('quitter waits', (e) => e.taskId === quitter && e.change?.$case === 'task' && /waiting for host resources/.test(e.change.value.reason));
+      await stop(quitter);
+      await watch.waitForEvent('quitter STOPPED', is.task(quitter, TaskStatus.TASK_STATUS_STOPPED));
+      await watch.waitForEvent('next RUNNING', is.task(next, TaskStatus.TASK_STATUS_RUNNING));
+      const quit = (await get(quitter)).task;
+      assert.equal(quit?.resources, undefined, 'it never held resources');
+      assert.equal(containerOf(quit, 'app').runtimeId, '', 'nothing was created');
+      const info = await call<object, GetAgentInfoResponse>(agent.client, 'getAgentInfo', {});
+      assert.equal(info.consumed?.memoryMib, 100);
+      await stop(holder);
+      await stop(next);
+      await watch.waitForEvent('next STOPPED', is.task(next, TaskStatus.TASK_STATUS_STOPPED));
+    });
+  });
+
   it('enforces the pids limit', async () => {
     // Starts 30 background sleeps, then waits: 32 processes in all.
     const forker = (pidsLimit: number) =>
-      container('forker', env.image, { ...creds(), pidsLimit, command: ['sh', '-c', 'i=0; while [ $i -lt 30 ]; do sleep 300 & i=$((i+1)); done; exec sleep 300'] });
+      container('forker', env.image, { ...creds(), pidsLimit, memoryReservationMib: 16, command: ['sh', '-c', 'i=0; while [ $i -lt 30 ]; do sleep 300 & i=$((i+1)); done; exec sleep 300'] });
     const roomy = taskId('pids-ok');
     const tight = taskId('pids-tight');
     await watching(agent.client, { taskIds: [roomy, tight] }, async (watch) => {
       await run(task(roomy, [forker(100)]));
       await watch.waitForEvent('roomy RUNNING', is.task(roomy, TaskStatus.TASK_STATUS_RUNNING));
       const ok = containerOf((await get(roomy)).task, 'forker');
-      assert.equal((await docker.getContainer(ok.runtimeId).inspect()).HostConfig.PidsLimit, 100);
+      const roomyInspect = await docker.getContainer(ok.runtimeId).inspect();
+      assert.equal(roomyInspect.HostConfig.PidsLimit, 100);
+      assert.equal(roomyInspect.HostConfig.MemoryReservation, 16 * 1024 * 1024, 'the soft limit is set');
       await stop(roomy);
 
       await run(task(tight, [forker(10)]));

@@ -65,6 +65,41 @@ describe('images on a real Docker daemon', () => {
     });
   });
 
+  it('follows the pull behaviour: default falls back to the cache, always does not, prefer-cached and once skip pulls', async () => {
+    const cached = refs.running!;
+    await pullDirectly(cached);
+    const wrong = { registryCredentials: { username: env.credentials.username, password: 'wrong' } };
+    const agents: Record<string, TestAgent> = {};
+    for (const behavior of ['always', 'prefer-cached', 'once'] as const) {
+      agents[behavior] = await startTestAgent(env.docker.host, { images: { pullBehavior: behavior, cleanup: { enabled: false, interval: '1h', minimumAge: '1h', perCycle: 1, exclude: [] } } });
+    }
+    const dockerPulls = await watchDockerPulls();
+    try {
+      const outcome = async (which: TestAgent, credentials: object) => {
+        const id = taskId('behavior');
+        return watching(which.client, { taskIds: [id] }, async (watch) => {
+          await call(which.client, 'runTask', { task: task(id, [container('app', cached, { ...credentials, command: ['sh', '-c', 'exit 0'] })]) });
+          await watch.waitForEvent('STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+          const stopped = watch.events.find(is.container(id, 'app', 2 /* PULLED */));
+          return { pulled: stopped !== undefined, reason: watch.events.flatMap((e) => (e.change?.$case === 'container' ? [e.change.value.container?.reason ?? ''] : [])).pop() ?? '' };
+        });
+      };
+      assert.deepEqual(await outcome(agent, wrong), { pulled: true, reason: 'exited with code 0' }, 'default: the cached image is used');
+      const always = await outcome(agents.always!, wrong);
+      assert.equal(always.pulled, false);
+      assert.match(always.reason, /refused the credentials/);
+      const pullsBefore = dockerPulls.pulls.length;
+      assert.equal((await outcome(agents['prefer-cached']!, wrong)).pulled, true, 'prefer-cached uses the image without asking the registry');
+      assert.equal(dockerPulls.pulls.length, pullsBefore, 'no pull for prefer-cached');
+      await outcome(agents.once!, creds());
+      await outcome(agents.once!, creds());
+      assert.equal(dockerPulls.pulls.length, pullsBefore + 1, 'once: one pull for two tasks');
+    } finally {
+      dockerPulls.stop();
+      for (const a of Object.values(agents)) await a.stop();
+    }
+  });
+
   it('cleans up only unused images that berth pulled and that are not excluded', async () => {
     const runningId = taskId('img-running');
     const done = [taskId('img-free'), taskId('img-excluded')];
