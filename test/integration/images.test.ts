@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import type { ImageManager } from '../../src/engine/image-manager.js';
@@ -97,6 +98,28 @@ describe('images on a real Docker daemon', () => {
     } finally {
       dockerPulls.stop();
       for (const a of Object.values(agents)) await a.stop();
+    }
+  });
+
+  it('abandons a pull that makes no progress (a registry that never answers) after the inactivity timeout', async () => {
+    // A "registry" on loopback that accepts connections and never says anything.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const impatient = await startTestAgent(env.docker.host, { images: { pullInactivityTimeout: '1500ms', cleanup: { enabled: false, interval: '1h', minimumAge: '1h', perCycle: 1, exclude: [] } } });
+    try {
+      const id = taskId('stalled');
+      await watching(impatient.client, { taskIds: [id] }, async (watch) => {
+        await call(impatient.client, 'runTask', { task: task(id, [container('app', `127.0.0.1:${port}/stalled/app:1`, creds())]) });
+        await watch.waitForEvent('STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+        const reason = watch.events.flatMap((e) => (e.change?.$case === 'container' ? [e.change.value.container?.reason ?? ''] : [])).pop();
+        assert.match(reason ?? '', /no progress for 1500 ms/);
+      });
+    } finally {
+      await impatient.stop();
+      sockets.forEach((s) => s.destroy());
+      silent.close();
     }
   });
 
