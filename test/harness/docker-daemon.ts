@@ -26,6 +26,12 @@ export async function startDockerDaemon(dir: string): Promise<TestDockerDaemon> 
   // A short, unique bridge name (Linux allows 15 characters) and a /24 picked from the pid.
   const index = (process.pid + bridgeCounter++) % 200;
   const bridge = `bt${process.pid % 100000}x${bridgeCounter}`;
+  // A bridge of the same name can only be a leftover of an earlier run that was killed.
+  try {
+    execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
+  } catch {
+    // none: the usual case
+  }
   execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge']);
   execFileSync('ip', ['addr', 'add', `10.213.${index}.1/24`, 'dev', bridge]);
   execFileSync('ip', ['link', 'set', bridge, 'up']);
