@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { CapacitySettings } from '../engine/host-capacity.js';
+import { PULL_BEHAVIORS, type PullBehavior } from '../engine/image-manager.js';
 import { parseDuration } from './duration.js';
 
 /**
@@ -26,7 +27,7 @@ export interface BerthConfig {
     docker: { host: string; callTimeoutMs: number };
   };
   images: {
-    pullBehavior: 'default' | 'always' | 'once' | 'prefer-cached';
+    pullBehavior: PullBehavior;
     maxConcurrentPulls: number;
     pullTimeoutMs: number;
     pullInactivityTimeoutMs: number;
@@ -198,7 +199,7 @@ export function compileConfig(raw: Raw): BerthConfig {
       },
     },
     images: {
-      pullBehavior: read.oneOf('images.pullBehavior', ['default', 'always', 'once', 'prefer-cached'] as const),
+      pullBehavior: read.oneOf('images.pullBehavior', PULL_BEHAVIORS),
       maxConcurrentPulls: read.integer('images.maxConcurrentPulls', 1),
       pullTimeoutMs: read.duration('images.pullTimeout', 1000),
       pullInactivityTimeoutMs: read.duration('images.pullInactivityTimeout', 100),

@@ -161,6 +161,12 @@ export class ManagedTask implements QueuedTask {
     this.scheduleReconcile();
   }
 
+  /** True when the engine believes the container with this runtime id runs (and is not waiting to restart). */
+  believesRunning(runtimeId: string): boolean {
+    const container = [...this.containers.values()].find((c) => c.runtimeId === runtimeId);
+    return container !== undefined && container.knownStatus === 'RUNNING' && container.restartTimer === undefined;
+  }
+
   /** The runtime no longer knows a container of this task. */
   containerVanished(runtimeId: string): void {
     const container = [...this.containers.values()].find((c) => c.runtimeId === runtimeId);

@@ -237,8 +237,7 @@ export class TaskEngine {
   /** Inspects every container the engine believes is running and applies exits it missed. */
   private async resync(): Promise<void> {
     for (const [runtimeId, task] of this.byRuntimeId) {
-      const container = task.snapshot().containers.find((c) => c.runtimeId === runtimeId);
-      if (!container || container.knownStatus !== 'RUNNING') continue;
+      if (!task.believesRunning(runtimeId)) continue;
       try {
         const info = await this.runtime.inspectContainer(runtimeId);
         if (info.exitCode !== undefined) {

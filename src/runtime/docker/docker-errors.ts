@@ -12,7 +12,7 @@ interface DockerodeError {
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'EACCES', 'EHOSTUNREACH', 'ETIMEDOUT']);
 
 /** The daemon's own message, without dockerode's "(HTTP code 404) …" wrapping. */
-export function dockerMessage(error: unknown): string {
+function dockerMessage(error: unknown): string {
   const e = error as DockerodeError;
   const fromJson = e?.json?.message;
   if (typeof fromJson === 'string' && fromJson.length > 0) return fromJson.trim();
