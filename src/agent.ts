@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Container } from 'inversify';
 import { pino, type Logger } from 'pino';
 import type { BerthConfig } from './config/config.js';
@@ -7,7 +8,7 @@ import { hostCapacity } from './engine/host-capacity.js';
 import { HostResourceManager, type HostCapacity } from './engine/host-resources.js';
 import { ImageManager } from './engine/image-manager.js';
 import { probeHostPort } from './engine/port-probe.js';
-import { MemoryEventStore, type EventStore } from './engine/event-store.js';
+import { StateStore } from './engine/store/state-store.js';
 import { RuntimeMonitor } from './engine/runtime-monitor.js';
 import { TaskEngine } from './engine/task-engine.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
@@ -18,7 +19,11 @@ import { TOKENS } from './tokens.js';
 /** The composition root: the only place that knows which implementation backs which part. */
 export function buildContainer(config: BerthConfig, logger: Logger, capacity: HostCapacity): Container {
   const c = new Container({ defaultScope: 'Singleton' });
-  c.bind(TOKENS.hostResources).toConstantValue(new HostResourceManager(capacity, probeHostPort));
+  c.bind(TOKENS.stateStore).toResolvedValue(
+    (cfg: BerthConfig) => new StateStore(stateStorePath(cfg), { count: cfg.events.retain, maxAgeMs: cfg.events.retainForMs }),
+    [TOKENS.config],
+  );
+  c.bind(TOKENS.hostResources).toResolvedValue((store: StateStore) => new HostResourceManager(capacity, probeHostPort, store), [TOKENS.stateStore]);
   c.bind(TOKENS.config).toConstantValue(config);
   c.bind(TOKENS.logger).toConstantValue(logger);
   c.bind(TOKENS.runtime).toResolvedValue(
@@ -36,7 +41,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
     [TOKENS.runtime, TOKENS.config, TOKENS.logger],
   );
   c.bind(TOKENS.images).toResolvedValue(
-    (runtime: ContainerRuntime, cfg: BerthConfig, log: Logger) =>
+    (runtime: ContainerRuntime, cfg: BerthConfig, log: Logger, store: StateStore) =>
       new ImageManager(
         runtime,
         {
@@ -47,13 +52,13 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
           cleanup: cfg.images.cleanup,
         },
         log.child({ component: 'images' }),
+        store,
       ),
-    [TOKENS.runtime, TOKENS.config, TOKENS.logger],
+    [TOKENS.runtime, TOKENS.config, TOKENS.logger, TOKENS.stateStore],
   );
-  c.bind(TOKENS.eventStore).toResolvedValue((cfg: BerthConfig): EventStore => new MemoryEventStore(cfg.events.retain), [TOKENS.config]);
   c.bind(TOKENS.eventLog).toResolvedValue(
-    (store: EventStore, cfg: BerthConfig) => new EventLog(store, { maxWatcherLag: cfg.events.maxWatcherLag }),
-    [TOKENS.eventStore, TOKENS.config],
+    (store: StateStore, cfg: BerthConfig) => new EventLog(store.events, { maxWatcherLag: cfg.events.maxWatcherLag }),
+    [TOKENS.stateStore, TOKENS.config],
   );
   c.bind(TOKENS.engineSettings).toResolvedValue(
     (cfg: BerthConfig): EngineSettings => ({
@@ -64,20 +69,26 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
       pullProgressIntervalMs: cfg.images.progressIntervalMs,
       restartBackoff: cfg.engine.restartBackoff,
       relistIntervalMs: cfg.engine.relistIntervalMs,
+      orphanGracePeriodMs: cfg.engine.orphanGracePeriodMs,
       transientRetry: { attempts: 5, initialDelayMs: 1000, maxDelayMs: 5000 },
     }),
     [TOKENS.config],
   );
   c.bind(TOKENS.engine).toResolvedValue(
-    (runtime: ContainerRuntime, monitor: RuntimeMonitor, events: EventLog, settings: EngineSettings, resources: HostResourceManager, images: ImageManager, log: Logger) =>
-      new TaskEngine(runtime, monitor, events, settings, resources, images, log.child({ component: 'engine' })),
-    [TOKENS.runtime, TOKENS.runtimeMonitor, TOKENS.eventLog, TOKENS.engineSettings, TOKENS.hostResources, TOKENS.images, TOKENS.logger],
+    (runtime: ContainerRuntime, monitor: RuntimeMonitor, events: EventLog, store: StateStore, settings: EngineSettings, resources: HostResourceManager, images: ImageManager, log: Logger) =>
+      new TaskEngine(runtime, monitor, events, store, settings, resources, images, log.child({ component: 'engine' })),
+    [TOKENS.runtime, TOKENS.runtimeMonitor, TOKENS.eventLog, TOKENS.stateStore, TOKENS.engineSettings, TOKENS.hostResources, TOKENS.images, TOKENS.logger],
   );
   c.bind(TOKENS.server).toResolvedValue(
     (engine: TaskEngine, monitor: RuntimeMonitor, cfg: BerthConfig, log: Logger) => new AgentServer(engine, monitor, cfg, log.child({ component: 'server' })),
     [TOKENS.engine, TOKENS.runtimeMonitor, TOKENS.config, TOKENS.logger],
   );
   return c;
+}
+
+/** The state store's file under the data directory. */
+export function stateStorePath(config: Pick<BerthConfig, 'dataDir'>): string {
+  return join(config.dataDir, 'berth.db');
 }
 
 /** A running agent: engine and server started; `stop` leaves the containers running. */
@@ -98,6 +109,7 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
   const capacity = await hostCapacity(config.resources, tcpPort);
   logger.info({ capacity }, 'host capacity for tasks');
   const container = buildContainer(config, logger, capacity);
+  const store = container.get(TOKENS.stateStore);
   const engine = container.get(TOKENS.engine);
   const server = container.get(TOKENS.server);
   await engine.start();
@@ -105,6 +117,7 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
     await server.start();
   } catch (error) {
     await engine.stop();
+    store.close();
     throw error;
   }
   logger.info({ runtime: config.runtime.kind, socket: config.grpc.socketPath }, 'berth started');
@@ -115,6 +128,7 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
     async stop() {
       await server.stop();
       await engine.stop();
+      store.close();
       logger.info('berth stopped');
     },
   };

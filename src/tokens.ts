@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { BerthConfig } from './config/config.js';
 import type { EngineSettings } from './engine/engine-settings.js';
 import type { EventLog } from './engine/event-log.js';
-import type { EventStore } from './engine/event-store.js';
+import type { StateStore } from './engine/store/state-store.js';
 import type { HostResourceManager } from './engine/host-resources.js';
 import type { ImageManager } from './engine/image-manager.js';
 import type { RuntimeMonitor } from './engine/runtime-monitor.js';
@@ -17,7 +17,7 @@ export const TOKENS = {
   logger: Symbol.for('berth.logger') as ServiceIdentifier<Logger>,
   runtime: Symbol.for('berth.runtime') as ServiceIdentifier<ContainerRuntime>,
   runtimeMonitor: Symbol.for('berth.runtimeMonitor') as ServiceIdentifier<RuntimeMonitor>,
-  eventStore: Symbol.for('berth.eventStore') as ServiceIdentifier<EventStore>,
+  stateStore: Symbol.for('berth.stateStore') as ServiceIdentifier<StateStore>,
   eventLog: Symbol.for('berth.eventLog') as ServiceIdentifier<EventLog>,
   engineSettings: Symbol.for('berth.engineSettings') as ServiceIdentifier<EngineSettings>,
   hostResources: Symbol.for('berth.hostResources') as ServiceIdentifier<HostResourceManager>,

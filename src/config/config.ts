@@ -44,12 +44,16 @@ export interface BerthConfig {
     restartBackoff: { initialMs: number; maxMs: number; resetAfterMs: number };
     /** Re-inspects running containers this often (± 10%), in case the event stream missed one. */
     relistIntervalMs: number;
+    /** A container with this agent's labels that no task owns is removed after this long. */
+    orphanGracePeriodMs: number;
   };
   /** Host capacity for tasks (see src/engine/host-capacity.ts for each field). */
   resources: CapacitySettings;
   events: {
-    /** Events kept for replay. */
+    /** Events kept for replay: at most this many… */
     retain: number;
+    /** …and none older than this. */
+    retainForMs: number;
     /** A watcher further behind than this is disconnected. */
     maxWatcherLag: number;
     heartbeatIntervalMs: number;
@@ -88,6 +92,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       defaultPidsLimit: 0,
       restartBackoff: { initial: '10s', max: '5m', resetAfter: '10m' },
       relistInterval: '5m',
+      orphanGracePeriod: '5m',
     },
     resources: {
       cpuUnits: 0,
@@ -98,7 +103,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       dynamicPortRange: '49153-65535',
       gpuIds: [],
     },
-    events: { retain: 100_000, maxWatcherLag: 10_000, heartbeatInterval: '10s' },
+    events: { retain: 100_000, retainFor: '24h', maxWatcherLag: 10_000, heartbeatInterval: '10s' },
   };
 }
 
@@ -223,6 +228,7 @@ export function compileConfig(raw: Raw): BerthConfig {
         resetAfterMs: read.duration('engine.restartBackoff.resetAfter', 0),
       },
       relistIntervalMs: read.duration('engine.relistInterval', 1000),
+      orphanGracePeriodMs: read.duration('engine.orphanGracePeriod', 0),
     },
     resources: {
       cpuUnits: read.integer('resources.cpuUnits', 0),
@@ -235,6 +241,7 @@ export function compileConfig(raw: Raw): BerthConfig {
     },
     events: {
       retain: read.integer('events.retain', 1),
+      retainForMs: read.duration('events.retainFor', 1000),
       maxWatcherLag: read.integer('events.maxWatcherLag', 1),
       heartbeatIntervalMs: read.duration('events.heartbeatInterval', 100),
     },

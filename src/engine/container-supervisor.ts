@@ -29,13 +29,19 @@ export class ContainerSupervisor {
     this.disposed = true;
   }
 
-  /** The container (re)started: begin health checks, when it has one. */
-  startHealth(container: ManagedContainer): void {
+  /**
+   * The container (re)started: begin health checks, when it has one. With `keepStatus` (a running
+   * container taken over after an agent restart) the last known health stands until a probe
+   * changes it; otherwise health starts again at UNKNOWN.
+   */
+  startHealth(container: ManagedContainer, options: { keepStatus?: boolean } = {}): void {
     const check = container.definition.healthCheck;
     if (!check || !container.runtimeId || this.disposed) return;
     container.health?.stop();
-    container.update({ healthStatus: 'UNKNOWN' }, container.healthStatus !== 'UNKNOWN');
-    container.health = new HealthMonitor(this.hooks.runtime, container.runtimeId, check, container.runStartedAt ?? new Date(), (report, changed) => {
+    const keep = options.keepStatus && container.healthStatus !== 'NONE';
+    if (!keep) container.update({ healthStatus: 'UNKNOWN' }, container.healthStatus !== 'UNKNOWN');
+    const initial = container.healthStatus === 'NONE' ? 'UNKNOWN' : container.healthStatus;
+    container.health = new HealthMonitor(this.hooks.runtime, container.runtimeId, check, container.runStartedAt ?? new Date(), initial, (report, changed) => {
       container.update({ healthStatus: report.status, healthOutput: report.output, healthCheckedAt: report.checkedAt }, changed);
       if (changed) {
         this.hooks.log.info({ container: container.name, health: report.status }, 'health status changed');

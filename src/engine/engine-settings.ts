@@ -17,6 +17,8 @@ export interface EngineSettings {
   restartBackoff: RestartBackoff;
   /** Period of the relist that catches runtime events the stream missed (± 10% jitter). */
   relistIntervalMs: number;
+  /** A container with this agent's labels that no task owns is removed after this long. */
+  orphanGracePeriodMs: number;
   /** Retries of runtime calls that fail because the daemon is down or slow. */
   transientRetry: RetryPolicy;
 }

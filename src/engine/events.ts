@@ -6,6 +6,11 @@ export type EventChange =
   | { type: 'container'; container: ContainerSnapshot }
   /** The task was cleaned up and forgotten. */
   | { type: 'removed' }
+  /**
+   * A container labelled with this agent's id that no task owns (created by an earlier run of the
+   * agent that never recorded it) was stopped and removed after the grace period.
+   */
+  | { type: 'orphan-removed'; runtimeId: string; runtimeName: string; containerName: string }
   /** Progress of an image pull for one container (rate-limited). */
   | { type: 'pull'; containerName: string; image: string; bytesDone: number; bytesTotal: number };
 

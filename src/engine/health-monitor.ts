@@ -18,7 +18,6 @@ export interface HealthReport {
  * caller records an event only when the status changes.
  */
 export class HealthMonitor {
-  private status: HealthReport['status'] = 'UNKNOWN';
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -28,6 +27,8 @@ export class HealthMonitor {
     private readonly runtimeId: string,
     private readonly check: HealthCheck,
     private readonly startedAt: Date,
+    /** The status before the first probe: UNKNOWN, or the last one known before an agent restart. */
+    private status: HealthReport['status'],
     private readonly onReport: (report: HealthReport, changed: boolean) => void,
   ) {}
 

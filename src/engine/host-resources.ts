@@ -24,6 +24,12 @@ export interface ResourceNeeds {
   gpus: number;
 }
 
+/** Where reservations are kept so that a restarted agent holds exactly what its tasks held. */
+export interface ReservationStore {
+  saveReservation(taskId: string, resources: TaskResources): void;
+  deleteReservation(taskId: string): void;
+}
+
 /** Tells whether a host port is free right now (nothing else on the host listens on it). */
 export type PortProbe = (port: number, protocol: 'tcp' | 'udp') => Promise<boolean>;
 
@@ -68,6 +74,7 @@ export class HostResourceManager {
   constructor(
     readonly capacity: HostCapacity,
     private readonly probe: PortProbe,
+    private readonly store?: ReservationStore,
   ) {}
 
   /** Why the task can never run here, even on an empty host; empty when it can. */
@@ -121,19 +128,33 @@ export class HostResourceManager {
       udpPorts: [...needs.udpPorts, ...dynamicUdp],
       gpuIds,
     };
+    this.store?.saveReservation(taskId, resources);
+    this.take(taskId, resources);
+    return { resources };
+  }
+
+  /**
+   * Holds again what a task held before the agent restarted, exactly (the same dynamic ports and
+   * GPUs its containers were created with). Idempotent.
+   */
+  restore(taskId: string, resources: TaskResources): void {
+    if (!this.held.has(taskId)) this.take(taskId, resources);
+  }
+
+  private take(taskId: string, resources: TaskResources): void {
     this.cpuUsed += resources.cpuUnits;
     this.memoryUsed += resources.memoryMib;
     resources.tcpPorts.forEach((p) => this.tcpUsed.add(p));
     resources.udpPorts.forEach((p) => this.udpUsed.add(p));
-    gpuIds.forEach((id) => this.gpusUsed.add(id));
+    resources.gpuIds.forEach((id) => this.gpusUsed.add(id));
     this.held.set(taskId, resources);
-    return { resources };
   }
 
   /** Gives back what the task holds; does nothing when it holds nothing. */
   release(taskId: string): void {
     const resources = this.held.get(taskId);
     if (!resources) return;
+    this.store?.deleteReservation(taskId);
     this.held.delete(taskId);
     this.cpuUsed -= resources.cpuUnits;
     this.memoryUsed -= resources.memoryMib;

@@ -5,6 +5,7 @@ import { withDefaultTag } from '../runtime/image-reference.js';
 import type { PullProgress, RegistryAuth } from '../runtime/types.js';
 import { pullFailureReason } from './pull-failure.js';
 import { Semaphore } from './semaphore.js';
+import type { ImageRecordRow } from './store/records.js';
 
 export const PULL_BEHAVIORS = ['default', 'always', 'once', 'prefer-cached'] as const;
 /**
@@ -30,6 +31,13 @@ export interface ImageSettings {
     /** References never removed. */
     exclude: string[];
   };
+}
+
+/** Where the image records are kept, so "once" and cleanup survive agent restarts. */
+export interface ImageRecordStore {
+  saveImage(image: ImageRecordRow): void;
+  deleteImage(reference: string): void;
+  loadImages(): ImageRecordRow[];
 }
 
 interface ImageRecord {
@@ -64,9 +72,18 @@ export class ImageManager {
     private readonly runtime: ContainerRuntime,
     private readonly settings: ImageSettings,
     private readonly log: Logger,
+    private readonly store?: ImageRecordStore,
     private readonly now: () => Date = () => new Date(),
   ) {
     this.slots = new Semaphore(settings.maxConcurrentPulls);
+    for (const row of store?.loadImages() ?? []) {
+      this.records.set(row.reference, {
+        reference: row.reference,
+        pulledAt: row.pulledAt === undefined ? undefined : new Date(row.pulledAt),
+        lastUsedAt: new Date(row.lastUsedAt),
+        users: new Set(),
+      });
+    }
   }
 
   private record(reference: string): ImageRecord {
@@ -79,11 +96,20 @@ export class ImageManager {
     return record;
   }
 
-  /** Marks the image as used by a task from its admission on, so cleanup never takes it. */
-  use(taskId: string, reference: string): void {
+  private save(record: ImageRecord): void {
+    this.store?.saveImage({ reference: record.reference, pulledAt: record.pulledAt?.getTime(), lastUsedAt: record.lastUsedAt.getTime() });
+  }
+
+  /**
+   * Marks the image as used by a task from its admission on, so cleanup never takes it. A task
+   * taken over after an agent restart is marked again without counting as a new use.
+   */
+  use(taskId: string, reference: string, options: { restored?: boolean } = {}): void {
     const record = this.record(reference);
     record.users.add(taskId);
+    if (options.restored) return;
     record.lastUsedAt = this.now();
+    this.save(record);
   }
 
   /** The task was cleaned up: it no longer uses any image. */
@@ -169,6 +195,7 @@ export class ImageManager {
         },
       });
       record.pulledAt = this.now();
+      this.save(record);
     } catch (error) {
       if (inactivity.signal.aborted) {
         throw new RuntimeError('timeout', `pull image "${record.reference}"`, `no progress for ${this.settings.pullInactivityTimeoutMs} ms`);
@@ -216,6 +243,7 @@ export class ImageManager {
       try {
         await this.runtime.removeImage(reference);
         this.records.delete(reference);
+        this.store?.deleteImage(reference);
         removed.push(reference);
       } catch (error) {
         if (isRuntimeError(error, 'conflict')) this.log.info({ image: reference }, 'image still used by a container; kept');

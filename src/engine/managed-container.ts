@@ -4,6 +4,7 @@ import type { HealthMonitor } from './health-monitor.js';
 import { isForward, type ContainerStatus, type DesiredStatus, type HealthStatus } from './status.js';
 import type { ContainerDefinition } from './task-definition.js';
 import type { ContainerSnapshot } from './task-snapshot.js';
+import { toDate, toMs, type ContainerRecord, type ContainerState } from './store/records.js';
 
 /** The reason of a container the kernel killed for exceeding its memory limit. */
 export const OOM_REASON = 'killed for exceeding its memory limit (out of memory)';
@@ -110,6 +111,53 @@ export class ManagedContainer {
     this.desiredStatus = 'STOPPED';
     this.onChange(this);
     return true;
+  }
+
+  /** What the state store keeps of this container. */
+  record(): ContainerRecord {
+    const state: ContainerState = {
+      knownStatus: this.knownStatus,
+      desiredStatus: this.desiredStatus,
+      exitCode: this.exitCode,
+      reason: this.reason,
+      portBindings: this.portBindings,
+      healthStatus: this.healthStatus,
+      healthOutput: this.healthOutput,
+      healthCheckedAt: toMs(this.healthCheckedAt),
+      restartCount: this.restartCount,
+      lastRestartedAt: toMs(this.lastRestartedAt),
+      lastExitCode: this.lastExitCode,
+      restartDelayMs: this.restartDelayMs,
+      runStartedAt: toMs(this.runStartedAt),
+      pulledAt: toMs(this.pulledAt),
+      createdAt: toMs(this.createdAt),
+      startedAt: toMs(this.startedAt),
+      finishedAt: toMs(this.finishedAt),
+    };
+    return { name: this.name, runtimeName: this.runtimeName, runtimeId: this.runtimeId, state };
+  }
+
+  /** Takes the state a previous run of the agent saved; records nothing. */
+  restore(record: ContainerRecord): void {
+    const s = record.state;
+    this.runtimeId = record.runtimeId;
+    this.knownStatus = s.knownStatus;
+    this.desiredStatus = s.desiredStatus;
+    this.exitCode = s.exitCode;
+    this.reason = s.reason;
+    this.portBindings = s.portBindings;
+    this.healthStatus = s.healthStatus;
+    this.healthOutput = s.healthOutput;
+    this.healthCheckedAt = toDate(s.healthCheckedAt);
+    this.restartCount = s.restartCount;
+    this.lastRestartedAt = toDate(s.lastRestartedAt);
+    this.lastExitCode = s.lastExitCode;
+    this.restartDelayMs = s.restartDelayMs;
+    this.runStartedAt = toDate(s.runStartedAt);
+    this.pulledAt = toDate(s.pulledAt);
+    this.createdAt = toDate(s.createdAt);
+    this.startedAt = toDate(s.startedAt);
+    this.finishedAt = toDate(s.finishedAt);
   }
 
   dependencyView(): DependencyView {

@@ -1,14 +1,17 @@
 import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
-import type { PullProgress, RuntimeEvent } from '../runtime/types.js';
+import type { ContainerInfo, PullProgress, RuntimeEvent } from '../runtime/types.js';
 import type { ActionOutcome, ContainerActions } from './container-actions.js';
 import { dependentsOf, evaluateDependencies } from './dependency-graph.js';
 import type { EventLog } from './event-log.js';
+import type { EventChange } from './events.js';
 import { runtimeContainerName } from './labels.js';
 import { ContainerSupervisor } from './container-supervisor.js';
 import { ManagedContainer, OOM_REASON, type ContainerChange } from './managed-container.js';
 import type { RestartBackoff } from './restart-policy.js';
-import { earliest, isForward, type DesiredStatus, type TaskStatus } from './status.js';
+import { earliest, isForward, statusRank, type ContainerStatus, type DesiredStatus, type TaskStatus } from './status.js';
+import { toDate, toMs, type TaskRecord, type TaskState } from './store/records.js';
+import type { StateStore } from './store/state-store.js';
 import type { TaskDefinition } from './task-definition.js';
 import { needsOf, type ResourceNeeds } from './host-resources.js';
 import type { QueuedTask } from './resource-queue.js';
@@ -18,6 +21,7 @@ export interface ManagedTaskDeps {
   agentId: string;
   actions: ContainerActions;
   events: EventLog;
+  store: StateStore;
   logger: Logger;
   taskCleanupWaitMs: number;
   /** Minimum time between two pull progress events of one container. */
@@ -52,7 +56,7 @@ export class ManagedTask implements QueuedTask {
   /** Why the task is waiting, while it is not stopping. */
   private waitReason = '';
   private lastSequence = 0;
-  private readonly createdAt = new Date();
+  private createdAt = new Date();
   private startedAt: Date | undefined;
   private stoppedAt: Date | undefined;
   private reconcileQueued = false;
@@ -65,6 +69,11 @@ export class ManagedTask implements QueuedTask {
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** Set when the agent shuts down: calls still in flight may finish, nothing new starts. */
   private disposed = false;
+  /**
+   * Set while a restored task waits for the runtime's view of its containers: nothing is started
+   * or stopped on the strength of state that may be out of date.
+   */
+  private recovering = false;
 
   constructor(
     readonly definition: TaskDefinition,
@@ -122,9 +131,98 @@ export class ManagedTask implements QueuedTask {
     this.recordTask();
   }
 
-  /** Records the task's first event and starts driving it. */
+  /**
+   * Saves the new task with its containers' deterministic names, records its first event and
+   * starts driving it.
+   */
   begin(): void {
-    this.recordTask();
+    this.deps.store.transaction(() => {
+      this.deps.store.insertTask(this.definition, this.state(), [...this.containers.values()].map((c) => c.record()));
+      this.recordTask();
+    });
+    this.scheduleReconcile();
+  }
+
+  /**
+   * Takes the state a previous run of the agent saved. The task then waits, changing nothing,
+   * until `resume` is called once the runtime's view of its containers has been applied.
+   */
+  restore(record: TaskRecord): void {
+    const s = record.state;
+    this.knownStatus = s.knownStatus;
+    this.desiredStatus = s.desiredStatus;
+    this.stopReason = s.stopReason;
+    this.waitReason = s.waitReason;
+    this.lastSequence = s.lastSequence;
+    this.createdAt = new Date(s.createdAt);
+    this.startedAt = toDate(s.startedAt);
+    this.stoppedAt = toDate(s.stoppedAt);
+    for (const saved of record.containers) this.containers.get(saved.name)?.restore(saved);
+    this.recovering = true;
+    if (this.desiredStatus === 'STOPPED') this.stopping.abort();
+  }
+
+  /** The runtime's view has been applied: carry on from where the previous run stopped. */
+  resume(): void {
+    if (!this.recovering) return;
+    this.recovering = false;
+    if (this.knownStatus === 'STOPPED') {
+      const remaining = (this.stoppedAt?.getTime() ?? Date.now()) + this.deps.taskCleanupWaitMs - Date.now();
+      this.scheduleCleanup(Math.max(0, remaining));
+      return;
+    }
+    for (const container of this.containers.values()) {
+      if (container.knownStatus === 'RUNNING' && !container.health) this.supervisor.startHealth(container, { keepStatus: true });
+    }
+    this.scheduleReconcile();
+  }
+
+  /** Names and runtime ids of the containers, for matching them with what the runtime lists. */
+  containerRefs(): { name: string; runtimeName: string; runtimeId?: string; knownStatus: ContainerStatus; busy: boolean }[] {
+    return [...this.containers.values()].map((c) => ({ name: c.name, runtimeName: c.runtimeName, runtimeId: c.runtimeId, knownStatus: c.knownStatus, busy: c.busy !== undefined }));
+  }
+
+  /**
+   * Applies what the runtime shows of one container: after a restart of the agent or of the
+   * runtime, and at every relist. `info` is undefined when the runtime has no such container.
+   * A container with a runtime call in flight is left alone: the call reports for itself.
+   */
+  observe(name: string, info: ContainerInfo | undefined): void {
+    const container = this.containers.get(name);
+    if (!container || container.busy !== undefined) return;
+    if (!info) {
+      const mayExist = container.runtimeId !== undefined || statusRank(container.knownStatus) >= statusRank('CREATED');
+      if (mayExist && container.knownStatus !== 'STOPPED') this.markStopped(container, { reason: 'the container vanished from the runtime' });
+      this.scheduleReconcile();
+      return;
+    }
+    if (container.runtimeId === undefined) {
+      // Created by an earlier run of the agent that did not live to record the answer.
+      this.log.info({ container: container.name, runtimeId: info.id }, 'found the container by its name; adopting it');
+      container.advance('CREATED', { runtimeId: info.id, createdAt: info.createdAt ?? new Date() });
+      if (container.runtimeId === undefined) container.runtimeId = info.id;
+      this.deps.onContainerCreated(this, info.id);
+    }
+    switch (info.state) {
+      case 'running':
+      case 'paused':
+      case 'restarting':
+        if (container.knownStatus === 'STOPPED') this.stopAgain(container);
+        else if (container.knownStatus !== 'RUNNING') {
+          container.runStartedAt = info.startedAt ?? new Date();
+          container.advance('RUNNING', { startedAt: container.runStartedAt, portBindings: info.portBindings });
+          if (!this.recovering && !this.disposed) this.supervisor.startHealth(container);
+        }
+        break;
+      case 'exited':
+      case 'dead':
+        if (container.knownStatus === 'STOPPED') break;
+        if (info.oomKilled) container.oomKilled = true;
+        this.containerExited(container, info.exitCode ?? -1, info.finishedAt ?? new Date(), info.exitCode === undefined ? `the container is ${info.state}` : undefined);
+        break;
+      default:
+        break;
+    }
     this.scheduleReconcile();
   }
 
@@ -151,26 +249,17 @@ export class ManagedTask implements QueuedTask {
         container.oomKilled = true;
         break;
       case 'start':
-        // A container seen running again after it stopped is stopped again.
-        if (container.knownStatus === 'STOPPED' && container.busy === undefined) {
-          this.log.warn({ container: container.name }, 'container started again after it stopped; stopping it');
-          this.runAction(container, 'stop', () => this.deps.actions.stop(container));
-        }
+        if (container.knownStatus === 'STOPPED') this.stopAgain(container);
         break;
     }
     this.scheduleReconcile();
   }
 
-  /** True when the engine believes the container with this runtime id runs (and is not waiting to restart). */
-  believesRunning(runtimeId: string): boolean {
-    const container = [...this.containers.values()].find((c) => c.runtimeId === runtimeId);
-    return container !== undefined && container.knownStatus === 'RUNNING' && container.restartTimer === undefined;
-  }
-
-  /** The runtime no longer knows a container of this task. */
-  containerVanished(runtimeId: string): void {
-    const container = [...this.containers.values()].find((c) => c.runtimeId === runtimeId);
-    if (container) this.markStopped(container, { reason: 'the container vanished from the runtime' });
+  /** A container seen running again after it stopped is stopped again. */
+  private stopAgain(container: ManagedContainer): void {
+    if (container.busy !== undefined) return;
+    this.log.warn({ container: container.name }, 'container started again after it stopped; stopping it');
+    this.runAction(container, 'stop', () => this.deps.actions.stop(container));
   }
 
   snapshot(): TaskSnapshot {
@@ -197,6 +286,20 @@ export class ManagedTask implements QueuedTask {
     for (const container of this.containers.values()) this.supervisor.quiet(container);
   }
 
+  /** What the state store keeps of the task itself. */
+  private state(): TaskState {
+    return {
+      knownStatus: this.knownStatus,
+      desiredStatus: this.desiredStatus,
+      stopReason: this.stopReason,
+      waitReason: this.waitReason,
+      lastSequence: this.lastSequence,
+      createdAt: this.createdAt.getTime(),
+      startedAt: toMs(this.startedAt),
+      stoppedAt: toMs(this.stoppedAt),
+    };
+  }
+
   private reason(): string {
     return this.stopReason || (this.knownStatus === 'RUNNING' ? '' : this.waitReason);
   }
@@ -212,6 +315,7 @@ export class ManagedTask implements QueuedTask {
 
   /** Starts every transition that is allowed now, then derives the task's status. */
   private reconcile(): void {
+    if (this.recovering) return;
     if (this.desiredStatus === 'RUNNING') {
       const essentialStopped = [...this.containers.values()].find((c) => c.essential && c.knownStatus === 'STOPPED');
       if (essentialStopped) {
@@ -272,8 +376,7 @@ export class ManagedTask implements QueuedTask {
       if (progress.bytesDone === lastDone || (now - last < this.deps.pullProgressIntervalMs && !complete)) return;
       last = now;
       lastDone = progress.bytesDone;
-      const event = this.deps.events.append(this.id, { type: 'pull', containerName: container.name, image: container.definition.image, ...progress });
-      this.lastSequence = event.sequence;
+      this.record({ type: 'pull', containerName: container.name, image: container.definition.image, ...progress });
     };
   }
 
@@ -384,14 +487,14 @@ export class ManagedTask implements QueuedTask {
         this.desiredStatus = 'STOPPED';
         this.stopReason ||= 'all containers stopped';
       }
-      this.scheduleCleanup();
+      this.scheduleCleanup(this.deps.taskCleanupWaitMs);
     }
     return true;
   }
 
-  private scheduleCleanup(): void {
+  private scheduleCleanup(delayMs: number): void {
     if (this.disposed) return;
-    this.cleanupTimer = setTimeout(() => void this.cleanUp(), this.deps.taskCleanupWaitMs);
+    this.cleanupTimer = setTimeout(() => void this.cleanUp(), delayMs);
   }
 
   private async cleanUp(): Promise<void> {
@@ -403,19 +506,28 @@ export class ManagedTask implements QueuedTask {
     this.deps.onCleanedUp(this);
   }
 
-  private recordTask(): void {
-    const event = this.deps.events.append(this.id, {
-      type: 'task',
-      knownStatus: this.knownStatus,
-      desiredStatus: this.desiredStatus,
-      reason: this.reason(),
+  /**
+   * Appends an event and saves the state it reports in one transaction, so the store never holds
+   * an event without its state or a state without its event.
+   */
+  private record(change: EventChange, container?: ManagedContainer): void {
+    const { store, events } = this.deps;
+    store.transaction(() => {
+      this.lastSequence = events.append(this.id, change).sequence;
+      if (container) {
+        const saved = container.record();
+        store.saveContainer(this.id, saved.name, saved.runtimeId, saved.state);
+      }
+      store.saveTaskState(this.id, this.state());
     });
-    this.lastSequence = event.sequence;
+  }
+
+  private recordTask(): void {
+    this.record({ type: 'task', knownStatus: this.knownStatus, desiredStatus: this.desiredStatus, reason: this.reason() });
   }
 
   private recordContainer(container: ManagedContainer): void {
-    const event = this.deps.events.append(this.id, { type: 'container', container: container.snapshot() });
-    this.lastSequence = event.sequence;
+    this.record({ type: 'container', container: container.snapshot() }, container);
     // A change to one container can allow another to move (a dependency met, a dependent stopped).
     this.scheduleReconcile();
     this.log.info(

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError } from '../runtime/errors.js';
-import type { RuntimeEvent } from '../runtime/types.js';
+import type { ContainerInfo, RuntimeEvent } from '../runtime/types.js';
 import { ContainerActions } from './container-actions.js';
 import type { EngineSettings } from './engine-settings.js';
 import { AlreadyExistsError, NotFoundError, ResourceExhaustedError, UnavailableError } from './errors.js';
@@ -11,9 +11,11 @@ import { ResourceQueue } from './resource-queue.js';
 import type { EventLog, EventWatcher } from './event-log.js';
 import { LABELS } from './labels.js';
 import { ManagedTask } from './managed-task.js';
+import { OrphanReaper } from './orphan-reaper.js';
 import type { RuntimeAvailability, RuntimeMonitor } from './runtime-monitor.js';
-import type { TaskStatus } from './status.js';
-import { sameDefinition } from './task-definition.js';
+import { statusRank, type ContainerStatus, type TaskStatus } from './status.js';
+import type { StateStore } from './store/state-store.js';
+import { sameDefinition, type TaskDefinition } from './task-definition.js';
 import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
 import { validateTaskDefinition, type TaskDefinitionInput } from './task-validation.js';
 
@@ -32,6 +34,17 @@ export interface Watch {
   snapshot?: { sequence: number; tasks: TaskSnapshot[] };
   watcher: EventWatcher;
 }
+
+/** What the first synchronization with the runtime after the agent started found and did. */
+export interface RecoveryReport {
+  /** Tasks taken over from the state store. */
+  tasks: number;
+  /** From the engine's start to every restored task resumed. */
+  durationMs: number;
+}
+
+/** Containers inspected at the same time during a synchronization. */
+const SYNC_CONCURRENCY = 8;
 
 export interface AgentInfo {
   agentId: string;
@@ -58,11 +71,25 @@ export class TaskEngine {
   private readonly shutdown = new AbortController();
   private eventLoop: Promise<void> | undefined;
   private relistTimer: NodeJS.Timeout | undefined;
+  private readonly reaper: OrphanReaper;
+  private syncing: Promise<void> | undefined;
+  private syncAgain = false;
+  private startedAt = 0;
+  private restoredCount = 0;
+  private recoveryDone!: (report: RecoveryReport) => void;
+  /**
+   * Resolves once the tasks taken over from the state store have been compared with the runtime
+   * and resumed. While the runtime is down this waits for it.
+   */
+  readonly recovery: Promise<RecoveryReport> = new Promise((resolve) => {
+    this.recoveryDone = resolve;
+  });
 
   constructor(
     private readonly runtime: ContainerRuntime,
     private readonly monitor: RuntimeMonitor,
     private readonly events: EventLog,
+    private readonly store: StateStore,
     private readonly settings: EngineSettings,
     private readonly resources: HostResourceManager,
     private readonly images: ImageManager,
@@ -70,11 +97,24 @@ export class TaskEngine {
   ) {
     this.actions = new ContainerActions(runtime, images, settings);
     this.queue = new ResourceQueue(resources);
+    this.reaper = new OrphanReaper(
+      runtime,
+      { graceMs: settings.orphanGracePeriodMs, stopTimeoutMs: settings.defaultStopTimeoutMs },
+      log.child({ component: 'orphan-reaper' }),
+      (container) => this.recordOrphanRemoved(container),
+      () => void this.synchronize().catch(() => undefined),
+    );
   }
 
-  /** Checks the runtime once and starts following its events; never fails on a runtime that is down. */
+  /**
+   * Takes over the tasks in the state store, checks the runtime once and starts following its
+   * events; the first synchronization with the runtime then resumes the restored tasks (see
+   * `recovery`). Never fails on a runtime that is down.
+   */
   async start(): Promise<void> {
+    this.startedAt = performance.now();
     await this.monitor.start();
+    this.restoreTasks();
     this.eventLoop = this.followRuntimeEvents(this.shutdown.signal);
     this.images.startCleanup();
     this.scheduleRelist();
@@ -85,9 +125,11 @@ export class TaskEngine {
     this.shutdown.abort();
     this.monitor.stop();
     this.images.stop();
+    this.reaper.stop();
     clearTimeout(this.relistTimer);
     for (const task of this.tasks.values()) task.dispose();
     await this.eventLoop;
+    await this.syncing?.catch(() => undefined);
   }
 
   runTask(input: TaskDefinitionInput): { task: TaskSnapshot; created: boolean } {
@@ -101,10 +143,26 @@ export class TaskEngine {
     }
     const availability = this.monitor.availability;
     if (!availability.available) throw new UnavailableError(availability.reason);
-    const task = new ManagedTask(definition, {
+    const task = this.createTask(definition);
+    const problems = this.resources.neverFits(task.needs);
+    if (problems.length > 0) throw new ResourceExhaustedError(definition.id, problems);
+    this.tasks.set(definition.id, task);
+    // Saved before RunTask answers: a task the client was told about survives a crash.
+    this.store.transaction(() => {
+      for (const c of definition.containers) this.images.use(definition.id, c.image);
+      task.begin();
+    });
+    this.log.info({ taskId: definition.id, family: definition.family, revision: definition.revision }, 'task admitted');
+    this.queue.enqueue(task);
+    return { task: task.snapshot(), created: true };
+  }
+
+  private createTask(definition: TaskDefinition): ManagedTask {
+    return new ManagedTask(definition, {
       agentId: this.settings.agentId,
       actions: this.actions,
       events: this.events,
+      store: this.store,
       logger: this.log,
       taskCleanupWaitMs: this.settings.taskCleanupWaitMs,
       pullProgressIntervalMs: this.settings.pullProgressIntervalMs,
@@ -117,14 +175,38 @@ export class TaskEngine {
       },
       onCleanedUp: (owner) => this.forget(owner),
     });
-    const problems = this.resources.neverFits(task.needs);
-    if (problems.length > 0) throw new ResourceExhaustedError(definition.id, problems);
-    this.tasks.set(definition.id, task);
-    for (const c of definition.containers) this.images.use(definition.id, c.image);
-    this.log.info({ taskId: definition.id, family: definition.family, revision: definition.revision }, 'task admitted');
-    task.begin();
-    this.queue.enqueue(task);
-    return { task: task.snapshot(), created: true };
+  }
+
+  /**
+   * Takes over every task of the state store (ECS synchronizeState, first half): statuses as last
+   * saved, host resources held again exactly as before, tasks that had none queued again in their
+   * order of admission. The tasks wait until the first synchronization with the runtime.
+   */
+  private restoreTasks(): void {
+    const reservations = this.store.loadReservations();
+    const queued: ManagedTask[] = [];
+    for (const record of this.store.loadTasks()) {
+      const task = this.createTask(record.definition);
+      task.restore(record);
+      this.tasks.set(task.id, task);
+      for (const c of record.containers) if (c.runtimeId) this.byRuntimeId.set(c.runtimeId, task);
+      for (const c of record.definition.containers) this.images.use(task.id, c.image, { restored: true });
+      const held = reservations.get(task.id);
+      reservations.delete(task.id);
+      if (record.state.knownStatus === 'STOPPED') {
+        if (held) this.store.deleteReservation(task.id);
+      } else if (held) {
+        this.resources.restore(task.id, held);
+        task.grant(held);
+      } else {
+        queued.push(task);
+      }
+    }
+    // Reservations of tasks that are gone.
+    for (const taskId of reservations.keys()) this.store.deleteReservation(taskId);
+    for (const task of queued) this.queue.enqueue(task);
+    this.restoredCount = this.tasks.size;
+    if (this.restoredCount > 0) this.log.info({ tasks: this.restoredCount, holdingResources: this.tasks.size - queued.length }, 'restored tasks from the state store');
   }
 
   stopTask(id: string, reason: string): TaskSnapshot {
@@ -188,7 +270,19 @@ export class TaskEngine {
     this.tasks.delete(task.id);
     this.images.release(task.id);
     for (const [runtimeId, owner] of this.byRuntimeId) if (owner === task) this.byRuntimeId.delete(runtimeId);
-    this.events.append(task.id, { type: 'removed' });
+    this.store.transaction(() => {
+      this.store.deleteTask(task.id);
+      this.events.append(task.id, { type: 'removed' });
+    });
+  }
+
+  private recordOrphanRemoved(container: ContainerInfo): void {
+    this.events.append(container.labels[LABELS.taskId] ?? '', {
+      type: 'orphan-removed',
+      runtimeId: container.id,
+      runtimeName: container.name,
+      containerName: container.labels[LABELS.containerName] ?? '',
+    });
   }
 
   private dispatch(event: RuntimeEvent): void {
@@ -206,7 +300,7 @@ export class TaskEngine {
       try {
         const stream = await this.runtime.events({ [LABELS.agentId]: this.settings.agentId }, signal);
         backoffMs = 250;
-        void this.resync();
+        void this.synchronize().catch((error: unknown) => this.log.warn({ err: error }, 'could not synchronize with the runtime; trying again at the next subscription'));
         for await (const event of stream) this.dispatch(event);
       } catch (error) {
         if (signal.aborted) break;
@@ -228,25 +322,117 @@ export class TaskEngine {
   private scheduleRelist(): void {
     const jitter = 0.9 + Math.random() * 0.2;
     this.relistTimer = setTimeout(() => {
-      void this.resync().finally(() => {
+      void this.synchronize().catch((error: unknown) => this.log.warn({ err: error }, 'relist failed')).finally(() => {
         if (!this.shutdown.signal.aborted) this.scheduleRelist();
       });
     }, this.settings.relistIntervalMs * jitter);
   }
 
-  /** Inspects every container the engine believes is running and applies exits it missed. */
-  private async resync(): Promise<void> {
-    for (const [runtimeId, task] of this.byRuntimeId) {
-      if (!task.believesRunning(runtimeId)) continue;
+  /**
+   * Compares every task's containers with what the runtime lists and applies the differences: after
+   * every (re)subscription to the runtime's events (so also when the agent started and when the
+   * runtime came back) and at every relist. Concurrent calls share one pass and ask for another.
+   */
+  synchronize(): Promise<void> {
+    if (this.syncing) {
+      this.syncAgain = true;
+      return this.syncing;
+    }
+    this.syncing = (async () => {
       try {
-        const info = await this.runtime.inspectContainer(runtimeId);
-        if (info.exitCode !== undefined) {
-          if (info.oomKilled) task.handleRuntimeEvent({ type: 'oom', containerId: runtimeId, time: info.finishedAt ?? new Date() });
-          task.handleRuntimeEvent({ type: 'exit', containerId: runtimeId, exitCode: info.exitCode, time: info.finishedAt ?? new Date() });
+        do {
+          this.syncAgain = false;
+          await this.synchronizeOnce();
+        } while (this.syncAgain && !this.shutdown.signal.aborted);
+      } finally {
+        this.syncing = undefined;
+      }
+    })();
+    return this.syncing;
+  }
+
+  /**
+   * One pass (ECS synchronizeState, second half): one list of the agent's containers; an inspect,
+   * by runtime id or by name when the id was never recorded, for each container whose listed state
+   * differs from what the engine knows; each task moves forward from what is found. Then the
+   * restored tasks resume, and labelled containers that no task owns go to the orphan reaper.
+   */
+  private async synchronizeOnce(): Promise<void> {
+    const listed = await this.runtime.listContainers({ [LABELS.agentId]: this.settings.agentId });
+    const byId = new Map(listed.map((c) => [c.id, c]));
+    const byName = new Map(listed.map((c) => [c.name, c]));
+    const owned = new Set<string>();
+    const checks: (() => Promise<void>)[] = [];
+    for (const task of this.tasks.values()) {
+      for (const ref of task.containerRefs()) {
+        const found = ref.runtimeId !== undefined ? byId.get(ref.runtimeId) : byName.get(ref.runtimeName);
+        if (found) owned.add(found.id);
+        if (ref.runtimeId === undefined || ref.busy) {
+          // A create may be in flight: the container of this name is the task's, recorded or not.
+          const named = byName.get(ref.runtimeName);
+          if (named) owned.add(named.id);
         }
-      } catch (error) {
-        if (isRuntimeError(error, 'not-found')) task.containerVanished(runtimeId);
+        if (ref.busy) continue;
+        const action = syncAction(ref.knownStatus, ref.runtimeId !== undefined, found);
+        if (action === 'apply') task.observe(ref.name, found);
+        else if (action === 'inspect') checks.push(() => this.inspectAndObserve(task, ref.name, ref.runtimeId ?? ref.runtimeName));
       }
     }
+    await runLimited(checks, SYNC_CONCURRENCY);
+    this.resumeRestoredTasks();
+    await this.reaper.observe(listed.filter((c) => !owned.has(c.id)));
   }
+
+  private async inspectAndObserve(task: ManagedTask, name: string, idOrName: string): Promise<void> {
+    try {
+      task.observe(name, await this.runtime.inspectContainer(idOrName));
+    } catch (error) {
+      if (isRuntimeError(error, 'not-found')) task.observe(name, undefined);
+      else this.log.warn({ err: error, taskId: task.id, container: name }, 'could not inspect a container; its status is kept until the next synchronization');
+    }
+  }
+
+  private resumeRestoredTasks(): void {
+    if (this.restoredCount < 0) return;
+    for (const task of this.tasks.values()) task.resume();
+    const report: RecoveryReport = { tasks: this.restoredCount, durationMs: Math.round(performance.now() - this.startedAt) };
+    this.restoredCount = -1;
+    if (report.tasks > 0) this.log.info(report, 'recovered every task from the state store');
+    this.recoveryDone(report);
+  }
+}
+
+/**
+ * What a synchronization does with one container, given the status the engine knows and what
+ * the runtime lists (undefined: not listed): nothing, apply the listed state as it is, or inspect
+ * it first (for an exit code, the start time and ports, or to tell a vanished container).
+ */
+export function syncAction(known: ContainerStatus, hasRuntimeId: boolean, listed: ContainerInfo | undefined): 'none' | 'apply' | 'inspect' {
+  if (!listed) {
+    const mayExist = hasRuntimeId || statusRank(known) >= statusRank('CREATED');
+    return mayExist && known !== 'STOPPED' ? 'inspect' : 'none';
+  }
+  switch (listed.state) {
+    case 'running':
+    case 'paused':
+    case 'restarting':
+      if (known === 'RUNNING') return 'none';
+      return known === 'STOPPED' ? 'apply' : 'inspect';
+    case 'exited':
+    case 'dead':
+      return known === 'STOPPED' ? 'none' : 'inspect';
+    case 'created':
+      return hasRuntimeId ? 'none' : 'apply';
+    default:
+      return 'none';
+  }
+}
+
+/** Runs the functions, at most `limit` at a time. */
+async function runLimited(work: (() => Promise<void>)[], limit: number): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < work.length) await work[next++]!();
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, work.length) }, worker));
 }

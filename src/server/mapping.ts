@@ -238,5 +238,10 @@ export function toPbEvent(e: EngineEvent): Event {
         ...base,
         change: { $case: 'pull', value: { containerName: e.change.containerName, image: e.change.image, bytesDone: e.change.bytesDone, bytesTotal: e.change.bytesTotal } },
       };
+    case 'orphan-removed':
+      return {
+        ...base,
+        change: { $case: 'orphanRemoved', value: { runtimeId: e.change.runtimeId, runtimeName: e.change.runtimeName, containerName: e.change.containerName } },
+      };
   }
 }

@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { EventLog } from '../../src/engine/event-log.js';
 import { HostResourceManager, type HostCapacity } from '../../src/engine/host-resources.js';
 import { ImageManager, type ImageSettings } from '../../src/engine/image-manager.js';
-import { MemoryEventStore } from '../../src/engine/event-store.js';
+import { StateStore } from '../../src/engine/store/state-store.js';
 import type { EngineEvent } from '../../src/engine/events.js';
 import { RuntimeMonitor } from '../../src/engine/runtime-monitor.js';
 import { TaskEngine } from '../../src/engine/task-engine.js';
@@ -11,6 +11,7 @@ import { FakeRuntime } from './fake-runtime.js';
 
 export interface EngineUnderTest {
   runtime: FakeRuntime;
+  store: StateStore;
   events: EventLog;
   engine: TaskEngine;
   /** Resolves with the first event (past or future) matching `predicate`; fails after 5 s. */
@@ -36,16 +37,27 @@ export const UNIT_IMAGE_SETTINGS: ImageSettings = {
 };
 
 export async function engineUnderTest(
-  options: { taskCleanupWaitMs?: number; relistIntervalMs?: number; capacity?: Partial<HostCapacity>; images?: Partial<ImageSettings> } = {},
+  options: {
+    taskCleanupWaitMs?: number;
+    relistIntervalMs?: number;
+    orphanGracePeriodMs?: number;
+    capacity?: Partial<HostCapacity>;
+    images?: Partial<ImageSettings>;
+    /** The runtime and store of an earlier engine, to test what a restarted agent does. */
+    runtime?: FakeRuntime;
+    store?: StateStore;
+  } = {},
 ): Promise<EngineUnderTest> {
-  const runtime = new FakeRuntime();
+  const runtime = options.runtime ?? new FakeRuntime();
   const log = pino({ level: 'silent' });
-  const events = new EventLog(new MemoryEventStore(10_000), { maxWatcherLag: 10_000 });
+  const store = options.store ?? new StateStore(':memory:', { count: 10_000, maxAgeMs: 3_600_000 });
+  const events = new EventLog(store.events, { maxWatcherLag: 10_000 });
   const monitor = new RuntimeMonitor(runtime, { checkIntervalMs: 60_000, initialBackoffMs: 100, maxBackoffMs: 1000 }, log);
   const engine = new TaskEngine(
     runtime,
     monitor,
     events,
+    store,
     {
       agentId: 'unit',
       defaultStopTimeoutMs: 1000,
@@ -54,15 +66,17 @@ export async function engineUnderTest(
       pullProgressIntervalMs: 0,
       restartBackoff: { initialMs: 20, maxMs: 80, resetAfterMs: 60_000 },
       relistIntervalMs: options.relistIntervalMs ?? 60_000,
+      orphanGracePeriodMs: options.orphanGracePeriodMs ?? 60_000,
       transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 },
     },
-    new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true),
-    new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...options.images }, log),
+    new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true, store),
+    new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...options.images }, log, store),
     log,
   );
   await engine.start();
   return {
     runtime,
+    store,
     events,
     engine,
     async waitFor(what, predicate) {

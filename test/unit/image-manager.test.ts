@@ -11,7 +11,7 @@ const log = pino({ level: 'silent' });
 function setup(settings: Partial<ImageSettings> = {}, now = () => new Date()) {
   const runtime = new FakeRuntime();
   runtime.registry.add(IMAGE);
-  return { runtime, images: new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...settings }, log, now) };
+  return { runtime, images: new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...settings }, log, undefined, now) };
 }
 const signal = () => new AbortController().signal;
 const pulls = (runtime: FakeRuntime) => runtime.calls.filter((c) => c.startsWith('pull')).length;

@@ -1,0 +1,62 @@
+import type { PortBinding } from '../../runtime/types.js';
+import type { ContainerStatus, DesiredStatus, HealthStatus, TaskStatus } from '../status.js';
+import type { TaskDefinition } from '../task-definition.js';
+
+/**
+ * What the state store keeps of a task and its containers: everything a restarted agent needs to
+ * continue where the last one stopped. Times are milliseconds since the epoch.
+ */
+export interface TaskState {
+  knownStatus: TaskStatus;
+  desiredStatus: DesiredStatus;
+  stopReason: string;
+  waitReason: string;
+  lastSequence: number;
+  createdAt: number;
+  startedAt?: number;
+  stoppedAt?: number;
+}
+
+export interface ContainerState {
+  knownStatus: ContainerStatus;
+  desiredStatus: DesiredStatus;
+  exitCode?: number;
+  reason: string;
+  portBindings: PortBinding[];
+  healthStatus: HealthStatus;
+  healthOutput: string;
+  healthCheckedAt?: number;
+  restartCount: number;
+  lastRestartedAt?: number;
+  lastExitCode?: number;
+  restartDelayMs: number;
+  runStartedAt?: number;
+  pulledAt?: number;
+  createdAt?: number;
+  startedAt?: number;
+  finishedAt?: number;
+}
+
+export interface ContainerRecord {
+  name: string;
+  /** The deterministic name under which the container is (or will be) created. */
+  runtimeName: string;
+  /** Undefined until the runtime's create call answered and the answer was saved. */
+  runtimeId?: string;
+  state: ContainerState;
+}
+
+export interface TaskRecord {
+  definition: TaskDefinition;
+  state: TaskState;
+  containers: ContainerRecord[];
+}
+
+export interface ImageRecordRow {
+  reference: string;
+  pulledAt?: number;
+  lastUsedAt: number;
+}
+
+export const toMs = (date: Date | undefined): number | undefined => date?.getTime();
+export const toDate = (ms: number | undefined): Date | undefined => (ms === undefined ? undefined : new Date(ms));

@@ -1,0 +1,185 @@
+import { chmodSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import type { TaskDefinition } from '../task-definition.js';
+import type { TaskResources } from '../task-snapshot.js';
+import { migrate } from './migrations.js';
+import type { ContainerRecord, ContainerState, ImageRecordRow, TaskRecord, TaskState } from './records.js';
+import { SqliteEventStore, type EventRetention } from './sqlite-event-store.js';
+
+/** Where a CNI result belongs: one network attachment of one container. */
+export interface CniResultKey {
+  network: string;
+  containerId: string;
+  ifName: string;
+}
+
+/** Commits and the time they took, for the benchmark of the store's cost. */
+export interface WriteStats {
+  commits: number;
+  totalMs: number;
+}
+
+interface TaskRow {
+  id: string;
+  definition: string;
+  state: string;
+}
+
+interface ContainerRow {
+  task_id: string;
+  name: string;
+  runtime_name: string;
+  runtime_id: string | null;
+  state: string;
+}
+
+/**
+ * The agent's state in one SQLite file: tasks and their containers, host resource reservations,
+ * images, the event log and CNI results. WAL mode with synchronous=FULL: a write has reached the
+ * disk when its call returns, so nothing the agent acted on is lost to a crash or a power cut.
+ * All calls are synchronous; `transaction` groups writes that must land together.
+ */
+export class StateStore {
+  readonly events: SqliteEventStore;
+  private readonly db: Database;
+  private readonly statements: Record<string, Statement>;
+  private readonly stats: WriteStats = { commits: 0, totalMs: 0 };
+
+  /** Opens (creating if needed) the store at `path`; ':memory:' keeps it in memory (unit tests). */
+  constructor(path: string, retention: EventRetention) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.db = new BetterSqlite3(path);
+    // The file holds registry credentials of task definitions: only the agent's user reads it.
+    if (path !== ':memory:') chmodSync(path, 0o600);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    migrate(this.db);
+    const db = this.db;
+    this.statements = {
+      insertTask: db.prepare('INSERT INTO tasks (id, admitted, definition, state) VALUES (?, (SELECT COALESCE(MAX(admitted), 0) + 1 FROM tasks), ?, ?)'),
+      updateTask: db.prepare('UPDATE tasks SET state = ? WHERE id = ?'),
+      deleteTask: db.prepare('DELETE FROM tasks WHERE id = ?'),
+      selectTasks: db.prepare('SELECT id, definition, state FROM tasks ORDER BY admitted'),
+      insertContainer: db.prepare('INSERT INTO containers (task_id, name, runtime_name, runtime_id, state) VALUES (?, ?, ?, ?, ?)'),
+      updateContainer: db.prepare('UPDATE containers SET runtime_id = ?, state = ? WHERE task_id = ? AND name = ?'),
+      selectContainers: db.prepare('SELECT task_id, name, runtime_name, runtime_id, state FROM containers'),
+      upsertReservation: db.prepare('INSERT INTO reservations (task_id, resources) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET resources = excluded.resources'),
+      deleteReservation: db.prepare('DELETE FROM reservations WHERE task_id = ?'),
+      selectReservations: db.prepare('SELECT task_id, resources FROM reservations'),
+      upsertImage: db.prepare('INSERT INTO images (reference, pulled_at, last_used_at) VALUES (?, ?, ?) ON CONFLICT (reference) DO UPDATE SET pulled_at = excluded.pulled_at, last_used_at = excluded.last_used_at'),
+      deleteImage: db.prepare('DELETE FROM images WHERE reference = ?'),
+      selectImages: db.prepare('SELECT reference, pulled_at, last_used_at FROM images'),
+      upsertCni: db.prepare('INSERT INTO cni_results (network, container_id, if_name, result, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (network, container_id, if_name) DO UPDATE SET result = excluded.result'),
+      selectCni: db.prepare('SELECT result FROM cni_results WHERE network = ? AND container_id = ? AND if_name = ?'),
+      deleteCni: db.prepare('DELETE FROM cni_results WHERE network = ? AND container_id = ? AND if_name = ?'),
+    };
+    this.events = new SqliteEventStore(db, retention, (fn) => this.transaction(fn));
+  }
+
+  /**
+   * Runs `fn` in one transaction: all its writes land, or none. Nested calls join the outer
+   * transaction. Returns what `fn` returns.
+   */
+  transaction<T>(fn: () => T): T {
+    if (this.db.inTransaction) return fn();
+    const started = performance.now();
+    const result = this.db.transaction(fn).immediate();
+    this.stats.commits++;
+    this.stats.totalMs += performance.now() - started;
+    return result;
+  }
+
+  /** A new task and its containers, before anything is done for it. */
+  insertTask(definition: TaskDefinition, state: TaskState, containers: ContainerRecord[]): void {
+    this.transaction(() => {
+      this.statements.insertTask!.run(definition.id, JSON.stringify(definition), JSON.stringify(state));
+      for (const c of containers) this.statements.insertContainer!.run(definition.id, c.name, c.runtimeName, c.runtimeId ?? null, JSON.stringify(c.state));
+    });
+  }
+
+  saveTaskState(taskId: string, state: TaskState): void {
+    this.transaction(() => this.statements.updateTask!.run(JSON.stringify(state), taskId));
+  }
+
+  saveContainer(taskId: string, name: string, runtimeId: string | undefined, state: ContainerState): void {
+    this.transaction(() => this.statements.updateContainer!.run(runtimeId ?? null, JSON.stringify(state), taskId, name));
+  }
+
+  /** Forgets a task, its containers and its reservation. */
+  deleteTask(taskId: string): void {
+    this.transaction(() => {
+      this.statements.deleteTask!.run(taskId);
+      this.statements.deleteReservation!.run(taskId);
+    });
+  }
+
+  /** Every task, in the order they were admitted. */
+  loadTasks(): TaskRecord[] {
+    const containers = new Map<string, ContainerRecord[]>();
+    for (const row of this.statements.selectContainers!.all() as ContainerRow[]) {
+      const list = containers.get(row.task_id) ?? [];
+      list.push({ name: row.name, runtimeName: row.runtime_name, runtimeId: row.runtime_id ?? undefined, state: JSON.parse(row.state) as ContainerState });
+      containers.set(row.task_id, list);
+    }
+    return (this.statements.selectTasks!.all() as TaskRow[]).map((row) => {
+      const definition = JSON.parse(row.definition) as TaskDefinition;
+      const byName = new Map((containers.get(row.id) ?? []).map((c) => [c.name, c]));
+      return {
+        definition,
+        state: JSON.parse(row.state) as TaskState,
+        // In the definition's order.
+        containers: definition.containers.flatMap((c) => (byName.has(c.name) ? [byName.get(c.name)!] : [])),
+      };
+    });
+  }
+
+  saveReservation(taskId: string, resources: TaskResources): void {
+    this.transaction(() => this.statements.upsertReservation!.run(taskId, JSON.stringify(resources)));
+  }
+
+  deleteReservation(taskId: string): void {
+    this.transaction(() => this.statements.deleteReservation!.run(taskId));
+  }
+
+  loadReservations(): Map<string, TaskResources> {
+    const rows = this.statements.selectReservations!.all() as { task_id: string; resources: string }[];
+    return new Map(rows.map((r) => [r.task_id, JSON.parse(r.resources) as TaskResources]));
+  }
+
+  saveImage(image: ImageRecordRow): void {
+    this.transaction(() => this.statements.upsertImage!.run(image.reference, image.pulledAt ?? null, image.lastUsedAt));
+  }
+
+  deleteImage(reference: string): void {
+    this.transaction(() => this.statements.deleteImage!.run(reference));
+  }
+
+  loadImages(): ImageRecordRow[] {
+    const rows = this.statements.selectImages!.all() as { reference: string; pulled_at: number | null; last_used_at: number }[];
+    return rows.map((r) => ({ reference: r.reference, pulledAt: r.pulled_at ?? undefined, lastUsedAt: r.last_used_at }));
+  }
+
+  saveCniResult(key: CniResultKey, result: unknown): void {
+    this.transaction(() => this.statements.upsertCni!.run(key.network, key.containerId, key.ifName, JSON.stringify(result), Date.now()));
+  }
+
+  loadCniResult(key: CniResultKey): unknown {
+    const row = this.statements.selectCni!.get(key.network, key.containerId, key.ifName) as { result: string } | undefined;
+    return row === undefined ? undefined : JSON.parse(row.result);
+  }
+
+  deleteCniResult(key: CniResultKey): void {
+    this.transaction(() => this.statements.deleteCni!.run(key.network, key.containerId, key.ifName));
+  }
+
+  writeStats(): WriteStats {
+    return { ...this.stats };
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
