@@ -65,11 +65,24 @@ export class FakeRuntime implements ContainerRuntime {
     this.local.delete(reference);
   }
 
+  /** Containers (by definition name) whose create succeeds but whose answer never comes back. */
+  readonly lostCreateAnswers = new Set<string>();
+
   async createContainer(spec: ContainerSpec): Promise<string> {
-    this.calls.push(`create ${spec.labels['berth.container-name']}`);
+    const name = spec.labels['berth.container-name'] ?? '';
+    this.calls.push(`create ${name}`);
     if (this.byName(spec.name)) throw new RuntimeError('already-exists', 'create', 'name in use');
     const id = `c${this.nextId++}`;
     this.containers.set(id, { id, name: spec.name, image: spec.image, labels: spec.labels, state: 'created', oomKilled: false, portBindings: [], spec });
+    if (this.lostCreateAnswers.has(name)) await new Promise(() => undefined);
+    return id;
+  }
+
+  /** Adds a container that was not created through this runtime's caller (e.g. by an earlier agent). */
+  addContainer(name: string, labels: Record<string, string>, state: 'created' | 'running' = 'running'): string {
+    const id = `c${this.nextId++}`;
+    const spec = { name, image: 'registry.test/app:1', env: {}, labels, cpuShares: 0, memoryBytes: 0, memoryReservationBytes: 0, network: 'none', ports: [] } satisfies ContainerSpec;
+    this.containers.set(id, { id, name, image: spec.image, labels, state, oomKilled: false, portBindings: [], spec, startedAt: state === 'running' ? new Date() : undefined });
     return id;
   }
 
