@@ -2,6 +2,7 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../runtime/errors.js';
 import type { PullProgress } from '../runtime/types.js';
 import { containerSpec } from './container-spec.js';
+import { crashPoint } from './crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
 import type { ImageManager } from './image-manager.js';
 import { LABELS } from './labels.js';
@@ -57,7 +58,9 @@ export class ContainerActions {
       defaultPidsLimit: this.settings.defaultPidsLimit,
     });
     try {
+      crashPoint('before-create');
       const runtimeId = await this.retry(() => this.runtime.createContainer(spec));
+      crashPoint('after-create');
       return { kind: 'created', change: { runtimeId, createdAt: new Date() } };
     } catch (error) {
       if (isRuntimeError(error, 'already-exists')) {
@@ -80,7 +83,9 @@ export class ContainerActions {
   async start(container: ManagedContainer): Promise<ActionOutcome> {
     const id = container.runtimeId as string;
     try {
+      crashPoint('before-start');
       await this.retry(() => this.runtime.startContainer(id));
+      crashPoint('after-start');
     } catch (error) {
       const info = await this.runtime.inspectContainer(id).catch(() => undefined);
       return { kind: 'stopped', change: { reason: `cannot start container: ${describe(error)}`, exitCode: info?.exitCode } };
@@ -102,7 +107,9 @@ export class ContainerActions {
     const id = container.runtimeId as string;
     const timeoutMs = container.definition.stopTimeoutMs ?? this.settings.defaultStopTimeoutMs;
     try {
+      crashPoint('before-stop');
       await this.retry(() => this.runtime.stopContainer(id, timeoutMs));
+      crashPoint('after-stop');
       const info = await this.retry(() => this.runtime.inspectContainer(id));
       return { kind: 'stopped', change: { exitCode: info.exitCode, finishedAt: info.finishedAt, reason: info.oomKilled ? OOM_REASON : undefined } };
     } catch (error) {
@@ -116,7 +123,7 @@ export class ContainerActions {
     if (!container.runtimeId) return undefined;
     const id = container.runtimeId;
     return this.retry(() => this.runtime.removeContainer(id)).then(
-      () => undefined,
+      () => crashPoint('after-remove'),
       (error: unknown) => error,
     );
   }

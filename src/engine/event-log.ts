@@ -1,3 +1,4 @@
+import { crashPoint } from './crash-points.js';
 import { SequenceExpiredError, WatcherTooSlowError } from './errors.js';
 import type { EngineEvent, EventChange } from './events.js';
 import type { EventStore } from './event-store.js';
@@ -19,6 +20,7 @@ export interface EventLogOptions {
 export class EventLog {
   private readonly watchers = new Set<EventWatcher>();
   private readonly now: () => Date;
+  private notifyQueued = false;
 
   constructor(
     private readonly store: EventStore,
@@ -30,8 +32,23 @@ export class EventLog {
   append(taskId: string, change: EventChange): EngineEvent {
     const event: EngineEvent = { sequence: this.store.latestSequence() + 1, time: this.now(), taskId, change };
     this.store.append(event);
-    for (const watcher of this.watchers) watcher.notify(event.sequence, this.options.maxWatcherLag);
+    this.notifyWatchers();
     return event;
+  }
+
+  /**
+   * Tells the watchers once the current synchronous work is done: by then the transaction that
+   * stored the event has committed, so no watcher can deliver an event a crash could take back.
+   */
+  private notifyWatchers(): void {
+    if (this.notifyQueued) return;
+    this.notifyQueued = true;
+    queueMicrotask(() => {
+      this.notifyQueued = false;
+      crashPoint('event-saved');
+      const latest = this.store.latestSequence();
+      for (const watcher of this.watchers) watcher.notify(latest, this.options.maxWatcherLag);
+    });
   }
 
   latestSequence(): number {

@@ -3,6 +3,7 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError } from '../runtime/errors.js';
 import type { ContainerInfo, RuntimeEvent } from '../runtime/types.js';
 import { ContainerActions } from './container-actions.js';
+import { crashPoint } from './crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
 import { AlreadyExistsError, NotFoundError, ResourceExhaustedError, UnavailableError } from './errors.js';
 import type { HostResourceManager } from './host-resources.js';
@@ -152,6 +153,7 @@ export class TaskEngine {
       for (const c of definition.containers) this.images.use(definition.id, c.image);
       task.begin();
     });
+    crashPoint('task-saved');
     this.log.info({ taskId: definition.id, family: definition.family, revision: definition.revision }, 'task admitted');
     this.queue.enqueue(task);
     return { task: task.snapshot(), created: true };
