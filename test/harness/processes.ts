@@ -16,9 +16,9 @@ export function requireBinary(path: string, debianPackage: string): string {
   return path;
 }
 
-export function startDaemon(command: string, args: string[], logFile: string): DaemonProcess {
+export function startDaemon(command: string, args: string[], logFile: string, options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): DaemonProcess {
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

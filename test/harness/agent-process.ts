@@ -1,0 +1,77 @@
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
+import { call } from './agent.js';
+import { startDaemon, waitUntil, type DaemonProcess } from './processes.js';
+
+const REPO = resolve(import.meta.dirname, '../..');
+
+export interface AgentProcessOptions {
+  /** Data directory: the state store, the socket, the config and the log live here. */
+  dir: string;
+  agentId: string;
+  dockerHost: string;
+  /** BERTH_TEST_CRASH_POINT for this run (see src/engine/crash-points.ts). */
+  crashPoint?: string;
+  /** Merged over the test defaults, one level deep per section. */
+  config?: Record<string, Record<string, unknown>>;
+}
+
+/** A berth agent in a process of its own, as systemd would run it, so that it can be SIGKILLed. */
+export interface AgentProcess {
+  daemon: DaemonProcess;
+  client: TaskServiceClient;
+  socketPath: string;
+  /** Resolves when the process has ended, with the signal that ended it (if any). */
+  exited: Promise<NodeJS.Signals | null>;
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts `src/main.ts` with a config file in `dir`, and waits until it answers over gRPC. */
+export async function startAgentProcess(options: AgentProcessOptions): Promise<AgentProcess> {
+  const socketPath = join(options.dir, 'berth.sock');
+  const configFile = join(options.dir, 'config.json');
+  const extra = options.config ?? {};
+  const config = {
+    agentId: options.agentId,
+    dataDir: options.dir,
+    logLevel: process.env.BERTH_TEST_LOG_LEVEL ?? 'info',
+    grpc: { socket: socketPath, ...extra.grpc },
+    runtime: { kind: 'docker', docker: { host: options.dockerHost } },
+    engine: { defaultStopTimeout: '5s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', orphanGracePeriod: '1s', ...extra.engine },
+    events: { heartbeatInterval: '10s', ...extra.events },
+    images: { pullBehavior: 'prefer-cached', ...extra.images },
+  };
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  const env = { ...process.env, BERTH_TEST_CRASH_POINT: options.crashPoint ?? '' };
+  const daemon = startDaemon(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts'), '--config', configFile], join(options.dir, 'agent.log'), { cwd: REPO, env });
+  const exited = new Promise<NodeJS.Signals | null>((resolveExit) => {
+    if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) resolveExit(daemon.child.signalCode);
+    else daemon.child.once('exit', (_code, signal) => resolveExit(signal));
+  });
+  const client = new TaskServiceClient(`unix://${socketPath}`, credentials.createInsecure());
+  try {
+    await waitUntil('berth agent', 60_000, async () => ((await call(client, 'getAgentInfo', {})) ? true : undefined), daemon);
+  } catch (error) {
+    client.close();
+    await daemon.stop();
+    throw error;
+  }
+  return {
+    daemon,
+    client,
+    socketPath,
+    exited,
+    async kill() {
+      daemon.child.kill('SIGKILL');
+      await exited;
+      client.close();
+    },
+    async stop() {
+      client.close();
+      await daemon.stop();
+    },
+  };
+}
