@@ -4,6 +4,9 @@ import { HealthMonitor } from './health-monitor.js';
 import type { ManagedContainer } from './managed-container.js';
 import { decideRestart, type RestartBackoff } from './restart-policy.js';
 
+/** Restart attempts that fail while the runtime answers, before the container is given up. */
+const RESTART_ATTEMPTS = 5;
+
 export interface SupervisorHooks {
   runtime: ContainerRuntime;
   backoff: RestartBackoff;
@@ -85,12 +88,34 @@ export class ContainerSupervisor {
     try {
       await this.hooks.runtime.startContainer(id);
       container.busy = undefined;
+      container.restartFailures = 0;
       container.update({ restartCount: container.restartCount + 1, lastRestartedAt: now, reason: '' });
       this.startHealth(container);
       this.hooks.changed(container);
     } catch (error) {
       container.busy = undefined;
-      this.hooks.restartFailed(container, `cannot restart container: ${error instanceof Error ? error.message : String(error)}`);
+      const reason = `cannot restart container: ${error instanceof Error ? error.message : String(error)}`;
+      container.restartFailures++;
+      const runtimeDown = !(await this.runtimeAnswers());
+      if (!this.disposed && container.restartTimer === undefined && (runtimeDown || container.restartFailures < RESTART_ATTEMPTS)) {
+        // The runtime is down or shutting down (being restarted, say): try again after the
+        // back-off, keeping the container RUNNING meanwhile; once it is back the restart goes through.
+        const delayMs = Math.max(container.restartDelayMs, this.hooks.backoff.initialMs);
+        container.update({ reason: `${reason}; trying again in ${delayMs} ms` });
+        container.restartTimer = setTimeout(() => void this.restart(container), delayMs);
+        return;
+      }
+      container.restartFailures = 0;
+      this.hooks.restartFailed(container, reason);
+    }
+  }
+
+  private async runtimeAnswers(): Promise<boolean> {
+    try {
+      await this.hooks.runtime.ping();
+      return true;
+    } catch {
+      return false;
     }
   }
 }

@@ -47,6 +47,8 @@ export class ManagedContainer {
   restartDelayMs = 0;
   /** Set while the container waits out its back-off before a restart. */
   restartTimer: NodeJS.Timeout | undefined;
+  /** Restart attempts in a row that failed. */
+  restartFailures = 0;
   health: HealthMonitor | undefined;
   oomKilled = false;
   pulledAt: Date | undefined;

@@ -86,7 +86,10 @@ export class ManagedTask implements QueuedTask {
       backoff: deps.restartBackoff,
       log: this.log,
       changed: () => this.scheduleReconcile(),
-      restartFailed: (container, reason) => this.markStopped(container, { reason }),
+      restartFailed: (container, reason) => {
+        container.update({ reason: '' }, false);
+        this.markStopped(container, { reason });
+      },
     });
     this.containers = new Map(
       definition.containers.map((c) => [

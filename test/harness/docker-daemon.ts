@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { type DaemonProcess, requireBinary, startDaemon, waitUntil } from './processes.js';
@@ -10,6 +10,10 @@ export interface TestDockerDaemon {
   socketPath: string;
   /** The Linux bridge the daemon uses for bridge networking. */
   bridge: string;
+  /** Ends dockerd with `signal` (its containers may or may not survive) and waits for it to exit. */
+  halt(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Starts dockerd again on the same data root and socket, after `halt`. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -36,15 +40,8 @@ export async function startDockerDaemon(dir: string): Promise<TestDockerDaemon> 
   execFileSync('ip', ['addr', 'add', `10.213.${index}.1/24`, 'dev', bridge]);
   execFileSync('ip', ['link', 'set', bridge, 'up']);
   let daemon: DaemonProcess | undefined;
-  const removeBridge = () => {
-    try {
-      execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
-    } catch {
-      // already gone
-    }
-  };
-  try {
-    daemon = startDaemon(
+  const launch = async (): Promise<DaemonProcess> => {
+    const started = startDaemon(
       dockerd,
       [
         '--data-root', join(dir, 'root'),
@@ -57,18 +54,51 @@ export async function startDockerDaemon(dir: string): Promise<TestDockerDaemon> 
       ],
       join(dir, 'dockerd.log'),
     );
-    const docker = new Docker({ socketPath });
-    await waitUntil('dockerd', 30_000, async () => ((await docker.ping()) ? true : undefined), daemon);
+    try {
+      const docker = new Docker({ socketPath });
+      await waitUntil('dockerd', 60_000, async () => ((await docker.ping()) ? true : undefined), started);
+    } catch (error) {
+      await started.stop();
+      const log = readFileSync(join(dir, 'dockerd.log'), 'utf8').split('\n').slice(-15).join('\n');
+      throw new Error(`${error instanceof Error ? error.message : String(error)}; end of dockerd.log:\n${log}`);
+    }
+    return started;
+  };
+  const removeBridge = () => {
+    try {
+      execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  };
+  try {
+    daemon = await launch();
   } catch (error) {
-    await daemon?.stop();
     removeBridge();
     throw error;
   }
-  const started = daemon;
+  let current = daemon;
   return {
     host: `unix://${socketPath}`,
     socketPath,
     bridge,
+    async halt(signal) {
+      const exited = new Promise<void>((resolve) => {
+        if (current.child.exitCode !== null || current.child.signalCode !== null) resolve();
+        else current.child.once('exit', () => resolve());
+      });
+      current.child.kill(signal);
+      await exited;
+      await current.stop();
+      if (signal === 'SIGKILL') {
+        // dockerd's containerd dies with it but may linger as a zombie that nothing reaps here,
+        // and its pid file would make the next dockerd wait for it forever.
+        rmSync(join(dir, 'exec', 'containerd', 'containerd.pid'), { force: true });
+      }
+    },
+    async resume() {
+      current = await launch();
+    },
     async stop() {
       const docker = new Docker({ socketPath });
       try {
@@ -77,8 +107,25 @@ export async function startDockerDaemon(dir: string): Promise<TestDockerDaemon> 
       } catch {
         // the daemon is already down
       }
-      await started.stop();
+      await current.stop();
       removeBridge();
+      unmountUnder(dir);
     },
   };
+}
+
+/** Lazily unmounts what a killed dockerd left mounted under `dir` (network namespaces, overlays). */
+function unmountUnder(dir: string): void {
+  const mounts = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .filter((path) => path.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const path of mounts) {
+    try {
+      execFileSync('umount', ['-l', path], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  }
 }
