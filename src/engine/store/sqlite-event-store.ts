@@ -46,11 +46,18 @@ export class SqliteEventStore implements EventStore {
     this.pruneBelow = db.prepare('DELETE FROM events WHERE sequence < ?');
     this.pruneBefore = db.prepare('DELETE FROM events WHERE time < ?');
     this.minSequence = db.prepare('SELECT MIN(sequence) AS oldest FROM events');
-    const max = db.prepare('SELECT MAX(sequence) AS latest FROM events').get() as { latest: number | null };
-    const counter = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined;
+    this.latest = 0;
+    this.oldest = 1;
+    this.reload();
+    this.transaction(() => this.prune(this.latest));
+  }
+
+  /** Reads the newest and oldest sequences from the file (at open, and after a rollback). */
+  reload(): void {
+    const max = this.db.prepare('SELECT MAX(sequence) AS latest FROM events').get() as { latest: number | null };
+    const counter = this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").get() as { seq: number } | undefined;
     this.latest = Math.max(max.latest ?? 0, counter?.seq ?? 0);
     this.oldest = this.readOldest();
-    this.transaction(() => this.prune(this.latest));
   }
 
   append(event: EngineEvent): void {

@@ -86,7 +86,14 @@ export class StateStore {
   transaction<T>(fn: () => T): T {
     if (this.db.inTransaction) return fn();
     const started = performance.now();
-    const result = this.db.transaction(fn).immediate();
+    let result: T;
+    try {
+      result = this.db.transaction(fn).immediate();
+    } catch (error) {
+      // Rolled back: the event log's counters must not keep what was undone.
+      this.events.reload();
+      throw error;
+    }
     this.stats.commits++;
     this.stats.totalMs += performance.now() - started;
     return result;

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import BetterSqlite3 from 'better-sqlite3';
+import { migrate, MIGRATIONS } from '../../src/engine/store/migrations.js';
+import { StateStore } from '../../src/engine/store/state-store.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'berth-store-'));
+const removed = { type: 'removed' } as const;
+const event = (sequence: number, time = new Date()) => ({ sequence, time, taskId: 't', change: removed });
+
+describe('state store (SQLite file)', () => {
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps events, sequences and records across a reopen; the file is readable by its owner only', () => {
+    const path = join(dir, 'reopen.db');
+    const first = new StateStore(path, { count: 100, maxAgeMs: 3_600_000 });
+    for (let s = 1; s <= 5; s++) first.events.append(event(s));
+    first.saveReservation('t', { cpuUnits: 1, memoryMib: 2, tcpPorts: [50000], udpPorts: [], gpuIds: [] });
+    first.saveImage({ reference: 'registry.test/app:1', pulledAt: 10, lastUsedAt: 20 });
+    first.saveCniResult({ network: 'n', containerId: 'c', ifName: 'eth0' }, { ips: [{ address: '10.0.0.2/24' }] });
+    first.close();
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    const second = new StateStore(path, { count: 100, maxAgeMs: 3_600_000 });
+    assert.equal(second.events.latestSequence(), 5);
+    assert.deepEqual(second.events.readFrom(4, 10).map((e) => e.sequence), [4, 5]);
+    assert.deepEqual(second.loadReservations().get('t')?.tcpPorts, [50000]);
+    assert.deepEqual(second.loadImages(), [{ reference: 'registry.test/app:1', pulledAt: 10, lastUsedAt: 20 }]);
+    assert.deepEqual(second.loadCniResult({ network: 'n', containerId: 'c', ifName: 'eth0' }), { ips: [{ address: '10.0.0.2/24' }] });
+    second.close();
+  });
+
+  it('retains events by count and by age, and never hands out a pruned sequence again', () => {
+    const path = join(dir, 'retention.db');
+    let now = 1_000_000;
+    const store = new StateStore(path, { count: 3, maxAgeMs: 60_000 });
+    for (let s = 1; s <= 5; s++) store.events.append(event(s, new Date(now)));
+    assert.equal(store.events.oldestSequence(), 3);
+    store.close();
+    // Every event is past its age when the store is opened an hour later.
+    const realNow = Date.now;
+    Date.now = () => now + 3_600_000;
+    try {
+      const later = new StateStore(path, { count: 3, maxAgeMs: 60_000 });
+      assert.equal(later.events.latestSequence(), 5);
+      assert.equal(later.events.oldestSequence(), 6, 'nothing retained');
+      later.close();
+      const again = new StateStore(path, { count: 3, maxAgeMs: 60_000 });
+      assert.equal(again.events.latestSequence(), 5, 'the sequence survives even with no event left');
+      again.events.append(event(6, new Date(now + 3_600_000)));
+      assert.equal(again.events.oldestSequence(), 6);
+      again.close();
+    } finally {
+      Date.now = realNow;
+      now = 0;
+    }
+  });
+
+  it('migrates a new file to the newest schema and refuses a file from a newer berth', () => {
+    const path = join(dir, 'schema.db');
+    const db = new BetterSqlite3(path);
+    assert.deepEqual(migrate(db), { from: 0, to: MIGRATIONS.at(-1)!.version });
+    assert.deepEqual(migrate(db), { from: MIGRATIONS.at(-1)!.version, to: MIGRATIONS.at(-1)!.version });
+    db.pragma('user_version = 99');
+    assert.throws(() => migrate(db), /schema version 99, newer than this berth understands/);
+    db.close();
+  });
+
+  it('writes a transaction all or nothing', () => {
+    const store = new StateStore(':memory:', { count: 100, maxAgeMs: 3_600_000 });
+    assert.throws(() =>
+      store.transaction(() => {
+        store.events.append(event(1));
+        store.saveReservation('t', { cpuUnits: 1, memoryMib: 1, tcpPorts: [], udpPorts: [], gpuIds: [] });
+        throw new Error('fails half-way');
+      }),
+    );
+    assert.deepEqual(store.events.readFrom(1, 10), []);
+    assert.equal(store.loadReservations().size, 0);
+    assert.equal(store.events.latestSequence(), 0, 'the undone event is not counted');
+    store.events.append(event(1));
+    store.close();
+  });
+});
