@@ -514,6 +514,9 @@ export class ManagedTask implements QueuedTask {
    * an event without its state or a state without its event.
    */
   private record(change: EventChange, container?: ManagedContainer): void {
+    // After the agent's shutdown began, a call that was in flight changes nothing on disk: the
+    // next start finds the container as the runtime shows it.
+    if (this.disposed) return;
     const { store, events } = this.deps;
     store.transaction(() => {
       this.lastSequence = events.append(this.id, change).sequence;

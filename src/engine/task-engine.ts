@@ -269,6 +269,7 @@ export class TaskEngine {
   }
 
   private forget(task: ManagedTask): void {
+    if (this.shutdown.signal.aborted) return;
     this.tasks.delete(task.id);
     this.images.release(task.id);
     for (const [runtimeId, owner] of this.byRuntimeId) if (owner === task) this.byRuntimeId.delete(runtimeId);
@@ -279,6 +280,7 @@ export class TaskEngine {
   }
 
   private recordOrphanRemoved(container: ContainerInfo): void {
+    if (this.shutdown.signal.aborted) return;
     this.events.append(container.labels[LABELS.taskId] ?? '', {
       type: 'orphan-removed',
       runtimeId: container.id,
