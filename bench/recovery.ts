@@ -87,10 +87,11 @@ async function main(): Promise<void> {
       const tasks = (await agent.engine.listTasks()).filter((t) => t.knownStatus === 'RUNNING').length;
       if (tasks !== N) throw new Error(`only ${tasks} of ${N} tasks RUNNING after recovery`);
       rounds.push({ startMs: total, recoveryMs: report.durationMs, tasks: report.tasks });
+      console.log(`round ${round + 1}: ${report.tasks} tasks reconciled in ${report.durationMs} ms after engine start, ${total.toFixed(0)} ms after the startAgent call`);
       await agent.stop();
       if (round < ROUNDS - 1) {
         child = await startAgentProcess({ dir, agentId, dockerHost: env.docker.host });
-        const listed = await call<object, ListTasksResponse>(child.client, 'listTasks', {});
+        const listed = await call<object, ListTasksResponse>(child.client, 'listTasks', { statuses: [], family: '' });
         if (listed.tasks.length !== N) throw new Error(`the killed agent's successor lists ${listed.tasks.length} tasks`);
       }
     }
