@@ -147,6 +147,40 @@ describe('crash recovery: the agent SIGKILLed at every step of a task (real dock
     });
   }
 
+  it('removes a container with its agent id that no task owns after the grace period; leaves other agents\' alone', async () => {
+    const dir = mkdtempSync(join(env.dir, 'agent-'));
+    const agentId = `crash${counter++}`;
+    const pull = await docker.pull(env.image, { authconfig: { ...env.credentials, serveraddress: env.registry.address } });
+    await new Promise((resolve, reject) => docker.modem.followProgress(pull, (error: unknown) => (error ? reject(error) : resolve(undefined))));
+    const make = async (name: string, agent: string) => {
+      const created = await docker.createContainer({
+        name,
+        Image: env.image,
+        Cmd: SERVE,
+        HostConfig: { NetworkMode: 'none' },
+        Labels: { [LABELS.agentId]: agent, [LABELS.taskId]: 'never-recorded', [LABELS.containerName]: 'app' },
+      });
+      await created.start();
+      return created.id;
+    };
+    // As if an earlier run of this agent created it and died before recording it.
+    const orphan = await make(`berth-${agentId}-never-recorded-app`, agentId);
+    const foreign = await make(`berth-other${agentId}-never-recorded-app`, `other${agentId}`);
+    const agent = await startAgentProcess({ dir, agentId, dockerHost: env.docker.host, config: { engine: { orphanGracePeriod: '1s' } } });
+    const watch = new EventCollector(agent.client, { fromSequence: 1 });
+    try {
+      const event = await watch.waitForEvent('orphan removed', (e) => e.change?.$case === 'orphanRemoved');
+      assert.equal(event.taskId, 'never-recorded');
+      assert.deepEqual(event.change?.$case === 'orphanRemoved' && event.change.value, { runtimeId: orphan, runtimeName: `berth-${agentId}-never-recorded-app`, containerName: 'app' });
+      await assert.rejects(docker.getContainer(orphan).inspect(), (error: { statusCode?: number }) => error.statusCode === 404);
+      assert.equal((await docker.getContainer(foreign).inspect()).State.Running, true, "another agent's container is left alone");
+    } finally {
+      watch.close();
+      await agent.stop();
+      await docker.getContainer(foreign).remove({ force: true });
+    }
+  });
+
   it('a watcher streaming across a restart of the agent (SIGTERM, then SIGKILL) resumes with no gap', async () => {
     const dir = mkdtempSync(join(env.dir, 'agent-'));
     const agentId = `crash${counter++}`;
