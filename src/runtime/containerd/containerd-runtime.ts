@@ -1,0 +1,439 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { constants as os } from 'node:os';
+import { TaskExit, TaskOOM, TaskStart } from '../../gen/containerd/events/task.js';
+import type { Container } from '../../gen/containerd/services/containers/v1/containers.js';
+import { Status, type Process } from '../../gen/containerd/types/task.js';
+import type { ContainerRuntime } from '../container-runtime.js';
+import { isRuntimeError, RuntimeError } from '../errors.js';
+import { parseImageName } from '../oci/image-name.js';
+import { RegistryClient } from '../oci/registry-client.js';
+import type { ContainerInfo, ContainerSpec, ContainerState, ExecOptions, ExecResult, ImageInfo, PullOptions, RuntimeEvent, RuntimeVersion } from '../types.js';
+import { withTimeout } from '../with-timeout.js';
+import { ContainerdClient, containerdError } from './containerd-client.js';
+import { ImagePuller, SNAPSHOTTER } from './image-puller.js';
+import { ImageStore, type LocalImage } from './image-store.js';
+import { runtimeSpec } from './oci-spec.js';
+import { readFromMounts, resolveUser } from './user.js';
+
+export interface ContainerdRuntimeOptions {
+  socketPath: string;
+  /** containerd namespace of every object berth makes. */
+  namespace: string;
+  callTimeoutMs: number;
+  pullTimeoutMs: number;
+  /** Where containers' log files, hosts files and exec output live. */
+  stateDir: string;
+  /** Registries spoken to over plain HTTP (loopback registries always are). */
+  insecureRegistries: string[];
+}
+
+const SPEC_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
+const PROCESS_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
+const RUNTIME = 'io.containerd.runc.v2';
+/** Labels the adapter adds for itself. */
+const NAME_LABEL = 'berth.runtime-name';
+const STOP_SIGNAL_LABEL = 'berth.stop-signal';
+const DEFAULT_EXEC_OUTPUT = 64 * 1024;
+const ID_PATTERN = /^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$/;
+
+/** containerd's id for a container name: the name itself when containerd accepts it, else a hash of it. */
+export function containerIdFor(name: string): string {
+  return ID_PATTERN.test(name) && name.length <= 76 ? name : `berth-${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
+}
+
+function signalNumber(name: string | undefined): number {
+  if (!name) return os.signals.SIGTERM;
+  if (/^\d+$/.test(name)) return Number(name);
+  const key = (name.startsWith('SIG') ? name : `SIG${name}`) as keyof typeof os.signals;
+  return os.signals[key] ?? os.signals.SIGTERM;
+}
+
+function stateOf(process: Process | undefined): ContainerState {
+  switch (process?.status) {
+    case undefined:
+      return 'created';
+    case Status.CREATED:
+      return 'created';
+    case Status.RUNNING:
+      return 'running';
+    case Status.STOPPED:
+      return 'exited';
+    case Status.PAUSED:
+    case Status.PAUSING:
+      return 'paused';
+    default:
+      return 'unknown';
+  }
+}
+
+/** A filter expression of containerd matching every label (AND). */
+function labelFilter(labels: Record<string, string>): string {
+  return Object.entries(labels).map(([key, value]) => `labels.${JSON.stringify(key)}==${JSON.stringify(value)}`).join(',');
+}
+
+/**
+ * The ContainerRuntime contract on containerd's native gRPC API. Images are pulled by berth
+ * (containerd 1.6 has no server-side pull); containers get an OCI spec written by berth; each
+ * container's process is a containerd task whose output goes to log files. Networking beyond
+ * "none" and "host" needs CNI, which the engine will provide.
+ */
+export class ContainerdRuntime implements ContainerRuntime {
+  readonly name = 'containerd' as const;
+  private readonly client: ContainerdClient;
+  private readonly puller: ImagePuller;
+  private readonly images: ImageStore;
+  /** Containers seen killed by the kernel for memory (from /tasks/oom events). */
+  private readonly oomKilled = new Set<string>();
+  private readonly startedAt = new Map<string, Date>();
+  private readonly labelsCache = new Map<string, Record<string, string>>();
+
+  constructor(private readonly options: ContainerdRuntimeOptions) {
+    this.client = new ContainerdClient(options.socketPath, options.namespace, options.callTimeoutMs);
+    this.puller = new ImagePuller(this.client, new RegistryClient({ insecureRegistries: options.insecureRegistries, requestTimeoutMs: options.callTimeoutMs }), options.callTimeoutMs);
+    this.images = new ImageStore(this.client, options.callTimeoutMs);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  async ping(): Promise<RuntimeVersion> {
+    const c = this.client;
+    const version = await c.call('ping containerd', c.version, c.version.version, {});
+    return { name: 'containerd', version: version.version, apiVersion: version.revision };
+  }
+
+  async pullImage(reference: string, options: PullOptions = {}): Promise<ImageInfo> {
+    const name = parseImageName(reference);
+    const operation = `pull image "${name.reference}"`;
+    await withTimeout(operation, options.timeoutMs ?? this.options.pullTimeoutMs, (signal) => this.puller.pull(name, options.auth, options.onProgress, signal), options.signal);
+    return this.inspectImage(reference);
+  }
+
+  async inspectImage(reference: string): Promise<ImageInfo> {
+    const image = await this.images.get(parseImageName(reference));
+    return { id: image.id, references: [image.name], sizeBytes: image.sizeBytes };
+  }
+
+  async removeImage(reference: string): Promise<void> {
+    const name = parseImageName(reference).reference;
+    const c = this.client;
+    const users = await c.call('list containers', c.containers, c.containers.list, { filters: [`image==${JSON.stringify(name)}`] });
+    if (users.containers.length > 0) throw new RuntimeError('conflict', `remove image "${name}"`, `used by container ${users.containers[0]!.id}`);
+    await c.call(`remove image "${name}"`, c.images, c.images.delete, { name, sync: false }).catch((error: unknown) => {
+      if (!isRuntimeError(error, 'not-found')) throw error;
+    });
+  }
+
+  private containerDir(id: string): string {
+    return join(this.options.stateDir, 'containers', id);
+  }
+
+  async createContainer(spec: ContainerSpec): Promise<string> {
+    const operation = `create container "${spec.name}"`;
+    if (spec.network === 'bridge' || (spec.network !== 'host' && spec.ports.length > 0)) {
+      throw new RuntimeError('invalid', operation, 'bridge networking and port mappings on containerd need CNI, which is not built yet');
+    }
+    if (spec.gpuIds && spec.gpuIds.length > 0) throw new RuntimeError('invalid', operation, 'GPUs are not supported on containerd yet');
+    const id = containerIdFor(spec.name);
+    const c = this.client;
+    const existing = await c.call('get container', c.containers, c.containers.get, { id }).catch((error: unknown) => (isRuntimeError(error, 'not-found') ? undefined : Promise.reject(error)));
+    if (existing) throw new RuntimeError('already-exists', operation, `a container named "${spec.name}" exists`);
+    const image = await this.images.get(parseImageName(spec.image));
+    // A snapshot left by a create that did not finish is stale: start over.
+    await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: SNAPSHOTTER, key: id }).catch(() => undefined);
+    // Until the container refers to its snapshot, only a lease keeps the garbage collector off it.
+    const lease = `berth-create-${randomBytes(6).toString('hex')}`;
+    await c.call('create lease', c.leases, c.leases.create, { id: lease, labels: { 'containerd.io/gc.expire': new Date(Date.now() + 3600_000).toISOString() } });
+    try {
+      return await this.createUnderLease(spec, id, image, lease);
+    } finally {
+      await c.call('delete lease', c.leases, c.leases.delete, { id: lease, sync: false }).catch(() => undefined);
+    }
+  }
+
+  private async createUnderLease(spec: ContainerSpec, id: string, image: LocalImage, lease: string): Promise<string> {
+    const operation = `create container "${spec.name}"`;
+    const c = this.client;
+    const { mounts } = await c.call('prepare snapshot', c.snapshots, c.snapshots.prepare, { snapshotter: SNAPSHOTTER, key: id, parent: image.topChainId, labels: {} }, { lease });
+    try {
+      const user = await resolveUser(spec.user || image.config.config?.User, async () => {
+        const [passwd, group] = await readFromMounts(mounts, ['etc/passwd', 'etc/group']);
+        return { passwd, group };
+      });
+      const dir = this.containerDir(id);
+      await mkdir(dir, { recursive: true });
+      const hostname = id.slice(0, 63);
+      const files = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname'), resolvConf: join(dir, 'resolv.conf') };
+      await writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+      await writeFile(files.hostname, `${hostname}\n`);
+      await writeFile(files.resolvConf, await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+      const oci = runtimeSpec({ id, namespace: this.options.namespace, spec, image: image.config, user, files });
+      const labels: Record<string, string> = { ...spec.labels, [NAME_LABEL]: spec.name };
+      if (image.config.config?.StopSignal) labels[STOP_SIGNAL_LABEL] = image.config.config.StopSignal;
+      await c.call(operation, c.containers, c.containers.create, {
+        container: {
+          id,
+          labels,
+          image: image.name,
+          runtime: { name: RUNTIME, options: undefined },
+          spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(oci)) },
+          snapshotter: SNAPSHOTTER,
+          snapshotKey: id,
+          createdAt: undefined,
+          updatedAt: undefined,
+        },
+      }, { lease });
+      this.labelsCache.set(id, labels);
+      return id;
+    } catch (error) {
+      await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: SNAPSHOTTER, key: id }).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async getContainer(idOrName: string, operation: string): Promise<Container> {
+    const c = this.client;
+    for (const id of new Set([idOrName, containerIdFor(idOrName)])) {
+      try {
+        const { container } = await c.call(operation, c.containers, c.containers.get, { id });
+        if (container) return container;
+      } catch (error) {
+        if (!isRuntimeError(error, 'not-found')) throw error;
+      }
+    }
+    throw new RuntimeError('not-found', operation, `no container "${idOrName}"`);
+  }
+
+  private async getTask(id: string): Promise<Process | undefined> {
+    const c = this.client;
+    try {
+      return (await c.call('get task', c.tasks, c.tasks.get, { containerId: id, execId: '' })).process;
+    } catch (error) {
+      if (isRuntimeError(error, 'not-found')) return undefined;
+      throw error;
+    }
+  }
+
+  /** Resolves when the process ends (the call is registered before the process is started). */
+  private waitFor(id: string, execId = ''): Promise<{ exitStatus: number; exitedAt?: Date }> {
+    const c = this.client;
+    return c.call('wait for task', c.tasks, c.tasks.wait, { containerId: id, execId }, { timeoutMs: Infinity }).then((r) => ({ exitStatus: r.exitStatus, exitedAt: r.exitedAt }));
+  }
+
+  async startContainer(idOrName: string): Promise<void> {
+    const container = await this.getContainer(idOrName, `start container ${idOrName}`);
+    const id = container.id;
+    const c = this.client;
+    const task = await this.getTask(id);
+    if (task?.status === Status.RUNNING) return;
+    if (task && task.status !== Status.CREATED) {
+      // A restart: the old process's task goes, a new one is created.
+      await c.call('delete task', c.tasks, c.tasks.delete, { containerId: id });
+    }
+    if (!task || task.status !== Status.CREATED) {
+      const { mounts } = await c.call('get mounts', c.snapshots, c.snapshots.mounts, { snapshotter: container.snapshotter || SNAPSHOTTER, key: container.snapshotKey || id });
+      const dir = this.containerDir(id);
+      await mkdir(dir, { recursive: true });
+      await c.call(`create task ${id}`, c.tasks, c.tasks.create, {
+        containerId: id,
+        rootfs: mounts,
+        stdin: '',
+        stdout: `file://${join(dir, 'stdout.log')}`,
+        stderr: `file://${join(dir, 'stderr.log')}`,
+        terminal: false,
+      });
+    }
+    // Registered before Start, so the exit cannot be missed; the events carry it to the engine.
+    void this.waitFor(id).catch(() => undefined);
+    this.oomKilled.delete(id);
+    await c.call(`start task ${id}`, c.tasks, c.tasks.start, { containerId: id, execId: '' });
+    this.startedAt.set(id, new Date());
+  }
+
+  async stopContainer(idOrName: string, timeoutMs: number): Promise<void> {
+    const container = await this.getContainer(idOrName, `stop container ${idOrName}`);
+    const id = container.id;
+    const task = await this.getTask(id);
+    if (!task || (task.status !== Status.RUNNING && task.status !== Status.PAUSED)) return;
+    const exited = this.waitFor(id);
+    await this.kill(id, signalNumber(container.labels[STOP_SIGNAL_LABEL]));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      exited.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
+    ]).finally(() => clearTimeout(timer));
+    if (timedOut) {
+      await this.kill(id, os.signals.SIGKILL);
+      await withTimeout(`stop container ${id}`, this.options.callTimeoutMs, () => exited);
+    }
+  }
+
+  private async kill(id: string, signal: number): Promise<void> {
+    const c = this.client;
+    await c.call(`kill task ${id}`, c.tasks, c.tasks.kill, { containerId: id, execId: '', signal, all: false }).catch((error: unknown) => {
+      // "process already finished"
+      if (!isRuntimeError(error, 'not-found')) throw error;
+    });
+  }
+
+  async removeContainer(idOrName: string): Promise<void> {
+    let container: Container;
+    try {
+      container = await this.getContainer(idOrName, `remove container ${idOrName}`);
+    } catch (error) {
+      if (isRuntimeError(error, 'not-found')) return;
+      throw error;
+    }
+    const id = container.id;
+    const c = this.client;
+    const task = await this.getTask(id);
+    if (task && (task.status === Status.RUNNING || task.status === Status.PAUSED)) {
+      const exited = this.waitFor(id);
+      await this.kill(id, os.signals.SIGKILL);
+      await withTimeout(`remove container ${id}`, this.options.callTimeoutMs, () => exited);
+    }
+    const ignoreMissing = (error: unknown) => {
+      if (!isRuntimeError(error, 'not-found')) throw error;
+    };
+    if (task) await c.call('delete task', c.tasks, c.tasks.delete, { containerId: id }).catch(ignoreMissing);
+    await c.call('delete container', c.containers, c.containers.delete, { id }).catch(ignoreMissing);
+    await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: container.snapshotter || SNAPSHOTTER, key: container.snapshotKey || id }).catch(ignoreMissing);
+    await rm(this.containerDir(id), { recursive: true, force: true });
+    this.startedAt.delete(id);
+    this.oomKilled.delete(id);
+    this.labelsCache.delete(id);
+  }
+
+  private info(container: Container, task: Process | undefined): ContainerInfo {
+    const state = stateOf(task);
+    const exited = state === 'exited';
+    return {
+      id: container.id,
+      name: container.labels[NAME_LABEL] ?? container.id,
+      image: container.image,
+      labels: container.labels,
+      state,
+      exitCode: exited ? task?.exitStatus : undefined,
+      oomKilled: this.oomKilled.has(container.id),
+      createdAt: container.createdAt,
+      startedAt: task ? this.startedAt.get(container.id) : undefined,
+      finishedAt: exited ? task?.exitedAt : undefined,
+      portBindings: [],
+    };
+  }
+
+  async inspectContainer(idOrName: string): Promise<ContainerInfo> {
+    const container = await this.getContainer(idOrName, `inspect container ${idOrName}`);
+    return this.info(container, await this.getTask(container.id));
+  }
+
+  async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {
+    const c = this.client;
+    const filters = Object.keys(labels).length > 0 ? [labelFilter(labels)] : [];
+    const [{ containers }, { tasks }] = await Promise.all([
+      c.call('list containers', c.containers, c.containers.list, { filters }),
+      c.call('list tasks', c.tasks, c.tasks.list, { filter: '' }),
+    ]);
+    const byId = new Map(tasks.map((t) => [t.containerId, t]));
+    return containers.map((container) => this.info(container, byId.get(container.id)));
+  }
+
+  async exec(idOrName: string, command: string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const container = await this.getContainer(idOrName, `exec in container ${idOrName}`);
+    const id = container.id;
+    const spec = JSON.parse(Buffer.from(container.spec?.value ?? '{}').toString('utf8')) as { process?: Record<string, unknown> };
+    const execId = `exec-${randomBytes(6).toString('hex')}`;
+    const dir = join(this.options.stateDir, 'exec');
+    await mkdir(dir, { recursive: true });
+    const output = join(dir, `${id.slice(0, 40)}-${execId}.log`);
+    const limit = options.maxOutputBytes ?? DEFAULT_EXEC_OUTPUT;
+    const c = this.client;
+    const operation = `exec in container ${id}`;
+    const process = { ...spec.process, args: command, terminal: false };
+    try {
+      await c.call(operation, c.tasks, c.tasks.exec, {
+        containerId: id,
+        execId,
+        stdin: '',
+        stdout: `file://${output}`,
+        stderr: `file://${output}`,
+        terminal: false,
+        spec: { typeUrl: PROCESS_TYPE, value: Buffer.from(JSON.stringify(process)) },
+      });
+      const exited = this.waitFor(id, execId);
+      await c.call(operation, c.tasks, c.tasks.start, { containerId: id, execId });
+      const result = await withTimeout(operation, options.timeoutMs ?? this.options.callTimeoutMs, () => exited).catch(async (error: unknown) => {
+        await c.call(operation, c.tasks, c.tasks.kill, { containerId: id, execId, signal: os.signals.SIGKILL, all: false }).catch(() => undefined);
+        throw error;
+      });
+      return { exitCode: result.exitStatus, output: await readLimited(output, limit) };
+    } finally {
+      await c.call('delete exec process', c.tasks, c.tasks.deleteProcess, { containerId: id, execId }).catch(() => undefined);
+      await rm(output, { force: true });
+    }
+  }
+
+  async events(labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<RuntimeEvent>> {
+    const c = this.client;
+    const operation = 'watch containerd events';
+    const stream = c.events.subscribe({ filters: [`namespace==${this.options.namespace},topic~="^/tasks/"`] }, c.metadata());
+    const onAbort = () => stream.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const matches = async (id: string) => {
+      let own = this.labelsCache.get(id);
+      if (!own) {
+        own = await this.getContainer(id, operation).then((found) => found.labels, () => undefined);
+        if (!own) return false;
+        this.labelsCache.set(id, own);
+      }
+      return Object.entries(labels).every(([key, value]) => own![key] === value);
+    };
+    const self = this;
+    return (async function* () {
+      try {
+        for await (const envelope of stream as AsyncIterable<{ topic: string; timestamp?: Date; event?: { typeUrl: string; value: Buffer } }>) {
+          const time = envelope.timestamp ?? new Date();
+          const any = envelope.event;
+          if (!any) continue;
+          const type = any.typeUrl.replace(/^.*\//, '');
+          let event: RuntimeEvent | undefined;
+          if (type === 'containerd.events.TaskStart') {
+            event = { type: 'start', containerId: TaskStart.decode(any.value).containerId, time };
+          } else if (type === 'containerd.events.TaskExit') {
+            const exit = TaskExit.decode(any.value);
+            // Exits of exec'd processes (health checks) are not the container's.
+            if (exit.id !== exit.containerId) continue;
+            event = { type: 'exit', containerId: exit.containerId, exitCode: exit.exitStatus, time: exit.exitedAt ?? time };
+          } else if (type === 'containerd.events.TaskOOM') {
+            const oom = TaskOOM.decode(any.value);
+            self.oomKilled.add(oom.containerId);
+            event = { type: 'oom', containerId: oom.containerId, time };
+          }
+          if (event && (await matches(event.containerId))) yield event;
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        throw containerdError(operation, error);
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+        stream.cancel();
+      }
+      if (!signal.aborted) throw new RuntimeError('unavailable', operation, 'the event stream ended');
+    })();
+  }
+}
+
+async function readLimited(path: string, limit: number): Promise<string> {
+  const handle = await open(path, 'r').catch(() => undefined);
+  if (!handle) return '';
+  try {
+    const buffer = Buffer.alloc(limit);
+    const { bytesRead } = await handle.read(buffer, 0, limit, 0);
+    return buffer.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await handle.close();
+  }
+}
