@@ -12,6 +12,7 @@ import { StateStore } from './engine/store/state-store.js';
 import { RuntimeMonitor } from './engine/runtime-monitor.js';
 import { TaskEngine } from './engine/task-engine.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
+import { ContainerdRuntime } from './runtime/containerd/containerd-runtime.js';
 import { DockerRuntime } from './runtime/docker/docker-runtime.js';
 import { AgentServer } from './server/grpc-server.js';
 import { TOKENS } from './tokens.js';
@@ -31,6 +32,8 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
       switch (cfg.runtime.kind) {
         case 'docker':
           return new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs });
+        case 'containerd':
+          return new ContainerdRuntime({ ...cfg.runtime.containerd, pullTimeoutMs: cfg.images.pullTimeoutMs, stateDir: join(cfg.dataDir, 'containerd') });
       }
     },
     [TOKENS.config],
@@ -129,6 +132,7 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
       await server.stop();
       await engine.stop();
       store.close();
+      container.get(TOKENS.runtime).close?.();
       logger.info('berth stopped');
     },
   };

@@ -72,4 +72,7 @@ export interface ContainerRuntime {
    * breaks; the caller subscribes again and re-inspects what it may have missed in between.
    */
   events(labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<RuntimeEvent>>;
+
+  /** Releases the connection to the daemon (the agent is shutting down). */
+  close?(): void;
 }

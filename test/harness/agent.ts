@@ -7,6 +7,7 @@ import { startAgent, type Agent } from '../../src/agent.js';
 import { compileConfig, defaultConfigInput, type BerthConfig } from '../../src/config/config.js';
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
 import { TaskServiceClient, type WatchEventsRequest, type WatchEventsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import type { RuntimeEnvironment } from './runtime-environment.js';
 
 export interface TestAgent {
   agent: Agent;
@@ -18,13 +19,18 @@ export interface TestAgent {
 
 let agentCounter = 0;
 
-/** Starts a berth agent in this process on a private socket, talking to the given Docker host. */
-export async function startTestAgent(dockerHost: string, overrides: Record<string, unknown> = {}): Promise<TestAgent> {
+/**
+ * Starts a berth agent in this process on a private socket, talking to the given Docker host or to
+ * the runtime of a runtime environment.
+ */
+export async function startTestAgent(target: string | Pick<RuntimeEnvironment, 'runtimeConfig'>, overrides: Record<string, unknown> = {}): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-agent-'));
   const socketPath = ((overrides.grpc as { socket?: string } | undefined)?.socket) ?? join(dir, 'berth.sock');
-  const base = defaultConfigInput({ DOCKER_HOST: dockerHost });
+  const base = defaultConfigInput(typeof target === 'string' ? { DOCKER_HOST: target } : {});
+  const runtime = typeof target === 'string' ? base.runtime : { ...(base.runtime as object), ...target.runtimeConfig };
   const raw = {
     ...base,
+    runtime,
     agentId: `test-${process.pid}-${agentCounter++}`,
     dataDir: dir,
     logLevel: process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',

@@ -33,7 +33,7 @@ describe('config', () => {
   const bad: [string, object | string, RegExp][] = [
     ['an unknown key', { engine: { cleanupWait: '1h' } }, /config: engine\.cleanupWait: unknown key/],
     ['a bad duration', { engine: { taskCleanupWait: 'soon' } }, /config: engine\.taskCleanupWait: must be a duration/],
-    ['an unknown runtime', { runtime: { kind: 'podman' } }, /config: runtime\.kind: must be one of "docker"/],
+    ['an unknown runtime', { runtime: { kind: 'podman' } }, /config: runtime\.kind: must be one of "docker", "containerd"/],
     ['a relative socket', { grpc: { socket: 'berth.sock' } }, /config: grpc\.socket:/],
     ['TCP on a public address without TLS', { grpc: { tcpAddress: '0.0.0.0:7000' } }, /config: grpc\.tcpAddress: .*needs grpc\.tls/],
     ['a lag above retention', { events: { retain: 10, maxWatcherLag: 20 } }, /config: events\.maxWatcherLag: must not exceed/],

@@ -1,0 +1,82 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
+import { ContainerdRuntime } from '../../src/runtime/containerd/containerd-runtime.js';
+import { DockerRuntime } from '../../src/runtime/docker/docker-runtime.js';
+import { pushBusyboxImage } from './busybox-image.js';
+import { startContainerdDaemon, type TestContainerdDaemon } from './containerd-daemon.js';
+import { startDockerDaemon, type TestDockerDaemon } from './docker-daemon.js';
+import { startRegistry, type TestRegistry } from './registry.js';
+
+export const RUNTIME_KINDS = ['docker', 'containerd'] as const;
+export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
+
+/**
+ * A private container runtime (dockerd or containerd, each with its own state and socket) and an
+ * authenticated registry with the test images: what the engine scenarios run against, once per
+ * runtime.
+ */
+export interface RuntimeEnvironment {
+  kind: RuntimeKind;
+  dir: string;
+  registry: TestRegistry;
+  /** A busybox image whose default command is `sh`. */
+  image: string;
+  privateImage: string;
+  missingImage: string;
+  credentials: { username: string; password: string };
+  /** The `runtime` section of an agent's config for this daemon. */
+  runtimeConfig: Record<string, unknown>;
+  /** An adapter on the same daemon, for asserting what exists there. */
+  runtime: ContainerRuntime;
+  stop(): Promise<void>;
+}
+
+export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): Promise<RuntimeEnvironment> {
+  const dir = mkdtempSync(join(tmpdir(), `berth-${name}-${kind}-`));
+  const registry = await startRegistry(join(dir, 'registry'));
+  let docker: TestDockerDaemon | undefined;
+  let containerd: TestContainerdDaemon | undefined;
+  let runtime: ContainerRuntime & { close?(): void };
+  let runtimeConfig: Record<string, unknown>;
+  try {
+    if (kind === 'docker') {
+      docker = await startDockerDaemon(join(dir, 'docker'));
+      runtimeConfig = { kind, docker: { host: docker.host, callTimeout: '30s' } };
+      runtime = new DockerRuntime({ host: docker.host, callTimeoutMs: 30_000, pullTimeoutMs: 120_000 });
+    } else {
+      containerd = await startContainerdDaemon(join(dir, 'containerd'));
+      const namespace = `berth-${process.pid}`;
+      runtimeConfig = { kind, containerd: { socket: containerd.socketPath, namespace, callTimeout: '30s', insecureRegistries: [] } };
+      runtime = new ContainerdRuntime({ socketPath: containerd.socketPath, namespace, callTimeoutMs: 30_000, pullTimeoutMs: 120_000, stateDir: join(dir, 'inspector'), insecureRegistries: [] });
+    }
+    const image = await pushBusyboxImage(registry, 'berth-test/busybox', '1');
+    const privateImage = await pushBusyboxImage(registry, 'berth-test/private', '1');
+    return {
+      kind,
+      dir,
+      registry,
+      image,
+      privateImage,
+      missingImage: `${registry.address}/berth-test/does-not-exist:1`,
+      credentials: { username: registry.username, password: registry.password },
+      runtimeConfig,
+      runtime,
+      async stop() {
+        const leftovers = await runtime.listContainers({}).catch(() => []);
+        await Promise.all(leftovers.map((c) => runtime.removeContainer(c.id).catch(() => undefined)));
+        runtime.close?.();
+        await docker?.stop();
+        await containerd?.stop();
+        await registry.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await docker?.stop();
+    await containerd?.stop();
+    await registry.stop();
+    throw error;
+  }
+}

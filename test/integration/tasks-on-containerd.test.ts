@@ -1,0 +1,3 @@
+import { taskScenarios } from '../scenarios/tasks.js';
+
+taskScenarios('containerd');

@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { GetTaskResponse, RunTaskResponse, StopTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
+import {
+  container,
+  containerOf,
+  ContainerStatus,
+  DependencyCondition,
+  dependsOn,
+  is,
+  NetworkMode,
+  task,
+  taskId,
+  TaskStatus,
+} from '../harness/task-builders.js';
+
+/** Tasks end to end over gRPC, on a real daemon of the given runtime. */
+export function taskScenarios(kind: RuntimeKind): void {
+  describe(`tasks on a real ${kind}, end to end over gRPC`, () => {
+    let env: RuntimeEnvironment;
+    let agent: TestAgent;
+    const creds = () => ({ registryCredentials: env.credentials });
+
+    before(async () => {
+      env = await startRuntimeEnvironment('tasks', kind);
+      agent = await startTestAgent(env);
+    });
+    after(async () => {
+      await agent?.stop();
+      await env?.stop();
+    });
+
+    const run = (definition: ReturnType<typeof task>) => call<object, RunTaskResponse>(agent.client, 'runTask', { task: definition });
+    const stop = (id: string) => call<object, StopTaskResponse>(agent.client, 'stopTask', { taskId: id, reason: '' });
+    const get = (id: string) => call<object, GetTaskResponse>(agent.client, 'getTask', { taskId: id });
+
+    it('runs a two-container task in dependency order and streams its events in order, without gaps', async () => {
+      const id = taskId('order');
+      await watching(agent.client, {}, async (watch) => {
+        const definition = task(id, [
+          container('init', env.image, { ...creds(), command: ['sh', '-c', 'echo preparing; exit 0'], essential: false }),
+          container('app', env.image, { ...creds(), command: ['sleep', '300'], dependsOn: [dependsOn('init', DependencyCondition.DEPENDENCY_CONDITION_SUCCESS)] }),
+        ]);
+        const response = await run(definition);
+        assert.equal(response.created, true);
+        assert.equal(response.task?.definition?.id, id);
+
+        await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
+        const events = watch.events.filter((e) => e.taskId === id);
+        const index = (predicate: (e: (typeof events)[number]) => boolean) => events.findIndex(predicate);
+        const initStopped = index(is.container(id, 'init', ContainerStatus.CONTAINER_STATUS_STOPPED));
+        const appRunning = index(is.container(id, 'app', ContainerStatus.CONTAINER_STATUS_RUNNING));
+        assert.ok(initStopped >= 0 && appRunning > initStopped, 'app must start only after init exited with 0');
+        const initExit = events[initStopped]!.change;
+        assert.ok(initExit?.$case === 'container');
+        assert.equal(initExit.value.container?.exitCode, 0);
+
+        const sequences = watch.events.map((e) => e.sequence);
+        sequences.forEach((sequence, i) => i > 0 && assert.equal(sequence, sequences[i - 1]! + 1, `gap after ${sequences[i - 1]}`));
+
+        const running = (await get(id)).task;
+        assert.equal(running?.knownStatus, TaskStatus.TASK_STATUS_RUNNING);
+        const app = containerOf(running, 'app');
+        assert.ok(app.runtimeId.length > 0);
+        assert.ok(app.startedAt instanceof Date);
+        const inspected = await env.runtime.inspectContainer(app.runtimeId);
+        assert.equal(inspected.state, 'running');
+        assert.equal(inspected.labels['berth.task-id'], id);
+        assert.equal(inspected.labels['berth.container-name'], 'app');
+        assert.equal(inspected.labels['berth.agent-id'], agent.config.agentId);
+        assert.equal(inspected.name, app.runtimeName);
+
+        const stopped = await stop(id);
+        assert.equal(stopped.task?.desiredStatus, TaskStatus.TASK_STATUS_STOPPED);
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+        const final = (await get(id)).task;
+        assert.equal(final?.knownStatus, TaskStatus.TASK_STATUS_STOPPED);
+        assert.equal(final?.reason, 'stopped by request');
+        assert.ok(containerOf(final, 'app').finishedAt instanceof Date);
+      });
+    });
+
+    it('stops the whole task with the exit code when an essential container exits', async () => {
+      const id = taskId('essential');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await run(task(id, [
+          container('worker', env.image, { ...creds(), command: ['sh', '-c', 'sleep 1; exit 3'] }),
+          container('sidecar', env.image, { ...creds(), command: ['sleep', '300'], essential: false }),
+        ]));
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+        const final = (await get(id)).task;
+        assert.equal(containerOf(final, 'worker').exitCode, 3);
+        assert.match(final?.reason ?? '', /essential container "worker" exited with code 3/);
+        assert.equal(containerOf(final, 'sidecar').knownStatus, ContainerStatus.CONTAINER_STATUS_STOPPED);
+        assert.ok(watch.events.every((e) => e.taskId === id), 'the task filter lets only this task through');
+      });
+    });
+
+    it('keeps the task running when a non-essential container exits', async () => {
+      const id = taskId('nonessential');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await run(task(id, [
+          container('main', env.image, { ...creds(), command: ['sleep', '300'] }),
+          container('oneshot', env.image, { ...creds(), command: ['sh', '-c', 'exit 1'], essential: false }),
+        ]));
+        await watch.waitForEvent('oneshot STOPPED', is.container(id, 'oneshot', ContainerStatus.CONTAINER_STATUS_STOPPED));
+        await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
+        const current = (await get(id)).task;
+        assert.equal(current?.desiredStatus, TaskStatus.TASK_STATUS_RUNNING);
+        assert.equal(containerOf(current, 'oneshot').exitCode, 1);
+        assert.equal(containerOf(current, 'main').knownStatus, ContainerStatus.CONTAINER_STATUS_RUNNING);
+        await stop(id);
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+      });
+    });
+
+    it('kills a container that ignores SIGTERM once its stop timeout has passed', async () => {
+      const id = taskId('sigterm');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await run(task(id, [
+          container('stubborn', env.image, {
+            ...creds(),
+            command: ['sh', '-c', "trap '' TERM; while true; do sleep 1; done"],
+            stopTimeout: { seconds: 2, nanos: 0 },
+          }),
+        ]));
+        await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
+        const stopRequested = Date.now();
+        await stop(id);
+        const stopped = await watch.waitForEvent('stubborn STOPPED', is.container(id, 'stubborn', ContainerStatus.CONTAINER_STATUS_STOPPED));
+        assert.ok(stopped.change?.$case === 'container');
+        assert.equal(stopped.change.value.container?.exitCode, 137, 'killed by SIGKILL');
+        assert.ok(Date.now() - stopRequested >= 1900, 'SIGKILL came before the stop timeout');
+      });
+    });
+
+    it('pulls with the right registry credentials and reports wrong ones as the reason', async () => {
+      const id = taskId('badcreds');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await run(task(id, [container('app', env.privateImage, { registryCredentials: { username: env.credentials.username, password: 'wrong-password' } })]));
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+        const final = (await get(id)).task;
+        const app = containerOf(final, 'app');
+        assert.equal(app.knownStatus, ContainerStatus.CONTAINER_STATUS_STOPPED);
+        assert.match(app.reason, /refused the credentials/);
+        assert.match(final?.reason ?? '', /essential container "app" stopped: cannot pull image .*refused the credentials/);
+        assert.equal(app.runtimeId, '', 'no container was created');
+      });
+    });
+
+    it('ends a task whose image does not exist with a reason that says so', async () => {
+      const id = taskId('missing');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await run(task(id, [container('app', env.missingImage, creds())]));
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+        const app = containerOf((await get(id)).task, 'app');
+        assert.match(app.reason, /no such image/);
+      });
+    });
+
+    it('says so when a container is killed for exceeding its memory limit', async () => {
+      const id = taskId('oom');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await run(task(id, [container('hog', env.image, { ...creds(), memoryMib: 16, command: ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\000" a)'] })]));
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+        const final = (await get(id)).task;
+        const hog = containerOf(final, 'hog');
+        assert.equal(hog.exitCode, 137);
+        assert.match(hog.reason, /exceeding its memory limit/);
+      });
+    });
+
+    it(kind === 'docker' ? 'maps ports in bridge mode and reports the dynamic host port' : 'refuses bridge mode with a reason until CNI provides it on containerd', async () => {
+      const id = taskId('ports');
+      if (kind === 'containerd') {
+        // containerd has no bridge or port mapping of its own: the CNI issue brings them.
+        await watching(agent.client, { taskIds: [id] }, async (watch) => {
+          await run(task(id, [container('web', env.image, { ...creds(), command: ['sleep', '30'], portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '127.0.0.1' }] })], { networkMode: NetworkMode.NETWORK_MODE_BRIDGE }));
+          await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+          assert.match(containerOf((await get(id)).task, 'web').reason, /bridge networking and port mappings on containerd need CNI/);
+        });
+        return;
+      }
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await run(task(
+          id,
+          [container('web', env.image, { ...creds(), command: ['httpd', '-f', '-p', '8080', '-h', '/www'], portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '127.0.0.1' }] })],
+          { networkMode: NetworkMode.NETWORK_MODE_BRIDGE },
+        ));
+        await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
+        const web = containerOf((await get(id)).task, 'web');
+        assert.equal(web.portBindings.length, 1);
+        const binding = web.portBindings[0]!;
+        assert.equal(binding.containerPort, 8080);
+        assert.ok(binding.hostPort > 0);
+        const response = await fetch(`http://127.0.0.1:${binding.hostPort}/index.html`);
+        assert.equal(await response.text(), 'hello from berth\n');
+        await stop(id);
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+      });
+    });
+
+    it('is idempotent on the task id and refuses a different definition under a used id', async () => {
+      const id = taskId('idem');
+      const definition = task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })]);
+      const first = await run(definition);
+      const second = await run(definition);
+      assert.equal(first.created, true);
+      assert.equal(second.created, false);
+      await assert.rejects(run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '301'] })])), (error: { code: number; details: string }) => {
+        assert.equal(error.code, 6); // ALREADY_EXISTS
+        assert.match(error.details, /different definition/);
+        return true;
+      });
+      const containers = await env.runtime.listContainers({ 'berth.task-id': id });
+      assert.equal(containers.length <= 1, true, 'one container, not one per RunTask');
+      await stop(id);
+    });
+  });
+}
