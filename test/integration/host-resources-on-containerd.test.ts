@@ -1,0 +1,3 @@
+import { hostResourceScenarios } from '../scenarios/host-resources.js';
+
+hostResourceScenarios('containerd');
