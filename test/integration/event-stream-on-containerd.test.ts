@@ -1,0 +1,3 @@
+import { eventStreamScenarios } from '../scenarios/event-stream.js';
+
+eventStreamScenarios('containerd');

@@ -1,0 +1,3 @@
+import { healthScenarios } from '../scenarios/health-and-restarts.js';
+
+healthScenarios('docker');
