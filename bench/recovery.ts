@@ -59,7 +59,7 @@ async function main(): Promise<void> {
     // 2. Recovery of N tasks after SIGKILL.
     const dir = mkdtempSync(join(env.dir, 'recovery-'));
     const agentId = 'bench-recovery';
-    let child = await startAgentProcess({ dir, agentId, dockerHost: env.docker.host, config: { grpc: {}, engine: {}, events: {}, images: {} } });
+    let child = await startAgentProcess({ dir, agentId, runtimeConfig: { kind: 'docker', docker: { host: env.docker.host } } });
     const launchWatch = new EventCollector(child.client, { includeSnapshot: true });
     await launchWatch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
     for (let first = 0; first < N; first += BATCH) {
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
       console.log(`round ${round + 1}: ${report.tasks} tasks reconciled in ${report.durationMs} ms after engine start, ${total.toFixed(0)} ms after the startAgent call`);
       await agent.stop();
       if (round < ROUNDS - 1) {
-        child = await startAgentProcess({ dir, agentId, dockerHost: env.docker.host });
+        child = await startAgentProcess({ dir, agentId, runtimeConfig: { kind: 'docker', docker: { host: env.docker.host } } });
         const listed = await call<object, ListTasksResponse>(child.client, 'listTasks', { statuses: [], family: '' });
         if (listed.tasks.length !== N) throw new Error(`the killed agent's successor lists ${listed.tasks.length} tasks`);
       }

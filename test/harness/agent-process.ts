@@ -11,7 +11,8 @@ export interface AgentProcessOptions {
   /** Data directory: the state store, the socket, the config and the log live here. */
   dir: string;
   agentId: string;
-  dockerHost: string;
+  /** The config's `runtime` section (see RuntimeEnvironment.runtimeConfig). */
+  runtimeConfig: Record<string, unknown>;
   /** BERTH_TEST_CRASH_POINT for this run (see src/engine/crash-points.ts). */
   crashPoint?: string;
   /** Merged over the test defaults, one level deep per section. */
@@ -39,7 +40,7 @@ export async function startAgentProcess(options: AgentProcessOptions): Promise<A
     dataDir: options.dir,
     logLevel: process.env.BERTH_TEST_LOG_LEVEL ?? 'info',
     grpc: { socket: socketPath, ...extra.grpc },
-    runtime: { kind: 'docker', docker: { host: options.dockerHost } },
+    runtime: options.runtimeConfig,
     engine: { defaultStopTimeout: '5s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', orphanGracePeriod: '1s', ...extra.engine },
     events: { heartbeatInterval: '10s', ...extra.events },
     images: { pullBehavior: 'prefer-cached', ...extra.images },

@@ -96,7 +96,9 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       assert.equal(exited.state, 'exited');
       assert.equal(exited.exitCode, 3);
       const listed = await ctx.runtime.listContainers(labels);
-      assert.ok(listed.some((c) => c.id === id));
+      const inList = listed.find((c) => c.id === id);
+      assert.equal(inList?.state, 'exited', 'the list shows the state too');
+      assert.equal(inList?.name, s.name);
       await ctx.runtime.removeContainer(id);
       await ctx.runtime.removeContainer(id); // idempotent
       await assert.rejects(ctx.runtime.inspectContainer(id), (error) => isRuntimeError(error, 'not-found'));

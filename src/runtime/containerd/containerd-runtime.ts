@@ -337,7 +337,8 @@ export class ContainerdRuntime implements ContainerRuntime {
       c.call('list containers', c.containers, c.containers.list, { filters }),
       c.call('list tasks', c.tasks, c.tasks.list, { filter: '' }),
     ]);
-    const byId = new Map(tasks.map((t) => [t.containerId, t]));
+    // Tasks.List names a container's own process by the container's id (container_id stays empty).
+    const byId = new Map(tasks.map((t) => [t.containerId || t.id, t]));
     return containers.map((container) => this.info(container, byId.get(container.id)));
   }
 

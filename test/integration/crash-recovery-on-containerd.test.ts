@@ -1,0 +1,3 @@
+import { crashRecoveryScenarios } from '../scenarios/crash-recovery.js';
+
+crashRecoveryScenarios('containerd');

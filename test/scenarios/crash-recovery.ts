@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { LABELS } from '../../src/engine/labels.js';
+import { isRuntimeError } from '../../src/runtime/errors.js';
+import type { Event } from '../../src/gen/berth/agent/v1/event.js';
+import type { GetTaskResponse, RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { call, EventCollector } from '../harness/agent.js';
+import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
+import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
+import { container, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
+
+/** A shell that exits at once on SIGTERM, so stops take no stop timeout. */
+const SERVE = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1 & wait $!; done'];
+
+type Phase = 'launch' | 'stop' | 'cleanup';
+
+/**
+ * Where the agent is killed, and in which phase of the task's life. Each point is a step whose
+ * effect on the runtime and whose record in the store can be separated by a crash.
+ */
+const CASES: { point: string; phase: Phase }[] = [
+  { point: 'task-saved', phase: 'launch' },
+  { point: 'event-saved:4', phase: 'launch' },
+  { point: 'before-create:2', phase: 'launch' },
+  { point: 'after-create:1', phase: 'launch' },
+  { point: 'after-create:3', phase: 'launch' },
+  { point: 'before-start:2', phase: 'launch' },
+  { point: 'after-start:1', phase: 'launch' },
+  { point: 'after-start:3', phase: 'launch' },
+  { point: 'before-stop:1', phase: 'stop' },
+  { point: 'after-stop:1', phase: 'stop' },
+  { point: 'after-stop:2', phase: 'stop' },
+  { point: 'after-remove:2', phase: 'cleanup' },
+];
+
+export function crashRecoveryScenarios(kind: RuntimeKind): void {
+  describe(`crash recovery: the agent SIGKILLed at every step of a task (real ${kind})`, () => {
+    let env: RuntimeEnvironment;
+    let counter = 0;
+
+    before(async () => {
+      env = await startRuntimeEnvironment('crash', kind);
+    });
+    after(async () => {
+      await env?.stop();
+    });
+
+    /** init runs to completion, app waits for it, side waits for app. */
+    const definition = (id: string) => {
+      const creds = { registryCredentials: env.credentials };
+      return task(id, [
+        container('init', env.image, { ...creds, command: ['sh', '-c', 'exit 0'], essential: false }),
+        container('app', env.image, { ...creds, command: SERVE, dependsOn: [dependsOn('init', DependencyCondition.DEPENDENCY_CONDITION_SUCCESS)] }),
+        container('side', env.image, { ...creds, command: SERVE, dependsOn: [dependsOn('app', DependencyCondition.DEPENDENCY_CONDITION_START)] }),
+      ]);
+    };
+
+    const labelled = (agentId: string) => env.runtime.listContainers({ [LABELS.agentId]: agentId });
+    const removeAll = async (agentId: string) => {
+      for (const c of await labelled(agentId)) await env.runtime.removeContainer(c.id);
+    };
+
+    /** Waits until the task shows `status`, whether it already does or an event will say so. */
+    async function reach(agent: AgentProcess, watch: EventCollector, id: string, status: TaskStatus): Promise<void> {
+      const current = await call<object, GetTaskResponse>(agent.client, 'getTask', { taskId: id }).catch(() => undefined);
+      if (current?.task?.knownStatus === status) return;
+      await watch.waitForEvent(`task ${TaskStatus[status]}`, is.task(id, status), 60_000);
+    }
+
+    function assertGapless(events: Event[]): void {
+      events.forEach((e, i) => assert.equal(e.sequence, i + 1, `event ${i + 1} of the combined streams has sequence ${e.sequence}`));
+    }
+
+    for (const { point, phase } of CASES) {
+      it(`${phase}: killed at ${point}, restarted: no duplicate, no orphan, no lost or repeated event`, async () => {
+        const dir = mkdtempSync(join(env.dir, 'agent-'));
+        const agentId = `crash${counter++}`;
+        const config = { engine: { taskCleanupWait: phase === 'cleanup' ? '1s' : '1h' } };
+        const id = taskId('crash');
+        const def = definition(id);
+        const run = (agent: AgentProcess) => call<object, RunTaskResponse>(agent.client, 'runTask', { task: def });
+        const stop = (agent: AgentProcess) => call(agent.client, 'stopTask', { taskId: id, reason: 'test' });
+
+        let agent = await startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, crashPoint: point, config });
+        const before = new EventCollector(agent.client, { fromSequence: 1 });
+        try {
+          if (phase === 'launch') {
+            // The crash may take the answer with it; the client retries below.
+            await run(agent).catch(() => undefined);
+          } else {
+            await run(agent);
+            await reach(agent, before, id, TaskStatus.TASK_STATUS_RUNNING);
+            if (phase === 'stop') await stop(agent).catch(() => undefined);
+            else await stop(agent);
+          }
+          const signal = await Promise.race([agent.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 60_000))]);
+          assert.equal(signal, 'SIGKILL', `the agent was to crash at ${point}`);
+        } finally {
+          before.close();
+        }
+        const seenBefore = before.events;
+
+        agent = await startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, config });
+        const resumed = new EventCollector(agent.client, { fromSequence: (seenBefore.at(-1)?.sequence ?? 0) + 1 });
+        try {
+          if (phase === 'launch') {
+            // The client repeats the request it may not have had an answer to: RunTask is idempotent.
+            await run(agent);
+            await reach(agent, resumed, id, TaskStatus.TASK_STATUS_RUNNING);
+          } else if (phase === 'stop') {
+            await stop(agent);
+            await reach(agent, resumed, id, TaskStatus.TASK_STATUS_STOPPED);
+          } else {
+            await resumed.waitForEvent('task removed', (e) => e.taskId === id && e.change?.$case === 'removed', 60_000);
+          }
+
+          // No duplicate and no orphan: each container of the task exists once (none after cleanup),
+          // and the agent's label is on nothing else.
+          const containers = await labelled(agentId);
+          const names = containers.map((c) => c.labels[LABELS.containerName]).sort();
+          assert.deepEqual(names, phase === 'cleanup' ? [] : ['app', 'init', 'side']);
+          assert.ok(containers.every((c) => c.labels[LABELS.taskId] === id));
+          if (phase === 'launch') {
+            const states = Object.fromEntries(containers.map((c) => [c.labels[LABELS.containerName], c.state]));
+            assert.deepEqual(states, { init: 'exited', app: 'running', side: 'running' });
+          } else if (phase === 'stop') {
+            assert.ok(containers.every((c) => c.state === 'exited'));
+          }
+
+          // No lost or repeated event: what the client saw before the crash and after the restart
+          // is one gapless run from 1, and what it saw before matches what the store replays.
+          const combined = [...seenBefore, ...resumed.events];
+          assertGapless(combined);
+          const replay = new EventCollector(agent.client, { fromSequence: 1 });
+          try {
+            const lastSequence = combined.at(-1)!.sequence;
+            await replay.waitForEvent('replay to the last sequence seen', (e) => e.sequence === lastSequence);
+            assert.deepEqual(replay.events.slice(0, combined.length).map((e) => JSON.stringify(e)), combined.map((e) => JSON.stringify(e)));
+          } finally {
+            replay.close();
+          }
+        } finally {
+          resumed.close();
+          await agent.stop();
+          await removeAll(agentId);
+        }
+      });
+    }
+
+    it('removes a container with its agent id that no task owns after the grace period; leaves other agents\' alone', async () => {
+      const dir = mkdtempSync(join(env.dir, 'agent-'));
+      const agentId = `crash${counter++}`;
+      await env.runtime.pullImage(env.image, { auth: env.credentials });
+      const make = async (name: string, agent: string) => {
+        const id = await env.runtime.createContainer({
+          name,
+          image: env.image,
+          command: SERVE,
+          env: {},
+          labels: { [LABELS.agentId]: agent, [LABELS.taskId]: 'never-recorded', [LABELS.containerName]: 'app' },
+          cpuShares: 0,
+          memoryBytes: 0,
+          memoryReservationBytes: 0,
+          network: 'none',
+          ports: [],
+        });
+        await env.runtime.startContainer(id);
+        return id;
+      };
+      // As if an earlier run of this agent created it and died before recording it.
+      const orphan = await make(`berth-${agentId}-never-recorded-app`, agentId);
+      const foreign = await make(`berth-other${agentId}-never-recorded-app`, `other${agentId}`);
+      const agent = await startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, config: { engine: { orphanGracePeriod: '1s' } } });
+      const watch = new EventCollector(agent.client, { fromSequence: 1 });
+      try {
+        const event = await watch.waitForEvent('orphan removed', (e) => e.change?.$case === 'orphanRemoved');
+        assert.equal(event.taskId, 'never-recorded');
+        assert.deepEqual(event.change?.$case === 'orphanRemoved' && event.change.value, { runtimeId: orphan, runtimeName: `berth-${agentId}-never-recorded-app`, containerName: 'app' });
+        await assert.rejects(env.runtime.inspectContainer(orphan), (error) => isRuntimeError(error, 'not-found'));
+        assert.equal((await env.runtime.inspectContainer(foreign)).state, 'running', "another agent's container is left alone");
+      } finally {
+        watch.close();
+        await agent.stop();
+        await env.runtime.removeContainer(foreign);
+      }
+    });
+
+    it('a watcher streaming across a restart of the agent (SIGTERM, then SIGKILL) resumes with no gap', async () => {
+      const dir = mkdtempSync(join(env.dir, 'agent-'));
+      const agentId = `crash${counter++}`;
+      const id = taskId('stream');
+      let agent = await startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig });
+      const streams: EventCollector[] = [];
+      const watch = (from: number) => {
+        const collector = new EventCollector(agent.client, { fromSequence: from });
+        streams.push(collector);
+        return collector;
+      };
+      try {
+        let current = watch(1);
+        await call(agent.client, 'runTask', { task: definition(id) });
+        await reach(agent, current, id, TaskStatus.TASK_STATUS_RUNNING);
+        const containersBefore = (await labelled(agentId)).map((c) => c.id).sort();
+
+        for (const how of ['SIGTERM', 'SIGKILL'] as const) {
+          if (how === 'SIGTERM') await agent.stop();
+          else await agent.kill();
+          await current.waitForEnd();
+          agent = await startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig });
+          current = watch((streams.flatMap((s) => s.events).at(-1)?.sequence ?? 0) + 1);
+          // New events reach the resumed stream.
+          if (how === 'SIGKILL') await call(agent.client, 'stopTask', { taskId: id, reason: 'after the restarts' });
+          const info = await call<object, GetTaskResponse>(agent.client, 'getTask', { taskId: id });
+          assert.equal(info.task?.knownStatus, TaskStatus.TASK_STATUS_RUNNING, `the task kept running across the ${how} restart`);
+        }
+        await reach(agent, current, id, TaskStatus.TASK_STATUS_STOPPED);
+        assertGapless(streams.flatMap((s) => s.events));
+        assert.deepEqual((await labelled(agentId)).map((c) => c.id).sort(), containersBefore, 'the same containers throughout');
+      } finally {
+        streams.forEach((s) => s.close());
+        await agent.stop();
+        await removeAll(agentId);
+      }
+    });
+  });
+}
