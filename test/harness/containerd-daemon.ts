@@ -1,10 +1,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
-import { type DaemonProcess, requireBinary, startDaemon, waitUntil } from './processes.js';
+import { type DaemonProcess, requireBinary, startDaemon, unmountUnder, waitUntil } from './processes.js';
 
 export interface TestContainerdDaemon {
   socketPath: string;
+  /** Ends containerd with `signal` and waits for it to exit; the tasks' shims live on. */
+  halt(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Starts containerd again on the same root, state and socket, after `halt`. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -31,14 +35,36 @@ export async function startContainerdDaemon(dir: string): Promise<TestContainerd
       '',
     ].join('\n'),
   );
-  const daemon: DaemonProcess = startDaemon(containerd, ['--config', configFile], join(dir, 'containerd.log'));
-  try {
-    await waitUntil('containerd', 30_000, () => socketAnswers(socketPath), daemon);
-  } catch (error) {
-    await daemon.stop();
-    throw error;
-  }
-  return { socketPath, stop: () => daemon.stop() };
+  const launch = async (): Promise<DaemonProcess> => {
+    const daemon = startDaemon(containerd, ['--config', configFile], join(dir, 'containerd.log'));
+    try {
+      await waitUntil('containerd', 30_000, () => socketAnswers(socketPath), daemon);
+    } catch (error) {
+      await daemon.stop();
+      throw error;
+    }
+    return daemon;
+  };
+  let current = await launch();
+  return {
+    socketPath,
+    async halt(signal) {
+      const exited = new Promise<void>((resolve) => {
+        if (current.child.exitCode !== null || current.child.signalCode !== null) resolve();
+        else current.child.once('exit', () => resolve());
+      });
+      current.child.kill(signal);
+      await exited;
+      await current.stop();
+    },
+    async resume() {
+      current = await launch();
+    },
+    async stop() {
+      await current.stop();
+      unmountUnder(dir);
+    },
+  };
 }
 
 function socketAnswers(path: string): Promise<true | undefined> {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { type DaemonProcess, requireBinary, startDaemon, waitUntil } from './processes.js';
+import { type DaemonProcess, requireBinary, startDaemon, unmountUnder, waitUntil } from './processes.js';
 
 export interface TestDockerDaemon {
   /** unix://… address of the daemon's private socket. */
@@ -112,20 +112,4 @@ export async function startDockerDaemon(dir: string): Promise<TestDockerDaemon> 
       unmountUnder(dir);
     },
   };
-}
-
-/** Lazily unmounts what a killed dockerd left mounted under `dir` (network namespaces, overlays). */
-function unmountUnder(dir: string): void {
-  const mounts = readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[1] ?? '')
-    .filter((path) => path.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
-  for (const path of mounts) {
-    try {
-      execFileSync('umount', ['-l', path], { stdio: 'ignore' });
-    } catch {
-      // already gone
-    }
-  }
 }

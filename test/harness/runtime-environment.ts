@@ -30,6 +30,9 @@ export interface RuntimeEnvironment {
   runtimeConfig: Record<string, unknown>;
   /** An adapter on the same daemon, for asserting what exists there. */
   runtime: ContainerRuntime;
+  /** Ends the daemon with `signal` (an outage); `resume` starts it again on the same state. */
+  halt(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -63,6 +66,8 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
       credentials: { username: registry.username, password: registry.password },
       runtimeConfig,
       runtime,
+      halt: (signal) => (docker ?? containerd)!.halt(signal),
+      resume: () => (docker ?? containerd)!.resume(),
       async stop() {
         const leftovers = await runtime.listContainers({}).catch(() => []);
         await Promise.all(leftovers.map((c) => runtime.removeContainer(c.id).catch(() => undefined)));
