@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freeLoopbackPort, requireBinary, startDaemon, waitUntil } from './processes.js';
 
@@ -38,4 +38,24 @@ export async function startRegistry(dir: string, username = 'berth', password = 
     return response.status === 401 ? true : undefined;
   }, daemon);
   return { address, username, password, logFile: join(dir, 'registry.log'), stop: () => daemon.stop() };
+}
+
+/**
+ * The pulls the registry served from now on, as image references, in order: one per
+ * `HEAD /v2/<repository>/manifests/<tag>` answered 200, which is how both Docker and berth's own
+ * client resolve a tag once per pull. Runtime-neutral, unlike a daemon's own pull events.
+ */
+export function watchRegistryPulls(registry: TestRegistry): { pulls(): string[] } {
+  const read = () => readFileSync(registry.logFile, 'utf8').split('\n');
+  const from = read().length;
+  return {
+    pulls() {
+      return read()
+        .slice(from - 1)
+        .flatMap((line) => {
+          const match = /"HEAD \/v2\/(.+)\/manifests\/([^/\s]+) HTTP\/[\d.]+" 200 /.exec(line);
+          return match && !match[2]!.startsWith('sha256:') ? [`${registry.address}/${match[1]}:${match[2]}`] : [];
+        });
+    },
+  };
 }

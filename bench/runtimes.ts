@@ -1,0 +1,110 @@
+/**
+ * Start latency on both runtimes: RunTask → RUNNING (berth, prefer-cached, image present) against
+ * the same container created and started directly through the runtime adapter (the runtime's own
+ * API calls, no engine), on containerd and on Docker, in the same run. Rounds alternate the
+ * contenders. Usage: npm run bench:runtimes -- [N=20] [ROUNDS=3]. Needs root.
+ */
+import { cpus, totalmem } from 'node:os';
+import type { Event } from '../src/gen/berth/agent/v1/event.js';
+import { TaskStatus } from '../src/gen/berth/agent/v1/task.js';
+import type { ContainerSpec } from '../src/runtime/types.js';
+import { call, EventCollector, startTestAgent, type TestAgent } from '../test/harness/agent.js';
+import { RUNTIME_KINDS, startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../test/harness/runtime-environment.js';
+import { container, task } from '../test/harness/task-builders.js';
+
+const N = Number(process.argv[2] ?? 20);
+const ROUNDS = Number(process.argv[3] ?? 3);
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+interface Contender {
+  env: RuntimeEnvironment;
+  agent: TestAgent;
+  watch: EventCollector;
+}
+
+async function main(): Promise<void> {
+  const contenders = new Map<RuntimeKind, Contender>();
+  const results = new Map<string, { perTask: number[]; wall: number }[]>();
+  const record = (label: string, perTask: number[], wall: number) => results.set(label, [...(results.get(label) ?? []), { perTask, wall }]);
+  try {
+    for (const kind of RUNTIME_KINDS) {
+      const env = await startRuntimeEnvironment('bench', kind);
+      const agent = await startTestAgent(env, { engine: { defaultStopTimeout: '1s' }, images: { pullBehavior: 'prefer-cached' } });
+      const watch = new EventCollector(agent.client, { includeSnapshot: true });
+      await watch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
+      await env.runtime.pullImage(env.image, { auth: env.credentials });
+      contenders.set(kind, { env, agent, watch });
+    }
+    const running = (id: string) => (e: Event) => e.taskId === id && e.change?.$case === 'task' && e.change.value.knownStatus === TaskStatus.TASK_STATUS_RUNNING;
+    const spec = (env: RuntimeEnvironment, name: string): ContainerSpec => ({
+      name, image: env.image, command: ['sleep', '600'], env: {}, labels: { bench: 'direct' }, cpuShares: 0, memoryBytes: 0, memoryReservationBytes: 0, network: 'none', ports: [],
+    });
+    const measure = async (label: string, one: (i: number) => Promise<void>, concurrent: boolean) => {
+      const timed = async (i: number) => {
+        const started = performance.now();
+        await one(i);
+        return performance.now() - started;
+      };
+      const started = performance.now();
+      const perTask = concurrent ? await Promise.all(Array.from({ length: N }, (_, i) => timed(i))) : [];
+      if (!concurrent) for (let i = 0; i < N; i++) perTask.push(await timed(i));
+      record(label, perTask, performance.now() - started);
+    };
+    const clear = async (c: Contender, taskIds: string[]) => {
+      for (const id of taskIds) await call(c.agent.client, 'stopTask', { taskId: id, reason: '' });
+      for (const info of await c.env.runtime.listContainers({})) await c.env.runtime.removeContainer(info.id);
+    };
+
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const mode of ['sequential', 'concurrent'] as const) {
+        for (const [kind, c] of contenders) {
+          await measure(`${kind}: direct create+start, ${mode}`, async (i) => {
+            const id = await c.env.runtime.createContainer(spec(c.env, `direct-${round}-${mode}-${i}`));
+            await c.env.runtime.startContainer(id);
+          }, mode === 'concurrent');
+          await clear(c, []);
+          const ids: string[] = [];
+          await measure(`${kind}: berth RunTask→RUNNING, ${mode}`, async (i) => {
+            const id = `b-${round}-${mode}-${i}`;
+            ids.push(id);
+            await call(c.agent.client, 'runTask', { task: task(id, [container('app', c.env.image, { command: ['sleep', '600'], registryCredentials: c.env.credentials })]) });
+            await c.watch.waitForEvent(`${id} RUNNING`, running(id), 120_000);
+          }, mode === 'concurrent');
+          await clear(c, ids);
+        }
+      }
+    }
+  } finally {
+    for (const c of contenders.values()) {
+      c.watch.close();
+      await c.agent.stop();
+      await c.env.stop();
+    }
+  }
+
+  console.log(`\nstart latency on both runtimes, N=${N} x ${ROUNDS} rounds, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
+  console.log('| run | median per task (ms) | wall for all N (ms) |');
+  console.log('|---|---:|---:|');
+  const summary = new Map([...results].map(([label, rounds]) => [label, { median: median(rounds.map((r) => median(r.perTask))), wall: median(rounds.map((r) => r.wall)) }]));
+  for (const [label, s] of summary) console.log(`| ${label} | ${s.median.toFixed(0)} | ${s.wall.toFixed(0)} |`);
+  console.log('\n| ratio | median | wall |\n|---|---:|---:|');
+  for (const mode of ['sequential', 'concurrent']) {
+    for (const kind of RUNTIME_KINDS) {
+      const berth = summary.get(`${kind}: berth RunTask→RUNNING, ${mode}`)!;
+      const direct = summary.get(`${kind}: direct create+start, ${mode}`)!;
+      console.log(`| ${mode}: berth on ${kind} / direct ${kind} | ${(berth.median / direct.median).toFixed(2)} | ${(berth.wall / direct.wall).toFixed(2)} |`);
+    }
+    const cd = summary.get(`containerd: berth RunTask→RUNNING, ${mode}`)!;
+    const dk = summary.get(`docker: berth RunTask→RUNNING, ${mode}`)!;
+    console.log(`| ${mode}: berth on containerd / berth on docker | ${(cd.median / dk.median).toFixed(2)} | ${(cd.wall / dk.wall).toFixed(2)} |`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,3 @@
+import { imageScenarios } from '../scenarios/images.js';
+
+imageScenarios('containerd');
