@@ -32,11 +32,17 @@ export function ensurePackages(needed: [string, string][], log: (text: string) =
   }
   console.error(`berth needs these Debian/Ubuntu packages: ${missing.join(' ')}`);
   console.error(`install them as root:  apt-get install -y ${missing.join(' ')}`);
-  if (!debian) console.error('(elsewhere: a static busybox, dockerd with runc, the Docker registry "distribution", htpasswd, iproute2)');
+  if (!debian) console.error('(elsewhere: a static busybox, dockerd and containerd with runc, the Docker registry "distribution", htpasswd, iproute2)');
   process.exit(1);
 }
 
+export const CONTAINERD_PACKAGES: [file: string, pkg: string][] = [
+  ['/usr/bin/containerd', 'containerd'],
+  ['/usr/bin/containerd-shim-runc-v2', 'containerd'],
+  ['/usr/sbin/runc', 'runc'],
+];
+
 // `tsx scripts/system-packages.ts`: what the test suite needs (run by `npm test` first).
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES]);
+  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES, ...CONTAINERD_PACKAGES]);
 }
