@@ -401,8 +401,12 @@ export class ManagedTask implements QueuedTask {
     call().then(
       (outcome) => {
         container.busy = undefined;
-        this.apply(container, outcome);
-        this.scheduleReconcile();
+        if (this.disposed) return;
+        // The outcome and what follows from it (the task's status, the next calls) land in one commit.
+        this.deps.store.transaction(() => {
+          this.apply(container, outcome);
+          this.reconcile();
+        });
       },
       (error: unknown) => {
         container.busy = undefined;

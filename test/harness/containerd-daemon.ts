@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
-import { type DaemonProcess, requireBinary, startDaemon, unmountUnder, waitUntil } from './processes.js';
+import { type DaemonProcess, haltDaemon, requireBinary, startDaemon, unmountUnder, waitUntil } from './processes.js';
 
 export interface TestContainerdDaemon {
   socketPath: string;
@@ -49,13 +49,7 @@ export async function startContainerdDaemon(dir: string): Promise<TestContainerd
   return {
     socketPath,
     async halt(signal) {
-      const exited = new Promise<void>((resolve) => {
-        if (current.child.exitCode !== null || current.child.signalCode !== null) resolve();
-        else current.child.once('exit', () => resolve());
-      });
-      current.child.kill(signal);
-      await exited;
-      await current.stop();
+      await haltDaemon(current, signal);
     },
     async resume() {
       current = await launch();

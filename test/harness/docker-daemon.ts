@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { type DaemonProcess, requireBinary, startDaemon, unmountUnder, waitUntil } from './processes.js';
+import { type DaemonProcess, haltDaemon, requireBinary, startDaemon, unmountUnder, waitUntil } from './processes.js';
 
 export interface TestDockerDaemon {
   /** unix://… address of the daemon's private socket. */
@@ -83,13 +83,7 @@ export async function startDockerDaemon(dir: string): Promise<TestDockerDaemon> 
     socketPath,
     bridge,
     async halt(signal) {
-      const exited = new Promise<void>((resolve) => {
-        if (current.child.exitCode !== null || current.child.signalCode !== null) resolve();
-        else current.child.once('exit', () => resolve());
-      });
-      current.child.kill(signal);
-      await exited;
-      await current.stop();
+      await haltDaemon(current, signal);
       if (signal === 'SIGKILL') {
         // dockerd's containerd dies with it but may linger as a zombie that nothing reaps here,
         // and its pid file would make the next dockerd wait for it forever.

@@ -36,6 +36,17 @@ export function startDaemon(command: string, args: string[], logFile: string, op
   };
 }
 
+/** Ends a daemon with `signal` (SIGKILL: no chance to clean up) and waits until it has exited. */
+export async function haltDaemon(daemon: DaemonProcess, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+  const exited = new Promise<void>((resolve) => {
+    if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) resolve();
+    else daemon.child.once('exit', () => resolve());
+  });
+  daemon.child.kill(signal);
+  await exited;
+  await daemon.stop();
+}
+
 /**
  * Polls `check` until it returns a value, at most `timeoutMs`. Only for readiness of processes that
  * offer no notification (a daemon's socket appearing); never as a stand-in for an awaited event.

@@ -29,6 +29,11 @@ async function rejectsWith(promise: Promise<unknown>, code: status): Promise<Ser
   assert.fail(`expected ${status[code]}, the call succeeded`);
 }
 
+/**
+ * The API itself (validation, status codes, reflection, health, sockets) does not depend on the
+ * runtime, so it is tested once, on Docker; "the runtime is down at start" is Docker's case here,
+ * containerd's outages are in containerd-outage.test.ts.
+ */
 describe('the gRPC API, starting while Docker is down', () => {
   let dir: string;
   let registry: TestRegistry;

@@ -12,6 +12,7 @@ import { container, containerOf, is, task, taskId, TaskStatus } from '../harness
 const SERVE = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1 & wait $!; done'];
 const ms = (n: number) => ({ seconds: Math.floor(n / 1000), nanos: (n % 1000) * 1e6 });
 
+/** dockerd takes its containers down with it; containerd does not (see containerd-outage.test.ts). */
 describe('runtime outages: dockerd stopped or killed under running tasks', () => {
   let env: TestEnvironment;
   let agent: TestAgent;

@@ -202,6 +202,15 @@ export function taskScenarios(kind: RuntimeKind): void {
       });
     });
 
+    it('runs a container as a user named in the image, resolved through its /etc/passwd', async () => {
+      const id = taskId('user');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await run(task(id, [container('app', env.image, { ...creds(), user: 'nobody', command: ['sh', '-c', 'test "$(id -u):$(id -g)" = 65534:65534'] })]));
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+        assert.equal(containerOf((await get(id)).task, 'app').exitCode, 0, 'uid and gid of "nobody"');
+      });
+    });
+
     it('is idempotent on the task id and refuses a different definition under a used id', async () => {
       const id = taskId('idem');
       const definition = task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })]);

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { containerIdFor } from '../../src/runtime/containerd/containerd-runtime.js';
+import { chainIds } from '../../src/runtime/containerd/image-puller.js';
+import { processArgs, processEnv, runtimeSpec } from '../../src/runtime/containerd/oci-spec.js';
+import { resolveUser } from '../../src/runtime/containerd/user.js';
+import { parseImageName } from '../../src/runtime/oci/image-name.js';
+import { parseChallenge } from '../../src/runtime/oci/registry-client.js';
+
+const image = { config: { Env: ['PATH=/bin', 'LANG=C'], Entrypoint: ['/entry'], Cmd: ['serve'], WorkingDir: '/app' }, rootfs: { type: 'layers', diff_ids: [] } };
+
+describe('containerd adapter parts', () => {
+  it('names images as containerd and the distribution API want them', () => {
+    assert.deepEqual(parseImageName('busybox'), { reference: 'docker.io/library/busybox:latest', registry: 'docker.io', endpoint: 'registry-1.docker.io', repository: 'library/busybox', tagOrDigest: 'latest' });
+    assert.deepEqual(parseImageName('127.0.0.1:5000/team/app:1'), { reference: '127.0.0.1:5000/team/app:1', registry: '127.0.0.1:5000', endpoint: '127.0.0.1:5000', repository: 'team/app', tagOrDigest: '1' });
+    assert.equal(parseImageName('quay.io/x/y@sha256:abc').tagOrDigest, 'sha256:abc');
+  });
+
+  it('parses Bearer and Basic challenges', () => {
+    assert.deepEqual(parseChallenge('Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull"'), {
+      scheme: 'bearer',
+      params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:a/b:pull' },
+    });
+    assert.equal(parseChallenge('Basic realm="berth-test"').scheme, 'basic');
+  });
+
+  it('computes chain ids from diff ids', () => {
+    const a = `sha256:${'a'.repeat(64)}`;
+    const b = `sha256:${'b'.repeat(64)}`;
+    const second = `sha256:${createHash('sha256').update(`${a} ${b}`).digest('hex')}`;
+    assert.deepEqual(chainIds([a, b]), [a, second]);
+  });
+
+  it('builds the process from the image and the overrides by Docker rules', () => {
+    assert.deepEqual(processArgs({}, image), ['/entry', 'serve']);
+    assert.deepEqual(processArgs({ command: ['run', 'x'] }, image), ['/entry', 'run', 'x']);
+    assert.deepEqual(processArgs({ entrypoint: ['sh', '-c'], command: ['true'] }, image), ['sh', '-c', 'true']);
+    assert.deepEqual(processArgs({ entrypoint: ['env'] }, image), ['env']);
+    assert.deepEqual(processEnv({ env: { LANG: 'en', A: '1' } }, image), ['PATH=/bin', 'LANG=en', 'A=1']);
+  });
+
+  it('writes limits, namespaces and the files berth provides into the OCI spec', () => {
+    const spec = runtimeSpec({
+      id: 'c1',
+      namespace: 'berth',
+      image,
+      user: { uid: 1000, gid: 1000 },
+      files: { hosts: '/s/hosts', hostname: '/s/hostname', resolvConf: '/s/resolv.conf' },
+      spec: { name: 'c1', image: 'x', env: {}, labels: {}, cpuShares: 512, memoryBytes: 64 << 20, memoryReservationBytes: 0, network: 'none', ports: [], pidsLimit: 20 },
+    }) as { linux: { namespaces: { type: string }[]; resources: Record<string, unknown>; cgroupsPath: string }; mounts: { destination: string; source: string }[]; process: { cwd: string; user: unknown } };
+    assert.deepEqual(spec.linux.namespaces.map((n) => n.type), ['pid', 'ipc', 'uts', 'mount', 'network']);
+    assert.deepEqual(spec.linux.resources.memory, { limit: 64 << 20, swap: 64 << 20 });
+    assert.deepEqual(spec.linux.resources.cpu, { shares: 512 });
+    assert.deepEqual(spec.linux.resources.pids, { limit: 20 });
+    assert.equal(spec.linux.cgroupsPath, '/berth/c1');
+    assert.equal(spec.mounts.find((m) => m.destination === '/etc/resolv.conf')?.source, '/s/resolv.conf');
+    assert.equal(spec.process.cwd, '/app');
+    assert.deepEqual(spec.process.user, { uid: 1000, gid: 1000 });
+  });
+
+  it('resolves numeric users directly and names from the image\'s passwd and group', async () => {
+    const files = async () => ({ passwd: 'root:x:0:0::/root:/bin/sh\nwww:x:33:34::/var/www:/bin/sh\n', group: 'root:x:0:\nstaff:x:50:\n' });
+    const untouched = async () => assert.fail('no need to read the image');
+    assert.deepEqual(await resolveUser('1000:1000', untouched), { uid: 1000, gid: 1000 });
+    assert.deepEqual(await resolveUser(undefined, untouched), { uid: 0, gid: 0 });
+    assert.deepEqual(await resolveUser('www', files), { uid: 33, gid: 34 });
+    assert.deepEqual(await resolveUser('www:staff', files), { uid: 33, gid: 50 });
+    await assert.rejects(resolveUser('nobody-here', files), /no user "nobody-here"/);
+  });
+
+  it('uses a container name as its containerd id when containerd accepts it, a stable hash otherwise', () => {
+    assert.equal(containerIdFor('berth-agent-task-app'), 'berth-agent-task-app');
+    const long = `berth-${'x'.repeat(80)}`;
+    assert.match(containerIdFor(long), /^berth-[0-9a-f]{40}$/);
+    assert.equal(containerIdFor(long), containerIdFor(long));
+    assert.match(containerIdFor('has space'), /^berth-[0-9a-f]{40}$/);
+  });
+});
