@@ -10,6 +10,8 @@ const APPLETS = ['head', 'tr', 'dd', 'seq', 'sh', 'sleep', 'echo', 'cat', 'true'
 export interface ImageConfig {
   /** Adds a file naming the image, so its layer shares nothing with the other test images. */
   uniqueLayer?: boolean;
+  /** Pushes a manifest list (another platform first, then this host's) under the tag. */
+  multiPlatform?: boolean;
   cmd?: string[];
   entrypoint?: string[];
   env?: string[];
@@ -58,25 +60,11 @@ function architecture(): string {
 
 /**
  * Builds a one-layer image from the host's static busybox and pushes it to the registry over the
- * distribution HTTP API, with basic auth. Returns the pullable reference.
+ * distribution HTTP API, with basic auth. Returns the pullable reference. With `multiPlatform`, the
+ * tag names a manifest list of two images: one for another architecture first, whose
+ * /etc/berth-test-image says "other-platform", then this host's, which says "host-platform".
  */
 export async function pushBusyboxImage(registry: Registry, repository: string, tag: string, config: ImageConfig = {}): Promise<string> {
-  const { tar, gz } = config.uniqueLayer
-    ? await layerTar(`${repository}:${tag}`).then((t) => ({ tar: t, gz: gzipSync(t) }))
-    : await layer();
-  const imageConfig = Buffer.from(
-    JSON.stringify({
-      architecture: architecture(),
-      os: 'linux',
-      config: {
-        Env: config.env ?? ['PATH=/bin'],
-        Cmd: config.cmd ?? ['sh'],
-        Entrypoint: config.entrypoint,
-        WorkingDir: config.workingDir ?? '/',
-      },
-      rootfs: { type: 'layers', diff_ids: [sha256(tar)] },
-    }),
-  );
   const authorization = `Basic ${Buffer.from(`${registry.username}:${registry.password}`).toString('base64')}`;
   const base = `http://${registry.address}/v2/${repository}`;
   const pushBlob = async (data: Buffer) => {
@@ -93,17 +81,48 @@ export async function pushBusyboxImage(registry: Registry, repository: string, t
     if (put.status !== 201) throw new Error(`blob upload: HTTP ${put.status}`);
     return digest;
   };
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-    config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: imageConfig.length, digest: await pushBlob(imageConfig) },
-    layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: gz.length, digest: await pushBlob(gz) }],
+  const putManifest = async (reference: string, mediaType: string, body: string) => {
+    const put = await fetch(`${base}/manifests/${reference}`, { method: 'PUT', headers: { authorization, 'content-type': mediaType }, body });
+    if (put.status !== 201) throw new Error(`manifest upload: HTTP ${put.status} ${await put.text()}`);
   };
-  const put = await fetch(`${base}/manifests/${tag}`, {
-    method: 'PUT',
-    headers: { authorization, 'content-type': manifest.mediaType },
-    body: JSON.stringify(manifest),
-  });
-  if (put.status !== 201) throw new Error(`manifest upload: HTTP ${put.status} ${await put.text()}`);
+  /** Pushes the layer and config of one image; returns its manifest. */
+  const image = async (marker: string | undefined, arch: string) => {
+    const { tar, gz } = marker ? await layerTar(marker).then((t) => ({ tar: t, gz: gzipSync(t) })) : await layer();
+    const imageConfig = Buffer.from(
+      JSON.stringify({
+        architecture: arch,
+        os: 'linux',
+        config: {
+          Env: config.env ?? ['PATH=/bin'],
+          Cmd: config.cmd ?? ['sh'],
+          Entrypoint: config.entrypoint,
+          WorkingDir: config.workingDir ?? '/',
+        },
+        rootfs: { type: 'layers', diff_ids: [sha256(tar)] },
+      }),
+    );
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: imageConfig.length, digest: await pushBlob(imageConfig) },
+      layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: gz.length, digest: await pushBlob(gz) }],
+    };
+    return { mediaType: manifest.mediaType, body: JSON.stringify(manifest) };
+  };
+  if (!config.multiPlatform) {
+    const single = await image(config.uniqueLayer ? `${repository}:${tag}` : undefined, architecture());
+    await putManifest(tag, single.mediaType, single.body);
+    return `${registry.address}/${repository}:${tag}`;
+  }
+  const other = architecture() === 'amd64' ? 's390x' : 'amd64';
+  const entries = [];
+  for (const [marker, arch] of [['other-platform', other], ['host-platform', architecture()]] as const) {
+    const manifest = await image(marker, arch);
+    const digest = sha256(Buffer.from(manifest.body));
+    await putManifest(digest, manifest.mediaType, manifest.body);
+    entries.push({ mediaType: manifest.mediaType, size: Buffer.byteLength(manifest.body), digest, platform: { os: 'linux', architecture: arch } });
+  }
+  const list = { schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json', manifests: entries };
+  await putManifest(tag, list.mediaType, JSON.stringify(list));
   return `${registry.address}/${repository}:${tag}`;
 }

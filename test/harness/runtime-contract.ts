@@ -10,6 +10,9 @@ export interface ContractContext {
   privateImage: string;
   missingImage: string;
   credentials: { username: string; password: string };
+  /** A multi-platform image (a manifest list) behind a registry that wants Bearer tokens. */
+  bearerImage: string;
+  bearerTokensIssued(): number;
 }
 
 /**
@@ -62,6 +65,26 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
         (error) => isRuntimeError(error, 'unauthorized'),
       );
       await assert.rejects(ctx.runtime.inspectImage(ctx.privateImage), (error) => isRuntimeError(error, 'not-found'));
+    });
+
+    it('pulls a multi-platform image through Bearer token auth, picking the host platform', async () => {
+      await assert.rejects(
+        ctx.runtime.pullImage(ctx.bearerImage, { auth: { username: ctx.credentials.username, password: 'wrong' } }),
+        (error) => isRuntimeError(error, 'unauthorized'),
+      );
+      const image = await ctx.runtime.pullImage(ctx.bearerImage, { auth: ctx.credentials });
+      assert.match(image.id, /^sha256:/);
+      assert.ok(ctx.bearerTokensIssued() > 0, 'a token was asked for');
+      // Exits 7 only in the host platform's image (the other one says "other-platform").
+      const s = spec({ image: ctx.bearerImage, command: ['sh', '-c', 'test "$(cat /etc/berth-test-image)" = host-platform && exit 7; exit 1'] });
+      const id = await ctx.runtime.createContainer(s);
+      const events = new AbortController();
+      const stream = await ctx.runtime.events(labels, events.signal);
+      await ctx.runtime.startContainer(id);
+      for await (const event of stream) if (event.type === 'exit' && event.containerId === id) break;
+      events.abort();
+      assert.equal((await ctx.runtime.inspectContainer(id)).exitCode, 7, 'the chosen manifest runs here');
+      await ctx.runtime.removeContainer(id);
     });
 
     it('reports a missing image as "not-found"', async () => {

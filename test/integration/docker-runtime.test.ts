@@ -1,14 +1,21 @@
+import { startBearerProxy, type BearerProxy } from '../harness/bearer-proxy.js';
+import { pushBusyboxImage } from '../harness/busybox-image.js';
 import { startTestEnvironment, type TestEnvironment } from '../harness/environment.js';
 import { runtimeContract } from '../harness/runtime-contract.js';
 import { DockerRuntime } from '../../src/runtime/docker/docker-runtime.js';
 
 let env: TestEnvironment;
+let bearer: BearerProxy;
 
 runtimeContract(
   'docker',
   async () => {
     env = await startTestEnvironment('docker-contract');
+    bearer = await startBearerProxy(env.registry);
+    const multi = await pushBusyboxImage(env.registry, 'berth-test/multi', '1', { multiPlatform: true });
     return {
+      bearerImage: multi.replace(env.registry.address, bearer.address),
+      bearerTokensIssued: () => bearer.tokensIssued(),
       runtime: new DockerRuntime({ host: env.docker.host, callTimeoutMs: 30_000, pullTimeoutMs: 120_000 }),
       image: env.image,
       privateImage: env.privateImage,
@@ -16,5 +23,8 @@ runtimeContract(
       credentials: env.credentials,
     };
   },
-  () => env.stop(),
+  async () => {
+    await bearer?.stop();
+    await env?.stop();
+  },
 );
