@@ -304,7 +304,7 @@ export class TaskEngine {
       try {
         const stream = await this.runtime.events({ [LABELS.agentId]: this.settings.agentId }, signal);
         backoffMs = 250;
-        void this.synchronize().catch((error: unknown) => this.log.warn({ err: error }, 'could not synchronize with the runtime; trying again at the next subscription'));
+        void this.synchronizeUntilDone(signal);
         for await (const event of stream) this.dispatch(event);
       } catch (error) {
         if (signal.aborted) break;
@@ -330,6 +330,24 @@ export class TaskEngine {
         if (!this.shutdown.signal.aborted) this.scheduleRelist();
       });
     }, this.settings.relistIntervalMs * jitter);
+  }
+
+  /**
+   * Synchronizes after a (re)subscription; a failed pass is tried again with back-off (bounded by
+   * the shutdown), so restored tasks never wait for the next relist to resume.
+   */
+  private async synchronizeUntilDone(signal: AbortSignal): Promise<void> {
+    let delayMs = 500;
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      try {
+        await this.synchronize();
+        return;
+      } catch (error) {
+        this.log.warn({ err: error, attempt, retryInMs: delayMs }, 'could not synchronize with the runtime; trying again');
+      }
+      await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+      delayMs = Math.min(delayMs * 2, 10_000);
+    }
   }
 
   /**

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/labels.js';
@@ -141,6 +141,10 @@ export function crashRecoveryScenarios(kind: RuntimeKind): void {
           } finally {
             replay.close();
           }
+        } catch (error) {
+          // What the agent said, both runs, for whoever reads a failure.
+          console.log(readFileSync(join(dir, 'agent.log'), 'utf8').split('\n').slice(-60).join('\n'));
+          throw error;
         } finally {
           resumed.close();
           await agent.stop();

@@ -157,7 +157,13 @@ export class ContainerdRuntime implements ContainerRuntime {
   private async createUnderLease(spec: ContainerSpec, id: string, image: LocalImage, lease: string): Promise<string> {
     const operation = `create container "${spec.name}"`;
     const c = this.client;
-    const { mounts } = await c.call('prepare snapshot', c.snapshots, c.snapshots.prepare, { snapshotter: SNAPSHOTTER, key: id, parent: image.topChainId, labels: {} }, { lease });
+    const prepare = () => c.call('prepare snapshot', c.snapshots, c.snapshots.prepare, { snapshotter: SNAPSHOTTER, key: id, parent: image.topChainId, labels: {} }, { lease });
+    const { mounts } = await prepare().catch(async (error: unknown) => {
+      // A create of an agent that died may still have been under way in containerd: start over once.
+      if (!isRuntimeError(error, 'already-exists')) throw error;
+      await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: SNAPSHOTTER, key: id });
+      return prepare();
+    });
     try {
       const user = await resolveUser(spec.user || image.config.config?.User, async () => {
         const [passwd, group] = await readFromMounts(mounts, ['etc/passwd', 'etc/group']);
@@ -237,14 +243,22 @@ export class ContainerdRuntime implements ContainerRuntime {
       const { mounts } = await c.call('get mounts', c.snapshots, c.snapshots.mounts, { snapshotter: container.snapshotter || SNAPSHOTTER, key: container.snapshotKey || id });
       const dir = this.containerDir(id);
       await mkdir(dir, { recursive: true });
-      await c.call(`create task ${id}`, c.tasks, c.tasks.create, {
-        containerId: id,
-        rootfs: mounts,
-        stdin: '',
-        stdout: `file://${join(dir, 'stdout.log')}`,
-        stderr: `file://${join(dir, 'stderr.log')}`,
-        terminal: false,
-      });
+      try {
+        await c.call(`create task ${id}`, c.tasks, c.tasks.create, {
+          containerId: id,
+          rootfs: mounts,
+          stdin: '',
+          stdout: `file://${join(dir, 'stdout.log')}`,
+          stderr: `file://${join(dir, 'stderr.log')}`,
+          terminal: false,
+        });
+      } catch (error) {
+        // A start by an agent that died may have created the task meanwhile: use it if it is new.
+        if (!isRuntimeError(error, 'already-exists')) throw error;
+        const raced = await this.getTask(id);
+        if (raced?.status === Status.RUNNING) return;
+        if (raced?.status !== Status.CREATED) throw error;
+      }
     }
     // Registered before Start, so the exit cannot be missed; the events carry it to the engine.
     void this.waitFor(id).catch(() => undefined);
@@ -327,7 +341,14 @@ export class ContainerdRuntime implements ContainerRuntime {
 
   async inspectContainer(idOrName: string): Promise<ContainerInfo> {
     const container = await this.getContainer(idOrName, `inspect container ${idOrName}`);
-    return this.info(container, await this.getTask(container.id));
+    const task = await this.getTask(container.id);
+    if (task?.status === Status.STOPPED && task.exitStatus === 137 && !this.oomKilled.has(container.id) && (await this.cgroupSawOom(container.id))) this.oomKilled.add(container.id);
+    return this.info(container, task);
+  }
+
+  /** Whether the container's cgroup (still there until its task is deleted) counted an OOM kill. */
+  private cgroupSawOom(id: string): Promise<boolean> {
+    return oomKillsIn(this.options.namespace, id);
   }
 
   async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {
@@ -408,8 +429,14 @@ export class ContainerdRuntime implements ContainerRuntime {
             // Exits of exec'd processes (health checks) are not the container's.
             if (exit.id !== exit.containerId) continue;
             event = { type: 'exit', containerId: exit.containerId, exitCode: exit.exitStatus, time: exit.exitedAt ?? time };
+            // containerd may report the OOM after the exit: ask the cgroup first, and say it before the exit.
+            if (exit.exitStatus === 137 && !self.oomKilled.has(exit.containerId) && (await self.cgroupSawOom(exit.containerId)) && (await matches(exit.containerId))) {
+              self.oomKilled.add(exit.containerId);
+              yield { type: 'oom', containerId: exit.containerId, time };
+            }
           } else if (type === 'containerd.events.TaskOOM') {
             const oom = TaskOOM.decode(any.value);
+            if (self.oomKilled.has(oom.containerId)) continue;
             self.oomKilled.add(oom.containerId);
             event = { type: 'oom', containerId: oom.containerId, time };
           }
@@ -425,6 +452,16 @@ export class ContainerdRuntime implements ContainerRuntime {
       if (!signal.aborted) throw new RuntimeError('unavailable', operation, 'the event stream ended');
     })();
   }
+}
+
+/** True when the kernel's OOM killer killed a process of the container's cgroup (v1 or v2). */
+async function oomKillsIn(namespace: string, id: string): Promise<boolean> {
+  for (const [path, key] of [[`/sys/fs/cgroup/memory/${namespace}/${id}/memory.oom_control`, 'oom_kill'], [`/sys/fs/cgroup/${namespace}/${id}/memory.events`, 'oom_kill']] as const) {
+    const text = await readFile(path, 'utf8').catch(() => undefined);
+    const count = text && new RegExp(`^${key} (\\d+)$`, 'm').exec(text)?.[1];
+    if (count !== undefined && count !== '') return Number(count) > 0;
+  }
+  return false;
 }
 
 async function readLimited(path: string, limit: number): Promise<string> {
