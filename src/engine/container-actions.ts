@@ -1,6 +1,6 @@
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../runtime/errors.js';
-import type { PullProgress } from '../runtime/types.js';
+import type { PortBinding, PullProgress } from '../runtime/types.js';
 import { containerSpec } from './container-spec.js';
 import { crashPoint } from './crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
@@ -15,12 +15,21 @@ export type ActionOutcome =
   | { kind: 'pulled'; change: ContainerChange }
   | { kind: 'created'; change: ContainerChange & { runtimeId: string } }
   | { kind: 'running'; change: ContainerChange }
-  /** It started, ran and exited by itself before it was seen running. */
-  | { kind: 'exited'; change: ContainerChange & { exitCode: number } }
   | { kind: 'stopped'; change: ContainerChange };
 
 function describe(error: unknown): string {
   return error instanceof RuntimeError ? `${error.kind}: ${error.detail}` : error instanceof Error ? error.message : String(error);
+}
+
+/** The host ports a started container is reachable on: the ones berth chose for it. */
+function portBindings(task: TaskDefinition, container: ManagedContainer): PortBinding[] {
+  if (task.networkMode === 'none') return [];
+  return container.definition.portMappings.map((p, i) => ({
+    containerPort: p.containerPort,
+    hostPort: task.networkMode === 'host' ? p.containerPort : (container.hostPorts[i] ?? p.hostPort),
+    protocol: p.protocol,
+    hostIp: p.hostIp,
+  }));
 }
 
 /**
@@ -79,8 +88,8 @@ export class ContainerActions {
     }
   }
 
-  /** Starts the container and reads back its port bindings (and its exit, if it was quick). */
-  async start(container: ManagedContainer): Promise<ActionOutcome> {
+  /** Starts the container. */
+  async start(task: TaskDefinition, container: ManagedContainer): Promise<ActionOutcome> {
     const id = container.runtimeId as string;
     try {
       crashPoint('before-start');
@@ -90,16 +99,9 @@ export class ContainerActions {
       const info = await this.runtime.inspectContainer(id).catch(() => undefined);
       return { kind: 'stopped', change: { reason: `cannot start container: ${describe(error)}`, exitCode: info?.exitCode } };
     }
-    try {
-      const info = await this.retry(() => this.runtime.inspectContainer(id));
-      const running: ContainerChange = { startedAt: info.startedAt ?? new Date(), portBindings: info.portBindings };
-      if (info.exitCode !== undefined) {
-        return { kind: 'exited', change: { ...running, exitCode: info.exitCode, finishedAt: info.finishedAt, reason: info.oomKilled ? OOM_REASON : undefined } };
-      }
-      return { kind: 'running', change: running };
-    } catch {
-      return { kind: 'running', change: { startedAt: new Date() } };
-    }
+    // No inspect here: berth chose the host ports itself, and an exit, however quick, arrives as a
+    // runtime event (or at the next synchronization) and is applied by the task.
+    return { kind: 'running', change: { startedAt: new Date(), portBindings: portBindings(task, container) } };
   }
 
   /** Stops the container (signal, then SIGKILL after its stop timeout) and reads its exit code. */

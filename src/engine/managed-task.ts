@@ -348,7 +348,7 @@ export class ManagedTask implements QueuedTask {
           break;
         case 'CREATED': {
           const verdict = evaluateDependencies(container.definition, (name) => this.containers.get(name)!.dependencyView());
-          if (verdict.kind === 'satisfied') this.runAction(container, 'start', () => this.deps.actions.start(container));
+          if (verdict.kind === 'satisfied') this.runAction(container, 'start', () => this.deps.actions.start(this.definition, container));
           else if (verdict.kind === 'failed') this.stop(verdict.reason);
           else {
             waitReason ||= verdict.reason;
@@ -427,14 +427,11 @@ export class ManagedTask implements QueuedTask {
         this.deps.onContainerCreated(this, outcome.change.runtimeId);
         break;
       case 'running':
+        // An exit event may have come first (a container that ends at once): it was applied then.
+        if (container.knownStatus !== 'CREATED') break;
         container.runStartedAt = outcome.change.startedAt ?? new Date();
         container.advance('RUNNING', outcome.change);
         if (!this.disposed) this.supervisor.startHealth(container);
-        break;
-      case 'exited':
-        // It ran and exited by itself: it may be restarted.
-        if (container.knownStatus === 'CREATED') this.advanceToRunning(container, outcome.change);
-        this.containerExited(container, outcome.change.exitCode, outcome.change.finishedAt ?? new Date(), outcome.change.reason);
         break;
       case 'stopped':
         this.markStopped(container, outcome.change);
