@@ -1,3 +1,4 @@
+import { CoalescedRun } from './coalesced-run.js';
 import type { HostResourceManager, ResourceNeeds } from './host-resources.js';
 import type { TaskResources } from './task-snapshot.js';
 
@@ -19,8 +20,7 @@ export interface QueuedTask {
  */
 export class ResourceQueue {
   private readonly queue: QueuedTask[] = [];
-  private pass: Promise<void> | undefined;
-  private again = false;
+  private readonly passes = new CoalescedRun(() => this.serve());
 
   constructor(private readonly resources: HostResourceManager) {}
 
@@ -36,21 +36,7 @@ export class ResourceQueue {
 
   /** Serves the queue; resolves once a pass that started after this call has finished. */
   wake(): Promise<void> {
-    if (this.pass) {
-      this.again = true;
-      return this.pass;
-    }
-    this.pass = (async () => {
-      try {
-        do {
-          this.again = false;
-          await this.serve();
-        } while (this.again);
-      } finally {
-        this.pass = undefined;
-      }
-    })();
-    return this.pass;
+    return this.passes.run();
   }
 
   private async serve(): Promise<void> {

@@ -3,12 +3,14 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError } from '../runtime/errors.js';
 import type { ContainerInfo, RuntimeEvent } from '../runtime/types.js';
 import { ContainerActions } from './container-actions.js';
+import { CoalescedRun } from './coalesced-run.js';
 import { crashPoint } from './crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
 import { AlreadyExistsError, NotFoundError, ResourceExhaustedError, UnavailableError } from './errors.js';
 import type { HostResourceManager } from './host-resources.js';
 import type { ImageManager } from './image-manager.js';
 import { ResourceQueue } from './resource-queue.js';
+import { Semaphore } from './semaphore.js';
 import type { EventLog, EventWatcher } from './event-log.js';
 import { LABELS } from './labels.js';
 import { ManagedTask } from './managed-task.js';
@@ -73,8 +75,7 @@ export class TaskEngine {
   private eventLoop: Promise<void> | undefined;
   private relistTimer: NodeJS.Timeout | undefined;
   private readonly reaper: OrphanReaper;
-  private syncing: Promise<void> | undefined;
-  private syncAgain = false;
+  private readonly syncs = new CoalescedRun(() => this.synchronizeOnce(), () => !this.shutdown.signal.aborted);
   private startedAt = 0;
   private restoredCount = 0;
   private recoveryDone!: (report: RecoveryReport) => void;
@@ -130,7 +131,7 @@ export class TaskEngine {
     clearTimeout(this.relistTimer);
     for (const task of this.tasks.values()) task.dispose();
     await this.eventLoop;
-    await this.syncing?.catch(() => undefined);
+    await this.syncs.running?.catch(() => undefined);
   }
 
   runTask(input: TaskDefinitionInput): { task: TaskSnapshot; created: boolean } {
@@ -356,21 +357,7 @@ export class TaskEngine {
    * runtime came back) and at every relist. Concurrent calls share one pass and ask for another.
    */
   synchronize(): Promise<void> {
-    if (this.syncing) {
-      this.syncAgain = true;
-      return this.syncing;
-    }
-    this.syncing = (async () => {
-      try {
-        do {
-          this.syncAgain = false;
-          await this.synchronizeOnce();
-        } while (this.syncAgain && !this.shutdown.signal.aborted);
-      } finally {
-        this.syncing = undefined;
-      }
-    })();
-    return this.syncing;
+    return this.syncs.run();
   }
 
   /**
@@ -400,7 +387,17 @@ export class TaskEngine {
         else if (action === 'inspect') checks.push(() => this.inspectAndObserve(task, ref.name, ref.runtimeId ?? ref.runtimeName));
       }
     }
-    await runLimited(checks, SYNC_CONCURRENCY);
+    const slots = new Semaphore(SYNC_CONCURRENCY);
+    await Promise.all(
+      checks.map(async (check) => {
+        const release = await slots.acquire();
+        try {
+          await check();
+        } finally {
+          release();
+        }
+      }),
+    );
     this.resumeRestoredTasks();
     await this.reaper.observe(listed.filter((c) => !owned.has(c.id)));
   }
@@ -448,13 +445,4 @@ export function syncAction(known: ContainerStatus, hasRuntimeId: boolean, listed
     default:
       return 'none';
   }
-}
-
-/** Runs the functions, at most `limit` at a time. */
-async function runLimited(work: (() => Promise<void>)[], limit: number): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < work.length) await work[next++]!();
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, work.length) }, worker));
 }

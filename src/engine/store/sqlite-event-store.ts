@@ -82,9 +82,10 @@ export class SqliteEventStore implements EventStore {
     return this.latest;
   }
 
-  private readOldest(): number {
+  /** The oldest stored sequence; `latest + 1` when none is stored. */
+  private readOldest(latest = this.latest): number {
     const row = this.minSequence.get() as { oldest: number | null };
-    return row.oldest ?? this.latest + 1;
+    return row.oldest ?? latest + 1;
   }
 
   /** Drops events beyond the retention, `latest` being the newest sequence written. */
@@ -97,10 +98,7 @@ export class SqliteEventStore implements EventStore {
     const now = this.now();
     if (now - this.lastAgeCheck >= AGE_CHECK_INTERVAL_MS) {
       this.lastAgeCheck = now;
-      if (this.pruneBefore.run(now - this.retention.maxAgeMs).changes > 0) {
-        const row = this.minSequence.get() as { oldest: number | null };
-        this.oldest = row.oldest ?? latest + 1;
-      }
+      if (this.pruneBefore.run(now - this.retention.maxAgeMs).changes > 0) this.oldest = this.readOldest(latest);
     }
   }
 }

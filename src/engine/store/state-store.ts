@@ -1,6 +1,6 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import BetterSqlite3, { type Database } from 'better-sqlite3';
 import type { TaskDefinition } from '../task-definition.js';
 import type { TaskResources } from '../task-snapshot.js';
 import { migrate } from './migrations.js';
@@ -43,7 +43,7 @@ interface ContainerRow {
 export class StateStore {
   readonly events: SqliteEventStore;
   private readonly db: Database;
-  private readonly statements: Record<string, Statement>;
+  private readonly statements: Statements;
   private readonly stats: WriteStats = { commits: 0, totalMs: 0 };
 
   /** Opens (creating if needed) the store at `path`; ':memory:' keeps it in memory (unit tests). */
@@ -57,26 +57,8 @@ export class StateStore {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
-    const db = this.db;
-    this.statements = {
-      insertTask: db.prepare('INSERT INTO tasks (id, admitted, definition, state) VALUES (?, (SELECT COALESCE(MAX(admitted), 0) + 1 FROM tasks), ?, ?)'),
-      updateTask: db.prepare('UPDATE tasks SET state = ? WHERE id = ?'),
-      deleteTask: db.prepare('DELETE FROM tasks WHERE id = ?'),
-      selectTasks: db.prepare('SELECT id, definition, state FROM tasks ORDER BY admitted'),
-      insertContainer: db.prepare('INSERT INTO containers (task_id, name, runtime_name, runtime_id, state) VALUES (?, ?, ?, ?, ?)'),
-      updateContainer: db.prepare('UPDATE containers SET runtime_id = ?, state = ? WHERE task_id = ? AND name = ?'),
-      selectContainers: db.prepare('SELECT task_id, name, runtime_name, runtime_id, state FROM containers'),
-      upsertReservation: db.prepare('INSERT INTO reservations (task_id, resources) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET resources = excluded.resources'),
-      deleteReservation: db.prepare('DELETE FROM reservations WHERE task_id = ?'),
-      selectReservations: db.prepare('SELECT task_id, resources FROM reservations'),
-      upsertImage: db.prepare('INSERT INTO images (reference, pulled_at, last_used_at) VALUES (?, ?, ?) ON CONFLICT (reference) DO UPDATE SET pulled_at = excluded.pulled_at, last_used_at = excluded.last_used_at'),
-      deleteImage: db.prepare('DELETE FROM images WHERE reference = ?'),
-      selectImages: db.prepare('SELECT reference, pulled_at, last_used_at FROM images'),
-      upsertCni: db.prepare('INSERT INTO cni_results (network, container_id, if_name, result, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (network, container_id, if_name) DO UPDATE SET result = excluded.result'),
-      selectCni: db.prepare('SELECT result FROM cni_results WHERE network = ? AND container_id = ? AND if_name = ?'),
-      deleteCni: db.prepare('DELETE FROM cni_results WHERE network = ? AND container_id = ? AND if_name = ?'),
-    };
-    this.events = new SqliteEventStore(db, retention, (fn) => this.transaction(fn));
+    this.statements = prepareStatements(this.db);
+    this.events = new SqliteEventStore(this.db, retention, (fn) => this.transaction(fn));
   }
 
   /**
@@ -102,36 +84,36 @@ export class StateStore {
   /** A new task and its containers, before anything is done for it. */
   insertTask(definition: TaskDefinition, state: TaskState, containers: ContainerRecord[]): void {
     this.transaction(() => {
-      this.statements.insertTask!.run(definition.id, JSON.stringify(definition), JSON.stringify(state));
-      for (const c of containers) this.statements.insertContainer!.run(definition.id, c.name, c.runtimeName, c.runtimeId ?? null, JSON.stringify(c.state));
+      this.statements.insertTask.run(definition.id, JSON.stringify(definition), JSON.stringify(state));
+      for (const c of containers) this.statements.insertContainer.run(definition.id, c.name, c.runtimeName, c.runtimeId ?? null, JSON.stringify(c.state));
     });
   }
 
   saveTaskState(taskId: string, state: TaskState): void {
-    this.transaction(() => this.statements.updateTask!.run(JSON.stringify(state), taskId));
+    this.transaction(() => this.statements.updateTask.run(JSON.stringify(state), taskId));
   }
 
   saveContainer(taskId: string, name: string, runtimeId: string | undefined, state: ContainerState): void {
-    this.transaction(() => this.statements.updateContainer!.run(runtimeId ?? null, JSON.stringify(state), taskId, name));
+    this.transaction(() => this.statements.updateContainer.run(runtimeId ?? null, JSON.stringify(state), taskId, name));
   }
 
   /** Forgets a task, its containers and its reservation. */
   deleteTask(taskId: string): void {
     this.transaction(() => {
-      this.statements.deleteTask!.run(taskId);
-      this.statements.deleteReservation!.run(taskId);
+      this.statements.deleteTask.run(taskId);
+      this.statements.deleteReservation.run(taskId);
     });
   }
 
   /** Every task, in the order they were admitted. */
   loadTasks(): TaskRecord[] {
     const containers = new Map<string, ContainerRecord[]>();
-    for (const row of this.statements.selectContainers!.all() as ContainerRow[]) {
+    for (const row of this.statements.selectContainers.all() as ContainerRow[]) {
       const list = containers.get(row.task_id) ?? [];
       list.push({ name: row.name, runtimeName: row.runtime_name, runtimeId: row.runtime_id ?? undefined, state: JSON.parse(row.state) as ContainerState });
       containers.set(row.task_id, list);
     }
-    return (this.statements.selectTasks!.all() as TaskRow[]).map((row) => {
+    return (this.statements.selectTasks.all() as TaskRow[]).map((row) => {
       const definition = JSON.parse(row.definition) as TaskDefinition;
       const byName = new Map((containers.get(row.id) ?? []).map((c) => [c.name, c]));
       return {
@@ -144,42 +126,42 @@ export class StateStore {
   }
 
   saveReservation(taskId: string, resources: TaskResources): void {
-    this.transaction(() => this.statements.upsertReservation!.run(taskId, JSON.stringify(resources)));
+    this.transaction(() => this.statements.upsertReservation.run(taskId, JSON.stringify(resources)));
   }
 
   deleteReservation(taskId: string): void {
-    this.transaction(() => this.statements.deleteReservation!.run(taskId));
+    this.transaction(() => this.statements.deleteReservation.run(taskId));
   }
 
   loadReservations(): Map<string, TaskResources> {
-    const rows = this.statements.selectReservations!.all() as { task_id: string; resources: string }[];
+    const rows = this.statements.selectReservations.all() as { task_id: string; resources: string }[];
     return new Map(rows.map((r) => [r.task_id, JSON.parse(r.resources) as TaskResources]));
   }
 
   saveImage(image: ImageRecordRow): void {
-    this.transaction(() => this.statements.upsertImage!.run(image.reference, image.pulledAt ?? null, image.lastUsedAt));
+    this.transaction(() => this.statements.upsertImage.run(image.reference, image.pulledAt ?? null, image.lastUsedAt));
   }
 
   deleteImage(reference: string): void {
-    this.transaction(() => this.statements.deleteImage!.run(reference));
+    this.transaction(() => this.statements.deleteImage.run(reference));
   }
 
   loadImages(): ImageRecordRow[] {
-    const rows = this.statements.selectImages!.all() as { reference: string; pulled_at: number | null; last_used_at: number }[];
+    const rows = this.statements.selectImages.all() as { reference: string; pulled_at: number | null; last_used_at: number }[];
     return rows.map((r) => ({ reference: r.reference, pulledAt: r.pulled_at ?? undefined, lastUsedAt: r.last_used_at }));
   }
 
   saveCniResult(key: CniResultKey, result: unknown): void {
-    this.transaction(() => this.statements.upsertCni!.run(key.network, key.containerId, key.ifName, JSON.stringify(result), Date.now()));
+    this.transaction(() => this.statements.upsertCni.run(key.network, key.containerId, key.ifName, JSON.stringify(result), Date.now()));
   }
 
   loadCniResult(key: CniResultKey): unknown {
-    const row = this.statements.selectCni!.get(key.network, key.containerId, key.ifName) as { result: string } | undefined;
+    const row = this.statements.selectCni.get(key.network, key.containerId, key.ifName) as { result: string } | undefined;
     return row === undefined ? undefined : JSON.parse(row.result);
   }
 
   deleteCniResult(key: CniResultKey): void {
-    this.transaction(() => this.statements.deleteCni!.run(key.network, key.containerId, key.ifName));
+    this.transaction(() => this.statements.deleteCni.run(key.network, key.containerId, key.ifName));
   }
 
   writeStats(): WriteStats {
@@ -190,3 +172,28 @@ export class StateStore {
     if (this.db.open) this.db.close();
   }
 }
+
+/** Every statement of the store, prepared once. */
+function prepareStatements(db: Database) {
+  return {
+    insertTask: db.prepare('INSERT INTO tasks (id, admitted, definition, state) VALUES (?, (SELECT COALESCE(MAX(admitted), 0) + 1 FROM tasks), ?, ?)'),
+    updateTask: db.prepare('UPDATE tasks SET state = ? WHERE id = ?'),
+    deleteTask: db.prepare('DELETE FROM tasks WHERE id = ?'),
+    selectTasks: db.prepare('SELECT id, definition, state FROM tasks ORDER BY admitted'),
+    insertContainer: db.prepare('INSERT INTO containers (task_id, name, runtime_name, runtime_id, state) VALUES (?, ?, ?, ?, ?)'),
+    updateContainer: db.prepare('UPDATE containers SET runtime_id = ?, state = ? WHERE task_id = ? AND name = ?'),
+    selectContainers: db.prepare('SELECT task_id, name, runtime_name, runtime_id, state FROM containers'),
+    upsertReservation: db.prepare('INSERT INTO reservations (task_id, resources) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET resources = excluded.resources'),
+    deleteReservation: db.prepare('DELETE FROM reservations WHERE task_id = ?'),
+    selectReservations: db.prepare('SELECT task_id, resources FROM reservations'),
+    upsertImage: db.prepare('INSERT INTO images (reference, pulled_at, last_used_at) VALUES (?, ?, ?) ON CONFLICT (reference) DO UPDATE SET pulled_at = excluded.pulled_at, last_used_at = excluded.last_used_at'),
+    deleteImage: db.prepare('DELETE FROM images WHERE reference = ?'),
+    selectImages: db.prepare('SELECT reference, pulled_at, last_used_at FROM images'),
+    upsertCni: db.prepare('INSERT INTO cni_results (network, container_id, if_name, result, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (network, container_id, if_name) DO UPDATE SET result = excluded.result'),
+    selectCni: db.prepare('SELECT result FROM cni_results WHERE network = ? AND container_id = ? AND if_name = ?'),
+    deleteCni: db.prepare('DELETE FROM cni_results WHERE network = ? AND container_id = ? AND if_name = ?'),
+
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;

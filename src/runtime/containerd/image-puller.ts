@@ -16,6 +16,14 @@ export function hostPlatform(): { os: string; architecture: string } {
   return { os: 'linux', architecture };
 }
 
+/** The manifest of an index (or manifest list) for the host's platform. */
+export function hostPlatformManifest(index: OciIndex, operation: string): OciDescriptor {
+  const platform = hostPlatform();
+  const chosen = index.manifests.find((m) => m.platform?.os === platform.os && m.platform.architecture === platform.architecture);
+  if (!chosen) throw new RuntimeError('not-found', operation, `no manifest for ${platform.os}/${platform.architecture}`);
+  return chosen;
+}
+
 /** chainID[0] = diffID[0]; chainID[i] = sha256(chainID[i-1] + " " + diffID[i]). */
 export function chainIds(diffIds: string[]): string[] {
   const chain: string[] = [];
@@ -62,14 +70,11 @@ export class ImagePuller {
   private async pullUnderLease(name: ImageName, auth: RegistryAuth | undefined, lease: string, onProgress: ((progress: PullProgress) => void) | undefined, signal: AbortSignal): Promise<PulledImage> {
     const target = await this.registry.resolve(name, auth, signal);
     let manifestDescriptor = target;
-    let indexBody: Buffer | undefined;
+    let index: { body: Buffer; parsed: OciIndex } | undefined;
     if (isIndex(target.mediaType)) {
-      indexBody = await this.registry.fetchManifest(name, target, auth, signal);
-      const index = JSON.parse(indexBody.toString('utf8')) as OciIndex;
-      const platform = hostPlatform();
-      const chosen = index.manifests.find((m) => m.platform?.os === platform.os && m.platform.architecture === platform.architecture);
-      if (!chosen) throw new RuntimeError('not-found', `pull image "${name.reference}"`, `no manifest for ${platform.os}/${platform.architecture}`);
-      manifestDescriptor = chosen;
+      const body = await this.registry.fetchManifest(name, target, auth, signal);
+      index = { body, parsed: JSON.parse(body.toString('utf8')) as OciIndex };
+      manifestDescriptor = hostPlatformManifest(index.parsed, `pull image "${name.reference}"`);
     }
     const manifestBody = await this.registry.fetchManifest(name, manifestDescriptor, auth, signal);
     const manifest = JSON.parse(manifestBody.toString('utf8')) as OciManifest;
@@ -89,10 +94,9 @@ export class ImagePuller {
     const manifestLabels: Record<string, string> = { 'containerd.io/gc.ref.content.config': manifest.config.digest };
     manifest.layers.forEach((layer, i) => (manifestLabels[`containerd.io/gc.ref.content.l.${i}`] = layer.digest));
     await writeBlob(this.client, lease, manifestDescriptor, manifestLabels, fromMemory(manifestBody), () => undefined, signal);
-    if (indexBody) {
-      const index = JSON.parse(indexBody.toString('utf8')) as OciIndex;
-      const indexLabels = Object.fromEntries(index.manifests.map((m, i) => [`containerd.io/gc.ref.content.m.${i}`, m.digest]));
-      await writeBlob(this.client, lease, target, indexLabels, fromMemory(indexBody), () => undefined, signal);
+    if (index) {
+      const indexLabels = Object.fromEntries(index.parsed.manifests.map((m, i) => [`containerd.io/gc.ref.content.m.${i}`, m.digest]));
+      await writeBlob(this.client, lease, target, indexLabels, fromMemory(index.body), () => undefined, signal);
     }
 
     const config = JSON.parse(configBody.toString('utf8')) as OciImageConfig;

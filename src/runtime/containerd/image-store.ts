@@ -3,7 +3,7 @@ import type { ImageName } from '../oci/image-name.js';
 import { isIndex, type OciDescriptor, type OciImageConfig, type OciIndex, type OciManifest } from '../oci/media-types.js';
 import type { ContainerdClient } from './containerd-client.js';
 import { readBlob } from './content-store.js';
-import { chainIds, hostPlatform } from './image-puller.js';
+import { chainIds, hostPlatformManifest } from './image-puller.js';
 
 /** What a container needs of an image that is present in containerd. */
 export interface LocalImage {
@@ -44,10 +44,7 @@ export class ImageStore {
     let manifestDigest = target.digest;
     if (isIndex(target.mediaType)) {
       const index = JSON.parse((await readBlob(this.client, target.digest, this.timeoutMs)).toString('utf8')) as OciIndex;
-      const platform = hostPlatform();
-      const chosen = index.manifests.find((m) => m.platform?.os === platform.os && m.platform.architecture === platform.architecture);
-      if (!chosen) throw new RuntimeError('not-found', 'read image', `no manifest for ${platform.os}/${platform.architecture}`);
-      manifestDigest = chosen.digest;
+      manifestDigest = hostPlatformManifest(index, 'read image').digest;
     }
     const manifest = JSON.parse((await readBlob(this.client, manifestDigest, this.timeoutMs)).toString('utf8')) as OciManifest;
     const config = JSON.parse((await readBlob(this.client, manifest.config.digest, this.timeoutMs)).toString('utf8')) as OciImageConfig;
