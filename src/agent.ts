@@ -10,7 +10,10 @@ import { ImageManager } from './engine/image-manager.js';
 import { probeHostPort } from './engine/port-probe.js';
 import { StateStore } from './engine/store/state-store.js';
 import { RuntimeMonitor } from './engine/runtime-monitor.js';
-import { TaskEngine } from './engine/task-engine.js';
+import { TaskEngine, type EngineNetwork } from './engine/task-engine.js';
+import { CniInvoker } from './engine/cni/cni-invoker.js';
+import { NetworkNamespaces } from './engine/cni/network-namespaces.js';
+import { TaskNetworking } from './engine/task-network.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
 import { ContainerdRuntime } from './runtime/containerd/containerd-runtime.js';
 import { DockerRuntime } from './runtime/docker/docker-runtime.js';
@@ -77,10 +80,34 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
     }),
     [TOKENS.config],
   );
+  c.bind(TOKENS.network).toResolvedValue(
+    (cfg: BerthConfig, store: StateStore, log: Logger): EngineNetwork => {
+      const { cni } = cfg.network;
+      const invoker = new CniInvoker({ pluginDirs: cni.pluginDirs, timeoutMs: cni.pluginTimeoutMs });
+      const networking = new TaskNetworking(
+        { agentId: cfg.agentId, list: cni.config, ifName: cni.interfaceName },
+        invoker,
+        new NetworkNamespaces(cni.pluginTimeoutMs),
+        store,
+        log.child({ component: 'network' }),
+      );
+      return { networking, pauseImage: cfg.network.pauseImage };
+    },
+    [TOKENS.config, TOKENS.stateStore, TOKENS.logger],
+  );
   c.bind(TOKENS.engine).toResolvedValue(
-    (runtime: ContainerRuntime, monitor: RuntimeMonitor, events: EventLog, store: StateStore, settings: EngineSettings, resources: HostResourceManager, images: ImageManager, log: Logger) =>
-      new TaskEngine(runtime, monitor, events, store, settings, resources, images, log.child({ component: 'engine' })),
-    [TOKENS.runtime, TOKENS.runtimeMonitor, TOKENS.eventLog, TOKENS.stateStore, TOKENS.engineSettings, TOKENS.hostResources, TOKENS.images, TOKENS.logger],
+    (
+      runtime: ContainerRuntime,
+      monitor: RuntimeMonitor,
+      events: EventLog,
+      store: StateStore,
+      settings: EngineSettings,
+      resources: HostResourceManager,
+      images: ImageManager,
+      network: EngineNetwork,
+      log: Logger,
+    ) => new TaskEngine(runtime, monitor, events, store, settings, resources, images, network, log.child({ component: 'engine' })),
+    [TOKENS.runtime, TOKENS.runtimeMonitor, TOKENS.eventLog, TOKENS.stateStore, TOKENS.engineSettings, TOKENS.hostResources, TOKENS.images, TOKENS.network, TOKENS.logger],
   );
   c.bind(TOKENS.server).toResolvedValue(
     (engine: TaskEngine, monitor: RuntimeMonitor, cfg: BerthConfig, log: Logger) => new AgentServer(engine, monitor, cfg, log.child({ component: 'server' })),

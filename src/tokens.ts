@@ -7,7 +7,7 @@ import type { StateStore } from './engine/store/state-store.js';
 import type { HostResourceManager } from './engine/host-resources.js';
 import type { ImageManager } from './engine/image-manager.js';
 import type { RuntimeMonitor } from './engine/runtime-monitor.js';
-import type { TaskEngine } from './engine/task-engine.js';
+import type { EngineNetwork, TaskEngine } from './engine/task-engine.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
 import type { AgentServer } from './server/grpc-server.js';
 
@@ -22,6 +22,7 @@ export const TOKENS = {
   engineSettings: Symbol.for('berth.engineSettings') as ServiceIdentifier<EngineSettings>,
   hostResources: Symbol.for('berth.hostResources') as ServiceIdentifier<HostResourceManager>,
   images: Symbol.for('berth.images') as ServiceIdentifier<ImageManager>,
+  network: Symbol.for('berth.network') as ServiceIdentifier<EngineNetwork>,
   engine: Symbol.for('berth.engine') as ServiceIdentifier<TaskEngine>,
   server: Symbol.for('berth.server') as ServiceIdentifier<AgentServer>,
 } as const;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { CapacitySettings } from '../engine/host-capacity.js';
 import { PULL_BEHAVIORS, type PullBehavior } from '../engine/image-manager.js';
+import { defaultNetworkConfigList, NetworkConfigError, parseNetworkConfigList, type NetworkConfigList } from '../engine/cni/network-config.js';
 import { parseDuration } from './duration.js';
 
 /**
@@ -57,6 +58,21 @@ export interface BerthConfig {
   };
   /** Host capacity for tasks (see src/engine/host-capacity.ts for each field). */
   resources: CapacitySettings;
+  /** Task networking through CNI (network mode task, and bridge on containerd). */
+  network: {
+    /** Image of the container that holds a task's network namespace. */
+    pauseImage: string;
+    cni: {
+      /** Directories searched for plugin executables, in order. */
+      pluginDirs: string[];
+      /** The network configuration list every CNI-networked task is attached to. */
+      config: NetworkConfigList;
+      /** Interface created in the task's namespace. */
+      interfaceName: string;
+      /** Longest one plugin run may take. */
+      pluginTimeoutMs: number;
+    };
+  };
   events: {
     /** Events kept for replay: at most this many… */
     retain: number;
@@ -116,6 +132,11 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       gpuIds: [],
     },
     events: { retain: 100_000, retainFor: '24h', maxWatcherLag: 10_000, heartbeatInterval: '10s' },
+    network: {
+      pauseImage: 'registry.k8s.io/pause:3.9',
+      // `config` (inline) or `configFile` (a .conflist file) replace berth's default network.
+      cni: { pluginDirs: ['/usr/lib/cni', '/opt/cni/bin'], interfaceName: 'eth0', pluginTimeout: '1m' },
+    },
   };
 }
 
@@ -133,6 +154,8 @@ export const ENVIRONMENT_KEYS: Record<string, string> = {
   BERTH_TASK_CLEANUP_WAIT: 'engine.taskCleanupWait',
   BERTH_DEFAULT_STOP_TIMEOUT: 'engine.defaultStopTimeout',
   BERTH_PULL_BEHAVIOR: 'images.pullBehavior',
+  BERTH_PAUSE_IMAGE: 'network.pauseImage',
+  BERTH_CNI_CONFIG_FILE: 'network.cni.configFile',
 };
 
 function isObject(value: unknown): value is Raw {
@@ -265,6 +288,15 @@ export function compileConfig(raw: Raw): BerthConfig {
       maxWatcherLag: read.integer('events.maxWatcherLag', 1),
       heartbeatIntervalMs: read.duration('events.heartbeatInterval', 100),
     },
+    network: {
+      pauseImage: read.string('network.pauseImage'),
+      cni: {
+        pluginDirs: read.stringList('network.cni.pluginDirs'),
+        config: read.networkConfigList('network.cni.config', 'network.cni.configFile'),
+        interfaceName: read.string('network.cni.interfaceName', /^[A-Za-z0-9_.-]{1,15}$/),
+        pluginTimeoutMs: read.duration('network.cni.pluginTimeout', 100),
+      },
+    },
   };
   if (config.events.maxWatcherLag > config.events.retain) {
     throw new ConfigError('events.maxWatcherLag', `must not exceed events.retain (${config.events.retain})`);
@@ -349,6 +381,35 @@ class Reader {
     if (ms === undefined) throw new ConfigError(key, `must be a duration such as "500ms", "30s", "5m" or "3h" (got ${JSON.stringify(value)})`);
     if (ms < minMs) throw new ConfigError(key, `must be at least ${minMs} ms (got ${JSON.stringify(value)})`);
     return ms;
+  }
+
+  /** The CNI network: inline at `inlineKey`, from the file at `fileKey`, or berth's default. */
+  networkConfigList(inlineKey: string, fileKey: string): NetworkConfigList {
+    const inline = this.get(inlineKey);
+    const file = this.optionalString(fileKey);
+    if (inline !== undefined && file !== undefined) throw new ConfigError(inlineKey, `set either ${inlineKey} or ${fileKey}, not both`);
+    try {
+      if (file !== undefined) {
+        let text: string;
+        try {
+          text = readFileSync(file, 'utf8');
+        } catch (error) {
+          throw new ConfigError(fileKey, `cannot read "${file}" (${(error as Error).message})`);
+        }
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch (error) {
+          throw new ConfigError(fileKey, `"${file}" is not valid JSON (${(error as Error).message})`);
+        }
+        return parseNetworkConfigList(parsed, file);
+      }
+      return parseNetworkConfigList(inline ?? defaultNetworkConfigList(), inlineKey);
+    } catch (error) {
+      if (!(error instanceof NetworkConfigError)) throw error;
+      if (file !== undefined) throw new ConfigError(fileKey, `"${file}": ${error.field}: ${error.detail}`);
+      throw new ConfigError(`${inlineKey}.${error.field}`, error.detail);
+    }
   }
 
   rejectUnknown(): void {

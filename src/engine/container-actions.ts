@@ -1,21 +1,29 @@
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../runtime/errors.js';
 import type { PortBinding, PullProgress } from '../runtime/types.js';
-import { containerSpec } from './container-spec.js';
+import { containerSpec, type SpecInputs } from './container-spec.js';
 import { crashPoint } from './crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
-import type { ImageManager } from './image-manager.js';
+import type { ImageManager, PullBehavior } from './image-manager.js';
 import { LABELS } from './labels.js';
 import { OOM_REASON, type ContainerChange, type ManagedContainer } from './managed-container.js';
 import { retryTransient } from './retry.js';
 import type { TaskDefinition } from './task-definition.js';
+import type { TaskNetworkStatus } from './task-network.js';
 
-/** What a runtime call did to a container: move it forward, or stop it with a reason. */
+/**
+ * What a runtime call did to a container: move it forward, or stop it with a reason. The network
+ * outcomes are those of the task's pause container, which holds the namespace.
+ */
 export type ActionOutcome =
   | { kind: 'pulled'; change: ContainerChange }
   | { kind: 'created'; change: ContainerChange & { runtimeId: string } }
   | { kind: 'running'; change: ContainerChange }
-  | { kind: 'stopped'; change: ContainerChange };
+  | { kind: 'stopped'; change: ContainerChange }
+  | { kind: 'network-ready'; status: TaskNetworkStatus }
+  | { kind: 'network-failed'; reason: string }
+  | { kind: 'network-released' }
+  | { kind: 'network-release-failed'; reason: string };
 
 function describe(error: unknown): string {
   return error instanceof RuntimeError ? `${error.kind}: ${error.detail}` : error instanceof Error ? error.message : String(error);
@@ -47,10 +55,10 @@ export class ContainerActions {
     return retryTransient(this.settings.transientRetry, fn, signal);
   }
 
-  /** Makes the image present, by the image manager's pull behaviour. */
-  async pull(container: ManagedContainer, signal: AbortSignal, onProgress: (progress: PullProgress) => void): Promise<ActionOutcome> {
+  /** Makes the image present, by the image manager's pull behaviour unless `behavior` overrides it. */
+  async pull(container: ManagedContainer, signal: AbortSignal, onProgress?: (progress: PullProgress) => void, behavior?: PullBehavior): Promise<ActionOutcome> {
     const { image, registryCredentials } = container.definition;
-    const result = await this.images.prepare(image, registryCredentials, signal, onProgress);
+    const result = await this.images.prepare(image, registryCredentials, signal, onProgress, behavior);
     return result.ok ? { kind: 'pulled', change: { pulledAt: new Date() } } : { kind: 'stopped', change: { reason: result.reason } };
   }
 
@@ -58,13 +66,14 @@ export class ContainerActions {
    * Creates the container under its deterministic name. A container of that name that carries
    * this task's and agent's labels is adopted (it was created before a crash or a lost answer).
    */
-  async create(task: TaskDefinition, container: ManagedContainer): Promise<ActionOutcome> {
+  async create(task: TaskDefinition, container: ManagedContainer, network?: SpecInputs['network']): Promise<ActionOutcome> {
     const spec = containerSpec(task, container.definition, {
       agentId: this.settings.agentId,
       runtimeName: container.runtimeName,
       hostPorts: container.hostPorts,
       gpuIds: container.gpuIds,
       defaultPidsLimit: this.settings.defaultPidsLimit,
+      network,
     });
     try {
       crashPoint('before-create');

@@ -13,6 +13,11 @@ export interface SpecInputs {
   gpuIds: string[];
   /** Used when the container sets no pids limit of its own. */
   defaultPidsLimit: number;
+  /**
+   * Replaces the task's network mode: "none" for a pause container, "container" to join the
+   * task's namespace (port mappings are then the CNI network's business, not the runtime's).
+   */
+  network?: Pick<ContainerSpec, 'network' | 'networkContainer'>;
 }
 
 export function containerSpec(task: TaskDefinition, container: ContainerDefinition, inputs: SpecInputs): ContainerSpec {
@@ -36,8 +41,9 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     cpuShares: container.cpuUnits,
     memoryBytes: container.memoryMib * MIB,
     memoryReservationBytes: container.memoryReservationMib * MIB,
-    network: task.networkMode,
-    ports: container.portMappings.map((p, i) => ({ ...p, hostPort: inputs.hostPorts[i] ?? p.hostPort })),
+    network: inputs.network?.network ?? (task.networkMode === 'task' ? 'none' : task.networkMode),
+    networkContainer: inputs.network?.networkContainer,
+    ports: inputs.network ? [] : container.portMappings.map((p, i) => ({ ...p, hostPort: inputs.hostPorts[i] ?? p.hostPort })),
     pidsLimit: container.pidsLimit || inputs.defaultPidsLimit,
     gpuIds: [...inputs.gpuIds],
   };

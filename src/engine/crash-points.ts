@@ -18,6 +18,12 @@ export const CRASH_POINTS = [
   'before-stop',
   /** The container stopped; STOPPED is not saved yet. */
   'after-stop',
+  /** The attachment and the namespace's name are saved; CNI ADD has not run. */
+  'before-network-add',
+  /** CNI ADD succeeded; its result is not saved yet. */
+  'after-network-add',
+  /** CNI DEL succeeded; the attachment is not forgotten yet. */
+  'after-network-del',
   /** Cleanup removed a container; the task is not forgotten yet. */
   'after-remove',
 ] as const;

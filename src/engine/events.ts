@@ -1,9 +1,12 @@
 import type { DesiredStatus, TaskStatus } from './status.js';
 import type { ContainerSnapshot } from './task-snapshot.js';
+import type { TaskNetworkStatus } from './task-network.js';
 
 export type EventChange =
   | { type: 'task'; knownStatus: TaskStatus; desiredStatus: DesiredStatus; reason: string }
   | { type: 'container'; container: ContainerSnapshot }
+  /** The task's CNI network was set up (its addresses) or torn down (undefined). */
+  | { type: 'network'; network?: TaskNetworkStatus }
   /** The task was cleaned up and forgotten. */
   | { type: 'removed' }
   /**

@@ -117,11 +117,19 @@ export class ImageManager {
     for (const record of this.records.values()) record.users.delete(taskId);
   }
 
-  /** Makes the image present according to the pull behaviour. Never throws. */
-  async prepare(reference: string, auth: RegistryAuth | undefined, signal: AbortSignal, onProgress?: (progress: PullProgress) => void): Promise<PrepareResult> {
+  /**
+   * Makes the image present according to the pull behaviour (the configured one unless `behavior`
+   * overrides it, as for pause containers). Never throws.
+   */
+  async prepare(
+    reference: string,
+    auth: RegistryAuth | undefined,
+    signal: AbortSignal,
+    onProgress?: (progress: PullProgress) => void,
+    behavior: PullBehavior = this.settings.pullBehavior,
+  ): Promise<PrepareResult> {
     const record = this.record(reference);
     record.lastUsedAt = this.now();
-    const behavior = this.settings.pullBehavior;
     if (behavior === 'prefer-cached' || (behavior === 'once' && record.pulledAt)) {
       if (await this.present(record.reference)) return { ok: true, pulled: false };
     }

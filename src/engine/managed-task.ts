@@ -12,10 +12,12 @@ import type { RestartBackoff } from './restart-policy.js';
 import { earliest, isForward, statusRank, type ContainerStatus, type DesiredStatus, type TaskStatus } from './status.js';
 import { toDate, toMs, type TaskRecord, type TaskState } from './store/records.js';
 import type { StateStore } from './store/state-store.js';
-import type { TaskDefinition } from './task-definition.js';
+import type { ContainerDefinition, TaskDefinition } from './task-definition.js';
 import { needsOf, type ResourceNeeds } from './host-resources.js';
 import type { QueuedTask } from './resource-queue.js';
 import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
+import { pauseContainerDefinition } from './pause-container.js';
+import type { CniPortMapping, TaskNetworking, TaskNetworkStatus } from './task-network.js';
 
 export interface ManagedTaskDeps {
   agentId: string;
@@ -34,6 +36,11 @@ export interface ManagedTaskDeps {
   onStopped(task: ManagedTask): void;
   /** The cleanup wait passed and the containers were removed: forget the task. */
   onCleanedUp(task: ManagedTask): void;
+  /**
+   * Set for a task whose network CNI provides (mode task, or bridge on a runtime without a bridge):
+   * a pause container holds its namespace, which the other containers join.
+   */
+  cni?: { networking: TaskNetworking; pauseImage: string };
 }
 
 /**
@@ -74,6 +81,14 @@ export class ManagedTask implements QueuedTask {
    * or stopped on the strength of state that may be out of date.
    */
   private recovering = false;
+  /** The container holding the task's network namespace, for a CNI-networked task. */
+  private readonly pause: ManagedContainer | undefined;
+  /** The task's CNI network, once set up. */
+  private network: TaskNetworkStatus | undefined;
+  /** The network was set up by an earlier run of the agent: CHECK it once before relying on it. */
+  private networkToCheck = false;
+  /** Teardown ran (or failed and was given up for now): the pause container may stop. */
+  private networkTornDown = false;
 
   constructor(
     readonly definition: TaskDefinition,
@@ -91,12 +106,10 @@ export class ManagedTask implements QueuedTask {
         this.markStopped(container, { reason });
       },
     });
-    this.containers = new Map(
-      definition.containers.map((c) => [
-        c.name,
-        new ManagedContainer(c, runtimeContainerName(deps.agentId, definition.id, c.name), (changed) => this.recordContainer(changed)),
-      ]),
-    );
+    const managed = (c: ContainerDefinition) => new ManagedContainer(c, runtimeContainerName(deps.agentId, definition.id, c.name), (changed) => this.recordContainer(changed));
+    this.pause = deps.cni ? managed(pauseContainerDefinition(deps.cni.pauseImage)) : undefined;
+    // The pause container comes first: it is pulled and started before the others are created.
+    this.containers = new Map([...(this.pause ? [this.pause] : []), ...definition.containers.map(managed)].map((c) => [c.name, c]));
   }
 
   get id(): string {
@@ -161,6 +174,13 @@ export class ManagedTask implements QueuedTask {
     this.startedAt = toDate(s.startedAt);
     this.stoppedAt = toDate(s.stoppedAt);
     for (const saved of record.containers) this.containers.get(saved.name)?.restore(saved);
+    if (this.deps.cni) {
+      const network = this.deps.cni.networking.restoredState(this.id);
+      if (network.kind === 'ready') {
+        this.network = network.status;
+        this.networkToCheck = this.desiredStatus === 'RUNNING';
+      }
+    }
     this.recovering = true;
     if (this.desiredStatus === 'STOPPED') this.stopping.abort();
   }
@@ -271,13 +291,19 @@ export class ManagedTask implements QueuedTask {
       knownStatus: this.knownStatus,
       desiredStatus: this.desiredStatus,
       reason: this.reason(),
-      containers: [...this.containers.values()].map((c) => c.snapshot()),
+      containers: this.appContainers().map((c) => c.snapshot()),
       lastSequence: this.lastSequence,
       createdAt: this.createdAt,
       startedAt: this.startedAt,
       stoppedAt: this.stoppedAt,
       resources: this.resources,
+      network: this.network,
     };
+  }
+
+  /** The containers of the definition: every container but the pause container. */
+  private appContainers(): ManagedContainer[] {
+    return [...this.containers.values()].filter((c) => c !== this.pause);
   }
 
   /** Stops timers; the containers are left as they are (the agent is shutting down). */
@@ -323,7 +349,8 @@ export class ManagedTask implements QueuedTask {
       const essentialStopped = [...this.containers.values()].find((c) => c.essential && c.knownStatus === 'STOPPED');
       if (essentialStopped) {
         const how = essentialStopped.exitCode !== undefined ? `exited with code ${essentialStopped.exitCode}` : `stopped: ${essentialStopped.reason}`;
-        this.stop(`essential container "${essentialStopped.name}" ${how}`);
+        const what = essentialStopped === this.pause ? "the pause container holding the task's network namespace" : `essential container "${essentialStopped.name}"`;
+        this.stop(`${what} ${how}`);
       }
     }
     if (this.desiredStatus === 'STOPPED') {
@@ -341,10 +368,19 @@ export class ManagedTask implements QueuedTask {
       }
       switch (container.knownStatus) {
         case 'NONE':
-          this.runAction(container, 'pull', () => this.deps.actions.pull(container, this.stopping.signal, this.progressReporter(container)));
+          if (container === this.pause) {
+            // Like kubelet's sandbox image: pulled when missing, never again; no progress events.
+            this.runAction(container, 'pull', () => this.deps.actions.pull(container, this.stopping.signal, undefined, 'prefer-cached'));
+          } else {
+            this.runAction(container, 'pull', () => this.deps.actions.pull(container, this.stopping.signal, this.progressReporter(container)));
+          }
           break;
         case 'PULLED':
-          this.runAction(container, 'create', () => this.deps.actions.create(this.definition, container));
+          if (this.pause && container !== this.pause && !this.network) {
+            waitReason ||= "setting up the task's network";
+            break;
+          }
+          this.runAction(container, 'create', () => this.deps.actions.create(this.definition, container, this.networkOf(container)));
           break;
         case 'CREATED': {
           const verdict = evaluateDependencies(container.definition, (name) => this.containers.get(name)!.dependencyView());
@@ -356,8 +392,12 @@ export class ManagedTask implements QueuedTask {
           }
           break;
         }
+        case 'RUNNING':
+          if (container === this.pause && this.desiredStatus === 'RUNNING') this.driveNetwork(container);
+          break;
       }
     }
+    if (this.desiredStatus === 'STOPPED') this.tearDownNetworkWhenDone();
     const pulling = [...this.containers.values()].find((c) => c.busy === 'pull');
     if (pulling) waitReason ||= `pulling image "${pulling.definition.image}"`;
     clearTimeout(this.deadlineTimer);
@@ -386,6 +426,13 @@ export class ManagedTask implements QueuedTask {
   /** A container desired STOPPED: one that never ran stops at once; a running one stops after its dependents. */
   private moveTowardStopped(container: ManagedContainer): void {
     this.supervisor.quiet(container);
+    if (container === this.pause) {
+      // Last of all: after every other container stopped and the network was torn down.
+      if (!this.networkTornDown || this.appContainers().some((c) => c.knownStatus !== 'STOPPED')) return;
+      if (container.knownStatus !== 'RUNNING') this.markStopped(container, { reason: 'the task stopped' });
+      else this.runAction(container, 'stop', () => this.stopAndRemovePause(container));
+      return;
+    }
     if (container.knownStatus !== 'RUNNING') {
       this.markStopped(container, { reason: 'the task stopped before the container started' });
       return;
@@ -436,7 +483,92 @@ export class ManagedTask implements QueuedTask {
       case 'stopped':
         this.markStopped(container, outcome.change);
         break;
+      case 'network-ready':
+        if (this.network === outcome.status) break; // a CHECK found the network as it was
+        this.network = outcome.status;
+        this.log.info({ network: outcome.status }, 'task network set up');
+        this.record({ type: 'network', network: outcome.status });
+        break;
+      case 'network-failed':
+        this.log.warn({ reason: outcome.reason }, 'task network failed');
+        this.stop(outcome.reason);
+        break;
+      case 'network-released':
+        this.networkTornDown = true;
+        if (this.network) {
+          this.network = undefined;
+          this.record({ type: 'network' });
+        }
+        break;
+      case 'network-release-failed':
+        // The attachment stays saved: cleanup and the next start of the agent try again.
+        this.log.error({ reason: outcome.reason }, 'could not tear down the task network; stopping the task anyway');
+        this.networkTornDown = true;
+        break;
     }
+  }
+
+  /** How a container joins the network: the pause container alone, the others in its namespace. */
+  private networkOf(container: ManagedContainer): Parameters<ContainerActions['create']>[2] {
+    if (!this.pause || !this.deps.cni) return undefined;
+    if (container === this.pause) return { network: 'none' };
+    const netnsPath = this.deps.cni.networking.namespacePath(this.id);
+    return { network: 'container', networkContainer: { id: this.pause.runtimeId as string, netnsPath } };
+  }
+
+  /** The pause container runs: set the network up, or CHECK one an earlier run of the agent set up. */
+  private driveNetwork(pause: ManagedContainer): void {
+    const networking = this.deps.cni!.networking;
+    if (!this.network) {
+      this.runAction(pause, 'network', async () => {
+        const info = await this.deps.runtime.inspectContainer(pause.runtimeId as string).catch(() => undefined);
+        if (!info?.pid) return { kind: 'network-failed', reason: "cannot set up the task's network: the pause container is not running" };
+        const result = await networking.setUp(this.definition, info.pid, this.cniPortMappings());
+        return result.ok ? { kind: 'network-ready', status: result.status } : { kind: 'network-failed', reason: result.reason };
+      });
+    } else if (this.networkToCheck) {
+      this.networkToCheck = false;
+      // A failed CHECK is reported, not acted on: plugins get CHECK wrong more often than a network
+      // breaks (portmap 1.1 fails it for every IPv4-only task, containernetworking/plugins#819).
+      this.runAction(pause, 'network', async () => {
+        await networking.check(this.id).catch((error: unknown) => this.log.warn({ err: error }, "the task's network failed its CHECK after the agent restarted"));
+        return { kind: 'network-ready', status: this.network! };
+      });
+    }
+  }
+
+  /** Once every other container stopped: DEL the network (before the pause container goes). */
+  private tearDownNetworkWhenDone(): void {
+    const pause = this.pause;
+    if (!pause || pause.busy !== undefined || this.networkTornDown) return;
+    if (this.appContainers().some((c) => c.knownStatus !== 'STOPPED')) return;
+    this.runAction(pause, 'network', async () => {
+      try {
+        await this.deps.cni!.networking.tearDown(this.id);
+        return { kind: 'network-released' };
+      } catch (error) {
+        return { kind: 'network-release-failed', reason: error instanceof Error ? error.message : String(error) };
+      }
+    });
+  }
+
+  private async stopAndRemovePause(pause: ManagedContainer): Promise<ActionOutcome> {
+    const outcome = await this.deps.actions.stop(pause);
+    const error = await this.deps.actions.remove(pause);
+    if (error) this.log.warn({ err: error }, 'could not remove the pause container; cleanup tries again');
+    return outcome;
+  }
+
+  /** The task's host port mappings, for portmap. */
+  private cniPortMappings(): CniPortMapping[] {
+    return this.appContainers().flatMap((c) =>
+      c.definition.portMappings.map((p, i) => ({
+        hostPort: c.hostPorts[i] ?? p.hostPort,
+        containerPort: p.containerPort,
+        protocol: p.protocol,
+        ...(p.hostIp ? { hostIP: p.hostIp } : {}),
+      })),
+    );
   }
 
   private advanceToRunning(container: ManagedContainer, change: ContainerChange): void {
@@ -506,6 +638,11 @@ export class ManagedTask implements QueuedTask {
       const error = await this.deps.actions.remove(container);
       if (error) this.log.warn({ err: error, container: container.name }, 'could not remove container during cleanup');
     }
+    const networking = this.deps.cni?.networking;
+    if (networking?.hasAttachment(this.id)) {
+      // An earlier teardown failed: try once more; a failure now is left for the next start.
+      await networking.tearDown(this.id).catch((error: unknown) => this.log.error({ err: error }, 'could not tear down the task network during cleanup'));
+    }
     this.log.info('task cleaned up');
     this.deps.onCleanedUp(this);
   }
@@ -529,11 +666,28 @@ export class ManagedTask implements QueuedTask {
     });
   }
 
+  /** Saves a container's state without an event. */
+  private saveQuietly(container: ManagedContainer): void {
+    if (this.disposed) return;
+    const { store } = this.deps;
+    store.transaction(() => {
+      const saved = container.record();
+      store.saveContainer(this.id, saved.name, saved.runtimeId, saved.state);
+    });
+  }
+
   private recordTask(): void {
     this.record({ type: 'task', knownStatus: this.knownStatus, desiredStatus: this.desiredStatus, reason: this.reason() });
   }
 
   private recordContainer(container: ManagedContainer): void {
+    if (container === this.pause) {
+      // Clients do not see the pause container: its state is saved, no event is sent.
+      this.saveQuietly(container);
+      this.scheduleReconcile();
+      this.log.debug({ container: container.name, knownStatus: container.knownStatus, reason: container.reason || undefined }, 'pause container status');
+      return;
+    }
     this.record({ type: 'container', container: container.snapshot() }, container);
     // A change to one container can allow another to move (a dependency met, a dependent stopped).
     this.scheduleReconcile();

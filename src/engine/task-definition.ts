@@ -3,7 +3,12 @@
  * The server maps the protobuf message to this; nothing here knows about gRPC or a runtime.
  */
 
-export const NETWORK_MODES = ['none', 'host', 'bridge'] as const;
+/**
+ * none: loopback only, per container; host: the host's namespace; bridge: the runtime's bridge,
+ * per container (on a runtime without one, CNI, as in task); task: one namespace for the whole
+ * task, held by a pause container and wired by CNI, its containers reaching each other on localhost.
+ */
+export const NETWORK_MODES = ['none', 'host', 'bridge', 'task'] as const;
 export type NetworkMode = (typeof NETWORK_MODES)[number];
 
 export const PROTOCOLS = ['tcp', 'udp'] as const;

@@ -21,6 +21,14 @@ import type { StateStore } from './store/state-store.js';
 import { sameDefinition, type TaskDefinition } from './task-definition.js';
 import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
 import { validateTaskDefinition, type TaskDefinitionInput } from './task-validation.js';
+import type { TaskNetworking } from './task-network.js';
+
+/** Task networking through CNI, for the engine. */
+export interface EngineNetwork {
+  networking: TaskNetworking;
+  /** Image of the container that holds a CNI-networked task's namespace. */
+  pauseImage: string;
+}
 
 export interface ListTasksFilter {
   statuses?: TaskStatus[];
@@ -95,6 +103,7 @@ export class TaskEngine {
     private readonly settings: EngineSettings,
     private readonly resources: HostResourceManager,
     private readonly images: ImageManager,
+    private readonly network: EngineNetwork,
     private readonly log: Logger,
   ) {
     this.actions = new ContainerActions(runtime, images, settings);
@@ -117,6 +126,7 @@ export class TaskEngine {
     this.startedAt = performance.now();
     await this.monitor.start();
     this.restoreTasks();
+    void this.network.networking.releaseStrays(new Set(this.tasks.keys()));
     this.eventLoop = this.followRuntimeEvents(this.shutdown.signal);
     this.images.startCleanup();
     this.scheduleRelist();
@@ -151,7 +161,7 @@ export class TaskEngine {
     this.tasks.set(definition.id, task);
     // Saved before RunTask answers: a task the client was told about survives a crash.
     this.store.transaction(() => {
-      for (const c of definition.containers) this.images.use(definition.id, c.image);
+      for (const image of this.imagesOf(definition)) this.images.use(definition.id, image);
       task.begin();
     });
     crashPoint('task-saved');
@@ -160,8 +170,23 @@ export class TaskEngine {
     return { task: task.snapshot(), created: true };
   }
 
+  /**
+   * Whether CNI provides the task's network: always in mode task, and in mode bridge on a runtime
+   * without a bridge of its own (containerd), where a bridge network is what the CNI list gives.
+   */
+  private usesCni(definition: TaskDefinition): boolean {
+    return definition.networkMode === 'task' || (definition.networkMode === 'bridge' && !this.runtime.hasBridgeNetwork);
+  }
+
+  /** Images a task uses, its pause container's included. */
+  private imagesOf(definition: TaskDefinition): string[] {
+    const images = definition.containers.map((c) => c.image);
+    return this.usesCni(definition) ? [this.network.pauseImage, ...images] : images;
+  }
+
   private createTask(definition: TaskDefinition): ManagedTask {
     return new ManagedTask(definition, {
+      cni: this.usesCni(definition) ? this.network : undefined,
       agentId: this.settings.agentId,
       actions: this.actions,
       events: this.events,
@@ -193,7 +218,7 @@ export class TaskEngine {
       task.restore(record);
       this.tasks.set(task.id, task);
       for (const c of record.containers) if (c.runtimeId) this.byRuntimeId.set(c.runtimeId, task);
-      for (const c of record.definition.containers) this.images.use(task.id, c.image, { restored: true });
+      for (const image of this.imagesOf(record.definition)) this.images.use(task.id, image, { restored: true });
       const held = reservations.get(task.id);
       reservations.delete(task.id);
       if (record.state.knownStatus === 'STOPPED') {

@@ -1,6 +1,7 @@
 import type { PortBinding } from '../runtime/types.js';
 import type { ContainerStatus, DesiredStatus, HealthStatus, TaskStatus } from './status.js';
 import type { TaskDefinition } from './task-definition.js';
+import type { TaskNetworkStatus } from './task-network.js';
 
 /** A container's status at one moment, as reported to clients. Immutable once handed out. */
 export interface ContainerSnapshot {
@@ -42,6 +43,8 @@ export interface TaskSnapshot {
   stoppedAt?: Date;
   /** Host resources the task holds, once it got them. */
   resources?: TaskResources;
+  /** The task's CNI network while it is set up (network mode task, or bridge through CNI). */
+  network?: TaskNetworkStatus;
 }
 
 /** What a task takes from the host while it runs. */

@@ -109,7 +109,7 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
     }
     const hostIp = p.hostIp ?? '';
     if (hostIp !== '' && isIP(hostIp) === 0) v.push({ field: pat('host_ip'), description: `is not an IP address: "${hostIp}"` });
-    if (networkMode === 'none') v.push({ field: pat('container_port'), description: 'port mappings need network mode bridge or host' });
+    if (networkMode === 'none') v.push({ field: pat('container_port'), description: 'port mappings need network mode bridge, task or host' });
     if (networkMode === 'host' && hostPort !== 0 && hostPort !== p.containerPort) {
       v.push({ field: pat('host_port'), description: `in host network mode must equal container_port (${p.containerPort}) or be 0` });
     }
@@ -251,6 +251,20 @@ export function validateTaskDefinition(input: TaskDefinitionInput): TaskDefiniti
       hostPorts.set(key, i);
     }),
   );
+  if (networkMode === 'task') {
+    // The containers share one namespace: one port, one listener.
+    const containerPorts = new Map<string, number>();
+    containers.forEach((c, i) =>
+      c.portMappings.forEach((p, j) => {
+        const key = `${p.containerPort}/${p.protocol}`;
+        const other = containerPorts.get(key);
+        if (other !== undefined && other !== i) {
+          v.push({ field: path.container(i, `port_mappings[${j}].container_port`), description: `${key} is also mapped by containers[${other}]; in network mode task the containers share one namespace` });
+        }
+        containerPorts.set(key, i);
+      }),
+    );
+  }
   containers.forEach((c, i) =>
     c.dependsOn.forEach((d, j) => {
       if (d.condition !== 'HEALTHY') return;

@@ -30,6 +30,8 @@ import type {
  */
 export interface ContainerRuntime {
   readonly name: RuntimeName;
+  /** Whether network mode "bridge" (with port mappings) is the runtime's own; otherwise CNI provides it. */
+  readonly hasBridgeNetwork: boolean;
 
   /** Checks that the daemon answers; returns its version. */
   ping(): Promise<RuntimeVersion>;

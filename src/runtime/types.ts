@@ -39,7 +39,11 @@ export interface ImageInfo {
   sizeBytes: number;
 }
 
-export type NetworkMode = 'none' | 'host' | 'bridge';
+/**
+ * none: a namespace of its own with loopback only; host: the host's; bridge: the runtime's own
+ * bridge (where it has one); container: the namespace of another container (`networkContainer`).
+ */
+export type NetworkMode = 'none' | 'host' | 'bridge' | 'container';
 export type Protocol = 'tcp' | 'udp';
 
 export interface PortSpec {
@@ -77,6 +81,8 @@ export interface ContainerSpec {
   /** Soft memory limit; 0 for none. */
   memoryReservationBytes: number;
   network: NetworkMode;
+  /** For network "container": the container whose network namespace is joined, and that namespace's path. */
+  networkContainer?: { id: string; netnsPath: string };
   ports: PortSpec[];
   /** Maximum number of processes; 0 for none. */
   pidsLimit?: number;
@@ -101,6 +107,8 @@ export interface ContainerInfo {
   startedAt?: Date;
   finishedAt?: Date;
   portBindings: PortBinding[];
+  /** Host pid of the container's main process while it runs (inspect only). */
+  pid?: number;
 }
 
 export interface ExecOptions {

@@ -6,6 +6,7 @@ import type { EngineEvent } from '../engine/events.js';
 import type { ContainerStatus, HealthStatus, TaskStatus as DomainTaskStatus } from '../engine/status.js';
 import type { NetworkMode as DomainNetworkMode, TaskDefinition as DomainTaskDefinition } from '../engine/task-definition.js';
 import type { ContainerSnapshot, TaskSnapshot } from '../engine/task-snapshot.js';
+import type { TaskNetworkStatus } from '../engine/task-network.js';
 import type { TaskDefinitionInput } from '../engine/task-validation.js';
 import type { Event } from '../gen/berth/agent/v1/event.js';
 import {
@@ -14,6 +15,7 @@ import {
   TaskStatus as PbTaskStatus,
   type Container,
   type Task,
+  type TaskNetwork,
 } from '../gen/berth/agent/v1/task.js';
 import {
   DependencyCondition,
@@ -93,6 +95,7 @@ const NETWORK_MODE: Record<DomainNetworkMode, NetworkMode> = {
   none: NetworkMode.NETWORK_MODE_NONE,
   host: NetworkMode.NETWORK_MODE_HOST,
   bridge: NetworkMode.NETWORK_MODE_BRIDGE,
+  task: NetworkMode.NETWORK_MODE_TASK,
 };
 
 const CONDITION = {
@@ -215,7 +218,12 @@ export function toPbTask(t: TaskSnapshot): Task {
     startedAt: t.startedAt,
     stoppedAt: t.stoppedAt,
     resources: t.resources && { ...t.resources },
+    network: t.network && toPbNetwork(t.network),
   };
+}
+
+function toPbNetwork(n: TaskNetworkStatus): TaskNetwork {
+  return { networkName: n.network, interfaceName: n.ifName, ipAddresses: n.ipAddresses, gateways: n.gateways };
 }
 
 export function toPbEvent(e: EngineEvent): Event {
@@ -238,6 +246,8 @@ export function toPbEvent(e: EngineEvent): Event {
         ...base,
         change: { $case: 'pull', value: { containerName: e.change.containerName, image: e.change.image, bytesDone: e.change.bytesDone, bytesTotal: e.change.bytesTotal } },
       };
+    case 'network':
+      return { ...base, change: { $case: 'network', value: { network: e.change.network && toPbNetwork(e.change.network) } } };
     case 'orphan-removed':
       return {
         ...base,

@@ -5,6 +5,10 @@ import { ImageManager, type ImageSettings } from '../../src/engine/image-manager
 import { StateStore } from '../../src/engine/store/state-store.js';
 import type { EngineEvent } from '../../src/engine/events.js';
 import { RuntimeMonitor } from '../../src/engine/runtime-monitor.js';
+import { CniInvoker } from '../../src/engine/cni/cni-invoker.js';
+import { defaultNetworkConfigList, parseNetworkConfigList } from '../../src/engine/cni/network-config.js';
+import { NetworkNamespaces } from '../../src/engine/cni/network-namespaces.js';
+import { TaskNetworking } from '../../src/engine/task-network.js';
 import { TaskEngine } from '../../src/engine/task-engine.js';
 import type { ContainerDefinitionInput, TaskDefinitionInput } from '../../src/engine/task-validation.js';
 import { FakeRuntime } from './fake-runtime.js';
@@ -71,6 +75,17 @@ export async function engineUnderTest(
     },
     new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true, store),
     new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...options.images }, log, store),
+    {
+      // Unit tests run no CNI-networked task: no plugin is ever looked for.
+      networking: new TaskNetworking(
+        { agentId: 'unit', list: parseNetworkConfigList(defaultNetworkConfigList(), 'unit'), ifName: 'eth0' },
+        new CniInvoker({ pluginDirs: [], timeoutMs: 1000 }),
+        new NetworkNamespaces(1000),
+        store,
+        log,
+      ),
+      pauseImage: 'registry.test/pause:1',
+    },
     log,
   );
   await engine.start();

@@ -7,6 +7,7 @@ import type { ContainerInfo, ContainerSpec, ExecResult, ImageInfo, PullOptions, 
  * themselves: a test ends one with `exit(name, code)`. Every call is recorded in `calls`.
  */
 export class FakeRuntime implements ContainerRuntime {
+  readonly hasBridgeNetwork = true;
   readonly name = 'docker' as const;
   readonly calls: string[] = [];
   readonly containers = new Map<string, ContainerInfo & { spec: ContainerSpec }>();

@@ -20,7 +20,9 @@ describe('state store (SQLite file)', () => {
     for (let s = 1; s <= 5; s++) first.events.append(event(s));
     first.saveReservation('t', { cpuUnits: 1, memoryMib: 2, tcpPorts: [50000], udpPorts: [], gpuIds: [] });
     first.saveImage({ reference: 'registry.test/app:1', pulledAt: 10, lastUsedAt: 20 });
-    first.saveCniResult({ network: 'n', containerId: 'c', ifName: 'eth0' }, { ips: [{ address: '10.0.0.2/24' }] });
+    const attachment = { network: 'n', containerId: 'c', ifName: 'eth0', taskId: 't', netns: '/run/netns/x', config: { name: 'n' }, args: { A: '1' }, capabilityArgs: { portMappings: [] } };
+    first.saveCniAttachment(attachment);
+    first.saveCniAttachment({ ...attachment, containerId: 'd', result: { ips: [{ address: '10.0.0.2/24' }] } });
     first.close();
     assert.equal(statSync(path).mode & 0o777, 0o600);
     const second = new StateStore(path, { count: 100, maxAgeMs: 3_600_000 });
@@ -28,7 +30,12 @@ describe('state store (SQLite file)', () => {
     assert.deepEqual(second.events.readFrom(4, 10).map((e) => e.sequence), [4, 5]);
     assert.deepEqual(second.loadReservations().get('t')?.tcpPorts, [50000]);
     assert.deepEqual(second.loadImages(), [{ reference: 'registry.test/app:1', pulledAt: 10, lastUsedAt: 20 }]);
-    assert.deepEqual(second.loadCniResult({ network: 'n', containerId: 'c', ifName: 'eth0' }), { ips: [{ address: '10.0.0.2/24' }] });
+    assert.deepEqual(second.loadCniAttachments(), [
+      { ...attachment, result: undefined },
+      { ...attachment, containerId: 'd', result: { ips: [{ address: '10.0.0.2/24' }] } },
+    ]);
+    second.deleteCniAttachment(attachment);
+    assert.deepEqual(second.loadCniAttachments().map((a) => a.containerId), ['d']);
     second.close();
   });
 

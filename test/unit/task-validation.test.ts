@@ -46,7 +46,7 @@ describe('task definition validation', () => {
     const none = base();
     none.networkMode = 'NONE';
     none.containers[0]!.portMappings = [{ containerPort: 80 }];
-    assert.match(violations(none)[0]!.description, /need network mode bridge or host/);
+    assert.match(violations(none)[0]!.description, /need network mode bridge, task or host/);
     const host = base();
     host.networkMode = 'HOST';
     host.containers[0]!.portMappings = [{ containerPort: 80, hostPort: 8080 }];
@@ -60,15 +60,25 @@ describe('task definition validation', () => {
     assert.match(violations(input)[0]!.description, /also mapped by containers\[0\]/);
   });
 
-  it('rejects labels in the berth. namespace, self-dependencies and the task network mode (not built yet)', () => {
+  it('rejects labels in the berth. namespace, self-dependencies and an unknown network mode', () => {
     const input = base();
     input.containers[0]!.labels = { 'berth.task-id': 'x' };
     input.containers[0]!.dependsOn = [{ containerName: 'app', condition: 'START' }];
-    input.networkMode = 'TASK';
+    input.networkMode = 'OVERLAY';
     const found = violations(input).map((v) => `${v.field}: ${v.description}`);
     assert.ok(found.some((v) => v.includes('labels') && v.includes('reserved')));
     assert.ok(found.some((v) => v.includes('cannot depend on itself')));
-    assert.ok(found.some((v) => v.startsWith('task.network_mode')));
+    assert.ok(found.some((v) => v.startsWith('task.network_mode') && v.includes('none, host, bridge, task')));
+  });
+
+  it('in network mode task, rejects two containers mapping the same container port (they share one namespace)', () => {
+    const input = base();
+    input.networkMode = 'TASK';
+    input.containers[0]!.portMappings = [{ containerPort: 80 }];
+    input.containers.push({ name: 'b', image: 'busybox', portMappings: [{ containerPort: 80 }, { containerPort: 80, protocol: 'UDP' }] });
+    assert.deepEqual(violations(input).map((v) => v.field), ['task.containers[1].port_mappings[0].container_port']);
+    input.networkMode = 'BRIDGE';
+    assert.deepEqual(violations(input), []);
   });
 
   it('validates health checks, restart policies, start timeouts and task-level resources', () => {

@@ -62,6 +62,30 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'CNI attachments: the whole attachment, written before ADD runs',
+    sql: `
+      -- Version 1's table was never written to.
+      DROP TABLE cni_results;
+      -- One row per CNI attachment of a task's network namespace. It is written before ADD runs
+      -- (result NULL), so that an attachment whose ADD was cut short by a crash is still deleted,
+      -- and it keeps the configuration and arguments ADD used, which DEL must be given again.
+      -- Not tied to the task's row: it outlives the task until DEL succeeded.
+      CREATE TABLE cni_attachments (
+        network       TEXT NOT NULL,
+        container_id  TEXT NOT NULL,
+        if_name       TEXT NOT NULL,
+        task_id       TEXT NOT NULL,
+        netns         TEXT NOT NULL,            -- path of the network namespace
+        config        TEXT NOT NULL,            -- JSON network configuration list
+        args          TEXT NOT NULL,            -- JSON {args, capabilityArgs}
+        result        TEXT,                     -- JSON, as the last plugin printed it; NULL until ADD succeeded
+        created_at    INTEGER NOT NULL,
+        PRIMARY KEY (network, container_id, if_name)
+      );
+    `,
+  },
 ];
 
 /** Brings the database up to the newest step; refuses a database written by a newer berth. */

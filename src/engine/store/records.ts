@@ -60,3 +60,19 @@ export interface ImageRecordRow {
 
 export const toMs = (date: Date | undefined): number | undefined => date?.getTime();
 export const toDate = (ms: number | undefined): Date | undefined => (ms === undefined ? undefined : new Date(ms));
+
+/** One CNI attachment, as saved before ADD runs and completed with ADD's result. */
+export interface CniAttachmentRecord {
+  network: string;
+  containerId: string;
+  ifName: string;
+  taskId: string;
+  /** Path of the network namespace. */
+  netns: string;
+  /** The network configuration list ADD was given (DEL is given the same). */
+  config: unknown;
+  args: Record<string, string>;
+  capabilityArgs: Record<string, unknown>;
+  /** Undefined until ADD succeeded. */
+  result?: unknown;
+}

@@ -4,15 +4,8 @@ import BetterSqlite3, { type Database } from 'better-sqlite3';
 import type { TaskDefinition } from '../task-definition.js';
 import type { TaskResources } from '../task-snapshot.js';
 import { migrate } from './migrations.js';
-import type { ContainerRecord, ContainerState, ImageRecordRow, TaskRecord, TaskState } from './records.js';
+import type { CniAttachmentRecord, ContainerRecord, ContainerState, ImageRecordRow, TaskRecord, TaskState } from './records.js';
 import { SqliteEventStore, type EventRetention } from './sqlite-event-store.js';
-
-/** Where a CNI result belongs: one network attachment of one container. */
-export interface CniResultKey {
-  network: string;
-  containerId: string;
-  ifName: string;
-}
 
 /** Commits and the time they took, for the benchmark of the store's cost. */
 export interface WriteStats {
@@ -26,6 +19,17 @@ interface TaskRow {
   state: string;
 }
 
+interface CniRow {
+  network: string;
+  container_id: string;
+  if_name: string;
+  task_id: string;
+  netns: string;
+  config: string;
+  args: string;
+  result: string | null;
+}
+
 interface ContainerRow {
   task_id: string;
   name: string;
@@ -36,7 +40,7 @@ interface ContainerRow {
 
 /**
  * The agent's state in one SQLite file: tasks and their containers, host resource reservations,
- * images, the event log and CNI results. WAL mode with synchronous=FULL: a write has reached the
+ * images, the event log and CNI attachments. WAL mode with synchronous=FULL: a write has reached the
  * disk when its call returns, so nothing the agent acted on is lost to a crash or a power cut.
  * All calls are synchronous; `transaction` groups writes that must land together.
  */
@@ -119,8 +123,11 @@ export class StateStore {
       return {
         definition,
         state: JSON.parse(row.state) as TaskState,
-        // In the definition's order.
-        containers: definition.containers.flatMap((c) => (byName.has(c.name) ? [byName.get(c.name)!] : [])),
+        // In the definition's order, then those the agent adds of its own (a pause container).
+        containers: [
+          ...definition.containers.flatMap((c) => (byName.has(c.name) ? [byName.get(c.name)!] : [])),
+          ...[...byName.values()].filter((c) => !definition.containers.some((d) => d.name === c.name)),
+        ],
       };
     });
   }
@@ -151,16 +158,31 @@ export class StateStore {
     return rows.map((r) => ({ reference: r.reference, pulledAt: r.pulled_at ?? undefined, lastUsedAt: r.last_used_at }));
   }
 
-  saveCniResult(key: CniResultKey, result: unknown): void {
-    this.transaction(() => this.statements.upsertCni.run(key.network, key.containerId, key.ifName, JSON.stringify(result), Date.now()));
+  /** Inserts or replaces a CNI attachment (keyed by network, container id and interface). */
+  saveCniAttachment(a: CniAttachmentRecord): void {
+    this.transaction(() =>
+      this.statements.upsertCni.run(
+        a.network, a.containerId, a.ifName, a.taskId, a.netns, JSON.stringify(a.config),
+        JSON.stringify({ args: a.args, capabilityArgs: a.capabilityArgs }),
+        a.result === undefined ? null : JSON.stringify(a.result), Date.now(),
+      ),
+    );
   }
 
-  loadCniResult(key: CniResultKey): unknown {
-    const row = this.statements.selectCni.get(key.network, key.containerId, key.ifName) as { result: string } | undefined;
-    return row === undefined ? undefined : JSON.parse(row.result);
+  /** Every CNI attachment not yet deleted, oldest first. */
+  loadCniAttachments(): CniAttachmentRecord[] {
+    const rows = this.statements.selectCni.all() as CniRow[];
+    return rows.map((r) => {
+      const { args, capabilityArgs } = JSON.parse(r.args) as Pick<CniAttachmentRecord, 'args' | 'capabilityArgs'>;
+      return {
+        network: r.network, containerId: r.container_id, ifName: r.if_name, taskId: r.task_id, netns: r.netns,
+        config: JSON.parse(r.config) as unknown, args, capabilityArgs,
+        result: r.result === null ? undefined : (JSON.parse(r.result) as unknown),
+      };
+    });
   }
 
-  deleteCniResult(key: CniResultKey): void {
+  deleteCniAttachment(key: Pick<CniAttachmentRecord, 'network' | 'containerId' | 'ifName'>): void {
     this.transaction(() => this.statements.deleteCni.run(key.network, key.containerId, key.ifName));
   }
 
@@ -189,9 +211,11 @@ function prepareStatements(db: Database) {
     upsertImage: db.prepare('INSERT INTO images (reference, pulled_at, last_used_at) VALUES (?, ?, ?) ON CONFLICT (reference) DO UPDATE SET pulled_at = excluded.pulled_at, last_used_at = excluded.last_used_at'),
     deleteImage: db.prepare('DELETE FROM images WHERE reference = ?'),
     selectImages: db.prepare('SELECT reference, pulled_at, last_used_at FROM images'),
-    upsertCni: db.prepare('INSERT INTO cni_results (network, container_id, if_name, result, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (network, container_id, if_name) DO UPDATE SET result = excluded.result'),
-    selectCni: db.prepare('SELECT result FROM cni_results WHERE network = ? AND container_id = ? AND if_name = ?'),
-    deleteCni: db.prepare('DELETE FROM cni_results WHERE network = ? AND container_id = ? AND if_name = ?'),
+    upsertCni: db.prepare(
+      'INSERT OR REPLACE INTO cni_attachments (network, container_id, if_name, task_id, netns, config, args, result, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    selectCni: db.prepare('SELECT network, container_id, if_name, task_id, netns, config, args, result FROM cni_attachments ORDER BY created_at, rowid'),
+    deleteCni: db.prepare('DELETE FROM cni_attachments WHERE network = ? AND container_id = ? AND if_name = ?'),
 
   };
 }

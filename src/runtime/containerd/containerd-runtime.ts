@@ -76,11 +76,13 @@ function labelFilter(labels: Record<string, string>): string {
 /**
  * The ContainerRuntime contract on containerd's native gRPC API. Images are pulled by berth
  * (containerd 1.6 has no server-side pull); containers get an OCI spec written by berth; each
- * container's process is a containerd task whose output goes to log files. Networking beyond
- * "none" and "host" needs CNI, which the engine will provide.
+ * container's process is a containerd task whose output goes to log files. Networking is "none",
+ * "host" or the namespace of another container: bridges and port mappings come from the engine's CNI.
  */
 export class ContainerdRuntime implements ContainerRuntime {
   readonly name = 'containerd' as const;
+  /** containerd has no bridge of its own: the engine provides bridge mode through CNI. */
+  readonly hasBridgeNetwork = false;
   private readonly client: ContainerdClient;
   private readonly puller: ImagePuller;
   private readonly images: ImageStore;
@@ -134,8 +136,9 @@ export class ContainerdRuntime implements ContainerRuntime {
   async createContainer(spec: ContainerSpec): Promise<string> {
     const operation = `create container "${spec.name}"`;
     if (spec.network === 'bridge' || (spec.network !== 'host' && spec.ports.length > 0)) {
-      throw new RuntimeError('invalid', operation, 'bridge networking and port mappings on containerd need CNI, which is not built yet');
+      throw new RuntimeError('invalid', operation, 'containerd has no bridge or port mapping of its own: the engine provides them through CNI (network "container")');
     }
+    if (spec.network === 'container' && !spec.networkContainer) throw new RuntimeError('invalid', operation, 'network "container" needs the namespace to join');
     if (spec.gpuIds && spec.gpuIds.length > 0) throw new RuntimeError('invalid', operation, 'GPUs are not supported on containerd yet');
     const id = containerIdFor(spec.name);
     const c = this.client;
@@ -176,7 +179,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       await writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
       await writeFile(files.hostname, `${hostname}\n`);
       await writeFile(files.resolvConf, await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
-      const oci = runtimeSpec({ id, namespace: this.options.namespace, spec, image: image.config, user, files });
+      const oci = runtimeSpec({ id, namespace: this.options.namespace, spec, image: image.config, user, files, netnsPath: spec.networkContainer?.netnsPath });
       const labels: Record<string, string> = { ...spec.labels, [NAME_LABEL]: spec.name };
       if (image.config.config?.StopSignal) labels[STOP_SIGNAL_LABEL] = image.config.config.StopSignal;
       await c.call(operation, c.containers, c.containers.create, {
@@ -336,6 +339,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       startedAt: task ? this.startedAt.get(container.id) : undefined,
       finishedAt: exited ? task?.exitedAt : undefined,
       portBindings: [],
+      pid: state === 'running' && task?.pid ? task.pid : undefined,
     };
   }
 

@@ -52,6 +52,13 @@ function toState(status: string | undefined): ContainerState {
   }
 }
 
+/** Docker's HostConfig.NetworkMode for a spec. */
+function networkModeOf(spec: ContainerSpec): string {
+  if (spec.network !== 'container') return spec.network;
+  if (!spec.networkContainer) throw new RuntimeError('invalid', `create container "${spec.name}"`, 'network "container" needs the container to join');
+  return `container:${spec.networkContainer.id}`;
+}
+
 function connectionOptions(host: string): Docker.DockerOptions {
   if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
   if (host.startsWith('/')) return { socketPath: host };
@@ -62,6 +69,7 @@ function connectionOptions(host: string): Docker.DockerOptions {
 /** ContainerRuntime on a Docker Engine, through its HTTP API (dockerode). */
 export class DockerRuntime implements ContainerRuntime {
   readonly name = 'docker' as const;
+  readonly hasBridgeNetwork = true;
   private readonly docker: Docker;
 
   constructor(private readonly options: DockerRuntimeOptions) {
@@ -138,6 +146,9 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async createContainer(spec: ContainerSpec): Promise<string> {
+    if (spec.network === 'container' && spec.ports.length > 0) {
+      throw new RuntimeError('invalid', `create container "${spec.name}"`, 'a container that joins another container\'s network cannot map ports of its own');
+    }
     const exposed: Record<string, object> = {};
     const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
     for (const port of spec.ports) {
@@ -158,7 +169,7 @@ export class DockerRuntime implements ContainerRuntime {
         Labels: spec.labels,
         ExposedPorts: exposed,
         HostConfig: {
-          NetworkMode: spec.network === 'bridge' ? 'bridge' : spec.network,
+          NetworkMode: networkModeOf(spec),
           PortBindings: bindings,
           CpuShares: spec.cpuShares || undefined,
           Memory: spec.memoryBytes || undefined,
@@ -233,6 +244,7 @@ export class DockerRuntime implements ContainerRuntime {
       startedAt: parseTime(c.State?.StartedAt === NO_TIME ? undefined : c.State?.StartedAt),
       finishedAt: exited ? parseTime(c.State?.FinishedAt) : undefined,
       portBindings,
+      pid: state === 'running' && c.State?.Pid ? c.State.Pid : undefined,
     };
   }
 

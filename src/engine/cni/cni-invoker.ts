@@ -1,0 +1,194 @@
+import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CniError, parsePluginError } from './cni-error.js';
+import { supportsCheck, type NetworkConfigList, type PluginConfig } from './network-config.js';
+
+/** What the runtime tells the plugins about one attachment (the spec's runtime parameters). */
+export interface CniRuntimeConf {
+  /** CNI_CONTAINERID: unique per attachment; plugins key their state (e.g. IP allocations) by it. */
+  containerId: string;
+  /** CNI_NETNS: the namespace's path; may be empty for DEL when the namespace is gone. */
+  netns: string;
+  /** CNI_IFNAME: the interface to create inside the namespace. */
+  ifName: string;
+  /** CNI_ARGS, as key/value pairs. */
+  args: Record<string, string>;
+  /** Runtime values (portMappings, ips, …), given only to plugins that declare the capability. */
+  capabilityArgs: Record<string, unknown>;
+}
+
+export interface CniInvokerOptions {
+  /** Directories searched for plugin executables, in order (CNI_PATH). */
+  pluginDirs: string[];
+  /** Longest a single plugin run may take; it is killed after that. */
+  timeoutMs: number;
+}
+
+/** Output a plugin may print before the rest is dropped. */
+const MAX_OUTPUT = 1024 * 1024;
+
+/**
+ * Runs CNI plugins, the runtime side of the CNI spec 1.0: ADD runs a list's plugins in order,
+ * each given the previous one's result as prevResult; DEL runs them in reverse with the cached ADD
+ * result; CHECK runs them in order with it; VERSION asks each plugin which versions it speaks.
+ * The invoker keeps no state of its own: the caller stores the ADD result for DEL and CHECK.
+ */
+export class CniInvoker {
+  private readonly paths = new Map<string, Promise<string>>();
+  private readonly versions = new Map<string, Promise<void>>();
+
+  constructor(private readonly options: CniInvokerOptions) {}
+
+  /**
+   * Checks once per plugin and version that every plugin of the list is present and speaks the
+   * list's cniVersion. A failed check is tried again next time (the plugin may be installed since).
+   */
+  async checkVersions(list: NetworkConfigList): Promise<void> {
+    await Promise.all(
+      list.plugins.map((plugin) => {
+        const key = `${plugin.type}\0${list.cniVersion}`;
+        let check = this.versions.get(key);
+        if (!check) {
+          check = this.checkVersion(plugin, list.cniVersion);
+          check.catch(() => this.versions.delete(key));
+          this.versions.set(key, check);
+        }
+        return check;
+      }),
+    );
+  }
+
+  private async checkVersion(plugin: PluginConfig, cniVersion: string): Promise<void> {
+    const conf: CniRuntimeConf = { containerId: '', netns: '', ifName: '', args: {}, capabilityArgs: {} };
+    const stdout = await this.exec(plugin.type, 'VERSION', conf, JSON.stringify({ cniVersion }));
+    let supported: unknown;
+    try {
+      supported = (JSON.parse(stdout) as { supportedVersions?: unknown }).supportedVersions;
+    } catch {
+      throw new CniError('VERSION', plugin.type, 'the plugin printed something that is not a version result');
+    }
+    if (!Array.isArray(supported) || !supported.includes(cniVersion)) {
+      throw new CniError('VERSION', plugin.type, `the plugin does not speak CNI ${cniVersion} (it speaks ${Array.isArray(supported) ? supported.join(', ') : 'nothing it names'})`, 1);
+    }
+  }
+
+  /** ADD through the whole list; returns the last plugin's result, to be cached by the caller. */
+  async add(list: NetworkConfigList, conf: CniRuntimeConf): Promise<unknown> {
+    await this.checkVersions(list);
+    let result: unknown;
+    for (const plugin of list.plugins) {
+      const stdout = await this.exec(plugin.type, 'ADD', conf, this.pluginInput(list, plugin, conf, result));
+      try {
+        result = JSON.parse(stdout);
+      } catch {
+        throw new CniError('ADD', plugin.type, `the plugin printed something that is not a result: ${stdout.slice(0, 200)}`);
+      }
+    }
+    return result;
+  }
+
+  /** CHECK through the list with the cached result; skipped for versions before 0.4.0 and when the list disables it. */
+  async check(list: NetworkConfigList, conf: CniRuntimeConf, cached: unknown): Promise<void> {
+    if (list.disableCheck || !supportsCheck(list.cniVersion)) return;
+    for (const plugin of list.plugins) await this.exec(plugin.type, 'CHECK', conf, this.pluginInput(list, plugin, conf, cached));
+  }
+
+  /**
+   * DEL through the list in reverse, with the cached result when there is one. Every plugin is run
+   * even when one fails, so that one plugin's failure does not keep another from releasing what it
+   * holds (an address, say); the first failure is thrown at the end.
+   */
+  async del(list: NetworkConfigList, conf: CniRuntimeConf, cached?: unknown): Promise<void> {
+    let first: unknown;
+    for (const plugin of [...list.plugins].reverse()) {
+      try {
+        await this.exec(plugin.type, 'DEL', conf, this.pluginInput(list, plugin, conf, cached));
+      } catch (error) {
+        first ??= error;
+      }
+    }
+    if (first) throw first;
+  }
+
+  /** A plugin's stdin: its own config plus the list's name and version, prevResult and runtimeConfig. */
+  private pluginInput(list: NetworkConfigList, plugin: PluginConfig, conf: CniRuntimeConf, prevResult: unknown): string {
+    const input: Record<string, unknown> = { ...plugin.raw, name: list.name, cniVersion: list.cniVersion };
+    if (prevResult !== undefined) input.prevResult = prevResult;
+    const runtimeConfig: Record<string, unknown> = {};
+    for (const [capability, enabled] of Object.entries(plugin.capabilities)) {
+      if (enabled && conf.capabilityArgs[capability] !== undefined) runtimeConfig[capability] = conf.capabilityArgs[capability];
+    }
+    if (Object.keys(runtimeConfig).length > 0) input.runtimeConfig = runtimeConfig;
+    return JSON.stringify(input);
+  }
+
+  private findPlugin(type: string): Promise<string> {
+    let found = this.paths.get(type);
+    if (!found) {
+      found = (async () => {
+        for (const dir of this.options.pluginDirs) {
+          const path = join(dir, type);
+          if (await access(path, constants.X_OK).then(() => true, () => false)) return path;
+        }
+        throw new CniError('VERSION', type, `no executable "${type}" in ${this.options.pluginDirs.join(':')}`);
+      })();
+      found.catch(() => this.paths.delete(type));
+      this.paths.set(type, found);
+    }
+    return found;
+  }
+
+  /** Runs one plugin; resolves with its stdout when it exits 0, throws a CniError otherwise. */
+  private async exec(type: string, command: string, conf: CniRuntimeConf, stdin: string): Promise<string> {
+    const path = await this.findPlugin(type).catch((error: CniError) => {
+      throw new CniError(command, type, error.msg);
+    });
+    const env: NodeJS.ProcessEnv = {
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: conf.containerId,
+      CNI_NETNS: conf.netns,
+      CNI_IFNAME: conf.ifName,
+      CNI_ARGS: Object.entries(conf.args).map(([k, v]) => `${k}=${v}`).join(';'),
+      CNI_PATH: this.options.pluginDirs.join(':'),
+      // Plugins run iptables and friends.
+      PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`,
+    };
+    return new Promise<string>((resolve, reject) => {
+      const child = spawn(path, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      const stdout: Buffer[] = [];
+      let stdoutSize = 0;
+      let stderr = '';
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, this.options.timeoutMs);
+      child.stdout.on('data', (chunk: Buffer) => {
+        if (stdoutSize < MAX_OUTPUT) stdout.push(chunk);
+        stdoutSize += chunk.length;
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr = (stderr + chunk.toString('utf8')).slice(-2000);
+      });
+      child.stdin.on('error', () => undefined); // a plugin that exits without reading its input
+      child.on('error', (error) => {
+        clearTimeout(timer);
+        reject(new CniError(command, type, `cannot run ${path}: ${error.message}`));
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        const out = Buffer.concat(stdout).toString('utf8');
+        if (timedOut) return reject(new CniError(command, type, `the plugin did not finish within ${this.options.timeoutMs} ms and was killed`));
+        if (code === 0) return resolve(out);
+        const parsed = parsePluginError(out);
+        if (parsed) return reject(new CniError(command, type, parsed.msg, parsed.code, parsed.details));
+        const why = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+        const detail = (stderr.trim() || out.trim()).slice(-500);
+        reject(new CniError(command, type, `the plugin ${why}${detail ? `: ${detail}` : ''}`));
+      });
+      child.stdin.end(stdin);
+    });
+  }
+}

@@ -1,0 +1,51 @@
+import { execFile } from 'node:child_process';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** Where iproute2 keeps named network namespaces (bind mounts of nsfs). */
+export const NETNS_DIR = '/run/netns';
+
+/**
+ * Named network namespaces, through iproute2 (`ip netns attach` / `ip netns delete`). A task's
+ * namespace is given a name by bind-mounting the pause container's: the name then keeps the
+ * namespace, its interfaces and its addresses alive even if the pause container dies, so CNI DEL
+ * always has the namespace to clean up in, until berth deletes the name.
+ */
+export class NetworkNamespaces {
+  constructor(private readonly timeoutMs: number) {}
+
+  pathOf(name: string): string {
+    return join(NETNS_DIR, name);
+  }
+
+  async exists(name: string): Promise<boolean> {
+    return access(this.pathOf(name)).then(() => true, () => false);
+  }
+
+  /** Names the network namespace of process `pid`; a stale name left by a crash is replaced. */
+  async attach(name: string, pid: number): Promise<string> {
+    await this.remove(name);
+    await this.ip(['netns', 'attach', name, String(pid)]);
+    return this.pathOf(name);
+  }
+
+  /** Deletes the name (the namespace goes once nothing else holds it); succeeds when it is gone. */
+  async remove(name: string): Promise<void> {
+    if (!(await this.exists(name))) return;
+    await this.ip(['netns', 'delete', name]).catch(async (error: unknown) => {
+      if (await this.exists(name)) throw error;
+    });
+  }
+
+  private async ip(args: string[]): Promise<void> {
+    try {
+      await run('ip', args, { timeout: this.timeoutMs });
+    } catch (error) {
+      const stderr = String((error as { stderr?: string }).stderr ?? '').trim();
+      throw new Error(`ip ${args.join(' ')} failed: ${stderr || (error as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,97 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requireBinary } from './processes.js';
+
+/** Debian's containernetworking-plugins. */
+export const CNI_PLUGIN_DIR = '/usr/lib/cni';
+
+/**
+ * A CNI network of the tests' own: a bridge with a random name and a random /24 of 10.200.0.0/13,
+ * addresses kept by host-local in a temporary directory, loopback first and portmap last, as in
+ * berth's default list. Nothing is shared with another test or with the host's networks.
+ */
+export interface TestNetwork {
+  name: string;
+  bridge: string;
+  subnet: string;
+  /** host-local's store. */
+  ipamDir: string;
+  /** The conflist, as berth's config takes it inline. */
+  config: Record<string, unknown>;
+  /** Addresses host-local holds for the network. */
+  allocatedAddresses(): string[];
+  /** Interfaces attached to the bridge (veth host ends). */
+  bridgePorts(): string[];
+  /** Deletes the bridge and the temporary directory. */
+  remove(): void;
+}
+
+export function createTestNetwork(options: { plugins?: (defaults: Record<string, unknown>[]) => Record<string, unknown>[] } = {}): TestNetwork {
+  requireBinary(join(CNI_PLUGIN_DIR, 'bridge'), 'containernetworking-plugins');
+  requireBinary('/usr/sbin/iptables', 'iptables');
+  const id = randomBytes(3).toString('hex');
+  const name = `berth-test-${id}`;
+  const bridge = `bt${id}`;
+  const subnet = `10.${200 + randomInt(8)}.${randomInt(256)}.0/24`;
+  const dir = mkdtempSync(join(tmpdir(), 'berth-cni-'));
+  const ipamDir = join(dir, 'ipam');
+  const defaults: Record<string, unknown>[] = [
+    { type: 'loopback' },
+    {
+      type: 'bridge',
+      bridge,
+      isGateway: true,
+      ipMasq: true,
+      hairpinMode: true,
+      ipam: { type: 'host-local', ranges: [[{ subnet }]], dataDir: ipamDir },
+    },
+    { type: 'portmap', capabilities: { portMappings: true }, snat: true },
+  ];
+  const plugins = options.plugins ? options.plugins(defaults) : defaults;
+  return {
+    name,
+    bridge,
+    subnet,
+    ipamDir,
+    config: { cniVersion: '1.0.0', name, plugins },
+    allocatedAddresses() {
+      const store = join(ipamDir, name);
+      if (!existsSync(store)) return [];
+      return readdirSync(store).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip'));
+    },
+    bridgePorts() {
+      if (!existsSync(`/sys/class/net/${bridge}`)) return [];
+      return readdirSync(`/sys/class/net/${bridge}/brif`);
+    },
+    remove() {
+      if (existsSync(`/sys/class/net/${bridge}`)) execFileSync('ip', ['link', 'delete', bridge]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A network namespace made with `ip netns add`, for tests of the invoker without a container. */
+export function createNamespace(): { name: string; path: string; exec(args: string[]): string; remove(): void } {
+  const name = `berth-test-${randomBytes(4).toString('hex')}`;
+  execFileSync('ip', ['netns', 'add', name]);
+  return {
+    name,
+    path: `/run/netns/${name}`,
+    exec: (args) => execFileSync('ip', ['netns', 'exec', name, ...args], { encoding: 'utf8' }),
+    remove() {
+      if (existsSync(`/run/netns/${name}`)) execFileSync('ip', ['netns', 'delete', name]);
+    },
+  };
+}
+
+/** Writes an executable shell script into a new directory; returns the directory. */
+export function scriptPlugin(type: string, script: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-plugin-'));
+  const path = join(dir, type);
+  writeFileSync(path, `#!/bin/sh\n${script}\n`);
+  chmodSync(path, 0o755);
+  return dir;
+}

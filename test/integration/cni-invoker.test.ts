@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { CniError } from '../../src/engine/cni/cni-error.js';
+import { CniInvoker, type CniRuntimeConf } from '../../src/engine/cni/cni-invoker.js';
+import { parseCniResult, taskAddresses } from '../../src/engine/cni/cni-result.js';
+import { parseNetworkConfigList } from '../../src/engine/cni/network-config.js';
+import { NetworkNamespaces } from '../../src/engine/cni/network-namespaces.js';
+import { StateStore } from '../../src/engine/store/state-store.js';
+import { TaskNetworking } from '../../src/engine/task-network.js';
+import { CNI_PLUGIN_DIR, createNamespace, createTestNetwork, scriptPlugin } from '../harness/cni-network.js';
+import { freeLoopbackPort, waitUntil } from '../harness/processes.js';
+
+/** Reads what a TCP server at 127.0.0.1:port says first; undefined when nothing answers. */
+function readFrom(port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let data = '';
+    socket.setTimeout(3000, () => socket.destroy());
+    socket.on('data', (chunk) => (data += chunk.toString()));
+    socket.on('close', () => resolve(data === '' ? undefined : data));
+    socket.on('error', () => resolve(undefined));
+  });
+}
+
+const conf = (ns: string, containerId: string, capabilityArgs: Record<string, unknown> = {}): CniRuntimeConf => ({
+  containerId,
+  netns: ns,
+  ifName: 'eth0',
+  args: { IgnoreUnknown: '1', BERTH_TASK_ID: containerId },
+  capabilityArgs,
+});
+
+describe('CNI invoker with the real plugins in real network namespaces', () => {
+  const invoker = new CniInvoker({ pluginDirs: [CNI_PLUGIN_DIR], timeoutMs: 20_000 });
+  const cleanups: (() => void)[] = [];
+  after(() => {
+    for (const cleanup of cleanups.reverse()) cleanup();
+  });
+
+  it('ADD chains loopback, bridge and portmap; DEL in reverse releases the address, the veth and the port', async () => {
+    const network = createTestNetwork();
+    cleanups.push(() => network.remove());
+    const ns = createNamespace();
+    cleanups.push(() => ns.remove());
+    const list = parseNetworkConfigList(network.config, 'test');
+    const hostPort = await freeLoopbackPort();
+    const attachment = conf(ns.path, 'invoker-add', { portMappings: [{ hostPort, containerPort: 8080, protocol: 'tcp' }] });
+
+    const result = await invoker.add(list, attachment);
+    const addresses = taskAddresses(parseCniResult(result));
+    assert.equal(addresses.ipAddresses.length, 1);
+    const [ip] = addresses.ipAddresses[0]!.split('/');
+    assert.ok(network.allocatedAddresses().includes(ip!), `host-local holds ${ip}`);
+    assert.match(ns.exec(['ip', '-o', 'addr', 'show', 'eth0']), new RegExp(`inet ${ip!.replace(/\./g, '\\.')}/24`));
+    assert.match(ns.exec(['ip', '-o', 'link', 'show', 'lo']), /UP/);
+    assert.equal(network.bridgePorts().length, 1);
+
+    // A server in the namespace answers on the mapped host port of 127.0.0.1.
+    const server = spawn('ip', ['netns', 'exec', ns.name, 'busybox', 'nc', '-l', '-p', '8080', '-e', 'echo', 'hello-from-the-namespace']);
+    try {
+      const answer = await waitUntil('the server in the namespace answers on the host port', 10_000, () => readFrom(hostPort));
+      assert.equal(answer.trim(), 'hello-from-the-namespace');
+    } finally {
+      server.kill('SIGKILL');
+    }
+
+    await invoker.del(list, attachment, result);
+    assert.deepEqual(network.allocatedAddresses(), []);
+    assert.deepEqual(network.bridgePorts(), []);
+    assert.doesNotMatch(ns.exec(['ip', '-o', 'link']), /eth0/);
+    // DEL is idempotent, also once the namespace is gone (no namespace given).
+    await invoker.del(list, attachment, result);
+    ns.remove();
+    await invoker.del(list, { ...attachment, netns: '' }, result);
+  });
+
+  it('CHECK passes on a network as ADD left it, and fails with the plugin\'s error once the interface is gone', async () => {
+    // Without portmap: its CHECK in 1.1 fails for every IPv4-only attachment (containernetworking/plugins#819).
+    const network = createTestNetwork({ plugins: (defaults) => defaults.slice(0, 2) });
+    cleanups.push(() => network.remove());
+    const ns = createNamespace();
+    cleanups.push(() => ns.remove());
+    const list = parseNetworkConfigList(network.config, 'test');
+    const attachment = conf(ns.path, 'invoker-check');
+    const result = await invoker.add(list, attachment);
+    await invoker.check(list, attachment, result);
+    ns.exec(['ip', 'link', 'delete', 'eth0']);
+    await assert.rejects(invoker.check(list, attachment, result), (error: unknown) => {
+      assert.ok(error instanceof CniError);
+      assert.equal(error.command, 'CHECK');
+      return true;
+    });
+    await invoker.del(list, attachment, result);
+    assert.deepEqual(network.allocatedAddresses(), []);
+  });
+
+  it('turns a plugin\'s error result into a structured error with code, message and plugin', async () => {
+    const network = createTestNetwork({
+      plugins: (defaults) => [defaults[0]!, { ...defaults[1]!, ipam: { type: 'host-local', ranges: [[{ subnet: '10.300.0.0/24' }]] } }],
+    });
+    cleanups.push(() => network.remove());
+    const ns = createNamespace();
+    cleanups.push(() => ns.remove());
+    const list = parseNetworkConfigList(network.config, 'test');
+    await assert.rejects(invoker.add(list, conf(ns.path, 'invoker-error')), (error: unknown) => {
+      assert.ok(error instanceof CniError, String(error));
+      assert.equal(error.command, 'ADD');
+      assert.equal(error.plugin, 'bridge');
+      assert.ok(error.code !== undefined && error.code > 0);
+      assert.match(error.msg, /10\.300\.0\.0/);
+      assert.match(error.message, /CNI ADD failed in plugin "bridge"/);
+      return true;
+    });
+  });
+
+  it('checks VERSION against each plugin, and reports a missing plugin by name', async () => {
+    const dir = scriptPlugin('old-plugin', `echo '{"cniVersion":"0.2.0","supportedVersions":["0.1.0","0.2.0"]}'`);
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const withOld = new CniInvoker({ pluginDirs: [dir, CNI_PLUGIN_DIR], timeoutMs: 5000 });
+    const list = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'v', plugins: [{ type: 'loopback' }, { type: 'old-plugin' }] }, 'test');
+    await assert.rejects(withOld.checkVersions(list), /plugin "old-plugin": the plugin does not speak CNI 1\.0\.0 \(it speaks 0\.1\.0, 0\.2\.0\) \(code 1, incompatible CNI version\)/);
+    const missing = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'v', plugins: [{ type: 'no-such-plugin' }] }, 'test');
+    await assert.rejects(withOld.checkVersions(missing), /no executable "no-such-plugin" in .*:\/usr\/lib\/cni/);
+  });
+
+  it('gives capability arguments only to plugins that declare them, passes CNI_ARGS, and kills a plugin that hangs', async () => {
+    const seen = mkdtempSync(join(tmpdir(), 'berth-seen-'));
+    cleanups.push(() => rmSync(seen, { recursive: true, force: true }));
+    const script = (name: string) => `
+      if [ "$CNI_COMMAND" = VERSION ]; then echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'; exit 0; fi
+      cat > ${seen}/${name}.stdin
+      echo "$CNI_ARGS" > ${seen}/${name}.args
+      echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/x"}],"ips":[{"address":"192.0.2.7/24","interface":0}]}'`;
+    const dir = scriptPlugin('first', script('first'));
+    const second = scriptPlugin('second', script('second'));
+    const hang = scriptPlugin('hang', `if [ "$CNI_COMMAND" = VERSION ]; then echo '{"supportedVersions":["1.0.0"]}'; exit 0; fi\nexec sleep 30`);
+    cleanups.push(() => [dir, second, hang].forEach((d) => rmSync(d, { recursive: true, force: true })));
+    const scripted = new CniInvoker({ pluginDirs: [dir, second, hang], timeoutMs: 500 });
+    const list = parseNetworkConfigList(
+      { cniVersion: '1.0.0', name: 'caps', plugins: [{ type: 'first', capabilities: { portMappings: true, ips: true } }, { type: 'second' }] },
+      'test',
+    );
+    const result = await scripted.add(list, conf('/run/netns/none', 'caps', { portMappings: [{ hostPort: 1, containerPort: 2, protocol: 'tcp' }], ips: ['192.0.2.7/24'], bandwidth: {} }));
+    const first = JSON.parse(readFileSync(join(seen, 'first.stdin'), 'utf8'));
+    const secondInput = JSON.parse(readFileSync(join(seen, 'second.stdin'), 'utf8'));
+    assert.deepEqual(first.runtimeConfig, { portMappings: [{ hostPort: 1, containerPort: 2, protocol: 'tcp' }], ips: ['192.0.2.7/24'] });
+    assert.equal(first.name, 'caps');
+    assert.equal(first.prevResult, undefined);
+    assert.equal(secondInput.runtimeConfig, undefined);
+    assert.deepEqual(secondInput.prevResult.ips, [{ address: '192.0.2.7/24', interface: 0 }]);
+    assert.equal(readFileSync(join(seen, 'first.args'), 'utf8').trim(), 'IgnoreUnknown=1;BERTH_TASK_ID=caps');
+    assert.deepEqual(taskAddresses(parseCniResult(result)).ipAddresses, ['192.0.2.7/24']);
+
+    const hanging = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'h', plugins: [{ type: 'hang' }] }, 'test');
+    await assert.rejects(scripted.add(hanging, conf('/run/netns/none', 'hang')), /did not finish within 500 ms and was killed/);
+  });
+
+  it('keeps the attachment in the state store: a restarted agent deletes what an earlier one added', async () => {
+    const network = createTestNetwork();
+    cleanups.push(() => network.remove());
+    const dir = mkdtempSync(join(tmpdir(), 'berth-netstore-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const log = pino({ level: 'silent' });
+    const settings = { agentId: 'cni-test', list: parseNetworkConfigList(network.config, 'test'), ifName: 'eth0' };
+    const namespaces = new NetworkNamespaces(5000);
+    // A process in a namespace of its own stands in for the pause container.
+    const holder = spawn('unshare', ['--net', 'sleep', '60']);
+    cleanups.push(() => holder.kill('SIGKILL'));
+    await new Promise((r) => setTimeout(r, 200));
+    const definition = { id: 'restart-1', family: 'f', revision: 1, networkMode: 'task' as const, containers: [], cpuUnits: 0, memoryMib: 0 };
+
+    const firstStore = new StateStore(join(dir, 'berth.db'), { count: 100, maxAgeMs: 3_600_000 });
+    const first = new TaskNetworking(settings, invoker, namespaces, firstStore, log);
+    const setUp = await first.setUp(definition, holder.pid!, []);
+    assert.ok(setUp.ok, JSON.stringify(setUp));
+    assert.equal(network.allocatedAddresses().length, 1);
+    firstStore.close();
+    holder.kill('SIGKILL');
+
+    const secondStore = new StateStore(join(dir, 'berth.db'), { count: 100, maxAgeMs: 3_600_000 });
+    const second = new TaskNetworking(settings, invoker, namespaces, secondStore, log);
+    assert.deepEqual(second.restoredState('restart-1'), { kind: 'ready', status: setUp.status });
+    // The task is gone from the agent: its attachment is a stray, deleted at start.
+    await second.releaseStrays(new Set());
+    assert.deepEqual(network.allocatedAddresses(), []);
+    assert.deepEqual(network.bridgePorts(), []);
+    assert.equal(await namespaces.exists(second.namespaceName('restart-1')), false);
+    assert.deepEqual(secondStore.loadCniAttachments(), []);
+    secondStore.close();
+  });
+});
