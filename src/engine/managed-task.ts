@@ -264,6 +264,8 @@ export class ManagedTask implements QueuedTask {
   handleRuntimeEvent(event: RuntimeEvent): void {
     const container = [...this.containers.values()].find((c) => c.runtimeId === event.containerId);
     if (!container) return;
+    // The pause container's stop includes its removal: it is STOPPED when the stop call says so.
+    if (container === this.pause && container.busy === 'stop') return;
     switch (event.type) {
       case 'exit':
         this.containerExited(container, event.exitCode, event.time);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { CniError } from './cni/cni-error.js';
 import type { CniInvoker, CniRuntimeConf } from './cni/cni-invoker.js';
 import { parseCniResult, taskAddresses } from './cni/cni-result.js';
 import { networkConfigListJson, parseNetworkConfigList, type NetworkConfigList } from './cni/network-config.js';
@@ -104,7 +105,13 @@ export class TaskNetworking {
       this.attachments.set(task.id, record);
       await this.namespaces.attach(name, pid);
       crashPoint('before-network-add');
-      const result = await this.invoker.add(list, this.runtimeConf(record, record.netns));
+      const result = await this.invoker.add(list, this.runtimeConf(record, record.netns)).catch((error: unknown) => {
+        if (error instanceof CniError) {
+          record.addFailure = { plugin: error.plugin, msg: error.msg };
+          this.store.saveCniAttachment(record);
+        }
+        throw error;
+      });
       crashPoint('after-network-add');
       record.result = result;
       const status = this.statusOf(record);
@@ -133,7 +140,17 @@ export class TaskNetworking {
     if (a) {
       const list = parseNetworkConfigList(a.config, `the saved network of task "${taskId}"`);
       const netns = (await this.namespaces.exists(name)) ? a.netns : '';
-      await this.invoker.del(list, this.runtimeConf(a, netns), a.result);
+      await this.invoker.del(list, this.runtimeConf(a, netns), a.result).catch((error: unknown) => {
+        // A plugin that fails DEL exactly as it failed ADD rejects its configuration whatever the
+        // command (an invalid range, say): it allocated nothing, and DEL will never succeed. Every
+        // other plugin's DEL ran and succeeded, so nothing is held any more.
+        const failure = a.addFailure;
+        if (failure && error instanceof CniError && error.plugin === failure.plugin && error.msg === failure.msg) {
+          this.log.info({ taskId, plugin: failure.plugin }, 'DEL failed as ADD did; the attachment holds nothing');
+          return;
+        }
+        throw error;
+      });
       crashPoint('after-network-del');
     }
     await this.namespaces.remove(name);

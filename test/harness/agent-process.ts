@@ -13,6 +13,8 @@ export interface AgentProcessOptions {
   agentId: string;
   /** The config's `runtime` section (see RuntimeEnvironment.runtimeConfig). */
   runtimeConfig: Record<string, unknown>;
+  /** The config's `network` section (see RuntimeEnvironment.networkConfig). */
+  networkConfig?: Record<string, unknown>;
   /** BERTH_TEST_CRASH_POINT for this run (see src/engine/crash-points.ts). */
   crashPoint?: string;
   /** Merged over the test defaults, one level deep per section. */
@@ -41,6 +43,7 @@ export async function startAgentProcess(options: AgentProcessOptions): Promise<A
     logLevel: process.env.BERTH_TEST_LOG_LEVEL ?? 'info',
     grpc: { socket: socketPath, ...extra.grpc },
     runtime: options.runtimeConfig,
+    ...(options.networkConfig ? { network: options.networkConfig } : {}),
     engine: { defaultStopTimeout: '5s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', orphanGracePeriod: '1s', ...extra.engine },
     events: { heartbeatInterval: '10s', ...extra.events },
     images: { pullBehavior: 'prefer-cached', ...extra.images },

@@ -23,7 +23,10 @@ let agentCounter = 0;
  * Starts a berth agent in this process on a private socket, talking to the given Docker host or to
  * the runtime of a runtime environment.
  */
-export async function startTestAgent(target: string | Pick<RuntimeEnvironment, 'runtimeConfig'>, overrides: Record<string, unknown> = {}): Promise<TestAgent> {
+export async function startTestAgent(
+  target: string | (Pick<RuntimeEnvironment, 'runtimeConfig'> & Partial<Pick<RuntimeEnvironment, 'networkConfig'>>),
+  overrides: Record<string, unknown> = {},
+): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-agent-'));
   const socketPath = ((overrides.grpc as { socket?: string } | undefined)?.socket) ?? join(dir, 'berth.sock');
   const base = defaultConfigInput(typeof target === 'string' ? { DOCKER_HOST: target } : {});
@@ -39,6 +42,7 @@ export async function startTestAgent(target: string | Pick<RuntimeEnvironment, '
     events: { ...(base.events as object), retain: 100_000, maxWatcherLag: 10_000, heartbeatInterval: '10s', ...(overrides.events as object) },
     resources: { ...(base.resources as object), ...(overrides.resources as object) },
     images: { ...(base.images as object), ...(overrides.images as object) },
+    network: networkSection(base.network as Record<string, unknown>, typeof target === 'string' ? undefined : target.networkConfig, overrides.network as Record<string, unknown> | undefined),
   };
   const config = compileConfig(raw as Record<string, unknown>);
   const logger = pino({ level: config.logLevel });
@@ -54,6 +58,16 @@ export async function startTestAgent(target: string | Pick<RuntimeEnvironment, '
       await agent.stop();
     },
   };
+}
+
+/** The config's `network` section: the defaults, then the environment's network, then the test's overrides. */
+function networkSection(...layers: (Record<string, unknown> | undefined)[]): Record<string, unknown> {
+  let section: Record<string, unknown> = {};
+  for (const layer of layers) {
+    if (!layer) continue;
+    section = { ...section, ...layer, cni: { ...(section.cni as object), ...(layer.cni as object) } };
+  }
+  return section;
 }
 
 /** Promisifies one unary method of the generated client. */

@@ -5,6 +5,7 @@ import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
 import { ContainerdRuntime } from '../../src/runtime/containerd/containerd-runtime.js';
 import { DockerRuntime } from '../../src/runtime/docker/docker-runtime.js';
 import { pushBusyboxImage } from './busybox-image.js';
+import { CNI_PLUGIN_DIR, createTestNetwork, type TestNetwork } from './cni-network.js';
 import { startContainerdDaemon, type TestContainerdDaemon } from './containerd-daemon.js';
 import { startDockerDaemon, type TestDockerDaemon } from './docker-daemon.js';
 import { startRegistry, type TestRegistry } from './registry.js';
@@ -28,6 +29,12 @@ export interface RuntimeEnvironment {
   credentials: { username: string; password: string };
   /** The `runtime` section of an agent's config for this daemon. */
   runtimeConfig: Record<string, unknown>;
+  /** The pause image, already present in the runtime (as an agent's own pause image would be). */
+  pauseImage: string;
+  /** A CNI network of this environment's own (bridge, subnet and address store). */
+  network: TestNetwork;
+  /** The `network` section of an agent's config: the pause image and the test network. */
+  networkConfig: { pauseImage: string; cni: Record<string, unknown> };
   /** An adapter on the same daemon, for asserting what exists there. */
   runtime: ContainerRuntime;
   /** Ends the daemon with `signal` (an outage); `resume` starts it again on the same state. */
@@ -43,6 +50,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
   let containerd: TestContainerdDaemon | undefined;
   let runtime: ContainerRuntime & { close?(): void };
   let runtimeConfig: Record<string, unknown>;
+  let network: TestNetwork | undefined;
   try {
     if (kind === 'docker') {
       docker = await startDockerDaemon(join(dir, 'docker'));
@@ -56,6 +64,13 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
     }
     const image = await pushBusyboxImage(registry, 'berth-test/busybox', '1');
     const privateImage = await pushBusyboxImage(registry, 'berth-test/private', '1');
+    // A pause process: sleeps until SIGTERM (pid 1 ignores signals it has no handler for).
+    const pauseImage = await pushBusyboxImage(registry, 'berth-test/pause', '1', {
+      entrypoint: ['sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'],
+      cmd: [],
+    });
+    await runtime.pullImage(pauseImage, { auth: { username: registry.username, password: registry.password } });
+    network = createTestNetwork();
     return {
       kind,
       dir,
@@ -66,6 +81,9 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
       credentials: { username: registry.username, password: registry.password },
       runtimeConfig,
       runtime,
+      pauseImage,
+      network,
+      networkConfig: { pauseImage, cni: { pluginDirs: [CNI_PLUGIN_DIR], config: network.config } },
       halt: (signal) => (docker ?? containerd)!.halt(signal),
       resume: () => (docker ?? containerd)!.resume(),
       async stop() {
@@ -75,10 +93,12 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
         await docker?.stop();
         await containerd?.stop();
         await registry.stop();
+        network?.remove();
         rmSync(dir, { recursive: true, force: true });
       },
     };
   } catch (error) {
+    network?.remove();
     await docker?.stop();
     await containerd?.stop();
     await registry.stop();

@@ -98,18 +98,19 @@ export class CniInvoker {
   /**
    * DEL through the list in reverse, with the cached result when there is one. Every plugin is run
    * even when one fails, so that one plugin's failure does not keep another from releasing what it
-   * holds (an address, say); the first failure is thrown at the end.
+   * holds (an address, say). One failure is thrown as it is; several as an AggregateError.
    */
   async del(list: NetworkConfigList, conf: CniRuntimeConf, cached?: unknown): Promise<void> {
-    let first: unknown;
+    const failures: unknown[] = [];
     for (const plugin of [...list.plugins].reverse()) {
       try {
         await this.exec(plugin.type, 'DEL', conf, this.pluginInput(list, plugin, conf, cached));
       } catch (error) {
-        first ??= error;
+        failures.push(error);
       }
     }
-    if (first) throw first;
+    if (failures.length === 1) throw failures[0];
+    if (failures.length > 1) throw new AggregateError(failures, failures.map((f) => (f as Error).message).join('; '));
   }
 
   /** A plugin's stdin: its own config plus the list's name and version, prevResult and runtimeConfig. */

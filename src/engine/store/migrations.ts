@@ -79,7 +79,7 @@ export const MIGRATIONS: readonly Migration[] = [
         task_id       TEXT NOT NULL,
         netns         TEXT NOT NULL,            -- path of the network namespace
         config        TEXT NOT NULL,            -- JSON network configuration list
-        args          TEXT NOT NULL,            -- JSON {args, capabilityArgs}
+        args          TEXT NOT NULL,            -- JSON {args, capabilityArgs, addFailure}
         result        TEXT,                     -- JSON, as the last plugin printed it; NULL until ADD succeeded
         created_at    INTEGER NOT NULL,
         PRIMARY KEY (network, container_id, if_name)

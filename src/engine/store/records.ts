@@ -75,4 +75,6 @@ export interface CniAttachmentRecord {
   capabilityArgs: Record<string, unknown>;
   /** Undefined until ADD succeeded. */
   result?: unknown;
+  /** Why ADD failed, when it did: the plugin and its message. */
+  addFailure?: { plugin: string; msg: string };
 }

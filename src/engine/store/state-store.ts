@@ -163,7 +163,7 @@ export class StateStore {
     this.transaction(() =>
       this.statements.upsertCni.run(
         a.network, a.containerId, a.ifName, a.taskId, a.netns, JSON.stringify(a.config),
-        JSON.stringify({ args: a.args, capabilityArgs: a.capabilityArgs }),
+        JSON.stringify({ args: a.args, capabilityArgs: a.capabilityArgs, addFailure: a.addFailure }),
         a.result === undefined ? null : JSON.stringify(a.result), Date.now(),
       ),
     );
@@ -173,10 +173,10 @@ export class StateStore {
   loadCniAttachments(): CniAttachmentRecord[] {
     const rows = this.statements.selectCni.all() as CniRow[];
     return rows.map((r) => {
-      const { args, capabilityArgs } = JSON.parse(r.args) as Pick<CniAttachmentRecord, 'args' | 'capabilityArgs'>;
+      const { args, capabilityArgs, addFailure } = JSON.parse(r.args) as Pick<CniAttachmentRecord, 'args' | 'capabilityArgs' | 'addFailure'>;
       return {
         network: r.network, containerId: r.container_id, ifName: r.if_name, taskId: r.task_id, netns: r.netns,
-        config: JSON.parse(r.config) as unknown, args, capabilityArgs,
+        config: JSON.parse(r.config) as unknown, args, capabilityArgs, addFailure,
         result: r.result === null ? undefined : (JSON.parse(r.result) as unknown),
       };
     });

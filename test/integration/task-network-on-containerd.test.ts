@@ -1,0 +1,3 @@
+import { taskNetworkScenarios } from '../scenarios/task-network.js';
+
+taskNetworkScenarios('containerd');

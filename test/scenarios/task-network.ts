@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { LABELS } from '../../src/engine/labels.js';
+import { TOKENS } from '../../src/tokens.js';
+import { PAUSE_CONTAINER } from '../../src/engine/pause-container.js';
+import type { GetTaskResponse, RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { call, EventCollector, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
+import { CNI_PLUGIN_DIR, createTestNetwork, type TestNetwork } from '../harness/cni-network.js';
+import { waitUntil } from '../harness/processes.js';
+import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
+import { container, containerOf, ContainerStatus, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
+
+const TASK_MODE = { networkMode: NetworkMode.NETWORK_MODE_TASK };
+
+/** Whether `address` (CIDR) lies in the /24 `subnet`. */
+function inSubnet(address: string, subnet: string): boolean {
+  return address.split('.').slice(0, 3).join('.') === subnet.split('.').slice(0, 3).join('.');
+}
+
+/** The network mode `task` (and CNI in general) on a real daemon, with the real CNI plugins. */
+export function taskNetworkScenarios(kind: RuntimeKind): void {
+  describe(`task network mode through CNI on a real ${kind}`, () => {
+    let env: RuntimeEnvironment;
+    let agent: TestAgent;
+    const creds = () => ({ registryCredentials: env.credentials });
+
+    before(async () => {
+      env = await startRuntimeEnvironment('network', kind);
+      agent = await startTestAgent(env, { resources: { dynamicPortRange: '40200-40299' } });
+    });
+    after(async () => {
+      await agent?.stop();
+      await env?.stop();
+    });
+
+    const run = (definition: ReturnType<typeof task>, on: TestAgent = agent) => call<object, RunTaskResponse>(on.client, 'runTask', { task: definition });
+    const stop = (id: string) => call(agent.client, 'stopTask', { taskId: id, reason: 'test' });
+    const get = (id: string, on: TestAgent = agent) => call<object, GetTaskResponse>(on.client, 'getTask', { taskId: id });
+    const pauseContainers = (id: string) => env.runtime.listContainers({ [LABELS.taskId]: id, [LABELS.containerName]: PAUSE_CONTAINER });
+    const namespaceOf = (a: TestAgent, id: string) => `/run/netns/berth-${a.config.agentId}-${id}`;
+
+    it('gives the task one namespace: its containers talk over localhost, a mapped host port reaches it from 127.0.0.1, its address is reported', async () => {
+      const id = taskId('net');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await run(task(id, [
+          container('web', env.image, { ...creds(), command: ['httpd', '-f', '-p', '8080', '-h', '/www'], portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '' }] }),
+          // Reaches the web server on localhost, then exits 0; not essential, so the task goes on.
+          container('client', env.image, {
+            ...creds(),
+            essential: false,
+            command: ['sh', '-c', 'for i in $(seq 1 100); do wget -q -O - http://127.0.0.1:8080/index.html | grep -q "hello from berth" && exit 0; sleep 0.1; done; exit 1'],
+          }),
+        ], TASK_MODE));
+        const networkEvent = await watch.waitForEvent('network set up', (e) => e.taskId === id && e.change?.$case === 'network' && e.change.value.network !== undefined);
+        await watch.waitForEvent('client STOPPED', is.container(id, 'client', ContainerStatus.CONTAINER_STATUS_STOPPED));
+        const snapshot = (await get(id)).task;
+        assert.equal(containerOf(snapshot, 'client').exitCode, 0, 'the client reached the web server on localhost');
+        assert.equal(snapshot?.knownStatus, TaskStatus.TASK_STATUS_RUNNING);
+
+        // The address: in the test network's subnet, the same in the event and in GetTask.
+        const network = snapshot?.network;
+        assert.ok(network, 'GetTask shows the network');
+        assert.equal(network.networkName, env.network.name);
+        assert.equal(network.interfaceName, 'eth0');
+        assert.equal(network.ipAddresses.length, 1);
+        assert.ok(inSubnet(network.ipAddresses[0]!, env.network.subnet), `${network.ipAddresses[0]} in ${env.network.subnet}`);
+        assert.deepEqual(networkEvent.change?.$case === 'network' && networkEvent.change.value.network, network);
+        assert.deepEqual(env.network.allocatedAddresses(), [network.ipAddresses[0]!.split('/')[0]]);
+        // The pause container is the agent's, not the client's: GetTask does not show it.
+        assert.deepEqual(snapshot?.containers.map((c) => c.name).sort(), ['client', 'web']);
+        assert.equal((await pauseContainers(id)).length, 1);
+
+        // portmap: the dynamic host port, reserved by berth, reaches the task from 127.0.0.1.
+        const binding = containerOf(snapshot, 'web').portBindings[0]!;
+        assert.ok(binding.hostPort >= 40200 && binding.hostPort <= 40299, `host port ${binding.hostPort} from the range`);
+        assert.deepEqual(snapshot?.resources?.tcpPorts, [binding.hostPort]);
+        const page = await waitUntil('the host port answers', 10_000, async () => (await fetch(`http://127.0.0.1:${binding.hostPort}/index.html`)).text());
+        assert.equal(page, 'hello from berth\n');
+
+        await stop(id);
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+        // The network is torn down before the task counts as stopped, the pause container removed.
+        await watch.waitForEvent('network torn down', (e) => e.taskId === id && e.change?.$case === 'network' && e.change.value.network === undefined);
+        assert.equal((await get(id)).task?.network, undefined);
+        assert.deepEqual(env.network.allocatedAddresses(), []);
+        assert.deepEqual(env.network.bridgePorts(), []);
+        assert.equal(existsSync(namespaceOf(agent, id)), false, 'the namespace name is deleted');
+        assert.deepEqual(await pauseContainers(id), []);
+        await assert.rejects(fetch(`http://127.0.0.1:${binding.hostPort}/index.html`, { signal: AbortSignal.timeout(2000) }));
+      });
+    });
+
+    it('starts and stops 50 tasks with distinct addresses and leaves no address in host-local\'s store and no veth', async () => {
+      const ids = Array.from({ length: 50 }, () => taskId('many'));
+      await watching(agent.client, { taskIds: ids }, async (watch) => {
+        await Promise.all(ids.map((id) => run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE))));
+        await Promise.all(ids.map((id) => watch.waitForEvent(`${id} RUNNING`, is.task(id, TaskStatus.TASK_STATUS_RUNNING), 300_000)));
+        const addresses = new Set<string>();
+        for (const id of ids) {
+          const address = (await get(id)).task?.network?.ipAddresses[0];
+          assert.ok(address && !addresses.has(address), `${id} has an address of its own (${address})`);
+          addresses.add(address);
+        }
+        assert.equal(env.network.allocatedAddresses().length, 50);
+        assert.equal(env.network.bridgePorts().length, 50);
+        await Promise.all(ids.map((id) => stop(id)));
+        await Promise.all(ids.map((id) => watch.waitForEvent(`${id} STOPPED`, is.task(id, TaskStatus.TASK_STATUS_STOPPED), 300_000)));
+      });
+      assert.deepEqual(env.network.allocatedAddresses(), []);
+      assert.deepEqual(env.network.bridgePorts(), []);
+      assert.deepEqual(ids.filter((id) => existsSync(namespaceOf(agent, id))), []);
+    });
+
+    describe('with a plugin that fails', () => {
+      let broken: TestNetwork;
+      let brokenAgent: TestAgent;
+      before(async () => {
+        // host-local refuses the range: the bridge plugin fails ADD with host-local's message.
+        broken = createTestNetwork({ plugins: (defaults) => [defaults[0]!, { ...defaults[1]!, ipam: { type: 'host-local', ranges: [[{ subnet: '10.300.0.0/24' }]] } }] });
+        brokenAgent = await startTestAgent(env, { network: { cni: { pluginDirs: [CNI_PLUGIN_DIR], config: broken.config } } });
+      });
+      after(async () => {
+        await brokenAgent?.stop();
+        broken?.remove();
+      });
+
+      it('ends the task STOPPED with the plugin\'s message, creates none of its containers and removes the pause container', async () => {
+        const id = taskId('badnet');
+        await watching(brokenAgent.client, { taskIds: [id] }, async (watch) => {
+          await run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE), brokenAgent);
+          await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+        });
+        const snapshot = (await get(id, brokenAgent)).task;
+        assert.match(snapshot?.reason ?? '', /^cannot set up the task's network: CNI ADD failed in plugin "bridge": .*10\.300\.0\.0/);
+        assert.equal(containerOf(snapshot, 'app').reason, 'the task stopped before the container started');
+        assert.deepEqual(await env.runtime.listContainers({ [LABELS.taskId]: id }), [], 'no container left: the pause container was removed');
+        assert.equal(existsSync(namespaceOf(brokenAgent, id)), false);
+        assert.deepEqual(brokenAgent.agent.container.get(TOKENS.stateStore).loadCniAttachments(), [], 'the failed attachment was deleted');
+      });
+    });
+
+    describe('when the agent is killed during network setup or teardown', () => {
+      const CASES = [
+        { point: 'before-network-add', stopFirst: false },
+        { point: 'after-network-add', stopFirst: false },
+        { point: 'after-network-del', stopFirst: true },
+      ];
+      let counter = 0;
+
+      for (const { point, stopFirst } of CASES) {
+        it(`killed at ${point}, restarted: no leaked address, the task reaches its desired status`, async () => {
+          const dir = mkdtempSync(join(env.dir, 'agent-'));
+          const agentId = `netcrash${counter++}`;
+          const id = taskId('netcrash');
+          const definition = task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE);
+          const start = (crashPoint?: string) => startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, networkConfig: env.networkConfig, crashPoint });
+          const reach = async (a: AgentProcess, watch: EventCollector, status: TaskStatus) => {
+            const current = await call<object, GetTaskResponse>(a.client, 'getTask', { taskId: id }).catch(() => undefined);
+            if (current?.task?.knownStatus !== status) await watch.waitForEvent(`task ${TaskStatus[status]}`, is.task(id, status), 60_000);
+            return (await call<object, GetTaskResponse>(a.client, 'getTask', { taskId: id })).task;
+          };
+
+          let agentProcess = await start(point);
+          const first = new EventCollector(agentProcess.client, { taskIds: [id] });
+          try {
+            await call(agentProcess.client, 'runTask', { task: definition });
+            if (stopFirst) {
+              await reach(agentProcess, first, TaskStatus.TASK_STATUS_RUNNING);
+              await call(agentProcess.client, 'stopTask', { taskId: id, reason: 'test' });
+            }
+            const signal = await Promise.race([agentProcess.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 60_000))]);
+            assert.equal(signal, 'SIGKILL', `the agent was to crash at ${point}`);
+          } finally {
+            first.close();
+          }
+
+          agentProcess = await start();
+          const second = new EventCollector(agentProcess.client, { taskIds: [id] });
+          try {
+            if (!stopFirst) {
+              const running = await reach(agentProcess, second, TaskStatus.TASK_STATUS_RUNNING);
+              const address = running?.network?.ipAddresses[0]?.split('/')[0];
+              assert.ok(address, 'the task has its address');
+              // Exactly one address held, the task's own: the cut-short ADD was deleted before the new one.
+              assert.deepEqual(env.network.allocatedAddresses(), [address]);
+              assert.equal((await pauseContainers(id)).length, 1);
+              await call(agentProcess.client, 'stopTask', { taskId: id, reason: 'test' });
+            }
+            await reach(agentProcess, second, TaskStatus.TASK_STATUS_STOPPED);
+            assert.deepEqual(env.network.allocatedAddresses(), []);
+            assert.deepEqual(env.network.bridgePorts(), []);
+            assert.equal(existsSync(`/run/netns/berth-${agentId}-${id}`), false);
+            assert.deepEqual(await pauseContainers(id), []);
+          } finally {
+            second.close();
+            await agentProcess.stop();
+            for (const c of await env.runtime.listContainers({ [LABELS.agentId]: agentId })) await env.runtime.removeContainer(c.id);
+          }
+        });
+      }
+    });
+  });
+}
