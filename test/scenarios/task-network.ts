@@ -150,6 +150,38 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
       ];
       let counter = 0;
 
+      it('killed while the task runs, restarted: the task keeps its namespace and address, and stops cleanly', async () => {
+        const dir = mkdtempSync(join(env.dir, 'agent-'));
+        const agentId = `netcrash${counter++}`;
+        const id = taskId('netkeep');
+        const start = () => startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, networkConfig: env.networkConfig });
+        let agentProcess = await start();
+        let address: string | undefined;
+        await watching(agentProcess.client, { taskIds: [id] }, async (watch) => {
+          await call(agentProcess.client, 'runTask', { task: task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE) });
+          await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+          address = (await call<object, GetTaskResponse>(agentProcess.client, 'getTask', { taskId: id })).task?.network?.ipAddresses[0];
+        });
+        await agentProcess.kill();
+        agentProcess = await start();
+        try {
+          const after = await waitUntil('the restarted agent has the task', 30_000, async () => (await call<object, GetTaskResponse>(agentProcess.client, 'getTask', { taskId: id })).task);
+          assert.equal(after.knownStatus, TaskStatus.TASK_STATUS_RUNNING);
+          assert.equal(after.network?.ipAddresses[0], address);
+          assert.deepEqual(env.network.allocatedAddresses(), [address!.split('/')[0]]);
+          await watching(agentProcess.client, { taskIds: [id] }, async (watch) => {
+            await call(agentProcess.client, 'stopTask', { taskId: id, reason: 'test' });
+            await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+          });
+          assert.deepEqual(env.network.allocatedAddresses(), []);
+          assert.deepEqual(env.network.bridgePorts(), []);
+          assert.deepEqual(await pauseContainers(id), []);
+        } finally {
+          await agentProcess.stop();
+          for (const c of await env.runtime.listContainers({ [LABELS.agentId]: agentId })) await env.runtime.removeContainer(c.id);
+        }
+      });
+
       for (const { point, stopFirst } of CASES) {
         it(`killed at ${point}, restarted: no leaked address, the task reaches its desired status`, async () => {
           const dir = mkdtempSync(join(env.dir, 'agent-'));

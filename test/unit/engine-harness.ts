@@ -50,6 +50,8 @@ export async function engineUnderTest(
     /** The runtime and store of an earlier engine, to test what a restarted agent does. */
     runtime?: FakeRuntime;
     store?: StateStore;
+    /** Stands in for CNI in tests of the engine's rules for CNI-networked tasks. */
+    networking?: TaskNetworking;
   } = {},
 ): Promise<EngineUnderTest> {
   const runtime = options.runtime ?? new FakeRuntime();
@@ -77,7 +79,7 @@ export async function engineUnderTest(
     new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...options.images }, log, store),
     {
       // Unit tests run no CNI-networked task: no plugin is ever looked for.
-      networking: new TaskNetworking(
+      networking: options.networking ?? new TaskNetworking(
         { agentId: 'unit', list: parseNetworkConfigList(defaultNetworkConfigList(), 'unit'), ifName: 'eth0' },
         new CniInvoker({ pluginDirs: [], timeoutMs: 1000 }),
         new NetworkNamespaces(1000),

@@ -93,6 +93,7 @@ export class FakeRuntime implements ContainerRuntime {
     this.calls.push(`start ${c.labels['berth.container-name']}`);
     c.state = 'running';
     c.startedAt = new Date();
+    c.pid = 10_000 + Number(id.slice(1));
     this.emit({ type: 'start', containerId: id, time: new Date() });
     const code = this.exitOnStart.get(c.labels['berth.container-name'] ?? '');
     if (code !== undefined) this.exitContainer(c, code);
@@ -114,6 +115,7 @@ export class FakeRuntime implements ContainerRuntime {
 
   private exitContainer(c: ContainerInfo, code: number): void {
     c.state = 'exited';
+    c.pid = undefined;
     c.exitCode = code;
     c.finishedAt = new Date();
     this.emit({ type: 'exit', containerId: c.id, exitCode: code, time: new Date() });

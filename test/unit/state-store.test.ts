@@ -31,8 +31,8 @@ describe('state store (SQLite file)', () => {
     assert.deepEqual(second.loadReservations().get('t')?.tcpPorts, [50000]);
     assert.deepEqual(second.loadImages(), [{ reference: 'registry.test/app:1', pulledAt: 10, lastUsedAt: 20 }]);
     assert.deepEqual(second.loadCniAttachments(), [
-      { ...attachment, result: undefined },
-      { ...attachment, containerId: 'd', result: { ips: [{ address: '10.0.0.2/24' }] } },
+      { ...attachment, result: undefined, addFailure: undefined },
+      { ...attachment, containerId: 'd', result: { ips: [{ address: '10.0.0.2/24' }] }, addFailure: undefined },
     ]);
     second.deleteCniAttachment(attachment);
     assert.deepEqual(second.loadCniAttachments().map((a) => a.containerId), ['d']);

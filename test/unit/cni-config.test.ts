@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/config.js';
+import { parsePluginError } from '../../src/engine/cni/cni-error.js';
+import { parseCniResult, taskAddresses } from '../../src/engine/cni/cni-result.js';
+import { NetworkConfigError, parseNetworkConfigList } from '../../src/engine/cni/network-config.js';
+
+function withFile(name: string, content: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'berth-cni-config-')), name);
+  writeFileSync(file, content);
+  return file;
+}
+
+const fieldOf = (value: unknown) => {
+  try {
+    parseNetworkConfigList(value, 'test');
+  } catch (error) {
+    assert.ok(error instanceof NetworkConfigError);
+    return error.field;
+  }
+  return undefined;
+};
+
+describe('CNI network configuration lists', () => {
+  it('accepts a list and a single plugin configuration (as a list of one)', () => {
+    const list = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'n', plugins: [{ type: 'bridge', capabilities: { portMappings: false } }] }, 'test');
+    assert.equal(list.plugins[0]!.type, 'bridge');
+    assert.equal(list.disableCheck, false);
+    const single = parseNetworkConfigList({ cniVersion: '0.4.0', name: 'n', type: 'bridge', bridge: 'b0' }, 'test');
+    assert.deepEqual(single.plugins[0]!.raw, { type: 'bridge', bridge: 'b0' });
+  });
+
+  it('names the field of every mistake', () => {
+    assert.equal(fieldOf([]), '(root)');
+    assert.equal(fieldOf({ name: 'n', plugins: [{ type: 'x' }] }), 'cniVersion');
+    assert.equal(fieldOf({ cniVersion: '2.0.0', name: 'n', plugins: [{ type: 'x' }] }), 'cniVersion');
+    assert.equal(fieldOf({ cniVersion: '1.0.0', name: 'bad name', plugins: [{ type: 'x' }] }), 'name');
+    assert.equal(fieldOf({ cniVersion: '1.0.0', name: 'n', plugins: [] }), 'plugins');
+    assert.equal(fieldOf({ cniVersion: '1.0.0', name: 'n', plugins: [{ type: 'loopback' }, { bridge: 'b' }] }), 'plugins[1].type');
+    assert.equal(fieldOf({ cniVersion: '1.0.0', name: 'n', plugins: [{ type: '../evil' }] }), 'plugins[0].type');
+    assert.equal(fieldOf({ cniVersion: '1.0.0', name: 'n', plugins: [{ type: 'x', capabilities: { portMappings: 'yes' } }] }), 'plugins[0].capabilities');
+    assert.equal(fieldOf({ cniVersion: '1.0.0', name: 'n', plugins: [{ type: 'x', prevResult: {} }] }), 'plugins[0].prevResult');
+    assert.equal(fieldOf({ cniVersion: '1.0.0', name: 'n', plugins: [{ type: 'x', ipam: {} }] }), 'plugins[0].ipam.type');
+    assert.equal(fieldOf({ cniVersion: '1.0.0', name: 'n', disableCheck: 'no', plugins: [{ type: 'x' }] }), 'disableCheck');
+  });
+
+  it('reports a bad network in the config file under its key, and a bad .conflist file by its path and field', () => {
+    const inline = withFile('berth.json', JSON.stringify({ network: { cni: { config: { cniVersion: '1.0.0', name: 'n', plugins: [{ type: 'loopback' }, {}] } } } }));
+    assert.throws(() => loadConfig(inline, {}), /config: network\.cni\.config\.plugins\[1\]\.type: must name a plugin executable/);
+    const conflist = withFile('bad.conflist', JSON.stringify({ cniVersion: '1.0.0', plugins: [{ type: 'bridge' }] }));
+    assert.throws(() => loadConfig(undefined, { BERTH_CNI_CONFIG_FILE: conflist }), new RegExp(`config: network\\.cni\\.configFile: "${conflist.replace(/[.]/g, '\\.')}": name: must match`));
+    assert.throws(() => loadConfig(undefined, { BERTH_CNI_CONFIG_FILE: '/nonexistent.conflist' }), /network\.cni\.configFile: cannot read "\/nonexistent\.conflist"/);
+    const both = withFile('both.json', JSON.stringify({ network: { cni: { config: { cniVersion: '1.0.0', name: 'n', type: 'bridge' }, configFile: conflist } } }));
+    assert.throws(() => loadConfig(both, {}), /set either network\.cni\.config or network\.cni\.configFile/);
+  });
+
+  it('defaults to loopback, a bridge with host-local and portmap, and takes a file that replaces it', () => {
+    const defaults = loadConfig(undefined, {}).network;
+    assert.equal(defaults.pauseImage, 'registry.k8s.io/pause:3.9');
+    assert.deepEqual(defaults.cni.config.plugins.map((p) => p.type), ['loopback', 'bridge', 'portmap']);
+    assert.deepEqual(defaults.cni.config.plugins[2]!.capabilities, { portMappings: true });
+    const file = withFile('mine.conflist', JSON.stringify({ cniVersion: '0.4.0', name: 'mine', plugins: [{ type: 'ptp', ipam: { type: 'host-local', subnet: '10.1.0.0/24' } }] }));
+    const mine = loadConfig(undefined, { BERTH_CNI_CONFIG_FILE: file, BERTH_PAUSE_IMAGE: 'registry.example/pause:1' }).network;
+    assert.equal(mine.cni.config.name, 'mine');
+    assert.equal(mine.pauseImage, 'registry.example/pause:1');
+  });
+});
+
+describe('CNI results and errors', () => {
+  const result = {
+    cniVersion: '1.0.0',
+    interfaces: [{ name: 'br0' }, { name: 'veth1' }, { name: 'eth0', sandbox: '/run/netns/x' }, { name: 'lo', sandbox: '/run/netns/x' }],
+    ips: [
+      { address: '10.1.0.5/24', gateway: '10.1.0.1', interface: 2 },
+      { address: '10.1.0.1/24', interface: 0 },
+      { address: '127.0.0.1/8', interface: 3 },
+      { address: 'fd00::5/64', gateway: 'fd00::1', interface: 2 },
+    ],
+  };
+
+  it('reports the addresses inside the namespace, loopback and host-side ones excluded', () => {
+    assert.deepEqual(taskAddresses(parseCniResult(result)), { ipAddresses: ['10.1.0.5/24', 'fd00::5/64'], gateways: ['10.1.0.1', 'fd00::1'] });
+    // 0.3.x plugins may leave out the interface index.
+    assert.deepEqual(taskAddresses(parseCniResult({ cniVersion: '0.3.1', ips: [{ version: '4', address: '10.2.0.2/16' }] })).ipAddresses, ['10.2.0.2/16']);
+    assert.throws(() => parseCniResult({ ips: [{ gateway: '1.2.3.4' }] }), /no address/);
+  });
+
+  it('reads a plugin\'s error result, and nothing else', () => {
+    assert.deepEqual(parsePluginError('{"cniVersion":"1.0.0","code":7,"msg":"invalid config","details":"no bridge"}'), { code: 7, msg: 'invalid config', details: 'no bridge' });
+    assert.equal(parsePluginError('panic: runtime error'), undefined);
+    assert.equal(parsePluginError('{"cniVersion":"1.0.0"}'), undefined);
+  });
+});

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import type { TaskDefinition } from '../../src/engine/task-definition.js';
+import type { CniPortMapping, NetworkSetUp, TaskNetworking } from '../../src/engine/task-network.js';
+import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from './engine-harness.js';
+import { FakeRuntime } from './fake-runtime.js';
+
+const IMAGE = 'registry.test/app:1';
+const PAUSE_IMAGE = 'registry.test/pause:1';
+
+/**
+ * Stands in for CNI: records set-up and teardown in the fake runtime's call list, so the order of
+ * network and container calls can be checked in one place.
+ */
+class StubNetworking {
+  failWith: string | undefined;
+  readonly portMappings: CniPortMapping[][] = [];
+  private readonly held = new Set<string>();
+  constructor(private readonly runtime: FakeRuntime) {}
+  namespaceName = (taskId: string) => `berth-unit-${taskId}`;
+  namespacePath = (taskId: string) => `/run/netns/berth-unit-${taskId}`;
+  restoredState = () => ({ kind: 'none' as const });
+  hasAttachment = (taskId: string) => this.held.has(taskId);
+  releaseStrays = async () => undefined;
+  check = async () => undefined;
+  async setUp(task: TaskDefinition, pid: number, portMappings: CniPortMapping[]): Promise<NetworkSetUp> {
+    this.runtime.calls.push(`network add (pid ${pid > 0 ? 'known' : 'missing'})`);
+    this.held.add(task.id);
+    this.portMappings.push(portMappings);
+    if (this.failWith) return { ok: false, reason: `cannot set up the task's network: ${this.failWith}` };
+    return { ok: true, status: { network: 'stub', ifName: 'eth0', ipAddresses: ['10.9.0.2/24'], gateways: ['10.9.0.1'] } };
+  }
+  async tearDown(taskId: string): Promise<void> {
+    this.runtime.calls.push('network del');
+    this.held.delete(taskId);
+  }
+}
+
+describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => {
+  let t: EngineUnderTest;
+  let stub: StubNetworking;
+  afterEach(async () => {
+    await t?.stop();
+  });
+
+  async function setup() {
+    const runtime = new FakeRuntime();
+    stub = new StubNetworking(runtime);
+    t = await engineUnderTest({ runtime, networking: stub as unknown as TaskNetworking });
+    t.runtime.registry.add(IMAGE);
+    t.runtime.registry.add(PAUSE_IMAGE);
+  }
+
+  it('starts the pause container and sets the network up before creating the others, which join its namespace', async () => {
+    await setup();
+    t.engine.runTask({
+      ...taskInput('t', [containerInput('web', { portMappings: [{ containerPort: 80, hostPort: 8080 }] }), containerInput('side')]),
+      networkMode: 'TASK',
+    });
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+    const calls = t.runtime.calls.filter((c) => !c.startsWith('pull'));
+    assert.deepEqual(calls.slice(0, 3), ['create berth.pause', 'start berth.pause', 'network add (pid known)']);
+    assert.deepEqual(calls.slice(3, 5).sort(), ['create side', 'create web']);
+    const web = [...t.runtime.containers.values()].find((c) => c.labels['berth.container-name'] === 'web')!;
+    const pause = [...t.runtime.containers.values()].find((c) => c.labels['berth.container-name'] === 'berth.pause')!;
+    assert.equal(pause.spec.network, 'none');
+    assert.equal(web.spec.network, 'container');
+    assert.deepEqual(web.spec.networkContainer, { id: pause.id, netnsPath: '/run/netns/berth-unit-t' });
+    assert.deepEqual(web.spec.ports, [], 'port mappings are the network\'s, not the runtime\'s');
+    assert.deepEqual(stub.portMappings, [[{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]]);
+    const snapshot = t.engine.getTask('t');
+    assert.deepEqual(snapshot.containers.map((c) => c.name), ['web', 'side']);
+    assert.deepEqual(snapshot.network?.ipAddresses, ['10.9.0.2/24']);
+    // No event names the pause container.
+    const events = t.store.events.readFrom(1, 1000);
+    assert.ok(events.every((e) => e.change.type !== 'container' || e.change.container.name !== 'berth.pause'));
+    assert.ok(events.some((e) => e.change.type === 'network' && e.change.network?.ipAddresses[0] === '10.9.0.2/24'));
+  });
+
+  it('on stop: the others stop, then DEL, then the pause container stops and is removed; only then is the task STOPPED', async () => {
+    await setup();
+    t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK' });
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+    t.runtime.calls.length = 0;
+    t.engine.stopTask('t', 'test');
+    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+    assert.deepEqual(t.runtime.calls, ['stop app', 'network del', 'stop berth.pause', 'remove berth.pause']);
+    assert.equal(t.engine.getTask('t').network, undefined);
+  });
+
+  it('when the pause container dies, the task stops and says why; the network is deleted', async () => {
+    await setup();
+    t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK' });
+    await t.waitFor('app RUNNING', containerStatus('t', 'app', 'RUNNING'));
+    t.runtime.exit('berth.pause', 137);
+    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+    assert.match(t.engine.getTask('t').reason, /^the pause container holding the task's network namespace exited with code 137/);
+    assert.ok(t.runtime.calls.includes('network del'));
+    assert.equal(stub.hasAttachment('t'), false);
+  });
+
+  it('a failed set-up stops the task with its reason before any other container is created', async () => {
+    await setup();
+    stub.failWith = 'CNI ADD failed in plugin "bridge": no luck';
+    t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK' });
+    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+    const snapshot = t.engine.getTask('t');
+    assert.equal(snapshot.reason, 'cannot set up the task\'s network: CNI ADD failed in plugin "bridge": no luck');
+    assert.ok(!t.runtime.calls.includes('create app'));
+    assert.deepEqual(t.runtime.calls.filter((c) => !c.startsWith('pull')).slice(-3), ['network del', 'stop berth.pause', 'remove berth.pause']);
+  });
+
+  it('uses no pause container and no CNI in bridge mode on a runtime with a bridge of its own', async () => {
+    await setup();
+    t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'BRIDGE' });
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+    assert.deepEqual(t.runtime.calls.filter((c) => !c.startsWith('pull')), ['create app', 'start app']);
+    assert.equal(t.engine.getTask('t').network, undefined);
+  });
+});
