@@ -32,7 +32,7 @@ export function ensurePackages(needed: [string, string][], log: (text: string) =
   }
   console.error(`berth needs these Debian/Ubuntu packages: ${missing.join(' ')}`);
   console.error(`install them as root:  apt-get install -y ${missing.join(' ')}`);
-  if (!debian) console.error('(elsewhere: a static busybox, dockerd and containerd with runc, the Docker registry "distribution", htpasswd, iproute2)');
+  if (!debian) console.error('(elsewhere: a static busybox, dockerd and containerd with runc, the Docker registry "distribution", htpasswd, iproute2, iptables, the CNI reference plugins)');
   process.exit(1);
 }
 
@@ -42,7 +42,15 @@ export const CONTAINERD_PACKAGES: [file: string, pkg: string][] = [
   ['/usr/sbin/runc', 'runc'],
 ];
 
+/** The CNI plugins and what they run, for task networking (and bridge mode on containerd). */
+export const CNI_PACKAGES: [file: string, pkg: string][] = [
+  ['/usr/lib/cni/bridge', 'containernetworking-plugins'],
+  ['/usr/lib/cni/portmap', 'containernetworking-plugins'],
+  ['/usr/sbin/iptables', 'iptables'],
+  ['/usr/sbin/ip', 'iproute2'],
+];
+
 // `tsx scripts/system-packages.ts`: what the test suite needs (run by `npm test` first).
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES, ...CONTAINERD_PACKAGES]);
+  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES, ...CONTAINERD_PACKAGES, ...CNI_PACKAGES]);
 }

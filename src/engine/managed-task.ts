@@ -378,13 +378,19 @@ export class ManagedTask implements QueuedTask {
           }
           break;
         case 'PULLED':
-          if (this.pause && container !== this.pause && !this.network) {
+          // A container joining the task's namespace is created once the pause container exists
+          // (Docker names it), while the network is being set up; it starts once that is done.
+          if (this.pause && container !== this.pause && this.pause.runtimeId === undefined) {
             waitReason ||= "setting up the task's network";
             break;
           }
           this.runAction(container, 'create', () => this.deps.actions.create(this.definition, container, this.networkOf(container)));
           break;
         case 'CREATED': {
+          if (this.pause && container !== this.pause && !this.network) {
+            waitReason ||= "setting up the task's network";
+            break;
+          }
           const verdict = evaluateDependencies(container.definition, (name) => this.containers.get(name)!.dependencyView());
           if (verdict.kind === 'satisfied') this.runAction(container, 'start', () => this.deps.actions.start(this.definition, container));
           else if (verdict.kind === 'failed') this.stop(verdict.reason);
@@ -514,6 +520,7 @@ export class ManagedTask implements QueuedTask {
   private networkOf(container: ManagedContainer): Parameters<ContainerActions['create']>[2] {
     if (!this.pause || !this.deps.cni) return undefined;
     if (container === this.pause) return { network: 'none' };
+    // The path exists once the network is set up, which is before the container starts.
     const netnsPath = this.deps.cni.networking.namespacePath(this.id);
     return { network: 'container', networkContainer: { id: this.pause.runtimeId as string, netnsPath } };
   }

@@ -147,6 +147,26 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       await ctx.runtime.removeContainer(id);
     });
 
+    it('reports the pid of a running container, and lets another join its network namespace (network "container")', async () => {
+      const holder = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'] }));
+      await ctx.runtime.startContainer(holder);
+      const { pid } = await ctx.runtime.inspectContainer(holder);
+      assert.ok(pid !== undefined && pid > 1, `pid ${pid}`);
+      const joiner = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'], network: 'container', networkContainer: { id: holder, netnsPath: `/proc/${pid}/ns/net` } }));
+      await ctx.runtime.startContainer(joiner);
+      const namespaceOf = async (id: string) => (await ctx.runtime.exec(id, ['ls', '-l', '/proc/self/ns/net'], { timeoutMs: 10_000 })).output.match(/net:\[\d+\]/)?.[0];
+      const held = await namespaceOf(holder);
+      assert.ok(held, 'the namespace of the holder');
+      assert.equal(await namespaceOf(joiner), held);
+      const own = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'] }));
+      await ctx.runtime.startContainer(own);
+      assert.notEqual(await namespaceOf(own), held, 'network "none" is a namespace of its own');
+      for (const id of [joiner, own, holder]) await ctx.runtime.removeContainer(id);
+      const stopped = await ctx.runtime.createContainer(spec({ command: ['true'] }));
+      assert.equal((await ctx.runtime.inspectContainer(stopped)).pid, undefined, 'no pid before it runs');
+      await ctx.runtime.removeContainer(stopped);
+    });
+
     it('runs exec in a running container', async () => {
       const id = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'] }));
       await ctx.runtime.startContainer(id);

@@ -51,7 +51,7 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
     t.runtime.registry.add(PAUSE_IMAGE);
   }
 
-  it('starts the pause container and sets the network up before creating the others, which join its namespace', async () => {
+  it('starts the pause container and sets the network up before starting the others, which join its namespace', async () => {
     await setup();
     t.engine.runTask({
       ...taskInput('t', [containerInput('web', { portMappings: [{ containerPort: 80, hostPort: 8080 }] }), containerInput('side')]),
@@ -59,8 +59,14 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
     });
     await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
     const calls = t.runtime.calls.filter((c) => !c.startsWith('pull'));
-    assert.deepEqual(calls.slice(0, 3), ['create berth.pause', 'start berth.pause', 'network add (pid known)']);
-    assert.deepEqual(calls.slice(3, 5).sort(), ['create side', 'create web']);
+    // Created while the network is set up, started after it.
+    assert.equal(calls[0], 'create berth.pause');
+    const after = (call: string, earlier: string) => assert.ok(calls.indexOf(earlier) < calls.indexOf(call), `${earlier} before ${call}: ${calls.join(', ')}`);
+    after('start berth.pause', 'create berth.pause');
+    after('network add (pid known)', 'start berth.pause');
+    after('create web', 'create berth.pause');
+    after('start web', 'network add (pid known)');
+    after('start side', 'network add (pid known)');
     const web = [...t.runtime.containers.values()].find((c) => c.labels['berth.container-name'] === 'web')!;
     const pause = [...t.runtime.containers.values()].find((c) => c.labels['berth.container-name'] === 'berth.pause')!;
     assert.equal(pause.spec.network, 'none');
@@ -99,14 +105,14 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
     assert.equal(stub.hasAttachment('t'), false);
   });
 
-  it('a failed set-up stops the task with its reason before any other container is created', async () => {
+  it('a failed set-up stops the task with its reason before any other container starts', async () => {
     await setup();
     stub.failWith = 'CNI ADD failed in plugin "bridge": no luck';
     t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK' });
     await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
     const snapshot = t.engine.getTask('t');
     assert.equal(snapshot.reason, 'cannot set up the task\'s network: CNI ADD failed in plugin "bridge": no luck');
-    assert.ok(!t.runtime.calls.includes('create app'));
+    assert.ok(!t.runtime.calls.includes('start app'));
     assert.deepEqual(t.runtime.calls.filter((c) => !c.startsWith('pull')).slice(-3), ['network del', 'stop berth.pause', 'remove berth.pause']);
   });
 
