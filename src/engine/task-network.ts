@@ -107,7 +107,7 @@ export class TaskNetworking {
       crashPoint('before-network-add');
       const result = await this.invoker.add(list, this.runtimeConf(record, record.netns)).catch((error: unknown) => {
         if (error instanceof CniError) {
-          record.addFailure = { plugin: error.plugin, msg: error.msg };
+          record.addFailure = { command: error.command, plugin: error.plugin, msg: error.msg };
           this.store.saveCniAttachment(record);
         }
         throw error;
@@ -137,7 +137,8 @@ export class TaskNetworking {
   async tearDown(taskId: string): Promise<void> {
     const name = this.namespaceName(taskId);
     const a = this.attachments.get(taskId);
-    if (a) {
+    // ADD that failed its VERSION check ran no plugin: there is nothing to delete.
+    if (a && a.addFailure?.command !== 'VERSION') {
       const list = parseNetworkConfigList(a.config, `the saved network of task "${taskId}"`);
       const netns = (await this.namespaces.exists(name)) ? a.netns : '';
       await this.invoker.del(list, this.runtimeConf(a, netns), a.result).catch((error: unknown) => {

@@ -1,9 +1,9 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireBinary } from './processes.js';
+import { requireBinary, waitUntil } from './processes.js';
 
 /** Debian's containernetworking-plugins. */
 export const CNI_PLUGIN_DIR = '/usr/lib/cni';
@@ -25,6 +25,8 @@ export interface TestNetwork {
   allocatedAddresses(): string[];
   /** Interfaces attached to the bridge (veth host ends). */
   bridgePorts(): string[];
+  /** NAT rules the plugins made for this network (masquerading, port mappings) still in place. */
+  natRules(): string[];
   /** Deletes the bridge and the temporary directory. */
   remove(): void;
 }
@@ -62,6 +64,10 @@ export function createTestNetwork(options: { plugins?: (defaults: Record<string,
       if (!existsSync(store)) return [];
       return readdirSync(store).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip'));
     },
+    natRules() {
+      const rules = execFileSync('iptables', ['-t', 'nat', '-S'], { encoding: 'utf8' }).split('\n');
+      return rules.filter((rule) => rule.includes(`name: \\"${name}\\"`));
+    },
     bridgePorts() {
       if (!existsSync(`/sys/class/net/${bridge}`)) return [];
       return readdirSync(`/sys/class/net/${bridge}/brif`);
@@ -94,4 +100,19 @@ export function scriptPlugin(type: string, script: string): string {
   writeFileSync(path, `#!/bin/sh\n${script}\n`);
   chmodSync(path, 0o755);
   return dir;
+}
+
+/**
+ * A process in a network namespace of its own (`unshare --net sleep`), standing in for a pause
+ * container in tests of the networking without a runtime. Resolves once it is in its namespace.
+ */
+export async function startNamespaceHolder(): Promise<{ pid: number; stop(): void }> {
+  const child = spawn('unshare', ['--net', 'sleep', '600'], { stdio: 'ignore' });
+  const own = readlinkSync('/proc/self/ns/net');
+  await waitUntil('the holder is in a namespace of its own', 5000, async () => {
+    const theirs = readlinkSync(`/proc/${child.pid}/ns/net`);
+    // Before exec, the child is still in ours; `unshare` then execs sleep in the new one.
+    return theirs !== own && readlinkSync(`/proc/${child.pid}/exe`).endsWith('sleep') ? true : undefined;
+  });
+  return { pid: child.pid!, stop: () => child.kill('SIGKILL') };
 }

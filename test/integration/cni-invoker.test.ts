@@ -13,7 +13,7 @@ import { parseNetworkConfigList } from '../../src/engine/cni/network-config.js';
 import { NetworkNamespaces } from '../../src/engine/cni/network-namespaces.js';
 import { StateStore } from '../../src/engine/store/state-store.js';
 import { TaskNetworking } from '../../src/engine/task-network.js';
-import { CNI_PLUGIN_DIR, createNamespace, createTestNetwork, scriptPlugin } from '../harness/cni-network.js';
+import { CNI_PLUGIN_DIR, createNamespace, createTestNetwork, scriptPlugin, startNamespaceHolder } from '../harness/cni-network.js';
 import { freeLoopbackPort, waitUntil } from '../harness/processes.js';
 
 /** Reads what a TCP server at 127.0.0.1:port says first; undefined when nothing answers. */
@@ -70,9 +70,11 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
       server.kill('SIGKILL');
     }
 
+    assert.ok(network.natRules().length > 0, 'masquerading and the port mapping are in place');
     await invoker.del(list, attachment, result);
     assert.deepEqual(network.allocatedAddresses(), []);
     assert.deepEqual(network.bridgePorts(), []);
+    assert.deepEqual(network.natRules(), []);
     assert.doesNotMatch(ns.exec(['ip', '-o', 'link']), /eth0/);
     // DEL is idempotent, also once the namespace is gone (no namespace given).
     await invoker.del(list, attachment, result);
@@ -82,7 +84,9 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
 
   it('CHECK passes on a network as ADD left it, and fails with the plugin\'s error once the interface is gone', async () => {
     // Without portmap: its CHECK in 1.1 fails for every IPv4-only attachment (containernetworking/plugins#819).
-    const network = createTestNetwork({ plugins: (defaults) => defaults.slice(0, 2) });
+    // Without masquerading: the bridge plugin finds the rule to delete through the interface, which
+    // this test removes.
+    const network = createTestNetwork({ plugins: (defaults) => [defaults[0]!, { ...defaults[1]!, ipMasq: false }] });
     cleanups.push(() => network.remove());
     const ns = createNamespace();
     cleanups.push(() => ns.remove());
@@ -98,6 +102,7 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     });
     await invoker.del(list, attachment, result);
     assert.deepEqual(network.allocatedAddresses(), []);
+    assert.deepEqual(network.natRules(), []);
   });
 
   it('turns a plugin\'s error result into a structured error with code, message and plugin', async () => {
@@ -170,18 +175,17 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     const settings = { agentId: 'cni-test', list: parseNetworkConfigList(network.config, 'test'), ifName: 'eth0' };
     const namespaces = new NetworkNamespaces(5000);
     // A process in a namespace of its own stands in for the pause container.
-    const holder = spawn('unshare', ['--net', 'sleep', '60']);
-    cleanups.push(() => holder.kill('SIGKILL'));
-    await new Promise((r) => setTimeout(r, 200));
+    const holder = await startNamespaceHolder();
+    cleanups.push(() => holder.stop());
     const definition = { id: 'restart-1', family: 'f', revision: 1, networkMode: 'task' as const, containers: [], cpuUnits: 0, memoryMib: 0 };
 
     const firstStore = new StateStore(join(dir, 'berth.db'), { count: 100, maxAgeMs: 3_600_000 });
     const first = new TaskNetworking(settings, invoker, namespaces, firstStore, log);
-    const setUp = await first.setUp(definition, holder.pid!, []);
+    const setUp = await first.setUp(definition, holder.pid, []);
     assert.ok(setUp.ok, JSON.stringify(setUp));
     assert.equal(network.allocatedAddresses().length, 1);
     firstStore.close();
-    holder.kill('SIGKILL');
+    holder.stop();
 
     const secondStore = new StateStore(join(dir, 'berth.db'), { count: 100, maxAgeMs: 3_600_000 });
     const second = new TaskNetworking(settings, invoker, namespaces, secondStore, log);
@@ -189,9 +193,30 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     // The task is gone from the agent: its attachment is a stray, deleted at start.
     await second.releaseStrays(new Set());
     assert.deepEqual(network.allocatedAddresses(), []);
+    assert.deepEqual(network.natRules(), [], 'DEL ran in the named namespace, which outlived its process');
     assert.deepEqual(network.bridgePorts(), []);
     assert.equal(await namespaces.exists(second.namespaceName('restart-1')), false);
     assert.deepEqual(secondStore.loadCniAttachments(), []);
     secondStore.close();
+  });
+
+  it('a network whose plugin is missing fails set-up with a reason naming it, and tearing it down leaves nothing behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-netstore-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const store = new StateStore(join(dir, 'berth.db'), { count: 100, maxAgeMs: 3_600_000 });
+    cleanups.push(() => store.close());
+    const list = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'missing', plugins: [{ type: 'loopback' }, { type: 'not-installed' }] }, 'test');
+    const namespaces = new NetworkNamespaces(5000);
+    const networking = new TaskNetworking({ agentId: 'cni-test', list, ifName: 'eth0' }, invoker, namespaces, store, pino({ level: 'silent' }));
+    const holder = await startNamespaceHolder();
+    cleanups.push(() => holder.stop());
+    const definition = { id: 'missing-1', family: 'f', revision: 1, networkMode: 'task' as const, containers: [], cpuUnits: 0, memoryMib: 0 };
+    const setUp = await networking.setUp(definition, holder.pid, []);
+    assert.deepEqual(setUp, { ok: false, reason: `cannot set up the task's network: CNI VERSION failed in plugin "not-installed": no executable "not-installed" in ${CNI_PLUGIN_DIR}` });
+    assert.equal(networking.hasAttachment('missing-1'), true, 'kept until torn down');
+    await networking.tearDown('missing-1');
+    assert.equal(networking.hasAttachment('missing-1'), false);
+    assert.deepEqual(store.loadCniAttachments(), []);
+    assert.equal(await namespaces.exists(networking.namespaceName('missing-1')), false);
   });
 });

@@ -87,6 +87,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         assert.equal((await get(id)).task?.network, undefined);
         assert.deepEqual(env.network.allocatedAddresses(), []);
         assert.deepEqual(env.network.bridgePorts(), []);
+        assert.deepEqual(env.network.natRules(), [], 'no masquerading or port mapping rule left');
         assert.equal(existsSync(namespaceOf(agent, id)), false, 'the namespace name is deleted');
         assert.deepEqual(await pauseContainers(id), []);
         await assert.rejects(fetch(`http://127.0.0.1:${binding.hostPort}/index.html`, { signal: AbortSignal.timeout(2000) }));
@@ -111,6 +112,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
       });
       assert.deepEqual(env.network.allocatedAddresses(), []);
       assert.deepEqual(env.network.bridgePorts(), []);
+      assert.deepEqual(env.network.natRules(), []);
       assert.deepEqual(ids.filter((id) => existsSync(namespaceOf(agent, id))), []);
     });
 
@@ -226,6 +228,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
             await reach(agentProcess, second, TaskStatus.TASK_STATUS_STOPPED);
             assert.deepEqual(env.network.allocatedAddresses(), []);
             assert.deepEqual(env.network.bridgePorts(), []);
+            assert.deepEqual(env.network.natRules(), []);
             assert.equal(existsSync(`/run/netns/berth-${agentId}-${id}`), false);
             assert.deepEqual(await pauseContainers(id), []);
           } finally {

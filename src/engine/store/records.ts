@@ -75,6 +75,6 @@ export interface CniAttachmentRecord {
   capabilityArgs: Record<string, unknown>;
   /** Undefined until ADD succeeded. */
   result?: unknown;
-  /** Why ADD failed, when it did: the plugin and its message. */
-  addFailure?: { plugin: string; msg: string };
+  /** Why ADD failed, when it did: the CNI command (VERSION: no plugin ran), the plugin, its message. */
+  addFailure?: { command: string; plugin: string; msg: string };
 }
