@@ -18,6 +18,9 @@ import type { ContainerRuntime } from './runtime/container-runtime.js';
 import { ContainerdRuntime } from './runtime/containerd/containerd-runtime.js';
 import { DockerRuntime } from './runtime/docker/docker-runtime.js';
 import { AgentServer } from './server/grpc-server.js';
+import { AgentMetrics } from './metrics/agent-metrics.js';
+import { InstrumentedRuntime } from './metrics/instrumented-runtime.js';
+import { MetricsServer } from './metrics/metrics-server.js';
 import { TOKENS } from './tokens.js';
 
 /** The composition root: the only place that knows which implementation backs which part. */
@@ -30,16 +33,17 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
   c.bind(TOKENS.hostResources).toResolvedValue((store: StateStore) => new HostResourceManager(capacity, probeHostPort, store), [TOKENS.stateStore]);
   c.bind(TOKENS.config).toConstantValue(config);
   c.bind(TOKENS.logger).toConstantValue(logger);
+  c.bind(TOKENS.metrics).toResolvedValue((log: Logger) => new AgentMetrics(log.child({ component: 'metrics' })), [TOKENS.logger]);
   c.bind(TOKENS.runtime).toResolvedValue(
-    (cfg: BerthConfig): ContainerRuntime => {
-      switch (cfg.runtime.kind) {
-        case 'docker':
-          return new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs });
-        case 'containerd':
-          return new ContainerdRuntime({ ...cfg.runtime.containerd, pullTimeoutMs: cfg.images.pullTimeoutMs, stateDir: join(cfg.dataDir, 'containerd') });
-      }
+    (cfg: BerthConfig, metrics: AgentMetrics): ContainerRuntime => {
+      const runtime =
+        cfg.runtime.kind === 'docker'
+          ? new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs })
+          : new ContainerdRuntime({ ...cfg.runtime.containerd, pullTimeoutMs: cfg.images.pullTimeoutMs, stateDir: join(cfg.dataDir, 'containerd') });
+      // Every runtime call is timed for the metrics; the engine sees the same contract.
+      return new InstrumentedRuntime(runtime, metrics);
     },
-    [TOKENS.config],
+    [TOKENS.config, TOKENS.metrics],
   );
   c.bind(TOKENS.runtimeMonitor).toResolvedValue(
     (runtime: ContainerRuntime, cfg: BerthConfig, log: Logger) =>
@@ -142,10 +146,16 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
   const store = container.get(TOKENS.stateStore);
   const engine = container.get(TOKENS.engine);
   const server = container.get(TOKENS.server);
+  const metrics = container.get(TOKENS.metrics);
   await engine.start();
+  metrics.follow(engine, container.get(TOKENS.eventLog));
+  const metricsServer = config.metrics.address ? new MetricsServer(metrics, config.metrics.address, logger.child({ component: 'metrics' })) : undefined;
   try {
     await server.start();
+    await metricsServer?.start();
   } catch (error) {
+    await server.stop();
+    metrics.stop();
     await engine.stop();
     store.close();
     throw error;
@@ -156,7 +166,9 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
     engine,
     server,
     async stop() {
+      await metricsServer?.stop();
       await server.stop();
+      metrics.stop();
       await engine.stop();
       store.close();
       container.get(TOKENS.runtime).close?.();

@@ -10,12 +10,14 @@ import type { RuntimeMonitor } from './engine/runtime-monitor.js';
 import type { EngineNetwork, TaskEngine } from './engine/task-engine.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
 import type { AgentServer } from './server/grpc-server.js';
+import type { AgentMetrics } from './metrics/agent-metrics.js';
 
 /** Every injection token of the composition root, in one place. */
 export const TOKENS = {
   config: Symbol.for('berth.config') as ServiceIdentifier<BerthConfig>,
   logger: Symbol.for('berth.logger') as ServiceIdentifier<Logger>,
   runtime: Symbol.for('berth.runtime') as ServiceIdentifier<ContainerRuntime>,
+  metrics: Symbol.for('berth.metrics') as ServiceIdentifier<AgentMetrics>,
   runtimeMonitor: Symbol.for('berth.runtimeMonitor') as ServiceIdentifier<RuntimeMonitor>,
   stateStore: Symbol.for('berth.stateStore') as ServiceIdentifier<StateStore>,
   eventLog: Symbol.for('berth.eventLog') as ServiceIdentifier<EventLog>,

@@ -58,6 +58,10 @@ export interface BerthConfig {
   };
   /** Host capacity for tasks (see src/engine/host-capacity.ts for each field). */
   resources: CapacitySettings;
+  metrics: {
+    /** host:port of the Prometheus endpoint (GET /metrics); off when unset. */
+    address?: string;
+  };
   /** Task networking through CNI (network mode task, and bridge on containerd). */
   network: {
     /** Image of the container that holds a task's network namespace. */
@@ -132,6 +136,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       gpuIds: [],
     },
     events: { retain: 100_000, retainFor: '24h', maxWatcherLag: 10_000, heartbeatInterval: '10s' },
+    metrics: {},
     network: {
       pauseImage: 'registry.k8s.io/pause:3.9',
       // `config` (inline) or `configFile` (a .conflist file) replace berth's default network.
@@ -155,6 +160,7 @@ export const ENVIRONMENT_KEYS: Record<string, string> = {
   BERTH_DEFAULT_STOP_TIMEOUT: 'engine.defaultStopTimeout',
   BERTH_PULL_BEHAVIOR: 'images.pullBehavior',
   BERTH_PAUSE_IMAGE: 'network.pauseImage',
+  BERTH_METRICS_ADDRESS: 'metrics.address',
   BERTH_CNI_CONFIG_FILE: 'network.cni.configFile',
 };
 
@@ -288,6 +294,7 @@ export function compileConfig(raw: Raw): BerthConfig {
       maxWatcherLag: read.integer('events.maxWatcherLag', 1),
       heartbeatIntervalMs: read.duration('events.heartbeatInterval', 100),
     },
+    metrics: { address: read.optionalString('metrics.address') },
     network: {
       pauseImage: read.string('network.pauseImage'),
       cni: {
@@ -298,6 +305,11 @@ export function compileConfig(raw: Raw): BerthConfig {
       },
     },
   };
+  const metricsAddress = config.metrics.address;
+  if (metricsAddress !== undefined) {
+    const match = /^(.*):(\d{1,5})$/.exec(metricsAddress);
+    if (!match || match[1] === '' || Number(match[2]) > 65535) throw new ConfigError('metrics.address', `must be host:port, e.g. "127.0.0.1:9464" (got "${metricsAddress}")`);
+  }
   if (config.events.maxWatcherLag > config.events.retain) {
     throw new ConfigError('events.maxWatcherLag', `must not exceed events.retain (${config.events.retain})`);
   }

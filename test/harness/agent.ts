@@ -42,6 +42,7 @@ export async function startTestAgent(
     events: { ...(base.events as object), retain: 100_000, maxWatcherLag: 10_000, heartbeatInterval: '10s', ...(overrides.events as object) },
     resources: { ...(base.resources as object), ...(overrides.resources as object) },
     images: { ...(base.images as object), ...(overrides.images as object) },
+    metrics: { ...(base.metrics as object), ...(overrides.metrics as object) },
     network: networkSection(base.network as Record<string, unknown>, typeof target === 'string' ? undefined : target.networkConfig, overrides.network as Record<string, unknown> | undefined),
   };
   const config = compileConfig(raw as Record<string, unknown>);

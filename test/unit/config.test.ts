@@ -53,4 +53,10 @@ describe('config', () => {
     assert.equal(parseDuration('3 hours'), undefined);
     assert.equal(parseDuration(''), undefined);
   });
+
+  it('serves metrics only when metrics.address is set, and checks it', () => {
+    assert.equal(loadConfig(undefined, {}).metrics.address, undefined);
+    assert.equal(loadConfig(undefined, { BERTH_METRICS_ADDRESS: '127.0.0.1:9464' }).metrics.address, '127.0.0.1:9464');
+    assert.throws(() => loadConfig(undefined, { BERTH_METRICS_ADDRESS: '9464' }), /config: metrics\.address: must be host:port/);
+  });
 });

@@ -1,0 +1,148 @@
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { EventLog } from '../engine/event-log.js';
+import { STATUSES } from '../engine/status.js';
+import type { TaskEngine } from '../engine/task-engine.js';
+import type { RuntimeCallObserver } from './instrumented-runtime.js';
+
+/** Seconds; from a fast local start to a slow pull. */
+const LAUNCH_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
+const CALL_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * berth's Prometheus metrics, in a registry of their own. Counters and histograms are fed as
+ * things happen (runtime calls through InstrumentedRuntime, task launches from the event log);
+ * gauges are read from the engine when scraped, so they are never stale.
+ */
+export class AgentMetrics implements RuntimeCallObserver {
+  readonly registry = new Registry();
+  private readonly launch: Histogram;
+  private readonly callDuration: Histogram;
+  private readonly callErrors: Counter;
+  private readonly pullDuration: Histogram;
+  private readonly pullBytes: Counter;
+  private readonly watchers: Gauge;
+  private readonly following = new AbortController();
+  private engine: TaskEngine | undefined;
+  private events: EventLog | undefined;
+
+  constructor(private readonly log: Logger) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'berth_' });
+    this.launch = new Histogram({ name: 'berth_task_launch_seconds', help: 'Time from RunTask to the task being RUNNING.', buckets: LAUNCH_BUCKETS, registers });
+    this.callDuration = new Histogram({ name: 'berth_runtime_call_duration_seconds', help: 'Duration of container runtime calls, by operation.', labelNames: ['operation'], buckets: CALL_BUCKETS, registers });
+    this.callErrors = new Counter({ name: 'berth_runtime_call_errors_total', help: 'Failed container runtime calls, by operation and error kind.', labelNames: ['operation', 'kind'], registers });
+    this.pullDuration = new Histogram({ name: 'berth_image_pull_duration_seconds', help: 'Duration of image pulls, by result.', labelNames: ['result'], buckets: LAUNCH_BUCKETS, registers });
+    this.pullBytes = new Counter({ name: 'berth_image_pull_bytes_total', help: 'Bytes downloaded by image pulls.', registers });
+    const metrics = this;
+    new Gauge({
+      name: 'berth_tasks',
+      help: 'Tasks the agent has, by known status.',
+      labelNames: ['status'],
+      registers,
+      collect() {
+        const counts = new Map<string, number>(STATUSES.map((s) => [s, 0]));
+        for (const t of metrics.engine?.listTasks() ?? []) counts.set(t.knownStatus, (counts.get(t.knownStatus) ?? 0) + 1);
+        for (const [status, count] of counts) this.set({ status }, count);
+      },
+    });
+    const fromInfo = (name: string, help: string, read: (info: ReturnType<TaskEngine['agentInfo']>) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          if (metrics.engine) this.set(read(metrics.engine.agentInfo()));
+        },
+      });
+    fromInfo('berth_event_sequence', 'Sequence of the newest event.', (i) => i.latestSequence);
+    fromInfo('berth_resource_queue_length', 'Tasks waiting for host resources.', (i) => i.queuedTaskIds.length);
+    fromInfo('berth_runtime_available', '1 while the container runtime answers.', (i) => (i.runtime.available ? 1 : 0));
+    new Gauge({
+      name: 'berth_host_resources',
+      help: 'Host resources for tasks: capacity, consumed by tasks and free, by resource.',
+      labelNames: ['resource', 'state'],
+      registers,
+      collect() {
+        if (!metrics.engine) return;
+        const { capacity, consumed, free } = metrics.engine.agentInfo();
+        this.set({ resource: 'cpu_units', state: 'capacity' }, capacity.cpuUnits);
+        this.set({ resource: 'cpu_units', state: 'consumed' }, consumed.cpuUnits);
+        this.set({ resource: 'cpu_units', state: 'free' }, free.cpuUnits);
+        this.set({ resource: 'memory_mib', state: 'capacity' }, capacity.memoryMib);
+        this.set({ resource: 'memory_mib', state: 'consumed' }, consumed.memoryMib);
+        this.set({ resource: 'memory_mib', state: 'free' }, free.memoryMib);
+        this.set({ resource: 'gpus', state: 'capacity' }, capacity.gpuIds.length);
+        this.set({ resource: 'gpus', state: 'consumed' }, consumed.gpuIds.length);
+        this.set({ resource: 'gpus', state: 'free' }, free.gpuIds.length);
+        this.set({ resource: 'tcp_ports', state: 'consumed' }, consumed.tcpPorts.length);
+        this.set({ resource: 'udp_ports', state: 'consumed' }, consumed.udpPorts.length);
+        this.set({ resource: 'dynamic_tcp_ports', state: 'free' }, free.dynamicTcpPorts);
+        this.set({ resource: 'dynamic_udp_ports', state: 'free' }, free.dynamicUdpPorts);
+      },
+    });
+    this.watchers = new Gauge({ name: 'berth_event_watchers', help: 'Open WatchEvents streams (and other readers of the event log).', registers });
+  }
+
+  call(operation: string, seconds: number, errorKind?: string): void {
+    this.callDuration.observe({ operation }, seconds);
+    if (errorKind) this.callErrors.inc({ operation, kind: errorKind });
+  }
+
+  pull(seconds: number, bytes: number, ok: boolean): void {
+    this.pullDuration.observe({ result: ok ? 'success' : 'failure' }, seconds);
+    if (bytes > 0) this.pullBytes.inc(bytes);
+  }
+
+  /**
+   * Starts reading the engine: gauges at scrape time, and the event log for task launches (the
+   * time from a task's creation to its RUNNING event).
+   */
+  follow(engine: TaskEngine, events: EventLog): void {
+    this.engine = engine;
+    this.events = events;
+    void this.readLaunches(events);
+  }
+
+  private async readLaunches(events: EventLog): Promise<void> {
+    const signal = this.following.signal;
+    while (!signal.aborted) {
+      const watcher = events.watch(0);
+      signal.addEventListener('abort', () => watcher.close(), { once: true });
+      try {
+        for (;;) {
+          const batch = await watcher.next(60_000);
+          if (batch === undefined) return;
+          for (const event of batch) {
+            if (event.change.type !== 'task' || event.change.knownStatus !== 'RUNNING') continue;
+            const createdAt = this.createdAt(event.taskId);
+            if (createdAt !== undefined) this.launch.observe(Math.max(0, event.time.getTime() - createdAt) / 1000);
+          }
+        }
+      } catch (error) {
+        // Fell behind (a burst of events): start again from the newest; a few launches go uncounted.
+        this.log.warn({ err: error }, 'metrics fell behind the event log; resuming from the newest event');
+      } finally {
+        watcher.close();
+      }
+    }
+  }
+
+  private createdAt(taskId: string): number | undefined {
+    try {
+      return this.engine?.getTask(taskId).createdAt.getTime();
+    } catch {
+      return undefined; // already forgotten
+    }
+  }
+
+  /** The text a scrape gets. The launch reader's own watcher is not counted as a watcher. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    this.watchers.set(Math.max(0, (this.events?.watcherCount() ?? 1) - 1));
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  stop(): void {
+    this.following.abort();
+  }
+}

@@ -1,0 +1,106 @@
+import type { ContainerRuntime } from '../runtime/container-runtime.js';
+import { RuntimeError } from '../runtime/errors.js';
+import type { ContainerSpec, ExecOptions, PullOptions, RuntimeEvent } from '../runtime/types.js';
+
+/** What an instrumented runtime reports: each call's operation, duration and failure kind. */
+export interface RuntimeCallObserver {
+  call(operation: string, seconds: number, errorKind?: string): void;
+  /** A pull that ended: its duration, the bytes it downloaded (as its progress said), whether it worked. */
+  pull(seconds: number, bytes: number, ok: boolean): void;
+}
+
+/**
+ * A ContainerRuntime that times every call of the one it wraps and tells an observer. It changes
+ * nothing else: same results, same errors. The engine does not know it is there.
+ */
+export class InstrumentedRuntime implements ContainerRuntime {
+  constructor(
+    private readonly inner: ContainerRuntime,
+    private readonly observer: RuntimeCallObserver,
+  ) {}
+
+  get name() {
+    return this.inner.name;
+  }
+
+  get hasBridgeNetwork() {
+    return this.inner.hasBridgeNetwork;
+  }
+
+  private async timed<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await fn();
+      this.observer.call(operation, (performance.now() - started) / 1000);
+      return result;
+    } catch (error) {
+      this.observer.call(operation, (performance.now() - started) / 1000, error instanceof RuntimeError ? error.kind : 'internal');
+      throw error;
+    }
+  }
+
+  ping() {
+    return this.timed('ping', () => this.inner.ping());
+  }
+
+  async pullImage(reference: string, options: PullOptions = {}) {
+    let bytes = 0;
+    const started = performance.now();
+    const onProgress: PullOptions['onProgress'] = (progress) => {
+      bytes = progress.bytesDone;
+      options.onProgress?.(progress);
+    };
+    try {
+      const image = await this.timed('pull_image', () => this.inner.pullImage(reference, { ...options, onProgress }));
+      this.observer.pull((performance.now() - started) / 1000, bytes, true);
+      return image;
+    } catch (error) {
+      this.observer.pull((performance.now() - started) / 1000, bytes, false);
+      throw error;
+    }
+  }
+
+  inspectImage(reference: string) {
+    return this.timed('inspect_image', () => this.inner.inspectImage(reference));
+  }
+
+  removeImage(reference: string) {
+    return this.timed('remove_image', () => this.inner.removeImage(reference));
+  }
+
+  createContainer(spec: ContainerSpec) {
+    return this.timed('create_container', () => this.inner.createContainer(spec));
+  }
+
+  startContainer(id: string) {
+    return this.timed('start_container', () => this.inner.startContainer(id));
+  }
+
+  stopContainer(id: string, timeoutMs: number) {
+    return this.timed('stop_container', () => this.inner.stopContainer(id, timeoutMs));
+  }
+
+  removeContainer(id: string) {
+    return this.timed('remove_container', () => this.inner.removeContainer(id));
+  }
+
+  inspectContainer(idOrName: string) {
+    return this.timed('inspect_container', () => this.inner.inspectContainer(idOrName));
+  }
+
+  listContainers(labels: Record<string, string>) {
+    return this.timed('list_containers', () => this.inner.listContainers(labels));
+  }
+
+  exec(id: string, command: string[], options?: ExecOptions) {
+    return this.timed('exec', () => this.inner.exec(id, command, options));
+  }
+
+  events(labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<RuntimeEvent>> {
+    return this.timed('subscribe_events', () => this.inner.events(labels, signal));
+  }
+
+  close(): void {
+    this.inner.close?.();
+  }
+}

@@ -1,0 +1,3 @@
+import { metricsScenarios } from '../scenarios/metrics.js';
+
+metricsScenarios('containerd');

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { freeLoopbackPort } from '../harness/processes.js';
+import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
+import { container, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
+
+/** The value of one sample of a Prometheus text exposition; undefined when absent. */
+function sample(text: string, name: string, labels = ''): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line === undefined ? undefined : Number(line.split(' ').at(-1));
+}
+
+/** The Prometheus endpoint, scraped while a real runtime runs tasks. */
+export function metricsScenarios(kind: RuntimeKind): void {
+  describe(`metrics on a real ${kind}`, () => {
+    let env: RuntimeEnvironment;
+    let agent: TestAgent;
+    let url: string;
+    const creds = () => ({ registryCredentials: env.credentials });
+
+    before(async () => {
+      env = await startRuntimeEnvironment('metrics', kind);
+      const address = `127.0.0.1:${await freeLoopbackPort()}`;
+      url = `http://${address}/metrics`;
+      agent = await startTestAgent(env, { metrics: { address } });
+    });
+    after(async () => {
+      await agent?.stop();
+      await env?.stop();
+    });
+
+    const scrape = async () => {
+      const response = await fetch(url);
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get('content-type') ?? '', /^text\/plain/);
+      return response.text();
+    };
+
+    it('counts launches in the RunTask → RUNNING histogram, tasks by status, runtime calls and pulls', async () => {
+      const before = await scrape();
+      assert.equal(sample(before, 'berth_task_launch_seconds_count'), 0);
+      assert.equal(sample(before, 'berth_tasks', 'status="RUNNING"'), 0);
+      const id = taskId('metrics');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await call(agent.client, 'runTask', { task: task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })]) });
+        await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
+      });
+      // The launch is counted once the metrics' reader of the event log has seen the RUNNING event.
+      const text = await waitForSample(scrape, 'berth_task_launch_seconds_count', 1);
+      assert.ok((sample(text, 'berth_task_launch_seconds_sum') ?? 0) > 0);
+      assert.equal(sample(text, 'berth_task_launch_seconds_bucket', 'le="+Inf"'), 1);
+      assert.equal(sample(text, 'berth_tasks', 'status="RUNNING"'), 1);
+      assert.ok((sample(text, 'berth_runtime_call_duration_seconds_count', 'operation="create_container"') ?? 0) >= 1);
+      assert.ok((sample(text, 'berth_runtime_call_duration_seconds_count', 'operation="start_container"') ?? 0) >= 1);
+      assert.equal(sample(text, 'berth_image_pull_duration_seconds_count', 'result="success"'), 1);
+      assert.equal(sample(text, 'berth_runtime_available'), 1);
+      assert.ok((sample(text, 'berth_event_sequence') ?? 0) > 0);
+      assert.equal(sample(text, 'berth_resource_queue_length'), 0);
+      assert.ok(sample(text, 'berth_host_resources', 'resource="memory_mib",state="free"') !== undefined);
+      assert.ok(sample(text, 'berth_process_resident_memory_bytes') !== undefined);
+      await call(agent.client, 'stopTask', { taskId: id, reason: 'test' });
+    });
+
+    it('counts a failed pull as a runtime call error of its kind and a failed pull', async () => {
+      const id = taskId('metrics-missing');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await call(agent.client, 'runTask', { task: task(id, [container('app', env.missingImage, creds())]) });
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+      });
+      const text = await scrape();
+      assert.ok((sample(text, 'berth_runtime_call_errors_total', 'operation="pull_image",kind="not-found"') ?? 0) >= 1, text.split('\n').filter((l) => l.includes('errors_total')).join('\n'));
+      assert.ok((sample(text, 'berth_image_pull_duration_seconds_count', 'result="failure"') ?? 0) >= 1);
+    });
+
+    it('answers 404 to anything but GET /metrics', async () => {
+      const response = await fetch(url.replace('/metrics', '/'));
+      assert.equal(response.status, 404);
+    });
+  });
+}
+
+async function waitForSample(scrape: () => Promise<string>, name: string, value: number): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  let text = '';
+  while (Date.now() < deadline) {
+    text = await scrape();
+    if (sample(text, name) === value) return text;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${name} did not reach ${value}:\n${text.split('\n').filter((l) => l.startsWith(name)).join('\n')}`);
+}
