@@ -50,7 +50,10 @@ export const CNI_PACKAGES: [file: string, pkg: string][] = [
   ['/usr/sbin/ip', 'iproute2'],
 ];
 
+/** openssl makes the certificates of the TLS tests. */
+export const TEST_PACKAGES: [file: string, pkg: string][] = [['/usr/bin/openssl', 'openssl']];
+
 // `tsx scripts/system-packages.ts`: what the test suite needs (run by `npm test` first).
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES, ...CONTAINERD_PACKAGES, ...CNI_PACKAGES]);
+  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES, ...CONTAINERD_PACKAGES, ...CNI_PACKAGES, ...TEST_PACKAGES]);
 }

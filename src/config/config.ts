@@ -19,6 +19,8 @@ export interface BerthConfig {
     /** Unix socket path; the socket is created with `socketMode`, a stale one is replaced. */
     socketPath: string;
     socketMode: number;
+    /** Group (name or gid) given the socket, so its members may call berth; the agent's own when unset. */
+    socketGroup?: string;
     /** host:port for TCP, when set. Needs `tls` unless it is a loopback address. */
     tcpAddress?: string;
     tls?: { certFile: string; keyFile: string; clientCaFile?: string };
@@ -152,6 +154,7 @@ export const ENVIRONMENT_KEYS: Record<string, string> = {
   BERTH_LOG_LEVEL: 'logLevel',
   BERTH_SOCKET: 'grpc.socket',
   BERTH_TCP_ADDRESS: 'grpc.tcpAddress',
+  BERTH_SOCKET_GROUP: 'grpc.socketGroup',
   BERTH_RUNTIME: 'runtime.kind',
   BERTH_DOCKER_HOST: 'runtime.docker.host',
   BERTH_CONTAINERD_SOCKET: 'runtime.containerd.socket',
@@ -238,7 +241,7 @@ export function compileConfig(raw: Raw): BerthConfig {
     agentId,
     dataDir: read.string('dataDir'),
     logLevel,
-    grpc: { socketPath: read.string('grpc.socket', /^\//), socketMode: Number.parseInt(socketMode, 8), tcpAddress, tls },
+    grpc: { socketPath: read.string('grpc.socket', /^\//), socketMode: Number.parseInt(socketMode, 8), socketGroup: read.optionalString('grpc.socketGroup'), tcpAddress, tls },
     runtime: {
       kind,
       docker: {

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
@@ -27,6 +27,15 @@ function socketInUse(path: string): Promise<boolean> {
  * The agent's gRPC server: TaskService, grpc.health.v1 and reflection, on a unix socket (and on
  * TCP when configured, with TLS or mTLS when certificates are given).
  */
+/** A group's id, from a number or a name in /etc/group. */
+function groupId(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group);
+  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[0] === group);
+  const gid = line?.split(':')[2];
+  if (gid === undefined) throw new Error(`grpc.socketGroup: no group "${group}" in /etc/group`);
+  return Number(gid);
+}
+
 export class AgentServer {
   private readonly server = new Server();
   private readonly shutdown = new AbortController();
@@ -57,7 +66,9 @@ export class AgentServer {
     }
     await this.bind(`unix://${socketPath}`, ServerCredentials.createInsecure());
     chmodSync(socketPath, this.config.grpc.socketMode);
-    this.log.info({ socket: socketPath, mode: this.config.grpc.socketMode.toString(8) }, 'listening on unix socket');
+    const group = this.config.grpc.socketGroup;
+    if (group !== undefined) chownSync(socketPath, -1, groupId(group));
+    this.log.info({ socket: socketPath, mode: this.config.grpc.socketMode.toString(8), group }, 'listening on unix socket');
 
     const tcp = this.config.grpc.tcpAddress;
     if (tcp) {

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { credentials, Metadata, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { TaskServiceClient, type GetAgentInfoResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { startTestAgent, type TestAgent } from '../harness/agent.js';
+import { TestPki, type Certificate } from '../harness/certificates.js';
+import { freeLoopbackPort } from '../harness/processes.js';
+
+// Runtime-independent: the agent starts (and serves) while its runtime is unreachable.
+const NO_DOCKER = 'unix:///nonexistent/berth-test-docker.sock';
+
+/** GetAgentInfo over TCP with the given credentials: the answer, or the gRPC error. */
+function agentInfo(address: string, creds: ChannelCredentials): Promise<GetAgentInfoResponse | ServiceError> {
+  const client = new TaskServiceClient(address, creds);
+  return new Promise((resolve) => {
+    client.getAgentInfo({}, new Metadata(), { deadline: Date.now() + 5000 }, (error, response) => {
+      client.close();
+      resolve(error ?? response);
+    });
+  });
+}
+
+const isError = (value: unknown): value is ServiceError => value instanceof Error;
+
+describe('the API over TCP with TLS and mTLS, and the unix socket\'s mode and group', () => {
+  const pki = new TestPki();
+  let ca: Certificate;
+  let server: Certificate;
+  let clientCa: Certificate;
+  let client: Certificate;
+  let rogueClient: Certificate;
+  const agents: TestAgent[] = [];
+
+  before(() => {
+    ca = pki.authority('server-ca');
+    server = pki.issue(ca, 'berth-server', 'server');
+    clientCa = pki.authority('client-ca');
+    client = pki.issue(clientCa, 'control-plane', 'client');
+    rogueClient = pki.issue(pki.authority('rogue-ca'), 'rogue', 'client');
+  });
+  after(async () => {
+    for (const agent of agents) await agent.stop();
+  });
+
+  it('serves TLS to clients that trust its CA, and nothing to plaintext clients or clients that trust another CA', async () => {
+    const address = `127.0.0.1:${await freeLoopbackPort()}`;
+    agents.push(await startTestAgent(NO_DOCKER, { grpc: { tcpAddress: address, tls: { certFile: server.certFile, keyFile: server.keyFile } } }));
+    const ok = await agentInfo(address, credentials.createSsl(ca.cert));
+    assert.ok(!isError(ok), String(ok));
+    assert.equal(ok.agentId, agents[0]!.config.agentId);
+    const plaintext = await agentInfo(address, credentials.createInsecure());
+    assert.ok(isError(plaintext), 'a plaintext client gets no answer');
+    const wrongCa = await agentInfo(address, credentials.createSsl(clientCa.cert));
+    assert.ok(isError(wrongCa), 'a client that does not trust the server\'s CA gets no answer');
+  });
+
+  it('with a client CA (mTLS), answers only clients with a certificate that CA signed', async () => {
+    const address = `127.0.0.1:${await freeLoopbackPort()}`;
+    agents.push(await startTestAgent(NO_DOCKER, { grpc: { tcpAddress: address, tls: { certFile: server.certFile, keyFile: server.keyFile, clientCaFile: clientCa.certFile } } }));
+    const ok = await agentInfo(address, credentials.createSsl(ca.cert, client.key, client.cert));
+    assert.ok(!isError(ok), String(ok));
+    const withoutCertificate = await agentInfo(address, credentials.createSsl(ca.cert));
+    assert.ok(isError(withoutCertificate), 'refused without a client certificate');
+    const rogue = await agentInfo(address, credentials.createSsl(ca.cert, rogueClient.key, rogueClient.cert));
+    assert.ok(isError(rogue), 'refused with a certificate of another CA');
+  });
+
+  it('creates the unix socket with the configured mode and group', async () => {
+    const agent = await startTestAgent(NO_DOCKER, { grpc: { socketMode: '0600', socketGroup: 'nogroup' } });
+    agents.push(agent);
+    const stat = statSync(agent.socketPath);
+    assert.equal(stat.mode & 0o777, 0o600);
+    assert.equal(stat.gid, 65534);
+  });
+});
