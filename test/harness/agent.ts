@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
@@ -26,6 +27,8 @@ let agentCounter = 0;
 export async function startTestAgent(
   target: string | (Pick<RuntimeEnvironment, 'runtimeConfig'> & Partial<Pick<RuntimeEnvironment, 'networkConfig'>>),
   overrides: Record<string, unknown> = {},
+  /** Receives every log line (JSON) of the agent, at the level of `logLevel`. */
+  logs?: (line: string) => void,
 ): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-agent-'));
   const socketPath = ((overrides.grpc as { socket?: string } | undefined)?.socket) ?? join(dir, 'berth.sock');
@@ -36,7 +39,7 @@ export async function startTestAgent(
     runtime,
     agentId: `test-${process.pid}-${agentCounter++}`,
     dataDir: dir,
-    logLevel: process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
+    logLevel: (overrides.logLevel as string | undefined) ?? process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
     grpc: { socketMode: '0660', ...(overrides.grpc as object), socket: socketPath },
     engine: { ...(base.engine as object), defaultStopTimeout: '10s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', ...(overrides.engine as object) },
     events: { ...(base.events as object), retain: 100_000, maxWatcherLag: 10_000, heartbeatInterval: '10s', ...(overrides.events as object) },
@@ -46,7 +49,9 @@ export async function startTestAgent(
     network: networkSection(base.network as Record<string, unknown>, typeof target === 'string' ? undefined : target.networkConfig, overrides.network as Record<string, unknown> | undefined),
   };
   const config = compileConfig(raw as Record<string, unknown>);
-  const logger = pino({ level: config.logLevel });
+  const logger = logs
+    ? pino({ level: config.logLevel }, new Writable({ write: (chunk: Buffer, _encoding, done) => (logs(chunk.toString('utf8')), done()) }))
+    : pino({ level: config.logLevel });
   const agent = await startAgent(config, logger);
   const client = new TaskServiceClient(`unix://${socketPath}`, credentials.createInsecure());
   return {

@@ -1,0 +1,3 @@
+import { credentialScenarios } from '../scenarios/credentials.js';
+
+credentialScenarios('containerd');

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { ServiceError } from '@grpc/grpc-js';
+import { call, EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
+import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
+import { container, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
+
+const WRONG_PASSWORD = 'wrong-Secret-4711';
+
+/** Registry credentials go to the registry and nowhere else: not to logs, events, answers or errors. */
+export function credentialScenarios(kind: RuntimeKind): void {
+  describe(`registry credentials stay secret on a real ${kind}`, () => {
+    let env: RuntimeEnvironment;
+    let agent: TestAgent;
+    const logs: string[] = [];
+    before(async () => {
+      env = await startRuntimeEnvironment('secrets', kind);
+      agent = await startTestAgent(env, { logLevel: 'trace' }, (line) => logs.push(line));
+    });
+    after(async () => {
+      await agent?.stop();
+      await env?.stop();
+    });
+
+    it('never shows the password in logs (at trace level), events, GetTask, ListTasks or errors', async () => {
+      const seen: string[] = [];
+      const keep = (value: unknown) => seen.push(typeof value === 'string' ? value : JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v)));
+      const keepError = (error: ServiceError) => {
+        keep(error.message);
+        keep(error.details);
+        for (const [key, values] of Object.entries(error.metadata.getMap())) keep(`${key}: ${Buffer.isBuffer(values) ? values.toString('utf8') : String(values)}`);
+      };
+      const watch = new EventCollector(agent.client, { fromSequence: 1 });
+      try {
+        const good = taskId('secret-ok');
+        const bad = taskId('secret-bad');
+        keep(await call(agent.client, 'runTask', { task: task(good, [container('app', env.privateImage, { registryCredentials: env.credentials, command: ['sleep', '300'] })]) }));
+        keep(await call(agent.client, 'runTask', { task: task(bad, [container('app', env.privateImage, { registryCredentials: { username: env.credentials.username, password: WRONG_PASSWORD } })]) }));
+        await watch.waitForEvent('good RUNNING', is.task(good, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+        await watch.waitForEvent('bad STOPPED', is.task(bad, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+        // Errors that quote the request: an invalid definition, a different one under a used id.
+        await call(agent.client, 'runTask', { task: task('bad id!', [container('', env.privateImage, { registryCredentials: env.credentials })]) }).then(keep, keepError);
+        await call(agent.client, 'runTask', { task: task(good, [container('app', env.privateImage, { registryCredentials: { username: 'x', password: WRONG_PASSWORD } })]) }).then(keep, keepError);
+        keep(await call(agent.client, 'getTask', { taskId: good }));
+        const failed = await call<object, { task?: { reason: string } }>(agent.client, 'getTask', { taskId: bad });
+        keep(failed);
+        assert.match(failed.task?.reason ?? '', /unauthorized|authentication|credentials/i, 'the failed pull says why');
+        keep(await call(agent.client, 'listTasks', { statuses: [], family: '' }));
+        await call(agent.client, 'stopTask', { taskId: good, reason: '' });
+        await watch.waitForEvent('good STOPPED', is.task(good, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+      } finally {
+        watch.close();
+      }
+      keep(watch.messages);
+      const everything = [...seen, ...logs].join('\n');
+      assert.ok(logs.length > 20 && everything.includes(env.privateImage), 'the search covers the logs of both pulls');
+      for (const password of [env.credentials.password, WRONG_PASSWORD]) {
+        const where = [...seen, ...logs].filter((text) => text.includes(password));
+        assert.deepEqual(where, [], `"${password}" appears`);
+      }
+    });
+  });
+}
