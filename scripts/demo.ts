@@ -123,7 +123,7 @@ async function main(): Promise<void> {
 
     say(`running task ${taskId}: "setup" must succeed before "app" starts`);
     const credentialsForRegistry = { username: registry.username, password: registry.password };
-    const base = { entrypoint: [], environment: {}, workingDirectory: '', user: '', cpuUnits: 0, memoryMib: 0, memoryReservationMib: 0, portMappings: [], stopTimeout: { seconds: 5, nanos: 0 }, labels: {}, registryCredentials: credentialsForRegistry, healthCheck: undefined, restartPolicy: undefined, gpuCount: 0, startTimeout: undefined, pidsLimit: 0 };
+    const base = { entrypoint: [], environment: {}, workingDirectory: '', user: '', cpuUnits: 0, memoryMib: 0, memoryReservationMib: 0, portMappings: [], stopTimeout: { seconds: 5, nanos: 0 }, labels: {}, registryCredentials: credentialsForRegistry, healthCheck: undefined, restartPolicy: undefined, gpuCount: 0, startTimeout: undefined, pidsLimit: 0, mountPoints: [], privileged: false };
     await new Promise<RunTaskResponse>((resolve, reject) =>
       client.runTask(
         {

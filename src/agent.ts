@@ -81,6 +81,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
       relistIntervalMs: cfg.engine.relistIntervalMs,
       orphanGracePeriodMs: cfg.engine.orphanGracePeriodMs,
       transientRetry: { attempts: 5, initialDelayMs: 1000, maxDelayMs: 5000 },
+      security: cfg.security,
     }),
     [TOKENS.config],
   );
@@ -150,16 +151,16 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
   await engine.start();
   metrics.follow(engine, container.get(TOKENS.eventLog));
   const metricsServer = config.metrics.address ? new MetricsServer(metrics, config.metrics.address, logger.child({ component: 'metrics' })) : undefined;
-  try {
-    await server.start();
-    await metricsServer?.start();
-  } catch (error) {
-    await server.stop();
+  const abandon = async (error: unknown, serverStarted: boolean): Promise<never> => {
+    // A server that did not start owns no socket: the one in the way may be another berth's.
+    if (serverStarted) await server.stop();
     metrics.stop();
     await engine.stop();
     store.close();
     throw error;
-  }
+  };
+  await server.start().catch((error: unknown) => abandon(error, false));
+  await metricsServer?.start().catch((error: unknown) => abandon(error, true));
   logger.info({ runtime: config.runtime.kind, socket: config.grpc.socketPath }, 'berth started');
   return {
     container,

@@ -60,6 +60,8 @@ export interface BerthConfig {
   };
   /** Host capacity for tasks (see src/engine/host-capacity.ts for each field). */
   resources: CapacitySettings;
+  /** What tasks may ask for; each is refused with PERMISSION_DENIED unless allowed here. */
+  security: { allowPrivileged: boolean; allowHostPathMounts: boolean; allowHostNetwork: boolean };
   metrics: {
     /** host:port of the Prometheus endpoint (GET /metrics); off when unset. */
     address?: string;
@@ -138,6 +140,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       gpuIds: [],
     },
     events: { retain: 100_000, retainFor: '24h', maxWatcherLag: 10_000, heartbeatInterval: '10s' },
+    security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false },
     metrics: {},
     network: {
       pauseImage: 'registry.k8s.io/pause:3.9',
@@ -296,6 +299,11 @@ export function compileConfig(raw: Raw): BerthConfig {
       retainForMs: read.duration('events.retainFor', 1000),
       maxWatcherLag: read.integer('events.maxWatcherLag', 1),
       heartbeatIntervalMs: read.duration('events.heartbeatInterval', 100),
+    },
+    security: {
+      allowPrivileged: read.boolean('security.allowPrivileged'),
+      allowHostPathMounts: read.boolean('security.allowHostPathMounts'),
+      allowHostNetwork: read.boolean('security.allowHostNetwork'),
     },
     metrics: { address: read.optionalString('metrics.address') },
     network: {

@@ -46,5 +46,7 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     ports: inputs.network ? [] : container.portMappings.map((p, i) => ({ ...p, hostPort: inputs.hostPorts[i] ?? p.hostPort })),
     pidsLimit: container.pidsLimit || inputs.defaultPidsLimit,
     gpuIds: [...inputs.gpuIds],
+    mounts: (container.mountPoints ?? []).map((m) => ({ ...m })),
+    privileged: container.privileged ?? false,
   };
 }

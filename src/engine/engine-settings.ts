@@ -1,5 +1,6 @@
 import type { RestartBackoff } from './restart-policy.js';
 import type { RetryPolicy } from './retry.js';
+import type { SecuritySettings } from './security-policy.js';
 
 /** The engine's settings, already validated and in milliseconds (see src/config). */
 export interface EngineSettings {
@@ -21,4 +22,6 @@ export interface EngineSettings {
   orphanGracePeriodMs: number;
   /** Retries of runtime calls that fail because the daemon is down or slow. */
   transientRetry: RetryPolicy;
+  /** What tasks may ask for: privileged containers, host paths, the host's network. */
+  security: SecuritySettings;
 }

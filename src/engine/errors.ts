@@ -38,6 +38,23 @@ export class ResourceExhaustedError extends Error {
   }
 }
 
+/** One thing a task asks for that this agent's config does not allow. */
+export interface PermissionViolation {
+  /** Path of the field in the request, e.g. "task.containers[0].privileged". */
+  field: string;
+  /** The config setting that would allow it, e.g. "security.allowPrivileged". */
+  setting: string;
+  description: string;
+}
+
+/** The task asks for something the agent's config does not allow (privileged, host paths, host network). */
+export class PermissionDeniedError extends Error {
+  override readonly name = 'PermissionDeniedError';
+  constructor(readonly violations: PermissionViolation[]) {
+    super(violations.map((v) => `${v.field}: ${v.description} (allowed only with ${v.setting}: true)`).join('; '));
+  }
+}
+
 /** The container runtime cannot be reached; try again later. */
 export class UnavailableError extends Error {
   override readonly name = 'UnavailableError';

@@ -51,6 +51,13 @@ export interface RestartPolicy {
   restartAttemptPeriodMs: number;
 }
 
+/** A host path bind-mounted into a container. */
+export interface MountPoint {
+  hostPath: string;
+  containerPath: string;
+  readOnly: boolean;
+}
+
 export interface ContainerDefinition {
   name: string;
   image: string;
@@ -76,6 +83,10 @@ export interface ContainerDefinition {
   startTimeoutMs?: number;
   /** 0 for the agent's default. */
   pidsLimit: number;
+  /** Host paths mounted into the container (absent in definitions saved before they existed). */
+  mountPoints?: MountPoint[];
+  /** Every capability and device of the host. */
+  privileged?: boolean;
 }
 
 export interface TaskDefinition {

@@ -21,6 +21,7 @@ import type { StateStore } from './store/state-store.js';
 import { sameDefinition, type TaskDefinition } from './task-definition.js';
 import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
 import { validateTaskDefinition, type TaskDefinitionInput } from './task-validation.js';
+import { checkTaskAllowed } from './security-policy.js';
 import type { TaskNetworking } from './task-network.js';
 
 /** Task networking through CNI, for the engine. */
@@ -146,6 +147,7 @@ export class TaskEngine {
 
   runTask(input: TaskDefinitionInput): { task: TaskSnapshot; created: boolean } {
     const definition = validateTaskDefinition(input);
+    checkTaskAllowed(definition, this.settings.security);
     const existing = this.tasks.get(definition.id);
     if (existing) {
       if (!sameDefinition(existing.definition, definition)) {

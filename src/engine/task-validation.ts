@@ -48,6 +48,8 @@ export interface ContainerDefinitionInput {
   gpuCount?: number;
   startTimeoutMs?: number;
   pidsLimit?: number;
+  mountPoints?: { hostPath: string; containerPath: string; readOnly?: boolean }[];
+  privileged?: boolean;
 }
 
 /** Health check defaults (as Docker and ECS): every 30 s, 5 s to answer, 3 failures, no grace. */
@@ -151,6 +153,18 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
   }
   const pidsLimit = input.pidsLimit ?? 0;
   if (!Number.isInteger(pidsLimit) || pidsLimit < 0) v.push({ field: at('pids_limit'), description: `must be a non-negative integer (got ${pidsLimit})` });
+  const mountPoints = (input.mountPoints ?? []).map((m, j) => {
+    if (!m.hostPath.startsWith('/')) v.push({ field: at(`mount_points[${j}].host_path`), description: `must be an absolute path (got "${m.hostPath}")` });
+    if (!m.containerPath.startsWith('/') || m.containerPath === '/') {
+      v.push({ field: at(`mount_points[${j}].container_path`), description: `must be an absolute path other than / (got "${m.containerPath}")` });
+    }
+    return { hostPath: m.hostPath, containerPath: m.containerPath, readOnly: m.readOnly ?? false };
+  });
+  mountPoints.forEach((m, j) => {
+    if (mountPoints.findIndex((o) => o.containerPath === m.containerPath) < j) {
+      v.push({ field: at(`mount_points[${j}].container_path`), description: `"${m.containerPath}" is mounted twice` });
+    }
+  });
   const credentials = input.registryCredentials;
   if (credentials && (credentials.username === '') !== (credentials.password === '')) {
     v.push({ field: at('registry_credentials'), description: 'needs both username and password' });
@@ -178,6 +192,8 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
     gpuCount,
     startTimeoutMs,
     pidsLimit,
+    mountPoints,
+    privileged: input.privileged ?? false,
   };
 }
 

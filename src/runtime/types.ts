@@ -88,6 +88,10 @@ export interface ContainerSpec {
   pidsLimit?: number;
   /** GPU ids to give the container. */
   gpuIds?: string[];
+  /** Host paths bind-mounted into the container. */
+  mounts?: { hostPath: string; containerPath: string; readOnly: boolean }[];
+  /** Every capability and device of the host, no seccomp or AppArmor confinement. */
+  privileged?: boolean;
 }
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead' | 'unknown';

@@ -3,6 +3,7 @@ import {
   AlreadyExistsError,
   InvalidArgumentError,
   NotFoundError,
+  PermissionDeniedError,
   ResourceExhaustedError,
   SequenceExpiredError,
   UnavailableError,
@@ -39,6 +40,13 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
     return serviceError(status.INVALID_ARGUMENT, `invalid task definition: ${error.message}`, [
       { typeUrl: `${TYPE_PREFIX}google.rpc.BadRequest`, value: badRequest },
     ]);
+  }
+  if (error instanceof PermissionDeniedError) {
+    return serviceError(
+      status.PERMISSION_DENIED,
+      `not allowed on this agent: ${error.message}`,
+      error.violations.map((v) => errorInfo('NOT_ALLOWED_BY_CONFIG', { field: v.field, setting: v.setting })),
+    );
   }
   if (error instanceof NotFoundError) return serviceError(status.NOT_FOUND, error.message, [errorInfo('NOT_FOUND', { [error.resource]: error.id })]);
   if (error instanceof AlreadyExistsError) return serviceError(status.ALREADY_EXISTS, error.message, [errorInfo('ALREADY_EXISTS', { [error.resource]: error.id })]);

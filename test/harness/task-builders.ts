@@ -38,6 +38,8 @@ export function container(name: string, image: string, overrides: Partial<Contai
     gpuCount: 0,
     startTimeout: undefined,
     pidsLimit: 0,
+    mountPoints: [],
+    privileged: false,
     ...overrides,
   };
 }

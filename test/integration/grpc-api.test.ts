@@ -15,7 +15,7 @@ import { startDockerDaemon, type TestDockerDaemon } from '../harness/docker-daem
 import { HealthCheckClient, ReflectionClient } from '../harness/grpc-clients.js';
 import { freeLoopbackPort } from '../harness/processes.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { container, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
+import { container, DependencyCondition, dependsOn, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
 /** Asserts that a call failed with `code`; returns the error for further checks. */
 async function rejectsWith(promise: Promise<unknown>, code: status): Promise<ServiceError> {
@@ -137,6 +137,23 @@ describe('the gRPC API, starting while Docker is down', () => {
       assert.match(violation.description, c.description);
     });
   }
+
+  it('refuses privileged containers, host-path mounts and the host network by default, with PERMISSION_DENIED naming each setting', async () => {
+    const definition = task(
+      taskId('perm'),
+      [container('a', image, { privileged: true, mountPoints: [{ hostPath: '/etc', containerPath: '/host-etc', readOnly: true }] })],
+      { networkMode: NetworkMode.NETWORK_MODE_HOST },
+    );
+    const error = await rejectsWith(run(definition), status.PERMISSION_DENIED);
+    for (const [field, setting] of [
+      ['task.network_mode', 'security.allowHostNetwork'],
+      ['task.containers[0].privileged', 'security.allowPrivileged'],
+      ['task.containers[0].mount_points[0]', 'security.allowHostPathMounts'],
+    ]) {
+      assert.ok(error.details.includes(`${field}: `) && error.details.includes(`allowed only with ${setting}: true`), error.details);
+    }
+    assert.equal(readStatusDetails(error.metadata).errorInfo?.reason, 'NOT_ALLOWED_BY_CONFIG');
+  });
 
   it('answers NOT_FOUND for an unknown task', async () => {
     const error = await rejectsWith(call(agent.client, 'getTask', { taskId: 'no-such-task' }), status.NOT_FOUND);

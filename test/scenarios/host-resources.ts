@@ -17,7 +17,7 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
     before(async () => {
       env = await startRuntimeEnvironment('resources', kind);
       // A small host: 100 MiB and 2048 CPU units for tasks, so queueing is easy to provoke.
-      agent = await startTestAgent(env, { resources: { memoryMib: 100, cpuUnits: 2048, dynamicPortRange: '40100-40199' } });
+      agent = await startTestAgent(env, { resources: { memoryMib: 100, cpuUnits: 2048, dynamicPortRange: '40100-40199' }, security: { allowHostNetwork: true } });
     });
     after(async () => {
       await agent?.stop();

@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import type { EngineSettings } from '../../src/engine/engine-settings.js';
 import { EventLog } from '../../src/engine/event-log.js';
 import { HostResourceManager, type HostCapacity } from '../../src/engine/host-resources.js';
 import { ImageManager, type ImageSettings } from '../../src/engine/image-manager.js';
@@ -50,6 +51,7 @@ export async function engineUnderTest(
     /** The runtime and store of an earlier engine, to test what a restarted agent does. */
     runtime?: FakeRuntime;
     store?: StateStore;
+    security?: Partial<EngineSettings['security']>;
     /** Stands in for CNI in tests of the engine's rules for CNI-networked tasks. */
     networking?: TaskNetworking;
   } = {},
@@ -74,6 +76,7 @@ export async function engineUnderTest(
       relistIntervalMs: options.relistIntervalMs ?? 60_000,
       orphanGracePeriodMs: options.orphanGracePeriodMs ?? 60_000,
       transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 },
+      security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, ...options.security },
     },
     new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true, store),
     new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...options.images }, log, store),

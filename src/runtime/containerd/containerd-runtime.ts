@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile, open } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants as os } from 'node:os';
 import { TaskExit, TaskOOM, TaskStart } from '../../gen/containerd/events/task.js';
@@ -140,6 +140,9 @@ export class ContainerdRuntime implements ContainerRuntime {
     }
     if (spec.network === 'container' && !spec.networkContainer) throw new RuntimeError('invalid', operation, 'network "container" needs the namespace to join');
     if (spec.gpuIds && spec.gpuIds.length > 0) throw new RuntimeError('invalid', operation, 'GPUs are not supported on containerd yet');
+    for (const m of spec.mounts ?? []) {
+      if (!(await stat(m.hostPath).then(() => true, () => false))) throw new RuntimeError('invalid', operation, `the host path "${m.hostPath}" to mount at "${m.containerPath}" does not exist`);
+    }
     const id = containerIdFor(spec.name);
     const c = this.client;
     const existing = await c.call('get container', c.containers, c.containers.get, { id }).catch((error: unknown) => (isRuntimeError(error, 'not-found') ? undefined : Promise.reject(error)));

@@ -1,4 +1,5 @@
 import type { OciImageConfig } from '../oci/media-types.js';
+import { hostCapabilities } from '../capabilities.js';
 import type { ContainerSpec } from '../types.js';
 
 /** A user as the OCI spec wants it. */
@@ -70,10 +71,14 @@ export function processEnv(spec: Pick<ContainerSpec, 'env'>, image: OciImageConf
  */
 export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
   const { spec, image } = input;
+  const privileged = spec.privileged === true;
+  const capabilities = privileged ? hostCapabilities() : CAPABILITIES;
   const namespaces: { type: string; path?: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   if (spec.network !== 'host') namespaces.push(input.netnsPath ? { type: 'network', path: input.netnsPath } : { type: 'network' });
   const resources: Record<string, unknown> = {
-    devices: [{ allow: false, access: 'rwm' }, ...ALLOWED_DEVICES.map(([major, minor]) => ({ allow: true, type: 'c', major, ...(minor === null ? {} : { minor }), access: 'rwm' }))],
+    devices: privileged
+      ? [{ allow: true, access: 'rwm' }]
+      : [{ allow: false, access: 'rwm' }, ...ALLOWED_DEVICES.map(([major, minor]) => ({ allow: true, type: 'c', major, ...(minor === null ? {} : { minor }), access: 'rwm' }))],
   };
   if (spec.memoryBytes > 0 || spec.memoryReservationBytes > 0) {
     resources.memory = { ...(spec.memoryBytes > 0 ? { limit: spec.memoryBytes, swap: spec.memoryBytes } : {}), ...(spec.memoryReservationBytes > 0 ? { reservation: spec.memoryReservationBytes } : {}) };
@@ -89,9 +94,9 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
       args: processArgs(spec, image),
       env: processEnv(spec, image),
       cwd: spec.workingDir || image.config?.WorkingDir || '/',
-      capabilities: { bounding: CAPABILITIES, effective: CAPABILITIES, permitted: CAPABILITIES },
+      capabilities: { bounding: capabilities, effective: capabilities, permitted: capabilities },
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
-      noNewPrivileges: true,
+      noNewPrivileges: !privileged,
     },
     root: { path: 'rootfs', readonly: false },
     hostname: spec.network === 'host' ? undefined : input.id.slice(0, 63),
@@ -101,19 +106,21 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'] },
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: [privileged ? 'rw' : 'ro', 'nosuid', 'noexec', 'nodev'] },
       { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       bind('/etc/hosts', input.files.hosts),
       bind('/etc/hostname', input.files.hostname),
       bind('/etc/resolv.conf', input.files.resolvConf),
+      ...(spec.mounts ?? []).map((m) => ({ destination: m.containerPath, type: 'bind', source: m.hostPath, options: ['rbind', m.readOnly ? 'ro' : 'rw'] })),
     ],
     linux: {
       namespaces,
       resources,
       cgroupsPath: `/${input.namespace}/${input.id}`,
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      // A privileged container sees /proc and /sys as the host does.
+      maskedPaths: privileged ? [] : MASKED_PATHS,
+      readonlyPaths: privileged ? [] : READONLY_PATHS,
     },
   };
 }

@@ -1,3 +1,4 @@
+import { hostCapabilities, LINUX_CAPABILITIES } from '../capabilities.js';
 import { PassThrough, type Readable } from 'node:stream';
 import Docker from 'dockerode';
 import type { ContainerRuntime } from '../container-runtime.js';
@@ -50,6 +51,27 @@ function toState(status: string | undefined): ContainerState {
     default:
       return 'unknown';
   }
+}
+
+/**
+ * HostConfig for a privileged container. Docker's own `Privileged` asks runc for every capability
+ * Docker knows, which fails on a host whose bounding set lacks some (a confined host): there the
+ * same is built from parts: every capability Docker knows but those the host lacks, no seccomp or
+ * AppArmor profile, no masked or read-only /proc paths, every device allowed by the device cgroup.
+ */
+function privilegedSettings(): Record<string, unknown> {
+  const host = new Set(hostCapabilities());
+  // Docker 20.10 knows the capabilities up to CAP_AUDIT_READ (bit 37) by name.
+  const missing = LINUX_CAPABILITIES.slice(0, 38).filter((c) => !host.has(c));
+  if (missing.length === 0) return { Privileged: true };
+  return {
+    CapAdd: ['ALL'],
+    CapDrop: missing.map((c) => c.slice(4)),
+    SecurityOpt: ['seccomp=unconfined', 'apparmor=unconfined'],
+    MaskedPaths: [],
+    ReadonlyPaths: [],
+    DeviceCgroupRules: ['a *:* rwm'],
+  };
 }
 
 /** Docker's HostConfig.NetworkMode for a spec. */
@@ -175,6 +197,9 @@ export class DockerRuntime implements ContainerRuntime {
           Memory: spec.memoryBytes || undefined,
           MemoryReservation: spec.memoryReservationBytes || undefined,
           PidsLimit: spec.pidsLimit || undefined,
+          ...(spec.privileged ? privilegedSettings() : {}),
+          // Mounts (not Binds): a missing host path is an error, not a directory Docker creates.
+          Mounts: spec.mounts && spec.mounts.length > 0 ? spec.mounts.map((m) => ({ Type: 'bind', Source: m.hostPath, Target: m.containerPath, ReadOnly: m.readOnly })) : undefined,
           DeviceRequests: spec.gpuIds && spec.gpuIds.length > 0 ? [{ Driver: 'nvidia', DeviceIDs: spec.gpuIds, Capabilities: [['gpu']] }] : undefined,
         },
       } as Docker.ContainerCreateOptions),

@@ -1,0 +1,31 @@
+import { PermissionDeniedError, type PermissionViolation } from './errors.js';
+import type { TaskDefinition } from './task-definition.js';
+
+/** What the agent's config lets a task ask for; everything is refused by default. */
+export interface SecuritySettings {
+  allowPrivileged: boolean;
+  allowHostPathMounts: boolean;
+  allowHostNetwork: boolean;
+}
+
+/**
+ * Refuses a task that asks for what the config does not allow, naming each field and the setting
+ * that would allow it. Checked when a task is admitted, after its definition is valid.
+ */
+export function checkTaskAllowed(task: TaskDefinition, settings: SecuritySettings): void {
+  const violations: PermissionViolation[] = [];
+  if (task.networkMode === 'host' && !settings.allowHostNetwork) {
+    violations.push({ field: 'task.network_mode', setting: 'security.allowHostNetwork', description: "the host's network namespace is not allowed" });
+  }
+  task.containers.forEach((c, i) => {
+    if (c.privileged && !settings.allowPrivileged) {
+      violations.push({ field: `task.containers[${i}].privileged`, setting: 'security.allowPrivileged', description: 'privileged containers are not allowed' });
+    }
+    (c.mountPoints ?? []).forEach((m, j) => {
+      if (!settings.allowHostPathMounts) {
+        violations.push({ field: `task.containers[${i}].mount_points[${j}]`, setting: 'security.allowHostPathMounts', description: `mounting the host path "${m.hostPath}" is not allowed` });
+      }
+    });
+  });
+  if (violations.length > 0) throw new PermissionDeniedError(violations);
+}

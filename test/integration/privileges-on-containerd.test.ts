@@ -1,0 +1,3 @@
+import { privilegeScenarios } from '../scenarios/privileges.js';
+
+privilegeScenarios('containerd');
