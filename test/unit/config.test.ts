@@ -59,4 +59,12 @@ describe('config', () => {
     assert.equal(loadConfig(undefined, { BERTH_METRICS_ADDRESS: '127.0.0.1:9464' }).metrics.address, '127.0.0.1:9464');
     assert.throws(() => loadConfig(undefined, { BERTH_METRICS_ADDRESS: '9464' }), /config: metrics\.address: must be host:port/);
   });
+
+  it('accepts the example config of deploy/', () => {
+    const config = loadConfig(new URL('../../deploy/berth.example.json', import.meta.url).pathname, {});
+    assert.equal(config.runtime.kind, 'containerd');
+    assert.equal(config.grpc.tls?.clientCaFile, '/etc/berth/tls/clients-ca.crt');
+    assert.equal(config.metrics.address, '127.0.0.1:9464');
+    assert.equal(config.security.allowPrivileged, false);
+  });
 });
