@@ -55,6 +55,16 @@ export class PermissionDeniedError extends Error {
   }
 }
 
+/** The request cannot be carried out in the current state (e.g. exec in a container that is not running). */
+export class FailedPreconditionError extends Error {
+  override readonly name = 'FailedPreconditionError';
+}
+
+/** An operation did not finish in the time it was given. */
+export class DeadlineExceededError extends Error {
+  override readonly name = 'DeadlineExceededError';
+}
+
 /** The container runtime cannot be reached; try again later. */
 export class UnavailableError extends Error {
   override readonly name = 'UnavailableError';

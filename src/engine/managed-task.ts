@@ -200,6 +200,13 @@ export class ManagedTask implements QueuedTask {
     this.scheduleReconcile();
   }
 
+  /** A container of the definition as exec needs it; undefined for an unknown name. */
+  execTarget(name: string): { runtimeId?: string; knownStatus: ContainerStatus } | undefined {
+    const container = this.containers.get(name);
+    if (!container || container === this.pause) return undefined;
+    return { runtimeId: container.runtimeId, knownStatus: container.knownStatus };
+  }
+
   /** Names and runtime ids of the containers, for matching them with what the runtime lists. */
   containerRefs(): { name: string; runtimeName: string; runtimeId?: string; knownStatus: ContainerStatus; busy: boolean }[] {
     return [...this.containers.values()].map((c) => ({ name: c.name, runtimeName: c.runtimeName, runtimeId: c.runtimeId, knownStatus: c.knownStatus, busy: c.busy !== undefined }));

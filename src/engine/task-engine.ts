@@ -6,7 +6,16 @@ import { ContainerActions } from './container-actions.js';
 import { CoalescedRun } from './coalesced-run.js';
 import { crashPoint } from './crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
-import { AlreadyExistsError, NotFoundError, ResourceExhaustedError, UnavailableError } from './errors.js';
+import {
+  AlreadyExistsError,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  ResourceExhaustedError,
+  UnavailableError,
+  type FieldViolation,
+} from './errors.js';
 import type { HostResourceManager } from './host-resources.js';
 import type { ImageManager } from './image-manager.js';
 import { ResourceQueue } from './resource-queue.js';
@@ -54,6 +63,10 @@ export interface RecoveryReport {
   /** From the engine's start to every restored task resumed. */
   durationMs: number;
 }
+
+const EXEC_DEFAULT_TIMEOUT_MS = 30_000;
+const EXEC_MAX_TIMEOUT_MS = 600_000;
+const EXEC_MAX_OUTPUT = 1024 * 1024;
 
 /** Containers inspected at the same time during a synchronization. */
 const SYNC_CONCURRENCY = 8;
@@ -237,6 +250,31 @@ export class TaskEngine {
     for (const task of queued) this.queue.enqueue(task);
     this.restoredCount = this.tasks.size;
     if (this.restoredCount > 0) this.log.info({ tasks: this.restoredCount, holdingResources: this.tasks.size - queued.length }, 'restored tasks from the state store');
+  }
+
+  /**
+   * Runs a command in a running container of a task (what `docker exec` and `kubectl exec` do,
+   * without a terminal). The output is stdout and stderr interleaved, at most 1 MiB.
+   */
+  async exec(taskId: string, containerName: string, command: string[], timeoutMs = EXEC_DEFAULT_TIMEOUT_MS): Promise<{ exitCode: number; output: string }> {
+    const violations: FieldViolation[] = [];
+    if (command.length === 0 || command[0] === '') violations.push({ field: 'command', description: 'must name the program to run' });
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > EXEC_MAX_TIMEOUT_MS) violations.push({ field: 'timeout', description: `must be between 1 ms and 10 min (got ${timeoutMs} ms)` });
+    if (violations.length > 0) throw new InvalidArgumentError(violations);
+    const target = this.get(taskId).execTarget(containerName);
+    if (!target) throw new NotFoundError('container', `${taskId}/${containerName}`);
+    if (target.knownStatus !== 'RUNNING' || !target.runtimeId) {
+      throw new FailedPreconditionError(`container "${containerName}" of task "${taskId}" is ${target.knownStatus}, not RUNNING`);
+    }
+    const availability = this.monitor.availability;
+    if (!availability.available) throw new UnavailableError(availability.reason);
+    try {
+      return await this.runtime.exec(target.runtimeId, command, { timeoutMs, maxOutputBytes: EXEC_MAX_OUTPUT });
+    } catch (error) {
+      if (isRuntimeError(error, 'timeout')) throw new DeadlineExceededError(`the command did not finish within ${timeoutMs} ms`);
+      if (isRuntimeError(error, 'unavailable')) throw new UnavailableError(error.detail);
+      throw new FailedPreconditionError(`cannot exec in container "${containerName}": ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   stopTask(id: string, reason: string): TaskSnapshot {

@@ -2,6 +2,8 @@ import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import {
   AlreadyExistsError,
   InvalidArgumentError,
+  DeadlineExceededError,
+  FailedPreconditionError,
   NotFoundError,
   PermissionDeniedError,
   ResourceExhaustedError,
@@ -48,6 +50,8 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
       error.violations.map((v) => errorInfo('NOT_ALLOWED_BY_CONFIG', { field: v.field, setting: v.setting })),
     );
   }
+  if (error instanceof FailedPreconditionError) return serviceError(status.FAILED_PRECONDITION, error.message, []);
+  if (error instanceof DeadlineExceededError) return serviceError(status.DEADLINE_EXCEEDED, error.message, []);
   if (error instanceof NotFoundError) return serviceError(status.NOT_FOUND, error.message, [errorInfo('NOT_FOUND', { [error.resource]: error.id })]);
   if (error instanceof AlreadyExistsError) return serviceError(status.ALREADY_EXISTS, error.message, [errorInfo('ALREADY_EXISTS', { [error.resource]: error.id })]);
   if (error instanceof ResourceExhaustedError) {

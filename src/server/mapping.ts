@@ -30,7 +30,7 @@ import type { Duration } from '../gen/google/protobuf/duration.js';
 
 const stripPrefix = (name: string, prefix: string) => name.replace(prefix, '');
 
-function durationToMs(duration: Duration | undefined): number | undefined {
+export function durationToMs(duration: Duration | undefined): number | undefined {
   if (!duration) return undefined;
   return duration.seconds * 1000 + Math.round(duration.nanos / 1e6);
 }

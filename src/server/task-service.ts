@@ -6,7 +6,7 @@ import type { TaskStatus } from '../engine/status.js';
 import type { TaskServiceServer, WatchEventsRequest, WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
 import { AGENT_VERSION } from '../version.js';
 import { toServiceError } from './error-status.js';
-import { fromPbTaskStatus, taskDefinitionInput, toPbEvent, toPbTask } from './mapping.js';
+import { durationToMs, fromPbTaskStatus, taskDefinitionInput, toPbEvent, toPbTask } from './mapping.js';
 
 export interface TaskServiceOptions {
   /** A watch stream that has sent nothing for this long gets a heartbeat. */
@@ -42,6 +42,13 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
       const statuses = request.statuses.map(fromPbTaskStatus).filter((s): s is TaskStatus => s !== undefined);
       return { tasks: engine.listTasks({ statuses, family: request.family }).map(toPbTask) };
     }),
+    exec: (call, callback) => {
+      const { taskId, containerName, command, timeout } = call.request;
+      engine.exec(taskId, containerName, command, durationToMs(timeout)).then(
+        (result) => callback(null, { exitCode: result.exitCode, output: Buffer.from(result.output, 'utf8') }),
+        (error: unknown) => callback(toServiceError(error)),
+      );
+    },
     getAgentInfo: unary(() => {
       const info = engine.agentInfo();
       return {

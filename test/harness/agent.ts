@@ -80,7 +80,7 @@ function networkSection(...layers: (Record<string, unknown> | undefined)[]): Rec
 /** Promisifies one unary method of the generated client. */
 export function call<Req, Res>(
   client: TaskServiceClient,
-  method: 'runTask' | 'stopTask' | 'getTask' | 'listTasks' | 'getAgentInfo',
+  method: 'runTask' | 'stopTask' | 'getTask' | 'listTasks' | 'getAgentInfo' | 'exec',
   request: Req,
 ): Promise<Res> {
   return new Promise((resolve, reject) => {

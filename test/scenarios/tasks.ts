@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { GetTaskResponse, RunTaskResponse, StopTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import type { ExecResponse, GetTaskResponse, RunTaskResponse, StopTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import {
@@ -194,6 +194,32 @@ export function taskScenarios(kind: RuntimeKind): void {
         await stop(id);
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
       });
+    });
+
+    it('runs a command in a running container over the API: exit code and output; clear errors otherwise', async () => {
+      const id = taskId('exec');
+      const exec = (containerName: string, command: string[], timeout?: { seconds: number; nanos: number }) =>
+        call<object, ExecResponse>(agent.client, 'exec', { taskId: id, containerName, command, timeout });
+      const codeOf = (promise: Promise<unknown>) => promise.then(() => 0, (error: { code: number }) => error.code);
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await run(task(id, [
+          container('app', env.image, { ...creds(), command: ['sleep', '300'], environment: { GREETING: 'hello' } }),
+          container('done', env.image, { ...creds(), command: ['true'], essential: false }),
+        ]));
+        await watch.waitForEvent('app RUNNING', is.container(id, 'app', ContainerStatus.CONTAINER_STATUS_RUNNING));
+        await watch.waitForEvent('done STOPPED', is.container(id, 'done', ContainerStatus.CONTAINER_STATUS_STOPPED));
+      });
+      const result = await exec('app', ['sh', '-c', 'echo "$GREETING from exec"; echo oops >&2; exit 3']);
+      assert.equal(result.exitCode, 3);
+      const output = Buffer.from(result.output).toString('utf8');
+      assert.match(output, /hello from exec/);
+      assert.match(output, /oops/);
+      assert.equal((await exec('app', ['true'])).exitCode, 0);
+      assert.equal(await codeOf(exec('nope', ['true'])), 5); // NOT_FOUND
+      assert.equal(await codeOf(exec('done', ['true'])), 9); // FAILED_PRECONDITION: not running
+      assert.equal(await codeOf(exec('app', [])), 3); // INVALID_ARGUMENT
+      assert.equal(await codeOf(exec('app', ['sleep', '30'], { seconds: 1, nanos: 0 })), 4); // DEADLINE_EXCEEDED
+      await stop(id);
     });
 
     it('runs a container as a user named in the image, resolved through its /etc/passwd', async () => {
