@@ -35,7 +35,9 @@ export function credentialScenarios(kind: RuntimeKind): void {
         const good = taskId('secret-ok');
         const bad = taskId('secret-bad');
         keep(await call(agent.client, 'runTask', { task: task(good, [container('app', env.privateImage, { registryCredentials: env.credentials, command: ['sleep', '300'] })]) }));
-        keep(await call(agent.client, 'runTask', { task: task(bad, [container('app', env.privateImage, { registryCredentials: { username: env.credentials.username, password: WRONG_PASSWORD } })]) }));
+        // Another image than the good task's: with the default pull behaviour a failed pull of an
+        // image already present falls back to it, and this pull is to fail for everyone to see.
+        keep(await call(agent.client, 'runTask', { task: task(bad, [container('app', env.image, { registryCredentials: { username: env.credentials.username, password: WRONG_PASSWORD } })]) }));
         await watch.waitForEvent('good RUNNING', is.task(good, TaskStatus.TASK_STATUS_RUNNING), 60_000);
         await watch.waitForEvent('bad STOPPED', is.task(bad, TaskStatus.TASK_STATUS_STOPPED), 60_000);
         // Errors that quote the request: an invalid definition, a different one under a used id.
