@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import type { ContainerInfo, PullProgress, RuntimeEvent } from '../runtime/types.js';
 import type { ActionOutcome, ContainerActions } from './container-actions.js';
+import type { SpecInputs } from './container-spec.js';
 import { dependentsOf, evaluateDependencies } from './dependency-graph.js';
 import type { EventLog } from './event-log.js';
 import type { EventChange } from './events.js';
@@ -524,7 +525,7 @@ export class ManagedTask implements QueuedTask {
   }
 
   /** How a container joins the network: the pause container alone, the others in its namespace. */
-  private networkOf(container: ManagedContainer): Parameters<ContainerActions['create']>[2] {
+  private networkOf(container: ManagedContainer): SpecInputs['network'] {
     if (!this.pause || !this.deps.cni) return undefined;
     if (container === this.pause) return { network: 'none' };
     // The path exists once the network is set up, which is before the container starts.

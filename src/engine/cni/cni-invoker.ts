@@ -133,7 +133,7 @@ export class CniInvoker {
           const path = join(dir, type);
           if (await access(path, constants.X_OK).then(() => true, () => false)) return path;
         }
-        throw new CniError('VERSION', type, `no executable "${type}" in ${this.options.pluginDirs.join(':')}`);
+        throw new Error(`no executable "${type}" in ${this.options.pluginDirs.join(':')}`);
       })();
       found.catch(() => this.paths.delete(type));
       this.paths.set(type, found);
@@ -143,8 +143,8 @@ export class CniInvoker {
 
   /** Runs one plugin; resolves with its stdout when it exits 0, throws a CniError otherwise. */
   private async exec(type: string, command: string, conf: CniRuntimeConf, stdin: string): Promise<string> {
-    const path = await this.findPlugin(type).catch((error: CniError) => {
-      throw new CniError(command, type, error.msg);
+    const path = await this.findPlugin(type).catch((error: Error) => {
+      throw new CniError(command, type, error.message);
     });
     const env: NodeJS.ProcessEnv = {
       CNI_COMMAND: command,
