@@ -40,6 +40,8 @@ export const CONTAINERD_PACKAGES: [file: string, pkg: string][] = [
   ['/usr/bin/containerd', 'containerd'],
   ['/usr/bin/containerd-shim-runc-v2', 'containerd'],
   ['/usr/sbin/runc', 'runc'],
+  // libexec/berth-log-writer, which stamps containers' log lines, is a Perl script (Time::HiRes).
+  ['/usr/lib/x86_64-linux-gnu/perl/5.36/Time/HiRes.pm', 'perl'],
 ];
 
 /** The CNI plugins and what they run, for task networking (and bridge mode on containerd). */

@@ -1,14 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from './package-root.js';
 
-/** The agent's version, from the package.json above this file (in src/ or in dist/src/). */
-export const AGENT_VERSION: string = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    const file = join(dir, 'package.json');
-    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
-    dir = dirname(dir);
-  }
-  return 'unknown';
-})();
+/** The agent's version, from berth's package.json. */
+export const AGENT_VERSION: string = PACKAGE_ROOT ? (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version : 'unknown';

@@ -1,6 +1,6 @@
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { RuntimeError } from '../runtime/errors.js';
-import type { ContainerSpec, ExecOptions, PullOptions, RuntimeEvent } from '../runtime/types.js';
+import type { ContainerSpec, ExecOptions, LogOptions, PullOptions, RuntimeEvent } from '../runtime/types.js';
 
 /** What an instrumented runtime reports: each call's operation, duration and failure kind. */
 export interface RuntimeCallObserver {
@@ -94,6 +94,14 @@ export class InstrumentedRuntime implements ContainerRuntime {
 
   exec(id: string, command: string[], options?: ExecOptions) {
     return this.timed('exec', () => this.inner.exec(id, command, options));
+  }
+
+  logs(id: string, options: LogOptions) {
+    return this.timed('logs', () => this.inner.logs(id, options));
+  }
+
+  stats(id: string) {
+    return this.timed('stats', () => this.inner.stats(id));
   }
 
   events(labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<RuntimeEvent>> {

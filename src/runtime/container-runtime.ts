@@ -4,6 +4,9 @@ import type {
   ExecOptions,
   ExecResult,
   ImageInfo,
+  LogLine,
+  LogOptions,
+  ContainerStatsSample,
   PullOptions,
   RuntimeEvent,
   RuntimeName,
@@ -66,6 +69,14 @@ export interface ContainerRuntime {
   listContainers(labels: Record<string, string>): Promise<ContainerInfo[]>;
   /** Runs a command in a running container and waits for it. */
   exec(id: string, command: string[], options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * The container's output, line by line in the order written, each line with its stream and
+   * time. Resolves once the container is found (fails with "not-found" otherwise). With `follow`,
+   * the iterable goes on with new lines until the container's process exits or the signal aborts.
+   */
+  logs(id: string, options: LogOptions): Promise<AsyncIterable<LogLine>>;
+  /** One sample of a running container's resource use. Fails with "conflict" when it is not running. */
+  stats(id: string): Promise<ContainerStatsSample>;
 
   /**
    * Subscribes to container events (start, exit with code, oom) for containers carrying all of

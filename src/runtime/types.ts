@@ -127,6 +127,44 @@ export interface ExecResult {
   output: string;
 }
 
+export type LogStream = 'stdout' | 'stderr';
+
+export interface LogOptions {
+  /** Keep streaming new lines until the container's process exits or `signal` aborts. */
+  follow: boolean;
+  /** Only the last this many lines (of the selected streams) that exist when the call begins. */
+  tail?: number;
+  /** Only lines written at or after this time. */
+  since?: Date;
+  /** The streams to read; both when unset. */
+  streams?: LogStream[];
+  signal: AbortSignal;
+}
+
+export interface LogLine {
+  /** When the runtime received the line. */
+  time: Date;
+  stream: LogStream;
+  /** The line without its newline. */
+  text: Buffer;
+  /** True when the line was cut (it was too long, or its process ended before a newline). */
+  partial: boolean;
+}
+
+/** One sample of a container's resource use; counters are cumulative since the container started. */
+export interface ContainerStatsSample {
+  time: Date;
+  /** CPU time used, in nanoseconds. */
+  cpuUsageNanos: number;
+  /** Memory in use, page cache that could be dropped excluded (what `docker stats` shows). */
+  memoryUsageBytes: number;
+  /** The memory limit; the host's memory when the container has none. */
+  memoryLimitBytes: number;
+  /** Summed over the interfaces of the container's network namespace (loopback excluded). */
+  network: { rxBytes: number; txBytes: number; rxPackets: number; txPackets: number };
+  pids: number;
+}
+
 export type RuntimeEvent =
   | { type: 'start'; containerId: string; time: Date }
   | { type: 'exit'; containerId: string; exitCode: number; time: Date }

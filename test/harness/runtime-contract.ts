@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
 import { isRuntimeError } from '../../src/runtime/errors.js';
-import type { ContainerSpec, RuntimeEvent } from '../../src/runtime/types.js';
+import { totalmem } from 'node:os';
+import type { ContainerSpec, LogLine, LogOptions, RuntimeEvent } from '../../src/runtime/types.js';
 
 export interface ContractContext {
   runtime: ContainerRuntime;
@@ -175,6 +176,68 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       assert.match(ok.output, /out/);
       assert.match(ok.output, /err/);
       await ctx.runtime.removeContainer(id);
+    });
+
+    it('keeps the output line by line with its stream and time: tail, since, stream choice, and follow until the exit', async () => {
+      const signal = new AbortController().signal;
+      const read = async (id: string, options: Partial<LogOptions> = {}) => {
+        const lines: LogLine[] = [];
+        for await (const line of await ctx.runtime.logs(id, { follow: false, signal, ...options })) lines.push(line);
+        return lines;
+      };
+      const text = (lines: LogLine[]) => lines.map((l) => `${l.stream}:${l.text.toString('utf8')}${l.partial ? '…' : ''}`);
+      const before = Date.now();
+      const id = await ctx.runtime.createContainer(spec({ command: ['sh', '-c', 'echo one; echo two >&2; echo "  three  "; printf no-newline'] }));
+      await ctx.runtime.startContainer(id);
+      // A follow of a container that runs ends when it exits.
+      const followed = text(await read(id, { follow: true }));
+      const all = await read(id);
+      assert.deepEqual(text(all.filter((l) => l.stream === 'stdout')), ['stdout:one', 'stdout:  three  ', 'stdout:no-newline…']);
+      assert.deepEqual(text(all.filter((l) => l.stream === 'stderr')), ['stderr:two']);
+      for (const line of all) assert.ok(line.time.getTime() >= before - 1000 && line.time.getTime() <= Date.now() + 1000, `time ${line.time.toISOString()}`);
+      assert.deepEqual(followed.sort(), text(all).sort(), 'the follow saw every line before it ended');
+      assert.deepEqual(text(await read(id, { tail: 2 })), text(all.slice(-2)));
+      assert.deepEqual(text(await read(id, { streams: ['stderr'] })), ['stderr:two']);
+      assert.deepEqual(await read(id, { tail: 0 }), []);
+      const last = all.reduce((a, b) => (a.time > b.time ? a : b));
+      assert.deepEqual(text(await read(id, { since: new Date(last.time.getTime() + 1000) })), [], 'nothing written since');
+      assert.ok((await read(id, { since: new Date(before - 60_000) })).length === 4);
+      await ctx.runtime.removeContainer(id);
+      await assert.rejects(ctx.runtime.logs(id, { follow: false, signal }), (error) => isRuntimeError(error, 'not-found'));
+    });
+
+    it('follows the output of a running container: new lines arrive, and the follow ends when asked to', async () => {
+      const id = await ctx.runtime.createContainer(spec({ command: ['sh', '-c', 'echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second; sleep 300'] }));
+      await ctx.runtime.startContainer(id);
+      const abort = new AbortController();
+      const seen: string[] = [];
+      for await (const line of await ctx.runtime.logs(id, { follow: true, signal: abort.signal })) {
+        seen.push(line.text.toString('utf8'));
+        if (seen.length === 1) await ctx.runtime.exec(id, ['touch', '/tmp/go'], { timeoutMs: 10_000 });
+        if (seen.length === 2) abort.abort();
+      }
+      assert.deepEqual(seen, ['first', 'second']);
+      await ctx.runtime.removeContainer(id);
+    });
+
+    it('samples the resource use of a running container and refuses a stopped one with "conflict"', async () => {
+      const id = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'], memoryBytes: 64 * 1024 * 1024 }));
+      await ctx.runtime.startContainer(id);
+      const first = await ctx.runtime.stats(id);
+      assert.equal(first.memoryLimitBytes, 64 * 1024 * 1024);
+      assert.ok(first.memoryUsageBytes > 0 && first.memoryUsageBytes < first.memoryLimitBytes, `memory ${first.memoryUsageBytes}`);
+      assert.ok(first.pids >= 1, `pids ${first.pids}`);
+      assert.deepEqual(first.network, { rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0 }, 'network "none": loopback only, not counted');
+      await ctx.runtime.exec(id, ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done'], { timeoutMs: 30_000 });
+      const second = await ctx.runtime.stats(id);
+      assert.ok(second.cpuUsageNanos > first.cpuUsageNanos, `cpu ${first.cpuUsageNanos} → ${second.cpuUsageNanos}`);
+      assert.ok(second.time.getTime() >= first.time.getTime());
+      const unlimited = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'] }));
+      await ctx.runtime.startContainer(unlimited);
+      assert.equal((await ctx.runtime.stats(unlimited)).memoryLimitBytes, totalmem(), 'no limit: the host memory');
+      await ctx.runtime.stopContainer(id, 1000);
+      await assert.rejects(ctx.runtime.stats(id), (error) => isRuntimeError(error, 'conflict'));
+      for (const container of [id, unlimited]) await ctx.runtime.removeContainer(container);
     });
 
     it('reports an OOM kill as an oom event, exit 137 and oomKilled', async () => {

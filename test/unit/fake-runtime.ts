@@ -1,6 +1,6 @@
 import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
-import type { ContainerInfo, ContainerSpec, ExecResult, ImageInfo, PullOptions, RuntimeEvent, RuntimeVersion } from '../../src/runtime/types.js';
+import type { ContainerInfo, ContainerSpec, ContainerStatsSample, ExecResult, ImageInfo, LogLine, PullOptions, RuntimeEvent, RuntimeVersion } from '../../src/runtime/types.js';
 
 /**
  * An in-memory ContainerRuntime for unit tests of engine rules. Containers do nothing by
@@ -150,6 +150,14 @@ export class FakeRuntime implements ContainerRuntime {
   async exec(id: string, command: string[]): Promise<ExecResult> {
     this.calls.push(`exec ${this.containers.get(id)?.labels['berth.container-name']}`);
     return this.execResult(id, command);
+  }
+
+  async logs(): Promise<AsyncIterable<LogLine>> {
+    throw new RuntimeError('invalid', 'logs', 'the fake runtime keeps no output');
+  }
+
+  async stats(): Promise<ContainerStatsSample> {
+    throw new RuntimeError('invalid', 'stats', 'the fake runtime has no resource use');
   }
 
   async events(_labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<RuntimeEvent>> {

@@ -1,7 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, stat, writeFile, open } from 'node:fs/promises';
-import { join } from 'node:path';
-import { constants as os } from 'node:os';
+import { dirname, join } from 'node:path';
+import { PACKAGE_ROOT } from '../../package-root.js';
+import { V1Metrics, V2Metrics } from '../../gen/containerd/cgroups/metrics.js';
+import { namespaceTraffic } from '../net-dev.js';
+import { LOG_FILE_NAME, readLogFile } from './log-file.js';
+import { constants as os, totalmem } from 'node:os';
 import { TaskExit, TaskOOM, TaskStart } from '../../gen/containerd/events/task.js';
 import type { Container } from '../../gen/containerd/services/containers/v1/containers.js';
 import { Status, type Process } from '../../gen/containerd/types/task.js';
@@ -9,7 +13,20 @@ import type { ContainerRuntime } from '../container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../errors.js';
 import { parseImageName } from '../oci/image-name.js';
 import { RegistryClient } from '../oci/registry-client.js';
-import type { ContainerInfo, ContainerSpec, ContainerState, ExecOptions, ExecResult, ImageInfo, PullOptions, RuntimeEvent, RuntimeVersion } from '../types.js';
+import type {
+  ContainerInfo,
+  ContainerSpec,
+  ContainerState,
+  ContainerStatsSample,
+  ExecOptions,
+  ExecResult,
+  ImageInfo,
+  LogLine,
+  LogOptions,
+  PullOptions,
+  RuntimeEvent,
+  RuntimeVersion,
+} from '../types.js';
 import { withTimeout } from '../with-timeout.js';
 import { ContainerdClient, containerdError } from './containerd-client.js';
 import { ImagePuller, SNAPSHOTTER } from './image-puller.js';
@@ -27,6 +44,8 @@ export interface ContainerdRuntimeOptions {
   stateDir: string;
   /** Registries spoken to over plain HTTP (loopback registries always are). */
   insecureRegistries: string[];
+  /** The program the shim runs to write containers' logs; berth's libexec/berth-log-writer by default. */
+  logWriterPath?: string;
 }
 
 const SPEC_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
@@ -35,6 +54,8 @@ const RUNTIME = 'io.containerd.runc.v2';
 /** Labels the adapter adds for itself. */
 const NAME_LABEL = 'berth.runtime-name';
 const STOP_SIGNAL_LABEL = 'berth.stop-signal';
+/** Where the container's log file is (so any adapter instance, whatever its state dir, finds it). */
+const LOG_FILE_LABEL = 'berth.log-file';
 const DEFAULT_EXEC_OUTPUT = 64 * 1024;
 const ID_PATTERN = /^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$/;
 
@@ -91,7 +112,10 @@ export class ContainerdRuntime implements ContainerRuntime {
   private readonly startedAt = new Map<string, Date>();
   private readonly labelsCache = new Map<string, Record<string, string>>();
 
+  private readonly logWriter: string;
+
   constructor(private readonly options: ContainerdRuntimeOptions) {
+    this.logWriter = options.logWriterPath ?? join(PACKAGE_ROOT ?? '.', 'libexec', 'berth-log-writer');
     this.client = new ContainerdClient(options.socketPath, options.namespace, options.callTimeoutMs);
     this.puller = new ImagePuller(this.client, new RegistryClient({ insecureRegistries: options.insecureRegistries, requestTimeoutMs: options.callTimeoutMs }), options.callTimeoutMs);
     this.images = new ImageStore(this.client, options.callTimeoutMs);
@@ -131,6 +155,10 @@ export class ContainerdRuntime implements ContainerRuntime {
 
   private containerDir(id: string): string {
     return join(this.options.stateDir, 'containers', id);
+  }
+
+  private logFileOf(container: Container): string {
+    return container.labels[LOG_FILE_LABEL] ?? join(this.containerDir(container.id), LOG_FILE_NAME);
   }
 
   async createContainer(spec: ContainerSpec): Promise<string> {
@@ -183,7 +211,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       await writeFile(files.hostname, `${hostname}\n`);
       await writeFile(files.resolvConf, await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
       const oci = runtimeSpec({ id, namespace: this.options.namespace, spec, image: image.config, user, files, netnsPath: spec.networkContainer?.netnsPath });
-      const labels: Record<string, string> = { ...spec.labels, [NAME_LABEL]: spec.name };
+      const labels: Record<string, string> = { ...spec.labels, [NAME_LABEL]: spec.name, [LOG_FILE_LABEL]: join(dir, LOG_FILE_NAME) };
       if (image.config.config?.StopSignal) labels[STOP_SIGNAL_LABEL] = image.config.config.StopSignal;
       await c.call(operation, c.containers, c.containers.create, {
         container: {
@@ -230,9 +258,9 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   /** Resolves when the process ends (the call is registered before the process is started). */
-  private waitFor(id: string, execId = ''): Promise<{ exitStatus: number; exitedAt?: Date }> {
+  private waitFor(id: string, execId = '', signal?: AbortSignal): Promise<{ exitStatus: number; exitedAt?: Date }> {
     const c = this.client;
-    return c.call('wait for task', c.tasks, c.tasks.wait, { containerId: id, execId }, { timeoutMs: Infinity }).then((r) => ({ exitStatus: r.exitStatus, exitedAt: r.exitedAt }));
+    return c.call('wait for task', c.tasks, c.tasks.wait, { containerId: id, execId }, { timeoutMs: Infinity, signal }).then((r) => ({ exitStatus: r.exitStatus, exitedAt: r.exitedAt }));
   }
 
   async startContainer(idOrName: string): Promise<void> {
@@ -247,15 +275,17 @@ export class ContainerdRuntime implements ContainerRuntime {
     }
     if (!task || task.status !== Status.CREATED) {
       const { mounts } = await c.call('get mounts', c.snapshots, c.snapshots.mounts, { snapshotter: container.snapshotter || SNAPSHOTTER, key: container.snapshotKey || id });
-      const dir = this.containerDir(id);
-      await mkdir(dir, { recursive: true });
+      const logFile = this.logFileOf(container);
+      await mkdir(dirname(logFile), { recursive: true });
+      // The shim gives the process's stdout and stderr to berth's log writer, which stamps each line.
+      const output = `binary://${encodeURI(this.logWriter)}?file=${encodeURIComponent(logFile)}`;
       try {
         await c.call(`create task ${id}`, c.tasks, c.tasks.create, {
           containerId: id,
           rootfs: mounts,
           stdin: '',
-          stdout: `file://${join(dir, 'stdout.log')}`,
-          stderr: `file://${join(dir, 'stderr.log')}`,
+          stdout: output,
+          stderr: output,
           terminal: false,
         });
       } catch (error) {
@@ -382,6 +412,12 @@ export class ContainerdRuntime implements ContainerRuntime {
     const c = this.client;
     const operation = `exec in container ${id}`;
     const process = { ...spec.process, args: command, terminal: false };
+    let deleted = false;
+    const deleteProcess = async () => {
+      if (deleted) return;
+      deleted = true;
+      await c.call('delete exec process', c.tasks, c.tasks.deleteProcess, { containerId: id, execId }).catch(() => undefined);
+    };
     try {
       await c.call(operation, c.tasks, c.tasks.exec, {
         containerId: id,
@@ -398,11 +434,60 @@ export class ContainerdRuntime implements ContainerRuntime {
         await c.call(operation, c.tasks, c.tasks.kill, { containerId: id, execId, signal: os.signals.SIGKILL, all: false }).catch(() => undefined);
         throw error;
       });
+      // The shim may still be copying the output when the exit is reported; deleting the process waits for that copy.
+      await deleteProcess();
       return { exitCode: result.exitStatus, output: await readLimited(output, limit) };
     } finally {
-      await c.call('delete exec process', c.tasks, c.tasks.deleteProcess, { containerId: id, execId }).catch(() => undefined);
+      await deleteProcess();
       await rm(output, { force: true });
     }
+  }
+
+  async logs(idOrName: string, options: LogOptions): Promise<AsyncIterable<LogLine>> {
+    const container = await this.getContainer(idOrName, `read the logs of container ${idOrName}`);
+    const task = options.follow ? await this.getTask(container.id) : undefined;
+    // Followed until the process exits, then until the writer has written all it held (which may
+    // take a moment after an exit that has already happened).
+    const exited = task?.status === Status.RUNNING ? this.waitFor(container.id, '', options.signal) : task ? Promise.resolve() : undefined;
+    return readLogFile(this.logFileOf(container), options, exited);
+  }
+
+  async stats(idOrName: string): Promise<ContainerStatsSample> {
+    const operation = `read the resource use of container ${idOrName}`;
+    const container = await this.getContainer(idOrName, operation);
+    const task = await this.getTask(container.id);
+    if (task?.status !== Status.RUNNING) throw new RuntimeError('conflict', operation, 'the container is not running');
+    const c = this.client;
+    const { metrics } = await c.call(operation, c.tasks, c.tasks.metrics, { filters: [`id==${container.id}`] });
+    const metric = metrics[0];
+    if (!metric?.data) throw new RuntimeError('conflict', operation, 'containerd has no metrics for the container');
+    const host = totalmem();
+    const limitOf = (value: string) => {
+      const limit = Number(value);
+      return limit > 0 && limit < host ? limit : host;
+    };
+    let sample: Omit<ContainerStatsSample, 'network' | 'time'>;
+    if (metric.data.typeUrl.endsWith('io.containerd.cgroups.v1.Metrics')) {
+      const v1 = V1Metrics.decode(metric.data.value);
+      sample = {
+        cpuUsageNanos: v1.cpu?.usage?.total ?? 0,
+        memoryUsageBytes: Math.max(0, (v1.memory?.usage?.usage ?? 0) - (v1.memory?.totalInactiveFile ?? 0)),
+        memoryLimitBytes: limitOf(v1.memory?.usage?.limit ?? '0'),
+        pids: v1.pids?.current ?? 0,
+      };
+    } else if (metric.data.typeUrl.endsWith('io.containerd.cgroups.v2.Metrics')) {
+      const v2 = V2Metrics.decode(metric.data.value);
+      sample = {
+        cpuUsageNanos: (v2.cpu?.usageUsec ?? 0) * 1000,
+        memoryUsageBytes: Math.max(0, (v2.memory?.usage ?? 0) - (v2.memory?.inactiveFile ?? 0)),
+        memoryLimitBytes: limitOf(v2.memory?.usageLimit ?? '0'),
+        pids: v2.pids?.current ?? 0,
+      };
+    } else {
+      throw new RuntimeError('internal', operation, `metrics of an unknown type ${metric.data.typeUrl}`);
+    }
+    // containerd's cgroup metrics have no network: the counters of the process's namespace do.
+    return { ...sample, time: metric.timestamp ?? new Date(), network: await namespaceTraffic(task.pid) };
   }
 
   async events(labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<RuntimeEvent>> {

@@ -9,8 +9,11 @@ import type {
   ContainerSpec,
   ContainerState,
   ExecOptions,
+  ContainerStatsSample,
   ExecResult,
   ImageInfo,
+  LogLine,
+  LogOptions,
   PortBinding,
   PullOptions,
   RuntimeEvent,
@@ -18,6 +21,9 @@ import type {
 } from '../types.js';
 import { classifyImageMessage, toRuntimeError } from './docker-errors.js';
 import { readDockerEvents } from './docker-events.js';
+import { dockerLogLines, dockerSince } from './docker-logs.js';
+import { namespaceTraffic } from '../net-dev.js';
+import { totalmem } from 'node:os';
 import { type DockerPullMessage, PullProgressTracker } from './docker-pull.js';
 import { withTimeout } from '../with-timeout.js';
 
@@ -86,6 +92,15 @@ function connectionOptions(host: string): Docker.DockerOptions {
   if (host.startsWith('/')) return { socketPath: host };
   const url = new URL(host.replace(/^tcp:/, 'http:'));
   return { protocol: 'http', host: url.hostname, port: Number(url.port || 2375) };
+}
+
+/** The parts of Docker's stats answer berth reads. */
+interface DockerStats {
+  read?: string;
+  cpu_stats?: { cpu_usage?: { total_usage?: number } };
+  memory_stats?: { usage?: number; limit?: number; stats?: { total_inactive_file?: number; inactive_file?: number } };
+  networks?: Record<string, { rx_bytes: number; tx_bytes: number; rx_packets: number; tx_packets: number }>;
+  pids_stats?: { current?: number };
 }
 
 /** ContainerRuntime on a Docker Engine, through its HTTP API (dockerode). */
@@ -323,6 +338,71 @@ export class DockerRuntime implements ContainerRuntime {
       },
       options.timeoutMs,
     );
+  }
+
+  async logs(id: string, options: LogOptions): Promise<AsyncIterable<LogLine>> {
+    const streams = new Set(options.streams ?? ['stdout', 'stderr']);
+    const query = {
+      follow: options.follow,
+      stdout: streams.has('stdout'),
+      stderr: streams.has('stderr'),
+      timestamps: true,
+      tail: options.tail === undefined ? 'all' : String(options.tail),
+      since: options.since ? dockerSince(options.since) : 0,
+    };
+    // Without follow, dockerode answers with the whole body; with it, with the open response.
+    const body = await this.call(`read the logs of container ${id}`, (abortSignal) =>
+      this.docker.getContainer(id).logs({ ...query, abortSignal } as unknown as Docker.ContainerLogsOptions & { follow: false }) as Promise<Buffer | Readable>,
+    );
+    if (Buffer.isBuffer(body)) return dockerLogLines((async function* () { yield body; })());
+    const stream = body as Readable;
+    const close = () => stream.destroy();
+    options.signal.addEventListener('abort', close, { once: true });
+    return (async function* () {
+      try {
+        yield* dockerLogLines(stream);
+      } catch (error) {
+        if (!options.signal.aborted) throw toRuntimeError(`read the logs of container ${id}`, error);
+      } finally {
+        options.signal.removeEventListener('abort', close);
+        close();
+      }
+    })();
+  }
+
+  async stats(id: string): Promise<ContainerStatsSample> {
+    const operation = `read the resource use of container ${id}`;
+    // one-shot: the current counters at once, without waiting a second for a previous sample.
+    const stats = (await this.call(operation, (abortSignal) =>
+      this.docker.getContainer(id).stats({ stream: false, 'one-shot': true, abortSignal } as unknown as { stream: false }),
+    )) as unknown as DockerStats;
+    if (!stats.read || stats.read.startsWith('0001-01-01') || !stats.pids_stats?.current) {
+      throw new RuntimeError('conflict', operation, 'the container is not running');
+    }
+    const memory = stats.memory_stats ?? {};
+    // What `docker stats` shows: the usage without the page cache the kernel can drop.
+    const inactiveFile = memory.stats?.total_inactive_file ?? memory.stats?.inactive_file ?? 0;
+    let network: ContainerStatsSample['network'] = { rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0 };
+    if (stats.networks) {
+      for (const counters of Object.values(stats.networks)) {
+        network.rxBytes += counters.rx_bytes;
+        network.txBytes += counters.tx_bytes;
+        network.rxPackets += counters.rx_packets;
+        network.txPackets += counters.tx_packets;
+      }
+    } else {
+      // A container in another's network namespace: Docker reports no networks; read the namespace's.
+      const pid = (await this.inspectContainer(id)).pid;
+      if (pid) network = await namespaceTraffic(pid);
+    }
+    return {
+      time: new Date(stats.read),
+      cpuUsageNanos: stats.cpu_stats?.cpu_usage?.total_usage ?? 0,
+      memoryUsageBytes: Math.max(0, (memory.usage ?? 0) - inactiveFile),
+      memoryLimitBytes: Math.min(memory.limit || totalmem(), totalmem()),
+      network,
+      pids: stats.pids_stats.current,
+    };
   }
 
   async events(labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<RuntimeEvent>> {
