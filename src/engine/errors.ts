@@ -11,7 +11,11 @@ export interface FieldViolation {
 
 export class InvalidArgumentError extends Error {
   override readonly name = 'InvalidArgumentError';
-  constructor(readonly violations: FieldViolation[]) {
+  constructor(
+    readonly violations: FieldViolation[],
+    /** What was invalid, for the message: a task definition unless said otherwise. */
+    readonly subject = 'invalid task definition',
+  ) {
     super(violations.map((v) => `${v.field}: ${v.description}`).join('; '));
   }
 }

@@ -202,10 +202,9 @@ export class ManagedTask implements QueuedTask {
   }
 
   /** A container of the definition as exec needs it; undefined for an unknown name. */
-  execTarget(name: string): { runtimeId?: string; knownStatus: ContainerStatus } | undefined {
-    const container = this.containers.get(name);
-    if (!container || container === this.pause) return undefined;
-    return { runtimeId: container.runtimeId, knownStatus: container.knownStatus };
+  /** The application containers (not the pause container), for exec, logs and stats. */
+  accessTargets(): { name: string; runtimeId?: string; knownStatus: ContainerStatus }[] {
+    return [...this.containers.values()].filter((c) => c !== this.pause).map((c) => ({ name: c.name, runtimeId: c.runtimeId, knownStatus: c.knownStatus }));
   }
 
   /** Names and runtime ids of the containers, for matching them with what the runtime lists. */

@@ -1,20 +1,17 @@
 import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError } from '../runtime/errors.js';
-import type { ContainerInfo, RuntimeEvent } from '../runtime/types.js';
+import type { ContainerInfo, LogLine, RuntimeEvent } from '../runtime/types.js';
+import { ContainerAccess, type ContainerStats, type LogRequest, type StatsRequest } from './container-access.js';
 import { ContainerActions } from './container-actions.js';
 import { CoalescedRun } from './coalesced-run.js';
 import { crashPoint } from './crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
 import {
   AlreadyExistsError,
-  DeadlineExceededError,
-  FailedPreconditionError,
-  InvalidArgumentError,
   NotFoundError,
   ResourceExhaustedError,
   UnavailableError,
-  type FieldViolation,
 } from './errors.js';
 import type { HostResourceManager } from './host-resources.js';
 import type { ImageManager } from './image-manager.js';
@@ -64,9 +61,6 @@ export interface RecoveryReport {
   durationMs: number;
 }
 
-const EXEC_DEFAULT_TIMEOUT_MS = 30_000;
-const EXEC_MAX_TIMEOUT_MS = 600_000;
-const EXEC_MAX_OUTPUT = 1024 * 1024;
 
 /** Containers inspected at the same time during a synchronization. */
 const SYNC_CONCURRENCY = 8;
@@ -92,6 +86,7 @@ export class TaskEngine {
   private readonly tasks = new Map<string, ManagedTask>();
   private readonly byRuntimeId = new Map<string, ManagedTask>();
   private readonly actions: ContainerActions;
+  private readonly access: ContainerAccess;
   private readonly queue: ResourceQueue;
   private readonly shutdown = new AbortController();
   private eventLoop: Promise<void> | undefined;
@@ -121,6 +116,7 @@ export class TaskEngine {
     private readonly log: Logger,
   ) {
     this.actions = new ContainerActions(runtime, images, settings);
+    this.access = new ContainerAccess(runtime, monitor, (taskId) => this.tasks.get(taskId)?.accessTargets());
     this.queue = new ResourceQueue(resources);
     this.reaper = new OrphanReaper(
       runtime,
@@ -252,29 +248,19 @@ export class TaskEngine {
     if (this.restoredCount > 0) this.log.info({ tasks: this.restoredCount, holdingResources: this.tasks.size - queued.length }, 'restored tasks from the state store');
   }
 
-  /**
-   * Runs a command in a running container of a task (what `docker exec` and `kubectl exec` do,
-   * without a terminal). The output is stdout and stderr interleaved, at most 1 MiB.
-   */
-  async exec(taskId: string, containerName: string, command: string[], timeoutMs = EXEC_DEFAULT_TIMEOUT_MS): Promise<{ exitCode: number; output: string }> {
-    const violations: FieldViolation[] = [];
-    if (command.length === 0 || command[0] === '') violations.push({ field: 'command', description: 'must name the program to run' });
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > EXEC_MAX_TIMEOUT_MS) violations.push({ field: 'timeout', description: `must be between 1 ms and 10 min (got ${timeoutMs} ms)` });
-    if (violations.length > 0) throw new InvalidArgumentError(violations);
-    const target = this.get(taskId).execTarget(containerName);
-    if (!target) throw new NotFoundError('container', `${taskId}/${containerName}`);
-    if (target.knownStatus !== 'RUNNING' || !target.runtimeId) {
-      throw new FailedPreconditionError(`container "${containerName}" of task "${taskId}" is ${target.knownStatus}, not RUNNING`);
-    }
-    const availability = this.monitor.availability;
-    if (!availability.available) throw new UnavailableError(availability.reason);
-    try {
-      return await this.runtime.exec(target.runtimeId, command, { timeoutMs, maxOutputBytes: EXEC_MAX_OUTPUT });
-    } catch (error) {
-      if (isRuntimeError(error, 'timeout')) throw new DeadlineExceededError(`the command did not finish within ${timeoutMs} ms`);
-      if (isRuntimeError(error, 'unavailable')) throw new UnavailableError(error.detail);
-      throw new FailedPreconditionError(`cannot exec in container "${containerName}": ${error instanceof Error ? error.message : String(error)}`);
-    }
+  /** Runs a command in a running container of a task (see ContainerAccess). */
+  exec(taskId: string, containerName: string, command: string[], timeoutMs?: number): Promise<{ exitCode: number; output: string }> {
+    return this.access.exec(taskId, containerName, command, timeoutMs);
+  }
+
+  /** A container's output (see ContainerAccess). */
+  logs(taskId: string, containerName: string, request: LogRequest): Promise<AsyncIterable<LogLine>> {
+    return this.access.logs(taskId, containerName, request);
+  }
+
+  /** Resource use of a task's running containers (see ContainerAccess). */
+  stats(taskId: string, containerName: string, request: StatsRequest): AsyncGenerator<{ time: Date; containers: ContainerStats[] }> {
+    return this.access.stats(taskId, containerName, request);
   }
 
   stopTask(id: string, reason: string): TaskSnapshot {

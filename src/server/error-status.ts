@@ -39,7 +39,7 @@ function serviceError(code: status, message: string, details: Detail[]): Partial
 export function toServiceError(error: unknown): Partial<ServiceError> {
   if (error instanceof InvalidArgumentError) {
     const badRequest = Buffer.from(BadRequest.encode({ fieldViolations: error.violations }).finish());
-    return serviceError(status.INVALID_ARGUMENT, `invalid task definition: ${error.message}`, [
+    return serviceError(status.INVALID_ARGUMENT, `${error.subject}: ${error.message}`, [
       { typeUrl: `${TYPE_PREFIX}google.rpc.BadRequest`, value: badRequest },
     ]);
   }

@@ -27,6 +27,8 @@ import {
   type TaskDefinition,
 } from '../gen/berth/agent/v1/task_definition.js';
 import type { Duration } from '../gen/google/protobuf/duration.js';
+import { LogStream as PbLogStream, type ContainerStats as PbContainerStats, type LogLine as PbLogLine } from '../gen/berth/agent/v1/task_service.js';
+import type { ContainerStats, LogLine, LogStream } from '../engine/container-access.js';
 
 const stripPrefix = (name: string, prefix: string) => name.replace(prefix, '');
 
@@ -258,4 +260,31 @@ export function toPbEvent(e: EngineEvent): Event {
         change: { $case: 'orphanRemoved', value: { runtimeId: e.change.runtimeId, runtimeName: e.change.runtimeName, containerName: e.change.containerName } },
       };
   }
+}
+
+const LOG_STREAMS: Record<LogStream, PbLogStream> = { stdout: PbLogStream.LOG_STREAM_STDOUT, stderr: PbLogStream.LOG_STREAM_STDERR };
+
+/** The streams a LogsRequest asks for; undefined (both) when it names none. */
+export function fromPbLogStreams(streams: PbLogStream[]): LogStream[] | undefined {
+  const chosen = (Object.keys(LOG_STREAMS) as LogStream[]).filter((s) => streams.includes(LOG_STREAMS[s]));
+  return chosen.length > 0 ? chosen : undefined;
+}
+
+export function toPbLogLine(line: LogLine): PbLogLine {
+  return { time: line.time, stream: LOG_STREAMS[line.stream], text: line.text, partial: line.partial };
+}
+
+export function toPbContainerStats(stats: ContainerStats): PbContainerStats {
+  return {
+    containerName: stats.containerName,
+    cpuPercent: stats.cpuPercent,
+    cpuUsageNanos: stats.cpuUsageNanos,
+    memoryUsageBytes: stats.memoryUsageBytes,
+    memoryLimitBytes: stats.memoryLimitBytes,
+    networkRxBytes: stats.network.rxBytes,
+    networkTxBytes: stats.network.txBytes,
+    networkRxPackets: stats.network.rxPackets,
+    networkTxPackets: stats.network.txPackets,
+    pids: stats.pids,
+  };
 }

@@ -6,7 +6,8 @@ import type { TaskStatus } from '../engine/status.js';
 import type { TaskServiceServer, WatchEventsRequest, WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
 import { AGENT_VERSION } from '../version.js';
 import { toServiceError } from './error-status.js';
-import { durationToMs, fromPbTaskStatus, taskDefinitionInput, toPbEvent, toPbTask } from './mapping.js';
+import { durationToMs, fromPbLogStreams, fromPbTaskStatus, taskDefinitionInput, toPbContainerStats, toPbEvent, toPbLogLine, toPbTask } from './mapping.js';
+import { forEachBatch, serveStream } from './streaming.js';
 
 export interface TaskServiceOptions {
   /** A watch stream that has sent nothing for this long gets a heartbeat. */
@@ -66,8 +67,24 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
       };
     }),
     watchEvents: (call) => void watchEvents(engine, call, options),
+    logs: (call) =>
+      void serveStream(call, options.shutdown, async (write, signal) => {
+        const { taskId, containerName, follow, tail, since, streams } = call.request;
+        const lines = await engine.logs(taskId, containerName, { follow, tail, since, streams: fromPbLogStreams(streams), signal });
+        await forEachBatch(lines, LOG_BATCH, (batch) => write({ lines: batch.map(toPbLogLine) }));
+      }),
+    stats: (call) =>
+      void serveStream(call, options.shutdown, async (write, signal) => {
+        const { taskId, containerName, stream, interval } = call.request;
+        for await (const sample of engine.stats(taskId, containerName, { stream, intervalMs: durationToMs(interval), signal })) {
+          await write({ time: sample.time, containers: sample.containers.map(toPbContainerStats) });
+        }
+      }),
   };
 }
+
+/** Log lines per LogsResponse at most. */
+const LOG_BATCH = 500;
 
 async function watchEvents(engine: TaskEngine, call: ServerWritableStream<WatchEventsRequest, WatchEventsResponse>, options: TaskServiceOptions): Promise<void> {
   const request = call.request;

@@ -91,6 +91,29 @@ export function call<Req, Res>(
 }
 
 /**
+ * Reads a server stream to its end: its messages, or the error it ended with. `onMessage` may
+ * cancel it (the CANCELLED status that follows is not an error then).
+ */
+export async function readStream<Res>(stream: ClientReadableStream<Res>, onMessage?: (message: Res) => void | Promise<void>): Promise<Res[]> {
+  const messages: Res[] = [];
+  let cancelled = false;
+  const cancel = stream.cancel.bind(stream);
+  stream.cancel = () => {
+    cancelled = true;
+    cancel();
+  };
+  try {
+    for await (const message of stream as AsyncIterable<Res>) {
+      messages.push(message);
+      await onMessage?.(message);
+    }
+  } catch (error) {
+    if (!(cancelled && (error as ServiceError).code === 1)) throw error;
+  }
+  return messages;
+}
+
+/**
  * Collects a WatchEvents stream and lets tests await the first message matching a predicate.
  * Every wait has a deadline, so a missing event fails the test instead of hanging it.
  */

@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { ExecResponse, GetTaskResponse, RunTaskResponse, StopTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import type { ClientReadableStream } from '@grpc/grpc-js';
+import {
+  LogStream,
+  type ExecResponse,
+  type GetTaskResponse,
+  type LogLine,
+  type LogsRequest,
+  type LogsResponse,
+  type RunTaskResponse,
+  type StatsRequest,
+  type StatsResponse,
+  type StopTaskResponse,
+} from '../../src/gen/berth/agent/v1/task_service.js';
+import { call, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import {
   container,
@@ -220,6 +232,90 @@ export function taskScenarios(kind: RuntimeKind): void {
       assert.equal(await codeOf(exec('app', [])), 3); // INVALID_ARGUMENT
       assert.equal(await codeOf(exec('app', ['sleep', '30'], { seconds: 1, nanos: 0 })), 4); // DEADLINE_EXCEEDED
       await stop(id);
+    });
+
+    it('streams a container\'s output over the API: stdout and stderr apart, tail, since, follow with new lines; clear errors otherwise', async () => {
+      const id = taskId('logs');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await run(task(id, [
+          container('app', env.image, { ...creds(), command: ['sh', '-c', 'echo hello; echo oops >&2; echo world; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo later; exec sleep 300'] }),
+          container('short', env.image, { ...creds(), command: ['echo', 'bye'], essential: false }),
+        ]));
+        await watch.waitForEvent('app RUNNING', is.container(id, 'app', ContainerStatus.CONTAINER_STATUS_RUNNING));
+        await watch.waitForEvent('short STOPPED', is.container(id, 'short', ContainerStatus.CONTAINER_STATUS_STOPPED));
+      });
+      const text = (line: LogLine) => `${line.stream === LogStream.LOG_STREAM_STDERR ? 'err' : 'out'}:${Buffer.from(line.text).toString('utf8')}`;
+      const logs = (request: Partial<LogsRequest>, onLine?: (line: LogLine, stream: ClientReadableStream<LogsResponse>) => Promise<void> | void) => {
+        const stream = agent.client.logs({ taskId: id, containerName: 'app', follow: false, streams: [], ...request } as LogsRequest);
+        return readStream(stream, async (message) => {
+          for (const line of message.lines) await onLine?.(line, stream);
+        }).then((messages) => messages.flatMap((m) => m.lines));
+      };
+
+      // Follow: the lines there are, then a line written after the call began.
+      const followed: string[] = [];
+      await logs({ follow: true }, async (line, stream) => {
+        followed.push(text(line));
+        if (text(line) === 'out:world') await call(agent.client, 'exec', { taskId: id, containerName: 'app', command: ['touch', '/tmp/go'] });
+        if (text(line) === 'out:later') stream.cancel();
+      });
+      assert.deepEqual(followed.filter((l) => l.startsWith('out:')), ['out:hello', 'out:world', 'out:later']);
+      assert.deepEqual(followed.filter((l) => l.startsWith('err:')), ['err:oops']);
+
+      const all = await logs({});
+      assert.deepEqual(all.map(text).sort(), followed.sort());
+      assert.ok(all.every((l) => l.time instanceof Date && !Number.isNaN(l.time.getTime())), 'every line has its time');
+      assert.deepEqual((await logs({ streams: [LogStream.LOG_STREAM_STDERR] })).map(text), ['err:oops']);
+      assert.deepEqual((await logs({ tail: 1 })).map(text), ['out:later']);
+      assert.deepEqual(await logs({ since: new Date(Date.now() + 60_000) }), []);
+      // A follow of a container that has exited ends by itself.
+      assert.deepEqual((await logs({ containerName: 'short', follow: true })).map(text), ['out:bye']);
+
+      const codeOf = (promise: Promise<unknown>) => promise.then(() => 0, (error: { code: number }) => error.code);
+      assert.equal(await codeOf(logs({ containerName: 'nope' })), 5); // NOT_FOUND
+      assert.equal(await codeOf(logs({ taskId: 'no-such-task' })), 5);
+      await stop(id);
+    });
+
+    it('reports the resource use of a task\'s running containers, once or as a stream; FAILED_PRECONDITION when none runs', async () => {
+      const id = taskId('stats');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await run(task(id, [
+          container('app', env.image, { ...creds(), command: ['sleep', '300'], memoryMib: 64 }),
+          container('worker', env.image, { ...creds(), command: ['sh', '-c', 'while :; do :; done'] }),
+        ]));
+        await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
+      });
+      const stats = (request: Partial<StatsRequest>, onMessage?: (message: StatsResponse, stream: ClientReadableStream<StatsResponse>) => void) => {
+        const stream = agent.client.stats({ taskId: id, containerName: '', stream: false, ...request } as StatsRequest);
+        return readStream(stream, (message) => onMessage?.(message, stream));
+      };
+      let received = 0;
+      const once = await stats({ interval: { seconds: 0, nanos: 300_000_000 } });
+      assert.equal(once.length, 1, 'one message without stream');
+      const byName = new Map(once[0]!.containers.map((c) => [c.containerName, c]));
+      assert.deepEqual([...byName.keys()].sort(), ['app', 'worker']);
+      assert.equal(byName.get('app')!.memoryLimitBytes, 64 * 1024 * 1024);
+      assert.ok(byName.get('app')!.memoryUsageBytes > 0);
+      assert.ok(byName.get('app')!.pids >= 1);
+      assert.ok(byName.get('worker')!.cpuPercent > 20, `a busy loop uses a good share of a CPU (${byName.get('worker')!.cpuPercent}%)`);
+      assert.ok(byName.get('app')!.cpuPercent < byName.get('worker')!.cpuPercent);
+
+      const streamed = await stats({ containerName: 'app', stream: true, interval: { seconds: 0, nanos: 200_000_000 } }, (message, stream) => {
+        if (received++ === 1) stream.cancel();
+      });
+      assert.equal(streamed.length, 2);
+      assert.deepEqual(streamed.map((m) => m.containers.map((c) => c.containerName)), [['app'], ['app']]);
+      assert.ok(streamed[1]!.time!.getTime() > streamed[0]!.time!.getTime(), 'a new sample each time');
+      assert.ok(streamed[1]!.containers[0]!.cpuUsageNanos >= streamed[0]!.containers[0]!.cpuUsageNanos);
+      const codeOf = (promise: Promise<unknown>) => promise.then(() => 0, (error: { code: number }) => error.code);
+      assert.equal(await codeOf(stats({ interval: { seconds: 0, nanos: 1_000_000 } })), 3); // INVALID_ARGUMENT: interval too short
+      assert.equal(await codeOf(stats({ containerName: 'nope' })), 5);
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await stop(id);
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+      });
+      assert.equal(await codeOf(stats({})), 9); // FAILED_PRECONDITION: nothing runs
     });
 
     it('runs a container as a user named in the image, resolved through its /etc/passwd', async () => {
