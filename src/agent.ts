@@ -56,6 +56,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
         runtime,
         {
           pullBehavior: cfg.images.pullBehavior,
+          registryCredentials: cfg.images.registryCredentials,
           maxConcurrentPulls: cfg.images.maxConcurrentPulls,
           pullTimeoutMs: cfg.images.pullTimeoutMs,
           pullInactivityTimeoutMs: cfg.images.pullInactivityTimeoutMs,

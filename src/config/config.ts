@@ -45,6 +45,11 @@ export interface BerthConfig {
     /** Minimum time between two pull progress events of one container. */
     progressIntervalMs: number;
     cleanup: { enabled: boolean; intervalMs: number; minimumAgeMs: number; perCycle: number; exclude: string[] };
+    /**
+     * Credentials per registry host ("registry.example.com:5000"), for containers whose definition
+     * carries none (like the ECS agent's ECS_ENGINE_AUTH_DATA): ECS task definitions never do.
+     */
+    registryCredentials: Record<string, { username: string; password: string }>;
   };
   engine: {
     defaultStopTimeoutMs: number;
@@ -120,6 +125,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       pullInactivityTimeout: '1m',
       progressInterval: '1s',
       cleanup: { enabled: true, interval: '30m', minimumAge: '1h', perCycle: 5, exclude: [] },
+      registryCredentials: {},
     },
     engine: {
       defaultStopTimeout: '30s',
@@ -271,6 +277,7 @@ export function compileConfig(raw: Raw): BerthConfig {
         perCycle: read.integer('images.cleanup.perCycle', 1),
         exclude: read.stringList('images.cleanup.exclude'),
       },
+      registryCredentials: read.registryCredentials('images.registryCredentials'),
     },
     engine: {
       defaultStopTimeoutMs: read.duration('engine.defaultStopTimeout', 0),
@@ -404,6 +411,24 @@ class Reader {
     if (ms === undefined) throw new ConfigError(key, `must be a duration such as "500ms", "30s", "5m" or "3h" (got ${JSON.stringify(value)})`);
     if (ms < minMs) throw new ConfigError(key, `must be at least ${minMs} ms (got ${JSON.stringify(value)})`);
     return ms;
+  }
+
+  /** A map of registry hosts to { username, password }. */
+  registryCredentials(key: string): Record<string, { username: string; password: string }> {
+    const value = this.get(key);
+    if (!isObject(value)) throw new ConfigError(key, 'must map registry hosts to { "username": …, "password": … }');
+    const result: Record<string, { username: string; password: string }> = {};
+    for (const [host, entry] of Object.entries(value)) {
+      for (const field of ['username', 'password']) this.used.add(`${key}.${host}.${field}`);
+      if (!isObject(entry) || typeof entry.username !== 'string' || typeof entry.password !== 'string' || entry.username === '') {
+        // The value is not repeated: it holds a password.
+        throw new ConfigError(`${key}.${host}`, 'must be { "username": "…", "password": "…" }');
+      }
+      const unknown = Object.keys(entry).find((k) => k !== 'username' && k !== 'password');
+      if (unknown) throw new ConfigError(`${key}.${host}.${unknown}`, 'unknown key');
+      result[host] = { username: entry.username, password: entry.password };
+    }
+    return result;
   }
 
   /** The CNI network: inline at `inlineKey`, from the file at `fileKey`, or berth's default. */

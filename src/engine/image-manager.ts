@@ -3,6 +3,7 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../runtime/errors.js';
 import { withDefaultTag } from '../runtime/image-reference.js';
 import type { PullProgress, RegistryAuth } from '../runtime/types.js';
+import { registryHost } from '../runtime/image-reference.js';
 import { pullFailureReason } from './pull-failure.js';
 import { Semaphore } from './semaphore.js';
 import type { ImageRecordRow } from './store/records.js';
@@ -18,6 +19,8 @@ export type PullBehavior = (typeof PULL_BEHAVIORS)[number];
 
 export interface ImageSettings {
   pullBehavior: PullBehavior;
+  /** Credentials per registry host, for images pulled without credentials of their own. */
+  registryCredentials?: Record<string, RegistryAuth>;
   maxConcurrentPulls: number;
   pullTimeoutMs: number;
   /** A pull with no progress for this long is abandoned. */
@@ -130,6 +133,7 @@ export class ImageManager {
   ): Promise<PrepareResult> {
     const record = this.record(reference);
     record.lastUsedAt = this.now();
+    auth ??= this.settings.registryCredentials?.[registryHost(record.reference)];
     if (behavior === 'prefer-cached' || (behavior === 'once' && record.pulledAt)) {
       if (await this.present(record.reference)) return { ok: true, pulled: false };
     }

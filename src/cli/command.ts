@@ -1,0 +1,25 @@
+import type { TaskServiceClient } from '../gen/berth/agent/v1/task_service.js';
+
+/** What every command is given. */
+export interface CommandContext {
+  client: TaskServiceClient;
+  /** The agent's address as the user gave it, for messages. */
+  address: string;
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  /** Aborted on SIGINT/SIGTERM: long-running commands (watch, logs -f, stats) end cleanly. */
+  signal: AbortSignal;
+}
+
+export interface Command {
+  name: string;
+  aliases?: string[];
+  /** One line for the command list. */
+  summary: string;
+  /** Usage lines and options, for `berthctl help <command>`. */
+  usage: string;
+  /** Options in util.parseArgs form. */
+  options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
+  /** Runs the command; resolves to the exit code. `rest` is what followed `--`. */
+  run(ctx: CommandContext, values: Record<string, string | boolean | string[] | undefined>, positionals: string[], rest: string[]): Promise<number>;
+}

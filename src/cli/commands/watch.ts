@@ -1,0 +1,81 @@
+import type { GetTaskResponse, WatchEventsResponse } from '../../gen/berth/agent/v1/task_service.js';
+import { TaskStatus } from '../../gen/berth/agent/v1/task.js';
+import { EXIT, unary } from '../client.js';
+import type { Command } from '../command.js';
+import { TaskBoard } from '../task-board.js';
+
+/** Pull progress lines per container at most this often, when the output is not a terminal. */
+const PULL_LINE_INTERVAL_MS = 1000;
+
+export const watchCommand: Command = {
+  name: 'watch',
+  summary: 'a live view of tasks and containers, with progress bars for image pulls',
+  usage: `berthctl watch [TASK...] [--until-stopped]
+
+      --until-stopped  exit once every task watched has stopped (needs TASK)
+On a terminal the view is redrawn in place (Ctrl-C to stop); otherwise each change is printed as a
+line.`,
+  options: { 'until-stopped': { type: 'boolean' } },
+  async run(ctx, values, positionals) {
+    const board = new TaskBoard();
+    const live = Boolean(ctx.stdout.isTTY);
+    const untilStopped = Boolean(values['until-stopped']) && positionals.length > 0;
+    let drawn = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const draw = () => {
+      timer = undefined;
+      const lines = board.lines();
+      ctx.stdout.write(`${drawn > 0 ? `\x1b[${drawn}F\x1b[J` : ''}${lines.join('\n')}\n`);
+      drawn = lines.length;
+    };
+    // At most ten redraws a second, however fast the events come.
+    const redraw = () => {
+      timer ??= setTimeout(draw, 100);
+    };
+    const lastPullLine = new Map<string, number>();
+    const allStopped = () => positionals.every((id) => board.tasks.get(id)?.knownStatus === TaskStatus.TASK_STATUS_STOPPED);
+
+    const stream = ctx.client.watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: positionals });
+    const cancel = () => stream.cancel();
+    ctx.signal.addEventListener('abort', cancel, { once: true });
+    try {
+      for await (const message of stream as AsyncIterable<WatchEventsResponse>) {
+        const kind = message.kind;
+        if (kind?.$case === 'snapshot') {
+          board.load(kind.value.tasks);
+          if (live) draw();
+          else for (const line of board.lines()) ctx.stdout.write(`${line}\n`);
+        } else if (kind?.$case === 'event') {
+          const event = kind.value;
+          if (!board.apply(event)) {
+            // A task that began after the snapshot: fetch it whole, then apply the change again.
+            const task = await unary<object, GetTaskResponse>(ctx.client, 'getTask', { taskId: event.taskId }).then((r) => r.task, () => undefined);
+            if (task) board.load([task]);
+          }
+          if (live) redraw();
+          else {
+            const line = board.describe(event);
+            const pullKey = event.change?.$case === 'pull' ? `${event.taskId}/${event.change.value.containerName}` : undefined;
+            const now = Date.now();
+            const complete = event.change?.$case === 'pull' && event.change.value.bytesTotal > 0 && event.change.value.bytesDone >= event.change.value.bytesTotal;
+            if (line && (!pullKey || complete || now - (lastPullLine.get(pullKey) ?? 0) >= PULL_LINE_INTERVAL_MS)) {
+              if (pullKey) lastPullLine.set(pullKey, now);
+              ctx.stdout.write(`${line}\n`);
+            }
+          }
+        }
+        if (untilStopped && allStopped()) break;
+      }
+    } catch (error) {
+      if (!(ctx.signal.aborted && (error as { code?: number }).code === 1)) throw error;
+    } finally {
+      ctx.signal.removeEventListener('abort', cancel);
+      stream.cancel();
+      if (timer) {
+        clearTimeout(timer);
+        draw();
+      }
+    }
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,251 @@
+import {
+  DependencyCondition,
+  NetworkMode,
+  TransportProtocol,
+  type ContainerDefinition,
+  type MountPoint,
+  type TaskDefinition,
+} from '../gen/berth/agent/v1/task_definition.js';
+import type { Duration } from '../gen/google/protobuf/duration.js';
+
+type Json = Record<string, unknown>;
+
+/** An ECS task definition, as registered, or wrapped as `describe-task-definition` prints it. */
+export function isEcsTaskDefinition(document: unknown): document is Json {
+  if (typeof document !== 'object' || document === null) return false;
+  const d = document as Json;
+  return Array.isArray(d.containerDefinitions) || (typeof d.taskDefinition === 'object' && d.taskDefinition !== null && Array.isArray((d.taskDefinition as Json).containerDefinitions));
+}
+
+export interface EcsConversion {
+  definition: TaskDefinition;
+  /** Fields berth does not apply, each with its path and why: shown to the user, never dropped silently. */
+  warnings: string[];
+  /** Fields whose values cannot be used at all. */
+  problems: string[];
+}
+
+/** Why berth leaves out a field, for the fields it knows it leaves out. */
+const NOT_APPLIED: Record<string, string> = {
+  taskRoleArn: 'no IAM roles on berth',
+  executionRoleArn: 'no IAM roles on berth; give registry credentials in a berth task file',
+  requiresCompatibilities: 'launch types mean nothing on one node',
+  compatibilities: 'AWS metadata',
+  taskDefinitionArn: 'AWS metadata',
+  status: 'AWS metadata',
+  registeredAt: 'AWS metadata',
+  registeredBy: 'AWS metadata',
+  deregisteredAt: 'AWS metadata',
+  requiresAttributes: 'AWS metadata',
+  placementConstraints: 'no placement on one node',
+  tags: 'no AWS tagging; use dockerLabels',
+  pidMode: 'not supported',
+  ipcMode: 'not supported',
+  proxyConfiguration: 'App Mesh proxies are not supported',
+  inferenceAccelerators: 'not supported',
+  ephemeralStorage: 'not supported',
+  runtimePlatform: 'the node runs its own platform',
+  enableFaultInjection: 'not supported',
+  // container definitions
+  secrets: 'secrets from Secrets Manager or SSM are not supported; the containers start without these variables',
+  environmentFiles: 'environment files in S3 are not supported',
+  logConfiguration: 'the runtime keeps the logs; read them with `berthctl logs`',
+  firelensConfiguration: 'not supported',
+  repositoryCredentials: 'Secrets Manager credentials are not supported; give registryCredentials in a berth task file',
+  linuxParameters: 'not supported',
+  ulimits: 'not supported',
+  hostname: 'not supported',
+  extraHosts: 'not supported',
+  dnsServers: 'not supported',
+  dnsSearchDomains: 'not supported',
+  links: 'legacy links are not supported; use network mode awsvpc (berth: task) and localhost',
+  volumesFrom: 'not supported',
+  readonlyRootFilesystem: 'not supported',
+  interactive: 'no interactive containers',
+  pseudoTerminal: 'no terminals',
+  disableNetworking: 'not supported; use networkMode none',
+  systemControls: 'not supported',
+  dockerSecurityOptions: 'not supported',
+  credentialSpecs: 'not supported',
+  versionConsistency: 'images are pulled by tag',
+  // port mappings
+  name: 'port names serve Service Connect, which berth does not have',
+  appProtocol: 'Service Connect is not supported',
+  containerPortRange: 'port ranges are not supported',
+};
+
+const TASK_FIELDS = new Set(['family', 'revision', 'networkMode', 'containerDefinitions', 'cpu', 'memory', 'volumes']);
+const CONTAINER_FIELDS = new Set([
+  'name', 'image', 'cpu', 'memory', 'memoryReservation', 'portMappings', 'essential', 'dependsOn', 'environment', 'command',
+  'entryPoint', 'workingDirectory', 'user', 'healthCheck', 'stopTimeout', 'startTimeout', 'restartPolicy', 'dockerLabels',
+  'privileged', 'mountPoints', 'resourceRequirements',
+]);
+
+const seconds = (value: number): Duration => ({ seconds: Math.floor(value), nanos: Math.round((value % 1) * 1e9) });
+
+/** ECS task-level cpu: "1024" or "1 vCPU" (or "0.5 vcpu"), in CPU units. */
+function parseTaskCpu(value: unknown): number | undefined {
+  const text = String(value).trim();
+  const vcpu = /^(\d+(?:\.\d+)?)\s*vcpu$/i.exec(text);
+  if (vcpu) return Math.round(Number(vcpu[1]) * 1024);
+  return /^\d+$/.test(text) ? Number(text) : undefined;
+}
+
+/** ECS task-level memory: "512" (MiB) or "2 GB" (GiB), in MiB. */
+function parseTaskMemory(value: unknown): number | undefined {
+  const text = String(value).trim();
+  const gb = /^(\d+(?:\.\d+)?)\s*gb$/i.exec(text);
+  if (gb) return Math.round(Number(gb[1]) * 1024);
+  return /^\d+$/.test(text) ? Number(text) : undefined;
+}
+
+const NETWORK_MODES: Record<string, NetworkMode> = {
+  bridge: NetworkMode.NETWORK_MODE_BRIDGE,
+  host: NetworkMode.NETWORK_MODE_HOST,
+  none: NetworkMode.NETWORK_MODE_NONE,
+  // awsvpc gives a task a network namespace of its own, shared by its containers: berth's "task".
+  awsvpc: NetworkMode.NETWORK_MODE_TASK,
+};
+
+const CONDITIONS: Record<string, DependencyCondition> = {
+  START: DependencyCondition.DEPENDENCY_CONDITION_START,
+  COMPLETE: DependencyCondition.DEPENDENCY_CONDITION_COMPLETE,
+  SUCCESS: DependencyCondition.DEPENDENCY_CONDITION_SUCCESS,
+  HEALTHY: DependencyCondition.DEPENDENCY_CONDITION_HEALTHY,
+};
+
+/**
+ * Converts an ECS task definition into berth's. Every field is either converted or named in a
+ * warning (or, when its value cannot be used, in a problem).
+ */
+export function convertEcsTaskDefinition(document: Json): EcsConversion {
+  const ecs = (Array.isArray(document.containerDefinitions) ? document : document.taskDefinition) as Json;
+  const warnings: string[] = [];
+  const problems: string[] = [];
+  const notApplied = (path: string, key: string) => warnings.push(`${path}: not applied (${NOT_APPLIED[key] || 'not supported by berth'})`);
+  const number = (path: string, value: unknown): number | undefined => {
+    if (value === undefined || value === null) return undefined;
+    const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : Number.NaN;
+    if (Number.isNaN(n)) problems.push(`${path}: must be a number (got ${JSON.stringify(value)})`);
+    return Number.isNaN(n) ? undefined : n;
+  };
+
+  for (const key of Object.keys(ecs)) if (!TASK_FIELDS.has(key)) notApplied(key, key);
+
+  // Volumes: only host paths can be mounted (bind mounts); others are named in the warnings.
+  const hostPaths = new Map<string, string>();
+  const volumes = Array.isArray(ecs.volumes) ? (ecs.volumes as Json[]) : [];
+  volumes.forEach((volume, i) => {
+    const host = volume.host as Json | undefined;
+    const name = String(volume.name ?? '');
+    if (host && typeof host.sourcePath === 'string') hostPaths.set(name, host.sourcePath);
+    else warnings.push(`volumes[${i}] ("${name}"): not applied (only host volumes with a sourcePath are supported; Docker, EFS and FSx volumes are not)`);
+    for (const key of Object.keys(volume)) {
+      if (key !== 'name' && key !== 'host') warnings.push(`volumes[${i}].${key}: not applied (not supported by berth)`);
+    }
+  });
+
+  let networkMode = NetworkMode.NETWORK_MODE_BRIDGE;
+  if (ecs.networkMode !== undefined) {
+    const mode = NETWORK_MODES[String(ecs.networkMode)];
+    if (mode === undefined) problems.push(`networkMode: unknown network mode ${JSON.stringify(ecs.networkMode)} (bridge, host, none or awsvpc)`);
+    else networkMode = mode;
+  }
+
+  const containers = (ecs.containerDefinitions as Json[]).map((c, i) => convertContainer(c, `containerDefinitions[${i}]`));
+
+  function convertContainer(c: Json, path: string): ContainerDefinition {
+    for (const key of Object.keys(c)) if (!CONTAINER_FIELDS.has(key)) notApplied(`${path}.${key}`, key);
+    const environment: Record<string, string> = {};
+    if (Array.isArray(c.environment)) for (const { name, value } of c.environment as Json[]) environment[String(name)] = String(value ?? '');
+    const container: ContainerDefinition = {
+      name: String(c.name ?? ''),
+      image: String(c.image ?? ''),
+      command: Array.isArray(c.command) ? c.command.map(String) : [],
+      entrypoint: Array.isArray(c.entryPoint) ? c.entryPoint.map(String) : [],
+      environment,
+      workingDirectory: String(c.workingDirectory ?? ''),
+      user: String(c.user ?? ''),
+      cpuUnits: number(`${path}.cpu`, c.cpu) ?? 0,
+      memoryMib: number(`${path}.memory`, c.memory) ?? 0,
+      memoryReservationMib: number(`${path}.memoryReservation`, c.memoryReservation) ?? 0,
+      portMappings: [],
+      essential: typeof c.essential === 'boolean' ? c.essential : undefined,
+      dependsOn: [],
+      stopTimeout: c.stopTimeout !== undefined ? seconds(number(`${path}.stopTimeout`, c.stopTimeout) ?? 0) : undefined,
+      labels: Object.fromEntries(Object.entries((c.dockerLabels as Json | undefined) ?? {}).map(([k, v]) => [k, String(v)])),
+      registryCredentials: undefined,
+      healthCheck: undefined,
+      restartPolicy: undefined,
+      gpuCount: 0,
+      startTimeout: c.startTimeout !== undefined ? seconds(number(`${path}.startTimeout`, c.startTimeout) ?? 0) : undefined,
+      pidsLimit: 0,
+      mountPoints: [],
+      privileged: c.privileged === true,
+    };
+    (Array.isArray(c.portMappings) ? (c.portMappings as Json[]) : []).forEach((p, j) => {
+      const at = `${path}.portMappings[${j}]`;
+      for (const key of Object.keys(p)) if (!['containerPort', 'hostPort', 'protocol'].includes(key)) notApplied(`${at}.${key}`, key);
+      if (p.containerPort === undefined) return;
+      const protocol = String(p.protocol ?? 'tcp').toLowerCase();
+      if (protocol !== 'tcp' && protocol !== 'udp') problems.push(`${at}.protocol: must be tcp or udp (got ${JSON.stringify(p.protocol)})`);
+      container.portMappings.push({
+        containerPort: number(`${at}.containerPort`, p.containerPort) ?? 0,
+        hostPort: number(`${at}.hostPort`, p.hostPort) ?? 0,
+        protocol: protocol === 'udp' ? TransportProtocol.TRANSPORT_PROTOCOL_UDP : TransportProtocol.TRANSPORT_PROTOCOL_TCP,
+        hostIp: '',
+      });
+    });
+    (Array.isArray(c.dependsOn) ? (c.dependsOn as Json[]) : []).forEach((d, j) => {
+      const condition = CONDITIONS[String(d.condition ?? '').toUpperCase()];
+      if (condition === undefined) problems.push(`${path}.dependsOn[${j}].condition: must be START, COMPLETE, SUCCESS or HEALTHY (got ${JSON.stringify(d.condition)})`);
+      else container.dependsOn.push({ containerName: String(d.containerName ?? ''), condition });
+    });
+    const health = c.healthCheck as Json | undefined;
+    if (health) {
+      const command = Array.isArray(health.command) ? health.command.map(String) : [];
+      // ["CMD-SHELL", "curl -f …"] runs through a shell; ["CMD", "curl", "-f", …] as is.
+      const argv = command[0] === 'CMD-SHELL' ? ['sh', '-c', command.slice(1).join(' ')] : command[0] === 'CMD' ? command.slice(1) : command;
+      container.healthCheck = {
+        command: argv,
+        interval: seconds(number(`${path}.healthCheck.interval`, health.interval) ?? 30),
+        timeout: seconds(number(`${path}.healthCheck.timeout`, health.timeout) ?? 5),
+        retries: number(`${path}.healthCheck.retries`, health.retries) ?? 3,
+        startPeriod: seconds(number(`${path}.healthCheck.startPeriod`, health.startPeriod) ?? 0),
+      };
+    }
+    const restart = c.restartPolicy as Json | undefined;
+    if (restart) {
+      container.restartPolicy = {
+        enabled: restart.enabled === true,
+        ignoredExitCodes: Array.isArray(restart.ignoredExitCodes) ? restart.ignoredExitCodes.map(Number) : [],
+        restartAttemptPeriod: restart.restartAttemptPeriod !== undefined ? seconds(number(`${path}.restartPolicy.restartAttemptPeriod`, restart.restartAttemptPeriod) ?? 0) : undefined,
+      };
+    }
+    (Array.isArray(c.mountPoints) ? (c.mountPoints as Json[]) : []).forEach((m, j) => {
+      const source = String(m.sourceVolume ?? '');
+      const hostPath = hostPaths.get(source);
+      if (!hostPath) {
+        warnings.push(`${path}.mountPoints[${j}]: not applied (volume "${source}" is not a host volume with a sourcePath)`);
+        return;
+      }
+      const mount: MountPoint = { hostPath, containerPath: String(m.containerPath ?? ''), readOnly: m.readOnly === true };
+      container.mountPoints.push(mount);
+    });
+    (Array.isArray(c.resourceRequirements) ? (c.resourceRequirements as Json[]) : []).forEach((r, j) => {
+      if (r.type === 'GPU') container.gpuCount = number(`${path}.resourceRequirements[${j}].value`, r.value) ?? 0;
+      else warnings.push(`${path}.resourceRequirements[${j}]: not applied (${String(r.type)} is not supported)`);
+    });
+    return container;
+  }
+
+  const cpu = ecs.cpu === undefined ? 0 : parseTaskCpu(ecs.cpu);
+  if (cpu === undefined) problems.push(`cpu: must be CPU units ("1024") or vCPUs ("1 vCPU") (got ${JSON.stringify(ecs.cpu)})`);
+  const memory = ecs.memory === undefined ? 0 : parseTaskMemory(ecs.memory);
+  if (memory === undefined) problems.push(`memory: must be MiB ("512") or GB ("2 GB") (got ${JSON.stringify(ecs.memory)})`);
+  return {
+    definition: { id: '', family: String(ecs.family ?? ''), revision: number('revision', ecs.revision) ?? 0, networkMode, containers, cpuUnits: cpu ?? 0, memoryMib: memory ?? 0 },
+    warnings,
+    problems,
+  };
+}
