@@ -6,6 +6,7 @@ import { TaskServiceClient, type GetAgentInfoResponse } from '../../src/gen/bert
 import { startTestAgent, type TestAgent } from '../harness/agent.js';
 import { TestPki, type Certificate } from '../harness/certificates.js';
 import { freeLoopbackPort } from '../harness/processes.js';
+import { berthctl } from '../harness/berthctl.js';
 
 // Runtime-independent: the agent starts (and serves) while its runtime is unreachable.
 const NO_DOCKER = 'unix:///nonexistent/berth-test-docker.sock';
@@ -64,6 +65,24 @@ describe('the API over TCP with TLS and mTLS, and the unix socket\'s mode and gr
     assert.ok(isError(withoutCertificate), 'refused without a client certificate');
     const rogue = await agentInfo(address, credentials.createSsl(ca.cert, rogueClient.key, rogueClient.cert));
     assert.ok(isError(rogue), 'refused with a certificate of another CA');
+  });
+
+  it('lets berthctl in with --cacert, --cert and --key (or BERTH_TLS_*), and says what to do without them', async () => {
+    const address = `127.0.0.1:${await freeLoopbackPort()}`;
+    const agent = await startTestAgent(NO_DOCKER, { grpc: { tcpAddress: address, tls: { certFile: server.certFile, keyFile: server.keyFile, clientCaFile: clientCa.certFile } } });
+    agents.push(agent);
+    const withFlags = await berthctl(['--addr', address, '--cacert', ca.certFile, '--cert', client.certFile, '--key', client.keyFile, 'info', '-o', 'json']);
+    assert.equal(withFlags.code, 0, withFlags.stderr);
+    assert.equal(JSON.parse(withFlags.stdout).agentId, agent.config.agentId);
+    const withEnv = await berthctl(['info'], { env: { BERTH_ADDR: address, BERTH_TLS_CA: ca.certFile, BERTH_TLS_CERT: client.certFile, BERTH_TLS_KEY: client.keyFile } });
+    assert.equal(withEnv.code, 0, withEnv.stderr);
+    assert.match(withEnv.stdout, new RegExp(`Agent: +${agent.config.agentId}`));
+    const noCertificate = await berthctl(['--addr', address, '--cacert', ca.certFile, 'info']);
+    assert.equal(noCertificate.code, 3, 'unreachable without a client certificate');
+    assert.match(noCertificate.stderr, /cannot reach the berth agent at 127\.0\.0\.1:\d+/);
+    assert.match(noCertificate.stderr, /--tls\/--cacert\/--cert\/--key/);
+    const plaintext = await berthctl(['--addr', address, 'info']);
+    assert.equal(plaintext.code, 3);
   });
 
   it('creates the unix socket with the configured mode and group', async () => {

@@ -1,0 +1,3 @@
+import { berthctlScenarios } from '../scenarios/berthctl.js';
+
+berthctlScenarios('containerd');
