@@ -21,6 +21,8 @@ import { AgentServer } from './server/grpc-server.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
 import { InstrumentedRuntime } from './metrics/instrumented-runtime.js';
 import { MetricsServer } from './metrics/metrics-server.js';
+import { MetadataServer } from './metadata/metadata-server.js';
+import { MetadataTokens } from './metadata/metadata-tokens.js';
 import { TOKENS } from './tokens.js';
 
 /** The composition root: the only place that knows which implementation backs which part. */
@@ -86,8 +88,17 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
     }),
     [TOKENS.config],
   );
+  c.bind(TOKENS.metadata).toResolvedValue(
+    (cfg: BerthConfig, log: Logger) => {
+      const { address, requestsPerSecond, burst } = cfg.metadata;
+      if (!address) return undefined;
+      const tokens = new MetadataTokens(join(cfg.dataDir, 'metadata.key'));
+      return new MetadataServer(tokens, { address, agentId: cfg.agentId, requestsPerSecond, burst }, log.child({ component: 'metadata' }));
+    },
+    [TOKENS.config, TOKENS.logger],
+  );
   c.bind(TOKENS.network).toResolvedValue(
-    (cfg: BerthConfig, store: StateStore, log: Logger): EngineNetwork => {
+    (cfg: BerthConfig, store: StateStore, log: Logger, metadata: MetadataServer | undefined): EngineNetwork => {
       const { cni } = cfg.network;
       const invoker = new CniInvoker({ pluginDirs: cni.pluginDirs, timeoutMs: cni.pluginTimeoutMs });
       const networking = new TaskNetworking(
@@ -97,9 +108,9 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
         store,
         log.child({ component: 'network' }),
       );
-      return { networking, pauseImage: cfg.network.pauseImage };
+      return { networking, pauseImage: cfg.network.pauseImage, metadata };
     },
-    [TOKENS.config, TOKENS.stateStore, TOKENS.logger],
+    [TOKENS.config, TOKENS.stateStore, TOKENS.logger, TOKENS.metadata],
   );
   c.bind(TOKENS.engine).toResolvedValue(
     (
@@ -160,14 +171,20 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
     store.close();
     throw error;
   };
+  const metadataServer = container.get(TOKENS.metadata);
   await server.start().catch((error: unknown) => abandon(error, false));
   await metricsServer?.start().catch((error: unknown) => abandon(error, true));
+  await metadataServer?.start(engine).catch(async (error: unknown) => {
+    await metricsServer?.stop();
+    return abandon(error, true);
+  });
   logger.info({ runtime: config.runtime.kind, socket: config.grpc.socketPath }, 'berth started');
   return {
     container,
     engine,
     server,
     async stop() {
+      await metadataServer?.stop();
       await metricsServer?.stop();
       await server.stop();
       metrics.stop();

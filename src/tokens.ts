@@ -11,6 +11,7 @@ import type { EngineNetwork, TaskEngine } from './engine/task-engine.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
 import type { AgentServer } from './server/grpc-server.js';
 import type { AgentMetrics } from './metrics/agent-metrics.js';
+import type { MetadataServer } from './metadata/metadata-server.js';
 
 /** Every injection token of the composition root, in one place. */
 export const TOKENS = {
@@ -25,6 +26,8 @@ export const TOKENS = {
   hostResources: Symbol.for('berth.hostResources') as ServiceIdentifier<HostResourceManager>,
   images: Symbol.for('berth.images') as ServiceIdentifier<ImageManager>,
   network: Symbol.for('berth.network') as ServiceIdentifier<EngineNetwork>,
+  /** The task metadata endpoint; undefined when the config serves none. */
+  metadata: Symbol.for('berth.metadata') as ServiceIdentifier<MetadataServer | undefined>,
   engine: Symbol.for('berth.engine') as ServiceIdentifier<TaskEngine>,
   server: Symbol.for('berth.server') as ServiceIdentifier<AgentServer>,
 } as const;

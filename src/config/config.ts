@@ -71,6 +71,14 @@ export interface BerthConfig {
     /** host:port of the Prometheus endpoint (GET /metrics); off when unset. */
     address?: string;
   };
+  /** The task metadata endpoint (like ECS's v4): off when `address` is unset. */
+  metadata: {
+    /** host:port to listen on; 0.0.0.0 so that containers on bridges reach it at their gateway. */
+    address?: string;
+    /** Requests per second per container, after a burst of `burst`. */
+    requestsPerSecond: number;
+    burst: number;
+  };
   /** Task networking through CNI (network mode task, and bridge on containerd). */
   network: {
     /** Image of the container that holds a task's network namespace. */
@@ -148,6 +156,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
     events: { retain: 100_000, retainFor: '24h', maxWatcherLag: 10_000, heartbeatInterval: '10s' },
     security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false },
     metrics: {},
+    metadata: { requestsPerSecond: 40, burst: 60 },
     network: {
       pauseImage: 'registry.k8s.io/pause:3.9',
       // `config` (inline) or `configFile` (a .conflist file) replace berth's default network.
@@ -173,6 +182,7 @@ export const ENVIRONMENT_KEYS: Record<string, string> = {
   BERTH_PULL_BEHAVIOR: 'images.pullBehavior',
   BERTH_PAUSE_IMAGE: 'network.pauseImage',
   BERTH_METRICS_ADDRESS: 'metrics.address',
+  BERTH_METADATA_ADDRESS: 'metadata.address',
   BERTH_CNI_CONFIG_FILE: 'network.cni.configFile',
 };
 
@@ -313,6 +323,11 @@ export function compileConfig(raw: Raw): BerthConfig {
       allowHostNetwork: read.boolean('security.allowHostNetwork'),
     },
     metrics: { address: read.optionalString('metrics.address') },
+    metadata: {
+      address: read.optionalString('metadata.address'),
+      requestsPerSecond: read.integer('metadata.requestsPerSecond', 1),
+      burst: read.integer('metadata.burst', 1),
+    },
     network: {
       pauseImage: read.string('network.pauseImage'),
       cni: {
@@ -323,11 +338,13 @@ export function compileConfig(raw: Raw): BerthConfig {
       },
     },
   };
-  const metricsAddress = config.metrics.address;
-  if (metricsAddress !== undefined) {
-    const match = /^(.*):(\d{1,5})$/.exec(metricsAddress);
-    if (!match || match[1] === '' || Number(match[2]) > 65535) throw new ConfigError('metrics.address', `must be host:port, e.g. "127.0.0.1:9464" (got "${metricsAddress}")`);
-  }
+  const checkAddress = (key: string, value: string | undefined, example: string) => {
+    if (value === undefined) return;
+    const match = /^(.*):(\d{1,5})$/.exec(value);
+    if (!match || match[1] === '' || Number(match[2]) > 65535 || Number(match[2]) === 0) throw new ConfigError(key, `must be host:port, e.g. "${example}" (got "${value}")`);
+  };
+  checkAddress('metrics.address', config.metrics.address, '127.0.0.1:9464');
+  checkAddress('metadata.address', config.metadata.address, '0.0.0.0:51679');
   if (config.events.maxWatcherLag > config.events.retain) {
     throw new ConfigError('events.maxWatcherLag', `must not exceed events.retain (${config.events.retain})`);
   }

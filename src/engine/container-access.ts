@@ -5,7 +5,7 @@ import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, N
 import type { RuntimeMonitor } from './runtime-monitor.js';
 import type { ContainerStatus } from './status.js';
 
-export type { LogLine, LogStream };
+export type { ContainerStatsSample, LogLine, LogStream };
 
 const EXEC_DEFAULT_TIMEOUT_MS = 30_000;
 const EXEC_MAX_TIMEOUT_MS = 600_000;
@@ -119,6 +119,17 @@ export class ContainerAccess {
     } catch (error) {
       if (isRuntimeError(error, 'not-found')) throw new FailedPreconditionError(`container "${containerName}" of task "${taskId}" has no logs any more: it was removed`);
       throw this.failure(error, `cannot read the logs of container "${containerName}"`);
+    }
+  }
+
+  /** One sample of a running container's resource use (cumulative counters), as the runtime reports it. */
+  async sample(taskId: string, containerName: string): Promise<ContainerStatsSample> {
+    const runtimeId = this.running(taskId, this.target(taskId, containerName));
+    this.checkAvailable();
+    try {
+      return await this.runtime.stats(runtimeId);
+    } catch (error) {
+      throw this.failure(error, `cannot read the resource use of container "${containerName}"`);
     }
   }
 

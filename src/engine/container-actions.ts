@@ -66,7 +66,7 @@ export class ContainerActions {
    * Creates the container under its deterministic name. A container of that name that carries
    * this task's and agent's labels is adopted (it was created before a crash or a lost answer).
    */
-  async create(task: TaskDefinition, container: ManagedContainer, network?: SpecInputs['network']): Promise<ActionOutcome> {
+  async create(task: TaskDefinition, container: ManagedContainer, network?: SpecInputs['network'], metadataUri?: string): Promise<ActionOutcome> {
     const spec = containerSpec(task, container.definition, {
       agentId: this.settings.agentId,
       runtimeName: container.runtimeName,
@@ -74,6 +74,7 @@ export class ContainerActions {
       gpuIds: container.gpuIds,
       defaultPidsLimit: this.settings.defaultPidsLimit,
       network,
+      metadataUri,
     });
     try {
       crashPoint('before-create');

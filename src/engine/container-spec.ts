@@ -1,5 +1,6 @@
 import type { ContainerSpec } from '../runtime/types.js';
 import { LABELS } from './labels.js';
+import { METADATA_URI_VARIABLES } from './metadata-uris.js';
 import type { ContainerDefinition, TaskDefinition } from './task-definition.js';
 
 const MIB = 1024 * 1024;
@@ -18,6 +19,8 @@ export interface SpecInputs {
    * task's namespace (port mappings are then the CNI network's business, not the runtime's).
    */
   network?: Pick<ContainerSpec, 'network' | 'networkContainer'>;
+  /** The container's task metadata URI, when the agent serves the endpoint and the container can reach it. */
+  metadataUri?: string;
 }
 
 export function containerSpec(task: TaskDefinition, container: ContainerDefinition, inputs: SpecInputs): ContainerSpec {
@@ -27,7 +30,7 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     image: container.image,
     command: container.command.length > 0 ? container.command : undefined,
     entrypoint: container.entrypoint.length > 0 ? container.entrypoint : undefined,
-    env: { ...container.environment },
+    env: { ...container.environment, ...metadataEnvironment(inputs.metadataUri) },
     workingDir: container.workingDirectory || undefined,
     user: container.user || undefined,
     labels: {
@@ -49,4 +52,9 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     mounts: (container.mountPoints ?? []).map((m) => ({ ...m })),
     privileged: container.privileged ?? false,
   };
+}
+
+/** The metadata URI under each variable name that carries it (ECS's and berth's); nothing without one. */
+function metadataEnvironment(uri: string | undefined): Record<string, string> {
+  return uri ? Object.fromEntries(METADATA_URI_VARIABLES.map((name) => [name, uri])) : {};
 }

@@ -19,6 +19,7 @@ import type { QueuedTask } from './resource-queue.js';
 import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
 import { pauseContainerDefinition } from './pause-container.js';
 import type { CniPortMapping, TaskNetworking, TaskNetworkStatus } from './task-network.js';
+import { bareAddress, type TaskMetadataUris } from './metadata-uris.js';
 
 export interface ManagedTaskDeps {
   agentId: string;
@@ -42,6 +43,8 @@ export interface ManagedTaskDeps {
    * a pause container holds its namespace, which the other containers join.
    */
   cni?: { networking: TaskNetworking; pauseImage: string };
+  /** The task metadata endpoint, when the agent serves one. */
+  metadata?: TaskMetadataUris;
 }
 
 /**
@@ -387,11 +390,12 @@ export class ManagedTask implements QueuedTask {
         case 'PULLED':
           // A container joining the task's namespace is created once the pause container exists
           // (Docker names it), while the network is being set up; it starts once that is done.
-          if (this.pause && container !== this.pause && this.pause.runtimeId === undefined) {
+          // With a metadata endpoint, the URI in the environment names the network's gateway: that waits for the network.
+          if (this.pause && container !== this.pause && (this.pause.runtimeId === undefined || (this.deps.metadata && !this.network))) {
             waitReason ||= "setting up the task's network";
             break;
           }
-          this.runAction(container, 'create', () => this.deps.actions.create(this.definition, container, this.networkOf(container)));
+          this.runAction(container, 'create', () => this.deps.actions.create(this.definition, container, this.networkOf(container), this.metadataUriOf(container)));
           break;
         case 'CREATED': {
           if (this.pause && container !== this.pause && !this.network) {
@@ -521,6 +525,17 @@ export class ManagedTask implements QueuedTask {
         this.networkTornDown = true;
         break;
     }
+  }
+
+  /** Where the container reaches the metadata endpoint: an address of the host on its network; none without one. */
+  private metadataUriOf(container: ManagedContainer): string | undefined {
+    const metadata = this.deps.metadata;
+    if (!metadata || container === this.pause) return undefined;
+    let host: string | undefined;
+    if (this.pause) host = this.network?.gateways[0] && bareAddress(this.network.gateways[0]);
+    else if (this.definition.networkMode === 'host') host = '127.0.0.1';
+    else if (this.definition.networkMode === 'bridge') host = metadata.bridgeGateway;
+    return host ? metadata.uriFor(this.id, container.name, host) : undefined;
   }
 
   /** How a container joins the network: the pause container alone, the others in its namespace. */

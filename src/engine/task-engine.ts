@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError } from '../runtime/errors.js';
 import type { ContainerInfo, LogLine, RuntimeEvent } from '../runtime/types.js';
-import { ContainerAccess, type ContainerStats, type LogRequest, type StatsRequest } from './container-access.js';
+import { ContainerAccess, type ContainerStats, type ContainerStatsSample, type LogRequest, type StatsRequest } from './container-access.js';
 import { ContainerActions } from './container-actions.js';
 import { CoalescedRun } from './coalesced-run.js';
 import { crashPoint } from './crash-points.js';
@@ -29,12 +29,15 @@ import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
 import { validateTaskDefinition, type TaskDefinitionInput } from './task-validation.js';
 import { checkTaskAllowed } from './security-policy.js';
 import type { TaskNetworking } from './task-network.js';
+import type { TaskMetadataUris } from './metadata-uris.js';
 
 /** Task networking through CNI, for the engine. */
 export interface EngineNetwork {
   networking: TaskNetworking;
   /** Image of the container that holds a CNI-networked task's namespace. */
   pauseImage: string;
+  /** The task metadata endpoint, when the agent serves one: its URI goes into each container's environment. */
+  metadata?: TaskMetadataUris;
 }
 
 export interface ListTasksFilter {
@@ -198,6 +201,7 @@ export class TaskEngine {
   private createTask(definition: TaskDefinition): ManagedTask {
     return new ManagedTask(definition, {
       cni: this.usesCni(definition) ? this.network : undefined,
+      metadata: this.network.metadata,
       agentId: this.settings.agentId,
       actions: this.actions,
       events: this.events,
@@ -256,6 +260,11 @@ export class TaskEngine {
   /** A container's output (see ContainerAccess). */
   logs(taskId: string, containerName: string, request: LogRequest): Promise<AsyncIterable<LogLine>> {
     return this.access.logs(taskId, containerName, request);
+  }
+
+  /** One resource-use sample of a running container (see ContainerAccess). */
+  sample(taskId: string, containerName: string): Promise<ContainerStatsSample> {
+    return this.access.sample(taskId, containerName);
   }
 
   /** Resource use of a task's running containers (see ContainerAccess). */
@@ -419,6 +428,11 @@ export class TaskEngine {
    */
   private async synchronizeOnce(): Promise<void> {
     const listed = await this.runtime.listContainers({ [LABELS.agentId]: this.settings.agentId });
+    const metadata = this.network.metadata;
+    if (metadata && !metadata.bridgeGateway && this.runtime.bridgeGateway) {
+      // Containers in the runtime's bridge mode reach the metadata endpoint at the bridge's gateway.
+      metadata.bridgeGateway = await this.runtime.bridgeGateway().catch(() => undefined);
+    }
     const byId = new Map(listed.map((c) => [c.id, c]));
     const byName = new Map(listed.map((c) => [c.name, c]));
     const owned = new Set<string>();

@@ -96,6 +96,11 @@ export class InstrumentedRuntime implements ContainerRuntime {
     return this.timed('exec', () => this.inner.exec(id, command, options));
   }
 
+  get bridgeGateway() {
+    const inner = this.inner;
+    return inner.bridgeGateway ? () => this.timed('bridge_gateway', () => inner.bridgeGateway!()) : undefined;
+  }
+
   logs(id: string, options: LogOptions) {
     return this.timed('logs', () => this.inner.logs(id, options));
   }

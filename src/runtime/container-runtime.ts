@@ -86,6 +86,12 @@ export interface ContainerRuntime {
    */
   events(labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<RuntimeEvent>>;
 
+  /**
+   * The host's address on the runtime's own bridge, as containers in bridge mode reach the host
+   * (Docker's docker0 gateway). Only runtimes with a bridge of their own have it.
+   */
+  bridgeGateway?(): Promise<string | undefined>;
+
   /** Releases the connection to the daemon (the agent is shutting down). */
   close?(): void;
 }

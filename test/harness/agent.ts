@@ -46,6 +46,7 @@ export async function startTestAgent(
     resources: { ...(base.resources as object), ...(overrides.resources as object) },
     images: { ...(base.images as object), ...(overrides.images as object) },
     metrics: { ...(base.metrics as object), ...(overrides.metrics as object) },
+    metadata: { ...(base.metadata as object), ...(overrides.metadata as object) },
     security: { ...(base.security as object), ...(overrides.security as object) },
     network: networkSection(base.network as Record<string, unknown>, typeof target === 'string' ? undefined : target.networkConfig, overrides.network as Record<string, unknown> | undefined),
   };

@@ -340,6 +340,11 @@ export class DockerRuntime implements ContainerRuntime {
     );
   }
 
+  async bridgeGateway(): Promise<string | undefined> {
+    const network = (await this.call('inspect the bridge network', (abortSignal) => (this.docker.getNetwork('bridge') as unknown as { inspect(o: object): Promise<unknown> }).inspect({ abortSignal }))) as { IPAM?: { Config?: { Gateway?: string }[] } };
+    return network.IPAM?.Config?.find((c) => c.Gateway)?.Gateway;
+  }
+
   async logs(id: string, options: LogOptions): Promise<AsyncIterable<LogLine>> {
     const streams = new Set(options.streams ?? ['stdout', 'stderr']);
     const query = {

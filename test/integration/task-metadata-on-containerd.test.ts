@@ -1,0 +1,3 @@
+import { taskMetadataScenarios } from '../scenarios/task-metadata.js';
+
+taskMetadataScenarios('containerd');
