@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { closeHttp, listenHttp, splitAddress } from '../http-listener.js';
 import type { Logger } from 'pino';
 import type { ContainerStatsSample } from '../engine/container-access.js';
 import type { TaskMetadataUris } from '../engine/metadata-uris.js';
@@ -54,7 +55,7 @@ export class MetadataServer implements TaskMetadataUris {
     private readonly options: MetadataServerOptions,
     private readonly log: Logger,
   ) {
-    this.port = Number(options.address.slice(options.address.lastIndexOf(':') + 1));
+    this.port = splitAddress(options.address).port;
     this.limiter = new RateLimiter(options.requestsPerSecond, options.burst);
   }
 
@@ -66,14 +67,7 @@ export class MetadataServer implements TaskMetadataUris {
 
   async start(source: MetadataSource): Promise<void> {
     this.source = source;
-    const separator = this.options.address.lastIndexOf(':');
-    const host = this.options.address.slice(0, separator).replace(/^\[|\]$/g, '');
-    const server = createServer((request, response) => void this.handle(request, response));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, host, () => resolve());
-    });
-    this.server = server;
+    this.server = await listenHttp(this.options.address, (request, response) => void this.handle(request, response));
     this.log.info({ address: this.options.address }, 'serving task metadata at /v4/<token>');
   }
 
@@ -81,10 +75,7 @@ export class MetadataServer implements TaskMetadataUris {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await closeHttp(server);
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {

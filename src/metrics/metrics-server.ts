@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { closeHttp, listenHttp } from '../http-listener.js';
 import type { Logger } from 'pino';
 import type { AgentMetrics } from './agent-metrics.js';
 
@@ -13,10 +14,7 @@ export class MetricsServer {
   ) {}
 
   async start(): Promise<void> {
-    const separator = this.address.lastIndexOf(':');
-    const host = this.address.slice(0, separator).replace(/^\[|\]$/g, '');
-    const port = Number(this.address.slice(separator + 1));
-    const server = createServer((request, response) => {
+    this.server = await listenHttp(this.address, (request, response) => {
       if (request.method !== 'GET' || request.url?.split('?')[0] !== '/metrics') {
         response.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics is served here\n');
         return;
@@ -29,11 +27,6 @@ export class MetricsServer {
         },
       );
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
-    this.server = server;
     this.log.info({ address: this.address }, 'serving metrics at /metrics');
   }
 
@@ -41,9 +34,6 @@ export class MetricsServer {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await closeHttp(server);
   }
 }
