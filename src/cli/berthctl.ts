@@ -57,7 +57,7 @@ function splitRest(argv: string[]): [string[], string[]] {
   return index < 0 ? [argv, []] : [argv.slice(0, index), argv.slice(index + 1)];
 }
 
-export async function main(argv: string[], env: NodeJS.ProcessEnv, stdout: NodeJS.WriteStream, stderr: NodeJS.WriteStream): Promise<number> {
+async function main(argv: string[], env: NodeJS.ProcessEnv, stdout: NodeJS.WriteStream, stderr: NodeJS.WriteStream): Promise<number> {
   const [args, rest] = splitRest(argv);
   // The command is the first word that is not a global option or its value.
   let commandIndex = -1;
@@ -139,6 +139,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, stdout: NodeJ
   }
 }
 
+// A reader that went away (berthctl logs … | head) ends the command, quietly.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(EXIT.ok);
+    throw error;
+  });
+}
 const code = await main(process.argv.slice(2), process.env, process.stdout, process.stderr);
 // Let the output drain before the process ends.
 process.exitCode = code;

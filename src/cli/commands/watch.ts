@@ -24,7 +24,9 @@ line.`,
     let timer: NodeJS.Timeout | undefined;
     const draw = () => {
       timer = undefined;
-      const lines = board.lines();
+      // Lines cut to the terminal's width, so that each takes one row and the redraw lands where it should.
+      const width = ctx.stdout.columns || 200;
+      const lines = board.lines().map((line) => (line.length > width ? `${line.slice(0, width - 1)}…` : line));
       ctx.stdout.write(`${drawn > 0 ? `\x1b[${drawn}F\x1b[J` : ''}${lines.join('\n')}\n`);
       drawn = lines.length;
     };
