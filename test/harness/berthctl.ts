@@ -9,42 +9,55 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Starts berthctl as its own process (as a user runs it), with BERTH_ADDR unset unless given. */
+/** Everything each spawned berthctl wrote to stdout so far, and who waits for more. */
+const outputs = new WeakMap<ChildProcessWithoutNullStreams, { text: string; changed: Set<() => void> }>();
+
+/**
+ * Starts berthctl as its own process (as a user runs it), with BERTH_ADDR unset unless given.
+ * Its stdout is collected from the start, for `waitForOutput`.
+ */
 export function spawnBerthctl(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
   const { BERTH_ADDR: _unset, ...inherited } = process.env;
-  return spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...inherited, ...env }, stdio: 'pipe' });
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...inherited, ...env }, stdio: 'pipe' });
+  const output = { text: '', changed: new Set<() => void>() };
+  outputs.set(child, output);
+  child.stdout.on('data', (chunk: Buffer) => {
+    output.text += chunk.toString('utf8');
+    for (const notify of output.changed) notify();
+  });
+  return child;
 }
 
 /** Runs berthctl to its end: exit code and output. `input` is given on standard input. */
 export function berthctl(args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
   const child = spawnBerthctl(args, options.env);
-  let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   child.stdin.end(options.input ?? '');
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr }));
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout: outputs.get(child)!.text, stderr }));
   });
 }
 
-/** Resolves once the child's stdout holds text matching `pattern` (the output so far), or rejects after `timeoutMs`. */
+/**
+ * Resolves once all that a spawned berthctl wrote to stdout so far matches `pattern`, or rejects
+ * after `timeoutMs`.
+ */
 export function waitForOutput(child: ChildProcessWithoutNullStreams, pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+  const output = outputs.get(child)!;
   return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => {
-      child.stdout.off('data', onData);
-      reject(new Error(`no output matching ${pattern} within ${timeoutMs} ms; got:\n${seen}`));
-    }, timeoutMs);
-    const onData = (chunk: Buffer) => {
-      seen += chunk.toString('utf8');
-      if (pattern.test(seen)) {
-        clearTimeout(timer);
-        child.stdout.off('data', onData);
-        resolve(seen);
-      }
+    const check = () => {
+      if (!pattern.test(output.text)) return;
+      clearTimeout(timer);
+      output.changed.delete(check);
+      resolve(output.text);
     };
-    child.stdout.on('data', onData);
+    const timer = setTimeout(() => {
+      output.changed.delete(check);
+      reject(new Error(`no output matching ${pattern} within ${timeoutMs} ms; got:\n${output.text}`));
+    }, timeoutMs);
+    output.changed.add(check);
+    check();
   });
 }

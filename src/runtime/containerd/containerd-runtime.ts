@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { PACKAGE_ROOT } from '../../package-root.js';
 import { V1Metrics, V2Metrics } from '../../gen/containerd/cgroups/metrics.js';
 import { namespaceTraffic } from '../net-dev.js';
-import { LOG_FILE_NAME, readLogFile } from './log-file.js';
+import { LOG_FILE_NAME, readLogFile, readOutput } from './log-file.js';
 import { constants as os, totalmem } from 'node:os';
 import { TaskExit, TaskOOM, TaskStart } from '../../gen/containerd/events/task.js';
 import type { Container } from '../../gen/containerd/services/containers/v1/containers.js';
@@ -157,6 +157,11 @@ export class ContainerdRuntime implements ContainerRuntime {
     return join(this.options.stateDir, 'containers', id);
   }
 
+  /** The stdout/stderr URI that has the shim hand a process's output to berth's log writer, into `file`. */
+  private outputUri(file: string): string {
+    return `binary://${encodeURI(this.logWriter)}?file=${encodeURIComponent(file)}`;
+  }
+
   private logFileOf(container: Container): string {
     return container.labels[LOG_FILE_LABEL] ?? join(this.containerDir(container.id), LOG_FILE_NAME);
   }
@@ -278,7 +283,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       const logFile = this.logFileOf(container);
       await mkdir(dirname(logFile), { recursive: true });
       // The shim gives the process's stdout and stderr to berth's log writer, which stamps each line.
-      const output = `binary://${encodeURI(this.logWriter)}?file=${encodeURIComponent(logFile)}`;
+      const output = this.outputUri(logFile);
       try {
         await c.call(`create task ${id}`, c.tasks, c.tasks.create, {
           containerId: id,
@@ -407,6 +412,8 @@ export class ContainerdRuntime implements ContainerRuntime {
     const execId = `exec-${randomBytes(6).toString('hex')}`;
     const dir = join(this.options.stateDir, 'exec');
     await mkdir(dir, { recursive: true });
+    // The output goes through the log writer too (its own file): the shim's plain file output
+    // loses stderr when a command exits before the shim has begun to copy.
     const output = join(dir, `${id.slice(0, 40)}-${execId}.log`);
     const limit = options.maxOutputBytes ?? DEFAULT_EXEC_OUTPUT;
     const c = this.client;
@@ -416,15 +423,21 @@ export class ContainerdRuntime implements ContainerRuntime {
     const deleteProcess = async () => {
       if (deleted) return;
       deleted = true;
-      await c.call('delete exec process', c.tasks, c.tasks.deleteProcess, { containerId: id, execId }).catch(() => undefined);
+      // Wait can answer a moment before the shim has moved the process to "stopped", and a delete
+      // in that moment is refused ("conflict"): try again, for at most a second.
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const error = await c.call('delete exec process', c.tasks, c.tasks.deleteProcess, { containerId: id, execId }).then(() => undefined, (e: unknown) => e);
+        if (!isRuntimeError(error, 'conflict')) return;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     };
     try {
       await c.call(operation, c.tasks, c.tasks.exec, {
         containerId: id,
         execId,
         stdin: '',
-        stdout: `file://${output}`,
-        stderr: `file://${output}`,
+        stdout: this.outputUri(output),
+        stderr: this.outputUri(output),
         terminal: false,
         spec: { typeUrl: PROCESS_TYPE, value: Buffer.from(JSON.stringify(process)) },
       });
@@ -434,9 +447,9 @@ export class ContainerdRuntime implements ContainerRuntime {
         await c.call(operation, c.tasks, c.tasks.kill, { containerId: id, execId, signal: os.signals.SIGKILL, all: false }).catch(() => undefined);
         throw error;
       });
-      // The shim may still be copying the output when the exit is reported; deleting the process waits for that copy.
+      // Deleting the process ends its log writer (which writes what it holds first).
       await deleteProcess();
-      return { exitCode: result.exitStatus, output: await readLimited(output, limit) };
+      return { exitCode: result.exitStatus, output: await readOutput(output, limit) };
     } finally {
       await deleteProcess();
       await rm(output, { force: true });
@@ -556,14 +569,3 @@ async function oomKillsIn(namespace: string, id: string): Promise<boolean> {
   return false;
 }
 
-async function readLimited(path: string, limit: number): Promise<string> {
-  const handle = await open(path, 'r').catch(() => undefined);
-  if (!handle) return '';
-  try {
-    const buffer = Buffer.alloc(limit);
-    const { bytesRead } = await handle.read(buffer, 0, limit, 0);
-    return buffer.subarray(0, bytesRead).toString('utf8');
-  } finally {
-    await handle.close();
-  }
-}

@@ -120,3 +120,19 @@ export async function* readLogFile(path: string, options: LogOptions, exited: Pr
     options.signal.removeEventListener('abort', nudge);
   }
 }
+
+/** A log file's text as the process wrote it (both streams, in order), at most `limit` bytes. */
+export async function readOutput(path: string, limit: number): Promise<string> {
+  const pieces: Buffer[] = [];
+  let size = 0;
+  await readRecords(path, 0, (line) => {
+    for (const piece of line.partial ? [line.text] : [line.text, NEWLINE]) {
+      if (size >= limit) return;
+      pieces.push(piece.subarray(0, limit - size));
+      size += Math.min(piece.length, limit - size);
+    }
+  });
+  return Buffer.concat(pieces).toString('utf8');
+}
+
+const NEWLINE = Buffer.from('\n');
