@@ -63,6 +63,53 @@ async function readRecords(path: string, offset: number, onRecord: (line: LogLin
 }
 
 /**
+ * The last `count` wanted records of a file, read backwards in chunks; `end` is where the records
+ * written completely end (a record being written is left for the next read).
+ */
+async function readLastRecords(path: string, count: number, wanted: (line: LogLine) => boolean): Promise<{ lines: LogLine[]; end: number }> {
+  const file = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (!file) return { lines: [], end: 0 };
+  try {
+    const size = (await file.stat()).size;
+    const found: LogLine[] = [];
+    let position = size;
+    let end: number | undefined;
+    // Bytes of a record that began before the chunk read last (read again with the chunk before it).
+    let carry: Buffer = Buffer.alloc(0);
+    while (position > 0 && found.length < count) {
+      const start = Math.max(0, position - CHUNK_BYTES);
+      const chunk = Buffer.alloc(position - start);
+      await file.read(chunk, 0, chunk.length, start);
+      let data: Buffer = carry.length === 0 ? chunk : Buffer.concat([chunk, carry]);
+      if (end === undefined) {
+        // Whatever follows the last newline is still being written.
+        const lastNewline = data.lastIndexOf(10);
+        end = lastNewline < 0 ? start : start + lastNewline + 1;
+        data = data.subarray(0, lastNewline + 1);
+      }
+      // data[0, stop) is not read yet; it ends with a newline (or is empty).
+      let stop = data.length;
+      while (stop > 0 && found.length < count) {
+        const newline = stop >= 2 ? data.lastIndexOf(10, stop - 2) : -1;
+        // The record may begin in the chunk before: read it with that one.
+        if (newline < 0 && start > 0) break;
+        const line = parseLogRecord(data.subarray(newline + 1, stop - 1));
+        if (line && wanted(line)) found.push(line);
+        stop = newline + 1;
+      }
+      carry = Buffer.from(data.subarray(0, stop));
+      position = start;
+    }
+    return { lines: found.reverse(), end: end ?? 0 };
+  } finally {
+    await file.close();
+  }
+}
+
+/**
  * Lines of a container's log file. Without follow, what the file holds now (the last `tail`
  * lines, those since `since`). With follow, then every new line until `exited` resolves and the
  * writer has flushed, or the signal aborts.
@@ -73,13 +120,18 @@ export async function* readLogFile(path: string, options: LogOptions, exited: Pr
   const wanted = (line: LogLine) => streams.has(line.stream) && (since === undefined || line.time.getTime() >= since);
   let batch: LogLine[] = [];
   const tail = options.tail;
-  let offset = await readRecords(path, 0, (line) => {
-    if (!wanted(line)) return;
-    batch.push(line);
-    // Keep only what tail can still need (twice over, so the copying stays rare).
-    if (tail !== undefined && batch.length > 2 * tail + 1024) batch = batch.slice(-tail);
-  });
-  yield* tail === undefined ? batch : tail === 0 ? [] : batch.slice(-tail);
+  let offset: number;
+  if (tail !== undefined) {
+    // The last lines, read from the end backwards: the cost grows with `tail`, not with the file.
+    const last = await readLastRecords(path, tail, wanted);
+    offset = last.end;
+    yield* last.lines;
+  } else {
+    offset = await readRecords(path, 0, (line) => {
+      if (wanted(line)) batch.push(line);
+    });
+    yield* batch;
+  }
   if (!options.follow || !exited || options.signal.aborted) return;
 
   let processExited = false;
