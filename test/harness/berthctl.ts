@@ -28,6 +28,24 @@ export function spawnBerthctl(args: string[], env: Record<string, string> = {}):
   return child;
 }
 
+/**
+ * Starts berthctl on a terminal of its own (util-linux `script` gives it a pseudo-terminal), as a
+ * user at a terminal runs it; its output (what the terminal shows) is collected for `waitForOutput`.
+ */
+export function spawnBerthctlOnTerminal(args: string[], columns = 120): ChildProcessWithoutNullStreams {
+  const { BERTH_ADDR: _unset, ...inherited } = process.env;
+  const command = [process.execPath, '--import', 'tsx', CLI, ...args].map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(' ');
+  // The terminal's width is set inside it, before berthctl starts.
+  const child = spawn('script', ['-q', '-f', '-e', '-c', `stty cols ${columns} rows 50; exec ${command}`, '/dev/null'], { env: { ...inherited, TERM: 'xterm' }, stdio: 'pipe' });
+  const output = { text: '', changed: new Set<() => void>() };
+  outputs.set(child, output);
+  child.stdout.on('data', (chunk: Buffer) => {
+    output.text += chunk.toString('utf8');
+    for (const notify of output.changed) notify();
+  });
+  return child;
+}
+
 /** Runs berthctl to its end: exit code and output. `input` is given on standard input. */
 export function berthctl(args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
   const child = spawnBerthctl(args, options.env);

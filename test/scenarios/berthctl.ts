@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { berthctl, spawnBerthctl, waitForOutput } from '../harness/berthctl.js';
+import { berthctl, spawnBerthctl, spawnBerthctlOnTerminal, waitForOutput } from '../harness/berthctl.js';
 import { startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 
@@ -139,6 +139,20 @@ export function berthctlScenarios(kind: RuntimeKind): void {
       assert.match((await ctl('logs', 'report-1', 'report')).stdout, /^report for 2026-11-27$/m);
       const describe = await ctl('describe', 'report-1');
       assert.match(describe.stdout, /^Family: +nightly-report:7$/m);
+    });
+
+    it('on a terminal, watch redraws its view in place as the task changes', async () => {
+      const watch = spawnBerthctlOnTerminal(['--addr', address, 'watch', 'tty-1']);
+      await waitForOutput(watch, /no tasks/);
+      const file = join(dir, 'tty.yaml');
+      writeFileSync(file, `id: tty-1\nnetwork_mode: none\ncontainers:\n  - name: app\n    image: ${env.image}\n    command: [sleep, "300"]\n`);
+      assert.equal((await ctl('run', '-f', file)).code, 0);
+      const shown = await waitForOutput(watch, /tty-1 {2}RUNNING/);
+      // Each redraw moves the cursor up over the lines drawn before (CSI n F) and clears below (CSI J).
+      assert.match(shown, /\x1b\[\d+F\x1b\[J/);
+      assert.match(shown, /app +RUNNING/);
+      watch.kill('SIGTERM');
+      assert.equal((await ctl('stop', 'tty-1', '--wait')).code, 0);
     });
 
     it('fails with exit codes and messages that say what to do', async () => {

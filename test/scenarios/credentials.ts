@@ -15,7 +15,8 @@ export function credentialScenarios(kind: RuntimeKind): void {
     const logs: string[] = [];
     before(async () => {
       env = await startRuntimeEnvironment('secrets', kind);
-      agent = await startTestAgent(env, { logLevel: 'trace' }, (line) => logs.push(line));
+      // The agent also has the registry's credentials in its config, for containers that bring none.
+      agent = await startTestAgent(env, { logLevel: 'trace', images: { registryCredentials: { [env.registry.address]: env.credentials } } }, (line) => logs.push(line));
     });
     after(async () => {
       await agent?.stop();
@@ -38,7 +39,12 @@ export function credentialScenarios(kind: RuntimeKind): void {
         // Another image than the good task's: with the default pull behaviour a failed pull of an
         // image already present falls back to it, and this pull is to fail for everyone to see.
         keep(await call(agent.client, 'runTask', { task: task(bad, [container('app', env.image, { registryCredentials: { username: env.credentials.username, password: WRONG_PASSWORD } })]) }));
+        // No credentials in the definition: the agent's, from its config.
+        const configured = taskId('secret-config');
+        keep(await call(agent.client, 'runTask', { task: task(configured, [container('app', env.privateImage, { command: ['sleep', '300'] })]) }));
         await watch.waitForEvent('good RUNNING', is.task(good, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+        await watch.waitForEvent('configured RUNNING', is.task(configured, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+        await call(agent.client, 'stopTask', { taskId: configured, reason: '' });
         await watch.waitForEvent('bad STOPPED', is.task(bad, TaskStatus.TASK_STATUS_STOPPED), 60_000);
         // Errors that quote the request: an invalid definition, a different one under a used id.
         await call(agent.client, 'runTask', { task: task('bad id!', [container('', env.privateImage, { registryCredentials: env.credentials })]) }).then(keep, keepError);
