@@ -12,13 +12,8 @@ export interface CliResult {
 /** Everything each spawned berthctl wrote to stdout so far, and who waits for more. */
 const outputs = new WeakMap<ChildProcessWithoutNullStreams, { text: string; changed: Set<() => void> }>();
 
-/**
- * Starts berthctl as its own process (as a user runs it), with BERTH_ADDR unset unless given.
- * Its stdout is collected from the start, for `waitForOutput`.
- */
-export function spawnBerthctl(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
-  const { BERTH_ADDR: _unset, ...inherited } = process.env;
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...inherited, ...env }, stdio: 'pipe' });
+/** Collects the child's stdout from now on, for `waitForOutput` (and `berthctl`'s result). */
+function collectOutput(child: ChildProcessWithoutNullStreams): ChildProcessWithoutNullStreams {
   const output = { text: '', changed: new Set<() => void>() };
   outputs.set(child, output);
   child.stdout.on('data', (chunk: Buffer) => {
@@ -26,6 +21,16 @@ export function spawnBerthctl(args: string[], env: Record<string, string> = {}):
     for (const notify of output.changed) notify();
   });
   return child;
+}
+
+/**
+ * Starts berthctl as its own process (as a user runs it), with BERTH_ADDR unset unless given.
+ * Its stdout is collected from the start, for `waitForOutput`.
+ */
+export function spawnBerthctl(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
+  const { BERTH_ADDR: _unset, ...inherited } = process.env;
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...inherited, ...env }, stdio: 'pipe' });
+  return collectOutput(child);
 }
 
 /**
@@ -37,13 +42,7 @@ export function spawnBerthctlOnTerminal(args: string[], columns = 120): ChildPro
   const command = [process.execPath, '--import', 'tsx', CLI, ...args].map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(' ');
   // The terminal's width is set inside it, before berthctl starts.
   const child = spawn('script', ['-q', '-f', '-e', '-c', `stty cols ${columns} rows 50; exec ${command}`, '/dev/null'], { env: { ...inherited, TERM: 'xterm' }, stdio: 'pipe' });
-  const output = { text: '', changed: new Set<() => void>() };
-  outputs.set(child, output);
-  child.stdout.on('data', (chunk: Buffer) => {
-    output.text += chunk.toString('utf8');
-    for (const notify of output.changed) notify();
-  });
-  return child;
+  return collectOutput(child);
 }
 
 /** Runs berthctl to its end: exit code and output. `input` is given on standard input. */
