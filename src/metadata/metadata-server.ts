@@ -47,6 +47,7 @@ export class MetadataServer implements TaskMetadataUris {
   private readonly limiter: RateLimiter;
   /** token → task and container, filled as URIs are handed out and, after a restart, from the tasks. */
   private readonly byToken = new Map<string, { taskId: string; containerName: string }>();
+  private learnedAt = -Infinity;
   readonly port: number;
   bridgeGateway?: string;
 
@@ -93,8 +94,12 @@ export class MetadataServer implements TaskMetadataUris {
   private find(token: string): { task: TaskSnapshot; container: ContainerSnapshot } | undefined {
     const tasks = this.source!.listTasks();
     let owner = this.byToken.get(token);
-    if (!owner) {
-      // After a restart of the agent: containers keep the URIs they were given; learn them again.
+    // After a restart of the agent containers keep the URIs they were given: learn them again, at
+    // most once a second (requests with made-up tokens must not make the agent hash every container).
+    if (!owner && performance.now() - this.learnedAt >= 1000) {
+      this.learnedAt = performance.now();
+      // Rebuilt from the tasks there are: the tokens of tasks cleaned up go.
+      this.byToken.clear();
       for (const task of tasks) for (const c of task.containers) this.byToken.set(this.tokens.tokenFor(task.definition.id, c.name), { taskId: task.definition.id, containerName: c.name });
       owner = this.byToken.get(token);
     }

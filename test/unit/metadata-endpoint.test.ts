@@ -34,11 +34,14 @@ describe('metadata endpoint rate limit and tokens', () => {
   describe('over HTTP', () => {
     let server: MetadataServer;
     let uri: string;
+    let keyFile: string;
+    let task: TaskSnapshot;
     before(async () => {
       const port = await freeLoopbackPort();
-      const tokens = new MetadataTokens(join(mkdtempSync(join(tmpdir(), 'berth-meta-')), 'metadata.key'));
+      keyFile = join(mkdtempSync(join(tmpdir(), 'berth-meta-')), 'metadata.key');
+      const tokens = new MetadataTokens(keyFile);
       server = new MetadataServer(tokens, { address: `127.0.0.1:${port}`, agentId: 'agent-1', requestsPerSecond: 5, burst: 10 }, pino({ level: 'silent' }));
-      const task = {
+      task = {
         definition: { id: 't1', family: 'f', revision: 2, networkMode: 'host', containers: [{ name: 'app', image: 'busybox', labels: {}, cpuUnits: 128, memoryMib: 64 }], cpuUnits: 0, memoryMib: 0 },
         knownStatus: 'RUNNING',
         desiredStatus: 'RUNNING',
@@ -59,6 +62,19 @@ describe('metadata endpoint rate limit and tokens', () => {
       const limited = await fetch(uri);
       assert.equal(limited.status, 429);
       assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+    });
+
+    it('after a restart of the agent, knows the URIs its containers were given before', async () => {
+      const port = await freeLoopbackPort();
+      const restarted = new MetadataServer(new MetadataTokens(keyFile), { address: `127.0.0.1:${port}`, agentId: 'agent-1', requestsPerSecond: 5, burst: 10 }, pino({ level: 'silent' }));
+      await restarted.start({ listTasks: () => [task], sample: () => Promise.reject(new Error('no stats here')) });
+      try {
+        const response = await fetch(uri.replace(/:\d+\//, `:${port}/`));
+        assert.equal(response.status, 200);
+        assert.equal(((await response.json()) as { Name: string }).Name, 'app');
+      } finally {
+        await restarted.stop();
+      }
     });
 
     it('answers 404 for unknown tokens and paths, 405 for anything but GET', async () => {
