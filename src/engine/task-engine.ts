@@ -279,6 +279,11 @@ export class TaskEngine {
     return task.snapshot();
   }
 
+  /** The task, or undefined when the engine does not have it (no NotFoundError). */
+  findTask(id: string): TaskSnapshot | undefined {
+    return this.tasks.get(id)?.snapshot();
+  }
+
   getTask(id: string): TaskSnapshot {
     return this.get(id).snapshot();
   }

@@ -11,6 +11,8 @@ import { RateLimiter } from './rate-limiter.js';
 /** What the endpoint reads from the engine. */
 export interface MetadataSource {
   listTasks(): TaskSnapshot[];
+  /** The task, or undefined when the agent no longer has it. */
+  findTask(taskId: string): TaskSnapshot | undefined;
   sample(taskId: string, containerName: string): Promise<ContainerStatsSample>;
 }
 
@@ -92,7 +94,6 @@ export class MetadataServer implements TaskMetadataUris {
   }
 
   private find(token: string): { task: TaskSnapshot; container: ContainerSnapshot } | undefined {
-    const tasks = this.source!.listTasks();
     let owner = this.byToken.get(token);
     // After a restart of the agent containers keep the URIs they were given: learn them again, at
     // most once a second (requests with made-up tokens must not make the agent hash every container).
@@ -100,11 +101,15 @@ export class MetadataServer implements TaskMetadataUris {
       this.learnedAt = performance.now();
       // Rebuilt from the tasks there are: the tokens of tasks cleaned up go.
       this.byToken.clear();
-      for (const task of tasks) for (const c of task.containers) this.byToken.set(this.tokens.tokenFor(task.definition.id, c.name), { taskId: task.definition.id, containerName: c.name });
+      for (const task of this.source!.listTasks()) {
+        for (const c of task.containers) this.byToken.set(this.tokens.tokenFor(task.definition.id, c.name), { taskId: task.definition.id, containerName: c.name });
+      }
       owner = this.byToken.get(token);
     }
-    const task = owner && tasks.find((t) => t.definition.id === owner.taskId);
-    const container = task?.containers.find((c) => c.name === owner!.containerName);
+    if (!owner) return undefined;
+    // One task's snapshot per request, not every task's.
+    const task = this.source!.findTask(owner.taskId);
+    const container = task?.containers.find((c) => c.name === owner.containerName);
     return task && container ? { task, container } : undefined;
   }
 

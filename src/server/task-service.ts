@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { status, type handleUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { WatcherTooSlowError } from '../engine/errors.js';
 import type { TaskEngine } from '../engine/task-engine.js';
@@ -7,7 +6,7 @@ import type { TaskServiceServer, WatchEventsRequest, WatchEventsResponse } from 
 import { AGENT_VERSION } from '../version.js';
 import { toServiceError } from './error-status.js';
 import { durationToMs, fromPbLogStreams, fromPbTaskStatus, taskDefinitionInput, toPbContainerStats, toPbEvent, toPbLogLine, toPbTask } from './mapping.js';
-import { forEachBatch, serveStream } from './streaming.js';
+import { forEachBatch, serveStream, writeMessage } from './streaming.js';
 
 export interface TaskServiceOptions {
   /** A watch stream that has sent nothing for this long gets a heartbeat. */
@@ -120,11 +119,9 @@ async function watchEvents(engine: TaskEngine, call: ServerWritableStream<WatchE
 
   /** Writes one message, waiting for the client to drain when grpc-js buffers too much. */
   const write = async (message: WatchEventsResponse): Promise<void> => {
-    const accepted = call.write(message);
+    const written = writeMessage(call, message, ended.signal);
     if (message.kind?.$case === 'event') lastWritten = message.kind.value.sequence;
-    if (!accepted && !ended.signal.aborted) {
-      await once(call, 'drain', { signal: ended.signal }).catch(() => undefined);
-    }
+    await written;
   };
   try {
     if (watch.snapshot) {

@@ -50,7 +50,7 @@ describe('metadata endpoint rate limit and tokens', () => {
         lastSequence: 1,
         createdAt: new Date(),
       } as unknown as TaskSnapshot;
-      await server.start({ listTasks: () => [task], sample: () => Promise.reject(new Error('no stats here')) });
+      await server.start({ listTasks: () => [task], findTask: (id: string) => (id === 't1' ? task : undefined), sample: () => Promise.reject(new Error('no stats here')) });
       uri = server.uriFor('t1', 'app', '127.0.0.1');
     });
     after(() => server.stop());
@@ -67,7 +67,7 @@ describe('metadata endpoint rate limit and tokens', () => {
     it('after a restart of the agent, knows the URIs its containers were given before', async () => {
       const port = await freeLoopbackPort();
       const restarted = new MetadataServer(new MetadataTokens(keyFile), { address: `127.0.0.1:${port}`, agentId: 'agent-1', requestsPerSecond: 5, burst: 10 }, pino({ level: 'silent' }));
-      await restarted.start({ listTasks: () => [task], sample: () => Promise.reject(new Error('no stats here')) });
+      await restarted.start({ listTasks: () => [task], findTask: (id: string) => (id === 't1' ? task : undefined), sample: () => Promise.reject(new Error('no stats here')) });
       try {
         const response = await fetch(uri.replace(/:\d+\//, `:${port}/`));
         assert.equal(response.status, 200);
