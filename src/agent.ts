@@ -85,6 +85,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
       orphanGracePeriodMs: cfg.engine.orphanGracePeriodMs,
       transientRetry: { attempts: 5, initialDelayMs: 1000, maxDelayMs: 5000 },
       security: cfg.security,
+      limits: cfg.limits,
     }),
     [TOKENS.config],
   );

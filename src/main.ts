@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { startAgent, createLogger } from './agent.js';
 import { ConfigError, ENVIRONMENT_KEYS, loadConfig } from './config/config.js';
+import { installLastResortHandlers, onInternalError } from './internal-errors.js';
 import { AGENT_VERSION } from './version.js';
 
 const USAGE = `berth ${AGENT_VERSION}: a node agent for containers
@@ -28,6 +29,8 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config);
+  onInternalError((source, error) => logger.error({ err: error, source }, 'unexpected error; the agent carries on'));
+  installLastResortHandlers();
   const agent = await startAgent(config, logger);
   let stopping = false;
   const stop = (signal: string) => {

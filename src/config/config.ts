@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import type { CapacitySettings } from '../engine/host-capacity.js';
 import { PULL_BEHAVIORS, type PullBehavior } from '../engine/image-manager.js';
 import { defaultNetworkConfigList, NetworkConfigError, parseNetworkConfigList, type NetworkConfigList } from '../engine/cni/network-config.js';
+import { DEFAULT_REQUEST_LIMITS, MAX_DURATION_MS, type RequestLimits } from '../engine/request-limits.js';
+import { ImageReferenceError, parseImageReference } from '../runtime/image-reference.js';
 import { parseDuration } from './duration.js';
 
 /**
@@ -94,6 +96,8 @@ export interface BerthConfig {
       pluginTimeoutMs: number;
     };
   };
+  /** Bounds on what one request may carry (src/engine/request-limits.ts; README, Limits). */
+  limits: RequestLimits;
   events: {
     /** Events kept for replay: at most this many… */
     retain: number;
@@ -153,6 +157,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       dynamicPortRange: '49153-65535',
       gpuIds: [],
     },
+    limits: { ...DEFAULT_REQUEST_LIMITS },
     events: { retain: 100_000, retainFor: '24h', maxWatcherLag: 10_000, heartbeatInterval: '10s' },
     security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false },
     metrics: {},
@@ -317,6 +322,9 @@ export function compileConfig(raw: Raw): BerthConfig {
       maxWatcherLag: read.integer('events.maxWatcherLag', 1),
       heartbeatIntervalMs: read.duration('events.heartbeatInterval', 100),
     },
+    limits: Object.fromEntries(
+      (Object.keys(DEFAULT_REQUEST_LIMITS) as (keyof RequestLimits)[]).map((key) => [key, read.integer(`limits.${key}`, 1, MAX_LIMIT)]),
+    ) as unknown as RequestLimits,
     security: {
       allowPrivileged: read.boolean('security.allowPrivileged'),
       allowHostPathMounts: read.boolean('security.allowHostPathMounts'),
@@ -329,7 +337,7 @@ export function compileConfig(raw: Raw): BerthConfig {
       burst: read.integer('metadata.burst', 1),
     },
     network: {
-      pauseImage: read.string('network.pauseImage'),
+      pauseImage: read.imageReference('network.pauseImage'),
       cni: {
         pluginDirs: read.stringList('network.cni.pluginDirs'),
         config: read.networkConfigList('network.cni.config', 'network.cni.configFile'),
@@ -352,6 +360,9 @@ export function compileConfig(raw: Raw): BerthConfig {
   return config;
 }
 
+/** The largest value a limit may be set to. */
+const MAX_LIMIT = 1024 * 1024 * 1024;
+
 /** Reads typed values by dotted key, remembering which keys were used to report unknown ones. */
 class Reader {
   private readonly used = new Set<string>();
@@ -372,6 +383,18 @@ class Reader {
     return value;
   }
 
+  /** An image reference by the distribution grammar. */
+  imageReference(key: string): string {
+    const value = this.string(key);
+    try {
+      parseImageReference(value);
+    } catch (error) {
+      if (error instanceof ImageReferenceError) throw new ConfigError(key, `"${value}" is not an image reference: ${error.message}`);
+      throw error;
+    }
+    return value;
+  }
+
   optionalString(key: string): string | undefined {
     const value = this.get(key);
     if (value === undefined || value === '') return undefined;
@@ -385,10 +408,11 @@ class Reader {
     return value as T;
   }
 
-  integer(key: string, min: number): number {
+  integer(key: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
     const value = this.get(key);
     const number = typeof value === 'string' ? Number(value) : value;
     if (typeof number !== 'number' || !Number.isInteger(number) || number < min) throw new ConfigError(key, `must be an integer of at least ${min} (got ${JSON.stringify(value)})`);
+    if (number > max) throw new ConfigError(key, `must be at most ${max} (got ${JSON.stringify(value)})`);
     return number;
   }
 
@@ -427,6 +451,8 @@ class Reader {
     const ms = parseDuration(value);
     if (ms === undefined) throw new ConfigError(key, `must be a duration such as "500ms", "30s", "5m" or "3h" (got ${JSON.stringify(value)})`);
     if (ms < minMs) throw new ConfigError(key, `must be at least ${minMs} ms (got ${JSON.stringify(value)})`);
+    // Node's timers hold at most 2^31-1 ms: a longer delay would fire at once, over and over.
+    if (ms > MAX_DURATION_MS) throw new ConfigError(key, `must be at most 24d (2147483647 ms; got ${JSON.stringify(value)})`);
     return ms;
   }
 

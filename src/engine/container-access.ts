@@ -70,7 +70,7 @@ export class ContainerAccess {
 
   private running(taskId: string, target: AccessTarget): string {
     if (target.knownStatus !== 'RUNNING' || !target.runtimeId) {
-      throw new FailedPreconditionError(`container "${target.name}" of task "${taskId}" is ${target.knownStatus}, not RUNNING`);
+      throw new FailedPreconditionError(`container "${target.name}" of task "${taskId}" is ${target.knownStatus}, not RUNNING`, `task/${taskId}/container/${target.name}`);
     }
     return target.runtimeId;
   }

@@ -4,7 +4,7 @@ import type { PortBinding, PullProgress } from '../runtime/types.js';
 import { containerSpec, type SpecInputs } from './container-spec.js';
 import { crashPoint } from './crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
-import type { ImageManager, PullBehavior } from './image-manager.js';
+import { canonicalImage, type ImageManager, type PullBehavior } from './image-manager.js';
 import { LABELS } from './labels.js';
 import { OOM_REASON, type ContainerChange, type ManagedContainer } from './managed-container.js';
 import { retryTransient } from './retry.js';
@@ -58,7 +58,7 @@ export class ContainerActions {
   /** Makes the image present, by the image manager's pull behaviour unless `behavior` overrides it. */
   async pull(container: ManagedContainer, signal: AbortSignal, onProgress?: (progress: PullProgress) => void, behavior?: PullBehavior): Promise<ActionOutcome> {
     const { image, registryCredentials } = container.definition;
-    const result = await this.images.prepare(image, registryCredentials, signal, onProgress, behavior);
+    const result = await this.images.prepare(canonicalImage(image), registryCredentials, signal, onProgress, behavior);
     return result.ok ? { kind: 'pulled', change: { pulledAt: new Date() } } : { kind: 'stopped', change: { reason: result.reason } };
   }
 

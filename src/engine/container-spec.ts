@@ -1,4 +1,5 @@
 import type { ContainerSpec } from '../runtime/types.js';
+import { canonicalImage } from './image-manager.js';
 import { LABELS } from './labels.js';
 import { METADATA_URI_VARIABLES } from './metadata-uris.js';
 import type { ContainerDefinition, TaskDefinition } from './task-definition.js';
@@ -27,7 +28,7 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
   const { agentId, runtimeName } = inputs;
   return {
     name: runtimeName,
-    image: container.image,
+    image: canonicalImage(container.image),
     command: container.command.length > 0 ? container.command : undefined,
     entrypoint: container.entrypoint.length > 0 ? container.entrypoint : undefined,
     env: { ...container.environment, ...metadataEnvironment(inputs.metadataUri) },

@@ -1,3 +1,4 @@
+import type { RequestLimits } from './request-limits.js';
 import type { RestartBackoff } from './restart-policy.js';
 import type { RetryPolicy } from './retry.js';
 import type { SecuritySettings } from './security-policy.js';
@@ -24,4 +25,6 @@ export interface EngineSettings {
   transientRetry: RetryPolicy;
   /** What tasks may ask for: privileged containers, host paths, the host's network. */
   security: SecuritySettings;
+  /** Bounds on what one request may carry. */
+  limits: RequestLimits;
 }

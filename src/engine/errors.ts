@@ -62,6 +62,15 @@ export class PermissionDeniedError extends Error {
 /** The request cannot be carried out in the current state (e.g. exec in a container that is not running). */
 export class FailedPreconditionError extends Error {
   override readonly name = 'FailedPreconditionError';
+  constructor(
+    message: string,
+    /** What the precondition is about, e.g. "task/web/container/app". */
+    readonly subject = '',
+    /** The kind of precondition (google.rpc.PreconditionFailure type). */
+    readonly type = 'STATUS',
+  ) {
+    super(message);
+  }
 }
 
 /** An operation did not finish in the time it was given. */
@@ -82,6 +91,27 @@ export class SequenceExpiredError extends Error {
   override readonly name = 'SequenceExpiredError';
   constructor(readonly requested: number, readonly oldestRetained: number) {
     super(`sequence ${requested} is no longer retained; the oldest retained sequence is ${oldestRetained}`);
+  }
+}
+
+/** A watcher asked for events from a sequence no event has reached yet. */
+export class SequenceBeyondLatestError extends Error {
+  override readonly name = 'SequenceBeyondLatestError';
+  constructor(readonly requested: number, readonly latest: number) {
+    super(`sequence ${requested} is beyond the latest sequence ${latest}; watch from at most ${latest + 1}`);
+  }
+}
+
+/** A request asks for more than a configured limit allows (streams, execs, …). */
+export class LimitExceededError extends Error {
+  override readonly name = 'LimitExceededError';
+  constructor(
+    /** The config key of the limit, e.g. "limits.watchTaskIds". */
+    readonly limit: string,
+    readonly value: number,
+    detail: string,
+  ) {
+    super(`${detail} (at most ${value}, config ${limit})`);
   }
 }
 

@@ -1,5 +1,5 @@
 import { crashPoint } from './crash-points.js';
-import { SequenceExpiredError, WatcherTooSlowError } from './errors.js';
+import { SequenceBeyondLatestError, SequenceExpiredError, WatcherTooSlowError } from './errors.js';
 import type { EngineEvent, EventChange } from './events.js';
 import type { EventStore } from './event-store.js';
 
@@ -67,6 +67,8 @@ export class EventLog {
     const latest = this.store.latestSequence();
     const start = fromSequence === 0 ? latest + 1 : fromSequence;
     if (start < this.store.oldestSequence()) throw new SequenceExpiredError(start, this.store.oldestSequence());
+    // A sequence no event has had yet would wait silently for events that may never come so far.
+    if (start > latest + 1) throw new SequenceBeyondLatestError(start, latest);
     const watcher = new EventWatcher(this.store, start, this.options.readBatch ?? 256, taskIds, (w) => this.watchers.delete(w));
     this.watchers.add(watcher);
     return watcher;

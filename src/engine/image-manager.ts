@@ -1,16 +1,16 @@
 import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../runtime/errors.js';
-import { withDefaultTag } from '../runtime/image-reference.js';
+import { normalizeImageReference, registryHost, withDefaultTag } from '../runtime/image-reference.js';
 import type { PullProgress, RegistryAuth } from '../runtime/types.js';
-import { registryHost } from '../runtime/image-reference.js';
 import { pullFailureReason } from './pull-failure.js';
 import { Semaphore } from './semaphore.js';
 import type { ImageRecordRow } from './store/records.js';
 
 export const PULL_BEHAVIORS = ['default', 'always', 'once', 'prefer-cached'] as const;
 /**
- * default: pull; when the pull fails, use the cached image if there is one.
+ * default: pull; when the pull fails, use the cached image if there is one, unless the registry
+ *   refused the credentials.
  * always: pull; a failed pull fails the container.
  * once: pull only if no pull of this image has succeeded before.
  * prefer-cached: pull only if the image is not present.
@@ -55,6 +55,19 @@ interface ImageRecord {
 interface InFlightPull {
   done: Promise<void>;
   listeners: Set<(progress: PullProgress) => void>;
+}
+
+/**
+ * The form of an image reference the engine hands to the runtime and keys its records by: the
+ * normalised one (see normalizeImageReference). A reference saved before references were checked
+ * and that does not parse is passed on as it is, for the runtime to refuse.
+ */
+export function canonicalImage(reference: string): string {
+  try {
+    return normalizeImageReference(reference);
+  } catch {
+    return reference;
+  }
 }
 
 export type PrepareResult = { ok: true; pulled: boolean } | { ok: false; reason: string };
@@ -143,7 +156,11 @@ export class ImageManager {
     } catch (error) {
       if (signal.aborted) return { ok: false, reason: 'the task was stopped before the image was pulled' };
       const reason = pullFailureReason(record.reference, error);
-      if (behavior !== 'always' && (await this.present(record.reference))) {
+      // A registry that refused these credentials has said no: the image another task pulled with
+      // its own credentials is not this task's to run. Only a pull that could not get an answer
+      // (registry or network down, timeout) falls back to the cached image.
+      const refused = isRuntimeError(error, 'unauthorized');
+      if (behavior !== 'always' && !refused && (await this.present(record.reference))) {
         this.log.warn({ image: record.reference, reason }, 'pull failed; using the cached image');
         return { ok: true, pulled: false };
       }
@@ -236,7 +253,7 @@ export class ImageManager {
   candidates(): string[] {
     const now = this.now().getTime();
     const { minimumAgeMs, perCycle, exclude } = this.settings.cleanup;
-    const excluded = new Set(exclude.map(withDefaultTag));
+    const excluded = new Set(exclude.flatMap((e) => [withDefaultTag(e), canonicalImage(e)]));
     const pulling = new Set([...this.inFlight.keys()].map((key) => key.split('\0')[0]));
     return [...this.records.values()]
       .filter((r) => r.users.size === 0 && r.pulledAt && now - r.pulledAt.getTime() >= minimumAgeMs && !excluded.has(r.reference) && !pulling.has(r.reference))

@@ -7,7 +7,16 @@ export const LABELS = {
   agentId: 'berth.agent-id',
 } as const;
 
-/** The deterministic runtime name of a task's container, stable across agent restarts. */
+/** Doubles every dot, so that a single dot can separate the parts of a runtime name. */
+const escapeDots = (part: string) => part.replaceAll('.', '..');
+
+/**
+ * The deterministic runtime name of a task's container, stable across agent restarts:
+ * `berth-<agent>.<task>.<container>`, dots inside the agent and task ids doubled. Distinct
+ * (agent, task, container) triples never share a name: read from the left, the first two single
+ * dots are the separators. Names saved by an earlier version (`berth-<agent>-<task>-<container>`)
+ * are kept for the tasks that have them.
+ */
 export function runtimeContainerName(agentId: string, taskId: string, containerName: string): string {
-  return `berth-${agentId}-${taskId}-${containerName}`;
+  return `berth-${escapeDots(agentId)}.${escapeDots(taskId)}.${containerName}`;
 }

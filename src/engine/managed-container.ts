@@ -61,12 +61,17 @@ export class ManagedContainer {
   constructor(
     readonly definition: ContainerDefinition,
     /** Recorded before the container is created, so it can always be found again by name. */
-    readonly runtimeName: string,
+    private assignedRuntimeName: string,
     private readonly onChange: (container: ManagedContainer) => void,
   ) {}
 
   get name(): string {
     return this.definition.name;
+  }
+
+  /** The container's name in the runtime: the one saved with the task, once restored. */
+  get runtimeName(): string {
+    return this.assignedRuntimeName;
   }
 
   get essential(): boolean {
@@ -142,6 +147,7 @@ export class ManagedContainer {
   /** Takes the state a previous run of the agent saved; records nothing. */
   restore(record: ContainerRecord): void {
     const s = record.state;
+    this.assignedRuntimeName = record.runtimeName;
     this.runtimeId = record.runtimeId;
     this.knownStatus = s.knownStatus;
     this.desiredStatus = s.desiredStatus;

@@ -9,12 +9,15 @@ import { crashPoint } from './crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
 import {
   AlreadyExistsError,
+  InvalidArgumentError,
   NotFoundError,
   ResourceExhaustedError,
   UnavailableError,
+  type FieldViolation,
 } from './errors.js';
 import type { HostResourceManager } from './host-resources.js';
-import type { ImageManager } from './image-manager.js';
+import { canonicalImage, type ImageManager } from './image-manager.js';
+import { byteLength } from './request-limits.js';
 import { ResourceQueue } from './resource-queue.js';
 import { Semaphore } from './semaphore.js';
 import type { EventLog, EventWatcher } from './event-log.js';
@@ -158,7 +161,7 @@ export class TaskEngine {
   }
 
   runTask(input: TaskDefinitionInput): { task: TaskSnapshot; created: boolean } {
-    const definition = validateTaskDefinition(input);
+    const definition = validateTaskDefinition(input, this.settings.limits);
     checkTaskAllowed(definition, this.settings.security);
     const existing = this.tasks.get(definition.id);
     if (existing) {
@@ -172,12 +175,19 @@ export class TaskEngine {
     const task = this.createTask(definition);
     const problems = this.resources.neverFits(task.needs);
     if (problems.length > 0) throw new ResourceExhaustedError(definition.id, problems);
+    // Saved before RunTask answers: a task the client was told about survives a crash. It enters
+    // the engine only once its record committed: a failed write leaves nothing behind.
+    try {
+      this.store.transaction(() => {
+        for (const image of this.imagesOf(definition)) this.images.use(definition.id, image);
+        task.begin();
+      });
+    } catch (error) {
+      task.dispose();
+      this.images.release(definition.id);
+      throw error;
+    }
     this.tasks.set(definition.id, task);
-    // Saved before RunTask answers: a task the client was told about survives a crash.
-    this.store.transaction(() => {
-      for (const image of this.imagesOf(definition)) this.images.use(definition.id, image);
-      task.begin();
-    });
     crashPoint('task-saved');
     this.log.info({ taskId: definition.id, family: definition.family, revision: definition.revision }, 'task admitted');
     this.queue.enqueue(task);
@@ -194,8 +204,8 @@ export class TaskEngine {
 
   /** Images a task uses, its pause container's included. */
   private imagesOf(definition: TaskDefinition): string[] {
-    const images = definition.containers.map((c) => c.image);
-    return this.usesCni(definition) ? [this.network.pauseImage, ...images] : images;
+    const images = definition.containers.map((c) => canonicalImage(c.image));
+    return this.usesCni(definition) ? [canonicalImage(this.network.pauseImage), ...images] : images;
   }
 
   private createTask(definition: TaskDefinition): ManagedTask {
@@ -273,6 +283,8 @@ export class TaskEngine {
   }
 
   stopTask(id: string, reason: string): TaskSnapshot {
+    const limit = this.settings.limits.reasonBytes;
+    if (byteLength(reason) > limit) throw new InvalidArgumentError([{ field: 'reason', description: `must be at most ${limit} bytes (limit limits.reasonBytes)` }], 'invalid stop request');
     const task = this.get(id);
     task.stop(reason || 'stopped by request');
     void this.queue.wake();
@@ -300,6 +312,12 @@ export class TaskEngine {
    * taken at the same instant, so the first event delivered is the one right after the snapshot.
    */
   watch(request: WatchRequest): Watch {
+    const problems: FieldViolation[] = [];
+    if (request.includeSnapshot && request.fromSequence !== 0) problems.push({ field: 'from_sequence', description: 'must be 0 when include_snapshot is set' });
+    if (request.taskIds.length > this.settings.limits.watchTaskIds) {
+      problems.push({ field: 'task_ids', description: `must list at most ${this.settings.limits.watchTaskIds} task ids (limit limits.watchTaskIds)` });
+    }
+    if (problems.length > 0) throw new InvalidArgumentError(problems, 'invalid watch request');
     const taskIds = request.taskIds.length > 0 ? new Set(request.taskIds) : undefined;
     if (!request.includeSnapshot) return { watcher: this.events.watch(request.fromSequence, taskIds) };
     const sequence = this.events.latestSequence();

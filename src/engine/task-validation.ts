@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
+import { ImageReferenceError, parseImageReference } from '../runtime/image-reference.js';
 import { findCycle } from './dependency-graph.js';
 import { InvalidArgumentError, type FieldViolation } from './errors.js';
+import { byteLength, DEFAULT_REQUEST_LIMITS, listBytes, mapBytes, type RequestLimits } from './request-limits.js';
 import {
   DEPENDENCY_CONDITIONS,
   NETWORK_MODES,
@@ -59,8 +61,23 @@ export const DEFAULT_RESTART_ATTEMPT_PERIOD_MS = 300_000;
 
 const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
-const MAX_CONTAINERS = 64;
+/**
+ * Families as ECS allows them (letters, digits, - and _, here also .): the family is passed to
+ * CNI plugins in CNI_ARGS, where ";" and "=" would be syntax.
+ */
+const FAMILY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 const MAX_STOP_TIMEOUT_MS = 60 * 60 * 1000;
+const MAX_START_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+/** Upper bounds of integer fields, each well inside what the runtimes and the kernel take. */
+const MAX_CPU_UNITS = 1024 * 1024;
+const MAX_MEMORY_MIB = 64 * 1024 * 1024;
+const MAX_PIDS_LIMIT = 4 * 1024 * 1024;
+const MAX_GPUS = 256;
+const MAX_IGNORED_EXIT_CODES = 50;
+/** Shows a client's value in a message without repeating an arbitrarily long string. */
+function quote(value: string): string {
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+}
 /** Docker refuses memory limits below 6 MiB. */
 const MIN_MEMORY_MIB = 6;
 /** Label keys the agent writes itself. */
@@ -77,31 +94,121 @@ function oneOf<T extends string>(values: readonly T[], value: string | undefined
   return values.find((v) => v.toLowerCase() === lower);
 }
 
+/** Counts an object's keys, stopping as soon as there are more than `limit`. */
+function countAtMost(map: Record<string, string> | undefined, limit: number): number {
+  let count = 0;
+  for (const key in map ?? {}) {
+    void key;
+    if (++count > limit) break;
+  }
+  return count;
+}
+
+/**
+ * The first pass, before any content is looked at: the number of containers and of each repeated
+ * field, then the total size of maps and lists, then the length of every single string. Costs
+ * time in proportion to the limits, not to the request.
+ */
+function checkSizes(input: TaskDefinitionInput, limits: RequestLimits): FieldViolation[] {
+  const v: FieldViolation[] = [];
+  const tooMany = (field: string, limit: number, what: string) => v.push({ field, description: `must have at most ${limit} ${what} (limit ${limitName(what)})` });
+  if (input.containers.length > limits.containersPerTask) {
+    tooMany(path.task('containers'), limits.containersPerTask, 'containers');
+    return v;
+  }
+  const long = (field: string, value: string | undefined, max = limits.stringBytes) => {
+    if (value !== undefined && (value.length > max || byteLength(value) > max)) v.push({ field, description: `must be at most ${max} bytes (limit limits.stringBytes)` });
+  };
+  long(path.task('id'), input.id, 100 * 4);
+  long(path.task('family'), input.family, 255 * 4);
+  input.containers.forEach((c, i) => {
+    const at = (field: string) => path.container(i, field);
+    if ((c.portMappings?.length ?? 0) > limits.portMappingsPerContainer) tooMany(at('port_mappings'), limits.portMappingsPerContainer, 'port mappings');
+    if ((c.mountPoints?.length ?? 0) > limits.mountPointsPerContainer) tooMany(at('mount_points'), limits.mountPointsPerContainer, 'mount points');
+    if ((c.dependsOn?.length ?? 0) > limits.containersPerTask) tooMany(at('depends_on'), limits.containersPerTask, 'containers');
+    if ((c.restartPolicy?.ignoredExitCodes?.length ?? 0) > MAX_IGNORED_EXIT_CODES) {
+      v.push({ field: at('restart_policy.ignored_exit_codes'), description: `must list at most ${MAX_IGNORED_EXIT_CODES} codes` });
+    }
+    if (countAtMost(c.environment, limits.environmentEntries) > limits.environmentEntries) tooMany(at('environment'), limits.environmentEntries, 'environment variables');
+    else if (mapBytes(c.environment ?? {}) > limits.environmentBytes) {
+      v.push({ field: at('environment'), description: `must total at most ${limits.environmentBytes} bytes (limit limits.environmentBytes)` });
+    }
+    if (countAtMost(c.labels, limits.labelsPerContainer) > limits.labelsPerContainer) tooMany(at('labels'), limits.labelsPerContainer, 'labels');
+    else if (mapBytes(c.labels ?? {}) > limits.labelBytes) v.push({ field: at('labels'), description: `must total at most ${limits.labelBytes} bytes (limit limits.labelBytes)` });
+    const lists: [string, string[] | undefined][] = [
+      ['command', c.command],
+      ['entrypoint', c.entrypoint],
+      ['health_check.command', c.healthCheck?.command],
+    ];
+    for (const [field, list] of lists) {
+      if (!list) continue;
+      if (list.length > limits.commandArguments) tooMany(at(field), limits.commandArguments, 'arguments');
+      else if (listBytes(list) > limits.commandBytes) v.push({ field: at(field), description: `must total at most ${limits.commandBytes} bytes (limit limits.commandBytes)` });
+    }
+    long(at('name'), c.name, 63 * 4);
+    long(at('image'), c.image, 1024);
+    long(at('working_directory'), c.workingDirectory);
+    long(at('user'), c.user);
+    long(at('registry_credentials.username'), c.registryCredentials?.username);
+    long(at('registry_credentials.password'), c.registryCredentials?.password, 16 * limits.stringBytes);
+    if (v.length > 0) return;
+    (c.portMappings ?? []).forEach((p, j) => long(at(`port_mappings[${j}].host_ip`), p.hostIp, 64));
+    (c.mountPoints ?? []).forEach((m, j) => {
+      long(at(`mount_points[${j}].host_path`), m.hostPath);
+      long(at(`mount_points[${j}].container_path`), m.containerPath);
+    });
+    (c.dependsOn ?? []).forEach((d, j) => long(at(`depends_on[${j}].container_name`), d.containerName, 63 * 4));
+  });
+  return v;
+}
+
+const LIMIT_KEYS: Record<string, string> = {
+  containers: 'limits.containersPerTask',
+  'port mappings': 'limits.portMappingsPerContainer',
+  'mount points': 'limits.mountPointsPerContainer',
+  'environment variables': 'limits.environmentEntries',
+  labels: 'limits.labelsPerContainer',
+  arguments: 'limits.commandArguments',
+};
+const limitName = (what: string) => LIMIT_KEYS[what] ?? 'limits';
+
+/** Why a string cannot reach a runtime: a NUL byte ends it early in every C API on the way. */
+const hasNul = (value: string) => value.includes('\0');
+
 function validateContainer(input: ContainerDefinitionInput, i: number, networkMode: NetworkMode | undefined, v: FieldViolation[]): ContainerDefinition {
   const at = (field?: string) => path.container(i, field);
   if (!CONTAINER_NAME.test(input.name)) {
-    v.push({ field: at('name'), description: `must match ${CONTAINER_NAME.source} (got "${input.name}")` });
+    v.push({ field: at('name'), description: `must match ${CONTAINER_NAME.source} (got ${quote(input.name)})` });
   }
-  const image = input.image.trim();
-  if (image.length === 0) v.push({ field: at('image'), description: 'must not be empty' });
-  else if (/\s/.test(image) || image.length > 512) v.push({ field: at('image'), description: `is not an image reference: "${input.image}"` });
+  const image = input.image;
+  try {
+    parseImageReference(image);
+  } catch (error) {
+    if (!(error instanceof ImageReferenceError)) throw error;
+    v.push({ field: at('image'), description: `${quote(image)} is not an image reference: ${error.message}` });
+  }
 
+  const integer = (field: string, value: number, min: number, max: number) => {
+    if (!Number.isInteger(value) || value < min || value > max) v.push({ field: at(field), description: `must be an integer between ${min} and ${max} (got ${value})` });
+  };
   const cpuUnits = input.cpuUnits ?? 0;
-  if (!Number.isInteger(cpuUnits) || cpuUnits < 0) v.push({ field: at('cpu_units'), description: `must be a non-negative integer (got ${cpuUnits})` });
+  integer('cpu_units', cpuUnits, 0, MAX_CPU_UNITS);
   const memoryMib = input.memoryMib ?? 0;
-  if (!Number.isInteger(memoryMib) || memoryMib < 0) v.push({ field: at('memory_mib'), description: `must not be negative (got ${memoryMib})` });
-  else if (memoryMib > 0 && memoryMib < MIN_MEMORY_MIB) v.push({ field: at('memory_mib'), description: `must be at least ${MIN_MEMORY_MIB} MiB when set (got ${memoryMib})` });
+  integer('memory_mib', memoryMib, 0, MAX_MEMORY_MIB);
+  if (Number.isInteger(memoryMib) && memoryMib > 0 && memoryMib < MIN_MEMORY_MIB) {
+    v.push({ field: at('memory_mib'), description: `must be at least ${MIN_MEMORY_MIB} MiB when set (got ${memoryMib})` });
+  }
   const memoryReservationMib = input.memoryReservationMib ?? 0;
-  if (!Number.isInteger(memoryReservationMib) || memoryReservationMib < 0) {
-    v.push({ field: at('memory_reservation_mib'), description: `must not be negative (got ${memoryReservationMib})` });
-  } else if (memoryMib > 0 && memoryReservationMib > memoryMib) {
+  integer('memory_reservation_mib', memoryReservationMib, 0, MAX_MEMORY_MIB);
+  if (memoryMib > 0 && memoryReservationMib > memoryMib) {
     v.push({ field: at('memory_reservation_mib'), description: `must not exceed memory_mib (${memoryReservationMib} > ${memoryMib})` });
   }
 
+  const seenHostPorts = new Set<string>();
   const portMappings = (input.portMappings ?? []).map((p, j) => {
     const pat = (field: string) => at(`port_mappings[${j}].${field}`);
     const protocol = p.protocol === undefined || p.protocol === 'UNSPECIFIED' ? 'tcp' : oneOf(PROTOCOLS, p.protocol);
-    if (!protocol) v.push({ field: pat('protocol'), description: `must be tcp or udp (got "${p.protocol}")` });
+    if (!protocol) v.push({ field: pat('protocol'), description: `must be tcp or udp (got ${quote(p.protocol ?? '')})` });
     if (!Number.isInteger(p.containerPort) || p.containerPort < 1 || p.containerPort > 65535) {
       v.push({ field: pat('container_port'), description: `must be between 1 and 65535 (got ${p.containerPort})` });
     }
@@ -110,25 +217,24 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
       v.push({ field: pat('host_port'), description: `must be between 0 (dynamic) and 65535 (got ${hostPort})` });
     }
     const hostIp = p.hostIp ?? '';
-    if (hostIp !== '' && isIP(hostIp) === 0) v.push({ field: pat('host_ip'), description: `is not an IP address: "${hostIp}"` });
+    if (hostIp !== '' && isIP(hostIp) === 0) v.push({ field: pat('host_ip'), description: `is not an IP address: ${quote(hostIp)}` });
     if (networkMode === 'none') v.push({ field: pat('container_port'), description: 'port mappings need network mode bridge, task or host' });
     if (networkMode === 'host' && hostPort !== 0 && hostPort !== p.containerPort) {
       v.push({ field: pat('host_port'), description: `in host network mode must equal container_port (${p.containerPort}) or be 0` });
     }
-    return { containerPort: p.containerPort, hostPort, protocol: protocol ?? 'tcp', hostIp } satisfies ContainerDefinition['portMappings'][number];
-  });
-  const seenHostPorts = new Set<string>();
-  portMappings.forEach((p, j) => {
-    if (p.hostPort === 0) return;
-    const key = `${p.hostPort}/${p.protocol}`;
-    if (seenHostPorts.has(key)) v.push({ field: at(`port_mappings[${j}].host_port`), description: `host port ${key} is mapped twice` });
-    seenHostPorts.add(key);
+    const mapping = { containerPort: p.containerPort, hostPort, protocol: protocol ?? 'tcp', hostIp } satisfies ContainerDefinition['portMappings'][number];
+    if (hostPort !== 0) {
+      const key = `${hostPort}/${mapping.protocol}`;
+      if (seenHostPorts.has(key)) v.push({ field: pat('host_port'), description: `host port ${key} is mapped twice` });
+      seenHostPorts.add(key);
+    }
+    return mapping;
   });
 
   const dependsOn = (input.dependsOn ?? []).map((d, j) => {
     const condition = oneOf(DEPENDENCY_CONDITIONS, d.condition);
     if (!condition) {
-      v.push({ field: at(`depends_on[${j}].condition`), description: `must be one of ${DEPENDENCY_CONDITIONS.join(', ')} (got "${d.condition ?? ''}")` });
+      v.push({ field: at(`depends_on[${j}].condition`), description: `must be one of ${DEPENDENCY_CONDITIONS.join(', ')} (got ${quote(d.condition ?? '')})` });
     }
     return { containerName: d.containerName, condition: condition ?? ('START' as DependencyCondition) };
   });
@@ -137,37 +243,53 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
   if (stopTimeoutMs !== undefined && (!Number.isFinite(stopTimeoutMs) || stopTimeoutMs < 0 || stopTimeoutMs > MAX_STOP_TIMEOUT_MS)) {
     v.push({ field: at('stop_timeout'), description: `must be between 0 and 1h (got ${stopTimeoutMs} ms)` });
   }
-  for (const key of Object.keys(input.environment ?? {})) {
-    if (key.length === 0 || key.includes('=')) v.push({ field: at('environment'), description: `invalid variable name "${key}"` });
+  for (const key in input.environment ?? {}) {
+    if (key.length === 0 || key.includes('=') || hasNul(key)) v.push({ field: at('environment'), description: `invalid variable name ${quote(key)}` });
+    else if (hasNul(input.environment![key]!)) v.push({ field: at(`environment[${key}]`), description: 'must not contain a NUL byte' });
   }
-  for (const key of Object.keys(input.labels ?? {})) {
-    if (key.startsWith(RESERVED_LABEL_PREFIX)) v.push({ field: at('labels'), description: `label keys starting with "${RESERVED_LABEL_PREFIX}" are reserved (got "${key}")` });
+  for (const key in input.labels ?? {}) {
+    if (key.startsWith(RESERVED_LABEL_PREFIX)) v.push({ field: at('labels'), description: `label keys starting with "${RESERVED_LABEL_PREFIX}" are reserved (got ${quote(key)})` });
+    else if (key.length === 0 || hasNul(key) || hasNul(input.labels![key]!)) v.push({ field: at('labels'), description: `invalid label ${quote(key)}` });
+  }
+  for (const field of ['command', 'entrypoint'] as const) {
+    if ((input[field] ?? []).some(hasNul)) v.push({ field: at(field), description: 'arguments must not contain a NUL byte' });
+  }
+  for (const field of ['workingDirectory', 'user'] as const) {
+    if (hasNul(input[field] ?? '')) v.push({ field: at(field === 'user' ? 'user' : 'working_directory'), description: 'must not contain a NUL byte' });
+  }
+  const workingDirectory = input.workingDirectory ?? '';
+  if (workingDirectory !== '' && !workingDirectory.startsWith('/')) {
+    v.push({ field: at('working_directory'), description: `must be an absolute path (got ${quote(workingDirectory)})` });
   }
   const healthCheck = validateHealthCheck(input.healthCheck, at, v);
   const restartPolicy = validateRestartPolicy(input.restartPolicy, at, v);
   const gpuCount = input.gpuCount ?? 0;
-  if (!Number.isInteger(gpuCount) || gpuCount < 0) v.push({ field: at('gpu_count'), description: `must be a non-negative integer (got ${gpuCount})` });
+  integer('gpu_count', gpuCount, 0, MAX_GPUS);
   const startTimeoutMs = input.startTimeoutMs;
-  if (startTimeoutMs !== undefined && (!Number.isFinite(startTimeoutMs) || startTimeoutMs <= 0)) {
-    v.push({ field: at('start_timeout'), description: `must be positive when set (got ${startTimeoutMs} ms)` });
+  if (startTimeoutMs !== undefined && (!Number.isFinite(startTimeoutMs) || startTimeoutMs <= 0 || startTimeoutMs > MAX_START_TIMEOUT_MS)) {
+    v.push({ field: at('start_timeout'), description: `must be between 1ms and 24h when set (got ${startTimeoutMs} ms)` });
   }
   const pidsLimit = input.pidsLimit ?? 0;
-  if (!Number.isInteger(pidsLimit) || pidsLimit < 0) v.push({ field: at('pids_limit'), description: `must be a non-negative integer (got ${pidsLimit})` });
+  integer('pids_limit', pidsLimit, 0, MAX_PIDS_LIMIT);
+  const containerPaths = new Set<string>();
   const mountPoints = (input.mountPoints ?? []).map((m, j) => {
-    if (!m.hostPath.startsWith('/')) v.push({ field: at(`mount_points[${j}].host_path`), description: `must be an absolute path (got "${m.hostPath}")` });
-    if (!m.containerPath.startsWith('/') || m.containerPath === '/') {
-      v.push({ field: at(`mount_points[${j}].container_path`), description: `must be an absolute path other than / (got "${m.containerPath}")` });
+    if (!m.hostPath.startsWith('/') || hasNul(m.hostPath)) {
+      v.push({ field: at(`mount_points[${j}].host_path`), description: `must be an absolute path (got ${quote(m.hostPath)})` });
     }
+    if (!m.containerPath.startsWith('/') || m.containerPath === '/' || hasNul(m.containerPath)) {
+      v.push({ field: at(`mount_points[${j}].container_path`), description: `must be an absolute path other than / (got ${quote(m.containerPath)})` });
+    } else if (containerPaths.has(m.containerPath)) {
+      v.push({ field: at(`mount_points[${j}].container_path`), description: `${quote(m.containerPath)} is mounted twice` });
+    }
+    containerPaths.add(m.containerPath);
     return { hostPath: m.hostPath, containerPath: m.containerPath, readOnly: m.readOnly ?? false };
-  });
-  mountPoints.forEach((m, j) => {
-    if (mountPoints.findIndex((o) => o.containerPath === m.containerPath) < j) {
-      v.push({ field: at(`mount_points[${j}].container_path`), description: `"${m.containerPath}" is mounted twice` });
-    }
   });
   const credentials = input.registryCredentials;
   if (credentials && (credentials.username === '') !== (credentials.password === '')) {
     v.push({ field: at('registry_credentials'), description: 'needs both username and password' });
+  } else if (credentials && (credentials.username.includes(':') || /[\0\r\n]/.test(credentials.username))) {
+    // Basic authentication joins them with ":"; the password itself is never repeated.
+    v.push({ field: at('registry_credentials.username'), description: 'must not contain ":", a NUL byte or a line break' });
   }
 
   return {
@@ -176,7 +298,7 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
     command: input.command ?? [],
     entrypoint: input.entrypoint ?? [],
     environment: input.environment ?? {},
-    workingDirectory: input.workingDirectory ?? '',
+    workingDirectory,
     user: input.user ?? '',
     cpuUnits,
     memoryMib,
@@ -202,9 +324,12 @@ const durationOk = (ms: number | undefined, min: number, max: number) => ms === 
 function validateHealthCheck(input: ContainerDefinitionInput['healthCheck'], at: (field?: string) => string, v: FieldViolation[]): ContainerDefinition['healthCheck'] {
   if (!input) return undefined;
   if (input.command.length === 0 || input.command[0] === '') v.push({ field: at('health_check.command'), description: 'must not be empty' });
+  else if (input.command.some(hasNul)) v.push({ field: at('health_check.command'), description: 'arguments must not contain a NUL byte' });
   if (!durationOk(input.intervalMs, 100, 86_400_000)) v.push({ field: at('health_check.interval'), description: `must be between 100ms and 24h (got ${input.intervalMs} ms)` });
   if (!durationOk(input.timeoutMs, 100, 3_600_000)) v.push({ field: at('health_check.timeout'), description: `must be between 100ms and 1h (got ${input.timeoutMs} ms)` });
-  if (input.retries !== undefined && (!Number.isInteger(input.retries) || input.retries > 100)) v.push({ field: at('health_check.retries'), description: `must be at most 100 (got ${input.retries})` });
+  if (input.retries !== undefined && (!Number.isInteger(input.retries) || input.retries < 0 || input.retries > 100)) {
+    v.push({ field: at('health_check.retries'), description: `must be at most 100 (got ${input.retries})` });
+  }
   if (!durationOk(input.startPeriodMs, 0, 86_400_000)) v.push({ field: at('health_check.start_period'), description: `must be between 0 and 24h (got ${input.startPeriodMs} ms)` });
   return {
     command: [...input.command],
@@ -218,90 +343,94 @@ function validateHealthCheck(input: ContainerDefinitionInput['healthCheck'], at:
 function validateRestartPolicy(input: ContainerDefinitionInput['restartPolicy'], at: (field?: string) => string, v: FieldViolation[]): ContainerDefinition['restartPolicy'] {
   if (!input || !input.enabled) return undefined;
   const ignored = input.ignoredExitCodes ?? [];
-  if (ignored.length > 50) v.push({ field: at('restart_policy.ignored_exit_codes'), description: 'must list at most 50 codes' });
+  ignored.forEach((code, j) => {
+    if (!Number.isInteger(code) || code < -(2 ** 31) || code >= 2 ** 31) v.push({ field: at(`restart_policy.ignored_exit_codes[${j}]`), description: `must be a 32-bit integer (got ${code})` });
+  });
   if (!durationOk(input.restartAttemptPeriodMs, 0, 86_400_000)) {
     v.push({ field: at('restart_policy.restart_attempt_period'), description: `must be between 0 and 24h (got ${input.restartAttemptPeriodMs} ms)` });
   }
   return { enabled: true, ignoredExitCodes: [...ignored], restartAttemptPeriodMs: input.restartAttemptPeriodMs ?? DEFAULT_RESTART_ATTEMPT_PERIOD_MS };
 }
 
-/**
- * Checks a task definition and applies defaults. Throws InvalidArgumentError listing every
- * problem found, each naming its field.
- */
-export function validateTaskDefinition(input: TaskDefinitionInput): TaskDefinition {
-  const v: FieldViolation[] = [];
-  if (!TASK_ID.test(input.id)) v.push({ field: path.task('id'), description: `must match ${TASK_ID.source} (got "${input.id}")` });
-  const family = input.family ?? '';
-  if (family.length > 255) v.push({ field: path.task('family'), description: 'must be at most 255 characters' });
-  const revision = input.revision ?? 0;
-  if (!Number.isInteger(revision) || revision < 0) v.push({ field: path.task('revision'), description: 'must be a non-negative integer' });
-
-  let networkMode: NetworkMode | undefined = input.networkMode === undefined || input.networkMode === 'UNSPECIFIED' ? 'bridge' : oneOf(NETWORK_MODES, input.networkMode);
-  if (!networkMode) v.push({ field: path.task('network_mode'), description: `must be one of ${NETWORK_MODES.join(', ')} (got "${input.networkMode}")` });
-
-  if (input.containers.length === 0) v.push({ field: path.task('containers'), description: 'must have at least one container' });
-  if (input.containers.length > MAX_CONTAINERS) v.push({ field: path.task('containers'), description: `must have at most ${MAX_CONTAINERS} containers` });
-
-  const containers = input.containers.map((c, i) => validateContainer(c, i, networkMode, v));
-
-  const firstIndex = new Map<string, number>();
+/** Checks the relations between containers: names, dependencies, shared ports, memory, essential. */
+function validateRelations(containers: ContainerDefinition[], networkMode: NetworkMode | undefined, taskMemoryMib: number, v: FieldViolation[]): void {
+  const byName = new Map<string, { index: number; container: ContainerDefinition }>();
   containers.forEach((c, i) => {
-    if (firstIndex.has(c.name)) v.push({ field: path.container(i, 'name'), description: `duplicate container name "${c.name}" (also containers[${firstIndex.get(c.name)}])` });
-    else firstIndex.set(c.name, i);
+    const first = byName.get(c.name);
+    if (first) v.push({ field: path.container(i, 'name'), description: `duplicate container name "${c.name}" (also containers[${first.index}])` });
+    else byName.set(c.name, { index: i, container: c });
   });
+  let selfDependency = false;
   containers.forEach((c, i) =>
     c.dependsOn.forEach((d, j) => {
       const field = path.container(i, `depends_on[${j}].container_name`);
-      if (d.containerName === c.name) v.push({ field, description: 'a container cannot depend on itself' });
-      else if (!firstIndex.has(d.containerName)) v.push({ field, description: `unknown container "${d.containerName}"` });
+      const dependency = byName.get(d.containerName)?.container;
+      if (d.containerName === c.name) {
+        selfDependency = true;
+        v.push({ field, description: 'a container cannot depend on itself' });
+      } else if (!dependency) v.push({ field, description: `unknown container ${quote(d.containerName)}` });
+      else if (d.condition === 'HEALTHY' && !dependency.healthCheck) {
+        v.push({ field: path.container(i, `depends_on[${j}].condition`), description: `HEALTHY needs container "${d.containerName}" to have a health_check` });
+      }
     }),
   );
   const hostPorts = new Map<string, number>();
+  const containerPorts = new Map<string, number>();
   containers.forEach((c, i) =>
     c.portMappings.forEach((p, j) => {
-      if (p.hostPort === 0) return;
-      const key = `${p.hostPort}/${p.protocol}`;
-      const other = hostPorts.get(key);
-      if (other !== undefined && other !== i) v.push({ field: path.container(i, `port_mappings[${j}].host_port`), description: `host port ${key} is also mapped by containers[${other}]` });
-      hostPorts.set(key, i);
-    }),
-  );
-  if (networkMode === 'task') {
-    // The containers share one namespace: one port, one listener.
-    const containerPorts = new Map<string, number>();
-    containers.forEach((c, i) =>
-      c.portMappings.forEach((p, j) => {
+      if (p.hostPort !== 0) {
+        const key = `${p.hostPort}/${p.protocol}`;
+        const other = hostPorts.get(key);
+        if (other !== undefined && other !== i) v.push({ field: path.container(i, `port_mappings[${j}].host_port`), description: `host port ${key} is also mapped by containers[${other}]` });
+        hostPorts.set(key, i);
+      }
+      if (networkMode === 'task') {
+        // The containers share one namespace: one port, one listener.
         const key = `${p.containerPort}/${p.protocol}`;
         const other = containerPorts.get(key);
         if (other !== undefined && other !== i) {
           v.push({ field: path.container(i, `port_mappings[${j}].container_port`), description: `${key} is also mapped by containers[${other}]; in network mode task the containers share one namespace` });
         }
         containerPorts.set(key, i);
-      }),
-    );
-  }
-  containers.forEach((c, i) =>
-    c.dependsOn.forEach((d, j) => {
-      if (d.condition !== 'HEALTHY') return;
-      const dependency = containers.find((x) => x.name === d.containerName);
-      if (dependency && !dependency.healthCheck) {
-        v.push({ field: path.container(i, `depends_on[${j}].condition`), description: `HEALTHY needs container "${d.containerName}" to have a health_check` });
       }
     }),
   );
-  const cpuUnits = input.cpuUnits ?? 0;
-  if (!Number.isInteger(cpuUnits) || cpuUnits < 0) v.push({ field: path.task('cpu_units'), description: `must be a non-negative integer (got ${cpuUnits})` });
-  const memoryMib = input.memoryMib ?? 0;
-  if (!Number.isInteger(memoryMib) || memoryMib < 0) v.push({ field: path.task('memory_mib'), description: `must not be negative (got ${memoryMib})` });
   containers.forEach((c, i) => {
-    if (memoryMib > 0 && c.memoryMib > memoryMib) v.push({ field: path.container(i, 'memory_mib'), description: `exceeds the task's memory_mib (${c.memoryMib} > ${memoryMib})` });
+    if (taskMemoryMib > 0 && c.memoryMib > taskMemoryMib) v.push({ field: path.container(i, 'memory_mib'), description: `exceeds the task's memory_mib (${c.memoryMib} > ${taskMemoryMib})` });
   });
-  const cycle = findCycle(containers.filter((c) => c.dependsOn.every((d) => d.containerName !== c.name)));
+  const cycle = findCycle(selfDependency ? containers.filter((c) => c.dependsOn.every((d) => d.containerName !== c.name)) : containers);
   if (cycle) v.push({ field: path.task('containers'), description: `depends_on forms a cycle: ${cycle.join(' → ')}` });
   if (containers.length > 0 && !containers.some((c) => c.essential)) {
     v.push({ field: path.task('containers'), description: 'at least one container must be essential' });
   }
+}
+
+/**
+ * Checks a task definition and applies defaults. Throws InvalidArgumentError listing every
+ * problem found, each naming its field. Sizes are checked first and alone: a request over a limit
+ * is refused before any of its content is looked at. Every later check is linear in the request.
+ */
+export function validateTaskDefinition(input: TaskDefinitionInput, limits: RequestLimits = DEFAULT_REQUEST_LIMITS): TaskDefinition {
+  const sizes = checkSizes(input, limits);
+  if (sizes.length > 0) throw new InvalidArgumentError(sizes);
+  const v: FieldViolation[] = [];
+  if (!TASK_ID.test(input.id)) v.push({ field: path.task('id'), description: `must match ${TASK_ID.source} (got ${quote(input.id)})` });
+  const family = input.family ?? '';
+  if (family !== '' && !FAMILY.test(family)) v.push({ field: path.task('family'), description: `must match ${FAMILY.source} (got ${quote(family)})` });
+  const revision = input.revision ?? 0;
+  if (!Number.isInteger(revision) || revision < 0 || revision > 2 ** 32 - 1) v.push({ field: path.task('revision'), description: 'must be a non-negative 32-bit integer' });
+
+  let networkMode: NetworkMode | undefined = input.networkMode === undefined || input.networkMode === 'UNSPECIFIED' ? 'bridge' : oneOf(NETWORK_MODES, input.networkMode);
+  if (!networkMode) v.push({ field: path.task('network_mode'), description: `must be one of ${NETWORK_MODES.join(', ')} (got ${quote(input.networkMode ?? '')})` });
+
+  if (input.containers.length === 0) v.push({ field: path.task('containers'), description: 'must have at least one container' });
+
+  const containers = input.containers.map((c, i) => validateContainer(c, i, networkMode, v));
+  const cpuUnits = input.cpuUnits ?? 0;
+  if (!Number.isInteger(cpuUnits) || cpuUnits < 0 || cpuUnits > MAX_CPU_UNITS) v.push({ field: path.task('cpu_units'), description: `must be an integer between 0 and ${MAX_CPU_UNITS} (got ${cpuUnits})` });
+  const memoryMib = input.memoryMib ?? 0;
+  if (!Number.isInteger(memoryMib) || memoryMib < 0 || memoryMib > MAX_MEMORY_MIB) v.push({ field: path.task('memory_mib'), description: `must be an integer between 0 and ${MAX_MEMORY_MIB} (got ${memoryMib})` });
+  validateRelations(containers, networkMode, memoryMib, v);
 
   if (v.length > 0) throw new InvalidArgumentError(v);
   networkMode ??= 'bridge';

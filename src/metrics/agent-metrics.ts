@@ -3,6 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { EventLog } from '../engine/event-log.js';
 import { STATUSES } from '../engine/status.js';
 import type { TaskEngine } from '../engine/task-engine.js';
+import { internalErrorCounts } from '../internal-errors.js';
 import type { RuntimeCallObserver } from './instrumented-runtime.js';
 
 /** Seconds; from a fast local start to a slow pull. */
@@ -34,6 +35,16 @@ export class AgentMetrics implements RuntimeCallObserver {
     this.callErrors = new Counter({ name: 'berth_runtime_call_errors_total', help: 'Failed container runtime calls, by operation and error kind.', labelNames: ['operation', 'kind'], registers });
     this.pullDuration = new Histogram({ name: 'berth_image_pull_duration_seconds', help: 'Duration of image pulls, by result.', labelNames: ['result'], buckets: LAUNCH_BUCKETS, registers });
     this.pullBytes = new Counter({ name: 'berth_image_pull_bytes_total', help: 'Bytes downloaded by image pulls.', registers });
+    new Counter({
+      name: 'berth_internal_errors_total',
+      help: 'Unexpected errors the agent survived (uncaught exceptions, unhandled rejections, INTERNAL answers), by source.',
+      labelNames: ['source'],
+      registers,
+      collect() {
+        this.reset();
+        for (const source of ['uncaught-exception', 'unhandled-rejection', 'request'] as const) this.inc({ source }, internalErrorCounts().get(source) ?? 0);
+      },
+    });
     const metrics = this;
     new Gauge({
       name: 'berth_tasks',

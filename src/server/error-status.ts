@@ -3,6 +3,8 @@ import {
   AlreadyExistsError,
   InvalidArgumentError,
   DeadlineExceededError,
+  LimitExceededError,
+  SequenceBeyondLatestError,
   FailedPreconditionError,
   NotFoundError,
   PermissionDeniedError,
@@ -11,8 +13,9 @@ import {
   UnavailableError,
   WatcherTooSlowError,
 } from '../engine/errors.js';
-import { BadRequest, ErrorInfo, QuotaFailure } from '../gen/google/rpc/error_details.js';
+import { BadRequest, ErrorInfo, PreconditionFailure, QuotaFailure } from '../gen/google/rpc/error_details.js';
 import { Status } from '../gen/google/rpc/status.js';
+import { reportInternalError } from '../internal-errors.js';
 
 const DOMAIN = 'berth.agent.v1';
 const TYPE_PREFIX = 'type.googleapis.com/';
@@ -50,8 +53,23 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
       error.violations.map((v) => errorInfo('NOT_ALLOWED_BY_CONFIG', { field: v.field, setting: v.setting })),
     );
   }
-  if (error instanceof FailedPreconditionError) return serviceError(status.FAILED_PRECONDITION, error.message, []);
-  if (error instanceof DeadlineExceededError) return serviceError(status.DEADLINE_EXCEEDED, error.message, []);
+  if (error instanceof FailedPreconditionError) {
+    const failure = Buffer.from(PreconditionFailure.encode({ violations: [{ type: error.type, subject: error.subject, description: error.message }] }).finish());
+    return serviceError(status.FAILED_PRECONDITION, error.message, [{ typeUrl: `${TYPE_PREFIX}google.rpc.PreconditionFailure`, value: failure }]);
+  }
+  if (error instanceof DeadlineExceededError) return serviceError(status.DEADLINE_EXCEEDED, error.message, [errorInfo('DEADLINE_EXCEEDED', {})]);
+  if (error instanceof LimitExceededError) {
+    const quota = Buffer.from(QuotaFailure.encode({ violations: [{ subject: error.limit, description: error.message }] }).finish());
+    return serviceError(status.RESOURCE_EXHAUSTED, error.message, [
+      { typeUrl: `${TYPE_PREFIX}google.rpc.QuotaFailure`, value: quota },
+      errorInfo('LIMIT_EXCEEDED', { limit: error.limit, value: String(error.value) }),
+    ]);
+  }
+  if (error instanceof SequenceBeyondLatestError) {
+    return serviceError(status.OUT_OF_RANGE, error.message, [
+      errorInfo('SEQUENCE_BEYOND_LATEST', { requested_sequence: String(error.requested), latest_sequence: String(error.latest) }),
+    ]);
+  }
   if (error instanceof NotFoundError) return serviceError(status.NOT_FOUND, error.message, [errorInfo('NOT_FOUND', { [error.resource]: error.id })]);
   if (error instanceof AlreadyExistsError) return serviceError(status.ALREADY_EXISTS, error.message, [errorInfo('ALREADY_EXISTS', { [error.resource]: error.id })]);
   if (error instanceof ResourceExhaustedError) {
@@ -69,7 +87,8 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
       errorInfo('WATCHER_TOO_SLOW', { resume_from_sequence: String(error.lastDelivered + 1) }),
     ]);
   }
-  return serviceError(status.INTERNAL, `internal error: ${error instanceof Error ? error.message : String(error)}`, []);
+  reportInternalError('request', error);
+  return serviceError(status.INTERNAL, `internal error: ${error instanceof Error ? error.message : String(error)}`, [errorInfo('INTERNAL', {})]);
 }
 
 /** Reads the google.rpc.Status a server put in the trailers, for clients and tests. */

@@ -9,6 +9,7 @@ import type { TaskEngine } from '../engine/task-engine.js';
 import { TaskServiceService } from '../gen/berth/agent/v1/task_service.js';
 import { addHealth } from './health.js';
 import { addReflection } from './reflection.js';
+import { withTolerantDecoding } from './request-decoding.js';
 import { createTaskService } from './task-service.js';
 
 /** True when something accepts connections on the unix socket. */
@@ -49,10 +50,11 @@ export class AgentServer {
   ) {}
 
   async start(): Promise<void> {
-    this.server.addService(
+    const taskService = withTolerantDecoding(
       TaskServiceService,
       createTaskService(this.engine, { heartbeatIntervalMs: this.config.events.heartbeatIntervalMs, shutdown: this.shutdown.signal }),
     );
+    this.server.addService(taskService.service, taskService.implementation);
     this.detachHealth = addHealth(this.server, this.monitor);
     addReflection(this.server);
 

@@ -1,4 +1,4 @@
-import { status, type handleUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { type handleUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { WatcherTooSlowError } from '../engine/errors.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { TaskStatus } from '../engine/status.js';
@@ -87,10 +87,6 @@ const LOG_BATCH = 500;
 
 async function watchEvents(engine: TaskEngine, call: ServerWritableStream<WatchEventsRequest, WatchEventsResponse>, options: TaskServiceOptions): Promise<void> {
   const request = call.request;
-  if (request.includeSnapshot && request.fromSequence !== 0) {
-    call.emit('error', { code: status.INVALID_ARGUMENT, details: 'from_sequence must be 0 when include_snapshot is set' });
-    return;
-  }
   let watch: ReturnType<TaskEngine['watch']>;
   try {
     watch = engine.watch({ fromSequence: request.fromSequence, includeSnapshot: request.includeSnapshot, taskIds: request.taskIds });

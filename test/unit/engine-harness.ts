@@ -1,3 +1,4 @@
+import { DEFAULT_REQUEST_LIMITS } from '../../src/engine/request-limits.js';
 import { pino } from 'pino';
 import type { EngineSettings } from '../../src/engine/engine-settings.js';
 import { EventLog } from '../../src/engine/event-log.js';
@@ -76,6 +77,7 @@ export async function engineUnderTest(
       relistIntervalMs: options.relistIntervalMs ?? 60_000,
       orphanGracePeriodMs: options.orphanGracePeriodMs ?? 60_000,
       transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 },
+      limits: DEFAULT_REQUEST_LIMITS,
       security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, ...options.security },
     },
     new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true, store),

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { AlreadyExistsError, NotFoundError } from '../../src/engine/errors.js';
+import { runtimeContainerName } from '../../src/engine/labels.js';
 import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from './engine-harness.js';
 
 const IMAGE = 'registry.test/app:1';
@@ -120,12 +121,60 @@ describe('managed task rules (fake runtime)', () => {
     assert.throws(() => t.engine.stopTask('nope', ''), NotFoundError);
   });
 
+  it('gives distinct runtime names to tasks whose ids and container names would join alike', async () => {
+    await setup();
+    t.engine.runTask(taskInput('a', [containerInput('b-c')]));
+    t.engine.runTask(taskInput('a-b', [containerInput('c')]));
+    await t.waitFor('task a RUNNING', taskStatus('a', 'RUNNING'));
+    await t.waitFor('task a-b RUNNING', taskStatus('a-b', 'RUNNING'));
+    const names = ['a', 'a-b'].map((id) => t.engine.getTask(id).containers[0]!.runtimeName);
+    assert.notEqual(names[0], names[1]);
+  });
+
+  it('derives runtime names no two (agent, task, container) triples share (ids start with a letter or digit)', () => {
+    const triples: [string, string, string][] = [
+      ['n', 'a', 'b-c'],
+      ['n', 'a-b', 'c'],
+      ['n', 'a.b', 'c'],
+      ['n', 'a', 'berth.pause'],
+      ['n', 'a.berth', 'pause'],
+      ['n.a', 'b', 'c'],
+      ['n', 'a.b', 'c'],
+      ['n-a', 'b', 'c'],
+      ['n', 'a-b', 'c'],
+      ['n.', 'a', 'c'],
+      ['n', 'a.', 'c'],
+      ['n', 'a..', 'c'],
+    ];
+    const seen = new Map<string, string>();
+    for (const triple of triples) {
+      const name = runtimeContainerName(...triple);
+      assert.match(name, /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/, 'a valid Docker name');
+      const other = seen.get(name);
+      assert.ok(other === undefined || other === triple.join('/'), `${triple.join('/')} and ${other} both map to ${name}`);
+      seen.set(name, triple.join('/'));
+    }
+  });
+
+  it('lets no task into the engine whose record did not commit', async () => {
+    await setup();
+    const original = t.store.transaction.bind(t.store);
+    t.store.transaction = () => {
+      throw new Error('disk I/O error');
+    };
+    assert.throws(() => t.engine.runTask(taskInput('t', [containerInput('app')])), /disk I\/O error/);
+    t.store.transaction = original;
+    assert.throws(() => t.engine.getTask('t'), NotFoundError);
+    t.engine.runTask(taskInput('t', [containerInput('app')]));
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+  });
+
   it('adopts a container of its own name and labels (created before a crash) instead of failing', async () => {
     await setup();
     const spec = { image: IMAGE, env: {}, cpuShares: 0, memoryBytes: 0, memoryReservationBytes: 0, network: 'none' as const, ports: [] };
     const labels = { 'berth.task-id': 't', 'berth.container-name': 'app', 'berth.agent-id': 'unit' };
-    const existing = await t.runtime.createContainer({ ...spec, name: 'berth-unit-t-app', labels });
-    await t.runtime.createContainer({ ...spec, name: 'berth-unit-u-app', labels: { 'berth.container-name': 'app' } });
+    const existing = await t.runtime.createContainer({ ...spec, name: runtimeContainerName('unit', 't', 'app'), labels });
+    await t.runtime.createContainer({ ...spec, name: runtimeContainerName('unit', 'u', 'app'), labels: { 'berth.container-name': 'app' } });
     t.engine.runTask(taskInput('t', [containerInput('app')]));
     await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
     assert.equal(t.engine.getTask('t').containers[0]?.runtimeId, existing);

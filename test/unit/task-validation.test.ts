@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidArgumentError } from '../../src/engine/errors.js';
+import { DEFAULT_REQUEST_LIMITS } from '../../src/engine/request-limits.js';
 import { sameDefinition } from '../../src/engine/task-definition.js';
 import { validateTaskDefinition, type TaskDefinitionInput } from '../../src/engine/task-validation.js';
 
@@ -111,5 +112,86 @@ describe('task definition validation', () => {
     const c = validateTaskDefinition({ ...base(), containers: [{ name: 'app', image: 'busybox', environment: { A: '1' } }] });
     assert.equal(sameDefinition(a, b), true);
     assert.equal(sameDefinition(a, c), false);
+  });
+});
+
+describe('task definition limits', () => {
+  it('checks counts before contents: 150,000 mount points are refused on their number alone', () => {
+    const input = base();
+    input.containers[0]!.mountPoints = Array.from({ length: 150_000 }, (_, i) => ({ hostPath: 'relative', containerPath: `/m${i % 10}` }));
+    assert.deepEqual(violations(input), [{ field: 'task.containers[0].mount_points', description: 'must have at most 100 mount points (limit limits.mountPointsPerContainer)' }]);
+  });
+
+  it('refuses 40,000 containers chained by depends_on without walking the chain', () => {
+    const input = base();
+    input.containers = Array.from({ length: 40_000 }, (_, i) => ({ name: `c${i}`, image: 'busybox', dependsOn: i > 0 ? [{ containerName: `c${i - 1}`, condition: 'START' }] : [] }));
+    assert.deepEqual(violations(input).map((v) => v.field), ['task.containers']);
+  });
+
+  it('bounds environment, labels and commands by count and by total size', () => {
+    const input = base();
+    const c = input.containers[0]!;
+    c.environment = Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`V${i}`, 'x']));
+    c.labels = { big: 'x'.repeat(70 * 1024) };
+    c.command = Array.from({ length: 1001 }, () => 'x');
+    c.entrypoint = ['x'.repeat(129 * 1024)];
+    c.workingDirectory = `/${'d'.repeat(5000)}`;
+    assert.deepEqual(violations(input).map((v) => v.field).sort(), [
+      'task.containers[0].command',
+      'task.containers[0].entrypoint',
+      'task.containers[0].environment',
+      'task.containers[0].labels',
+      'task.containers[0].working_directory',
+    ]);
+  });
+
+  it('takes its limits from the caller', () => {
+    const input = base();
+    input.containers[0]!.portMappings = [{ containerPort: 80 }, { containerPort: 81 }];
+    assert.doesNotThrow(() => validateTaskDefinition(input));
+    assert.throws(() => validateTaskDefinition(input, { ...DEFAULT_REQUEST_LIMITS, portMappingsPerContainer: 1 }), /at most 1 port mappings/);
+  });
+
+  it('bounds integers and durations, and refuses values that would become syntax elsewhere', () => {
+    const input = base();
+    input.family = 'x;IP=10.89.0.200';
+    input.containers[0]!.image = '127.0.0.1:5000//acc/busybox:1';
+    input.containers[0]!.startTimeoutMs = 30 * 86_400_000;
+    input.containers[0]!.memoryMib = 2 ** 40;
+    input.containers[0]!.pidsLimit = 2 ** 40;
+    input.containers[0]!.environment = { 'A\0B': '1' };
+    input.containers[0]!.command = ['sh', '-c', 'echo\0x'];
+    input.containers[0]!.registryCredentials = { username: 'a:b', password: 'secret' };
+    input.containers[0]!.workingDirectory = 'relative';
+    const found = violations(input);
+    assert.deepEqual(found.map((v) => v.field).sort(), [
+      'task.containers[0].command',
+      'task.containers[0].environment',
+      'task.containers[0].image',
+      'task.containers[0].memory_mib',
+      'task.containers[0].pids_limit',
+      'task.containers[0].registry_credentials.username',
+      'task.containers[0].start_timeout',
+      'task.containers[0].working_directory',
+      'task.family',
+    ]);
+    assert.ok(!JSON.stringify(found).includes('secret'), 'no violation repeats the password');
+  });
+
+  it('accepts a definition at every limit', () => {
+    const limits = DEFAULT_REQUEST_LIMITS;
+    const containers = Array.from({ length: limits.containersPerTask }, (_, i) => ({
+      name: `c${i}`,
+      image: `127.0.0.1:5000/app/c${i}:1`,
+      essential: i === 0,
+      dependsOn: i > 0 ? [{ containerName: `c${i - 1}`, condition: 'START' }] : [],
+      portMappings: Array.from({ length: limits.portMappingsPerContainer }, (_, j) => ({ containerPort: 1000 + j })),
+      mountPoints: Array.from({ length: limits.mountPointsPerContainer }, (_, j) => ({ hostPath: `/srv/${j}`, containerPath: `/m/${j}` })),
+      environment: Object.fromEntries(Array.from({ length: limits.environmentEntries }, (_, j) => [`V${j}`, 'v'.repeat(200)])),
+      labels: Object.fromEntries(Array.from({ length: limits.labelsPerContainer }, (_, j) => [`l${j}`, 'v'.repeat(100)])),
+      command: Array.from({ length: limits.commandArguments }, () => 'a'.repeat(100)),
+    }));
+    const def = validateTaskDefinition({ ...base(), networkMode: 'BRIDGE', containers });
+    assert.equal(def.containers.length, limits.containersPerTask);
   });
 });
