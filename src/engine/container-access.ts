@@ -2,6 +2,7 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError } from '../runtime/errors.js';
 import type { ContainerStatsSample, LogLine, LogStream } from '../runtime/types.js';
 import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, type FieldViolation } from './errors.js';
+import { DEFAULT_REQUEST_LIMITS, listBytes, type RequestLimits } from './request-limits.js';
 import type { RuntimeMonitor } from './runtime-monitor.js';
 import type { ContainerStatus } from './status.js';
 
@@ -54,6 +55,7 @@ export class ContainerAccess {
     private readonly runtime: ContainerRuntime,
     private readonly monitor: RuntimeMonitor,
     private readonly lookup: TargetLookup,
+    private readonly limits: Pick<RequestLimits, 'commandArguments' | 'commandBytes'> = DEFAULT_REQUEST_LIMITS,
   ) {}
 
   private containersOf(taskId: string): AccessTarget[] {
@@ -90,15 +92,19 @@ export class ContainerAccess {
    * Runs a command in a running container (what `docker exec` and `kubectl exec` do, without a
    * terminal). The output is stdout and stderr interleaved, at most 1 MiB.
    */
-  async exec(taskId: string, containerName: string, command: string[], timeoutMs = EXEC_DEFAULT_TIMEOUT_MS): Promise<{ exitCode: number; output: string }> {
+  async exec(taskId: string, containerName: string, command: string[], timeoutMs = EXEC_DEFAULT_TIMEOUT_MS, signal?: AbortSignal): Promise<{ exitCode: number; output: string }> {
     const violations: FieldViolation[] = [];
-    if (command.length === 0 || command[0] === '') violations.push({ field: 'command', description: 'must name the program to run' });
+    const { commandArguments, commandBytes } = this.limits;
+    if (command.length > commandArguments) violations.push({ field: 'command', description: `must have at most ${commandArguments} arguments (limit limits.commandArguments)` });
+    else if (listBytes(command) > commandBytes) violations.push({ field: 'command', description: `must total at most ${commandBytes} bytes (limit limits.commandBytes)` });
+    else if (command.length === 0 || command[0] === '') violations.push({ field: 'command', description: 'must name the program to run' });
+    else if (command.some((argument) => argument.includes('\0'))) violations.push({ field: 'command', description: 'arguments must not contain a NUL byte' });
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > EXEC_MAX_TIMEOUT_MS) violations.push({ field: 'timeout', description: `must be between 1 ms and 10 min (got ${timeoutMs} ms)` });
     if (violations.length > 0) throw new InvalidArgumentError(violations, 'invalid request');
     const runtimeId = this.running(taskId, this.target(taskId, containerName));
     this.checkAvailable();
     try {
-      return await this.runtime.exec(runtimeId, command, { timeoutMs, maxOutputBytes: EXEC_MAX_OUTPUT });
+      return await this.runtime.exec(runtimeId, command, { timeoutMs, maxOutputBytes: EXEC_MAX_OUTPUT, signal });
     } catch (error) {
       if (isRuntimeError(error, 'timeout')) throw new DeadlineExceededError(`the command did not finish within ${timeoutMs} ms`);
       throw this.failure(error, `cannot exec in container "${containerName}"`);

@@ -122,7 +122,7 @@ export class TaskEngine {
     private readonly log: Logger,
   ) {
     this.actions = new ContainerActions(runtime, images, settings);
-    this.access = new ContainerAccess(runtime, monitor, (taskId) => this.tasks.get(taskId)?.accessTargets());
+    this.access = new ContainerAccess(runtime, monitor, (taskId) => this.tasks.get(taskId)?.accessTargets(), settings.limits);
     this.queue = new ResourceQueue(resources);
     this.reaper = new OrphanReaper(
       runtime,
@@ -263,8 +263,8 @@ export class TaskEngine {
   }
 
   /** Runs a command in a running container of a task (see ContainerAccess). */
-  exec(taskId: string, containerName: string, command: string[], timeoutMs?: number): Promise<{ exitCode: number; output: string }> {
-    return this.access.exec(taskId, containerName, command, timeoutMs);
+  exec(taskId: string, containerName: string, command: string[], timeoutMs?: number, signal?: AbortSignal): Promise<{ exitCode: number; output: string }> {
+    return this.access.exec(taskId, containerName, command, timeoutMs, signal);
   }
 
   /** A container's output (see ContainerAccess). */

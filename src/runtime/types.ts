@@ -116,7 +116,10 @@ export interface ContainerInfo {
 }
 
 export interface ExecOptions {
+  /** The command is killed (with what it started) when it runs longer than this… */
   timeoutMs?: number;
+  /** …or when this aborts. */
+  signal?: AbortSignal;
   /** Output beyond this many bytes is dropped. Default 64 KiB. */
   maxOutputBytes?: number;
 }

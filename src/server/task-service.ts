@@ -44,7 +44,10 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
     }),
     exec: (call, callback) => {
       const { taskId, containerName, command, timeout } = call.request;
-      engine.exec(taskId, containerName, command, durationToMs(timeout)).then(
+      // A client that gives up ends the command too (it is killed in the container).
+      const cancelled = new AbortController();
+      call.on('cancelled', () => cancelled.abort());
+      engine.exec(taskId, containerName, command, durationToMs(timeout), cancelled.signal).then(
         (result) => callback(null, { exitCode: result.exitCode, output: Buffer.from(result.output, 'utf8') }),
         (error: unknown) => callback(toServiceError(error)),
       );

@@ -185,6 +185,27 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       await ctx.runtime.removeContainer(id);
     });
 
+    it('kills an exec that times out or is cancelled, with every process it started', async () => {
+      const id = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'] }));
+      await ctx.runtime.startContainer(id);
+      const marker = 700_000 + (process.pid % 10_000) * 10 + counter;
+      // The shell starts a child and waits for it: killing the shell alone would leave the child.
+      const timedOut = ctx.runtime.exec(id, ['sh', '-c', `sleep ${marker}; echo done`], { timeoutMs: 3000 });
+      await processAppears(`sleep\0${marker}\0`);
+      await assert.rejects(timedOut, (error) => isRuntimeError(error, 'timeout'));
+      await processGone(`sleep\0${marker}\0`);
+      const cancel = new AbortController();
+      const cancelled = ctx.runtime.exec(id, ['sh', '-c', `sleep ${marker + 1}; echo done`], { timeoutMs: 60_000, signal: cancel.signal });
+      await processAppears(`sleep\0${marker + 1}\0`);
+      cancel.abort();
+      await assert.rejects(cancelled);
+      await processGone(`sleep\0${marker + 1}\0`);
+      // The container itself is untouched.
+      assert.equal((await ctx.runtime.inspectContainer(id)).state, 'running');
+      await ctx.runtime.stopContainer(id, 1000);
+      await ctx.runtime.removeContainer(id);
+    });
+
     it('keeps the output line by line with its stream and time: tail, since, stream choice, and follow until the exit', async () => {
       const signal = new AbortController().signal;
       const read = async (id: string, options: Partial<LogOptions> = {}) => {
@@ -284,4 +305,30 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       await assert.rejects(ctx.runtime.startContainer('berth-no-such-container'), (error) => isRuntimeError(error, 'not-found'));
     });
   });
+}
+
+/** Command lines (NUL-separated, as in /proc) of the host's processes. */
+async function commandLines(): Promise<string[]> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const pids = (await readdir('/proc')).filter((e) => /^\d+$/.test(e));
+  const lines = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
+  return lines;
+}
+
+/** Waits (at most 10 s) until no process on the host has this command line. */
+async function processGone(cmdline: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await commandLines()).includes(cmdline)) {
+    if (Date.now() > deadline) assert.fail(`${JSON.stringify(cmdline)} still runs`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Waits (at most 10 s) until a process on the host has this command line. */
+async function processAppears(cmdline: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await commandLines()).includes(cmdline)) {
+    if (Date.now() > deadline) assert.fail(`${JSON.stringify(cmdline)} never started`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

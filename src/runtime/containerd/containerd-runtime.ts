@@ -12,6 +12,7 @@ import { Status, type Process } from '../../gen/containerd/types/task.js';
 import type { ContainerRuntime } from '../container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../errors.js';
 import { parseImageName } from '../oci/image-name.js';
+import { killProcessTree } from '../process-tree.js';
 import { RegistryClient } from '../oci/registry-client.js';
 import type {
   ContainerInfo,
@@ -32,6 +33,7 @@ import { ContainerdClient, containerdError } from './containerd-client.js';
 import { ImagePuller, SNAPSHOTTER } from './image-puller.js';
 import { ImageStore, type LocalImage } from './image-store.js';
 import { runtimeSpec } from './oci-spec.js';
+import { DEFAULT_RUNC_ROOT, isStaleRuncState, removeStaleRuncState } from './stale-runc-state.js';
 import { readFromMounts, resolveUser } from './user.js';
 
 export interface ContainerdRuntimeOptions {
@@ -46,6 +48,8 @@ export interface ContainerdRuntimeOptions {
   insecureRegistries: string[];
   /** The program the shim runs to write containers' logs; berth's libexec/berth-log-writer by default. */
   logWriterPath?: string;
+  /** runc's state root of the runc v2 shim (without the namespace); /run/containerd/runc by default. */
+  runcRoot?: string;
 }
 
 const SPEC_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
@@ -284,14 +288,22 @@ export class ContainerdRuntime implements ContainerRuntime {
       await mkdir(dirname(logFile), { recursive: true });
       // The shim gives the process's stdout and stderr to berth's log writer, which stamps each line.
       const output = this.outputUri(logFile);
-      try {
-        await c.call(`create task ${id}`, c.tasks, c.tasks.create, {
+      const createTask = () =>
+        c.call(`create task ${id}`, c.tasks, c.tasks.create, {
           containerId: id,
           rootfs: mounts,
           stdin: '',
           stdout: output,
           stderr: output,
           terminal: false,
+        });
+      try {
+        await createTask().catch(async (error: unknown) => {
+          // runc state left by a create that was cut short, with no task containerd knows of:
+          // remove it and create again, once.
+          if (!isStaleRuncState(error) || (await this.getTask(id)) !== undefined) throw error;
+          await removeStaleRuncState(this.options.runcRoot ?? DEFAULT_RUNC_ROOT, this.options.namespace, id, this.options.callTimeoutMs);
+          await createTask();
         });
       } catch (error) {
         // A start by an agent that died may have created the task meanwhile: use it if it is new.
@@ -442,8 +454,17 @@ export class ContainerdRuntime implements ContainerRuntime {
         spec: { typeUrl: PROCESS_TYPE, value: Buffer.from(JSON.stringify(process)) },
       });
       const exited = this.waitFor(id, execId);
-      await c.call(operation, c.tasks, c.tasks.start, { containerId: id, execId });
-      const result = await withTimeout(operation, options.timeoutMs ?? this.options.callTimeoutMs, () => exited).catch(async (error: unknown) => {
+      const { pid } = await c.call(operation, c.tasks, c.tasks.start, { containerId: id, execId });
+      const cancelled = new Promise<never>((_, reject) => {
+        const onAbort = () => reject(new RuntimeError('internal', operation, 'cancelled'));
+        if (options.signal?.aborted) onAbort();
+        options.signal?.addEventListener('abort', onAbort, { once: true });
+        void exited.finally(() => options.signal?.removeEventListener('abort', onAbort)).catch(() => undefined);
+      });
+      const result = await withTimeout(operation, options.timeoutMs ?? this.options.callTimeoutMs, () => Promise.race([exited, cancelled])).catch(async (error: unknown) => {
+        // The process and everything it started: the kill reaches only the exec's own process.
+        const task = await this.getTask(id).catch(() => undefined);
+        await killProcessTree(pid, task?.pid ?? 0);
         await c.call(operation, c.tasks, c.tasks.kill, { containerId: id, execId, signal: os.signals.SIGKILL, all: false }).catch(() => undefined);
         throw error;
       });

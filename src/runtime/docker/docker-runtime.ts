@@ -4,6 +4,7 @@ import Docker from 'dockerode';
 import type { ContainerRuntime } from '../container-runtime.js';
 import { RuntimeError } from '../errors.js';
 import { registryHost, withDefaultTag } from '../image-reference.js';
+import { killProcessTree } from '../process-tree.js';
 import type {
   ContainerInfo,
   ContainerSpec,
@@ -307,37 +308,60 @@ export class DockerRuntime implements ContainerRuntime {
 
   async exec(id: string, command: string[], options: ExecOptions = {}): Promise<ExecResult> {
     const limit = options.maxOutputBytes ?? DEFAULT_EXEC_OUTPUT;
-    return this.call(
-      `exec in container ${id}`,
-      async (abortSignal) => {
-        const exec = await this.docker.getContainer(id).exec({ Cmd: command, AttachStdout: true, AttachStderr: true, abortSignal });
-        const stream = (await exec.start({ hijack: true, stdin: false, abortSignal })) as Readable;
-        // The hijacked connection is ours to close, whatever happens (a timeout included).
-        const destroy = () => stream.destroy();
-        abortSignal.addEventListener('abort', destroy, { once: true });
-        try {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          const sink = new PassThrough();
-          sink.on('data', (chunk: Buffer) => {
-            if (size < limit) chunks.push(chunk.subarray(0, limit - size));
-            size += chunk.length;
-          });
-          this.docker.modem.demuxStream(stream, sink, sink);
-          await new Promise<void>((resolve, reject) => {
-            stream.on('end', resolve);
-            stream.on('close', resolve);
-            stream.on('error', reject);
-          });
-          const result = await exec.inspect({ abortSignal });
-          return { exitCode: result.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8') };
-        } finally {
-          abortSignal.removeEventListener('abort', destroy);
-          destroy();
-        }
-      },
-      options.timeoutMs,
-    );
+    const operation = `exec in container ${id}`;
+    let started: Docker.Exec | undefined;
+    try {
+      return await withTimeout(
+        operation,
+        options.timeoutMs ?? this.options.callTimeoutMs,
+        async (abortSignal) => {
+          try {
+            const exec = await this.docker.getContainer(id).exec({ Cmd: command, AttachStdout: true, AttachStderr: true, abortSignal });
+            started = exec;
+            const stream = (await exec.start({ hijack: true, stdin: false, abortSignal })) as Readable;
+            // The hijacked connection is ours to close, whatever happens (a timeout included).
+            const destroy = () => stream.destroy();
+            abortSignal.addEventListener('abort', destroy, { once: true });
+            try {
+              const chunks: Buffer[] = [];
+              let size = 0;
+              const sink = new PassThrough();
+              sink.on('data', (chunk: Buffer) => {
+                if (size < limit) chunks.push(chunk.subarray(0, limit - size));
+                size += chunk.length;
+              });
+              this.docker.modem.demuxStream(stream, sink, sink);
+              await new Promise<void>((resolve, reject) => {
+                stream.on('end', resolve);
+                stream.on('close', resolve);
+                stream.on('error', reject);
+              });
+              if (abortSignal.aborted) throw abortSignal.reason;
+              const result = await exec.inspect({ abortSignal });
+              return { exitCode: result.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8') };
+            } finally {
+              abortSignal.removeEventListener('abort', destroy);
+              destroy();
+            }
+          } catch (error) {
+            throw toRuntimeError(operation, error);
+          }
+        },
+        options.signal,
+      );
+    } catch (error) {
+      // Docker has no way to end an exec: a command that overran or was cancelled is killed here,
+      // with everything it started, so that it does not keep running in the container.
+      if (started) await this.killExec(id, started);
+      throw error;
+    }
+  }
+
+  private async killExec(containerId: string, exec: Docker.Exec): Promise<void> {
+    const info = await this.call('inspect exec', (abortSignal) => exec.inspect({ abortSignal })).catch(() => undefined);
+    if (!info?.Running || !info.Pid) return;
+    const container = await this.call('inspect container', (abortSignal) => this.docker.getContainer(containerId).inspect({ abortSignal })).catch(() => undefined);
+    await killProcessTree(info.Pid, container?.State?.Pid ?? 0);
   }
 
   async bridgeGateway(): Promise<string | undefined> {

@@ -1,0 +1,30 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { RuntimeError } from '../errors.js';
+
+/** Where the runc v2 shim keeps runc's state when its options name no root (containerd's default). */
+export const DEFAULT_RUNC_ROOT = '/run/containerd/runc';
+
+/**
+ * True when creating a task failed because runc still holds state under the container's id: a
+ * task create that was cut short (the agent killed while containerd's shim ran `runc create`)
+ * leaves runc's state behind without a task containerd knows of, and every later create fails.
+ */
+export function isStaleRuncState(error: unknown): boolean {
+  return error instanceof RuntimeError && /container with given ID already exists/.test(error.detail);
+}
+
+/**
+ * Removes runc's leftover state of one container (`runc delete --force`, which also kills a
+ * process the cut-short create left waiting). Called only for a container of berth's namespace
+ * for which containerd has no task.
+ */
+export function removeStaleRuncState(runcRoot: string, namespace: string, id: string, timeoutMs: number): Promise<void> {
+  const operation = `remove the stale runc state of ${id}`;
+  return new Promise((resolve, reject) => {
+    execFile('runc', ['--root', join(runcRoot, namespace), 'delete', '--force', id], { timeout: timeoutMs, maxBuffer: 64 * 1024 }, (error, _stdout, stderr) => {
+      if (error && !/does not exist|not found/.test(stderr)) reject(new RuntimeError('internal', operation, stderr.trim() || error.message));
+      else resolve();
+    });
+  });
+}
