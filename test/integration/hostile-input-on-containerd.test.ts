@@ -1,0 +1,3 @@
+import { hostileInputScenarios } from '../scenarios/hostile-input.js';
+
+hostileInputScenarios('containerd');

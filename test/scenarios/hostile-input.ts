@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { internalErrorCounts } from '../../src/internal-errors.js';
+import { readStatusDetails } from '../../src/server/error-status.js';
+import { call, EventCollector, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
+import { container, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
+
+const totalInternalErrors = () => [...internalErrorCounts().values()].reduce((a, b) => a + b, 0);
+
+/** What sloppy and hostile clients send: refused with the field named, never taken down with. */
+export function hostileInputScenarios(kind: RuntimeKind): void {
+  describe(`hostile and sloppy input on a real ${kind}`, () => {
+    let env: RuntimeEnvironment;
+    let agent: TestAgent;
+    let internalBefore = 0;
+    before(async () => {
+      env = await startRuntimeEnvironment('hostile', kind);
+      agent = await startTestAgent(env);
+      internalBefore = totalInternalErrors();
+    });
+    after(async () => {
+      await agent?.stop();
+      await env?.stop();
+    });
+    const creds = () => ({ registryCredentials: env.credentials });
+    const refused = async (request: Promise<unknown>, code: status): Promise<ServiceError> => {
+      const error = await request.then(
+        () => assert.fail('the request was accepted'),
+        (e: ServiceError) => e,
+      );
+      assert.equal(error.code, code, error.details);
+      return error;
+    };
+
+    it('refuses an image reference with an empty path component (host//repo) with the field named, and keeps serving', async () => {
+      const reference = env.image.replace('/berth-test/', '//berth-test/');
+      const error = await refused(call(agent.client, 'runTask', { task: task(taskId('slashes'), [container('app', reference, creds())]) }), status.INVALID_ARGUMENT);
+      const fields = readStatusDetails(error.metadata).badRequest?.fieldViolations.map((v) => v.field);
+      assert.deepEqual(fields, ['task.containers[0].image']);
+      for (const bad of ['Not::A@@Valid/Reference', env.image.replace('berth-test', 'Berth-Test')]) {
+        await refused(call(agent.client, 'runTask', { task: task(taskId('bad-ref'), [container('app', bad, creds())]) }), status.INVALID_ARGUMENT);
+      }
+      await call(agent.client, 'getAgentInfo', {});
+    });
+
+    it('refuses a definition near the message limit on its counts, while other calls are answered', async () => {
+      const mountPoints = Array.from({ length: 150_000 }, (_, i) => ({ hostPath: `/srv/${i}`, containerPath: `/m/${i}`, readOnly: false }));
+      const big = call(agent.client, 'runTask', { task: task(taskId('big'), [container('app', env.image, { ...creds(), mountPoints })]) });
+      const info = call(agent.client, 'getAgentInfo', {});
+      const error = await refused(big, status.INVALID_ARGUMENT);
+      assert.match(error.details, /mount_points: must have at most 100 mount points/);
+      await info;
+    });
+
+    it('gives tasks whose ids and container names join alike two containers, witnessed by the daemon', async () => {
+      const prefix = taskId('n');
+      const first = `${prefix}-a`;
+      const second = `${prefix}-a-b`;
+      await watching(agent.client, { taskIds: [first, second] }, async (watch) => {
+        await call(agent.client, 'runTask', { task: task(first, [container('b-c', env.image, { ...creds(), command: ['sleep', '300'] })]) });
+        await call(agent.client, 'runTask', { task: task(second, [container('c', env.image, { ...creds(), command: ['sleep', '300'] })]) });
+        await watch.waitForEvent('first RUNNING', is.task(first, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+        await watch.waitForEvent('second RUNNING', is.task(second, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+        for (const id of [first, second]) {
+          const listed = await env.runtime.listContainers({ 'berth.task-id': id });
+          assert.equal(listed.length, 1, `one container of ${id}`);
+          assert.equal(listed[0]?.state, 'running');
+        }
+        for (const id of [first, second]) await call(agent.client, 'stopTask', { taskId: id, reason: '' });
+        await watch.waitForEvent('first STOPPED', is.task(first, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+        await watch.waitForEvent('second STOPPED', is.task(second, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+      });
+    });
+
+    it('does not run a private image another task pulled for a task whose credentials the registry refuses', async () => {
+      const good = taskId('pulled-ok');
+      const wrong = taskId('wrong-creds');
+      await watching(agent.client, { taskIds: [good, wrong] }, async (watch) => {
+        await call(agent.client, 'runTask', { task: task(good, [container('app', env.privateImage, { ...creds(), command: ['sleep', '300'] })]) });
+        await watch.waitForEvent('good RUNNING', is.task(good, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+        const badCreds = { registryCredentials: { username: env.credentials.username, password: 'not-the-password' } };
+        await call(agent.client, 'runTask', { task: task(wrong, [container('app', env.privateImage, { ...badCreds, command: ['sleep', '300'] })]) });
+        await watch.waitForEvent('wrong STOPPED', is.task(wrong, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+        assert.ok(!watch.events.some(is.task(wrong, TaskStatus.TASK_STATUS_RUNNING)), 'the task with wrong credentials never ran');
+        const stopped = await call<object, { task?: { reason: string; containers: { reason: string; runtimeId: string }[] } }>(agent.client, 'getTask', { taskId: wrong });
+        assert.match(stopped.task?.containers[0]?.reason ?? '', /refused the credentials/);
+        assert.equal(stopped.task?.containers[0]?.runtimeId, '', 'no container was created');
+        await call(agent.client, 'stopTask', { taskId: good, reason: '' });
+        await watch.waitForEvent('good STOPPED', is.task(good, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+      });
+    });
+
+    it('answers OUT_OF_RANGE for a watch from a sequence beyond the latest, and INVALID_ARGUMENT with details for a bad watch', async () => {
+      const { latestSequence } = await call<object, { latestSequence: number }>(agent.client, 'getAgentInfo', {});
+      const ahead = new EventCollector(agent.client, { fromSequence: latestSequence + 1000 });
+      await ahead.waitForEnd();
+      assert.equal(ahead.error?.code, status.OUT_OF_RANGE);
+      assert.equal(readStatusDetails(ahead.error?.metadata).errorInfo?.reason, 'SEQUENCE_BEYOND_LATEST');
+      const bad = new EventCollector(agent.client, { fromSequence: 5, includeSnapshot: true });
+      await bad.waitForEnd();
+      assert.equal(bad.error?.code, status.INVALID_ARGUMENT);
+      assert.deepEqual(readStatusDetails(bad.error?.metadata).badRequest?.fieldViolations.map((v) => v.field), ['from_sequence']);
+    });
+
+    it('answers INVALID_ARGUMENT, not INTERNAL, for a 64-bit integer no JavaScript number holds', async () => {
+      // memory_mib (field 9 of ContainerDefinition, int64) = 2^62, hand-encoded: the client library
+      // would refuse to encode it.
+      const containerBytes = Buffer.concat([Buffer.from([0x0a, 0x03]), Buffer.from('app'), Buffer.from([0x48, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40])]);
+      const taskBytes = Buffer.concat([Buffer.from([0x0a, 0x01]), Buffer.from('x'), Buffer.from([0x2a, containerBytes.length]), containerBytes]);
+      const request = Buffer.concat([Buffer.from([0x0a, taskBytes.length]), taskBytes]);
+      const error = await new Promise<ServiceError>((resolve) => {
+        agent.client.makeUnaryRequest('/berth.agent.v1.TaskService/RunTask', (b: Buffer) => b, (b: Buffer) => b, request, (e) => resolve(e as ServiceError));
+      });
+      assert.equal(error.code, status.INVALID_ARGUMENT, error.details);
+    });
+
+    it('counted no unexpected error', () => {
+      assert.equal(totalInternalErrors(), internalBefore);
+    });
+  });
+}
