@@ -100,7 +100,7 @@ describe('the gRPC API, starting while Docker is down', () => {
       field: 'task.containers',
       description: /cycle: a → b → a/,
     },
-    { name: 'an empty image', definition: () => task(taskId('noimage'), [container('a', ' ')]), field: 'task.containers[0].image', description: /must not be empty/ },
+    { name: 'an empty image', definition: () => task(taskId('noimage'), [container('a', ' ')]), field: 'task.containers[0].image', description: /is not an image reference/ },
     {
       name: 'an invalid port',
       definition: () => task(taskId('port'), [container('a', image, { portMappings: [{ containerPort: 70000, hostPort: 0, protocol: 0, hostIp: '' }] })], { networkMode: 3 }),
@@ -113,7 +113,7 @@ describe('the gRPC API, starting while Docker is down', () => {
       field: 'task.containers[0].port_mappings[0].protocol',
       description: /must be tcp or udp/,
     },
-    { name: 'negative memory', definition: () => task(taskId('mem'), [container('a', image, { memoryMib: -5 })]), field: 'task.containers[0].memory_mib', description: /must not be negative/ },
+    { name: 'negative memory', definition: () => task(taskId('mem'), [container('a', image, { memoryMib: -5 })]), field: 'task.containers[0].memory_mib', description: /must be an integer between 0 and \d+ \(got -5\)/ },
     {
       name: 'no essential container',
       definition: () => task(taskId('ess'), [container('a', image, { essential: false })]),
