@@ -379,6 +379,7 @@ export class DockerRuntime implements ContainerRuntime {
       tail: options.tail === undefined ? 'all' : String(options.tail),
       since: options.since ? dockerSince(options.since) : 0,
     };
+    const began = new Date();
     // Without follow, dockerode answers with the whole body; with it, with the open response.
     const body = await this.call(`read the logs of container ${id}`, (abortSignal) =>
       this.docker.getContainer(id).logs({ ...query, abortSignal } as unknown as Docker.ContainerLogsOptions & { follow: false }) as Promise<Buffer | Readable>,
@@ -387,14 +388,35 @@ export class DockerRuntime implements ContainerRuntime {
     const stream = body as Readable;
     const close = () => stream.destroy();
     options.signal.addEventListener('abort', close, { once: true });
+    // Nothing given yet: only lines written since the follow began are missing.
+    const catchUp = (since: Date | undefined) => this.logs(id, { ...options, follow: false, tail: undefined, since: since ?? began });
     return (async function* () {
+      // The time of the last line and how many lines had it: a follow can end, at the container's
+      // exit, before Docker sent the last lines written (seen with a last line without newline).
+      // Those are read again once it ended, skipping the lines already given.
+      let lastTime: Date | undefined;
+      let sameTime = 0;
       try {
-        yield* dockerLogLines(stream);
+        for await (const line of dockerLogLines(stream)) {
+          if (lastTime?.getTime() === line.time.getTime()) sameTime++;
+          else [lastTime, sameTime] = [line.time, 1];
+          yield line;
+        }
       } catch (error) {
         if (!options.signal.aborted) throw toRuntimeError(`read the logs of container ${id}`, error);
       } finally {
         options.signal.removeEventListener('abort', close);
         close();
+      }
+      if (options.signal.aborted) return;
+      let skip = lastTime ? sameTime : 0;
+      for await (const line of await catchUp(lastTime)) {
+        if (lastTime && line.time.getTime() < lastTime.getTime()) continue;
+        if (skip > 0) {
+          skip--;
+          continue;
+        }
+        yield line;
       }
     })();
   }
