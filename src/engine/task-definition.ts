@@ -114,7 +114,16 @@ function canonical(value: unknown): unknown {
   return value;
 }
 
-/** True when two definitions describe the same task (key order and undefined fields aside). */
+/** A definition without its containers' registry credentials. */
+function withoutCredentials(d: TaskDefinition): TaskDefinition {
+  return { ...d, containers: d.containers.map((c) => ({ ...c, registryCredentials: undefined })) };
+}
+
+/**
+ * True when two definitions describe the same task (key order and undefined fields aside).
+ * Registry credentials are not compared: otherwise a replay of RunTask with a guessed password
+ * would learn from the answer (the task, or ALREADY_EXISTS) whether the guess was right.
+ */
 export function sameDefinition(a: TaskDefinition, b: TaskDefinition): boolean {
-  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+  return JSON.stringify(canonical(withoutCredentials(a))) === JSON.stringify(canonical(withoutCredentials(b)));
 }

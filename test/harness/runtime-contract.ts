@@ -49,6 +49,7 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       const version = await ctx.runtime.ping();
       assert.equal(version.name, ctx.runtime.name);
       assert.ok(version.version.length > 0);
+      assert.match(version.apiVersion, /^\d+\.\d+$/, 'an API version, not a revision');
     });
 
     it('pulls with correct credentials and reports progress', async () => {

@@ -113,6 +113,14 @@ describe('task definition validation', () => {
     assert.equal(sameDefinition(a, b), true);
     assert.equal(sameDefinition(a, c), false);
   });
+
+  it('does not compare registry credentials, so a replay cannot test a guessed password', () => {
+    const right = validateTaskDefinition({ ...base(), containers: [{ name: 'app', image: 'busybox', registryCredentials: { username: 'u', password: 'right' } }] });
+    const guess = validateTaskDefinition({ ...base(), containers: [{ name: 'app', image: 'busybox', registryCredentials: { username: 'u', password: 'guess' } }] });
+    const none = validateTaskDefinition({ ...base(), containers: [{ name: 'app', image: 'busybox' }] });
+    assert.equal(sameDefinition(right, guess), true);
+    assert.equal(sameDefinition(right, none), true);
+  });
 });
 
 describe('task definition limits', () => {

@@ -132,7 +132,10 @@ export class ContainerdRuntime implements ContainerRuntime {
   async ping(): Promise<RuntimeVersion> {
     const c = this.client;
     const version = await c.call('ping containerd', c.version, c.version.version, {});
-    return { name: 'containerd', version: version.version, apiVersion: version.revision };
+    // containerd's API is released with the daemon: its version is the daemon's major.minor
+    // (the revision is a commit, not an API version).
+    const apiVersion = /^v?(\d+\.\d+)/.exec(version.version)?.[1] ?? version.version;
+    return { name: 'containerd', version: version.version, apiVersion };
   }
 
   async pullImage(reference: string, options: PullOptions = {}): Promise<ImageInfo> {
