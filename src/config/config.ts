@@ -26,6 +26,14 @@ export interface BerthConfig {
     /** host:port for TCP, when set. Needs `tls` unless it is a loopback address. */
     tcpAddress?: string;
     tls?: { certFile: string; keyFile: string; clientCaFile?: string };
+    /** Largest message the server receives or sends. */
+    maxMessageBytes: number;
+    /** Streams (calls) one client connection may have open at once. */
+    maxConcurrentStreams: number;
+    /** A connection is pinged after this long without traffic… */
+    keepaliveTimeMs: number;
+    /** …and closed, with its calls, when the ping is not answered within this: dead clients are reaped. */
+    keepaliveTimeoutMs: number;
   };
   runtime: {
     kind: 'docker' | 'containerd';
@@ -124,7 +132,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
     agentId: hostname().replace(/[^A-Za-z0-9_.-]/g, '-'),
     dataDir: '/var/lib/berth',
     logLevel: 'info',
-    grpc: { socket: '/run/berth/berth.sock', socketMode: '0660' },
+    grpc: { socket: '/run/berth/berth.sock', socketMode: '0660', allowInsecureTcp: false, maxMessageBytes: 4 * 1024 * 1024, maxConcurrentStreams: 100, keepaliveTime: '1m', keepaliveTimeout: '20s' },
     runtime: {
       kind: 'docker',
       docker: { host: env.DOCKER_HOST || 'unix:///var/run/docker.sock', callTimeout: '30s' },
@@ -253,19 +261,34 @@ export function compileConfig(raw: Raw): BerthConfig {
   const clientCaFile = read.optionalString('grpc.tls.clientCaFile');
   if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError('grpc.tls', 'needs both certFile and keyFile');
   const tls = certFile && keyFile ? { certFile, keyFile, clientCaFile } : undefined;
+  const allowInsecureTcp = read.boolean('grpc.allowInsecureTcp');
   if (tcpAddress) {
     const match = /^(.*):(\d{1,5})$/.exec(tcpAddress);
     if (!match || Number(match[2]) > 65535) throw new ConfigError('grpc.tcpAddress', `must be host:port (got "${tcpAddress}")`);
     const host = match[1]!.replace(/^\[|\]$/g, '');
     const loopback = host === 'localhost' || host.startsWith('127.') || host === '::1';
     if (!loopback && !tls) throw new ConfigError('grpc.tcpAddress', `a non-loopback address (${tcpAddress}) needs grpc.tls`);
+    // Plain TCP lets every local user call berth, which the socket's mode and group would not.
+    if (!tls && !allowInsecureTcp) {
+      throw new ConfigError('grpc.tcpAddress', `plain TCP (${tcpAddress}, without grpc.tls) lets any local user call berth: set grpc.tls, or grpc.allowInsecureTcp to true`);
+    }
   }
   const kind = read.oneOf('runtime.kind', ['docker', 'containerd'] as const);
   const config: BerthConfig = {
     agentId,
     dataDir: read.string('dataDir'),
     logLevel,
-    grpc: { socketPath: read.string('grpc.socket', /^\//), socketMode: Number.parseInt(socketMode, 8), socketGroup: read.optionalString('grpc.socketGroup'), tcpAddress, tls },
+    grpc: {
+      socketPath: read.string('grpc.socket', /^\//),
+      socketMode: Number.parseInt(socketMode, 8),
+      socketGroup: read.optionalString('grpc.socketGroup'),
+      tcpAddress,
+      tls,
+      maxMessageBytes: read.integer('grpc.maxMessageBytes', 64 * 1024, 64 * 1024 * 1024),
+      maxConcurrentStreams: read.integer('grpc.maxConcurrentStreams', 1, 100_000),
+      keepaliveTimeMs: read.duration('grpc.keepaliveTime', 1000),
+      keepaliveTimeoutMs: read.duration('grpc.keepaliveTimeout', 1000),
+    },
     runtime: {
       kind,
       docker: {

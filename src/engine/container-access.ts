@@ -4,6 +4,7 @@ import type { ContainerStatsSample, LogLine, LogStream } from '../runtime/types.
 import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, type FieldViolation } from './errors.js';
 import { DEFAULT_REQUEST_LIMITS, listBytes, type RequestLimits } from './request-limits.js';
 import type { RuntimeMonitor } from './runtime-monitor.js';
+import { StreamSlots } from './stream-slots.js';
 import type { ContainerStatus } from './status.js';
 
 export type { ContainerStatsSample, LogLine, LogStream };
@@ -55,8 +56,16 @@ export class ContainerAccess {
     private readonly runtime: ContainerRuntime,
     private readonly monitor: RuntimeMonitor,
     private readonly lookup: TargetLookup,
-    private readonly limits: Pick<RequestLimits, 'commandArguments' | 'commandBytes'> = DEFAULT_REQUEST_LIMITS,
-  ) {}
+    private readonly limits: Pick<RequestLimits, 'commandArguments' | 'commandBytes' | 'logFollows' | 'statsStreams' | 'concurrentExecs'> = DEFAULT_REQUEST_LIMITS,
+  ) {
+    this.execs = new StreamSlots(limits.concurrentExecs, 'limits.concurrentExecs', 'execs');
+    this.follows = new StreamSlots(limits.logFollows, 'limits.logFollows', 'log follows');
+    this.statsStreams = new StreamSlots(limits.statsStreams, 'limits.statsStreams', 'stats streams');
+  }
+
+  private readonly execs: StreamSlots;
+  private readonly follows: StreamSlots;
+  private readonly statsStreams: StreamSlots;
 
   private containersOf(taskId: string): AccessTarget[] {
     const containers = this.lookup(taskId);
@@ -103,11 +112,14 @@ export class ContainerAccess {
     if (violations.length > 0) throw new InvalidArgumentError(violations, 'invalid request');
     const runtimeId = this.running(taskId, this.target(taskId, containerName));
     this.checkAvailable();
+    const release = this.execs.take();
     try {
       return await this.runtime.exec(runtimeId, command, { timeoutMs, maxOutputBytes: EXEC_MAX_OUTPUT, signal });
     } catch (error) {
       if (isRuntimeError(error, 'timeout')) throw new DeadlineExceededError(`the command did not finish within ${timeoutMs} ms`);
       throw this.failure(error, `cannot exec in container "${containerName}"`);
+    } finally {
+      release();
     }
   }
 
@@ -120,12 +132,22 @@ export class ContainerAccess {
     const target = this.target(taskId, containerName);
     if (!target.runtimeId) throw new FailedPreconditionError(`container "${containerName}" of task "${taskId}" has no logs: it was never created (${target.knownStatus})`);
     this.checkAvailable();
+    const release = request.follow ? this.follows.take() : () => undefined;
+    let lines: AsyncIterable<LogLine>;
     try {
-      return await this.runtime.logs(target.runtimeId, request);
+      lines = await this.runtime.logs(target.runtimeId, request);
     } catch (error) {
+      release();
       if (isRuntimeError(error, 'not-found')) throw new FailedPreconditionError(`container "${containerName}" of task "${taskId}" has no logs any more: it was removed`);
       throw this.failure(error, `cannot read the logs of container "${containerName}"`);
     }
+    return (async function* () {
+      try {
+        yield* lines;
+      } finally {
+        release();
+      }
+    })();
   }
 
   /** One sample of a running container's resource use (cumulative counters), as the runtime reports it. */
@@ -154,7 +176,21 @@ export class ContainerAccess {
     if (containerName) this.running(taskId, chosen[0]!);
     else if (!chosen.some((c) => c.knownStatus === 'RUNNING' && c.runtimeId)) throw new FailedPreconditionError(`no container of task "${taskId}" is RUNNING`);
     this.checkAvailable();
+    const release = request.stream ? this.statsStreams.take() : () => undefined;
+    try {
+      yield* this.series(targets, containerName, taskId, intervalMs, request);
+    } finally {
+      release();
+    }
+  }
 
+  private async *series(
+    targets: () => AccessTarget[],
+    containerName: string,
+    taskId: string,
+    intervalMs: number,
+    request: StatsRequest,
+  ): AsyncGenerator<{ time: Date; containers: ContainerStats[] }> {
     const sampleAll = async (): Promise<Map<string, ContainerStatsSample>> => {
       const samples = new Map<string, ContainerStatsSample>();
       const running = targets().filter((c) => c.knownStatus === 'RUNNING' && c.runtimeId);

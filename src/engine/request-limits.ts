@@ -28,6 +28,14 @@ export interface RequestLimits {
   reasonBytes: number;
   /** Task ids one WatchEvents request may filter on. */
   watchTaskIds: number;
+  /** WatchEvents streams open at once, on the whole agent. */
+  watchers: number;
+  /** Logs requests with follow open at once. */
+  logFollows: number;
+  /** Stats streams open at once. */
+  statsStreams: number;
+  /** Exec commands running at once (health checks not counted). */
+  concurrentExecs: number;
 }
 
 export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
@@ -43,6 +51,10 @@ export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
   stringBytes: 4096,
   reasonBytes: 1024,
   watchTaskIds: 1000,
+  watchers: 256,
+  logFollows: 128,
+  statsStreams: 128,
+  concurrentExecs: 64,
 };
 
 /** The longest duration berth accepts anywhere: Node's timers hold at most 2^31-1 ms (about 24.8 days). */

@@ -10,6 +10,7 @@ import type { EngineSettings } from './engine-settings.js';
 import {
   AlreadyExistsError,
   InvalidArgumentError,
+  LimitExceededError,
   NotFoundError,
   ResourceExhaustedError,
   UnavailableError,
@@ -318,6 +319,9 @@ export class TaskEngine {
       problems.push({ field: 'task_ids', description: `must list at most ${this.settings.limits.watchTaskIds} task ids (limit limits.watchTaskIds)` });
     }
     if (problems.length > 0) throw new InvalidArgumentError(problems, 'invalid watch request');
+    if (this.events.watcherCount() >= this.settings.limits.watchers) {
+      throw new LimitExceededError('limits.watchers', this.settings.limits.watchers, 'too many WatchEvents streams are open on this agent');
+    }
     const taskIds = request.taskIds.length > 0 ? new Set(request.taskIds) : undefined;
     if (!request.includeSnapshot) return { watcher: this.events.watch(request.fromSequence, taskIds) };
     const sequence = this.events.latestSequence();

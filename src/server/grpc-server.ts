@@ -38,7 +38,7 @@ function groupId(group: string): number {
 }
 
 export class AgentServer {
-  private readonly server = new Server();
+  private readonly server: Server;
   private readonly shutdown = new AbortController();
   private detachHealth: (() => void) | undefined;
 
@@ -47,7 +47,16 @@ export class AgentServer {
     private readonly monitor: RuntimeMonitor,
     private readonly config: BerthConfig,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const { maxMessageBytes, maxConcurrentStreams, keepaliveTimeMs, keepaliveTimeoutMs } = config.grpc;
+    this.server = new Server({
+      'grpc.max_receive_message_length': maxMessageBytes,
+      'grpc.max_send_message_length': maxMessageBytes,
+      'grpc.max_concurrent_streams': maxConcurrentStreams,
+      'grpc.keepalive_time_ms': keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': keepaliveTimeoutMs,
+    });
+  }
 
   async start(): Promise<void> {
     const taskService = withTolerantDecoding(

@@ -40,7 +40,7 @@ export async function startTestAgent(
     agentId: `test-${process.pid}-${agentCounter++}`,
     dataDir: dir,
     logLevel: (overrides.logLevel as string | undefined) ?? process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
-    grpc: { socketMode: '0660', ...(overrides.grpc as object), socket: socketPath },
+    grpc: { ...(base.grpc as object), socketMode: '0660', ...(overrides.grpc as object), socket: socketPath },
     engine: { ...(base.engine as object), defaultStopTimeout: '10s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', ...(overrides.engine as object) },
     events: { ...(base.events as object), retain: 100_000, maxWatcherLag: 10_000, heartbeatInterval: '10s', ...(overrides.events as object) },
     resources: { ...(base.resources as object), ...(overrides.resources as object) },

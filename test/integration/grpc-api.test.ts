@@ -198,7 +198,7 @@ describe('the gRPC API, starting while Docker is down', () => {
 
   it('also listens on TCP when configured', async () => {
     const port = await freeLoopbackPort();
-    const tcpAgent = await startTestAgent(`unix://${join(dir, 'nowhere.sock')}`, { grpc: { tcpAddress: `127.0.0.1:${port}` } });
+    const tcpAgent = await startTestAgent(`unix://${join(dir, 'nowhere.sock')}`, { grpc: { tcpAddress: `127.0.0.1:${port}`, allowInsecureTcp: true } });
     const client = new TaskServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
     try {
       const info = await call<object, GetAgentInfoResponse>(client, 'getAgentInfo', {});

@@ -36,6 +36,10 @@ describe('config', () => {
     ['an unknown runtime', { runtime: { kind: 'podman' } }, /config: runtime\.kind: must be one of "docker", "containerd"/],
     ['a relative socket', { grpc: { socket: 'berth.sock' } }, /config: grpc\.socket:/],
     ['TCP on a public address without TLS', { grpc: { tcpAddress: '0.0.0.0:7000' } }, /config: grpc\.tcpAddress: .*needs grpc\.tls/],
+    ['plain TCP on loopback without grpc.allowInsecureTcp', { grpc: { tcpAddress: '127.0.0.1:7000' } }, /config: grpc\.tcpAddress: .*grpc\.allowInsecureTcp/],
+    ['a duration no timer holds', { engine: { taskCleanupWait: '30d' } }, /config: engine\.taskCleanupWait: must be at most 24d/],
+    ['a limit of 0', { limits: { containersPerTask: 0 } }, /config: limits\.containersPerTask: must be an integer of at least 1/],
+    ['an invalid pause image', { network: { pauseImage: 'Registry//pause' } }, /config: network\.pauseImage: .*not an image reference/],
     ['a lag above retention', { events: { retain: 10, maxWatcherLag: 20 } }, /config: events\.maxWatcherLag: must not exceed/],
     ['broken JSON', '{ not json', /is not valid JSON/],
   ];

@@ -53,6 +53,7 @@ export async function engineUnderTest(
     runtime?: FakeRuntime;
     store?: StateStore;
     security?: Partial<EngineSettings['security']>;
+    limits?: Partial<EngineSettings['limits']>;
     /** Stands in for CNI in tests of the engine's rules for CNI-networked tasks. */
     networking?: TaskNetworking;
   } = {},
@@ -77,7 +78,7 @@ export async function engineUnderTest(
       relistIntervalMs: options.relistIntervalMs ?? 60_000,
       orphanGracePeriodMs: options.orphanGracePeriodMs ?? 60_000,
       transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 },
-      limits: DEFAULT_REQUEST_LIMITS,
+      limits: { ...DEFAULT_REQUEST_LIMITS, ...options.limits },
       security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, ...options.security },
     },
     new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true, store),
