@@ -12,6 +12,7 @@ import {
   InvalidArgumentError,
   LimitExceededError,
   NotFoundError,
+  PermissionDeniedError,
   ResourceExhaustedError,
   UnavailableError,
   type FieldViolation,
@@ -239,9 +240,12 @@ export class TaskEngine {
   private restoreTasks(): void {
     const reservations = this.store.loadReservations();
     const queued: ManagedTask[] = [];
+    const disallowed: [ManagedTask, string][] = [];
     for (const record of this.store.loadTasks()) {
       const task = this.createTask(record.definition);
       task.restore(record);
+      const refusal = record.state.desiredStatus === 'STOPPED' ? undefined : this.refusal(record.definition);
+      if (refusal) disallowed.push([task, refusal]);
       this.tasks.set(task.id, task);
       for (const c of record.containers) if (c.runtimeId) this.byRuntimeId.set(c.runtimeId, task);
       for (const image of this.imagesOf(record.definition)) this.images.use(task.id, image, { restored: true });
@@ -259,8 +263,24 @@ export class TaskEngine {
     // Reservations of tasks that are gone.
     for (const taskId of reservations.keys()) this.store.deleteReservation(taskId);
     for (const task of queued) this.queue.enqueue(task);
+    // The config may have changed since the task was admitted: what it no longer allows stops.
+    for (const [task, reason] of disallowed) {
+      this.log.warn({ taskId: task.id, reason }, 'a restored task is not allowed by the current config; stopping it');
+      task.stop(reason);
+    }
     this.restoredCount = this.tasks.size;
     if (this.restoredCount > 0) this.log.info({ tasks: this.restoredCount, holdingResources: this.tasks.size - queued.length }, 'restored tasks from the state store');
+  }
+
+  /** Why the current security settings refuse a definition, or undefined when they allow it. */
+  private refusal(definition: TaskDefinition): string | undefined {
+    try {
+      checkTaskAllowed(definition, this.settings.security);
+      return undefined;
+    } catch (error) {
+      if (error instanceof PermissionDeniedError) return `no longer allowed on this agent: ${error.message}`;
+      throw error;
+    }
   }
 
   /** Runs a command in a running container of a task (see ContainerAccess). */

@@ -55,6 +55,18 @@ describe('recovery after an agent restart (fake runtime, state store in memory)'
     assert.deepEqual(sequences, sequences.map((_, i) => i + 1), 'one gapless sequence across both runs');
   });
 
+  it('stops a restored task that the current security settings no longer allow', async () => {
+    const t = await first({ security: { allowPrivileged: true } });
+    t.engine.runTask(taskInput('p', [containerInput('app', { privileged: true })]));
+    t.engine.runTask(taskInput('ok', [containerInput('app')]));
+    await t.waitFor('p RUNNING', taskStatus('p', 'RUNNING'));
+    await t.waitFor('ok RUNNING', taskStatus('ok', 'RUNNING'));
+    const next = await restart(t);
+    await next.waitFor('p STOPPED', taskStatus('p', 'STOPPED'));
+    assert.match(next.engine.getTask('p').reason, /no longer allowed on this agent: .*privileged.*security\.allowPrivileged/);
+    assert.equal(next.engine.getTask('ok').knownStatus, 'RUNNING');
+  });
+
   it('applies an exit that happened while the agent was down: the essential container stops the task', async () => {
     const t = await first();
     t.engine.runTask(taskInput('t', [containerInput('app'), containerInput('side', { essential: false })]));
