@@ -153,8 +153,8 @@ export function createLogger(config: Pick<BerthConfig, 'logLevel' | 'agentId'>, 
 }
 
 export async function startAgent(config: BerthConfig, logger: Logger = createLogger(config)): Promise<Agent> {
-  const tcpPort = config.grpc.tcpAddress ? Number(config.grpc.tcpAddress.split(':').pop()) : undefined;
-  const capacity = await hostCapacity(config.resources, tcpPort);
+  const ownPorts = [config.grpc.tcpAddress, config.metrics.address, config.metadata.address].flatMap((address) => (address ? [Number(address.split(':').pop())] : []));
+  const capacity = await hostCapacity(config.resources, ownPorts);
   logger.info({ capacity }, 'host capacity for tasks');
   const container = buildContainer(config, logger, capacity);
   const store = container.get(TOKENS.stateStore);

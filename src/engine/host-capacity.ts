@@ -25,12 +25,15 @@ export function discoverGpus(timeoutMs = 10_000): Promise<string[]> {
   });
 }
 
-/** The host's capacity for tasks, from settings where given and from the machine otherwise. */
-export async function hostCapacity(settings: CapacitySettings, agentTcpPort?: number, gpus: () => Promise<string[]> = discoverGpus): Promise<HostCapacity> {
+/**
+ * The host's capacity for tasks, from settings where given and from the machine otherwise. The
+ * agent's own TCP ports (its API, metrics and metadata listeners) are reserved with the others.
+ */
+export async function hostCapacity(settings: CapacitySettings, agentTcpPorts: number[] = [], gpus: () => Promise<string[]> = discoverGpus): Promise<HostCapacity> {
   return {
     cpuUnits: settings.cpuUnits || cpus().length * 1024,
     memoryMib: settings.memoryMib || Math.floor(totalmem() / (1024 * 1024)) - settings.reservedMemoryMib,
-    reservedTcpPorts: [...new Set([...settings.reservedTcpPorts, ...(agentTcpPort ? [agentTcpPort] : [])])],
+    reservedTcpPorts: [...new Set([...settings.reservedTcpPorts, ...agentTcpPorts])],
     reservedUdpPorts: [...settings.reservedUdpPorts],
     dynamicPortRange: { ...settings.dynamicPortRange },
     gpuIds: settings.gpuIds.length > 0 ? [...settings.gpuIds] : await gpus(),

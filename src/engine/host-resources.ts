@@ -108,11 +108,18 @@ export class HostResourceManager {
    * Takes what the task needs, all or nothing. Returns what it holds (the same on a repeated
    * call), or a shortfall in words.
    */
-  async consume(taskId: string, needs: ResourceNeeds): Promise<{ resources: TaskResources } | { shortfall: string }> {
+  async consume(taskId: string, needs: ResourceNeeds): Promise<{ resources: TaskResources } | { shortfall: string } | { refused: string }> {
     const holding = this.held.get(taskId);
     if (holding) return { resources: holding };
     const lacking = this.shortfall(needs);
     if (lacking) return { shortfall: lacking };
+    // A static port no task holds but something else on the host listens on: waiting would hold
+    // up the queue behind it for as long as that program runs, so the task is refused.
+    const busy: string[] = [];
+    for (const [ports, protocol] of [[needs.tcpPorts, 'tcp'], [needs.udpPorts, 'udp']] as const) {
+      for (const port of ports) if (!(await this.probe(port, protocol))) busy.push(`${port}/${protocol}`);
+    }
+    if (busy.length > 0) return { refused: `host port ${busy.join(', ')} is in use on the host by something other than a task` };
     const dynamicTcp = await this.pickDynamicPorts('tcp', needs.dynamicTcpPorts);
     const dynamicUdp = await this.pickDynamicPorts('udp', needs.dynamicUdpPorts);
     if (!dynamicTcp || !dynamicUdp) return { shortfall: 'needs dynamic host ports, none free in the range' };

@@ -143,6 +143,11 @@ export class ManagedTask implements QueuedTask {
     this.scheduleReconcile();
   }
 
+  /** The host resources can never be granted as things are: stop, saying why. */
+  refuse(reason: string): void {
+    this.stop(`cannot get host resources: ${reason}`);
+  }
+
   /** Still queued for host resources. */
   waiting(shortfall: string): void {
     const reason = `waiting for host resources: ${shortfall}`;

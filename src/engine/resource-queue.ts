@@ -11,6 +11,8 @@ export interface QueuedTask {
   grant(resources: TaskResources): void;
   /** Still waiting; `shortfall` says what is missing. */
   waiting(shortfall: string): void;
+  /** Can never be granted as things are (a host port another program holds): the task stops. */
+  refuse(reason: string): void;
 }
 
 /**
@@ -47,6 +49,11 @@ export class ResourceQueue {
         continue;
       }
       const result = await this.resources.consume(head.id, head.needs);
+      if ('refused' in result) {
+        this.queue.shift();
+        head.refuse(result.refused);
+        continue;
+      }
       if ('shortfall' in result) {
         head.waiting(result.shortfall);
         // Everyone behind the head waits too, in order; say so.

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { hostCapacity } from '../../src/engine/host-capacity.js';
 import { HostResourceManager, needsOf, type ResourceNeeds } from '../../src/engine/host-resources.js';
 import { ResourceQueue, type QueuedTask } from '../../src/engine/resource-queue.js';
 import type { TaskResources } from '../../src/engine/task-snapshot.js';
@@ -19,6 +20,10 @@ class Waiter implements QueuedTask {
   }
   waiting(shortfall: string) {
     this.reasons.push(shortfall);
+  }
+  refusal: string | undefined;
+  refuse(reason: string) {
+    this.refusal = reason;
   }
 }
 
@@ -55,6 +60,29 @@ describe('host resource manager', () => {
     await hrm.consume('a', needs({ tcpPorts: [8080] }));
     const result = await hrm.consume('b', needs({ tcpPorts: [8080] }));
     assert.ok('shortfall' in result && /host port 8080\/tcp, held by another task/.test(result.shortfall));
+  });
+
+  it("reserves the agent's own listening ports with the configured ones", async () => {
+    const capacity = await hostCapacity({ cpuUnits: 1024, memoryMib: 512, reservedMemoryMib: 0, reservedTcpPorts: [22], reservedUdpPorts: [], dynamicPortRange: { first: 50000, last: 50009 }, gpuIds: [] }, [7000, 9464, 51679, 22], async () => []);
+    assert.deepEqual(capacity.reservedTcpPorts, [22, 7000, 9464, 51679]);
+    const hrm = new HostResourceManager(capacity, async () => true);
+    assert.deepEqual(hrm.neverFits(needs({ tcpPorts: [9464] })), ['needs host port 9464/tcp, which is reserved']);
+  });
+
+  it('refuses a static host port that something other than a task listens on, without holding up the queue', async () => {
+    const hrm = manager([8080]);
+    const result = await hrm.consume('a', needs({ tcpPorts: [8080] }));
+    assert.ok('refused' in result && /host port 8080\/tcp is in use on the host by something other than a task/.test(result.refused));
+    assert.deepEqual(hrm.consumed().tcpPorts, [22], 'nothing taken');
+    const queue = new ResourceQueue(hrm);
+    const blocked = new Waiter('blocked', needs({ tcpPorts: [8080] }));
+    const behind = new Waiter('behind', needs({ cpuUnits: 10 }));
+    queue.enqueue(blocked);
+    queue.enqueue(behind);
+    await queue.wake();
+    assert.match(blocked.refusal ?? '', /8080\/tcp/);
+    assert.ok(behind.granted, 'the task behind it was served');
+    assert.deepEqual(queue.ids(), []);
   });
 
   it('picks distinct dynamic ports from the range, skipping held, reserved and busy ones', async () => {
