@@ -16,6 +16,8 @@ export interface ImageConfig {
   entrypoint?: string[];
   env?: string[];
   workingDir?: string;
+  /** Makes /etc/passwd a symbolic link to this target (a hostile image); implies a layer of its own. */
+  passwdLink?: string;
 }
 
 export interface Registry {
@@ -26,7 +28,7 @@ export interface Registry {
 
 const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
-async function layerTar(marker?: string): Promise<Buffer> {
+async function layerTar(marker?: string, passwdLink?: string): Promise<Buffer> {
   const busybox = readFileSync(requireBinary('/bin/busybox', 'busybox-static'));
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
@@ -39,7 +41,8 @@ async function layerTar(marker?: string): Promise<Buffer> {
   for (const dir of ['bin/', 'tmp/', 'etc/', 'www/']) pack.entry({ name: dir, type: 'directory', mode: dir === 'tmp/' ? 0o1777 : 0o755, mtime });
   pack.entry({ name: 'bin/busybox', mode: 0o755, mtime }, busybox);
   for (const applet of APPLETS) pack.entry({ name: `bin/${applet}`, type: 'symlink', linkname: 'busybox', mode: 0o777, mtime });
-  pack.entry({ name: 'etc/passwd', mode: 0o644, mtime }, 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n');
+  if (passwdLink) pack.entry({ name: 'etc/passwd', type: 'symlink', linkname: passwdLink, mode: 0o777, mtime });
+  else pack.entry({ name: 'etc/passwd', mode: 0o644, mtime }, 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n');
   pack.entry({ name: 'etc/group', mode: 0o644, mtime }, 'root:x:0:\nnobody:x:65534:\n');
   pack.entry({ name: 'www/index.html', mode: 0o644, mtime }, 'hello from berth\n');
   if (marker) pack.entry({ name: 'etc/berth-test-image', mode: 0o644, mtime }, `${marker}\n`);
@@ -87,7 +90,7 @@ export async function pushBusyboxImage(registry: Registry, repository: string, t
   };
   /** Pushes the layer and config of one image; returns its manifest. */
   const image = async (marker: string | undefined, arch: string) => {
-    const { tar, gz } = marker ? await layerTar(marker).then((t) => ({ tar: t, gz: gzipSync(t) })) : await layer();
+    const { tar, gz } = marker ? await layerTar(marker, config.passwdLink).then((t) => ({ tar: t, gz: gzipSync(t) })) : await layer();
     const imageConfig = Buffer.from(
       JSON.stringify({
         architecture: arch,
@@ -110,7 +113,7 @@ export async function pushBusyboxImage(registry: Registry, repository: string, t
     return { mediaType: manifest.mediaType, body: JSON.stringify(manifest) };
   };
   if (!config.multiPlatform) {
-    const single = await image(config.uniqueLayer ? `${repository}:${tag}` : undefined, architecture());
+    const single = await image(config.uniqueLayer || config.passwdLink ? `${repository}:${tag}` : undefined, architecture());
     await putManifest(tag, single.mediaType, single.body);
     return `${registry.address}/${repository}:${tag}`;
   }

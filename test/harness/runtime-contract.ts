@@ -9,6 +9,8 @@ export interface ContractContext {
   runtime: ContainerRuntime;
   image: string;
   privateImage: string;
+  /** An image whose /etc/passwd is a symbolic link to /dev/zero. */
+  hostilePasswdImage: string;
   missingImage: string;
   credentials: { username: string; password: string };
   /** A multi-platform image (a manifest list) behind a registry that wants Bearer tokens. */
@@ -299,6 +301,23 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       await ctx.runtime.removeImage(ctx.image);
       await assert.rejects(ctx.runtime.inspectImage(ctx.image), (error) => isRuntimeError(error, 'not-found'));
       await ctx.runtime.removeImage(ctx.image);
+    });
+
+    it("fails a container that names a user when the image's /etc/passwd is a link to /dev/zero, with an error, not a hang", async () => {
+      await ctx.runtime.pullImage(ctx.hostilePasswdImage, { auth: ctx.credentials });
+      const error = await (async () => {
+        const id = await ctx.runtime.createContainer(spec({ image: ctx.hostilePasswdImage, user: 'nobody', command: ['true'] }));
+        try {
+          await ctx.runtime.startContainer(id);
+        } finally {
+          await ctx.runtime.removeContainer(id).catch(() => undefined);
+        }
+      })().then(
+        () => assert.fail('the container started'),
+        (e: unknown) => e,
+      );
+      assert.ok(isRuntimeError(error), String(error));
+      assert.match(error.detail, /passwd|user/i);
     });
 
     it('reports "not-found" for unknown containers', async () => {

@@ -39,6 +39,7 @@ runtimeContract(
       bearerTokensIssued: () => bearer.tokensIssued(),
       image: await pushBusyboxImage(registry, 'berth-test/busybox', '1'),
       privateImage: await pushBusyboxImage(registry, 'berth-test/private', '1'),
+      hostilePasswdImage: await pushBusyboxImage(registry, 'berth-test/hostile-passwd', '1', { passwdLink: '/dev/zero' }),
       missingImage: `${registry.address}/berth-test/does-not-exist:1`,
       credentials: { username: registry.username, password: registry.password },
     };

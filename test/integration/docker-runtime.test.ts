@@ -19,6 +19,7 @@ runtimeContract(
       runtime: new DockerRuntime({ host: env.docker.host, callTimeoutMs: 30_000, pullTimeoutMs: 120_000 }),
       image: env.image,
       privateImage: env.privateImage,
+      hostilePasswdImage: await pushBusyboxImage(env.registry, 'berth-test/hostile-passwd', '1', { passwdLink: '/dev/zero' }),
       missingImage: env.missingImage,
       credentials: env.credentials,
     };

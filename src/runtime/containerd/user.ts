@@ -1,15 +1,22 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Mount } from '../../gen/containerd/types/types.js';
 import { RuntimeError } from '../errors.js';
 import type { OciUser } from './oci-spec.js';
+import { readRootfsFile, RootfsFileError } from './rootfs-file.js';
 
 const run = promisify(execFile);
 
-/** Reads files of a snapshot by mounting it for a moment (as the agent, which runs as root). */
+/** /etc/passwd and /etc/group are read up to this size. */
+const MAX_ACCOUNT_FILE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Reads files of a snapshot by mounting it for a moment (as the agent, which runs as root). The
+ * image is not trusted: see readRootfsFile.
+ */
 export async function readFromMounts(mounts: Mount[], paths: string[]): Promise<(string | undefined)[]> {
   const target = await mkdtemp(join(tmpdir(), 'berth-rootfs-'));
   const mounted: string[] = [];
@@ -21,7 +28,14 @@ export async function readFromMounts(mounts: Mount[], paths: string[]): Promise<
       await run('mount', args);
       mounted.push(target);
     }
-    return await Promise.all(paths.map((path) => readFile(join(target, path), 'utf8').catch(() => undefined)));
+    return await Promise.all(
+      paths.map((path) =>
+        readRootfsFile(target, path, MAX_ACCOUNT_FILE_BYTES).catch((error: unknown) => {
+          if (error instanceof RootfsFileError) throw new RuntimeError('invalid', 'read the image\'s user database', `the image's ${error.message}`);
+          throw error;
+        }),
+      ),
+    );
   } finally {
     for (const path of mounted.reverse()) await run('umount', [path]).catch(() => undefined);
     await rm(target, { recursive: true, force: true });
