@@ -5,7 +5,8 @@ import { internalErrorCounts } from '../../src/internal-errors.js';
 import { readStatusDetails } from '../../src/server/error-status.js';
 import { call, EventCollector, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
-import { container, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
+import { fuzzAgent } from '../harness/api-fuzz.js';
+import { container, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
 const totalInternalErrors = () => [...internalErrorCounts().values()].reduce((a, b) => a + b, 0);
 
@@ -17,7 +18,8 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
     let internalBefore = 0;
     before(async () => {
       env = await startRuntimeEnvironment('hostile', kind);
-      agent = await startTestAgent(env);
+      // Credentials from the config: the fuzzed definitions carry none.
+      agent = await startTestAgent(env, { images: { registryCredentials: { [env.registry.address]: env.credentials } } });
       internalBefore = totalInternalErrors();
     });
     after(async () => {
@@ -114,6 +116,25 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
         agent.client.makeUnaryRequest('/berth.agent.v1.TaskService/RunTask', (b: Buffer) => b, (b: Buffer) => b, request, (e) => resolve(e as ServiceError));
       });
       assert.equal(error.code, status.INVALID_ARGUMENT, error.details);
+    });
+
+    it('answers random and mutated requests of every RPC with documented codes only, runs the valid ones, and loses or doubles no container', async () => {
+      const { created, slowestInfoMs } = await fuzzAgent(agent.client, { image: env.image, idPrefix: taskId('fz'), runs: 150, networkModes: [NetworkMode.NETWORK_MODE_NONE] });
+      assert.ok(created.length > 10, `only ${created.length} tasks were accepted`);
+      assert.ok(slowestInfoMs < 2000, `GetAgentInfo took ${Math.round(slowestInfoMs)} ms`);
+      await watching(agent.client, { taskIds: created, fromSequence: 1 }, async (watch) => {
+        for (const id of created) await call(agent.client, 'stopTask', { taskId: id, reason: 'fuzz done' });
+        for (const id of created) await watch.waitForEvent(`${id} STOPPED`, is.task(id, TaskStatus.TASK_STATUS_STOPPED), 120_000);
+      });
+      for (const id of created) {
+        const { task: t } = await call<object, { task?: { containers: { name: string; runtimeId: string }[] } }>(agent.client, 'getTask', { taskId: id });
+        const listed = await env.runtime.listContainers({ 'berth.task-id': id });
+        for (const c of t?.containers ?? []) {
+          const mine = listed.filter((l) => l.labels['berth.container-name'] === c.name);
+          assert.ok(mine.length <= 1, `${id}/${c.name} exists ${mine.length} times`);
+          if (c.runtimeId) assert.equal(mine[0]?.id, c.runtimeId, `${id}/${c.name} is the container the daemon has`);
+        }
+      }
     });
 
     it('counted no unexpected error', () => {

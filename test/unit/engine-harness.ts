@@ -20,6 +20,7 @@ export interface EngineUnderTest {
   store: StateStore;
   events: EventLog;
   engine: TaskEngine;
+  monitor: RuntimeMonitor;
   /** Resolves with the first event (past or future) matching `predicate`; fails after 5 s. */
   waitFor(what: string, predicate: (e: EngineEvent) => boolean): Promise<EngineEvent>;
   stop(): Promise<void>;
@@ -102,6 +103,7 @@ export async function engineUnderTest(
     store,
     events,
     engine,
+    monitor,
     async waitFor(what, predicate) {
       const watcher = events.watch(1);
       const deadline = Date.now() + 5000;
