@@ -143,7 +143,7 @@ export class ContainerAccess {
     }
     return (async function* () {
       try {
-        yield* lines;
+        for await (const line of lines) yield* splitLongLine(line);
       } finally {
         release();
       }
@@ -223,6 +223,21 @@ export class ContainerAccess {
       previous = current;
     }
     if (previous.size === 0 && containerName) throw new FailedPreconditionError(`container "${containerName}" of task "${taskId}" is not running`);
+  }
+}
+
+/** The longest line a Logs answer carries; longer ones are split (as Docker's log drivers do). */
+export const MAX_LOG_LINE_BYTES = 16 * 1024;
+
+/** A line cut into pieces of at most MAX_LOG_LINE_BYTES; every piece but the last is partial. */
+export function* splitLongLine(line: LogLine): Generator<LogLine> {
+  if (line.text.length <= MAX_LOG_LINE_BYTES) {
+    yield line;
+    return;
+  }
+  for (let start = 0; start < line.text.length; start += MAX_LOG_LINE_BYTES) {
+    const end = start + MAX_LOG_LINE_BYTES;
+    yield { ...line, text: line.text.subarray(start, end), partial: end < line.text.length ? true : line.partial };
   }
 }
 

@@ -39,20 +39,31 @@ const IDLE = Symbol('idle');
  * Groups what an iterable yields into batches: a batch is written when the iterable has nothing
  * more ready at once (it would wait), or when it reaches `maxBatch`.
  */
-export async function forEachBatch<T>(items: AsyncIterable<T>, maxBatch: number, onBatch: (batch: T[]) => Promise<void>): Promise<void> {
+export async function forEachBatch<T>(
+  items: AsyncIterable<T>,
+  maxBatch: number,
+  onBatch: (batch: T[]) => Promise<void>,
+  /** Bounds a batch by size too: no batch's items weigh more than `max` together (one item aside). */
+  weight?: { of: (item: T) => number; max: number },
+): Promise<void> {
   const iterator = items[Symbol.asyncIterator]();
   let batch: T[] = [];
+  let batchWeight = 0;
   try {
     let pending = iterator.next();
     for (;;) {
       const result = batch.length === 0 ? await pending : await Promise.race([pending, new Promise<typeof IDLE>((resolve) => setImmediate(() => resolve(IDLE)))]);
-      if (result === IDLE || batch.length >= maxBatch) {
+      const itemWeight = result !== IDLE && !result.done && weight ? weight.of(result.value) : 0;
+      const full = batch.length >= maxBatch || (weight !== undefined && batch.length > 0 && batchWeight + itemWeight > weight.max);
+      if (result === IDLE || full) {
         await onBatch(batch);
         batch = [];
+        batchWeight = 0;
         if (result === IDLE) continue;
       }
       if (result.done) break;
       batch.push(result.value);
+      batchWeight += itemWeight;
       pending = iterator.next();
     }
     if (batch.length > 0) await onBatch(batch);

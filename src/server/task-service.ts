@@ -73,7 +73,7 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
       void serveStream(call, options.shutdown, async (write, signal) => {
         const { taskId, containerName, follow, tail, since, streams } = call.request;
         const lines = await engine.logs(taskId, containerName, { follow, tail, since, streams: fromPbLogStreams(streams), signal });
-        await forEachBatch(lines, LOG_BATCH, (batch) => write({ lines: batch.map(toPbLogLine) }));
+        await forEachBatch(lines, LOG_BATCH, (batch) => write({ lines: batch.map(toPbLogLine) }), { of: (line) => line.text.length + 64, max: LOG_BATCH_BYTES });
       }),
     stats: (call) =>
       void serveStream(call, options.shutdown, async (write, signal) => {
@@ -85,8 +85,10 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
   };
 }
 
-/** Log lines per LogsResponse at most. */
+/** Log lines per LogsResponse at most… */
 const LOG_BATCH = 500;
+/** …and their bytes: a LogsResponse stays well under 1 MiB (lines are at most 16 KiB). */
+const LOG_BATCH_BYTES = 512 * 1024;
 
 async function watchEvents(engine: TaskEngine, call: ServerWritableStream<WatchEventsRequest, WatchEventsResponse>, options: TaskServiceOptions): Promise<void> {
   const request = call.request;

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { isRuntimeError } from '../../src/runtime/errors.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContainerdRuntime } from '../../src/runtime/containerd/containerd-runtime.js';
@@ -53,7 +57,7 @@ runtimeContract(
   },
 );
 
-describe('containerd: a task create cut short by a crash', () => {
+describe('containerd beyond the contract: what a crash leaves, what a hostile registry sends', () => {
   let staleDir: string;
   let staleRegistry: TestRegistry;
   let staleContainerd: TestContainerdDaemon;
@@ -77,6 +81,58 @@ describe('containerd: a task create cut short by a crash', () => {
     await staleContainerd?.stop();
     await staleRegistry?.stop();
     rmSync(staleDir, { recursive: true, force: true });
+  });
+
+  /** A "registry" on loopback that answers every manifest request with `answer`. */
+  async function hostileRegistry(answer: (request: IncomingMessage, response: ServerResponse) => void): Promise<{ address: string; close(): Promise<void> }> {
+    const server = createServer((request, response) => {
+      if (request.url === '/v2/' || request.url === '/v2') return void response.writeHead(200).end('{}');
+      answer(request, response);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+      close: () => {
+        server.closeAllConnections();
+        return new Promise((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  it('fails a pull whose manifest never ends with "too large", reading no more than the limit', async () => {
+    let sent = 0;
+    const registry = await hostileRegistry((request, response) => {
+      // HEAD says nothing useful; GET streams without end.
+      response.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+      if (request.method === 'HEAD') return void response.end();
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const pump = () => {
+        while (sent < 1024 * 1024 * 1024 && response.write(chunk)) sent += chunk.length;
+      };
+      response.on('drain', pump);
+      pump();
+    });
+    try {
+      await assert.rejects(staleRuntime.pullImage(`${registry.address}/endless/app:1`), (error: unknown) => isRuntimeError(error, 'invalid') && /too large/.test(error.detail));
+      assert.ok(sent < 64 * 1024 * 1024, `the registry got to send ${sent} bytes`);
+    } finally {
+      await registry.close();
+    }
+  });
+
+  it('fails a pull pinned to a digest when the registry answers with another manifest', async () => {
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 2 }, layers: [] }));
+    const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+    const registry = await hostileRegistry((request, response) => {
+      response.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': digest, 'content-length': manifest.length });
+      response.end(request.method === 'HEAD' ? undefined : manifest);
+    });
+    const pinned = `sha256:${'a'.repeat(64)}`;
+    try {
+      await assert.rejects(staleRuntime.pullImage(`${registry.address}/lying/app@${pinned}`), (error: unknown) => isRuntimeError(error, 'invalid') && error.detail.includes(`answered the pinned digest ${pinned} with manifest ${digest}`));
+    } finally {
+      await registry.close();
+    }
   });
 
   it('takes over runc state left without a containerd task: removes it and starts the container', async () => {

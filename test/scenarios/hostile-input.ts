@@ -3,7 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { internalErrorCounts } from '../../src/internal-errors.js';
 import { readStatusDetails } from '../../src/server/error-status.js';
-import { call, EventCollector, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { LogsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { call, EventCollector, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { fuzzAgent } from '../harness/api-fuzz.js';
 import { container, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -135,6 +136,22 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
           if (c.runtimeId) assert.equal(mine[0]?.id, c.runtimeId, `${id}/${c.name} is the container the daemon has`);
         }
       }
+    });
+
+    it('answers Logs of a container that wrote 1.3 MB and a 40,000-byte line in responses under 1 MiB, lines split at 16 KiB', async () => {
+      const id = taskId('chatty');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        const script = "head -c 40000 /dev/zero | tr '\\0' a; echo; seq 1 200000";
+        await call(agent.client, 'runTask', { task: task(id, [container('app', env.image, { ...creds(), command: ['sh', '-c', script] })]) });
+        await watch.waitForEvent('STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+      });
+      const responses = await readStream(agent.client.logs({ taskId: id, containerName: 'app', follow: false, streams: [], tail: undefined, since: undefined }));
+      const sizes = responses.map((r) => LogsResponse.encode(r).finish().length);
+      assert.ok(Math.max(...sizes) < 1024 * 1024, `a response of ${Math.max(...sizes)} bytes`);
+      const lines = responses.flatMap((r) => r.lines);
+      assert.deepEqual(lines.slice(0, 3).map((l) => [l.text.length, l.partial]), [[16384, true], [16384, true], [7232, false]]);
+      assert.equal(lines.length, 3 + 200_000);
+      assert.equal(Buffer.from(lines.at(-1)!.text).toString(), '200000');
     });
 
     it('counted no unexpected error', () => {

@@ -17,26 +17,23 @@ export function dockerSince(time: Date): string {
  */
 export async function* dockerLogLines(chunks: AsyncIterable<Buffer>): AsyncGenerator<LogLine> {
   let pending: Buffer = Buffer.alloc(0);
-  const open: Record<LogStream, Buffer> = { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
   for await (const chunk of chunks) {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     while (pending.length >= HEADER_BYTES) {
       const size = pending.readUInt32BE(4);
       if (pending.length < HEADER_BYTES + size) break;
       const stream = STREAMS[pending[0]!];
-      const payload = pending.subarray(HEADER_BYTES, HEADER_BYTES + size);
+      let data = pending.subarray(HEADER_BYTES, HEADER_BYTES + size);
       pending = pending.subarray(HEADER_BYTES + size);
       if (!stream) continue;
-      let data: Buffer = open[stream].length === 0 ? payload : Buffer.concat([open[stream], payload]);
+      // Each frame is one or more messages, each with its own time; a message without a newline
+      // is partial (Docker cut a long line at 16 KiB, or the process ended without one).
       for (let newline = data.indexOf(10); newline >= 0; newline = data.indexOf(10)) {
         yield parseLine(stream, data.subarray(0, newline), false);
         data = data.subarray(newline + 1);
       }
-      open[stream] = Buffer.from(data);
+      if (data.length > 0) yield parseLine(stream, data, true);
     }
-  }
-  for (const stream of ['stdout', 'stderr'] as const) {
-    if (open[stream].length > 0) yield parseLine(stream, open[stream], true);
   }
 }
 

@@ -380,12 +380,15 @@ export class DockerRuntime implements ContainerRuntime {
       since: options.since ? dockerSince(options.since) : 0,
     };
     const began = new Date();
-    // Without follow, dockerode answers with the whole body; with it, with the open response.
-    const body = await this.call(`read the logs of container ${id}`, (abortSignal) =>
-      this.docker.getContainer(id).logs({ ...query, abortSignal } as unknown as Docker.ContainerLogsOptions & { follow: false }) as Promise<Buffer | Readable>,
+    // Always as a stream (dockerode's logs() would read a whole log into memory without follow).
+    const stream = await this.call(
+      `read the logs of container ${id}`,
+      (abortSignal) =>
+        new Promise<Readable>((resolve, reject) => {
+          const dial = { path: `/containers/${id}/logs?`, method: 'GET', abortSignal, isStream: true, statusCodes: { 200: true, 404: 'no such container', 500: 'server error' }, options: query };
+          (this.docker.modem as unknown as { dial(o: object, cb: (error: unknown, data: unknown) => void): void }).dial(dial, (error, data) => (error ? reject(error) : resolve(data as Readable)));
+        }),
     );
-    if (Buffer.isBuffer(body)) return dockerLogLines((async function* () { yield body; })());
-    const stream = body as Readable;
     const close = () => stream.destroy();
     options.signal.addEventListener('abort', close, { once: true });
     // Nothing given yet: only lines written since the follow began are missing.
@@ -408,7 +411,7 @@ export class DockerRuntime implements ContainerRuntime {
         options.signal.removeEventListener('abort', close);
         close();
       }
-      if (options.signal.aborted) return;
+      if (options.signal.aborted || !options.follow) return;
       let skip = lastTime ? sameTime : 0;
       for await (const line of await catchUp(lastTime)) {
         if (lastTime && line.time.getTime() < lastTime.getTime()) continue;

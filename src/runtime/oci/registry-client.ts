@@ -29,6 +29,41 @@ export function sha256(data: Uint8Array): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
+/** The most berth reads of a manifest or index (the distribution spec's recommended 4 MiB)… */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** …of an image config… */
+export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+/** …of a token service's answer… */
+const MAX_TOKEN_BYTES = 1024 * 1024;
+/** …and of an error body (only its start is shown). */
+const MAX_ERROR_BYTES = 4096;
+
+/**
+ * A response body, read up to `max` bytes: a registry that sends more (or streams without end)
+ * fails the pull with "too large", and the rest is never read.
+ */
+export async function readBounded(response: Response, max: number, operation: string): Promise<Buffer> {
+  const declared = Number(response.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > max) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new RuntimeError('invalid', operation, `too large: ${declared} bytes, at most ${max} are read`);
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of (response.body ?? []) as AsyncIterable<Uint8Array>) {
+    size += chunk.length;
+    if (size > max) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new RuntimeError('invalid', operation, `too large: more than ${max} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Whether a reference's tag-or-digest is a digest (then what is fetched must have exactly it). */
+const isDigest = (tagOrDigest: string) => /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-f]{32,}$/.test(tagOrDigest);
+
 const isLoopback = (host: string) => /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host);
 
 /**
@@ -49,6 +84,16 @@ export class RegistryClient {
   /** The descriptor a tag (or digest) points at. */
   async resolve(name: ImageName, auth: RegistryAuth | undefined, signal?: AbortSignal): Promise<OciDescriptor> {
     const url = `${this.base(name)}/manifests/${name.tagOrDigest}`;
+    const descriptor = await this.describe(url, name, auth, signal);
+    // A pinned digest is a promise: a registry that answers with another manifest fails the pull.
+    if (isDigest(name.tagOrDigest) && descriptor.digest !== name.tagOrDigest) {
+      throw new RuntimeError('invalid', `resolve ${url}`, `the registry answered the pinned digest ${name.tagOrDigest} with manifest ${descriptor.digest}`);
+    }
+    if (descriptor.size > MAX_MANIFEST_BYTES) throw new RuntimeError('invalid', `resolve ${url}`, `the manifest is too large: ${descriptor.size} bytes, at most ${MAX_MANIFEST_BYTES} are read`);
+    return descriptor;
+  }
+
+  private async describe(url: string, name: ImageName, auth: RegistryAuth | undefined, signal?: AbortSignal): Promise<OciDescriptor> {
     const head = await this.request('HEAD', url, name, auth, { accept: MANIFEST_ACCEPT }, signal);
     const digest = head.headers.get('docker-content-digest');
     const mediaType = head.headers.get('content-type')?.split(';')[0];
@@ -56,23 +101,25 @@ export class RegistryClient {
     if (head.ok && digest && mediaType && Number.isFinite(size)) return { digest, mediaType, size };
     // Some registries answer HEAD without the digest: fetch and hash.
     const get = await this.request('GET', url, name, auth, { accept: MANIFEST_ACCEPT }, signal);
-    const body = new Uint8Array(await get.arrayBuffer());
-    const type = get.headers.get('content-type')?.split(';')[0] ?? (JSON.parse(Buffer.from(body).toString('utf8')) as { mediaType?: string }).mediaType ?? '';
+    const body = await readBounded(get, MAX_MANIFEST_BYTES, `GET ${url}`);
+    const type = get.headers.get('content-type')?.split(';')[0] ?? (JSON.parse(body.toString('utf8')) as { mediaType?: string }).mediaType ?? '';
     return { digest: sha256(body), mediaType: type, size: body.length };
   }
 
   /** A manifest or index, verified against its descriptor. */
   async fetchManifest(name: ImageName, descriptor: OciDescriptor, auth: RegistryAuth | undefined, signal?: AbortSignal): Promise<Buffer> {
+    if (descriptor.size > MAX_MANIFEST_BYTES) throw new RuntimeError('invalid', `fetch manifest ${descriptor.digest}`, `too large: ${descriptor.size} bytes, at most ${MAX_MANIFEST_BYTES} are read`);
     const response = await this.request('GET', `${this.base(name)}/manifests/${descriptor.digest}`, name, auth, { accept: MANIFEST_ACCEPT }, signal);
-    const body = Buffer.from(await response.arrayBuffer());
+    const body = await readBounded(response, MAX_MANIFEST_BYTES, `fetch manifest ${descriptor.digest}`);
     verify(`manifest ${descriptor.digest}`, body, descriptor);
     return body;
   }
 
   /** A small blob (an image config) in memory, verified. */
   async fetchSmallBlob(name: ImageName, descriptor: OciDescriptor, auth: RegistryAuth | undefined, signal?: AbortSignal): Promise<Buffer> {
+    if (descriptor.size > MAX_CONFIG_BYTES) throw new RuntimeError('invalid', `fetch blob ${descriptor.digest}`, `too large: ${descriptor.size} bytes, at most ${MAX_CONFIG_BYTES} are read`);
     const response = await this.request('GET', `${this.base(name)}/blobs/${descriptor.digest}`, name, auth, {}, signal);
-    const body = Buffer.from(await response.arrayBuffer());
+    const body = await readBounded(response, MAX_CONFIG_BYTES, `fetch blob ${descriptor.digest}`);
     verify(`blob ${descriptor.digest}`, body, descriptor);
     return body;
   }
@@ -102,7 +149,8 @@ export class RegistryClient {
       response = await this.send(method, url, { ...headers, ...this.authHeader(key) }, operation, signal);
     }
     if (response.ok) return response;
-    const detail = method === 'HEAD' ? `HTTP ${response.status}` : `HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`;
+    const detail =
+      method === 'HEAD' ? `HTTP ${response.status}` : `HTTP ${response.status}: ${(await readBounded(response, MAX_ERROR_BYTES, operation).catch(() => Buffer.alloc(0))).toString('utf8').slice(0, 300)}`;
     if (response.status === 401 || response.status === 403) throw new RuntimeError('unauthorized', operation, `${detail}${auth ? '' : ' (no credentials given)'}`);
     if (response.status === 404) throw new RuntimeError('not-found', operation, detail);
     throw new RuntimeError(response.status >= 500 ? 'unavailable' : 'internal', operation, detail);
@@ -113,14 +161,21 @@ export class RegistryClient {
     return value ? { authorization: value } : {};
   }
 
+  /**
+   * One request. The timeout runs until the headers arrive, not over the body: a large blob may
+   * take as long as it keeps coming (the image manager ends a pull that stops making progress).
+   */
   private async send(method: string, url: string, headers: Record<string, string>, operation: string, signal?: AbortSignal): Promise<Response> {
-    const timeout = AbortSignal.timeout(this.options.requestTimeoutMs);
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), this.options.requestTimeoutMs);
     try {
-      return await fetch(url, { method, headers, redirect: 'follow', signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+      return await fetch(url, { method, headers, redirect: 'follow', signal: signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal });
     } catch (error) {
-      if (timeout.aborted) throw new RuntimeError('timeout', operation, `no answer within ${this.options.requestTimeoutMs} ms`);
+      if (timeout.signal.aborted) throw new RuntimeError('timeout', operation, `no answer within ${this.options.requestTimeoutMs} ms`);
       if (signal?.aborted) throw new RuntimeError('internal', operation, 'aborted');
       throw new RuntimeError('unavailable', operation, error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error));
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -137,7 +192,13 @@ export class RegistryClient {
     url.searchParams.set('scope', challenge.params.scope ?? `repository:${name.repository}:pull`);
     const response = await this.send('GET', url.toString(), basic ? { authorization: basic } : {}, `token from ${url.origin}`, signal);
     if (!response.ok) throw new RuntimeError('unauthorized', operation, `the token service answered HTTP ${response.status}`);
-    const body = (await response.json()) as { token?: string; access_token?: string };
+    let body: { token?: string; access_token?: string };
+    try {
+      body = JSON.parse((await readBounded(response, MAX_TOKEN_BYTES, `token from ${url.origin}`)).toString('utf8')) as typeof body;
+    } catch (error) {
+      if (error instanceof RuntimeError) throw error;
+      throw new RuntimeError('unauthorized', operation, 'the token service sent no JSON');
+    }
     const token = body.token ?? body.access_token;
     if (!token) throw new RuntimeError('unauthorized', operation, 'the token service sent no token');
     return `Bearer ${token}`;
