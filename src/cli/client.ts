@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { credentials, Metadata, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
-import { TaskServiceClient } from '../gen/berth/agent/v1/task_service.js';
+import type { Task, TaskStatus } from '../gen/berth/agent/v1/task.js';
+import { TaskServiceClient, type ListTasksRequest, type ListTasksResponse } from '../gen/berth/agent/v1/task_service.js';
 import { readStatusDetails } from '../server/error-status.js';
 
 /** berthctl's exit codes. `exec` passes the command's own exit code through instead. */
@@ -115,4 +116,18 @@ export function explain(error: unknown, address: string): CliError {
     default:
       return new CliError(message, EXIT.failed);
   }
+}
+
+/** Every task ListTasks has for the filter, following its pages. */
+export async function listAllTasks(client: TaskServiceClient, filter: { statuses: TaskStatus[]; family: string }): Promise<Task[]> {
+  const tasks: Task[] = [];
+  let pageToken = '';
+  // Bounded: a page holds at least one task, and ids only grow from page to page.
+  for (let page = 0; page < 1_000_000; page++) {
+    const response = await unary<ListTasksRequest, ListTasksResponse>(client, 'listTasks', { ...filter, pageSize: 1000, pageToken });
+    tasks.push(...response.tasks);
+    if (!response.nextPageToken) break;
+    pageToken = response.nextPageToken;
+  }
+  return tasks;
 }

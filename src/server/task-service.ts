@@ -6,6 +6,7 @@ import type { TaskServiceServer, WatchEventsRequest, WatchEventsResponse } from 
 import { AGENT_VERSION } from '../version.js';
 import { toServiceError } from './error-status.js';
 import { durationToMs, fromPbLogStreams, fromPbTaskStatus, taskDefinitionInput, toPbContainerStats, toPbEvent, toPbLogLine, toPbTask } from './mapping.js';
+import { pageOfTasks, pagesOf } from './paging.js';
 import { forEachBatch, serveStream, writeMessage } from './streaming.js';
 
 export interface TaskServiceOptions {
@@ -40,7 +41,11 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
     getTask: unary((request) => ({ task: toPbTask(engine.getTask(request.taskId)) })),
     listTasks: unary((request) => {
       const statuses = request.statuses.map(fromPbTaskStatus).filter((s): s is TaskStatus => s !== undefined);
-      return { tasks: engine.listTasks({ statuses, family: request.family }).map(toPbTask) };
+      const tasks = engine
+        .listTasks({ statuses, family: request.family })
+        .sort((a, b) => (a.definition.id < b.definition.id ? -1 : a.definition.id > b.definition.id ? 1 : 0))
+        .map(toPbTask);
+      return pageOfTasks(tasks, request.pageSize, request.pageToken);
     }),
     exec: (call, callback) => {
       const { taskId, containerName, command, timeout } = call.request;
@@ -126,7 +131,11 @@ async function watchEvents(engine: TaskEngine, call: ServerWritableStream<WatchE
   };
   try {
     if (watch.snapshot) {
-      await write({ kind: { $case: 'snapshot', value: { sequence: watch.snapshot.sequence, tasks: watch.snapshot.tasks.map(toPbTask) } } });
+      const parts = [...pagesOf(watch.snapshot.tasks.map(toPbTask))];
+      if (parts.length === 0) parts.push([]);
+      for (const [i, tasks] of parts.entries()) {
+        await write({ kind: { $case: 'snapshot', value: { sequence: watch.snapshot.sequence, tasks, more: i < parts.length - 1 } } });
+      }
     }
     while (!ended.signal.aborted) {
       const events = await watcher.next(options.heartbeatIntervalMs);

@@ -154,6 +154,39 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       assert.equal(Buffer.from(lines.at(-1)!.text).toString(), '200000');
     });
 
+    it('pages ListTasks and splits the WatchEvents snapshot so that no answer passes 4 MiB, with 5 MB of tasks', async () => {
+      const prefix = taskId('big');
+      const ids = Array.from({ length: 20 }, (_, i) => `${prefix}-${String(i).padStart(2, '0')}`);
+      // 250 KB of environment each; the image is missing, so the tasks stop at once.
+      const environment = Object.fromEntries(Array.from({ length: 250 }, (_, i) => [`V${i}`, 'x'.repeat(1000)]));
+      await watching(agent.client, { taskIds: ids, fromSequence: 1 }, async (watch) => {
+        for (const id of ids) await call(agent.client, 'runTask', { task: task(id, [container('app', env.missingImage, { ...creds(), environment })]) });
+        for (const id of ids) await watch.waitForEvent(`${id} STOPPED`, is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+      });
+      const seen: string[] = [];
+      let pageToken = '';
+      let pages = 0;
+      do {
+        const page = await call<object, { tasks: { definition?: { id: string } }[]; nextPageToken: string }>(agent.client, 'listTasks', { statuses: [], family: 'test', pageSize: 0, pageToken });
+        seen.push(...page.tasks.map((t) => t.definition!.id));
+        pageToken = page.nextPageToken;
+        pages++;
+      } while (pageToken && pages < 50);
+      assert.ok(pages > 1, 'more than one page');
+      for (const id of ids) assert.equal(seen.filter((s) => s === id).length, 1, `${id} listed once`);
+      const snapshot = new EventCollector(agent.client, { includeSnapshot: true, taskIds: ids });
+      try {
+        await snapshot.waitFor('the last snapshot part', (m) => m.kind?.$case === 'snapshot' && !m.kind.value.more, 30_000);
+        const parts = snapshot.messages.filter((m) => m.kind?.$case === 'snapshot');
+        assert.ok(parts.length > 1, 'the snapshot came in parts');
+        const inSnapshot = parts.flatMap((m) => (m.kind?.$case === 'snapshot' ? m.kind.value.tasks.map((t) => t.definition!.id) : []));
+        assert.deepEqual([...inSnapshot].sort(), [...ids].sort());
+      } finally {
+        snapshot.close();
+      }
+      await refused(call(agent.client, 'listTasks', { statuses: [], family: '', pageSize: 0, pageToken: 'not-a-token' }), status.INVALID_ARGUMENT);
+    });
+
     it('counted no unexpected error', () => {
       assert.equal(totalInternalErrors(), internalBefore);
     });

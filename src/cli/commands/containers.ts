@@ -2,7 +2,7 @@ import type { ClientReadableStream } from '@grpc/grpc-js';
 import { parseDuration } from '../../config/duration.js';
 import { TaskStatus, type Task } from '../../gen/berth/agent/v1/task.js';
 import { LogStream, type ExecResponse, type GetTaskResponse, type ListTasksResponse, type LogsResponse, type StatsResponse } from '../../gen/berth/agent/v1/task_service.js';
-import { CliError, EXIT, unary } from '../client.js';
+import { CliError, EXIT, listAllTasks, unary } from '../client.js';
 import type { Command, CommandContext } from '../command.js';
 import { bytes, table } from '../format.js';
 
@@ -149,8 +149,8 @@ Without TASK, every running task.`,
     if (intervalMs === undefined) throw new CliError(`--interval must be a duration such as 2s (got "${String(values.interval)}")`, EXIT.usage);
     let taskIds = positionals;
     if (taskIds.length === 0) {
-      const listed = await unary<object, ListTasksResponse>(ctx.client, 'listTasks', { statuses: [TaskStatus.TASK_STATUS_RUNNING], family: '' });
-      taskIds = listed.tasks.map((t: Task) => t.definition!.id);
+      const listed = await listAllTasks(ctx.client, { statuses: [TaskStatus.TASK_STATUS_RUNNING], family: '' });
+      taskIds = listed.map((t: Task) => t.definition!.id);
       if (taskIds.length === 0) {
         ctx.stdout.write('no running tasks\n');
         return EXIT.ok;

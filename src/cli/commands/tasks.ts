@@ -1,7 +1,7 @@
 import { Task, TaskStatus } from '../../gen/berth/agent/v1/task.js';
 import { GetAgentInfoResponse, type GetTaskResponse, type ListTasksResponse, type StopTaskResponse } from '../../gen/berth/agent/v1/task_service.js';
 import { NetworkMode } from '../../gen/berth/agent/v1/task_definition.js';
-import { CliError, EXIT, unary } from '../client.js';
+import { CliError, EXIT, listAllTasks, unary } from '../client.js';
 import type { Command } from '../command.js';
 import { age, bytes, containerState, ports, runningCount, statusWithDesired, table, taskStatusName } from '../format.js';
 import { waitForTask } from './wait.js';
@@ -26,8 +26,8 @@ export const psCommand: Command = {
   options: { all: { type: 'boolean', short: 'a' }, family: { type: 'string' }, ...outputOption },
   async run(ctx, values) {
     const output = checkOutput(values.output);
-    const response = await unary<object, ListTasksResponse>(ctx.client, 'listTasks', { statuses: [], family: (values.family as string) ?? '' });
-    const tasks = response.tasks
+    const listed = await listAllTasks(ctx.client, { statuses: [], family: (values.family as string) ?? '' });
+    const tasks = listed
       .filter((t) => values.all || t.knownStatus !== TaskStatus.TASK_STATUS_STOPPED)
       .sort((a, b) => (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0));
     if (output === 'json') {

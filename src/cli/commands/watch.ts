@@ -45,8 +45,9 @@ line.`,
         const kind = message.kind;
         if (kind?.$case === 'snapshot') {
           board.load(kind.value.tasks);
+          // A large snapshot comes in parts: print once the last one is in.
           if (live) draw();
-          else for (const line of board.lines()) ctx.stdout.write(`${line}\n`);
+          else if (!kind.value.more) for (const line of board.lines()) ctx.stdout.write(`${line}\n`);
         } else if (kind?.$case === 'event') {
           const event = kind.value;
           if (!board.apply(event)) {
