@@ -101,7 +101,7 @@ export class ContainerAccess {
    * Runs a command in a running container (what `docker exec` and `kubectl exec` do, without a
    * terminal). The output is stdout and stderr interleaved, at most 1 MiB.
    */
-  async exec(taskId: string, containerName: string, command: string[], timeoutMs = EXEC_DEFAULT_TIMEOUT_MS, signal?: AbortSignal): Promise<{ exitCode: number; output: string }> {
+  async exec(taskId: string, containerName: string, command: string[], timeoutMs = EXEC_DEFAULT_TIMEOUT_MS, signal?: AbortSignal): Promise<{ exitCode: number; output: Buffer }> {
     const violations: FieldViolation[] = [];
     const { commandArguments, commandBytes } = this.limits;
     if (command.length > commandArguments) violations.push({ field: 'command', description: `must have at most ${commandArguments} arguments (limit limits.commandArguments)` });

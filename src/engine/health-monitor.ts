@@ -52,7 +52,8 @@ export class HealthMonitor {
     try {
       const result = await this.runtime.exec(this.runtimeId, this.check.command, { timeoutMs: this.check.timeoutMs, maxOutputBytes: HEALTH_OUTPUT_LIMIT });
       passed = result.exitCode === 0;
-      output = result.exitCode === 0 ? result.output : `${result.output}${result.output.endsWith('\n') || result.output === '' ? '' : '\n'}exit code ${result.exitCode}`;
+      const text = result.output.toString('utf8');
+      output = result.exitCode === 0 ? text : `${text}${text.endsWith('\n') || text === '' ? '' : '\n'}exit code ${result.exitCode}`;
     } catch (error) {
       output = error instanceof Error ? error.message : String(error);
     }

@@ -284,7 +284,7 @@ export class TaskEngine {
   }
 
   /** Runs a command in a running container of a task (see ContainerAccess). */
-  exec(taskId: string, containerName: string, command: string[], timeoutMs?: number, signal?: AbortSignal): Promise<{ exitCode: number; output: string }> {
+  exec(taskId: string, containerName: string, command: string[], timeoutMs?: number, signal?: AbortSignal): Promise<{ exitCode: number; output: Buffer }> {
     return this.access.exec(taskId, containerName, command, timeoutMs, signal);
   }
 

@@ -126,8 +126,8 @@ export interface ExecOptions {
 
 export interface ExecResult {
   exitCode: number;
-  /** stdout and stderr, interleaved as they arrived. */
-  output: string;
+  /** stdout and stderr, interleaved as they arrived, as bytes (not necessarily UTF-8). */
+  output: Buffer;
 }
 
 export type LogStream = 'stdout' | 'stderr';

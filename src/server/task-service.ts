@@ -53,7 +53,7 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
       const cancelled = new AbortController();
       call.on('cancelled', () => cancelled.abort());
       engine.exec(taskId, containerName, command, durationToMs(timeout), cancelled.signal).then(
-        (result) => callback(null, { exitCode: result.exitCode, output: Buffer.from(result.output, 'utf8') }),
+        (result) => callback(null, { exitCode: result.exitCode, output: result.output }),
         (error: unknown) => callback(toServiceError(error)),
       );
     },

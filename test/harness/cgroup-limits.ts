@@ -16,7 +16,7 @@ export async function cgroupLimits(runtime: ContainerRuntime, id: string): Promi
   const read = async (path: string) => {
     const result = await runtime.exec(id, ['cat', `/sys/fs/cgroup/${path}`], { timeoutMs: 10_000 });
     if (result.exitCode !== 0) throw new Error(`cannot read ${path}: ${result.output}`);
-    return result.output.trim();
+    return result.output.toString('utf8').trim();
   };
   return {
     memoryBytes: Number(await read('memory/memory.limit_in_bytes')),

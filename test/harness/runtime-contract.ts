@@ -158,7 +158,7 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       assert.ok(pid !== undefined && pid > 1, `pid ${pid}`);
       const joiner = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'], network: 'container', networkContainer: { id: holder, netnsPath: `/proc/${pid}/ns/net` } }));
       await ctx.runtime.startContainer(joiner);
-      const namespaceOf = async (id: string) => (await ctx.runtime.exec(id, ['ls', '-l', '/proc/self/ns/net'], { timeoutMs: 10_000 })).output.match(/net:\[\d+\]/)?.[0];
+      const namespaceOf = async (id: string) => (await ctx.runtime.exec(id, ['ls', '-l', '/proc/self/ns/net'], { timeoutMs: 10_000 })).output.toString('utf8').match(/net:\[\d+\]/)?.[0];
       const held = await namespaceOf(holder);
       assert.ok(held, 'the namespace of the holder');
       assert.equal(await namespaceOf(joiner), held);
@@ -171,19 +171,23 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       await ctx.runtime.removeContainer(stopped);
     });
 
-    it('runs exec in a running container', async () => {
+    it('runs exec in a running container, its output passed as bytes', async () => {
       const id = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'] }));
       await ctx.runtime.startContainer(id);
       const ok = await ctx.runtime.exec(id, ['sh', '-c', 'echo out; echo err >&2; exit 4'], { timeoutMs: 10_000 });
       assert.equal(ok.exitCode, 4);
-      assert.match(ok.output, /out/);
-      assert.match(ok.output, /err/);
+      assert.match(ok.output.toString('utf8'), /out/);
+      assert.match(ok.output.toString('utf8'), /err/);
+      // Bytes that are not UTF-8 arrive as they were written.
+      const binary = await ctx.runtime.exec(id, ['sh', '-c', "printf '\\377\\376\\000x'"], { timeoutMs: 10_000 });
+      assert.deepEqual([...binary.output], [0xff, 0xfe, 0x00, 0x78]);
       // A command that exits at once still has all of its output, from both streams (their
       // order against each other is not kept: they are two pipes).
       for (let i = 0; i < 40; i++) {
         const quick = await ctx.runtime.exec(id, ['sh', '-c', `echo out ${i}; echo err ${i} >&2; printf tail`], { timeoutMs: 10_000 });
         const expected = [`out ${i}\n`, `err ${i}\n`, 'tail'];
-        assert.ok(expected.every((piece) => quick.output.includes(piece)) && quick.output.length === expected.join('').length, `run ${i}: ${JSON.stringify(quick.output)}`);
+        const text = quick.output.toString('utf8');
+        assert.ok(expected.every((piece) => text.includes(piece)) && text.length === expected.join('').length, `run ${i}: ${JSON.stringify(text)}`);
       }
       await ctx.runtime.removeContainer(id);
     });

@@ -145,7 +145,7 @@ export class FakeRuntime implements ContainerRuntime {
   }
 
   /** What exec answers; a test replaces it to drive health checks. */
-  execResult: (id: string, command: string[]) => ExecResult | Promise<ExecResult> = () => ({ exitCode: 0, output: '' });
+  execResult: (id: string, command: string[]) => ExecResult | Promise<ExecResult> = () => ({ exitCode: 0, output: Buffer.alloc(0) });
 
   async exec(id: string, command: string[]): Promise<ExecResult> {
     this.calls.push(`exec ${this.containers.get(id)?.labels['berth.container-name']}`);

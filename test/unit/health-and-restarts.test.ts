@@ -41,7 +41,8 @@ describe('health checks and restarts in a task (fake runtime)', () => {
     t.runtime.execResult = () => {
       count++;
       for (const w of waiting.filter((x) => count >= x.n)) w.resolve();
-      return answer();
+      const { exitCode, output } = answer();
+      return { exitCode, output: Buffer.from(output) };
     };
     return { reached: (n: number) => new Promise<void>((resolve) => (count >= n ? resolve() : waiting.push({ n, resolve }))) };
   }
@@ -83,7 +84,7 @@ describe('health checks and restarts in a task (fake runtime)', () => {
 
   it('stops the task when a HEALTHY dependency misses its start timeout', async () => {
     await setup();
-    t.runtime.execResult = () => ({ exitCode: 1, output: '' });
+    t.runtime.execResult = () => ({ exitCode: 1, output: Buffer.alloc(0) });
     t.engine.runTask(taskInput('t', [
       containerInput('db', { essential: false, healthCheck: { ...check, retries: 100 }, startTimeoutMs: 300 }),
       containerInput('app', { dependsOn: [{ containerName: 'db', condition: 'HEALTHY' }] }),

@@ -174,7 +174,7 @@ export async function* readLogFile(path: string, options: LogOptions, exited: Pr
 }
 
 /** A log file's text as the process wrote it (both streams, in order), at most `limit` bytes. */
-export async function readOutput(path: string, limit: number): Promise<string> {
+export async function readOutput(path: string, limit: number): Promise<Buffer> {
   const pieces: Buffer[] = [];
   let size = 0;
   await readRecords(path, 0, (line) => {
@@ -184,7 +184,7 @@ export async function readOutput(path: string, limit: number): Promise<string> {
       size += Math.min(piece.length, limit - size);
     }
   });
-  return Buffer.concat(pieces).toString('utf8');
+  return Buffer.concat(pieces);
 }
 
 const NEWLINE = Buffer.from('\n');

@@ -338,7 +338,7 @@ export class DockerRuntime implements ContainerRuntime {
               });
               if (abortSignal.aborted) throw abortSignal.reason;
               const result = await exec.inspect({ abortSignal });
-              return { exitCode: result.ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8') };
+              return { exitCode: result.ExitCode ?? -1, output: Buffer.concat(chunks) };
             } finally {
               abortSignal.removeEventListener('abort', destroy);
               destroy();
