@@ -117,7 +117,7 @@ export type FuzzRequest =
   | { rpc: 'runTask'; task: TaskDefinition; valid: boolean }
   | { rpc: 'stopTask'; taskId: string; reason: string }
   | { rpc: 'getTask'; taskId: string }
-  | { rpc: 'listTasks'; statuses: number[]; family: string }
+  | { rpc: 'listTasks'; statuses: number[]; family: string; pageSize: number; pageToken: string }
   | { rpc: 'exec'; taskId: string; containerName: string; command: string[]; timeout?: { seconds: number; nanos: number } }
   | { rpc: 'watchEvents'; fromSequence: number; includeSnapshot: boolean; taskIds: string[] }
   | { rpc: 'logs'; taskId: string; containerName: string; follow: boolean; tail: number; streams: number[] }
@@ -132,7 +132,7 @@ export function anyRequest(image: string, idPrefix: string, ids: () => string[],
     { weight: 2, arbitrary: validDefinition(image, idPrefix, {}, networkModes).map((t) => ({ rpc: 'runTask' as const, task: t, valid: true })) },
     { weight: 1, arbitrary: fc.record({ taskId, reason: anyString }).map((r) => ({ rpc: 'stopTask' as const, ...r })) },
     { weight: 1, arbitrary: taskId.map((id) => ({ rpc: 'getTask' as const, taskId: id })) },
-    { weight: 1, arbitrary: fc.record({ statuses: fc.array(anyEnum, { maxLength: 4 }), family: anyString }).map((r) => ({ rpc: 'listTasks' as const, ...r })) },
+    { weight: 1, arbitrary: fc.record({ statuses: fc.array(anyEnum, { maxLength: 4 }), family: anyString, pageSize: fc.oneof(fc.constant(0), anyInt), pageToken: fc.oneof(fc.constant(''), anyString) }).map((r) => ({ rpc: 'listTasks' as const, ...r })) },
     { weight: 1, arbitrary: fc.record({ taskId, containerName: anyString, command: fc.array(anyString, { maxLength: 4 }), timeout: anyDuration }).map((r) => ({ rpc: 'exec' as const, ...r })) },
     { weight: 1, arbitrary: fc.record({ fromSequence: seq, includeSnapshot: fc.boolean(), taskIds: fc.array(anyString, { maxLength: 3 }) }).map((r) => ({ rpc: 'watchEvents' as const, ...r })) },
     { weight: 1, arbitrary: fc.record({ taskId, containerName: anyString, follow: fc.boolean(), tail: fc.integer({ min: 0, max: 100_000 }), streams: fc.array(anyEnum, { maxLength: 3 }) }).map((r) => ({ rpc: 'logs' as const, ...r })) },
@@ -183,7 +183,7 @@ export function send(client: TaskServiceClient, request: FuzzRequest): Promise<F
     case 'getTask':
       return unary('getTask', { taskId: request.taskId });
     case 'listTasks':
-      return unary('listTasks', { statuses: request.statuses, family: request.family });
+      return unary('listTasks', { statuses: request.statuses, family: request.family, pageSize: request.pageSize, pageToken: request.pageToken });
     case 'exec':
       return unary('exec', { taskId: request.taskId, containerName: request.containerName, command: request.command, timeout: request.timeout });
     case 'watchEvents':

@@ -35,7 +35,7 @@ describe('containerd log files (berth-log-writer records)', () => {
     assert.deepEqual(await read(join(dir, 'missing.log'), { tail: 5 }), []);
     const output = join(dir, 'exec.log');
     writeFileSync(output, [record(1, 'stdout', 'F'), record(2, 'stderr', 'P'), record(3, 'stderr', 'F')].join(''));
-    assert.equal(await readOutput(output, 1 << 20), `line 1 ${'x'}\nline 2 ${'x'.repeat(2)}line 3 ${'x'.repeat(3)}\n`);
-    assert.equal(await readOutput(output, 5), 'line ');
+    assert.equal((await readOutput(output, 1 << 20)).toString(), `line 1 ${'x'}\nline 2 ${'x'.repeat(2)}line 3 ${'x'.repeat(3)}\n`);
+    assert.equal((await readOutput(output, 5)).toString(), 'line ');
   });
 });
