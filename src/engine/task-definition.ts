@@ -99,6 +99,12 @@ export interface TaskDefinition {
   cpuUnits: number;
   /** 0: the sum of the containers' memory reservations (else limits). */
   memoryMib: number;
+  /**
+   * The definition exactly as the client sent it (fields it left unset still unset, its
+   * credentials removed), opaque to the engine: kept so that the definition is answered back as
+   * it was sent, and a client can compare the two. Absent in definitions saved before it existed.
+   */
+  clientForm?: Record<string, unknown>;
 }
 
 function canonical(value: unknown): unknown {
@@ -114,9 +120,9 @@ function canonical(value: unknown): unknown {
   return value;
 }
 
-/** A definition without its containers' registry credentials. */
+/** A definition without its containers' registry credentials (nor the client's form of it). */
 function withoutCredentials(d: TaskDefinition): TaskDefinition {
-  return { ...d, containers: d.containers.map((c) => ({ ...c, registryCredentials: undefined })) };
+  return { ...d, clientForm: undefined, containers: d.containers.map((c) => ({ ...c, registryCredentials: undefined })) };
 }
 
 /**

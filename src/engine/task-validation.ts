@@ -19,6 +19,8 @@ import {
  * ("UNSPECIFIED" when the client left them out), optional fields may be missing.
  */
 export interface TaskDefinitionInput {
+  /** The definition as the client wrote it, without credentials (see TaskDefinition.clientForm). */
+  clientForm?: Record<string, unknown>;
   id: string;
   family?: string;
   revision?: number;
@@ -434,5 +436,5 @@ export function validateTaskDefinition(input: TaskDefinitionInput, limits: Reque
 
   if (v.length > 0) throw new InvalidArgumentError(v);
   networkMode ??= 'bridge';
-  return { id: input.id, family, revision, networkMode, containers, cpuUnits, memoryMib };
+  return { id: input.id, family, revision, networkMode, containers, cpuUnits, memoryMib, clientForm: input.clientForm };
 }

@@ -24,6 +24,7 @@ import {
   dependencyConditionToJSON,
   networkModeToJSON,
   transportProtocolToJSON,
+  TaskDefinition as PbTaskDefinition,
   type TaskDefinition,
 } from '../gen/berth/agent/v1/task_definition.js';
 import type { Duration } from '../gen/google/protobuf/duration.js';
@@ -46,6 +47,7 @@ function msToDuration(ms: number | undefined): Duration | undefined {
 export function taskDefinitionInput(task: TaskDefinition | undefined): TaskDefinitionInput {
   const t = task ?? { id: '', family: '', revision: 0, networkMode: NetworkMode.NETWORK_MODE_UNSPECIFIED, containers: [], cpuUnits: 0, memoryMib: 0 };
   return {
+    clientForm: PbTaskDefinition.toJSON({ ...t, containers: t.containers.map((c) => ({ ...c, registryCredentials: undefined })) }) as Record<string, unknown>,
     id: t.id,
     family: t.family,
     revision: t.revision,
@@ -111,8 +113,12 @@ const CONDITION = {
 
 const PROTOCOL = { tcp: TransportProtocol.TRANSPORT_PROTOCOL_TCP, udp: TransportProtocol.TRANSPORT_PROTOCOL_UDP } as const;
 
-/** The validated definition, with defaults applied, as the client will read it back. */
+/**
+ * The definition as the client will read it back: as it sent it (credentials aside), or, for a
+ * definition saved before the client's form was kept, the validated one with defaults applied.
+ */
 export function toPbDefinition(d: DomainTaskDefinition): TaskDefinition {
+  if (d.clientForm) return PbTaskDefinition.fromJSON(d.clientForm);
   return {
     id: d.id,
     family: d.family,

@@ -187,6 +187,19 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       await refused(call(agent.client, 'listTasks', { statuses: [], family: '', pageSize: 0, pageToken: 'not-a-token' }), status.INVALID_ARGUMENT);
     });
 
+    it('answers RunTask and GetTask with the definition as it was sent: unset fields stay unset, credentials left out', async () => {
+      const id = taskId('as-sent');
+      const sent = task(id, [
+        container('app', env.image, { ...creds(), command: ['sleep', '300'], healthCheck: { command: ['true'], interval: undefined, timeout: { seconds: 2, nanos: 0 }, retries: 0, startPeriod: undefined } }),
+        container('side', env.image, { ...creds(), command: ['sleep', '300'], essential: false, restartPolicy: { enabled: false, ignoredExitCodes: [], restartAttemptPeriod: undefined } }),
+      ], { networkMode: NetworkMode.NETWORK_MODE_UNSPECIFIED });
+      const expected = { ...sent, containers: sent.containers.map((c) => ({ ...c, registryCredentials: undefined })) };
+      const answered = await call<object, { task?: { definition?: unknown } }>(agent.client, 'runTask', { task: sent });
+      assert.deepEqual(answered.task?.definition, expected);
+      assert.deepEqual((await call<object, { task?: { definition?: unknown } }>(agent.client, 'getTask', { taskId: id })).task?.definition, expected);
+      await call(agent.client, 'stopTask', { taskId: id, reason: '' });
+    });
+
     it('counted no unexpected error', () => {
       assert.equal(totalInternalErrors(), internalBefore);
     });
