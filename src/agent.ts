@@ -40,8 +40,8 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
     (cfg: BerthConfig, metrics: AgentMetrics): ContainerRuntime => {
       const runtime =
         cfg.runtime.kind === 'docker'
-          ? new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs })
-          : new ContainerdRuntime({ ...cfg.runtime.containerd, pullTimeoutMs: cfg.images.pullTimeoutMs, stateDir: join(cfg.dataDir, 'containerd') });
+          ? new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs, logRotation: cfg.logs })
+          : new ContainerdRuntime({ ...cfg.runtime.containerd, pullTimeoutMs: cfg.images.pullTimeoutMs, stateDir: join(cfg.dataDir, 'containerd'), logRotation: cfg.logs });
       // Every runtime call is timed for the metrics; the engine sees the same contract.
       return new InstrumentedRuntime(runtime, metrics);
     },

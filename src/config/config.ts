@@ -106,6 +106,8 @@ export interface BerthConfig {
   };
   /** Bounds on what one request may carry (src/engine/request-limits.ts; README, Limits). */
   limits: RequestLimits;
+  /** Containers' output kept by the runtime: rotated files of at most maxFileBytes, maxFiles in all. */
+  logs: { maxFileBytes: number; maxFiles: number };
   events: {
     /** Events kept for replay: at most this many… */
     retain: number;
@@ -166,6 +168,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       gpuIds: [],
     },
     limits: { ...DEFAULT_REQUEST_LIMITS },
+    logs: { maxFileBytes: 20 * 1024 * 1024, maxFiles: 5 },
     events: { retain: 100_000, retainFor: '24h', maxWatcherLag: 10_000, heartbeatInterval: '10s' },
     security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false },
     metrics: {},
@@ -348,6 +351,7 @@ export function compileConfig(raw: Raw): BerthConfig {
     limits: Object.fromEntries(
       (Object.keys(DEFAULT_REQUEST_LIMITS) as (keyof RequestLimits)[]).map((key) => [key, read.integer(`limits.${key}`, 1, MAX_LIMIT)]),
     ) as unknown as RequestLimits,
+    logs: { maxFileBytes: read.integer('logs.maxFileBytes', 64 * 1024, 2 ** 40), maxFiles: read.integer('logs.maxFiles', 1, 100) },
     security: {
       allowPrivileged: read.boolean('security.allowPrivileged'),
       allowHostPathMounts: read.boolean('security.allowHostPathMounts'),

@@ -115,6 +115,12 @@ export interface ContainerInfo {
   pid?: number;
 }
 
+/** How much output of one container is kept: files of at most `maxFileBytes`, `maxFiles` in all. */
+export interface LogRotation {
+  maxFileBytes: number;
+  maxFiles: number;
+}
+
 export interface ExecOptions {
   /** The command is killed (with what it started) when it runs longer than this… */
   timeoutMs?: number;

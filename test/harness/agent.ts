@@ -48,6 +48,8 @@ export async function startTestAgent(
     metrics: { ...(base.metrics as object), ...(overrides.metrics as object) },
     metadata: { ...(base.metadata as object), ...(overrides.metadata as object) },
     security: { ...(base.security as object), ...(overrides.security as object) },
+    logs: { ...(base.logs as object), ...(overrides.logs as object) },
+    limits: { ...(base.limits as object), ...(overrides.limits as object) },
     network: networkSection(base.network as Record<string, unknown>, typeof target === 'string' ? undefined : target.networkConfig, overrides.network as Record<string, unknown> | undefined),
   };
   const config = compileConfig(raw as Record<string, unknown>);

@@ -200,6 +200,33 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       await call(agent.client, 'stopTask', { taskId: id, reason: '' });
     });
 
+    it('keeps at most logs.maxFiles files of logs.maxFileBytes of a container that writes 2.7 MB', async () => {
+      const small = await startTestAgent(env, { images: { registryCredentials: { [env.registry.address]: env.credentials } }, logs: { maxFileBytes: 65536, maxFiles: 2 } });
+      try {
+        const id = taskId('yes');
+        await watching(small.client, { taskIds: [id] }, async (watch) => {
+          await call(small.client, 'runTask', { task: task(id, [container('app', env.image, { command: ['seq', '1', '400000'] })]) });
+          await watch.waitForEvent('STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+        });
+        const read = async () => (await readStream(small.client.logs({ taskId: id, containerName: 'app', follow: false, streams: [], tail: undefined, since: undefined }))).flatMap((r) => r.lines.map((l) => Buffer.from(l.text).toString()));
+        // The log writer may still be writing what the process wrote just before it exited.
+        let lines = await read();
+        for (let i = 0; i < 100 && lines.at(-1) !== '400000'; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          lines = await read();
+        }
+        const bytes = lines.reduce((sum, l) => sum + l.length + 1, 0);
+        assert.equal(lines.at(-1), '400000', 'the newest lines are kept');
+        assert.ok(bytes <= 2 * 65536, `${bytes} bytes of output kept`);
+        assert.ok(lines.length > 1000, `only ${lines.length} lines kept`);
+        // The lines kept are the last ones, in order.
+        const first = Number(lines[0]);
+        assert.deepEqual(lines.map(Number), Array.from({ length: lines.length }, (_, i) => first + i));
+      } finally {
+        await small.stop();
+      }
+    });
+
     it('counted no unexpected error', () => {
       assert.equal(totalInternalErrors(), internalBefore);
     });

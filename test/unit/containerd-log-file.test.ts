@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -37,5 +37,42 @@ describe('containerd log files (berth-log-writer records)', () => {
     writeFileSync(output, [record(1, 'stdout', 'F'), record(2, 'stderr', 'P'), record(3, 'stderr', 'F')].join(''));
     assert.equal((await readOutput(output, 1 << 20)).toString(), `line 1 ${'x'}\nline 2 ${'x'.repeat(2)}line 3 ${'x'.repeat(3)}\n`);
     assert.equal((await readOutput(output, 5)).toString(), 'line ');
+  });
+});
+
+describe('rotated containerd log files', () => {
+  const records = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => record(from + i)).join('');
+  const names = (lines: string[]) => lines.map((l) => l.split(':')[1]);
+
+  it('reads the rotated files before the current one, and a tail that reaches into them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-rotated-'));
+    const path = join(dir, 'container.log');
+    writeFileSync(`${path}.2`, records(0, 100));
+    writeFileSync(`${path}.1`, records(100, 200));
+    writeFileSync(path, records(200, 250));
+    const all = await read(path, {});
+    assert.deepEqual(names(all), Array.from({ length: 250 }, (_, i) => `line ${i}`));
+    assert.deepEqual(names(await read(path, { tail: 120 })), Array.from({ length: 120 }, (_, i) => `line ${130 + i}`));
+    assert.deepEqual(await read(path, { tail: 1000 }), all);
+  });
+
+  it('follows a log across a rotation: the rest of the old file, then the new one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-rotating-'));
+    const path = join(dir, 'container.log');
+    writeFileSync(path, records(0, 10));
+    let exit!: () => void;
+    const exited = new Promise<void>((resolve) => (exit = resolve));
+    const seen: string[] = [];
+    const follow = (async () => {
+      for await (const line of readLogFile(path, { follow: true, signal: new AbortController().signal }, exited)) seen.push(line.text.toString('utf8').split(' ').slice(0, 2).join(' '));
+    })();
+    while (seen.length < 10) await new Promise((resolve) => setTimeout(resolve, 20));
+    // What the writer does: a last record in the old file, the rename, a new file.
+    appendFileSync(path, records(10, 12));
+    renameSync(path, `${path}.1`);
+    writeFileSync(path, records(12, 20));
+    exit();
+    await follow;
+    assert.deepEqual(seen, Array.from({ length: 20 }, (_, i) => `line ${i}`));
   });
 });

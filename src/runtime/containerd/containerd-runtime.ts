@@ -24,6 +24,7 @@ import type {
   ImageInfo,
   LogLine,
   LogOptions,
+  LogRotation,
   PullOptions,
   RuntimeEvent,
   RuntimeVersion,
@@ -50,6 +51,8 @@ export interface ContainerdRuntimeOptions {
   logWriterPath?: string;
   /** runc's state root of the runc v2 shim (without the namespace); /run/containerd/runc by default. */
   runcRoot?: string;
+  /** Containers' log files are rotated by this (by the log writer); unbounded when unset. */
+  logRotation?: LogRotation;
 }
 
 const SPEC_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
@@ -165,8 +168,10 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   /** The stdout/stderr URI that has the shim hand a process's output to berth's log writer, into `file`. */
-  private outputUri(file: string): string {
-    return `binary://${encodeURI(this.logWriter)}?file=${encodeURIComponent(file)}`;
+  /** The shim's output URI: berth's log writer, rotating a container's log when `rotation` is given. */
+  private outputUri(file: string, rotation?: LogRotation): string {
+    const limits = rotation ? `&max-size=${rotation.maxFileBytes}&max-files=${rotation.maxFiles}` : '';
+    return `binary://${encodeURI(this.logWriter)}?file=${encodeURIComponent(file)}${limits}`;
   }
 
   private logFileOf(container: Container): string {
@@ -290,7 +295,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       const logFile = this.logFileOf(container);
       await mkdir(dirname(logFile), { recursive: true });
       // The shim gives the process's stdout and stderr to berth's log writer, which stamps each line.
-      const output = this.outputUri(logFile);
+      const output = this.outputUri(logFile, this.options.logRotation);
       const createTask = () =>
         c.call(`create task ${id}`, c.tasks, c.tasks.create, {
           containerId: id,

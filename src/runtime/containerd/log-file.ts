@@ -32,35 +32,65 @@ export function parseLogRecord(record: Buffer): LogLine | undefined {
   return { time, stream: stream as LogStream, text: third < 0 ? Buffer.alloc(0) : Buffer.from(record.subarray(third + 1)), partial: tag === 'P' };
 }
 
-/** Records of a file from `offset`, as far as it is written now; returns where the next read begins. */
-async function readRecords(path: string, offset: number, onRecord: (line: LogLine) => void): Promise<number> {
+/**
+ * Records of a file from `offset`, as far as it is written now, a chunk's worth at a time (a log
+ * never passes through memory whole). `position.next` is where the next read begins.
+ */
+async function* recordsOf(path: string, offset: number, position: { next: number }): AsyncGenerator<LogLine[]> {
+  position.next = offset;
   const file = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw error;
   });
-  if (!file) return offset;
+  if (!file) return;
   try {
     let rest: Buffer = Buffer.alloc(0);
-    let position = offset;
+    let at = offset;
     for (;;) {
       const buffer = Buffer.alloc(CHUNK_BYTES);
-      const { bytesRead } = await file.read(buffer, 0, CHUNK_BYTES, position);
+      const { bytesRead } = await file.read(buffer, 0, CHUNK_BYTES, at);
       if (bytesRead === 0) break;
-      position += bytesRead;
+      at += bytesRead;
       let data: Buffer = rest.length === 0 ? buffer.subarray(0, bytesRead) : Buffer.concat([rest, buffer.subarray(0, bytesRead)]);
+      const lines: LogLine[] = [];
       for (let newline = data.indexOf(10); newline >= 0; newline = data.indexOf(10)) {
         const line = parseLogRecord(data.subarray(0, newline));
-        if (line) onRecord(line);
+        if (line) lines.push(line);
         data = data.subarray(newline + 1);
       }
       rest = Buffer.from(data);
+      // A record being written is read again, whole, next time.
+      position.next = at - rest.length;
+      if (lines.length > 0) yield lines;
     }
-    // A record being written is read again, whole, next time.
-    return position - rest.length;
   } finally {
     await file.close();
   }
 }
+
+/** Every record of a file from `offset` (for short files: exec output); returns where the next read begins. */
+async function readRecords(path: string, offset: number, onRecord: (line: LogLine) => void): Promise<number> {
+  const position = { next: offset };
+  for await (const lines of recordsOf(path, offset, position)) for (const line of lines) onRecord(line);
+  return position.next;
+}
+
+/** Rotated files of a log are kept as <path>.1 (newest) to <path>.N (oldest); at most this many are looked for. */
+const MAX_ROTATED = 100;
+
+/** The rotated files of a log that exist, newest first. */
+async function rotatedFiles(path: string): Promise<string[]> {
+  const files: string[] = [];
+  for (let n = 1; n <= MAX_ROTATED; n++) {
+    const file = `${path}.${n}`;
+    if (!(await stat(file).catch(() => undefined))) break;
+    files.push(file);
+  }
+  return files;
+}
+
+/** The inode of a file, or undefined when it does not exist. */
+const inodeOf = async (path: string) => (await stat(path).catch(() => undefined))?.ino;
 
 /**
  * The last `count` wanted records of a file, read backwards in chunks; `end` is where the records
@@ -110,28 +140,39 @@ async function readLastRecords(path: string, count: number, wanted: (line: LogLi
 }
 
 /**
- * Lines of a container's log file. Without follow, what the file holds now (the last `tail`
- * lines, those since `since`). With follow, then every new line until `exited` resolves and the
- * writer has flushed, or the signal aborts.
+ * Lines of a container's log (its file and the rotated ones before it). Without follow, what the
+ * files hold now (the last `tail` lines, those since `since`). With follow, then every new line
+ * until `exited` resolves and the writer has flushed, or the signal aborts; a rotation meanwhile
+ * is followed (the rest of the old file, then the new one).
  */
 export async function* readLogFile(path: string, options: LogOptions, exited: Promise<unknown> | undefined): AsyncGenerator<LogLine> {
   const streams = new Set<LogStream>(options.streams ?? ['stdout', 'stderr']);
   const since = options.since?.getTime();
   const wanted = (line: LogLine) => streams.has(line.stream) && (since === undefined || line.time.getTime() >= since);
-  let batch: LogLine[] = [];
   const tail = options.tail;
-  let offset: number;
+  let inode = await inodeOf(path);
+  const position = { next: 0 };
   if (tail !== undefined) {
-    // The last lines, read from the end backwards: the cost grows with `tail`, not with the file.
+    // The last lines, read from the end backwards: the cost grows with `tail`, not with the log.
     const last = await readLastRecords(path, tail, wanted);
-    offset = last.end;
+    const older: LogLine[][] = [];
+    let missing = tail - last.lines.length;
+    for (const file of missing > 0 ? await rotatedFiles(path) : []) {
+      if (missing <= 0) break;
+      const found = (await readLastRecords(file, missing, wanted)).lines;
+      older.unshift(found);
+      missing -= found.length;
+    }
+    for (const lines of older) yield* lines;
+    position.next = last.end;
     yield* last.lines;
   } else {
-    offset = await readRecords(path, 0, (line) => {
-      if (wanted(line)) batch.push(line);
-    });
-    yield* batch;
+    for (const file of (await rotatedFiles(path)).reverse()) {
+      for await (const lines of recordsOf(file, 0, { next: 0 })) yield* lines.filter(wanted);
+    }
+    for await (const lines of recordsOf(path, 0, position)) yield* lines.filter(wanted);
   }
+  let offset = position.next;
   if (!options.follow || !exited || options.signal.aborted) return;
 
   let processExited = false;
@@ -146,13 +187,21 @@ export async function* readLogFile(path: string, options: LogOptions, exited: Pr
     let settleStarted: number | undefined;
     let quietSince = Date.now();
     while (!options.signal.aborted) {
-      batch = [];
-      const next = await readRecords(path, offset, (line) => {
-        if (wanted(line)) batch.push(line);
-      });
-      if (next !== offset) quietSince = Date.now();
-      offset = next;
-      yield* batch;
+      const current = await inodeOf(path);
+      if (inode !== undefined && current !== inode) {
+        // Rotated: the file read so far is now one of the rotated ones; finish it, then start anew.
+        for (const file of await rotatedFiles(path)) {
+          if ((await inodeOf(file)) !== inode) continue;
+          for await (const lines of recordsOf(file, offset, { next: 0 })) yield* lines.filter(wanted);
+          break;
+        }
+        offset = 0;
+        quietSince = Date.now();
+      }
+      inode = current;
+      for await (const lines of recordsOf(path, offset, position)) yield* lines.filter(wanted);
+      if (position.next !== offset) quietSince = Date.now();
+      offset = position.next;
       if (processExited) {
         settleStarted ??= Date.now();
         const size = (await stat(path).catch(() => undefined))?.size ?? offset;

@@ -15,6 +15,7 @@ import type {
   ImageInfo,
   LogLine,
   LogOptions,
+  LogRotation,
   PortBinding,
   PullOptions,
   RuntimeEvent,
@@ -35,6 +36,8 @@ export interface DockerRuntimeOptions {
   callTimeoutMs: number;
   /** Timeout of a whole image pull. */
   pullTimeoutMs: number;
+  /** Containers' logs (json-file) are rotated by this; unbounded when unset. */
+  logRotation?: LogRotation;
 }
 
 const NO_TIME = '0001-01-01T00:00:00Z';
@@ -207,6 +210,9 @@ export class DockerRuntime implements ContainerRuntime {
         Labels: spec.labels,
         ExposedPorts: exposed,
         HostConfig: {
+          LogConfig: this.options.logRotation
+            ? { Type: 'json-file', Config: { 'max-size': String(this.options.logRotation.maxFileBytes), 'max-file': String(this.options.logRotation.maxFiles) } }
+            : undefined,
           NetworkMode: networkModeOf(spec),
           PortBindings: bindings,
           CpuShares: spec.cpuShares || undefined,
