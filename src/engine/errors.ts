@@ -86,6 +86,14 @@ export class UnavailableError extends Error {
   }
 }
 
+/** The state store cannot be written (disk full, I/O error, read-only): work that needs a write must wait. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+  constructor(readonly reason: string) {
+    super(`the state store cannot be written: ${reason}`);
+  }
+}
+
 /** A watcher asked for events older than the oldest one retained. */
 export class SequenceExpiredError extends Error {
   override readonly name = 'SequenceExpiredError';

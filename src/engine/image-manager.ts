@@ -3,6 +3,7 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../runtime/errors.js';
 import { normalizeImageReference, registryHost, withDefaultTag } from '../runtime/image-reference.js';
 import type { PullProgress, RegistryAuth } from '../runtime/types.js';
+import { StoreUnavailableError } from './errors.js';
 import { pullFailureReason } from './pull-failure.js';
 import { Semaphore } from './semaphore.js';
 import type { ImageRecordRow } from './store/records.js';
@@ -112,8 +113,13 @@ export class ImageManager {
     return record;
   }
 
+  /** Saves a record; one the store cannot take now is kept in memory (it only guides cleanup and "once"). */
   private save(record: ImageRecord): void {
-    this.store?.saveImage({ reference: record.reference, pulledAt: record.pulledAt?.getTime(), lastUsedAt: record.lastUsedAt.getTime() });
+    try {
+      this.store?.saveImage({ reference: record.reference, pulledAt: record.pulledAt?.getTime(), lastUsedAt: record.lastUsedAt.getTime() });
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+    }
   }
 
   /**

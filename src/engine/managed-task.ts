@@ -6,6 +6,7 @@ import type { SpecInputs } from './container-spec.js';
 import { dependentsOf, evaluateDependencies } from './dependency-graph.js';
 import type { EventLog } from './event-log.js';
 import type { EventChange } from './events.js';
+import { StoreUnavailableError } from './errors.js';
 import { runtimeContainerName } from './labels.js';
 import { ContainerSupervisor } from './container-supervisor.js';
 import { ManagedContainer, OOM_REASON, type ContainerChange } from './managed-container.js';
@@ -93,6 +94,8 @@ export class ManagedTask implements QueuedTask {
   private networkToCheck = false;
   /** Teardown ran (or failed and was given up for now): the pause container may stop. */
   private networkTornDown = false;
+  /** A change could not be saved (the store took no writes): `resave` saves the task whole. */
+  private unsaved = false;
 
   constructor(
     readonly definition: TaskDefinition,
@@ -362,6 +365,9 @@ export class ManagedTask implements QueuedTask {
   /** Starts every transition that is allowed now, then derives the task's status. */
   private reconcile(): void {
     if (this.recovering) return;
+    // No intent can be saved: nothing new is started (running containers run on) until the store
+    // takes writes again, when `resave` saves what changed meanwhile and reconciles.
+    if (!this.deps.store.writable) return;
     if (this.desiredStatus === 'RUNNING') {
       const essentialStopped = [...this.containers.values()].find((c) => c.essential && c.knownStatus === 'STOPPED');
       if (essentialStopped) {
@@ -692,24 +698,64 @@ export class ManagedTask implements QueuedTask {
     // next start finds the container as the runtime shows it.
     if (this.disposed) return;
     const { store, events } = this.deps;
-    store.transaction(() => {
-      this.lastSequence = events.append(this.id, change).sequence;
-      if (container) {
-        const saved = container.record();
-        store.saveContainer(this.id, saved.name, saved.runtimeId, saved.state);
-      }
-      store.saveTaskState(this.id, this.state());
-    });
+    this.saving(() =>
+      store.transaction(() => {
+        this.lastSequence = events.append(this.id, change).sequence;
+        if (container) {
+          const saved = container.record();
+          store.saveContainer(this.id, saved.name, saved.runtimeId, saved.state);
+        }
+        store.saveTaskState(this.id, this.state());
+      }),
+    );
   }
 
   /** Saves a container's state without an event. */
   private saveQuietly(container: ManagedContainer): void {
     if (this.disposed) return;
     const { store } = this.deps;
-    store.transaction(() => {
-      const saved = container.record();
-      store.saveContainer(this.id, saved.name, saved.runtimeId, saved.state);
-    });
+    this.saving(() =>
+      store.transaction(() => {
+        const saved = container.record();
+        store.saveContainer(this.id, saved.name, saved.runtimeId, saved.state);
+      }),
+    );
+  }
+
+  /**
+   * Runs a write; when the store cannot take it, the change stays in memory only (and is saved by
+   * `resave` once the store takes writes again), instead of failing whatever caused it.
+   */
+  private saving(write: () => void): void {
+    try {
+      write();
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      if (!this.unsaved) this.log.warn({ reason: error.reason }, 'the state store cannot be written; the task keeps its state in memory until it can');
+      this.unsaved = true;
+    }
+  }
+
+  /**
+   * The store takes writes again: saves the task and its containers as they are now (with an event
+   * that reports the task's state, for watchers that missed changes), then carries on.
+   */
+  resave(): void {
+    if (this.disposed) return;
+    if (this.unsaved) {
+      const { store } = this.deps;
+      this.unsaved = false;
+      this.saving(() =>
+        store.transaction(() => {
+          for (const container of this.containers.values()) {
+            const saved = container.record();
+            store.saveContainer(this.id, saved.name, saved.runtimeId, saved.state);
+          }
+          this.recordTask();
+        }),
+      );
+    }
+    this.scheduleReconcile();
   }
 
   private recordTask(): void {

@@ -1,4 +1,5 @@
 import { CoalescedRun } from './coalesced-run.js';
+import { StoreUnavailableError } from './errors.js';
 import type { HostResourceManager, ResourceNeeds } from './host-resources.js';
 import type { TaskResources } from './task-snapshot.js';
 
@@ -48,7 +49,16 @@ export class ResourceQueue {
         this.queue.shift();
         continue;
       }
-      const result = await this.resources.consume(head.id, head.needs);
+      let result: Awaited<ReturnType<HostResourceManager['consume']>>;
+      try {
+        result = await this.resources.consume(head.id, head.needs);
+      } catch (error) {
+        // The reservation could not be saved: nothing was taken; the queue is served again once
+        // the store takes writes.
+        if (!(error instanceof StoreUnavailableError)) throw error;
+        head.waiting(`waiting for the state store: ${error.reason}`);
+        return;
+      }
       if ('refused' in result) {
         this.queue.shift();
         head.refuse(result.refused);

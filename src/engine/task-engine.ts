@@ -14,6 +14,7 @@ import {
   NotFoundError,
   PermissionDeniedError,
   ResourceExhaustedError,
+  StoreUnavailableError,
   UnavailableError,
   type FieldViolation,
 } from './errors.js';
@@ -43,6 +44,14 @@ export interface EngineNetwork {
   pauseImage: string;
   /** The task metadata endpoint, when the agent serves one: its URI goes into each container's environment. */
   metadata?: TaskMetadataUris;
+}
+
+/** What the server needs to know of the state store: whether writes work, and when that changes. */
+export interface StoreHealth {
+  readonly writable: boolean;
+  readonly failureReason: string | undefined;
+  on(event: 'change', listener: (writable: boolean) => void): unknown;
+  off(event: 'change', listener: (writable: boolean) => void): unknown;
 }
 
 export interface ListTasksFilter {
@@ -92,6 +101,12 @@ export interface AgentInfo {
  */
 export class TaskEngine {
   private readonly tasks = new Map<string, ManagedTask>();
+  /** Cleaned-up tasks whose removal could not be saved yet. */
+  private readonly forgetLater = new Set<ManagedTask>();
+  private readonly onStoreChange = (writable: boolean) => {
+    if (writable && !this.shutdown.signal.aborted) this.storeRecovered();
+    else if (!writable) this.log.error({ reason: this.store.failureReason }, 'the state store cannot be written: new work is refused, running containers keep running');
+  };
   private readonly byRuntimeId = new Map<string, ManagedTask>();
   private readonly actions: ContainerActions;
   private readonly access: ContainerAccess;
@@ -142,6 +157,7 @@ export class TaskEngine {
    */
   async start(): Promise<void> {
     this.startedAt = performance.now();
+    this.store.on('change', this.onStoreChange);
     await this.monitor.start();
     this.restoreTasks();
     void this.network.networking.releaseStrays(new Set(this.tasks.keys()));
@@ -153,6 +169,7 @@ export class TaskEngine {
   /** Stops following the runtime; containers keep running. */
   async stop(): Promise<void> {
     this.shutdown.abort();
+    this.store.off('change', this.onStoreChange);
     this.monitor.stop();
     this.images.stop();
     this.reaper.stop();
@@ -164,6 +181,7 @@ export class TaskEngine {
 
   runTask(input: TaskDefinitionInput): { task: TaskSnapshot; created: boolean } {
     const definition = validateTaskDefinition(input, this.settings.limits);
+    this.requireWritableStore();
     checkTaskAllowed(definition, this.settings.security);
     const existing = this.tasks.get(definition.id);
     if (existing) {
@@ -307,6 +325,7 @@ export class TaskEngine {
     const limit = this.settings.limits.reasonBytes;
     if (byteLength(reason) > limit) throw new InvalidArgumentError([{ field: 'reason', description: `must be at most ${limit} bytes (limit limits.reasonBytes)` }], 'invalid stop request');
     const task = this.get(id);
+    this.requireWritableStore();
     task.stop(reason || 'stopped by request');
     void this.queue.wake();
     return task.snapshot();
@@ -370,6 +389,27 @@ export class TaskEngine {
     };
   }
 
+  /** Whether the state store takes writes (the agent serves only while it does), and its changes. */
+  get storeHealth(): StoreHealth {
+    return this.store;
+  }
+
+  /** Work that must be saved before it is done is refused while the store takes no writes. */
+  private requireWritableStore(): void {
+    if (!this.store.writable) throw new StoreUnavailableError(this.store.failureReason ?? 'writes fail');
+  }
+
+  /**
+   * The store takes writes again: every task saves what changed meanwhile and carries on, tasks
+   * that were to be forgotten are, and the resource queue is served.
+   */
+  private storeRecovered(): void {
+    this.log.info('the state store takes writes again; resuming');
+    for (const task of this.tasks.values()) task.resave();
+    for (const task of [...this.forgetLater]) this.forget(task);
+    void this.queue.wake();
+  }
+
   private get(id: string): ManagedTask {
     const task = this.tasks.get(id);
     if (!task) throw new NotFoundError('task', id);
@@ -378,17 +418,25 @@ export class TaskEngine {
 
   private forget(task: ManagedTask): void {
     if (this.shutdown.signal.aborted) return;
+    try {
+      this.store.transaction(() => {
+        this.store.deleteTask(task.id);
+        this.events.append(task.id, { type: 'removed' });
+      });
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      // Kept until the store takes writes again: a task forgotten in memory only would come back.
+      this.forgetLater.add(task);
+      return;
+    }
+    this.forgetLater.delete(task);
     this.tasks.delete(task.id);
     this.images.release(task.id);
     for (const [runtimeId, owner] of this.byRuntimeId) if (owner === task) this.byRuntimeId.delete(runtimeId);
-    this.store.transaction(() => {
-      this.store.deleteTask(task.id);
-      this.events.append(task.id, { type: 'removed' });
-    });
   }
 
   private recordOrphanRemoved(container: ContainerInfo): void {
-    if (this.shutdown.signal.aborted) return;
+    if (this.shutdown.signal.aborted || !this.store.writable) return;
     this.events.append(container.labels[LABELS.taskId] ?? '', {
       type: 'orphan-removed',
       runtimeId: container.id,

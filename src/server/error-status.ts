@@ -10,6 +10,7 @@ import {
   PermissionDeniedError,
   ResourceExhaustedError,
   SequenceExpiredError,
+  StoreUnavailableError,
   UnavailableError,
   WatcherTooSlowError,
 } from '../engine/errors.js';
@@ -77,6 +78,7 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
     return serviceError(status.RESOURCE_EXHAUSTED, error.message, [{ typeUrl: `${TYPE_PREFIX}google.rpc.QuotaFailure`, value: quota }]);
   }
   if (error instanceof UnavailableError) return serviceError(status.UNAVAILABLE, error.message, [errorInfo('RUNTIME_UNAVAILABLE', { reason: error.reason })]);
+  if (error instanceof StoreUnavailableError) return serviceError(status.UNAVAILABLE, error.message, [errorInfo('STATE_STORE_UNAVAILABLE', { reason: error.reason })]);
   if (error instanceof SequenceExpiredError) {
     return serviceError(status.OUT_OF_RANGE, error.message, [
       errorInfo('SEQUENCE_EXPIRED', { requested_sequence: String(error.requested), oldest_sequence: String(error.oldestRetained) }),

@@ -64,7 +64,7 @@ export class AgentServer {
       createTaskService(this.engine, { heartbeatIntervalMs: this.config.events.heartbeatIntervalMs, shutdown: this.shutdown.signal }),
     );
     this.server.addService(taskService.service, taskService.implementation);
-    this.detachHealth = addHealth(this.server, this.monitor);
+    this.detachHealth = addHealth(this.server, this.monitor, this.engine.storeHealth);
     addReflection(this.server);
 
     const socketPath = this.config.grpc.socketPath;

@@ -38,7 +38,7 @@ export async function startTestAgent(
     ...base,
     runtime,
     agentId: `test-${process.pid}-${agentCounter++}`,
-    dataDir: dir,
+    dataDir: (overrides.dataDir as string | undefined) ?? dir,
     logLevel: (overrides.logLevel as string | undefined) ?? process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
     grpc: { ...(base.grpc as object), socketMode: '0660', ...(overrides.grpc as object), socket: socketPath },
     engine: { ...(base.engine as object), defaultStopTimeout: '10s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', ...(overrides.engine as object) },

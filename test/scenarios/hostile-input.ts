@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { internalErrorCounts } from '../../src/internal-errors.js';
@@ -7,6 +11,7 @@ import { LogsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { call, EventCollector, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { fuzzAgent } from '../harness/api-fuzz.js';
+import { HealthCheckClient } from '../harness/grpc-clients.js';
 import { container, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
 const totalInternalErrors = () => [...internalErrorCounts().values()].reduce((a, b) => a + b, 0);
@@ -224,6 +229,55 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
         assert.deepEqual(lines.map(Number), Array.from({ length: lines.length }, (_, i) => first + i));
       } finally {
         await small.stop();
+      }
+    });
+
+    it('survives a full disk: NOT_SERVING, UNAVAILABLE for work that needs a write, running tasks untouched, back by itself when space returns', async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'berth-full-disk-'));
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', dataDir]);
+      let small: TestAgent | undefined;
+      let health: HealthCheckClient | undefined;
+      try {
+        small = await startTestAgent(env, { dataDir, images: { registryCredentials: { [env.registry.address]: env.credentials } } });
+        health = new HealthCheckClient(small.socketPath);
+        const running = taskId('disk-a');
+        const later = taskId('disk-b');
+        // A definition of about 1 MB: more than the store's write-ahead log holds already.
+        const environment = Object.fromEntries(Array.from({ length: 250 }, (_, i) => [`V${i}`, 'x'.repeat(1000)]));
+        const big = task(later, ['a', 'b', 'c', 'd'].map((n) => container(n, env.image, { command: ['sleep', '300'], environment })));
+        await watching(small.client, { taskIds: [running, later], fromSequence: 1 }, async (watch) => {
+          await call(small!.client, 'runTask', { task: task(running, [container('app', env.image, { command: ['sleep', '300'] })]) });
+          await watch.waitForEvent('RUNNING', is.task(running, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+          // Fill the file system.
+          const fd = openSync(join(dataDir, 'filler'), 'w');
+          try {
+            const chunk = Buffer.alloc(256 * 1024);
+            for (let i = 0; i < 1000; i++) writeSync(fd, chunk);
+          } catch (error) {
+            assert.equal((error as NodeJS.ErrnoException).code, 'ENOSPC');
+          } finally {
+            closeSync(fd);
+          }
+          const error = await refused(call(small!.client, 'runTask', { task: big }), status.UNAVAILABLE);
+          assert.match(error.details, /state store cannot be written/);
+          await health!.waitFor('NOT_SERVING', '', 10_000);
+          await refused(call(small!.client, 'stopTask', { taskId: running, reason: '' }), status.UNAVAILABLE);
+          // What runs keeps running, and reads are answered.
+          const [listed] = await env.runtime.listContainers({ 'berth.task-id': running });
+          assert.equal(listed?.state, 'running');
+          await call(small!.client, 'getTask', { taskId: running });
+          rmSync(join(dataDir, 'filler'));
+          await health!.waitFor('SERVING', '', 30_000);
+          await call(small!.client, 'runTask', { task: big });
+          await watch.waitForEvent('the later task RUNNING', is.task(later, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+          for (const id of [running, later]) await call(small!.client, 'stopTask', { taskId: id, reason: '' });
+          for (const id of [running, later]) await watch.waitForEvent(`${id} STOPPED`, is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+        });
+      } finally {
+        health?.close();
+        await small?.stop();
+        execFileSync('umount', ['-l', dataDir]);
+        rmSync(dataDir, { recursive: true, force: true });
       }
     });
 

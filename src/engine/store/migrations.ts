@@ -86,6 +86,13 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: 'a scratch table the store writes to find out whether it can write again',
+    sql: `
+      CREATE TABLE store_probe (data BLOB);
+    `,
+  },
 ];
 
 /** Brings the database up to the newest step; refuses a database written by a newer berth. */

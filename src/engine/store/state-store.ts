@@ -1,6 +1,8 @@
+import { EventEmitter } from 'node:events';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
+import { StoreUnavailableError } from '../errors.js';
 import type { TaskDefinition } from '../task-definition.js';
 import type { TaskResources } from '../task-snapshot.js';
 import { migrate } from './migrations.js';
@@ -44,14 +46,18 @@ interface ContainerRow {
  * disk when its call returns, so nothing the agent acted on is lost to a crash or a power cut.
  * All calls are synchronous; `transaction` groups writes that must land together.
  */
-export class StateStore {
+export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
   readonly events: SqliteEventStore;
+  /** Why writes fail, while they do. */
+  private failure: string | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
   private readonly db: Database;
   private readonly statements: Statements;
   private readonly stats: WriteStats = { commits: 0, totalMs: 0 };
 
   /** Opens (creating if needed) the store at `path`; ':memory:' keeps it in memory (unit tests). */
   constructor(path: string, retention: EventRetention) {
+    super();
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.db = new BetterSqlite3(path);
     // The file holds registry credentials of task definitions: only the agent's user reads it.
@@ -71,6 +77,8 @@ export class StateStore {
    */
   transaction<T>(fn: () => T): T {
     if (this.db.inTransaction) return fn();
+    // While writes fail, none is tried: the probe finds out when they work again.
+    if (this.failure !== undefined) throw new StoreUnavailableError(this.failure);
     const started = performance.now();
     let result: T;
     try {
@@ -78,6 +86,10 @@ export class StateStore {
     } catch (error) {
       // Rolled back: the event log's counters must not keep what was undone.
       this.events.reload();
+      if (isStorageFailure(error)) {
+        this.fail(`${(error as { code: string }).code}: ${(error as Error).message}`);
+        throw new StoreUnavailableError(this.failureReason ?? 'write failed');
+      }
       throw error;
     }
     this.stats.commits++;
@@ -190,9 +202,54 @@ export class StateStore {
     return { ...this.stats };
   }
 
+  /** True while writes work; a "change" event says when that changes. */
+  get writable(): boolean {
+    return this.failure === undefined;
+  }
+
+  /** Why writes fail, while they do. */
+  get failureReason(): string | undefined {
+    return this.failure;
+  }
+
+  /**
+   * Writes failed (disk full, I/O error, read-only file system): refuse writes, and try a small
+   * one every PROBE_INTERVAL_MS until it works, then say so.
+   */
+  private fail(reason: string): void {
+    const first = this.failure === undefined;
+    this.failure = reason;
+    if (!first) return;
+    this.emit('change', false);
+    const probe = () => {
+      try {
+        this.db.transaction(() => {
+          this.db.prepare('INSERT INTO store_probe (data) VALUES (zeroblob(65536))').run();
+          this.db.prepare('DELETE FROM store_probe').run();
+        }).immediate();
+      } catch {
+        this.probeTimer = setTimeout(probe, PROBE_INTERVAL_MS).unref();
+        return;
+      }
+      this.failure = undefined;
+      this.emit('change', true);
+    };
+    this.probeTimer = setTimeout(probe, PROBE_INTERVAL_MS).unref();
+  }
+
   close(): void {
+    clearTimeout(this.probeTimer);
     if (this.db.open) this.db.close();
   }
+}
+
+/** How often a store whose writes failed tries again. */
+const PROBE_INTERVAL_MS = 1000;
+
+/** SQLite errors that say the storage cannot take writes now, rather than that a statement is wrong. */
+function isStorageFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|CORRUPT|NOTADB|PROTOCOL)/.test(code);
 }
 
 /** Every statement of the store, prepared once. */
