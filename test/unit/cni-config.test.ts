@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/config.js';
-import { parsePluginError } from '../../src/engine/cni/cni-error.js';
+import { CniError, parsePluginError } from '../../src/engine/cni/cni-error.js';
+import { cniArgs } from '../../src/engine/cni/cni-invoker.js';
 import { parseCniResult, taskAddresses } from '../../src/engine/cni/cni-result.js';
 import { NetworkConfigError, parseNetworkConfigList } from '../../src/engine/cni/network-config.js';
 
@@ -92,5 +93,14 @@ describe('CNI results and errors', () => {
     assert.deepEqual(parsePluginError('{"cniVersion":"1.0.0","code":7,"msg":"invalid config","details":"no bridge"}'), { code: 7, msg: 'invalid config', details: 'no bridge' });
     assert.equal(parsePluginError('panic: runtime error'), undefined);
     assert.equal(parsePluginError('{"cniVersion":"1.0.0"}'), undefined);
+  });
+});
+
+describe('CNI_ARGS', () => {
+  it('joins the arguments, and refuses a value that would add or change one', () => {
+    assert.equal(cniArgs('ADD', 'bridge', { IgnoreUnknown: '1', BERTH_FAMILY: 'web' }), 'IgnoreUnknown=1;BERTH_FAMILY=web');
+    for (const family of ['x;IP=10.89.0.200', 'a=b', 'nul\0']) {
+      assert.throws(() => cniArgs('ADD', 'bridge', { BERTH_FAMILY: family }), (error: unknown) => error instanceof CniError && /CNI_ARGS "BERTH_FAMILY"/.test(error.message));
+    }
   });
 });

@@ -151,7 +151,7 @@ export class CniInvoker {
       CNI_CONTAINERID: conf.containerId,
       CNI_NETNS: conf.netns,
       CNI_IFNAME: conf.ifName,
-      CNI_ARGS: Object.entries(conf.args).map(([k, v]) => `${k}=${v}`).join(';'),
+      CNI_ARGS: cniArgs(command, type, conf.args),
       CNI_PATH: this.options.pluginDirs.join(':'),
       // Plugins run iptables and friends.
       PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`,
@@ -192,4 +192,19 @@ export class CniInvoker {
       child.stdin.end(stdin);
     });
   }
+}
+
+/**
+ * CNI_ARGS ("K1=V1;K2=V2"): a key or value holding ";" or "=" (or a NUL byte) would add or change
+ * arguments, e.g. choose the address a plugin gives ("IP=…"), so such a value is refused, never
+ * passed on. The values berth passes are validated before; this is the last line.
+ */
+export function cniArgs(command: string, plugin: string, args: Record<string, string>): string {
+  const unsafe = /[;=\0]/;
+  for (const [key, value] of Object.entries(args)) {
+    if (key === '' || unsafe.test(key) || unsafe.test(value)) throw new CniError(command, plugin, `CNI_ARGS ${JSON.stringify(key)} holds ";", "=" or a NUL byte, which would change the arguments`);
+  }
+  return Object.entries(args)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(';');
 }
