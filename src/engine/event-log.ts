@@ -141,6 +141,10 @@ export class EventWatcher {
     return this.cursor - 1;
   }
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -101,6 +101,8 @@ export interface AgentInfo {
  */
 export class TaskEngine {
   private readonly tasks = new Map<string, ManagedTask>();
+  /** The WatchEvents streams' watchers (closed ones are dropped at the next watch). */
+  private readonly clientWatchers = new Set<EventWatcher>();
   /** Cleaned-up tasks whose removal could not be saved yet. */
   private readonly forgetLater = new Set<ManagedTask>();
   private readonly onStoreChange = (writable: boolean) => {
@@ -358,9 +360,17 @@ export class TaskEngine {
       problems.push({ field: 'task_ids', description: `must list at most ${this.settings.limits.watchTaskIds} task ids (limit limits.watchTaskIds)` });
     }
     if (problems.length > 0) throw new InvalidArgumentError(problems, 'invalid watch request');
-    if (this.events.watcherCount() >= this.settings.limits.watchers) {
+    // Only the clients' watchers count (the agent's own, e.g. the metrics', do not).
+    for (const open of this.clientWatchers) if (open.isClosed) this.clientWatchers.delete(open);
+    if (this.clientWatchers.size >= this.settings.limits.watchers) {
       throw new LimitExceededError('limits.watchers', this.settings.limits.watchers, 'too many WatchEvents streams are open on this agent');
     }
+    const watch = this.openWatch(request);
+    this.clientWatchers.add(watch.watcher);
+    return watch;
+  }
+
+  private openWatch(request: WatchRequest): Watch {
     const taskIds = request.taskIds.length > 0 ? new Set(request.taskIds) : undefined;
     if (!request.includeSnapshot) return { watcher: this.events.watch(request.fromSequence, taskIds) };
     const sequence = this.events.latestSequence();
