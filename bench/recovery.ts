@@ -91,7 +91,7 @@ async function main(): Promise<void> {
       await agent.stop();
       if (round < ROUNDS - 1) {
         child = await startAgentProcess({ dir, agentId, runtimeConfig: { kind: 'docker', docker: { host: env.docker.host } } });
-        const listed = await call<object, ListTasksResponse>(child.client, 'listTasks', { statuses: [], family: '' });
+        const listed = await call<object, ListTasksResponse>(child.client, 'listTasks', { statuses: [], family: '', pageSize: 1000, pageToken: '' });
         if (listed.tasks.length !== N) throw new Error(`the killed agent's successor lists ${listed.tasks.length} tasks`);
       }
     }

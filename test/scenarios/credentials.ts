@@ -53,7 +53,7 @@ export function credentialScenarios(kind: RuntimeKind): void {
         const failed = await call<object, { task?: { reason: string } }>(agent.client, 'getTask', { taskId: bad });
         keep(failed);
         assert.match(failed.task?.reason ?? '', /unauthorized|authentication|credentials/i, 'the failed pull says why');
-        keep(await call(agent.client, 'listTasks', { statuses: [], family: '' }));
+        keep(await call(agent.client, 'listTasks', { statuses: [], family: '', pageSize: 0, pageToken: '' }));
         await call(agent.client, 'stopTask', { taskId: good, reason: '' });
         await watch.waitForEvent('good STOPPED', is.task(good, TaskStatus.TASK_STATUS_STOPPED), 60_000);
       } finally {

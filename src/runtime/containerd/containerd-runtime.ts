@@ -491,6 +491,8 @@ export class ContainerdRuntime implements ContainerRuntime {
     // Followed until the process exits, then until the writer has written all it held (which may
     // take a moment after an exit that has already happened).
     const exited = task?.status === Status.RUNNING ? this.waitFor(container.id, '', options.signal) : task ? Promise.resolve() : undefined;
+    // Ended by the signal when the reader gives up: that is no error, whenever it happens.
+    exited?.catch(() => undefined);
     return readLogFile(this.logFileOf(container), options, exited);
   }
 
