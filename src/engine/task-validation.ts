@@ -99,10 +99,7 @@ function oneOf<T extends string>(values: readonly T[], value: string | undefined
 /** Counts an object's keys, stopping as soon as there are more than `limit`. */
 function countAtMost(map: Record<string, string> | undefined, limit: number): number {
   let count = 0;
-  for (const key in map ?? {}) {
-    void key;
-    if (++count > limit) break;
-  }
+  for (const _ in map ?? {}) if (++count > limit) break;
   return count;
 }
 
@@ -113,29 +110,33 @@ function countAtMost(map: Record<string, string> | undefined, limit: number): nu
  */
 function checkSizes(input: TaskDefinitionInput, limits: RequestLimits): FieldViolation[] {
   const v: FieldViolation[] = [];
-  const tooMany = (field: string, limit: number, what: string) => v.push({ field, description: `must have at most ${limit} ${what} (limit ${limitName(what)})` });
+  const tooMany = (field: string, key: keyof RequestLimits, what: string) => v.push({ field, description: `must have at most ${limits[key]} ${what} (limit limits.${key})` });
   if (input.containers.length > limits.containersPerTask) {
-    tooMany(path.task('containers'), limits.containersPerTask, 'containers');
+    tooMany(path.task('containers'), 'containersPerTask', 'containers');
     return v;
   }
-  const long = (field: string, value: string | undefined, max = limits.stringBytes) => {
-    if (value !== undefined && (value.length > max || byteLength(value) > max)) v.push({ field, description: `must be at most ${max} bytes (limit limits.stringBytes)` });
+  /** A string over `max` bytes; `max` is limits.stringBytes unless a fixed bound is given. */
+  const long = (field: string, value: string | undefined, max?: number) => {
+    const bound = max ?? limits.stringBytes;
+    if (value !== undefined && (value.length > bound || byteLength(value) > bound)) {
+      v.push({ field, description: `must be at most ${bound} bytes${max === undefined ? ' (limit limits.stringBytes)' : ''}` });
+    }
   };
   long(path.task('id'), input.id, 100 * 4);
   long(path.task('family'), input.family, 255 * 4);
   input.containers.forEach((c, i) => {
     const at = (field: string) => path.container(i, field);
-    if ((c.portMappings?.length ?? 0) > limits.portMappingsPerContainer) tooMany(at('port_mappings'), limits.portMappingsPerContainer, 'port mappings');
-    if ((c.mountPoints?.length ?? 0) > limits.mountPointsPerContainer) tooMany(at('mount_points'), limits.mountPointsPerContainer, 'mount points');
-    if ((c.dependsOn?.length ?? 0) > limits.containersPerTask) tooMany(at('depends_on'), limits.containersPerTask, 'containers');
+    if ((c.portMappings?.length ?? 0) > limits.portMappingsPerContainer) tooMany(at('port_mappings'), 'portMappingsPerContainer', 'port mappings');
+    if ((c.mountPoints?.length ?? 0) > limits.mountPointsPerContainer) tooMany(at('mount_points'), 'mountPointsPerContainer', 'mount points');
+    if ((c.dependsOn?.length ?? 0) > limits.containersPerTask) tooMany(at('depends_on'), 'containersPerTask', 'containers');
     if ((c.restartPolicy?.ignoredExitCodes?.length ?? 0) > MAX_IGNORED_EXIT_CODES) {
       v.push({ field: at('restart_policy.ignored_exit_codes'), description: `must list at most ${MAX_IGNORED_EXIT_CODES} codes` });
     }
-    if (countAtMost(c.environment, limits.environmentEntries) > limits.environmentEntries) tooMany(at('environment'), limits.environmentEntries, 'environment variables');
+    if (countAtMost(c.environment, limits.environmentEntries) > limits.environmentEntries) tooMany(at('environment'), 'environmentEntries', 'environment variables');
     else if (mapBytes(c.environment ?? {}) > limits.environmentBytes) {
       v.push({ field: at('environment'), description: `must total at most ${limits.environmentBytes} bytes (limit limits.environmentBytes)` });
     }
-    if (countAtMost(c.labels, limits.labelsPerContainer) > limits.labelsPerContainer) tooMany(at('labels'), limits.labelsPerContainer, 'labels');
+    if (countAtMost(c.labels, limits.labelsPerContainer) > limits.labelsPerContainer) tooMany(at('labels'), 'labelsPerContainer', 'labels');
     else if (mapBytes(c.labels ?? {}) > limits.labelBytes) v.push({ field: at('labels'), description: `must total at most ${limits.labelBytes} bytes (limit limits.labelBytes)` });
     const lists: [string, string[] | undefined][] = [
       ['command', c.command],
@@ -144,7 +145,7 @@ function checkSizes(input: TaskDefinitionInput, limits: RequestLimits): FieldVio
     ];
     for (const [field, list] of lists) {
       if (!list) continue;
-      if (list.length > limits.commandArguments) tooMany(at(field), limits.commandArguments, 'arguments');
+      if (list.length > limits.commandArguments) tooMany(at(field), 'commandArguments', 'arguments');
       else if (listBytes(list) > limits.commandBytes) v.push({ field: at(field), description: `must total at most ${limits.commandBytes} bytes (limit limits.commandBytes)` });
     }
     long(at('name'), c.name, 63 * 4);
@@ -153,6 +154,7 @@ function checkSizes(input: TaskDefinitionInput, limits: RequestLimits): FieldVio
     long(at('user'), c.user);
     long(at('registry_credentials.username'), c.registryCredentials?.username);
     long(at('registry_credentials.password'), c.registryCredentials?.password, 16 * limits.stringBytes);
+    // Over a limit already: the strings inside the lists are not walked.
     if (v.length > 0) return;
     (c.portMappings ?? []).forEach((p, j) => long(at(`port_mappings[${j}].host_ip`), p.hostIp, 64));
     (c.mountPoints ?? []).forEach((m, j) => {
@@ -163,16 +165,6 @@ function checkSizes(input: TaskDefinitionInput, limits: RequestLimits): FieldVio
   });
   return v;
 }
-
-const LIMIT_KEYS: Record<string, string> = {
-  containers: 'limits.containersPerTask',
-  'port mappings': 'limits.portMappingsPerContainer',
-  'mount points': 'limits.mountPointsPerContainer',
-  'environment variables': 'limits.environmentEntries',
-  labels: 'limits.labelsPerContainer',
-  arguments: 'limits.commandArguments',
-};
-const limitName = (what: string) => LIMIT_KEYS[what] ?? 'limits';
 
 /** Why a string cannot reach a runtime: a NUL byte ends it early in every C API on the way. */
 const hasNul = (value: string) => value.includes('\0');
