@@ -67,6 +67,17 @@ export async function waitUntil<T>(what: string, timeoutMs: number, check: () =>
   throw new Error(`${what}: not ready within ${timeoutMs} ms${lastError ? ` (${String(lastError)})` : ''}`);
 }
 
+/**
+ * The body of `url` once something serves it. A task counts as RUNNING when its process started,
+ * which is before the server in it listens, so a first connection may be refused or reset.
+ */
+export async function textOnceServed(url: string, timeoutMs = 15_000): Promise<string> {
+  return waitUntil(`${url} answers`, timeoutMs, async () => {
+    const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return response.ok ? response.text() : undefined;
+  });
+}
+
 export async function freeLoopbackPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

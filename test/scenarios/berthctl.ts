@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { berthctl, spawnBerthctl, spawnBerthctlOnTerminal, waitForOutput } from '../harness/berthctl.js';
 import { startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
+import { textOnceServed } from '../harness/processes.js';
 
 /** berthctl as a user runs it (its own process), against an agent on a real daemon. */
 export function berthctlScenarios(kind: RuntimeKind): void {
@@ -97,8 +98,7 @@ export function berthctlScenarios(kind: RuntimeKind): void {
       const json = JSON.parse((await ctl('describe', 'shop-1', '-o', 'json')).stdout) as { containers: { name: string; portBindings?: { hostPort: number }[] }[] };
       const hostPort = json.containers.find((c) => c.name === 'web')?.portBindings?.[0]?.hostPort;
       assert.ok(hostPort && hostPort > 0, 'a dynamic host port');
-      const response = await fetch(`http://127.0.0.1:${hostPort}/index.html`);
-      assert.equal(await response.text(), 'shop production\n');
+      assert.equal(await textOnceServed(`http://127.0.0.1:${hostPort}/index.html`), 'shop production\n');
       // The sidecar waits for web to be HEALTHY (ECS dependsOn), so its start proves the health check.
       const watch = spawnBerthctl(['--addr', address, 'watch', 'shop-1']);
       await waitForOutput(watch, /log-router +RUNNING/);

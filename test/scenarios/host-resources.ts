@@ -7,6 +7,7 @@ import { call, startTestAgent, watching, type TestAgent } from '../harness/agent
 import { cgroupLimits } from '../harness/cgroup-limits.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, containerOf, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
+import { textOnceServed } from '../harness/processes.js';
 
 export function hostResourceScenarios(kind: RuntimeKind): void {
   describe(`host resources on a real ${kind}`, () => {
@@ -68,8 +69,7 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
         assert.equal(info.free?.dynamicTcpPortsFree, 100);
         await stop(first);
         await watch.waitForEvent('second RUNNING', is.task(second, TaskStatus.TASK_STATUS_RUNNING));
-        const response = await fetch('http://127.0.0.1:40080/index.html');
-        assert.equal(await response.text(), 'hello from berth\n');
+        assert.equal(await textOnceServed('http://127.0.0.1:40080/index.html'), 'hello from berth\n');
         await stop(second);
         await watch.waitForEvent('second STOPPED', is.task(second, TaskStatus.TASK_STATUS_STOPPED));
       });
@@ -167,8 +167,7 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
           ports.set(binding.hostPort, id);
         }
         for (const [port, id] of ports) {
-          const response = await fetch(`http://127.0.0.1:${port}/id`);
-          assert.equal((await response.text()).trim(), id);
+          assert.equal((await textOnceServed(`http://127.0.0.1:${port}/id`)).trim(), id);
         }
         await Promise.all(ids.map((id) => stop(id)));
         await Promise.all(ids.map((id) => watch.waitForEvent(`${id} STOPPED`, is.task(id, TaskStatus.TASK_STATUS_STOPPED), 120_000)));

@@ -9,7 +9,7 @@ import type { GetTaskResponse, RunTaskResponse } from '../../src/gen/berth/agent
 import { call, EventCollector, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
 import { CNI_PLUGIN_DIR, createTestNetwork, type TestNetwork } from '../harness/cni-network.js';
-import { waitUntil } from '../harness/processes.js';
+import { textOnceServed, waitUntil } from '../harness/processes.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, containerOf, ContainerStatus, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -77,8 +77,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         const binding = containerOf(snapshot, 'web').portBindings[0]!;
         assert.ok(binding.hostPort >= 40200 && binding.hostPort <= 40299, `host port ${binding.hostPort} from the range`);
         assert.deepEqual(snapshot?.resources?.tcpPorts, [binding.hostPort]);
-        const page = await waitUntil('the host port answers', 10_000, async () => (await fetch(`http://127.0.0.1:${binding.hostPort}/index.html`)).text());
-        assert.equal(page, 'hello from berth\n');
+        assert.equal(await textOnceServed(`http://127.0.0.1:${binding.hostPort}/index.html`), 'hello from berth\n');
 
         await stop(id);
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));

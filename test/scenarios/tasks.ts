@@ -15,6 +15,7 @@ import {
 } from '../../src/gen/berth/agent/v1/task_service.js';
 import { call, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
+import { textOnceServed } from '../harness/processes.js';
 import {
   container,
   containerOf,
@@ -201,8 +202,7 @@ export function taskScenarios(kind: RuntimeKind): void {
         const binding = web.portBindings[0]!;
         assert.equal(binding.containerPort, 8080);
         assert.ok(binding.hostPort > 0);
-        const response = await fetch(`http://127.0.0.1:${binding.hostPort}/index.html`);
-        assert.equal(await response.text(), 'hello from berth\n');
+        assert.equal(await textOnceServed(`http://127.0.0.1:${binding.hostPort}/index.html`), 'hello from berth\n');
         await stop(id);
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
       });
