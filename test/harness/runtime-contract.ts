@@ -192,6 +192,32 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       await ctx.runtime.removeContainer(id);
     });
 
+    it('confines an unprivileged container as Docker does (seccomp filter, masked and read-only /proc paths), a privileged one not', async () => {
+      // Seccomp mode 2 is a filter; unshare of a user namespace needs no capability, only the filter refuses it.
+      const probe = [
+        'echo "seccomp=$(grep ^Seccomp: /proc/self/status | tr -dc 0-9)"',
+        'if unshare -U true 2>/dev/null; then echo unshare=allowed; else echo unshare=refused; fi',
+        'echo "timer_list=$(wc -c < /proc/timer_list)"',
+        'echo "proc_sys=$(awk \'$2 == "/proc/sys" { split($4, o, ","); print o[1] }\' /proc/mounts)"',
+      ].join('; ');
+      const confinement = async (privileged: boolean) => {
+        const id = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'], privileged }));
+        await ctx.runtime.startContainer(id);
+        try {
+          const result = await ctx.runtime.exec(id, ['sh', '-c', probe], { timeoutMs: 10_000 });
+          return Object.fromEntries(result.output.toString('utf8').trim().split('\n').map((line) => line.split('=') as [string, string]));
+        } finally {
+          await ctx.runtime.stopContainer(id, 1000);
+          await ctx.runtime.removeContainer(id);
+        }
+      };
+      assert.deepEqual(await confinement(false), { seccomp: '2', unshare: 'refused', timer_list: '0', proc_sys: 'ro' });
+      const privileged = await confinement(true);
+      assert.equal(privileged.seccomp, '0');
+      assert.equal(privileged.unshare, 'allowed');
+      assert.notEqual(privileged.timer_list, '0');
+    });
+
     it('kills an exec that times out or is cancelled, with every process it started', async () => {
       const id = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'] }));
       await ctx.runtime.startContainer(id);

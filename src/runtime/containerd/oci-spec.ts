@@ -1,5 +1,6 @@
 import type { OciImageConfig } from '../oci/media-types.js';
 import { hostCapabilities } from '../capabilities.js';
+import { defaultSeccompProfile } from './seccomp-profile.js';
 import type { ContainerSpec } from '../types.js';
 
 /** A user as the OCI spec wants it. */
@@ -66,7 +67,7 @@ export function processEnv(spec: Pick<ContainerSpec, 'env'>, image: OciImageConf
 
 /**
  * The OCI runtime spec of a container: containerd's defaults (namespaces, mounts, capabilities,
- * masked and read-only paths, device cgroup), the image's config, the spec's overrides and limits,
+ * masked and read-only paths, device cgroup), Docker's confinement (a seccomp filter), the image's config, the spec's overrides and limits,
  * and /etc/hosts, /etc/hostname and /etc/resolv.conf from berth.
  */
 export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
@@ -121,6 +122,8 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
       // A privileged container sees /proc and /sys as the host does.
       maskedPaths: privileged ? [] : MASKED_PATHS,
       readonlyPaths: privileged ? [] : READONLY_PATHS,
+      // As Docker: a privileged container runs without a filter.
+      ...(privileged ? {} : { seccomp: defaultSeccompProfile() }),
     },
   };
 }
