@@ -1,0 +1,3 @@
+import { crashChurnScenario } from '../scenarios/crash-churn.js';
+
+crashChurnScenario('docker');
