@@ -62,6 +62,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
           maxConcurrentPulls: cfg.images.maxConcurrentPulls,
           pullTimeoutMs: cfg.images.pullTimeoutMs,
           pullInactivityTimeoutMs: cfg.images.pullInactivityTimeoutMs,
+          accessCheckValidityMs: cfg.images.accessCheckValidityMs,
           cleanup: cfg.images.cleanup,
         },
         log.child({ component: 'images' }),

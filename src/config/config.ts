@@ -52,6 +52,8 @@ export interface BerthConfig {
     maxConcurrentPulls: number;
     pullTimeoutMs: number;
     pullInactivityTimeoutMs: number;
+    /** How long the registry's acceptance of a task's credentials for a cached private image is trusted. */
+    accessCheckValidityMs: number;
     /** Minimum time between two pull progress events of one container. */
     progressIntervalMs: number;
     cleanup: { enabled: boolean; intervalMs: number; minimumAgeMs: number; perCycle: number; exclude: string[] };
@@ -145,6 +147,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       maxConcurrentPulls: 4,
       pullTimeout: '2h',
       pullInactivityTimeout: '1m',
+      accessCheckValidity: '10m',
       progressInterval: '1s',
       cleanup: { enabled: true, interval: '30m', minimumAge: '1h', perCycle: 5, exclude: [] },
       registryCredentials: {},
@@ -310,6 +313,7 @@ export function compileConfig(raw: Raw): BerthConfig {
       maxConcurrentPulls: read.integer('images.maxConcurrentPulls', 1),
       pullTimeoutMs: read.duration('images.pullTimeout', 1000),
       pullInactivityTimeoutMs: read.duration('images.pullInactivityTimeout', 100),
+      accessCheckValidityMs: read.duration('images.accessCheckValidity', 0),
       progressIntervalMs: read.duration('images.progressInterval', 0),
       cleanup: {
         enabled: read.boolean('images.cleanup.enabled'),

@@ -59,7 +59,8 @@ export class ContainerActions {
   async pull(container: ManagedContainer, signal: AbortSignal, onProgress?: (progress: PullProgress) => void, behavior?: PullBehavior): Promise<ActionOutcome> {
     const { image, registryCredentials } = container.definition;
     const result = await this.images.prepare(canonicalImage(image), registryCredentials, signal, onProgress, behavior);
-    return result.ok ? { kind: 'pulled', change: { pulledAt: new Date() } } : { kind: 'stopped', change: { reason: result.reason } };
+    if (!result.ok) return { kind: 'stopped', change: { reason: result.reason } };
+    return { kind: 'pulled', change: { pulledAt: new Date(), ...(result.note ? { reason: result.note } : {}) } };
   }
 
   /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../runtime/errors.js';
@@ -15,6 +16,8 @@ export const PULL_BEHAVIORS = ['default', 'always', 'once', 'prefer-cached'] as 
  * always: pull; a failed pull fails the container.
  * once: pull only if no pull of this image has succeeded before.
  * prefer-cached: pull only if the image is not present.
+ * A cached image that was pulled with credentials is used without a pull only by a task whose own
+ * credentials the registry accepts for it (see ImageManager.mayUseCached).
  */
 export type PullBehavior = (typeof PULL_BEHAVIORS)[number];
 
@@ -26,6 +29,8 @@ export interface ImageSettings {
   pullTimeoutMs: number;
   /** A pull with no progress for this long is abandoned. */
   pullInactivityTimeoutMs: number;
+  /** How long the registry's acceptance of one set of credentials for a cached private image holds. */
+  accessCheckValidityMs: number;
   cleanup: {
     enabled: boolean;
     intervalMs: number;
@@ -51,6 +56,10 @@ interface ImageRecord {
   lastUsedAt: Date;
   /** Tasks that use the image; an image with users is never removed. */
   users: Set<string>;
+  /** The last successful pull brought credentials: the image may be private. */
+  pulledWithCredentials: boolean;
+  /** Credentials (by fingerprint) the registry accepted for this image, until when (ms). */
+  accepted: Map<string, number>;
 }
 
 interface InFlightPull {
@@ -71,7 +80,13 @@ export function canonicalImage(reference: string): string {
   }
 }
 
-export type PrepareResult = { ok: true; pulled: boolean } | { ok: false; reason: string };
+/** `note` says why a cached image was used although it could not be checked or pulled. */
+export type PrepareResult = { ok: true; pulled: boolean; note?: string } | { ok: false; reason: string };
+
+/** Credentials as a key for the memory of what the registry accepted; never the secret itself. */
+function fingerprint(auth: RegistryAuth | undefined): string {
+  return auth ? createHash('sha256').update(`${auth.username}\0${auth.password}`).digest('hex') : '';
+}
 
 /**
  * The images berth uses: pulls them by the configured behaviour, one pull per image however many
@@ -99,6 +114,8 @@ export class ImageManager {
         pulledAt: row.pulledAt === undefined ? undefined : new Date(row.pulledAt),
         lastUsedAt: new Date(row.lastUsedAt),
         users: new Set(),
+        pulledWithCredentials: row.pulledWithCredentials === true,
+        accepted: new Map(),
       });
     }
   }
@@ -107,7 +124,7 @@ export class ImageManager {
     const ref = withDefaultTag(reference);
     let record = this.records.get(ref);
     if (!record) {
-      record = { reference: ref, lastUsedAt: this.now(), users: new Set() };
+      record = { reference: ref, lastUsedAt: this.now(), users: new Set(), pulledWithCredentials: false, accepted: new Map() };
       this.records.set(ref, record);
     }
     return record;
@@ -116,7 +133,7 @@ export class ImageManager {
   /** Saves a record; one the store cannot take now is kept in memory (it only guides cleanup and "once"). */
   private save(record: ImageRecord): void {
     try {
-      this.store?.saveImage({ reference: record.reference, pulledAt: record.pulledAt?.getTime(), lastUsedAt: record.lastUsedAt.getTime() });
+      this.store?.saveImage({ reference: record.reference, pulledAt: record.pulledAt?.getTime(), lastUsedAt: record.lastUsedAt.getTime(), pulledWithCredentials: record.pulledWithCredentials });
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
     }
@@ -154,7 +171,7 @@ export class ImageManager {
     record.lastUsedAt = this.now();
     auth ??= this.settings.registryCredentials?.[registryHost(record.reference)];
     if (behavior === 'prefer-cached' || (behavior === 'once' && record.pulledAt)) {
-      if (await this.present(record.reference)) return { ok: true, pulled: false };
+      if (await this.present(record.reference)) return this.mayUseCached(record, auth);
     }
     try {
       await this.pull(record, auth, signal, onProgress);
@@ -165,13 +182,43 @@ export class ImageManager {
       // A registry that refused these credentials has said no: the image another task pulled with
       // its own credentials is not this task's to run. Only a pull that could not get an answer
       // (registry or network down, timeout) falls back to the cached image.
-      const refused = isRuntimeError(error, 'unauthorized');
+      const refused = isRuntimeError(error, 'unauthorized') || (isRuntimeError(error, 'not-found') && record.pulledWithCredentials);
       if (behavior !== 'always' && !refused && (await this.present(record.reference))) {
         this.log.warn({ image: record.reference, reason }, 'pull failed; using the cached image');
-        return { ok: true, pulled: false };
+        return { ok: true, pulled: false, note: `the pull failed (${reason}); using the cached image` };
       }
       return { ok: false, reason };
     }
+  }
+
+  /**
+   * Whether a task with `auth` may run the cached copy of an image without pulling it. An image
+   * pulled without credentials is anyone's. One pulled with credentials may be private: the task's
+   * own credentials must be accepted by the registry for it (Kubernetes calls this "ensure secret
+   * pulled images"), and an acceptance is remembered for `accessCheckValidityMs`. A registry that
+   * cannot be asked does not block the task: the cached image is used and the note says so.
+   */
+  private async mayUseCached(record: ImageRecord, auth: RegistryAuth | undefined): Promise<PrepareResult> {
+    if (!record.pulledWithCredentials) return { ok: true, pulled: false };
+    const key = fingerprint(auth);
+    const now = this.now().getTime();
+    if ((record.accepted.get(key) ?? 0) > now) return { ok: true, pulled: false };
+    try {
+      await this.runtime.checkImageAccess(record.reference, auth);
+    } catch (error) {
+      if (isRuntimeError(error, 'unauthorized') || isRuntimeError(error, 'not-found')) {
+        return {
+          ok: false,
+          reason: `the registry does not let this task's credentials pull ${record.reference} (${(error as RuntimeError).detail}); its cached copy was pulled with other credentials and is not used`,
+        };
+      }
+      const detail = error instanceof RuntimeError ? error.detail : String(error);
+      this.log.warn({ image: record.reference, detail }, "could not ask the registry whether the task's credentials may pull the image; using the cached image");
+      return { ok: true, pulled: false, note: `the registry could not be asked whether this task's credentials may pull the image (${detail}); using the cached image` };
+    }
+    for (const [k, until] of record.accepted) if (until <= now) record.accepted.delete(k);
+    record.accepted.set(key, now + this.settings.accessCheckValidityMs);
+    return { ok: true, pulled: false };
   }
 
   private async present(reference: string): Promise<boolean> {
@@ -230,6 +277,11 @@ export class ImageManager {
         },
       });
       record.pulledAt = this.now();
+      // A pull proves the registry accepts these credentials, and whether the image needs any is
+      // judged by the last successful pull.
+      record.pulledWithCredentials = auth !== undefined;
+      record.accepted.clear();
+      record.accepted.set(fingerprint(auth), record.pulledAt.getTime() + this.settings.accessCheckValidityMs);
       this.save(record);
     } catch (error) {
       if (inactivity.signal.aborted) {

@@ -89,10 +89,13 @@ export class ManagedContainer {
    */
   advance(status: ContainerStatus, change: ContainerChange = {}): boolean {
     if (!isForward(this.knownStatus, status)) return false;
+    // A reason given on the way (such as a cached image used without a check) is a note: the
+    // reason the container stopped replaces it. The first stop reason stays.
+    const stopping = status === 'STOPPED' && this.knownStatus !== 'STOPPED';
     this.knownStatus = status;
     if (change.runtimeId !== undefined) this.runtimeId = change.runtimeId;
     if (change.exitCode !== undefined) this.exitCode = change.exitCode;
-    if (change.reason !== undefined && this.reason === '') this.reason = change.reason;
+    if (change.reason !== undefined && (this.reason === '' || stopping)) this.reason = change.reason;
     if (change.portBindings !== undefined) this.portBindings = change.portBindings;
     this.pulledAt ??= change.pulledAt;
     this.createdAt ??= change.createdAt;

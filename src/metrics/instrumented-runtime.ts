@@ -1,6 +1,6 @@
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { RuntimeError } from '../runtime/errors.js';
-import type { ContainerSpec, ExecOptions, LogOptions, PullOptions, RuntimeEvent } from '../runtime/types.js';
+import type { ContainerSpec, ExecOptions, LogOptions, PullOptions, RegistryAuth, RuntimeEvent } from '../runtime/types.js';
 
 /** What an instrumented runtime reports: each call's operation, duration and failure kind. */
 export interface RuntimeCallObserver {
@@ -62,6 +62,10 @@ export class InstrumentedRuntime implements ContainerRuntime {
 
   inspectImage(reference: string) {
     return this.timed('inspect_image', () => this.inner.inspectImage(reference));
+  }
+
+  checkImageAccess(reference: string, auth: RegistryAuth | undefined, timeoutMs?: number) {
+    return this.timed('check_image_access', () => this.inner.checkImageAccess(reference, auth, timeoutMs));
   }
 
   removeImage(reference: string) {

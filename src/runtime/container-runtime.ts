@@ -8,6 +8,7 @@ import type {
   LogOptions,
   ContainerStatsSample,
   PullOptions,
+  RegistryAuth,
   RuntimeEvent,
   RuntimeName,
   RuntimeVersion,
@@ -46,6 +47,13 @@ export interface ContainerRuntime {
   pullImage(reference: string, options?: PullOptions): Promise<ImageInfo>;
   /** Fails with "not-found" when the image is not present. */
   inspectImage(reference: string): Promise<ImageInfo>;
+  /**
+   * Asks the image's registry whether these credentials (or none) may pull the image, without
+   * pulling it: resolves when they may; fails with "unauthorized" when the registry refuses them,
+   * "not-found" when it does not show them the image, and "unavailable" or "timeout" when it cannot
+   * be asked.
+   */
+  checkImageAccess(reference: string, auth: RegistryAuth | undefined, timeoutMs?: number): Promise<void>;
   /** Removes an image; succeeds when it is already gone. */
   removeImage(reference: string): Promise<void>;
 

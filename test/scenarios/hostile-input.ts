@@ -7,10 +7,12 @@ import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { internalErrorCounts } from '../../src/internal-errors.js';
 import { readStatusDetails } from '../../src/server/error-status.js';
-import { LogsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { LogsResponse, type GetTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { call, EventCollector, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { fuzzAgent } from '../harness/api-fuzz.js';
+import { pushBusyboxImage } from '../harness/busybox-image.js';
+import { startRegistry } from '../harness/registry.js';
 import { HealthCheckClient } from '../harness/grpc-clients.js';
 import { container, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -98,6 +100,45 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
         await call(agent.client, 'stopTask', { taskId: good, reason: '' });
         await watch.waitForEvent('good STOPPED', is.task(good, TaskStatus.TASK_STATUS_STOPPED), 60_000);
       });
+    });
+
+    it('prefer-cached: runs a cached private image only for tasks whose credentials the registry accepts; with the registry down, says so', async () => {
+      const vault = await startRegistry(join(env.dir, 'vault-registry'), 'vault', 'vault-Secret-1');
+      let vaultUp = true;
+      // Every use of the cached copy asks the registry (no remembered acceptance), so each task below is checked.
+      const cached = await startTestAgent(env, { images: { pullBehavior: 'prefer-cached', accessCheckValidity: '0s' } });
+      try {
+        const image = await pushBusyboxImage(vault, 'berth-test/vault', '1');
+        const outcome = async (name: string, registryCredentials?: { username: string; password: string }) => {
+          const id = taskId(name);
+          await watching(cached.client, { taskIds: [id] }, async (watch) => {
+            await call(cached.client, 'runTask', { task: task(id, [container('app', image, { ...(registryCredentials ? { registryCredentials } : {}), command: ['sleep', '300'] })]) });
+            await watch.waitForEvent(`${name} RUNNING or STOPPED`, (e) => is.task(id, TaskStatus.TASK_STATUS_RUNNING)(e) || is.task(id, TaskStatus.TASK_STATUS_STOPPED)(e), 60_000);
+          });
+          const snapshot = (await call<object, GetTaskResponse>(cached.client, 'getTask', { taskId: id })).task;
+          return { id, status: snapshot?.knownStatus, reason: snapshot?.containers[0]?.reason ?? '', runtimeId: snapshot?.containers[0]?.runtimeId ?? '' };
+        };
+        const right = { username: 'vault', password: 'vault-Secret-1' };
+        const owner = await outcome('vault-owner', right);
+        assert.equal(owner.status, TaskStatus.TASK_STATUS_RUNNING, owner.reason);
+
+        for (const [name, credentials] of [['vault-guess', { username: 'vault', password: 'guessed-1' }], ['vault-anonymous', undefined]] as const) {
+          const other = await outcome(name, credentials);
+          assert.equal(other.status, TaskStatus.TASK_STATUS_STOPPED);
+          assert.match(other.reason, /the registry does not let this task's credentials pull .*berth-test\/vault:1 .*its cached copy was pulled with other credentials and is not used/);
+          assert.equal(other.runtimeId, '', 'no container was created');
+        }
+
+        await vault.stop();
+        vaultUp = false;
+        const offline = await outcome('vault-offline', right);
+        assert.equal(offline.status, TaskStatus.TASK_STATUS_RUNNING, offline.reason);
+        assert.match(offline.reason, /the registry could not be asked whether this task's credentials may pull the image .*; using the cached image/);
+        for (const id of [owner.id, offline.id]) await call(cached.client, 'stopTask', { taskId: id, reason: '' });
+      } finally {
+        await cached.stop();
+        if (vaultUp) await vault.stop();
+      }
     });
 
     it('answers OUT_OF_RANGE for a watch from a sequence beyond the latest, and INVALID_ARGUMENT with details for a bad watch', async () => {

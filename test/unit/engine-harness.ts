@@ -40,6 +40,7 @@ export const UNIT_IMAGE_SETTINGS: ImageSettings = {
   maxConcurrentPulls: 2,
   pullTimeoutMs: 60_000,
   pullInactivityTimeoutMs: 60_000,
+  accessCheckValidityMs: 600_000,
   cleanup: { enabled: false, intervalMs: 60_000, minimumAgeMs: 0, perCycle: 5, exclude: [] },
 };
 

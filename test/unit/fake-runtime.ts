@@ -1,6 +1,6 @@
 import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
-import type { ContainerInfo, ContainerSpec, ContainerStatsSample, ExecResult, ImageInfo, LogLine, PullOptions, RuntimeEvent, RuntimeVersion } from '../../src/runtime/types.js';
+import type { ContainerInfo, ContainerSpec, ContainerStatsSample, ExecResult, ImageInfo, LogLine, PullOptions, RegistryAuth, RuntimeEvent, RuntimeVersion } from '../../src/runtime/types.js';
 
 /**
  * An in-memory ContainerRuntime for unit tests of engine rules. Containers do nothing by
@@ -14,6 +14,10 @@ export class FakeRuntime implements ContainerRuntime {
   /** Images the registry has; pulls of others fail with "not-found". */
   readonly registry = new Set<string>();
   readonly local = new Set<string>();
+  /** Images the registry serves only to this password. */
+  readonly privateImages = new Map<string, string>();
+  /** The registry cannot be reached: pulls and access checks fail with "unavailable". */
+  registryDown = false;
   /** Pulls of these images wait until `releasePull` is called. */
   readonly heldPulls = new Map<string, () => void>();
   /** Containers that exit at once with this code when started. */
@@ -46,9 +50,21 @@ export class FakeRuntime implements ContainerRuntime {
         options.signal?.addEventListener('abort', () => reject(new RuntimeError('internal', 'pull', 'aborted')), { once: true });
       });
     }
-    if (!this.registry.has(reference)) throw new RuntimeError('not-found', `pull image "${reference}"`, 'manifest unknown');
+    this.askRegistry(reference, options.auth, 'pull');
     this.local.add(reference);
     return { id: `sha256:${reference}`, references: [reference], sizeBytes: 1 };
+  }
+
+  private askRegistry(reference: string, auth: RegistryAuth | undefined, operation: string): void {
+    if (this.registryDown) throw new RuntimeError('unavailable', `${operation} image "${reference}"`, 'connection refused');
+    const password = this.privateImages.get(reference);
+    if (password !== undefined && auth?.password !== password) throw new RuntimeError('unauthorized', `${operation} image "${reference}"`, 'authentication required');
+    if (!this.registry.has(reference)) throw new RuntimeError('not-found', `${operation} image "${reference}"`, 'manifest unknown');
+  }
+
+  async checkImageAccess(reference: string, auth: RegistryAuth | undefined): Promise<void> {
+    this.calls.push(`check ${reference}`);
+    this.askRegistry(reference, auth, 'check access to');
   }
 
   releasePull(reference: string): void {

@@ -23,7 +23,9 @@ describe('image manager', () => {
     await images.prepare(IMAGE, undefined, signal());
     assert.equal(pulls(runtime), 2);
     runtime.registry.delete(IMAGE);
-    assert.deepEqual(await images.prepare(IMAGE, undefined, signal()), { ok: true, pulled: false });
+    const fallback = await images.prepare(IMAGE, undefined, signal());
+    assert.ok(fallback.ok && !fallback.pulled);
+    assert.match(fallback.note ?? '', /the pull failed \(.*\); using the cached image/);
     const missing = await images.prepare('registry.test/none:1', undefined, signal());
     assert.ok(!missing.ok && /the registry has no such image/.test(missing.reason));
   });
@@ -45,6 +47,50 @@ describe('image manager', () => {
     cached.runtime.local.add(IMAGE);
     assert.deepEqual(await cached.images.prepare(IMAGE, undefined, signal()), { ok: true, pulled: false });
     assert.equal(pulls(cached.runtime), 0);
+  });
+
+  it('lets a task use a cached image pulled with credentials only if the registry accepts its own, for a while', async () => {
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    const { runtime, images } = setup({ pullBehavior: 'prefer-cached', accessCheckValidityMs: 60_000 }, () => new Date(clock));
+    runtime.privateImages.set(IMAGE, 'right');
+    const right = { username: 'u', password: 'right' };
+    assert.deepEqual(await images.prepare(IMAGE, right, signal()), { ok: true, pulled: true });
+    const checks = () => runtime.calls.filter((c) => c.startsWith('check')).length;
+
+    // The puller's own credentials were accepted by the pull itself: no question to the registry.
+    assert.deepEqual(await images.prepare(IMAGE, right, signal()), { ok: true, pulled: false });
+    assert.equal(checks(), 0);
+    for (const auth of [{ username: 'u', password: 'guess' }, undefined]) {
+      const refused = await images.prepare(IMAGE, auth, signal());
+      assert.ok(!refused.ok && /the registry does not let this task's credentials pull registry\.test\/app:1 .*not used/.test(refused.reason), JSON.stringify(refused));
+      assert.ok(!refused.ok && !refused.reason.includes('guess'));
+    }
+    assert.equal(checks(), 2, 'a refusal is not remembered');
+
+    // Other credentials the registry accepts: checked once, then trusted until the validity ends.
+    runtime.privateImages.set(IMAGE, 'rotated');
+    const rotated = { username: 'u', password: 'rotated' };
+    assert.deepEqual(await images.prepare(IMAGE, rotated, signal()), { ok: true, pulled: false });
+    assert.deepEqual(await images.prepare(IMAGE, rotated, signal()), { ok: true, pulled: false });
+    assert.equal(checks(), 3);
+    clock += 60_001;
+    assert.deepEqual(await images.prepare(IMAGE, rotated, signal()), { ok: true, pulled: false });
+    assert.equal(checks(), 4);
+
+    // A registry that cannot be asked does not stop the task; the note says what happened.
+    clock += 60_001;
+    runtime.registryDown = true;
+    const unchecked = await images.prepare(IMAGE, rotated, signal());
+    assert.ok(unchecked.ok && !unchecked.pulled);
+    assert.match(unchecked.note ?? '', /the registry could not be asked whether this task's credentials may pull the image \(connection refused\); using the cached image/);
+    assert.equal(pulls(runtime), 1);
+  });
+
+  it('uses a cached image pulled without credentials for any task, without asking the registry', async () => {
+    const { runtime, images } = setup({ pullBehavior: 'once' });
+    await images.prepare(IMAGE, undefined, signal());
+    assert.deepEqual(await images.prepare(IMAGE, { username: 'u', password: 'p' }, signal()), { ok: true, pulled: false });
+    assert.equal(runtime.calls.filter((c) => c.startsWith('check')).length, 0);
   });
 
   it('runs one pull for many callers of the same image, sharing its progress', async () => {

@@ -19,7 +19,7 @@ describe('state store (SQLite file)', () => {
     const first = new StateStore(path, { count: 100, maxAgeMs: 3_600_000 });
     for (let s = 1; s <= 5; s++) first.events.append(event(s));
     first.saveReservation('t', { cpuUnits: 1, memoryMib: 2, tcpPorts: [50000], udpPorts: [], gpuIds: [] });
-    first.saveImage({ reference: 'registry.test/app:1', pulledAt: 10, lastUsedAt: 20 });
+    first.saveImage({ reference: 'registry.test/app:1', pulledAt: 10, lastUsedAt: 20, pulledWithCredentials: true });
     const attachment = { network: 'n', containerId: 'c', ifName: 'eth0', taskId: 't', netns: '/run/netns/x', config: { name: 'n' }, args: { A: '1' }, capabilityArgs: { portMappings: [] } };
     first.saveCniAttachment(attachment);
     first.saveCniAttachment({ ...attachment, containerId: 'd', result: { ips: [{ address: '10.0.0.2/24' }] } });
@@ -29,7 +29,7 @@ describe('state store (SQLite file)', () => {
     assert.equal(second.events.latestSequence(), 5);
     assert.deepEqual(second.events.readFrom(4, 10).map((e) => e.sequence), [4, 5]);
     assert.deepEqual(second.loadReservations().get('t')?.tcpPorts, [50000]);
-    assert.deepEqual(second.loadImages(), [{ reference: 'registry.test/app:1', pulledAt: 10, lastUsedAt: 20 }]);
+    assert.deepEqual(second.loadImages(), [{ reference: 'registry.test/app:1', pulledAt: 10, lastUsedAt: 20, pulledWithCredentials: true }]);
     assert.deepEqual(second.loadCniAttachments(), [
       { ...attachment, result: undefined, addFailure: undefined },
       { ...attachment, containerId: 'd', result: { ips: [{ address: '10.0.0.2/24' }] }, addFailure: undefined },
@@ -72,6 +72,17 @@ describe('state store (SQLite file)', () => {
     assert.deepEqual(migrate(db), { from: MIGRATIONS.at(-1)!.version, to: MIGRATIONS.at(-1)!.version });
     db.pragma('user_version = 99');
     assert.throws(() => migrate(db), /schema version 99, newer than this berth understands/);
+    db.close();
+  });
+
+  it('assumes credentials for images pulled before step 4, so their cached copies are checked', () => {
+    const db = new BetterSqlite3(join(dir, 'step4.db'));
+    migrate(db, MIGRATIONS.filter((m) => m.version < 4));
+    db.prepare('INSERT INTO images (reference, pulled_at, last_used_at) VALUES (?, ?, ?)').run('registry.test/pulled:1', 10, 20);
+    db.prepare('INSERT INTO images (reference, pulled_at, last_used_at) VALUES (?, ?, ?)').run('registry.test/never:1', null, 20);
+    migrate(db);
+    const rows = db.prepare('SELECT reference, pulled_with_credentials AS p FROM images ORDER BY reference').all();
+    assert.deepEqual(rows, [{ reference: 'registry.test/never:1', p: 0 }, { reference: 'registry.test/pulled:1', p: 1 }]);
     db.close();
   });
 

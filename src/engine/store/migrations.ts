@@ -93,6 +93,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE store_probe (data BLOB);
     `,
   },
+  {
+    version: 4,
+    description: 'whether an image was pulled with credentials, so a task may use its cached copy only with credentials the registry accepts',
+    sql: `
+      ALTER TABLE images ADD COLUMN pulled_with_credentials INTEGER NOT NULL DEFAULT 0;
+      -- Pulled before this was recorded: assume credentials, so the cached copy is checked.
+      UPDATE images SET pulled_with_credentials = 1 WHERE pulled_at IS NOT NULL;
+    `,
+  },
 ];
 
 /** Brings the database up to the newest step; refuses a database written by a newer berth. */

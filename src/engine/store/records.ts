@@ -56,6 +56,8 @@ export interface ImageRecordRow {
   reference: string;
   pulledAt?: number;
   lastUsedAt: number;
+  /** The last successful pull brought credentials (the image may be private). */
+  pulledWithCredentials?: boolean;
 }
 
 export const toMs = (date: Date | undefined): number | undefined => date?.getTime();

@@ -158,7 +158,7 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
   }
 
   saveImage(image: ImageRecordRow): void {
-    this.transaction(() => this.statements.upsertImage.run(image.reference, image.pulledAt ?? null, image.lastUsedAt));
+    this.transaction(() => this.statements.upsertImage.run(image.reference, image.pulledAt ?? null, image.lastUsedAt, image.pulledWithCredentials ? 1 : 0));
   }
 
   deleteImage(reference: string): void {
@@ -166,8 +166,8 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
   }
 
   loadImages(): ImageRecordRow[] {
-    const rows = this.statements.selectImages.all() as { reference: string; pulled_at: number | null; last_used_at: number }[];
-    return rows.map((r) => ({ reference: r.reference, pulledAt: r.pulled_at ?? undefined, lastUsedAt: r.last_used_at }));
+    const rows = this.statements.selectImages.all() as { reference: string; pulled_at: number | null; last_used_at: number; pulled_with_credentials: number }[];
+    return rows.map((r) => ({ reference: r.reference, pulledAt: r.pulled_at ?? undefined, lastUsedAt: r.last_used_at, pulledWithCredentials: r.pulled_with_credentials === 1 }));
   }
 
   /** Inserts or replaces a CNI attachment (keyed by network, container id and interface). */
@@ -265,9 +265,11 @@ function prepareStatements(db: Database) {
     upsertReservation: db.prepare('INSERT INTO reservations (task_id, resources) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET resources = excluded.resources'),
     deleteReservation: db.prepare('DELETE FROM reservations WHERE task_id = ?'),
     selectReservations: db.prepare('SELECT task_id, resources FROM reservations'),
-    upsertImage: db.prepare('INSERT INTO images (reference, pulled_at, last_used_at) VALUES (?, ?, ?) ON CONFLICT (reference) DO UPDATE SET pulled_at = excluded.pulled_at, last_used_at = excluded.last_used_at'),
+    upsertImage: db.prepare(
+      'INSERT INTO images (reference, pulled_at, last_used_at, pulled_with_credentials) VALUES (?, ?, ?, ?) ON CONFLICT (reference) DO UPDATE SET pulled_at = excluded.pulled_at, last_used_at = excluded.last_used_at, pulled_with_credentials = excluded.pulled_with_credentials',
+    ),
     deleteImage: db.prepare('DELETE FROM images WHERE reference = ?'),
-    selectImages: db.prepare('SELECT reference, pulled_at, last_used_at FROM images'),
+    selectImages: db.prepare('SELECT reference, pulled_at, last_used_at, pulled_with_credentials FROM images'),
     upsertCni: db.prepare(
       'INSERT OR REPLACE INTO cni_attachments (network, container_id, if_name, task_id, netns, config, args, result, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),

@@ -28,6 +28,7 @@ import type {
   PullOptions,
   RuntimeEvent,
   RuntimeVersion,
+  RegistryAuth,
 } from '../types.js';
 import { withTimeout } from '../with-timeout.js';
 import { ContainerdClient, containerdError } from './containerd-client.js';
@@ -113,6 +114,7 @@ export class ContainerdRuntime implements ContainerRuntime {
   readonly hasBridgeNetwork = false;
   private readonly client: ContainerdClient;
   private readonly puller: ImagePuller;
+  private readonly registry: RegistryClient;
   private readonly images: ImageStore;
   /** Containers seen killed by the kernel for memory (from /tasks/oom events). */
   private readonly oomKilled = new Set<string>();
@@ -124,7 +126,8 @@ export class ContainerdRuntime implements ContainerRuntime {
   constructor(private readonly options: ContainerdRuntimeOptions) {
     this.logWriter = options.logWriterPath ?? join(PACKAGE_ROOT ?? '.', 'libexec', 'berth-log-writer');
     this.client = new ContainerdClient(options.socketPath, options.namespace, options.callTimeoutMs);
-    this.puller = new ImagePuller(this.client, new RegistryClient({ insecureRegistries: options.insecureRegistries, requestTimeoutMs: options.callTimeoutMs }), options.callTimeoutMs);
+    this.registry = new RegistryClient({ insecureRegistries: options.insecureRegistries, requestTimeoutMs: options.callTimeoutMs });
+    this.puller = new ImagePuller(this.client, this.registry, options.callTimeoutMs);
     this.images = new ImageStore(this.client, options.callTimeoutMs);
   }
 
@@ -146,6 +149,11 @@ export class ContainerdRuntime implements ContainerRuntime {
     const operation = `pull image "${name.reference}"`;
     await withTimeout(operation, options.timeoutMs ?? this.options.pullTimeoutMs, (signal) => this.puller.pull(name, options.auth, options.onProgress, signal), options.signal);
     return this.inspectImage(reference);
+  }
+
+  async checkImageAccess(reference: string, auth: RegistryAuth | undefined, timeoutMs = this.options.callTimeoutMs): Promise<void> {
+    const name = parseImageName(reference);
+    await withTimeout(`check access to image "${name.reference}"`, timeoutMs, (signal) => this.registry.resolve(name, auth, signal));
   }
 
   async inspectImage(reference: string): Promise<ImageInfo> {

@@ -20,6 +20,7 @@ import type {
   PullOptions,
   RuntimeEvent,
   RuntimeVersion,
+  RegistryAuth,
 } from '../types.js';
 import { classifyImageMessage, toRuntimeError } from './docker-errors.js';
 import { readDockerEvents } from './docker-events.js';
@@ -175,6 +176,22 @@ export class DockerRuntime implements ContainerRuntime {
     const ref = withDefaultTag(reference);
     const image = await this.call(`inspect image "${ref}"`, () => this.docker.getImage(ref).inspect(), undefined, 'image');
     return { id: image.Id, references: image.RepoTags ?? [], sizeBytes: image.Size };
+  }
+
+  async checkImageAccess(reference: string, auth: RegistryAuth | undefined, timeoutMs = this.options.callTimeoutMs): Promise<void> {
+    const ref = withDefaultTag(reference);
+    // dockerd asks the registry for the image's descriptor with these credentials.
+    const authconfig = auth ? { username: auth.username, password: auth.password, serveraddress: registryHost(ref) } : undefined;
+    const statusCodes = { 200: true, 401: 'unauthorized', 403: 'forbidden', 404: 'not found', 500: 'server error' };
+    await this.call(
+      `check access to image "${ref}"`,
+      (abortSignal) =>
+        new Promise<void>((resolve, reject) => {
+          this.docker.modem.dial({ path: `/distribution/${ref}/json`, method: 'GET', authconfig, abortSignal, statusCodes }, (error: unknown) => (error ? reject(error) : resolve()));
+        }),
+      timeoutMs,
+      'image',
+    );
   }
 
   async removeImage(reference: string): Promise<void> {
