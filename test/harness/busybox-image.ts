@@ -10,6 +10,8 @@ const APPLETS = ['head', 'tr', 'dd', 'seq', 'sh', 'sleep', 'echo', 'cat', 'true'
 export interface ImageConfig {
   /** Adds a file naming the image, so its layer shares nothing with the other test images. */
   uniqueLayer?: boolean;
+  /** Adds a file with this text: images pushed with the same marker share a layer no other image has. */
+  layerMarker?: string;
   /** Pushes a manifest list (another platform first, then this host's) under the tag. */
   multiPlatform?: boolean;
   cmd?: string[];
@@ -113,7 +115,7 @@ export async function pushBusyboxImage(registry: Registry, repository: string, t
     return { mediaType: manifest.mediaType, body: JSON.stringify(manifest) };
   };
   if (!config.multiPlatform) {
-    const single = await image(config.uniqueLayer || config.passwdLink ? `${repository}:${tag}` : undefined, architecture());
+    const single = await image(config.layerMarker ?? (config.uniqueLayer || config.passwdLink ? `${repository}:${tag}` : undefined), architecture());
     await putManifest(tag, single.mediaType, single.body);
     return `${registry.address}/${repository}:${tag}`;
   }
@@ -128,4 +130,11 @@ export async function pushBusyboxImage(registry: Registry, repository: string, t
   const list = { schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json', manifests: entries };
   await putManifest(tag, list.mediaType, JSON.stringify(list));
   return `${registry.address}/${repository}:${tag}`;
+}
+
+/** Four images (distinct configs) with one layer in common that no other test image has. */
+export async function sharedLayerImages(registry: Registry): Promise<string[]> {
+  const images: string[] = [];
+  for (let i = 0; i < 4; i++) images.push(await pushBusyboxImage(registry, `berth-test/shared-${i}`, '1', { layerMarker: 'shared layer', env: ['PATH=/bin', `IMAGE=${i}`] }));
+  return images;
 }

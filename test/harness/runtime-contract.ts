@@ -11,6 +11,8 @@ export interface ContractContext {
   privateImage: string;
   /** An image whose /etc/passwd is a symbolic link to /dev/zero. */
   hostilePasswdImage: string;
+  /** Images that share a layer no other image has (pulled by no other test). */
+  sharedLayerImages: string[];
   missingImage: string;
   credentials: { username: string; password: string };
   /** A multi-platform image (a manifest list) behind a registry that wants Bearer tokens. */
@@ -89,6 +91,19 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       events.abort();
       assert.equal((await ctx.runtime.inspectContainer(id)).exitCode, 7, 'the chosen manifest runs here');
       await ctx.runtime.removeContainer(id);
+    });
+
+    it('pulls images that share a layer side by side: every pull succeeds and each image runs', async () => {
+      await Promise.all(ctx.sharedLayerImages.map((image) => ctx.runtime.pullImage(image, { auth: ctx.credentials })));
+      for (const [i, image] of ctx.sharedLayerImages.entries()) {
+        const id = await ctx.runtime.createContainer(spec({ image, command: ['sh', '-c', 'echo "$IMAGE $(cat /etc/berth-test-image)"'] }));
+        await ctx.runtime.startContainer(id);
+        // Following ends when the process exits.
+        const lines: string[] = [];
+        for await (const line of await ctx.runtime.logs(id, { follow: true, signal: AbortSignal.timeout(30_000) })) lines.push(line.text.toString('utf8'));
+        assert.deepEqual(lines, [`${i} shared layer`]);
+        await ctx.runtime.removeContainer(id);
+      }
     });
 
     it('reports a missing image as "not-found"', async () => {

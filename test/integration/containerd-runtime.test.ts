@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContainerdRuntime } from '../../src/runtime/containerd/containerd-runtime.js';
 import { startBearerProxy, type BearerProxy } from '../harness/bearer-proxy.js';
-import { pushBusyboxImage } from '../harness/busybox-image.js';
+import { pushBusyboxImage, sharedLayerImages } from '../harness/busybox-image.js';
 import { startContainerdDaemon, type TestContainerdDaemon } from '../harness/containerd-daemon.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { runtimeContract } from '../harness/runtime-contract.js';
@@ -44,6 +44,7 @@ runtimeContract(
       image: await pushBusyboxImage(registry, 'berth-test/busybox', '1'),
       privateImage: await pushBusyboxImage(registry, 'berth-test/private', '1'),
       hostilePasswdImage: await pushBusyboxImage(registry, 'berth-test/hostile-passwd', '1', { passwdLink: '/dev/zero' }),
+      sharedLayerImages: await sharedLayerImages(registry),
       missingImage: `${registry.address}/berth-test/does-not-exist:1`,
       credentials: { username: registry.username, password: registry.password },
     };

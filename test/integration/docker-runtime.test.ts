@@ -1,5 +1,5 @@
 import { startBearerProxy, type BearerProxy } from '../harness/bearer-proxy.js';
-import { pushBusyboxImage } from '../harness/busybox-image.js';
+import { pushBusyboxImage, sharedLayerImages } from '../harness/busybox-image.js';
 import { startTestEnvironment, type TestEnvironment } from '../harness/environment.js';
 import { runtimeContract } from '../harness/runtime-contract.js';
 import { DockerRuntime } from '../../src/runtime/docker/docker-runtime.js';
@@ -20,6 +20,7 @@ runtimeContract(
       image: env.image,
       privateImage: env.privateImage,
       hostilePasswdImage: await pushBusyboxImage(env.registry, 'berth-test/hostile-passwd', '1', { passwdLink: '/dev/zero' }),
+      sharedLayerImages: await sharedLayerImages(env.registry),
       missingImage: env.missingImage,
       credentials: env.credentials,
     };

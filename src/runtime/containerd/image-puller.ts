@@ -8,6 +8,13 @@ import type { ContainerdClient } from './containerd-client.js';
 import { labelBlob, writeBlob } from './content-store.js';
 
 export const SNAPSHOTTER = 'overlayfs';
+/** Tries of a blob write another process holds the lock of (about 10 minutes with the back-off). */
+const LOCKED_WRITE_ATTEMPTS = 300;
+
+/** containerd's answer to a write of a blob another writer is writing (the ref is locked). */
+function isLockedByAnotherWriter(error: unknown): boolean {
+  return isRuntimeError(error, 'unavailable') && /\blocked\b/.test((error as RuntimeError).detail);
+}
 const GC_EXPIRE = 'containerd.io/gc.expire';
 
 /** The platform images are pulled for. */
@@ -50,6 +57,9 @@ export interface PulledImage {
  * collector cannot take half a pull; GC labels on the parents keep the children afterwards.
  */
 export class ImagePuller {
+  /** Blob writes in flight, by digest: a pull that needs a blob another pull is writing waits for it. */
+  private readonly blobWrites = new Map<string, Promise<void>>();
+
   constructor(
     private readonly client: ContainerdClient,
     private readonly registry: RegistryClient,
@@ -88,15 +98,15 @@ export class ImagePuller {
     };
     const fromRegistry = (descriptor: OciDescriptor) => (offset: number) => this.registry.fetchBlob(name, descriptor, auth, offset, signal);
     const fromMemory = (body: Buffer) => async () => [new Uint8Array(body)];
-    for (const layer of manifest.layers) await writeBlob(this.client, lease, layer, {}, fromRegistry(layer), report, signal);
+    for (const layer of manifest.layers) await this.writeShared(lease, layer, {}, fromRegistry(layer), report, signal);
     const configBody = await this.registry.fetchSmallBlob(name, manifest.config, auth, signal);
-    await writeBlob(this.client, lease, manifest.config, {}, fromMemory(configBody), report, signal);
+    await this.writeShared(lease, manifest.config, {}, fromMemory(configBody), report, signal);
     const manifestLabels: Record<string, string> = { 'containerd.io/gc.ref.content.config': manifest.config.digest };
     manifest.layers.forEach((layer, i) => (manifestLabels[`containerd.io/gc.ref.content.l.${i}`] = layer.digest));
-    await writeBlob(this.client, lease, manifestDescriptor, manifestLabels, fromMemory(manifestBody), () => undefined, signal);
+    await this.writeShared(lease, manifestDescriptor, manifestLabels, fromMemory(manifestBody), () => undefined, signal);
     if (index) {
       const indexLabels = Object.fromEntries(index.parsed.manifests.map((m, i) => [`containerd.io/gc.ref.content.m.${i}`, m.digest]));
-      await writeBlob(this.client, lease, target, indexLabels, fromMemory(index.body), () => undefined, signal);
+      await this.writeShared(lease, target, indexLabels, fromMemory(index.body), () => undefined, signal);
     }
 
     const config = JSON.parse(configBody.toString('utf8')) as OciImageConfig;
@@ -104,6 +114,38 @@ export class ImagePuller {
     await labelBlob(this.client, manifest.config.digest, { [`containerd.io/gc.ref.snapshot.${SNAPSHOTTER}`]: topChainId }, lease);
     await this.nameImage(name.reference, target, lease);
     return { target, manifest, config, topChainId };
+  }
+
+  /**
+   * Writes a blob, unless it is there, once however many pulls of this agent need it (images share
+   * layers; two pulls of one image with different credentials share everything). containerd locks
+   * a blob while it is written: a write locked by another process is tried again until it is there
+   * or the pull is abandoned.
+   */
+  private async writeShared(
+    lease: string,
+    descriptor: OciDescriptor,
+    labels: Record<string, string>,
+    open: Parameters<typeof writeBlob>[4],
+    onBytes: (bytes: number) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      for (let running = this.blobWrites.get(descriptor.digest); running; running = this.blobWrites.get(descriptor.digest)) {
+        await running.catch(() => undefined);
+      }
+      // Once the other write is done, this one finds the blob (and adds it to this pull's lease).
+      const write = writeBlob(this.client, lease, descriptor, labels, open, onBytes, signal);
+      this.blobWrites.set(descriptor.digest, write);
+      try {
+        return await write;
+      } catch (error) {
+        if (!isLockedByAnotherWriter(error) || attempt >= LOCKED_WRITE_ATTEMPTS || signal?.aborted) throw error;
+      } finally {
+        if (this.blobWrites.get(descriptor.digest) === write) this.blobWrites.delete(descriptor.digest);
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * attempt)));
+    }
   }
 
   /** Applies the layers as snapshots named by chain id; returns the top chain id. */
