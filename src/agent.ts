@@ -4,6 +4,7 @@ import { pino, type Logger } from 'pino';
 import type { BerthConfig } from './config/config.js';
 import type { EngineSettings } from './engine/engine-settings.js';
 import { EventLog } from './engine/event-log.js';
+import { chooseAppArmorProfile } from './runtime/containerd/apparmor.js';
 import { hostCapacity } from './engine/host-capacity.js';
 import { HostResourceManager, type HostCapacity } from './engine/host-resources.js';
 import { ImageManager } from './engine/image-manager.js';
@@ -26,6 +27,13 @@ import { MetadataTokens } from './metadata/metadata-tokens.js';
 import { TOKENS } from './tokens.js';
 
 /** The composition root: the only place that knows which implementation backs which part. */
+function containerdRuntime(cfg: BerthConfig, log: Logger): ContainerdRuntime {
+  const { apparmorProfile: configured, ...options } = cfg.runtime.containerd;
+  const apparmor = chooseAppArmorProfile(configured);
+  if (apparmor.warning) log.warn(apparmor.warning);
+  return new ContainerdRuntime({ ...options, apparmorProfile: apparmor.profile, pullTimeoutMs: cfg.images.pullTimeoutMs, stateDir: join(cfg.dataDir, 'containerd'), logRotation: cfg.logs });
+}
+
 export function buildContainer(config: BerthConfig, logger: Logger, capacity: HostCapacity): Container {
   const c = new Container({ defaultScope: 'Singleton' });
   c.bind(TOKENS.stateStore).toResolvedValue(
@@ -37,15 +45,12 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
   c.bind(TOKENS.logger).toConstantValue(logger);
   c.bind(TOKENS.metrics).toResolvedValue((log: Logger) => new AgentMetrics(log.child({ component: 'metrics' })), [TOKENS.logger]);
   c.bind(TOKENS.runtime).toResolvedValue(
-    (cfg: BerthConfig, metrics: AgentMetrics): ContainerRuntime => {
-      const runtime =
-        cfg.runtime.kind === 'docker'
-          ? new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs, logRotation: cfg.logs })
-          : new ContainerdRuntime({ ...cfg.runtime.containerd, pullTimeoutMs: cfg.images.pullTimeoutMs, stateDir: join(cfg.dataDir, 'containerd'), logRotation: cfg.logs });
+    (cfg: BerthConfig, metrics: AgentMetrics, log: Logger): ContainerRuntime => {
+      const runtime = cfg.runtime.kind === 'docker' ? new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs, logRotation: cfg.logs }) : containerdRuntime(cfg, log);
       // Every runtime call is timed for the metrics; the engine sees the same contract.
       return new InstrumentedRuntime(runtime, metrics);
     },
-    [TOKENS.config, TOKENS.metrics],
+    [TOKENS.config, TOKENS.metrics, TOKENS.logger],
   );
   c.bind(TOKENS.runtimeMonitor).toResolvedValue(
     (runtime: ContainerRuntime, cfg: BerthConfig, log: Logger) =>

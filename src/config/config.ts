@@ -45,6 +45,8 @@ export interface BerthConfig {
       callTimeoutMs: number;
       /** Registries pulled from over plain HTTP (loopback ones always are). */
       insecureRegistries: string[];
+      /** AppArmor profile of unprivileged containers; empty: docker-default where it is loaded. */
+      apparmorProfile: string;
     };
   };
   images: {
@@ -140,7 +142,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
     runtime: {
       kind: 'docker',
       docker: { host: env.DOCKER_HOST || 'unix:///var/run/docker.sock', callTimeout: '30s' },
-      containerd: { socket: '/run/containerd/containerd.sock', namespace: 'berth', callTimeout: '30s', insecureRegistries: [] },
+      containerd: { socket: '/run/containerd/containerd.sock', namespace: 'berth', callTimeout: '30s', insecureRegistries: [], apparmorProfile: '' },
     },
     images: {
       pullBehavior: 'default',
@@ -306,6 +308,7 @@ export function compileConfig(raw: Raw): BerthConfig {
         namespace: read.string('runtime.containerd.namespace', /^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$/),
         callTimeoutMs: read.duration('runtime.containerd.callTimeout', 100),
         insecureRegistries: read.stringList('runtime.containerd.insecureRegistries'),
+        apparmorProfile: read.optionalString('runtime.containerd.apparmorProfile') ?? '',
       },
     },
     images: {

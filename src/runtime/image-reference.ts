@@ -4,6 +4,8 @@
  * the same strings, and normalised (Docker Hub's host and `library/`, the `latest` tag) once.
  */
 
+import { RuntimeError } from './errors.js';
+
 /** A reference split into its parts; `host` is "docker.io" when the reference names none. */
 export interface ImageReference {
   host: string;
@@ -99,4 +101,17 @@ export function withDefaultTag(reference: string): string {
   const lastSlash = reference.lastIndexOf('/');
   const lastColon = reference.lastIndexOf(':');
   return lastColon > lastSlash ? reference : `${reference}:latest`;
+}
+
+/**
+ * Checks a reference before an adapter hands it to its daemon, which may answer a malformed one
+ * in surprising ways (dockerd redirects a path with "//"). Fails with "invalid".
+ */
+export function requireImageReference(input: string, operation: string): void {
+  try {
+    parseImageReference(input);
+  } catch (error) {
+    if (!(error instanceof ImageReferenceError)) throw error;
+    throw new RuntimeError('invalid', operation, `${JSON.stringify(input.slice(0, 300))} is not a valid image reference (${error.message})`);
+  }
 }

@@ -106,6 +106,18 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       }
     });
 
+    it('refuses an image reference outside the grammar with "invalid" in every image call (dockerd would redirect "//")', async () => {
+      for (const reference of ['127.0.0.1:5000//acc/busybox:1', 'Not::A@@Valid/Reference', 'busybox/./x:1']) {
+        const invalid = (error: unknown) => isRuntimeError(error, 'invalid') && (error as Error).message.includes('image reference');
+        await assert.rejects(ctx.runtime.pullImage(reference, { auth: ctx.credentials }), invalid, reference);
+        await assert.rejects(ctx.runtime.inspectImage(reference), invalid, reference);
+        await assert.rejects(ctx.runtime.checkImageAccess(reference, ctx.credentials), invalid, reference);
+        await assert.rejects(ctx.runtime.removeImage(reference), invalid, reference);
+        await assert.rejects(ctx.runtime.createContainer(spec({ image: reference })), invalid, reference);
+      }
+      assert.ok((await ctx.runtime.ping()).version, 'the adapter still works');
+    });
+
     it('reports a missing image as "not-found"', async () => {
       await assert.rejects(ctx.runtime.pullImage(ctx.missingImage, { auth: ctx.credentials }), (error) => isRuntimeError(error, 'not-found'));
     });

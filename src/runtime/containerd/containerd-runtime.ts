@@ -13,6 +13,7 @@ import type { ContainerRuntime } from '../container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../errors.js';
 import { parseImageName } from '../oci/image-name.js';
 import { killProcessTree } from '../process-tree.js';
+import { requireImageReference } from '../image-reference.js';
 import { RegistryClient } from '../oci/registry-client.js';
 import type {
   ContainerInfo,
@@ -54,6 +55,8 @@ export interface ContainerdRuntimeOptions {
   runcRoot?: string;
   /** Containers' log files are rotated by this (by the log writer); unbounded when unset. */
   logRotation?: LogRotation;
+  /** The AppArmor profile unprivileged containers run under (see chooseAppArmorProfile); none when unset. */
+  apparmorProfile?: string;
 }
 
 const SPEC_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
@@ -145,6 +148,7 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   async pullImage(reference: string, options: PullOptions = {}): Promise<ImageInfo> {
+    requireImageReference(reference, `pull image "${reference}"`);
     const name = parseImageName(reference);
     const operation = `pull image "${name.reference}"`;
     await withTimeout(operation, options.timeoutMs ?? this.options.pullTimeoutMs, (signal) => this.puller.pull(name, options.auth, options.onProgress, signal), options.signal);
@@ -152,16 +156,19 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   async checkImageAccess(reference: string, auth: RegistryAuth | undefined, timeoutMs = this.options.callTimeoutMs): Promise<void> {
+    requireImageReference(reference, `check access to image "${reference}"`);
     const name = parseImageName(reference);
     await withTimeout(`check access to image "${name.reference}"`, timeoutMs, (signal) => this.registry.resolve(name, auth, signal));
   }
 
   async inspectImage(reference: string): Promise<ImageInfo> {
+    requireImageReference(reference, `inspect image "${reference}"`);
     const image = await this.images.get(parseImageName(reference));
     return { id: image.id, references: [image.name], sizeBytes: image.sizeBytes };
   }
 
   async removeImage(reference: string): Promise<void> {
+    requireImageReference(reference, `remove image "${reference}"`);
     const name = parseImageName(reference).reference;
     const c = this.client;
     const users = await c.call('list containers', c.containers, c.containers.list, { filters: [`image==${JSON.stringify(name)}`] });
@@ -188,6 +195,7 @@ export class ContainerdRuntime implements ContainerRuntime {
 
   async createContainer(spec: ContainerSpec): Promise<string> {
     const operation = `create container "${spec.name}"`;
+    requireImageReference(spec.image, operation);
     if (spec.network === 'bridge' || (spec.network !== 'host' && spec.ports.length > 0)) {
       throw new RuntimeError('invalid', operation, 'containerd has no bridge or port mapping of its own: the engine provides them through CNI (network "container")');
     }
@@ -235,7 +243,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       await writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
       await writeFile(files.hostname, `${hostname}\n`);
       await writeFile(files.resolvConf, await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
-      const oci = runtimeSpec({ id, namespace: this.options.namespace, spec, image: image.config, user, files, netnsPath: spec.networkContainer?.netnsPath });
+      const oci = runtimeSpec({ id, namespace: this.options.namespace, spec, image: image.config, user, files, netnsPath: spec.networkContainer?.netnsPath, apparmorProfile: this.options.apparmorProfile });
       const labels: Record<string, string> = { ...spec.labels, [NAME_LABEL]: spec.name, [LOG_FILE_LABEL]: join(dir, LOG_FILE_NAME) };
       if (image.config.config?.StopSignal) labels[STOP_SIGNAL_LABEL] = image.config.config.StopSignal;
       await c.call(operation, c.containers, c.containers.create, {

@@ -26,6 +26,8 @@ export interface RuntimeSpecInput {
   files: SpecFiles;
   /** Path of a network namespace to join; undefined for a new one (or none with host networking). */
   netnsPath?: string;
+  /** AppArmor profile of an unprivileged container. */
+  apparmorProfile?: string;
 }
 
 const CAPABILITIES = [
@@ -98,6 +100,7 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
       capabilities: { bounding: capabilities, effective: capabilities, permitted: capabilities },
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
       noNewPrivileges: !privileged,
+      ...(!privileged && input.apparmorProfile ? { apparmorProfile: input.apparmorProfile } : {}),
     },
     root: { path: 'rootfs', readonly: false },
     hostname: spec.network === 'host' ? undefined : input.id.slice(0, 63),

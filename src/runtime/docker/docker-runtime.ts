@@ -3,7 +3,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import Docker from 'dockerode';
 import type { ContainerRuntime } from '../container-runtime.js';
 import { RuntimeError } from '../errors.js';
-import { registryHost, withDefaultTag } from '../image-reference.js';
+import { registryHost, requireImageReference, withDefaultTag } from '../image-reference.js';
 import { killProcessTree } from '../process-tree.js';
 import type {
   ContainerInfo,
@@ -28,6 +28,12 @@ import { dockerLogLines, dockerSince } from './docker-logs.js';
 import { namespaceTraffic } from '../net-dev.js';
 import { totalmem } from 'node:os';
 import { type DockerPullMessage, PullProgressTracker } from './docker-pull.js';
+import { createRequire } from 'node:module';
+
+// docker-modem follows an HTTP redirect with a request of its own whose errors reach no handler
+// (an uncaught exception). dockerd has no reason to redirect the API: following none makes a
+// redirect an error of the call that got it.
+(createRequire(import.meta.url)('docker-modem/lib/http.js') as { maxRedirects: number }).maxRedirects = 0;
 import { withTimeout } from '../with-timeout.js';
 
 export interface DockerRuntimeOptions {
@@ -136,6 +142,7 @@ export class DockerRuntime implements ContainerRuntime {
   async pullImage(reference: string, options: PullOptions = {}): Promise<ImageInfo> {
     const ref = withDefaultTag(reference);
     const operation = `pull image "${ref}"`;
+    requireImageReference(reference, operation);
     await withTimeout(
       operation,
       options.timeoutMs ?? this.options.pullTimeoutMs,
@@ -174,12 +181,14 @@ export class DockerRuntime implements ContainerRuntime {
 
   async inspectImage(reference: string): Promise<ImageInfo> {
     const ref = withDefaultTag(reference);
+    requireImageReference(reference, `inspect image "${ref}"`);
     const image = await this.call(`inspect image "${ref}"`, () => this.docker.getImage(ref).inspect(), undefined, 'image');
     return { id: image.Id, references: image.RepoTags ?? [], sizeBytes: image.Size };
   }
 
   async checkImageAccess(reference: string, auth: RegistryAuth | undefined, timeoutMs = this.options.callTimeoutMs): Promise<void> {
     const ref = withDefaultTag(reference);
+    requireImageReference(reference, `check access to image "${ref}"`);
     // dockerd asks the registry for the image's descriptor with these credentials.
     const authconfig = auth ? { username: auth.username, password: auth.password, serveraddress: registryHost(ref) } : undefined;
     const statusCodes = { 200: true, 401: 'unauthorized', 403: 'forbidden', 404: 'not found', 500: 'server error' };
@@ -196,6 +205,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   async removeImage(reference: string): Promise<void> {
     const ref = withDefaultTag(reference);
+    requireImageReference(reference, `remove image "${ref}"`);
     try {
       await this.call(`remove image "${ref}"`, (abortSignal) => this.docker.getImage(ref).remove({ abortSignal }), undefined, 'image');
     } catch (error) {
@@ -204,6 +214,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async createContainer(spec: ContainerSpec): Promise<string> {
+    requireImageReference(spec.image, `create container "${spec.name}"`);
     if (spec.network === 'container' && spec.ports.length > 0) {
       throw new RuntimeError('invalid', `create container "${spec.name}"`, 'a container that joins another container\'s network cannot map ports of its own');
     }
