@@ -39,7 +39,7 @@ describe('AppArmor profile of containerd containers', () => {
       runtimeSpec({
         id: 'c1',
         namespace: 'berth',
-        image: {},
+        image: { rootfs: { type: 'layers', diff_ids: [] } },
         user: { uid: 0, gid: 0 },
         files: { hosts: '/s/hosts', hostname: '/s/hostname', resolvConf: '/s/resolv.conf' },
         apparmorProfile: 'docker-default',
