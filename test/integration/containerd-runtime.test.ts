@@ -8,7 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import { isRuntimeError } from '../../src/runtime/errors.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ContainerdClient } from '../../src/runtime/containerd/containerd-client.js';
 import { ContainerdRuntime } from '../../src/runtime/containerd/containerd-runtime.js';
+import { LEASE_OWNER_LABEL, leaseLabels } from '../../src/runtime/containerd/lease-owner.js';
 import { startBearerProxy, type BearerProxy } from '../harness/bearer-proxy.js';
 import { pushBusyboxImage, sharedLayerImages } from '../harness/busybox-image.js';
 import { startContainerdDaemon, type TestContainerdDaemon } from '../harness/containerd-daemon.js';
@@ -133,6 +135,38 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
       await assert.rejects(staleRuntime.pullImage(`${registry.address}/lying/app@${pinned}`), (error: unknown) => isRuntimeError(error, 'invalid') && error.detail.includes(`answered the pinned digest ${pinned} with manifest ${digest}`));
     } finally {
       await registry.close();
+    }
+  });
+
+  it('ends the leases of berth processes that are gone, so containerd collects what they protected; leaves live ones', async () => {
+    const client = new ContainerdClient(staleContainerd.socketPath, namespace, 30_000);
+    const snapshotExists = (key: string) =>
+      client.call('stat snapshot', client.snapshots, client.snapshots.stat, { snapshotter: 'overlayfs', key }).then(
+        () => true,
+        (error: unknown) => (isRuntimeError(error, 'not-found') ? false : Promise.reject(error)),
+      );
+    try {
+      // As a pull killed mid-unpack leaves it: a lease of a process that is gone, an active snapshot under it.
+      const owners = { dead: '4194999:12345', live: leaseLabels(3600_000)[LEASE_OWNER_LABEL]! };
+      for (const [name, owner] of Object.entries(owners)) {
+        await client.call('create lease', client.leases, client.leases.create, { id: `berth-pull-${name}`, labels: { ...leaseLabels(3600_000), [LEASE_OWNER_LABEL]: owner } });
+        await client.call('prepare snapshot', client.snapshots, client.snapshots.prepare, { snapshotter: 'overlayfs', key: `extract-${name}`, parent: '', labels: {} }, { lease: `berth-pull-${name}` });
+      }
+      const restarted = new ContainerdRuntime({ socketPath: staleContainerd.socketPath, namespace, callTimeoutMs: 30_000, pullTimeoutMs: 120_000, stateDir: join(staleDir, 'state-2'), insecureRegistries: [] });
+      try {
+        await restarted.ping();
+      } finally {
+        restarted.close();
+      }
+      const { leases } = await client.call('list leases', client.leases, client.leases.list, { filters: [] });
+      const ids = leases.map((l) => l.id);
+      assert.ok(!ids.includes('berth-pull-dead'), 'the dead process\'s lease is ended');
+      assert.ok(ids.includes('berth-pull-live'), 'a live process\'s lease is kept');
+      assert.equal(await snapshotExists('extract-dead'), false, 'what it protected is collected');
+      assert.equal(await snapshotExists('extract-live'), true);
+    } finally {
+      await client.call('delete lease', client.leases, client.leases.delete, { id: 'berth-pull-live', sync: true }).catch(() => undefined);
+      client.close();
     }
   });
 

@@ -14,6 +14,7 @@ import { isRuntimeError, RuntimeError } from '../errors.js';
 import { parseImageName } from '../oci/image-name.js';
 import { killProcessTree } from '../process-tree.js';
 import { requireImageReference } from '../image-reference.js';
+import { LEASE_OWNER_LABEL, leaseLabels, ownerAlive } from './lease-owner.js';
 import { RegistryClient } from '../oci/registry-client.js';
 import type {
   ContainerInfo,
@@ -118,6 +119,8 @@ export class ContainerdRuntime implements ContainerRuntime {
   private readonly client: ContainerdClient;
   private readonly puller: ImagePuller;
   private readonly registry: RegistryClient;
+  /** Runs once per adapter, at the first ping that reaches containerd. */
+  private leaseSweep: Promise<void> | undefined;
   private readonly images: ImageStore;
   /** Containers seen killed by the kernel for memory (from /tasks/oom events). */
   private readonly oomKilled = new Set<string>();
@@ -138,9 +141,26 @@ export class ContainerdRuntime implements ContainerRuntime {
     this.client.close();
   }
 
+  /**
+   * Ends the leases of berth processes that are gone (killed in the middle of a pull or a create),
+   * so that containerd collects what they protected now rather than when they expire.
+   */
+  private async endLeasesOfEndedProcesses(): Promise<void> {
+    const c = this.client;
+    const { leases } = await c.call('list leases', c.leases, c.leases.list, { filters: [`labels."${LEASE_OWNER_LABEL}"`] });
+    for (const lease of leases) {
+      const owner = lease.labels[LEASE_OWNER_LABEL];
+      if (owner && !ownerAlive(owner)) await c.call('delete lease', c.leases, c.leases.delete, { id: lease.id, sync: true });
+    }
+  }
+
   async ping(): Promise<RuntimeVersion> {
     const c = this.client;
     const version = await c.call('ping containerd', c.version, c.version.version, {});
+    this.leaseSweep ??= this.endLeasesOfEndedProcesses().catch(() => {
+      this.leaseSweep = undefined; // tried again at the next ping
+    });
+    await this.leaseSweep;
     // containerd's API is released with the daemon: its version is the daemon's major.minor
     // (the revision is a commit, not an API version).
     const apiVersion = /^v?(\d+\.\d+)/.exec(version.version)?.[1] ?? version.version;
@@ -213,7 +233,7 @@ export class ContainerdRuntime implements ContainerRuntime {
     await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: SNAPSHOTTER, key: id }).catch(() => undefined);
     // Until the container refers to its snapshot, only a lease keeps the garbage collector off it.
     const lease = `berth-create-${randomBytes(6).toString('hex')}`;
-    await c.call('create lease', c.leases, c.leases.create, { id: lease, labels: { 'containerd.io/gc.expire': new Date(Date.now() + 3600_000).toISOString() } });
+    await c.call('create lease', c.leases, c.leases.create, { id: lease, labels: leaseLabels(3600_000) });
     try {
       return await this.createUnderLease(spec, id, image, lease);
     } finally {

@@ -6,6 +6,7 @@ import type { RegistryClient } from '../oci/registry-client.js';
 import type { PullProgress, RegistryAuth } from '../types.js';
 import type { ContainerdClient } from './containerd-client.js';
 import { labelBlob, writeBlob } from './content-store.js';
+import { leaseLabels } from './lease-owner.js';
 
 export const SNAPSHOTTER = 'overlayfs';
 /** Tries of a blob write another process holds the lock of (about 10 minutes with the back-off). */
@@ -15,7 +16,6 @@ const LOCKED_WRITE_ATTEMPTS = 300;
 function isLockedByAnotherWriter(error: unknown): boolean {
   return isRuntimeError(error, 'unavailable') && /\blocked\b/.test((error as RuntimeError).detail);
 }
-const GC_EXPIRE = 'containerd.io/gc.expire';
 
 /** The platform images are pulled for. */
 export function hostPlatform(): { os: string; architecture: string } {
@@ -68,8 +68,7 @@ export class ImagePuller {
 
   async pull(name: ImageName, auth: RegistryAuth | undefined, onProgress: ((progress: PullProgress) => void) | undefined, signal: AbortSignal): Promise<PulledImage> {
     const lease = `berth-pull-${Date.now()}-${randomBytes(4).toString('hex')}`;
-    const expires = new Date(Date.now() + 24 * 3600_000).toISOString();
-    await this.client.call('create lease', this.client.leases, this.client.leases.create, { id: lease, labels: { [GC_EXPIRE]: expires } });
+    await this.client.call('create lease', this.client.leases, this.client.leases.create, { id: lease, labels: leaseLabels(24 * 3600_000) });
     try {
       return await this.pullUnderLease(name, auth, lease, onProgress, signal);
     } finally {

@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Leases carry the process that made them. A lease outlives a process that is killed in the middle
+ * of a pull or a create, and with it what it protects (half-unpacked snapshots, partial blobs) until
+ * it expires; a later agent ends the leases of processes that are gone, so containerd's garbage
+ * collector takes that at once. Agents sharing a namespace never end each other's live leases.
+ */
+export const LEASE_OWNER_LABEL = 'berth.lease-owner';
+
+/** `<pid>:<start time>`: a pid alone could be reused by another process. */
+export function leaseOwner(pid: number = process.pid): string | undefined {
+  const start = startTime(pid);
+  return start === undefined ? undefined : `${pid}:${start}`;
+}
+
+const OWNER = leaseOwner();
+
+/** Labels of a new lease: containerd ends it after `lifetimeMs` at the latest; this process owns it. */
+export function leaseLabels(lifetimeMs: number): Record<string, string> {
+  return { 'containerd.io/gc.expire': new Date(Date.now() + lifetimeMs).toISOString(), ...(OWNER ? { [LEASE_OWNER_LABEL]: OWNER } : {}) };
+}
+
+/** Whether the process that made a lease with this owner label is still running. */
+export function ownerAlive(owner: string): boolean {
+  const match = /^(\d+):(\d+)$/.exec(owner);
+  if (!match) return true; // not ours to judge
+  return startTime(Number(match[1])) === match[2];
+}
+
+/** Field 22 of /proc/<pid>/stat, in clock ticks since boot. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from the last ")".
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
