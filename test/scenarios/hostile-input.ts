@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { internalErrorCounts } from '../../src/internal-errors.js';
 import { readStatusDetails } from '../../src/server/error-status.js';
-import { LogsResponse, type GetTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { LogsResponse, type ExecResponse, type GetTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { call, EventCollector, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { fuzzAgent } from '../harness/api-fuzz.js';
@@ -271,6 +271,31 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       } finally {
         await small.stop();
       }
+    });
+
+    it('answers an Exec whose command writes 200 MB with its first 1 MiB, and keeps no more of it on disk than a bound', async () => {
+      const id = taskId('exec-flood');
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await call(agent.client, 'runTask', { task: task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })]) });
+        await watch.waitForEvent('RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+      });
+      // On containerd the output passes through a file of berth's (through the log writer): how large does it get?
+      const execDir = join(agent.config.dataDir, 'containerd', 'exec');
+      let largest = 0;
+      const measure = setInterval(() => {
+        for (const name of existsSync(execDir) ? readdirSync(execDir) : []) largest = Math.max(largest, statSync(join(execDir, name), { throwIfNoEntry: false })?.size ?? 0);
+      }, 20);
+      try {
+        const script = "head -c 200000000 /dev/zero | tr '\\0' y; echo; echo end";
+        const response = await call<object, ExecResponse>(agent.client, 'exec', { taskId: id, containerName: 'app', command: ['sh', '-c', script], timeout: { seconds: 300, nanos: 0 } });
+        assert.equal(response.exitCode, 0);
+        assert.equal(response.output.length, 1024 * 1024);
+        assert.ok(Buffer.from(response.output).every((byte) => byte === 0x79), 'the first bytes the command wrote');
+      } finally {
+        clearInterval(measure);
+      }
+      if (kind === 'containerd') assert.ok(largest > 0 && largest <= 48 * 1024 * 1024 + 65536, `the exec's output file reached ${largest} bytes`);
+      await call(agent.client, 'stopTask', { taskId: id, reason: '' });
     });
 
     it('survives a full disk: NOT_SERVING, UNAVAILABLE for work that needs a write, running tasks untouched, back by itself when space returns', async () => {

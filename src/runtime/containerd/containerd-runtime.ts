@@ -69,6 +69,13 @@ const STOP_SIGNAL_LABEL = 'berth.stop-signal';
 /** Where the container's log file is (so any adapter instance, whatever its state dir, finds it). */
 const LOG_FILE_LABEL = 'berth.log-file';
 const DEFAULT_EXEC_OUTPUT = 64 * 1024;
+
+/**
+ * The size an exec's output file may reach: enough records for `limit` bytes of output even in
+ * one-byte lines (each record adds a time and a stream, about 40 bytes), so a command that writes
+ * without end fills no disk.
+ */
+const execFileCap = (limit: number) => 48 * limit + 64 * 1024;
 const ID_PATTERN = /^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$/;
 
 /** containerd's id for a container name: the name itself when containerd accepts it, else a hash of it. */
@@ -204,8 +211,9 @@ export class ContainerdRuntime implements ContainerRuntime {
 
   /** The stdout/stderr URI that has the shim hand a process's output to berth's log writer, into `file`. */
   /** The shim's output URI: berth's log writer, rotating a container's log when `rotation` is given. */
-  private outputUri(file: string, rotation?: LogRotation): string {
-    const limits = rotation ? `&max-size=${rotation.maxFileBytes}&max-files=${rotation.maxFiles}` : '';
+  private outputUri(file: string, rotation?: LogRotation, maxTotalBytes?: number): string {
+    let limits = rotation ? `&max-size=${rotation.maxFileBytes}&max-files=${rotation.maxFiles}` : '';
+    if (maxTotalBytes !== undefined) limits += `&max-total=${maxTotalBytes}`;
     return `binary://${encodeURI(this.logWriter)}?file=${encodeURIComponent(file)}${limits}`;
   }
 
@@ -492,8 +500,8 @@ export class ContainerdRuntime implements ContainerRuntime {
         containerId: id,
         execId,
         stdin: '',
-        stdout: this.outputUri(output),
-        stderr: this.outputUri(output),
+        stdout: this.outputUri(output, undefined, execFileCap(limit)),
+        stderr: this.outputUri(output, undefined, execFileCap(limit)),
         terminal: false,
         spec: { typeUrl: PROCESS_TYPE, value: Buffer.from(JSON.stringify(process)) },
       });
