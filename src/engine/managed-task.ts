@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import type { ContainerInfo, PullProgress, RuntimeEvent } from '../runtime/types.js';
@@ -102,6 +103,8 @@ export class ManagedTask implements QueuedTask {
     private readonly deps: ManagedTaskDeps,
   ) {
     this.log = deps.logger.child({ taskId: definition.id });
+    // Each container's pull waits on this signal: a task of many containers has as many listeners.
+    setMaxListeners(definition.containers.length + 10, this.stopping.signal);
     this.needs = needsOf(definition);
     this.supervisor = new ContainerSupervisor({
       runtime: deps.runtime,

@@ -202,25 +202,26 @@ export function send(client: TaskServiceClient, request: FuzzRequest): Promise<F
 }
 
 /**
- * Sends GetAgentInfo every `everyMs` until stopped, keeping the slowest answer: proof that no
- * request stalls the agent.
+ * Sends GetAgentInfo every `everyMs` until stopped, keeping every answer's time (ms) in `samples`;
+ * `stop` returns the slowest: proof that no request stalls the agent.
  */
-export function probeAgentInfo(client: TaskServiceClient, everyMs = 50): { stop(): Promise<number> } {
-  let slowest = 0;
+export function probeAgentInfo(client: TaskServiceClient, everyMs = 50): { samples: number[]; stop(): Promise<number> } {
+  const samples: number[] = [];
   let running = true;
   const loop = (async () => {
     while (running) {
       const start = performance.now();
       await new Promise<void>((resolve, reject) => client.getAgentInfo({}, (error) => (error ? reject(error) : resolve())));
-      slowest = Math.max(slowest, performance.now() - start);
+      samples.push(performance.now() - start);
       await new Promise((resolve) => setTimeout(resolve, everyMs));
     }
   })();
   return {
+    samples,
     async stop() {
       running = false;
       await loop;
-      return slowest;
+      return Math.max(0, ...samples);
     },
   };
 }
