@@ -6,8 +6,14 @@ import { networkConfigListJson, parseNetworkConfigList, type NetworkConfigList }
 import type { NetworkNamespaces } from './cni/network-namespaces.js';
 import { crashPoint } from './crash-points.js';
 import type { CniAttachmentRecord } from './store/records.js';
-import type { StateStore } from './store/state-store.js';
 import type { TaskDefinition } from './task-definition.js';
+
+/** Where CNI attachments are kept, so a restarted agent can delete what a task was given. */
+export interface CniAttachmentStore {
+  saveCniAttachment(attachment: CniAttachmentRecord): void;
+  loadCniAttachments(): CniAttachmentRecord[];
+  deleteCniAttachment(key: Pick<CniAttachmentRecord, 'network' | 'containerId' | 'ifName'>): void;
+}
 
 /** A task's place on its CNI network, as clients see it. */
 export interface TaskNetworkStatus {
@@ -50,7 +56,7 @@ export class TaskNetworking {
     private readonly settings: TaskNetworkSettings,
     private readonly invoker: CniInvoker,
     private readonly namespaces: NetworkNamespaces,
-    private readonly store: StateStore,
+    private readonly store: CniAttachmentStore,
     private readonly log: Logger,
   ) {
     for (const a of store.loadCniAttachments()) this.attachments.set(a.taskId, a);
