@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 /**
  * Errors that no code path expected: an uncaught exception, an unhandled rejection, an error the
  * server could only answer with INTERNAL. Each fails at most one request or one task; none ends
@@ -6,21 +8,24 @@
  */
 export type InternalErrorSource = 'uncaught-exception' | 'unhandled-rejection' | 'request';
 
-type Listener = (source: InternalErrorSource, error: unknown) => void;
+/** `incident` names the error in the log and in the answer a client got (which carries no internals). */
+type Listener = (source: InternalErrorSource, error: unknown, incident: string) => void;
 
 const listeners = new Set<Listener>();
 const counts = new Map<InternalErrorSource, number>();
 
-/** Counts an unexpected error and tells the listeners (metrics, the log). */
-export function reportInternalError(source: InternalErrorSource, error: unknown): void {
+/** Counts an unexpected error and tells the listeners (metrics, the log); returns its incident id. */
+export function reportInternalError(source: InternalErrorSource, error: unknown): string {
   counts.set(source, (counts.get(source) ?? 0) + 1);
+  const incident = randomBytes(6).toString('hex');
   for (const listener of listeners) {
     try {
-      listener(source, error);
+      listener(source, error, incident);
     } catch {
       // A listener that fails must not turn one unexpected error into two.
     }
   }
+  return incident;
 }
 
 /** Calls `listener` on every unexpected error from now on; returns a function that stops it. */

@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config);
-  onInternalError((source, error) => logger.error({ err: error, source }, 'unexpected error; the agent carries on'));
+  onInternalError((source, error, incident) => logger.error({ err: error, source, incident }, 'unexpected error; the agent carries on'));
   installLastResortHandlers();
   const agent = await startAgent(config, logger);
   let stopping = false;

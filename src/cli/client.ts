@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { credentials, Metadata, status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import type { Task, TaskStatus } from '../gen/berth/agent/v1/task.js';
 import { TaskServiceClient, type ListTasksRequest, type ListTasksResponse } from '../gen/berth/agent/v1/task_service.js';
-import { readStatusDetails } from '../server/error-status.js';
+import { readStatusDetails } from '../api/status-details.js';
 
 /** berthctl's exit codes. `exec` passes the command's own exit code through instead. */
 export const EXIT = {

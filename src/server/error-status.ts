@@ -89,20 +89,7 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
       errorInfo('WATCHER_TOO_SLOW', { resume_from_sequence: String(error.lastDelivered + 1) }),
     ]);
   }
-  reportInternalError('request', error);
-  return serviceError(status.INTERNAL, `internal error: ${error instanceof Error ? error.message : String(error)}`, [errorInfo('INTERNAL', {})]);
-}
-
-/** Reads the google.rpc.Status a server put in the trailers, for clients and tests. */
-export function readStatusDetails(metadata: Metadata | undefined): { badRequest?: BadRequest; errorInfo?: ErrorInfo; quotaFailure?: QuotaFailure } {
-  const raw = metadata?.get('grpc-status-details-bin')[0];
-  if (!raw) return {};
-  const decoded = Status.decode(typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw);
-  const result: { badRequest?: BadRequest; errorInfo?: ErrorInfo; quotaFailure?: QuotaFailure } = {};
-  for (const detail of decoded.details) {
-    if (detail.typeUrl.endsWith('google.rpc.BadRequest')) result.badRequest = BadRequest.decode(detail.value);
-    if (detail.typeUrl.endsWith('google.rpc.ErrorInfo')) result.errorInfo = ErrorInfo.decode(detail.value);
-    if (detail.typeUrl.endsWith('google.rpc.QuotaFailure')) result.quotaFailure = QuotaFailure.decode(detail.value);
-  }
-  return result;
+  // What went wrong stays in the agent's log; the client gets the incident id to find it there.
+  const incident = reportInternalError('request', error);
+  return serviceError(status.INTERNAL, `internal error ${incident}: the agent's log has the details`, [errorInfo('INTERNAL', { incident })]);
 }

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import type { EventLog } from '../../src/engine/event-log.js';
 import type { RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { readStatusDetails } from '../../src/server/error-status.js';
+import { readStatusDetails } from '../../src/api/status-details.js';
 import { TOKENS } from '../../src/tokens.js';
 import { call, EventCollector, watching, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';

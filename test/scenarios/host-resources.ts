@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import type { GetAgentInfoResponse, GetTaskResponse, RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { readStatusDetails } from '../../src/server/error-status.js';
+import { readStatusDetails } from '../../src/api/status-details.js';
 import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { cgroupLimits } from '../harness/cgroup-limits.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
