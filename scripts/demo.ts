@@ -41,17 +41,31 @@ async function userDocker(): Promise<string | undefined> {
 function describe(event: Event): string {
   const head = `#${String(event.sequence).padStart(3)} ${event.time?.toISOString().slice(11, 23)} ${event.taskId}`;
   const change = event.change;
-  if (change?.$case === 'task') {
-    const reason = change.value.reason ? `  (${change.value.reason})` : '';
-    return `${head}  task       ${TaskStatus[change.value.knownStatus].replace('TASK_STATUS_', '')} → desired ${TaskStatus[change.value.desiredStatus].replace('TASK_STATUS_', '')}${reason}`;
+  switch (change?.$case) {
+    case 'task': {
+      const reason = change.value.reason ? `  (${change.value.reason})` : '';
+      return `${head}  task       ${TaskStatus[change.value.knownStatus].replace('TASK_STATUS_', '')} → desired ${TaskStatus[change.value.desiredStatus].replace('TASK_STATUS_', '')}${reason}`;
+    }
+    case 'container': {
+      const c = change.value.container!;
+      const extra = [c.runtimeId && `id ${c.runtimeId.slice(0, 12)}`, c.exitCode !== undefined && `exit ${c.exitCode}`, c.reason].filter(Boolean).join(', ');
+      const desired = c.desiredStatus !== c.knownStatus ? ` → desired ${ContainerStatus[c.desiredStatus].replace('CONTAINER_STATUS_', '')}` : '';
+      return `${head}  ${c.name.padEnd(10)} ${ContainerStatus[c.knownStatus].replace('CONTAINER_STATUS_', '')}${desired}${extra ? `  (${extra})` : ''}`;
+    }
+    case 'pull': {
+      const { containerName, image, bytesDone, bytesTotal } = change.value;
+      const percent = bytesTotal > 0 ? ` ${Math.floor((100 * bytesDone) / bytesTotal)}%` : '';
+      return `${head}  ${containerName.padEnd(10)} pulling ${image}: ${bytesDone} of ${bytesTotal} bytes${percent}`;
+    }
+    case 'network':
+      return `${head}  network    ${change.value.network ? `set up: ${change.value.network.ipAddresses.join(', ')}` : 'torn down'}`;
+    case 'orphanRemoved':
+      return `${head}  orphan     ${change.value.runtimeName} removed (no task owned it)`;
+    case 'removed':
+      return `${head}  task removed`;
+    default:
+      return `${head}  (an event this demo does not know)`;
   }
-  if (change?.$case === 'container') {
-    const c = change.value.container!;
-    const extra = [c.runtimeId && `id ${c.runtimeId.slice(0, 12)}`, c.exitCode !== undefined && `exit ${c.exitCode}`, c.reason].filter(Boolean).join(', ');
-    const desired = c.desiredStatus !== c.knownStatus ? ` → desired ${ContainerStatus[c.desiredStatus].replace('CONTAINER_STATUS_', '')}` : '';
-    return `${head}  ${c.name.padEnd(10)} ${ContainerStatus[c.knownStatus].replace('CONTAINER_STATUS_', '')}${desired}${extra ? `  (${extra})` : ''}`;
-  }
-  return `${head}  task removed`;
 }
 
 async function main(): Promise<void> {
