@@ -2,11 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, stat, writeFile, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PACKAGE_ROOT } from '../../package-root.js';
-import { V1Metrics, V2Metrics } from '../../gen/containerd/cgroups/metrics.js';
 import { namespaceTraffic } from '../net-dev.js';
 import { LOG_FILE_NAME, readLogFile, readOutput } from './log-file.js';
 import { constants as os, totalmem } from 'node:os';
-import { TaskExit, TaskOOM, TaskStart } from '../../gen/containerd/events/task.js';
 import type { Container } from '../../gen/containerd/services/containers/v1/containers.js';
 import { Status, type Process } from '../../gen/containerd/types/task.js';
 import type { ContainerRuntime } from '../container-runtime.js';
@@ -33,7 +31,9 @@ import type {
   RegistryAuth,
 } from '../types.js';
 import { withTimeout } from '../with-timeout.js';
+import { decodeCgroupMetrics, oomKillsIn } from './cgroup-metrics.js';
 import { ContainerdClient, containerdError } from './containerd-client.js';
+import { runtimeEventsOf, type EventEnvelope } from './containerd-events.js';
 import { ImagePuller, SNAPSHOTTER } from './image-puller.js';
 import { ImageStore, type LocalImage } from './image-store.js';
 import { runtimeSpec } from './oci-spec.js';
@@ -549,31 +549,7 @@ export class ContainerdRuntime implements ContainerRuntime {
     const { metrics } = await c.call(operation, c.tasks, c.tasks.metrics, { filters: [`id==${container.id}`] });
     const metric = metrics[0];
     if (!metric?.data) throw new RuntimeError('conflict', operation, 'containerd has no metrics for the container');
-    const host = totalmem();
-    const limitOf = (value: string) => {
-      const limit = Number(value);
-      return limit > 0 && limit < host ? limit : host;
-    };
-    let sample: Omit<ContainerStatsSample, 'network' | 'time'>;
-    if (metric.data.typeUrl.endsWith('io.containerd.cgroups.v1.Metrics')) {
-      const v1 = V1Metrics.decode(metric.data.value);
-      sample = {
-        cpuUsageNanos: v1.cpu?.usage?.total ?? 0,
-        memoryUsageBytes: Math.max(0, (v1.memory?.usage?.usage ?? 0) - (v1.memory?.totalInactiveFile ?? 0)),
-        memoryLimitBytes: limitOf(v1.memory?.usage?.limit ?? '0'),
-        pids: v1.pids?.current ?? 0,
-      };
-    } else if (metric.data.typeUrl.endsWith('io.containerd.cgroups.v2.Metrics')) {
-      const v2 = V2Metrics.decode(metric.data.value);
-      sample = {
-        cpuUsageNanos: (v2.cpu?.usageUsec ?? 0) * 1000,
-        memoryUsageBytes: Math.max(0, (v2.memory?.usage ?? 0) - (v2.memory?.inactiveFile ?? 0)),
-        memoryLimitBytes: limitOf(v2.memory?.usageLimit ?? '0'),
-        pids: v2.pids?.current ?? 0,
-      };
-    } else {
-      throw new RuntimeError('internal', operation, `metrics of an unknown type ${metric.data.typeUrl}`);
-    }
+    const sample = decodeCgroupMetrics(metric.data, totalmem(), operation);
     // containerd's cgroup metrics have no network: the counters of the process's namespace do.
     return { ...sample, time: metric.timestamp ?? new Date(), network: await namespaceTraffic(task.pid) };
   }
@@ -593,35 +569,10 @@ export class ContainerdRuntime implements ContainerRuntime {
       }
       return Object.entries(labels).every(([key, value]) => own![key] === value);
     };
-    const self = this;
+    const filter = { matches, cgroupSawOom: (id: string) => this.cgroupSawOom(id), oomKilled: this.oomKilled };
     return (async function* () {
       try {
-        for await (const envelope of stream as AsyncIterable<{ topic: string; timestamp?: Date; event?: { typeUrl: string; value: Buffer } }>) {
-          const time = envelope.timestamp ?? new Date();
-          const any = envelope.event;
-          if (!any) continue;
-          const type = any.typeUrl.replace(/^.*\//, '');
-          let event: RuntimeEvent | undefined;
-          if (type === 'containerd.events.TaskStart') {
-            event = { type: 'start', containerId: TaskStart.decode(any.value).containerId, time };
-          } else if (type === 'containerd.events.TaskExit') {
-            const exit = TaskExit.decode(any.value);
-            // Exits of exec'd processes (health checks) are not the container's.
-            if (exit.id !== exit.containerId) continue;
-            event = { type: 'exit', containerId: exit.containerId, exitCode: exit.exitStatus, time: exit.exitedAt ?? time };
-            // containerd may report the OOM after the exit: ask the cgroup first, and say it before the exit.
-            if (exit.exitStatus === 137 && !self.oomKilled.has(exit.containerId) && (await self.cgroupSawOom(exit.containerId)) && (await matches(exit.containerId))) {
-              self.oomKilled.add(exit.containerId);
-              yield { type: 'oom', containerId: exit.containerId, time };
-            }
-          } else if (type === 'containerd.events.TaskOOM') {
-            const oom = TaskOOM.decode(any.value);
-            if (self.oomKilled.has(oom.containerId)) continue;
-            self.oomKilled.add(oom.containerId);
-            event = { type: 'oom', containerId: oom.containerId, time };
-          }
-          if (event && (await matches(event.containerId))) yield event;
-        }
+        yield* runtimeEventsOf(stream as AsyncIterable<EventEnvelope>, filter);
       } catch (error) {
         if (signal.aborted) return;
         throw containerdError(operation, error);
@@ -633,14 +584,3 @@ export class ContainerdRuntime implements ContainerRuntime {
     })();
   }
 }
-
-/** True when the kernel's OOM killer killed a process of the container's cgroup (v1 or v2). */
-async function oomKillsIn(namespace: string, id: string): Promise<boolean> {
-  for (const [path, key] of [[`/sys/fs/cgroup/memory/${namespace}/${id}/memory.oom_control`, 'oom_kill'], [`/sys/fs/cgroup/${namespace}/${id}/memory.events`, 'oom_kill']] as const) {
-    const text = await readFile(path, 'utf8').catch(() => undefined);
-    const count = text && new RegExp(`^${key} (\\d+)$`, 'm').exec(text)?.[1];
-    if (count !== undefined && count !== '') return Number(count) > 0;
-  }
-  return false;
-}
-

@@ -1,0 +1,51 @@
+import { readFile } from 'node:fs/promises';
+import { V1Metrics, V2Metrics } from '../../gen/containerd/cgroups/metrics.js';
+import { RuntimeError } from '../errors.js';
+import type { ContainerStatsSample } from '../types.js';
+
+/** What a container's cgroup says about its use, without the network (cgroups do not count it). */
+export type CgroupSample = Omit<ContainerStatsSample, 'network' | 'time'>;
+
+/**
+ * Decodes the metrics containerd's Tasks.Metrics returns (a cgroup v1 or v2 message in an Any).
+ * Memory in use leaves out inactive page cache, as `docker stats` does; a limit at or above the
+ * host's memory (or none) is reported as the host's memory.
+ */
+export function decodeCgroupMetrics(data: { typeUrl: string; value: Uint8Array }, hostMemoryBytes: number, operation: string): CgroupSample {
+  const limitOf = (value: string) => {
+    const limit = Number(value);
+    return limit > 0 && limit < hostMemoryBytes ? limit : hostMemoryBytes;
+  };
+  if (data.typeUrl.endsWith('io.containerd.cgroups.v1.Metrics')) {
+    const v1 = V1Metrics.decode(data.value);
+    return {
+      cpuUsageNanos: v1.cpu?.usage?.total ?? 0,
+      memoryUsageBytes: Math.max(0, (v1.memory?.usage?.usage ?? 0) - (v1.memory?.totalInactiveFile ?? 0)),
+      memoryLimitBytes: limitOf(v1.memory?.usage?.limit ?? '0'),
+      pids: v1.pids?.current ?? 0,
+    };
+  }
+  if (data.typeUrl.endsWith('io.containerd.cgroups.v2.Metrics')) {
+    const v2 = V2Metrics.decode(data.value);
+    return {
+      cpuUsageNanos: (v2.cpu?.usageUsec ?? 0) * 1000,
+      memoryUsageBytes: Math.max(0, (v2.memory?.usage ?? 0) - (v2.memory?.inactiveFile ?? 0)),
+      memoryLimitBytes: limitOf(v2.memory?.usageLimit ?? '0'),
+      pids: v2.pids?.current ?? 0,
+    };
+  }
+  throw new RuntimeError('internal', operation, `metrics of an unknown type ${data.typeUrl}`);
+}
+
+/**
+ * True when the kernel's OOM killer killed a process of the container's cgroup: `oom_kill` in
+ * memory.oom_control (v1) or memory.events (v2), under containerd's `/<namespace>/<id>` cgroup.
+ */
+export async function oomKillsIn(namespace: string, id: string, cgroupRoot = '/sys/fs/cgroup'): Promise<boolean> {
+  for (const path of [`${cgroupRoot}/memory/${namespace}/${id}/memory.oom_control`, `${cgroupRoot}/${namespace}/${id}/memory.events`]) {
+    const text = await readFile(path, 'utf8').catch(() => undefined);
+    const count = text && /^oom_kill (\d+)$/m.exec(text)?.[1];
+    if (count !== undefined && count !== '') return Number(count) > 0;
+  }
+  return false;
+}
