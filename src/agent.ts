@@ -130,7 +130,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
       images: ImageManager,
       network: EngineNetwork,
       log: Logger,
-    ) => new TaskEngine(runtime, monitor, events, store, settings, resources, images, network, log.child({ component: 'engine' })),
+    ) => new TaskEngine({ runtime, monitor, events, store, settings, resources, images, network, log: log.child({ component: 'engine' }) }),
     [TOKENS.runtime, TOKENS.runtimeMonitor, TOKENS.eventLog, TOKENS.stateStore, TOKENS.engineSettings, TOKENS.hostResources, TOKENS.images, TOKENS.network, TOKENS.logger],
   );
   c.bind(TOKENS.server).toResolvedValue(
@@ -181,7 +181,7 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
   const metadataServer = container.get(TOKENS.metadata);
   await server.start().catch((error: unknown) => abandon(error, false));
   await metricsServer?.start().catch((error: unknown) => abandon(error, true));
-  await metadataServer?.start(engine).catch(async (error: unknown) => {
+  await metadataServer?.start({ listTasks: () => engine.listTasks(), findTask: (id) => engine.findTask(id), sample: (id, name) => engine.containers.sample(id, name) }).catch(async (error: unknown) => {
     await metricsServer?.stop();
     return abandon(error, true);
   });

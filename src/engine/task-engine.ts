@@ -1,10 +1,8 @@
 import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
-import { isRuntimeError } from '../runtime/errors.js';
-import type { ContainerInfo, LogLine, RuntimeEvent } from '../runtime/types.js';
-import { ContainerAccess, type ContainerStats, type ContainerStatsSample, type LogRequest, type StatsRequest } from './container-access.js';
+import type { ContainerInfo } from '../runtime/types.js';
+import { ContainerAccess } from './container-access.js';
 import { ContainerActions } from './container-actions.js';
-import { CoalescedRun } from './coalesced-run.js';
 import { crashPoint } from './crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
 import {
@@ -22,13 +20,12 @@ import type { HostResourceManager } from './host-resources.js';
 import { canonicalImage, type ImageManager } from './image-manager.js';
 import { byteLength } from './request-limits.js';
 import { ResourceQueue } from './resource-queue.js';
-import { Semaphore } from './semaphore.js';
 import type { EventLog, EventWatcher } from './event-log.js';
 import { LABELS } from './labels.js';
 import { ManagedTask } from './managed-task.js';
-import { OrphanReaper } from './orphan-reaper.js';
+import { RuntimeSync } from './runtime-sync.js';
 import type { RuntimeAvailability, RuntimeMonitor } from './runtime-monitor.js';
-import { statusRank, type ContainerStatus, type TaskStatus } from './status.js';
+import type { TaskStatus } from './status.js';
 import type { StateStore } from './store/state-store.js';
 import { sameDefinition, type TaskDefinition } from './task-definition.js';
 import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
@@ -79,8 +76,18 @@ export interface RecoveryReport {
 }
 
 
-/** Containers inspected at the same time during a synchronization. */
-const SYNC_CONCURRENCY = 8;
+/** What the engine works with; the composition root builds each. */
+export interface TaskEngineDeps {
+  runtime: ContainerRuntime;
+  monitor: RuntimeMonitor;
+  events: EventLog;
+  store: StateStore;
+  settings: EngineSettings;
+  resources: HostResourceManager;
+  images: ImageManager;
+  network: EngineNetwork;
+  log: Logger;
+}
 
 export interface AgentInfo {
   agentId: string;
@@ -111,13 +118,11 @@ export class TaskEngine {
   };
   private readonly byRuntimeId = new Map<string, ManagedTask>();
   private readonly actions: ContainerActions;
-  private readonly access: ContainerAccess;
+  /** Exec, logs and stats of a task's containers, for the server and the metadata endpoint. */
+  readonly containers: ContainerAccess;
   private readonly queue: ResourceQueue;
+  private readonly sync: RuntimeSync;
   private readonly shutdown = new AbortController();
-  private eventLoop: Promise<void> | undefined;
-  private relistTimer: NodeJS.Timeout | undefined;
-  private readonly reaper: OrphanReaper;
-  private readonly syncs = new CoalescedRun(() => this.synchronizeOnce(), () => !this.shutdown.signal.aborted);
   private startedAt = 0;
   private restoredCount = 0;
   private recoveryDone!: (report: RecoveryReport) => void;
@@ -128,28 +133,32 @@ export class TaskEngine {
   readonly recovery: Promise<RecoveryReport> = new Promise((resolve) => {
     this.recoveryDone = resolve;
   });
+  private readonly runtime: ContainerRuntime;
+  private readonly monitor: RuntimeMonitor;
+  private readonly events: EventLog;
+  private readonly store: StateStore;
+  private readonly settings: EngineSettings;
+  private readonly resources: HostResourceManager;
+  private readonly images: ImageManager;
+  private readonly network: EngineNetwork;
+  private readonly log: Logger;
 
-  constructor(
-    private readonly runtime: ContainerRuntime,
-    private readonly monitor: RuntimeMonitor,
-    private readonly events: EventLog,
-    private readonly store: StateStore,
-    private readonly settings: EngineSettings,
-    private readonly resources: HostResourceManager,
-    private readonly images: ImageManager,
-    private readonly network: EngineNetwork,
-    private readonly log: Logger,
-  ) {
-    this.actions = new ContainerActions(runtime, images, settings);
-    this.access = new ContainerAccess(runtime, monitor, (taskId) => this.tasks.get(taskId)?.accessTargets(), settings.limits);
-    this.queue = new ResourceQueue(resources);
-    this.reaper = new OrphanReaper(
-      runtime,
-      { graceMs: settings.orphanGracePeriodMs, stopTimeoutMs: settings.defaultStopTimeoutMs },
-      log.child({ component: 'orphan-reaper' }),
-      (container) => this.recordOrphanRemoved(container),
-      () => void this.synchronize().catch(() => undefined),
-    );
+  constructor(deps: TaskEngineDeps) {
+    ({ runtime: this.runtime, monitor: this.monitor, events: this.events, store: this.store, settings: this.settings, resources: this.resources, images: this.images, network: this.network, log: this.log } = deps);
+    this.actions = new ContainerActions(this.runtime, this.images, this.settings);
+    this.containers = new ContainerAccess(this.runtime, this.monitor, (taskId) => this.tasks.get(taskId)?.accessTargets(), this.settings.limits);
+    this.queue = new ResourceQueue(this.resources);
+    this.sync = new RuntimeSync({
+      runtime: this.runtime,
+      monitor: this.monitor,
+      settings: this.settings,
+      log: this.log,
+      tasks: () => this.tasks.values(),
+      ownerOf: (runtimeId) => this.byRuntimeId.get(runtimeId),
+      metadata: this.network.metadata,
+      afterPass: () => this.resumeRestoredTasks(),
+      orphanRemoved: (container) => this.recordOrphanRemoved(container),
+    });
   }
 
   /**
@@ -163,9 +172,8 @@ export class TaskEngine {
     await this.monitor.start();
     this.restoreTasks();
     void this.network.networking.releaseStrays(new Set(this.tasks.keys()));
-    this.eventLoop = this.followRuntimeEvents(this.shutdown.signal);
+    this.sync.start();
     this.images.startCleanup();
-    this.scheduleRelist();
   }
 
   /** Stops following the runtime; containers keep running. */
@@ -174,11 +182,8 @@ export class TaskEngine {
     this.store.off('change', this.onStoreChange);
     this.monitor.stop();
     this.images.stop();
-    this.reaper.stop();
-    clearTimeout(this.relistTimer);
     for (const task of this.tasks.values()) task.dispose();
-    await this.eventLoop;
-    await this.syncs.running?.catch(() => undefined);
+    await this.sync.stop();
   }
 
   runTask(input: TaskDefinitionInput): { task: TaskSnapshot; created: boolean } {
@@ -301,26 +306,6 @@ export class TaskEngine {
       if (error instanceof PermissionDeniedError) return `no longer allowed on this agent: ${error.message}`;
       throw error;
     }
-  }
-
-  /** Runs a command in a running container of a task (see ContainerAccess). */
-  exec(taskId: string, containerName: string, command: string[], timeoutMs?: number, signal?: AbortSignal): Promise<{ exitCode: number; output: Buffer }> {
-    return this.access.exec(taskId, containerName, command, timeoutMs, signal);
-  }
-
-  /** A container's output (see ContainerAccess). */
-  logs(taskId: string, containerName: string, request: LogRequest): Promise<AsyncIterable<LogLine>> {
-    return this.access.logs(taskId, containerName, request);
-  }
-
-  /** One resource-use sample of a running container (see ContainerAccess). */
-  sample(taskId: string, containerName: string): Promise<ContainerStatsSample> {
-    return this.access.sample(taskId, containerName);
-  }
-
-  /** Resource use of a task's running containers (see ContainerAccess). */
-  stats(taskId: string, containerName: string, request: StatsRequest): AsyncGenerator<{ time: Date; containers: ContainerStats[] }> {
-    return this.access.stats(taskId, containerName, request);
   }
 
   stopTask(id: string, reason: string): TaskSnapshot {
@@ -455,130 +440,12 @@ export class TaskEngine {
     });
   }
 
-  private dispatch(event: RuntimeEvent): void {
-    this.byRuntimeId.get(event.containerId)?.handleRuntimeEvent(event);
-  }
-
   /**
-   * Follows the runtime's event stream for this agent's containers, subscribing again with
-   * back-off when it breaks. After every (re)subscription the running containers are inspected,
-   * so an exit that happened while no stream was open is still applied.
-   */
-  private async followRuntimeEvents(signal: AbortSignal): Promise<void> {
-    let backoffMs = 250;
-    while (!signal.aborted) {
-      try {
-        const stream = await this.runtime.events({ [LABELS.agentId]: this.settings.agentId }, signal);
-        backoffMs = 250;
-        void this.synchronizeUntilDone(signal);
-        for await (const event of stream) this.dispatch(event);
-      } catch (error) {
-        if (signal.aborted) break;
-        if (isRuntimeError(error, 'unavailable') || isRuntimeError(error, 'timeout')) void this.monitor.checkNow();
-        this.log.debug({ err: error }, 'runtime event stream broke; subscribing again');
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, backoffMs);
-        signal.addEventListener('abort', () => {
-          clearTimeout(timer);
-          resolve();
-        }, { once: true });
-      });
-      backoffMs = Math.min(backoffMs * 2, 10_000);
-    }
-  }
-
-  /** The periodic relist, with ±10% jitter so that agents started together do not relist together. */
-  private scheduleRelist(): void {
-    const jitter = 0.9 + Math.random() * 0.2;
-    this.relistTimer = setTimeout(() => {
-      void this.synchronize().catch((error: unknown) => this.log.warn({ err: error }, 'relist failed')).finally(() => {
-        if (!this.shutdown.signal.aborted) this.scheduleRelist();
-      });
-    }, this.settings.relistIntervalMs * jitter);
-  }
-
-  /**
-   * Synchronizes after a (re)subscription; a failed pass is tried again with back-off (bounded by
-   * the shutdown), so restored tasks never wait for the next relist to resume.
-   */
-  private async synchronizeUntilDone(signal: AbortSignal): Promise<void> {
-    let delayMs = 500;
-    for (let attempt = 1; !signal.aborted; attempt++) {
-      try {
-        await this.synchronize();
-        return;
-      } catch (error) {
-        this.log.warn({ err: error, attempt, retryInMs: delayMs }, 'could not synchronize with the runtime; trying again');
-      }
-      await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
-      delayMs = Math.min(delayMs * 2, 10_000);
-    }
-  }
-
-  /**
-   * Compares every task's containers with what the runtime lists and applies the differences: after
-   * every (re)subscription to the runtime's events (so also when the agent started and when the
-   * runtime came back) and at every relist. Concurrent calls share one pass and ask for another.
+   * Compares every task's containers with the runtime now (see RuntimeSync); also runs after every
+   * subscription to the runtime's events and at every relist.
    */
   synchronize(): Promise<void> {
-    return this.syncs.run();
-  }
-
-  /**
-   * One pass (ECS synchronizeState, second half): one list of the agent's containers; an inspect,
-   * by runtime id or by name when the id was never recorded, for each container whose listed state
-   * differs from what the engine knows; each task moves forward from what is found. Then the
-   * restored tasks resume, and labelled containers that no task owns go to the orphan reaper.
-   */
-  private async synchronizeOnce(): Promise<void> {
-    const listed = await this.runtime.listContainers({ [LABELS.agentId]: this.settings.agentId });
-    const metadata = this.network.metadata;
-    if (metadata && !metadata.bridgeGateway && this.runtime.bridgeGateway) {
-      // Containers in the runtime's bridge mode reach the metadata endpoint at the bridge's gateway.
-      metadata.bridgeGateway = await this.runtime.bridgeGateway().catch(() => undefined);
-    }
-    const byId = new Map(listed.map((c) => [c.id, c]));
-    const byName = new Map(listed.map((c) => [c.name, c]));
-    const owned = new Set<string>();
-    const checks: (() => Promise<void>)[] = [];
-    for (const task of this.tasks.values()) {
-      for (const ref of task.containerRefs()) {
-        const found = ref.runtimeId !== undefined ? byId.get(ref.runtimeId) : byName.get(ref.runtimeName);
-        if (found) owned.add(found.id);
-        if (ref.runtimeId === undefined || ref.busy) {
-          // A create may be in flight: the container of this name is the task's, recorded or not.
-          const named = byName.get(ref.runtimeName);
-          if (named) owned.add(named.id);
-        }
-        if (ref.busy) continue;
-        const action = syncAction(ref.knownStatus, ref.runtimeId !== undefined, found);
-        if (action === 'apply') task.observe(ref.name, found);
-        else if (action === 'inspect') checks.push(() => this.inspectAndObserve(task, ref.name, ref.runtimeId ?? ref.runtimeName));
-      }
-    }
-    const slots = new Semaphore(SYNC_CONCURRENCY);
-    await Promise.all(
-      checks.map(async (check) => {
-        const release = await slots.acquire();
-        try {
-          await check();
-        } finally {
-          release();
-        }
-      }),
-    );
-    this.resumeRestoredTasks();
-    await this.reaper.observe(listed.filter((c) => !owned.has(c.id)));
-  }
-
-  private async inspectAndObserve(task: ManagedTask, name: string, idOrName: string): Promise<void> {
-    try {
-      task.observe(name, await this.runtime.inspectContainer(idOrName));
-    } catch (error) {
-      if (isRuntimeError(error, 'not-found')) task.observe(name, undefined);
-      else this.log.warn({ err: error, taskId: task.id, container: name }, 'could not inspect a container; its status is kept until the next synchronization');
-    }
+    return this.sync.synchronize();
   }
 
   private resumeRestoredTasks(): void {
@@ -588,31 +455,5 @@ export class TaskEngine {
     this.restoredCount = -1;
     if (report.tasks > 0) this.log.info(report, 'recovered every task from the state store');
     this.recoveryDone(report);
-  }
-}
-
-/**
- * What a synchronization does with one container, given the status the engine knows and what
- * the runtime lists (undefined: not listed): nothing, apply the listed state as it is, or inspect
- * it first (for an exit code, the start time and ports, or to tell a vanished container).
- */
-export function syncAction(known: ContainerStatus, hasRuntimeId: boolean, listed: ContainerInfo | undefined): 'none' | 'apply' | 'inspect' {
-  if (!listed) {
-    const mayExist = hasRuntimeId || statusRank(known) >= statusRank('CREATED');
-    return mayExist && known !== 'STOPPED' ? 'inspect' : 'none';
-  }
-  switch (listed.state) {
-    case 'running':
-    case 'paused':
-    case 'restarting':
-      if (known === 'RUNNING') return 'none';
-      return known === 'STOPPED' ? 'apply' : 'inspect';
-    case 'exited':
-    case 'dead':
-      return known === 'STOPPED' ? 'none' : 'inspect';
-    case 'created':
-      return hasRuntimeId ? 'none' : 'apply';
-    default:
-      return 'none';
   }
 }

@@ -52,7 +52,7 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
       // A client that gives up ends the command too (it is killed in the container).
       const cancelled = new AbortController();
       call.on('cancelled', () => cancelled.abort());
-      engine.exec(taskId, containerName, command, durationToMs(timeout), cancelled.signal).then(
+      engine.containers.exec(taskId, containerName, command, durationToMs(timeout), cancelled.signal).then(
         (result) => callback(null, { exitCode: result.exitCode, output: result.output }),
         (error: unknown) => callback(toServiceError(error)),
       );
@@ -77,13 +77,13 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
     logs: (call) =>
       void serveStream(call, options.shutdown, async (write, signal) => {
         const { taskId, containerName, follow, tail, since, streams } = call.request;
-        const lines = await engine.logs(taskId, containerName, { follow, tail, since, streams: fromPbLogStreams(streams), signal });
+        const lines = await engine.containers.logs(taskId, containerName, { follow, tail, since, streams: fromPbLogStreams(streams), signal });
         await forEachBatch(lines, LOG_BATCH, (batch) => write({ lines: batch.map(toPbLogLine) }), { of: (line) => line.text.length + 64, max: LOG_BATCH_BYTES });
       }),
     stats: (call) =>
       void serveStream(call, options.shutdown, async (write, signal) => {
         const { taskId, containerName, stream, interval } = call.request;
-        for await (const sample of engine.stats(taskId, containerName, { stream, intervalMs: durationToMs(interval), signal })) {
+        for await (const sample of engine.containers.stats(taskId, containerName, { stream, intervalMs: durationToMs(interval), signal })) {
           await write({ time: sample.time, containers: sample.containers.map(toPbContainerStats) });
         }
       }),

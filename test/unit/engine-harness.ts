@@ -65,12 +65,12 @@ export async function engineUnderTest(
   const store = options.store ?? new StateStore(':memory:', { count: 10_000, maxAgeMs: 3_600_000 });
   const events = new EventLog(store.events, { maxWatcherLag: 10_000 });
   const monitor = new RuntimeMonitor(runtime, { checkIntervalMs: 60_000, initialBackoffMs: 100, maxBackoffMs: 1000 }, log);
-  const engine = new TaskEngine(
+  const engine = new TaskEngine({
     runtime,
     monitor,
     events,
     store,
-    {
+    settings: {
       agentId: 'unit',
       defaultStopTimeoutMs: 1000,
       taskCleanupWaitMs: options.taskCleanupWaitMs ?? 3_600_000,
@@ -83,9 +83,9 @@ export async function engineUnderTest(
       limits: { ...DEFAULT_REQUEST_LIMITS, ...options.limits },
       security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, ...options.security },
     },
-    new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true, store),
-    new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...options.images }, log, store),
-    {
+    resources: new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true, store),
+    images: new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...options.images }, log, store),
+    network: {
       // Unit tests run no CNI-networked task: no plugin is ever looked for.
       networking: options.networking ?? new TaskNetworking(
         { agentId: 'unit', list: parseNetworkConfigList(defaultNetworkConfigList(), 'unit'), ifName: 'eth0' },
@@ -97,7 +97,7 @@ export async function engineUnderTest(
       pauseImage: 'registry.test/pause:1',
     },
     log,
-  );
+  });
   await engine.start();
   return {
     runtime,

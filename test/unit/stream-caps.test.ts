@@ -39,12 +39,12 @@ describe('caps on what clients hold open', () => {
     await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
     let finish!: () => void;
     t.runtime.execResult = () => new Promise((resolve) => (finish = () => resolve({ exitCode: 0, output: Buffer.alloc(0) })));
-    const running = t.engine.exec('t', 'app', ['sleep', '1']);
-    await assert.rejects(t.engine.exec('t', 'app', ['true']), (error: unknown) => error instanceof LimitExceededError && error.limit === 'limits.concurrentExecs');
+    const running = t.engine.containers.exec('t', 'app', ['sleep', '1']);
+    await assert.rejects(t.engine.containers.exec('t', 'app', ['true']), (error: unknown) => error instanceof LimitExceededError && error.limit === 'limits.concurrentExecs');
     finish();
     await running;
     t.runtime.execResult = async () => ({ exitCode: 0, output: Buffer.from('ok') });
-    assert.equal((await t.engine.exec('t', 'app', ['true'])).output.toString(), 'ok');
+    assert.equal((await t.engine.containers.exec('t', 'app', ['true'])).output.toString(), 'ok');
     assert.throws(() => t!.engine.watch({ fromSequence: 0, includeSnapshot: false, taskIds: ['a', 'b', 'c', 'd'] }), /task_ids: must list at most 3/);
   });
 });
