@@ -7,7 +7,6 @@ import type { SpecInputs } from './container-spec.js';
 import { dependentsOf, evaluateDependencies } from './dependency-graph.js';
 import type { EventLog } from './event-log.js';
 import type { EventChange } from './events.js';
-import { StoreUnavailableError } from './errors.js';
 import { runtimeContainerName } from './labels.js';
 import { ContainerSupervisor } from './container-supervisor.js';
 import { ManagedContainer, OOM_REASON, type ContainerChange } from './managed-container.js';
@@ -20,6 +19,7 @@ import { needsOf, type ResourceNeeds } from './host-resources.js';
 import type { QueuedTask } from './resource-queue.js';
 import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
 import { pauseContainerDefinition } from './pause-container.js';
+import { TaskRecorder } from './task-recorder.js';
 import type { CniPortMapping, TaskNetworking, TaskNetworkStatus } from './task-network.js';
 import { bareAddress, type TaskMetadataUris } from './metadata-uris.js';
 
@@ -68,7 +68,6 @@ export class ManagedTask implements QueuedTask {
   private stopReason = '';
   /** Why the task is waiting, while it is not stopping. */
   private waitReason = '';
-  private lastSequence = 0;
   private createdAt = new Date();
   private startedAt: Date | undefined;
   private stoppedAt: Date | undefined;
@@ -95,14 +94,15 @@ export class ManagedTask implements QueuedTask {
   private networkToCheck = false;
   /** Teardown ran (or failed and was given up for now): the pause container may stop. */
   private networkTornDown = false;
-  /** A change could not be saved (the store took no writes): `resave` saves the task whole. */
-  private unsaved = false;
+  /** Saves the task's changes with their events. */
+  private readonly recorder: TaskRecorder;
 
   constructor(
     readonly definition: TaskDefinition,
     private readonly deps: ManagedTaskDeps,
   ) {
     this.log = deps.logger.child({ taskId: definition.id });
+    this.recorder = new TaskRecorder(definition.id, deps.store, deps.events, this.log, () => this.state());
     // Each container's pull waits on this signal: a task of many containers has as many listeners.
     setMaxListeners(definition.containers.length + 10, this.stopping.signal);
     this.needs = needsOf(definition);
@@ -167,10 +167,7 @@ export class ManagedTask implements QueuedTask {
    * starts driving it.
    */
   begin(): void {
-    this.deps.store.transaction(() => {
-      this.deps.store.insertTask(this.definition, this.state(), [...this.containers.values()].map((c) => c.record()));
-      this.recordTask();
-    });
+    this.recorder.insert(this.definition, this.containers.values(), this.taskEvent());
     this.scheduleReconcile();
   }
 
@@ -184,7 +181,7 @@ export class ManagedTask implements QueuedTask {
     this.desiredStatus = s.desiredStatus;
     this.stopReason = s.stopReason;
     this.waitReason = s.waitReason;
-    this.lastSequence = s.lastSequence;
+    this.recorder.lastSequence = s.lastSequence;
     this.createdAt = new Date(s.createdAt);
     this.startedAt = toDate(s.startedAt);
     this.stoppedAt = toDate(s.stoppedAt);
@@ -315,7 +312,7 @@ export class ManagedTask implements QueuedTask {
       desiredStatus: this.desiredStatus,
       reason: this.reason(),
       containers: this.appContainers().map((c) => c.snapshot()),
-      lastSequence: this.lastSequence,
+      lastSequence: this.recorder.lastSequence,
       createdAt: this.createdAt,
       startedAt: this.startedAt,
       stoppedAt: this.stoppedAt,
@@ -332,6 +329,7 @@ export class ManagedTask implements QueuedTask {
   /** Stops timers; the containers are left as they are (the agent is shutting down). */
   dispose(): void {
     this.disposed = true;
+    this.recorder.close();
     this.supervisor.dispose();
     clearTimeout(this.cleanupTimer);
     clearTimeout(this.deadlineTimer);
@@ -345,7 +343,7 @@ export class ManagedTask implements QueuedTask {
       desiredStatus: this.desiredStatus,
       stopReason: this.stopReason,
       waitReason: this.waitReason,
-      lastSequence: this.lastSequence,
+      lastSequence: this.recorder.lastSequence,
       createdAt: this.createdAt.getTime(),
       startedAt: toMs(this.startedAt),
       stoppedAt: toMs(this.stoppedAt),
@@ -370,7 +368,7 @@ export class ManagedTask implements QueuedTask {
     if (this.recovering) return;
     // No intent can be saved: nothing new is started (running containers run on) until the store
     // takes writes again, when `resave` saves what changed meanwhile and reconciles.
-    if (!this.deps.store.writable) return;
+    if (!this.recorder.writable) return;
     if (this.desiredStatus === 'RUNNING') {
       const essentialStopped = [...this.containers.values()].find((c) => c.essential && c.knownStatus === 'STOPPED');
       if (essentialStopped) {
@@ -483,7 +481,7 @@ export class ManagedTask implements QueuedTask {
         container.busy = undefined;
         if (this.disposed) return;
         // The outcome and what follows from it (the task's status, the next calls) land in one commit.
-        this.deps.store.transaction(() => {
+        this.recorder.inOneCommit(() => {
           this.apply(container, outcome);
           this.reconcile();
         });
@@ -692,51 +690,8 @@ export class ManagedTask implements QueuedTask {
     this.deps.onCleanedUp(this);
   }
 
-  /**
-   * Appends an event and saves the state it reports in one transaction, so the store never holds
-   * an event without its state or a state without its event.
-   */
   private record(change: EventChange, container?: ManagedContainer): void {
-    // After the agent's shutdown began, a call that was in flight changes nothing on disk: the
-    // next start finds the container as the runtime shows it.
-    if (this.disposed) return;
-    const { store, events } = this.deps;
-    this.saving(() =>
-      store.transaction(() => {
-        this.lastSequence = events.append(this.id, change).sequence;
-        if (container) {
-          const saved = container.record();
-          store.saveContainer(this.id, saved.name, saved.runtimeId, saved.state);
-        }
-        store.saveTaskState(this.id, this.state());
-      }),
-    );
-  }
-
-  /** Saves a container's state without an event. */
-  private saveQuietly(container: ManagedContainer): void {
-    if (this.disposed) return;
-    const { store } = this.deps;
-    this.saving(() =>
-      store.transaction(() => {
-        const saved = container.record();
-        store.saveContainer(this.id, saved.name, saved.runtimeId, saved.state);
-      }),
-    );
-  }
-
-  /**
-   * Runs a write; when the store cannot take it, the change stays in memory only (and is saved by
-   * `resave` once the store takes writes again), instead of failing whatever caused it.
-   */
-  private saving(write: () => void): void {
-    try {
-      write();
-    } catch (error) {
-      if (!(error instanceof StoreUnavailableError)) throw error;
-      if (!this.unsaved) this.log.warn({ reason: error.reason }, 'the state store cannot be written; the task keeps its state in memory until it can');
-      this.unsaved = true;
-    }
+    this.recorder.event(change, container);
   }
 
   /**
@@ -745,30 +700,22 @@ export class ManagedTask implements QueuedTask {
    */
   resave(): void {
     if (this.disposed) return;
-    if (this.unsaved) {
-      const { store } = this.deps;
-      this.unsaved = false;
-      this.saving(() =>
-        store.transaction(() => {
-          for (const container of this.containers.values()) {
-            const saved = container.record();
-            store.saveContainer(this.id, saved.name, saved.runtimeId, saved.state);
-          }
-          this.recordTask();
-        }),
-      );
-    }
+    this.recorder.resave(this.containers.values(), () => this.recordTask());
     this.scheduleReconcile();
   }
 
   private recordTask(): void {
-    this.record({ type: 'task', knownStatus: this.knownStatus, desiredStatus: this.desiredStatus, reason: this.reason() });
+    this.record(this.taskEvent());
+  }
+
+  private taskEvent(): EventChange {
+    return { type: 'task', knownStatus: this.knownStatus, desiredStatus: this.desiredStatus, reason: this.reason() };
   }
 
   private recordContainer(container: ManagedContainer): void {
     if (container === this.pause) {
       // Clients do not see the pause container: its state is saved, no event is sent.
-      this.saveQuietly(container);
+      this.recorder.quietly(container);
       this.scheduleReconcile();
       this.log.debug({ container: container.name, knownStatus: container.knownStatus, reason: container.reason || undefined }, 'pause container status');
       return;
