@@ -9,21 +9,13 @@ import { LABELS } from './labels.js';
 import { OOM_REASON, type ContainerChange, type ManagedContainer } from './managed-container.js';
 import { retryTransient } from './retry.js';
 import type { TaskDefinition } from './task-definition.js';
-import type { TaskNetworkStatus } from './task-network.js';
 
-/**
- * What a runtime call did to a container: move it forward, or stop it with a reason. The network
- * outcomes are those of the task's pause container, which holds the namespace.
- */
+/** What a runtime call did to a container: move it forward, or stop it with a reason. */
 export type ActionOutcome =
   | { kind: 'pulled'; change: ContainerChange }
   | { kind: 'created'; change: ContainerChange & { runtimeId: string } }
   | { kind: 'running'; change: ContainerChange }
-  | { kind: 'stopped'; change: ContainerChange }
-  | { kind: 'network-ready'; status: TaskNetworkStatus }
-  | { kind: 'network-failed'; reason: string }
-  | { kind: 'network-released' }
-  | { kind: 'network-release-failed'; reason: string };
+  | { kind: 'stopped'; change: ContainerChange };
 
 function describe(error: unknown): string {
   return error instanceof RuntimeError ? `${error.kind}: ${error.detail}` : error instanceof Error ? error.message : String(error);

@@ -56,7 +56,7 @@ export class ManagedContainer {
   startedAt: Date | undefined;
   finishedAt: Date | undefined;
   /** The runtime call in progress for this container, if any. */
-  busy: 'pull' | 'create' | 'start' | 'stop' | 'network' | undefined;
+  busy: 'pull' | 'create' | 'start' | 'stop' | undefined;
 
   constructor(
     readonly definition: ContainerDefinition,

@@ -3,7 +3,6 @@ import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import type { ContainerInfo, PullProgress, RuntimeEvent } from '../runtime/types.js';
 import type { ActionOutcome, ContainerActions } from './container-actions.js';
-import type { SpecInputs } from './container-spec.js';
 import { dependentsOf, evaluateDependencies } from './dependency-graph.js';
 import type { EventLog } from './event-log.js';
 import type { EventChange } from './events.js';
@@ -20,8 +19,9 @@ import type { QueuedTask } from './resource-queue.js';
 import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
 import { pauseContainerDefinition } from './pause-container.js';
 import { TaskRecorder } from './task-recorder.js';
-import type { CniPortMapping, TaskNetworking, TaskNetworkStatus } from './task-network.js';
-import { bareAddress, type TaskMetadataUris } from './metadata-uris.js';
+import type { TaskNetworking } from './task-network.js';
+import type { TaskMetadataUris } from './metadata-uris.js';
+import { TaskSandbox, type SandboxOutcome } from './task-sandbox.js';
 
 export interface ManagedTaskDeps {
   agentId: string;
@@ -86,14 +86,8 @@ export class ManagedTask implements QueuedTask {
    * or stopped on the strength of state that may be out of date.
    */
   private recovering = false;
-  /** The container holding the task's network namespace, for a CNI-networked task. */
-  private readonly pause: ManagedContainer | undefined;
-  /** The task's CNI network, once set up. */
-  private network: TaskNetworkStatus | undefined;
-  /** The network was set up by an earlier run of the agent: CHECK it once before relying on it. */
-  private networkToCheck = false;
-  /** Teardown ran (or failed and was given up for now): the pause container may stop. */
-  private networkTornDown = false;
+  /** The namespaces the containers share: the pause container and the network, for a CNI-networked task. */
+  private readonly sandbox: TaskSandbox;
   /** Saves the task's changes with their events. */
   private readonly recorder: TaskRecorder;
 
@@ -117,9 +111,10 @@ export class ManagedTask implements QueuedTask {
       },
     });
     const managed = (c: ContainerDefinition) => new ManagedContainer(c, runtimeContainerName(deps.agentId, definition.id, c.name), (changed) => this.recordContainer(changed));
-    this.pause = deps.cni ? managed(pauseContainerDefinition(deps.cni.pauseImage)) : undefined;
+    const pause = deps.cni ? managed(pauseContainerDefinition(deps.cni.pauseImage)) : undefined;
     // The pause container comes first: it is pulled and started before the others are created.
-    this.containers = new Map([...(this.pause ? [this.pause] : []), ...definition.containers.map(managed)].map((c) => [c.name, c]));
+    this.containers = new Map([...(pause ? [pause] : []), ...definition.containers.map(managed)].map((c) => [c.name, c]));
+    this.sandbox = new TaskSandbox(definition, { cni: deps.cni, metadata: deps.metadata, runtime: deps.runtime, actions: deps.actions, log: this.log }, pause, () => this.appContainers());
   }
 
   get id(): string {
@@ -186,13 +181,7 @@ export class ManagedTask implements QueuedTask {
     this.startedAt = toDate(s.startedAt);
     this.stoppedAt = toDate(s.stoppedAt);
     for (const saved of record.containers) this.containers.get(saved.name)?.restore(saved);
-    if (this.deps.cni) {
-      const network = this.deps.cni.networking.restoredState(this.id);
-      if (network.kind === 'ready') {
-        this.network = network.status;
-        this.networkToCheck = this.desiredStatus === 'RUNNING';
-      }
-    }
+    this.sandbox.restore(this.desiredStatus === 'RUNNING');
     this.recovering = true;
     if (this.desiredStatus === 'STOPPED') this.stopping.abort();
   }
@@ -215,7 +204,7 @@ export class ManagedTask implements QueuedTask {
   /** A container of the definition as exec needs it; undefined for an unknown name. */
   /** The application containers (not the pause container), for exec, logs and stats. */
   accessTargets(): { name: string; runtimeId?: string; knownStatus: ContainerStatus }[] {
-    return [...this.containers.values()].filter((c) => c !== this.pause).map((c) => ({ name: c.name, runtimeId: c.runtimeId, knownStatus: c.knownStatus }));
+    return this.appContainers().map((c) => ({ name: c.name, runtimeId: c.runtimeId, knownStatus: c.knownStatus }));
   }
 
   /** Names and runtime ids of the containers, for matching them with what the runtime lists. */
@@ -283,7 +272,7 @@ export class ManagedTask implements QueuedTask {
     const container = [...this.containers.values()].find((c) => c.runtimeId === event.containerId);
     if (!container) return;
     // The pause container's stop includes its removal: it is STOPPED when the stop call says so.
-    if (container === this.pause && container.busy === 'stop') return;
+    if (this.sandbox.isPause(container) && container.busy === 'stop') return;
     switch (event.type) {
       case 'exit':
         this.containerExited(container, event.exitCode, event.time);
@@ -317,13 +306,13 @@ export class ManagedTask implements QueuedTask {
       startedAt: this.startedAt,
       stoppedAt: this.stoppedAt,
       resources: this.resources,
-      network: this.network,
+      network: this.sandbox.network,
     };
   }
 
   /** The containers of the definition: every container but the pause container. */
   private appContainers(): ManagedContainer[] {
-    return [...this.containers.values()].filter((c) => c !== this.pause);
+    return [...this.containers.values()].filter((c) => !this.sandbox.isPause(c));
   }
 
   /** Stops timers; the containers are left as they are (the agent is shutting down). */
@@ -373,7 +362,7 @@ export class ManagedTask implements QueuedTask {
       const essentialStopped = [...this.containers.values()].find((c) => c.essential && c.knownStatus === 'STOPPED');
       if (essentialStopped) {
         const how = essentialStopped.exitCode !== undefined ? `exited with code ${essentialStopped.exitCode}` : `stopped: ${essentialStopped.reason}`;
-        const what = essentialStopped === this.pause ? "the pause container holding the task's network namespace" : `essential container "${essentialStopped.name}"`;
+        const what = this.sandbox.isPause(essentialStopped) ? "the pause container holding the task's network namespace" : `essential container "${essentialStopped.name}"`;
         this.stop(`${what} ${how}`);
       }
     }
@@ -392,26 +381,26 @@ export class ManagedTask implements QueuedTask {
       }
       switch (container.knownStatus) {
         case 'NONE':
-          if (container === this.pause) {
+          if (this.sandbox.isPause(container)) {
             // Like kubelet's sandbox image: pulled when missing, never again; no progress events.
             this.runAction(container, 'pull', () => this.deps.actions.pull(container, this.stopping.signal, undefined, 'prefer-cached'));
           } else {
             this.runAction(container, 'pull', () => this.deps.actions.pull(container, this.stopping.signal, this.progressReporter(container)));
           }
           break;
-        case 'PULLED':
-          // A container joining the task's namespace is created once the pause container exists
-          // (Docker names it), while the network is being set up; it starts once that is done.
-          // With a metadata endpoint, the URI in the environment names the network's gateway: that waits for the network.
-          if (this.pause && container !== this.pause && (this.pause.runtimeId === undefined || (this.deps.metadata && !this.network))) {
-            waitReason ||= "setting up the task's network";
+        case 'PULLED': {
+          const wait = this.sandbox.waitBeforeCreate(container);
+          if (wait) {
+            waitReason ||= wait;
             break;
           }
-          this.runAction(container, 'create', () => this.deps.actions.create(this.definition, container, this.networkOf(container), this.metadataUriOf(container)));
+          this.runAction(container, 'create', () => this.deps.actions.create(this.definition, container, this.sandbox.networkOf(container), this.sandbox.metadataUriOf(container)));
           break;
+        }
         case 'CREATED': {
-          if (this.pause && container !== this.pause && !this.network) {
-            waitReason ||= "setting up the task's network";
+          const wait = this.sandbox.waitBeforeStart(container);
+          if (wait) {
+            waitReason ||= wait;
             break;
           }
           const verdict = evaluateDependencies(container.definition, (name) => this.containers.get(name)!.dependencyView());
@@ -423,12 +412,9 @@ export class ManagedTask implements QueuedTask {
           }
           break;
         }
-        case 'RUNNING':
-          if (container === this.pause && this.desiredStatus === 'RUNNING') this.driveNetwork(container);
-          break;
       }
     }
-    if (this.desiredStatus === 'STOPPED') this.tearDownNetworkWhenDone();
+    this.runSandboxStep(this.sandbox.nextStep(this.desiredStatus === 'RUNNING'));
     const pulling = [...this.containers.values()].find((c) => c.busy === 'pull');
     if (pulling) waitReason ||= `pulling image "${pulling.definition.image}"`;
     clearTimeout(this.deadlineTimer);
@@ -457,11 +443,10 @@ export class ManagedTask implements QueuedTask {
   /** A container desired STOPPED: one that never ran stops at once; a running one stops after its dependents. */
   private moveTowardStopped(container: ManagedContainer): void {
     this.supervisor.quiet(container);
-    if (container === this.pause) {
-      // Last of all: after every other container stopped and the network was torn down.
-      if (!this.networkTornDown || this.appContainers().some((c) => c.knownStatus !== 'STOPPED')) return;
+    if (this.sandbox.isPause(container)) {
+      if (!this.sandbox.mayStopPause()) return;
       if (container.knownStatus !== 'RUNNING') this.markStopped(container, { reason: 'the task stopped' });
-      else this.runAction(container, 'stop', () => this.stopAndRemovePause(container));
+      else this.runAction(container, 'stop', () => this.sandbox.stopPause(container));
       return;
     }
     if (container.knownStatus !== 'RUNNING') {
@@ -514,104 +499,28 @@ export class ManagedTask implements QueuedTask {
       case 'stopped':
         this.markStopped(container, outcome.change);
         break;
-      case 'network-ready':
-        if (this.network === outcome.status) break; // a CHECK found the network as it was
-        this.network = outcome.status;
-        this.log.info({ network: outcome.status }, 'task network set up');
-        this.record({ type: 'network', network: outcome.status });
-        break;
-      case 'network-failed':
-        this.log.warn({ reason: outcome.reason }, 'task network failed');
-        this.stop(outcome.reason);
-        break;
-      case 'network-released':
-        this.networkTornDown = true;
-        if (this.network) {
-          this.network = undefined;
-          this.record({ type: 'network' });
-        }
-        break;
-      case 'network-release-failed':
-        // The attachment stays saved: cleanup and the next start of the agent try again.
-        this.log.error({ reason: outcome.reason }, 'could not tear down the task network; stopping the task anyway');
-        this.networkTornDown = true;
-        break;
     }
   }
 
-  /** Where the container reaches the metadata endpoint: an address of the host on its network; none without one. */
-  private metadataUriOf(container: ManagedContainer): string | undefined {
-    const metadata = this.deps.metadata;
-    if (!metadata || container === this.pause) return undefined;
-    let host: string | undefined;
-    if (this.pause) host = this.network?.gateways[0] && bareAddress(this.network.gateways[0]);
-    else if (this.definition.networkMode === 'host') host = '127.0.0.1';
-    else if (this.definition.networkMode === 'bridge') host = metadata.bridgeGateway;
-    return host ? metadata.uriFor(this.id, container.name, host) : undefined;
-  }
-
-  /** How a container joins the network: the pause container alone, the others in its namespace. */
-  private networkOf(container: ManagedContainer): SpecInputs['network'] {
-    if (!this.pause || !this.deps.cni) return undefined;
-    if (container === this.pause) return { network: 'none' };
-    // The path exists once the network is set up, which is before the container starts.
-    const netnsPath = this.deps.cni.networking.namespacePath(this.id);
-    return { network: 'container', networkContainer: { id: this.pause.runtimeId as string, netnsPath } };
-  }
-
-  /** The pause container runs: set the network up, or CHECK one an earlier run of the agent set up. */
-  private driveNetwork(pause: ManagedContainer): void {
-    const networking = this.deps.cni!.networking;
-    if (!this.network) {
-      this.runAction(pause, 'network', async () => {
-        const info = await this.deps.runtime.inspectContainer(pause.runtimeId as string).catch(() => undefined);
-        if (!info?.pid) return { kind: 'network-failed', reason: "cannot set up the task's network: the pause container is not running" };
-        const result = await networking.setUp(this.definition, info.pid, this.cniPortMappings());
-        return result.ok ? { kind: 'network-ready', status: result.status } : { kind: 'network-failed', reason: result.reason };
+  /** Runs a step of the sandbox's network; what it did and what follows land in one commit. */
+  private runSandboxStep(step: (() => Promise<SandboxOutcome>) | undefined): void {
+    if (!step) return;
+    this.sandbox.busy = true;
+    step()
+      .catch((error: unknown): SandboxOutcome => {
+        this.log.error({ err: error }, 'task network step failed unexpectedly');
+        return { kind: 'network-failed', reason: `the task's network failed: ${error instanceof Error ? error.message : String(error)}` };
+      })
+      .then((outcome) => {
+        this.sandbox.busy = false;
+        if (this.disposed) return;
+        this.recorder.inOneCommit(() => {
+          const verdict = this.sandbox.apply(outcome);
+          if (verdict.event) this.record(verdict.event);
+          if (verdict.stopReason) this.stop(verdict.stopReason);
+          this.reconcile();
+        });
       });
-    } else if (this.networkToCheck) {
-      this.networkToCheck = false;
-      // A failed CHECK is reported, not acted on: plugins get CHECK wrong more often than a network
-      // breaks (portmap 1.1 fails it for every IPv4-only task, containernetworking/plugins#819).
-      this.runAction(pause, 'network', async () => {
-        await networking.check(this.id).catch((error: unknown) => this.log.warn({ err: error }, "the task's network failed its CHECK after the agent restarted"));
-        return { kind: 'network-ready', status: this.network! };
-      });
-    }
-  }
-
-  /** Once every other container stopped: DEL the network (before the pause container goes). */
-  private tearDownNetworkWhenDone(): void {
-    const pause = this.pause;
-    if (!pause || pause.busy !== undefined || this.networkTornDown) return;
-    if (this.appContainers().some((c) => c.knownStatus !== 'STOPPED')) return;
-    this.runAction(pause, 'network', async () => {
-      try {
-        await this.deps.cni!.networking.tearDown(this.id);
-        return { kind: 'network-released' };
-      } catch (error) {
-        return { kind: 'network-release-failed', reason: error instanceof Error ? error.message : String(error) };
-      }
-    });
-  }
-
-  private async stopAndRemovePause(pause: ManagedContainer): Promise<ActionOutcome> {
-    const outcome = await this.deps.actions.stop(pause);
-    const error = await this.deps.actions.remove(pause);
-    if (error) this.log.warn({ err: error }, 'could not remove the pause container; cleanup tries again');
-    return outcome;
-  }
-
-  /** The task's host port mappings, for portmap. */
-  private cniPortMappings(): CniPortMapping[] {
-    return this.appContainers().flatMap((c) =>
-      c.definition.portMappings.map((p, i) => ({
-        hostPort: c.hostPorts[i] ?? p.hostPort,
-        containerPort: p.containerPort,
-        protocol: p.protocol,
-        ...(p.hostIp ? { hostIP: p.hostIp } : {}),
-      })),
-    );
   }
 
   private advanceToRunning(container: ManagedContainer, change: ContainerChange): void {
@@ -681,11 +590,7 @@ export class ManagedTask implements QueuedTask {
       const error = await this.deps.actions.remove(container);
       if (error) this.log.warn({ err: error, container: container.name }, 'could not remove container during cleanup');
     }
-    const networking = this.deps.cni?.networking;
-    if (networking?.hasAttachment(this.id)) {
-      // An earlier teardown failed: try once more; a failure now is left for the next start.
-      await networking.tearDown(this.id).catch((error: unknown) => this.log.error({ err: error }, 'could not tear down the task network during cleanup'));
-    }
+    await this.sandbox.releaseLeftovers();
     this.log.info('task cleaned up');
     this.deps.onCleanedUp(this);
   }
@@ -713,7 +618,7 @@ export class ManagedTask implements QueuedTask {
   }
 
   private recordContainer(container: ManagedContainer): void {
-    if (container === this.pause) {
+    if (this.sandbox.isPause(container)) {
       // Clients do not see the pause container: its state is saved, no event is sent.
       this.recorder.quietly(container);
       this.scheduleReconcile();
