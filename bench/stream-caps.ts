@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { DEFAULT_REQUEST_LIMITS as L } from '../src/engine/request-limits.js';
+import { DEFAULT_REQUEST_LIMITS as L } from '../src/engine/admission/request-limits.js';
 import { credentials } from '@grpc/grpc-js';
 import { TaskStatus } from '../src/gen/berth/agent/v1/task.js';
 import { TaskServiceClient } from '../src/gen/berth/agent/v1/task_service.js';

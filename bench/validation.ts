@@ -2,8 +2,8 @@
  * How long validation takes for the largest definition the limits allow, and for definitions far
  * over them (refused on their counts). Prints a Markdown table for BENCHMARKS.md ("Hardening").
  */
-import { DEFAULT_REQUEST_LIMITS as L } from '../src/engine/request-limits.js';
-import { validateTaskDefinition, type TaskDefinitionInput } from '../src/engine/task-validation.js';
+import { DEFAULT_REQUEST_LIMITS as L } from '../src/engine/admission/request-limits.js';
+import { validateTaskDefinition, type TaskDefinitionInput } from '../src/engine/admission/task-validation.js';
 
 function maximal(): TaskDefinitionInput {
   return {

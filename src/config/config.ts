@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { CapacitySettings } from '../engine/host-capacity.js';
-import { PULL_BEHAVIORS, type PullBehavior } from '../engine/image-manager.js';
-import { defaultNetworkConfigList, NetworkConfigError, parseNetworkConfigList, type NetworkConfigList } from '../engine/cni/network-config.js';
-import { DEFAULT_REQUEST_LIMITS, MAX_DURATION_MS, type RequestLimits } from '../engine/request-limits.js';
+import type { CapacitySettings } from '../engine/resources/host-capacity.js';
+import { PULL_BEHAVIORS, type PullBehavior } from '../engine/images/image-manager.js';
+import { defaultNetworkConfigList, NetworkConfigError, parseNetworkConfigList, type NetworkConfigList } from '../engine/network/cni/network-config.js';
+import { DEFAULT_REQUEST_LIMITS, MAX_DURATION_MS, type RequestLimits } from '../engine/admission/request-limits.js';
 import { ImageReferenceError, parseImageReference } from '../runtime/image-reference.js';
 import { parseDuration } from './duration.js';
 
@@ -77,7 +77,7 @@ export interface BerthConfig {
     /** A container with this agent's labels that no task owns is removed after this long. */
     orphanGracePeriodMs: number;
   };
-  /** Host capacity for tasks (see src/engine/host-capacity.ts for each field). */
+  /** Host capacity for tasks (see src/engine/resources/host-capacity.ts for each field). */
   resources: CapacitySettings;
   /** What tasks may ask for; each is refused with PERMISSION_DENIED unless allowed here. */
   security: { allowPrivileged: boolean; allowHostPathMounts: boolean; allowHostNetwork: boolean };
@@ -108,7 +108,7 @@ export interface BerthConfig {
       pluginTimeoutMs: number;
     };
   };
-  /** Bounds on what one request may carry (src/engine/request-limits.ts; README, Limits). */
+  /** Bounds on what one request may carry (src/engine/admission/request-limits.ts; README, Limits). */
   limits: RequestLimits;
   /** Containers' output kept by the runtime: rotated files of at most maxFileBytes, maxFiles in all. */
   logs: { maxFileBytes: number; maxFiles: number };

@@ -2,10 +2,10 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError } from '../runtime/errors.js';
 import type { ContainerStatsSample, LogLine, LogStream } from '../runtime/types.js';
 import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, type FieldViolation } from './errors.js';
-import { DEFAULT_REQUEST_LIMITS, listBytes, type RequestLimits } from './request-limits.js';
+import { DEFAULT_REQUEST_LIMITS, listBytes, type RequestLimits } from './admission/request-limits.js';
 import type { RuntimeMonitor } from './runtime-monitor.js';
 import { StreamSlots } from './stream-slots.js';
-import type { ContainerStatus } from './status.js';
+import type { ContainerStatus } from './tasks/status.js';
 
 export type { ContainerStatsSample, LogLine, LogStream };
 

@@ -1,7 +1,7 @@
-import type { RequestLimits } from './request-limits.js';
-import type { RestartBackoff } from './restart-policy.js';
+import type { RequestLimits } from './admission/request-limits.js';
+import type { RestartBackoff } from './tasks/restart-policy.js';
 import type { RetryPolicy } from './retry.js';
-import type { SecuritySettings } from './security-policy.js';
+import type { SecuritySettings } from './admission/security-policy.js';
 
 /** The engine's settings, already validated and in milliseconds (see src/config). */
 export interface EngineSettings {

@@ -4,14 +4,14 @@ import { isRuntimeError } from '../runtime/errors.js';
 import type { ContainerInfo } from '../runtime/types.js';
 import { CoalescedRun } from './coalesced-run.js';
 import type { EngineSettings } from './engine-settings.js';
-import { LABELS } from './labels.js';
-import type { ManagedTask } from './managed-task.js';
-import type { TaskMetadataUris } from './metadata-uris.js';
+import { LABELS } from './tasks/labels.js';
+import type { ManagedTask } from './tasks/managed-task.js';
+import type { TaskMetadataUris } from './network/metadata-uris.js';
 import { OrphanReaper } from './orphan-reaper.js';
 import { retry, sleep } from './retry.js';
 import type { RuntimeMonitor } from './runtime-monitor.js';
 import { Semaphore } from './semaphore.js';
-import { statusRank, type ContainerStatus } from './status.js';
+import { statusRank, type ContainerStatus } from './tasks/status.js';
 
 /** Inspects at once during a synchronization, at most. */
 const SYNC_CONCURRENCY = 8;

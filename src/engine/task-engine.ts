@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import type { ContainerInfo } from '../runtime/types.js';
 import { ContainerAccess } from './container-access.js';
-import { ContainerActions } from './container-actions.js';
-import { crashPoint } from './crash-points.js';
+import { ContainerActions } from './tasks/container-actions.js';
+import { crashPoint } from './tasks/crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
 import {
   AlreadyExistsError,
@@ -16,23 +16,23 @@ import {
   UnavailableError,
   type FieldViolation,
 } from './errors.js';
-import type { HostResourceManager } from './host-resources.js';
-import { canonicalImage, type ImageManager } from './image-manager.js';
-import { byteLength } from './request-limits.js';
-import { ResourceQueue } from './resource-queue.js';
-import type { EventLog, EventWatcher } from './event-log.js';
-import { LABELS } from './labels.js';
-import { ManagedTask } from './managed-task.js';
+import type { HostResourceManager } from './resources/host-resources.js';
+import { canonicalImage, type ImageManager } from './images/image-manager.js';
+import { byteLength } from './admission/request-limits.js';
+import { ResourceQueue } from './resources/resource-queue.js';
+import type { EventLog, EventWatcher } from './events/event-log.js';
+import { LABELS } from './tasks/labels.js';
+import { ManagedTask } from './tasks/managed-task.js';
 import { RuntimeSync } from './runtime-sync.js';
 import type { RuntimeAvailability, RuntimeMonitor } from './runtime-monitor.js';
-import type { TaskStatus } from './status.js';
+import type { TaskStatus } from './tasks/status.js';
 import type { StateStore } from './store/state-store.js';
-import { sameDefinition, type TaskDefinition } from './task-definition.js';
-import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
-import { validateTaskDefinition, type TaskDefinitionInput } from './task-validation.js';
-import { checkTaskAllowed } from './security-policy.js';
-import type { TaskNetworking } from './task-network.js';
-import type { TaskMetadataUris } from './metadata-uris.js';
+import { sameDefinition, type TaskDefinition } from './tasks/task-definition.js';
+import type { TaskResources, TaskSnapshot } from './tasks/task-snapshot.js';
+import { validateTaskDefinition, type TaskDefinitionInput } from './admission/task-validation.js';
+import { checkTaskAllowed } from './admission/security-policy.js';
+import type { TaskNetworking } from './network/task-network.js';
+import type { TaskMetadataUris } from './network/metadata-uris.js';
 
 /** Task networking through CNI, for the engine. */
 export interface EngineNetwork {

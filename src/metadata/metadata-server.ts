@@ -2,9 +2,9 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { closeHttp, listenHttp, splitAddress } from '../http-listener.js';
 import type { Logger } from 'pino';
 import type { ContainerStatsSample } from '../engine/container-access.js';
-import type { TaskMetadataUris } from '../engine/metadata-uris.js';
-import { bareAddress } from '../engine/metadata-uris.js';
-import type { ContainerSnapshot, TaskSnapshot } from '../engine/task-snapshot.js';
+import type { TaskMetadataUris } from '../engine/network/metadata-uris.js';
+import { bareAddress } from '../engine/network/metadata-uris.js';
+import type { ContainerSnapshot, TaskSnapshot } from '../engine/tasks/task-snapshot.js';
 import type { MetadataTokens } from './metadata-tokens.js';
 import { RateLimiter } from './rate-limiter.js';
 

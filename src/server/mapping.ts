@@ -2,12 +2,12 @@
  * Conversions between the berth.agent.v1 protobuf messages and the engine's domain types. The
  * only place where both meet.
  */
-import type { EngineEvent } from '../engine/events.js';
-import type { ContainerStatus, HealthStatus, TaskStatus as DomainTaskStatus } from '../engine/status.js';
-import type { NetworkMode as DomainNetworkMode, TaskDefinition as DomainTaskDefinition } from '../engine/task-definition.js';
-import type { ContainerSnapshot, TaskSnapshot } from '../engine/task-snapshot.js';
-import type { TaskNetworkStatus } from '../engine/task-network.js';
-import type { TaskDefinitionInput } from '../engine/task-validation.js';
+import type { EngineEvent } from '../engine/events/events.js';
+import type { ContainerStatus, HealthStatus, TaskStatus as DomainTaskStatus } from '../engine/tasks/status.js';
+import type { NetworkMode as DomainNetworkMode, TaskDefinition as DomainTaskDefinition } from '../engine/tasks/task-definition.js';
+import type { ContainerSnapshot, TaskSnapshot } from '../engine/tasks/task-snapshot.js';
+import type { TaskNetworkStatus } from '../engine/network/task-network.js';
+import type { TaskDefinitionInput } from '../engine/admission/task-validation.js';
 import type { Event } from '../gen/berth/agent/v1/event.js';
 import {
   ContainerStatus as PbContainerStatus,

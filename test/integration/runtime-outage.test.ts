@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import Docker from 'dockerode';
-import { LABELS } from '../../src/engine/labels.js';
+import { LABELS } from '../../src/engine/tasks/labels.js';
 import type { GetTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { call, EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startTestEnvironment, type TestEnvironment } from '../harness/environment.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LABELS } from '../../src/engine/labels.js';
+import { LABELS } from '../../src/engine/tasks/labels.js';
 import type { GetTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { call, EventCollector } from '../harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';

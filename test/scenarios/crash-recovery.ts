@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LABELS } from '../../src/engine/labels.js';
+import { LABELS } from '../../src/engine/tasks/labels.js';
 import { isRuntimeError } from '../../src/runtime/errors.js';
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
 import type { GetTaskResponse, RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import type { EventLog } from '../../src/engine/event-log.js';
+import type { EventLog } from '../../src/engine/events/event-log.js';
 import type { RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { readStatusDetails } from '../../src/api/status-details.js';
 import { TOKENS } from '../../src/tokens.js';

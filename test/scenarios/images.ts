@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { ImageManager } from '../../src/engine/image-manager.js';
+import type { ImageManager } from '../../src/engine/images/image-manager.js';
 import type { RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { TOKENS } from '../../src/tokens.js';
 import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/config.js';
-import { CniError, parsePluginError } from '../../src/engine/cni/cni-error.js';
-import { cniArgs } from '../../src/engine/cni/cni-invoker.js';
-import { parseCniResult, taskAddresses } from '../../src/engine/cni/cni-result.js';
-import { NetworkConfigError, parseNetworkConfigList } from '../../src/engine/cni/network-config.js';
+import { CniError, parsePluginError } from '../../src/engine/network/cni/cni-error.js';
+import { cniArgs } from '../../src/engine/network/cni/cni-invoker.js';
+import { parseCniResult, taskAddresses } from '../../src/engine/network/cni/cni-result.js';
+import { NetworkConfigError, parseNetworkConfigList } from '../../src/engine/network/cni/network-config.js';
 
 function withFile(name: string, content: string): string {
   const file = join(mkdtempSync(join(tmpdir(), 'berth-cni-config-')), name);

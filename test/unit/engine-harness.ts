@@ -1,18 +1,18 @@
-import { DEFAULT_REQUEST_LIMITS } from '../../src/engine/request-limits.js';
+import { DEFAULT_REQUEST_LIMITS } from '../../src/engine/admission/request-limits.js';
 import { pino } from 'pino';
 import type { EngineSettings } from '../../src/engine/engine-settings.js';
-import { EventLog } from '../../src/engine/event-log.js';
-import { HostResourceManager, type HostCapacity } from '../../src/engine/host-resources.js';
-import { ImageManager, type ImageSettings } from '../../src/engine/image-manager.js';
+import { EventLog } from '../../src/engine/events/event-log.js';
+import { HostResourceManager, type HostCapacity } from '../../src/engine/resources/host-resources.js';
+import { ImageManager, type ImageSettings } from '../../src/engine/images/image-manager.js';
 import { StateStore } from '../../src/engine/store/state-store.js';
-import type { EngineEvent } from '../../src/engine/events.js';
+import type { EngineEvent } from '../../src/engine/events/events.js';
 import { RuntimeMonitor } from '../../src/engine/runtime-monitor.js';
-import { CniInvoker } from '../../src/engine/cni/cni-invoker.js';
-import { defaultNetworkConfigList, parseNetworkConfigList } from '../../src/engine/cni/network-config.js';
-import { NetworkNamespaces } from '../../src/engine/cni/network-namespaces.js';
-import { TaskNetworking } from '../../src/engine/task-network.js';
+import { CniInvoker } from '../../src/engine/network/cni/cni-invoker.js';
+import { defaultNetworkConfigList, parseNetworkConfigList } from '../../src/engine/network/cni/network-config.js';
+import { NetworkNamespaces } from '../../src/engine/network/cni/network-namespaces.js';
+import { TaskNetworking } from '../../src/engine/network/task-network.js';
 import { TaskEngine } from '../../src/engine/task-engine.js';
-import type { ContainerDefinitionInput, TaskDefinitionInput } from '../../src/engine/task-validation.js';
+import type { ContainerDefinitionInput, TaskDefinitionInput } from '../../src/engine/admission/task-validation.js';
 import { FakeRuntime } from './fake-runtime.js';
 
 export interface EngineUnderTest {

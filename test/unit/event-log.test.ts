@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SequenceExpiredError, WatcherTooSlowError } from '../../src/engine/errors.js';
-import { EventLog } from '../../src/engine/event-log.js';
+import { EventLog } from '../../src/engine/events/event-log.js';
 import { StateStore } from '../../src/engine/store/state-store.js';
 
 const removed = { type: 'removed' } as const;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { decideRestart } from '../../src/engine/restart-policy.js';
+import { decideRestart } from '../../src/engine/tasks/restart-policy.js';
 import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from './engine-harness.js';
 
 const IMAGE = 'registry.test/app:1';

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { hostCapacity } from '../../src/engine/host-capacity.js';
-import { HostResourceManager, needsOf, type ResourceNeeds } from '../../src/engine/host-resources.js';
-import { ResourceQueue, type QueuedTask } from '../../src/engine/resource-queue.js';
-import type { TaskResources } from '../../src/engine/task-snapshot.js';
-import { validateTaskDefinition } from '../../src/engine/task-validation.js';
+import { hostCapacity } from '../../src/engine/resources/host-capacity.js';
+import { HostResourceManager, needsOf, type ResourceNeeds } from '../../src/engine/resources/host-resources.js';
+import { ResourceQueue, type QueuedTask } from '../../src/engine/resources/resource-queue.js';
+import type { TaskResources } from '../../src/engine/tasks/task-snapshot.js';
+import { validateTaskDefinition } from '../../src/engine/admission/task-validation.js';
 import { UNIT_CAPACITY } from './engine-harness.js';
 
 const needs = (overrides: Partial<ResourceNeeds>): ResourceNeeds => ({ cpuUnits: 0, memoryMib: 0, tcpPorts: [], udpPorts: [], dynamicTcpPorts: 0, dynamicUdpPorts: 0, gpus: 0, ...overrides });

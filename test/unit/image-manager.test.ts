@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { ImageManager, type ImageSettings } from '../../src/engine/image-manager.js';
+import { ImageManager, type ImageSettings } from '../../src/engine/images/image-manager.js';
 import { UNIT_IMAGE_SETTINGS } from './engine-harness.js';
 import { FakeRuntime } from './fake-runtime.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import type { EngineEvent } from '../../src/engine/events.js';
-import { LABELS } from '../../src/engine/labels.js';
+import type { EngineEvent } from '../../src/engine/events/events.js';
+import { LABELS } from '../../src/engine/tasks/labels.js';
 import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from './engine-harness.js';
 import { FakeRuntime } from './fake-runtime.js';
 import { StateStore } from '../../src/engine/store/state-store.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import type { TaskDefinition } from '../../src/engine/task-definition.js';
-import type { CniPortMapping, NetworkSetUp, TaskNetworking } from '../../src/engine/task-network.js';
+import type { TaskDefinition } from '../../src/engine/tasks/task-definition.js';
+import type { CniPortMapping, NetworkSetUp, TaskNetworking } from '../../src/engine/network/task-network.js';
 import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from './engine-harness.js';
 import { FakeRuntime } from './fake-runtime.js';
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidArgumentError } from '../../src/engine/errors.js';
-import { DEFAULT_REQUEST_LIMITS } from '../../src/engine/request-limits.js';
-import { sameDefinition } from '../../src/engine/task-definition.js';
-import { validateTaskDefinition, type TaskDefinitionInput } from '../../src/engine/task-validation.js';
+import { DEFAULT_REQUEST_LIMITS } from '../../src/engine/admission/request-limits.js';
+import { sameDefinition } from '../../src/engine/tasks/task-definition.js';
+import { validateTaskDefinition, type TaskDefinitionInput } from '../../src/engine/admission/task-validation.js';
 
 const base = (): TaskDefinitionInput => ({ id: 't1', family: 'f', revision: 1, networkMode: 'BRIDGE', containers: [{ name: 'app', image: 'busybox' }] });
 

@@ -1,6 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
-import type { EngineEvent } from '../events.js';
-import type { EventStore } from '../event-store.js';
+import type { EngineEvent } from '../events/events.js';
+import type { EventStore } from '../events/event-store.js';
 import { decodeChange, encodeChange } from './event-codec.js';
 
 export interface EventRetention {

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ContainerRuntime } from '../runtime/container-runtime.js';
-import { isRuntimeError, RuntimeError } from '../runtime/errors.js';
-import { normalizeImageReference, registryHost, withDefaultTag } from '../runtime/image-reference.js';
-import type { PullProgress, RegistryAuth } from '../runtime/types.js';
-import { StoreUnavailableError } from './errors.js';
+import type { ContainerRuntime } from '../../runtime/container-runtime.js';
+import { isRuntimeError, RuntimeError } from '../../runtime/errors.js';
+import { normalizeImageReference, registryHost, withDefaultTag } from '../../runtime/image-reference.js';
+import type { PullProgress, RegistryAuth } from '../../runtime/types.js';
+import { StoreUnavailableError } from '../errors.js';
 import { pullFailureReason } from './pull-failure.js';
-import { Semaphore } from './semaphore.js';
-import type { ImageRecordRow } from './store/records.js';
+import { Semaphore } from '../semaphore.js';
+import type { ImageRecordRow } from '../store/records.js';
 
 export const PULL_BEHAVIORS = ['default', 'always', 'once', 'prefer-cached'] as const;
 /**

@@ -4,9 +4,9 @@ import type { CniInvoker, CniRuntimeConf } from './cni/cni-invoker.js';
 import { parseCniResult, taskAddresses } from './cni/cni-result.js';
 import { networkConfigListJson, parseNetworkConfigList, type NetworkConfigList } from './cni/network-config.js';
 import type { NetworkNamespaces } from './cni/network-namespaces.js';
-import { crashPoint } from './crash-points.js';
-import type { CniAttachmentRecord } from './store/records.js';
-import type { TaskDefinition } from './task-definition.js';
+import { crashPoint } from '../tasks/crash-points.js';
+import type { CniAttachmentRecord } from '../store/records.js';
+import type { TaskDefinition } from '../tasks/task-definition.js';
 
 /** Where CNI attachments are kept, so a restarted agent can delete what a task was given. */
 export interface CniAttachmentStore {

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
-import { ImageReferenceError, parseImageReference } from '../runtime/image-reference.js';
-import { findCycle } from './dependency-graph.js';
-import { InvalidArgumentError, type FieldViolation } from './errors.js';
+import { ImageReferenceError, parseImageReference } from '../../runtime/image-reference.js';
+import { findCycle } from '../tasks/dependency-graph.js';
+import { InvalidArgumentError, type FieldViolation } from '../errors.js';
 import { byteLength, DEFAULT_REQUEST_LIMITS, listBytes, mapBytes, type RequestLimits } from './request-limits.js';
 import {
   DEPENDENCY_CONDITIONS,
@@ -12,7 +12,7 @@ import {
   type NetworkMode,
   type Protocol,
   type TaskDefinition,
-} from './task-definition.js';
+} from '../tasks/task-definition.js';
 
 /**
  * A task definition as received, before validation: enums are strings that may be unknown

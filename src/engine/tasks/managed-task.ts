@@ -1,26 +1,26 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import type { ContainerRuntime } from '../runtime/container-runtime.js';
-import type { ContainerInfo, PullProgress, RuntimeEvent } from '../runtime/types.js';
+import type { ContainerRuntime } from '../../runtime/container-runtime.js';
+import type { ContainerInfo, PullProgress, RuntimeEvent } from '../../runtime/types.js';
 import type { ActionOutcome, ContainerActions } from './container-actions.js';
 import { dependentsOf, evaluateDependencies } from './dependency-graph.js';
-import type { EventLog } from './event-log.js';
-import type { EventChange } from './events.js';
+import type { EventLog } from '../events/event-log.js';
+import type { EventChange } from '../events/events.js';
 import { runtimeContainerName } from './labels.js';
 import { ContainerSupervisor } from './container-supervisor.js';
 import { ManagedContainer, OOM_REASON, type ContainerChange } from './managed-container.js';
 import type { RestartBackoff } from './restart-policy.js';
 import { earliest, isForward, statusRank, type ContainerStatus, type DesiredStatus, type TaskStatus } from './status.js';
-import { toDate, toMs, type TaskRecord, type TaskState } from './store/records.js';
-import type { StateStore } from './store/state-store.js';
+import { toDate, toMs, type TaskRecord, type TaskState } from '../store/records.js';
+import type { StateStore } from '../store/state-store.js';
 import type { ContainerDefinition, TaskDefinition } from './task-definition.js';
-import { needsOf, type ResourceNeeds } from './host-resources.js';
-import type { QueuedTask } from './resource-queue.js';
+import { needsOf, type ResourceNeeds } from '../resources/host-resources.js';
+import type { QueuedTask } from '../resources/resource-queue.js';
 import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
 import { pauseContainerDefinition } from './pause-container.js';
 import { TaskRecorder } from './task-recorder.js';
-import type { TaskNetworking } from './task-network.js';
-import type { TaskMetadataUris } from './metadata-uris.js';
+import type { TaskNetworking } from '../network/task-network.js';
+import type { TaskMetadataUris } from '../network/metadata-uris.js';
 import { TaskSandbox, type SandboxOutcome } from './task-sandbox.js';
 
 export interface ManagedTaskDeps {

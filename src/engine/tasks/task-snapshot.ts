@@ -1,7 +1,7 @@
-import type { PortBinding } from '../runtime/types.js';
+import type { PortBinding } from '../../runtime/types.js';
 import type { ContainerStatus, DesiredStatus, HealthStatus, TaskStatus } from './status.js';
 import type { TaskDefinition } from './task-definition.js';
-import type { TaskNetworkStatus } from './task-network.js';
+import type { TaskNetworkStatus } from '../network/task-network.js';
 
 /** A container's status at one moment, as reported to clients. Immutable once handed out. */
 export interface ContainerSnapshot {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ContainerRuntime } from '../runtime/container-runtime.js';
+import type { ContainerRuntime } from '../../runtime/container-runtime.js';
 import { HealthMonitor } from './health-monitor.js';
 import type { ManagedContainer } from './managed-container.js';
 import { decideRestart, type RestartBackoff } from './restart-policy.js';

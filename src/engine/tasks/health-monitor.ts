@@ -1,4 +1,4 @@
-import type { ContainerRuntime } from '../runtime/container-runtime.js';
+import type { ContainerRuntime } from '../../runtime/container-runtime.js';
 import type { HealthStatus } from './status.js';
 import type { HealthCheck } from './task-definition.js';
 

@@ -1,6 +1,6 @@
-import type { DesiredStatus, TaskStatus } from './status.js';
-import type { ContainerSnapshot } from './task-snapshot.js';
-import type { TaskNetworkStatus } from './task-network.js';
+import type { DesiredStatus, TaskStatus } from '../tasks/status.js';
+import type { ContainerSnapshot } from '../tasks/task-snapshot.js';
+import type { TaskNetworkStatus } from '../network/task-network.js';
 
 export type EventChange =
   | { type: 'task'; knownStatus: TaskStatus; desiredStatus: DesiredStatus; reason: string }

@@ -1,5 +1,5 @@
-import { isRuntimeError, type RuntimeError } from '../runtime/errors.js';
-import { registryHost } from '../runtime/image-reference.js';
+import { isRuntimeError, type RuntimeError } from '../../runtime/errors.js';
+import { registryHost } from '../../runtime/image-reference.js';
 
 /** Explains a failed pull in words a user can act on. */
 export function pullFailureReason(image: string, error: unknown): string {

@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
-import type { ContainerRuntime } from '../runtime/container-runtime.js';
+import type { ContainerRuntime } from '../../runtime/container-runtime.js';
 import type { ActionOutcome, ContainerActions } from './container-actions.js';
 import type { SpecInputs } from './container-spec.js';
-import type { EventChange } from './events.js';
+import type { EventChange } from '../events/events.js';
 import type { ManagedContainer } from './managed-container.js';
-import { bareAddress, type TaskMetadataUris } from './metadata-uris.js';
+import { bareAddress, type TaskMetadataUris } from '../network/metadata-uris.js';
 import type { TaskDefinition } from './task-definition.js';
-import type { CniPortMapping, TaskNetworking, TaskNetworkStatus } from './task-network.js';
+import type { CniPortMapping, TaskNetworking, TaskNetworkStatus } from '../network/task-network.js';
 
 /** What a step of the sandbox's network did. */
 export type SandboxOutcome =

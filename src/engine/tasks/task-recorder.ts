@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import { StoreUnavailableError } from './errors.js';
-import type { EventLog } from './event-log.js';
-import type { EventChange } from './events.js';
+import { StoreUnavailableError } from '../errors.js';
+import type { EventLog } from '../events/event-log.js';
+import type { EventChange } from '../events/events.js';
 import type { ManagedContainer } from './managed-container.js';
-import type { TaskState } from './store/records.js';
-import type { StateStore } from './store/state-store.js';
+import type { TaskState } from '../store/records.js';
+import type { StateStore } from '../store/state-store.js';
 import type { TaskDefinition } from './task-definition.js';
 
 /**
