@@ -1,3 +1,6 @@
+// Longer than most files on purpose: the whole config schema (types, defaults, environment
+// variables, bounds) in one place, so that a key's type, default and limits are read together.
+
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { CapacitySettings } from '../engine/resources/host-capacity.js';

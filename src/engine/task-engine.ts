@@ -1,3 +1,7 @@
+// Longer than most files on purpose: the engine's face to the server (admission, the task table,
+// watches, agent info, restore after a restart); runtime synchronization is in runtime-sync.ts and
+// each task's life in tasks/.
+
 import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import type { ContainerInfo } from '../runtime/types.js';

@@ -1,3 +1,6 @@
+// Longer than most files on purpose: every rule a task definition must meet, in the order they are
+// checked (sizes and counts before contents), so the whole of validation reads top to bottom.
+
 import { isIP } from 'node:net';
 import { ImageReferenceError, parseImageReference } from '../../runtime/image-reference.js';
 import { findCycle } from '../tasks/dependency-graph.js';

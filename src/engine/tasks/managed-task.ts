@@ -1,3 +1,8 @@
+// Longer than most files on purpose: it is the task's state machine, and every transition of the
+// task and of its containers is decided here so that their order can be read whole. What stands
+// apart is in the parts it asks: the sandbox (pause container, network), the recorder (state and
+// events), the container actions and the supervisor (health checks, restarts).
+
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../../runtime/container-runtime.js';
@@ -18,6 +23,7 @@ import { needsOf, type ResourceNeeds } from '../resources/host-resources.js';
 import type { QueuedTask } from '../resources/resource-queue.js';
 import type { TaskResources, TaskSnapshot } from './task-snapshot.js';
 import { pauseContainerDefinition } from './pause-container.js';
+import { throttledProgress } from './pull-progress.js';
 import { TaskRecorder } from './task-recorder.js';
 import type { TaskNetworking } from '../network/task-network.js';
 import type { TaskMetadataUris } from '../network/metadata-uris.js';
@@ -428,16 +434,7 @@ export class ManagedTask implements QueuedTask {
 
   /** Records pull progress as events, at most one per `pullProgressIntervalMs` (and the last). */
   private progressReporter(container: ManagedContainer): (progress: PullProgress) => void {
-    let last = 0;
-    let lastDone = -1;
-    return (progress) => {
-      const now = Date.now();
-      const complete = progress.bytesTotal > 0 && progress.bytesDone >= progress.bytesTotal;
-      if (progress.bytesDone === lastDone || (now - last < this.deps.pullProgressIntervalMs && !complete)) return;
-      last = now;
-      lastDone = progress.bytesDone;
-      this.record({ type: 'pull', containerName: container.name, image: container.definition.image, ...progress });
-    };
+    return throttledProgress(this.deps.pullProgressIntervalMs, (progress) => this.record({ type: 'pull', containerName: container.name, image: container.definition.image, ...progress }));
   }
 
   /** A container desired STOPPED: one that never ran stops at once; a running one stops after its dependents. */

@@ -1,3 +1,7 @@
+// Longer than most files on purpose: the whole runtime contract for containerd. The parts that
+// stand alone (pull, content store, OCI spec, events, cgroup metrics, logs, users, leases) are files
+// of their own; what stays is each contract method as its short sequence of containerd calls.
+
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, stat, writeFile, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';

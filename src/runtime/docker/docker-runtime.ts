@@ -1,3 +1,6 @@
+// Longer than most files on purpose: the whole runtime contract for Docker, each method its short
+// sequence of Docker API calls. Errors, events, logs and pull progress are files of their own.
+
 import { hostCapabilities, LINUX_CAPABILITIES } from '../capabilities.js';
 import { PassThrough, type Readable } from 'node:stream';
 import Docker from 'dockerode';
