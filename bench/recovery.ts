@@ -84,7 +84,7 @@ async function main(): Promise<void> {
       const agent = await startAgent(config, pino({ level: 'silent' }));
       const report = await agent.engine.recovery;
       const total = performance.now() - started;
-      const tasks = (await agent.engine.listTasks()).filter((t) => t.knownStatus === 'RUNNING').length;
+      const tasks = agent.engine.listTasks().filter((t) => t.knownStatus === 'RUNNING').length;
       if (tasks !== N) throw new Error(`only ${tasks} of ${N} tasks RUNNING after recovery`);
       rounds.push({ startMs: total, recoveryMs: report.durationMs, tasks: report.tasks });
       console.log(`round ${round + 1}: ${report.tasks} tasks reconciled in ${report.durationMs} ms after engine start, ${total.toFixed(0)} ms after the startAgent call`);

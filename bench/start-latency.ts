@@ -107,7 +107,6 @@ async function main(): Promise<void> {
     await env.stop();
   }
 
-  const version = await Promise.resolve(process.version);
   // Per contender: the median over rounds of each round's median per task, and of its wall time.
   const labels = [...new Set(results.map((r) => r.label))];
   const summary = new Map(

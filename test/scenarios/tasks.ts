@@ -301,7 +301,7 @@ export function taskScenarios(kind: RuntimeKind): void {
       assert.ok(byName.get('worker')!.cpuPercent > 20, `a busy loop uses a good share of a CPU (${byName.get('worker')!.cpuPercent}%)`);
       assert.ok(byName.get('app')!.cpuPercent < byName.get('worker')!.cpuPercent);
 
-      const streamed = await stats({ containerName: 'app', stream: true, interval: { seconds: 0, nanos: 200_000_000 } }, (message, stream) => {
+      const streamed = await stats({ containerName: 'app', stream: true, interval: { seconds: 0, nanos: 200_000_000 } }, (_message, stream) => {
         if (received++ === 1) stream.cancel();
       });
       assert.equal(streamed.length, 2);

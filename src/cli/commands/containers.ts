@@ -1,7 +1,7 @@
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { parseDuration } from '../../config/duration.js';
 import { TaskStatus, type Task } from '../../gen/berth/agent/v1/task.js';
-import { LogStream, type ExecResponse, type GetTaskResponse, type ListTasksResponse, type LogsResponse, type StatsResponse } from '../../gen/berth/agent/v1/task_service.js';
+import { LogStream, type ExecResponse, type GetTaskResponse, type LogsResponse, type StatsResponse } from '../../gen/berth/agent/v1/task_service.js';
 import { CliError, EXIT, listAllTasks, unary } from '../client.js';
 import type { Command, CommandContext } from '../command.js';
 import { bytes, table } from '../format.js';

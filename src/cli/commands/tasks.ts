@@ -1,5 +1,5 @@
 import { Task, TaskStatus } from '../../gen/berth/agent/v1/task.js';
-import { GetAgentInfoResponse, type GetTaskResponse, type ListTasksResponse, type StopTaskResponse } from '../../gen/berth/agent/v1/task_service.js';
+import { GetAgentInfoResponse, type GetTaskResponse, type StopTaskResponse } from '../../gen/berth/agent/v1/task_service.js';
 import { NetworkMode } from '../../gen/berth/agent/v1/task_definition.js';
 import { CliError, EXIT, listAllTasks, unary } from '../client.js';
 import type { Command } from '../command.js';

@@ -13,7 +13,6 @@ import {
   type ContainerDefinition,
   type DependencyCondition,
   type NetworkMode,
-  type Protocol,
   type TaskDefinition,
 } from '../tasks/task-definition.js';
 

@@ -503,7 +503,7 @@ export class ManagedTask implements QueuedTask {
   private runSandboxStep(step: (() => Promise<SandboxOutcome>) | undefined): void {
     if (!step) return;
     this.sandbox.busy = true;
-    step()
+    void step()
       .catch((error: unknown): SandboxOutcome => {
         this.log.error({ err: error }, 'task network step failed unexpectedly');
         return { kind: 'network-failed', reason: `the task's network failed: ${error instanceof Error ? error.message : String(error)}` };

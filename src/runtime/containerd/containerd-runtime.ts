@@ -3,7 +3,7 @@
 // of their own; what stays is each contract method as its short sequence of containerd calls.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, stat, writeFile, open } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PACKAGE_ROOT } from '../../package-root.js';
 import { namespaceTraffic } from '../net-dev.js';
