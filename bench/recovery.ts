@@ -64,10 +64,12 @@ async function main(): Promise<void> {
     await launchWatch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
     for (let first = 0; first < N; first += BATCH) {
       const ids = Array.from({ length: Math.min(BATCH, N - first) }, (_, i) => `r${first + i}`);
-      await Promise.all(ids.map(async (id) => {
-        await call(child.client, 'runTask', { task: definition(id) });
-        await launchWatch.waitForEvent(`${id} RUNNING`, running(id), 300_000);
-      }));
+      await Promise.all(
+        ids.map(async (id) => {
+          await call(child.client, 'runTask', { task: definition(id) });
+          await launchWatch.waitForEvent(`${id} RUNNING`, running(id), 300_000);
+        }),
+      );
     }
     launchWatch.close();
     const rounds: { startMs: number; recoveryMs: number; tasks: number }[] = [];
@@ -97,7 +99,9 @@ async function main(): Promise<void> {
     }
 
     console.log(`\nstate store and recovery, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
-    console.log(`write cost per task launch (1 container, ${W} tasks, sequential): ${commitsPerTask.toFixed(1)} commits, ${msPerTask.toFixed(2)} ms committing, of ${(launchMs / W).toFixed(0)} ms per launch`);
+    console.log(
+      `write cost per task launch (1 container, ${W} tasks, sequential): ${commitsPerTask.toFixed(1)} commits, ${msPerTask.toFixed(2)} ms committing, of ${(launchMs / W).toFixed(0)} ms per launch`,
+    );
     console.log(`\n| round | tasks | engine start → all reconciled (ms) | startAgent call → all reconciled (ms) |`);
     console.log('|---|---:|---:|---:|');
     rounds.forEach((r, i) => console.log(`| ${i + 1} | ${r.tasks} | ${r.recoveryMs} | ${r.startMs.toFixed(0)} |`));

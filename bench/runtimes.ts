@@ -38,7 +38,16 @@ async function main(): Promise<void> {
     }
     const running = (id: string) => (e: Event) => e.taskId === id && e.change?.$case === 'task' && e.change.value.knownStatus === TaskStatus.TASK_STATUS_RUNNING;
     const spec = (env: RuntimeEnvironment, name: string): ContainerSpec => ({
-      name, image: env.image, command: ['sleep', '600'], env: {}, labels: { bench: 'direct' }, cpuShares: 0, memoryBytes: 0, memoryReservationBytes: 0, network: 'none', ports: [],
+      name,
+      image: env.image,
+      command: ['sleep', '600'],
+      env: {},
+      labels: { bench: 'direct' },
+      cpuShares: 0,
+      memoryBytes: 0,
+      memoryReservationBytes: 0,
+      network: 'none',
+      ports: [],
     });
     const measure = async (label: string, one: (i: number) => Promise<void>, concurrent: boolean) => {
       const timed = async (i: number) => {
@@ -59,18 +68,26 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const mode of ['sequential', 'concurrent'] as const) {
         for (const [kind, c] of contenders) {
-          await measure(`${kind}: direct create+start, ${mode}`, async (i) => {
-            const id = await c.env.runtime.createContainer(spec(c.env, `direct-${round}-${mode}-${i}`));
-            await c.env.runtime.startContainer(id);
-          }, mode === 'concurrent');
+          await measure(
+            `${kind}: direct create+start, ${mode}`,
+            async (i) => {
+              const id = await c.env.runtime.createContainer(spec(c.env, `direct-${round}-${mode}-${i}`));
+              await c.env.runtime.startContainer(id);
+            },
+            mode === 'concurrent',
+          );
           await clear(c, []);
           const ids: string[] = [];
-          await measure(`${kind}: berth RunTask→RUNNING, ${mode}`, async (i) => {
-            const id = `b-${round}-${mode}-${i}`;
-            ids.push(id);
-            await call(c.agent.client, 'runTask', { task: task(id, [container('app', c.env.image, { command: ['sleep', '600'], registryCredentials: c.env.credentials })]) });
-            await c.watch.waitForEvent(`${id} RUNNING`, running(id), 120_000);
-          }, mode === 'concurrent');
+          await measure(
+            `${kind}: berth RunTask→RUNNING, ${mode}`,
+            async (i) => {
+              const id = `b-${round}-${mode}-${i}`;
+              ids.push(id);
+              await call(c.agent.client, 'runTask', { task: task(id, [container('app', c.env.image, { command: ['sleep', '600'], registryCredentials: c.env.credentials })]) });
+              await c.watch.waitForEvent(`${id} RUNNING`, running(id), 120_000);
+            },
+            mode === 'concurrent',
+          );
           await clear(c, ids);
         }
       }
@@ -83,7 +100,9 @@ async function main(): Promise<void> {
     }
   }
 
-  console.log(`\nstart latency on both runtimes, N=${N} x ${ROUNDS} rounds, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
+  console.log(
+    `\nstart latency on both runtimes, N=${N} x ${ROUNDS} rounds, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`,
+  );
   console.log('| run | median per task (ms) | wall for all N (ms) |');
   console.log('|---|---:|---:|');
   const summary = new Map([...results].map(([label, rounds]) => [label, { median: median(rounds.map((r) => median(r.perTask))), wall: median(rounds.map((r) => r.wall)) }]));

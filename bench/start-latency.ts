@@ -36,9 +36,9 @@ async function main(): Promise<void> {
   const results: Stats[] = [];
   try {
     // Warm-up: the image is pulled once, so neither side measures the first download.
-    await docker.pull(env.image, { authconfig: { ...env.credentials, serveraddress: env.registry.address } }).then(
-      (stream: NodeJS.ReadableStream) => new Promise((resolve, reject) => docker.modem.followProgress(stream, (e: unknown) => (e ? reject(e) : resolve(undefined)))),
-    );
+    await docker
+      .pull(env.image, { authconfig: { ...env.credentials, serveraddress: env.registry.address } })
+      .then((stream: NodeJS.ReadableStream) => new Promise((resolve, reject) => docker.modem.followProgress(stream, (e: unknown) => (e ? reject(e) : resolve(undefined)))));
     const watch = new EventCollector(agent.client, { includeSnapshot: true });
     const cachedWatch = new EventCollector(cachedAgent.client, { includeSnapshot: true });
     await watch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
@@ -125,7 +125,9 @@ async function main(): Promise<void> {
     const plain = summary.get(`direct create+start, ${mode}`)!;
     const pulled = summary.get(`direct pull+create+start, ${mode}`)!;
     const ratio = (a: { median: number; wall: number }, b: { median: number; wall: number }) => `median ${(a.median / b.median).toFixed(2)}, wall ${(a.wall / b.wall).toFixed(2)}`;
-    console.log(`\n${mode}: berth / direct pull+create+start: ${ratio(berth, pulled)}; berth prefer-cached / direct create+start: ${ratio(cached, plain)}; berth / direct create+start: ${ratio(berth, plain)}`);
+    console.log(
+      `\n${mode}: berth / direct pull+create+start: ${ratio(berth, pulled)}; berth prefer-cached / direct create+start: ${ratio(cached, plain)}; berth / direct create+start: ${ratio(berth, plain)}`,
+    );
   }
 }
 

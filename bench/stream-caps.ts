@@ -32,7 +32,12 @@ function open(stream: ClientReadableStream<unknown>): Promise<number> {
 async function main(): Promise<void> {
   const env = await startRuntimeEnvironment('bench-caps', 'docker');
   const dir = mkdtempSync(join(tmpdir(), 'berth-bench-caps-'));
-  const agent = await startAgentProcess({ dir, agentId: `bench-caps-${process.pid}`, runtimeConfig: env.runtimeConfig, config: { images: { registryCredentials: { [env.registry.address]: env.credentials } } } });
+  const agent = await startAgentProcess({
+    dir,
+    agentId: `bench-caps-${process.pid}`,
+    runtimeConfig: env.runtimeConfig,
+    config: { images: { registryCredentials: { [env.registry.address]: env.credentials } } },
+  });
   const pid = agent.daemon.child.pid as number;
   const streams: ClientReadableStream<unknown>[] = [];
   try {

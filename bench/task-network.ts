@@ -65,7 +65,9 @@ async function main(): Promise<void> {
     }
   }
 
-  console.log(`\ntask network mode vs none, ${SEQUENTIAL} one at a time and ${CONCURRENT} at once, ${ROUNDS} rounds, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`);
+  console.log(
+    `\ntask network mode vs none, ${SEQUENTIAL} one at a time and ${CONCURRENT} at once, ${ROUNDS} rounds, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`,
+  );
   console.log('| run | median per task (ms) | wall (ms) |');
   console.log('|---|---:|---:|');
   const summary = new Map([...results].map(([label, rounds]) => [label, { median: median(rounds.map((r) => median(r.perTask))), wall: median(rounds.map((r) => r.wall)) }]));

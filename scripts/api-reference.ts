@@ -111,7 +111,10 @@ export function renderApiReference(descriptorSet: Uint8Array): string {
     file.enumType.forEach((e, i) => renderEnum(e, [PATH.fileEnum, i]));
   }
   out.push('## Services', '', ...sections.services.map((s) => `${s}\n`), '## Messages', '', ...sections.messages.map((s) => `${s}\n`), '## Enums', '', ...sections.enums.map((s) => `${s}\n`));
-  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  return `${out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
 }
 
 export const DESCRIPTOR_SET = fileURLToPath(new URL('../src/gen/berth.binpb', import.meta.url));

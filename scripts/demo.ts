@@ -137,7 +137,26 @@ async function main(): Promise<void> {
 
     say(`running task ${taskId}: "setup" must succeed before "app" starts`);
     const credentialsForRegistry = { username: registry.username, password: registry.password };
-    const base = { entrypoint: [], environment: {}, workingDirectory: '', user: '', cpuUnits: 0, memoryMib: 0, memoryReservationMib: 0, portMappings: [], stopTimeout: { seconds: 5, nanos: 0 }, labels: {}, registryCredentials: credentialsForRegistry, healthCheck: undefined, restartPolicy: undefined, gpuCount: 0, startTimeout: undefined, pidsLimit: 0, mountPoints: [], privileged: false };
+    const base = {
+      entrypoint: [],
+      environment: {},
+      workingDirectory: '',
+      user: '',
+      cpuUnits: 0,
+      memoryMib: 0,
+      memoryReservationMib: 0,
+      portMappings: [],
+      stopTimeout: { seconds: 5, nanos: 0 },
+      labels: {},
+      registryCredentials: credentialsForRegistry,
+      healthCheck: undefined,
+      restartPolicy: undefined,
+      gpuCount: 0,
+      startTimeout: undefined,
+      pidsLimit: 0,
+      mountPoints: [],
+      privileged: false,
+    };
     await new Promise<RunTaskResponse>((resolve, reject) =>
       client.runTask(
         {
@@ -150,7 +169,14 @@ async function main(): Promise<void> {
             memoryMib: 0,
             containers: [
               { ...base, name: 'setup', image, command: ['sh', '-c', 'echo preparing; sleep 1'], essential: false, dependsOn: [] },
-              { ...base, name: 'app', image, command: ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done'], essential: true, dependsOn: [{ containerName: 'setup', condition: DependencyCondition.DEPENDENCY_CONDITION_SUCCESS }] },
+              {
+                ...base,
+                name: 'app',
+                image,
+                command: ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done'],
+                essential: true,
+                dependsOn: [{ containerName: 'setup', condition: DependencyCondition.DEPENDENCY_CONDITION_SUCCESS }],
+              },
             ],
           },
         },
@@ -178,4 +204,3 @@ main().then(
     process.exit(1);
   },
 );
-

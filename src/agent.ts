@@ -36,10 +36,7 @@ function containerdRuntime(cfg: BerthConfig, log: Logger): ContainerdRuntime {
 
 export function buildContainer(config: BerthConfig, logger: Logger, capacity: HostCapacity): Container {
   const c = new Container({ defaultScope: 'Singleton' });
-  c.bind(TOKENS.stateStore).toResolvedValue(
-    (cfg: BerthConfig) => new StateStore(stateStorePath(cfg), { count: cfg.events.retain, maxAgeMs: cfg.events.retainForMs }),
-    [TOKENS.config],
-  );
+  c.bind(TOKENS.stateStore).toResolvedValue((cfg: BerthConfig) => new StateStore(stateStorePath(cfg), { count: cfg.events.retain, maxAgeMs: cfg.events.retainForMs }), [TOKENS.config]);
   c.bind(TOKENS.hostResources).toResolvedValue((store: StateStore) => new HostResourceManager(capacity, probeHostPort, store), [TOKENS.stateStore]);
   c.bind(TOKENS.config).toConstantValue(config);
   c.bind(TOKENS.logger).toConstantValue(logger);
@@ -75,10 +72,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
       ),
     [TOKENS.runtime, TOKENS.config, TOKENS.logger, TOKENS.stateStore],
   );
-  c.bind(TOKENS.eventLog).toResolvedValue(
-    (store: StateStore, cfg: BerthConfig) => new EventLog(store.events, { maxWatcherLag: cfg.events.maxWatcherLag }),
-    [TOKENS.stateStore, TOKENS.config],
-  );
+  c.bind(TOKENS.eventLog).toResolvedValue((store: StateStore, cfg: BerthConfig) => new EventLog(store.events, { maxWatcherLag: cfg.events.maxWatcherLag }), [TOKENS.stateStore, TOKENS.config]);
   c.bind(TOKENS.engineSettings).toResolvedValue(
     (cfg: BerthConfig): EngineSettings => ({
       agentId: cfg.agentId,
@@ -181,10 +175,12 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
   const metadataServer = container.get(TOKENS.metadata);
   await server.start().catch((error: unknown) => abandon(error, false));
   await metricsServer?.start().catch((error: unknown) => abandon(error, true));
-  await metadataServer?.start({ listTasks: () => engine.listTasks(), findTask: (id) => engine.findTask(id), sample: (id, name) => engine.containers.sample(id, name) }).catch(async (error: unknown) => {
-    await metricsServer?.stop();
-    return abandon(error, true);
-  });
+  await metadataServer
+    ?.start({ listTasks: () => engine.listTasks(), findTask: (id) => engine.findTask(id), sample: (id, name) => engine.containers.sample(id, name) })
+    .catch(async (error: unknown) => {
+      await metricsServer?.stop();
+      return abandon(error, true);
+    });
   logger.info({ runtime: config.runtime.kind, socket: config.grpc.socketPath }, 'berth started');
   return {
     container,

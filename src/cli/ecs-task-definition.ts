@@ -1,11 +1,4 @@
-import {
-  DependencyCondition,
-  NetworkMode,
-  TransportProtocol,
-  type ContainerDefinition,
-  type MountPoint,
-  type TaskDefinition,
-} from '../gen/berth/agent/v1/task_definition.js';
+import { DependencyCondition, NetworkMode, TransportProtocol, type ContainerDefinition, type MountPoint, type TaskDefinition } from '../gen/berth/agent/v1/task_definition.js';
 import type { Duration } from '../gen/google/protobuf/duration.js';
 
 type Json = Record<string, unknown>;
@@ -76,9 +69,27 @@ const NOT_APPLIED: Record<string, string> = {
 
 const TASK_FIELDS = new Set(['family', 'revision', 'networkMode', 'containerDefinitions', 'cpu', 'memory', 'volumes']);
 const CONTAINER_FIELDS = new Set([
-  'name', 'image', 'cpu', 'memory', 'memoryReservation', 'portMappings', 'essential', 'dependsOn', 'environment', 'command',
-  'entryPoint', 'workingDirectory', 'user', 'healthCheck', 'stopTimeout', 'startTimeout', 'restartPolicy', 'dockerLabels',
-  'privileged', 'mountPoints', 'resourceRequirements',
+  'name',
+  'image',
+  'cpu',
+  'memory',
+  'memoryReservation',
+  'portMappings',
+  'essential',
+  'dependsOn',
+  'environment',
+  'command',
+  'entryPoint',
+  'workingDirectory',
+  'user',
+  'healthCheck',
+  'stopTimeout',
+  'startTimeout',
+  'restartPolicy',
+  'dockerLabels',
+  'privileged',
+  'mountPoints',
+  'resourceRequirements',
 ]);
 
 const seconds = (value: number): Duration => ({ seconds: Math.floor(value), nanos: Math.round((value % 1) * 1e9) });

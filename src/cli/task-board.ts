@@ -77,7 +77,9 @@ export class TaskBoard {
     for (const task of tasks) {
       const id = task.definition!.id;
       const address = task.network?.ipAddresses.join(', ');
-      lines.push(`${id}  ${statusWithDesired(taskStatusName(task.knownStatus), taskStatusName(task.desiredStatus))}  ${age(task.createdAt, now)}${address ? `  ${address}` : ''}${task.reason ? `  — ${task.reason}` : ''}`);
+      lines.push(
+        `${id}  ${statusWithDesired(taskStatusName(task.knownStatus), taskStatusName(task.desiredStatus))}  ${age(task.createdAt, now)}${address ? `  ${address}` : ''}${task.reason ? `  — ${task.reason}` : ''}`,
+      );
       for (const c of task.containers) {
         const bound = ports(c.portBindings);
         lines.push(`  ${c.name.padEnd(16)} ${containerState(c)}${bound ? `  ${bound}` : ''}${c.reason ? `  — ${c.reason}` : ''}`);

@@ -152,7 +152,12 @@ function normalize(value: unknown, message: string, path: string, problems: stri
 
 /** A task id for a file that names none: its family and a random suffix. */
 export function newTaskId(family: string): string {
-  const base = (family || 'task').toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 40) || 'task';
+  const base =
+    (family || 'task')
+      .toLowerCase()
+      .replace(/[^a-z0-9_.-]+/g, '-')
+      .replace(/^[^a-z0-9]+/, '')
+      .slice(0, 40) || 'task';
   return `${base}-${randomBytes(4).toString('hex')}`;
 }
 

@@ -128,7 +128,10 @@ export interface BerthConfig {
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
-  constructor(readonly key: string, detail: string) {
+  constructor(
+    readonly key: string,
+    detail: string,
+  ) {
     super(`config: ${key}: ${detail}`);
   }
 }
@@ -358,9 +361,7 @@ export function compileConfig(raw: Raw): BerthConfig {
       maxWatcherLag: read.integer('events.maxWatcherLag', 1),
       heartbeatIntervalMs: read.duration('events.heartbeatInterval', 100),
     },
-    limits: Object.fromEntries(
-      (Object.keys(DEFAULT_REQUEST_LIMITS) as (keyof RequestLimits)[]).map((key) => [key, read.integer(`limits.${key}`, 1, MAX_LIMIT)]),
-    ) as unknown as RequestLimits,
+    limits: Object.fromEntries((Object.keys(DEFAULT_REQUEST_LIMITS) as (keyof RequestLimits)[]).map((key) => [key, read.integer(`limits.${key}`, 1, MAX_LIMIT)])) as unknown as RequestLimits,
     logs: { maxFileBytes: read.integer('logs.maxFileBytes', 64 * 1024, 2 ** 40), maxFiles: read.integer('logs.maxFiles', 1, 100) },
     security: {
       allowPrivileged: read.boolean('security.allowPrivileged'),

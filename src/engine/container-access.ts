@@ -184,13 +184,7 @@ export class ContainerAccess {
     }
   }
 
-  private async *series(
-    targets: () => AccessTarget[],
-    containerName: string,
-    taskId: string,
-    intervalMs: number,
-    request: StatsRequest,
-  ): AsyncGenerator<{ time: Date; containers: ContainerStats[] }> {
+  private async *series(targets: () => AccessTarget[], containerName: string, taskId: string, intervalMs: number, request: StatsRequest): AsyncGenerator<{ time: Date; containers: ContainerStats[] }> {
     const sampleAll = async (): Promise<Map<string, ContainerStatsSample>> => {
       const samples = new Map<string, ContainerStatsSample>();
       const running = targets().filter((c) => c.knownStatus === 'RUNNING' && c.runtimeId);

@@ -22,14 +22,21 @@ export class InvalidArgumentError extends Error {
 
 export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
-  constructor(readonly resource: string, readonly id: string) {
+  constructor(
+    readonly resource: string,
+    readonly id: string,
+  ) {
     super(`${resource} "${id}" not found`);
   }
 }
 
 export class AlreadyExistsError extends Error {
   override readonly name = 'AlreadyExistsError';
-  constructor(readonly resource: string, readonly id: string, detail: string) {
+  constructor(
+    readonly resource: string,
+    readonly id: string,
+    detail: string,
+  ) {
     super(`${resource} "${id}" already exists ${detail}`);
   }
 }
@@ -37,7 +44,10 @@ export class AlreadyExistsError extends Error {
 /** The task needs more than this host has, even with nothing else running. */
 export class ResourceExhaustedError extends Error {
   override readonly name = 'ResourceExhaustedError';
-  constructor(readonly taskId: string, readonly problems: string[]) {
+  constructor(
+    readonly taskId: string,
+    readonly problems: string[],
+  ) {
     super(`task "${taskId}" can never fit this host: ${problems.join('; ')}`);
   }
 }
@@ -97,7 +107,10 @@ export class StoreUnavailableError extends Error {
 /** A watcher asked for events older than the oldest one retained. */
 export class SequenceExpiredError extends Error {
   override readonly name = 'SequenceExpiredError';
-  constructor(readonly requested: number, readonly oldestRetained: number) {
+  constructor(
+    readonly requested: number,
+    readonly oldestRetained: number,
+  ) {
     super(`sequence ${requested} is no longer retained; the oldest retained sequence is ${oldestRetained}`);
   }
 }
@@ -105,7 +118,10 @@ export class SequenceExpiredError extends Error {
 /** A watcher asked for events from a sequence no event has reached yet. */
 export class SequenceBeyondLatestError extends Error {
   override readonly name = 'SequenceBeyondLatestError';
-  constructor(readonly requested: number, readonly latest: number) {
+  constructor(
+    readonly requested: number,
+    readonly latest: number,
+  ) {
     super(`sequence ${requested} is beyond the latest sequence ${latest}; watch from at most ${latest + 1}`);
   }
 }
@@ -126,10 +142,10 @@ export class LimitExceededError extends Error {
 /** A watcher fell too far behind the event log and was disconnected. */
 export class WatcherTooSlowError extends Error {
   override readonly name = 'WatcherTooSlowError';
-  constructor(readonly lastDelivered: number, readonly maxLag: number) {
-    super(
-      `the watcher fell more than ${maxLag} events behind and was disconnected; ` +
-        `reconnect with from_sequence=${lastDelivered + 1}`,
-    );
+  constructor(
+    readonly lastDelivered: number,
+    readonly maxLag: number,
+  ) {
+    super(`the watcher fell more than ${maxLag} events behind and was disconnected; ` + `reconnect with from_sequence=${lastDelivered + 1}`);
   }
 }

@@ -11,9 +11,7 @@ export interface RuntimeMonitorOptions {
   maxBackoffMs: number;
 }
 
-export type RuntimeAvailability =
-  | { available: true; version: RuntimeVersion }
-  | { available: false; reason: string };
+export type RuntimeAvailability = { available: true; version: RuntimeVersion } | { available: false; reason: string };
 
 /**
  * Knows whether the container runtime answers. Checks it periodically, retries with back-off

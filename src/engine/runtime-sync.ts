@@ -44,7 +44,10 @@ export interface RuntimeSyncDeps {
  */
 export class RuntimeSync {
   private readonly shutdown = new AbortController();
-  private readonly passes = new CoalescedRun(() => this.synchronizeOnce(), () => !this.shutdown.signal.aborted);
+  private readonly passes = new CoalescedRun(
+    () => this.synchronizeOnce(),
+    () => !this.shutdown.signal.aborted,
+  );
   private readonly reaper: OrphanReaper;
   private eventLoop: Promise<void> | undefined;
   private relistTimer: NodeJS.Timeout | undefined;

@@ -79,7 +79,6 @@ export interface RecoveryReport {
   durationMs: number;
 }
 
-
 /** What the engine works with; the composition root builds each. */
 export interface TaskEngineDeps {
   runtime: ContainerRuntime;
@@ -148,7 +147,17 @@ export class TaskEngine {
   private readonly log: Logger;
 
   constructor(deps: TaskEngineDeps) {
-    ({ runtime: this.runtime, monitor: this.monitor, events: this.events, store: this.store, settings: this.settings, resources: this.resources, images: this.images, network: this.network, log: this.log } = deps);
+    ({
+      runtime: this.runtime,
+      monitor: this.monitor,
+      events: this.events,
+      store: this.store,
+      settings: this.settings,
+      resources: this.resources,
+      images: this.images,
+      network: this.network,
+      log: this.log,
+    } = deps);
     this.actions = new ContainerActions(this.runtime, this.images, this.settings);
     this.containers = new ContainerAccess(this.runtime, this.monitor, (taskId) => this.tasks.get(taskId)?.accessTargets(), this.settings.limits);
     this.queue = new ResourceQueue(this.resources);
@@ -333,9 +342,7 @@ export class TaskEngine {
 
   listTasks(filter: ListTasksFilter = {}): TaskSnapshot[] {
     const statuses = filter.statuses && filter.statuses.length > 0 ? new Set(filter.statuses) : undefined;
-    return [...this.tasks.values()]
-      .map((t) => t.snapshot())
-      .filter((t) => (!statuses || statuses.has(t.knownStatus)) && (!filter.family || t.definition.family === filter.family));
+    return [...this.tasks.values()].map((t) => t.snapshot()).filter((t) => (!statuses || statuses.has(t.knownStatus)) && (!filter.family || t.definition.family === filter.family));
   }
 
   /**

@@ -31,7 +31,13 @@ export class AgentMetrics implements RuntimeCallObserver {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'berth_' });
     this.launch = new Histogram({ name: 'berth_task_launch_seconds', help: 'Time from RunTask to the task being RUNNING.', buckets: LAUNCH_BUCKETS, registers });
-    this.callDuration = new Histogram({ name: 'berth_runtime_call_duration_seconds', help: 'Duration of container runtime calls, by operation.', labelNames: ['operation'], buckets: CALL_BUCKETS, registers });
+    this.callDuration = new Histogram({
+      name: 'berth_runtime_call_duration_seconds',
+      help: 'Duration of container runtime calls, by operation.',
+      labelNames: ['operation'],
+      buckets: CALL_BUCKETS,
+      registers,
+    });
     this.callErrors = new Counter({ name: 'berth_runtime_call_errors_total', help: 'Failed container runtime calls, by operation and error kind.', labelNames: ['operation', 'kind'], registers });
     this.pullDuration = new Histogram({ name: 'berth_image_pull_duration_seconds', help: 'Duration of image pulls, by result.', labelNames: ['result'], buckets: LAUNCH_BUCKETS, registers });
     this.pullBytes = new Counter({ name: 'berth_image_pull_bytes_total', help: 'Bytes downloaded by image pulls.', registers });

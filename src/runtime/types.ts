@@ -174,7 +174,4 @@ export interface ContainerStatsSample {
   pids: number;
 }
 
-export type RuntimeEvent =
-  | { type: 'start'; containerId: string; time: Date }
-  | { type: 'exit'; containerId: string; exitCode: number; time: Date }
-  | { type: 'oom'; containerId: string; time: Date };
+export type RuntimeEvent = { type: 'start'; containerId: string; time: Date } | { type: 'exit'; containerId: string; exitCode: number; time: Date } | { type: 'oom'; containerId: string; time: Date };

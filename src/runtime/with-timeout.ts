@@ -4,12 +4,7 @@ import { RuntimeError } from './errors.js';
  * Runs `fn` with an AbortSignal that fires after `timeoutMs` (or when `outer` aborts), and turns a
  * timeout into RuntimeError("timeout") even when the underlying call ignores the signal.
  */
-export async function withTimeout<T>(
-  operation: string,
-  timeoutMs: number,
-  fn: (signal: AbortSignal) => Promise<T>,
-  outer?: AbortSignal,
-): Promise<T> {
+export async function withTimeout<T>(operation: string, timeoutMs: number, fn: (signal: AbortSignal) => Promise<T>, outer?: AbortSignal): Promise<T> {
   const controller = new AbortController();
   const onOuterAbort = () => controller.abort(outer?.reason);
   outer?.addEventListener('abort', onOuterAbort, { once: true });

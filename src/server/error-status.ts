@@ -43,9 +43,7 @@ function serviceError(code: status, message: string, details: Detail[]): Partial
 export function toServiceError(error: unknown): Partial<ServiceError> {
   if (error instanceof InvalidArgumentError) {
     const badRequest = Buffer.from(BadRequest.encode({ fieldViolations: error.violations }).finish());
-    return serviceError(status.INVALID_ARGUMENT, `${error.subject}: ${error.message}`, [
-      { typeUrl: `${TYPE_PREFIX}google.rpc.BadRequest`, value: badRequest },
-    ]);
+    return serviceError(status.INVALID_ARGUMENT, `${error.subject}: ${error.message}`, [{ typeUrl: `${TYPE_PREFIX}google.rpc.BadRequest`, value: badRequest }]);
   }
   if (error instanceof PermissionDeniedError) {
     return serviceError(
@@ -67,9 +65,7 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
     ]);
   }
   if (error instanceof SequenceBeyondLatestError) {
-    return serviceError(status.OUT_OF_RANGE, error.message, [
-      errorInfo('SEQUENCE_BEYOND_LATEST', { requested_sequence: String(error.requested), latest_sequence: String(error.latest) }),
-    ]);
+    return serviceError(status.OUT_OF_RANGE, error.message, [errorInfo('SEQUENCE_BEYOND_LATEST', { requested_sequence: String(error.requested), latest_sequence: String(error.latest) })]);
   }
   if (error instanceof NotFoundError) return serviceError(status.NOT_FOUND, error.message, [errorInfo('NOT_FOUND', { [error.resource]: error.id })]);
   if (error instanceof AlreadyExistsError) return serviceError(status.ALREADY_EXISTS, error.message, [errorInfo('ALREADY_EXISTS', { [error.resource]: error.id })]);
@@ -80,14 +76,10 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
   if (error instanceof UnavailableError) return serviceError(status.UNAVAILABLE, error.message, [errorInfo('RUNTIME_UNAVAILABLE', { reason: error.reason })]);
   if (error instanceof StoreUnavailableError) return serviceError(status.UNAVAILABLE, error.message, [errorInfo('STATE_STORE_UNAVAILABLE', { reason: error.reason })]);
   if (error instanceof SequenceExpiredError) {
-    return serviceError(status.OUT_OF_RANGE, error.message, [
-      errorInfo('SEQUENCE_EXPIRED', { requested_sequence: String(error.requested), oldest_sequence: String(error.oldestRetained) }),
-    ]);
+    return serviceError(status.OUT_OF_RANGE, error.message, [errorInfo('SEQUENCE_EXPIRED', { requested_sequence: String(error.requested), oldest_sequence: String(error.oldestRetained) })]);
   }
   if (error instanceof WatcherTooSlowError) {
-    return serviceError(status.RESOURCE_EXHAUSTED, error.message, [
-      errorInfo('WATCHER_TOO_SLOW', { resume_from_sequence: String(error.lastDelivered + 1) }),
-    ]);
+    return serviceError(status.RESOURCE_EXHAUSTED, error.message, [errorInfo('WATCHER_TOO_SLOW', { resume_from_sequence: String(error.lastDelivered + 1) })]);
   }
   // What went wrong stays in the agent's log; the client gets the incident id to find it there.
   const incident = reportInternalError('request', error);

@@ -31,7 +31,9 @@ function socketInUse(path: string): Promise<boolean> {
 /** A group's id, from a number or a name in /etc/group. */
 function groupId(group: string): number {
   if (/^\d+$/.test(group)) return Number(group);
-  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[0] === group);
+  const line = readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[0] === group);
   const gid = line?.split(':')[2];
   if (gid === undefined) throw new Error(`grpc.socketGroup: no group "${group}" in /etc/group`);
   return Number(gid);
@@ -59,10 +61,7 @@ export class AgentServer {
   }
 
   async start(): Promise<void> {
-    const taskService = withTolerantDecoding(
-      TaskServiceService,
-      createTaskService(this.engine, { heartbeatIntervalMs: this.config.events.heartbeatIntervalMs, shutdown: this.shutdown.signal }),
-    );
+    const taskService = withTolerantDecoding(TaskServiceService, createTaskService(this.engine, { heartbeatIntervalMs: this.config.events.heartbeatIntervalMs, shutdown: this.shutdown.signal }));
     this.server.addService(taskService.service, taskService.implementation);
     this.detachHealth = addHealth(this.server, this.monitor, this.engine.storeHealth);
     addReflection(this.server);

@@ -9,14 +9,7 @@ import type { ContainerSnapshot, TaskSnapshot } from '../engine/tasks/task-snaps
 import type { TaskNetworkStatus } from '../engine/network/task-network.js';
 import type { TaskDefinitionInput } from '../engine/admission/task-validation.js';
 import type { Event } from '../gen/berth/agent/v1/event.js';
-import {
-  ContainerStatus as PbContainerStatus,
-  HealthStatus as PbHealthStatus,
-  TaskStatus as PbTaskStatus,
-  type Container,
-  type Task,
-  type TaskNetwork,
-} from '../gen/berth/agent/v1/task.js';
+import { ContainerStatus as PbContainerStatus, HealthStatus as PbHealthStatus, TaskStatus as PbTaskStatus, type Container, type Task, type TaskNetwork } from '../gen/berth/agent/v1/task.js';
 import {
   DependencyCondition,
   NetworkMode,

@@ -31,7 +31,7 @@ export async function startTestAgent(
   logs?: (line: string) => void,
 ): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-agent-'));
-  const socketPath = ((overrides.grpc as { socket?: string } | undefined)?.socket) ?? join(dir, 'berth.sock');
+  const socketPath = (overrides.grpc as { socket?: string } | undefined)?.socket ?? join(dir, 'berth.sock');
   const base = defaultConfigInput(typeof target === 'string' ? { DOCKER_HOST: target } : {});
   const runtime = typeof target === 'string' ? base.runtime : { ...(base.runtime as object), ...target.runtimeConfig };
   const raw = {
@@ -53,9 +53,7 @@ export async function startTestAgent(
     network: networkSection(base.network as Record<string, unknown>, typeof target === 'string' ? undefined : target.networkConfig, overrides.network as Record<string, unknown> | undefined),
   };
   const config = compileConfig(raw as Record<string, unknown>);
-  const logger = logs
-    ? pino({ level: config.logLevel }, new Writable({ write: (chunk: Buffer, _encoding, done) => (logs(chunk.toString('utf8')), done()) }))
-    : pino({ level: config.logLevel });
+  const logger = logs ? pino({ level: config.logLevel }, new Writable({ write: (chunk: Buffer, _encoding, done) => (logs(chunk.toString('utf8')), done()) })) : pino({ level: config.logLevel });
   const agent = await startAgent(config, logger);
   const client = new TaskServiceClient(`unix://${socketPath}`, credentials.createInsecure());
   return {
@@ -81,15 +79,9 @@ function networkSection(...layers: (Record<string, unknown> | undefined)[]): Rec
 }
 
 /** Promisifies one unary method of the generated client. */
-export function call<Req, Res>(
-  client: TaskServiceClient,
-  method: 'runTask' | 'stopTask' | 'getTask' | 'listTasks' | 'getAgentInfo' | 'exec',
-  request: Req,
-): Promise<Res> {
+export function call<Req, Res>(client: TaskServiceClient, method: 'runTask' | 'stopTask' | 'getTask' | 'listTasks' | 'getAgentInfo' | 'exec', request: Req): Promise<Res> {
   return new Promise((resolve, reject) => {
-    (client[method] as unknown as (r: Req, cb: (e: ServiceError | null, v: Res) => void) => void).call(client, request, (error, value) =>
-      error ? reject(error) : resolve(value),
-    );
+    (client[method] as unknown as (r: Req, cb: (e: ServiceError | null, v: Res) => void) => void).call(client, request, (error, value) => (error ? reject(error) : resolve(value)));
   });
 }
 
@@ -158,7 +150,10 @@ export class EventCollector {
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.findIndex((w) => w.resolve === done), 1);
+        this.waiters.splice(
+          this.waiters.findIndex((w) => w.resolve === done),
+          1,
+        );
         reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got ${this.messages.length} messages${this.error ? `, error ${this.error.message}` : ''}`));
       }, timeoutMs);
       const done = (m: WatchEventsResponse) => {

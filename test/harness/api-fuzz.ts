@@ -40,13 +40,26 @@ const anyDuration = fc.option(
 );
 
 /** A definition the agent must accept: 1 to 3 containers of `image`, quick to run. */
-export function validDefinition(image: string, idPrefix: string, extra: Partial<ContainerDefinition> = {}, networkModes = [NetworkMode.NETWORK_MODE_NONE, NetworkMode.NETWORK_MODE_UNSPECIFIED, NetworkMode.NETWORK_MODE_BRIDGE]): fc.Arbitrary<TaskDefinition> {
+export function validDefinition(
+  image: string,
+  idPrefix: string,
+  extra: Partial<ContainerDefinition> = {},
+  networkModes = [NetworkMode.NETWORK_MODE_NONE, NetworkMode.NETWORK_MODE_UNSPECIFIED, NetworkMode.NETWORK_MODE_BRIDGE],
+): fc.Arbitrary<TaskDefinition> {
   return fc
     .record({
       suffix: fc.stringMatching(/^[a-z0-9]{6,12}$/),
       names: fc.uniqueArray(name, { minLength: 1, maxLength: 3 }),
-      environment: fc.dictionary(fc.stringMatching(/^[A-Z_][A-Z0-9_]{0,10}$/), fc.string({ maxLength: 30 }).filter((v) => !v.includes('\0')), { maxKeys: 5 }),
-      labels: fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9.-]{0,10}$/).filter((k) => !k.startsWith('berth.')), fc.string({ maxLength: 20 }).filter((v) => !v.includes('\0')), { maxKeys: 3 }),
+      environment: fc.dictionary(
+        fc.stringMatching(/^[A-Z_][A-Z0-9_]{0,10}$/),
+        fc.string({ maxLength: 30 }).filter((v) => !v.includes('\0')),
+        { maxKeys: 5 },
+      ),
+      labels: fc.dictionary(
+        fc.stringMatching(/^[a-z][a-z0-9.-]{0,10}$/).filter((k) => !k.startsWith('berth.')),
+        fc.string({ maxLength: 20 }).filter((v) => !v.includes('\0')),
+        { maxKeys: 3 },
+      ),
       port: fc.option(fc.integer({ min: 1, max: 65535 }), { nil: undefined }),
       networkMode: fc.constantFrom(...networkModes),
       family: fc.option(fc.stringMatching(/^[a-z][a-z0-9_-]{0,20}$/), { nil: '' }),
@@ -88,22 +101,29 @@ export function mutatedDefinition(image: string, idPrefix: string): fc.Arbitrary
     anyInt.map((v) => (t) => void (t.containers[0]!.memoryReservationMib = v)),
     anyInt.map((v) => (t) => void (t.containers[0]!.pidsLimit = v)),
     fc.integer({ min: 0, max: 2 ** 32 - 1 }).map((v) => (t) => void (t.containers[0]!.gpuCount = v)),
-    fc.array(fc.record({ containerPort: fc.integer({ min: 0, max: 70_000 }), hostPort: fc.integer({ min: 0, max: 70_000 }), protocol: anyEnum, hostIp: anyString }), { maxLength: 4 }).map(
-      (v) => (t) => void (t.containers[0]!.portMappings = v),
-    ),
+    fc
+      .array(fc.record({ containerPort: fc.integer({ min: 0, max: 70_000 }), hostPort: fc.integer({ min: 0, max: 70_000 }), protocol: anyEnum, hostIp: anyString }), { maxLength: 4 })
+      .map((v) => (t) => void (t.containers[0]!.portMappings = v)),
     fc.array(fc.record({ containerName: anyString, condition: anyEnum }), { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.dependsOn = v)),
     fc.array(fc.record({ hostPath: anyString, containerPath: anyString, readOnly: fc.boolean() }), { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.mountPoints = v)),
     anyDuration.map((v) => (t) => void (t.containers[0]!.stopTimeout = v)),
     anyDuration.map((v) => (t) => void (t.containers[0]!.startTimeout = v)),
-    fc.record({ command: fc.array(anyString, { maxLength: 3 }), interval: anyDuration, timeout: anyDuration, retries: fc.integer({ min: 0, max: 2 ** 32 - 1 }), startPeriod: anyDuration }).map(
-      (v) => (t) => void (t.containers[0]!.healthCheck = v),
-    ),
-    fc.record({ enabled: fc.boolean(), ignoredExitCodes: fc.array(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), { maxLength: 60 }), restartAttemptPeriod: anyDuration }).map(
-      (v) => (t) => void (t.containers[0]!.restartPolicy = v),
-    ),
+    fc
+      .record({ command: fc.array(anyString, { maxLength: 3 }), interval: anyDuration, timeout: anyDuration, retries: fc.integer({ min: 0, max: 2 ** 32 - 1 }), startPeriod: anyDuration })
+      .map((v) => (t) => void (t.containers[0]!.healthCheck = v)),
+    fc
+      .record({ enabled: fc.boolean(), ignoredExitCodes: fc.array(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), { maxLength: 60 }), restartAttemptPeriod: anyDuration })
+      .map((v) => (t) => void (t.containers[0]!.restartPolicy = v)),
     fc.record({ username: anyString, password: anyString }).map((v) => (t) => void (t.containers[0]!.registryCredentials = v)),
     fc.boolean().map((v) => (t) => void (t.containers[0]!.privileged = v)),
-    fc.integer({ min: 0, max: 80 }).map((n) => (t) => void (t.containers = Array.from({ length: n }, (_, i) => container(`c${i}`, image, { dependsOn: i > 0 ? [{ containerName: `c${i - 1}`, condition: DependencyCondition.DEPENDENCY_CONDITION_START }] : [] })))),
+    fc
+      .integer({ min: 0, max: 80 })
+      .map(
+        (n) => (t) =>
+          void (t.containers = Array.from({ length: n }, (_, i) =>
+            container(`c${i}`, image, { dependsOn: i > 0 ? [{ containerName: `c${i - 1}`, condition: DependencyCondition.DEPENDENCY_CONDITION_START }] : [] }),
+          )),
+      ),
   ];
   return fc.tuple(validDefinition(image, idPrefix, {}, [NetworkMode.NETWORK_MODE_NONE]), fc.array(fc.oneof(...mutations), { minLength: 1, maxLength: 3 })).map(([t, changes]) => {
     for (const change of changes) if (t.containers.length > 0) change(t);
@@ -125,19 +145,37 @@ export type FuzzRequest =
   | { rpc: 'raw'; method: string; bytes: Uint8Array };
 
 export function anyRequest(image: string, idPrefix: string, ids: () => string[], networkModes?: NetworkMode[]): fc.Arbitrary<FuzzRequest> {
-  const taskId = fc.oneof(fc.constant(null).map(() => ids()[0] ?? 'none'), anyString);
+  const taskId = fc.oneof(
+    fc.constant(null).map(() => ids()[0] ?? 'none'),
+    anyString,
+  );
   const seq = fc.oneof(fc.integer({ min: 0, max: 1000 }), fc.constantFrom(2 ** 40, 2 ** 53 - 1));
   return fc.oneof(
     { weight: 3, arbitrary: mutatedDefinition(image, idPrefix).map((t) => ({ rpc: 'runTask' as const, task: t, valid: false })) },
     { weight: 2, arbitrary: validDefinition(image, idPrefix, {}, networkModes).map((t) => ({ rpc: 'runTask' as const, task: t, valid: true })) },
     { weight: 1, arbitrary: fc.record({ taskId, reason: anyString }).map((r) => ({ rpc: 'stopTask' as const, ...r })) },
     { weight: 1, arbitrary: taskId.map((id) => ({ rpc: 'getTask' as const, taskId: id })) },
-    { weight: 1, arbitrary: fc.record({ statuses: fc.array(anyEnum, { maxLength: 4 }), family: anyString, pageSize: fc.oneof(fc.constant(0), anyInt), pageToken: fc.oneof(fc.constant(''), anyString) }).map((r) => ({ rpc: 'listTasks' as const, ...r })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .record({ statuses: fc.array(anyEnum, { maxLength: 4 }), family: anyString, pageSize: fc.oneof(fc.constant(0), anyInt), pageToken: fc.oneof(fc.constant(''), anyString) })
+        .map((r) => ({ rpc: 'listTasks' as const, ...r })),
+    },
     { weight: 1, arbitrary: fc.record({ taskId, containerName: anyString, command: fc.array(anyString, { maxLength: 4 }), timeout: anyDuration }).map((r) => ({ rpc: 'exec' as const, ...r })) },
     { weight: 1, arbitrary: fc.record({ fromSequence: seq, includeSnapshot: fc.boolean(), taskIds: fc.array(anyString, { maxLength: 3 }) }).map((r) => ({ rpc: 'watchEvents' as const, ...r })) },
-    { weight: 1, arbitrary: fc.record({ taskId, containerName: anyString, follow: fc.boolean(), tail: fc.integer({ min: 0, max: 100_000 }), streams: fc.array(anyEnum, { maxLength: 3 }) }).map((r) => ({ rpc: 'logs' as const, ...r })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .record({ taskId, containerName: anyString, follow: fc.boolean(), tail: fc.integer({ min: 0, max: 100_000 }), streams: fc.array(anyEnum, { maxLength: 3 }) })
+        .map((r) => ({ rpc: 'logs' as const, ...r })),
+    },
     { weight: 1, arbitrary: fc.record({ taskId, containerName: anyString, stream: fc.boolean(), interval: anyDuration }).map((r) => ({ rpc: 'stats' as const, ...r })) },
-    { weight: 1, arbitrary: fc.record({ method: fc.constantFrom('RunTask', 'StopTask', 'GetTask', 'ListTasks', 'Exec', 'GetAgentInfo'), bytes: fc.uint8Array({ maxLength: 200 }) }).map((r) => ({ rpc: 'raw' as const, ...r })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .record({ method: fc.constantFrom('RunTask', 'StopTask', 'GetTask', 'ListTasks', 'Exec', 'GetAgentInfo'), bytes: fc.uint8Array({ maxLength: 200 }) })
+        .map((r) => ({ rpc: 'raw' as const, ...r })),
+    },
   );
 }
 
@@ -237,7 +275,10 @@ export function checkOutcome(request: FuzzRequest, outcome: FuzzOutcome, valid: 
  * alongside) and checks every answer. Valid definitions get ids of their own. Returns the ids of
  * the tasks it created and the slowest GetAgentInfo answer in ms.
  */
-export async function fuzzAgent(client: TaskServiceClient, options: { image: string; idPrefix: string; runs: number; seed?: number; networkModes?: NetworkMode[] }): Promise<{ created: string[]; slowestInfoMs: number; codes: Map<string, number> }> {
+export async function fuzzAgent(
+  client: TaskServiceClient,
+  options: { image: string; idPrefix: string; runs: number; seed?: number; networkModes?: NetworkMode[] },
+): Promise<{ created: string[]; slowestInfoMs: number; codes: Map<string, number> }> {
   const created: string[] = [];
   const codes = new Map<string, number>();
   let counter = 0;
@@ -245,19 +286,22 @@ export async function fuzzAgent(client: TaskServiceClient, options: { image: str
   let slowestInfoMs = 0;
   try {
     await fc.assert(
-      fc.asyncProperty(anyRequest(options.image, options.idPrefix, () => created.slice(-3), options.networkModes), async (request) => {
-        if (request.rpc === 'runTask' && request.valid) request.task.id = `${options.idPrefix}-v${counter++}`;
-        const outcome = await send(client, request);
-        const key = `${request.rpc} ${status[outcome.code]}`;
-        codes.set(key, (codes.get(key) ?? 0) + 1);
-        try {
-          checkOutcome(request, outcome, request.rpc === 'runTask' && request.valid);
-        } catch (error) {
-          // fast-check shows the request; the assertion says what came back.
-          throw new Error(`${(error as Error).message}`);
-        }
-        if (request.rpc === 'runTask' && outcome.code === status.OK && !created.includes(request.task.id)) created.push(request.task.id);
-      }),
+      fc.asyncProperty(
+        anyRequest(options.image, options.idPrefix, () => created.slice(-3), options.networkModes),
+        async (request) => {
+          if (request.rpc === 'runTask' && request.valid) request.task.id = `${options.idPrefix}-v${counter++}`;
+          const outcome = await send(client, request);
+          const key = `${request.rpc} ${status[outcome.code]}`;
+          codes.set(key, (codes.get(key) ?? 0) + 1);
+          try {
+            checkOutcome(request, outcome, request.rpc === 'runTask' && request.valid);
+          } catch (error) {
+            // fast-check shows the request; the assertion says what came back.
+            throw new Error(`${(error as Error).message}`);
+          }
+          if (request.rpc === 'runTask' && outcome.code === status.OK && !created.includes(request.task.id)) created.push(request.task.id);
+        },
+      ),
       { numRuns: options.runs, seed: options.seed, endOnFailure: true },
     );
   } finally {

@@ -34,7 +34,7 @@ async function layerTar(marker?: string, passwdLink?: string): Promise<Buffer> {
   const busybox = readFileSync(requireBinary('/bin/busybox', 'busybox-static'));
   const pack = tarStream.pack();
   const chunks: Buffer[] = [];
-  pack.on("data", (chunk: unknown) => chunks.push(chunk as Buffer));
+  pack.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
   const done = new Promise<void>((resolve, reject) => {
     pack.on('end', resolve);
     pack.on('error', reject);
@@ -121,7 +121,10 @@ export async function pushBusyboxImage(registry: Registry, repository: string, t
   }
   const other = architecture() === 'amd64' ? 's390x' : 'amd64';
   const entries = [];
-  for (const [marker, arch] of [['other-platform', other], ['host-platform', architecture()]] as const) {
+  for (const [marker, arch] of [
+    ['other-platform', other],
+    ['host-platform', architecture()],
+  ] as const) {
     const manifest = await image(marker, arch);
     const digest = sha256(Buffer.from(manifest.body));
     await putManifest(digest, manifest.mediaType, manifest.body);

@@ -40,7 +40,23 @@ export class TestPki {
   authority(name: string): Certificate {
     const keyFile = this.key(name);
     const certFile = join(this.dir, `${name}.crt`);
-    this.openssl(['req', '-x509', '-new', '-key', keyFile, '-subj', `/CN=${name}`, '-days', '1', '-out', certFile, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    this.openssl([
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      keyFile,
+      '-subj',
+      `/CN=${name}`,
+      '-days',
+      '1',
+      '-out',
+      certFile,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
     return this.load(certFile, keyFile);
   }
 

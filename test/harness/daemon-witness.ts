@@ -53,7 +53,10 @@ export async function leftoversSeenByDaemon(env: RuntimeEnvironment): Promise<Da
   const containers = new Set((await run('ctr', [...ctr, 'containers', 'ls', '-q'])).stdout.split('\n').filter(Boolean));
   const snapshotLines = (await run('ctr', [...ctr, 'snapshots', 'ls'])).stdout.split('\n').slice(1).filter(Boolean);
   // Committed snapshots are image layers; active ones are containers' writable layers, keyed by container id.
-  const active = snapshotLines.map((line) => line.trim().split(/\s+/)).filter((cols) => cols.at(-1) === 'Active').map((cols) => cols[0]!);
+  const active = snapshotLines
+    .map((line) => line.trim().split(/\s+/))
+    .filter((cols) => cols.at(-1) === 'Active')
+    .map((cols) => cols[0]!);
   const taskLines = (await run('ctr', [...ctr, 'tasks', 'ls'])).stdout.split('\n').slice(1).filter(Boolean);
   const tasks = taskLines.map((line) => line.trim().split(/\s+/)[0]!);
   return { snapshots: active.filter((key) => !containers.has(key)), tasks: tasks.filter((id) => !containers.has(id)) };
@@ -66,5 +69,10 @@ function ctrArgs(env: RuntimeEnvironment): string[] {
 
 async function runningTasks(env: RuntimeEnvironment): Promise<Set<string>> {
   const lines = (await run('ctr', [...ctrArgs(env), 'tasks', 'ls'])).stdout.split('\n').slice(1).filter(Boolean);
-  return new Set(lines.map((line) => line.trim().split(/\s+/)).filter((cols) => cols[2] === 'RUNNING').map((cols) => cols[0]!));
+  return new Set(
+    lines
+      .map((line) => line.trim().split(/\s+/))
+      .filter((cols) => cols[2] === 'RUNNING')
+      .map((cols) => cols[0]!),
+  );
 }

@@ -44,10 +44,14 @@ export async function startDockerDaemon(dir: string): Promise<TestDockerDaemon> 
     const started = startDaemon(
       dockerd,
       [
-        '--data-root', join(dir, 'root'),
-        '--exec-root', join(dir, 'exec'),
-        '--pidfile', join(dir, 'docker.pid'),
-        '-H', `unix://${socketPath}`,
+        '--data-root',
+        join(dir, 'root'),
+        '--exec-root',
+        join(dir, 'exec'),
+        '--pidfile',
+        join(dir, 'docker.pid'),
+        '-H',
+        `unix://${socketPath}`,
         `--bridge=${bridge}`,
         '--iptables=false',
         '--ip-masq=false',
@@ -97,7 +101,14 @@ export async function startDockerDaemon(dir: string): Promise<TestDockerDaemon> 
       const docker = new Docker({ socketPath });
       try {
         const containers = await docker.listContainers({ all: true });
-        await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+        await Promise.all(
+          containers.map((c) =>
+            docker
+              .getContainer(c.Id)
+              .remove({ force: true })
+              .catch(() => undefined),
+          ),
+        );
       } catch {
         // the daemon is already down
       }

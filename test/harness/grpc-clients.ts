@@ -5,7 +5,9 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 
 const require = createRequire(import.meta.url);
 const reflectionProto = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
-const descriptor = require('protobufjs/ext/descriptor') as { FileDescriptorProto: { decode(data: Uint8Array): { name: string; package: string; service: { name: string; method: { name: string }[] }[] } } };
+const descriptor = require('protobufjs/ext/descriptor') as {
+  FileDescriptorProto: { decode(data: Uint8Array): { name: string; package: string; service: { name: string; method: { name: string }[] }[] } };
+};
 
 type Ctor = new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => Client;
 const load = (path: string) => loadPackageDefinition(loadSync(path, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true }));

@@ -33,10 +33,15 @@ export async function startRegistry(dir: string, username = 'berth', password = 
     ].join('\n'),
   );
   const daemon = startDaemon(registry, ['serve', join(dir, 'config.yml')], join(dir, 'registry.log'));
-  await waitUntil('registry', 15_000, async () => {
-    const response = await fetch(`http://${address}/v2/`);
-    return response.status === 401 ? true : undefined;
-  }, daemon);
+  await waitUntil(
+    'registry',
+    15_000,
+    async () => {
+      const response = await fetch(`http://${address}/v2/`);
+      return response.status === 401 ? true : undefined;
+    },
+    daemon,
+  );
   return { address, username, password, logFile: join(dir, 'registry.log'), stop: () => daemon.stop() };
 }
 

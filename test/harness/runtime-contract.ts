@@ -66,18 +66,12 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
     });
 
     it('refuses wrong credentials with "unauthorized"', async () => {
-      await assert.rejects(
-        ctx.runtime.pullImage(ctx.privateImage, { auth: { username: ctx.credentials.username, password: 'wrong' } }),
-        (error) => isRuntimeError(error, 'unauthorized'),
-      );
+      await assert.rejects(ctx.runtime.pullImage(ctx.privateImage, { auth: { username: ctx.credentials.username, password: 'wrong' } }), (error) => isRuntimeError(error, 'unauthorized'));
       await assert.rejects(ctx.runtime.inspectImage(ctx.privateImage), (error) => isRuntimeError(error, 'not-found'));
     });
 
     it('pulls a multi-platform image through Bearer token auth, picking the host platform', async () => {
-      await assert.rejects(
-        ctx.runtime.pullImage(ctx.bearerImage, { auth: { username: ctx.credentials.username, password: 'wrong' } }),
-        (error) => isRuntimeError(error, 'unauthorized'),
-      );
+      await assert.rejects(ctx.runtime.pullImage(ctx.bearerImage, { auth: { username: ctx.credentials.username, password: 'wrong' } }), (error) => isRuntimeError(error, 'unauthorized'));
       const image = await ctx.runtime.pullImage(ctx.bearerImage, { auth: ctx.credentials });
       assert.match(image.id, /^sha256:/);
       assert.ok(ctx.bearerTokensIssued() > 0, 'a token was asked for');
@@ -232,7 +226,13 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
         await ctx.runtime.startContainer(id);
         try {
           const result = await ctx.runtime.exec(id, ['sh', '-c', probe], { timeoutMs: 10_000 });
-          return Object.fromEntries(result.output.toString('utf8').trim().split('\n').map((line) => line.split('=') as [string, string]));
+          return Object.fromEntries(
+            result.output
+              .toString('utf8')
+              .trim()
+              .split('\n')
+              .map((line) => line.split('=') as [string, string]),
+          );
         } finally {
           await ctx.runtime.stopContainer(id, 1000);
           await ctx.runtime.removeContainer(id);
@@ -344,8 +344,14 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       await ctx.runtime.startContainer(id);
       await collecting;
       events.abort();
-      assert.ok(seen.some((e) => e.type === 'oom'), JSON.stringify(seen));
-      assert.deepEqual(seen.filter((e) => e.type === 'exit').map((e) => e.type === 'exit' && e.exitCode), [137]);
+      assert.ok(
+        seen.some((e) => e.type === 'oom'),
+        JSON.stringify(seen),
+      );
+      assert.deepEqual(
+        seen.filter((e) => e.type === 'exit').map((e) => e.type === 'exit' && e.exitCode),
+        [137],
+      );
       const info = await ctx.runtime.inspectContainer(id);
       assert.equal(info.oomKilled, true);
       await ctx.runtime.removeContainer(id);

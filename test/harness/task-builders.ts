@@ -1,11 +1,6 @@
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
 import { ContainerStatus, TaskStatus, type Task } from '../../src/gen/berth/agent/v1/task.js';
-import {
-  DependencyCondition,
-  NetworkMode,
-  type ContainerDefinition,
-  type TaskDefinition,
-} from '../../src/gen/berth/agent/v1/task_definition.js';
+import { DependencyCondition, NetworkMode, type ContainerDefinition, type TaskDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
 
 let taskCounter = 0;
 

@@ -82,7 +82,7 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     await invoker.del(list, { ...attachment, netns: '' }, result);
   });
 
-  it('CHECK passes on a network as ADD left it, and fails with the plugin\'s error once the interface is gone', async () => {
+  it("CHECK passes on a network as ADD left it, and fails with the plugin's error once the interface is gone", async () => {
     // Without portmap: its CHECK in 1.1 fails for every IPv4-only attachment (containernetworking/plugins#819).
     // Without masquerading: the bridge plugin finds the rule to delete through the interface, which
     // this test removes.
@@ -105,7 +105,7 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     assert.deepEqual(network.natRules(), []);
   });
 
-  it('turns a plugin\'s error result into a structured error with code, message and plugin', async () => {
+  it("turns a plugin's error result into a structured error with code, message and plugin", async () => {
     const network = createTestNetwork({
       plugins: (defaults) => [defaults[0]!, { ...defaults[1]!, ipam: { type: 'host-local', ranges: [[{ subnet: '10.300.0.0/24' }]] } }],
     });
@@ -147,10 +147,7 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     const hang = scriptPlugin('hang', `if [ "$CNI_COMMAND" = VERSION ]; then echo '{"supportedVersions":["1.0.0"]}'; exit 0; fi\nexec sleep 30`);
     cleanups.push(() => [dir, second, hang].forEach((d) => rmSync(d, { recursive: true, force: true })));
     const scripted = new CniInvoker({ pluginDirs: [dir, second, hang], timeoutMs: 500 });
-    const list = parseNetworkConfigList(
-      { cniVersion: '1.0.0', name: 'caps', plugins: [{ type: 'first', capabilities: { portMappings: true, ips: true } }, { type: 'second' }] },
-      'test',
-    );
+    const list = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'caps', plugins: [{ type: 'first', capabilities: { portMappings: true, ips: true } }, { type: 'second' }] }, 'test');
     const result = await scripted.add(list, conf('/run/netns/none', 'caps', { portMappings: [{ hostPort: 1, containerPort: 2, protocol: 'tcp' }], ips: ['192.0.2.7/24'], bandwidth: {} }));
     const first = JSON.parse(readFileSync(join(seen, 'first.stdin'), 'utf8'));
     const secondInput = JSON.parse(readFileSync(join(seen, 'second.stdin'), 'utf8'));

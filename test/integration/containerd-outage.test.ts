@@ -65,10 +65,7 @@ describe('containerd outages: containerd stopped or killed under running tasks',
 
         await env.halt(signal);
         await health.waitFor('NOT_SERVING');
-        await assert.rejects(
-          call(agent.client, 'runTask', { task: task(taskId('refused'), [container('app', env.image, creds)]) }),
-          (error: ServiceError) => error.code === status.UNAVAILABLE,
-        );
+        await assert.rejects(call(agent.client, 'runTask', { task: task(taskId('refused'), [container('app', env.image, creds)]) }), (error: ServiceError) => error.code === status.UNAVAILABLE);
         killFromHost(victimId);
         const eventsWhileDown = watch.events.length;
 

@@ -124,7 +124,14 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
   });
 
   it('fails a pull pinned to a digest when the registry answers with another manifest', async () => {
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 2 }, layers: [] }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 2 },
+        layers: [],
+      }),
+    );
     const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
     const registry = await hostileRegistry((request, response) => {
       response.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': digest, 'content-length': manifest.length });
@@ -132,7 +139,10 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
     });
     const pinned = `sha256:${'a'.repeat(64)}`;
     try {
-      await assert.rejects(staleRuntime.pullImage(`${registry.address}/lying/app@${pinned}`), (error: unknown) => isRuntimeError(error, 'invalid') && error.detail.includes(`answered the pinned digest ${pinned} with manifest ${digest}`));
+      await assert.rejects(
+        staleRuntime.pullImage(`${registry.address}/lying/app@${pinned}`),
+        (error: unknown) => isRuntimeError(error, 'invalid') && error.detail.includes(`answered the pinned digest ${pinned} with manifest ${digest}`),
+      );
     } finally {
       await registry.close();
     }
@@ -150,9 +160,22 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
       const owners = { dead: '4194999:12345', live: leaseLabels(3600_000)[LEASE_OWNER_LABEL]! };
       for (const [name, owner] of Object.entries(owners)) {
         await client.call('create lease', client.leases, client.leases.create, { id: `berth-pull-${name}`, labels: { ...leaseLabels(3600_000), [LEASE_OWNER_LABEL]: owner } });
-        await client.call('prepare snapshot', client.snapshots, client.snapshots.prepare, { snapshotter: 'overlayfs', key: `extract-${name}`, parent: '', labels: {} }, { lease: `berth-pull-${name}` });
+        await client.call(
+          'prepare snapshot',
+          client.snapshots,
+          client.snapshots.prepare,
+          { snapshotter: 'overlayfs', key: `extract-${name}`, parent: '', labels: {} },
+          { lease: `berth-pull-${name}` },
+        );
       }
-      const restarted = new ContainerdRuntime({ socketPath: staleContainerd.socketPath, namespace, callTimeoutMs: 30_000, pullTimeoutMs: 120_000, stateDir: join(staleDir, 'state-2'), insecureRegistries: [] });
+      const restarted = new ContainerdRuntime({
+        socketPath: staleContainerd.socketPath,
+        namespace,
+        callTimeoutMs: 30_000,
+        pullTimeoutMs: 120_000,
+        stateDir: join(staleDir, 'state-2'),
+        insecureRegistries: [],
+      });
       try {
         await restarted.ping();
       } finally {
@@ -160,8 +183,8 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
       }
       const { leases } = await client.call('list leases', client.leases, client.leases.list, { filters: [] });
       const ids = leases.map((l) => l.id);
-      assert.ok(!ids.includes('berth-pull-dead'), 'the dead process\'s lease is ended');
-      assert.ok(ids.includes('berth-pull-live'), 'a live process\'s lease is kept');
+      assert.ok(!ids.includes('berth-pull-dead'), "the dead process's lease is ended");
+      assert.ok(ids.includes('berth-pull-live'), "a live process's lease is kept");
       assert.equal(await snapshotExists('extract-dead'), false, 'what it protected is collected');
       assert.equal(await snapshotExists('extract-live'), true);
     } finally {
@@ -174,7 +197,16 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
     const image = await pushBusyboxImage(staleRegistry, 'berth-test/busybox', '1');
     await staleRuntime.pullImage(image, { auth: { username: staleRegistry.username, password: staleRegistry.password } });
     const id = await staleRuntime.createContainer({
-      name: 'stale-runc', image, command: ['sleep', '300'], env: {}, labels: {}, cpuShares: 0, memoryBytes: 0, memoryReservationBytes: 0, network: 'none', ports: [],
+      name: 'stale-runc',
+      image,
+      command: ['sleep', '300'],
+      env: {},
+      labels: {},
+      cpuShares: 0,
+      memoryBytes: 0,
+      memoryReservationBytes: 0,
+      network: 'none',
+      ports: [],
     });
     // What a `runc create` of the shim leaves when the agent's create call dies with it: runc's
     // state (and a waiting init process) under the container's id, no task in containerd.

@@ -113,7 +113,12 @@ describe('the gRPC API, starting while Docker is down', () => {
       field: 'task.containers[0].port_mappings[0].protocol',
       description: /must be tcp or udp/,
     },
-    { name: 'negative memory', definition: () => task(taskId('mem'), [container('a', image, { memoryMib: -5 })]), field: 'task.containers[0].memory_mib', description: /must be an integer between 0 and \d+ \(got -5\)/ },
+    {
+      name: 'negative memory',
+      definition: () => task(taskId('mem'), [container('a', image, { memoryMib: -5 })]),
+      field: 'task.containers[0].memory_mib',
+      description: /must be an integer between 0 and \d+ \(got -5\)/,
+    },
     {
       name: 'no essential container',
       definition: () => task(taskId('ess'), [container('a', image, { essential: false })]),
@@ -139,11 +144,9 @@ describe('the gRPC API, starting while Docker is down', () => {
   }
 
   it('refuses privileged containers, host-path mounts and the host network by default, with PERMISSION_DENIED naming each setting', async () => {
-    const definition = task(
-      taskId('perm'),
-      [container('a', image, { privileged: true, mountPoints: [{ hostPath: '/etc', containerPath: '/host-etc', readOnly: true }] })],
-      { networkMode: NetworkMode.NETWORK_MODE_HOST },
-    );
+    const definition = task(taskId('perm'), [container('a', image, { privileged: true, mountPoints: [{ hostPath: '/etc', containerPath: '/host-etc', readOnly: true }] })], {
+      networkMode: NetworkMode.NETWORK_MODE_HOST,
+    });
     const error = await rejectsWith(run(definition), status.PERMISSION_DENIED);
     for (const [field, setting] of [
       ['task.network_mode', 'security.allowHostNetwork'],

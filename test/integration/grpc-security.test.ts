@@ -24,7 +24,7 @@ function agentInfo(address: string, creds: ChannelCredentials): Promise<GetAgent
 
 const isError = (value: unknown): value is ServiceError => value instanceof Error;
 
-describe('the API over TCP with TLS and mTLS, and the unix socket\'s mode and group', () => {
+describe("the API over TCP with TLS and mTLS, and the unix socket's mode and group", () => {
   const pki = new TestPki();
   let ca: Certificate;
   let server: Certificate;
@@ -53,7 +53,7 @@ describe('the API over TCP with TLS and mTLS, and the unix socket\'s mode and gr
     const plaintext = await agentInfo(address, credentials.createInsecure());
     assert.ok(isError(plaintext), 'a plaintext client gets no answer');
     const wrongCa = await agentInfo(address, credentials.createSsl(clientCa.cert));
-    assert.ok(isError(wrongCa), 'a client that does not trust the server\'s CA gets no answer');
+    assert.ok(isError(wrongCa), "a client that does not trust the server's CA gets no answer");
   });
 
   it('with a client CA (mTLS), answers only clients with a certificate that CA signed', async () => {

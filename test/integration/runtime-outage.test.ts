@@ -52,10 +52,7 @@ describe('runtime outages: dockerd stopped or killed under running tasks', () =>
 
         await env.docker.halt(signal);
         await health.waitFor('NOT_SERVING');
-        await assert.rejects(
-          call(agent.client, 'runTask', { task: task(taskId('refused'), [container('app', env.image, creds)]) }),
-          (error: ServiceError) => error.code === status.UNAVAILABLE,
-        );
+        await assert.rejects(call(agent.client, 'runTask', { task: task(taskId('refused'), [container('app', env.image, creds)]) }), (error: ServiceError) => error.code === status.UNAVAILABLE);
         // Reads still work while dockerd is down.
         assert.equal((await getTask(restarting)).definition?.id, restarting);
 
@@ -80,7 +77,20 @@ describe('runtime outages: dockerd stopped or killed under running tasks', () =>
         await call(agent.client, 'stopTask', { taskId: restarting, reason: 'done' });
         await watch.waitForEvent('restarting STOPPED', is.task(restarting, TaskStatus.TASK_STATUS_STOPPED));
       } catch (error) {
-        console.log(JSON.stringify(watch.events.map((e) => [e.sequence, e.taskId.slice(0, 5), e.change?.$case, e.change?.$case === 'container' ? [e.change.value.container?.knownStatus, e.change.value.container?.reason, e.change.value.container?.restartCount] : e.change?.$case === 'task' ? [e.change.value.knownStatus, e.change.value.reason] : ''])));
+        console.log(
+          JSON.stringify(
+            watch.events.map((e) => [
+              e.sequence,
+              e.taskId.slice(0, 5),
+              e.change?.$case,
+              e.change?.$case === 'container'
+                ? [e.change.value.container?.knownStatus, e.change.value.container?.reason, e.change.value.container?.restartCount]
+                : e.change?.$case === 'task'
+                  ? [e.change.value.knownStatus, e.change.value.reason]
+                  : '',
+            ]),
+          ),
+        );
         throw error;
       } finally {
         watch.close();

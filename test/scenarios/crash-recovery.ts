@@ -137,7 +137,10 @@ export function crashRecoveryScenarios(kind: RuntimeKind): void {
           try {
             const lastSequence = combined.at(-1)!.sequence;
             await replay.waitForEvent('replay to the last sequence seen', (e) => e.sequence === lastSequence);
-            assert.deepEqual(replay.events.slice(0, combined.length).map((e) => JSON.stringify(e)), combined.map((e) => JSON.stringify(e)));
+            assert.deepEqual(
+              replay.events.slice(0, combined.length).map((e) => JSON.stringify(e)),
+              combined.map((e) => JSON.stringify(e)),
+            );
           } finally {
             replay.close();
           }
@@ -153,7 +156,7 @@ export function crashRecoveryScenarios(kind: RuntimeKind): void {
       });
     }
 
-    it('removes a container with its agent id that no task owns after the grace period; leaves other agents\' alone', async () => {
+    it("removes a container with its agent id that no task owns after the grace period; leaves other agents' alone", async () => {
       const dir = mkdtempSync(join(env.dir, 'agent-'));
       const agentId = `crash${counter++}`;
       await env.runtime.pullImage(env.image, { auth: env.credentials });

@@ -33,10 +33,12 @@ export function eventStreamScenarios(kind: RuntimeKind): void {
         // The snapshot arrives once the server has registered the watcher.
         await Promise.all(watchers.map((w) => w.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot')));
         const id = taskId('ten');
-        await run(task(id, [
-          container('first', env.image, { ...creds(), command: ['sh', '-c', 'exit 0'], essential: false }),
-          container('second', env.image, { ...creds(), command: ['sh', '-c', 'exit 0'], dependsOn: [dependsOn('first', DependencyCondition.DEPENDENCY_CONDITION_COMPLETE)] }),
-        ]));
+        await run(
+          task(id, [
+            container('first', env.image, { ...creds(), command: ['sh', '-c', 'exit 0'], essential: false }),
+            container('second', env.image, { ...creds(), command: ['sh', '-c', 'exit 0'], dependsOn: [dependsOn('first', DependencyCondition.DEPENDENCY_CONDITION_COMPLETE)] }),
+          ]),
+        );
         await Promise.all(watchers.map((w) => w.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED))));
         const reference = watchers[0]!.events.map((e) => e.sequence);
         assert.ok(reference.length >= 8, `only ${reference.length} events`);

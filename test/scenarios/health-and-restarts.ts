@@ -34,15 +34,17 @@ export function healthScenarios(kind: RuntimeKind): void {
     it('starts a HEALTHY dependent only after the dependency passes its health check', async () => {
       const id = taskId('healthy');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await run(task(id, [
-          container('db', env.image, {
-            ...creds(),
-            essential: false,
-            command: ['sh', '-c', 'sleep 2; echo up > /tmp/ready; exec sleep 300'],
-            healthCheck: { command: ['cat', '/tmp/ready'], interval: ms(300), timeout: ms(2000), retries: 50, startPeriod: undefined },
-          }),
-          container('app', env.image, { ...creds(), command: ['sleep', '300'], dependsOn: [dependsOn('db', DependencyCondition.DEPENDENCY_CONDITION_HEALTHY)] }),
-        ]));
+        await run(
+          task(id, [
+            container('db', env.image, {
+              ...creds(),
+              essential: false,
+              command: ['sh', '-c', 'sleep 2; echo up > /tmp/ready; exec sleep 300'],
+              healthCheck: { command: ['cat', '/tmp/ready'], interval: ms(300), timeout: ms(2000), retries: 50, startPeriod: undefined },
+            }),
+            container('app', env.image, { ...creds(), command: ['sleep', '300'], dependsOn: [dependsOn('db', DependencyCondition.DEPENDENCY_CONDITION_HEALTHY)] }),
+          ]),
+        );
         await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
         const events = watch.events;
         const healthy = events.findIndex(healthIs(id, 'db', HealthStatus.HEALTH_STATUS_HEALTHY));
@@ -58,13 +60,15 @@ export function healthScenarios(kind: RuntimeKind): void {
     it('reports an unhealthy container as UNHEALTHY with the probe output', async () => {
       const id = taskId('unhealthy');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await run(task(id, [
-          container('app', env.image, {
-            ...creds(),
-            command: ['sleep', '300'],
-            healthCheck: { command: ['sh', '-c', 'echo database unreachable; exit 1'], interval: ms(200), timeout: ms(2000), retries: 2, startPeriod: undefined },
-          }),
-        ]));
+        await run(
+          task(id, [
+            container('app', env.image, {
+              ...creds(),
+              command: ['sleep', '300'],
+              healthCheck: { command: ['sh', '-c', 'echo database unreachable; exit 1'], interval: ms(200), timeout: ms(2000), retries: 2, startPeriod: undefined },
+            }),
+          ]),
+        );
         await watch.waitForEvent('UNHEALTHY', healthIs(id, 'app', HealthStatus.HEALTH_STATUS_UNHEALTHY));
         const app = containerOf((await get(id)).task, 'app');
         assert.match(app.healthOutput, /database unreachable/);
@@ -76,17 +80,19 @@ export function healthScenarios(kind: RuntimeKind): void {
     it('stops the task when a HEALTHY dependency misses its start timeout', async () => {
       const id = taskId('timeout');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await run(task(id, [
-          container('db', env.image, {
-            ...creds(),
-            essential: false,
-            command: ['sleep', '300'],
-            startTimeout: ms(1500),
-            stopTimeout: ms(1000),
-            healthCheck: { command: ['false'], interval: ms(200), timeout: ms(2000), retries: 100, startPeriod: undefined },
-          }),
-          container('app', env.image, { ...creds(), command: ['sleep', '300'], dependsOn: [dependsOn('db', DependencyCondition.DEPENDENCY_CONDITION_HEALTHY)] }),
-        ]));
+        await run(
+          task(id, [
+            container('db', env.image, {
+              ...creds(),
+              essential: false,
+              command: ['sleep', '300'],
+              startTimeout: ms(1500),
+              stopTimeout: ms(1000),
+              healthCheck: { command: ['false'], interval: ms(200), timeout: ms(2000), retries: 100, startPeriod: undefined },
+            }),
+            container('app', env.image, { ...creds(), command: ['sleep', '300'], dependsOn: [dependsOn('db', DependencyCondition.DEPENDENCY_CONDITION_HEALTHY)] }),
+          ]),
+        );
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
         const final = (await get(id)).task;
         assert.match(final?.reason ?? '', /dependency "db" did not become healthy within its start timeout of 1500 ms/);

@@ -153,7 +153,19 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
       await watching(agent.client, { taskIds: ids }, async (watch) => {
         await Promise.all(
           ids.map((id) =>
-            run(task(id, [container('web', env.image, { ...creds(), command: ['sh', '-c', `echo ${id} > /www/id; exec httpd -f -p 8080 -h /www`], portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '127.0.0.1' }] })], { networkMode: NetworkMode.NETWORK_MODE_BRIDGE })),
+            run(
+              task(
+                id,
+                [
+                  container('web', env.image, {
+                    ...creds(),
+                    command: ['sh', '-c', `echo ${id} > /www/id; exec httpd -f -p 8080 -h /www`],
+                    portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '127.0.0.1' }],
+                  }),
+                ],
+                { networkMode: NetworkMode.NETWORK_MODE_BRIDGE },
+              ),
+            ),
           ),
         );
         await Promise.all(ids.map((id) => watch.waitForEvent(`${id} RUNNING`, is.task(id, TaskStatus.TASK_STATUS_RUNNING), 120_000)));

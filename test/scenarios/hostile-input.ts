@@ -122,7 +122,10 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
         const owner = await outcome('vault-owner', right);
         assert.equal(owner.status, TaskStatus.TASK_STATUS_RUNNING, owner.reason);
 
-        for (const [name, credentials] of [['vault-guess', { username: 'vault', password: 'guessed-1' }], ['vault-anonymous', undefined]] as const) {
+        for (const [name, credentials] of [
+          ['vault-guess', { username: 'vault', password: 'guessed-1' }],
+          ['vault-anonymous', undefined],
+        ] as const) {
           const other = await outcome(name, credentials);
           assert.equal(other.status, TaskStatus.TASK_STATUS_STOPPED);
           assert.match(other.reason, /the registry does not let this task's credentials pull .*berth-test\/vault:1 .*its cached copy was pulled with other credentials and is not used/);
@@ -150,7 +153,10 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       const bad = new EventCollector(agent.client, { fromSequence: 5, includeSnapshot: true });
       await bad.waitForEnd();
       assert.equal(bad.error?.code, status.INVALID_ARGUMENT);
-      assert.deepEqual(readStatusDetails(bad.error?.metadata).badRequest?.fieldViolations.map((v) => v.field), ['from_sequence']);
+      assert.deepEqual(
+        readStatusDetails(bad.error?.metadata).badRequest?.fieldViolations.map((v) => v.field),
+        ['from_sequence'],
+      );
     });
 
     it('answers INVALID_ARGUMENT, not INTERNAL, for a 64-bit integer no JavaScript number holds', async () => {
@@ -160,7 +166,13 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       const taskBytes = Buffer.concat([Buffer.from([0x0a, 0x01]), Buffer.from('x'), Buffer.from([0x2a, containerBytes.length]), containerBytes]);
       const request = Buffer.concat([Buffer.from([0x0a, taskBytes.length]), taskBytes]);
       const error = await new Promise<ServiceError>((resolve) => {
-        agent.client.makeUnaryRequest('/berth.agent.v1.TaskService/RunTask', (b: Buffer) => b, (b: Buffer) => b, request, (e) => resolve(e as ServiceError));
+        agent.client.makeUnaryRequest(
+          '/berth.agent.v1.TaskService/RunTask',
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          request,
+          (e) => resolve(e as ServiceError),
+        );
       });
       assert.equal(error.code, status.INVALID_ARGUMENT, error.details);
     });
@@ -195,7 +207,14 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       const sizes = responses.map((r) => LogsResponse.encode(r).finish().length);
       assert.ok(Math.max(...sizes) < 1024 * 1024, `a response of ${Math.max(...sizes)} bytes`);
       const lines = responses.flatMap((r) => r.lines);
-      assert.deepEqual(lines.slice(0, 3).map((l) => [l.text.length, l.partial]), [[16384, true], [16384, true], [7232, false]]);
+      assert.deepEqual(
+        lines.slice(0, 3).map((l) => [l.text.length, l.partial]),
+        [
+          [16384, true],
+          [16384, true],
+          [7232, false],
+        ],
+      );
       assert.equal(lines.length, 3 + 200_000);
       assert.equal(Buffer.from(lines.at(-1)!.text).toString(), '200000');
     });
@@ -235,10 +254,18 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
 
     it('answers RunTask and GetTask with the definition as it was sent: unset fields stay unset, credentials left out', async () => {
       const id = taskId('as-sent');
-      const sent = task(id, [
-        container('app', env.image, { ...creds(), command: ['sleep', '300'], healthCheck: { command: ['true'], interval: undefined, timeout: { seconds: 2, nanos: 0 }, retries: 0, startPeriod: undefined } }),
-        container('side', env.image, { ...creds(), command: ['sleep', '300'], essential: false, restartPolicy: { enabled: false, ignoredExitCodes: [], restartAttemptPeriod: undefined } }),
-      ], { networkMode: NetworkMode.NETWORK_MODE_UNSPECIFIED });
+      const sent = task(
+        id,
+        [
+          container('app', env.image, {
+            ...creds(),
+            command: ['sleep', '300'],
+            healthCheck: { command: ['true'], interval: undefined, timeout: { seconds: 2, nanos: 0 }, retries: 0, startPeriod: undefined },
+          }),
+          container('side', env.image, { ...creds(), command: ['sleep', '300'], essential: false, restartPolicy: { enabled: false, ignoredExitCodes: [], restartAttemptPeriod: undefined } }),
+        ],
+        { networkMode: NetworkMode.NETWORK_MODE_UNSPECIFIED },
+      );
       const expected = { ...sent, containers: sent.containers.map((c) => ({ ...c, registryCredentials: undefined })) };
       const answered = await call<object, { task?: { definition?: unknown } }>(agent.client, 'runTask', { task: sent });
       assert.deepEqual(answered.task?.definition, expected);
@@ -254,7 +281,10 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
           await call(small.client, 'runTask', { task: task(id, [container('app', env.image, { command: ['seq', '1', '400000'] })]) });
           await watch.waitForEvent('STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
         });
-        const read = async () => (await readStream(small.client.logs({ taskId: id, containerName: 'app', follow: false, streams: [], tail: undefined, since: undefined }))).flatMap((r) => r.lines.map((l) => Buffer.from(l.text).toString()));
+        const read = async () =>
+          (await readStream(small.client.logs({ taskId: id, containerName: 'app', follow: false, streams: [], tail: undefined, since: undefined }))).flatMap((r) =>
+            r.lines.map((l) => Buffer.from(l.text).toString()),
+          );
         // The log writer may still be writing what the process wrote just before it exited.
         let lines = await read();
         for (let i = 0; i < 100 && lines.at(-1) !== '400000'; i++) {
@@ -267,7 +297,10 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
         assert.ok(lines.length > 1000, `only ${lines.length} lines kept`);
         // The lines kept are the last ones, in order.
         const first = Number(lines[0]);
-        assert.deepEqual(lines.map(Number), Array.from({ length: lines.length }, (_, i) => first + i));
+        assert.deepEqual(
+          lines.map(Number),
+          Array.from({ length: lines.length }, (_, i) => first + i),
+        );
       } finally {
         await small.stop();
       }
@@ -290,7 +323,10 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
         const response = await call<object, ExecResponse>(agent.client, 'exec', { taskId: id, containerName: 'app', command: ['sh', '-c', script], timeout: { seconds: 300, nanos: 0 } });
         assert.equal(response.exitCode, 0);
         assert.equal(response.output.length, 1024 * 1024);
-        assert.ok(Buffer.from(response.output).every((byte) => byte === 0x79), 'the first bytes the command wrote');
+        assert.ok(
+          Buffer.from(response.output).every((byte) => byte === 0x79),
+          'the first bytes the command wrote',
+        );
       } finally {
         clearInterval(measure);
       }
@@ -310,7 +346,10 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
         const later = taskId('disk-b');
         // A definition of about 1 MB: more than the store's write-ahead log holds already.
         const environment = Object.fromEntries(Array.from({ length: 250 }, (_, i) => [`V${i}`, 'x'.repeat(1000)]));
-        const big = task(later, ['a', 'b', 'c', 'd'].map((n) => container(n, env.image, { command: ['sleep', '300'], environment })));
+        const big = task(
+          later,
+          ['a', 'b', 'c', 'd'].map((n) => container(n, env.image, { command: ['sleep', '300'], environment })),
+        );
         await watching(small.client, { taskIds: [running, later], fromSequence: 1 }, async (watch) => {
           await call(small!.client, 'runTask', { task: task(running, [container('app', env.image, { command: ['sleep', '300'] })]) });
           await watch.waitForEvent('RUNNING', is.task(running, TaskStatus.TASK_STATUS_RUNNING), 60_000);

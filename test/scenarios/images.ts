@@ -45,7 +45,10 @@ export function imageScenarios(kind: RuntimeKind): void {
         assert.deepEqual(registryPulls.pulls(), [refs.baseline, refs.shared], 'the registry saw one pull of the shared image for ten tasks');
         const progress = watch.events.flatMap((e) => (e.change?.$case === 'pull' ? [e.change.value] : []));
         assert.ok(progress.length > 0, 'pull progress events');
-        assert.ok(progress.some((p) => p.bytesTotal > 0 && p.bytesDone === p.bytesTotal), JSON.stringify(progress.slice(-3)));
+        assert.ok(
+          progress.some((p) => p.bytesTotal > 0 && p.bytesDone === p.bytesTotal),
+          JSON.stringify(progress.slice(-3)),
+        );
         await Promise.all(ids.map((id) => call(agent.client, 'stopTask', { taskId: id, reason: '' })));
       });
     });
@@ -124,7 +127,11 @@ export function imageScenarios(kind: RuntimeKind): void {
         const removed = await images.cleanupOnce();
         assert.ok(removed.includes(refs.free!), JSON.stringify(removed));
         for (const kept of [refs.running!, refs.excluded!, refs.foreign!]) assert.ok(!removed.includes(kept), `${kept} must be kept`);
-        const present = async (ref: string) => env.runtime.inspectImage(ref).then(() => true, () => false);
+        const present = async (ref: string) =>
+          env.runtime.inspectImage(ref).then(
+            () => true,
+            () => false,
+          );
         assert.equal(await present(refs.free!), false);
         assert.equal(await present(refs.running!), true);
         assert.equal(await present(refs.excluded!), true);

@@ -69,7 +69,13 @@ export function metricsScenarios(kind: RuntimeKind): void {
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
       });
       const text = await scrape();
-      assert.ok((sample(text, 'berth_runtime_call_errors_total', 'operation="pull_image",kind="not-found"') ?? 0) >= 1, text.split('\n').filter((l) => l.includes('errors_total')).join('\n'));
+      assert.ok(
+        (sample(text, 'berth_runtime_call_errors_total', 'operation="pull_image",kind="not-found"') ?? 0) >= 1,
+        text
+          .split('\n')
+          .filter((l) => l.includes('errors_total'))
+          .join('\n'),
+      );
       assert.ok((sample(text, 'berth_image_pull_duration_seconds_count', 'result="failure"') ?? 0) >= 1);
     });
 
@@ -88,5 +94,10 @@ async function waitForSample(scrape: () => Promise<string>, name: string, value:
     if (sample(text, name) === value) return text;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error(`${name} did not reach ${value}:\n${text.split('\n').filter((l) => l.startsWith(name)).join('\n')}`);
+  throw new Error(
+    `${name} did not reach ${value}:\n${text
+      .split('\n')
+      .filter((l) => l.startsWith(name))
+      .join('\n')}`,
+  );
 }

@@ -41,7 +41,7 @@ export function taskMetadataScenarios(kind: RuntimeKind): void {
     };
     const stop = (id: string) => call(agent.client, 'stopTask', { taskId: id, reason: '' });
 
-    it('serves a container its own metadata, its task\'s and their resource use, and refuses it another task\'s', async () => {
+    it("serves a container its own metadata, its task's and their resource use, and refuses it another task's", async () => {
       const a = taskId('meta-a');
       const b = taskId('meta-b');
       const uriA = await start(a, NetworkMode.NETWORK_MODE_TASK, { team: 'blue' });
@@ -66,7 +66,10 @@ export function taskMetadataScenarios(kind: RuntimeKind): void {
       assert.equal(taskMeta.TaskARN, a);
       assert.equal(taskMeta.Family, 'meta');
       assert.equal(taskMeta.Cluster, agent.config.agentId);
-      assert.deepEqual(taskMeta.Containers.map((c) => c.Name), ['app']);
+      assert.deepEqual(
+        taskMeta.Containers.map((c) => c.Name),
+        ['app'],
+      );
 
       const stats = JSON.parse((await fetchInside(a, `${uriA}/stats`)).body) as { memory_stats: { usage: number; limit: number }; pids_stats: { current: number } };
       assert.equal(stats.memory_stats.limit, 32 * 1024 * 1024);
@@ -98,7 +101,7 @@ export function taskMetadataScenarios(kind: RuntimeKind): void {
       await stop(none);
     });
 
-    it('reaches containers in bridge mode at the bridge\'s gateway', async () => {
+    it("reaches containers in bridge mode at the bridge's gateway", async () => {
       const id = taskId('meta-bridge');
       const uri = await start(id, NetworkMode.NETWORK_MODE_BRIDGE);
       assert.match(uri, /^http:\/\/\d+\.\d+\.\d+\.\d+:\d+\/v4\//);

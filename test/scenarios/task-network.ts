@@ -45,15 +45,21 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
     it('gives the task one namespace: its containers talk over localhost, a mapped host port reaches it from 127.0.0.1, its address is reported', async () => {
       const id = taskId('net');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await run(task(id, [
-          container('web', env.image, { ...creds(), command: ['httpd', '-f', '-p', '8080', '-h', '/www'], portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '' }] }),
-          // Reaches the web server on localhost, then exits 0; not essential, so the task goes on.
-          container('client', env.image, {
-            ...creds(),
-            essential: false,
-            command: ['sh', '-c', 'for i in $(seq 1 100); do wget -q -O - http://127.0.0.1:8080/index.html | grep -q "hello from berth" && exit 0; sleep 0.1; done; exit 1'],
-          }),
-        ], TASK_MODE));
+        await run(
+          task(
+            id,
+            [
+              container('web', env.image, { ...creds(), command: ['httpd', '-f', '-p', '8080', '-h', '/www'], portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '' }] }),
+              // Reaches the web server on localhost, then exits 0; not essential, so the task goes on.
+              container('client', env.image, {
+                ...creds(),
+                essential: false,
+                command: ['sh', '-c', 'for i in $(seq 1 100); do wget -q -O - http://127.0.0.1:8080/index.html | grep -q "hello from berth" && exit 0; sleep 0.1; done; exit 1'],
+              }),
+            ],
+            TASK_MODE,
+          ),
+        );
         const networkEvent = await watch.waitForEvent('network set up', (e) => e.taskId === id && e.change?.$case === 'network' && e.change.value.network !== undefined);
         await watch.waitForEvent('client STOPPED', is.container(id, 'client', ContainerStatus.CONTAINER_STATUS_STOPPED));
         const snapshot = (await get(id)).task;
@@ -93,7 +99,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
       });
     });
 
-    it('starts and stops 50 tasks with distinct addresses and leaves no address in host-local\'s store and no veth', async () => {
+    it("starts and stops 50 tasks with distinct addresses and leaves no address in host-local's store and no veth", async () => {
       const ids = Array.from({ length: 50 }, () => taskId('many'));
       await watching(agent.client, { taskIds: ids }, async (watch) => {
         await Promise.all(ids.map((id) => run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE))));
@@ -112,7 +118,10 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
       assert.deepEqual(env.network.allocatedAddresses(), []);
       assert.deepEqual(env.network.bridgePorts(), []);
       assert.deepEqual(env.network.natRules(), []);
-      assert.deepEqual(ids.filter((id) => existsSync(namespaceOf(agent, id))), []);
+      assert.deepEqual(
+        ids.filter((id) => existsSync(namespaceOf(agent, id))),
+        [],
+      );
     });
 
     describe('with a plugin that fails', () => {
@@ -128,7 +137,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         broken?.remove();
       });
 
-      it('ends the task STOPPED with the plugin\'s message, starts none of its containers and removes the pause container', async () => {
+      it("ends the task STOPPED with the plugin's message, starts none of its containers and removes the pause container", async () => {
         const id = taskId('badnet');
         await watching(brokenAgent.client, { taskIds: [id] }, async (watch) => {
           await run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE), brokenAgent);
@@ -138,7 +147,11 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         assert.match(snapshot?.reason ?? '', /^cannot set up the task's network: CNI ADD failed in plugin "bridge": .*10\.300\.0\.0/);
         assert.equal(containerOf(snapshot, 'app').reason, 'the task stopped before the container started');
         const left = await env.runtime.listContainers({ [LABELS.taskId]: id });
-        assert.deepEqual(left.map((c) => [c.labels[LABELS.containerName], c.state]).filter(([, state]) => state !== 'created'), [], 'nothing ran');
+        assert.deepEqual(
+          left.map((c) => [c.labels[LABELS.containerName], c.state]).filter(([, state]) => state !== 'created'),
+          [],
+          'nothing ran',
+        );
         assert.deepEqual(await pauseContainers(id), [], 'the pause container was removed');
         assert.equal(existsSync(namespaceOf(brokenAgent, id)), false);
         assert.deepEqual(brokenAgent.agent.container.get(TOKENS.stateStore).loadCniAttachments(), [], 'the failed attachment was deleted');

@@ -16,18 +16,7 @@ import {
 import { call, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { textOnceServed } from '../harness/processes.js';
-import {
-  container,
-  containerOf,
-  ContainerStatus,
-  DependencyCondition,
-  dependsOn,
-  is,
-  NetworkMode,
-  task,
-  taskId,
-  TaskStatus,
-} from '../harness/task-builders.js';
+import { container, containerOf, ContainerStatus, DependencyCondition, dependsOn, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
 /** Tasks end to end over gRPC, on a real daemon of the given runtime. */
 export function taskScenarios(kind: RuntimeKind): void {
@@ -98,26 +87,30 @@ export function taskScenarios(kind: RuntimeKind): void {
     it('stops the whole task with the exit code when an essential container exits', async () => {
       const id = taskId('essential');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await run(task(id, [
-          container('worker', env.image, { ...creds(), command: ['sh', '-c', 'sleep 1; exit 3'] }),
-          container('sidecar', env.image, { ...creds(), command: ['sleep', '300'], essential: false }),
-        ]));
+        await run(
+          task(id, [
+            container('worker', env.image, { ...creds(), command: ['sh', '-c', 'sleep 1; exit 3'] }),
+            container('sidecar', env.image, { ...creds(), command: ['sleep', '300'], essential: false }),
+          ]),
+        );
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
         const final = (await get(id)).task;
         assert.equal(containerOf(final, 'worker').exitCode, 3);
         assert.match(final?.reason ?? '', /essential container "worker" exited with code 3/);
         assert.equal(containerOf(final, 'sidecar').knownStatus, ContainerStatus.CONTAINER_STATUS_STOPPED);
-        assert.ok(watch.events.every((e) => e.taskId === id), 'the task filter lets only this task through');
+        assert.ok(
+          watch.events.every((e) => e.taskId === id),
+          'the task filter lets only this task through',
+        );
       });
     });
 
     it('keeps the task running when a non-essential container exits', async () => {
       const id = taskId('nonessential');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await run(task(id, [
-          container('main', env.image, { ...creds(), command: ['sleep', '300'] }),
-          container('oneshot', env.image, { ...creds(), command: ['sh', '-c', 'exit 1'], essential: false }),
-        ]));
+        await run(
+          task(id, [container('main', env.image, { ...creds(), command: ['sleep', '300'] }), container('oneshot', env.image, { ...creds(), command: ['sh', '-c', 'exit 1'], essential: false })]),
+        );
         await watch.waitForEvent('oneshot STOPPED', is.container(id, 'oneshot', ContainerStatus.CONTAINER_STATUS_STOPPED));
         await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
         const current = (await get(id)).task;
@@ -132,13 +125,15 @@ export function taskScenarios(kind: RuntimeKind): void {
     it('kills a container that ignores SIGTERM once its stop timeout has passed', async () => {
       const id = taskId('sigterm');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await run(task(id, [
-          container('stubborn', env.image, {
-            ...creds(),
-            command: ['sh', '-c', "trap '' TERM; while true; do sleep 1; done"],
-            stopTimeout: { seconds: 2, nanos: 0 },
-          }),
-        ]));
+        await run(
+          task(id, [
+            container('stubborn', env.image, {
+              ...creds(),
+              command: ['sh', '-c', "trap '' TERM; while true; do sleep 1; done"],
+              stopTimeout: { seconds: 2, nanos: 0 },
+            }),
+          ]),
+        );
         await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
         const stopRequested = Date.now();
         await stop(id);
@@ -188,11 +183,13 @@ export function taskScenarios(kind: RuntimeKind): void {
     it(`maps ports in bridge mode and reports the dynamic host port (${kind === 'docker' ? "Docker's own bridge" : 'through CNI: containerd has no bridge'})`, async () => {
       const id = taskId('ports');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await run(task(
-          id,
-          [container('web', env.image, { ...creds(), command: ['httpd', '-f', '-p', '8080', '-h', '/www'], portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '127.0.0.1' }] })],
-          { networkMode: NetworkMode.NETWORK_MODE_BRIDGE },
-        ));
+        await run(
+          task(
+            id,
+            [container('web', env.image, { ...creds(), command: ['httpd', '-f', '-p', '8080', '-h', '/www'], portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '127.0.0.1' }] })],
+            { networkMode: NetworkMode.NETWORK_MODE_BRIDGE },
+          ),
+        );
         await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
         const running = (await get(id)).task;
         // On containerd the task's namespace and address come from the CNI network.
@@ -212,12 +209,18 @@ export function taskScenarios(kind: RuntimeKind): void {
       const id = taskId('exec');
       const exec = (containerName: string, command: string[], timeout?: { seconds: number; nanos: number }) =>
         call<object, ExecResponse>(agent.client, 'exec', { taskId: id, containerName, command, timeout });
-      const codeOf = (promise: Promise<unknown>) => promise.then(() => 0, (error: { code: number }) => error.code);
+      const codeOf = (promise: Promise<unknown>) =>
+        promise.then(
+          () => 0,
+          (error: { code: number }) => error.code,
+        );
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await run(task(id, [
-          container('app', env.image, { ...creds(), command: ['sleep', '300'], environment: { GREETING: 'hello' } }),
-          container('done', env.image, { ...creds(), command: ['true'], essential: false }),
-        ]));
+        await run(
+          task(id, [
+            container('app', env.image, { ...creds(), command: ['sleep', '300'], environment: { GREETING: 'hello' } }),
+            container('done', env.image, { ...creds(), command: ['true'], essential: false }),
+          ]),
+        );
         await watch.waitForEvent('app RUNNING', is.container(id, 'app', ContainerStatus.CONTAINER_STATUS_RUNNING));
         await watch.waitForEvent('done STOPPED', is.container(id, 'done', ContainerStatus.CONTAINER_STATUS_STOPPED));
       });
@@ -234,13 +237,15 @@ export function taskScenarios(kind: RuntimeKind): void {
       await stop(id);
     });
 
-    it('streams a container\'s output over the API: stdout and stderr apart, tail, since, follow with new lines; clear errors otherwise', async () => {
+    it("streams a container's output over the API: stdout and stderr apart, tail, since, follow with new lines; clear errors otherwise", async () => {
       const id = taskId('logs');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await run(task(id, [
-          container('app', env.image, { ...creds(), command: ['sh', '-c', 'echo hello; echo oops >&2; echo world; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo later; exec sleep 300'] }),
-          container('short', env.image, { ...creds(), command: ['echo', 'bye'], essential: false }),
-        ]));
+        await run(
+          task(id, [
+            container('app', env.image, { ...creds(), command: ['sh', '-c', 'echo hello; echo oops >&2; echo world; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo later; exec sleep 300'] }),
+            container('short', env.image, { ...creds(), command: ['echo', 'bye'], essential: false }),
+          ]),
+        );
         await watch.waitForEvent('app RUNNING', is.container(id, 'app', ContainerStatus.CONTAINER_STATUS_RUNNING));
         await watch.waitForEvent('short STOPPED', is.container(id, 'short', ContainerStatus.CONTAINER_STATUS_STOPPED));
       });
@@ -259,31 +264,46 @@ export function taskScenarios(kind: RuntimeKind): void {
         if (text(line) === 'out:world') await call(agent.client, 'exec', { taskId: id, containerName: 'app', command: ['touch', '/tmp/go'] });
         if (text(line) === 'out:later') stream.cancel();
       });
-      assert.deepEqual(followed.filter((l) => l.startsWith('out:')), ['out:hello', 'out:world', 'out:later']);
-      assert.deepEqual(followed.filter((l) => l.startsWith('err:')), ['err:oops']);
+      assert.deepEqual(
+        followed.filter((l) => l.startsWith('out:')),
+        ['out:hello', 'out:world', 'out:later'],
+      );
+      assert.deepEqual(
+        followed.filter((l) => l.startsWith('err:')),
+        ['err:oops'],
+      );
 
       const all = await logs({});
       assert.deepEqual(all.map(text).sort(), followed.sort());
-      assert.ok(all.every((l) => l.time instanceof Date && !Number.isNaN(l.time.getTime())), 'every line has its time');
+      assert.ok(
+        all.every((l) => l.time instanceof Date && !Number.isNaN(l.time.getTime())),
+        'every line has its time',
+      );
       assert.deepEqual((await logs({ streams: [LogStream.LOG_STREAM_STDERR] })).map(text), ['err:oops']);
       assert.deepEqual((await logs({ tail: 1 })).map(text), ['out:later']);
       assert.deepEqual(await logs({ since: new Date(Date.now() + 60_000) }), []);
       // A follow of a container that has exited ends by itself.
       assert.deepEqual((await logs({ containerName: 'short', follow: true })).map(text), ['out:bye']);
 
-      const codeOf = (promise: Promise<unknown>) => promise.then(() => 0, (error: { code: number }) => error.code);
+      const codeOf = (promise: Promise<unknown>) =>
+        promise.then(
+          () => 0,
+          (error: { code: number }) => error.code,
+        );
       assert.equal(await codeOf(logs({ containerName: 'nope' })), 5); // NOT_FOUND
       assert.equal(await codeOf(logs({ taskId: 'no-such-task' })), 5);
       await stop(id);
     });
 
-    it('reports the resource use of a task\'s running containers, once or as a stream; FAILED_PRECONDITION when none runs', async () => {
+    it("reports the resource use of a task's running containers, once or as a stream; FAILED_PRECONDITION when none runs", async () => {
       const id = taskId('stats');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await run(task(id, [
-          container('app', env.image, { ...creds(), command: ['sleep', '300'], memoryMib: 64 }),
-          container('worker', env.image, { ...creds(), command: ['sh', '-c', 'while :; do :; done'] }),
-        ]));
+        await run(
+          task(id, [
+            container('app', env.image, { ...creds(), command: ['sleep', '300'], memoryMib: 64 }),
+            container('worker', env.image, { ...creds(), command: ['sh', '-c', 'while :; do :; done'] }),
+          ]),
+        );
         await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
       });
       const stats = (request: Partial<StatsRequest>, onMessage?: (message: StatsResponse, stream: ClientReadableStream<StatsResponse>) => void) => {
@@ -305,10 +325,17 @@ export function taskScenarios(kind: RuntimeKind): void {
         if (received++ === 1) stream.cancel();
       });
       assert.equal(streamed.length, 2);
-      assert.deepEqual(streamed.map((m) => m.containers.map((c) => c.containerName)), [['app'], ['app']]);
+      assert.deepEqual(
+        streamed.map((m) => m.containers.map((c) => c.containerName)),
+        [['app'], ['app']],
+      );
       assert.ok(streamed[1]!.time!.getTime() > streamed[0]!.time!.getTime(), 'a new sample each time');
       assert.ok(streamed[1]!.containers[0]!.cpuUsageNanos >= streamed[0]!.containers[0]!.cpuUsageNanos);
-      const codeOf = (promise: Promise<unknown>) => promise.then(() => 0, (error: { code: number }) => error.code);
+      const codeOf = (promise: Promise<unknown>) =>
+        promise.then(
+          () => 0,
+          (error: { code: number }) => error.code,
+        );
       assert.equal(await codeOf(stats({ interval: { seconds: 0, nanos: 1_000_000 } })), 3); // INVALID_ARGUMENT: interval too short
       assert.equal(await codeOf(stats({ containerName: 'nope' })), 5);
       await watching(agent.client, { taskIds: [id] }, async (watch) => {

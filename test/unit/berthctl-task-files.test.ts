@@ -40,7 +40,10 @@ describe('berthctl task files', () => {
       'executionRoleArn',
       'requiresCompatibilities',
     ]);
-    assert.match(warnings.find((w) => w.startsWith('containerDefinitions[0].logConfiguration'))!, /berthctl logs/);
+    assert.match(
+      warnings.find((w) => w.startsWith('containerDefinitions[0].logConfiguration'))!,
+      /berthctl logs/,
+    );
   });
 
   it('converts an awsvpc (Fargate-style) task: network mode task, task-level cpu and memory, secrets named as not applied', () => {
@@ -53,7 +56,11 @@ describe('berthctl task files', () => {
     assert.deepEqual(definition.containers[1]!.dependsOn, [{ containerName: 'api', condition: DependencyCondition.DEPENDENCY_CONDITION_START }]);
     const secret = warnings.find((w) => w.startsWith('containerDefinitions[0].secrets'));
     assert.match(secret ?? '', /without these variables/);
-    for (const field of ['taskRoleArn', 'runtimePlatform', 'containerDefinitions[0].linuxParameters']) assert.ok(warnings.some((w) => w.startsWith(`${field}:`)), field);
+    for (const field of ['taskRoleArn', 'runtimePlatform', 'containerDefinitions[0].linuxParameters'])
+      assert.ok(
+        warnings.some((w) => w.startsWith(`${field}:`)),
+        field,
+      );
   });
 
   it('reads what describe-task-definition prints: revision kept, host volumes mounted, other volumes named', () => {
@@ -65,11 +72,20 @@ describe('berthctl task files', () => {
     assert.deepEqual(report.restartPolicy, { enabled: true, ignoredExitCodes: [0], restartAttemptPeriod: { seconds: 60, nanos: 0 } });
     assert.ok(warnings.some((w) => w.startsWith('volumes[1] ("shared")')));
     assert.ok(warnings.some((w) => w.startsWith('containerDefinitions[1].mountPoints[1]')));
-    for (const field of ['taskDefinitionArn', 'status', 'compatibilities', 'requiresAttributes', 'registeredAt', 'registeredBy']) assert.ok(warnings.some((w) => w.startsWith(`${field}:`)), field);
+    for (const field of ['taskDefinitionArn', 'status', 'compatibilities', 'requiresAttributes', 'registeredAt', 'registeredBy'])
+      assert.ok(
+        warnings.some((w) => w.startsWith(`${field}:`)),
+        field,
+      );
   });
 
   it('refuses ECS values it cannot use, naming each field', () => {
-    const bad = { family: 'x', networkMode: 'nat', cpu: 'lots', containerDefinitions: [{ name: 'a', image: 'i', portMappings: [{ containerPort: 53, protocol: 'sctp' }], dependsOn: [{ containerName: 'b', condition: 'READY' }] }] };
+    const bad = {
+      family: 'x',
+      networkMode: 'nat',
+      cpu: 'lots',
+      containerDefinitions: [{ name: 'a', image: 'i', portMappings: [{ containerPort: 53, protocol: 'sctp' }], dependsOn: [{ containerName: 'b', condition: 'READY' }] }],
+    };
     assert.throws(
       () => loadTaskFile('bad.json', JSON.stringify(bad)),
       (error: unknown) =>
@@ -89,7 +105,14 @@ describe('berthctl task files', () => {
     assert.deepEqual(app.stopTimeout, { seconds: 2, nanos: 0 });
     assert.deepEqual(app.healthCheck?.interval, { seconds: 1, nanos: 0 });
     assert.deepEqual(app.environment, { NAME: 'greeter' });
-    const json = loadTaskFile('t.json', JSON.stringify({ id: 't1', network_mode: 'task', containers: [{ name: 'a', image: 'i', portMappings: [{ containerPort: 53, protocol: 'udp' }], dependsOn: [{ containerName: 'b', condition: 'healthy' }] }] }));
+    const json = loadTaskFile(
+      't.json',
+      JSON.stringify({
+        id: 't1',
+        network_mode: 'task',
+        containers: [{ name: 'a', image: 'i', portMappings: [{ containerPort: 53, protocol: 'udp' }], dependsOn: [{ containerName: 'b', condition: 'healthy' }] }],
+      }),
+    );
     assert.equal(json.definition.id, 't1');
     assert.equal(json.definition.networkMode, NetworkMode.NETWORK_MODE_TASK);
     assert.equal(json.definition.containers[0]!.portMappings[0]!.protocol, TransportProtocol.TRANSPORT_PROTOCOL_UDP);
@@ -111,7 +134,10 @@ describe('berthctl task files', () => {
         return true;
       },
     );
-    assert.throws(() => loadTaskFile('x.json', '{ "family": '), (error: unknown) => error instanceof TaskFileError && /not valid JSON or YAML/.test(error.message));
+    assert.throws(
+      () => loadTaskFile('x.json', '{ "family": '),
+      (error: unknown) => error instanceof TaskFileError && /not valid JSON or YAML/.test(error.message),
+    );
   });
 
   it('parses --since as a duration back from now or as a time', () => {
@@ -126,9 +152,36 @@ describe('berthctl watch view', () => {
   it('follows events into the task view, with a progress bar and speed while an image is pulled', () => {
     const board = new TaskBoard();
     const t0 = Date.parse('2026-11-28T12:00:00Z');
-    const container = (status: ContainerStatus) => ({ name: 'app', knownStatus: status, desiredStatus: ContainerStatus.CONTAINER_STATUS_RUNNING, runtimeId: '', runtimeName: '', reason: '', portBindings: [], healthStatus: 0, restartCount: 0, essential: true, healthOutput: '', gpuIds: [] });
-    board.load([{ definition: { id: 't1', family: 'f', revision: 0, networkMode: 0, containers: [], cpuUnits: 0, memoryMib: 0 }, knownStatus: TaskStatus.TASK_STATUS_NONE, desiredStatus: TaskStatus.TASK_STATUS_RUNNING, reason: '', containers: [container(ContainerStatus.CONTAINER_STATUS_NONE)], lastSequence: 0, createdAt: new Date(t0) } as never]);
-    const pull = (done: number, at: number) => board.apply({ sequence: 1, taskId: 't1', time: new Date(at), change: { $case: 'pull', value: { containerName: 'app', image: 'registry/app:1', bytesDone: done, bytesTotal: 40 * 1024 * 1024 } } }, at);
+    const container = (status: ContainerStatus) => ({
+      name: 'app',
+      knownStatus: status,
+      desiredStatus: ContainerStatus.CONTAINER_STATUS_RUNNING,
+      runtimeId: '',
+      runtimeName: '',
+      reason: '',
+      portBindings: [],
+      healthStatus: 0,
+      restartCount: 0,
+      essential: true,
+      healthOutput: '',
+      gpuIds: [],
+    });
+    board.load([
+      {
+        definition: { id: 't1', family: 'f', revision: 0, networkMode: 0, containers: [], cpuUnits: 0, memoryMib: 0 },
+        knownStatus: TaskStatus.TASK_STATUS_NONE,
+        desiredStatus: TaskStatus.TASK_STATUS_RUNNING,
+        reason: '',
+        containers: [container(ContainerStatus.CONTAINER_STATUS_NONE)],
+        lastSequence: 0,
+        createdAt: new Date(t0),
+      } as never,
+    ]);
+    const pull = (done: number, at: number) =>
+      board.apply(
+        { sequence: 1, taskId: 't1', time: new Date(at), change: { $case: 'pull', value: { containerName: 'app', image: 'registry/app:1', bytesDone: done, bytesTotal: 40 * 1024 * 1024 } } },
+        at,
+      );
     pull(0, t0);
     pull(10 * 1024 * 1024, t0 + 1000);
     const lines = board.lines(t0 + 1000);
@@ -136,9 +189,23 @@ describe('berthctl watch view', () => {
     assert.equal(lines[1], '  app              NONE');
     assert.equal(lines[2], '    pulling registry/app:1  [######------------------] 10.0 MiB / 40.0 MiB  10.0 MiB/s');
     assert.ok(board.apply({ sequence: 2, taskId: 't1', change: { $case: 'container', value: { container: { ...container(ContainerStatus.CONTAINER_STATUS_RUNNING) } } } } as never));
-    assert.ok(board.apply({ sequence: 3, taskId: 't1', change: { $case: 'task', value: { knownStatus: TaskStatus.TASK_STATUS_RUNNING, desiredStatus: TaskStatus.TASK_STATUS_RUNNING, reason: '' } } } as never));
+    assert.ok(
+      board.apply({ sequence: 3, taskId: 't1', change: { $case: 'task', value: { knownStatus: TaskStatus.TASK_STATUS_RUNNING, desiredStatus: TaskStatus.TASK_STATUS_RUNNING, reason: '' } } } as never),
+    );
     assert.deepEqual(board.lines(t0 + 2000), ['t1  RUNNING  2s', '  app              RUNNING']);
-    assert.equal(board.apply({ sequence: 4, taskId: 'other', change: { $case: 'task', value: { knownStatus: 1, desiredStatus: 4, reason: '' } } } as never), false, 'an unknown task is for the caller to fetch');
-    assert.match(board.describe({ sequence: 5, taskId: 't1', time: new Date(t0), change: { $case: 'task', value: { knownStatus: TaskStatus.TASK_STATUS_STOPPED, desiredStatus: TaskStatus.TASK_STATUS_STOPPED, reason: 'essential container exited' } } } as never) ?? '', /t1 {2}task STOPPED {2}— essential container exited$/);
+    assert.equal(
+      board.apply({ sequence: 4, taskId: 'other', change: { $case: 'task', value: { knownStatus: 1, desiredStatus: 4, reason: '' } } } as never),
+      false,
+      'an unknown task is for the caller to fetch',
+    );
+    assert.match(
+      board.describe({
+        sequence: 5,
+        taskId: 't1',
+        time: new Date(t0),
+        change: { $case: 'task', value: { knownStatus: TaskStatus.TASK_STATUS_STOPPED, desiredStatus: TaskStatus.TASK_STATUS_STOPPED, reason: 'essential container exited' } },
+      } as never) ?? '',
+      /t1 {2}task STOPPED {2}— essential container exited$/,
+    );
   });
 });

@@ -61,7 +61,10 @@ describe('CNI network configuration lists', () => {
   it('defaults to loopback, a bridge with host-local and portmap, and takes a file that replaces it', () => {
     const defaults = loadConfig(undefined, {}).network;
     assert.equal(defaults.pauseImage, 'registry.k8s.io/pause:3.9');
-    assert.deepEqual(defaults.cni.config.plugins.map((p) => p.type), ['loopback', 'bridge', 'portmap']);
+    assert.deepEqual(
+      defaults.cni.config.plugins.map((p) => p.type),
+      ['loopback', 'bridge', 'portmap'],
+    );
     assert.deepEqual(defaults.cni.config.plugins[2]!.capabilities, { portMappings: true });
     const file = withFile('mine.conflist', JSON.stringify({ cniVersion: '0.4.0', name: 'mine', plugins: [{ type: 'ptp', ipam: { type: 'host-local', subnet: '10.1.0.0/24' } }] }));
     const mine = loadConfig(undefined, { BERTH_CNI_CONFIG_FILE: file, BERTH_PAUSE_IMAGE: 'registry.example/pause:1' }).network;
@@ -89,7 +92,7 @@ describe('CNI results and errors', () => {
     assert.throws(() => parseCniResult({ ips: [{ gateway: '1.2.3.4' }] }), /no address/);
   });
 
-  it('reads a plugin\'s error result, and nothing else', () => {
+  it("reads a plugin's error result, and nothing else", () => {
     assert.deepEqual(parsePluginError('{"cniVersion":"1.0.0","code":7,"msg":"invalid config","details":"no bridge"}'), { code: 7, msg: 'invalid config', details: 'no bridge' });
     assert.equal(parsePluginError('panic: runtime error'), undefined);
     assert.equal(parsePluginError('{"cniVersion":"1.0.0"}'), undefined);
@@ -100,7 +103,10 @@ describe('CNI_ARGS', () => {
   it('joins the arguments, and refuses a value that would add or change one', () => {
     assert.equal(cniArgs('ADD', 'bridge', { IgnoreUnknown: '1', BERTH_FAMILY: 'web' }), 'IgnoreUnknown=1;BERTH_FAMILY=web');
     for (const family of ['x;IP=10.89.0.200', 'a=b', 'nul\0']) {
-      assert.throws(() => cniArgs('ADD', 'bridge', { BERTH_FAMILY: family }), (error: unknown) => error instanceof CniError && /CNI_ARGS "BERTH_FAMILY"/.test(error.message));
+      assert.throws(
+        () => cniArgs('ADD', 'bridge', { BERTH_FAMILY: family }),
+        (error: unknown) => error instanceof CniError && /CNI_ARGS "BERTH_FAMILY"/.test(error.message),
+      );
     }
   });
 });

@@ -46,7 +46,10 @@ describe('config', () => {
   for (const [name, content, message] of bad) {
     it(`names the key for ${name}`, () => {
       const file = withFile(typeof content === 'string' ? content : JSON.stringify(content));
-      assert.throws(() => loadConfig(file, {}), (error) => error instanceof ConfigError && message.test(error.message));
+      assert.throws(
+        () => loadConfig(file, {}),
+        (error) => error instanceof ConfigError && message.test(error.message),
+      );
     });
   }
 

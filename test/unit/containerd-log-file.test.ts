@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import { readLogFile, readOutput } from '../../src/runtime/containerd/log-file.js';
 import type { LogLine, LogOptions } from '../../src/runtime/types.js';
 
-const record = (i: number, stream = i % 3 === 0 ? 'stderr' : 'stdout', tag = 'F') => `2026-11-28T12:00:${String(i % 60).padStart(2, '0')}.${String(i).padStart(9, '0')}Z ${stream} ${tag} line ${i} ${'x'.repeat(i % 50)}\n`;
+const record = (i: number, stream = i % 3 === 0 ? 'stderr' : 'stdout', tag = 'F') =>
+  `2026-11-28T12:00:${String(i % 60).padStart(2, '0')}.${String(i).padStart(9, '0')}Z ${stream} ${tag} line ${i} ${'x'.repeat(i % 50)}\n`;
 
 async function read(path: string, options: Partial<LogOptions>): Promise<string[]> {
   const lines: LogLine[] = [];
@@ -31,7 +32,7 @@ describe('containerd log files (berth-log-writer records)', () => {
     assert.deepEqual(await read(path, { tail: 2500, streams: ['stderr'] }), stderr.slice(-2500));
   });
 
-  it('reads an empty or missing file as no lines, and a process\'s output with its pieces joined', async () => {
+  it("reads an empty or missing file as no lines, and a process's output with its pieces joined", async () => {
     assert.deepEqual(await read(join(dir, 'missing.log'), { tail: 5 }), []);
     const output = join(dir, 'exec.log');
     writeFileSync(output, [record(1, 'stdout', 'F'), record(2, 'stderr', 'P'), record(3, 'stderr', 'F')].join(''));
@@ -51,8 +52,14 @@ describe('rotated containerd log files', () => {
     writeFileSync(`${path}.1`, records(100, 200));
     writeFileSync(path, records(200, 250));
     const all = await read(path, {});
-    assert.deepEqual(names(all), Array.from({ length: 250 }, (_, i) => `line ${i}`));
-    assert.deepEqual(names(await read(path, { tail: 120 })), Array.from({ length: 120 }, (_, i) => `line ${130 + i}`));
+    assert.deepEqual(
+      names(all),
+      Array.from({ length: 250 }, (_, i) => `line ${i}`),
+    );
+    assert.deepEqual(
+      names(await read(path, { tail: 120 })),
+      Array.from({ length: 120 }, (_, i) => `line ${130 + i}`),
+    );
     assert.deepEqual(await read(path, { tail: 1000 }), all);
   });
 
@@ -73,6 +80,9 @@ describe('rotated containerd log files', () => {
     writeFileSync(path, records(12, 20));
     exit();
     await follow;
-    assert.deepEqual(seen, Array.from({ length: 20 }, (_, i) => `line ${i}`));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 20 }, (_, i) => `line ${i}`),
+    );
   });
 });

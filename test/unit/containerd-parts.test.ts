@@ -12,8 +12,20 @@ const image = { config: { Env: ['PATH=/bin', 'LANG=C'], Entrypoint: ['/entry'], 
 
 describe('containerd adapter parts', () => {
   it('names images as containerd and the distribution API want them', () => {
-    assert.deepEqual(parseImageName('busybox'), { reference: 'docker.io/library/busybox:latest', registry: 'docker.io', endpoint: 'registry-1.docker.io', repository: 'library/busybox', tagOrDigest: 'latest' });
-    assert.deepEqual(parseImageName('127.0.0.1:5000/team/app:1'), { reference: '127.0.0.1:5000/team/app:1', registry: '127.0.0.1:5000', endpoint: '127.0.0.1:5000', repository: 'team/app', tagOrDigest: '1' });
+    assert.deepEqual(parseImageName('busybox'), {
+      reference: 'docker.io/library/busybox:latest',
+      registry: 'docker.io',
+      endpoint: 'registry-1.docker.io',
+      repository: 'library/busybox',
+      tagOrDigest: 'latest',
+    });
+    assert.deepEqual(parseImageName('127.0.0.1:5000/team/app:1'), {
+      reference: '127.0.0.1:5000/team/app:1',
+      registry: '127.0.0.1:5000',
+      endpoint: '127.0.0.1:5000',
+      repository: 'team/app',
+      tagOrDigest: '1',
+    });
     assert.equal(parseImageName('quay.io/x/y@sha256:abc').tagOrDigest, 'sha256:abc');
   });
 
@@ -48,8 +60,15 @@ describe('containerd adapter parts', () => {
       user: { uid: 1000, gid: 1000 },
       files: { hosts: '/s/hosts', hostname: '/s/hostname', resolvConf: '/s/resolv.conf' },
       spec: { name: 'c1', image: 'x', env: {}, labels: {}, cpuShares: 512, memoryBytes: 64 << 20, memoryReservationBytes: 0, network: 'none', ports: [], pidsLimit: 20 },
-    }) as { linux: { namespaces: { type: string }[]; resources: Record<string, unknown>; cgroupsPath: string }; mounts: { destination: string; source: string }[]; process: { cwd: string; user: unknown } };
-    assert.deepEqual(spec.linux.namespaces.map((n) => n.type), ['pid', 'ipc', 'uts', 'mount', 'network']);
+    }) as {
+      linux: { namespaces: { type: string }[]; resources: Record<string, unknown>; cgroupsPath: string };
+      mounts: { destination: string; source: string }[];
+      process: { cwd: string; user: unknown };
+    };
+    assert.deepEqual(
+      spec.linux.namespaces.map((n) => n.type),
+      ['pid', 'ipc', 'uts', 'mount', 'network'],
+    );
     assert.deepEqual(spec.linux.resources.memory, { limit: 64 << 20, swap: 64 << 20 });
     assert.deepEqual(spec.linux.resources.cpu, { shares: 512 });
     assert.deepEqual(spec.linux.resources.pids, { limit: 20 });
@@ -59,7 +78,7 @@ describe('containerd adapter parts', () => {
     assert.deepEqual(spec.process.user, { uid: 1000, gid: 1000 });
   });
 
-  it('resolves numeric users directly and names from the image\'s passwd and group', async () => {
+  it("resolves numeric users directly and names from the image's passwd and group", async () => {
     const files = async () => ({ passwd: 'root:x:0:0::/root:/bin/sh\nwww:x:33:34::/var/www:/bin/sh\n', group: 'root:x:0:\nstaff:x:50:\n' });
     const untouched = async () => assert.fail('no need to read the image');
     assert.deepEqual(await resolveUser('1000:1000', untouched), { uid: 1000, gid: 1000 });

@@ -87,13 +87,15 @@ export async function engineUnderTest(
     images: new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...options.images }, log, store),
     network: {
       // Unit tests run no CNI-networked task: no plugin is ever looked for.
-      networking: options.networking ?? new TaskNetworking(
-        { agentId: 'unit', list: parseNetworkConfigList(defaultNetworkConfigList(), 'unit'), ifName: 'eth0' },
-        new CniInvoker({ pluginDirs: [], timeoutMs: 1000 }),
-        new NetworkNamespaces(1000),
-        store,
-        log,
-      ),
+      networking:
+        options.networking ??
+        new TaskNetworking(
+          { agentId: 'unit', list: parseNetworkConfigList(defaultNetworkConfigList(), 'unit'), ifName: 'eth0' },
+          new CniInvoker({ pluginDirs: [], timeoutMs: 1000 }),
+          new NetworkNamespaces(1000),
+          store,
+          log,
+        ),
       pauseImage: 'registry.test/pause:1',
     },
     log,

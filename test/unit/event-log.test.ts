@@ -14,7 +14,10 @@ describe('event log', () => {
     for (let i = 0; i < 10; i++) log.append(`t${i % 2}`, removed);
     const watcher = log.watch(4);
     const events = await watcher.next(10);
-    assert.deepEqual(events?.map((e) => e.sequence), [4, 5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(
+      events?.map((e) => e.sequence),
+      [4, 5, 6, 7, 8, 9, 10],
+    );
     watcher.close();
   });
 
@@ -22,7 +25,10 @@ describe('event log', () => {
     const log = new EventLog(memoryEvents(100), { maxWatcherLag: 100 });
     for (let i = 0; i < 6; i++) log.append(`t${i % 3}`, removed);
     const watcher = log.watch(1, new Set(['t1']));
-    assert.deepEqual((await watcher.next(10))?.map((e) => e.sequence), [2, 5]);
+    assert.deepEqual(
+      (await watcher.next(10))?.map((e) => e.sequence),
+      [2, 5],
+    );
     assert.deepEqual(await watcher.next(10), []);
     assert.equal(watcher.position(), 6);
     watcher.close();
@@ -33,7 +39,10 @@ describe('event log', () => {
     const watcher = log.watch(0);
     const next = watcher.next(5000);
     log.append('t', removed);
-    assert.deepEqual((await next)?.map((e) => e.sequence), [1]);
+    assert.deepEqual(
+      (await next)?.map((e) => e.sequence),
+      [1],
+    );
     const pending = watcher.next(5000);
     watcher.close();
     assert.equal(await pending, undefined);
@@ -44,7 +53,10 @@ describe('event log', () => {
     const log = new EventLog(memoryEvents(5), { maxWatcherLag: 5 });
     for (let i = 0; i < 12; i++) log.append('t', removed);
     assert.equal(log.oldestSequence(), 8);
-    assert.throws(() => log.watch(3), (error) => error instanceof SequenceExpiredError && error.oldestRetained === 8);
+    assert.throws(
+      () => log.watch(3),
+      (error) => error instanceof SequenceExpiredError && error.oldestRetained === 8,
+    );
     assert.doesNotThrow(() => log.watch(8).close());
   });
 

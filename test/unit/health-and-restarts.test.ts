@@ -51,10 +51,9 @@ describe('health checks and restarts in a task (fake runtime)', () => {
     await setup();
     let healthy = false;
     const probing = probes(() => (healthy ? { exitCode: 0, output: 'ok' } : { exitCode: 1, output: 'not yet' }));
-    t.engine.runTask(taskInput('t', [
-      containerInput('db', { essential: false, healthCheck: { ...check, retries: 100 } }),
-      containerInput('app', { dependsOn: [{ containerName: 'db', condition: 'HEALTHY' }] }),
-    ]));
+    t.engine.runTask(
+      taskInput('t', [containerInput('db', { essential: false, healthCheck: { ...check, retries: 100 } }), containerInput('app', { dependsOn: [{ containerName: 'db', condition: 'HEALTHY' }] })]),
+    );
     await t.waitFor('db RUNNING', containerStatus('t', 'db', 'RUNNING'));
     await probing.reached(2);
     assert.ok(!t.runtime.calls.includes('start app'), 'app waits while db is not healthy');
@@ -85,10 +84,12 @@ describe('health checks and restarts in a task (fake runtime)', () => {
   it('stops the task when a HEALTHY dependency misses its start timeout', async () => {
     await setup();
     t.runtime.execResult = () => ({ exitCode: 1, output: Buffer.alloc(0) });
-    t.engine.runTask(taskInput('t', [
-      containerInput('db', { essential: false, healthCheck: { ...check, retries: 100 }, startTimeoutMs: 300 }),
-      containerInput('app', { dependsOn: [{ containerName: 'db', condition: 'HEALTHY' }] }),
-    ]));
+    t.engine.runTask(
+      taskInput('t', [
+        containerInput('db', { essential: false, healthCheck: { ...check, retries: 100 }, startTimeoutMs: 300 }),
+        containerInput('app', { dependsOn: [{ containerName: 'db', condition: 'HEALTHY' }] }),
+      ]),
+    );
     await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
     assert.match(t.engine.getTask('t').reason, /dependency "db" did not become healthy within its start timeout of 300 ms/);
   });

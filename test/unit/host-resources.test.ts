@@ -14,7 +14,10 @@ class Waiter implements QueuedTask {
   granted: TaskResources | undefined;
   reasons: string[] = [];
   withdrawn = false;
-  constructor(readonly id: string, readonly needs: ResourceNeeds) {}
+  constructor(
+    readonly id: string,
+    readonly needs: ResourceNeeds,
+  ) {}
   grant(resources: TaskResources) {
     this.granted = resources;
   }
@@ -63,7 +66,11 @@ describe('host resource manager', () => {
   });
 
   it("reserves the agent's own listening ports with the configured ones", async () => {
-    const capacity = await hostCapacity({ cpuUnits: 1024, memoryMib: 512, reservedMemoryMib: 0, reservedTcpPorts: [22], reservedUdpPorts: [], dynamicPortRange: { first: 50000, last: 50009 }, gpuIds: [] }, [7000, 9464, 51679, 22], async () => []);
+    const capacity = await hostCapacity(
+      { cpuUnits: 1024, memoryMib: 512, reservedMemoryMib: 0, reservedTcpPorts: [22], reservedUdpPorts: [], dynamicPortRange: { first: 50000, last: 50009 }, gpuIds: [] },
+      [7000, 9464, 51679, 22],
+      async () => [],
+    );
     assert.deepEqual(capacity.reservedTcpPorts, [22, 7000, 9464, 51679]);
     const hrm = new HostResourceManager(capacity, async () => true);
     assert.deepEqual(hrm.neverFits(needs({ tcpPorts: [9464] })), ['needs host port 9464/tcp, which is reserved']);

@@ -44,7 +44,11 @@ describe('image references (distribution grammar)', () => {
       [`r/${'a'.repeat(300)}`, /longer than 255/],
     ];
     for (const [input, pattern] of cases) {
-      assert.throws(() => parseImageReference(input), (error: unknown) => error instanceof ImageReferenceError && pattern.test(error.message), JSON.stringify(input));
+      assert.throws(
+        () => parseImageReference(input),
+        (error: unknown) => error instanceof ImageReferenceError && pattern.test(error.message),
+        JSON.stringify(input),
+      );
     }
   });
 });

@@ -21,10 +21,7 @@ describe('managed task rules (fake runtime)', () => {
   it('starts a SUCCESS dependent only after its dependency exited with 0', async () => {
     await setup();
     t.runtime.exitOnStart.set('init', 0);
-    t.engine.runTask(taskInput('t', [
-      containerInput('init', { essential: false }),
-      containerInput('app', { dependsOn: [{ containerName: 'init', condition: 'SUCCESS' }] }),
-    ]));
+    t.engine.runTask(taskInput('t', [containerInput('init', { essential: false }), containerInput('app', { dependsOn: [{ containerName: 'init', condition: 'SUCCESS' }] })]));
     await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
     const starts = t.runtime.calls.filter((c) => c.startsWith('start'));
     assert.deepEqual(starts, ['start init', 'start app']);
@@ -35,10 +32,7 @@ describe('managed task rules (fake runtime)', () => {
   it('stops the task when a SUCCESS dependency exits non-zero, without starting the dependent', async () => {
     await setup();
     t.runtime.exitOnStart.set('init', 2);
-    t.engine.runTask(taskInput('t', [
-      containerInput('init', { essential: false }),
-      containerInput('app', { dependsOn: [{ containerName: 'init', condition: 'SUCCESS' }] }),
-    ]));
+    t.engine.runTask(taskInput('t', [containerInput('init', { essential: false }), containerInput('app', { dependsOn: [{ containerName: 'init', condition: 'SUCCESS' }] })]));
     await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
     assert.ok(!t.runtime.calls.includes('start app'));
     const task = t.engine.getTask('t');
@@ -48,11 +42,9 @@ describe('managed task rules (fake runtime)', () => {
 
   it('stops every container, dependents first, when an essential container exits', async () => {
     await setup();
-    t.engine.runTask(taskInput('t', [
-      containerInput('db', { essential: false }),
-      containerInput('app', { essential: false, dependsOn: [{ containerName: 'db', condition: 'START' }] }),
-      containerInput('job'),
-    ]));
+    t.engine.runTask(
+      taskInput('t', [containerInput('db', { essential: false }), containerInput('app', { essential: false, dependsOn: [{ containerName: 'db', condition: 'START' }] }), containerInput('job')]),
+    );
     await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
     t.runtime.exit('job', 4);
     await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
@@ -228,9 +220,21 @@ describe('task listing', () => {
       await t.waitFor('b RUNNING', taskStatus('b', 'RUNNING'));
       t.engine.stopTask('b', '');
       await t.waitFor('b STOPPED', taskStatus('b', 'STOPPED'));
-      assert.deepEqual(t.engine.listTasks({ family: 'web' }).map((x) => x.definition.id), ['a']);
-      assert.deepEqual(t.engine.listTasks({ statuses: ['STOPPED'] }).map((x) => x.definition.id), ['b']);
-      assert.deepEqual(t.engine.listTasks({ statuses: ['RUNNING', 'STOPPED'] }).map((x) => x.definition.id).sort(), ['a', 'b']);
+      assert.deepEqual(
+        t.engine.listTasks({ family: 'web' }).map((x) => x.definition.id),
+        ['a'],
+      );
+      assert.deepEqual(
+        t.engine.listTasks({ statuses: ['STOPPED'] }).map((x) => x.definition.id),
+        ['b'],
+      );
+      assert.deepEqual(
+        t.engine
+          .listTasks({ statuses: ['RUNNING', 'STOPPED'] })
+          .map((x) => x.definition.id)
+          .sort(),
+        ['a', 'b'],
+      );
       assert.equal(t.engine.listTasks({ family: 'none' }).length, 0);
     } finally {
       await t.stop();

@@ -14,13 +14,20 @@ describe('metadata endpoint rate limit and tokens', () => {
   it('allows a burst, then the steady rate, per key', () => {
     let now = 0;
     const limiter = new RateLimiter(2, 3, () => now);
-    assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('a')), [true, true, true, false]);
+    assert.deepEqual(
+      [1, 2, 3, 4].map(() => limiter.take('a')),
+      [true, true, true, false],
+    );
     assert.equal(limiter.take('b'), true, 'another key has its own bucket');
     assert.equal(limiter.retryAfter('a'), 1);
     now += 500; // one token back at 2 per second
     assert.deepEqual([limiter.take('a'), limiter.take('a')], [true, false]);
     now += 10_000;
-    assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('a')), [true, true, true, false], 'never more than the burst');
+    assert.deepEqual(
+      [1, 2, 3, 4].map(() => limiter.take('a')),
+      [true, true, true, false],
+      'never more than the burst',
+    );
   });
 
   it('keeps the same token for a container across restarts of the agent, in a key file only root reads', () => {
@@ -46,7 +53,22 @@ describe('metadata endpoint rate limit and tokens', () => {
         knownStatus: 'RUNNING',
         desiredStatus: 'RUNNING',
         reason: '',
-        containers: [{ name: 'app', knownStatus: 'RUNNING', desiredStatus: 'RUNNING', runtimeId: 'c1', runtimeName: 'berth-t1-app', reason: '', portBindings: [], healthStatus: 'NONE', healthOutput: '', restartCount: 0, gpuIds: [], essential: true }],
+        containers: [
+          {
+            name: 'app',
+            knownStatus: 'RUNNING',
+            desiredStatus: 'RUNNING',
+            runtimeId: 'c1',
+            runtimeName: 'berth-t1-app',
+            reason: '',
+            portBindings: [],
+            healthStatus: 'NONE',
+            healthOutput: '',
+            restartCount: 0,
+            gpuIds: [],
+            essential: true,
+          },
+        ],
         lastSequence: 1,
         createdAt: new Date(),
       } as unknown as TaskSnapshot;

@@ -46,13 +46,20 @@ describe('recovery after an agent restart (fake runtime, state store in memory)'
     const next = await restart(t);
     const task = next.engine.getTask('t');
     assert.equal(task.knownStatus, 'RUNNING');
-    assert.deepEqual(task.containers.map((c) => c.knownStatus), ['RUNNING', 'RUNNING']);
+    assert.deepEqual(
+      task.containers.map((c) => c.knownStatus),
+      ['RUNNING', 'RUNNING'],
+    );
     assert.deepEqual(t.runtime.calls.slice(calls), [], 'no runtime call changed anything');
     assert.equal(next.events.latestSequence(), latest);
     next.engine.stopTask('t', 'done');
     await next.waitFor('STOPPED', taskStatus('t', 'STOPPED'));
     const sequences = allEvents(next.store).map((e) => e.sequence);
-    assert.deepEqual(sequences, sequences.map((_, i) => i + 1), 'one gapless sequence across both runs');
+    assert.deepEqual(
+      sequences,
+      sequences.map((_, i) => i + 1),
+      'one gapless sequence across both runs',
+    );
   });
 
   it('stops a restored task that the current security settings no longer allow', async () => {

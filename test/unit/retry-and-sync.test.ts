@@ -9,18 +9,33 @@ describe('retry', () => {
   it('tries again with back-off until it succeeds, telling each failure', async () => {
     let calls = 0;
     const told: [number, number][] = [];
-    const result = await retry({ attempts: Infinity, initialDelayMs: 1, maxDelayMs: 4 }, async () => {
-      if (++calls < 5) throw new Error(`fail ${calls}`);
-      return 'done';
-    }, { onRetry: (_error, attempt, delayMs) => told.push([attempt, delayMs]) });
+    const result = await retry(
+      { attempts: Infinity, initialDelayMs: 1, maxDelayMs: 4 },
+      async () => {
+        if (++calls < 5) throw new Error(`fail ${calls}`);
+        return 'done';
+      },
+      { onRetry: (_error, attempt, delayMs) => told.push([attempt, delayMs]) },
+    );
     assert.equal(result, 'done');
-    assert.deepEqual(told, [[1, 1], [2, 2], [3, 4], [4, 4]]);
+    assert.deepEqual(told, [
+      [1, 1],
+      [2, 2],
+      [3, 4],
+      [4, 4],
+    ]);
   });
 
   it('stops at the attempts, at an error not worth retrying, and when the signal aborts during a delay', async () => {
     let calls = 0;
-    await assert.rejects(retry({ attempts: 3, initialDelayMs: 1, maxDelayMs: 1 }, async () => Promise.reject(new Error(`try ${++calls}`))), /try 3/);
-    await assert.rejects(retryTransient({ attempts: 5, initialDelayMs: 1, maxDelayMs: 1 }, async () => Promise.reject(new RuntimeError('invalid', 'create', 'bad'))), /bad/);
+    await assert.rejects(
+      retry({ attempts: 3, initialDelayMs: 1, maxDelayMs: 1 }, async () => Promise.reject(new Error(`try ${++calls}`))),
+      /try 3/,
+    );
+    await assert.rejects(
+      retryTransient({ attempts: 5, initialDelayMs: 1, maxDelayMs: 1 }, async () => Promise.reject(new RuntimeError('invalid', 'create', 'bad'))),
+      /bad/,
+    );
     const abort = new AbortController();
     const started = Date.now();
     const waiting = retry({ attempts: Infinity, initialDelayMs: 60_000, maxDelayMs: 60_000 }, async () => Promise.reject(new Error('down')), { signal: abort.signal, onRetry: () => abort.abort() });

@@ -36,7 +36,10 @@ describe('runtime monitor', () => {
     await up;
     monitor.stop();
     assert.equal(pings, 5);
-    assert.deepEqual(changes.map((c) => c.available), [false, true]);
+    assert.deepEqual(
+      changes.map((c) => c.available),
+      [false, true],
+    );
     const messages = lines.map((l) => l.msg);
     assert.deepEqual(messages, ['container runtime is unavailable; retrying with back-off', 'container runtime is available']);
   });

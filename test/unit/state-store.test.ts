@@ -27,7 +27,10 @@ describe('state store (SQLite file)', () => {
     assert.equal(statSync(path).mode & 0o777, 0o600);
     const second = new StateStore(path, { count: 100, maxAgeMs: 3_600_000 });
     assert.equal(second.events.latestSequence(), 5);
-    assert.deepEqual(second.events.readFrom(4, 10).map((e) => e.sequence), [4, 5]);
+    assert.deepEqual(
+      second.events.readFrom(4, 10).map((e) => e.sequence),
+      [4, 5],
+    );
     assert.deepEqual(second.loadReservations().get('t')?.tcpPorts, [50000]);
     assert.deepEqual(second.loadImages(), [{ reference: 'registry.test/app:1', pulledAt: 10, lastUsedAt: 20, pulledWithCredentials: true }]);
     assert.deepEqual(second.loadCniAttachments(), [
@@ -35,7 +38,10 @@ describe('state store (SQLite file)', () => {
       { ...attachment, containerId: 'd', result: { ips: [{ address: '10.0.0.2/24' }] }, addFailure: undefined },
     ]);
     second.deleteCniAttachment(attachment);
-    assert.deepEqual(second.loadCniAttachments().map((a) => a.containerId), ['d']);
+    assert.deepEqual(
+      second.loadCniAttachments().map((a) => a.containerId),
+      ['d'],
+    );
     second.close();
   });
 
@@ -77,12 +83,18 @@ describe('state store (SQLite file)', () => {
 
   it('assumes credentials for images pulled before step 4, so their cached copies are checked', () => {
     const db = new BetterSqlite3(join(dir, 'step4.db'));
-    migrate(db, MIGRATIONS.filter((m) => m.version < 4));
+    migrate(
+      db,
+      MIGRATIONS.filter((m) => m.version < 4),
+    );
     db.prepare('INSERT INTO images (reference, pulled_at, last_used_at) VALUES (?, ?, ?)').run('registry.test/pulled:1', 10, 20);
     db.prepare('INSERT INTO images (reference, pulled_at, last_used_at) VALUES (?, ?, ?)').run('registry.test/never:1', null, 20);
     migrate(db);
     const rows = db.prepare('SELECT reference, pulled_with_credentials AS p FROM images ORDER BY reference').all();
-    assert.deepEqual(rows, [{ reference: 'registry.test/never:1', p: 0 }, { reference: 'registry.test/pulled:1', p: 1 }]);
+    assert.deepEqual(rows, [
+      { reference: 'registry.test/never:1', p: 0 },
+      { reference: 'registry.test/pulled:1', p: 1 },
+    ]);
     db.close();
   });
 

@@ -15,7 +15,10 @@ describe('caps on what clients hold open', () => {
     const slots = new StreamSlots(2, 'limits.logFollows', 'log follows');
     const first = slots.take();
     slots.take();
-    assert.throws(() => slots.take(), (error: unknown) => error instanceof LimitExceededError && error.limit === 'limits.logFollows' && error.value === 2);
+    assert.throws(
+      () => slots.take(),
+      (error: unknown) => error instanceof LimitExceededError && error.limit === 'limits.logFollows' && error.value === 2,
+    );
     first();
     first();
     assert.equal(slots.inUse, 1);

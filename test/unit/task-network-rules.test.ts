@@ -72,10 +72,13 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
     assert.equal(pause.spec.network, 'none');
     assert.equal(web.spec.network, 'container');
     assert.deepEqual(web.spec.networkContainer, { id: pause.id, netnsPath: '/run/netns/berth-unit-t' });
-    assert.deepEqual(web.spec.ports, [], 'port mappings are the network\'s, not the runtime\'s');
+    assert.deepEqual(web.spec.ports, [], "port mappings are the network's, not the runtime's");
     assert.deepEqual(stub.portMappings, [[{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]]);
     const snapshot = t.engine.getTask('t');
-    assert.deepEqual(snapshot.containers.map((c) => c.name), ['web', 'side']);
+    assert.deepEqual(
+      snapshot.containers.map((c) => c.name),
+      ['web', 'side'],
+    );
     assert.deepEqual(snapshot.network?.ipAddresses, ['10.9.0.2/24']);
     // No event names the pause container.
     const events = t.store.events.readFrom(1, 1000);
@@ -120,7 +123,10 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
     await setup();
     t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'BRIDGE' });
     await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
-    assert.deepEqual(t.runtime.calls.filter((c) => !c.startsWith('pull')), ['create app', 'start app']);
+    assert.deepEqual(
+      t.runtime.calls.filter((c) => !c.startsWith('pull')),
+      ['create app', 'start app'],
+    );
     assert.equal(t.engine.getTask('t').network, undefined);
   });
 });

@@ -77,7 +77,10 @@ describe('task definition validation', () => {
     input.networkMode = 'TASK';
     input.containers[0]!.portMappings = [{ containerPort: 80 }];
     input.containers.push({ name: 'b', image: 'busybox', portMappings: [{ containerPort: 80 }, { containerPort: 80, protocol: 'UDP' }] });
-    assert.deepEqual(violations(input).map((v) => v.field), ['task.containers[1].port_mappings[0].container_port']);
+    assert.deepEqual(
+      violations(input).map((v) => v.field),
+      ['task.containers[1].port_mappings[0].container_port'],
+    );
     input.networkMode = 'BRIDGE';
     assert.deepEqual(violations(input), []);
   });
@@ -90,7 +93,9 @@ describe('task definition validation', () => {
       { name: 'app', image: 'x', dependsOn: [{ containerName: 'cache', condition: 'HEALTHY' }] },
       { name: 'cache', image: 'x', pidsLimit: -1, gpuCount: -1 },
     ];
-    const fields = violations(input).map((v) => v.field).sort();
+    const fields = violations(input)
+      .map((v) => v.field)
+      .sort();
     assert.deepEqual(fields, [
       'task.containers[0].health_check.command',
       'task.containers[0].health_check.interval',
@@ -133,7 +138,10 @@ describe('task definition limits', () => {
   it('refuses 40,000 containers chained by depends_on without walking the chain', () => {
     const input = base();
     input.containers = Array.from({ length: 40_000 }, (_, i) => ({ name: `c${i}`, image: 'busybox', dependsOn: i > 0 ? [{ containerName: `c${i - 1}`, condition: 'START' }] : [] }));
-    assert.deepEqual(violations(input).map((v) => v.field), ['task.containers']);
+    assert.deepEqual(
+      violations(input).map((v) => v.field),
+      ['task.containers'],
+    );
   });
 
   it('bounds environment, labels and commands by count and by total size', () => {
@@ -144,13 +152,12 @@ describe('task definition limits', () => {
     c.command = Array.from({ length: 1001 }, () => 'x');
     c.entrypoint = ['x'.repeat(129 * 1024)];
     c.workingDirectory = `/${'d'.repeat(5000)}`;
-    assert.deepEqual(violations(input).map((v) => v.field).sort(), [
-      'task.containers[0].command',
-      'task.containers[0].entrypoint',
-      'task.containers[0].environment',
-      'task.containers[0].labels',
-      'task.containers[0].working_directory',
-    ]);
+    assert.deepEqual(
+      violations(input)
+        .map((v) => v.field)
+        .sort(),
+      ['task.containers[0].command', 'task.containers[0].entrypoint', 'task.containers[0].environment', 'task.containers[0].labels', 'task.containers[0].working_directory'],
+    );
   });
 
   it('takes its limits from the caller', () => {

@@ -37,7 +37,9 @@ listed on standard error.`,
       throw error;
     }
     if (loaded.warnings.length > 0) {
-      ctx.stderr.write(`warning: berth does not apply ${loaded.warnings.length} field${loaded.warnings.length === 1 ? '' : 's'} of this ECS task definition:\n${loaded.warnings.map((w) => `  ${w}\n`).join('')}`);
+      ctx.stderr.write(
+        `warning: berth does not apply ${loaded.warnings.length} field${loaded.warnings.length === 1 ? '' : 's'} of this ECS task definition:\n${loaded.warnings.map((w) => `  ${w}\n`).join('')}`,
+      );
     }
     const response = await unary<object, RunTaskResponse>(ctx.client, 'runTask', { task: loaded.definition });
     let task = response.task!;

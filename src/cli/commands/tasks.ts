@@ -27,11 +27,15 @@ export const psCommand: Command = {
   async run(ctx, values) {
     const output = checkOutput(values.output);
     const listed = await listAllTasks(ctx.client, { statuses: [], family: (values.family as string) ?? '' });
-    const tasks = listed
-      .filter((t) => values.all || t.knownStatus !== TaskStatus.TASK_STATUS_STOPPED)
-      .sort((a, b) => (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0));
+    const tasks = listed.filter((t) => values.all || t.knownStatus !== TaskStatus.TASK_STATUS_STOPPED).sort((a, b) => (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0));
     if (output === 'json') {
-      ctx.stdout.write(`${JSON.stringify(tasks.map((t) => Task.toJSON(t)), null, 2)}\n`);
+      ctx.stdout.write(
+        `${JSON.stringify(
+          tasks.map((t) => Task.toJSON(t)),
+          null,
+          2,
+        )}\n`,
+      );
       return EXIT.ok;
     }
     const rows = tasks.map((t) => [
@@ -74,7 +78,9 @@ export const describeCommand: Command = {
     lines.push(`Created:    ${task.createdAt?.toISOString() ?? ''} (${age(task.createdAt)} ago)`);
     if (task.startedAt) lines.push(`Started:    ${task.startedAt.toISOString()}`);
     if (task.stoppedAt) lines.push(`Stopped:    ${task.stoppedAt.toISOString()}`);
-    lines.push(`Network:    ${NetworkMode[d.networkMode]?.replace('NETWORK_MODE_', '').toLowerCase()}${task.network ? ` — ${task.network.ipAddresses.join(', ')} on ${task.network.networkName} (${task.network.interfaceName}), gateway ${task.network.gateways.join(', ')}` : ''}`);
+    lines.push(
+      `Network:    ${NetworkMode[d.networkMode]?.replace('NETWORK_MODE_', '').toLowerCase()}${task.network ? ` — ${task.network.ipAddresses.join(', ')} on ${task.network.networkName} (${task.network.interfaceName}), gateway ${task.network.gateways.join(', ')}` : ''}`,
+    );
     const r = task.resources;
     if (r) {
       const held = [`${r.cpuUnits} CPU units`, `${r.memoryMib} MiB`];

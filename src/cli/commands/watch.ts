@@ -52,7 +52,10 @@ line.`,
           const event = kind.value;
           if (!board.apply(event)) {
             // A task that began after the snapshot: fetch it whole, then apply the change again.
-            const task = await unary<object, GetTaskResponse>(ctx.client, 'getTask', { taskId: event.taskId }).then((r) => r.task, () => undefined);
+            const task = await unary<object, GetTaskResponse>(ctx.client, 'getTask', { taskId: event.taskId }).then(
+              (r) => r.task,
+              () => undefined,
+            );
             if (task) board.load([task]);
           }
           if (live) redraw();

@@ -6,15 +6,7 @@ import { ImageReferenceError, parseImageReference } from '../../runtime/image-re
 import { findCycle } from '../tasks/dependency-graph.js';
 import { InvalidArgumentError, type FieldViolation } from '../errors.js';
 import { byteLength, DEFAULT_REQUEST_LIMITS, listBytes, mapBytes, type RequestLimits } from './request-limits.js';
-import {
-  DEPENDENCY_CONDITIONS,
-  NETWORK_MODES,
-  PROTOCOLS,
-  type ContainerDefinition,
-  type DependencyCondition,
-  type NetworkMode,
-  type TaskDefinition,
-} from '../tasks/task-definition.js';
+import { DEPENDENCY_CONDITIONS, NETWORK_MODES, PROTOCOLS, type ContainerDefinition, type DependencyCondition, type NetworkMode, type TaskDefinition } from '../tasks/task-definition.js';
 
 /**
  * A task definition as received, before validation: enums are strings that may be unknown
@@ -385,7 +377,10 @@ function validateRelations(containers: ContainerDefinition[], networkMode: Netwo
         const key = `${p.containerPort}/${p.protocol}`;
         const other = containerPorts.get(key);
         if (other !== undefined && other !== i) {
-          v.push({ field: path.container(i, `port_mappings[${j}].container_port`), description: `${key} is also mapped by containers[${other}]; in network mode task the containers share one namespace` });
+          v.push({
+            field: path.container(i, `port_mappings[${j}].container_port`),
+            description: `${key} is also mapped by containers[${other}]; in network mode task the containers share one namespace`,
+          });
         }
         containerPorts.set(key, i);
       }
@@ -423,9 +418,11 @@ export function validateTaskDefinition(input: TaskDefinitionInput, limits: Reque
 
   const containers = input.containers.map((c, i) => validateContainer(c, i, networkMode, v));
   const cpuUnits = input.cpuUnits ?? 0;
-  if (!Number.isInteger(cpuUnits) || cpuUnits < 0 || cpuUnits > MAX_CPU_UNITS) v.push({ field: path.task('cpu_units'), description: `must be an integer between 0 and ${MAX_CPU_UNITS} (got ${cpuUnits})` });
+  if (!Number.isInteger(cpuUnits) || cpuUnits < 0 || cpuUnits > MAX_CPU_UNITS)
+    v.push({ field: path.task('cpu_units'), description: `must be an integer between 0 and ${MAX_CPU_UNITS} (got ${cpuUnits})` });
   const memoryMib = input.memoryMib ?? 0;
-  if (!Number.isInteger(memoryMib) || memoryMib < 0 || memoryMib > MAX_MEMORY_MIB) v.push({ field: path.task('memory_mib'), description: `must be an integer between 0 and ${MAX_MEMORY_MIB} (got ${memoryMib})` });
+  if (!Number.isInteger(memoryMib) || memoryMib < 0 || memoryMib > MAX_MEMORY_MIB)
+    v.push({ field: path.task('memory_mib'), description: `must be an integer between 0 and ${MAX_MEMORY_MIB} (got ${memoryMib})` });
   validateRelations(containers, networkMode, memoryMib, v);
 
   if (v.length > 0) throw new InvalidArgumentError(v);

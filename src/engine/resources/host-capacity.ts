@@ -20,7 +20,12 @@ export function discoverGpus(timeoutMs = 10_000): Promise<string[]> {
   return new Promise((resolve) => {
     execFile('nvidia-smi', ['--query-gpu=uuid', '--format=csv,noheader'], { timeout: timeoutMs }, (error, stdout) => {
       if (error) return resolve([]);
-      resolve(stdout.split('\n').map((line) => line.trim()).filter((line) => line.startsWith('GPU-')));
+      resolve(
+        stdout
+          .split('\n')
+          .map((line) => line.trim())
+          .filter((line) => line.startsWith('GPU-')),
+      );
     });
   });
 }

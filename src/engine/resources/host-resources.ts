@@ -84,7 +84,10 @@ export class HostResourceManager {
     if (needs.cpuUnits > c.cpuUnits) problems.push(`needs ${needs.cpuUnits} CPU units, the host has ${c.cpuUnits}`);
     if (needs.memoryMib > c.memoryMib) problems.push(`needs ${needs.memoryMib} MiB memory, the host has ${c.memoryMib} MiB for tasks`);
     if (needs.gpus > c.gpuIds.length) problems.push(`needs ${needs.gpus} GPUs, the host has ${c.gpuIds.length}`);
-    for (const [ports, reserved, protocol] of [[needs.tcpPorts, c.reservedTcpPorts, 'tcp'], [needs.udpPorts, c.reservedUdpPorts, 'udp']] as const) {
+    for (const [ports, reserved, protocol] of [
+      [needs.tcpPorts, c.reservedTcpPorts, 'tcp'],
+      [needs.udpPorts, c.reservedUdpPorts, 'udp'],
+    ] as const) {
       for (const port of ports) if (reserved.includes(port)) problems.push(`needs host port ${port}/${protocol}, which is reserved`);
     }
     const rangeSize = c.dynamicPortRange.last - c.dynamicPortRange.first + 1;
@@ -116,7 +119,10 @@ export class HostResourceManager {
     // A static port no task holds but something else on the host listens on: waiting would hold
     // up the queue behind it for as long as that program runs, so the task is refused.
     const busy: string[] = [];
-    for (const [ports, protocol] of [[needs.tcpPorts, 'tcp'], [needs.udpPorts, 'udp']] as const) {
+    for (const [ports, protocol] of [
+      [needs.tcpPorts, 'tcp'],
+      [needs.udpPorts, 'udp'],
+    ] as const) {
       for (const port of ports) if (!(await this.probe(port, protocol))) busy.push(`${port}/${protocol}`);
     }
     if (busy.length > 0) return { refused: `host port ${busy.join(', ')} is in use on the host by something other than a task` };

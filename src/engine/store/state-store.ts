@@ -174,9 +174,15 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
   saveCniAttachment(a: CniAttachmentRecord): void {
     this.transaction(() =>
       this.statements.upsertCni.run(
-        a.network, a.containerId, a.ifName, a.taskId, a.netns, JSON.stringify(a.config),
+        a.network,
+        a.containerId,
+        a.ifName,
+        a.taskId,
+        a.netns,
+        JSON.stringify(a.config),
         JSON.stringify({ args: a.args, capabilityArgs: a.capabilityArgs, addFailure: a.addFailure }),
-        a.result === undefined ? null : JSON.stringify(a.result), Date.now(),
+        a.result === undefined ? null : JSON.stringify(a.result),
+        Date.now(),
       ),
     );
   }
@@ -187,8 +193,15 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
     return rows.map((r) => {
       const { args, capabilityArgs, addFailure } = JSON.parse(r.args) as Pick<CniAttachmentRecord, 'args' | 'capabilityArgs' | 'addFailure'>;
       return {
-        network: r.network, containerId: r.container_id, ifName: r.if_name, taskId: r.task_id, netns: r.netns,
-        config: JSON.parse(r.config) as unknown, args, capabilityArgs, addFailure,
+        network: r.network,
+        containerId: r.container_id,
+        ifName: r.if_name,
+        taskId: r.task_id,
+        netns: r.netns,
+        config: JSON.parse(r.config) as unknown,
+        args,
+        capabilityArgs,
+        addFailure,
         result: r.result === null ? undefined : (JSON.parse(r.result) as unknown),
       };
     });
@@ -223,10 +236,12 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
     this.emit('change', false);
     const probe = () => {
       try {
-        this.db.transaction(() => {
-          this.db.prepare('INSERT INTO store_probe (data) VALUES (zeroblob(65536))').run();
-          this.db.prepare('DELETE FROM store_probe').run();
-        }).immediate();
+        this.db
+          .transaction(() => {
+            this.db.prepare('INSERT INTO store_probe (data) VALUES (zeroblob(65536))').run();
+            this.db.prepare('DELETE FROM store_probe').run();
+          })
+          .immediate();
       } catch {
         this.probeTimer = setTimeout(probe, PROBE_INTERVAL_MS).unref();
         return;
@@ -270,12 +285,9 @@ function prepareStatements(db: Database) {
     ),
     deleteImage: db.prepare('DELETE FROM images WHERE reference = ?'),
     selectImages: db.prepare('SELECT reference, pulled_at, last_used_at, pulled_with_credentials FROM images'),
-    upsertCni: db.prepare(
-      'INSERT OR REPLACE INTO cni_attachments (network, container_id, if_name, task_id, netns, config, args, result, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    ),
+    upsertCni: db.prepare('INSERT OR REPLACE INTO cni_attachments (network, container_id, if_name, task_id, netns, config, args, result, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     selectCni: db.prepare('SELECT network, container_id, if_name, task_id, netns, config, args, result FROM cni_attachments ORDER BY created_at, rowid'),
     deleteCni: db.prepare('DELETE FROM cni_attachments WHERE network = ? AND container_id = ? AND if_name = ?'),
-
   };
 }
 

@@ -77,12 +77,7 @@ export class ContainerActions {
     } catch (error) {
       if (isRuntimeError(error, 'already-exists')) {
         const existing = await this.runtime.inspectContainer(spec.name).catch(() => undefined);
-        if (
-          existing &&
-          existing.labels[LABELS.taskId] === task.id &&
-          existing.labels[LABELS.containerName] === container.name &&
-          existing.labels[LABELS.agentId] === this.settings.agentId
-        ) {
+        if (existing && existing.labels[LABELS.taskId] === task.id && existing.labels[LABELS.containerName] === container.name && existing.labels[LABELS.agentId] === this.settings.agentId) {
           return { kind: 'created', change: { runtimeId: existing.id, createdAt: existing.createdAt ?? new Date() } };
         }
         return { kind: 'stopped', change: { reason: `cannot create container: the name "${spec.name}" is taken by a container this task does not own` } };

@@ -51,8 +51,7 @@ export function findCycle(containers: Pick<ContainerDefinition, 'name' | 'depend
 export function evaluateCondition(dependencyName: string, condition: DependencyCondition, dependency: DependencyView, nowMs = Date.now()): DependencyVerdict {
   const stopped = dependency.knownStatus === 'STOPPED';
   const neverRan = stopped && !dependency.started;
-  const deadlineMs =
-    condition !== 'START' && dependency.startTimeoutMs !== undefined && dependency.startedAtMs !== undefined ? dependency.startedAtMs + dependency.startTimeoutMs : undefined;
+  const deadlineMs = condition !== 'START' && dependency.startTimeoutMs !== undefined && dependency.startedAtMs !== undefined ? dependency.startedAtMs + dependency.startTimeoutMs : undefined;
   const waiting = (what: string): DependencyVerdict => {
     if (deadlineMs !== undefined && nowMs >= deadlineMs) {
       return { kind: 'failed', reason: `dependency "${dependencyName}" did not ${what} within its start timeout of ${dependency.startTimeoutMs} ms (condition ${condition})` };
@@ -80,11 +79,7 @@ export function evaluateCondition(dependencyName: string, condition: DependencyC
  * Evaluates every dependency of a container: the first permanent failure wins, then the first
  * wait; satisfied when all are met.
  */
-export function evaluateDependencies(
-  definition: Pick<ContainerDefinition, 'dependsOn'>,
-  lookup: (name: string) => DependencyView,
-  nowMs = Date.now(),
-): DependencyVerdict {
+export function evaluateDependencies(definition: Pick<ContainerDefinition, 'dependsOn'>, lookup: (name: string) => DependencyView, nowMs = Date.now()): DependencyVerdict {
   let firstWait: Extract<DependencyVerdict, { kind: 'waiting' }> | undefined;
   let deadlineMs: number | undefined;
   for (const dependency of definition.dependsOn) {

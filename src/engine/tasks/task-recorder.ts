@@ -46,7 +46,11 @@ export class TaskRecorder {
   /** Saves a new task with its containers and records its first event. Throws when the store cannot. */
   insert(definition: TaskDefinition, containers: Iterable<ManagedContainer>, firstEvent: EventChange): void {
     this.store.transaction(() => {
-      this.store.insertTask(definition, this.taskState(), [...containers].map((c) => c.record()));
+      this.store.insertTask(
+        definition,
+        this.taskState(),
+        [...containers].map((c) => c.record()),
+      );
       this.event(firstEvent);
     });
   }

@@ -10,10 +10,7 @@ import type { CniPortMapping, TaskNetworking, TaskNetworkStatus } from '../netwo
 
 /** What a step of the sandbox's network did. */
 export type SandboxOutcome =
-  | { kind: 'network-ready'; status: TaskNetworkStatus }
-  | { kind: 'network-failed'; reason: string }
-  | { kind: 'network-released' }
-  | { kind: 'network-release-failed'; reason: string };
+  { kind: 'network-ready'; status: TaskNetworkStatus } | { kind: 'network-failed'; reason: string } | { kind: 'network-released' } | { kind: 'network-release-failed'; reason: string };
 
 /** What the task does after a sandbox outcome: record an event, stop the task. */
 export interface SandboxVerdict {

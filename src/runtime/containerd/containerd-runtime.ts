@@ -114,7 +114,9 @@ function stateOf(process: Process | undefined): ContainerState {
 
 /** A filter expression of containerd matching every label (AND). */
 function labelFilter(labels: Record<string, string>): string {
-  return Object.entries(labels).map(([key, value]) => `labels.${JSON.stringify(key)}==${JSON.stringify(value)}`).join(',');
+  return Object.entries(labels)
+    .map(([key, value]) => `labels.${JSON.stringify(key)}==${JSON.stringify(value)}`)
+    .join(',');
 }
 
 /**
@@ -234,7 +236,13 @@ export class ContainerdRuntime implements ContainerRuntime {
     if (spec.network === 'container' && !spec.networkContainer) throw new RuntimeError('invalid', operation, 'network "container" needs the namespace to join');
     if (spec.gpuIds && spec.gpuIds.length > 0) throw new RuntimeError('invalid', operation, 'GPUs are not supported on containerd yet');
     for (const m of spec.mounts ?? []) {
-      if (!(await stat(m.hostPath).then(() => true, () => false))) throw new RuntimeError('invalid', operation, `the host path "${m.hostPath}" to mount at "${m.containerPath}" does not exist`);
+      if (
+        !(await stat(m.hostPath).then(
+          () => true,
+          () => false,
+        ))
+      )
+        throw new RuntimeError('invalid', operation, `the host path "${m.hostPath}" to mount at "${m.containerPath}" does not exist`);
     }
     const id = containerIdFor(spec.name);
     const c = this.client;
@@ -275,22 +283,37 @@ export class ContainerdRuntime implements ContainerRuntime {
       await writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
       await writeFile(files.hostname, `${hostname}\n`);
       await writeFile(files.resolvConf, await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
-      const oci = runtimeSpec({ id, namespace: this.options.namespace, spec, image: image.config, user, files, netnsPath: spec.networkContainer?.netnsPath, apparmorProfile: this.options.apparmorProfile });
+      const oci = runtimeSpec({
+        id,
+        namespace: this.options.namespace,
+        spec,
+        image: image.config,
+        user,
+        files,
+        netnsPath: spec.networkContainer?.netnsPath,
+        apparmorProfile: this.options.apparmorProfile,
+      });
       const labels: Record<string, string> = { ...spec.labels, [NAME_LABEL]: spec.name, [LOG_FILE_LABEL]: join(dir, LOG_FILE_NAME) };
       if (image.config.config?.StopSignal) labels[STOP_SIGNAL_LABEL] = image.config.config.StopSignal;
-      await c.call(operation, c.containers, c.containers.create, {
-        container: {
-          id,
-          labels,
-          image: image.name,
-          runtime: { name: RUNTIME, options: undefined },
-          spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(oci)) },
-          snapshotter: SNAPSHOTTER,
-          snapshotKey: id,
-          createdAt: undefined,
-          updatedAt: undefined,
+      await c.call(
+        operation,
+        c.containers,
+        c.containers.create,
+        {
+          container: {
+            id,
+            labels,
+            image: image.name,
+            runtime: { name: RUNTIME, options: undefined },
+            spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(oci)) },
+            snapshotter: SNAPSHOTTER,
+            snapshotKey: id,
+            createdAt: undefined,
+            updatedAt: undefined,
+          },
         },
-      }, { lease });
+        { lease },
+      );
       this.labelsCache.set(id, labels);
       return id;
     } catch (error) {
@@ -384,10 +407,7 @@ export class ContainerdRuntime implements ContainerRuntime {
     const exited = this.waitFor(id);
     await this.kill(id, signalNumber(container.labels[STOP_SIGNAL_LABEL]));
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      exited.then(() => false),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
-    ]).finally(() => clearTimeout(timer));
+    const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)))]).finally(() => clearTimeout(timer));
     if (timedOut) {
       await this.kill(id, os.signals.SIGKILL);
       await withTimeout(`stop container ${id}`, this.options.callTimeoutMs, () => exited);
@@ -464,10 +484,7 @@ export class ContainerdRuntime implements ContainerRuntime {
   async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {
     const c = this.client;
     const filters = Object.keys(labels).length > 0 ? [labelFilter(labels)] : [];
-    const [{ containers }, { tasks }] = await Promise.all([
-      c.call('list containers', c.containers, c.containers.list, { filters }),
-      c.call('list tasks', c.tasks, c.tasks.list, { filter: '' }),
-    ]);
+    const [{ containers }, { tasks }] = await Promise.all([c.call('list containers', c.containers, c.containers.list, { filters }), c.call('list tasks', c.tasks, c.tasks.list, { filter: '' })]);
     // Tasks.List names a container's own process by the container's id (container_id stays empty).
     const byId = new Map(tasks.map((t) => [t.containerId || t.id, t]));
     return containers.map((container) => this.info(container, byId.get(container.id)));
@@ -494,7 +511,10 @@ export class ContainerdRuntime implements ContainerRuntime {
       // Wait can answer a moment before the shim has moved the process to "stopped", and a delete
       // in that moment is refused ("conflict"): try again, for at most a second.
       for (let attempt = 0; attempt < 20; attempt++) {
-        const error = await c.call('delete exec process', c.tasks, c.tasks.deleteProcess, { containerId: id, execId }).then(() => undefined, (e: unknown) => e);
+        const error = await c.call('delete exec process', c.tasks, c.tasks.deleteProcess, { containerId: id, execId }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         if (!isRuntimeError(error, 'conflict')) return;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
@@ -567,7 +587,10 @@ export class ContainerdRuntime implements ContainerRuntime {
     const matches = async (id: string) => {
       let own = this.labelsCache.get(id);
       if (!own) {
-        own = await this.getContainer(id, operation).then((found) => found.labels, () => undefined);
+        own = await this.getContainer(id, operation).then(
+          (found) => found.labels,
+          () => undefined,
+        );
         if (!own) return false;
         this.labelsCache.set(id, own);
       }

@@ -127,8 +127,14 @@ export async function readBlob(client: ContainerdClient, digest: string, timeout
 
 /** Sets labels on a blob already in the content store. */
 export async function labelBlob(client: ContainerdClient, digest: string, labels: Record<string, string>, lease?: string): Promise<void> {
-  await client.call('label content', client.content, client.content.update, {
-    info: { digest, size: 0, createdAt: undefined, updatedAt: undefined, labels },
-    updateMask: Object.keys(labels).map((key) => `labels.${key}`),
-  }, { lease });
+  await client.call(
+    'label content',
+    client.content,
+    client.content.update,
+    {
+      info: { digest, size: 0, createdAt: undefined, updatedAt: undefined, labels },
+      updateMask: Object.keys(labels).map((key) => `labels.${key}`),
+    },
+    { lease },
+  );
 }

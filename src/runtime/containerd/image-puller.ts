@@ -164,10 +164,16 @@ export class ImagePuller {
       const prepared = await c.call('prepare snapshot', c.snapshots, c.snapshots.prepare, { snapshotter: SNAPSHOTTER, key, parent: chain[i - 1] ?? '', labels: {} }, { lease });
       const layer = manifest.layers[i]!;
       try {
-        const applied = await c.call('apply layer', c.diff, c.diff.apply, {
-          diff: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size, annotations: {} },
-          mounts: prepared.mounts,
-        }, { lease, timeoutMs: 10 * this.callTimeoutMs });
+        const applied = await c.call(
+          'apply layer',
+          c.diff,
+          c.diff.apply,
+          {
+            diff: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size, annotations: {} },
+            mounts: prepared.mounts,
+          },
+          { lease, timeoutMs: 10 * this.callTimeoutMs },
+        );
         if (applied.applied?.digest !== diffIds[i]) throw new RuntimeError('internal', 'apply layer', `layer ${layer.digest} unpacked to ${applied.applied?.digest}, expected ${diffIds[i]}`);
         await c.call('commit snapshot', c.snapshots, c.snapshots.commit, { snapshotter: SNAPSHOTTER, name: chainId, key, labels: {} }, { lease });
       } catch (error) {

@@ -176,7 +176,10 @@ export async function* readLogFile(path: string, options: LogOptions, exited: Pr
   if (!options.follow || !exited || options.signal.aborted) return;
 
   let processExited = false;
-  void exited.then(() => (processExited = true), () => (processExited = true));
+  void exited.then(
+    () => (processExited = true),
+    () => (processExited = true),
+  );
   let wake: (() => void) | undefined;
   const nudge = () => wake?.();
   const watcher = watch(path, { persistent: false }, nudge);

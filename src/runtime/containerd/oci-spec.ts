@@ -31,19 +31,38 @@ export interface RuntimeSpecInput {
 }
 
 const CAPABILITIES = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
-  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
 ];
 
-const MASKED_PATHS = [
-  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-  '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi',
-];
+const MASKED_PATHS = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'];
 
 const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 /** Character devices a container may use (null, zero, full, random, urandom, tty, console, ptmx, pts). */
-const ALLOWED_DEVICES: [number, number | null][] = [[1, 3], [1, 5], [1, 7], [1, 8], [1, 9], [5, 0], [5, 1], [5, 2], [136, null]];
+const ALLOWED_DEVICES: [number, number | null][] = [
+  [1, 3],
+  [1, 5],
+  [1, 7],
+  [1, 8],
+  [1, 9],
+  [5, 0],
+  [5, 1],
+  [5, 2],
+  [136, null],
+];
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -84,7 +103,10 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
       : [{ allow: false, access: 'rwm' }, ...ALLOWED_DEVICES.map(([major, minor]) => ({ allow: true, type: 'c', major, ...(minor === null ? {} : { minor }), access: 'rwm' }))],
   };
   if (spec.memoryBytes > 0 || spec.memoryReservationBytes > 0) {
-    resources.memory = { ...(spec.memoryBytes > 0 ? { limit: spec.memoryBytes, swap: spec.memoryBytes } : {}), ...(spec.memoryReservationBytes > 0 ? { reservation: spec.memoryReservationBytes } : {}) };
+    resources.memory = {
+      ...(spec.memoryBytes > 0 ? { limit: spec.memoryBytes, swap: spec.memoryBytes } : {}),
+      ...(spec.memoryReservationBytes > 0 ? { reservation: spec.memoryReservationBytes } : {}),
+    };
   }
   if (spec.cpuShares > 0) resources.cpu = { shares: Math.max(2, spec.cpuShares) };
   if (spec.pidsLimit && spec.pidsLimit > 0) resources.pids = { limit: spec.pidsLimit };

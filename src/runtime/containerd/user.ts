@@ -31,7 +31,7 @@ export async function readFromMounts(mounts: Mount[], paths: string[]): Promise<
     return await Promise.all(
       paths.map((path) =>
         readRootfsFile(target, path, MAX_ACCOUNT_FILE_BYTES).catch((error: unknown) => {
-          if (error instanceof RootfsFileError) throw new RuntimeError('invalid', 'read the image\'s user database', `the image's ${error.message}`);
+          if (error instanceof RootfsFileError) throw new RuntimeError('invalid', "read the image's user database", `the image's ${error.message}`);
           throw error;
         }),
       ),

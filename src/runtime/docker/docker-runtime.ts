@@ -150,9 +150,7 @@ export class DockerRuntime implements ContainerRuntime {
       operation,
       options.timeoutMs ?? this.options.pullTimeoutMs,
       async (abortSignal) => {
-        const authconfig = options.auth
-          ? { username: options.auth.username, password: options.auth.password, serveraddress: registryHost(ref) }
-          : undefined;
+        const authconfig = options.auth ? { username: options.auth.username, password: options.auth.password, serveraddress: registryHost(ref) } : undefined;
         let stream: Readable;
         try {
           stream = (await this.docker.pull(ref, { authconfig, abortSignal })) as Readable;
@@ -219,7 +217,7 @@ export class DockerRuntime implements ContainerRuntime {
   async createContainer(spec: ContainerSpec): Promise<string> {
     requireImageReference(spec.image, `create container "${spec.name}"`);
     if (spec.network === 'container' && spec.ports.length > 0) {
-      throw new RuntimeError('invalid', `create container "${spec.name}"`, 'a container that joins another container\'s network cannot map ports of its own');
+      throw new RuntimeError('invalid', `create container "${spec.name}"`, "a container that joins another container's network cannot map ports of its own");
     }
     const exposed: Record<string, object> = {};
     const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
@@ -272,11 +270,7 @@ export class DockerRuntime implements ContainerRuntime {
   async stopContainer(id: string, timeoutMs: number): Promise<void> {
     const seconds = Math.max(0, Math.ceil(timeoutMs / 1000));
     try {
-      await this.call(
-        `stop container ${id}`,
-        (abortSignal) => this.docker.getContainer(id).stop({ t: seconds, abortSignal }),
-        timeoutMs + this.options.callTimeoutMs,
-      );
+      await this.call(`stop container ${id}`, (abortSignal) => this.docker.getContainer(id).stop({ t: seconds, abortSignal }), timeoutMs + this.options.callTimeoutMs);
     } catch (error) {
       const status = (error instanceof RuntimeError ? (error.cause as { statusCode?: number }) : undefined)?.statusCode;
       if (status !== 304) throw error; // 304: not running
@@ -337,9 +331,7 @@ export class DockerRuntime implements ContainerRuntime {
       state: toState(c.State),
       oomKilled: false,
       createdAt: new Date(c.Created * 1000),
-      portBindings: (c.Ports ?? [])
-        .filter((p) => p.PublicPort)
-        .map((p) => ({ containerPort: p.PrivatePort, hostPort: p.PublicPort, protocol: p.Type === 'udp' ? 'udp' : 'tcp', hostIp: p.IP ?? '' })),
+      portBindings: (c.Ports ?? []).filter((p) => p.PublicPort).map((p) => ({ containerPort: p.PrivatePort, hostPort: p.PublicPort, protocol: p.Type === 'udp' ? 'udp' : 'tcp', hostIp: p.IP ?? '' })),
     }));
   }
 
@@ -402,7 +394,9 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async bridgeGateway(): Promise<string | undefined> {
-    const network = (await this.call('inspect the bridge network', (abortSignal) => (this.docker.getNetwork('bridge') as unknown as { inspect(o: object): Promise<unknown> }).inspect({ abortSignal }))) as { IPAM?: { Config?: { Gateway?: string }[] } };
+    const network = (await this.call('inspect the bridge network', (abortSignal) =>
+      (this.docker.getNetwork('bridge') as unknown as { inspect(o: object): Promise<unknown> }).inspect({ abortSignal }),
+    )) as { IPAM?: { Config?: { Gateway?: string }[] } };
     return network.IPAM?.Config?.find((c) => c.Gateway)?.Gateway;
   }
 
@@ -500,9 +494,7 @@ export class DockerRuntime implements ContainerRuntime {
     const label = Object.entries(labels).map(([key, value]) => `${key}=${value}`);
     let stream: Readable;
     try {
-      stream = (await withTimeout('watch docker events', this.options.callTimeoutMs, () =>
-        this.docker.getEvents({ filters: { type: ['container'], label }, abortSignal: signal }),
-      )) as Readable;
+      stream = (await withTimeout('watch docker events', this.options.callTimeoutMs, () => this.docker.getEvents({ filters: { type: ['container'], label }, abortSignal: signal }))) as Readable;
     } catch (error) {
       throw toRuntimeError('watch docker events', error);
     }
@@ -522,4 +514,3 @@ export class DockerRuntime implements ContainerRuntime {
     })();
   }
 }
-

@@ -150,7 +150,9 @@ export class RegistryClient {
     }
     if (response.ok) return response;
     const detail =
-      method === 'HEAD' ? `HTTP ${response.status}` : `HTTP ${response.status}: ${(await readBounded(response, MAX_ERROR_BYTES, operation).catch(() => Buffer.alloc(0))).toString('utf8').slice(0, 300)}`;
+      method === 'HEAD'
+        ? `HTTP ${response.status}`
+        : `HTTP ${response.status}: ${(await readBounded(response, MAX_ERROR_BYTES, operation).catch(() => Buffer.alloc(0))).toString('utf8').slice(0, 300)}`;
     if (response.status === 401 || response.status === 403) throw new RuntimeError('unauthorized', operation, `${detail}${auth ? '' : ' (no credentials given)'}`);
     if (response.status === 404) throw new RuntimeError('not-found', operation, detail);
     throw new RuntimeError(response.status >= 500 ? 'unavailable' : 'internal', operation, detail);

@@ -131,7 +131,13 @@ export class CniInvoker {
       found = (async () => {
         for (const dir of this.options.pluginDirs) {
           const path = join(dir, type);
-          if (await access(path, constants.X_OK).then(() => true, () => false)) return path;
+          if (
+            await access(path, constants.X_OK).then(
+              () => true,
+              () => false,
+            )
+          )
+            return path;
         }
         throw new Error(`no executable "${type}" in ${this.options.pluginDirs.join(':')}`);
       })();

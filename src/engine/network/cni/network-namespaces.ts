@@ -22,7 +22,10 @@ export class NetworkNamespaces {
   }
 
   async exists(name: string): Promise<boolean> {
-    return access(this.pathOf(name)).then(() => true, () => false);
+    return access(this.pathOf(name)).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Names the network namespace of process `pid`; a stale name left by a crash is replaced. */
