@@ -19,7 +19,6 @@ import { compileConfig, defaultConfigInput } from '../src/config/config.js';
 import type { Event } from '../src/gen/berth/agent/v1/event.js';
 import { TaskStatus } from '../src/gen/berth/agent/v1/task.js';
 import type { ListTasksResponse } from '../src/gen/berth/agent/v1/task_service.js';
-import { TOKENS } from '../src/tokens.js';
 import { call, EventCollector, startTestAgent } from '../test/harness/agent.js';
 import { startAgentProcess } from '../test/harness/agent-process.js';
 import { startTestEnvironment } from '../test/harness/environment.js';
@@ -42,7 +41,7 @@ async function main(): Promise<void> {
     await watch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
     await call(inProcess.client, 'runTask', { task: definition('warm') });
     await watch.waitForEvent('warm RUNNING', running('warm'), 120_000);
-    const store = inProcess.agent.container.get(TOKENS.stateStore);
+    const store = inProcess.agent.parts.store;
     const before = store.writeStats();
     const launchStarted = performance.now();
     for (let i = 0; i < W; i++) {

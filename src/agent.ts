@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Container } from 'inversify';
+import { Container, type ServiceIdentifier } from 'inversify';
 import { pino, type Logger } from 'pino';
 import type { BerthConfig } from './config/config.js';
 import type { EngineSettings } from './engine/engine-settings.js';
@@ -34,104 +34,128 @@ function containerdRuntime(cfg: BerthConfig, log: Logger): ContainerdRuntime {
   return new ContainerdRuntime({ ...options, apparmorProfile: apparmor.profile, pullTimeoutMs: cfg.images.pullTimeoutMs, stateDir: join(cfg.dataDir, 'containerd'), logRotation: cfg.logs });
 }
 
+type Resolved<D> = { [K in keyof D]: D[K] extends ServiceIdentifier<infer V> ? V : never };
+
+/** Binds `token` to what `make` builds from `deps`: each binding names its dependencies once, typed. */
+function provide<T, D extends Record<string, ServiceIdentifier<unknown>>>(c: Container, token: ServiceIdentifier<T>, deps: D, make: (resolved: Resolved<D>) => T): void {
+  const names = Object.keys(deps);
+  c.bind(token).toResolvedValue(
+    (...values: unknown[]) => make(Object.fromEntries(names.map((name, i) => [name, values[i]])) as Resolved<D>),
+    names.map((name) => deps[name]!),
+  );
+}
+
 export function buildContainer(config: BerthConfig, logger: Logger, capacity: HostCapacity): Container {
   const c = new Container({ defaultScope: 'Singleton' });
-  c.bind(TOKENS.stateStore).toResolvedValue((cfg: BerthConfig) => new StateStore(stateStorePath(cfg), { count: cfg.events.retain, maxAgeMs: cfg.events.retainForMs }), [TOKENS.config]);
-  c.bind(TOKENS.hostResources).toResolvedValue((store: StateStore) => new HostResourceManager(capacity, probeHostPort, store), [TOKENS.stateStore]);
   c.bind(TOKENS.config).toConstantValue(config);
   c.bind(TOKENS.logger).toConstantValue(logger);
-  c.bind(TOKENS.metrics).toResolvedValue((log: Logger) => new AgentMetrics(log.child({ component: 'metrics' })), [TOKENS.logger]);
-  c.bind(TOKENS.runtime).toResolvedValue(
-    (cfg: BerthConfig, metrics: AgentMetrics, log: Logger): ContainerRuntime => {
-      const runtime = cfg.runtime.kind === 'docker' ? new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs, logRotation: cfg.logs }) : containerdRuntime(cfg, log);
-      // Every runtime call is timed for the metrics; the engine sees the same contract.
-      return new InstrumentedRuntime(runtime, metrics);
-    },
-    [TOKENS.config, TOKENS.metrics, TOKENS.logger],
+  provide(c, TOKENS.stateStore, { cfg: TOKENS.config }, ({ cfg }) => new StateStore(stateStorePath(cfg), { count: cfg.events.retain, maxAgeMs: cfg.events.retainForMs }));
+  provide(c, TOKENS.hostResources, { store: TOKENS.stateStore }, ({ store }) => new HostResourceManager(capacity, probeHostPort, store));
+  provide(c, TOKENS.metrics, { log: TOKENS.logger }, ({ log }) => new AgentMetrics(log.child({ component: 'metrics' })));
+  provide(c, TOKENS.metricsServer, { cfg: TOKENS.config, metrics: TOKENS.metrics, log: TOKENS.logger }, ({ cfg, metrics, log }) =>
+    cfg.metrics.address ? new MetricsServer(metrics, cfg.metrics.address, log.child({ component: 'metrics' })) : undefined,
   );
-  c.bind(TOKENS.runtimeMonitor).toResolvedValue(
-    (runtime: ContainerRuntime, cfg: BerthConfig, log: Logger) =>
+  provide(c, TOKENS.runtime, { cfg: TOKENS.config, metrics: TOKENS.metrics, log: TOKENS.logger }, ({ cfg, metrics, log }): ContainerRuntime => {
+    const runtime = cfg.runtime.kind === 'docker' ? new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs, logRotation: cfg.logs }) : containerdRuntime(cfg, log);
+    // Every runtime call is timed for the metrics; the engine sees the same contract.
+    return new InstrumentedRuntime(runtime, metrics);
+  });
+  provide(
+    c,
+    TOKENS.runtimeMonitor,
+    { runtime: TOKENS.runtime, cfg: TOKENS.config, log: TOKENS.logger },
+    ({ runtime, cfg, log }) =>
       new RuntimeMonitor(runtime, { checkIntervalMs: cfg.engine.runtimeCheckIntervalMs, initialBackoffMs: 500, maxBackoffMs: 30_000 }, log.child({ component: 'runtime-monitor' })),
-    [TOKENS.runtime, TOKENS.config, TOKENS.logger],
   );
-  c.bind(TOKENS.images).toResolvedValue(
-    (runtime: ContainerRuntime, cfg: BerthConfig, log: Logger, store: StateStore) =>
-      new ImageManager(
-        runtime,
-        {
-          pullBehavior: cfg.images.pullBehavior,
-          registryCredentials: cfg.images.registryCredentials,
-          maxConcurrentPulls: cfg.images.maxConcurrentPulls,
-          pullTimeoutMs: cfg.images.pullTimeoutMs,
-          pullInactivityTimeoutMs: cfg.images.pullInactivityTimeoutMs,
-          accessCheckValidityMs: cfg.images.accessCheckValidityMs,
-          cleanup: cfg.images.cleanup,
-        },
-        log.child({ component: 'images' }),
-        store,
-      ),
-    [TOKENS.runtime, TOKENS.config, TOKENS.logger, TOKENS.stateStore],
-  );
-  c.bind(TOKENS.eventLog).toResolvedValue((store: StateStore, cfg: BerthConfig) => new EventLog(store.events, { maxWatcherLag: cfg.events.maxWatcherLag }), [TOKENS.stateStore, TOKENS.config]);
-  c.bind(TOKENS.engineSettings).toResolvedValue(
-    (cfg: BerthConfig): EngineSettings => ({
-      agentId: cfg.agentId,
-      defaultStopTimeoutMs: cfg.engine.defaultStopTimeoutMs,
-      taskCleanupWaitMs: cfg.engine.taskCleanupWaitMs,
-      defaultPidsLimit: cfg.engine.defaultPidsLimit,
-      pullProgressIntervalMs: cfg.images.progressIntervalMs,
-      restartBackoff: cfg.engine.restartBackoff,
-      relistIntervalMs: cfg.engine.relistIntervalMs,
-      orphanGracePeriodMs: cfg.engine.orphanGracePeriodMs,
-      transientRetry: { attempts: 5, initialDelayMs: 1000, maxDelayMs: 5000 },
-      security: cfg.security,
-      limits: cfg.limits,
-    }),
-    [TOKENS.config],
-  );
-  c.bind(TOKENS.metadata).toResolvedValue(
-    (cfg: BerthConfig, log: Logger) => {
-      const { address, requestsPerSecond, burst } = cfg.metadata;
-      if (!address) return undefined;
-      const tokens = new MetadataTokens(join(cfg.dataDir, 'metadata.key'));
-      return new MetadataServer(tokens, { address, agentId: cfg.agentId, requestsPerSecond, burst }, log.child({ component: 'metadata' }));
+  provide(c, TOKENS.images, { runtime: TOKENS.runtime, cfg: TOKENS.config, log: TOKENS.logger, store: TOKENS.stateStore }, ({ runtime, cfg, log, store }) => {
+    const { pullBehavior, registryCredentials, maxConcurrentPulls, pullTimeoutMs, pullInactivityTimeoutMs, accessCheckValidityMs, cleanup } = cfg.images;
+    const settings = { pullBehavior, registryCredentials, maxConcurrentPulls, pullTimeoutMs, pullInactivityTimeoutMs, accessCheckValidityMs, cleanup };
+    return new ImageManager(runtime, settings, log.child({ component: 'images' }), store);
+  });
+  provide(c, TOKENS.eventLog, { store: TOKENS.stateStore, cfg: TOKENS.config }, ({ store, cfg }) => new EventLog(store.events, { maxWatcherLag: cfg.events.maxWatcherLag }));
+  provide(c, TOKENS.engineSettings, { cfg: TOKENS.config }, ({ cfg }): EngineSettings => ({
+    agentId: cfg.agentId,
+    defaultStopTimeoutMs: cfg.engine.defaultStopTimeoutMs,
+    taskCleanupWaitMs: cfg.engine.taskCleanupWaitMs,
+    defaultPidsLimit: cfg.engine.defaultPidsLimit,
+    pullProgressIntervalMs: cfg.images.progressIntervalMs,
+    restartBackoff: cfg.engine.restartBackoff,
+    relistIntervalMs: cfg.engine.relistIntervalMs,
+    orphanGracePeriodMs: cfg.engine.orphanGracePeriodMs,
+    transientRetry: { attempts: 5, initialDelayMs: 1000, maxDelayMs: 5000 },
+    security: cfg.security,
+    limits: cfg.limits,
+  }));
+  provide(c, TOKENS.metadata, { cfg: TOKENS.config, log: TOKENS.logger }, ({ cfg, log }) => {
+    const { address, requestsPerSecond, burst } = cfg.metadata;
+    if (!address) return undefined;
+    const tokens = new MetadataTokens(join(cfg.dataDir, 'metadata.key'));
+    return new MetadataServer(tokens, { address, agentId: cfg.agentId, requestsPerSecond, burst }, log.child({ component: 'metadata' }));
+  });
+  provide(c, TOKENS.network, { cfg: TOKENS.config, store: TOKENS.stateStore, log: TOKENS.logger, metadata: TOKENS.metadata }, ({ cfg, store, log, metadata }): EngineNetwork => {
+    const { cni } = cfg.network;
+    const invoker = new CniInvoker({ pluginDirs: cni.pluginDirs, timeoutMs: cni.pluginTimeoutMs });
+    const networking = new TaskNetworking(
+      { agentId: cfg.agentId, list: cni.config, ifName: cni.interfaceName },
+      invoker,
+      new NetworkNamespaces(cni.pluginTimeoutMs),
+      store,
+      log.child({ component: 'network' }),
+    );
+    return { networking, pauseImage: cfg.network.pauseImage, metadata };
+  });
+  provide(
+    c,
+    TOKENS.engine,
+    {
+      runtime: TOKENS.runtime,
+      monitor: TOKENS.runtimeMonitor,
+      events: TOKENS.eventLog,
+      store: TOKENS.stateStore,
+      settings: TOKENS.engineSettings,
+      resources: TOKENS.hostResources,
+      images: TOKENS.images,
+      network: TOKENS.network,
+      log: TOKENS.logger,
     },
-    [TOKENS.config, TOKENS.logger],
+    (deps) => new TaskEngine({ ...deps, log: deps.log.child({ component: 'engine' }) }),
   );
-  c.bind(TOKENS.network).toResolvedValue(
-    (cfg: BerthConfig, store: StateStore, log: Logger, metadata: MetadataServer | undefined): EngineNetwork => {
-      const { cni } = cfg.network;
-      const invoker = new CniInvoker({ pluginDirs: cni.pluginDirs, timeoutMs: cni.pluginTimeoutMs });
-      const networking = new TaskNetworking(
-        { agentId: cfg.agentId, list: cni.config, ifName: cni.interfaceName },
-        invoker,
-        new NetworkNamespaces(cni.pluginTimeoutMs),
-        store,
-        log.child({ component: 'network' }),
-      );
-      return { networking, pauseImage: cfg.network.pauseImage, metadata };
-    },
-    [TOKENS.config, TOKENS.stateStore, TOKENS.logger, TOKENS.metadata],
-  );
-  c.bind(TOKENS.engine).toResolvedValue(
-    (
-      runtime: ContainerRuntime,
-      monitor: RuntimeMonitor,
-      events: EventLog,
-      store: StateStore,
-      settings: EngineSettings,
-      resources: HostResourceManager,
-      images: ImageManager,
-      network: EngineNetwork,
-      log: Logger,
-    ) => new TaskEngine({ runtime, monitor, events, store, settings, resources, images, network, log: log.child({ component: 'engine' }) }),
-    [TOKENS.runtime, TOKENS.runtimeMonitor, TOKENS.eventLog, TOKENS.stateStore, TOKENS.engineSettings, TOKENS.hostResources, TOKENS.images, TOKENS.network, TOKENS.logger],
-  );
-  c.bind(TOKENS.server).toResolvedValue(
-    (engine: TaskEngine, monitor: RuntimeMonitor, cfg: BerthConfig, log: Logger) => new AgentServer(engine, monitor, cfg, log.child({ component: 'server' })),
-    [TOKENS.engine, TOKENS.runtimeMonitor, TOKENS.config, TOKENS.logger],
+  provide(
+    c,
+    TOKENS.server,
+    { engine: TOKENS.engine, monitor: TOKENS.runtimeMonitor, cfg: TOKENS.config, log: TOKENS.logger },
+    ({ engine, monitor, cfg, log }) => new AgentServer(engine, monitor, cfg, log.child({ component: 'server' })),
   );
   return c;
+}
+
+/** The agent's parts, typed, for the agent itself, tools, tests and benches. */
+export interface AgentParts {
+  config: BerthConfig;
+  runtime: ContainerRuntime;
+  store: StateStore;
+  eventLog: EventLog;
+  images: ImageManager;
+  engine: TaskEngine;
+  server: AgentServer;
+  metrics: AgentMetrics;
+  metricsServer: MetricsServer | undefined;
+  metadata: MetadataServer | undefined;
+}
+
+function partsOf(c: Container): AgentParts {
+  return {
+    config: c.get(TOKENS.config),
+    runtime: c.get(TOKENS.runtime),
+    store: c.get(TOKENS.stateStore),
+    eventLog: c.get(TOKENS.eventLog),
+    images: c.get(TOKENS.images),
+    engine: c.get(TOKENS.engine),
+    server: c.get(TOKENS.server),
+    metrics: c.get(TOKENS.metrics),
+    metricsServer: c.get(TOKENS.metricsServer),
+    metadata: c.get(TOKENS.metadata),
+  };
 }
 
 /** The state store's file under the data directory. */
@@ -141,8 +165,8 @@ export function stateStorePath(config: Pick<BerthConfig, 'dataDir'>): string {
 
 /** A running agent: engine and server started; `stop` leaves the containers running. */
 export interface Agent {
-  /** The composition root's container, for tools and tests that need one part directly. */
-  container: Container;
+  /** Every part, for tools and tests that need one directly. */
+  parts: AgentParts;
   engine: TaskEngine;
   server: AgentServer;
   stop(): Promise<void>;
@@ -156,14 +180,10 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
   const ownPorts = [config.grpc.tcpAddress, config.metrics.address, config.metadata.address].flatMap((address) => (address ? [Number(address.split(':').pop())] : []));
   const capacity = await hostCapacity(config.resources, ownPorts);
   logger.info({ capacity }, 'host capacity for tasks');
-  const container = buildContainer(config, logger, capacity);
-  const store = container.get(TOKENS.stateStore);
-  const engine = container.get(TOKENS.engine);
-  const server = container.get(TOKENS.server);
-  const metrics = container.get(TOKENS.metrics);
+  const parts = partsOf(buildContainer(config, logger, capacity));
+  const { store, engine, server, metrics, metricsServer, metadata: metadataServer, runtime } = parts;
   await engine.start();
-  metrics.follow(engine, container.get(TOKENS.eventLog));
-  const metricsServer = config.metrics.address ? new MetricsServer(metrics, config.metrics.address, logger.child({ component: 'metrics' })) : undefined;
+  metrics.follow(engine, parts.eventLog);
   const abandon = async (error: unknown, serverStarted: boolean): Promise<never> => {
     // A server that did not start owns no socket: the one in the way may be another berth's.
     if (serverStarted) await server.stop();
@@ -172,7 +192,6 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
     store.close();
     throw error;
   };
-  const metadataServer = container.get(TOKENS.metadata);
   await server.start().catch((error: unknown) => abandon(error, false));
   await metricsServer?.start().catch((error: unknown) => abandon(error, true));
   await metadataServer
@@ -183,7 +202,7 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
     });
   logger.info({ runtime: config.runtime.kind, socket: config.grpc.socketPath }, 'berth started');
   return {
-    container,
+    parts,
     engine,
     server,
     async stop() {
@@ -193,7 +212,7 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
       metrics.stop();
       await engine.stop();
       store.close();
-      container.get(TOKENS.runtime).close?.();
+      runtime.close?.();
       logger.info('berth stopped');
     },
   };

@@ -11,6 +11,7 @@ import type { EngineNetwork, TaskEngine } from './engine/task-engine.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
 import type { AgentServer } from './server/grpc-server.js';
 import type { AgentMetrics } from './metrics/agent-metrics.js';
+import type { MetricsServer } from './metrics/metrics-server.js';
 import type { MetadataServer } from './metadata/metadata-server.js';
 
 /** Every injection token of the composition root, in one place. */
@@ -19,6 +20,8 @@ export const TOKENS = {
   logger: Symbol.for('berth.logger') as ServiceIdentifier<Logger>,
   runtime: Symbol.for('berth.runtime') as ServiceIdentifier<ContainerRuntime>,
   metrics: Symbol.for('berth.metrics') as ServiceIdentifier<AgentMetrics>,
+  /** The metrics endpoint; undefined when the config serves none. */
+  metricsServer: Symbol.for('berth.metricsServer') as ServiceIdentifier<MetricsServer | undefined>,
   runtimeMonitor: Symbol.for('berth.runtimeMonitor') as ServiceIdentifier<RuntimeMonitor>,
   stateStore: Symbol.for('berth.stateStore') as ServiceIdentifier<StateStore>,
   eventLog: Symbol.for('berth.eventLog') as ServiceIdentifier<EventLog>,

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import type { EventLog } from '../../src/engine/events/event-log.js';
 import type { RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { readStatusDetails } from '../../src/api/status-details.js';
-import { TOKENS } from '../../src/tokens.js';
 import { call, EventCollector, watching, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -25,7 +23,7 @@ export function eventStreamScenarios(kind: RuntimeKind): void {
     });
 
     const run = (definition: ReturnType<typeof task>) => call<object, RunTaskResponse>(agent.client, 'runTask', { task: definition });
-    const eventLog = () => agent.agent.container.get(TOKENS.eventLog) as EventLog;
+    const eventLog = () => agent.agent.parts.eventLog;
 
     it('delivers the same ordered stream to ten watchers at once', async () => {
       const watchers = Array.from({ length: 10 }, () => new EventCollector(agent.client, { includeSnapshot: true }));

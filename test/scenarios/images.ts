@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { ImageManager } from '../../src/engine/images/image-manager.js';
 import type { RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { TOKENS } from '../../src/tokens.js';
 import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { pushBusyboxImage } from '../harness/busybox-image.js';
 import { watchRegistryPulls } from '../harness/registry.js';
@@ -123,7 +121,7 @@ export function imageScenarios(kind: RuntimeKind): void {
         await watch.waitForEvent('running', is.task(runningId, TaskStatus.TASK_STATUS_RUNNING));
         // The finished tasks' containers are removed after the cleanup wait; then their images are unused.
         for (const id of done) await watch.waitForEvent(`${id} removed`, (e) => e.taskId === id && e.change?.$case === 'removed');
-        const images = agent.agent.container.get(TOKENS.images) as ImageManager;
+        const images = agent.agent.parts.images;
         const removed = await images.cleanupOnce();
         assert.ok(removed.includes(refs.free!), JSON.stringify(removed));
         for (const kept of [refs.running!, refs.excluded!, refs.foreign!]) assert.ok(!removed.includes(kept), `${kept} must be kept`);

@@ -3,7 +3,6 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/tasks/labels.js';
-import { TOKENS } from '../../src/tokens.js';
 import { PAUSE_CONTAINER } from '../../src/engine/tasks/pause-container.js';
 import type { GetTaskResponse, RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { call, EventCollector, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
@@ -154,7 +153,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         );
         assert.deepEqual(await pauseContainers(id), [], 'the pause container was removed');
         assert.equal(existsSync(namespaceOf(brokenAgent, id)), false);
-        assert.deepEqual(brokenAgent.agent.container.get(TOKENS.stateStore).loadCniAttachments(), [], 'the failed attachment was deleted');
+        assert.deepEqual(brokenAgent.agent.parts.store.loadCniAttachments(), [], 'the failed attachment was deleted');
       });
     });
 
