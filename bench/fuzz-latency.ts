@@ -12,7 +12,7 @@ import { loadConfig } from '../src/config/config.js';
 import { TaskServiceClient } from '../src/gen/berth/agent/v1/task_service.js';
 import { AgentServer } from '../src/server/grpc-server.js';
 import { fuzzAgent, probeAgentInfo } from '../test/harness/api-fuzz.js';
-import { engineUnderTest } from '../test/unit/engine-harness.js';
+import { engineUnderTest } from '../test/harness/engine-harness.js';
 
 const IMAGE = 'registry.test/app:1';
 const PROBE_EVERY_MS = 10;

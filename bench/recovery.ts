@@ -21,7 +21,7 @@ import { TaskStatus } from '../src/gen/berth/agent/v1/task.js';
 import type { ListTasksResponse } from '../src/gen/berth/agent/v1/task_service.js';
 import { call, EventCollector, startTestAgent } from '../test/harness/agent.js';
 import { startAgentProcess } from '../test/harness/agent-process.js';
-import { startTestEnvironment } from '../test/harness/environment.js';
+import { startRuntimeEnvironment } from '../test/harness/runtime-environment.js';
 import { container, task } from '../test/harness/task-builders.js';
 
 const N = Number(process.argv[2] ?? 200);
@@ -32,11 +32,12 @@ const BATCH = 20;
 const running = (id: string) => (e: Event) => e.taskId === id && e.change?.$case === 'task' && e.change.value.knownStatus === TaskStatus.TASK_STATUS_RUNNING;
 
 async function main(): Promise<void> {
-  const env = await startTestEnvironment('bench-recovery');
+  const env = await startRuntimeEnvironment('bench-recovery', 'docker');
+  const dockerHost = env.docker!.host;
   const definition = (id: string) => task(id, [container('app', env.image, { command: ['sleep', '3600'], registryCredentials: env.credentials })]);
   try {
     // 1. Write cost per launch.
-    const inProcess = await startTestAgent(env.docker.host, { images: { pullBehavior: 'prefer-cached' } });
+    const inProcess = await startTestAgent(dockerHost, { images: { pullBehavior: 'prefer-cached' } });
     const watch = new EventCollector(inProcess.client, { includeSnapshot: true });
     await watch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
     await call(inProcess.client, 'runTask', { task: definition('warm') });
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
     // 2. Recovery of N tasks after SIGKILL.
     const dir = mkdtempSync(join(env.dir, 'recovery-'));
     const agentId = 'bench-recovery';
-    let child = await startAgentProcess({ dir, agentId, runtimeConfig: { kind: 'docker', docker: { host: env.docker.host } } });
+    let child = await startAgentProcess({ dir, agentId, runtimeConfig: { kind: 'docker', docker: { host: dockerHost } } });
     const launchWatch = new EventCollector(child.client, { includeSnapshot: true });
     await launchWatch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
     for (let first = 0; first < N; first += BATCH) {
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       await child.kill();
       const config = compileConfig({
-        ...defaultConfigInput({ DOCKER_HOST: env.docker.host }),
+        ...defaultConfigInput({ DOCKER_HOST: dockerHost }),
         agentId,
         dataDir: dir,
         logLevel: 'silent',
@@ -91,7 +92,7 @@ async function main(): Promise<void> {
       console.log(`round ${round + 1}: ${report.tasks} tasks reconciled in ${report.durationMs} ms after engine start, ${total.toFixed(0)} ms after the startAgent call`);
       await agent.stop();
       if (round < ROUNDS - 1) {
-        child = await startAgentProcess({ dir, agentId, runtimeConfig: { kind: 'docker', docker: { host: env.docker.host } } });
+        child = await startAgentProcess({ dir, agentId, runtimeConfig: { kind: 'docker', docker: { host: dockerHost } } });
         const listed = await call<object, ListTasksResponse>(child.client, 'listTasks', { statuses: [], family: '', pageSize: 1000, pageToken: '' });
         if (listed.tasks.length !== N) throw new Error(`the killed agent's successor lists ${listed.tasks.length} tasks`);
       }

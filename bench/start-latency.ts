@@ -10,7 +10,7 @@ import Docker from 'dockerode';
 import type { Event } from '../src/gen/berth/agent/v1/event.js';
 import { TaskStatus } from '../src/gen/berth/agent/v1/task.js';
 import { call, EventCollector, startTestAgent } from '../test/harness/agent.js';
-import { startTestEnvironment } from '../test/harness/environment.js';
+import { startRuntimeEnvironment } from '../test/harness/runtime-environment.js';
 import { container, task } from '../test/harness/task-builders.js';
 
 const N = Number(process.argv[2] ?? 20);
@@ -29,10 +29,11 @@ const median = (values: number[]) => {
 const p90 = (values: number[]) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * 0.9))]!;
 
 async function main(): Promise<void> {
-  const env = await startTestEnvironment('bench');
-  const docker = new Docker({ socketPath: env.docker.socketPath });
-  const agent = await startTestAgent(env.docker.host, { engine: { defaultStopTimeout: '1s' } });
-  const cachedAgent = await startTestAgent(env.docker.host, { engine: { defaultStopTimeout: '1s' }, images: { pullBehavior: 'prefer-cached' } });
+  const env = await startRuntimeEnvironment('bench', 'docker');
+  const dockerd = env.docker!;
+  const docker = new Docker({ socketPath: dockerd.socketPath });
+  const agent = await startTestAgent(dockerd.host, { engine: { defaultStopTimeout: '1s' } });
+  const cachedAgent = await startTestAgent(dockerd.host, { engine: { defaultStopTimeout: '1s' }, images: { pullBehavior: 'prefer-cached' } });
   const results: Stats[] = [];
   try {
     // Warm-up: the image is pulled once, so neither side measures the first download.

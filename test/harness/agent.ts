@@ -7,7 +7,18 @@ import { pino } from 'pino';
 import { startAgent, type Agent } from '../../src/agent.js';
 import { compileConfig, defaultConfigInput, type BerthConfig } from '../../src/config/config.js';
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
-import { TaskServiceClient, type WatchEventsRequest, type WatchEventsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import type { Task } from '../../src/gen/berth/agent/v1/task.js';
+import type { TaskDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
+import {
+  TaskServiceClient,
+  type GetAgentInfoResponse,
+  type GetTaskResponse,
+  type ListTasksResponse,
+  type RunTaskResponse,
+  type StopTaskResponse,
+  type WatchEventsRequest,
+  type WatchEventsResponse,
+} from '../../src/gen/berth/agent/v1/task_service.js';
 import type { RuntimeEnvironment } from './runtime-environment.js';
 
 export interface TestAgent {
@@ -83,6 +94,25 @@ export function call<Req, Res>(client: TaskServiceClient, method: 'runTask' | 's
   return new Promise((resolve, reject) => {
     (client[method] as unknown as (r: Req, cb: (e: ServiceError | null, v: Res) => void) => void).call(client, request, (error, value) => (error ? reject(error) : resolve(value)));
   });
+}
+
+/** The task calls a scenario makes, typed: RunTask, GetTask, StopTask, ListTasks, GetAgentInfo. */
+export interface TaskCalls {
+  run(definition: TaskDefinition): Promise<RunTaskResponse>;
+  get(taskId: string): Promise<Task | undefined>;
+  stop(taskId: string, reason?: string): Promise<StopTaskResponse>;
+  list(): Promise<Task[]>;
+  info(): Promise<GetAgentInfoResponse>;
+}
+
+export function taskCalls(client: TaskServiceClient): TaskCalls {
+  return {
+    run: (definition) => call<object, RunTaskResponse>(client, 'runTask', { task: definition }),
+    get: async (taskId) => (await call<object, GetTaskResponse>(client, 'getTask', { taskId })).task,
+    stop: (taskId, reason = '') => call<object, StopTaskResponse>(client, 'stopTask', { taskId, reason }),
+    list: async () => (await call<object, ListTasksResponse>(client, 'listTasks', { statuses: [], family: '', pageSize: 0, pageToken: '' })).tasks,
+    info: () => call<object, GetAgentInfoResponse>(client, 'getAgentInfo', {}),
+  };
 }
 
 /**

@@ -37,6 +37,8 @@ export interface RuntimeEnvironment {
   networkConfig: { pauseImage: string; cni: Record<string, unknown> };
   /** An adapter on the same daemon, for asserting what exists there. */
   runtime: ContainerRuntime;
+  /** The private dockerd (kind docker only), for tests that talk to it directly. */
+  docker?: TestDockerDaemon;
   /** Ends the daemon with `signal` (an outage); `resume` starts it again on the same state. */
   halt(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   resume(): Promise<void>;
@@ -81,6 +83,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
       credentials: { username: registry.username, password: registry.password },
       runtimeConfig,
       runtime,
+      docker,
       pauseImage,
       network,
       networkConfig: { pauseImage, cni: { pluginDirs: [CNI_PLUGIN_DIR], config: network.config } },

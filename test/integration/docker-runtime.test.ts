@@ -1,22 +1,22 @@
 import { startBearerProxy, type BearerProxy } from '../harness/bearer-proxy.js';
 import { pushBusyboxImage, sharedLayerImages } from '../harness/busybox-image.js';
-import { startTestEnvironment, type TestEnvironment } from '../harness/environment.js';
+import { startRuntimeEnvironment, type RuntimeEnvironment } from '../harness/runtime-environment.js';
 import { runtimeContract } from '../harness/runtime-contract.js';
 import { DockerRuntime } from '../../src/runtime/docker/docker-runtime.js';
 
-let env: TestEnvironment;
+let env: RuntimeEnvironment;
 let bearer: BearerProxy;
 
 runtimeContract(
   'docker',
   async () => {
-    env = await startTestEnvironment('docker-contract');
+    env = await startRuntimeEnvironment('docker-contract', 'docker');
     bearer = await startBearerProxy(env.registry);
     const multi = await pushBusyboxImage(env.registry, 'berth-test/multi', '1', { multiPlatform: true });
     return {
       bearerImage: multi.replace(env.registry.address, bearer.address),
       bearerTokensIssued: () => bearer.tokensIssued(),
-      runtime: new DockerRuntime({ host: env.docker.host, callTimeoutMs: 30_000, pullTimeoutMs: 120_000 }),
+      runtime: new DockerRuntime({ host: env.docker!.host, callTimeoutMs: 30_000, pullTimeoutMs: 120_000 }),
       image: env.image,
       privateImage: env.privateImage,
       hostilePasswdImage: await pushBusyboxImage(env.registry, 'berth-test/hostile-passwd', '1', { passwdLink: '/dev/zero' }),

@@ -5,7 +5,7 @@ import Docker from 'dockerode';
 import { LABELS } from '../../src/engine/tasks/labels.js';
 import type { GetTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { call, EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
-import { startTestEnvironment, type TestEnvironment } from '../harness/environment.js';
+import { startRuntimeEnvironment, type RuntimeEnvironment } from '../harness/runtime-environment.js';
 import { HealthCheckClient } from '../harness/grpc-clients.js';
 import { container, containerOf, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -14,15 +14,15 @@ const ms = (n: number) => ({ seconds: Math.floor(n / 1000), nanos: (n % 1000) * 
 
 /** dockerd takes its containers down with it; containerd does not (see containerd-outage.test.ts). */
 describe('runtime outages: dockerd stopped or killed under running tasks', () => {
-  let env: TestEnvironment;
+  let env: RuntimeEnvironment;
   let agent: TestAgent;
   let docker: Docker;
   let health: HealthCheckClient;
 
   before(async () => {
-    env = await startTestEnvironment('outage');
-    docker = new Docker({ socketPath: env.docker.socketPath });
-    agent = await startTestAgent(env.docker.host, { engine: { restartBackoff: { initial: '200ms', max: '1s', resetAfter: '10m' }, runtimeCheckInterval: '500ms' } });
+    env = await startRuntimeEnvironment('outage', 'docker');
+    docker = new Docker({ socketPath: env.docker!.socketPath });
+    agent = await startTestAgent(env, { engine: { restartBackoff: { initial: '200ms', max: '1s', resetAfter: '10m' }, runtimeCheckInterval: '500ms' } });
     health = new HealthCheckClient(agent.socketPath);
   });
   after(async () => {
@@ -50,13 +50,13 @@ describe('runtime outages: dockerd stopped or killed under running tasks', () =>
         await watch.waitForEvent('plain RUNNING', is.task(plain, TaskStatus.TASK_STATUS_RUNNING));
         const idBefore = containerOf(await getTask(restarting), 'app').runtimeId;
 
-        await env.docker.halt(signal);
+        await env.halt(signal);
         await health.waitFor('NOT_SERVING');
         await assert.rejects(call(agent.client, 'runTask', { task: task(taskId('refused'), [container('app', env.image, creds)]) }), (error: ServiceError) => error.code === status.UNAVAILABLE);
         // Reads still work while dockerd is down.
         assert.equal((await getTask(restarting)).definition?.id, restarting);
 
-        await env.docker.resume();
+        await env.resume();
         await health.waitFor('SERVING');
         // dockerd stops (or, after a kill, reaps) the containers it had: the engine learns their exits.
         const stopped = await watch.waitForEvent('plain STOPPED', is.task(plain, TaskStatus.TASK_STATUS_STOPPED), 60_000);

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import type { GetAgentInfoResponse, GetTaskResponse, RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { readStatusDetails } from '../../src/api/status-details.js';
-import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { startTestAgent, taskCalls, watching, type TaskCalls, type TestAgent } from '../harness/agent.js';
 import { cgroupLimits } from '../harness/cgroup-limits.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, containerOf, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -13,26 +12,25 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
   describe(`host resources on a real ${kind}`, () => {
     let env: RuntimeEnvironment;
     let agent: TestAgent;
+    let calls: TaskCalls;
     const creds = () => ({ registryCredentials: env.credentials });
 
     before(async () => {
       env = await startRuntimeEnvironment('resources', kind);
       // A small host: 100 MiB and 2048 CPU units for tasks, so queueing is easy to provoke.
       agent = await startTestAgent(env, { resources: { memoryMib: 100, cpuUnits: 2048, dynamicPortRange: '40100-40199' }, security: { allowHostNetwork: true } });
+      calls = taskCalls(agent.client);
     });
     after(async () => {
       await agent?.stop();
       await env?.stop();
     });
 
-    const run = (definition: ReturnType<typeof task>) => call<object, RunTaskResponse>(agent.client, 'runTask', { task: definition });
-    const get = (id: string) => call<object, GetTaskResponse>(agent.client, 'getTask', { taskId: id });
-    const stop = (id: string) => call(agent.client, 'stopTask', { taskId: id, reason: '' });
     const sleeper = (overrides: Parameters<typeof container>[2] = {}) => container('app', env.image, { ...creds(), command: ['sleep', '300'], ...overrides });
 
     it('refuses a task larger than the host with RESOURCE_EXHAUSTED and says why', async () => {
       try {
-        await run(task(taskId('huge'), [sleeper({ memoryMib: 4096 })]));
+        await calls.run(task(taskId('huge'), [sleeper({ memoryMib: 4096 })]));
         assert.fail('admitted');
       } catch (error) {
         const e = error as ServiceError;
@@ -52,14 +50,14 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
       const web = () => sleeper({ command: ['httpd', '-f', '-p', String(containerPort), '-h', '/www'], portMappings: [port] });
       const networkMode = bridge ? NetworkMode.NETWORK_MODE_BRIDGE : NetworkMode.NETWORK_MODE_HOST;
       await watching(agent.client, { taskIds: [first, second] }, async (watch) => {
-        await run(task(first, [web()], { networkMode }));
+        await calls.run(task(first, [web()], { networkMode }));
         await watch.waitForEvent('first RUNNING', is.task(first, TaskStatus.TASK_STATUS_RUNNING));
-        await run(task(second, [web()], { networkMode }));
+        await calls.run(task(second, [web()], { networkMode }));
         await watch.waitForEvent('second waits', (e) => e.taskId === second && e.change?.$case === 'task' && /waiting for host resources/.test(e.change.value.reason));
-        const waiting = (await get(second)).task;
+        const waiting = await calls.get(second);
         assert.equal(waiting?.knownStatus, TaskStatus.TASK_STATUS_NONE);
         assert.match(waiting?.reason ?? '', /waiting for host resources: needs host port 40080\/tcp, held by another task/);
-        const info = await call<object, GetAgentInfoResponse>(agent.client, 'getAgentInfo', {});
+        const info = await calls.info();
         assert.deepEqual(info.queuedTaskIds, [second]);
         assert.ok(info.consumed?.tcpPorts.includes(40080));
         assert.ok(info.consumed?.tcpPorts.includes(22), 'reserved ports count as consumed');
@@ -67,10 +65,10 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
         assert.equal(info.capacity?.cpuUnits, 2048);
         assert.equal((info.free?.memoryMib ?? 0) + (info.consumed?.memoryMib ?? 0), 100);
         assert.equal(info.free?.dynamicTcpPortsFree, 100);
-        await stop(first);
+        await calls.stop(first);
         await watch.waitForEvent('second RUNNING', is.task(second, TaskStatus.TASK_STATUS_RUNNING));
         assert.equal(await textOnceServed('http://127.0.0.1:40080/index.html'), 'hello from berth\n');
-        await stop(second);
+        await calls.stop(second);
         await watch.waitForEvent('second STOPPED', is.task(second, TaskStatus.TASK_STATUS_STOPPED));
       });
     });
@@ -78,27 +76,27 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
     it('queues by memory in FIFO order and enforces the limits in the containers', async () => {
       const [a, b, c] = [taskId('mem-a'), taskId('mem-b'), taskId('mem-c')];
       await watching(agent.client, { taskIds: [a, b, c] }, async (watch) => {
-        await run(task(a, [sleeper({ memoryMib: 60, cpuUnits: 512, pidsLimit: 20 })]));
+        await calls.run(task(a, [sleeper({ memoryMib: 60, cpuUnits: 512, pidsLimit: 20 })]));
         await watch.waitForEvent('a RUNNING', is.task(a, TaskStatus.TASK_STATUS_RUNNING));
-        await run(task(b, [sleeper({ memoryMib: 60 })]));
-        await run(task(c, [sleeper({ memoryMib: 30 })]));
+        await calls.run(task(b, [sleeper({ memoryMib: 60 })]));
+        await calls.run(task(c, [sleeper({ memoryMib: 30 })]));
         await watch.waitForEvent('c waits', (e) => e.taskId === c && e.change?.$case === 'task' && /waiting for host resources/.test(e.change.value.reason));
-        assert.match((await get(b)).task?.reason ?? '', /needs 60 MiB memory, 40 MiB free/);
-        assert.match((await get(c)).task?.reason ?? '', /queued behind task/, 'c would fit, but b came first');
+        assert.match((await calls.get(b))?.reason ?? '', /needs 60 MiB memory, 40 MiB free/);
+        assert.match((await calls.get(c))?.reason ?? '', /queued behind task/, 'c would fit, but b came first');
 
-        const app = containerOf((await get(a)).task, 'app');
+        const app = containerOf(await calls.get(a), 'app');
         const limits = await cgroupLimits(env.runtime, app.runtimeId);
         assert.equal(limits.memoryBytes, 60 * 1024 * 1024);
         assert.equal(limits.cpuShares, 512);
         assert.equal(limits.pids, '20');
 
-        await stop(a);
+        await calls.stop(a);
         await watch.waitForEvent('b RUNNING', is.task(b, TaskStatus.TASK_STATUS_RUNNING));
         await watch.waitForEvent('c RUNNING', is.task(c, TaskStatus.TASK_STATUS_RUNNING));
         const order = watch.events.filter((e) => is.task(b, TaskStatus.TASK_STATUS_PULLED)(e) || is.task(c, TaskStatus.TASK_STATUS_PULLED)(e)).map((e) => e.taskId);
         assert.deepEqual(order, [b, c], 'b was served before c');
-        await stop(b);
-        await stop(c);
+        await calls.stop(b);
+        await calls.stop(c);
         await watch.waitForEvent('c STOPPED', is.task(c, TaskStatus.TASK_STATUS_STOPPED));
       });
     });
@@ -106,21 +104,21 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
     it('lets a queued task that is stopped leave the queue without taking anything', async () => {
       const [holder, quitter, next] = [taskId('q-holder'), taskId('q-quitter'), taskId('q-next')];
       await watching(agent.client, { taskIds: [holder, quitter, next] }, async (watch) => {
-        await run(task(holder, [sleeper({ memoryMib: 90 })]));
+        await calls.run(task(holder, [sleeper({ memoryMib: 90 })]));
         await watch.waitForEvent('holder RUNNING', is.task(holder, TaskStatus.TASK_STATUS_RUNNING));
-        await run(task(quitter, [sleeper({ memoryMib: 50 })]));
-        await run(task(next, [sleeper({ memoryMib: 10 })]));
+        await calls.run(task(quitter, [sleeper({ memoryMib: 50 })]));
+        await calls.run(task(next, [sleeper({ memoryMib: 10 })]));
         await watch.waitForEvent('quitter waits', (e) => e.taskId === quitter && e.change?.$case === 'task' && /waiting for host resources/.test(e.change.value.reason));
-        await stop(quitter);
+        await calls.stop(quitter);
         await watch.waitForEvent('quitter STOPPED', is.task(quitter, TaskStatus.TASK_STATUS_STOPPED));
         await watch.waitForEvent('next RUNNING', is.task(next, TaskStatus.TASK_STATUS_RUNNING));
-        const quit = (await get(quitter)).task;
+        const quit = await calls.get(quitter);
         assert.equal(quit?.resources, undefined, 'it never held resources');
         assert.equal(containerOf(quit, 'app').runtimeId, '', 'nothing was created');
-        const info = await call<object, GetAgentInfoResponse>(agent.client, 'getAgentInfo', {});
+        const info = await calls.info();
         assert.equal(info.consumed?.memoryMib, 100);
-        await stop(holder);
-        await stop(next);
+        await calls.stop(holder);
+        await calls.stop(next);
         await watch.waitForEvent('next STOPPED', is.task(next, TaskStatus.TASK_STATUS_STOPPED));
       });
     });
@@ -132,17 +130,17 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
       const roomy = taskId('pids-ok');
       const tight = taskId('pids-tight');
       await watching(agent.client, { taskIds: [roomy, tight] }, async (watch) => {
-        await run(task(roomy, [forker(100)]));
+        await calls.run(task(roomy, [forker(100)]));
         await watch.waitForEvent('roomy RUNNING', is.task(roomy, TaskStatus.TASK_STATUS_RUNNING));
-        const ok = containerOf((await get(roomy)).task, 'forker');
+        const ok = containerOf(await calls.get(roomy), 'forker');
         const roomyLimits = await cgroupLimits(env.runtime, ok.runtimeId);
         assert.equal(roomyLimits.pids, '100');
         assert.equal(roomyLimits.memoryReservationBytes, 16 * 1024 * 1024, 'the soft limit is set');
-        await stop(roomy);
+        await calls.stop(roomy);
 
-        await run(task(tight, [forker(10)]));
+        await calls.run(task(tight, [forker(10)]));
         await watch.waitForEvent('tight STOPPED', is.task(tight, TaskStatus.TASK_STATUS_STOPPED));
-        const failed = containerOf((await get(tight)).task, 'forker');
+        const failed = containerOf(await calls.get(tight), 'forker');
         assert.notEqual(failed.exitCode, 0, 'the shell could not fork past the limit');
       });
     });
@@ -153,7 +151,7 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
       await watching(agent.client, { taskIds: ids }, async (watch) => {
         await Promise.all(
           ids.map((id) =>
-            run(
+            calls.run(
               task(
                 id,
                 [
@@ -171,7 +169,7 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
         await Promise.all(ids.map((id) => watch.waitForEvent(`${id} RUNNING`, is.task(id, TaskStatus.TASK_STATUS_RUNNING), 120_000)));
         const ports = new Map<number, string>();
         for (const id of ids) {
-          const snapshot = (await get(id)).task;
+          const snapshot = await calls.get(id);
           const binding = containerOf(snapshot, 'web').portBindings[0]!;
           assert.ok(binding.hostPort >= 40100 && binding.hostPort <= 40199, `port ${binding.hostPort} outside the range`);
           assert.deepEqual(snapshot?.resources?.tcpPorts, [binding.hostPort]);
@@ -181,7 +179,7 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
         for (const [port, id] of ports) {
           assert.equal((await textOnceServed(`http://127.0.0.1:${port}/id`)).trim(), id);
         }
-        await Promise.all(ids.map((id) => stop(id)));
+        await Promise.all(ids.map((id) => calls.stop(id)));
         await Promise.all(ids.map((id) => watch.waitForEvent(`${id} STOPPED`, is.task(id, TaskStatus.TASK_STATUS_STOPPED), 120_000)));
       });
     });

@@ -10,7 +10,7 @@ import { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js'
 import { internalErrorCounts } from '../../src/internal-errors.js';
 import { AgentServer } from '../../src/server/grpc-server.js';
 import { fuzzAgent } from '../harness/api-fuzz.js';
-import { engineUnderTest, type EngineUnderTest } from './engine-harness.js';
+import { engineUnderTest, type EngineUnderTest } from '../harness/engine-harness.js';
 
 const IMAGE = 'registry.test/app:1';
 const totalInternalErrors = () => [...internalErrorCounts().values()].reduce((a, b) => a + b, 0);

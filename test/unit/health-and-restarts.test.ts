@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { decideRestart } from '../../src/engine/tasks/restart-policy.js';
-import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from './engine-harness.js';
+import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from '../harness/engine-harness.js';
 
 const IMAGE = 'registry.test/app:1';
 const backoff = { initialMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 };

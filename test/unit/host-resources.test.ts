@@ -5,7 +5,7 @@ import { HostResourceManager, needsOf, type ResourceNeeds } from '../../src/engi
 import { ResourceQueue, type QueuedTask } from '../../src/engine/resources/resource-queue.js';
 import type { TaskResources } from '../../src/engine/tasks/task-snapshot.js';
 import { validateTaskDefinition } from '../../src/engine/admission/task-validation.js';
-import { UNIT_CAPACITY } from './engine-harness.js';
+import { UNIT_CAPACITY } from '../harness/engine-harness.js';
 
 const needs = (overrides: Partial<ResourceNeeds>): ResourceNeeds => ({ cpuUnits: 0, memoryMib: 0, tcpPorts: [], udpPorts: [], dynamicTcpPorts: 0, dynamicUdpPorts: 0, gpus: 0, ...overrides });
 const manager = (busyPorts: number[] = []) => new HostResourceManager(UNIT_CAPACITY, async (port) => !busyPorts.includes(port));

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { ImageManager, type ImageSettings } from '../../src/engine/images/image-manager.js';
-import { UNIT_IMAGE_SETTINGS } from './engine-harness.js';
-import { FakeRuntime } from './fake-runtime.js';
+import { UNIT_IMAGE_SETTINGS } from '../harness/engine-harness.js';
+import { FakeRuntime } from '../harness/fake-runtime.js';
 
 const IMAGE = 'registry.test/app:1';
 const log = pino({ level: 'silent' });

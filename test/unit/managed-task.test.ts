@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { AlreadyExistsError, NotFoundError } from '../../src/engine/errors.js';
 import { runtimeContainerName } from '../../src/engine/tasks/labels.js';
-import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from './engine-harness.js';
+import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from '../harness/engine-harness.js';
 
 const IMAGE = 'registry.test/app:1';
 

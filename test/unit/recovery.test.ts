@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { EngineEvent } from '../../src/engine/events/events.js';
 import { LABELS } from '../../src/engine/tasks/labels.js';
-import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from './engine-harness.js';
-import { FakeRuntime } from './fake-runtime.js';
+import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from '../harness/engine-harness.js';
+import { FakeRuntime } from '../harness/fake-runtime.js';
 import { StateStore } from '../../src/engine/store/state-store.js';
 
 const IMAGE = 'registry.test/app:1';

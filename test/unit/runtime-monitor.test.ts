@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { RuntimeMonitor, type RuntimeAvailability } from '../../src/engine/runtime-monitor.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
-import { FakeRuntime } from './fake-runtime.js';
+import { FakeRuntime } from '../harness/fake-runtime.js';
 
 describe('runtime monitor', () => {
   it('retries with back-off while the runtime is down and logs once per outage, not once per try', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { LimitExceededError } from '../../src/engine/errors.js';
 import { StreamSlots } from '../../src/engine/stream-slots.js';
-import { containerInput, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from './engine-harness.js';
+import { containerInput, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from '../harness/engine-harness.js';
 
 describe('caps on what clients hold open', () => {
   let t: EngineUnderTest | undefined;

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { TaskDefinition } from '../../src/engine/tasks/task-definition.js';
 import type { CniPortMapping, NetworkSetUp, TaskNetworking } from '../../src/engine/network/task-network.js';
-import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from './engine-harness.js';
-import { FakeRuntime } from './fake-runtime.js';
+import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from '../harness/engine-harness.js';
+import { FakeRuntime } from '../harness/fake-runtime.js';
 
 const IMAGE = 'registry.test/app:1';
 const PAUSE_IMAGE = 'registry.test/pause:1';
