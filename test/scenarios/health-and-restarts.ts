@@ -10,6 +10,7 @@ import { container, containerOf, ContainerStatus, DependencyCondition, dependsOn
 const ms = (n: number) => ({ seconds: Math.floor(n / 1000), nanos: (n % 1000) * 1e6 });
 const healthIs = (id: string, name: string, status: HealthStatus) => (e: Event) =>
   e.taskId === id && e.change?.$case === 'container' && e.change.value.container?.name === name && e.change.value.container.healthStatus === status;
+const delayOf = (e: Event) => Number(/restarting in (\d+) ms/.exec(e.change?.$case === 'container' ? (e.change.value.container?.reason ?? '') : '')![1]);
 const restartNotice = (id: string) => (e: Event) => e.taskId === id && e.change?.$case === 'container' && /restarting in \d+ ms/.test(e.change.value.container?.reason ?? '');
 
 export function healthScenarios(kind: RuntimeKind): void {
@@ -106,20 +107,29 @@ export function healthScenarios(kind: RuntimeKind): void {
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
         await run(task(id, [container('flaky', env.image, { ...creds(), command: ['sh', '-c', 'exit 1'], restartPolicy: { enabled: true, ignoredExitCodes: [], restartAttemptPeriod: ms(0) } })]));
         await watch.waitForEvent('third restart', (e) => e.taskId === id && e.change?.$case === 'container' && e.change.value.container?.restartCount === 3, 30_000);
-        const delays = watch.events.filter(restartNotice(id)).map((e) => Number(/restarting in (\d+) ms/.exec((e.change as { value: { container: { reason: string } } }).value.container.reason)![1]));
+        const delays = watch.events.filter(restartNotice(id)).map(delayOf);
         assert.deepEqual(delays.slice(0, 3), [300, 600, 1200]);
+        // Each restart really waited its back-off: the time from an exit's notice to the next start.
+        const notices = watch.events.filter(restartNotice(id));
+        const restarts = watch.events.filter((e) => e.taskId === id && e.change?.$case === 'container' && (e.change.value.container?.restartCount ?? 0) > 0 && !restartNotice(id)(e));
+        for (let n = 1; n <= 3; n++) {
+          const notice = notices[n - 1]!;
+          const started = restarts.find((e) => e.change?.$case === 'container' && e.change.value.container?.restartCount === n)!;
+          const waited = started.time!.getTime() - notice.time!.getTime();
+          assert.ok(waited >= delayOf(notice) - 20, `restart ${n} came ${waited} ms after its exit, before its back-off of ${delayOf(notice)} ms`);
+        }
         const flaky = containerOf((await get(id)).task, 'flaky');
         assert.equal(flaky.lastExitCode, 1);
         assert.ok(flaky.lastRestartedAt instanceof Date);
 
         // Stop while it waits out its back-off: it is not started again.
-        const notices = watch.events.filter(restartNotice(id)).length;
-        await watch.waitFor('next back-off', () => watch.events.filter(restartNotice(id)).length > notices, 30_000);
+        const seen = watch.events.filter(restartNotice(id)).length;
+        await watch.waitFor('next back-off', () => watch.events.filter(restartNotice(id)).length > seen, 30_000);
+        const waiting = watch.events.filter(restartNotice(id)).at(-1)!;
         const before = containerOf((await get(id)).task, 'flaky').restartCount;
-        const stopAt = Date.now();
         await stop(id);
-        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
-        assert.ok(Date.now() - stopAt < 1200, 'stopped without waiting out the back-off');
+        const stopped = await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
+        assert.ok(stopped.time!.getTime() < waiting.time!.getTime() + delayOf(waiting), 'stopped without waiting out the back-off');
         const final = containerOf((await get(id)).task, 'flaky');
         assert.equal(final.restartCount, before);
         assert.notEqual((await env.runtime.inspectContainer(final.runtimeId)).state, 'running');

@@ -15,6 +15,7 @@ import {
 } from '../../src/gen/berth/agent/v1/task_service.js';
 import { call, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
+import { containersSeenByDaemon } from '../harness/daemon-witness.js';
 import { textOnceServed } from '../harness/processes.js';
 import { container, containerOf, ContainerStatus, DependencyCondition, dependsOn, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -318,8 +319,9 @@ export function taskScenarios(kind: RuntimeKind): void {
       assert.equal(byName.get('app')!.memoryLimitBytes, 64 * 1024 * 1024);
       assert.ok(byName.get('app')!.memoryUsageBytes > 0);
       assert.ok(byName.get('app')!.pids >= 1);
-      assert.ok(byName.get('worker')!.cpuPercent > 20, `a busy loop uses a good share of a CPU (${byName.get('worker')!.cpuPercent}%)`);
-      assert.ok(byName.get('app')!.cpuPercent < byName.get('worker')!.cpuPercent);
+      // Relative, not a share of a CPU: on a loaded machine the busy loop gets what it gets.
+      assert.ok(byName.get('worker')!.cpuPercent > 0, 'a busy loop uses CPU');
+      assert.ok(byName.get('app')!.cpuPercent < byName.get('worker')!.cpuPercent, 'more than a sleeping process');
 
       const streamed = await stats({ containerName: 'app', stream: true, interval: { seconds: 0, nanos: 200_000_000 } }, (_message, stream) => {
         if (received++ === 1) stream.cancel();
@@ -357,18 +359,25 @@ export function taskScenarios(kind: RuntimeKind): void {
     it('is idempotent on the task id and refuses a different definition under a used id', async () => {
       const id = taskId('idem');
       const definition = task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })]);
-      const first = await run(definition);
-      const second = await run(definition);
-      assert.equal(first.created, true);
-      assert.equal(second.created, false);
-      await assert.rejects(run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '301'] })])), (error: { code: number; details: string }) => {
-        assert.equal(error.code, 6); // ALREADY_EXISTS
-        assert.match(error.details, /different definition/);
-        return true;
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        const first = await run(definition);
+        const second = await run(definition);
+        assert.equal(first.created, true);
+        assert.equal(second.created, false);
+        await assert.rejects(run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '301'] })])), (error: { code: number; details: string }) => {
+          assert.equal(error.code, 6); // ALREADY_EXISTS
+          assert.match(error.details, /different definition/);
+          return true;
+        });
+        await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
+        // Asked of the daemon once the container exists: one, not one per RunTask.
+        const containers = await containersSeenByDaemon(env, ['berth.task-id', id]);
+        assert.equal(containers.length, 1, 'one container, not one per RunTask');
+        assert.equal((await run(definition)).created, false, 'a RunTask of a running task changes nothing');
+        assert.equal((await containersSeenByDaemon(env, ['berth.task-id', id])).length, 1);
+        await stop(id);
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
       });
-      const containers = await env.runtime.listContainers({ 'berth.task-id': id });
-      assert.equal(containers.length <= 1, true, 'one container, not one per RunTask');
-      await stop(id);
     });
   });
 }
