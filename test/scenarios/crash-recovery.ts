@@ -9,7 +9,8 @@ import type { GetTaskResponse, RunTaskResponse } from '../../src/gen/berth/agent
 import { call, EventCollector } from '../harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
-import { container, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
+import { container, ContainerStatus, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
+import { containersSeenByDaemon } from '../harness/daemon-witness.js';
 
 /** A shell that exits at once on SIGTERM, so stops take no stop timeout. */
 const SERVE = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1 & wait $!; done'];
@@ -69,6 +70,13 @@ export function crashRecoveryScenarios(kind: RuntimeKind): void {
       await watch.waitForEvent(`task ${TaskStatus[status]}`, is.task(id, status), 60_000);
     }
 
+    /** The known statuses a container's events reported, in order. */
+    function statusesOf(events: Event[], id: string, name: string): string[] {
+      return events.flatMap((e) =>
+        e.taskId === id && e.change?.$case === 'container' && e.change.value.container?.name === name ? [ContainerStatus[e.change.value.container.knownStatus].replace('CONTAINER_STATUS_', '')] : [],
+      );
+    }
+
     function assertGapless(events: Event[]): void {
       events.forEach((e, i) => assert.equal(e.sequence, i + 1, `event ${i + 1} of the combined streams has sequence ${e.sequence}`));
     }
@@ -116,23 +124,30 @@ export function crashRecoveryScenarios(kind: RuntimeKind): void {
             await resumed.waitForEvent('task removed', (e) => e.taskId === id && e.change?.$case === 'removed', 60_000);
           }
 
-          // No duplicate and no orphan: each container of the task exists once (none after cleanup),
-          // and the agent's label is on nothing else.
-          const containers = await labelled(agentId);
+          // No duplicate and no orphan, as the daemon's own client sees it: each container of the
+          // task exists once (none after cleanup), and the agent's label is on nothing else.
+          const containers = await containersSeenByDaemon(env, [LABELS.agentId, agentId]);
           const names = containers.map((c) => c.labels[LABELS.containerName]).sort();
           assert.deepEqual(names, phase === 'cleanup' ? [] : ['app', 'init', 'side']);
           assert.ok(containers.every((c) => c.labels[LABELS.taskId] === id));
           if (phase === 'launch') {
-            const states = Object.fromEntries(containers.map((c) => [c.labels[LABELS.containerName], c.state]));
-            assert.deepEqual(states, { init: 'exited', app: 'running', side: 'running' });
+            const running = Object.fromEntries(containers.map((c) => [c.labels[LABELS.containerName], c.running]));
+            assert.deepEqual(running, { init: false, app: true, side: true });
           } else if (phase === 'stop') {
-            assert.ok(containers.every((c) => c.state === 'exited'));
+            assert.ok(containers.every((c) => !c.running));
           }
 
           // No lost or repeated event: what the client saw before the crash and after the restart
           // is one gapless run from 1, and what it saw before matches what the store replays.
           const combined = [...seenBefore, ...resumed.events];
           assertGapless(combined);
+          // Each container went through its statuses once each, in order, across the crash.
+          if (phase === 'launch') {
+            assert.deepEqual(statusesOf(combined, id, 'init'), ['PULLED', 'CREATED', 'RUNNING', 'STOPPED']);
+            for (const name of ['app', 'side']) assert.deepEqual(statusesOf(combined, id, name), ['PULLED', 'CREATED', 'RUNNING'], name);
+          } else {
+            for (const name of ['app', 'side']) assert.equal(statusesOf(combined, id, name).filter((s) => s === 'STOPPED').length, 1, `${name} STOPPED once`);
+          }
           const replay = new EventCollector(agent.client, { fromSequence: 1 });
           try {
             const lastSequence = combined.at(-1)!.sequence;
