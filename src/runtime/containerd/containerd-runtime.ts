@@ -346,9 +346,16 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   /** Resolves when the process ends (the call is registered before the process is started). */
+  /**
+   * Waits for a process to exit. Registered before the call that may end it (kill, start), so its
+   * failure is marked handled here: a caller that fails before awaiting it (the kill failed, the
+   * agent closed the connection) leaves no unhandled rejection; one that awaits it still gets it.
+   */
   private waitFor(id: string, execId = '', signal?: AbortSignal): Promise<{ exitStatus: number; exitedAt?: Date }> {
     const c = this.client;
-    return c.call('wait for task', c.tasks, c.tasks.wait, { containerId: id, execId }, { timeoutMs: Infinity, signal }).then((r) => ({ exitStatus: r.exitStatus, exitedAt: r.exitedAt }));
+    const exited = c.call('wait for task', c.tasks, c.tasks.wait, { containerId: id, execId }, { timeoutMs: Infinity, signal }).then((r) => ({ exitStatus: r.exitStatus, exitedAt: r.exitedAt }));
+    exited.catch(() => undefined);
+    return exited;
   }
 
   async startContainer(idOrName: string): Promise<void> {
@@ -393,7 +400,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       }
     }
     // Registered before Start, so the exit cannot be missed; the events carry it to the engine.
-    void this.waitFor(id).catch(() => undefined);
+    void this.waitFor(id);
     this.oomKilled.delete(id);
     await c.call(`start task ${id}`, c.tasks, c.tasks.start, { containerId: id, execId: '' });
     this.startedAt.set(id, new Date());
@@ -559,8 +566,6 @@ export class ContainerdRuntime implements ContainerRuntime {
     // Followed until the process exits, then until the writer has written all it held (which may
     // take a moment after an exit that has already happened).
     const exited = task?.status === Status.RUNNING ? this.waitFor(container.id, '', options.signal) : task ? Promise.resolve() : undefined;
-    // Ended by the signal when the reader gives up: that is no error, whenever it happens.
-    exited?.catch(() => undefined);
     return readLogFile(this.logFileOf(container), options, exited);
   }
 
