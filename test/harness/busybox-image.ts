@@ -16,6 +16,8 @@ export interface ImageConfig {
   multiPlatform?: boolean;
   cmd?: string[];
   entrypoint?: string[];
+  /** The image's STOPSIGNAL, e.g. "SIGUSR1". */
+  stopSignal?: string;
   env?: string[];
   workingDir?: string;
   /** Makes /etc/passwd a symbolic link to this target (a hostile image); implies a layer of its own. */
@@ -101,6 +103,7 @@ export async function pushBusyboxImage(registry: Registry, repository: string, t
           Env: config.env ?? ['PATH=/bin'],
           Cmd: config.cmd ?? ['sh'],
           Entrypoint: config.entrypoint,
+          ...(config.stopSignal ? { StopSignal: config.stopSignal } : {}),
           WorkingDir: config.workingDir ?? '/',
         },
         rootfs: { type: 'layers', diff_ids: [sha256(tar)] },

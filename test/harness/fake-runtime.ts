@@ -78,8 +78,13 @@ export class FakeRuntime implements ContainerRuntime {
     return { id: `sha256:${reference}`, references: [reference], sizeBytes: 1 };
   }
 
+  /** Called when an image is removed. */
+  onRemoveImage: ((reference: string) => void) | undefined;
+
   async removeImage(reference: string): Promise<void> {
+    this.calls.push(`remove image ${reference}`);
     this.local.delete(reference);
+    this.onRemoveImage?.(reference);
   }
 
   /** Containers (by definition name) whose create succeeds but whose answer never comes back. */

@@ -13,6 +13,8 @@ export interface ContractContext {
   hostilePasswdImage: string;
   /** Images that share a layer no other image has (pulled by no other test). */
   sharedLayerImages: string[];
+  /** An image whose STOPSIGNAL is SIGUSR1. */
+  usr1StopImage: string;
   missingImage: string;
   credentials: { username: string; password: string };
   /** A multi-platform image (a manifest list) behind a registry that wants Bearer tokens. */
@@ -169,6 +171,17 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       assert.equal(info.exitCode, 137);
       assert.ok(Date.now() - started >= 900, 'killed before the stop timeout');
       await ctx.runtime.stopContainer(id, 1000); // idempotent
+      await ctx.runtime.removeContainer(id);
+    });
+
+    it("stops a container with its image's stop signal", async () => {
+      await ctx.runtime.pullImage(ctx.usr1StopImage, { auth: ctx.credentials });
+      // SIGTERM is ignored; only SIGUSR1 ends the process, with 0. A stop by SIGTERM would end in SIGKILL (137).
+      const id = await ctx.runtime.createContainer(spec({ image: ctx.usr1StopImage, command: ['sh', '-c', "trap '' TERM; trap 'exit 0' USR1; while true; do sleep 1 & wait $!; done"] }));
+      await ctx.runtime.startContainer(id);
+      await ctx.runtime.stopContainer(id, 30_000);
+      const info = await ctx.runtime.inspectContainer(id);
+      assert.equal(info.exitCode, 0, 'ended by SIGUSR1, not killed');
       await ctx.runtime.removeContainer(id);
     });
 

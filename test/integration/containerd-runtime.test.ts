@@ -47,6 +47,7 @@ runtimeContract(
       privateImage: await pushBusyboxImage(registry, 'berth-test/private', '1'),
       hostilePasswdImage: await pushBusyboxImage(registry, 'berth-test/hostile-passwd', '1', { passwdLink: '/dev/zero' }),
       sharedLayerImages: await sharedLayerImages(registry),
+      usr1StopImage: await pushBusyboxImage(registry, 'berth-test/usr1-stop', '1', { stopSignal: 'SIGUSR1' }),
       missingImage: `${registry.address}/berth-test/does-not-exist:1`,
       credentials: { username: registry.username, password: registry.password },
     };

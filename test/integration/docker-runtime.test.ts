@@ -21,6 +21,7 @@ runtimeContract(
       privateImage: env.privateImage,
       hostilePasswdImage: await pushBusyboxImage(env.registry, 'berth-test/hostile-passwd', '1', { passwdLink: '/dev/zero' }),
       sharedLayerImages: await sharedLayerImages(env.registry),
+      usr1StopImage: await pushBusyboxImage(env.registry, 'berth-test/usr1-stop', '1', { stopSignal: 'SIGUSR1' }),
       missingImage: env.missingImage,
       credentials: env.credentials,
     };

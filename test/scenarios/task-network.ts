@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/tasks/labels.js';
 import { PAUSE_CONTAINER } from '../../src/engine/tasks/pause-container.js';
 import type { GetTaskResponse, RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, EventCollector, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { call, EventCollector, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
 import { CNI_PLUGIN_DIR, createTestNetwork, type TestNetwork } from '../harness/cni-network.js';
 import { textOnceServed, waitUntil } from '../harness/processes.js';
@@ -83,6 +83,12 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         assert.ok(binding.hostPort >= 40200 && binding.hostPort <= 40299, `host port ${binding.hostPort} from the range`);
         assert.deepEqual(snapshot?.resources?.tcpPorts, [binding.hostPort]);
         assert.equal(await textOnceServed(`http://127.0.0.1:${binding.hostPort}/index.html`), 'hello from berth\n');
+
+        // Stats count the traffic of the task's namespace (eth0; loopback is not counted): the page
+        // just served went out of it.
+        const [sample] = await readStream(agent.client.stats({ taskId: id, containerName: 'web', stream: false, interval: { seconds: 0, nanos: 200_000_000 } }));
+        const web = sample?.containers.find((c) => c.containerName === 'web');
+        assert.ok(web && web.networkTxBytes > 0 && web.networkRxBytes > 0 && web.networkTxPackets > 0, JSON.stringify(web));
 
         await stop(id);
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));

@@ -138,6 +138,22 @@ describe('image manager', () => {
     assert.ok(!result.ok && /no progress for 50 ms/.test(result.reason), JSON.stringify(result));
   });
 
+  it('cleans up on its timer once started', async () => {
+    const { runtime, images } = setup({ cleanup: { enabled: true, intervalMs: 20, minimumAgeMs: 0, perCycle: 5, exclude: [] } });
+    await images.prepare(IMAGE, undefined, signal());
+    const removed = new Promise<string>((resolve) => (runtime.onRemoveImage = resolve));
+    images.startCleanup();
+    // The cleanup timer does not hold the process open (unref): this test's wait does.
+    const keepAlive = setTimeout(() => undefined, 10_000);
+    try {
+      assert.equal(await removed, IMAGE, 'the unused image went at a tick of the timer');
+    } finally {
+      clearTimeout(keepAlive);
+      images.stop();
+    }
+    assert.ok(!runtime.local.has(IMAGE));
+  });
+
   it('cleans up only unused images it pulled, old enough, not excluded, least recently used first', async () => {
     let now = 0;
     const { runtime, images } = setup({ cleanup: { enabled: true, intervalMs: 1000, minimumAgeMs: 100, perCycle: 2, exclude: ['r/excluded:1'] } }, () => new Date(now));
