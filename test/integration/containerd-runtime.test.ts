@@ -1,90 +1,61 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { isRuntimeError } from '../../src/runtime/errors.js';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContainerdClient } from '../../src/runtime/containerd/containerd-client.js';
 import { ContainerdRuntime } from '../../src/runtime/containerd/containerd-runtime.js';
 import { LEASE_OWNER_LABEL, leaseLabels } from '../../src/runtime/containerd/lease-owner.js';
 import { startBearerProxy, type BearerProxy } from '../harness/bearer-proxy.js';
 import { pushBusyboxImage, sharedLayerImages } from '../harness/busybox-image.js';
-import { startContainerdDaemon, type TestContainerdDaemon } from '../harness/containerd-daemon.js';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
+import { startRuntimeEnvironment, type RuntimeEnvironment } from '../harness/runtime-environment.js';
+import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
 import { runtimeContract } from '../harness/runtime-contract.js';
 
-let dir: string;
-let registry: TestRegistry;
-let containerd: TestContainerdDaemon;
-let runtime: ContainerdRuntime;
+let env: RuntimeEnvironment;
 let bearer: BearerProxy;
 
 runtimeContract(
   'containerd',
   async () => {
-    dir = mkdtempSync(join(tmpdir(), 'berth-containerd-contract-'));
-    registry = await startRegistry(join(dir, 'registry'));
-    containerd = await startContainerdDaemon(join(dir, 'containerd'));
-    runtime = new ContainerdRuntime({
-      socketPath: containerd.socketPath,
-      namespace: 'berth-test',
-      callTimeoutMs: 30_000,
-      pullTimeoutMs: 120_000,
-      stateDir: join(dir, 'state'),
-      insecureRegistries: [],
-    });
-    bearer = await startBearerProxy(registry);
-    const multi = await pushBusyboxImage(registry, 'berth-test/multi', '1', { multiPlatform: true });
+    env = await startRuntimeEnvironment('containerd-contract', 'containerd');
+    bearer = await startBearerProxy(env.registry);
+    const multi = await pushBusyboxImage(env.registry, 'berth-test/multi', '1', { multiPlatform: true });
     return {
-      runtime,
-      bearerImage: multi.replace(registry.address, bearer.address),
+      runtime: env.runtime,
+      bearerImage: multi.replace(env.registry.address, bearer.address),
       bearerTokensIssued: () => bearer.tokensIssued(),
-      image: await pushBusyboxImage(registry, 'berth-test/busybox', '1'),
-      privateImage: await pushBusyboxImage(registry, 'berth-test/private', '1'),
-      hostilePasswdImage: await pushBusyboxImage(registry, 'berth-test/hostile-passwd', '1', { passwdLink: '/dev/zero' }),
-      sharedLayerImages: await sharedLayerImages(registry),
-      usr1StopImage: await pushBusyboxImage(registry, 'berth-test/usr1-stop', '1', { stopSignal: 'SIGUSR1' }),
-      missingImage: `${registry.address}/berth-test/does-not-exist:1`,
-      credentials: { username: registry.username, password: registry.password },
+      image: env.image,
+      privateImage: env.privateImage,
+      hostilePasswdImage: await pushBusyboxImage(env.registry, 'berth-test/hostile-passwd', '1', { passwdLink: '/dev/zero' }),
+      sharedLayerImages: await sharedLayerImages(env.registry),
+      usr1StopImage: await pushBusyboxImage(env.registry, 'berth-test/usr1-stop', '1', { stopSignal: 'SIGUSR1' }),
+      missingImage: env.missingImage,
+      credentials: env.credentials,
     };
   },
   async () => {
-    runtime?.close();
     await bearer?.stop();
-    await containerd?.stop();
-    await registry?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await env?.stop();
   },
 );
 
 describe('containerd beyond the contract: what a crash leaves, what a hostile registry sends', () => {
-  let staleDir: string;
-  let staleRegistry: TestRegistry;
-  let staleContainerd: TestContainerdDaemon;
-  let staleRuntime: ContainerdRuntime;
-  const namespace = `berth-stale-${process.pid}`;
+  let stale: RuntimeEnvironment;
+  let staleRuntime: ContainerRuntime;
+  let namespace: string;
+  let socketPath: string;
   before(async () => {
-    staleDir = mkdtempSync(join(tmpdir(), 'berth-containerd-stale-'));
-    staleRegistry = await startRegistry(join(staleDir, 'registry'));
-    staleContainerd = await startContainerdDaemon(join(staleDir, 'containerd'));
-    staleRuntime = new ContainerdRuntime({
-      socketPath: staleContainerd.socketPath,
-      namespace,
-      callTimeoutMs: 30_000,
-      pullTimeoutMs: 120_000,
-      stateDir: join(staleDir, 'state'),
-      insecureRegistries: [],
-    });
+    stale = await startRuntimeEnvironment('containerd-stale', 'containerd');
+    staleRuntime = stale.runtime;
+    ({ namespace, socket: socketPath } = stale.runtimeConfig.containerd as { namespace: string; socket: string });
   });
   after(async () => {
-    staleRuntime?.close();
-    await staleContainerd?.stop();
-    await staleRegistry?.stop();
-    rmSync(staleDir, { recursive: true, force: true });
+    await stale?.stop();
   });
 
   /** A "registry" on loopback that answers every manifest request with `answer`. */
@@ -150,7 +121,7 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
   });
 
   it('ends the leases of berth processes that are gone, so containerd collects what they protected; leaves live ones', async () => {
-    const client = new ContainerdClient(staleContainerd.socketPath, namespace, 30_000);
+    const client = new ContainerdClient(socketPath, namespace, 30_000);
     const snapshotExists = (key: string) =>
       client.call('stat snapshot', client.snapshots, client.snapshots.stat, { snapshotter: 'overlayfs', key }).then(
         () => true,
@@ -170,11 +141,11 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
         );
       }
       const restarted = new ContainerdRuntime({
-        socketPath: staleContainerd.socketPath,
+        socketPath,
         namespace,
         callTimeoutMs: 30_000,
         pullTimeoutMs: 120_000,
-        stateDir: join(staleDir, 'state-2'),
+        stateDir: join(stale.dir, 'state-2'),
         insecureRegistries: [],
       });
       try {
@@ -195,8 +166,8 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
   });
 
   it('takes over runc state left without a containerd task: removes it and starts the container', async () => {
-    const image = await pushBusyboxImage(staleRegistry, 'berth-test/busybox', '1');
-    await staleRuntime.pullImage(image, { auth: { username: staleRegistry.username, password: staleRegistry.password } });
+    const image = stale.image;
+    await staleRuntime.pullImage(image, { auth: stale.credentials });
     const id = await staleRuntime.createContainer({
       name: 'stale-runc',
       image,
@@ -211,7 +182,7 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
     });
     // What a `runc create` of the shim leaves when the agent's create call dies with it: runc's
     // state (and a waiting init process) under the container's id, no task in containerd.
-    const bundle = join(staleDir, 'bundle');
+    const bundle = join(stale.dir, 'bundle');
     mkdirSync(join(bundle, 'rootfs', 'bin'), { recursive: true });
     copyFileSync('/bin/busybox', join(bundle, 'rootfs', 'bin', 'busybox'));
     execFileSync('runc', ['spec'], { cwd: bundle });
