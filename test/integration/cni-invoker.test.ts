@@ -146,7 +146,9 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     const second = scriptPlugin('second', script('second'));
     const hang = scriptPlugin('hang', `if [ "$CNI_COMMAND" = VERSION ]; then echo '{"supportedVersions":["1.0.0"]}'; exit 0; fi\nexec sleep 30`);
     cleanups.push(() => [dir, second, hang].forEach((d) => rmSync(d, { recursive: true, force: true })));
-    const scripted = new CniInvoker({ pluginDirs: [dir, second, hang], timeoutMs: 500 });
+    // A timeout a loaded machine never reaches for the plugins that answer; a short one for the one that hangs.
+    const scripted = new CniInvoker({ pluginDirs: [dir, second, hang], timeoutMs: 30_000 });
+    const impatient = new CniInvoker({ pluginDirs: [hang], timeoutMs: 500 });
     const list = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'caps', plugins: [{ type: 'first', capabilities: { portMappings: true, ips: true } }, { type: 'second' }] }, 'test');
     const result = await scripted.add(list, conf('/run/netns/none', 'caps', { portMappings: [{ hostPort: 1, containerPort: 2, protocol: 'tcp' }], ips: ['192.0.2.7/24'], bandwidth: {} }));
     const first = JSON.parse(readFileSync(join(seen, 'first.stdin'), 'utf8'));
@@ -160,7 +162,7 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     assert.deepEqual(taskAddresses(parseCniResult(result)).ipAddresses, ['192.0.2.7/24']);
 
     const hanging = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'h', plugins: [{ type: 'hang' }] }, 'test');
-    await assert.rejects(scripted.add(hanging, conf('/run/netns/none', 'hang')), /did not finish within 500 ms and was killed/);
+    await assert.rejects(impatient.add(hanging, conf('/run/netns/none', 'hang')), /did not finish within 500 ms and was killed/);
   });
 
   it('keeps the attachment in the state store: a restarted agent deletes what an earlier one added', async () => {
