@@ -6,7 +6,7 @@ import { startTestAgent, taskCalls, watching, type TaskCalls, type TestAgent } f
 import { cgroupLimits } from '../harness/cgroup-limits.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, containerOf, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
-import { textOnceServed } from '../harness/processes.js';
+import { freeLoopbackPort, textOnceServed } from '../harness/processes.js';
 
 export function hostResourceScenarios(kind: RuntimeKind): void {
   describe(`host resources on a real ${kind}`, () => {
@@ -45,8 +45,11 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
       const second = taskId('port-b');
       // Docker maps the port from its bridge; on containerd the task uses the host's network.
       const bridge = kind === 'docker';
-      const containerPort = bridge ? 8080 : 40080;
-      const port = { containerPort, hostPort: bridge ? 40080 : 0, protocol: 0, hostIp: '127.0.0.1' };
+      // A port free on this host now, outside the agent's dynamic range (40100-40199).
+      let hostPort = await freeLoopbackPort();
+      for (let i = 0; i < 10 && hostPort >= 40100 && hostPort <= 40199; i++) hostPort = await freeLoopbackPort();
+      const containerPort = bridge ? 8080 : hostPort;
+      const port = { containerPort, hostPort: bridge ? hostPort : 0, protocol: 0, hostIp: '127.0.0.1' };
       const web = () => sleeper({ command: ['httpd', '-f', '-p', String(containerPort), '-h', '/www'], portMappings: [port] });
       const networkMode = bridge ? NetworkMode.NETWORK_MODE_BRIDGE : NetworkMode.NETWORK_MODE_HOST;
       await watching(agent.client, { taskIds: [first, second] }, async (watch) => {
@@ -56,10 +59,10 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
         await watch.waitForEvent('second waits', (e) => e.taskId === second && e.change?.$case === 'task' && /waiting for host resources/.test(e.change.value.reason));
         const waiting = await calls.get(second);
         assert.equal(waiting?.knownStatus, TaskStatus.TASK_STATUS_NONE);
-        assert.match(waiting?.reason ?? '', /waiting for host resources: needs host port 40080\/tcp, held by another task/);
+        assert.match(waiting?.reason ?? '', new RegExp(`waiting for host resources: needs host port ${hostPort}/tcp, held by another task`));
         const info = await calls.info();
         assert.deepEqual(info.queuedTaskIds, [second]);
-        assert.ok(info.consumed?.tcpPorts.includes(40080));
+        assert.ok(info.consumed?.tcpPorts.includes(hostPort));
         assert.ok(info.consumed?.tcpPorts.includes(22), 'reserved ports count as consumed');
         assert.equal(info.capacity?.memoryMib, 100);
         assert.equal(info.capacity?.cpuUnits, 2048);
@@ -67,7 +70,7 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
         assert.equal(info.free?.dynamicTcpPortsFree, 100);
         await calls.stop(first);
         await watch.waitForEvent('second RUNNING', is.task(second, TaskStatus.TASK_STATUS_RUNNING));
-        assert.equal(await textOnceServed('http://127.0.0.1:40080/index.html'), 'hello from berth\n');
+        assert.equal(await textOnceServed(`http://127.0.0.1:${hostPort}/index.html`), 'hello from berth\n');
         await calls.stop(second);
         await watch.waitForEvent('second STOPPED', is.task(second, TaskStatus.TASK_STATUS_STOPPED));
       });
