@@ -20,6 +20,8 @@ export interface ContractContext {
   /** A multi-platform image (a manifest list) behind a registry that wants Bearer tokens. */
   bearerImage: string;
   bearerTokensIssued(): number;
+  /** Blobs the Bearer front redirected to its storage and that were fetched there. */
+  bearerBlobsFromStorage(): number;
 }
 
 /**
@@ -77,6 +79,7 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       const image = await ctx.runtime.pullImage(ctx.bearerImage, { auth: ctx.credentials });
       assert.match(image.id, /^sha256:/);
       assert.ok(ctx.bearerTokensIssued() > 0, 'a token was asked for');
+      assert.ok(ctx.bearerBlobsFromStorage() > 0, 'blob downloads followed the redirect to storage');
       // Exits 7 only in the host platform's image (the other one says "other-platform").
       const s = spec({ image: ctx.bearerImage, command: ['sh', '-c', 'test "$(cat /etc/berth-test-image)" = host-platform && exit 7; exit 1'] });
       const id = await ctx.runtime.createContainer(s);

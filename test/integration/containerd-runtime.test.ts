@@ -29,6 +29,7 @@ runtimeContract(
       runtime: env.runtime,
       bearerImage: multi.replace(env.registry.address, bearer.address),
       bearerTokensIssued: () => bearer.tokensIssued(),
+      bearerBlobsFromStorage: () => bearer.blobsFromStorage(),
       image: env.image,
       privateImage: env.privateImage,
       hostilePasswdImage: await pushBusyboxImage(env.registry, 'berth-test/hostile-passwd', '1', { passwdLink: '/dev/zero' }),

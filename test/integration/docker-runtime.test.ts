@@ -16,6 +16,7 @@ runtimeContract(
     return {
       bearerImage: multi.replace(env.registry.address, bearer.address),
       bearerTokensIssued: () => bearer.tokensIssued(),
+      bearerBlobsFromStorage: () => bearer.blobsFromStorage(),
       runtime: new DockerRuntime({ host: env.docker!.host, callTimeoutMs: 30_000, pullTimeoutMs: 120_000 }),
       image: env.image,
       privateImage: env.privateImage,
