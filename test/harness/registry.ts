@@ -13,8 +13,11 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
-/** Starts a Docker registry on 127.0.0.1 that requires HTTP basic auth (htpasswd, bcrypt). */
-export async function startRegistry(dir: string, username = 'berth', password = 'berth-secret'): Promise<TestRegistry> {
+/**
+ * Starts a Docker registry on 127.0.0.1 that requires HTTP basic auth (htpasswd, bcrypt), or, with
+ * `anonymous`, one anybody may pull from (as the registry of a node's pause image usually is).
+ */
+export async function startRegistry(dir: string, username = 'berth', password = 'berth-secret', options: { anonymous?: boolean } = {}): Promise<TestRegistry> {
   const registry = requireBinary('/usr/bin/docker-registry', 'docker-registry');
   requireBinary('/usr/bin/htpasswd', 'apache2-utils');
   mkdirSync(join(dir, 'data'), { recursive: true });
@@ -27,7 +30,7 @@ export async function startRegistry(dir: string, username = 'berth', password = 
       'version: 0.1',
       `storage: {filesystem: {rootdirectory: ${join(dir, 'data')}}}`,
       `http: {addr: "${address}"}`,
-      `auth: {htpasswd: {realm: berth-test, path: ${join(dir, 'htpasswd')}}}`,
+      ...(options.anonymous ? [] : [`auth: {htpasswd: {realm: berth-test, path: ${join(dir, 'htpasswd')}}}`]),
       'log: {level: info, accesslog: {disabled: false}}',
       '',
     ].join('\n'),
@@ -38,7 +41,7 @@ export async function startRegistry(dir: string, username = 'berth', password = 
     15_000,
     async () => {
       const response = await fetch(`http://${address}/v2/`);
-      return response.status === 401 ? true : undefined;
+      return response.status === (options.anonymous ? 200 : 401) ? true : undefined;
     },
     daemon,
   );

@@ -29,7 +29,7 @@ export interface RuntimeEnvironment {
   credentials: { username: string; password: string };
   /** The `runtime` section of an agent's config for this daemon. */
   runtimeConfig: Record<string, unknown>;
-  /** The pause image, already present in the runtime (as an agent's own pause image would be). */
+  /** A pause-like image (sleeps until SIGTERM) in a registry anyone may pull from; agents pull it when a task first needs it. */
   pauseImage: string;
   /** A CNI network of this environment's own (bridge, subnet and address store). */
   network: TestNetwork;
@@ -48,6 +48,9 @@ export interface RuntimeEnvironment {
 export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): Promise<RuntimeEnvironment> {
   const dir = mkdtempSync(join(tmpdir(), `berth-${name}-${kind}-`));
   const registry = await startRegistry(join(dir, 'registry'));
+  // The pause image comes from a registry anyone may pull from, as a node's sandbox image does:
+  // the agent pulls it the first time a task needs it.
+  const publicRegistry = await startRegistry(join(dir, 'public-registry'), undefined, undefined, { anonymous: true });
   let docker: TestDockerDaemon | undefined;
   let containerd: TestContainerdDaemon | undefined;
   let runtime: ContainerRuntime & { close?(): void };
@@ -67,11 +70,10 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
     const image = await pushBusyboxImage(registry, 'berth-test/busybox', '1');
     const privateImage = await pushBusyboxImage(registry, 'berth-test/private', '1');
     // A pause process: sleeps until SIGTERM (pid 1 ignores signals it has no handler for).
-    const pauseImage = await pushBusyboxImage(registry, 'berth-test/pause', '1', {
+    const pauseImage = await pushBusyboxImage(publicRegistry, 'berth-test/pause', '1', {
       entrypoint: ['sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'],
       cmd: [],
     });
-    await runtime.pullImage(pauseImage, { auth: { username: registry.username, password: registry.password } });
     network = createTestNetwork();
     return {
       kind,
@@ -96,6 +98,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
         await docker?.stop();
         await containerd?.stop();
         await registry.stop();
+        await publicRegistry.stop();
         network?.remove();
         rmSync(dir, { recursive: true, force: true });
       },
@@ -105,6 +108,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
     await docker?.stop();
     await containerd?.stop();
     await registry.stop();
+    await publicRegistry.stop();
     throw error;
   }
 }
