@@ -70,7 +70,15 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
   provide(c, TOKENS.images, { runtime: TOKENS.runtime, cfg: TOKENS.config, log: TOKENS.logger, store: TOKENS.stateStore }, ({ runtime, cfg, log, store }) => {
     const { pullBehavior, registryCredentials, maxConcurrentPulls, pullTimeoutMs, pullInactivityTimeoutMs, accessCheckValidityMs, cleanup } = cfg.images;
     // The pause image is never cleaned up, as kubelet keeps its sandbox image: tasks need it at any time.
-    const settings = { pullBehavior, registryCredentials, maxConcurrentPulls, pullTimeoutMs, pullInactivityTimeoutMs, accessCheckValidityMs, cleanup: { ...cleanup, exclude: [...cleanup.exclude, cfg.network.pauseImage] } };
+    const settings = {
+      pullBehavior,
+      registryCredentials,
+      maxConcurrentPulls,
+      pullTimeoutMs,
+      pullInactivityTimeoutMs,
+      accessCheckValidityMs,
+      cleanup: { ...cleanup, exclude: [...cleanup.exclude, cfg.network.pauseImage] },
+    };
     return new ImageManager(runtime, settings, log.child({ component: 'images' }), store);
   });
   provide(c, TOKENS.eventLog, { store: TOKENS.stateStore, cfg: TOKENS.config }, ({ store, cfg }) => new EventLog(store.events, { maxWatcherLag: cfg.events.maxWatcherLag }));
