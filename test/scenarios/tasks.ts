@@ -235,6 +235,10 @@ export function taskScenarios(kind: RuntimeKind): void {
       assert.equal(await codeOf(exec('done', ['true'])), 9); // FAILED_PRECONDITION: not running
       assert.equal(await codeOf(exec('app', [])), 3); // INVALID_ARGUMENT
       assert.equal(await codeOf(exec('app', ['sleep', '30'], { seconds: 1, nanos: 0 })), 4); // DEADLINE_EXCEEDED
+      // Without a timeout, the default one (30 s) ends it.
+      const started = Date.now();
+      assert.equal(await codeOf(exec('app', ['sleep', '120'])), 4);
+      assert.ok(Date.now() - started >= 29_000, `ended after ${Date.now() - started} ms, before the default timeout`);
       await stop(id);
     });
 
