@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { LABELS } from '../../src/engine/tasks/labels.js';
+import { containersSeenByDaemon } from '../harness/daemon-witness.js';
 import type { GetTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { call, EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { HealthCheckClient } from '../harness/grpc-clients.js';
@@ -80,10 +81,14 @@ describe('containerd outages: containerd stopped or killed under running tasks',
         const kept = await getTask(steady);
         assert.equal(kept.knownStatus, TaskStatus.TASK_STATUS_RUNNING);
         assert.equal(containerOf(kept, 'app').runtimeId, steadyId, 'the same container, not a new one');
-        assert.equal((await env.runtime.inspectContainer(steadyId)).state, 'running');
-
-        const mine = (await env.runtime.listContainers({ [LABELS.agentId]: agent.config.agentId })).filter((c) => [steady, victim].includes(c.labels[LABELS.taskId]!));
+        // As ctr sees it, not berth's adapter: the steady container runs, and each task has one container.
+        const mine = (await containersSeenByDaemon(env, [LABELS.agentId, agent.config.agentId])).filter((c) => [steady, victim].includes(c.labels[LABELS.taskId]!));
         assert.deepEqual(mine.map((c) => c.labels[LABELS.taskId]).sort(), [steady, victim].sort(), 'no duplicate, no orphan');
+        assert.deepEqual(
+          mine.filter((c) => c.running).map((c) => c.id),
+          [steadyId],
+          'only the steady container runs',
+        );
         watch.events.forEach((e, i) => assert.equal(e.sequence, from + 1 + i));
 
         await call(agent.client, 'stopTask', { taskId: steady, reason: 'done' });
