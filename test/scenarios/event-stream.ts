@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import type { RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { readStatusDetails } from '../../src/api/status-details.js';
-import { call, EventCollector, watching, startTestAgent, type TestAgent } from '../harness/agent.js';
+import { call, EventCollector, watching, startTestAgent, type TestAgent, taskCalls } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -22,7 +21,7 @@ export function eventStreamScenarios(kind: RuntimeKind): void {
       await env?.stop();
     });
 
-    const run = (definition: ReturnType<typeof task>) => call<object, RunTaskResponse>(agent.client, 'runTask', { task: definition });
+    const run = (definition: ReturnType<typeof task>) => taskCalls(agent.client).run(definition);
     const eventLog = () => agent.agent.parts.eventLog;
 
     it('delivers the same ordered stream to ten watchers at once', async () => {

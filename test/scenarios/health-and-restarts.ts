@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
 import { HealthStatus } from '../../src/gen/berth/agent/v1/task.js';
-import type { GetTaskResponse, RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { startTestAgent, taskCalls, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, containerOf, ContainerStatus, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -28,9 +27,9 @@ export function healthScenarios(kind: RuntimeKind): void {
       await env?.stop();
     });
 
-    const run = (definition: ReturnType<typeof task>) => call<object, RunTaskResponse>(agent.client, 'runTask', { task: definition });
-    const get = (id: string) => call<object, GetTaskResponse>(agent.client, 'getTask', { taskId: id });
-    const stop = (id: string) => call(agent.client, 'stopTask', { taskId: id, reason: '' });
+    const run = (definition: ReturnType<typeof task>) => taskCalls(agent.client).run(definition);
+    const get = (id: string) => taskCalls(agent.client).get(id);
+    const stop = (id: string) => taskCalls(agent.client).stop(id);
 
     it('starts a HEALTHY dependent only after the dependency passes its health check', async () => {
       const id = taskId('healthy');
@@ -51,7 +50,7 @@ export function healthScenarios(kind: RuntimeKind): void {
         const healthy = events.findIndex(healthIs(id, 'db', HealthStatus.HEALTH_STATUS_HEALTHY));
         const appRunning = events.findIndex(is.container(id, 'app', ContainerStatus.CONTAINER_STATUS_RUNNING));
         assert.ok(healthy >= 0 && appRunning > healthy, 'app started after db became healthy');
-        const db = containerOf((await get(id)).task, 'db');
+        const db = containerOf(await get(id), 'db');
         assert.equal(db.healthOutput, 'up\n');
         assert.ok(db.healthCheckedAt instanceof Date);
         await stop(id);
@@ -71,9 +70,9 @@ export function healthScenarios(kind: RuntimeKind): void {
           ]),
         );
         await watch.waitForEvent('UNHEALTHY', healthIs(id, 'app', HealthStatus.HEALTH_STATUS_UNHEALTHY));
-        const app = containerOf((await get(id)).task, 'app');
+        const app = containerOf(await get(id), 'app');
         assert.match(app.healthOutput, /database unreachable/);
-        assert.equal((await get(id)).task?.knownStatus, TaskStatus.TASK_STATUS_RUNNING, 'an unhealthy container is reported, not stopped');
+        assert.equal((await get(id))?.knownStatus, TaskStatus.TASK_STATUS_RUNNING, 'an unhealthy container is reported, not stopped');
         await stop(id);
       });
     });
@@ -95,7 +94,7 @@ export function healthScenarios(kind: RuntimeKind): void {
           ]),
         );
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
-        const final = (await get(id)).task;
+        const final = await get(id);
         assert.match(final?.reason ?? '', /dependency "db" did not become healthy within its start timeout of 1500 ms/);
         assert.equal(containerOf(final, 'app').runtimeId.length > 0, true);
         assert.equal(containerOf(final, 'app').startedAt, undefined, 'app never started');
@@ -118,7 +117,7 @@ export function healthScenarios(kind: RuntimeKind): void {
           const waited = started.time!.getTime() - notice.time!.getTime();
           assert.ok(waited >= delayOf(notice) - 20, `restart ${n} came ${waited} ms after its exit, before its back-off of ${delayOf(notice)} ms`);
         }
-        const flaky = containerOf((await get(id)).task, 'flaky');
+        const flaky = containerOf(await get(id), 'flaky');
         assert.equal(flaky.lastExitCode, 1);
         assert.ok(flaky.lastRestartedAt instanceof Date);
 
@@ -126,11 +125,11 @@ export function healthScenarios(kind: RuntimeKind): void {
         const seen = watch.events.filter(restartNotice(id)).length;
         await watch.waitFor('next back-off', () => watch.events.filter(restartNotice(id)).length > seen, 30_000);
         const waiting = watch.events.filter(restartNotice(id)).at(-1)!;
-        const before = containerOf((await get(id)).task, 'flaky').restartCount;
+        const before = containerOf(await get(id), 'flaky').restartCount;
         await stop(id);
         const stopped = await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
         assert.ok(stopped.time!.getTime() < waiting.time!.getTime() + delayOf(waiting), 'stopped without waiting out the back-off');
-        const final = containerOf((await get(id)).task, 'flaky');
+        const final = containerOf(await get(id), 'flaky');
         assert.equal(final.restartCount, before);
         assert.notEqual((await env.runtime.inspectContainer(final.runtimeId)).state, 'running');
       });
@@ -141,7 +140,7 @@ export function healthScenarios(kind: RuntimeKind): void {
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
         await run(task(id, [container('done', env.image, { ...creds(), command: ['sh', '-c', 'exit 3'], restartPolicy: { enabled: true, ignoredExitCodes: [3], restartAttemptPeriod: ms(0) } })]));
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
-        const done = containerOf((await get(id)).task, 'done');
+        const done = containerOf(await get(id), 'done');
         assert.equal(done.restartCount, 0);
         assert.equal(done.exitCode, 3);
         assert.match(done.reason, /which the restart policy ignores/);

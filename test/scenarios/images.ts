@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { call, startTestAgent, watching, type TestAgent, taskCalls } from '../harness/agent.js';
 import { pushBusyboxImage } from '../harness/busybox-image.js';
 import { watchRegistryPulls } from '../harness/registry.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
@@ -30,7 +29,7 @@ export function imageScenarios(kind: RuntimeKind): void {
       await env?.stop();
     });
 
-    const run = (definition: ReturnType<typeof task>) => call<object, RunTaskResponse>(agent.client, 'runTask', { task: definition });
+    const run = (definition: ReturnType<typeof task>) => taskCalls(agent.client).run(definition);
     const pullDirectly = (reference: string) => env.runtime.pullImage(reference, { auth: env.credentials });
 
     it('pulls an image once for ten tasks that need it at the same time, and reports progress', async () => {

@@ -1,19 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ClientReadableStream } from '@grpc/grpc-js';
-import {
-  LogStream,
-  type ExecResponse,
-  type GetTaskResponse,
-  type LogLine,
-  type LogsRequest,
-  type LogsResponse,
-  type RunTaskResponse,
-  type StatsRequest,
-  type StatsResponse,
-  type StopTaskResponse,
-} from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { LogStream, type ExecResponse, type LogLine, type LogsRequest, type LogsResponse, type StatsRequest, type StatsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { call, readStream, startTestAgent, watching, type TestAgent, taskCalls } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { containersSeenByDaemon } from '../harness/daemon-witness.js';
 import { textOnceServed } from '../harness/processes.js';
@@ -35,9 +24,9 @@ export function taskScenarios(kind: RuntimeKind): void {
       await env?.stop();
     });
 
-    const run = (definition: ReturnType<typeof task>) => call<object, RunTaskResponse>(agent.client, 'runTask', { task: definition });
-    const stop = (id: string) => call<object, StopTaskResponse>(agent.client, 'stopTask', { taskId: id, reason: '' });
-    const get = (id: string) => call<object, GetTaskResponse>(agent.client, 'getTask', { taskId: id });
+    const run = (definition: ReturnType<typeof task>) => taskCalls(agent.client).run(definition);
+    const stop = (id: string) => taskCalls(agent.client).stop(id);
+    const get = (id: string) => taskCalls(agent.client).get(id);
 
     it('runs a two-container task in dependency order and streams its events in order, without gaps', async () => {
       const id = taskId('order');
@@ -63,7 +52,7 @@ export function taskScenarios(kind: RuntimeKind): void {
         const sequences = watch.events.map((e) => e.sequence);
         sequences.forEach((sequence, i) => i > 0 && assert.equal(sequence, sequences[i - 1]! + 1, `gap after ${sequences[i - 1]}`));
 
-        const running = (await get(id)).task;
+        const running = await get(id);
         assert.equal(running?.knownStatus, TaskStatus.TASK_STATUS_RUNNING);
         const app = containerOf(running, 'app');
         assert.ok(app.runtimeId.length > 0);
@@ -78,7 +67,7 @@ export function taskScenarios(kind: RuntimeKind): void {
         const stopped = await stop(id);
         assert.equal(stopped.task?.desiredStatus, TaskStatus.TASK_STATUS_STOPPED);
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
-        const final = (await get(id)).task;
+        const final = await get(id);
         assert.equal(final?.knownStatus, TaskStatus.TASK_STATUS_STOPPED);
         assert.equal(final?.reason, 'stopped by request');
         assert.ok(containerOf(final, 'app').finishedAt instanceof Date);
@@ -95,7 +84,7 @@ export function taskScenarios(kind: RuntimeKind): void {
           ]),
         );
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
-        const final = (await get(id)).task;
+        const final = await get(id);
         assert.equal(containerOf(final, 'worker').exitCode, 3);
         assert.match(final?.reason ?? '', /essential container "worker" exited with code 3/);
         assert.equal(containerOf(final, 'sidecar').knownStatus, ContainerStatus.CONTAINER_STATUS_STOPPED);
@@ -114,7 +103,7 @@ export function taskScenarios(kind: RuntimeKind): void {
         );
         await watch.waitForEvent('oneshot STOPPED', is.container(id, 'oneshot', ContainerStatus.CONTAINER_STATUS_STOPPED));
         await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
-        const current = (await get(id)).task;
+        const current = await get(id);
         assert.equal(current?.desiredStatus, TaskStatus.TASK_STATUS_RUNNING);
         assert.equal(containerOf(current, 'oneshot').exitCode, 1);
         assert.equal(containerOf(current, 'main').knownStatus, ContainerStatus.CONTAINER_STATUS_RUNNING);
@@ -150,7 +139,7 @@ export function taskScenarios(kind: RuntimeKind): void {
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
         await run(task(id, [container('app', env.privateImage, { registryCredentials: { username: env.credentials.username, password: 'wrong-password' } })]));
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
-        const final = (await get(id)).task;
+        const final = await get(id);
         const app = containerOf(final, 'app');
         assert.equal(app.knownStatus, ContainerStatus.CONTAINER_STATUS_STOPPED);
         assert.match(app.reason, /refused the credentials/);
@@ -164,7 +153,7 @@ export function taskScenarios(kind: RuntimeKind): void {
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
         await run(task(id, [container('app', env.missingImage, creds())]));
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
-        const app = containerOf((await get(id)).task, 'app');
+        const app = containerOf(await get(id), 'app');
         assert.match(app.reason, /no such image/);
       });
     });
@@ -174,7 +163,7 @@ export function taskScenarios(kind: RuntimeKind): void {
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
         await run(task(id, [container('hog', env.image, { ...creds(), memoryMib: 16, command: ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\000" a)'] })]));
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
-        const final = (await get(id)).task;
+        const final = await get(id);
         const hog = containerOf(final, 'hog');
         assert.equal(hog.exitCode, 137);
         assert.match(hog.reason, /exceeding its memory limit/);
@@ -192,7 +181,7 @@ export function taskScenarios(kind: RuntimeKind): void {
           ),
         );
         await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
-        const running = (await get(id)).task;
+        const running = await get(id);
         // On containerd the task's namespace and address come from the CNI network.
         assert.equal(running?.network !== undefined, kind === 'containerd');
         const web = containerOf(running, 'web');
@@ -356,7 +345,7 @@ export function taskScenarios(kind: RuntimeKind): void {
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
         await run(task(id, [container('app', env.image, { ...creds(), user: 'nobody', command: ['sh', '-c', 'test "$(id -u):$(id -g)" = 65534:65534'] })]));
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
-        assert.equal(containerOf((await get(id)).task, 'app').exitCode, 0, 'uid and gid of "nobody"');
+        assert.equal(containerOf(await get(id), 'app').exitCode, 0, 'uid and gid of "nobody"');
       });
     });
 
