@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call } from './agent.js';
+import { taskCalls, type TaskCalls } from './agent.js';
 import { startDaemon, waitUntil, type DaemonProcess } from './processes.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -25,6 +25,8 @@ export interface AgentProcessOptions {
 export interface AgentProcess {
   daemon: DaemonProcess;
   client: TaskServiceClient;
+  /** The typed task calls on `client`. */
+  calls: TaskCalls;
   socketPath: string;
   /** Resolves when the process has ended, with the signal that ended it (if any). */
   exited: Promise<NodeJS.Signals | null>;
@@ -57,7 +59,7 @@ export async function startAgentProcess(options: AgentProcessOptions): Promise<A
   });
   const client = new TaskServiceClient(`unix://${socketPath}`, credentials.createInsecure());
   try {
-    await waitUntil('berth agent', 60_000, async () => ((await call(client, 'getAgentInfo', {})) ? true : undefined), daemon);
+    await waitUntil('berth agent', 60_000, async () => ((await taskCalls(client).info()) ? true : undefined), daemon);
   } catch (error) {
     client.close();
     await daemon.stop();
@@ -66,6 +68,7 @@ export async function startAgentProcess(options: AgentProcessOptions): Promise<A
   return {
     daemon,
     client,
+    calls: taskCalls(client),
     socketPath,
     exited,
     async kill() {

@@ -7,12 +7,14 @@ import { pino } from 'pino';
 import { startAgent, type Agent } from '../../src/agent.js';
 import { compileConfig, defaultConfigInput, type BerthConfig } from '../../src/config/config.js';
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
-import type { Task } from '../../src/gen/berth/agent/v1/task.js';
+import { TaskStatus, type Task } from '../../src/gen/berth/agent/v1/task.js';
 import type { TaskDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
 import {
   TaskServiceClient,
+  type ExecResponse,
   type GetAgentInfoResponse,
   type GetTaskResponse,
+  type ListTasksRequest,
   type ListTasksResponse,
   type RunTaskResponse,
   type StopTaskResponse,
@@ -20,11 +22,14 @@ import {
   type WatchEventsResponse,
 } from '../../src/gen/berth/agent/v1/task_service.js';
 import type { RuntimeEnvironment } from './runtime-environment.js';
+import { is } from './task-builders.js';
 
 export interface TestAgent {
   agent: Agent;
   config: BerthConfig;
   client: TaskServiceClient;
+  /** The typed task calls on `client`. */
+  calls: TaskCalls;
   socketPath: string;
   stop(): Promise<void>;
 }
@@ -71,6 +76,7 @@ export async function startTestAgent(
     agent,
     config,
     client,
+    calls: taskCalls(client),
     socketPath,
     async stop() {
       client.close();
@@ -96,13 +102,20 @@ export function call<Req, Res>(client: TaskServiceClient, method: 'runTask' | 's
   });
 }
 
-/** The task calls a scenario makes, typed: RunTask, GetTask, StopTask, ListTasks, GetAgentInfo. */
+/** The task calls a scenario makes, typed: RunTask, GetTask, StopTask, ListTasks, GetAgentInfo, Exec. */
 export interface TaskCalls {
   run(definition: TaskDefinition): Promise<RunTaskResponse>;
   get(taskId: string): Promise<Task | undefined>;
   stop(taskId: string, reason?: string): Promise<StopTaskResponse>;
+  /** StopTask, then the task's STOPPED event: its containers and network are gone when this resolves. */
+  stopAndWait(taskId: string, reason?: string): Promise<void>;
+  /** Every task, in one page. */
   list(): Promise<Task[]>;
+  /** One page of ListTasks, as asked. */
+  listPage(request: Partial<ListTasksRequest>): Promise<ListTasksResponse>;
   info(): Promise<GetAgentInfoResponse>;
+  /** Exec in one container of a task; `timeoutSeconds` unset means the agent's default. */
+  exec(taskId: string, containerName: string, command: string[], timeoutSeconds?: number): Promise<ExecResponse>;
 }
 
 export function taskCalls(client: TaskServiceClient): TaskCalls {
@@ -110,8 +123,18 @@ export function taskCalls(client: TaskServiceClient): TaskCalls {
     run: (definition) => call<object, RunTaskResponse>(client, 'runTask', { task: definition }),
     get: async (taskId) => (await call<object, GetTaskResponse>(client, 'getTask', { taskId })).task,
     stop: (taskId, reason = '') => call<object, StopTaskResponse>(client, 'stopTask', { taskId, reason }),
+    stopAndWait: (taskId, reason = '') =>
+      watching(client, { taskIds: [taskId] }, async (watch) => {
+        await call<object, StopTaskResponse>(client, 'stopTask', { taskId, reason });
+        const now = (await call<object, GetTaskResponse>(client, 'getTask', { taskId })).task;
+        if (now?.knownStatus === TaskStatus.TASK_STATUS_STOPPED) return;
+        await watch.waitForEvent(`task ${taskId} STOPPED`, is.task(taskId, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+      }),
     list: async () => (await call<object, ListTasksResponse>(client, 'listTasks', { statuses: [], family: '', pageSize: 0, pageToken: '' })).tasks,
+    listPage: (request) => call<object, ListTasksResponse>(client, 'listTasks', { statuses: [], family: '', pageSize: 0, pageToken: '', ...request }),
     info: () => call<object, GetAgentInfoResponse>(client, 'getAgentInfo', {}),
+    exec: (taskId, containerName, command, timeoutSeconds) =>
+      call<object, ExecResponse>(client, 'exec', { taskId, containerName, command, ...(timeoutSeconds === undefined ? {} : { timeout: { seconds: timeoutSeconds, nanos: 0 } }) }),
   };
 }
 

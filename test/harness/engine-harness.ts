@@ -1,3 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { loadConfig } from '../../src/config/config.js';
+import { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
+import { AgentServer } from '../../src/server/grpc-server.js';
 import { DEFAULT_REQUEST_LIMITS } from '../../src/engine/admission/request-limits.js';
 import { pino } from 'pino';
 import type { EngineSettings } from '../../src/engine/engine-settings.js';
@@ -136,3 +143,30 @@ export function taskInput(id: string, containers: ContainerDefinitionInput[]): T
 export const taskStatus = (id: string, status: string) => (e: EngineEvent) => e.taskId === id && e.change.type === 'task' && e.change.knownStatus === status;
 export const containerStatus = (id: string, name: string, status: string) => (e: EngineEvent) =>
   e.taskId === id && e.change.type === 'container' && e.change.container.name === name && e.change.container.knownStatus === status;
+
+/** An engine under test served by berth's gRPC server on a private unix socket. */
+export interface ServedEngine {
+  client: TaskServiceClient;
+  /** Closes the client, the server, the engine and the socket's directory. */
+  stop(): Promise<void>;
+}
+
+/** Serves `t.engine` over gRPC with the given config (its `dataDir` and `grpc.socket` are set here). */
+export async function serveOverGrpc(t: EngineUnderTest, config: Record<string, unknown> = {}): Promise<ServedEngine> {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-served-'));
+  const socket = join(dir, 'berth.sock');
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ ...config, dataDir: dir, grpc: { socket } }));
+  const server = new AgentServer(t.engine, t.monitor, loadConfig(file, {}), pino({ level: 'silent' }));
+  await server.start();
+  const client = new TaskServiceClient(`unix://${socket}`, credentials.createInsecure());
+  return {
+    client,
+    async stop() {
+      client.close();
+      await server.stop(1000);
+      await t.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

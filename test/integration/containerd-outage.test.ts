@@ -4,8 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { LABELS } from '../../src/engine/tasks/labels.js';
 import { containersSeenByDaemon } from '../harness/daemon-witness.js';
-import type { GetTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
+import { EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { HealthCheckClient } from '../harness/grpc-clients.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment } from '../harness/runtime-environment.js';
 import { container, containerOf, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -33,7 +32,7 @@ describe('containerd outages: containerd stopped or killed under running tasks',
     await env?.stop();
   });
 
-  const getTask = async (id: string) => (await call<object, GetTaskResponse>(agent.client, 'getTask', { taskId: id })).task!;
+  const getTask = async (id: string) => (await agent.calls.get(id))!;
   /** Kills a container's processes from the host, as the kernel's OOM killer or an operator would. */
   const killFromHost = (runtimeId: string) => {
     const namespace = (env.runtimeConfig.containerd as { namespace: string }).namespace;
@@ -57,8 +56,8 @@ describe('containerd outages: containerd stopped or killed under running tasks',
       try {
         const snapshot = await watch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
         const from = snapshot.kind?.$case === 'snapshot' ? snapshot.kind.value.sequence : 0;
-        await call(agent.client, 'runTask', { task: task(steady, [container('app', env.image, { ...creds, command: SERVE })]) });
-        await call(agent.client, 'runTask', { task: task(victim, [container('app', env.image, { ...creds, command: SERVE })]) });
+        await agent.calls.run(task(steady, [container('app', env.image, { ...creds, command: SERVE })]));
+        await agent.calls.run(task(victim, [container('app', env.image, { ...creds, command: SERVE })]));
         await watch.waitForEvent('steady RUNNING', is.task(steady, TaskStatus.TASK_STATUS_RUNNING));
         await watch.waitForEvent('victim RUNNING', is.task(victim, TaskStatus.TASK_STATUS_RUNNING));
         const steadyId = containerOf(await getTask(steady), 'app').runtimeId;
@@ -66,7 +65,7 @@ describe('containerd outages: containerd stopped or killed under running tasks',
 
         await env.halt(signal);
         await health.waitFor('NOT_SERVING');
-        await assert.rejects(call(agent.client, 'runTask', { task: task(taskId('refused'), [container('app', env.image, creds)]) }), (error: ServiceError) => error.code === status.UNAVAILABLE);
+        await assert.rejects(agent.calls.run(task(taskId('refused'), [container('app', env.image, creds)])), (error: ServiceError) => error.code === status.UNAVAILABLE);
         killFromHost(victimId);
         const eventsWhileDown = watch.events.length;
 
@@ -91,7 +90,7 @@ describe('containerd outages: containerd stopped or killed under running tasks',
         );
         watch.events.forEach((e, i) => assert.equal(e.sequence, from + 1 + i));
 
-        await call(agent.client, 'stopTask', { taskId: steady, reason: 'done' });
+        await agent.calls.stop(steady, 'done');
         await watch.waitForEvent('steady STOPPED', is.task(steady, TaskStatus.TASK_STATUS_STOPPED));
       } finally {
         watch.close();

@@ -68,7 +68,7 @@ describe('the gRPC API, starting while Docker is down', () => {
   it('reports NOT_SERVING and an unavailable runtime, and refuses RunTask with UNAVAILABLE', async () => {
     assert.equal(await health.check(''), 'NOT_SERVING');
     assert.equal(await health.check('berth.agent.v1.TaskService'), 'NOT_SERVING');
-    const info = await call<object, GetAgentInfoResponse>(agent.client, 'getAgentInfo', {});
+    const info = await agent.calls.info();
     assert.equal(info.runtime?.name, 'docker');
     assert.equal(info.runtime?.available, false);
     assert.match(info.runtime?.reason ?? '', /unavailable|ENOENT|ECONNREFUSED/i);
@@ -159,9 +159,9 @@ describe('the gRPC API, starting while Docker is down', () => {
   });
 
   it('answers NOT_FOUND for an unknown task', async () => {
-    const error = await rejectsWith(call(agent.client, 'getTask', { taskId: 'no-such-task' }), status.NOT_FOUND);
+    const error = await rejectsWith(agent.calls.get('no-such-task'), status.NOT_FOUND);
     assert.match(error.details, /task "no-such-task" not found/);
-    await rejectsWith(call(agent.client, 'stopTask', { taskId: 'no-such-task', reason: '' }), status.NOT_FOUND);
+    await rejectsWith(agent.calls.stop('no-such-task'), status.NOT_FOUND);
   });
 
   it('serves reflection: list and describe work as grpcurl uses them', async () => {
@@ -192,7 +192,7 @@ describe('the gRPC API, starting while Docker is down', () => {
     assert.ok(statSync(socket).isSocket(), 'the killed process left its socket behind');
     const replaced = await startTestAgent(`unix://${join(dir, 'nowhere.sock')}`, { grpc: { socket } });
     try {
-      const info = await call<object, GetAgentInfoResponse>(replaced.client, 'getAgentInfo', {});
+      const info = await replaced.calls.info();
       assert.equal(info.agentId, replaced.config.agentId);
     } finally {
       await replaced.stop();
@@ -216,7 +216,7 @@ describe('the gRPC API, starting while Docker is down', () => {
     docker = await startDockerDaemon(join(dir, 'docker'));
     await health.waitFor('SERVING', '');
     assert.equal(await health.check('berth.agent.v1.TaskService'), 'SERVING');
-    const info = await call<object, GetAgentInfoResponse>(agent.client, 'getAgentInfo', {});
+    const info = await agent.calls.info();
     assert.equal(info.runtime?.available, true);
     assert.ok((info.runtime?.version ?? '').length > 0);
     assert.ok((info.capacity?.cpuUnits ?? 0) >= 1024);
@@ -226,7 +226,7 @@ describe('the gRPC API, starting while Docker is down', () => {
     await watching(agent.client, { taskIds: [definition.id] }, async (watch) => {
       await run(definition);
       await watch.waitForEvent('task RUNNING', is.task(definition.id, TaskStatus.TASK_STATUS_RUNNING));
-      await call(agent.client, 'stopTask', { taskId: definition.id, reason: 'test over' });
+      await agent.calls.stop(definition.id, 'test over');
       await watch.waitForEvent('task STOPPED', is.task(definition.id, TaskStatus.TASK_STATUS_STOPPED));
     });
   });

@@ -3,8 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import Docker from 'dockerode';
 import { LABELS } from '../../src/engine/tasks/labels.js';
-import type { GetTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
+import { EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment } from '../harness/runtime-environment.js';
 import { HealthCheckClient } from '../harness/grpc-clients.js';
 import { container, containerOf, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -31,7 +30,7 @@ describe('runtime outages: dockerd stopped or killed under running tasks', () =>
     await env?.stop();
   });
 
-  const getTask = async (id: string) => (await call<object, GetTaskResponse>(agent.client, 'getTask', { taskId: id })).task!;
+  const getTask = async (id: string) => (await agent.calls.get(id))!;
 
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`${signal}: berth stays up, answers UNAVAILABLE, and once dockerd is back acts on the exits it missed`, async () => {
@@ -42,17 +41,15 @@ describe('runtime outages: dockerd stopped or killed under running tasks', () =>
       try {
         const snapshot = await watch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
         const from = snapshot.kind?.$case === 'snapshot' ? snapshot.kind.value.sequence : 0;
-        await call(agent.client, 'runTask', {
-          task: task(restarting, [container('app', env.image, { ...creds, command: SERVE, restartPolicy: { enabled: true, ignoredExitCodes: [], restartAttemptPeriod: ms(0) } })]),
-        });
-        await call(agent.client, 'runTask', { task: task(plain, [container('app', env.image, { ...creds, command: SERVE })]) });
+        await agent.calls.run(task(restarting, [container('app', env.image, { ...creds, command: SERVE, restartPolicy: { enabled: true, ignoredExitCodes: [], restartAttemptPeriod: ms(0) } })]));
+        await agent.calls.run(task(plain, [container('app', env.image, { ...creds, command: SERVE })]));
         await watch.waitForEvent('restarting RUNNING', is.task(restarting, TaskStatus.TASK_STATUS_RUNNING));
         await watch.waitForEvent('plain RUNNING', is.task(plain, TaskStatus.TASK_STATUS_RUNNING));
         const idBefore = containerOf(await getTask(restarting), 'app').runtimeId;
 
         await env.halt(signal);
         await health.waitFor('NOT_SERVING');
-        await assert.rejects(call(agent.client, 'runTask', { task: task(taskId('refused'), [container('app', env.image, creds)]) }), (error: ServiceError) => error.code === status.UNAVAILABLE);
+        await assert.rejects(agent.calls.run(task(taskId('refused'), [container('app', env.image, creds)])), (error: ServiceError) => error.code === status.UNAVAILABLE);
         // Reads still work while dockerd is down.
         assert.equal((await getTask(restarting)).definition?.id, restarting);
 
@@ -74,7 +71,7 @@ describe('runtime outages: dockerd stopped or killed under running tasks', () =>
         assert.deepEqual(mine.map((c) => c.Labels[LABELS.taskId]).sort(), [restarting, plain].sort());
         watch.events.forEach((e, i) => assert.equal(e.sequence, from + 1 + i, JSON.stringify(watch.events.map((x) => [x.sequence, x.taskId, x.change?.$case])) + ' from ' + from));
 
-        await call(agent.client, 'stopTask', { taskId: restarting, reason: 'done' });
+        await agent.calls.stop(restarting, 'done');
         await watch.waitForEvent('restarting STOPPED', is.task(restarting, TaskStatus.TASK_STATUS_STOPPED));
       } catch (error) {
         console.log(

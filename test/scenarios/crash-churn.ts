@@ -3,8 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/tasks/labels.js';
-import type { GetTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, EventCollector } from '../harness/agent.js';
+import { EventCollector } from '../harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
 import { containersSeenByDaemon, leftoversSeenByDaemon } from '../harness/daemon-witness.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
@@ -71,11 +70,11 @@ export function crashChurnScenario(kind: RuntimeKind): void {
         Promise.all(
           plan.map(async (t) => {
             if (!t.runAcknowledged) {
-              await call(agent.client, 'runTask', { task: definition(t.id) });
+              await agent.calls.run(definition(t.id));
               t.runAcknowledged = true;
             }
             if (t.stops && !t.stopAcknowledged) {
-              await call(agent.client, 'stopTask', { taskId: t.id, reason: 'the control plane scaled down' });
+              await agent.calls.stop(t.id, 'the control plane scaled down');
               t.stopAcknowledged = true;
             }
           }),
@@ -108,11 +107,11 @@ export function crashChurnScenario(kind: RuntimeKind): void {
           for (const t of plan) {
             const wanted = t.stops ? TaskStatus.TASK_STATUS_STOPPED : TaskStatus.TASK_STATUS_RUNNING;
             const settled = (status: TaskStatus | undefined) => status === wanted || status === TaskStatus.TASK_STATUS_STOPPED;
-            const current = (await call<object, GetTaskResponse>(live.client, 'getTask', { taskId: t.id })).task;
+            const current = await live.calls.get(t.id);
             if (!settled(current?.knownStatus)) {
               await watch.waitForEvent(`${t.id} ${TaskStatus[wanted]}`, (e) => e.taskId === t.id && e.change?.$case === 'task' && settled(e.change.value.knownStatus), 120_000);
             }
-            const final = (await call<object, GetTaskResponse>(live.client, 'getTask', { taskId: t.id })).task;
+            const final = await live.calls.get(t.id);
             assert.equal(final?.knownStatus, wanted, `${t.id} should be ${TaskStatus[wanted]}; it is ${TaskStatus[final?.knownStatus ?? 0]}: ${final?.reason}`);
           }
         } finally {
@@ -150,7 +149,7 @@ export function crashChurnScenario(kind: RuntimeKind): void {
         throw error;
       } finally {
         if (agent) {
-          await Promise.all(plan.map((t) => call(agent!.client, 'stopTask', { taskId: t.id, reason: 'end of test' }).catch(() => undefined)));
+          await Promise.all(plan.map((t) => agent!.calls.stop(t.id, 'end of test').catch(() => undefined)));
           await agent.stop();
         }
         for (const c of await env.runtime.listContainers({ [LABELS.agentId]: agentId })) await env.runtime.removeContainer(c.id).catch(() => undefined);

@@ -5,8 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/tasks/labels.js';
 import { isRuntimeError } from '../../src/runtime/errors.js';
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
-import type { GetTaskResponse, RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, EventCollector } from '../harness/agent.js';
+import { EventCollector } from '../harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, ContainerStatus, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -65,8 +64,8 @@ export function crashRecoveryScenarios(kind: RuntimeKind): void {
 
     /** Waits until the task shows `status`, whether it already does or an event will say so. */
     async function reach(agent: AgentProcess, watch: EventCollector, id: string, status: TaskStatus): Promise<void> {
-      const current = await call<object, GetTaskResponse>(agent.client, 'getTask', { taskId: id }).catch(() => undefined);
-      if (current?.task?.knownStatus === status) return;
+      const current = await agent.calls.get(id).catch(() => undefined);
+      if (current?.knownStatus === status) return;
       await watch.waitForEvent(`task ${TaskStatus[status]}`, is.task(id, status), 60_000);
     }
 
@@ -88,8 +87,8 @@ export function crashRecoveryScenarios(kind: RuntimeKind): void {
         const config = { engine: { taskCleanupWait: phase === 'cleanup' ? '1s' : '1h' } };
         const id = taskId('crash');
         const def = definition(id);
-        const run = (agent: AgentProcess) => call<object, RunTaskResponse>(agent.client, 'runTask', { task: def });
-        const stop = (agent: AgentProcess) => call(agent.client, 'stopTask', { taskId: id, reason: 'test' });
+        const run = (agent: AgentProcess) => agent.calls.run(def);
+        const stop = (agent: AgentProcess) => agent.calls.stop(id, 'test');
 
         let agent = await startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, crashPoint: point, config });
         const before = new EventCollector(agent.client, { fromSequence: 1 });
@@ -222,7 +221,7 @@ export function crashRecoveryScenarios(kind: RuntimeKind): void {
       };
       try {
         let current = watch(1);
-        await call(agent.client, 'runTask', { task: definition(id) });
+        await agent.calls.run(definition(id));
         await reach(agent, current, id, TaskStatus.TASK_STATUS_RUNNING);
         const containersBefore = (await labelled(agentId)).map((c) => c.id).sort();
 
@@ -233,8 +232,8 @@ export function crashRecoveryScenarios(kind: RuntimeKind): void {
           agent = await startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig });
           current = watch((streams.flatMap((s) => s.events).at(-1)?.sequence ?? 0) + 1);
           // New events reach the resumed stream.
-          if (how === 'SIGKILL') await call(agent.client, 'stopTask', { taskId: id, reason: 'after the restarts' });
-          const info = await call<object, GetTaskResponse>(agent.client, 'getTask', { taskId: id });
+          if (how === 'SIGKILL') await agent.calls.stop(id, 'after the restarts');
+          const info = { task: await agent.calls.get(id) };
           assert.equal(info.task?.knownStatus, TaskStatus.TASK_STATUS_RUNNING, `the task kept running across the ${how} restart`);
         }
         await reach(agent, current, id, TaskStatus.TASK_STATUS_STOPPED);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ServiceError } from '@grpc/grpc-js';
-import { call, EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
+import { EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -35,26 +35,26 @@ export function credentialScenarios(kind: RuntimeKind): void {
       try {
         const good = taskId('secret-ok');
         const bad = taskId('secret-bad');
-        keep(await call(agent.client, 'runTask', { task: task(good, [container('app', env.privateImage, { registryCredentials: env.credentials, command: ['sleep', '300'] })]) }));
+        keep(await agent.calls.run(task(good, [container('app', env.privateImage, { registryCredentials: env.credentials, command: ['sleep', '300'] })])));
         // Another image than the good task's: with the default pull behaviour a failed pull of an
         // image already present falls back to it, and this pull is to fail for everyone to see.
-        keep(await call(agent.client, 'runTask', { task: task(bad, [container('app', env.image, { registryCredentials: { username: env.credentials.username, password: WRONG_PASSWORD } })]) }));
+        keep(await agent.calls.run(task(bad, [container('app', env.image, { registryCredentials: { username: env.credentials.username, password: WRONG_PASSWORD } })])));
         // No credentials in the definition: the agent's, from its config.
         const configured = taskId('secret-config');
-        keep(await call(agent.client, 'runTask', { task: task(configured, [container('app', env.privateImage, { command: ['sleep', '300'] })]) }));
+        keep(await agent.calls.run(task(configured, [container('app', env.privateImage, { command: ['sleep', '300'] })])));
         await watch.waitForEvent('good RUNNING', is.task(good, TaskStatus.TASK_STATUS_RUNNING), 60_000);
         await watch.waitForEvent('configured RUNNING', is.task(configured, TaskStatus.TASK_STATUS_RUNNING), 60_000);
-        await call(agent.client, 'stopTask', { taskId: configured, reason: '' });
+        await agent.calls.stop(configured, '');
         await watch.waitForEvent('bad STOPPED', is.task(bad, TaskStatus.TASK_STATUS_STOPPED), 60_000);
         // Errors that quote the request: an invalid definition, a different one under a used id.
-        await call(agent.client, 'runTask', { task: task('bad id!', [container('', env.privateImage, { registryCredentials: env.credentials })]) }).then(keep, keepError);
-        await call(agent.client, 'runTask', { task: task(good, [container('app', env.privateImage, { registryCredentials: { username: 'x', password: WRONG_PASSWORD } })]) }).then(keep, keepError);
-        keep(await call(agent.client, 'getTask', { taskId: good }));
-        const failed = await call<object, { task?: { reason: string } }>(agent.client, 'getTask', { taskId: bad });
+        await agent.calls.run(task('bad id!', [container('', env.privateImage, { registryCredentials: env.credentials })])).then(keep, keepError);
+        await agent.calls.run(task(good, [container('app', env.privateImage, { registryCredentials: { username: 'x', password: WRONG_PASSWORD } })])).then(keep, keepError);
+        keep(await agent.calls.get(good));
+        const failed = await agent.calls.get(bad);
         keep(failed);
-        assert.match(failed.task?.reason ?? '', /unauthorized|authentication|credentials/i, 'the failed pull says why');
-        keep(await call(agent.client, 'listTasks', { statuses: [], family: '', pageSize: 0, pageToken: '' }));
-        await call(agent.client, 'stopTask', { taskId: good, reason: '' });
+        assert.match(failed?.reason ?? '', /unauthorized|authentication|credentials/i, 'the failed pull says why');
+        keep(await agent.calls.listPage({}));
+        await agent.calls.stop(good, '');
         await watch.waitForEvent('good STOPPED', is.task(good, TaskStatus.TASK_STATUS_STOPPED), 60_000);
       } finally {
         watch.close();

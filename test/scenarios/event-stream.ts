@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { readStatusDetails } from '../../src/api/status-details.js';
-import { call, EventCollector, watching, startTestAgent, type TestAgent, taskCalls } from '../harness/agent.js';
+import { EventCollector, watching, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -21,7 +21,7 @@ export function eventStreamScenarios(kind: RuntimeKind): void {
       await env?.stop();
     });
 
-    const run = (definition: ReturnType<typeof task>) => taskCalls(agent.client).run(definition);
+    const run = (definition: ReturnType<typeof task>) => agent.calls.run(definition);
     const eventLog = () => agent.agent.parts.eventLog;
 
     it('delivers the same ordered stream to ten watchers at once', async () => {
@@ -67,7 +67,7 @@ export function eventStreamScenarios(kind: RuntimeKind): void {
       first.close();
       const lastSeen = first.events[first.events.length - 1]!.sequence;
 
-      await call(agent.client, 'stopTask', { taskId: id, reason: '' });
+      await agent.calls.stop(id, '');
       const resumed = new EventCollector(agent.client, { fromSequence: lastSeen + 1, taskIds: [id] });
       try {
         await resumed.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
@@ -91,7 +91,7 @@ export function eventStreamScenarios(kind: RuntimeKind): void {
         assert.equal((await env.runtime.listContainers({ 'berth.task-id': id })).length, 1);
         await watch.waitForEvent('task removed', (e) => e.taskId === id && e.change?.$case === 'removed');
         assert.equal((await env.runtime.listContainers({ 'berth.task-id': id })).length, 0);
-        await assert.rejects(call(agent.client, 'getTask', { taskId: id }), (error: { code: number }) => error.code === status.NOT_FOUND);
+        await assert.rejects(agent.calls.get(id), (error: { code: number }) => error.code === status.NOT_FOUND);
       });
     });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
 import { HealthStatus } from '../../src/gen/berth/agent/v1/task.js';
-import { startTestAgent, taskCalls, watching, type TestAgent } from '../harness/agent.js';
+import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, containerOf, ContainerStatus, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -27,9 +27,9 @@ export function healthScenarios(kind: RuntimeKind): void {
       await env?.stop();
     });
 
-    const run = (definition: ReturnType<typeof task>) => taskCalls(agent.client).run(definition);
-    const get = (id: string) => taskCalls(agent.client).get(id);
-    const stop = (id: string) => taskCalls(agent.client).stop(id);
+    const run = (definition: ReturnType<typeof task>) => agent.calls.run(definition);
+    const get = (id: string) => agent.calls.get(id);
+    const stop = (id: string) => agent.calls.stop(id);
 
     it('starts a HEALTHY dependent only after the dependency passes its health check', async () => {
       const id = taskId('healthy');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { readStatusDetails } from '../../src/api/status-details.js';
-import { startTestAgent, taskCalls, watching, type TaskCalls, type TestAgent } from '../harness/agent.js';
+import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { cgroupLimits } from '../harness/cgroup-limits.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, containerOf, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -12,14 +12,14 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
   describe(`host resources on a real ${kind}`, () => {
     let env: RuntimeEnvironment;
     let agent: TestAgent;
-    let calls: TaskCalls;
+    let calls: TestAgent['calls'];
     const creds = () => ({ registryCredentials: env.credentials });
 
     before(async () => {
       env = await startRuntimeEnvironment('resources', kind);
       // A small host: 100 MiB and 2048 CPU units for tasks, so queueing is easy to provoke.
       agent = await startTestAgent(env, { resources: { memoryMib: 100, cpuUnits: 2048, dynamicPortRange: '40100-40199' }, security: { allowHostNetwork: true } });
-      calls = taskCalls(agent.client);
+      calls = agent.calls;
     });
     after(async () => {
       await agent?.stop();

@@ -7,8 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { internalErrorCounts } from '../../src/internal-errors.js';
 import { readStatusDetails } from '../../src/api/status-details.js';
-import { LogsResponse, type ExecResponse, type GetTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, EventCollector, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { LogsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { EventCollector, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { fuzzAgent } from '../harness/api-fuzz.js';
 import { pushBusyboxImage } from '../harness/busybox-image.js';
@@ -46,19 +46,19 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
 
     it('refuses an image reference with an empty path component (host//repo) with the field named, and keeps serving', async () => {
       const reference = env.image.replace('/berth-test/', '//berth-test/');
-      const error = await refused(call(agent.client, 'runTask', { task: task(taskId('slashes'), [container('app', reference, creds())]) }), status.INVALID_ARGUMENT);
+      const error = await refused(agent.calls.run(task(taskId('slashes'), [container('app', reference, creds())])), status.INVALID_ARGUMENT);
       const fields = readStatusDetails(error.metadata).badRequest?.fieldViolations.map((v) => v.field);
       assert.deepEqual(fields, ['task.containers[0].image']);
       for (const bad of ['Not::A@@Valid/Reference', env.image.replace('berth-test', 'Berth-Test')]) {
-        await refused(call(agent.client, 'runTask', { task: task(taskId('bad-ref'), [container('app', bad, creds())]) }), status.INVALID_ARGUMENT);
+        await refused(agent.calls.run(task(taskId('bad-ref'), [container('app', bad, creds())])), status.INVALID_ARGUMENT);
       }
-      await call(agent.client, 'getAgentInfo', {});
+      await agent.calls.info();
     });
 
     it('refuses a definition near the message limit on its counts, while other calls are answered', async () => {
       const mountPoints = Array.from({ length: 150_000 }, (_, i) => ({ hostPath: `/srv/${i}`, containerPath: `/m/${i}`, readOnly: false }));
-      const big = call(agent.client, 'runTask', { task: task(taskId('big'), [container('app', env.image, { ...creds(), mountPoints })]) });
-      const info = call(agent.client, 'getAgentInfo', {});
+      const big = agent.calls.run(task(taskId('big'), [container('app', env.image, { ...creds(), mountPoints })]));
+      const info = agent.calls.info();
       const error = await refused(big, status.INVALID_ARGUMENT);
       assert.match(error.details, /mount_points: must have at most 100 mount points/);
       await info;
@@ -69,8 +69,8 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       const first = `${prefix}-a`;
       const second = `${prefix}-a-b`;
       await watching(agent.client, { taskIds: [first, second] }, async (watch) => {
-        await call(agent.client, 'runTask', { task: task(first, [container('b-c', env.image, { ...creds(), command: ['sleep', '300'] })]) });
-        await call(agent.client, 'runTask', { task: task(second, [container('c', env.image, { ...creds(), command: ['sleep', '300'] })]) });
+        await agent.calls.run(task(first, [container('b-c', env.image, { ...creds(), command: ['sleep', '300'] })]));
+        await agent.calls.run(task(second, [container('c', env.image, { ...creds(), command: ['sleep', '300'] })]));
         await watch.waitForEvent('first RUNNING', is.task(first, TaskStatus.TASK_STATUS_RUNNING), 60_000);
         await watch.waitForEvent('second RUNNING', is.task(second, TaskStatus.TASK_STATUS_RUNNING), 60_000);
         for (const id of [first, second]) {
@@ -78,7 +78,7 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
           assert.equal(listed.length, 1, `one container of ${id}`);
           assert.equal(listed[0]?.state, 'running');
         }
-        for (const id of [first, second]) await call(agent.client, 'stopTask', { taskId: id, reason: '' });
+        for (const id of [first, second]) await agent.calls.stop(id, '');
         await watch.waitForEvent('first STOPPED', is.task(first, TaskStatus.TASK_STATUS_STOPPED), 60_000);
         await watch.waitForEvent('second STOPPED', is.task(second, TaskStatus.TASK_STATUS_STOPPED), 60_000);
       });
@@ -88,16 +88,16 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       const good = taskId('pulled-ok');
       const wrong = taskId('wrong-creds');
       await watching(agent.client, { taskIds: [good, wrong] }, async (watch) => {
-        await call(agent.client, 'runTask', { task: task(good, [container('app', env.privateImage, { ...creds(), command: ['sleep', '300'] })]) });
+        await agent.calls.run(task(good, [container('app', env.privateImage, { ...creds(), command: ['sleep', '300'] })]));
         await watch.waitForEvent('good RUNNING', is.task(good, TaskStatus.TASK_STATUS_RUNNING), 60_000);
         const badCreds = { registryCredentials: { username: env.credentials.username, password: 'not-the-password' } };
-        await call(agent.client, 'runTask', { task: task(wrong, [container('app', env.privateImage, { ...badCreds, command: ['sleep', '300'] })]) });
+        await agent.calls.run(task(wrong, [container('app', env.privateImage, { ...badCreds, command: ['sleep', '300'] })]));
         await watch.waitForEvent('wrong STOPPED', is.task(wrong, TaskStatus.TASK_STATUS_STOPPED), 60_000);
         assert.ok(!watch.events.some(is.task(wrong, TaskStatus.TASK_STATUS_RUNNING)), 'the task with wrong credentials never ran');
-        const stopped = await call<object, { task?: { reason: string; containers: { reason: string; runtimeId: string }[] } }>(agent.client, 'getTask', { taskId: wrong });
+        const stopped = { task: await agent.calls.get(wrong) };
         assert.match(stopped.task?.containers[0]?.reason ?? '', /refused the credentials/);
         assert.equal(stopped.task?.containers[0]?.runtimeId, '', 'no container was created');
-        await call(agent.client, 'stopTask', { taskId: good, reason: '' });
+        await agent.calls.stop(good, '');
         await watch.waitForEvent('good STOPPED', is.task(good, TaskStatus.TASK_STATUS_STOPPED), 60_000);
       });
     });
@@ -112,10 +112,10 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
         const outcome = async (name: string, registryCredentials?: { username: string; password: string }) => {
           const id = taskId(name);
           await watching(cached.client, { taskIds: [id] }, async (watch) => {
-            await call(cached.client, 'runTask', { task: task(id, [container('app', image, { ...(registryCredentials ? { registryCredentials } : {}), command: ['sleep', '300'] })]) });
+            await cached.calls.run(task(id, [container('app', image, { ...(registryCredentials ? { registryCredentials } : {}), command: ['sleep', '300'] })]));
             await watch.waitForEvent(`${name} RUNNING or STOPPED`, (e) => is.task(id, TaskStatus.TASK_STATUS_RUNNING)(e) || is.task(id, TaskStatus.TASK_STATUS_STOPPED)(e), 60_000);
           });
-          const snapshot = (await call<object, GetTaskResponse>(cached.client, 'getTask', { taskId: id })).task;
+          const snapshot = await cached.calls.get(id);
           return { id, status: snapshot?.knownStatus, reason: snapshot?.containers[0]?.reason ?? '', runtimeId: snapshot?.containers[0]?.runtimeId ?? '' };
         };
         const right = { username: 'vault', password: 'vault-Secret-1' };
@@ -137,7 +137,7 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
         const offline = await outcome('vault-offline', right);
         assert.equal(offline.status, TaskStatus.TASK_STATUS_RUNNING, offline.reason);
         assert.match(offline.reason, /the registry could not be asked whether this task's credentials may pull the image .*; using the cached image/);
-        for (const id of [owner.id, offline.id]) await call(cached.client, 'stopTask', { taskId: id, reason: '' });
+        for (const id of [owner.id, offline.id]) await cached.calls.stop(id, '');
       } finally {
         await cached.stop();
         if (vaultUp) await vault.stop();
@@ -145,7 +145,7 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
     });
 
     it('answers OUT_OF_RANGE for a watch from a sequence beyond the latest, and INVALID_ARGUMENT with details for a bad watch', async () => {
-      const { latestSequence } = await call<object, { latestSequence: number }>(agent.client, 'getAgentInfo', {});
+      const { latestSequence } = await agent.calls.info();
       const ahead = new EventCollector(agent.client, { fromSequence: latestSequence + 1000 });
       await ahead.waitForEnd();
       assert.equal(ahead.error?.code, status.OUT_OF_RANGE);
@@ -182,11 +182,11 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       assert.ok(created.length > 10, `only ${created.length} tasks were accepted`);
       assert.ok(slowestInfoMs < 2000, `GetAgentInfo took ${Math.round(slowestInfoMs)} ms`);
       await watching(agent.client, { taskIds: created, fromSequence: 1 }, async (watch) => {
-        for (const id of created) await call(agent.client, 'stopTask', { taskId: id, reason: 'fuzz done' });
+        for (const id of created) await agent.calls.stop(id, 'fuzz done');
         for (const id of created) await watch.waitForEvent(`${id} STOPPED`, is.task(id, TaskStatus.TASK_STATUS_STOPPED), 120_000);
       });
       for (const id of created) {
-        const { task: t } = await call<object, { task?: { containers: { name: string; runtimeId: string }[] } }>(agent.client, 'getTask', { taskId: id });
+        const t = await agent.calls.get(id);
         const listed = await env.runtime.listContainers({ 'berth.task-id': id });
         for (const c of t?.containers ?? []) {
           const mine = listed.filter((l) => l.labels['berth.container-name'] === c.name);
@@ -200,7 +200,7 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       const id = taskId('chatty');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
         const script = "head -c 40000 /dev/zero | tr '\\0' a; echo; seq 1 200000";
-        await call(agent.client, 'runTask', { task: task(id, [container('app', env.image, { ...creds(), command: ['sh', '-c', script] })]) });
+        await agent.calls.run(task(id, [container('app', env.image, { ...creds(), command: ['sh', '-c', script] })]));
         await watch.waitForEvent('STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
       });
       const responses = await readStream(agent.client.logs({ taskId: id, containerName: 'app', follow: false, streams: [], tail: undefined, since: undefined }));
@@ -225,14 +225,14 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       // 250 KB of environment each; the image is missing, so the tasks stop at once.
       const environment = Object.fromEntries(Array.from({ length: 250 }, (_, i) => [`V${i}`, 'x'.repeat(1000)]));
       await watching(agent.client, { taskIds: ids, fromSequence: 1 }, async (watch) => {
-        for (const id of ids) await call(agent.client, 'runTask', { task: task(id, [container('app', env.missingImage, { ...creds(), environment })]) });
+        for (const id of ids) await agent.calls.run(task(id, [container('app', env.missingImage, { ...creds(), environment })]));
         for (const id of ids) await watch.waitForEvent(`${id} STOPPED`, is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
       });
       const seen: string[] = [];
       let pageToken = '';
       let pages = 0;
       do {
-        const page = await call<object, { tasks: { definition?: { id: string } }[]; nextPageToken: string }>(agent.client, 'listTasks', { statuses: [], family: 'test', pageSize: 0, pageToken });
+        const page = await agent.calls.listPage({ family: 'test', pageToken });
         seen.push(...page.tasks.map((t) => t.definition!.id));
         pageToken = page.nextPageToken;
         pages++;
@@ -249,7 +249,7 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       } finally {
         snapshot.close();
       }
-      await refused(call(agent.client, 'listTasks', { statuses: [], family: '', pageSize: 0, pageToken: 'not-a-token' }), status.INVALID_ARGUMENT);
+      await refused(agent.calls.listPage({ pageToken: 'not-a-token' }), status.INVALID_ARGUMENT);
     });
 
     it('answers RunTask and GetTask with the definition as it was sent: unset fields stay unset, credentials left out', async () => {
@@ -267,10 +267,10 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
         { networkMode: NetworkMode.NETWORK_MODE_UNSPECIFIED },
       );
       const expected = { ...sent, containers: sent.containers.map((c) => ({ ...c, registryCredentials: undefined })) };
-      const answered = await call<object, { task?: { definition?: unknown } }>(agent.client, 'runTask', { task: sent });
+      const answered = await agent.calls.run(sent);
       assert.deepEqual(answered.task?.definition, expected);
-      assert.deepEqual((await call<object, { task?: { definition?: unknown } }>(agent.client, 'getTask', { taskId: id })).task?.definition, expected);
-      await call(agent.client, 'stopTask', { taskId: id, reason: '' });
+      assert.deepEqual((await agent.calls.get(id))?.definition, expected);
+      await agent.calls.stop(id, '');
     });
 
     it('keeps at most logs.maxFiles files of logs.maxFileBytes of a container that writes 2.7 MB', async () => {
@@ -278,7 +278,7 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       try {
         const id = taskId('yes');
         await watching(small.client, { taskIds: [id] }, async (watch) => {
-          await call(small.client, 'runTask', { task: task(id, [container('app', env.image, { command: ['seq', '1', '400000'] })]) });
+          await small.calls.run(task(id, [container('app', env.image, { command: ['seq', '1', '400000'] })]));
           await watch.waitForEvent('STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
         });
         const read = async () =>
@@ -309,7 +309,7 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
     it('answers an Exec whose command writes 200 MB with its first 1 MiB, and keeps no more of it on disk than a bound', async () => {
       const id = taskId('exec-flood');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await call(agent.client, 'runTask', { task: task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })]) });
+        await agent.calls.run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })]));
         await watch.waitForEvent('RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING), 60_000);
       });
       // On containerd the output passes through a file of berth's (through the log writer): how large does it get?
@@ -320,7 +320,7 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
       }, 20);
       try {
         const script = "head -c 200000000 /dev/zero | tr '\\0' y; echo; echo end";
-        const response = await call<object, ExecResponse>(agent.client, 'exec', { taskId: id, containerName: 'app', command: ['sh', '-c', script], timeout: { seconds: 300, nanos: 0 } });
+        const response = await agent.calls.exec(id, 'app', ['sh', '-c', script], 300);
         assert.equal(response.exitCode, 0);
         assert.equal(response.output.length, 1024 * 1024);
         assert.ok(
@@ -331,7 +331,7 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
         clearInterval(measure);
       }
       if (kind === 'containerd') assert.ok(largest > 0 && largest <= 48 * 1024 * 1024 + 65536, `the exec's output file reached ${largest} bytes`);
-      await call(agent.client, 'stopTask', { taskId: id, reason: '' });
+      await agent.calls.stop(id, '');
     });
 
     it('survives a full disk: NOT_SERVING, UNAVAILABLE for work that needs a write, running tasks untouched, back by itself when space returns', async () => {
@@ -351,7 +351,7 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
           ['a', 'b', 'c', 'd'].map((n) => container(n, env.image, { command: ['sleep', '300'], environment })),
         );
         await watching(small.client, { taskIds: [running, later], fromSequence: 1 }, async (watch) => {
-          await call(small!.client, 'runTask', { task: task(running, [container('app', env.image, { command: ['sleep', '300'] })]) });
+          await small!.calls.run(task(running, [container('app', env.image, { command: ['sleep', '300'] })]));
           await watch.waitForEvent('RUNNING', is.task(running, TaskStatus.TASK_STATUS_RUNNING), 60_000);
           // Fill the file system.
           const fd = openSync(join(dataDir, 'filler'), 'w');
@@ -363,19 +363,19 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
           } finally {
             closeSync(fd);
           }
-          const error = await refused(call(small!.client, 'runTask', { task: big }), status.UNAVAILABLE);
+          const error = await refused(small!.calls.run(big), status.UNAVAILABLE);
           assert.match(error.details, /state store cannot be written/);
           await health!.waitFor('NOT_SERVING', '', 10_000);
-          await refused(call(small!.client, 'stopTask', { taskId: running, reason: '' }), status.UNAVAILABLE);
+          await refused(small!.calls.stop(running, ''), status.UNAVAILABLE);
           // What runs keeps running, and reads are answered.
           const [listed] = await env.runtime.listContainers({ 'berth.task-id': running });
           assert.equal(listed?.state, 'running');
-          await call(small!.client, 'getTask', { taskId: running });
+          await small!.calls.get(running);
           rmSync(join(dataDir, 'filler'));
           await health!.waitFor('SERVING', '', 30_000);
-          await call(small!.client, 'runTask', { task: big });
+          await small!.calls.run(big);
           await watch.waitForEvent('the later task RUNNING', is.task(later, TaskStatus.TASK_STATUS_RUNNING), 60_000);
-          for (const id of [running, later]) await call(small!.client, 'stopTask', { taskId: id, reason: '' });
+          for (const id of [running, later]) await small!.calls.stop(id, '');
           for (const id of [running, later]) await watch.waitForEvent(`${id} STOPPED`, is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
         });
       } finally {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { call, startTestAgent, watching, type TestAgent, taskCalls } from '../harness/agent.js';
+import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { pushBusyboxImage } from '../harness/busybox-image.js';
 import { watchRegistryPulls } from '../harness/registry.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
@@ -29,7 +29,7 @@ export function imageScenarios(kind: RuntimeKind): void {
       await env?.stop();
     });
 
-    const run = (definition: ReturnType<typeof task>) => taskCalls(agent.client).run(definition);
+    const run = (definition: ReturnType<typeof task>) => agent.calls.run(definition);
     const pullDirectly = (reference: string) => env.runtime.pullImage(reference, { auth: env.credentials });
 
     it('pulls an image once for ten tasks that need it at the same time, and reports progress', async () => {
@@ -51,7 +51,7 @@ export function imageScenarios(kind: RuntimeKind): void {
           const last = progress.at(-1)!;
           assert.ok(last.bytesTotal > 0 && last.bytesDone === last.bytesTotal, `${id}: ${JSON.stringify(progress.slice(-3))}`);
         }
-        await Promise.all(ids.map((id) => call(agent.client, 'stopTask', { taskId: id, reason: '' })));
+        await Promise.all(ids.map((id) => agent.calls.stop(id, '')));
       });
     });
 
@@ -68,7 +68,7 @@ export function imageScenarios(kind: RuntimeKind): void {
         const outcome = async (which: TestAgent, credentials: object) => {
           const id = taskId('behavior');
           return watching(which.client, { taskIds: [id] }, async (watch) => {
-            await call(which.client, 'runTask', { task: task(id, [container('app', cached, { ...credentials, command: ['sh', '-c', 'exit 0'] })]) });
+            await which.calls.run(task(id, [container('app', cached, { ...credentials, command: ['sh', '-c', 'exit 0'] })]));
             await watch.waitForEvent('STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
             const stopped = watch.events.find(is.container(id, 'app', 2 /* PULLED */));
             return { pulled: stopped !== undefined, reason: watch.events.flatMap((e) => (e.change?.$case === 'container' ? [e.change.value.container?.reason ?? ''] : [])).pop() ?? '' };
@@ -102,7 +102,7 @@ export function imageScenarios(kind: RuntimeKind): void {
       try {
         const id = taskId('stalled');
         await watching(impatient.client, { taskIds: [id] }, async (watch) => {
-          await call(impatient.client, 'runTask', { task: task(id, [container('app', `127.0.0.1:${port}/stalled/app:1`, creds())]) });
+          await impatient.calls.run(task(id, [container('app', `127.0.0.1:${port}/stalled/app:1`, creds())]));
           await watch.waitForEvent('STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
           const reason = watch.events.flatMap((e) => (e.change?.$case === 'container' ? [e.change.value.container?.reason ?? ''] : [])).pop();
           assert.match(reason ?? '', /no progress for 1500 ms/);
@@ -138,7 +138,7 @@ export function imageScenarios(kind: RuntimeKind): void {
         assert.equal(await present(refs.running!), true);
         assert.equal(await present(refs.excluded!), true);
         assert.equal(await present(refs.foreign!), true);
-        await call(agent.client, 'stopTask', { taskId: runningId, reason: '' });
+        await agent.calls.stop(runningId, '');
       });
     });
   });

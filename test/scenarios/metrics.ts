@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { freeLoopbackPort } from '../harness/processes.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -43,7 +43,7 @@ export function metricsScenarios(kind: RuntimeKind): void {
       assert.equal(sample(before, 'berth_tasks', 'status="RUNNING"'), 0);
       const id = taskId('metrics');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await call(agent.client, 'runTask', { task: task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })]) });
+        await agent.calls.run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })]));
         await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
       });
       // The launch is counted once the metrics' reader of the event log has seen the RUNNING event.
@@ -59,13 +59,13 @@ export function metricsScenarios(kind: RuntimeKind): void {
       assert.equal(sample(text, 'berth_resource_queue_length'), 0);
       assert.ok(sample(text, 'berth_host_resources', 'resource="memory_mib",state="free"') !== undefined);
       assert.ok(sample(text, 'berth_process_resident_memory_bytes') !== undefined);
-      await call(agent.client, 'stopTask', { taskId: id, reason: 'test' });
+      await agent.calls.stop(id, 'test');
     });
 
     it('counts a failed pull as a runtime call error of its kind and a failed pull', async () => {
       const id = taskId('metrics-missing');
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await call(agent.client, 'runTask', { task: task(id, [container('app', env.missingImage, creds())]) });
+        await agent.calls.run(task(id, [container('app', env.missingImage, creds())]));
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
       });
       const text = await scrape();

@@ -3,8 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { GetTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, containerOf, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -35,10 +34,10 @@ export function privilegeScenarios(kind: RuntimeKind): void {
     async function runToEnd(name: string, overrides: Parameters<typeof container>[2]) {
       const id = taskId(name);
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await call(agent.client, 'runTask', { task: task(id, [container('app', env.image, { ...creds(), ...overrides })]) });
+        await agent.calls.run(task(id, [container('app', env.image, { ...creds(), ...overrides })]));
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
       });
-      return containerOf((await call<object, GetTaskResponse>(agent.client, 'getTask', { taskId: id })).task, 'app');
+      return containerOf(await agent.calls.get(id), 'app');
     }
 
     it('gives a privileged container the admin capabilities, and a plain one not', async () => {

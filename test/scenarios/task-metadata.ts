@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { ExecResponse, RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import type { ExecResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { freeLoopbackPort } from '../harness/processes.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -23,7 +23,7 @@ export function taskMetadataScenarios(kind: RuntimeKind): void {
       await env?.stop();
     });
 
-    const exec = (id: string, command: string[]) => call<object, ExecResponse>(agent.client, 'exec', { taskId: id, containerName: 'app', command });
+    const exec = (id: string, command: string[]) => agent.calls.exec(id, 'app', command);
     const output = (response: ExecResponse) => Buffer.from(response.output).toString('utf8');
     /** GET from inside the task's container: the body, or the error wget reports. */
     const fetchInside = async (id: string, url: string) => {
@@ -32,14 +32,13 @@ export function taskMetadataScenarios(kind: RuntimeKind): void {
     };
     const start = async (id: string, networkMode: NetworkMode, labels: Record<string, string> = {}) => {
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await call<object, RunTaskResponse>(agent.client, 'runTask', {
-          task: task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'], memoryMib: 32, labels })], { networkMode, family: 'meta' }),
-        });
+        await agent.calls.run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'], memoryMib: 32, labels })], { networkMode, family: 'meta' }));
         await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
       });
       return output(await exec(id, ['sh', '-c', 'echo "$ECS_CONTAINER_METADATA_URI_V4"'])).trim();
     };
-    const stop = (id: string) => call(agent.client, 'stopTask', { taskId: id, reason: '' });
+    // Awaited to the end, so that no task's network outlives the agent that made it.
+    const stop = (id: string) => agent.calls.stopAndWait(id);
 
     it("serves a container its own metadata, its task's and their resource use, and refuses it another task's", async () => {
       const a = taskId('meta-a');

@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/tasks/labels.js';
 import { PAUSE_CONTAINER } from '../../src/engine/tasks/pause-container.js';
-import type { GetTaskResponse, RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, EventCollector, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { EventCollector, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
 import { CNI_PLUGIN_DIR, createTestNetwork, type TestNetwork } from '../harness/cni-network.js';
 import { textOnceServed, waitUntil } from '../harness/processes.js';
@@ -35,9 +34,9 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
       await env?.stop();
     });
 
-    const run = (definition: ReturnType<typeof task>, on: TestAgent = agent) => call<object, RunTaskResponse>(on.client, 'runTask', { task: definition });
-    const stop = (id: string) => call(agent.client, 'stopTask', { taskId: id, reason: 'test' });
-    const get = (id: string, on: TestAgent = agent) => call<object, GetTaskResponse>(on.client, 'getTask', { taskId: id });
+    const run = (definition: ReturnType<typeof task>, on: TestAgent = agent) => on.calls.run(definition);
+    const stop = (id: string) => agent.calls.stop(id, 'test');
+    const get = (id: string, on: TestAgent = agent) => on.calls.get(id);
     const pauseContainers = (id: string) => env.runtime.listContainers({ [LABELS.taskId]: id, [LABELS.containerName]: PAUSE_CONTAINER });
     const namespaceOf = (a: TestAgent, id: string) => `/run/netns/berth-${a.config.agentId}-${id}`;
 
@@ -61,7 +60,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         );
         const networkEvent = await watch.waitForEvent('network set up', (e) => e.taskId === id && e.change?.$case === 'network' && e.change.value.network !== undefined);
         await watch.waitForEvent('client STOPPED', is.container(id, 'client', ContainerStatus.CONTAINER_STATUS_STOPPED));
-        const snapshot = (await get(id)).task;
+        const snapshot = await get(id);
         assert.equal(containerOf(snapshot, 'client').exitCode, 0, 'the client reached the web server on localhost');
         assert.equal(snapshot?.knownStatus, TaskStatus.TASK_STATUS_RUNNING);
 
@@ -94,7 +93,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
         // The network is torn down before the task counts as stopped, the pause container removed.
         await watch.waitForEvent('network torn down', (e) => e.taskId === id && e.change?.$case === 'network' && e.change.value.network === undefined);
-        assert.equal((await get(id)).task?.network, undefined);
+        assert.equal((await get(id))?.network, undefined);
         assert.deepEqual(env.network.allocatedAddresses(), []);
         assert.deepEqual(env.network.bridgePorts(), []);
         assert.deepEqual(env.network.natRules(), [], 'no masquerading or port mapping rule left');
@@ -111,7 +110,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         await Promise.all(ids.map((id) => watch.waitForEvent(`${id} RUNNING`, is.task(id, TaskStatus.TASK_STATUS_RUNNING), 300_000)));
         const addresses = new Set<string>();
         for (const id of ids) {
-          const address = (await get(id)).task?.network?.ipAddresses[0];
+          const address = (await get(id))?.network?.ipAddresses[0];
           assert.ok(address && !addresses.has(address), `${id} has an address of its own (${address})`);
           addresses.add(address);
         }
@@ -148,7 +147,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
           await run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE), brokenAgent);
           await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
         });
-        const snapshot = (await get(id, brokenAgent)).task;
+        const snapshot = await get(id, brokenAgent);
         assert.match(snapshot?.reason ?? '', /^cannot set up the task's network: CNI ADD failed in plugin "bridge": .*10\.300\.0\.0/);
         assert.equal(containerOf(snapshot, 'app').reason, 'the task stopped before the container started');
         const left = await env.runtime.listContainers({ [LABELS.taskId]: id });
@@ -179,19 +178,19 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         let agentProcess = await start();
         let address: string | undefined;
         await watching(agentProcess.client, { taskIds: [id] }, async (watch) => {
-          await call(agentProcess.client, 'runTask', { task: task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE) });
+          await agentProcess.calls.run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE));
           await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING), 60_000);
-          address = (await call<object, GetTaskResponse>(agentProcess.client, 'getTask', { taskId: id })).task?.network?.ipAddresses[0];
+          address = (await agentProcess.calls.get(id))?.network?.ipAddresses[0];
         });
         await agentProcess.kill();
         agentProcess = await start();
         try {
-          const after = await waitUntil('the restarted agent has the task', 30_000, async () => (await call<object, GetTaskResponse>(agentProcess.client, 'getTask', { taskId: id })).task);
+          const after = await waitUntil('the restarted agent has the task', 30_000, async () => await agentProcess.calls.get(id));
           assert.equal(after.knownStatus, TaskStatus.TASK_STATUS_RUNNING);
           assert.equal(after.network?.ipAddresses[0], address);
           assert.deepEqual(env.network.allocatedAddresses(), [address!.split('/')[0]]);
           await watching(agentProcess.client, { taskIds: [id] }, async (watch) => {
-            await call(agentProcess.client, 'stopTask', { taskId: id, reason: 'test' });
+            await agentProcess.calls.stop(id, 'test');
             await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
           });
           assert.deepEqual(env.network.allocatedAddresses(), []);
@@ -211,18 +210,18 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
           const definition = task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE);
           const start = (crashPoint?: string) => startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, networkConfig: env.networkConfig, crashPoint });
           const reach = async (a: AgentProcess, watch: EventCollector, status: TaskStatus) => {
-            const current = await call<object, GetTaskResponse>(a.client, 'getTask', { taskId: id }).catch(() => undefined);
-            if (current?.task?.knownStatus !== status) await watch.waitForEvent(`task ${TaskStatus[status]}`, is.task(id, status), 60_000);
-            return (await call<object, GetTaskResponse>(a.client, 'getTask', { taskId: id })).task;
+            const current = await a.calls.get(id).catch(() => undefined);
+            if (current?.knownStatus !== status) await watch.waitForEvent(`task ${TaskStatus[status]}`, is.task(id, status), 60_000);
+            return a.calls.get(id);
           };
 
           let agentProcess = await start(point);
           const first = new EventCollector(agentProcess.client, { taskIds: [id] });
           try {
-            await call(agentProcess.client, 'runTask', { task: definition });
+            await agentProcess.calls.run(definition);
             if (stopFirst) {
               await reach(agentProcess, first, TaskStatus.TASK_STATUS_RUNNING);
-              await call(agentProcess.client, 'stopTask', { taskId: id, reason: 'test' });
+              await agentProcess.calls.stop(id, 'test');
             }
             const signal = await Promise.race([agentProcess.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 60_000))]);
             assert.equal(signal, 'SIGKILL', `the agent was to crash at ${point}`);
@@ -240,7 +239,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
               // Exactly one address held, the task's own: the cut-short ADD was deleted before the new one.
               assert.deepEqual(env.network.allocatedAddresses(), [address]);
               assert.equal((await pauseContainers(id)).length, 1);
-              await call(agentProcess.client, 'stopTask', { taskId: id, reason: 'test' });
+              await agentProcess.calls.stop(id, 'test');
             }
             await reach(agentProcess, second, TaskStatus.TASK_STATUS_STOPPED);
             assert.deepEqual(env.network.allocatedAddresses(), []);

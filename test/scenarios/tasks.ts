@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ClientReadableStream } from '@grpc/grpc-js';
-import { LogStream, type ExecResponse, type LogLine, type LogsRequest, type LogsResponse, type StatsRequest, type StatsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call, readStream, startTestAgent, watching, type TestAgent, taskCalls } from '../harness/agent.js';
+import { LogStream, type LogLine, type LogsRequest, type LogsResponse, type StatsRequest, type StatsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { containersSeenByDaemon } from '../harness/daemon-witness.js';
 import { textOnceServed } from '../harness/processes.js';
@@ -24,9 +24,9 @@ export function taskScenarios(kind: RuntimeKind): void {
       await env?.stop();
     });
 
-    const run = (definition: ReturnType<typeof task>) => taskCalls(agent.client).run(definition);
-    const stop = (id: string) => taskCalls(agent.client).stop(id);
-    const get = (id: string) => taskCalls(agent.client).get(id);
+    const run = (definition: ReturnType<typeof task>) => agent.calls.run(definition);
+    const stop = (id: string) => agent.calls.stop(id);
+    const get = (id: string) => agent.calls.get(id);
 
     it('runs a two-container task in dependency order and streams its events in order, without gaps', async () => {
       const id = taskId('order');
@@ -197,8 +197,7 @@ export function taskScenarios(kind: RuntimeKind): void {
 
     it('runs a command in a running container over the API: exit code and output; clear errors otherwise', async () => {
       const id = taskId('exec');
-      const exec = (containerName: string, command: string[], timeout?: { seconds: number; nanos: number }) =>
-        call<object, ExecResponse>(agent.client, 'exec', { taskId: id, containerName, command, timeout });
+      const exec = (containerName: string, command: string[], timeoutSeconds?: number) => agent.calls.exec(id, containerName, command, timeoutSeconds);
       const codeOf = (promise: Promise<unknown>) =>
         promise.then(
           () => 0,
@@ -223,7 +222,7 @@ export function taskScenarios(kind: RuntimeKind): void {
       assert.equal(await codeOf(exec('nope', ['true'])), 5); // NOT_FOUND
       assert.equal(await codeOf(exec('done', ['true'])), 9); // FAILED_PRECONDITION: not running
       assert.equal(await codeOf(exec('app', [])), 3); // INVALID_ARGUMENT
-      assert.equal(await codeOf(exec('app', ['sleep', '30'], { seconds: 1, nanos: 0 })), 4); // DEADLINE_EXCEEDED
+      assert.equal(await codeOf(exec('app', ['sleep', '30'], 1)), 4); // DEADLINE_EXCEEDED
       // Without a timeout, the default one (30 s) ends it.
       const started = Date.now();
       assert.equal(await codeOf(exec('app', ['sleep', '120'])), 4);
@@ -255,7 +254,7 @@ export function taskScenarios(kind: RuntimeKind): void {
       const followed: string[] = [];
       await logs({ follow: true }, async (line, stream) => {
         followed.push(text(line));
-        if (text(line) === 'out:world') await call(agent.client, 'exec', { taskId: id, containerName: 'app', command: ['touch', '/tmp/go'] });
+        if (text(line) === 'out:world') await agent.calls.exec(id, 'app', ['touch', '/tmp/go']);
         if (text(line) === 'out:later') stream.cancel();
       });
       assert.deepEqual(
