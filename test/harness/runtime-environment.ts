@@ -9,6 +9,7 @@ import { CNI_PLUGIN_DIR, createTestNetwork, type TestNetwork } from './cni-netwo
 import { startContainerdDaemon, type TestContainerdDaemon } from './containerd-daemon.js';
 import { startDockerDaemon, type TestDockerDaemon } from './docker-daemon.js';
 import { startRegistry, type TestRegistry } from './registry.js';
+import { forwardTcp, type TcpForwarder } from './tcp-forwarder.js';
 
 export const RUNTIME_KINDS = ['docker', 'containerd'] as const;
 export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
@@ -45,12 +46,28 @@ export interface RuntimeEnvironment {
   stop(): Promise<void>;
 }
 
-export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): Promise<RuntimeEnvironment> {
+export interface RuntimeEnvironmentOptions {
+  /**
+   * Kind docker only: dockerd manages iptables (see `DockerDaemonOptions.iptables`), in a network
+   * namespace of its own; it reaches the registries through forwarders on the namespace's veth, and
+   * the image references name those.
+   */
+  dockerIptables?: boolean;
+}
+
+export async function startRuntimeEnvironment(name: string, kind: RuntimeKind, options: RuntimeEnvironmentOptions = {}): Promise<RuntimeEnvironment> {
   const dir = mkdtempSync(join(tmpdir(), `berth-${name}-${kind}-`));
   const registry = await startRegistry(join(dir, 'registry'));
   // The pause image comes from a registry anyone may pull from, as a node's sandbox image does:
   // the agent pulls it the first time a task needs it.
   const publicRegistry = await startRegistry(join(dir, 'public-registry'), undefined, undefined, { anonymous: true });
+  const forwarders: TcpForwarder[] = [];
+  /** The address the daemon pulls from, for each registry. */
+  const pullAddress = new Map<string, string>([registry, publicRegistry].map((r) => [r.address, r.address]));
+  const asPulled = (reference: string) => {
+    const slash = reference.indexOf('/');
+    return `${pullAddress.get(reference.slice(0, slash)) ?? reference.slice(0, slash)}${reference.slice(slash)}`;
+  };
   let docker: TestDockerDaemon | undefined;
   let containerd: TestContainerdDaemon | undefined;
   let runtime: ContainerRuntime & { close?(): void };
@@ -58,7 +75,15 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
   let network: TestNetwork | undefined;
   try {
     if (kind === 'docker') {
-      docker = await startDockerDaemon(join(dir, 'docker'));
+      docker = await startDockerDaemon(join(dir, 'docker'), { iptables: options.dockerIptables });
+      const namespace = docker.namespace;
+      if (namespace) {
+        for (const r of [registry, publicRegistry]) {
+          const forwarder = await forwardTcp(namespace.hostAddress, r.address);
+          forwarders.push(forwarder);
+          pullAddress.set(r.address, forwarder.address);
+        }
+      }
       runtimeConfig = { kind, docker: { host: docker.host, callTimeout: '30s' } };
       runtime = new DockerRuntime({ host: docker.host, callTimeoutMs: 30_000, pullTimeoutMs: 120_000 });
     } else {
@@ -67,13 +92,15 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
       runtimeConfig = { kind, containerd: { socket: containerd.socketPath, namespace, callTimeout: '30s', insecureRegistries: [] } };
       runtime = new ContainerdRuntime({ socketPath: containerd.socketPath, namespace, callTimeoutMs: 30_000, pullTimeoutMs: 120_000, stateDir: join(dir, 'inspector'), insecureRegistries: [] });
     }
-    const image = await pushBusyboxImage(registry, 'berth-test/busybox', '1');
-    const privateImage = await pushBusyboxImage(registry, 'berth-test/private', '1');
+    const image = asPulled(await pushBusyboxImage(registry, 'berth-test/busybox', '1'));
+    const privateImage = asPulled(await pushBusyboxImage(registry, 'berth-test/private', '1'));
     // A pause process: sleeps until SIGTERM (pid 1 ignores signals it has no handler for).
-    const pauseImage = await pushBusyboxImage(publicRegistry, 'berth-test/pause', '1', {
-      entrypoint: ['sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'],
-      cmd: [],
-    });
+    const pauseImage = asPulled(
+      await pushBusyboxImage(publicRegistry, 'berth-test/pause', '1', {
+        entrypoint: ['sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'],
+        cmd: [],
+      }),
+    );
     network = createTestNetwork();
     return {
       kind,
@@ -81,7 +108,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
       registry,
       image,
       privateImage,
-      missingImage: `${registry.address}/berth-test/does-not-exist:1`,
+      missingImage: asPulled(`${registry.address}/berth-test/does-not-exist:1`),
       credentials: { username: registry.username, password: registry.password },
       runtimeConfig,
       runtime,
@@ -97,6 +124,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
         runtime.close?.();
         await docker?.stop();
         await containerd?.stop();
+        for (const forwarder of forwarders) await forwarder.close();
         await registry.stop();
         await publicRegistry.stop();
         network?.remove();
@@ -107,6 +135,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind): 
     network?.remove();
     await docker?.stop();
     await containerd?.stop();
+    for (const forwarder of forwarders) await forwarder.close();
     await registry.stop();
     await publicRegistry.stop();
     throw error;
