@@ -5,7 +5,7 @@ import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, N
 import { DEFAULT_REQUEST_LIMITS, listBytes, type RequestLimits } from './admission/request-limits.js';
 import type { RuntimeMonitor } from './runtime-monitor.js';
 import { StreamSlots } from './stream-slots.js';
-import type { ContainerStatus } from './tasks/status.js';
+import type { ContainerStatus } from './model/status.js';
 
 export type { ContainerStatsSample, LogLine, LogStream };
 

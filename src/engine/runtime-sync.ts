@@ -11,7 +11,7 @@ import { OrphanReaper } from './orphan-reaper.js';
 import { retry, sleep } from './retry.js';
 import type { RuntimeMonitor } from './runtime-monitor.js';
 import { Semaphore } from './semaphore.js';
-import { statusRank, type ContainerStatus } from './tasks/status.js';
+import { statusRank, type ContainerStatus } from './model/status.js';
 
 /** Inspects at once during a synchronization, at most. */
 const SYNC_CONCURRENCY = 8;

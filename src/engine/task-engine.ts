@@ -7,7 +7,7 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import type { ContainerInfo } from '../runtime/types.js';
 import { ContainerAccess } from './container-access.js';
 import { ContainerActions } from './tasks/container-actions.js';
-import { crashPoint } from './tasks/crash-points.js';
+import { crashPoint } from './crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
 import {
   AlreadyExistsError,
@@ -29,10 +29,10 @@ import { LABELS } from './tasks/labels.js';
 import { ManagedTask } from './tasks/managed-task.js';
 import { RuntimeSync } from './runtime-sync.js';
 import type { RuntimeAvailability, RuntimeMonitor } from './runtime-monitor.js';
-import type { TaskStatus } from './tasks/status.js';
+import type { TaskStatus } from './model/status.js';
 import type { StateStore } from './store/state-store.js';
-import { sameDefinition, type TaskDefinition } from './tasks/task-definition.js';
-import type { TaskResources, TaskSnapshot } from './tasks/task-snapshot.js';
+import { sameDefinition, type TaskDefinition } from './model/task-definition.js';
+import type { TaskResources, TaskSnapshot } from './model/task-snapshot.js';
 import { validateTaskDefinition, type TaskDefinitionInput } from './admission/task-validation.js';
 import { checkTaskAllowed } from './admission/security-policy.js';
 import type { TaskNetworking } from './network/task-network.js';

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { ContainerStatsSample } from '../engine/container-access.js';
 import type { TaskMetadataUris } from '../engine/network/metadata-uris.js';
 import { bareAddress } from '../engine/network/metadata-uris.js';
-import type { ContainerSnapshot, TaskSnapshot } from '../engine/tasks/task-snapshot.js';
+import type { ContainerSnapshot, TaskSnapshot } from '../engine/model/task-snapshot.js';
 import type { MetadataTokens } from './metadata-tokens.js';
 import { RateLimiter } from './rate-limiter.js';
 

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventLog } from '../engine/events/event-log.js';
-import { STATUSES } from '../engine/tasks/status.js';
+import { STATUSES } from '../engine/model/status.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { internalErrorCounts } from '../internal-errors.js';
 import type { RuntimeCallObserver } from './instrumented-runtime.js';

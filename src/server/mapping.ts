@@ -3,10 +3,9 @@
  * only place where both meet.
  */
 import type { EngineEvent } from '../engine/events/events.js';
-import type { ContainerStatus, HealthStatus, TaskStatus as DomainTaskStatus } from '../engine/tasks/status.js';
-import type { NetworkMode as DomainNetworkMode, TaskDefinition as DomainTaskDefinition } from '../engine/tasks/task-definition.js';
-import type { ContainerSnapshot, TaskSnapshot } from '../engine/tasks/task-snapshot.js';
-import type { TaskNetworkStatus } from '../engine/network/task-network.js';
+import type { ContainerStatus, HealthStatus, TaskStatus as DomainTaskStatus } from '../engine/model/status.js';
+import type { NetworkMode as DomainNetworkMode, TaskDefinition as DomainTaskDefinition } from '../engine/model/task-definition.js';
+import type { ContainerSnapshot, TaskNetworkStatus, TaskSnapshot } from '../engine/model/task-snapshot.js';
 import type { TaskDefinitionInput } from '../engine/admission/task-validation.js';
 import type { Event } from '../gen/berth/agent/v1/event.js';
 import { ContainerStatus as PbContainerStatus, HealthStatus as PbHealthStatus, TaskStatus as PbTaskStatus, type Container, type Task, type TaskNetwork } from '../gen/berth/agent/v1/task.js';

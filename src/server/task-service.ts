@@ -1,7 +1,7 @@
 import { type handleUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { WatcherTooSlowError } from '../engine/errors.js';
 import type { TaskEngine } from '../engine/task-engine.js';
-import type { TaskStatus } from '../engine/tasks/status.js';
+import type { TaskStatus } from '../engine/model/status.js';
 import type { TaskServiceServer, WatchEventsRequest, WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
 import { AGENT_VERSION } from '../version.js';
 import { toServiceError } from './error-status.js';

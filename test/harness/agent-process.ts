@@ -15,7 +15,7 @@ export interface AgentProcessOptions {
   runtimeConfig: Record<string, unknown>;
   /** The config's `network` section (see RuntimeEnvironment.networkConfig). */
   networkConfig?: Record<string, unknown>;
-  /** BERTH_TEST_CRASH_POINT for this run (see src/engine/tasks/crash-points.ts). */
+  /** BERTH_TEST_CRASH_POINT for this run (see src/engine/crash-points.ts). */
   crashPoint?: string;
   /** Merged over the test defaults, one level deep per section. */
   config?: Record<string, Record<string, unknown>>;

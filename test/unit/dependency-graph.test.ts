@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { dependentsOf, evaluateCondition, findCycle, type DependencyView } from '../../src/engine/tasks/dependency-graph.js';
+import { dependentsOf, evaluateCondition, findCycle, type DependencyView } from '../../src/engine/model/dependency-graph.js';
 
 const view = (overrides: Partial<DependencyView>): DependencyView => ({ knownStatus: 'NONE', started: false, healthStatus: 'NONE', ...overrides });
 const c = (name: string, ...deps: string[]) => ({ name, dependsOn: deps.map((d) => ({ containerName: d, condition: 'START' as const })) });

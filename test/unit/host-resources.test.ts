@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { hostCapacity } from '../../src/engine/resources/host-capacity.js';
 import { HostResourceManager, needsOf, type ResourceNeeds } from '../../src/engine/resources/host-resources.js';
 import { ResourceQueue, type QueuedTask } from '../../src/engine/resources/resource-queue.js';
-import type { TaskResources } from '../../src/engine/tasks/task-snapshot.js';
+import type { TaskResources } from '../../src/engine/model/task-snapshot.js';
 import { validateTaskDefinition } from '../../src/engine/admission/task-validation.js';
 import { UNIT_CAPACITY } from '../harness/engine-harness.js';
 

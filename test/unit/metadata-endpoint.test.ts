@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import type { TaskSnapshot } from '../../src/engine/tasks/task-snapshot.js';
+import type { TaskSnapshot } from '../../src/engine/model/task-snapshot.js';
 import { MetadataServer } from '../../src/metadata/metadata-server.js';
 import { MetadataTokens } from '../../src/metadata/metadata-tokens.js';
 import { RateLimiter } from '../../src/metadata/rate-limiter.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import type { TaskDefinition } from '../../src/engine/tasks/task-definition.js';
+import type { TaskDefinition } from '../../src/engine/model/task-definition.js';
 import type { CniPortMapping, NetworkSetUp, TaskNetworking } from '../../src/engine/network/task-network.js';
 import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from '../harness/engine-harness.js';
 import { FakeRuntime } from '../harness/fake-runtime.js';

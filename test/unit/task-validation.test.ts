@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidArgumentError } from '../../src/engine/errors.js';
 import { DEFAULT_REQUEST_LIMITS } from '../../src/engine/admission/request-limits.js';
-import { sameDefinition } from '../../src/engine/tasks/task-definition.js';
+import { sameDefinition } from '../../src/engine/model/task-definition.js';
 import { validateTaskDefinition, type TaskDefinitionInput } from '../../src/engine/admission/task-validation.js';
 
 const base = (): TaskDefinitionInput => ({ id: 't1', family: 'f', revision: 1, networkMode: 'BRIDGE', containers: [{ name: 'app', image: 'busybox' }] });

@@ -1,5 +1,5 @@
 import { PermissionDeniedError, type PermissionViolation } from '../errors.js';
-import type { TaskDefinition } from '../tasks/task-definition.js';
+import type { TaskDefinition } from '../model/task-definition.js';
 
 /** What the agent's config lets a task ask for; everything is refused by default. */
 export interface SecuritySettings {

@@ -3,10 +3,10 @@
 
 import { isIP } from 'node:net';
 import { ImageReferenceError, parseImageReference } from '../../runtime/image-reference.js';
-import { findCycle } from '../tasks/dependency-graph.js';
+import { findCycle } from '../model/dependency-graph.js';
 import { InvalidArgumentError, type FieldViolation } from '../errors.js';
 import { byteLength, DEFAULT_REQUEST_LIMITS, listBytes, mapBytes, type RequestLimits } from './request-limits.js';
-import { DEPENDENCY_CONDITIONS, NETWORK_MODES, PROTOCOLS, type ContainerDefinition, type DependencyCondition, type NetworkMode, type TaskDefinition } from '../tasks/task-definition.js';
+import { DEPENDENCY_CONDITIONS, NETWORK_MODES, PROTOCOLS, type ContainerDefinition, type DependencyCondition, type NetworkMode, type TaskDefinition } from '../model/task-definition.js';
 
 /**
  * A task definition as received, before validation: enums are strings that may be unknown

@@ -1,4 +1,4 @@
-import { crashPoint } from '../tasks/crash-points.js';
+import { crashPoint } from '../crash-points.js';
 import { SequenceBeyondLatestError, SequenceExpiredError, WatcherTooSlowError } from '../errors.js';
 import type { EngineEvent, EventChange } from './events.js';
 import type { EventStore } from './event-store.js';

@@ -1,6 +1,5 @@
-import type { DesiredStatus, TaskStatus } from '../tasks/status.js';
-import type { ContainerSnapshot } from '../tasks/task-snapshot.js';
-import type { TaskNetworkStatus } from '../network/task-network.js';
+import type { DesiredStatus, TaskStatus } from '../model/status.js';
+import type { ContainerSnapshot, TaskNetworkStatus } from '../model/task-snapshot.js';
 
 export type EventChange =
   | { type: 'task'; knownStatus: TaskStatus; desiredStatus: DesiredStatus; reason: string }

@@ -4,9 +4,10 @@ import type { CniInvoker, CniRuntimeConf } from './cni/cni-invoker.js';
 import { parseCniResult, taskAddresses } from './cni/cni-result.js';
 import { networkConfigListJson, parseNetworkConfigList, type NetworkConfigList } from './cni/network-config.js';
 import type { NetworkNamespaces } from './cni/network-namespaces.js';
-import { crashPoint } from '../tasks/crash-points.js';
+import { crashPoint } from '../crash-points.js';
 import type { CniAttachmentRecord } from '../store/records.js';
-import type { TaskDefinition } from '../tasks/task-definition.js';
+import type { TaskDefinition } from '../model/task-definition.js';
+import type { TaskNetworkStatus } from '../model/task-snapshot.js';
 
 /** Where CNI attachments are kept, so a restarted agent can delete what a task was given. */
 export interface CniAttachmentStore {
@@ -16,16 +17,6 @@ export interface CniAttachmentStore {
 }
 
 /** A task's place on its CNI network, as clients see it. */
-export interface TaskNetworkStatus {
-  /** The CNI network's name. */
-  network: string;
-  /** The interface inside the task's namespace. */
-  ifName: string;
-  /** CIDR notation, e.g. 10.89.0.5/16. */
-  ipAddresses: string[];
-  gateways: string[];
-}
-
 export interface TaskNetworkSettings {
   agentId: string;
   list: NetworkConfigList;

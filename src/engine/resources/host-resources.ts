@@ -1,5 +1,5 @@
-import type { TaskDefinition } from '../tasks/task-definition.js';
-import type { TaskResources } from '../tasks/task-snapshot.js';
+import type { TaskDefinition } from '../model/task-definition.js';
+import type { TaskResources } from '../model/task-snapshot.js';
 
 /** What the host offers to tasks. */
 export interface HostCapacity {

@@ -1,7 +1,7 @@
 import { CoalescedRun } from '../coalesced-run.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { HostResourceManager, ResourceNeeds } from './host-resources.js';
-import type { TaskResources } from '../tasks/task-snapshot.js';
+import type { TaskResources } from '../model/task-snapshot.js';
 
 /** A task as the queue sees it. */
 export interface QueuedTask {

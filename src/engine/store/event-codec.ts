@@ -1,5 +1,5 @@
 import type { EventChange } from '../events/events.js';
-import type { ContainerSnapshot } from '../tasks/task-snapshot.js';
+import type { ContainerSnapshot } from '../model/task-snapshot.js';
 
 const SNAPSHOT_DATES = ['healthCheckedAt', 'lastRestartedAt', 'pulledAt', 'createdAt', 'startedAt', 'finishedAt'] as const satisfies readonly (keyof ContainerSnapshot)[];
 

@@ -1,6 +1,6 @@
 import type { PortBinding } from '../../runtime/types.js';
-import type { ContainerStatus, DesiredStatus, HealthStatus, TaskStatus } from '../tasks/status.js';
-import type { TaskDefinition } from '../tasks/task-definition.js';
+import type { ContainerStatus, DesiredStatus, HealthStatus, TaskStatus } from '../model/status.js';
+import type { TaskDefinition } from '../model/task-definition.js';
 
 /**
  * What the state store keeps of a task and its containers: everything a restarted agent needs to

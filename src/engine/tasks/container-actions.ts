@@ -2,13 +2,13 @@ import type { ContainerRuntime } from '../../runtime/container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../../runtime/errors.js';
 import type { PortBinding, PullProgress } from '../../runtime/types.js';
 import { containerSpec, type SpecInputs } from './container-spec.js';
-import { crashPoint } from './crash-points.js';
+import { crashPoint } from '../crash-points.js';
 import type { EngineSettings } from '../engine-settings.js';
 import { canonicalImage, type ImageManager, type PullBehavior } from '../images/image-manager.js';
 import { LABELS } from './labels.js';
 import { OOM_REASON, type ContainerChange, type ManagedContainer } from './managed-container.js';
 import { retryTransient } from '../retry.js';
-import type { TaskDefinition } from './task-definition.js';
+import type { TaskDefinition } from '../model/task-definition.js';
 
 /** What a runtime call did to a container: move it forward, or stop it with a reason. */
 export type ActionOutcome =

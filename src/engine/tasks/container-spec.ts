@@ -2,7 +2,7 @@ import type { ContainerSpec } from '../../runtime/types.js';
 import { canonicalImage } from '../images/image-manager.js';
 import { LABELS } from './labels.js';
 import { METADATA_URI_VARIABLES } from '../network/metadata-uris.js';
-import type { ContainerDefinition, TaskDefinition } from './task-definition.js';
+import type { ContainerDefinition, TaskDefinition } from '../model/task-definition.js';
 
 const MIB = 1024 * 1024;
 

@@ -1,6 +1,6 @@
 import type { ContainerRuntime } from '../../runtime/container-runtime.js';
-import type { HealthStatus } from './status.js';
-import type { HealthCheck } from './task-definition.js';
+import type { HealthStatus } from '../model/status.js';
+import type { HealthCheck } from '../model/task-definition.js';
 
 /** Output kept from the last probe. */
 export const HEALTH_OUTPUT_LIMIT = 1024;

@@ -1,9 +1,9 @@
 import type { PortBinding } from '../../runtime/types.js';
-import type { DependencyView } from './dependency-graph.js';
+import type { DependencyView } from '../model/dependency-graph.js';
 import type { HealthMonitor } from './health-monitor.js';
-import { isForward, type ContainerStatus, type DesiredStatus, type HealthStatus } from './status.js';
-import type { ContainerDefinition } from './task-definition.js';
-import type { ContainerSnapshot } from './task-snapshot.js';
+import { isForward, type ContainerStatus, type DesiredStatus, type HealthStatus } from '../model/status.js';
+import type { ContainerDefinition } from '../model/task-definition.js';
+import type { ContainerSnapshot } from '../model/task-snapshot.js';
 import { toDate, toMs, type ContainerRecord, type ContainerState } from '../store/records.js';
 
 /** The reason of a container the kernel killed for exceeding its memory limit. */

@@ -1,4 +1,4 @@
-import type { ContainerDefinition } from './task-definition.js';
+import type { ContainerDefinition } from '../model/task-definition.js';
 
 /**
  * The pause container of a task in a CNI-networked mode: it holds the task's network namespace,

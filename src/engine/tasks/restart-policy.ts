@@ -1,4 +1,4 @@
-import type { RestartPolicy } from './task-definition.js';
+import type { RestartPolicy } from '../model/task-definition.js';
 
 /** Back-off between restarts of one container (kubelet-like). */
 export interface RestartBackoff {

@@ -5,7 +5,7 @@ import type { EventChange } from '../events/events.js';
 import type { ManagedContainer } from './managed-container.js';
 import type { TaskState } from '../store/records.js';
 import type { StateStore } from '../store/state-store.js';
-import type { TaskDefinition } from './task-definition.js';
+import type { TaskDefinition } from '../model/task-definition.js';
 
 /**
  * Where one task's changes go: each change is saved with the event that reports it in one

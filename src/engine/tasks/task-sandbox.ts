@@ -5,8 +5,9 @@ import type { SpecInputs } from './container-spec.js';
 import type { EventChange } from '../events/events.js';
 import type { ManagedContainer } from './managed-container.js';
 import { bareAddress, type TaskMetadataUris } from '../network/metadata-uris.js';
-import type { TaskDefinition } from './task-definition.js';
-import type { CniPortMapping, TaskNetworking, TaskNetworkStatus } from '../network/task-network.js';
+import type { TaskDefinition } from '../model/task-definition.js';
+import type { CniPortMapping, TaskNetworking } from '../network/task-network.js';
+import type { TaskNetworkStatus } from '../model/task-snapshot.js';
 
 /** What a step of the sandbox's network did. */
 export type SandboxOutcome =

@@ -1,7 +1,6 @@
 import type { PortBinding } from '../../runtime/types.js';
 import type { ContainerStatus, DesiredStatus, HealthStatus, TaskStatus } from './status.js';
 import type { TaskDefinition } from './task-definition.js';
-import type { TaskNetworkStatus } from '../network/task-network.js';
 
 /** A container's status at one moment, as reported to clients. Immutable once handed out. */
 export interface ContainerSnapshot {
@@ -54,4 +53,15 @@ export interface TaskResources {
   tcpPorts: number[];
   udpPorts: number[];
   gpuIds: string[];
+}
+
+/** A task's place on its CNI network, once set up. */
+export interface TaskNetworkStatus {
+  /** The CNI network's name. */
+  network: string;
+  /** The interface inside the task's namespace. */
+  ifName: string;
+  /** CIDR notation, e.g. 10.89.0.5/16. */
+  ipAddresses: string[];
+  gateways: string[];
 }
