@@ -15,7 +15,7 @@ import { credentials, type ServiceError } from '@grpc/grpc-js';
 import Docker from 'dockerode';
 import type { Event } from '../src/gen/berth/agent/v1/event.js';
 import { ContainerStatus, TaskStatus } from '../src/gen/berth/agent/v1/task.js';
-import { DependencyCondition, NetworkMode } from '../src/gen/berth/agent/v1/task_definition.js';
+import { ContainerDefinition, DependencyCondition, NetworkMode } from '../src/gen/berth/agent/v1/task_definition.js';
 import { TaskServiceClient, type RunTaskResponse } from '../src/gen/berth/agent/v1/task_service.js';
 import { pushBusyboxImage } from '../test/harness/busybox-image.js';
 import { startDockerDaemon, type TestDockerDaemon } from '../test/harness/docker-daemon.js';
@@ -138,24 +138,9 @@ async function main(): Promise<void> {
     say(`running task ${taskId}: "setup" must succeed before "app" starts`);
     const credentialsForRegistry = { username: registry.username, password: registry.password };
     const base = {
-      entrypoint: [],
-      environment: {},
-      workingDirectory: '',
-      user: '',
-      cpuUnits: 0,
-      memoryMib: 0,
-      memoryReservationMib: 0,
-      portMappings: [],
+      ...ContainerDefinition.fromPartial({}),
       stopTimeout: { seconds: 5, nanos: 0 },
-      labels: {},
       registryCredentials: credentialsForRegistry,
-      healthCheck: undefined,
-      restartPolicy: undefined,
-      gpuCount: 0,
-      startTimeout: undefined,
-      pidsLimit: 0,
-      mountPoints: [],
-      privileged: false,
     };
     await new Promise<RunTaskResponse>((resolve, reject) =>
       client.runTask(

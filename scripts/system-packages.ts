@@ -40,6 +40,8 @@ export const CONTAINERD_PACKAGES: [file: string, pkg: string][] = [
   ['/usr/bin/containerd', 'containerd'],
   ['/usr/bin/containerd-shim-runc-v2', 'containerd'],
   ['/usr/sbin/runc', 'runc'],
+  // The init of containers with init_process_enabled (Docker's docker-init is the same binary).
+  ['/usr/bin/tini-static', 'tini'],
   // libexec/berth-log-writer, which stamps containers' log lines, is a Perl script (Time::HiRes).
   ['/usr/lib/x86_64-linux-gnu/perl/5.36/Time/HiRes.pm', 'perl'],
 ];

@@ -87,6 +87,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
     defaultStopTimeoutMs: cfg.engine.defaultStopTimeoutMs,
     taskCleanupWaitMs: cfg.engine.taskCleanupWaitMs,
     defaultPidsLimit: cfg.engine.defaultPidsLimit,
+    defaultUlimits: cfg.engine.defaultUlimits,
     pullProgressIntervalMs: cfg.images.progressIntervalMs,
     restartBackoff: cfg.engine.restartBackoff,
     relistIntervalMs: cfg.engine.relistIntervalMs,

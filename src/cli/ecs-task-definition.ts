@@ -1,4 +1,12 @@
-import { DependencyCondition, NetworkMode, TransportProtocol, type ContainerDefinition, type MountPoint, type TaskDefinition } from '../gen/berth/agent/v1/task_definition.js';
+import {
+  ContainerDefinition as PbContainerDefinition,
+  DependencyCondition,
+  NetworkMode,
+  TransportProtocol,
+  type ContainerDefinition,
+  type MountPoint,
+  type TaskDefinition,
+} from '../gen/berth/agent/v1/task_definition.js';
 import type { Duration } from '../gen/google/protobuf/duration.js';
 
 type Json = Record<string, unknown>;
@@ -45,15 +53,8 @@ const NOT_APPLIED: Record<string, string> = {
   logConfiguration: 'the runtime keeps the logs; read them with `berthctl logs`',
   firelensConfiguration: 'not supported',
   repositoryCredentials: 'Secrets Manager credentials are not supported; give registryCredentials in a berth task file',
-  linuxParameters: 'not supported',
-  ulimits: 'not supported',
-  hostname: 'not supported',
-  extraHosts: 'not supported',
-  dnsServers: 'not supported',
-  dnsSearchDomains: 'not supported',
   links: 'legacy links are not supported; use network mode awsvpc (berth: task) and localhost',
   volumesFrom: 'not supported',
-  readonlyRootFilesystem: 'not supported',
   interactive: 'no interactive containers',
   pseudoTerminal: 'no terminals',
   disableNetworking: 'not supported; use networkMode none',
@@ -65,6 +66,10 @@ const NOT_APPLIED: Record<string, string> = {
   name: 'port names serve Service Connect, which berth does not have',
   appProtocol: 'Service Connect is not supported',
   containerPortRange: 'port ranges are not supported',
+  // linux parameters
+  devices: 'host devices are not supported yet',
+  maxSwap: 'not supported yet',
+  swappiness: 'not supported yet',
 };
 
 const TASK_FIELDS = new Set(['family', 'revision', 'networkMode', 'containerDefinitions', 'cpu', 'memory', 'volumes']);
@@ -90,7 +95,17 @@ const CONTAINER_FIELDS = new Set([
   'privileged',
   'mountPoints',
   'resourceRequirements',
+  'linuxParameters',
+  'ulimits',
+  'readonlyRootFilesystem',
+  'hostname',
+  'extraHosts',
+  'dnsServers',
+  'dnsSearchDomains',
 ]);
+const LINUX_PARAMETER_FIELDS = new Set(['capabilities', 'initProcessEnabled', 'sharedMemorySize', 'tmpfs']);
+
+const strings = (value: unknown): string[] => (Array.isArray(value) ? value.map(String) : []);
 
 const seconds = (value: number): Duration => ({ seconds: Math.floor(value), nanos: Math.round((value % 1) * 1e9) });
 
@@ -170,6 +185,7 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
     const environment: Record<string, string> = {};
     if (Array.isArray(c.environment)) for (const { name, value } of c.environment as Json[]) environment[String(name)] = String(value ?? '');
     const container: ContainerDefinition = {
+      ...PbContainerDefinition.fromPartial({}),
       name: String(c.name ?? ''),
       image: String(c.image ?? ''),
       command: Array.isArray(c.command) ? c.command.map(String) : [],
@@ -193,7 +209,32 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
       pidsLimit: 0,
       mountPoints: [],
       privileged: c.privileged === true,
+      ulimits: (Array.isArray(c.ulimits) ? (c.ulimits as Json[]) : []).map((u, j) => ({
+        name: String(u.name ?? ''),
+        softLimit: number(`${path}.ulimits[${j}].softLimit`, u.softLimit) ?? 0,
+        hardLimit: number(`${path}.ulimits[${j}].hardLimit`, u.hardLimit) ?? 0,
+      })),
+      readonlyRootFilesystem: c.readonlyRootFilesystem === true,
+      hostname: String(c.hostname ?? ''),
+      extraHosts: (Array.isArray(c.extraHosts) ? (c.extraHosts as Json[]) : []).map((h) => ({ hostname: String(h.hostname ?? ''), ipAddress: String(h.ipAddress ?? '') })),
+      dnsServers: strings(c.dnsServers),
+      dnsSearchDomains: strings(c.dnsSearchDomains),
     };
+    const linux = c.linuxParameters as Json | undefined;
+    if (linux) {
+      for (const key of Object.keys(linux)) if (!LINUX_PARAMETER_FIELDS.has(key)) notApplied(`${path}.linuxParameters.${key}`, key);
+      const capabilities = linux.capabilities as Json | undefined;
+      container.linuxParameters = {
+        capabilities: capabilities && { add: strings(capabilities.add), drop: strings(capabilities.drop) },
+        initProcessEnabled: linux.initProcessEnabled === true,
+        sharedMemorySizeMib: number(`${path}.linuxParameters.sharedMemorySize`, linux.sharedMemorySize) ?? 0,
+        tmpfs: (Array.isArray(linux.tmpfs) ? (linux.tmpfs as Json[]) : []).map((t, j) => ({
+          containerPath: String(t.containerPath ?? ''),
+          sizeMib: number(`${path}.linuxParameters.tmpfs[${j}].size`, t.size) ?? 0,
+          mountOptions: strings(t.mountOptions),
+        })),
+      };
+    }
     (Array.isArray(c.portMappings) ? (c.portMappings as Json[]) : []).forEach((p, j) => {
       const at = `${path}.portMappings[${j}]`;
       for (const key of Object.keys(p)) if (!['containerPort', 'hostPort', 'protocol'].includes(key)) notApplied(`${at}.${key}`, key);

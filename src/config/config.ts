@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { CapacitySettings } from '../engine/resources/host-capacity.js';
+import { ULIMIT_NAMES, type Ulimit, type UlimitName } from '../engine/model/task-definition.js';
 import { PULL_BEHAVIORS, type PullBehavior } from '../engine/images/image-manager.js';
 import { defaultNetworkConfigList, NetworkConfigError, parseNetworkConfigList, type NetworkConfigList } from '../engine/network/cni/network-config.js';
 import { DEFAULT_REQUEST_LIMITS, MAX_DURATION_MS, type RequestLimits } from '../engine/admission/request-limits.js';
@@ -50,6 +51,8 @@ export interface BerthConfig {
       insecureRegistries: string[];
       /** AppArmor profile of unprivileged containers; empty: docker-default where it is loaded. */
       apparmorProfile: string;
+      /** A static init binary for containers with init_process_enabled (Debian's tini-static). */
+      initBinary: string;
     };
   };
   images: {
@@ -74,6 +77,8 @@ export interface BerthConfig {
     runtimeCheckIntervalMs: number;
     /** Pids limit of containers that set none; 0 for no limit. */
     defaultPidsLimit: number;
+    /** Resource limits of containers that set none of that name (the same on every runtime). */
+    defaultUlimits: Ulimit[];
     restartBackoff: { initialMs: number; maxMs: number; resetAfterMs: number };
     /** Re-inspects running containers this often (± 10%), in case the event stream missed one. */
     relistIntervalMs: number;
@@ -148,7 +153,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
     runtime: {
       kind: 'docker',
       docker: { host: env.DOCKER_HOST || 'unix:///var/run/docker.sock', callTimeout: '30s' },
-      containerd: { socket: '/run/containerd/containerd.sock', namespace: 'berth', callTimeout: '30s', insecureRegistries: [], apparmorProfile: '' },
+      containerd: { socket: '/run/containerd/containerd.sock', namespace: 'berth', callTimeout: '30s', insecureRegistries: [], apparmorProfile: '', initBinary: '/usr/bin/tini-static' },
     },
     images: {
       pullBehavior: 'default',
@@ -165,6 +170,8 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       taskCleanupWait: '3h',
       runtimeCheckInterval: '10s',
       defaultPidsLimit: 0,
+      // None: containers inherit the runtime's own limits on Docker and on containerd alike.
+      defaultUlimits: [],
       restartBackoff: { initial: '10s', max: '5m', resetAfter: '10m' },
       relistInterval: '5m',
       orphanGracePeriod: '5m',
@@ -315,6 +322,7 @@ export function compileConfig(raw: Raw): BerthConfig {
         callTimeoutMs: read.duration('runtime.containerd.callTimeout', 100),
         insecureRegistries: read.stringList('runtime.containerd.insecureRegistries'),
         apparmorProfile: read.optionalString('runtime.containerd.apparmorProfile') ?? '',
+        initBinary: read.optionalString('runtime.containerd.initBinary') ?? '/usr/bin/tini-static',
       },
     },
     images: {
@@ -338,6 +346,7 @@ export function compileConfig(raw: Raw): BerthConfig {
       taskCleanupWaitMs: read.duration('engine.taskCleanupWait', 0),
       runtimeCheckIntervalMs: read.duration('engine.runtimeCheckInterval', 100),
       defaultPidsLimit: read.integer('engine.defaultPidsLimit', 0),
+      defaultUlimits: read.ulimits('engine.defaultUlimits'),
       restartBackoff: {
         initialMs: read.duration('engine.restartBackoff.initial', 10),
         maxMs: read.duration('engine.restartBackoff.max', 10),
@@ -473,6 +482,21 @@ class Reader {
     const value = this.get(key);
     if (!Array.isArray(value) || !value.every((v) => typeof v === 'string' && v !== '')) throw new ConfigError(key, `must be a list of strings (got ${JSON.stringify(value)})`);
     return value as string[];
+  }
+
+  /** A list of "name=soft:hard" (-1:-1 for unlimited), at most one per name. */
+  ulimits(key: string): Ulimit[] {
+    const seen = new Set<string>();
+    return this.stringList(key).map((entry) => {
+      const match = /^([a-z]+)=(-1|\d{1,15}):(-1|\d{1,15})$/.exec(entry);
+      const [name, soft, hard] = [match?.[1] ?? '', Number(match?.[2]), Number(match?.[3])];
+      if (!match || !(ULIMIT_NAMES as readonly string[]).includes(name))
+        throw new ConfigError(key, `entries must be "name=soft:hard" with name one of ${ULIMIT_NAMES.join(', ')} (got ${JSON.stringify(entry)})`);
+      if ((soft === -1) !== (hard === -1) || soft > hard) throw new ConfigError(key, `${JSON.stringify(entry)}: soft must not exceed hard, and -1 (unlimited) must be on both sides`);
+      if (seen.has(name)) throw new ConfigError(key, `${name} is set twice`);
+      seen.add(name);
+      return { name: name as UlimitName, softLimit: soft, hardLimit: hard };
+    });
   }
 
   portRange(key: string): { first: number; last: number } {

@@ -2,6 +2,7 @@ import type { RequestLimits } from './admission/request-limits.js';
 import type { RestartBackoff } from './tasks/restart-policy.js';
 import type { RetryPolicy } from './retry.js';
 import type { SecuritySettings } from './admission/security-policy.js';
+import type { Ulimit } from './model/task-definition.js';
 
 /** The engine's settings, already validated and in milliseconds (see src/config). */
 export interface EngineSettings {
@@ -15,6 +16,8 @@ export interface EngineSettings {
   pullProgressIntervalMs: number;
   /** Pids limit of containers that set none; 0 for no limit. */
   defaultPidsLimit: number;
+  /** Resource limits of containers that set none of that name. */
+  defaultUlimits: Ulimit[];
   /** Back-off between restarts of a container under a restart policy. */
   restartBackoff: RestartBackoff;
   /** Period of the relist that catches runtime events the stream missed (± 10% jitter). */

@@ -62,3 +62,34 @@ export function hostCapabilities(): string[] {
   }
   return bounding;
 }
+
+/** The capabilities a container has by default on every runtime (Docker's and containerd's set). */
+export const DEFAULT_CAPABILITIES = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
+
+/**
+ * The capability set of a container: the defaults plus `add` (every capability of the host when
+ * `add` has ALL) minus `drop` (all but `add` when `drop` has ALL). Names are CAP_ names or ALL;
+ * the order is the kernel's.
+ */
+export function capabilitySet(add: string[], drop: string[]): string[] {
+  const added = add.filter((c) => c !== 'ALL');
+  const base = add.includes('ALL') ? hostCapabilities() : [...DEFAULT_CAPABILITIES, ...added];
+  const kept = drop.includes('ALL') ? added : base.filter((c) => !drop.includes(c) || added.includes(c));
+  const set = new Set(kept);
+  return LINUX_CAPABILITIES.filter((c) => set.has(c));
+}

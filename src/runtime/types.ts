@@ -92,6 +92,26 @@ export interface ContainerSpec {
   mounts?: { hostPath: string; containerPath: string; readOnly: boolean }[];
   /** Every capability and device of the host, no seccomp or AppArmor confinement. */
   privileged?: boolean;
+  /** The exact capability set (CAP_ names) of an unprivileged container; the runtime default when unset. */
+  capabilities?: string[];
+  /** Replaces the image's stop signal: a name (SIGTERM) or a number. */
+  stopSignal?: string;
+  /** An init (tini) as PID 1 at /sbin/docker-init, running the container's process. */
+  init?: boolean;
+  /** Size of /dev/shm; the runtime default (64 MiB) when unset. */
+  shmSizeBytes?: number;
+  /** tmpfs mounts; `options` as Docker's --tmpfs takes them, without the size. */
+  tmpfs?: { containerPath: string; sizeBytes: number; options: string[] }[];
+  /** setrlimit values; -1 is unlimited. */
+  ulimits?: { name: string; soft: number; hard: number }[];
+  readonlyRootfs?: boolean;
+  /** The container's host name; the runtime's default when unset. */
+  hostname?: string;
+  /** Lines added to /etc/hosts. */
+  extraHosts?: { hostname: string; ipAddress: string }[];
+  /** Replace the name servers and search domains of /etc/resolv.conf, when not empty. */
+  dnsServers?: string[];
+  dnsSearchDomains?: string[];
 }
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead' | 'unknown';

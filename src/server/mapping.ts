@@ -4,7 +4,8 @@
  */
 import type { EngineEvent } from '../engine/events/events.js';
 import type { ContainerStatus, HealthStatus, TaskStatus as DomainTaskStatus } from '../engine/model/status.js';
-import type { NetworkMode as DomainNetworkMode, TaskDefinition as DomainTaskDefinition } from '../engine/model/task-definition.js';
+import type { ContainerOptions, NetworkMode as DomainNetworkMode, TaskDefinition as DomainTaskDefinition } from '../engine/model/task-definition.js';
+import type { ContainerOptionsInput } from '../engine/admission/container-options-validation.js';
 import type { ContainerSnapshot, TaskNetworkStatus, TaskSnapshot } from '../engine/model/task-snapshot.js';
 import type { TaskDefinitionInput } from '../engine/admission/task-validation.js';
 import type { Event } from '../gen/berth/agent/v1/event.js';
@@ -17,6 +18,7 @@ import {
   networkModeToJSON,
   transportProtocolToJSON,
   TaskDefinition as PbTaskDefinition,
+  type ContainerDefinition as PbContainerDefinition,
   type TaskDefinition,
 } from '../gen/berth/agent/v1/task_definition.js';
 import type { Duration } from '../gen/google/protobuf/duration.js';
@@ -83,9 +85,52 @@ export function taskDefinitionInput(task: TaskDefinition | undefined): TaskDefin
       pidsLimit: c.pidsLimit,
       mountPoints: c.mountPoints.map((m) => ({ hostPath: m.hostPath, containerPath: m.containerPath, readOnly: m.readOnly })),
       privileged: c.privileged,
+      ...containerOptionsInput(c),
     })),
     cpuUnits: t.cpuUnits,
     memoryMib: t.memoryMib,
+  };
+}
+
+/** The container options of a request, unvalidated; unset proto fields are left out. */
+function containerOptionsInput(c: PbContainerDefinition): ContainerOptionsInput {
+  const linux = c.linuxParameters;
+  return {
+    stopSignal: c.stopSignal || undefined,
+    linuxParameters: linux && {
+      capabilities: linux.capabilities && { add: linux.capabilities.add, drop: linux.capabilities.drop },
+      initProcessEnabled: linux.initProcessEnabled,
+      sharedMemorySizeMib: linux.sharedMemorySizeMib,
+      tmpfs: linux.tmpfs.map((t) => ({ containerPath: t.containerPath, sizeMib: t.sizeMib, mountOptions: t.mountOptions })),
+    },
+    ulimits: c.ulimits.map((u) => ({ name: u.name, softLimit: u.softLimit, hardLimit: u.hardLimit })),
+    readonlyRootFilesystem: c.readonlyRootFilesystem,
+    hostname: c.hostname || undefined,
+    extraHosts: c.extraHosts.map((h) => ({ hostname: h.hostname, ipAddress: h.ipAddress })),
+    dnsServers: c.dnsServers,
+    dnsSearchDomains: c.dnsSearchDomains,
+  };
+}
+
+/** The container options of a validated definition, as proto fields. */
+function pbContainerOptions(
+  c: ContainerOptions,
+): Pick<PbContainerDefinition, 'stopSignal' | 'linuxParameters' | 'ulimits' | 'readonlyRootFilesystem' | 'hostname' | 'extraHosts' | 'dnsServers' | 'dnsSearchDomains'> {
+  const linux = c.linuxParameters;
+  return {
+    stopSignal: c.stopSignal ?? '',
+    linuxParameters: linux && {
+      capabilities: linux.capabilities && { add: [...linux.capabilities.add], drop: [...linux.capabilities.drop] },
+      initProcessEnabled: linux.initProcessEnabled,
+      sharedMemorySizeMib: linux.sharedMemorySizeMib,
+      tmpfs: linux.tmpfs.map((t) => ({ ...t, mountOptions: [...t.mountOptions] })),
+    },
+    ulimits: (c.ulimits ?? []).map((u) => ({ ...u })),
+    readonlyRootFilesystem: c.readonlyRootFilesystem ?? false,
+    hostname: c.hostname ?? '',
+    extraHosts: (c.extraHosts ?? []).map((h) => ({ ...h })),
+    dnsServers: [...(c.dnsServers ?? [])],
+    dnsSearchDomains: [...(c.dnsSearchDomains ?? [])],
   };
 }
 
@@ -151,6 +196,7 @@ export function toPbDefinition(d: DomainTaskDefinition): TaskDefinition {
       pidsLimit: c.pidsLimit,
       mountPoints: (c.mountPoints ?? []).map((m) => ({ ...m })),
       privileged: c.privileged ?? false,
+      ...pbContainerOptions(c),
     })),
     cpuUnits: d.cpuUnits,
     memoryMib: d.memoryMib,

@@ -5,7 +5,35 @@ import tarStream from 'tar-stream';
 import { requireBinary } from './processes.js';
 
 /** Busybox applets linked into every test image. */
-const APPLETS = ['head', 'tr', 'dd', 'seq', 'sh', 'sleep', 'echo', 'cat', 'true', 'false', 'nc', 'httpd', 'env', 'ls', 'wget', 'kill', 'trap', 'id', 'date', 'touch', 'test', 'ps', 'hostname'];
+const APPLETS = [
+  'head',
+  'tr',
+  'dd',
+  'seq',
+  'sh',
+  'sleep',
+  'echo',
+  'cat',
+  'true',
+  'false',
+  'nc',
+  'httpd',
+  'env',
+  'ls',
+  'wget',
+  'kill',
+  'trap',
+  'id',
+  'date',
+  'touch',
+  'test',
+  'ps',
+  'hostname',
+  'grep',
+  'df',
+  'usleep',
+  'wc',
+];
 
 export interface ImageConfig {
   /** Adds a file naming the image, so its layer shares nothing with the other test images. */

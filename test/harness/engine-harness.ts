@@ -82,6 +82,7 @@ export async function engineUnderTest(
       defaultStopTimeoutMs: 1000,
       taskCleanupWaitMs: options.taskCleanupWaitMs ?? 3_600_000,
       defaultPidsLimit: 0,
+      defaultUlimits: [],
       pullProgressIntervalMs: 0,
       restartBackoff: { initialMs: 20, maxMs: 80, resetAfterMs: 60_000 },
       relistIntervalMs: options.relistIntervalMs ?? 60_000,

@@ -1,6 +1,6 @@
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
 import { ContainerStatus, TaskStatus, type Task } from '../../src/gen/berth/agent/v1/task.js';
-import { DependencyCondition, NetworkMode, type ContainerDefinition, type TaskDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
+import { ContainerDefinition, DependencyCondition, NetworkMode, type TaskDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
 
 let taskCounter = 0;
 
@@ -11,32 +11,7 @@ export function taskId(prefix: string): string {
 
 /** A container definition with every field at its zero value, then the overrides. */
 export function container(name: string, image: string, overrides: Partial<ContainerDefinition> = {}): ContainerDefinition {
-  return {
-    name,
-    image,
-    command: [],
-    entrypoint: [],
-    environment: {},
-    workingDirectory: '',
-    user: '',
-    cpuUnits: 0,
-    memoryMib: 0,
-    memoryReservationMib: 0,
-    portMappings: [],
-    essential: undefined,
-    dependsOn: [],
-    stopTimeout: undefined,
-    labels: {},
-    registryCredentials: undefined,
-    healthCheck: undefined,
-    restartPolicy: undefined,
-    gpuCount: 0,
-    startTimeout: undefined,
-    pidsLimit: 0,
-    mountPoints: [],
-    privileged: false,
-    ...overrides,
-  };
+  return { ...ContainerDefinition.fromPartial({ name, image }), ...overrides };
 }
 
 export function task(id: string, containers: ContainerDefinition[], overrides: Partial<TaskDefinition> = {}): TaskDefinition {

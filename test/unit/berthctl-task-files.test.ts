@@ -31,12 +31,12 @@ describe('berthctl task files', () => {
     assert.equal(web!.essential, true);
     assert.equal(router!.essential, false);
     assert.deepEqual(router!.dependsOn, [{ containerName: 'web', condition: DependencyCondition.DEPENDENCY_CONDITION_HEALTHY }]);
+    assert.deepEqual(router!.ulimits, [{ name: 'nofile', softLimit: 65536, hardLimit: 65536 }]);
     const fields = warnings.map((w) => w.split(':')[0]);
     assert.deepEqual(fields.sort(), [
       'containerDefinitions[0].logConfiguration',
       'containerDefinitions[0].portMappings[0].appProtocol',
       'containerDefinitions[0].portMappings[0].name',
-      'containerDefinitions[1].ulimits',
       'executionRoleArn',
       'requiresCompatibilities',
     ]);
@@ -56,7 +56,8 @@ describe('berthctl task files', () => {
     assert.deepEqual(definition.containers[1]!.dependsOn, [{ containerName: 'api', condition: DependencyCondition.DEPENDENCY_CONDITION_START }]);
     const secret = warnings.find((w) => w.startsWith('containerDefinitions[0].secrets'));
     assert.match(secret ?? '', /without these variables/);
-    for (const field of ['taskRoleArn', 'runtimePlatform', 'containerDefinitions[0].linuxParameters'])
+    assert.equal(definition.containers[0]!.linuxParameters?.initProcessEnabled, true);
+    for (const field of ['taskRoleArn', 'runtimePlatform'])
       assert.ok(
         warnings.some((w) => w.startsWith(`${field}:`)),
         field,

@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { ImageReferenceError, parseImageReference } from '../../runtime/image-reference.js';
 import { findCycle } from '../model/dependency-graph.js';
 import { InvalidArgumentError, type FieldViolation } from '../errors.js';
+import { checkOptionSizes, validateContainerOptions, type ContainerOptionsInput } from './container-options-validation.js';
 import { byteLength, DEFAULT_REQUEST_LIMITS, listBytes, mapBytes, type RequestLimits } from './request-limits.js';
 import { DEPENDENCY_CONDITIONS, NETWORK_MODES, PROTOCOLS, type ContainerDefinition, type DependencyCondition, type NetworkMode, type TaskDefinition } from '../model/task-definition.js';
 
@@ -24,7 +25,7 @@ export interface TaskDefinitionInput {
   memoryMib?: number;
 }
 
-export interface ContainerDefinitionInput {
+export interface ContainerDefinitionInput extends ContainerOptionsInput {
   name: string;
   image: string;
   command?: string[];
@@ -156,6 +157,7 @@ function checkSizes(input: TaskDefinitionInput, limits: RequestLimits): FieldVio
       long(at(`mount_points[${j}].container_path`), m.containerPath);
     });
     (c.dependsOn ?? []).forEach((d, j) => long(at(`depends_on[${j}].container_name`), d.containerName, 63 * 4));
+    v.push(...checkOptionSizes(c, at, limits.stringBytes));
   });
   return v;
 }
@@ -272,6 +274,7 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
     containerPaths.add(m.containerPath);
     return { hostPath: m.hostPath, containerPath: m.containerPath, readOnly: m.readOnly ?? false };
   });
+  const options = validateContainerOptions(input, at, networkMode, containerPaths, v);
   const credentials = input.registryCredentials;
   if (credentials && (credentials.username === '') !== (credentials.password === '')) {
     v.push({ field: at('registry_credentials'), description: 'needs both username and password' });
@@ -304,6 +307,7 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
     pidsLimit,
     mountPoints,
     privileged: input.privileged ?? false,
+    ...options,
   };
 }
 

@@ -58,7 +58,58 @@ export interface MountPoint {
   readOnly: boolean;
 }
 
-export interface ContainerDefinition {
+/** Capabilities on top of the default set; names upper case with CAP_, or "ALL". */
+export interface KernelCapabilities {
+  add: string[];
+  drop: string[];
+}
+
+export interface TmpfsMount {
+  containerPath: string;
+  sizeMib: number;
+  mountOptions: string[];
+}
+
+export interface LinuxParameters {
+  capabilities?: KernelCapabilities;
+  initProcessEnabled: boolean;
+  /** 0 for the default (64 MiB). */
+  sharedMemorySizeMib: number;
+  tmpfs: TmpfsMount[];
+}
+
+export const ULIMIT_NAMES = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'] as const;
+export type UlimitName = (typeof ULIMIT_NAMES)[number];
+
+/** -1 for unlimited. */
+export interface Ulimit {
+  name: UlimitName;
+  softLimit: number;
+  hardLimit: number;
+}
+
+export interface HostEntry {
+  hostname: string;
+  ipAddress: string;
+}
+
+/**
+ * Settings of how a container runs that its definition may carry beyond the core (absent in
+ * definitions saved before they existed; every field absent means the runtime's default).
+ */
+export interface ContainerOptions {
+  /** A signal name (SIGTERM) or number; empty for the image's. */
+  stopSignal?: string;
+  linuxParameters?: LinuxParameters;
+  ulimits?: Ulimit[];
+  readonlyRootFilesystem?: boolean;
+  hostname?: string;
+  extraHosts?: HostEntry[];
+  dnsServers?: string[];
+  dnsSearchDomains?: string[];
+}
+
+export interface ContainerDefinition extends ContainerOptions {
   name: string;
   image: string;
   command: string[];

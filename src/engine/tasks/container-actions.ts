@@ -66,6 +66,7 @@ export class ContainerActions {
       hostPorts: container.hostPorts,
       gpuIds: container.gpuIds,
       defaultPidsLimit: this.settings.defaultPidsLimit,
+      defaultUlimits: this.settings.defaultUlimits,
       network,
       metadataUri,
     });

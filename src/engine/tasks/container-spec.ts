@@ -2,7 +2,8 @@ import type { ContainerSpec } from '../../runtime/types.js';
 import { canonicalImage } from '../images/image-manager.js';
 import { LABELS } from './labels.js';
 import { METADATA_URI_VARIABLES } from '../network/metadata-uris.js';
-import type { ContainerDefinition, TaskDefinition } from '../model/task-definition.js';
+import type { ContainerDefinition, TaskDefinition, Ulimit } from '../model/task-definition.js';
+import { capabilitySet } from '../../runtime/capabilities.js';
 
 const MIB = 1024 * 1024;
 
@@ -15,6 +16,8 @@ export interface SpecInputs {
   gpuIds: string[];
   /** Used when the container sets no pids limit of its own. */
   defaultPidsLimit: number;
+  /** Used for each name the container sets no limit of. */
+  defaultUlimits: Ulimit[];
   /**
    * Replaces the task's network mode: "none" for a pause container, "container" to join the
    * task's namespace (port mappings are then the CNI network's business, not the runtime's).
@@ -52,6 +55,27 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     gpuIds: [...inputs.gpuIds],
     mounts: (container.mountPoints ?? []).map((m) => ({ ...m })),
     privileged: container.privileged ?? false,
+    ...optionsSpec(container, inputs.defaultUlimits),
+  };
+}
+
+/** The runtime spec of the container options beyond the core; unset ones are left out. */
+function optionsSpec(container: ContainerDefinition, defaultUlimits: Ulimit[]): Partial<ContainerSpec> {
+  const linux = container.linuxParameters;
+  const own = container.ulimits ?? [];
+  const ulimits = [...defaultUlimits.filter((d) => !own.some((u) => u.name === d.name)), ...own];
+  return {
+    stopSignal: container.stopSignal || undefined,
+    capabilities: linux?.capabilities && !container.privileged ? capabilitySet(linux.capabilities.add, linux.capabilities.drop) : undefined,
+    init: linux?.initProcessEnabled || undefined,
+    shmSizeBytes: linux?.sharedMemorySizeMib ? linux.sharedMemorySizeMib * MIB : undefined,
+    tmpfs: linux?.tmpfs.length ? linux.tmpfs.map((t) => ({ containerPath: t.containerPath, sizeBytes: t.sizeMib * MIB, options: [...t.mountOptions] })) : undefined,
+    ulimits: ulimits.length > 0 ? ulimits.map((u) => ({ name: u.name, soft: u.softLimit, hard: u.hardLimit })) : undefined,
+    readonlyRootfs: container.readonlyRootFilesystem || undefined,
+    hostname: container.hostname || undefined,
+    extraHosts: container.extraHosts?.length ? container.extraHosts.map((h) => ({ ...h })) : undefined,
+    dnsServers: container.dnsServers?.length ? [...container.dnsServers] : undefined,
+    dnsSearchDomains: container.dnsSearchDomains?.length ? [...container.dnsSearchDomains] : undefined,
   };
 }
 

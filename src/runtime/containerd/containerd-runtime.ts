@@ -40,7 +40,8 @@ import { ContainerdClient, containerdError } from './containerd-client.js';
 import { runtimeEventsOf, type EventEnvelope } from './containerd-events.js';
 import { ImagePuller, SNAPSHOTTER } from './image-puller.js';
 import { ImageStore, type LocalImage } from './image-store.js';
-import { runtimeSpec } from './oci-spec.js';
+import { parseSpec, runtimeSpec, specJson } from './oci-spec.js';
+import { hostsFile, resolvConf } from './etc-files.js';
 import { DEFAULT_RUNC_ROOT, isStaleRuncState, removeStaleRuncState } from './stale-runc-state.js';
 import { readFromMounts, resolveUser } from './user.js';
 
@@ -62,7 +63,12 @@ export interface ContainerdRuntimeOptions {
   logRotation?: LogRotation;
   /** The AppArmor profile unprivileged containers run under (see chooseAppArmorProfile); none when unset. */
   apparmorProfile?: string;
+  /** A static init for containers that ask for one (Debian's tini-static, which Docker's docker-init is); DEFAULT_INIT_BINARY when unset. */
+  initBinary?: string;
 }
+
+/** Debian's static tini: the binary Docker's docker-init links to. */
+export const DEFAULT_INIT_BINARY = '/usr/bin/tini-static';
 
 const SPEC_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
 const PROCESS_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
@@ -278,11 +284,21 @@ export class ContainerdRuntime implements ContainerRuntime {
       });
       const dir = this.containerDir(id);
       await mkdir(dir, { recursive: true });
-      const hostname = id.slice(0, 63);
+      const hostname = spec.hostname ?? id.slice(0, 63);
       const files = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname'), resolvConf: join(dir, 'resolv.conf') };
-      await writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+      await writeFile(files.hosts, hostsFile(hostname, spec.extraHosts));
       await writeFile(files.hostname, `${hostname}\n`);
-      await writeFile(files.resolvConf, await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+      await writeFile(files.resolvConf, resolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''), spec.dnsServers, spec.dnsSearchDomains));
+      const initBinary = this.options.initBinary ?? DEFAULT_INIT_BINARY;
+      if (
+        spec.init &&
+        !(await stat(initBinary).then(
+          (s) => s.isFile(),
+          () => false,
+        ))
+      ) {
+        throw new RuntimeError('invalid', operation, `an init process needs ${initBinary} (Debian's tini package; runtime.containerd.initBinary), which is not there`);
+      }
       const oci = runtimeSpec({
         id,
         namespace: this.options.namespace,
@@ -292,9 +308,11 @@ export class ContainerdRuntime implements ContainerRuntime {
         files,
         netnsPath: spec.networkContainer?.netnsPath,
         apparmorProfile: this.options.apparmorProfile,
+        initBinary,
       });
       const labels: Record<string, string> = { ...spec.labels, [NAME_LABEL]: spec.name, [LOG_FILE_LABEL]: join(dir, LOG_FILE_NAME) };
-      if (image.config.config?.StopSignal) labels[STOP_SIGNAL_LABEL] = image.config.config.StopSignal;
+      const stopSignal = spec.stopSignal ?? image.config.config?.StopSignal;
+      if (stopSignal) labels[STOP_SIGNAL_LABEL] = stopSignal;
       await c.call(
         operation,
         c.containers,
@@ -305,7 +323,7 @@ export class ContainerdRuntime implements ContainerRuntime {
             labels,
             image: image.name,
             runtime: { name: RUNTIME, options: undefined },
-            spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(oci)) },
+            spec: { typeUrl: SPEC_TYPE, value: Buffer.from(specJson(oci)) },
             snapshotter: SNAPSHOTTER,
             snapshotKey: id,
             createdAt: undefined,
@@ -500,7 +518,7 @@ export class ContainerdRuntime implements ContainerRuntime {
   async exec(idOrName: string, command: string[], options: ExecOptions = {}): Promise<ExecResult> {
     const container = await this.getContainer(idOrName, `exec in container ${idOrName}`);
     const id = container.id;
-    const spec = JSON.parse(Buffer.from(container.spec?.value ?? '{}').toString('utf8')) as { process?: Record<string, unknown> };
+    const spec = parseSpec(Buffer.from(container.spec?.value ?? '{}').toString('utf8')) as { process?: Record<string, unknown> };
     const execId = `exec-${randomBytes(6).toString('hex')}`;
     const dir = join(this.options.stateDir, 'exec');
     await mkdir(dir, { recursive: true });
@@ -534,7 +552,7 @@ export class ContainerdRuntime implements ContainerRuntime {
         stdout: this.outputUri(output, undefined, execFileCap(limit)),
         stderr: this.outputUri(output, undefined, execFileCap(limit)),
         terminal: false,
-        spec: { typeUrl: PROCESS_TYPE, value: Buffer.from(JSON.stringify(process)) },
+        spec: { typeUrl: PROCESS_TYPE, value: Buffer.from(specJson(process)) },
       });
       const exited = this.waitFor(id, execId);
       const { pid } = await c.call(operation, c.tasks, c.tasks.start, { containerId: id, execId });

@@ -1,5 +1,5 @@
 import type { OciImageConfig } from '../oci/media-types.js';
-import { hostCapabilities } from '../capabilities.js';
+import { DEFAULT_CAPABILITIES, hostCapabilities } from '../capabilities.js';
 import { defaultSeccompProfile } from './seccomp-profile.js';
 import type { ContainerSpec } from '../types.js';
 
@@ -28,24 +28,60 @@ export interface RuntimeSpecInput {
   netnsPath?: string;
   /** AppArmor profile of an unprivileged container. */
   apparmorProfile?: string;
+  /** The host's init binary (a static tini), mounted at /sbin/docker-init when the spec asks for an init. */
+  initBinary?: string;
 }
 
-const CAPABILITIES = [
-  'CAP_CHOWN',
-  'CAP_DAC_OVERRIDE',
-  'CAP_FSETID',
-  'CAP_FOWNER',
-  'CAP_MKNOD',
-  'CAP_NET_RAW',
-  'CAP_SETGID',
-  'CAP_SETUID',
-  'CAP_SETFCAP',
-  'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE',
-  'CAP_SYS_CHROOT',
-  'CAP_KILL',
-  'CAP_AUDIT_WRITE',
-];
+/** Where the init is in the container, as with Docker's --init. */
+export const INIT_PATH = '/sbin/docker-init';
+
+/** RLIM_INFINITY, which a JSON number of JavaScript cannot hold exactly: written by `specJson`. */
+const UNLIMITED = '\u0000unlimited';
+
+const RLIM_INFINITY = '18446744073709551615';
+
+/** A spec (or a process of one) as containerd takes it, with unlimited rlimits as 2^64-1. */
+export function specJson(spec: Record<string, unknown>): string {
+  return JSON.stringify(spec).replaceAll(JSON.stringify(UNLIMITED), RLIM_INFINITY);
+}
+
+/**
+ * The inverse of `specJson`: unlimited rlimits (2^64-1, which JSON.parse rounds) read back as
+ * unlimited. berth writes no other limit above 2^53.
+ */
+export function parseSpec(json: string): { process?: Record<string, unknown> } & Record<string, unknown> {
+  const spec = JSON.parse(json) as { process?: { rlimits?: { soft: unknown; hard: unknown }[] } };
+  for (const rlimit of spec.process?.rlimits ?? []) {
+    if (typeof rlimit.soft === 'number' && rlimit.soft > Number.MAX_SAFE_INTEGER) rlimit.soft = UNLIMITED;
+    if (typeof rlimit.hard === 'number' && rlimit.hard > Number.MAX_SAFE_INTEGER) rlimit.hard = UNLIMITED;
+  }
+  return spec as { process?: Record<string, unknown> } & Record<string, unknown>;
+}
+
+const OPPOSITE_FLAGS: Record<string, string> = {
+  ro: 'rw',
+  exec: 'noexec',
+  suid: 'nosuid',
+  dev: 'nodev',
+  sync: 'async',
+  atime: 'noatime',
+  diratime: 'nodiratime',
+  relatime: 'norelatime',
+  strictatime: 'nostrictatime',
+};
+for (const [flag, opposite] of Object.entries(OPPOSITE_FLAGS)) OPPOSITE_FLAGS[opposite] = flag;
+
+/** A tmpfs's options as Docker merges them: noexec,nosuid,nodev, then the definition's (each replacing its opposite), then the size. */
+export function tmpfsOptions(options: string[], sizeBytes: number): string[] {
+  const merged: string[] = [];
+  for (const option of ['noexec', 'nosuid', 'nodev', ...options]) {
+    const key = option.split('=')[0]!;
+    const clashes = (existing: string) => existing === option || existing === OPPOSITE_FLAGS[option] || (option.includes('=') && existing.startsWith(`${key}=`));
+    for (let i = merged.length - 1; i >= 0; i--) if (clashes(merged[i]!)) merged.splice(i, 1);
+    merged.push(option);
+  }
+  return [...merged, `size=${sizeBytes}`];
+}
 
 const MASKED_PATHS = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'];
 
@@ -94,7 +130,7 @@ export function processEnv(spec: Pick<ContainerSpec, 'env'>, image: OciImageConf
 export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
   const { spec, image } = input;
   const privileged = spec.privileged === true;
-  const capabilities = privileged ? hostCapabilities() : CAPABILITIES;
+  const capabilities = privileged ? hostCapabilities() : (spec.capabilities ?? DEFAULT_CAPABILITIES);
   const namespaces: { type: string; path?: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   if (spec.network !== 'host') namespaces.push(input.netnsPath ? { type: 'network', path: input.netnsPath } : { type: 'network' });
   const resources: Record<string, unknown> = {
@@ -111,26 +147,29 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
   if (spec.cpuShares > 0) resources.cpu = { shares: Math.max(2, spec.cpuShares) };
   if (spec.pidsLimit && spec.pidsLimit > 0) resources.pids = { limit: spec.pidsLimit };
   const bind = (destination: string, source: string) => ({ destination, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+  const args = processArgs(spec, image);
+  const rlimit = (value: number) => (value === -1 ? UNLIMITED : value);
   return {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
       user: input.user,
-      args: processArgs(spec, image),
+      args: spec.init ? [INIT_PATH, '--', ...args] : args,
       env: processEnv(spec, image),
       cwd: spec.workingDir || image.config?.WorkingDir || '/',
       capabilities: { bounding: capabilities, effective: capabilities, permitted: capabilities },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      // None set: the runtime's own limits are inherited, as on Docker.
+      rlimits: (spec.ulimits ?? []).map((u) => ({ type: `RLIMIT_${u.name.toUpperCase()}`, soft: rlimit(u.soft), hard: rlimit(u.hard) })),
       noNewPrivileges: !privileged,
       ...(!privileged && input.apparmorProfile ? { apparmorProfile: input.apparmorProfile } : {}),
     },
-    root: { path: 'rootfs', readonly: false },
-    hostname: spec.network === 'host' ? undefined : input.id.slice(0, 63),
+    root: { path: 'rootfs', readonly: spec.readonlyRootfs === true },
+    hostname: spec.network === 'host' ? undefined : (spec.hostname ?? input.id.slice(0, 63)),
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', spec.shmSizeBytes ? `size=${spec.shmSizeBytes}` : 'size=65536k'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'] },
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: [privileged ? 'rw' : 'ro', 'nosuid', 'noexec', 'nodev'] },
@@ -139,6 +178,8 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
       bind('/etc/hostname', input.files.hostname),
       bind('/etc/resolv.conf', input.files.resolvConf),
       ...(spec.mounts ?? []).map((m) => ({ destination: m.containerPath, type: 'bind', source: m.hostPath, options: ['rbind', m.readOnly ? 'ro' : 'rw'] })),
+      ...(spec.tmpfs ?? []).map((t) => ({ destination: t.containerPath, type: 'tmpfs', source: 'tmpfs', options: tmpfsOptions(t.options, t.sizeBytes) })),
+      ...(spec.init && input.initBinary ? [{ destination: INIT_PATH, type: 'bind', source: input.initBinary, options: ['rbind', 'ro', 'nosuid', 'nodev'] }] : []),
     ],
     linux: {
       namespaces,

@@ -238,6 +238,8 @@ export class DockerRuntime implements ContainerRuntime {
         User: spec.user,
         Labels: spec.labels,
         ExposedPorts: exposed,
+        Hostname: spec.hostname,
+        StopSignal: spec.stopSignal,
         HostConfig: {
           LogConfig: this.options.logRotation
             ? { Type: 'json-file', Config: { 'max-size': String(this.options.logRotation.maxFileBytes), 'max-file': String(this.options.logRotation.maxFiles) } }
@@ -252,6 +254,7 @@ export class DockerRuntime implements ContainerRuntime {
           // Mounts (not Binds): a missing host path is an error, not a directory Docker creates.
           Mounts: spec.mounts && spec.mounts.length > 0 ? spec.mounts.map((m) => ({ Type: 'bind', Source: m.hostPath, Target: m.containerPath, ReadOnly: m.readOnly })) : undefined,
           DeviceRequests: spec.gpuIds && spec.gpuIds.length > 0 ? [{ Driver: 'nvidia', DeviceIDs: spec.gpuIds, Capabilities: [['gpu']] }] : undefined,
+          ...optionSettings(spec),
         },
       } as Docker.ContainerCreateOptions),
     );
@@ -513,4 +516,20 @@ export class DockerRuntime implements ContainerRuntime {
       if (!signal.aborted) throw new RuntimeError('unavailable', 'watch docker events', 'the event stream ended');
     })();
   }
+}
+
+/** HostConfig settings of the container options beyond the core (see ContainerSpec). */
+function optionSettings(spec: ContainerSpec): Record<string, unknown> {
+  return {
+    // The exact set: Docker's defaults dropped, the computed set added.
+    ...(spec.capabilities && !spec.privileged ? { CapDrop: ['ALL'], CapAdd: spec.capabilities } : {}),
+    Init: spec.init,
+    ShmSize: spec.shmSizeBytes,
+    Tmpfs: spec.tmpfs ? Object.fromEntries(spec.tmpfs.map((t) => [t.containerPath, [...t.options, `size=${t.sizeBytes}`].join(',')])) : undefined,
+    Ulimits: spec.ulimits?.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
+    ReadonlyRootfs: spec.readonlyRootfs,
+    ExtraHosts: spec.extraHosts?.map((h) => `${h.hostname}:${h.ipAddress}`),
+    Dns: spec.dnsServers,
+    DnsSearch: spec.dnsSearchDomains,
+  };
 }

@@ -1,0 +1,218 @@
+import { isIP } from 'node:net';
+import { constants } from 'node:os';
+import { LINUX_CAPABILITIES } from '../../runtime/capabilities.js';
+import type { FieldViolation } from '../errors.js';
+import { ULIMIT_NAMES, type ContainerOptions, type NetworkMode, type Ulimit, type UlimitName } from '../model/task-definition.js';
+
+/** The options of a container beyond the core, as received (see ContainerOptions). */
+export interface ContainerOptionsInput {
+  stopSignal?: string;
+  linuxParameters?: {
+    capabilities?: { add?: string[]; drop?: string[] };
+    initProcessEnabled?: boolean;
+    sharedMemorySizeMib?: number;
+    tmpfs?: { containerPath: string; sizeMib?: number; mountOptions?: string[] }[];
+  };
+  ulimits?: { name: string; softLimit: number; hardLimit: number }[];
+  readonlyRootFilesystem?: boolean;
+  hostname?: string;
+  extraHosts?: { hostname: string; ipAddress: string }[];
+  dnsServers?: string[];
+  dnsSearchDomains?: string[];
+}
+
+/** Bounds of the repeated fields, fixed (the resolver reads 3 servers and 6 search domains). */
+export const OPTION_COUNTS = { tmpfs: 100, extraHosts: 100, dnsServers: 3, dnsSearchDomains: 6, capabilities: LINUX_CAPABILITIES.length + 1, ulimits: ULIMIT_NAMES.length };
+const MAX_SIZE_MIB = 1024 * 1024;
+/** Above this, a limit is not exact in a JSON number. */
+const MAX_ULIMIT = Number.MAX_SAFE_INTEGER;
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const HOST_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+/** tmpfs options a definition may set (besides size), as Docker's --tmpfs takes them. */
+const TMPFS_FLAGS = new Set([
+  'ro',
+  'rw',
+  'exec',
+  'noexec',
+  'suid',
+  'nosuid',
+  'dev',
+  'nodev',
+  'sync',
+  'async',
+  'dirsync',
+  'atime',
+  'noatime',
+  'diratime',
+  'nodiratime',
+  'relatime',
+  'norelatime',
+  'strictatime',
+  'nostrictatime',
+]);
+const TMPFS_VALUES: Record<string, RegExp> = { mode: /^[0-7]{3,4}$/, uid: /^\d{1,10}$/, gid: /^\d{1,10}$/, nr_inodes: /^\d{1,19}[kmg]?$/ };
+
+const quote = (value: string) => JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+
+/** The first pass: counts of the repeated fields and the length of each string, before any content. */
+export function checkOptionSizes(c: ContainerOptionsInput, at: (field: string) => string, stringBytes: number): FieldViolation[] {
+  const v: FieldViolation[] = [];
+  const count = (field: string, list: unknown[] | undefined, max: number) => {
+    if ((list?.length ?? 0) > max) v.push({ field: at(field), description: `must have at most ${max} entries` });
+  };
+  count('linux_parameters.tmpfs', c.linuxParameters?.tmpfs, OPTION_COUNTS.tmpfs);
+  count('linux_parameters.capabilities.add', c.linuxParameters?.capabilities?.add, OPTION_COUNTS.capabilities);
+  count('linux_parameters.capabilities.drop', c.linuxParameters?.capabilities?.drop, OPTION_COUNTS.capabilities);
+  count('ulimits', c.ulimits, OPTION_COUNTS.ulimits);
+  count('extra_hosts', c.extraHosts, OPTION_COUNTS.extraHosts);
+  count('dns_servers', c.dnsServers, OPTION_COUNTS.dnsServers);
+  count('dns_search_domains', c.dnsSearchDomains, OPTION_COUNTS.dnsSearchDomains);
+  (c.linuxParameters?.tmpfs ?? []).forEach((t, j) => count(`linux_parameters.tmpfs[${j}].mount_options`, t.mountOptions, TMPFS_FLAGS.size + Object.keys(TMPFS_VALUES).length));
+  if (v.length > 0) return v;
+  const long = (field: string, value: string | undefined, max = stringBytes) => {
+    if (value !== undefined && Buffer.byteLength(value) > max) v.push({ field: at(field), description: `must be at most ${max} bytes` });
+  };
+  long('stop_signal', c.stopSignal, 32);
+  long('hostname', c.hostname, 253);
+  (c.extraHosts ?? []).forEach((h, j) => {
+    long(`extra_hosts[${j}].hostname`, h.hostname, 253);
+    long(`extra_hosts[${j}].ip_address`, h.ipAddress, 64);
+  });
+  (c.dnsServers ?? []).forEach((s, j) => long(`dns_servers[${j}]`, s, 64));
+  (c.dnsSearchDomains ?? []).forEach((d, j) => long(`dns_search_domains[${j}]`, d, 253));
+  (c.ulimits ?? []).forEach((u, j) => long(`ulimits[${j}].name`, u.name, 32));
+  for (const side of ['add', 'drop'] as const) (c.linuxParameters?.capabilities?.[side] ?? []).forEach((name, j) => long(`linux_parameters.capabilities.${side}[${j}]`, name, 64));
+  (c.linuxParameters?.tmpfs ?? []).forEach((t, j) => {
+    long(`linux_parameters.tmpfs[${j}].container_path`, t.containerPath);
+    (t.mountOptions ?? []).forEach((o, k) => long(`linux_parameters.tmpfs[${j}].mount_options[${k}]`, o, 64));
+  });
+  return v;
+}
+
+/** "SIGTERM", "TERM", "sigterm" → "SIGTERM"; "15" → "15"; undefined when it names no signal. */
+export function normalizeSignal(value: string): string | undefined {
+  if (/^\d{1,2}$/.test(value)) return Number(value) >= 1 && Number(value) <= 64 ? String(Number(value)) : undefined;
+  const upper = value.toUpperCase();
+  const name = upper.startsWith('SIG') ? upper : `SIG${upper}`;
+  return name in constants.signals ? name : undefined;
+}
+
+/** "sys_admin", "CAP_SYS_ADMIN" → "CAP_SYS_ADMIN"; "all" → "ALL"; undefined for an unknown name. */
+export function normalizeCapability(value: string): string | undefined {
+  const upper = value.toUpperCase();
+  if (upper === 'ALL') return 'ALL';
+  const name = upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
+  return (LINUX_CAPABILITIES as readonly string[]).includes(name) ? name : undefined;
+}
+
+/**
+ * Validates the options of container `at`, pushing a violation per bad field. Paths must not
+ * collide with `takenPaths` (the container's other mounts).
+ */
+export function validateContainerOptions(
+  input: ContainerOptionsInput,
+  at: (field: string) => string,
+  networkMode: NetworkMode | undefined,
+  takenPaths: Set<string>,
+  v: FieldViolation[],
+): ContainerOptions {
+  const options: ContainerOptions = {};
+  if (input.stopSignal) {
+    const signal = normalizeSignal(input.stopSignal);
+    if (!signal) v.push({ field: at('stop_signal'), description: `is not a signal name or number (got ${quote(input.stopSignal)})` });
+    options.stopSignal = signal ?? input.stopSignal;
+  }
+  if (input.linuxParameters) options.linuxParameters = validateLinuxParameters(input.linuxParameters, at, takenPaths, v);
+  if (input.ulimits && input.ulimits.length > 0) options.ulimits = validateUlimits(input.ulimits, at, v);
+  if (input.readonlyRootFilesystem) options.readonlyRootFilesystem = true;
+  const sharedNamespace = networkMode === 'task' ? 'task' : undefined;
+  if (input.hostname) {
+    if (networkMode === 'host' || networkMode === 'task') {
+      v.push({ field: at('hostname'), description: `cannot be set in network mode ${networkMode}, where the host name is the namespace's` });
+    } else if (!HOST_LABEL.test(input.hostname) && !HOST_NAME.test(input.hostname)) {
+      v.push({ field: at('hostname'), description: `must be a host name (letters, digits, "-" and ".") (got ${quote(input.hostname)})` });
+    }
+    options.hostname = input.hostname;
+  }
+  if (input.extraHosts && input.extraHosts.length > 0) {
+    if (sharedNamespace) v.push({ field: at('extra_hosts'), description: 'cannot be set in network mode task (as in ECS awsvpc)' });
+    input.extraHosts.forEach((h, j) => {
+      if (!HOST_NAME.test(h.hostname)) v.push({ field: at(`extra_hosts[${j}].hostname`), description: `must be a host name (got ${quote(h.hostname)})` });
+      if (isIP(h.ipAddress) === 0) v.push({ field: at(`extra_hosts[${j}].ip_address`), description: `must be an IP address (got ${quote(h.ipAddress)})` });
+    });
+    options.extraHosts = input.extraHosts.map((h) => ({ hostname: h.hostname, ipAddress: h.ipAddress }));
+  }
+  if (input.dnsServers && input.dnsServers.length > 0) {
+    if (sharedNamespace) v.push({ field: at('dns_servers'), description: 'cannot be set in network mode task (as in ECS awsvpc)' });
+    input.dnsServers.forEach((s, j) => {
+      if (isIP(s) === 0) v.push({ field: at(`dns_servers[${j}]`), description: `must be an IP address (got ${quote(s)})` });
+    });
+    options.dnsServers = [...input.dnsServers];
+  }
+  if (input.dnsSearchDomains && input.dnsSearchDomains.length > 0) {
+    if (sharedNamespace) v.push({ field: at('dns_search_domains'), description: 'cannot be set in network mode task (as in ECS awsvpc)' });
+    input.dnsSearchDomains.forEach((d, j) => {
+      if (!HOST_NAME.test(d)) v.push({ field: at(`dns_search_domains[${j}]`), description: `must be a domain name (got ${quote(d)})` });
+    });
+    options.dnsSearchDomains = [...input.dnsSearchDomains];
+  }
+  return options;
+}
+
+function validateLinuxParameters(input: NonNullable<ContainerOptionsInput['linuxParameters']>, at: (field: string) => string, takenPaths: Set<string>, v: FieldViolation[]) {
+  const capabilities = input.capabilities && { add: [] as string[], drop: [] as string[] };
+  for (const side of ['add', 'drop'] as const) {
+    (input.capabilities?.[side] ?? []).forEach((name, j) => {
+      const normalized = normalizeCapability(name);
+      if (!normalized) v.push({ field: at(`linux_parameters.capabilities.${side}[${j}]`), description: `is not a Linux capability (got ${quote(name)})` });
+      else if (!capabilities!.add.includes(normalized) && !capabilities!.drop.includes(normalized)) capabilities![side].push(normalized);
+      else if (capabilities![side === 'add' ? 'drop' : 'add'].includes(normalized)) {
+        v.push({ field: at(`linux_parameters.capabilities.${side}[${j}]`), description: `${normalized} is both added and dropped` });
+      }
+    });
+  }
+  const shm = input.sharedMemorySizeMib ?? 0;
+  if (!Number.isInteger(shm) || shm < 0 || shm > MAX_SIZE_MIB) {
+    v.push({ field: at('linux_parameters.shared_memory_size_mib'), description: `must be between 0 (default) and ${MAX_SIZE_MIB} MiB (got ${shm})` });
+  }
+  const tmpfs = (input.tmpfs ?? []).map((t, j) => {
+    const tat = (field: string) => at(`linux_parameters.tmpfs[${j}].${field}`);
+    if (!t.containerPath.startsWith('/') || t.containerPath === '/' || t.containerPath.includes('\0') || t.containerPath.includes(',') || t.containerPath.includes(':')) {
+      v.push({ field: tat('container_path'), description: `must be an absolute path other than /, without "," or ":" (got ${quote(t.containerPath)})` });
+    } else if (takenPaths.has(t.containerPath)) {
+      v.push({ field: tat('container_path'), description: `${quote(t.containerPath)} is mounted twice` });
+    }
+    takenPaths.add(t.containerPath);
+    const size = t.sizeMib ?? 0;
+    if (!Number.isInteger(size) || size < 1 || size > MAX_SIZE_MIB) v.push({ field: tat('size_mib'), description: `must be between 1 and ${MAX_SIZE_MIB} MiB (got ${size})` });
+    (t.mountOptions ?? []).forEach((option, k) => {
+      const [key, value] = option.includes('=') ? [option.slice(0, option.indexOf('=')), option.slice(option.indexOf('=') + 1)] : [option, undefined];
+      const ok = value === undefined ? TMPFS_FLAGS.has(key) : (TMPFS_VALUES[key]?.test(value) ?? false);
+      if (!ok) v.push({ field: tat(`mount_options[${k}]`), description: `is not a tmpfs option berth passes on (got ${quote(option)}; size is size_mib)` });
+    });
+    return { containerPath: t.containerPath, sizeMib: size, mountOptions: [...(t.mountOptions ?? [])] };
+  });
+  return { ...(capabilities ? { capabilities } : {}), initProcessEnabled: input.initProcessEnabled ?? false, sharedMemorySizeMib: shm, tmpfs };
+}
+
+function validateUlimits(input: NonNullable<ContainerOptionsInput['ulimits']>, at: (field: string) => string, v: FieldViolation[]): Ulimit[] {
+  const seen = new Set<string>();
+  return input.map((u, j) => {
+    const uat = (field: string) => at(`ulimits[${j}].${field}`);
+    const name = u.name.toLowerCase() as UlimitName;
+    if (!(ULIMIT_NAMES as readonly string[]).includes(name)) v.push({ field: uat('name'), description: `must be one of ${ULIMIT_NAMES.join(', ')} (got ${quote(u.name)})` });
+    else if (seen.has(name)) v.push({ field: uat('name'), description: `${name} is set twice` });
+    seen.add(name);
+    const unlimited = u.softLimit === -1 && u.hardLimit === -1;
+    if (!unlimited) {
+      for (const side of ['softLimit', 'hardLimit'] as const) {
+        const value = u[side];
+        if (!Number.isInteger(value) || value < 0 || value > MAX_ULIMIT) {
+          v.push({ field: uat(side === 'softLimit' ? 'soft_limit' : 'hard_limit'), description: `must be between 0 and ${MAX_ULIMIT}, or -1 on both sides for unlimited (got ${value})` });
+        }
+      }
+      if (u.softLimit > u.hardLimit) v.push({ field: uat('soft_limit'), description: `must not exceed hard_limit (${u.softLimit} > ${u.hardLimit})` });
+    }
+    return { name, softLimit: u.softLimit, hardLimit: u.hardLimit };
+  });
+}

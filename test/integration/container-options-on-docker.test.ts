@@ -1,0 +1,3 @@
+import { containerOptionScenarios } from '../scenarios/container-options.js';
+
+containerOptionScenarios('docker');

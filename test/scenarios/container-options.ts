@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { DEFAULT_CAPABILITIES, LINUX_CAPABILITIES } from '../../src/runtime/capabilities.js';
+import type { ContainerDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
+import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
+import { container, containerOf, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
+
+/** The CapEff mask /proc/self/status shows for a set of capabilities. */
+function capabilityMask(names: readonly string[]): string {
+  const mask = names.reduce((m, name) => m | (1n << BigInt(LINUX_CAPABILITIES.indexOf(name as (typeof LINUX_CAPABILITIES)[number]))), 0n);
+  return mask.toString(16).padStart(16, '0');
+}
+
+/**
+ * Polls up to 5 s for the orphan `usleep` an earlier exec left behind: "zombie" when it exited and
+ * nothing reaped it, "reaped" when it is gone.
+ */
+const ORPHAN_FATE =
+  'i=0; while [ $i -lt 50 ]; do s=$(cat /proc/[0-9]*/stat 2>/dev/null | grep "(usleep)"); case "$s" in *") Z "*) echo zombie; exit 0;; "") echo reaped; exit 0;; esac; i=$((i+1)); sleep 0.1; done; echo running';
+
+/**
+ * The container options beyond the core (ulimits, capabilities, read-only root, tmpfs, /dev/shm,
+ * host name and name resolution, an init, the stop signal), each observed from inside the
+ * container. The same expectations hold on both runtimes.
+ */
+export function containerOptionScenarios(kind: RuntimeKind): void {
+  describe(`container options observed from inside the container on a real ${kind}`, () => {
+    let env: RuntimeEnvironment;
+    let agent: TestAgent;
+
+    before(async () => {
+      env = await startRuntimeEnvironment('options', kind);
+      agent = await startTestAgent(env, { engine: { defaultUlimits: ['nofile=2048:4096'] } });
+    });
+    after(async () => {
+      await agent?.stop();
+      await env?.stop();
+    });
+
+    const sleeper = (name: string, overrides: Partial<ContainerDefinition> = {}) => container(name, env.image, { registryCredentials: env.credentials, command: ['sleep', '300'], ...overrides });
+    /** Runs the task until it is RUNNING. */
+    const start = async (id: string, containers: ContainerDefinition[], networkMode = NetworkMode.NETWORK_MODE_BRIDGE) => {
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await agent.calls.run(task(id, containers, { networkMode }));
+        await watch.waitForEvent('task RUNNING or STOPPED', (e) => is.task(id, TaskStatus.TASK_STATUS_RUNNING)(e) || is.task(id, TaskStatus.TASK_STATUS_STOPPED)(e), 60_000);
+      });
+      const started = await agent.calls.get(id);
+      assert.equal(started?.knownStatus, TaskStatus.TASK_STATUS_RUNNING, `${started?.reason}: ${started?.containers.map((c) => `${c.name}: ${c.reason}`).join('; ')}`);
+    };
+    /** Runs a shell script in a container: its output, trimmed; fails the test on a non-zero exit. */
+    const inside = async (id: string, name: string, script: string) => {
+      const result = await agent.calls.exec(id, name, ['sh', '-c', script]);
+      const output = Buffer.from(result.output).toString('utf8').trim();
+      assert.equal(result.exitCode, 0, `${script}: ${output}`);
+      return output;
+    };
+
+    it('applies ulimits (and engine.defaultUlimits where none is set), capabilities, a read-only root with a writable tmpfs, and the /dev/shm size', async () => {
+      const id = taskId('limits');
+      await start(id, [
+        sleeper('app', {
+          ulimits: [
+            { name: 'nofile', softLimit: 4096, hardLimit: 8192 },
+            { name: 'core', softLimit: -1, hardLimit: -1 },
+          ],
+          linuxParameters: {
+            capabilities: { add: ['NET_ADMIN', 'cap_sys_time'], drop: ['CHOWN', 'NET_RAW'] },
+            initProcessEnabled: false,
+            sharedMemorySizeMib: 128,
+            tmpfs: [{ containerPath: '/scratch', sizeMib: 16, mountOptions: ['exec', 'mode=700'] }],
+          },
+          readonlyRootFilesystem: true,
+        }),
+        sleeper('plain', { linuxParameters: { capabilities: { add: [], drop: ['ALL'] }, initProcessEnabled: false, sharedMemorySizeMib: 0, tmpfs: [] } }),
+      ]);
+      assert.equal(await inside(id, 'app', 'ulimit -n; ulimit -Hn; ulimit -c'), '4096\n8192\nunlimited');
+      assert.equal(await inside(id, 'plain', 'ulimit -n; ulimit -Hn'), '2048\n4096', 'the agent default (engine.defaultUlimits) where the container sets none');
+
+      const added = [...DEFAULT_CAPABILITIES.filter((c) => c !== 'CAP_CHOWN' && c !== 'CAP_NET_RAW'), 'CAP_NET_ADMIN', 'CAP_SYS_TIME'];
+      assert.equal(await inside(id, 'app', 'grep CapEff /proc/self/status'), `CapEff:\t${capabilityMask(added)}`);
+      assert.equal(await inside(id, 'plain', 'grep CapEff /proc/self/status'), `CapEff:\t${capabilityMask([])}`);
+
+      assert.match(await inside(id, 'app', 'touch /written 2>&1; echo "exit $?"'), /Read-only file system[\s\S]*exit 1$/);
+      assert.equal(await inside(id, 'app', 'echo ok > /scratch/file && cat /scratch/file'), 'ok');
+      const scratch = (await inside(id, 'app', 'grep " /scratch " /proc/mounts')).split(' ');
+      assert.equal(scratch[2], 'tmpfs');
+      const options = scratch[3]!.split(',');
+      for (const option of ['rw', 'nosuid', 'nodev', 'size=16384k', 'mode=700']) assert.ok(options.includes(option), `${option} in ${scratch[3]}`);
+      assert.ok(!options.includes('noexec'), `exec replaced the default noexec: ${scratch[3]}`);
+      /** The size of /dev/shm in KiB, as df shows it. */
+      const shmKib = async (name: string) => (await inside(id, name, 'df -k /dev/shm')).split('\n').at(-1)!.split(/\s+/)[1];
+      assert.equal(await shmKib('app'), '131072');
+      assert.equal(await shmKib('plain'), '65536', 'the default /dev/shm is 64 MiB');
+      await agent.calls.stopAndWait(id);
+    });
+
+    it('sets the host name, extra /etc/hosts lines and the resolver', async () => {
+      const id = taskId('names');
+      await start(id, [
+        sleeper('app', {
+          hostname: 'web-1',
+          extraHosts: [{ hostname: 'db.internal', ipAddress: '10.1.2.3' }],
+          dnsServers: ['10.0.0.53', '10.0.0.54'],
+          dnsSearchDomains: ['corp.test'],
+        }),
+      ]);
+      assert.equal(await inside(id, 'app', 'hostname; cat /etc/hostname'), 'web-1\nweb-1');
+      assert.match(await inside(id, 'app', 'cat /etc/hosts'), /^10\.1\.2\.3\s+db\.internal$/m);
+      const resolv = (await inside(id, 'app', 'cat /etc/resolv.conf')).split('\n');
+      assert.deepEqual(
+        resolv.filter((l) => /^(nameserver|search)\s/.test(l)),
+        ['search corp.test', 'nameserver 10.0.0.53', 'nameserver 10.0.0.54'],
+      );
+      await agent.calls.stopAndWait(id);
+    });
+
+    it('runs an init as PID 1 that reaps orphans, and without one the orphan stays a zombie', async () => {
+      const id = taskId('init');
+      const linux = (initProcessEnabled: boolean) => ({ capabilities: undefined, initProcessEnabled, sharedMemorySizeMib: 0, tmpfs: [] });
+      await start(id, [sleeper('init', { linuxParameters: linux(true) }), sleeper('bare', { linuxParameters: linux(false) })]);
+      assert.equal(await inside(id, 'init', "tr '\\0' ' ' < /proc/1/cmdline"), '/sbin/docker-init -- sleep 300');
+      assert.equal(await inside(id, 'bare', "tr '\\0' ' ' < /proc/1/cmdline"), 'sleep 300');
+      for (const name of ['init', 'bare']) await inside(id, name, 'usleep 200000 & exit 0');
+      assert.equal(await inside(id, 'init', ORPHAN_FATE), 'reaped');
+      assert.equal(await inside(id, 'bare', ORPHAN_FATE), 'zombie');
+      await agent.calls.stopAndWait(id);
+    });
+
+    it("stops a container with its stop signal instead of the image's", async () => {
+      const id = taskId('signal');
+      await start(id, [container('app', env.image, { registryCredentials: env.credentials, command: ['sh', '-c', 'trap "exit 42" USR1; while :; do sleep 1; done'], stopSignal: 'SIGUSR1' })]);
+      await agent.calls.stopAndWait(id);
+      assert.equal(containerOf(await agent.calls.get(id), 'app').exitCode, 42);
+    });
+  });
+}
