@@ -152,6 +152,7 @@ async function main(): Promise<void> {
             networkMode: NetworkMode.NETWORK_MODE_NONE,
             cpuUnits: 0,
             memoryMib: 0,
+            volumes: [],
             containers: [
               { ...base, name: 'setup', image, command: ['sh', '-c', 'echo preparing; sleep 1'], essential: false, dependsOn: [] },
               {

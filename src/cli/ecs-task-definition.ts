@@ -4,8 +4,9 @@ import {
   NetworkMode,
   TransportProtocol,
   type ContainerDefinition,
-  type MountPoint,
   type TaskDefinition,
+  type Volume,
+  VolumeScope,
 } from '../gen/berth/agent/v1/task_definition.js';
 import type { Duration } from '../gen/google/protobuf/duration.js';
 
@@ -54,7 +55,6 @@ const NOT_APPLIED: Record<string, string> = {
   firelensConfiguration: 'not supported',
   repositoryCredentials: 'Secrets Manager credentials are not supported; give registryCredentials in a berth task file',
   links: 'legacy links are not supported; use network mode awsvpc (berth: task) and localhost',
-  volumesFrom: 'not supported',
   interactive: 'no interactive containers',
   pseudoTerminal: 'no terminals',
   disableNetworking: 'not supported; use networkMode none',
@@ -102,6 +102,7 @@ const CONTAINER_FIELDS = new Set([
   'extraHosts',
   'dnsServers',
   'dnsSearchDomains',
+  'volumesFrom',
 ]);
 const LINUX_PARAMETER_FIELDS = new Set(['capabilities', 'initProcessEnabled', 'sharedMemorySize', 'tmpfs']);
 
@@ -158,18 +159,36 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
 
   for (const key of Object.keys(ecs)) if (!TASK_FIELDS.has(key)) notApplied(key, key);
 
-  // Volumes: only host paths can be mounted (bind mounts); others are named in the warnings.
-  const hostPaths = new Map<string, string>();
-  const volumes = Array.isArray(ecs.volumes) ? (ecs.volumes as Json[]) : [];
-  volumes.forEach((volume, i) => {
-    const host = volume.host as Json | undefined;
+  // Volumes: host paths, task volumes (`host: {}` or a name only) and Docker volumes; EFS and FSx
+  // volumes are named in the warnings, and so are the mounts of them.
+  const volumes: Volume[] = [];
+  (Array.isArray(ecs.volumes) ? (ecs.volumes as Json[]) : []).forEach((volume, i) => {
     const name = String(volume.name ?? '');
-    if (host && typeof host.sourcePath === 'string') hostPaths.set(name, host.sourcePath);
-    else warnings.push(`volumes[${i}] ("${name}"): not applied (only host volumes with a sourcePath are supported; Docker, EFS and FSx volumes are not)`);
-    for (const key of Object.keys(volume)) {
-      if (key !== 'name' && key !== 'host') warnings.push(`volumes[${i}].${key}: not applied (not supported by berth)`);
+    const unsupported = Object.keys(volume).filter((key) => !['name', 'host', 'dockerVolumeConfiguration'].includes(key));
+    if (unsupported.length > 0) {
+      for (const key of unsupported)
+        warnings.push(`volumes[${i}].${key}: not applied (${key === 'configuredAtLaunch' ? 'volumes configured at launch are not supported' : 'only host and Docker volumes are supported'})`);
+      warnings.push(`volumes[${i}] ("${name}"): not applied (only host and Docker volumes are supported)`);
+      return;
     }
+    const host = volume.host as Json | undefined;
+    const docker = volume.dockerVolumeConfiguration as Json | undefined;
+    const scope = String(docker?.scope ?? 'task').toLowerCase();
+    if (docker && scope !== 'task' && scope !== 'shared') problems.push(`volumes[${i}].dockerVolumeConfiguration.scope: must be task or shared (got ${JSON.stringify(docker.scope)})`);
+    const stringMap = (value: unknown) => Object.fromEntries(Object.entries((value as Json | undefined) ?? {}).map(([k, v]) => [k, String(v)]));
+    volumes.push({
+      name,
+      host: host && typeof host.sourcePath === 'string' ? { sourcePath: host.sourcePath } : undefined,
+      dockerVolumeConfiguration: docker && {
+        scope: scope === 'shared' ? VolumeScope.VOLUME_SCOPE_SHARED : VolumeScope.VOLUME_SCOPE_TASK,
+        autoprovision: docker.autoprovision === true,
+        driver: String(docker.driver ?? ''),
+        driverOpts: stringMap(docker.driverOpts),
+        labels: stringMap(docker.labels),
+      },
+    });
   });
+  const volumeNames = new Set(volumes.map((v) => v.name));
 
   let networkMode = NetworkMode.NETWORK_MODE_BRIDGE;
   if (ecs.networkMode !== undefined) {
@@ -276,14 +295,13 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
     }
     (Array.isArray(c.mountPoints) ? (c.mountPoints as Json[]) : []).forEach((m, j) => {
       const source = String(m.sourceVolume ?? '');
-      const hostPath = hostPaths.get(source);
-      if (!hostPath) {
-        warnings.push(`${path}.mountPoints[${j}]: not applied (volume "${source}" is not a host volume with a sourcePath)`);
+      if (!volumeNames.has(source)) {
+        warnings.push(`${path}.mountPoints[${j}]: not applied (volume "${source}" is not one berth applies)`);
         return;
       }
-      const mount: MountPoint = { hostPath, containerPath: String(m.containerPath ?? ''), readOnly: m.readOnly === true };
-      container.mountPoints.push(mount);
+      container.mountPoints.push({ hostPath: '', sourceVolume: source, containerPath: String(m.containerPath ?? ''), readOnly: m.readOnly === true });
     });
+    container.volumesFrom = (Array.isArray(c.volumesFrom) ? (c.volumesFrom as Json[]) : []).map((f) => ({ sourceContainer: String(f.sourceContainer ?? ''), readOnly: f.readOnly === true }));
     (Array.isArray(c.resourceRequirements) ? (c.resourceRequirements as Json[]) : []).forEach((r, j) => {
       if (r.type === 'GPU') container.gpuCount = number(`${path}.resourceRequirements[${j}].value`, r.value) ?? 0;
       else warnings.push(`${path}.resourceRequirements[${j}]: not applied (${String(r.type)} is not supported)`);
@@ -296,7 +314,7 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
   const memory = ecs.memory === undefined ? 0 : parseTaskMemory(ecs.memory);
   if (memory === undefined) problems.push(`memory: must be MiB ("512") or GB ("2 GB") (got ${JSON.stringify(ecs.memory)})`);
   return {
-    definition: { id: '', family: String(ecs.family ?? ''), revision: number('revision', ecs.revision) ?? 0, networkMode, containers, cpuUnits: cpu ?? 0, memoryMib: memory ?? 0 },
+    definition: { id: '', family: String(ecs.family ?? ''), revision: number('revision', ecs.revision) ?? 0, networkMode, containers, cpuUnits: cpu ?? 0, memoryMib: memory ?? 0, volumes },
     warnings,
     problems,
   };

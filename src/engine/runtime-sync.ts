@@ -174,6 +174,26 @@ export class RuntimeSync {
     );
     this.deps.afterPass();
     await this.reaper.observe(listed.filter((c) => !owned.has(c.id)));
+    await this.removeOrphanVolumes();
+  }
+
+  /**
+   * Removes the task volumes of tasks the agent no longer has (its cleanup was cut short, or the
+   * task was lost): a task is always known before its volumes are created. One still in use by a
+   * container waiting for the orphan reaper is left to a later pass.
+   */
+  private async removeOrphanVolumes(): Promise<void> {
+    const { runtime, settings, log } = this.deps;
+    const known = new Set([...this.deps.tasks()].map((t) => t.id));
+    const volumes = await runtime.listVolumes({ [LABELS.agentId]: settings.agentId }).catch(() => []);
+    for (const volume of volumes) {
+      const taskId = volume.labels[LABELS.taskId];
+      if (taskId === undefined || known.has(taskId)) continue;
+      await runtime.removeVolume(volume.name).then(
+        () => log.warn({ volume: volume.name, taskId }, 'removed the volume of a task this agent no longer has'),
+        (error: unknown) => log.debug({ err: error, volume: volume.name }, 'could not remove an orphaned task volume yet'),
+      );
+    }
   }
 
   private async inspectAndObserve(task: ManagedTask, name: string, idOrName: string): Promise<void> {

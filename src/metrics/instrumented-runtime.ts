@@ -1,6 +1,6 @@
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { RuntimeError } from '../runtime/errors.js';
-import type { ContainerSpec, ExecOptions, LogOptions, PullOptions, RegistryAuth, RuntimeEvent } from '../runtime/types.js';
+import type { ContainerSpec, ExecOptions, LogOptions, PullOptions, RegistryAuth, RuntimeEvent, VolumeSpec } from '../runtime/types.js';
 
 /** What an instrumented runtime reports: each call's operation, duration and failure kind. */
 export interface RuntimeCallObserver {
@@ -70,6 +70,22 @@ export class InstrumentedRuntime implements ContainerRuntime {
 
   removeImage(reference: string) {
     return this.timed('remove_image', () => this.inner.removeImage(reference));
+  }
+
+  createVolume(spec: VolumeSpec) {
+    return this.timed('create_volume', () => this.inner.createVolume(spec));
+  }
+
+  inspectVolume(name: string) {
+    return this.timed('inspect_volume', () => this.inner.inspectVolume(name));
+  }
+
+  removeVolume(name: string) {
+    return this.timed('remove_volume', () => this.inner.removeVolume(name));
+  }
+
+  listVolumes(labels: Record<string, string>) {
+    return this.timed('list_volumes', () => this.inner.listVolumes(labels));
   }
 
   createContainer(spec: ContainerSpec) {

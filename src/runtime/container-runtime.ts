@@ -12,6 +12,8 @@ import type {
   RuntimeEvent,
   RuntimeName,
   RuntimeVersion,
+  VolumeInfo,
+  VolumeSpec,
 } from './types.js';
 
 /**
@@ -56,6 +58,18 @@ export interface ContainerRuntime {
   checkImageAccess(reference: string, auth: RegistryAuth | undefined, timeoutMs?: number): Promise<void>;
   /** Removes an image; succeeds when it is already gone. */
   removeImage(reference: string): Promise<void>;
+
+  /**
+   * Creates a volume; one of that name that exists already is kept as it is. Fails with "invalid"
+   * when the runtime cannot honour the driver or its options.
+   */
+  createVolume(spec: VolumeSpec): Promise<void>;
+  /** Fails with "not-found". */
+  inspectVolume(name: string): Promise<VolumeInfo>;
+  /** Removes a volume and its data; succeeds when it is already gone; "conflict" while a container uses it. */
+  removeVolume(name: string): Promise<void>;
+  /** Every volume that carries all of the given labels. */
+  listVolumes(labels: Record<string, string>): Promise<VolumeInfo[]>;
 
   /**
    * Creates a container from an image that is present. Returns its id. Fails with

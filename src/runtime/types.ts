@@ -90,6 +90,11 @@ export interface ContainerSpec {
   gpuIds?: string[];
   /** Host paths bind-mounted into the container. */
   mounts?: { hostPath: string; containerPath: string; readOnly: boolean }[];
+  /**
+   * Volumes of the runtime (see createVolume) mounted into the container. An empty volume gets a
+   * copy of what the image has at its path first (Docker's rule), on every runtime.
+   */
+  volumeMounts?: { volume: string; containerPath: string; readOnly: boolean }[];
   /** Every capability and device of the host, no seccomp or AppArmor confinement. */
   privileged?: boolean;
   /** The exact capability set (CAP_ names) of an unprivileged container; the runtime default when unset. */
@@ -112,6 +117,21 @@ export interface ContainerSpec {
   /** Replace the name servers and search domains of /etc/resolv.conf, when not empty. */
   dnsServers?: string[];
   dnsSearchDomains?: string[];
+}
+
+/** A volume of the runtime: Docker's volumes; berth's own local volumes on containerd. */
+export interface VolumeSpec {
+  name: string;
+  /** "local" for the runtime's own. */
+  driver: string;
+  driverOptions: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+export interface VolumeInfo {
+  name: string;
+  driver: string;
+  labels: Record<string, string>;
 }
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead' | 'unknown';

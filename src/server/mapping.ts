@@ -17,6 +17,8 @@ import {
   dependencyConditionToJSON,
   networkModeToJSON,
   transportProtocolToJSON,
+  volumeScopeToJSON,
+  VolumeScope,
   TaskDefinition as PbTaskDefinition,
   type ContainerDefinition as PbContainerDefinition,
   type TaskDefinition,
@@ -39,7 +41,7 @@ function msToDuration(ms: number | undefined): Duration | undefined {
 
 /** The request's definition, unvalidated, in the engine's input shape. */
 export function taskDefinitionInput(task: TaskDefinition | undefined): TaskDefinitionInput {
-  const t = task ?? { id: '', family: '', revision: 0, networkMode: NetworkMode.NETWORK_MODE_UNSPECIFIED, containers: [], cpuUnits: 0, memoryMib: 0 };
+  const t = task ?? PbTaskDefinition.fromPartial({});
   return {
     clientForm: PbTaskDefinition.toJSON({ ...t, containers: t.containers.map((c) => ({ ...c, registryCredentials: undefined })) }) as Record<string, unknown>,
     id: t.id,
@@ -83,12 +85,24 @@ export function taskDefinitionInput(task: TaskDefinition | undefined): TaskDefin
       gpuCount: c.gpuCount,
       startTimeoutMs: durationToMs(c.startTimeout),
       pidsLimit: c.pidsLimit,
-      mountPoints: c.mountPoints.map((m) => ({ hostPath: m.hostPath, containerPath: m.containerPath, readOnly: m.readOnly })),
+      mountPoints: c.mountPoints.map((m) => ({ hostPath: m.hostPath, containerPath: m.containerPath, readOnly: m.readOnly, sourceVolume: m.sourceVolume })),
+      volumesFrom: c.volumesFrom.map((f) => ({ sourceContainer: f.sourceContainer, readOnly: f.readOnly })),
       privileged: c.privileged,
       ...containerOptionsInput(c),
     })),
     cpuUnits: t.cpuUnits,
     memoryMib: t.memoryMib,
+    volumes: t.volumes.map((v) => ({
+      name: v.name,
+      host: v.host && { sourcePath: v.host.sourcePath },
+      dockerVolumeConfiguration: v.dockerVolumeConfiguration && {
+        scope: stripPrefix(volumeScopeToJSON(v.dockerVolumeConfiguration.scope), 'VOLUME_SCOPE_'),
+        autoprovision: v.dockerVolumeConfiguration.autoprovision,
+        driver: v.dockerVolumeConfiguration.driver,
+        driverOpts: v.dockerVolumeConfiguration.driverOpts,
+        labels: v.dockerVolumeConfiguration.labels,
+      },
+    })),
   };
 }
 
@@ -194,12 +208,26 @@ export function toPbDefinition(d: DomainTaskDefinition): TaskDefinition {
       gpuCount: c.gpuCount,
       startTimeout: msToDuration(c.startTimeoutMs),
       pidsLimit: c.pidsLimit,
-      mountPoints: (c.mountPoints ?? []).map((m) => ({ ...m })),
+      mountPoints: (c.mountPoints ?? []).map((m) => ({ ...m, sourceVolume: m.sourceVolume ?? '' })),
       privileged: c.privileged ?? false,
       ...pbContainerOptions(c),
+      volumesFrom: (c.volumesFrom ?? []).map((f) => ({ ...f })),
     })),
     cpuUnits: d.cpuUnits,
     memoryMib: d.memoryMib,
+    volumes: (d.volumes ?? []).map((v) => ({
+      name: v.name,
+      host: v.hostPath ? { sourcePath: v.hostPath } : undefined,
+      dockerVolumeConfiguration: v.hostPath
+        ? undefined
+        : {
+            scope: v.scope === 'shared' ? VolumeScope.VOLUME_SCOPE_SHARED : VolumeScope.VOLUME_SCOPE_TASK,
+            autoprovision: v.autoprovision,
+            driver: v.driver,
+            driverOpts: { ...v.driverOptions },
+            labels: { ...v.labels },
+          },
+    })),
   };
 }
 

@@ -105,7 +105,48 @@ export function mutatedDefinition(image: string, idPrefix: string): fc.Arbitrary
       .array(fc.record({ containerPort: fc.integer({ min: 0, max: 70_000 }), hostPort: fc.integer({ min: 0, max: 70_000 }), protocol: anyEnum, hostIp: anyString }), { maxLength: 4 })
       .map((v) => (t) => void (t.containers[0]!.portMappings = v)),
     fc.array(fc.record({ containerName: anyString, condition: anyEnum }), { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.dependsOn = v)),
-    fc.array(fc.record({ hostPath: anyString, containerPath: anyString, readOnly: fc.boolean() }), { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.mountPoints = v)),
+    fc
+      .array(fc.record({ hostPath: anyString, containerPath: anyString, readOnly: fc.boolean(), sourceVolume: anyString }), { maxLength: 3 })
+      .map((v) => (t) => void (t.containers[0]!.mountPoints = v)),
+    fc
+      .array(
+        fc.record({
+          name: anyString,
+          host: fc.option(fc.record({ sourcePath: anyString }), { nil: undefined }),
+          dockerVolumeConfiguration: fc.option(
+            fc.record({
+              scope: anyEnum,
+              autoprovision: fc.boolean(),
+              driver: anyString,
+              driverOpts: fc.dictionary(anyString, anyString, { maxKeys: 3 }),
+              labels: fc.dictionary(anyString, anyString, { maxKeys: 3 }),
+            }),
+            { nil: undefined },
+          ),
+        }),
+        { maxLength: 3 },
+      )
+      .map((v) => (t) => void (t.volumes = v)),
+    fc.array(fc.record({ sourceContainer: anyString, readOnly: fc.boolean() }), { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.volumesFrom = v)),
+    fc.array(fc.record({ name: anyString, softLimit: anyInt, hardLimit: anyInt }), { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.ulimits = v)),
+    fc
+      .record({
+        capabilities: fc.option(fc.record({ add: fc.array(anyString, { maxLength: 3 }), drop: fc.array(anyString, { maxLength: 3 }) }), { nil: undefined }),
+        initProcessEnabled: fc.boolean(),
+        sharedMemorySizeMib: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+        tmpfs: fc.array(fc.record({ containerPath: anyString, sizeMib: fc.integer({ min: 0, max: 2 ** 32 - 1 }), mountOptions: fc.array(anyString, { maxLength: 3 }) }), { maxLength: 2 }),
+      })
+      .map((v) => (t) => void (t.containers[0]!.linuxParameters = v)),
+    fc
+      .record({
+        hostname: anyString,
+        stopSignal: anyString,
+        dnsServers: fc.array(anyString, { maxLength: 4 }),
+        dnsSearchDomains: fc.array(anyString, { maxLength: 7 }),
+        readonlyRootFilesystem: fc.boolean(),
+      })
+      .map((v) => (t) => void Object.assign(t.containers[0]!, v)),
+    fc.array(fc.record({ hostname: anyString, ipAddress: anyString }), { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.extraHosts = v)),
     anyDuration.map((v) => (t) => void (t.containers[0]!.stopTimeout = v)),
     anyDuration.map((v) => (t) => void (t.containers[0]!.startTimeout = v)),
     fc

@@ -46,6 +46,8 @@ export interface ImageConfig {
   entrypoint?: string[];
   /** The image's STOPSIGNAL, e.g. "SIGUSR1". */
   stopSignal?: string;
+  /** Paths the image declares as VOLUMEs. */
+  volumes?: string[];
   env?: string[];
   workingDir?: string;
   /** Makes /etc/passwd a symbolic link to this target (a hostile image); implies a layer of its own. */
@@ -132,6 +134,7 @@ export async function pushBusyboxImage(registry: Registry, repository: string, t
           Cmd: config.cmd ?? ['sh'],
           Entrypoint: config.entrypoint,
           ...(config.stopSignal ? { StopSignal: config.stopSignal } : {}),
+          ...(config.volumes ? { Volumes: Object.fromEntries(config.volumes.map((v) => [v, {}])) } : {}),
           WorkingDir: config.workingDir ?? '/',
         },
         rootfs: { type: 'layers', diff_ids: [sha256(tar)] },

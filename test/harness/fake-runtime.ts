@@ -1,6 +1,19 @@
 import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
-import type { ContainerInfo, ContainerSpec, ContainerStatsSample, ExecResult, ImageInfo, LogLine, PullOptions, RegistryAuth, RuntimeEvent, RuntimeVersion } from '../../src/runtime/types.js';
+import type {
+  ContainerInfo,
+  ContainerSpec,
+  ContainerStatsSample,
+  ExecResult,
+  ImageInfo,
+  LogLine,
+  PullOptions,
+  RegistryAuth,
+  RuntimeEvent,
+  RuntimeVersion,
+  VolumeInfo,
+  VolumeSpec,
+} from '../../src/runtime/types.js';
 
 /**
  * An in-memory ContainerRuntime for unit tests of engine rules. Containers do nothing by
@@ -89,6 +102,29 @@ export class FakeRuntime implements ContainerRuntime {
 
   /** Containers (by definition name) whose create succeeds but whose answer never comes back. */
   readonly lostCreateAnswers = new Set<string>();
+
+  /** Volumes by name. */
+  readonly volumes = new Map<string, VolumeSpec>();
+
+  async createVolume(spec: VolumeSpec): Promise<void> {
+    this.calls.push(`create volume ${spec.name}`);
+    if (!this.volumes.has(spec.name)) this.volumes.set(spec.name, spec);
+  }
+
+  async inspectVolume(name: string): Promise<VolumeInfo> {
+    const volume = this.volumes.get(name);
+    if (!volume) throw new RuntimeError('not-found', 'inspect volume', name);
+    return { name, driver: volume.driver, labels: volume.labels };
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    this.calls.push(`remove volume ${name}`);
+    this.volumes.delete(name);
+  }
+
+  async listVolumes(labels: Record<string, string>): Promise<VolumeInfo[]> {
+    return [...this.volumes.values()].filter((v) => Object.entries(labels).every(([k, value]) => v.labels[k] === value)).map((v) => ({ name: v.name, driver: v.driver, labels: v.labels }));
+  }
 
   async createContainer(spec: ContainerSpec): Promise<string> {
     const name = spec.labels['berth.container-name'] ?? '';

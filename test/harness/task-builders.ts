@@ -15,7 +15,7 @@ export function container(name: string, image: string, overrides: Partial<Contai
 }
 
 export function task(id: string, containers: ContainerDefinition[], overrides: Partial<TaskDefinition> = {}): TaskDefinition {
-  return { id, family: 'test', revision: 1, networkMode: NetworkMode.NETWORK_MODE_NONE, containers, cpuUnits: 0, memoryMib: 0, ...overrides };
+  return { id, family: 'test', revision: 1, networkMode: NetworkMode.NETWORK_MODE_NONE, containers, cpuUnits: 0, memoryMib: 0, volumes: [], ...overrides };
 }
 
 export const dependsOn = (containerName: string, condition: DependencyCondition) => ({ containerName, condition });

@@ -144,7 +144,7 @@ describe('the gRPC API, starting while Docker is down', () => {
   }
 
   it('refuses privileged containers, host-path mounts and the host network by default, with PERMISSION_DENIED naming each setting', async () => {
-    const definition = task(taskId('perm'), [container('a', image, { privileged: true, mountPoints: [{ hostPath: '/etc', containerPath: '/host-etc', readOnly: true }] })], {
+    const definition = task(taskId('perm'), [container('a', image, { privileged: true, mountPoints: [{ hostPath: '/etc', containerPath: '/host-etc', readOnly: true, sourceVolume: '' }] })], {
       networkMode: NetworkMode.NETWORK_MODE_HOST,
     });
     const error = await rejectsWith(run(definition), status.PERMISSION_DENIED);

@@ -56,7 +56,7 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
     });
 
     it('refuses a definition near the message limit on its counts, while other calls are answered', async () => {
-      const mountPoints = Array.from({ length: 150_000 }, (_, i) => ({ hostPath: `/srv/${i}`, containerPath: `/m/${i}`, readOnly: false }));
+      const mountPoints = Array.from({ length: 150_000 }, (_, i) => ({ hostPath: `/srv/${i}`, containerPath: `/m/${i}`, readOnly: false, sourceVolume: '' }));
       const big = agent.calls.run(task(taskId('big'), [container('app', env.image, { ...creds(), mountPoints })]));
       const info = agent.calls.info();
       const error = await refused(big, status.INVALID_ARGUMENT);

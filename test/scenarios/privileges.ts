@@ -49,8 +49,8 @@ export function privilegeScenarios(kind: RuntimeKind): void {
     it('mounts host paths read-only and read-write', async () => {
       const mounted = await runToEnd('mounts', {
         mountPoints: [
-          { hostPath: hostDir, containerPath: '/data', readOnly: false },
-          { hostPath: join(hostDir, 'from-host'), containerPath: '/etc/from-host', readOnly: true },
+          { hostPath: hostDir, containerPath: '/data', readOnly: false, sourceVolume: '' },
+          { hostPath: join(hostDir, 'from-host'), containerPath: '/etc/from-host', readOnly: true, sourceVolume: '' },
         ],
         command: ['sh', '-c', 'test "$(cat /etc/from-host)" = "hello from the host" && echo written > /data/from-container && ! touch /etc/from-host'],
       });
@@ -60,7 +60,7 @@ export function privilegeScenarios(kind: RuntimeKind): void {
 
     it('stops the task with a reason when a host path does not exist', async () => {
       const missing = join(hostDir, 'no-such-dir');
-      const app = await runToEnd('nomount', { mountPoints: [{ hostPath: missing, containerPath: '/data', readOnly: false }], command: ['true'] });
+      const app = await runToEnd('nomount', { mountPoints: [{ hostPath: missing, containerPath: '/data', readOnly: false, sourceVolume: '' }], command: ['true'] });
       assert.match(app.reason, new RegExp(`cannot (create|start) container: .*${missing.replace(/[/.]/g, '\\$&')}`));
     });
   });

@@ -69,7 +69,8 @@ describe('berthctl task files', () => {
     assert.equal(definition.family, 'nightly-report');
     assert.equal(definition.revision, 7);
     const report = definition.containers[1]!;
-    assert.deepEqual(report.mountPoints, [{ hostPath: '/tmp', containerPath: '/scratch', readOnly: true }]);
+    assert.deepEqual(report.mountPoints, [{ hostPath: '', sourceVolume: 'scratch', containerPath: '/scratch', readOnly: true }]);
+    assert.deepEqual(definition.volumes[0], { name: 'scratch', host: { sourcePath: '/tmp' }, dockerVolumeConfiguration: undefined });
     assert.deepEqual(report.restartPolicy, { enabled: true, ignoredExitCodes: [0], restartAttemptPeriod: { seconds: 60, nanos: 0 } });
     assert.ok(warnings.some((w) => w.startsWith('volumes[1] ("shared")')));
     assert.ok(warnings.some((w) => w.startsWith('containerDefinitions[1].mountPoints[1]')));

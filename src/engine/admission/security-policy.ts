@@ -22,10 +22,15 @@ export function checkTaskAllowed(task: TaskDefinition, settings: SecuritySetting
       violations.push({ field: `task.containers[${i}].privileged`, setting: 'security.allowPrivileged', description: 'privileged containers are not allowed' });
     }
     (c.mountPoints ?? []).forEach((m, j) => {
-      if (!settings.allowHostPathMounts) {
+      if (m.hostPath !== '' && !settings.allowHostPathMounts) {
         violations.push({ field: `task.containers[${i}].mount_points[${j}]`, setting: 'security.allowHostPathMounts', description: `mounting the host path "${m.hostPath}" is not allowed` });
       }
     });
+  });
+  (task.volumes ?? []).forEach((volume, i) => {
+    if (volume.hostPath && !settings.allowHostPathMounts) {
+      violations.push({ field: `task.volumes[${i}].host.source_path`, setting: 'security.allowHostPathMounts', description: `mounting the host path "${volume.hostPath}" is not allowed` });
+    }
   });
   if (violations.length > 0) throw new PermissionDeniedError(violations);
 }

@@ -5,9 +5,10 @@ import { isIP } from 'node:net';
 import { ImageReferenceError, parseImageReference } from '../../runtime/image-reference.js';
 import { findCycle } from '../model/dependency-graph.js';
 import { InvalidArgumentError, type FieldViolation } from '../errors.js';
+import { checkVolumeSizes, validateMountPoints, validateVolumes, validateVolumesFrom, VOLUME_LIMITS, volumesFromInput, type MountInput, type VolumeInput } from './volume-validation.js';
 import { checkOptionSizes, validateContainerOptions, type ContainerOptionsInput } from './container-options-validation.js';
 import { byteLength, DEFAULT_REQUEST_LIMITS, listBytes, mapBytes, type RequestLimits } from './request-limits.js';
-import { DEPENDENCY_CONDITIONS, NETWORK_MODES, PROTOCOLS, type ContainerDefinition, type DependencyCondition, type NetworkMode, type TaskDefinition } from '../model/task-definition.js';
+import { DEPENDENCY_CONDITIONS, NETWORK_MODES, PROTOCOLS, type ContainerDefinition, type DependencyCondition, type NetworkMode, type TaskDefinition, type Volume } from '../model/task-definition.js';
 
 /**
  * A task definition as received, before validation: enums are strings that may be unknown
@@ -23,6 +24,7 @@ export interface TaskDefinitionInput {
   containers: ContainerDefinitionInput[];
   cpuUnits?: number;
   memoryMib?: number;
+  volumes?: VolumeInput[];
 }
 
 export interface ContainerDefinitionInput extends ContainerOptionsInput {
@@ -47,7 +49,8 @@ export interface ContainerDefinitionInput extends ContainerOptionsInput {
   gpuCount?: number;
   startTimeoutMs?: number;
   pidsLimit?: number;
-  mountPoints?: { hostPath: string; containerPath: string; readOnly?: boolean }[];
+  mountPoints?: MountInput[];
+  volumesFrom?: { sourceContainer: string; readOnly?: boolean }[];
   privileged?: boolean;
 }
 
@@ -119,6 +122,7 @@ function checkSizes(input: TaskDefinitionInput, limits: RequestLimits): FieldVio
   };
   long(path.task('id'), input.id, 100 * 4);
   long(path.task('family'), input.family, 255 * 4);
+  v.push(...checkVolumeSizes(input.volumes, limits.stringBytes));
   input.containers.forEach((c, i) => {
     const at = (field: string) => path.container(i, field);
     if ((c.portMappings?.length ?? 0) > limits.portMappingsPerContainer) tooMany(at('port_mappings'), 'portMappingsPerContainer', 'port mappings');
@@ -155,7 +159,10 @@ function checkSizes(input: TaskDefinitionInput, limits: RequestLimits): FieldVio
     (c.mountPoints ?? []).forEach((m, j) => {
       long(at(`mount_points[${j}].host_path`), m.hostPath);
       long(at(`mount_points[${j}].container_path`), m.containerPath);
+      long(at(`mount_points[${j}].source_volume`), m.sourceVolume, 255);
     });
+    if ((c.volumesFrom?.length ?? 0) > VOLUME_LIMITS.volumesFrom) v.push({ field: at('volumes_from'), description: `must have at most ${VOLUME_LIMITS.volumesFrom} entries` });
+    (c.volumesFrom ?? []).forEach((f, j) => long(at(`volumes_from[${j}].source_container`), f.sourceContainer, 63 * 4));
     (c.dependsOn ?? []).forEach((d, j) => long(at(`depends_on[${j}].container_name`), d.containerName, 63 * 4));
     v.push(...checkOptionSizes(c, at, limits.stringBytes));
   });
@@ -165,7 +172,7 @@ function checkSizes(input: TaskDefinitionInput, limits: RequestLimits): FieldVio
 /** Why a string cannot reach a runtime: a NUL byte ends it early in every C API on the way. */
 const hasNul = (value: string) => value.includes('\0');
 
-function validateContainer(input: ContainerDefinitionInput, i: number, networkMode: NetworkMode | undefined, v: FieldViolation[]): ContainerDefinition {
+function validateContainer(input: ContainerDefinitionInput, i: number, networkMode: NetworkMode | undefined, volumes: Volume[], v: FieldViolation[]): ContainerDefinition {
   const at = (field?: string) => path.container(i, field);
   if (!CONTAINER_NAME.test(input.name)) {
     v.push({ field: at('name'), description: `must match ${CONTAINER_NAME.source} (got ${quote(input.name)})` });
@@ -262,18 +269,8 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
   const pidsLimit = input.pidsLimit ?? 0;
   integer('pids_limit', pidsLimit, 0, MAX_PIDS_LIMIT);
   const containerPaths = new Set<string>();
-  const mountPoints = (input.mountPoints ?? []).map((m, j) => {
-    if (!m.hostPath.startsWith('/') || hasNul(m.hostPath)) {
-      v.push({ field: at(`mount_points[${j}].host_path`), description: `must be an absolute path (got ${quote(m.hostPath)})` });
-    }
-    if (!m.containerPath.startsWith('/') || m.containerPath === '/' || hasNul(m.containerPath)) {
-      v.push({ field: at(`mount_points[${j}].container_path`), description: `must be an absolute path other than / (got ${quote(m.containerPath)})` });
-    } else if (containerPaths.has(m.containerPath)) {
-      v.push({ field: at(`mount_points[${j}].container_path`), description: `${quote(m.containerPath)} is mounted twice` });
-    }
-    containerPaths.add(m.containerPath);
-    return { hostPath: m.hostPath, containerPath: m.containerPath, readOnly: m.readOnly ?? false };
-  });
+  const mountPoints = validateMountPoints(input.mountPoints, volumes, at, containerPaths, v);
+  const volumesFrom = volumesFromInput(input.volumesFrom);
   const options = validateContainerOptions(input, at, networkMode, containerPaths, v);
   const credentials = input.registryCredentials;
   if (credentials && (credentials.username === '') !== (credentials.password === '')) {
@@ -308,6 +305,7 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
     mountPoints,
     privileged: input.privileged ?? false,
     ...options,
+    ...(volumesFrom ? { volumesFrom } : {}),
   };
 }
 
@@ -420,7 +418,9 @@ export function validateTaskDefinition(input: TaskDefinitionInput, limits: Reque
 
   if (input.containers.length === 0) v.push({ field: path.task('containers'), description: 'must have at least one container' });
 
-  const containers = input.containers.map((c, i) => validateContainer(c, i, networkMode, v));
+  const volumes = validateVolumes(input.volumes, v);
+  const containers = input.containers.map((c, i) => validateContainer(c, i, networkMode, volumes, v));
+  validateVolumesFrom(containers, v);
   const cpuUnits = input.cpuUnits ?? 0;
   if (!Number.isInteger(cpuUnits) || cpuUnits < 0 || cpuUnits > MAX_CPU_UNITS)
     v.push({ field: path.task('cpu_units'), description: `must be an integer between 0 and ${MAX_CPU_UNITS} (got ${cpuUnits})` });
@@ -431,5 +431,5 @@ export function validateTaskDefinition(input: TaskDefinitionInput, limits: Reque
 
   if (v.length > 0) throw new InvalidArgumentError(v);
   networkMode ??= 'bridge';
-  return { id: input.id, family, revision, networkMode, containers, cpuUnits, memoryMib, clientForm: input.clientForm };
+  return { id: input.id, family, revision, networkMode, containers, cpuUnits, memoryMib, ...(volumes.length > 0 ? { volumes } : {}), clientForm: input.clientForm };
 }

@@ -51,10 +51,34 @@ export interface RestartPolicy {
   restartAttemptPeriodMs: number;
 }
 
-/** A host path bind-mounted into a container. */
+/** A task volume (`sourceVolume`) or a host path (`hostPath`) mounted into a container. */
 export interface MountPoint {
+  /** Empty when the mount names a volume. */
   hostPath: string;
   containerPath: string;
+  readOnly: boolean;
+  /** A volume of the task (absent in definitions saved before volumes existed). */
+  sourceVolume?: string;
+}
+
+/** task: created for the task and removed at its cleanup; shared: the runtime's volume of that name, outliving tasks. */
+export type VolumeScope = 'task' | 'shared';
+
+export interface Volume {
+  name: string;
+  /** A host directory bind-mounted; the other fields then do not apply. */
+  hostPath?: string;
+  scope: VolumeScope;
+  /** shared only: create the volume when missing. */
+  autoprovision: boolean;
+  driver: string;
+  driverOptions: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+/** The mounts of another container of the task. */
+export interface VolumeFrom {
+  sourceContainer: string;
   readOnly: boolean;
 }
 
@@ -107,6 +131,7 @@ export interface ContainerOptions {
   extraHosts?: HostEntry[];
   dnsServers?: string[];
   dnsSearchDomains?: string[];
+  volumesFrom?: VolumeFrom[];
 }
 
 export interface ContainerDefinition extends ContainerOptions {
@@ -150,6 +175,8 @@ export interface TaskDefinition {
   cpuUnits: number;
   /** 0: the sum of the containers' memory reservations (else limits). */
   memoryMib: number;
+  /** Absent in definitions saved before volumes existed. */
+  volumes?: Volume[];
   /**
    * The definition exactly as the client sent it (fields it left unset still unset, its
    * credentials removed), opaque to the engine: kept so that the definition is answered back as

@@ -2,6 +2,7 @@ import type { ContainerRuntime } from '../../runtime/container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../../runtime/errors.js';
 import type { PortBinding, PullProgress } from '../../runtime/types.js';
 import { containerSpec, type SpecInputs } from './container-spec.js';
+import { neededVolumes, taskScopedVolumes } from './container-mounts.js';
 import { crashPoint } from '../crash-points.js';
 import type { EngineSettings } from '../engine-settings.js';
 import { canonicalImage, type ImageManager, type PullBehavior } from '../images/image-manager.js';
@@ -70,6 +71,8 @@ export class ContainerActions {
       network,
       metadataUri,
     });
+    const volumeProblem = await this.provideVolumes(task, container);
+    if (volumeProblem) return { kind: 'stopped', change: { reason: volumeProblem } };
     try {
       crashPoint('before-create');
       const runtimeId = await this.retry(() => this.runtime.createContainer(spec));
@@ -85,6 +88,32 @@ export class ContainerActions {
       }
       return { kind: 'stopped', change: { reason: `cannot create container: ${describe(error)}` } };
     }
+  }
+
+  /**
+   * Makes the runtime volumes the container mounts exist: creates the task's own and the shared
+   * ones that may be provisioned, checks that the others are there. The reason it cannot, if any.
+   */
+  private async provideVolumes(task: TaskDefinition, container: ManagedContainer): Promise<string | undefined> {
+    for (const { spec, mustExist } of neededVolumes(this.settings.agentId, task, container.definition)) {
+      try {
+        if (!mustExist) await this.retry(() => this.runtime.createVolume(spec));
+        else await this.retry(() => this.runtime.inspectVolume(spec.name));
+      } catch (error) {
+        if (mustExist && isRuntimeError(error, 'not-found')) return `shared volume "${spec.name}" does not exist, and its definition does not let berth create it (autoprovision is off)`;
+        return `cannot create volume "${spec.name}": ${describe(error)}`;
+      }
+    }
+    return undefined;
+  }
+
+  /** Removes the task's own volumes (at its cleanup, after its containers); failures are returned for logging. */
+  async removeTaskVolumes(task: TaskDefinition): Promise<unknown[]> {
+    const errors: unknown[] = [];
+    for (const name of taskScopedVolumes(this.settings.agentId, task)) {
+      await this.retry(() => this.runtime.removeVolume(name)).catch((error: unknown) => errors.push(error));
+    }
+    return errors;
   }
 
   /** Starts the container. */

@@ -1,6 +1,7 @@
 import type { ContainerSpec } from '../../runtime/types.js';
 import { canonicalImage } from '../images/image-manager.js';
 import { LABELS } from './labels.js';
+import { containerMounts } from './container-mounts.js';
 import { METADATA_URI_VARIABLES } from '../network/metadata-uris.js';
 import type { ContainerDefinition, TaskDefinition, Ulimit } from '../model/task-definition.js';
 import { capabilitySet } from '../../runtime/capabilities.js';
@@ -53,7 +54,7 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     ports: inputs.network ? [] : container.portMappings.map((p, i) => ({ ...p, hostPort: inputs.hostPorts[i] ?? p.hostPort })),
     pidsLimit: container.pidsLimit || inputs.defaultPidsLimit,
     gpuIds: [...inputs.gpuIds],
-    mounts: (container.mountPoints ?? []).map((m) => ({ ...m })),
+    ...containerMounts(agentId, task, container),
     privileged: container.privileged ?? false,
     ...optionsSpec(container, inputs.defaultUlimits),
   };

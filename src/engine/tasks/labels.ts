@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /** Labels berth writes on every container it creates, after the user's own labels. */
 export const LABELS = {
   taskId: 'berth.task-id',
@@ -5,6 +7,8 @@ export const LABELS = {
   family: 'berth.family',
   revision: 'berth.revision',
   agentId: 'berth.agent-id',
+  /** On task volumes: the volume's name in the task definition. */
+  volumeName: 'berth.volume-name',
 } as const;
 
 /** Doubles every dot, so that a single dot can separate the parts of a runtime name. */
@@ -19,4 +23,14 @@ const escapeDots = (part: string) => part.replaceAll('.', '..');
  */
 export function runtimeContainerName(agentId: string, taskId: string, containerName: string): string {
   return `berth-${escapeDots(agentId)}.${escapeDots(taskId)}.${containerName}`;
+}
+
+/**
+ * The runtime name of a task-scoped volume, stable across agent restarts, formed as container
+ * names are (`berth-<agent>.<task>.<volume>`); a name that would be too long for a directory is
+ * replaced by a hash of it.
+ */
+export function taskVolumeName(agentId: string, taskId: string, volumeName: string): string {
+  const name = `berth-${escapeDots(agentId)}.${escapeDots(taskId)}.${volumeName}`;
+  return name.length <= 200 ? name : `berth-volume-${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
 }

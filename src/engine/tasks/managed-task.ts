@@ -587,6 +587,7 @@ export class ManagedTask implements QueuedTask {
       const error = await this.deps.actions.remove(container);
       if (error) this.log.warn({ err: error, container: container.name }, 'could not remove container during cleanup');
     }
+    for (const error of await this.deps.actions.removeTaskVolumes(this.definition)) this.log.warn({ err: error }, 'could not remove a task volume during cleanup');
     await this.sandbox.releaseLeftovers();
     this.log.info('task cleaned up');
     this.deps.onCleanedUp(this);

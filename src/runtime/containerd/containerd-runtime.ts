@@ -3,8 +3,9 @@
 // of their own; what stays is each contract method as its short sequence of containerd calls.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
+import type { Mount } from '../../gen/containerd/types/types.js';
 import { PACKAGE_ROOT } from '../../package-root.js';
 import { namespaceTraffic } from '../net-dev.js';
 import { LOG_FILE_NAME, readLogFile, readOutput } from './log-file.js';
@@ -33,6 +34,8 @@ import type {
   RuntimeEvent,
   RuntimeVersion,
   RegistryAuth,
+  VolumeInfo,
+  VolumeSpec,
 } from '../types.js';
 import { withTimeout } from '../with-timeout.js';
 import { decodeCgroupMetrics, oomKillsIn } from './cgroup-metrics.js';
@@ -40,7 +43,9 @@ import { ContainerdClient, containerdError } from './containerd-client.js';
 import { runtimeEventsOf, type EventEnvelope } from './containerd-events.js';
 import { ImagePuller, SNAPSHOTTER } from './image-puller.js';
 import { ImageStore, type LocalImage } from './image-store.js';
-import { parseSpec, runtimeSpec, specJson } from './oci-spec.js';
+import { parseSpec, runtimeSpec, specJson, type VolumeBind } from './oci-spec.js';
+import { copyImageContent, LocalVolumes } from './local-volumes.js';
+import { withMountedSnapshot } from './rootfs-mount.js';
 import { hostsFile, resolvConf } from './etc-files.js';
 import { DEFAULT_RUNC_ROOT, isStaleRuncState, removeStaleRuncState } from './stale-runc-state.js';
 import { readFromMounts, resolveUser } from './user.js';
@@ -147,8 +152,10 @@ export class ContainerdRuntime implements ContainerRuntime {
   private readonly labelsCache = new Map<string, Record<string, string>>();
 
   private readonly logWriter: string;
+  private readonly volumes: LocalVolumes;
 
   constructor(private readonly options: ContainerdRuntimeOptions) {
+    this.volumes = new LocalVolumes(join(options.stateDir, 'volumes'), (dataDir) => this.mountedByAContainer(dataDir));
     this.logWriter = options.logWriterPath ?? join(PACKAGE_ROOT ?? '.', 'libexec', 'berth-log-writer');
     this.client = new ContainerdClient(options.socketPath, options.namespace, options.callTimeoutMs);
     this.registry = new RegistryClient({ insecureRegistries: options.insecureRegistries, requestTimeoutMs: options.callTimeoutMs });
@@ -158,6 +165,66 @@ export class ContainerdRuntime implements ContainerRuntime {
 
   close(): void {
     this.client.close();
+  }
+
+  createVolume(spec: VolumeSpec): Promise<void> {
+    return this.volumes.create(spec);
+  }
+
+  inspectVolume(name: string): Promise<VolumeInfo> {
+    return this.volumes.inspect(name);
+  }
+
+  removeVolume(name: string): Promise<void> {
+    return this.volumes.remove(name);
+  }
+
+  listVolumes(labels: Record<string, string>): Promise<VolumeInfo[]> {
+    return this.volumes.list(labels);
+  }
+
+  /** Whether a container of the namespace bind-mounts `source`. */
+  private async mountedByAContainer(source: string): Promise<boolean> {
+    const c = this.client;
+    const { containers } = await c.call('list containers', c.containers, c.containers.list, { filters: [] });
+    return containers.some((container) => {
+      const spec = parseSpec(Buffer.from(container.spec?.value ?? '{}').toString('utf8')) as { mounts?: { source?: string }[] };
+      return (spec.mounts ?? []).some((m) => m.source === source);
+    });
+  }
+
+  /**
+   * The volume mounts of a container, as host directories: the spec's volumes, and an anonymous
+   * volume (under the container's own directory, removed with it) for each path the image
+   * declares a VOLUME that nothing else is mounted at. Each that is empty first gets a copy of
+   * the image's files at its path, as Docker does.
+   */
+  private async volumeBinds(spec: ContainerSpec, image: LocalImage, mounts: Mount[], dir: string, operation: string): Promise<VolumeBind[]> {
+    const binds: (VolumeBind & { data: string })[] = [];
+    for (const m of spec.volumeMounts ?? []) {
+      await this.volumes.inspect(m.volume).catch((error: unknown) => {
+        if (isRuntimeError(error, 'not-found')) throw new RuntimeError('not-found', operation, `volume "${m.volume}" does not exist`);
+        throw error;
+      });
+      const data = this.volumes.dataDir(m.volume);
+      binds.push({ containerPath: m.containerPath, source: data, readOnly: m.readOnly, data });
+    }
+    const taken = new Set([...(spec.mounts ?? []), ...(spec.volumeMounts ?? []), ...(spec.tmpfs ?? [])].map((m) => posix.normalize(m.containerPath)));
+    for (const path of Object.keys(image.config.config?.Volumes ?? {})) {
+      const containerPath = posix.normalize(`/${path}`);
+      if (containerPath === '/' || taken.has(containerPath)) continue;
+      taken.add(containerPath);
+      const data = join(dir, 'volumes', createHash('sha256').update(containerPath).digest('hex').slice(0, 32));
+      await mkdir(data, { recursive: true });
+      binds.push({ containerPath, source: data, readOnly: false, data });
+    }
+    const empty = await Promise.all(binds.map(async (b) => (await readdir(b.data)).length === 0));
+    if (empty.some(Boolean)) {
+      await withMountedSnapshot(mounts, async (root) => {
+        for (const [i, b] of binds.entries()) if (empty[i]) await copyImageContent(root, b.containerPath, b.data);
+      });
+    }
+    return binds.map(({ containerPath, source, readOnly }) => ({ containerPath, source, readOnly }));
   }
 
   /**
@@ -289,6 +356,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       await writeFile(files.hosts, hostsFile(hostname, spec.extraHosts));
       await writeFile(files.hostname, `${hostname}\n`);
       await writeFile(files.resolvConf, resolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''), spec.dnsServers, spec.dnsSearchDomains));
+      const volumeBinds = await this.volumeBinds(spec, image, mounts, dir, operation);
       const initBinary = this.options.initBinary ?? DEFAULT_INIT_BINARY;
       if (
         spec.init &&
@@ -309,6 +377,7 @@ export class ContainerdRuntime implements ContainerRuntime {
         netnsPath: spec.networkContainer?.netnsPath,
         apparmorProfile: this.options.apparmorProfile,
         initBinary,
+        volumeBinds,
       });
       const labels: Record<string, string> = { ...spec.labels, [NAME_LABEL]: spec.name, [LOG_FILE_LABEL]: join(dir, LOG_FILE_NAME) };
       const stopSignal = spec.stopSignal ?? image.config.config?.StopSignal;

@@ -30,6 +30,15 @@ export interface RuntimeSpecInput {
   apparmorProfile?: string;
   /** The host's init binary (a static tini), mounted at /sbin/docker-init when the spec asks for an init. */
   initBinary?: string;
+  /** The container's volumes, as the host directories to bind. */
+  volumeBinds?: VolumeBind[];
+}
+
+/** A volume's host directory and where the container sees it. */
+export interface VolumeBind {
+  containerPath: string;
+  source: string;
+  readOnly: boolean;
 }
 
 /** Where the init is in the container, as with Docker's --init. */
@@ -178,6 +187,7 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
       bind('/etc/hostname', input.files.hostname),
       bind('/etc/resolv.conf', input.files.resolvConf),
       ...(spec.mounts ?? []).map((m) => ({ destination: m.containerPath, type: 'bind', source: m.hostPath, options: ['rbind', m.readOnly ? 'ro' : 'rw'] })),
+      ...(input.volumeBinds ?? []).map((v) => ({ destination: v.containerPath, type: 'bind', source: v.source, options: ['rbind', v.readOnly ? 'ro' : 'rw'] })),
       ...(spec.tmpfs ?? []).map((t) => ({ destination: t.containerPath, type: 'tmpfs', source: 'tmpfs', options: tmpfsOptions(t.options, t.sizeBytes) })),
       ...(spec.init && input.initBinary ? [{ destination: INIT_PATH, type: 'bind', source: input.initBinary, options: ['rbind', 'ro', 'nosuid', 'nodev'] }] : []),
     ],

@@ -15,7 +15,7 @@ export class RootfsFileError extends Error {
  * (absolute ones from the root, relative ones from their directory) and ".." never leave `root`.
  * Returns the host path, or undefined when a component does not exist.
  */
-async function resolveInside(root: string, path: string): Promise<string | undefined> {
+export async function resolveInside(root: string, path: string): Promise<string | undefined> {
   let pending = posix.normalize(`/${path}`).split('/').filter(Boolean);
   const resolved: string[] = [];
   let links = 0;

@@ -1,14 +1,8 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Mount } from '../../gen/containerd/types/types.js';
 import { RuntimeError } from '../errors.js';
 import type { OciUser } from './oci-spec.js';
 import { readRootfsFile, RootfsFileError } from './rootfs-file.js';
-
-const run = promisify(execFile);
+import { withMountedSnapshot } from './rootfs-mount.js';
 
 /** /etc/passwd and /etc/group are read up to this size. */
 const MAX_ACCOUNT_FILE_BYTES = 4 * 1024 * 1024;
@@ -18,28 +12,16 @@ const MAX_ACCOUNT_FILE_BYTES = 4 * 1024 * 1024;
  * image is not trusted: see readRootfsFile.
  */
 export async function readFromMounts(mounts: Mount[], paths: string[]): Promise<(string | undefined)[]> {
-  const target = await mkdtemp(join(tmpdir(), 'berth-rootfs-'));
-  const mounted: string[] = [];
-  try {
-    for (const m of mounts) {
-      const options = m.options.filter((o) => o !== 'rbind' || m.type === 'bind');
-      const args = m.type === 'bind' ? ['--bind', m.source, target] : ['-t', m.type, m.source, target];
-      if (options.length > 0) args.push('-o', options.join(','));
-      await run('mount', args);
-      mounted.push(target);
-    }
-    return await Promise.all(
+  return withMountedSnapshot(mounts, (root) =>
+    Promise.all(
       paths.map((path) =>
-        readRootfsFile(target, path, MAX_ACCOUNT_FILE_BYTES).catch((error: unknown) => {
+        readRootfsFile(root, path, MAX_ACCOUNT_FILE_BYTES).catch((error: unknown) => {
           if (error instanceof RootfsFileError) throw new RuntimeError('invalid', "read the image's user database", `the image's ${error.message}`);
           throw error;
         }),
       ),
-    );
-  } finally {
-    for (const path of mounted.reverse()) await run('umount', [path]).catch(() => undefined);
-    await rm(target, { recursive: true, force: true });
-  }
+    ),
+  );
 }
 
 /** The uid and gid of a user entry of /etc/passwd, by name or number. */

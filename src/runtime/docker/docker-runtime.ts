@@ -24,9 +24,12 @@ import type {
   RuntimeEvent,
   RuntimeVersion,
   RegistryAuth,
+  VolumeInfo,
+  VolumeSpec,
 } from '../types.js';
 import { classifyImageMessage, toRuntimeError } from './docker-errors.js';
 import { readDockerEvents } from './docker-events.js';
+import { DockerVolumes } from './docker-volumes.js';
 import { dockerLogLines, dockerSince } from './docker-logs.js';
 import { namespaceTraffic } from '../net-dev.js';
 import { totalmem } from 'node:os';
@@ -122,9 +125,11 @@ export class DockerRuntime implements ContainerRuntime {
   readonly name = 'docker' as const;
   readonly hasBridgeNetwork = true;
   private readonly docker: Docker;
+  private readonly volumes: DockerVolumes;
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker(connectionOptions(options.host));
+    this.volumes = new DockerVolumes(this.docker, (operation, fn) => this.call(operation, fn));
   }
 
   private call<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>, timeoutMs = this.options.callTimeoutMs, about: 'image' | 'other' = 'other'): Promise<T> {
@@ -214,6 +219,22 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  createVolume(spec: VolumeSpec): Promise<void> {
+    return this.volumes.create(spec);
+  }
+
+  inspectVolume(name: string): Promise<VolumeInfo> {
+    return this.volumes.inspect(name);
+  }
+
+  removeVolume(name: string): Promise<void> {
+    return this.volumes.remove(name);
+  }
+
+  listVolumes(labels: Record<string, string>): Promise<VolumeInfo[]> {
+    return this.volumes.list(labels);
+  }
+
   async createContainer(spec: ContainerSpec): Promise<string> {
     requireImageReference(spec.image, `create container "${spec.name}"`);
     if (spec.network === 'container' && spec.ports.length > 0) {
@@ -252,7 +273,8 @@ export class DockerRuntime implements ContainerRuntime {
           PidsLimit: spec.pidsLimit || undefined,
           ...(spec.privileged ? privilegedSettings() : {}),
           // Mounts (not Binds): a missing host path is an error, not a directory Docker creates.
-          Mounts: spec.mounts && spec.mounts.length > 0 ? spec.mounts.map((m) => ({ Type: 'bind', Source: m.hostPath, Target: m.containerPath, ReadOnly: m.readOnly })) : undefined,
+          // Volumes get a copy of the image's files at their path while they are empty (Docker's default).
+          Mounts: mountsOf(spec),
           DeviceRequests: spec.gpuIds && spec.gpuIds.length > 0 ? [{ Driver: 'nvidia', DeviceIDs: spec.gpuIds, Capabilities: [['gpu']] }] : undefined,
           ...optionSettings(spec),
         },
@@ -532,4 +554,12 @@ function optionSettings(spec: ContainerSpec): Record<string, unknown> {
     Dns: spec.dnsServers,
     DnsSearch: spec.dnsSearchDomains,
   };
+}
+
+function mountsOf(spec: ContainerSpec): object[] | undefined {
+  const mounts = [
+    ...(spec.mounts ?? []).map((m) => ({ Type: 'bind', Source: m.hostPath, Target: m.containerPath, ReadOnly: m.readOnly })),
+    ...(spec.volumeMounts ?? []).map((m) => ({ Type: 'volume', Source: m.volume, Target: m.containerPath, ReadOnly: m.readOnly })),
+  ];
+  return mounts.length > 0 ? mounts : undefined;
 }

@@ -41,6 +41,8 @@ export interface OciImageConfig {
     WorkingDir?: string;
     User?: string;
     StopSignal?: string;
+    /** Paths the image declares as volumes (VOLUME), as the keys. */
+    Volumes?: Record<string, object> | null;
   };
   rootfs: { type: string; diff_ids: string[] };
 }

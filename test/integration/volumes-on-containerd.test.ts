@@ -1,0 +1,3 @@
+import { volumeScenarios } from '../scenarios/volumes.js';
+
+volumeScenarios('containerd');
