@@ -27,6 +27,7 @@ describe('volumes: validation', () => {
           { name: '../up' },
           { name: 'both', host: { sourcePath: '/srv' }, dockerVolumeConfiguration: {} },
           { name: 'odd', dockerVolumeConfiguration: { scope: 'FOREVER', autoprovision: true, labels: { 'berth.task-id': 'x' } } },
+          { name: 'berth-other.task.secret', dockerVolumeConfiguration: { scope: 'SHARED' } },
         ],
         containers: [
           {
@@ -51,6 +52,7 @@ describe('volumes: validation', () => {
       'task.volumes[4].docker_volume_configuration.autoprovision',
       'task.volumes[4].docker_volume_configuration.labels',
       'task.volumes[4].docker_volume_configuration.scope',
+      'task.volumes[5].name',
     ]);
   });
 

@@ -21,6 +21,8 @@ export const VOLUME_LIMITS = { volumes: 100, volumesFrom: 64, mapEntries: 100, m
 /** Volume names as Docker takes them (and as they are safe as a directory name). */
 const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 const DRIVER = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$/;
+/** The names of task volumes in the runtime begin with this (see taskVolumeName). */
+const RESERVED_VOLUME_PREFIX = 'berth-';
 /** Label keys berth writes itself. */
 const RESERVED_LABEL_PREFIX = 'berth.';
 
@@ -67,6 +69,10 @@ export function validateVolumes(input: VolumeInput[] | undefined, v: FieldViolat
     const scopeName = (config?.scope ?? 'UNSPECIFIED').toUpperCase();
     const scope = scopeName === 'SHARED' ? 'shared' : scopeName === 'TASK' || scopeName === 'UNSPECIFIED' ? 'task' : undefined;
     if (!scope) v.push({ field: at('docker_volume_configuration.scope'), description: `must be TASK or SHARED (got ${quote(config?.scope ?? '')})` });
+    // A shared volume is the runtime's volume of that name: it must not be able to name another task's volume.
+    if (scope === 'shared' && volume.name.startsWith(RESERVED_VOLUME_PREFIX)) {
+      v.push({ field: at('name'), description: `shared volume names starting with "${RESERVED_VOLUME_PREFIX}" are reserved for task volumes (got ${quote(volume.name)})` });
+    }
     if (config?.autoprovision && scope !== 'shared') v.push({ field: at('docker_volume_configuration.autoprovision'), description: 'applies to SHARED volumes only' });
     const driver = config?.driver || 'local';
     if (!DRIVER.test(driver)) v.push({ field: at('docker_volume_configuration.driver'), description: `must match ${DRIVER.source} (got ${quote(driver)})` });
