@@ -57,9 +57,6 @@ const NOT_APPLIED: Record<string, string> = {
   links: 'legacy links are not supported; use network mode awsvpc (berth: task) and localhost',
   interactive: 'no interactive containers',
   pseudoTerminal: 'no terminals',
-  disableNetworking: 'not supported; use networkMode none',
-  systemControls: 'not supported',
-  dockerSecurityOptions: 'not supported',
   credentialSpecs: 'not supported',
   versionConsistency: 'images are pulled by tag',
   // port mappings
@@ -67,9 +64,6 @@ const NOT_APPLIED: Record<string, string> = {
   appProtocol: 'Service Connect is not supported',
   containerPortRange: 'port ranges are not supported',
   // linux parameters
-  devices: 'host devices are not supported yet',
-  maxSwap: 'not supported yet',
-  swappiness: 'not supported yet',
 };
 
 const TASK_FIELDS = new Set(['family', 'revision', 'networkMode', 'containerDefinitions', 'cpu', 'memory', 'volumes']);
@@ -103,8 +97,11 @@ const CONTAINER_FIELDS = new Set([
   'dnsServers',
   'dnsSearchDomains',
   'volumesFrom',
+  'systemControls',
+  'dockerSecurityOptions',
+  'disableNetworking',
 ]);
-const LINUX_PARAMETER_FIELDS = new Set(['capabilities', 'initProcessEnabled', 'sharedMemorySize', 'tmpfs']);
+const LINUX_PARAMETER_FIELDS = new Set(['capabilities', 'initProcessEnabled', 'sharedMemorySize', 'tmpfs', 'devices', 'maxSwap', 'swappiness']);
 
 const strings = (value: unknown): string[] => (Array.isArray(value) ? value.map(String) : []);
 
@@ -238,6 +235,9 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
       extraHosts: (Array.isArray(c.extraHosts) ? (c.extraHosts as Json[]) : []).map((h) => ({ hostname: String(h.hostname ?? ''), ipAddress: String(h.ipAddress ?? '') })),
       dnsServers: strings(c.dnsServers),
       dnsSearchDomains: strings(c.dnsSearchDomains),
+      systemControls: (Array.isArray(c.systemControls) ? (c.systemControls as Json[]) : []).map((s) => ({ namespace: String(s.namespace ?? ''), value: String(s.value ?? '') })),
+      dockerSecurityOptions: strings(c.dockerSecurityOptions),
+      disableNetworking: c.disableNetworking === true,
     };
     const linux = c.linuxParameters as Json | undefined;
     if (linux) {
@@ -252,6 +252,13 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
           sizeMib: number(`${path}.linuxParameters.tmpfs[${j}].size`, t.size) ?? 0,
           mountOptions: strings(t.mountOptions),
         })),
+        devices: (Array.isArray(linux.devices) ? (linux.devices as Json[]) : []).map((d) => ({
+          hostPath: String(d.hostPath ?? ''),
+          containerPath: String(d.containerPath ?? ''),
+          permissions: strings(d.permissions),
+        })),
+        maxSwapMib: number(`${path}.linuxParameters.maxSwap`, linux.maxSwap),
+        swappiness: number(`${path}.linuxParameters.swappiness`, linux.swappiness),
       };
     }
     (Array.isArray(c.portMappings) ? (c.portMappings as Json[]) : []).forEach((p, j) => {

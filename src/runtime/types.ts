@@ -117,6 +117,19 @@ export interface ContainerSpec {
   /** Replace the name servers and search domains of /etc/resolv.conf, when not empty. */
   dnsServers?: string[];
   dnsSearchDomains?: string[];
+  /** Host devices; `access` as the device cgroup writes it ("rwm" or part of it). */
+  devices?: { hostPath: string; containerPath: string; access: string }[];
+  /** Swap allowed on top of `memoryBytes` (which must be set); the runtime default when unset. */
+  swapBytes?: number;
+  swappiness?: number;
+  /** Namespaced sysctls. */
+  sysctls?: Record<string, string>;
+  /** Off unless set, as on Docker. */
+  noNewPrivileges?: boolean;
+  /** Replaces the runtime's AppArmor profile; "unconfined" for none. */
+  apparmorProfile?: string;
+  /** No seccomp filter. */
+  seccompUnconfined?: boolean;
 }
 
 /** A volume of the runtime: Docker's volumes; berth's own local volumes on containerd. */

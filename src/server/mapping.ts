@@ -116,7 +116,13 @@ function containerOptionsInput(c: PbContainerDefinition): ContainerOptionsInput 
       initProcessEnabled: linux.initProcessEnabled,
       sharedMemorySizeMib: linux.sharedMemorySizeMib,
       tmpfs: linux.tmpfs.map((t) => ({ containerPath: t.containerPath, sizeMib: t.sizeMib, mountOptions: t.mountOptions })),
+      devices: linux.devices.map((d) => ({ hostPath: d.hostPath, containerPath: d.containerPath, permissions: d.permissions })),
+      maxSwapMib: linux.maxSwapMib,
+      swappiness: linux.swappiness,
     },
+    systemControls: c.systemControls.map((s) => ({ namespace: s.namespace, value: s.value })),
+    dockerSecurityOptions: c.dockerSecurityOptions,
+    disableNetworking: c.disableNetworking,
     ulimits: c.ulimits.map((u) => ({ name: u.name, softLimit: u.softLimit, hardLimit: u.hardLimit })),
     readonlyRootFilesystem: c.readonlyRootFilesystem,
     hostname: c.hostname || undefined,
@@ -126,10 +132,33 @@ function containerOptionsInput(c: PbContainerDefinition): ContainerOptionsInput 
   };
 }
 
+/** Security options as the client writes them (for definitions saved before the client's form was kept). */
+function securityOptionStrings(options: ContainerOptions['securityOptions']): string[] {
+  if (!options) return [];
+  return [
+    ...(options.noNewPrivileges ? ['no-new-privileges'] : []),
+    ...(options.apparmorProfile ? [`apparmor:${options.apparmorProfile}`] : []),
+    ...(options.seccompUnconfined ? ['seccomp:unconfined'] : []),
+  ];
+}
+
 /** The container options of a validated definition, as proto fields. */
 function pbContainerOptions(
   c: ContainerOptions,
-): Pick<PbContainerDefinition, 'stopSignal' | 'linuxParameters' | 'ulimits' | 'readonlyRootFilesystem' | 'hostname' | 'extraHosts' | 'dnsServers' | 'dnsSearchDomains'> {
+): Pick<
+  PbContainerDefinition,
+  | 'stopSignal'
+  | 'linuxParameters'
+  | 'ulimits'
+  | 'readonlyRootFilesystem'
+  | 'hostname'
+  | 'extraHosts'
+  | 'dnsServers'
+  | 'dnsSearchDomains'
+  | 'systemControls'
+  | 'dockerSecurityOptions'
+  | 'disableNetworking'
+> {
   const linux = c.linuxParameters;
   return {
     stopSignal: c.stopSignal ?? '',
@@ -138,7 +167,13 @@ function pbContainerOptions(
       initProcessEnabled: linux.initProcessEnabled,
       sharedMemorySizeMib: linux.sharedMemorySizeMib,
       tmpfs: linux.tmpfs.map((t) => ({ ...t, mountOptions: [...t.mountOptions] })),
+      devices: (linux.devices ?? []).map((d) => ({ ...d, permissions: [...d.permissions] })),
+      maxSwapMib: linux.maxSwapMib,
+      swappiness: linux.swappiness,
     },
+    systemControls: Object.entries(c.systemControls ?? {}).map(([namespace, value]) => ({ namespace, value })),
+    dockerSecurityOptions: securityOptionStrings(c.securityOptions),
+    disableNetworking: c.disableNetworking ?? false,
     ulimits: (c.ulimits ?? []).map((u) => ({ ...u })),
     readonlyRootFilesystem: c.readonlyRootFilesystem ?? false,
     hostname: c.hostname ?? '',

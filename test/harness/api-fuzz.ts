@@ -135,6 +135,9 @@ export function mutatedDefinition(image: string, idPrefix: string): fc.Arbitrary
         initProcessEnabled: fc.boolean(),
         sharedMemorySizeMib: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
         tmpfs: fc.array(fc.record({ containerPath: anyString, sizeMib: fc.integer({ min: 0, max: 2 ** 32 - 1 }), mountOptions: fc.array(anyString, { maxLength: 3 }) }), { maxLength: 2 }),
+        devices: fc.array(fc.record({ hostPath: anyString, containerPath: anyString, permissions: fc.array(anyString, { maxLength: 4 }) }), { maxLength: 2 }),
+        maxSwapMib: fc.option(anyInt, { nil: undefined }),
+        swappiness: fc.option(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), { nil: undefined }),
       })
       .map((v) => (t) => void (t.containers[0]!.linuxParameters = v)),
     fc
@@ -147,6 +150,9 @@ export function mutatedDefinition(image: string, idPrefix: string): fc.Arbitrary
       })
       .map((v) => (t) => void Object.assign(t.containers[0]!, v)),
     fc.array(fc.record({ hostname: anyString, ipAddress: anyString }), { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.extraHosts = v)),
+    fc.array(fc.record({ namespace: anyString, value: anyString }), { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.systemControls = v)),
+    fc.array(anyString, { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.dockerSecurityOptions = v)),
+    fc.boolean().map((v) => (t) => void (t.containers[0]!.disableNetworking = v)),
     anyDuration.map((v) => (t) => void (t.containers[0]!.stopTimeout = v)),
     anyDuration.map((v) => (t) => void (t.containers[0]!.startTimeout = v)),
     fc

@@ -89,7 +89,7 @@ export async function engineUnderTest(
       orphanGracePeriodMs: options.orphanGracePeriodMs ?? 60_000,
       transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 },
       limits: { ...DEFAULT_REQUEST_LIMITS, ...options.limits },
-      security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, ...options.security },
+      security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, allowDevices: false, allowUnconfined: false, ...options.security },
     },
     resources: new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true, store),
     images: new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...options.images }, log, store),

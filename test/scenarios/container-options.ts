@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_CAPABILITIES, LINUX_CAPABILITIES } from '../../src/runtime/capabilities.js';
-import type { ContainerDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
+import { LinuxParameters, type ContainerDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
 import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, containerOf, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -31,7 +31,7 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
 
     before(async () => {
       env = await startRuntimeEnvironment('options', kind);
-      agent = await startTestAgent(env, { engine: { defaultUlimits: ['nofile=2048:4096'] } });
+      agent = await startTestAgent(env, { engine: { defaultUlimits: ['nofile=2048:4096'] }, security: { allowDevices: true } });
     });
     after(async () => {
       await agent?.stop();
@@ -64,15 +64,14 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
             { name: 'nofile', softLimit: 4096, hardLimit: 8192 },
             { name: 'core', softLimit: -1, hardLimit: -1 },
           ],
-          linuxParameters: {
+          linuxParameters: LinuxParameters.fromPartial({
             capabilities: { add: ['NET_ADMIN', 'cap_sys_time'], drop: ['CHOWN', 'NET_RAW'] },
-            initProcessEnabled: false,
             sharedMemorySizeMib: 128,
             tmpfs: [{ containerPath: '/scratch', sizeMib: 16, mountOptions: ['exec', 'mode=700'] }],
-          },
+          }),
           readonlyRootFilesystem: true,
         }),
-        sleeper('plain', { linuxParameters: { capabilities: { add: [], drop: ['ALL'] }, initProcessEnabled: false, sharedMemorySizeMib: 0, tmpfs: [] } }),
+        sleeper('plain', { linuxParameters: LinuxParameters.fromPartial({ capabilities: { add: [], drop: ['ALL'] } }) }),
       ]);
       assert.equal(await inside(id, 'app', 'ulimit -n; ulimit -Hn; ulimit -c'), '4096\n8192\nunlimited');
       assert.equal(await inside(id, 'plain', 'ulimit -n; ulimit -Hn'), '2048\n4096', 'the agent default (engine.defaultUlimits) where the container sets none');
@@ -117,13 +116,45 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
 
     it('runs an init as PID 1 that reaps orphans, and without one the orphan stays a zombie', async () => {
       const id = taskId('init');
-      const linux = (initProcessEnabled: boolean) => ({ capabilities: undefined, initProcessEnabled, sharedMemorySizeMib: 0, tmpfs: [] });
+      const linux = (initProcessEnabled: boolean) => LinuxParameters.fromPartial({ initProcessEnabled });
       await start(id, [sleeper('init', { linuxParameters: linux(true) }), sleeper('bare', { linuxParameters: linux(false) })]);
       assert.equal(await inside(id, 'init', "tr '\\0' ' ' < /proc/1/cmdline"), '/sbin/docker-init -- sleep 300');
       assert.equal(await inside(id, 'bare', "tr '\\0' ' ' < /proc/1/cmdline"), 'sleep 300');
       for (const name of ['init', 'bare']) await inside(id, name, 'usleep 200000 & exit 0');
       assert.equal(await inside(id, 'init', ORPHAN_FATE), 'reaped');
       assert.equal(await inside(id, 'bare', ORPHAN_FATE), 'zombie');
+      await agent.calls.stopAndWait(id);
+    });
+
+    it('sets namespaced sysctls, no-new-privileges, swap and swappiness, gives a host device with its permissions, and disables networking', async () => {
+      const id = taskId('kernel');
+      await start(id, [
+        sleeper('app', {
+          memoryMib: 64,
+          systemControls: [
+            { namespace: 'net.core.somaxconn', value: '1000' },
+            { namespace: 'kernel.shmmni', value: '2048' },
+          ],
+          dockerSecurityOptions: ['no-new-privileges:true'],
+          linuxParameters: LinuxParameters.fromPartial({ maxSwapMib: 0, swappiness: 10, devices: [{ hostPath: '/dev/fuse', containerPath: '/dev/fuse', permissions: ['read'] }] }),
+        }),
+        sleeper('plain'),
+        sleeper('offline', { disableNetworking: true }),
+      ]);
+      assert.equal(await inside(id, 'app', 'cat /proc/sys/net/core/somaxconn /proc/sys/kernel/shmmni'), '1000\n2048');
+      assert.equal(await inside(id, 'app', 'grep NoNewPrivs /proc/self/status'), 'NoNewPrivs:\t1');
+      assert.equal(await inside(id, 'plain', 'grep NoNewPrivs /proc/self/status'), 'NoNewPrivs:\t0', 'off unless asked for, as on Docker');
+      const memory = '/sys/fs/cgroup/memory';
+      const [limit, withSwap, swappiness] = (await inside(id, 'app', `cat ${memory}/memory.limit_in_bytes ${memory}/memory.memsw.limit_in_bytes ${memory}/memory.swappiness`)).split('\n');
+      assert.equal(limit, String(64 * 1024 * 1024));
+      assert.equal(withSwap, limit, 'max_swap 0: no swap on top of the limit');
+      assert.equal(swappiness, '10');
+      // /dev/fuse is not among the devices every container may use: only this one has it, to read.
+      assert.equal(await inside(id, 'app', 'exec 3< /dev/fuse && echo opened'), 'opened');
+      assert.match(await inside(id, 'app', '(exec 3> /dev/fuse) 2>&1; echo "exit $?"'), /Operation not permitted[\s\S]*exit [1-9]/, 'read permission only');
+      assert.equal(await inside(id, 'plain', 'test -e /dev/fuse; echo $?'), '1');
+      assert.equal(await inside(id, 'offline', 'ls /sys/class/net'), 'lo');
+      assert.match(await inside(id, 'plain', 'ls /sys/class/net'), /eth0/);
       await agent.calls.stopAndWait(id);
     });
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { InvalidArgumentError } from '../../src/engine/errors.js';
+import { InvalidArgumentError, PermissionDeniedError } from '../../src/engine/errors.js';
+import { checkTaskAllowed } from '../../src/engine/admission/security-policy.js';
 import { validateTaskDefinition, type ContainerDefinitionInput, type TaskDefinitionInput } from '../../src/engine/admission/task-validation.js';
 import { capabilitySet, DEFAULT_CAPABILITIES, hostCapabilities } from '../../src/runtime/capabilities.js';
 import { hostsFile, resolvConf } from '../../src/runtime/containerd/etc-files.js';
@@ -109,6 +110,62 @@ describe('container options: validation', () => {
       ['task.containers[0].hostname'],
     );
     assert.deepEqual(fieldsRefused(definition(names, 'NONE')), []);
+  });
+
+  it('takes namespaced sysctls only, the security options berth applies, host devices under /dev, and swap on top of a memory limit', () => {
+    const refused = fieldsRefused(
+      definition({
+        systemControls: [
+          { namespace: 'net.ipv4.ip_forward', value: '1' },
+          { namespace: 'kernel.shmmax', value: '1024' },
+          { namespace: 'kernel.panic', value: '1' },
+          { namespace: 'vm.swappiness', value: '1' },
+          { namespace: 'fs.mqueue.msg_max', value: '' },
+          { namespace: 'kernel.shmmax', value: '2048' },
+        ],
+        dockerSecurityOptions: ['no-new-privileges', 'apparmor=docker-default', 'seccomp:/etc/profile.json', 'label:type:svirt_apache_t'],
+        linuxParameters: { devices: [{ hostPath: '/dev/fuse' }, { hostPath: '/etc/passwd' }, { hostPath: '/dev/fuse', permissions: ['execute'] }], maxSwapMib: 10, swappiness: 101 },
+      }),
+    ).map((r) => r.split(':')[0]);
+    assert.deepEqual(refused.sort(), [
+      'task.containers[0].docker_security_options[2]',
+      'task.containers[0].docker_security_options[3]',
+      'task.containers[0].linux_parameters.devices[1].host_path',
+      'task.containers[0].linux_parameters.devices[2].permissions[0]',
+      'task.containers[0].linux_parameters.max_swap_mib',
+      'task.containers[0].linux_parameters.swappiness',
+      'task.containers[0].system_controls[2].namespace',
+      'task.containers[0].system_controls[3].namespace',
+      'task.containers[0].system_controls[4].value',
+      'task.containers[0].system_controls[5].namespace',
+    ]);
+    assert.deepEqual(
+      fieldsRefused(definition({ systemControls: [{ namespace: 'net.core.somaxconn', value: '1' }] }, 'TASK')).map((r) => r.split(':')[0]),
+      ['task.containers[0].system_controls[0].namespace'],
+    );
+    const accepted = validateTaskDefinition(
+      definition({
+        memoryMib: 64,
+        dockerSecurityOptions: ['no-new-privileges:true', 'seccomp=unconfined'],
+        linuxParameters: { maxSwapMib: 0, devices: [{ hostPath: '/dev/fuse', permissions: ['READ'] }] },
+      }),
+    ).containers[0]!;
+    assert.deepEqual(accepted.securityOptions, { noNewPrivileges: true, seccompUnconfined: true });
+    assert.deepEqual(accepted.linuxParameters?.devices, [{ hostPath: '/dev/fuse', containerPath: '/dev/fuse', permissions: ['read'] }]);
+  });
+
+  it('asks for security.allowDevices for host devices and security.allowUnconfined for unconfined containers', () => {
+    const task = validateTaskDefinition(definition({ dockerSecurityOptions: ['apparmor:unconfined'], linuxParameters: { devices: [{ hostPath: '/dev/fuse' }] } }));
+    const none = { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, allowDevices: false, allowUnconfined: false };
+    assert.throws(
+      () => checkTaskAllowed(task, none),
+      (error: unknown) =>
+        error instanceof PermissionDeniedError &&
+        error.violations.map((v) => `${v.field} ${v.setting}`).join() ===
+          'task.containers[0].linux_parameters.devices[0] security.allowDevices,task.containers[0].docker_security_options security.allowUnconfined',
+    );
+    checkTaskAllowed(task, { ...none, allowDevices: true, allowUnconfined: true });
+    checkTaskAllowed(validateTaskDefinition(definition({ dockerSecurityOptions: ['apparmor:docker-default', 'no-new-privileges'] })), none);
   });
 
   it('counts the repeated fields before reading them', () => {

@@ -69,7 +69,8 @@ describe('containerd adapter parts', () => {
       spec.linux.namespaces.map((n) => n.type),
       ['pid', 'ipc', 'uts', 'mount', 'network'],
     );
-    assert.deepEqual(spec.linux.resources.memory, { limit: 64 << 20, swap: 64 << 20 });
+    // As Docker: as much swap as memory unless the spec says otherwise.
+    assert.deepEqual(spec.linux.resources.memory, { limit: 64 << 20, swap: 128 << 20 });
     assert.deepEqual(spec.linux.resources.cpu, { shares: 512 });
     assert.deepEqual(spec.linux.resources.pids, { limit: 20 });
     assert.equal(spec.linux.cgroupsPath, '/berth/c1');

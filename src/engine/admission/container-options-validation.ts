@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { constants } from 'node:os';
 import { LINUX_CAPABILITIES } from '../../runtime/capabilities.js';
 import type { FieldViolation } from '../errors.js';
-import { ULIMIT_NAMES, type ContainerOptions, type NetworkMode, type Ulimit, type UlimitName } from '../model/task-definition.js';
+import { DEVICE_PERMISSIONS, ULIMIT_NAMES, type ContainerOptions, type Device, type NetworkMode, type SecurityOptions, type Ulimit, type UlimitName } from '../model/task-definition.js';
 
 /** The options of a container beyond the core, as received (see ContainerOptions). */
 export interface ContainerOptionsInput {
@@ -12,7 +12,13 @@ export interface ContainerOptionsInput {
     initProcessEnabled?: boolean;
     sharedMemorySizeMib?: number;
     tmpfs?: { containerPath: string; sizeMib?: number; mountOptions?: string[] }[];
+    devices?: { hostPath: string; containerPath?: string; permissions?: string[] }[];
+    maxSwapMib?: number;
+    swappiness?: number;
   };
+  systemControls?: { namespace: string; value: string }[];
+  dockerSecurityOptions?: string[];
+  disableNetworking?: boolean;
   ulimits?: { name: string; softLimit: number; hardLimit: number }[];
   readonlyRootFilesystem?: boolean;
   hostname?: string;
@@ -22,7 +28,17 @@ export interface ContainerOptionsInput {
 }
 
 /** Bounds of the repeated fields, fixed (the resolver reads 3 servers and 6 search domains). */
-export const OPTION_COUNTS = { tmpfs: 100, extraHosts: 100, dnsServers: 3, dnsSearchDomains: 6, capabilities: LINUX_CAPABILITIES.length + 1, ulimits: ULIMIT_NAMES.length };
+export const OPTION_COUNTS = {
+  devices: 100,
+  systemControls: 100,
+  securityOptions: 10,
+  tmpfs: 100,
+  extraHosts: 100,
+  dnsServers: 3,
+  dnsSearchDomains: 6,
+  capabilities: LINUX_CAPABILITIES.length + 1,
+  ulimits: ULIMIT_NAMES.length,
+};
 const MAX_SIZE_MIB = 1024 * 1024;
 /** Above this, a limit is not exact in a JSON number. */
 const MAX_ULIMIT = Number.MAX_SAFE_INTEGER;
@@ -61,6 +77,10 @@ export function checkOptionSizes(c: ContainerOptionsInput, at: (field: string) =
     if ((list?.length ?? 0) > max) v.push({ field: at(field), description: `must have at most ${max} entries` });
   };
   count('linux_parameters.tmpfs', c.linuxParameters?.tmpfs, OPTION_COUNTS.tmpfs);
+  count('linux_parameters.devices', c.linuxParameters?.devices, OPTION_COUNTS.devices);
+  (c.linuxParameters?.devices ?? []).forEach((d, j) => count(`linux_parameters.devices[${j}].permissions`, d.permissions, DEVICE_PERMISSIONS.length));
+  count('system_controls', c.systemControls, OPTION_COUNTS.systemControls);
+  count('docker_security_options', c.dockerSecurityOptions, OPTION_COUNTS.securityOptions);
   count('linux_parameters.capabilities.add', c.linuxParameters?.capabilities?.add, OPTION_COUNTS.capabilities);
   count('linux_parameters.capabilities.drop', c.linuxParameters?.capabilities?.drop, OPTION_COUNTS.capabilities);
   count('ulimits', c.ulimits, OPTION_COUNTS.ulimits);
@@ -82,6 +102,16 @@ export function checkOptionSizes(c: ContainerOptionsInput, at: (field: string) =
   (c.dnsSearchDomains ?? []).forEach((d, j) => long(`dns_search_domains[${j}]`, d, 253));
   (c.ulimits ?? []).forEach((u, j) => long(`ulimits[${j}].name`, u.name, 32));
   for (const side of ['add', 'drop'] as const) (c.linuxParameters?.capabilities?.[side] ?? []).forEach((name, j) => long(`linux_parameters.capabilities.${side}[${j}]`, name, 64));
+  (c.linuxParameters?.devices ?? []).forEach((d, j) => {
+    long(`linux_parameters.devices[${j}].host_path`, d.hostPath);
+    long(`linux_parameters.devices[${j}].container_path`, d.containerPath);
+    (d.permissions ?? []).forEach((p, k) => long(`linux_parameters.devices[${j}].permissions[${k}]`, p, 16));
+  });
+  (c.systemControls ?? []).forEach((s, j) => {
+    long(`system_controls[${j}].namespace`, s.namespace, 128);
+    long(`system_controls[${j}].value`, s.value, 1024);
+  });
+  (c.dockerSecurityOptions ?? []).forEach((o, j) => long(`docker_security_options[${j}]`, o, 256));
   (c.linuxParameters?.tmpfs ?? []).forEach((t, j) => {
     long(`linux_parameters.tmpfs[${j}].container_path`, t.containerPath);
     (t.mountOptions ?? []).forEach((o, k) => long(`linux_parameters.tmpfs[${j}].mount_options[${k}]`, o, 64));
@@ -114,6 +144,7 @@ export function validateContainerOptions(
   at: (field: string) => string,
   networkMode: NetworkMode | undefined,
   takenPaths: Set<string>,
+  memoryLimited: boolean,
   v: FieldViolation[],
 ): ContainerOptions {
   const options: ContainerOptions = {};
@@ -123,6 +154,12 @@ export function validateContainerOptions(
     options.stopSignal = signal ?? input.stopSignal;
   }
   if (input.linuxParameters) options.linuxParameters = validateLinuxParameters(input.linuxParameters, at, takenPaths, v);
+  if (options.linuxParameters?.maxSwapMib !== undefined && !memoryLimited) {
+    v.push({ field: at('linux_parameters.max_swap_mib'), description: 'needs memory_mib: swap is allowed on top of a memory limit' });
+  }
+  if (input.disableNetworking) options.disableNetworking = true;
+  if (input.systemControls && input.systemControls.length > 0) options.systemControls = validateSystemControls(input.systemControls, at, input.disableNetworking ? 'none' : networkMode, v);
+  if (input.dockerSecurityOptions && input.dockerSecurityOptions.length > 0) options.securityOptions = validateSecurityOptions(input.dockerSecurityOptions, at, v);
   if (input.ulimits && input.ulimits.length > 0) options.ulimits = validateUlimits(input.ulimits, at, v);
   if (input.readonlyRootFilesystem) options.readonlyRootFilesystem = true;
   const sharedNamespace = networkMode === 'task' ? 'task' : undefined;
@@ -192,7 +229,75 @@ function validateLinuxParameters(input: NonNullable<ContainerOptionsInput['linux
     });
     return { containerPath: t.containerPath, sizeMib: size, mountOptions: [...(t.mountOptions ?? [])] };
   });
-  return { ...(capabilities ? { capabilities } : {}), initProcessEnabled: input.initProcessEnabled ?? false, sharedMemorySizeMib: shm, tmpfs };
+  const devices = (input.devices ?? []).map((d, j) => {
+    const dat = (field: string) => at(`linux_parameters.devices[${j}].${field}`);
+    if (!d.hostPath.startsWith('/dev/') || d.hostPath.includes('\0') || d.hostPath.split('/').includes('..')) {
+      v.push({ field: dat('host_path'), description: `must be a path under /dev (got ${quote(d.hostPath)})` });
+    }
+    const containerPath = d.containerPath || d.hostPath;
+    if (!containerPath.startsWith('/') || containerPath === '/' || containerPath.includes('\0'))
+      v.push({ field: dat('container_path'), description: `must be an absolute path (got ${quote(containerPath)})` });
+    const permissions = (d.permissions ?? []).map((p) => p.toLowerCase());
+    permissions.forEach((p, k) => {
+      if (!(DEVICE_PERMISSIONS as readonly string[]).includes(p)) v.push({ field: dat(`permissions[${k}]`), description: `must be read, write or mknod (got ${quote(p)})` });
+    });
+    return { hostPath: d.hostPath, containerPath, permissions: (permissions.length > 0 ? [...new Set(permissions)] : [...DEVICE_PERMISSIONS]) as Device['permissions'] };
+  });
+  if (input.maxSwapMib !== undefined && (!Number.isInteger(input.maxSwapMib) || input.maxSwapMib < 0 || input.maxSwapMib > MAX_SIZE_MIB * 64)) {
+    v.push({ field: at('linux_parameters.max_swap_mib'), description: `must be between 0 and ${MAX_SIZE_MIB * 64} MiB (got ${input.maxSwapMib})` });
+  }
+  if (input.swappiness !== undefined && (!Number.isInteger(input.swappiness) || input.swappiness < 0 || input.swappiness > 100)) {
+    v.push({ field: at('linux_parameters.swappiness'), description: `must be between 0 and 100 (got ${input.swappiness})` });
+  }
+  return {
+    ...(capabilities ? { capabilities } : {}),
+    initProcessEnabled: input.initProcessEnabled ?? false,
+    sharedMemorySizeMib: shm,
+    tmpfs,
+    ...(devices.length > 0 ? { devices } : {}),
+    ...(input.maxSwapMib !== undefined ? { maxSwapMib: input.maxSwapMib } : {}),
+    ...(input.swappiness !== undefined ? { swappiness: input.swappiness } : {}),
+  };
+}
+
+/** IPC sysctls that are per IPC namespace (the others of kernel.* are host-wide). */
+const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
+const SYSCTL_NAME = /^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$/;
+
+function validateSystemControls(input: { namespace: string; value: string }[], at: (field: string) => string, networkMode: NetworkMode | undefined, v: FieldViolation[]): Record<string, string> {
+  const controls: Record<string, string> = {};
+  input.forEach((s, j) => {
+    const field = at(`system_controls[${j}].namespace`);
+    const name = s.namespace;
+    if (!SYSCTL_NAME.test(name)) v.push({ field, description: `is not a sysctl name (got ${quote(name)})` });
+    else if (name in controls) v.push({ field, description: `${name} is set twice` });
+    else if (name.startsWith('net.')) {
+      if (networkMode === 'host' || networkMode === 'task')
+        v.push({ field, description: `${name} would change a network namespace the container does not have to itself (network mode ${networkMode})` });
+    } else if (!IPC_SYSCTLS.has(name) && !name.startsWith('fs.mqueue.')) {
+      v.push({ field, description: `${name} is not namespaced: it would change the whole host` });
+    }
+    if (/[\0\n]/.test(s.value) || s.value === '') v.push({ field: at(`system_controls[${j}].value`), description: 'must be a non-empty line' });
+    controls[name] = s.value;
+  });
+  return controls;
+}
+
+/** dockerSecurityOptions, "key:value" or "key=value" (ECS writes the one, Docker the other). */
+function validateSecurityOptions(input: string[], at: (field: string) => string, v: FieldViolation[]): SecurityOptions {
+  const options: SecurityOptions = { noNewPrivileges: false, seccompUnconfined: false };
+  input.forEach((raw, j) => {
+    const field = at(`docker_security_options[${j}]`);
+    const separator = raw.search(/[:=]/);
+    const [key, value] = separator < 0 ? [raw, ''] : [raw.slice(0, separator), raw.slice(separator + 1)];
+    if (key === 'no-new-privileges' && (value === '' || value === 'true')) options.noNewPrivileges = true;
+    else if (key === 'apparmor' && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(value)) options.apparmorProfile = value;
+    else if (key === 'seccomp' && value === 'unconfined') options.seccompUnconfined = true;
+    else {
+      v.push({ field, description: `berth applies no-new-privileges, apparmor:<loaded profile> and seccomp:unconfined (got ${quote(raw)})` });
+    }
+  });
+  return options;
 }
 
 function validateUlimits(input: NonNullable<ContainerOptionsInput['ulimits']>, at: (field: string) => string, v: FieldViolation[]): Ulimit[] {

@@ -6,6 +6,8 @@ export interface SecuritySettings {
   allowPrivileged: boolean;
   allowHostPathMounts: boolean;
   allowHostNetwork: boolean;
+  allowDevices: boolean;
+  allowUnconfined: boolean;
 }
 
 /**
@@ -20,6 +22,19 @@ export function checkTaskAllowed(task: TaskDefinition, settings: SecuritySetting
   task.containers.forEach((c, i) => {
     if (c.privileged && !settings.allowPrivileged) {
       violations.push({ field: `task.containers[${i}].privileged`, setting: 'security.allowPrivileged', description: 'privileged containers are not allowed' });
+    }
+    (c.linuxParameters?.devices ?? []).forEach((d, j) => {
+      if (!settings.allowDevices) {
+        violations.push({ field: `task.containers[${i}].linux_parameters.devices[${j}]`, setting: 'security.allowDevices', description: `the host device "${d.hostPath}" is not allowed` });
+      }
+    });
+    const security = c.securityOptions;
+    if (security && (security.seccompUnconfined || security.apparmorProfile === 'unconfined') && !settings.allowUnconfined) {
+      violations.push({
+        field: `task.containers[${i}].docker_security_options`,
+        setting: 'security.allowUnconfined',
+        description: 'containers without seccomp or AppArmor confinement are not allowed',
+      });
     }
     (c.mountPoints ?? []).forEach((m, j) => {
       if (m.hostPath !== '' && !settings.allowHostPathMounts) {

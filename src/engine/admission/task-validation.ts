@@ -271,7 +271,8 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
   const containerPaths = new Set<string>();
   const mountPoints = validateMountPoints(input.mountPoints, volumes, at, containerPaths, v);
   const volumesFrom = volumesFromInput(input.volumesFrom);
-  const options = validateContainerOptions(input, at, networkMode, containerPaths, v);
+  const options = validateContainerOptions(input, at, networkMode, containerPaths, memoryMib > 0, v);
+  if (options.disableNetworking && portMappings.length > 0) v.push({ field: at('disable_networking'), description: 'a container without networking cannot map ports' });
   const credentials = input.registryCredentials;
   if (credentials && (credentials.username === '') !== (credentials.password === '')) {
     v.push({ field: at('registry_credentials'), description: 'needs both username and password' });

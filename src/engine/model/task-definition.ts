@@ -94,12 +94,34 @@ export interface TmpfsMount {
   mountOptions: string[];
 }
 
+export const DEVICE_PERMISSIONS = ['read', 'write', 'mknod'] as const;
+
+/** A host device given to a container. */
+export interface Device {
+  hostPath: string;
+  containerPath: string;
+  permissions: (typeof DEVICE_PERMISSIONS)[number][];
+}
+
 export interface LinuxParameters {
   capabilities?: KernelCapabilities;
   initProcessEnabled: boolean;
   /** 0 for the default (64 MiB). */
   sharedMemorySizeMib: number;
   tmpfs: TmpfsMount[];
+  /** Absent in definitions saved before devices existed. */
+  devices?: Device[];
+  /** Swap on top of the memory limit; undefined for the runtime's default. */
+  maxSwapMib?: number;
+  swappiness?: number;
+}
+
+/** dockerSecurityOptions, understood. */
+export interface SecurityOptions {
+  noNewPrivileges: boolean;
+  /** A profile loaded on the host, or "unconfined". */
+  apparmorProfile?: string;
+  seccompUnconfined: boolean;
 }
 
 export const ULIMIT_NAMES = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'] as const;
@@ -132,6 +154,11 @@ export interface ContainerOptions {
   dnsServers?: string[];
   dnsSearchDomains?: string[];
   volumesFrom?: VolumeFrom[];
+  /** Namespaced sysctls, by name. */
+  systemControls?: Record<string, string>;
+  securityOptions?: SecurityOptions;
+  /** A namespace of its own with loopback only. */
+  disableNetworking?: boolean;
 }
 
 export interface ContainerDefinition extends ContainerOptions {

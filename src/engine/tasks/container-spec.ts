@@ -7,6 +7,7 @@ import type { ContainerDefinition, TaskDefinition, Ulimit } from '../model/task-
 import { capabilitySet } from '../../runtime/capabilities.js';
 
 const MIB = 1024 * 1024;
+const DEVICE_ACCESS = { read: 'r', write: 'w', mknod: 'm' } as const;
 
 /** The runtime-neutral spec of a task's container. Berth's labels are written last, so they win. */
 export interface SpecInputs {
@@ -49,9 +50,10 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     cpuShares: container.cpuUnits,
     memoryBytes: container.memoryMib * MIB,
     memoryReservationBytes: container.memoryReservationMib * MIB,
-    network: inputs.network?.network ?? (task.networkMode === 'task' ? 'none' : task.networkMode),
-    networkContainer: inputs.network?.networkContainer,
-    ports: inputs.network ? [] : container.portMappings.map((p, i) => ({ ...p, hostPort: inputs.hostPorts[i] ?? p.hostPort })),
+    // disable_networking: a namespace of the container's own with loopback only, whatever the task's mode.
+    network: container.disableNetworking ? 'none' : (inputs.network?.network ?? (task.networkMode === 'task' ? 'none' : task.networkMode)),
+    networkContainer: container.disableNetworking ? undefined : inputs.network?.networkContainer,
+    ports: inputs.network || container.disableNetworking ? [] : container.portMappings.map((p, i) => ({ ...p, hostPort: inputs.hostPorts[i] ?? p.hostPort })),
     pidsLimit: container.pidsLimit || inputs.defaultPidsLimit,
     gpuIds: [...inputs.gpuIds],
     ...containerMounts(agentId, task, container),
@@ -77,6 +79,13 @@ function optionsSpec(container: ContainerDefinition, defaultUlimits: Ulimit[]): 
     extraHosts: container.extraHosts?.length ? container.extraHosts.map((h) => ({ ...h })) : undefined,
     dnsServers: container.dnsServers?.length ? [...container.dnsServers] : undefined,
     dnsSearchDomains: container.dnsSearchDomains?.length ? [...container.dnsSearchDomains] : undefined,
+    devices: linux?.devices?.map((d) => ({ hostPath: d.hostPath, containerPath: d.containerPath, access: d.permissions.map((p) => DEVICE_ACCESS[p]).join('') })),
+    swapBytes: linux?.maxSwapMib !== undefined ? linux.maxSwapMib * MIB : undefined,
+    swappiness: linux?.swappiness,
+    sysctls: container.systemControls ? { ...container.systemControls } : undefined,
+    noNewPrivileges: container.securityOptions?.noNewPrivileges || undefined,
+    apparmorProfile: container.securityOptions?.apparmorProfile,
+    seccompUnconfined: container.securityOptions?.seccompUnconfined || undefined,
   };
 }
 

@@ -43,7 +43,7 @@ import { ContainerdClient, containerdError } from './containerd-client.js';
 import { runtimeEventsOf, type EventEnvelope } from './containerd-events.js';
 import { ImagePuller, SNAPSHOTTER } from './image-puller.js';
 import { ImageStore, type LocalImage } from './image-store.js';
-import { parseSpec, runtimeSpec, specJson, type VolumeBind } from './oci-spec.js';
+import { parseSpec, runtimeSpec, specJson, type DeviceNode, type VolumeBind } from './oci-spec.js';
 import { copyImageContent, LocalVolumes } from './local-volumes.js';
 import { withMountedSnapshot } from './rootfs-mount.js';
 import { hostsFile, resolvConf } from './etc-files.js';
@@ -357,6 +357,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       await writeFile(files.hostname, `${hostname}\n`);
       await writeFile(files.resolvConf, resolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''), spec.dnsServers, spec.dnsSearchDomains));
       const volumeBinds = await this.volumeBinds(spec, image, mounts, dir, operation);
+      const devices = await Promise.all((spec.devices ?? []).map((d) => deviceNode(d, operation)));
       const initBinary = this.options.initBinary ?? DEFAULT_INIT_BINARY;
       if (
         spec.init &&
@@ -378,6 +379,7 @@ export class ContainerdRuntime implements ContainerRuntime {
         apparmorProfile: this.options.apparmorProfile,
         initBinary,
         volumeBinds,
+        devices,
       });
       const labels: Record<string, string> = { ...spec.labels, [NAME_LABEL]: spec.name, [LOG_FILE_LABEL]: join(dir, LOG_FILE_NAME) };
       const stopSignal = spec.stopSignal ?? image.config.config?.StopSignal;
@@ -702,4 +704,17 @@ export class ContainerdRuntime implements ContainerRuntime {
       if (!signal.aborted) throw new RuntimeError('unavailable', operation, 'the event stream ended');
     })();
   }
+}
+
+/** A host device as the spec wants it: its type and numbers, read from the host. */
+async function deviceNode(device: NonNullable<ContainerSpec['devices']>[number], operation: string): Promise<DeviceNode> {
+  const info = await stat(device.hostPath).catch((error: NodeJS.ErrnoException) => {
+    throw new RuntimeError('invalid', operation, `device ${device.hostPath}: ${error.code === 'ENOENT' ? 'not on this host' : error.message}`);
+  });
+  if (!info.isCharacterDevice() && !info.isBlockDevice()) throw new RuntimeError('invalid', operation, `${device.hostPath} is not a device`);
+  // Linux's dev_t: the major number in bits 8-19 (and 32-43), the minor in bits 0-7 and 20-31.
+  const rdev = BigInt(info.rdev);
+  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n));
+  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n));
+  return { containerPath: device.containerPath, type: info.isCharacterDevice() ? 'c' : 'b', major, minor, fileMode: info.mode & 0o7777, uid: info.uid, gid: info.gid, access: device.access };
 }

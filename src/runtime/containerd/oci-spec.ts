@@ -32,6 +32,20 @@ export interface RuntimeSpecInput {
   initBinary?: string;
   /** The container's volumes, as the host directories to bind. */
   volumeBinds?: VolumeBind[];
+  /** The spec's devices, as the host has them. */
+  devices?: DeviceNode[];
+}
+
+/** A host device as the OCI spec creates it in the container and allows it in the device cgroup. */
+export interface DeviceNode {
+  containerPath: string;
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+  fileMode: number;
+  uid: number;
+  gid: number;
+  access: string;
 }
 
 /** A volume's host directory and where the container sees it. */
@@ -147,16 +161,21 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
       ? [{ allow: true, access: 'rwm' }]
       : [{ allow: false, access: 'rwm' }, ...ALLOWED_DEVICES.map(([major, minor]) => ({ allow: true, type: 'c', major, ...(minor === null ? {} : { minor }), access: 'rwm' }))],
   };
-  if (spec.memoryBytes > 0 || spec.memoryReservationBytes > 0) {
+  const devices = input.devices ?? [];
+  if (!privileged) (resources.devices as object[]).push(...devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access })));
+  if (spec.memoryBytes > 0 || spec.memoryReservationBytes > 0 || spec.swappiness !== undefined) {
     resources.memory = {
-      ...(spec.memoryBytes > 0 ? { limit: spec.memoryBytes, swap: spec.memoryBytes } : {}),
+      // As Docker: swap (memory and swap together) is twice the limit unless the spec says how much.
+      ...(spec.memoryBytes > 0 ? { limit: spec.memoryBytes, swap: spec.memoryBytes + (spec.swapBytes ?? spec.memoryBytes) } : {}),
       ...(spec.memoryReservationBytes > 0 ? { reservation: spec.memoryReservationBytes } : {}),
+      ...(spec.swappiness !== undefined ? { swappiness: spec.swappiness } : {}),
     };
   }
   if (spec.cpuShares > 0) resources.cpu = { shares: Math.max(2, spec.cpuShares) };
   if (spec.pidsLimit && spec.pidsLimit > 0) resources.pids = { limit: spec.pidsLimit };
   const bind = (destination: string, source: string) => ({ destination, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
   const args = processArgs(spec, image);
+  const apparmorProfile = spec.apparmorProfile ?? input.apparmorProfile;
   const rlimit = (value: number) => (value === -1 ? UNLIMITED : value);
   return {
     ociVersion: '1.0.2',
@@ -169,8 +188,9 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
       capabilities: { bounding: capabilities, effective: capabilities, permitted: capabilities },
       // None set: the runtime's own limits are inherited, as on Docker.
       rlimits: (spec.ulimits ?? []).map((u) => ({ type: `RLIMIT_${u.name.toUpperCase()}`, soft: rlimit(u.soft), hard: rlimit(u.hard) })),
-      noNewPrivileges: !privileged,
-      ...(!privileged && input.apparmorProfile ? { apparmorProfile: input.apparmorProfile } : {}),
+      // Off unless asked for, as on Docker.
+      noNewPrivileges: spec.noNewPrivileges === true,
+      ...(!privileged && apparmorProfile && apparmorProfile !== 'unconfined' ? { apparmorProfile } : {}),
     },
     root: { path: 'rootfs', readonly: spec.readonlyRootfs === true },
     hostname: spec.network === 'host' ? undefined : (spec.hostname ?? input.id.slice(0, 63)),
@@ -199,7 +219,9 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
       maskedPaths: privileged ? [] : MASKED_PATHS,
       readonlyPaths: privileged ? [] : READONLY_PATHS,
       // As Docker: a privileged container runs without a filter.
-      ...(privileged ? {} : { seccomp: defaultSeccompProfile() }),
+      ...(privileged || spec.seccompUnconfined ? {} : { seccomp: defaultSeccompProfile() }),
+      ...(spec.sysctls ? { sysctl: { ...spec.sysctls } } : {}),
+      devices: devices.map((d) => ({ path: d.containerPath, type: d.type, major: d.major, minor: d.minor, fileMode: d.fileMode, uid: d.uid, gid: d.gid })),
     },
   };
 }

@@ -271,7 +271,6 @@ export class DockerRuntime implements ContainerRuntime {
           Memory: spec.memoryBytes || undefined,
           MemoryReservation: spec.memoryReservationBytes || undefined,
           PidsLimit: spec.pidsLimit || undefined,
-          ...(spec.privileged ? privilegedSettings() : {}),
           // Mounts (not Binds): a missing host path is an error, not a directory Docker creates.
           // Volumes get a copy of the image's files at their path while they are empty (Docker's default).
           Mounts: mountsOf(spec),
@@ -542,7 +541,8 @@ export class DockerRuntime implements ContainerRuntime {
 
 /** HostConfig settings of the container options beyond the core (see ContainerSpec). */
 function optionSettings(spec: ContainerSpec): Record<string, unknown> {
-  return {
+  const privileged = spec.privileged ? privilegedSettings() : {};
+  const options: Record<string, unknown> = {
     // The exact set: Docker's defaults dropped, the computed set added.
     ...(spec.capabilities && !spec.privileged ? { CapDrop: ['ALL'], CapAdd: spec.capabilities } : {}),
     Init: spec.init,
@@ -553,7 +553,18 @@ function optionSettings(spec: ContainerSpec): Record<string, unknown> {
     ExtraHosts: spec.extraHosts?.map((h) => `${h.hostname}:${h.ipAddress}`),
     Dns: spec.dnsServers,
     DnsSearch: spec.dnsSearchDomains,
+    Devices: spec.devices?.map((d) => ({ PathOnHost: d.hostPath, PathInContainer: d.containerPath, CgroupPermissions: d.access })),
+    // Docker's MemorySwap is memory and swap together.
+    MemorySwap: spec.swapBytes !== undefined && spec.memoryBytes > 0 ? spec.memoryBytes + spec.swapBytes : undefined,
+    MemorySwappiness: spec.swappiness,
+    Sysctls: spec.sysctls,
   };
+  const security = [...((privileged.SecurityOpt as string[] | undefined) ?? []), ...securityOptions(spec)];
+  return { ...options, ...privileged, SecurityOpt: security.length > 0 ? security : undefined };
+}
+
+function securityOptions(spec: ContainerSpec): string[] {
+  return [...(spec.noNewPrivileges ? ['no-new-privileges'] : []), ...(spec.apparmorProfile ? [`apparmor=${spec.apparmorProfile}`] : []), ...(spec.seccompUnconfined ? ['seccomp=unconfined'] : [])];
 }
 
 function mountsOf(spec: ContainerSpec): object[] | undefined {
