@@ -23,6 +23,12 @@ export interface EcsConversion {
   definition: TaskDefinition;
   /** Fields berth does not apply, each with its path and why: shown to the user, never dropped silently. */
   warnings: string[];
+  /**
+   * The fields of `warnings` whose loss changes what a container does (its secrets, its
+   * environment files, where its logs go, the data of a volume berth cannot mount…): `berthctl
+   * run` refuses them unless told to run without them.
+   */
+  changesBehaviour: string[];
   /** Fields whose values cannot be used at all. */
   problems: string[];
 }
@@ -65,6 +71,23 @@ const NOT_APPLIED: Record<string, string> = {
   containerPortRange: 'port ranges are not supported',
   // linux parameters
 };
+
+/** Fields whose loss changes what the container does; the others left out are AWS's own (IAM, metadata, Service Connect, FireLens, App Mesh). */
+const CHANGES_BEHAVIOUR = new Set([
+  'secrets',
+  'environmentFiles',
+  'logConfiguration',
+  'repositoryCredentials',
+  'links',
+  'interactive',
+  'pseudoTerminal',
+  'credentialSpecs',
+  'containerPortRange',
+  'pidMode',
+  'ipcMode',
+  'ephemeralStorage',
+  'inferenceAccelerators',
+]);
 
 const TASK_FIELDS = new Set(['family', 'revision', 'networkMode', 'containerDefinitions', 'cpu', 'memory', 'volumes']);
 const CONTAINER_FIELDS = new Set([
@@ -145,8 +168,18 @@ const CONDITIONS: Record<string, DependencyCondition> = {
 export function convertEcsTaskDefinition(document: Json): EcsConversion {
   const ecs = (Array.isArray(document.containerDefinitions) ? document : document.taskDefinition) as Json;
   const warnings: string[] = [];
+  const changesBehaviour: string[] = [];
+  /** A field left out whose loss changes what the container does. */
+  const lost = (text: string) => {
+    warnings.push(text);
+    changesBehaviour.push(text);
+  };
   const problems: string[] = [];
-  const notApplied = (path: string, key: string) => warnings.push(`${path}: not applied (${NOT_APPLIED[key] || 'not supported by berth'})`);
+  const notApplied = (path: string, key: string) => {
+    const text = `${path}: not applied (${NOT_APPLIED[key] || 'not supported by berth'})`;
+    if (CHANGES_BEHAVIOUR.has(key)) lost(text);
+    else warnings.push(text);
+  };
   const number = (path: string, value: unknown): number | undefined => {
     if (value === undefined || value === null) return undefined;
     const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) ? Number(value) : Number.NaN;
@@ -164,8 +197,8 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
     const unsupported = Object.keys(volume).filter((key) => !['name', 'host', 'dockerVolumeConfiguration'].includes(key));
     if (unsupported.length > 0) {
       for (const key of unsupported)
-        warnings.push(`volumes[${i}].${key}: not applied (${key === 'configuredAtLaunch' ? 'volumes configured at launch are not supported' : 'only host and Docker volumes are supported'})`);
-      warnings.push(`volumes[${i}] ("${name}"): not applied (only host and Docker volumes are supported)`);
+        lost(`volumes[${i}].${key}: not applied (${key === 'configuredAtLaunch' ? 'volumes configured at launch are not supported' : 'only host and Docker volumes are supported'})`);
+      lost(`volumes[${i}] ("${name}"): not applied (only host and Docker volumes are supported)`);
       return;
     }
     const host = volume.host as Json | undefined;
@@ -303,7 +336,7 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
     (Array.isArray(c.mountPoints) ? (c.mountPoints as Json[]) : []).forEach((m, j) => {
       const source = String(m.sourceVolume ?? '');
       if (!volumeNames.has(source)) {
-        warnings.push(`${path}.mountPoints[${j}]: not applied (volume "${source}" is not one berth applies)`);
+        lost(`${path}.mountPoints[${j}]: not applied (volume "${source}" is not one berth applies)`);
         return;
       }
       container.mountPoints.push({ hostPath: '', sourceVolume: source, containerPath: String(m.containerPath ?? ''), readOnly: m.readOnly === true });
@@ -311,7 +344,7 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
     container.volumesFrom = (Array.isArray(c.volumesFrom) ? (c.volumesFrom as Json[]) : []).map((f) => ({ sourceContainer: String(f.sourceContainer ?? ''), readOnly: f.readOnly === true }));
     (Array.isArray(c.resourceRequirements) ? (c.resourceRequirements as Json[]) : []).forEach((r, j) => {
       if (r.type === 'GPU') container.gpuCount = number(`${path}.resourceRequirements[${j}].value`, r.value) ?? 0;
-      else warnings.push(`${path}.resourceRequirements[${j}]: not applied (${String(r.type)} is not supported)`);
+      else lost(`${path}.resourceRequirements[${j}]: not applied (${String(r.type)} is not supported)`);
     });
     return container;
   }
@@ -323,6 +356,7 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
   return {
     definition: { id: '', family: String(ecs.family ?? ''), revision: number('revision', ecs.revision) ?? 0, networkMode, containers, cpuUnits: cpu ?? 0, memoryMib: memory ?? 0, volumes },
     warnings,
+    changesBehaviour,
     problems,
   };
 }

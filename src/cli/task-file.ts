@@ -21,6 +21,8 @@ export interface LoadedTask {
   format: 'berth' | 'ecs';
   /** Fields of an ECS task definition that berth does not apply, each with why. */
   warnings: string[];
+  /** Those of `warnings` whose loss changes what a container does. */
+  changesBehaviour: string[];
 }
 
 type FieldKind = 'string' | 'number' | 'boolean' | 'strings' | 'numbers' | 'map' | 'duration' | { message: string; repeated?: boolean } | { enum: string; values: object };
@@ -174,15 +176,15 @@ export function loadTaskFile(file: string, text: string, id?: string): LoadedTas
     throw new TaskFileError(file, [`not valid JSON or YAML: ${(error as Error).message}`]);
   }
   if (isEcsTaskDefinition(document)) {
-    const { definition, warnings, problems } = convertEcsTaskDefinition(document);
+    const { definition, warnings, changesBehaviour, problems } = convertEcsTaskDefinition(document);
     if (problems.length > 0) throw new TaskFileError(file, problems);
     definition.id = id || newTaskId(definition.family);
-    return { definition, format: 'ecs', warnings };
+    return { definition, format: 'ecs', warnings, changesBehaviour };
   }
   const problems: string[] = [];
   const normalized = normalize(document, 'task', '', problems);
   if (problems.length > 0) throw new TaskFileError(file, problems);
   const definition = TaskDefinition.fromJSON(normalized);
   definition.id = id || definition.id || newTaskId(definition.family);
-  return { definition, format: 'berth', warnings: [] };
+  return { definition, format: 'berth', warnings: [], changesBehaviour: [] };
 }

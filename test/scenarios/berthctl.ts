@@ -89,10 +89,21 @@ export function berthctlScenarios(kind: RuntimeKind): void {
       assert.match(execStopped.stderr, /not RUNNING/);
     });
 
-    it('runs an ECS web service with a sidecar: warns of the fields it does not apply, maps the port, waits for health', async () => {
-      const run = await ctl('run', '-f', taskFile('ecs-web-with-sidecar.json'), '--id', 'shop-1', '--wait');
+    it('runs an ECS web service with a sidecar: refuses to drop its log configuration unless told, warns of the fields it does not apply, maps the port, waits for health', async () => {
+      const refused = await ctl('run', '-f', taskFile('ecs-web-with-sidecar.json'), '--id', 'shop-1');
+      assert.equal(refused.code, 2);
+      assert.match(
+        refused.stderr,
+        /refused: without 1 field of this ECS task definition its containers would not do what it says:\n {2}containerDefinitions\[0\]\.logConfiguration: not applied[^\n]*\nrun it without them anyway with --allow-unapplied/,
+      );
+      const strict = await ctl('run', '-f', taskFile('ecs-web-with-sidecar.json'), '--id', 'shop-1', '--strict');
+      assert.equal(strict.code, 2);
+      assert.match(strict.stderr, /refused \(--strict\): berth would not apply 5 fields/);
+      assert.match(strict.stderr, /executionRoleArn: not applied/);
+      assert.equal((await ctl('ps', '-a')).stdout.includes('shop-1'), false, 'nothing was sent');
+      const run = await ctl('run', '-f', taskFile('ecs-web-with-sidecar.json'), '--id', 'shop-1', '--wait', '--allow-unapplied');
       assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stderr, /^warning: berth does not apply 6 fields of this ECS task definition:$/m);
+      assert.match(run.stderr, /^warning: berth does not apply 5 fields of this ECS task definition:$/m);
       assert.match(run.stderr, /^ {2}containerDefinitions\[0\]\.logConfiguration: not applied \(the runtime keeps the logs; read them with `berthctl logs`\)$/m);
       assert.match(run.stderr, /^ {2}executionRoleArn: not applied/m);
       const json = JSON.parse((await ctl('describe', 'shop-1', '-o', 'json')).stdout) as { containers: { name: string; portBindings?: { hostPort: number }[] }[] };
@@ -108,7 +119,7 @@ export function berthctlScenarios(kind: RuntimeKind): void {
     });
 
     it('runs an ECS awsvpc task in its own network namespace: the containers reach each other on localhost', async () => {
-      const run = await ctl('run', '-f', taskFile('ecs-awsvpc-api.json'), '--id', 'orders-1', '--wait');
+      const run = await ctl('run', '-f', taskFile('ecs-awsvpc-api.json'), '--id', 'orders-1', '--wait', '--allow-unapplied');
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stderr, /containerDefinitions\[0\]\.secrets: not applied \(secrets from Secrets Manager or SSM are not supported/);
       // The probe loops until it has fetched the api's page over localhost, then exits 0.
@@ -129,7 +140,7 @@ export function berthctlScenarios(kind: RuntimeKind): void {
       watch.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
       const closed = new Promise<number>((resolve) => watch.on('close', (code) => resolve(code ?? -1)));
       await waitForOutput(watch, /no tasks\n/);
-      const run = await ctl('run', '-f', taskFile('ecs-described-batch-job.json'), '--id', 'report-1');
+      const run = await ctl('run', '-f', taskFile('ecs-described-batch-job.json'), '--id', 'report-1', '--allow-unapplied');
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stderr, /volumes\[1\] \("shared"\): not applied/);
       assert.equal(await closed, 0, 'watch --until-stopped ends when the task has stopped');

@@ -31,7 +31,7 @@ describe('berthctl task files', () => {
     assert.equal(web!.essential, true);
     assert.equal(router!.essential, false);
     assert.deepEqual(router!.dependsOn, [{ containerName: 'web', condition: DependencyCondition.DEPENDENCY_CONDITION_HEALTHY }]);
-    assert.deepEqual(router!.ulimits, [{ name: 'nofile', softLimit: 65536, hardLimit: 65536 }]);
+    assert.deepEqual(router!.ulimits, [{ name: 'nofile', softLimit: 8192, hardLimit: 8192 }]);
     const fields = warnings.map((w) => w.split(':')[0]);
     assert.deepEqual(fields.sort(), [
       'containerDefinitions[0].logConfiguration',

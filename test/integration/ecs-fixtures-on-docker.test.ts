@@ -1,0 +1,3 @@
+import { ecsFixtureScenarios } from '../scenarios/ecs-fixtures.js';
+
+ecsFixtureScenarios('docker');
