@@ -68,7 +68,6 @@ const NOT_APPLIED: Record<string, string> = {
   // port mappings
   name: 'port names serve Service Connect, which berth does not have',
   appProtocol: 'Service Connect is not supported',
-  containerPortRange: 'port ranges are not supported',
   // linux parameters
 };
 
@@ -82,7 +81,6 @@ const CHANGES_BEHAVIOUR = new Set([
   'interactive',
   'pseudoTerminal',
   'credentialSpecs',
-  'containerPortRange',
   'pidMode',
   'ipcMode',
   'ephemeralStorage',
@@ -296,8 +294,8 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
     }
     (Array.isArray(c.portMappings) ? (c.portMappings as Json[]) : []).forEach((p, j) => {
       const at = `${path}.portMappings[${j}]`;
-      for (const key of Object.keys(p)) if (!['containerPort', 'hostPort', 'protocol'].includes(key)) notApplied(`${at}.${key}`, key);
-      if (p.containerPort === undefined) return;
+      for (const key of Object.keys(p)) if (!['containerPort', 'hostPort', 'protocol', 'containerPortRange'].includes(key)) notApplied(`${at}.${key}`, key);
+      if (p.containerPort === undefined && p.containerPortRange === undefined) return;
       const protocol = String(p.protocol ?? 'tcp').toLowerCase();
       if (protocol !== 'tcp' && protocol !== 'udp') problems.push(`${at}.protocol: must be tcp or udp (got ${JSON.stringify(p.protocol)})`);
       container.portMappings.push({
@@ -305,6 +303,7 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
         hostPort: number(`${at}.hostPort`, p.hostPort) ?? 0,
         protocol: protocol === 'udp' ? TransportProtocol.TRANSPORT_PROTOCOL_UDP : TransportProtocol.TRANSPORT_PROTOCOL_TCP,
         hostIp: '',
+        containerPortRange: String(p.containerPortRange ?? ''),
       });
     });
     (Array.isArray(c.dependsOn) ? (c.dependsOn as Json[]) : []).forEach((d, j) => {

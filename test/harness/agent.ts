@@ -41,7 +41,7 @@ let agentCounter = 0;
  * the runtime of a runtime environment.
  */
 export async function startTestAgent(
-  target: string | (Pick<RuntimeEnvironment, 'runtimeConfig'> & Partial<Pick<RuntimeEnvironment, 'networkConfig'>>),
+  target: string | (Pick<RuntimeEnvironment, 'runtimeConfig'> & Partial<Pick<RuntimeEnvironment, 'networkConfig' | 'agentIds'>>),
   overrides: Record<string, unknown> = {},
   /** Receives every log line (JSON) of the agent, at the level of `logLevel`. */
   logs?: (line: string) => void,
@@ -69,6 +69,7 @@ export async function startTestAgent(
     network: networkSection(base.network as Record<string, unknown>, typeof target === 'string' ? undefined : target.networkConfig, overrides.network as Record<string, unknown> | undefined),
   };
   const config = compileConfig(raw as Record<string, unknown>);
+  if (typeof target !== 'string') target.agentIds?.add(config.agentId);
   const logger = logs ? pino({ level: config.logLevel }, new Writable({ write: (chunk: Buffer, _encoding, done) => (logs(chunk.toString('utf8')), done()) })) : pino({ level: config.logLevel });
   const agent = await startAgent(config, logger);
   const client = new TaskServiceClient(`unix://${socketPath}`, credentials.createInsecure());

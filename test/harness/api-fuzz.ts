@@ -73,7 +73,7 @@ export function validDefinition(
             environment,
             labels,
             essential: i === 0 ? undefined : false,
-            portMappings: withPort && i === 0 ? [{ containerPort: port, hostPort: 0, protocol: TransportProtocol.TRANSPORT_PROTOCOL_TCP, hostIp: '' }] : [],
+            portMappings: withPort && i === 0 ? [{ containerPort: port, hostPort: 0, protocol: TransportProtocol.TRANSPORT_PROTOCOL_TCP, hostIp: '', containerPortRange: '' }] : [],
             ...extra,
           }),
         ),
@@ -102,7 +102,9 @@ export function mutatedDefinition(image: string, idPrefix: string): fc.Arbitrary
     anyInt.map((v) => (t) => void (t.containers[0]!.pidsLimit = v)),
     fc.integer({ min: 0, max: 2 ** 32 - 1 }).map((v) => (t) => void (t.containers[0]!.gpuCount = v)),
     fc
-      .array(fc.record({ containerPort: fc.integer({ min: 0, max: 70_000 }), hostPort: fc.integer({ min: 0, max: 70_000 }), protocol: anyEnum, hostIp: anyString }), { maxLength: 4 })
+      .array(fc.record({ containerPort: fc.integer({ min: 0, max: 70_000 }), hostPort: fc.integer({ min: 0, max: 70_000 }), protocol: anyEnum, hostIp: anyString, containerPortRange: anyString }), {
+        maxLength: 4,
+      })
       .map((v) => (t) => void (t.containers[0]!.portMappings = v)),
     fc.array(fc.record({ containerName: anyString, condition: anyEnum }), { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.dependsOn = v)),
     fc

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -74,9 +74,32 @@ export function createTestNetwork(options: { plugins?: (defaults: Record<string,
     },
     remove() {
       if (existsSync(`/sys/class/net/${bridge}`)) execFileSync('ip', ['link', 'delete', bridge]);
+      removeNatRules(name);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Deletes the NAT rules the plugins left for network `name` (a test that failed before its task
+ * stopped leaves them) and the chains they jump to: a stale DNAT of a host port would send the
+ * next test's traffic on that port to an address nobody has.
+ */
+function removeNatRules(name: string): void {
+  const rules = execFileSync('iptables', ['-t', 'nat', '-S'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((rule) => rule.startsWith('-A ') && rule.includes(`name: \\"${name}\\"`));
+  const chains = new Set<string>();
+  for (const rule of rules) {
+    const target = / -j (CNI-[A-Za-z0-9-]+)/.exec(rule)?.[1];
+    if (target && !['CNI-HOSTPORT-SETMARK', 'CNI-HOSTPORT-MASQ', 'CNI-HOSTPORT-DNAT'].includes(target)) chains.add(target);
+    // -S prints each rule as a shell would quote it: deleted through sh, as it was printed.
+    spawnSync('sh', ['-c', `iptables -t nat ${rule.replace(/^-A /, '-D ')}`], { stdio: 'ignore' });
+  }
+  for (const chain of chains) {
+    spawnSync('iptables', ['-t', 'nat', '-F', chain], { stdio: 'ignore' });
+    spawnSync('iptables', ['-t', 'nat', '-X', chain], { stdio: 'ignore' });
+  }
 }
 
 /** A network namespace made with `ip netns add`, for tests of the invoker without a container. */

@@ -1,3 +1,4 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +39,8 @@ export interface RuntimeEnvironment {
   networkConfig: { pauseImage: string; cni: Record<string, unknown> };
   /** An adapter on the same daemon, for asserting what exists there. */
   runtime: ContainerRuntime;
+  /** The ids of the test agents started on this environment (see startTestAgent): their task namespaces are removed with it. */
+  agentIds: Set<string>;
   /** The private dockerd (kind docker only), for tests that talk to it directly. */
   docker?: TestDockerDaemon;
   /** Ends the daemon with `signal` (an outage); `resume` starts it again on the same state. */
@@ -68,6 +71,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind, o
     const slash = reference.indexOf('/');
     return `${pullAddress.get(reference.slice(0, slash)) ?? reference.slice(0, slash)}${reference.slice(slash)}`;
   };
+  const agentIds = new Set<string>();
   let docker: TestDockerDaemon | undefined;
   let containerd: TestContainerdDaemon | undefined;
   let runtime: ContainerRuntime & { close?(): void };
@@ -112,6 +116,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind, o
       credentials: { username: registry.username, password: registry.password },
       runtimeConfig,
       runtime,
+      agentIds,
       docker,
       pauseImage,
       network,
@@ -127,6 +132,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind, o
         for (const forwarder of forwarders) await forwarder.close();
         await registry.stop();
         await publicRegistry.stop();
+        removeAgentNamespaces(agentIds);
         network?.remove();
         rmSync(dir, { recursive: true, force: true });
       },
@@ -140,4 +146,18 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind, o
     await publicRegistry.stop();
     throw error;
   }
+}
+
+/**
+ * Deletes the network namespaces (`berth-<agent id>-<task>`) of the given agents: a test that
+ * failed before its task stopped leaves its namespace behind, as an agent that stops leaves its
+ * tasks running.
+ */
+function removeAgentNamespaces(agentIds: Set<string>): void {
+  if (agentIds.size === 0) return;
+  const names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => line.split(' ')[0] ?? '')
+    .filter((name) => [...agentIds].some((id) => name.startsWith(`berth-${id}-`)));
+  for (const name of names) spawnSync('ip', ['netns', 'delete', name], { stdio: 'ignore' });
 }

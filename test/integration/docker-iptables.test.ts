@@ -53,7 +53,7 @@ describe('bridge mode on a dockerd that manages its own iptables rules', () => {
             container('web', env.image, {
               registryCredentials: env.credentials,
               command: ['httpd', '-f', '-p', '8080', '-h', '/www'],
-              portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '' }],
+              portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '', containerPortRange: '' }],
             }),
           ],
           { networkMode: NetworkMode.NETWORK_MODE_BRIDGE },

@@ -103,13 +103,16 @@ describe('the gRPC API, starting while Docker is down', () => {
     { name: 'an empty image', definition: () => task(taskId('noimage'), [container('a', ' ')]), field: 'task.containers[0].image', description: /is not an image reference/ },
     {
       name: 'an invalid port',
-      definition: () => task(taskId('port'), [container('a', image, { portMappings: [{ containerPort: 70000, hostPort: 0, protocol: 0, hostIp: '' }] })], { networkMode: 3 }),
+      definition: () => task(taskId('port'), [container('a', image, { portMappings: [{ containerPort: 70000, hostPort: 0, protocol: 0, hostIp: '', containerPortRange: '' }] })], { networkMode: 3 }),
       field: 'task.containers[0].port_mappings[0].container_port',
       description: /between 1 and 65535/,
     },
     {
       name: 'an invalid protocol',
-      definition: () => task(taskId('proto'), [container('a', image, { portMappings: [{ containerPort: 80, hostPort: 0, protocol: 9 as TransportProtocol, hostIp: '' }] })], { networkMode: 3 }),
+      definition: () =>
+        task(taskId('proto'), [container('a', image, { portMappings: [{ containerPort: 80, hostPort: 0, protocol: 9 as TransportProtocol, hostIp: '', containerPortRange: '' }] })], {
+          networkMode: 3,
+        }),
       field: 'task.containers[0].port_mappings[0].protocol',
       description: /must be tcp or udp/,
     },

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { loadTaskFile } from '../../src/cli/task-file.js';
 import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
-import { is, taskId, TaskStatus } from '../harness/task-builders.js';
+import { is, NetworkMode, taskId, TaskStatus } from '../harness/task-builders.js';
 
 const FIXTURES = new URL('../fixtures/ecs/', import.meta.url);
 /** The label of a container whose fixture checks it from inside while it runs (a shell script). */
@@ -62,6 +62,12 @@ export function ecsFixtureScenarios(kind: RuntimeKind): void {
             assert.equal(task?.containers.find((s) => s.name === c.name)?.exitCode, 0, `${c.name}: ${reasons}`);
           }
           return;
+        }
+        // Every port mapping (each port of a range) has a host port of its own.
+        for (const c of definition.containers.filter((c) => definition.networkMode !== NetworkMode.NETWORK_MODE_NONE && c.portMappings.length > 0)) {
+          const expected = c.portMappings.reduce((n, p) => n + (p.containerPortRange ? Number(p.containerPortRange.split('-')[1]) - Number(p.containerPortRange.split('-')[0]) + 1 : 1), 0);
+          const bindings: { hostPort: number }[] = task?.containers.find((s) => s.name === c.name)?.portBindings ?? [];
+          assert.equal(new Set(bindings.map((b) => b.hostPort)).size, expected, `${c.name}: ${JSON.stringify(bindings)}`);
         }
         for (const c of checked) {
           // Polls for 5 s at most: what it checks may still be starting (a server, a health check).

@@ -49,7 +49,7 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
       let hostPort = await freeLoopbackPort();
       for (let i = 0; i < 10 && hostPort >= 40100 && hostPort <= 40199; i++) hostPort = await freeLoopbackPort();
       const containerPort = bridge ? 8080 : hostPort;
-      const port = { containerPort, hostPort: bridge ? hostPort : 0, protocol: 0, hostIp: '127.0.0.1' };
+      const port = { containerPort, hostPort: bridge ? hostPort : 0, protocol: 0, hostIp: '127.0.0.1', containerPortRange: '' };
       const web = () => sleeper({ command: ['httpd', '-f', '-p', String(containerPort), '-h', '/www'], portMappings: [port] });
       const networkMode = bridge ? NetworkMode.NETWORK_MODE_BRIDGE : NetworkMode.NETWORK_MODE_HOST;
       await watching(agent.client, { taskIds: [first, second] }, async (watch) => {
@@ -161,7 +161,7 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
                   container('web', env.image, {
                     ...creds(),
                     command: ['sh', '-c', `echo ${id} > /www/id; exec httpd -f -p 8080 -h /www`],
-                    portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '127.0.0.1' }],
+                    portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '127.0.0.1', containerPortRange: '' }],
                   }),
                 ],
                 { networkMode: NetworkMode.NETWORK_MODE_BRIDGE },

@@ -47,7 +47,11 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
           task(
             id,
             [
-              container('web', env.image, { ...creds(), command: ['httpd', '-f', '-p', '8080', '-h', '/www'], portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '' }] }),
+              container('web', env.image, {
+                ...creds(),
+                command: ['httpd', '-f', '-p', '8080', '-h', '/www'],
+                portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '', containerPortRange: '' }],
+              }),
               // Reaches the web server on localhost, then exits 0; not essential, so the task goes on.
               container('client', env.image, {
                 ...creds(),

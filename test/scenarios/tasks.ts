@@ -176,7 +176,13 @@ export function taskScenarios(kind: RuntimeKind): void {
         await run(
           task(
             id,
-            [container('web', env.image, { ...creds(), command: ['httpd', '-f', '-p', '8080', '-h', '/www'], portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '127.0.0.1' }] })],
+            [
+              container('web', env.image, {
+                ...creds(),
+                command: ['httpd', '-f', '-p', '8080', '-h', '/www'],
+                portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '127.0.0.1', containerPortRange: '' }],
+              }),
+            ],
             { networkMode: NetworkMode.NETWORK_MODE_BRIDGE },
           ),
         );

@@ -168,6 +168,27 @@ describe('container options: validation', () => {
     checkTaskAllowed(validateTaskDefinition(definition({ dockerSecurityOptions: ['apparmor:docker-default', 'no-new-privileges'] })), none);
   });
 
+  it('expands a container_port_range into a dynamic host port per container port, counted against the limit', () => {
+    const def = validateTaskDefinition(definition({ portMappings: [{ containerPort: 0, containerPortRange: '8000-8002', protocol: 'UDP' }] })).containers[0]!;
+    assert.deepEqual(
+      def.portMappings.map((p) => `${p.containerPort}/${p.protocol}:${p.hostPort}`),
+      ['8000/udp:0', '8001/udp:0', '8002/udp:0'],
+    );
+    assert.deepEqual(
+      fieldsRefused(
+        definition({
+          portMappings: [
+            { containerPort: 0, containerPortRange: '9000-8000' },
+            { containerPort: 80, containerPortRange: '1-2' },
+            { containerPort: 0, hostPort: 5, containerPortRange: '3-4' },
+          ],
+        }),
+      ).map((r) => r.split(':')[0]),
+      ['task.containers[0].port_mappings[0].container_port_range', 'task.containers[0].port_mappings[1].container_port_range', 'task.containers[0].port_mappings[2].host_port'],
+    );
+    assert.match(fieldsRefused(definition({ portMappings: [{ containerPort: 0, containerPortRange: '1000-60000' }] }))[0]!, /port_mappings: must have at most 100 port mappings/);
+  });
+
   it('counts the repeated fields before reading them', () => {
     const refused = fieldsRefused(definition({ dnsServers: ['1.1.1.1', '1.0.0.1', '8.8.8.8', '8.8.4.4'], extraHosts: Array.from({ length: 101 }, () => ({ hostname: 'x', ipAddress: 'bad' })) }));
     assert.deepEqual(refused, ['task.containers[0].extra_hosts: must have at most 100 entries', 'task.containers[0].dns_servers: must have at most 3 entries']);

@@ -38,7 +38,7 @@ export interface ContainerDefinitionInput extends ContainerOptionsInput {
   cpuUnits?: number;
   memoryMib?: number;
   memoryReservationMib?: number;
-  portMappings?: { containerPort: number; hostPort?: number; protocol?: string; hostIp?: string }[];
+  portMappings?: { containerPort: number; hostPort?: number; protocol?: string; hostIp?: string; containerPortRange?: string }[];
   essential?: boolean;
   dependsOn?: { containerName: string; condition?: string }[];
   stopTimeoutMs?: number;
@@ -126,6 +126,10 @@ function checkSizes(input: TaskDefinitionInput, limits: RequestLimits): FieldVio
   input.containers.forEach((c, i) => {
     const at = (field: string) => path.container(i, field);
     if ((c.portMappings?.length ?? 0) > limits.portMappingsPerContainer) tooMany(at('port_mappings'), 'portMappingsPerContainer', 'port mappings');
+    // A range counts as one mapping per port.
+    else if ((c.portMappings ?? []).reduce((n, p) => n + (p.containerPortRange ? (parsePortRange(p.containerPortRange)?.size ?? 1) : 1), 0) > limits.portMappingsPerContainer) {
+      tooMany(at('port_mappings'), 'portMappingsPerContainer', 'port mappings (a container_port_range counts each of its ports)');
+    }
     if ((c.mountPoints?.length ?? 0) > limits.mountPointsPerContainer) tooMany(at('mount_points'), 'mountPointsPerContainer', 'mount points');
     if ((c.dependsOn?.length ?? 0) > limits.containersPerTask) tooMany(at('depends_on'), 'containersPerTask', 'containers');
     if ((c.restartPolicy?.ignoredExitCodes?.length ?? 0) > MAX_IGNORED_EXIT_CODES) {
@@ -202,7 +206,7 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
   }
 
   const seenHostPorts = new Set<string>();
-  const portMappings = (input.portMappings ?? []).map((p, j) => {
+  const portMappings = expandPortRanges(input.portMappings ?? [], at, v).map(({ mapping: p, index: j }) => {
     const pat = (field: string) => at(`port_mappings[${j}].${field}`);
     const protocol = p.protocol === undefined || p.protocol === 'UNSPECIFIED' ? 'tcp' : oneOf(PROTOCOLS, p.protocol);
     if (!protocol) v.push({ field: pat('protocol'), description: `must be tcp or udp (got ${quote(p.protocol ?? '')})` });
@@ -308,6 +312,28 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
     ...options,
     ...(volumesFrom ? { volumesFrom } : {}),
   };
+}
+
+/** "8000-8010": the first port and how many; undefined when it is not a range of valid ports. */
+function parsePortRange(range: string): { first: number; size: number } | undefined {
+  const match = /^(\d{1,5})-(\d{1,5})$/.exec(range);
+  const [first, last] = [Number(match?.[1]), Number(match?.[2])];
+  if (!match || first < 1 || last > 65535 || first >= last) return undefined;
+  return { first, size: last - first + 1 };
+}
+
+/** Port mappings with each container_port_range replaced by a mapping per port (dynamic host ports), each with the index it came from. */
+function expandPortRanges(input: NonNullable<ContainerDefinitionInput['portMappings']>, at: (field: string) => string, v: FieldViolation[]) {
+  return input.flatMap((p, index) => {
+    if (!p.containerPortRange) return [{ mapping: p, index }];
+    const field = at(`port_mappings[${index}].container_port_range`);
+    const range = parsePortRange(p.containerPortRange);
+    if (!range) v.push({ field, description: `must be "first-last", two ports with first < last (got ${quote(p.containerPortRange)})` });
+    if (p.containerPort) v.push({ field, description: 'is instead of container_port: set one of them' });
+    if (p.hostPort) v.push({ field: at(`port_mappings[${index}].host_port`), description: 'must be 0 with a container_port_range: each port gets a dynamic host port' });
+    if (!range || p.containerPort || p.hostPort) return [];
+    return Array.from({ length: range.size }, (_, k) => ({ mapping: { ...p, containerPort: range.first + k, hostPort: 0 }, index }));
+  });
 }
 
 const durationOk = (ms: number | undefined, min: number, max: number) => ms === undefined || (Number.isFinite(ms) && ms >= min && ms <= max);
