@@ -85,7 +85,7 @@ export function volumeScenarios(kind: RuntimeKind): void {
     });
 
     it('keeps a shared volume for the next task, and refuses to run without one that may not be created', async () => {
-      const name = `berth-test-shared-${process.pid}-${kind}`;
+      const name = `test-shared-${process.pid}-${kind}`;
       const first = taskId('shared-first');
       const second = taskId('shared-second');
       try {
@@ -103,7 +103,7 @@ export function volumeScenarios(kind: RuntimeKind): void {
       await assert.rejects(volumesOfAgent().inspectVolume(name), (error: unknown) => isRuntimeError(error, 'not-found'));
       const missing = taskId('shared-missing');
       const stopped = await run(missing, [sh('app', 'exec sleep 300', { mountPoints: [mount(name, '/data')] })], [sharedVolume(name, false)], TaskStatus.TASK_STATUS_STOPPED);
-      assert.match(containerOf(stopped, 'app').reason, /shared volume "berth-test-shared-[^"]+" does not exist.*autoprovision is off/);
+      assert.match(containerOf(stopped, 'app').reason, /shared volume "test-shared-[^"]+" does not exist.*autoprovision is off/);
       await assert.rejects(volumesOfAgent().inspectVolume(name), (error: unknown) => isRuntimeError(error, 'not-found'), 'nothing created it');
     });
 
