@@ -108,6 +108,13 @@ export interface TaskCalls {
   run(definition: TaskDefinition): Promise<RunTaskResponse>;
   get(taskId: string): Promise<Task | undefined>;
   stop(taskId: string, reason?: string): Promise<StopTaskResponse>;
+  /**
+   * RunTask, then waits until the task is `status` (RUNNING unless said otherwise) and returns it;
+   * fails with the task's and its containers' reasons when it ends up otherwise.
+   */
+  runUntil(definition: TaskDefinition, status?: TaskStatus, timeoutMs?: number): Promise<Task>;
+  /** Runs a shell script in a container: its exit code and output (trimmed). */
+  shell(taskId: string, containerName: string, script: string): Promise<{ code: number; output: string }>;
   /** StopTask, then the task's STOPPED event: its containers and network are gone when this resolves. */
   stopAndWait(taskId: string, reason?: string): Promise<void>;
   /** Every task, in one page. */
@@ -124,6 +131,24 @@ export function taskCalls(client: TaskServiceClient): TaskCalls {
     run: (definition) => call<object, RunTaskResponse>(client, 'runTask', { task: definition }),
     get: async (taskId) => (await call<object, GetTaskResponse>(client, 'getTask', { taskId })).task,
     stop: (taskId, reason = '') => call<object, StopTaskResponse>(client, 'stopTask', { taskId, reason }),
+    runUntil: async (definition, status = TaskStatus.TASK_STATUS_RUNNING, timeoutMs = 90_000) => {
+      const id = definition.id;
+      await watching(client, { taskIds: [id] }, async (watch) => {
+        await call<object, RunTaskResponse>(client, 'runTask', { task: definition });
+        await watch.waitForEvent(`task ${TaskStatus[status]}`, (e) => is.task(id, status)(e) || is.task(id, TaskStatus.TASK_STATUS_STOPPED)(e), timeoutMs);
+      });
+      const now = (await call<object, GetTaskResponse>(client, 'getTask', { taskId: id })).task;
+      if (now?.knownStatus !== status) {
+        throw new Error(
+          `task ${id} is ${TaskStatus[now?.knownStatus ?? 0]}, not ${TaskStatus[status]}: ${now?.reason}; ${now?.containers.map((c) => `${c.name}: ${c.exitCode ?? ''} ${c.reason}`).join('; ')}`,
+        );
+      }
+      return now;
+    },
+    shell: async (taskId, containerName, script) => {
+      const result = await call<object, ExecResponse>(client, 'exec', { taskId, containerName, command: ['sh', '-c', script] });
+      return { code: result.exitCode, output: Buffer.from(result.output).toString('utf8').trim() };
+    },
     stopAndWait: (taskId, reason = '') =>
       watching(client, { taskIds: [taskId] }, async (watch) => {
         await call<object, StopTaskResponse>(client, 'stopTask', { taskId, reason });

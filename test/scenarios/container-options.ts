@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_CAPABILITIES, LINUX_CAPABILITIES } from '../../src/runtime/capabilities.js';
 import { LinuxParameters, type ContainerDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
-import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
-import { container, containerOf, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
+import { container, containerOf, NetworkMode, task, taskId } from '../harness/task-builders.js';
 
 /** The CapEff mask /proc/self/status shows for a set of capabilities. */
 function capabilityMask(names: readonly string[]): string {
@@ -39,20 +39,11 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
     });
 
     const sleeper = (name: string, overrides: Partial<ContainerDefinition> = {}) => container(name, env.image, { registryCredentials: env.credentials, command: ['sleep', '300'], ...overrides });
-    /** Runs the task until it is RUNNING. */
-    const start = async (id: string, containers: ContainerDefinition[], networkMode = NetworkMode.NETWORK_MODE_BRIDGE) => {
-      await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await agent.calls.run(task(id, containers, { networkMode }));
-        await watch.waitForEvent('task RUNNING or STOPPED', (e) => is.task(id, TaskStatus.TASK_STATUS_RUNNING)(e) || is.task(id, TaskStatus.TASK_STATUS_STOPPED)(e), 60_000);
-      });
-      const started = await agent.calls.get(id);
-      assert.equal(started?.knownStatus, TaskStatus.TASK_STATUS_RUNNING, `${started?.reason}: ${started?.containers.map((c) => `${c.name}: ${c.reason}`).join('; ')}`);
-    };
-    /** Runs a shell script in a container: its output, trimmed; fails the test on a non-zero exit. */
+    const start = (id: string, containers: ContainerDefinition[], networkMode = NetworkMode.NETWORK_MODE_BRIDGE) => agent.calls.runUntil(task(id, containers, { networkMode }));
+    /** Runs a shell script in a container: its output; fails the test on a non-zero exit. */
     const inside = async (id: string, name: string, script: string) => {
-      const result = await agent.calls.exec(id, name, ['sh', '-c', script]);
-      const output = Buffer.from(result.output).toString('utf8').trim();
-      assert.equal(result.exitCode, 0, `${script}: ${output}`);
+      const { code, output } = await agent.calls.shell(id, name, script);
+      assert.equal(code, 0, `${script}: ${output}`);
       return output;
     };
 

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { loadTaskFile } from '../../src/cli/task-file.js';
-import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
-import { is, NetworkMode, taskId, TaskStatus } from '../harness/task-builders.js';
+import { NetworkMode, taskId, TaskStatus } from '../harness/task-builders.js';
 
 const FIXTURES = new URL('../fixtures/ecs/', import.meta.url);
 /** The label of a container whose fixture checks it from inside while it runs (a shell script). */
@@ -50,23 +50,18 @@ export function ecsFixtureScenarios(kind: RuntimeKind): void {
         const id = definition.id;
         const checked = definition.containers.filter((c) => c.labels[CHECK_LABEL]);
         const target = checked.length > 0 ? TaskStatus.TASK_STATUS_RUNNING : TaskStatus.TASK_STATUS_STOPPED;
-        await watching(agent.client, { taskIds: [id] }, async (watch) => {
-          await agent.calls.run(definition);
-          await watch.waitForEvent(`task ${TaskStatus[target]}`, (e) => is.task(id, target)(e) || is.task(id, TaskStatus.TASK_STATUS_STOPPED)(e), 90_000);
-        });
-        const task = await agent.calls.get(id);
-        const reasons = `${task?.reason}: ${task?.containers.map((c) => `${c.name} ${c.exitCode ?? ''} ${c.reason}`).join('; ')}`;
-        assert.equal(task?.knownStatus, target, reasons);
+        const task = await agent.calls.runUntil(definition, target);
+        const reasons = `${task.reason}: ${task.containers.map((c) => `${c.name} ${c.exitCode ?? ''} ${c.reason}`).join('; ')}`;
         if (checked.length === 0) {
           for (const c of definition.containers.filter((c) => c.essential !== false)) {
-            assert.equal(task?.containers.find((s) => s.name === c.name)?.exitCode, 0, `${c.name}: ${reasons}`);
+            assert.equal(task.containers.find((s) => s.name === c.name)?.exitCode, 0, `${c.name}: ${reasons}`);
           }
           return;
         }
         // Every port mapping (each port of a range) has a host port of its own.
         for (const c of definition.containers.filter((c) => definition.networkMode !== NetworkMode.NETWORK_MODE_NONE && c.portMappings.length > 0)) {
           const expected = c.portMappings.reduce((n, p) => n + (p.containerPortRange ? Number(p.containerPortRange.split('-')[1]) - Number(p.containerPortRange.split('-')[0]) + 1 : 1), 0);
-          const bindings: { hostPort: number }[] = task?.containers.find((s) => s.name === c.name)?.portBindings ?? [];
+          const bindings: { hostPort: number }[] = task.containers.find((s) => s.name === c.name)?.portBindings ?? [];
           assert.equal(new Set(bindings.map((b) => b.hostPort)).size, expected, `${c.name}: ${JSON.stringify(bindings)}`);
         }
         for (const c of checked) {

@@ -5,7 +5,7 @@ import { VolumeScope, type ContainerDefinition, type Volume } from '../../src/ge
 import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { pushBusyboxImage } from '../harness/busybox-image.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
-import { container, containerOf, is, task, taskId, TaskStatus, type TaskStatus as Status } from '../harness/task-builders.js';
+import { container, containerOf, task, taskId, TaskStatus, type TaskStatus as Status } from '../harness/task-builders.js';
 
 const taskVolume = (name: string): Volume => ({ name, host: undefined, dockerVolumeConfiguration: undefined });
 const sharedVolume = (name: string, autoprovision: boolean): Volume => ({
@@ -39,20 +39,8 @@ export function volumeScenarios(kind: RuntimeKind): void {
 
     const sh = (name: string, script: string, overrides: Partial<ContainerDefinition> = {}) =>
       container(name, env.image, { registryCredentials: env.credentials, command: ['sh', '-c', script], ...overrides });
-    /** Runs the task until it is RUNNING (or STOPPED, when `until` says so); fails with the reasons otherwise. */
-    const run = async (id: string, containers: ContainerDefinition[], volumes: Volume[], until: Status = TaskStatus.TASK_STATUS_RUNNING) => {
-      await watching(agent.client, { taskIds: [id] }, async (watch) => {
-        await agent.calls.run(task(id, containers, { volumes }));
-        await watch.waitForEvent('task RUNNING or STOPPED', (e) => is.task(id, TaskStatus.TASK_STATUS_RUNNING)(e) || is.task(id, TaskStatus.TASK_STATUS_STOPPED)(e), 60_000);
-      });
-      const now = await agent.calls.get(id);
-      assert.equal(now?.knownStatus, until, `${now?.reason}: ${now?.containers.map((c) => `${c.name}: ${c.reason}`).join('; ')}`);
-      return now!;
-    };
-    const inside = async (id: string, name: string, script: string) => {
-      const result = await agent.calls.exec(id, name, ['sh', '-c', script]);
-      return { code: result.exitCode, output: Buffer.from(result.output).toString('utf8').trim() };
-    };
+    const run = (id: string, containers: ContainerDefinition[], volumes: Volume[], until: Status = TaskStatus.TASK_STATUS_RUNNING) => agent.calls.runUntil(task(id, containers, { volumes }), until);
+    const inside = (id: string, name: string, script: string) => agent.calls.shell(id, name, script);
     /** Stops the task and waits until its cleanup removed it. */
     const stopAndForget = async (id: string) => {
       await watching(agent.client, { taskIds: [id] }, async (watch) => {
