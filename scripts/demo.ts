@@ -153,6 +153,8 @@ async function main(): Promise<void> {
             cpuUnits: 0,
             memoryMib: 0,
             volumes: [],
+            pidMode: 0,
+            ipcMode: 0,
             containers: [
               { ...base, name: 'setup', image, command: ['sh', '-c', 'echo preparing; sleep 1'], essential: false, dependsOn: [] },
               {

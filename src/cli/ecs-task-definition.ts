@@ -1,6 +1,7 @@
 import {
   ContainerDefinition as PbContainerDefinition,
   DependencyCondition,
+  NamespaceMode,
   NetworkMode,
   TransportProtocol,
   type ContainerDefinition,
@@ -47,8 +48,6 @@ const NOT_APPLIED: Record<string, string> = {
   requiresAttributes: 'AWS metadata',
   placementConstraints: 'no placement on one node',
   tags: 'no AWS tagging; use dockerLabels',
-  pidMode: 'not supported',
-  ipcMode: 'not supported',
   proxyConfiguration: 'App Mesh proxies are not supported',
   inferenceAccelerators: 'not supported',
   ephemeralStorage: 'not supported',
@@ -81,13 +80,11 @@ const CHANGES_BEHAVIOUR = new Set([
   'interactive',
   'pseudoTerminal',
   'credentialSpecs',
-  'pidMode',
-  'ipcMode',
   'ephemeralStorage',
   'inferenceAccelerators',
 ]);
 
-const TASK_FIELDS = new Set(['family', 'revision', 'networkMode', 'containerDefinitions', 'cpu', 'memory', 'volumes']);
+const TASK_FIELDS = new Set(['family', 'revision', 'networkMode', 'containerDefinitions', 'cpu', 'memory', 'volumes', 'pidMode', 'ipcMode']);
 const CONTAINER_FIELDS = new Set([
   'name',
   'image',
@@ -186,6 +183,15 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
   };
 
   for (const key of Object.keys(ecs)) if (!TASK_FIELDS.has(key)) notApplied(key, key);
+  /** ECS's pidMode and ipcMode: "task" or "host" (ipcMode "none" is not applied). */
+  const namespaceMode = (key: 'pidMode' | 'ipcMode', value: unknown): NamespaceMode => {
+    if (value === undefined) return NamespaceMode.NAMESPACE_MODE_UNSPECIFIED;
+    if (value === 'task') return NamespaceMode.NAMESPACE_MODE_TASK;
+    if (value === 'host') return NamespaceMode.NAMESPACE_MODE_HOST;
+    if (value === 'none') lost(`${key}: not applied (ipcMode none is not supported: the containers keep IPC namespaces of their own)`);
+    else problems.push(`${key}: must be task or host (got ${JSON.stringify(value)})`);
+    return NamespaceMode.NAMESPACE_MODE_UNSPECIFIED;
+  };
 
   // Volumes: host paths, task volumes (`host: {}` or a name only) and Docker volumes; EFS and FSx
   // volumes are named in the warnings, and so are the mounts of them.
@@ -353,7 +359,18 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
   const memory = ecs.memory === undefined ? 0 : parseTaskMemory(ecs.memory);
   if (memory === undefined) problems.push(`memory: must be MiB ("512") or GB ("2 GB") (got ${JSON.stringify(ecs.memory)})`);
   return {
-    definition: { id: '', family: String(ecs.family ?? ''), revision: number('revision', ecs.revision) ?? 0, networkMode, containers, cpuUnits: cpu ?? 0, memoryMib: memory ?? 0, volumes },
+    definition: {
+      id: '',
+      family: String(ecs.family ?? ''),
+      revision: number('revision', ecs.revision) ?? 0,
+      networkMode,
+      containers,
+      cpuUnits: cpu ?? 0,
+      memoryMib: memory ?? 0,
+      volumes,
+      pidMode: namespaceMode('pidMode', ecs.pidMode),
+      ipcMode: namespaceMode('ipcMode', ecs.ipcMode),
+    },
     warnings,
     changesBehaviour,
     problems,

@@ -88,7 +88,7 @@ export interface BerthConfig {
   /** Host capacity for tasks (see src/engine/resources/host-capacity.ts for each field). */
   resources: CapacitySettings;
   /** What tasks may ask for; each is refused with PERMISSION_DENIED unless allowed here. */
-  security: { allowPrivileged: boolean; allowHostPathMounts: boolean; allowHostNetwork: boolean; allowDevices: boolean; allowUnconfined: boolean };
+  security: { allowPrivileged: boolean; allowHostPathMounts: boolean; allowHostNetwork: boolean; allowDevices: boolean; allowUnconfined: boolean; allowHostPid: boolean; allowHostIpc: boolean };
   metrics: {
     /** host:port of the Prometheus endpoint (GET /metrics); off when unset. */
     address?: string;
@@ -188,7 +188,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
     limits: { ...DEFAULT_REQUEST_LIMITS },
     logs: { maxFileBytes: 20 * 1024 * 1024, maxFiles: 5 },
     events: { retain: 100_000, retainFor: '24h', maxWatcherLag: 10_000, heartbeatInterval: '10s' },
-    security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, allowDevices: false, allowUnconfined: false },
+    security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, allowDevices: false, allowUnconfined: false, allowHostPid: false, allowHostIpc: false },
     metrics: {},
     metadata: { requestsPerSecond: 40, burst: 60 },
     network: {
@@ -378,6 +378,8 @@ export function compileConfig(raw: Raw): BerthConfig {
       allowHostNetwork: read.boolean('security.allowHostNetwork'),
       allowDevices: read.boolean('security.allowDevices'),
       allowUnconfined: read.boolean('security.allowUnconfined'),
+      allowHostPid: read.boolean('security.allowHostPid'),
+      allowHostIpc: read.boolean('security.allowHostIpc'),
     },
     metrics: { address: read.optionalString('metrics.address') },
     metadata: {

@@ -130,6 +130,10 @@ export interface ContainerSpec {
   apparmorProfile?: string;
   /** No seccomp filter. */
   seccompUnconfined?: boolean;
+  /** The process namespace: the host's, or that of another (running) container; its own when unset. */
+  pidNamespace?: 'host' | { containerId: string };
+  /** The IPC namespace: the host's, another container's, or its own that others may join ("shareable"). */
+  ipcNamespace?: 'host' | 'shareable' | { containerId: string };
 }
 
 /** A volume of the runtime: Docker's volumes; berth's own local volumes on containerd. */

@@ -19,6 +19,8 @@ import {
   transportProtocolToJSON,
   volumeScopeToJSON,
   VolumeScope,
+  namespaceModeToJSON,
+  NamespaceMode,
   TaskDefinition as PbTaskDefinition,
   type ContainerDefinition as PbContainerDefinition,
   type TaskDefinition,
@@ -93,6 +95,8 @@ export function taskDefinitionInput(task: TaskDefinition | undefined): TaskDefin
     })),
     cpuUnits: t.cpuUnits,
     memoryMib: t.memoryMib,
+    pidMode: stripPrefix(namespaceModeToJSON(t.pidMode), 'NAMESPACE_MODE_'),
+    ipcMode: stripPrefix(namespaceModeToJSON(t.ipcMode), 'NAMESPACE_MODE_'),
     volumes: t.volumes.map((v) => ({
       name: v.name,
       host: v.host && { sourcePath: v.host.sourcePath },
@@ -184,6 +188,8 @@ function pbContainerOptions(
   };
 }
 
+const NAMESPACE_MODE = { none: NamespaceMode.NAMESPACE_MODE_UNSPECIFIED, task: NamespaceMode.NAMESPACE_MODE_TASK, host: NamespaceMode.NAMESPACE_MODE_HOST } as const;
+
 const NETWORK_MODE: Record<DomainNetworkMode, NetworkMode> = {
   none: NetworkMode.NETWORK_MODE_NONE,
   host: NetworkMode.NETWORK_MODE_HOST,
@@ -251,6 +257,8 @@ export function toPbDefinition(d: DomainTaskDefinition): TaskDefinition {
     })),
     cpuUnits: d.cpuUnits,
     memoryMib: d.memoryMib,
+    pidMode: NAMESPACE_MODE[d.pidMode ?? 'none'],
+    ipcMode: NAMESPACE_MODE[d.ipcMode ?? 'none'],
     volumes: (d.volumes ?? []).map((v) => ({
       name: v.name,
       host: v.hostPath ? { sourcePath: v.hostPath } : undefined,

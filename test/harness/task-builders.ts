@@ -1,6 +1,6 @@
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
 import { ContainerStatus, TaskStatus, type Task } from '../../src/gen/berth/agent/v1/task.js';
-import { ContainerDefinition, DependencyCondition, NetworkMode, type TaskDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
+import { ContainerDefinition, DependencyCondition, NetworkMode, TaskDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
 
 let taskCounter = 0;
 
@@ -15,7 +15,7 @@ export function container(name: string, image: string, overrides: Partial<Contai
 }
 
 export function task(id: string, containers: ContainerDefinition[], overrides: Partial<TaskDefinition> = {}): TaskDefinition {
-  return { id, family: 'test', revision: 1, networkMode: NetworkMode.NETWORK_MODE_NONE, containers, cpuUnits: 0, memoryMib: 0, volumes: [], ...overrides };
+  return { ...TaskDefinition.fromPartial({ id, family: 'test', revision: 1, networkMode: NetworkMode.NETWORK_MODE_NONE }), containers, ...overrides };
 }
 
 export const dependsOn = (containerName: string, condition: DependencyCondition) => ({ containerName, condition });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_CAPABILITIES, LINUX_CAPABILITIES } from '../../src/runtime/capabilities.js';
-import { LinuxParameters, type ContainerDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
+import { readlinkSync } from 'node:fs';
+import { LinuxParameters, NamespaceMode, type ContainerDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
 import { startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, containerOf, NetworkMode, task, taskId } from '../harness/task-builders.js';
@@ -31,7 +32,7 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
 
     before(async () => {
       env = await startRuntimeEnvironment('options', kind);
-      agent = await startTestAgent(env, { engine: { defaultUlimits: ['nofile=2048:4096'] }, security: { allowDevices: true } });
+      agent = await startTestAgent(env, { engine: { defaultUlimits: ['nofile=2048:4096'] }, security: { allowDevices: true, allowHostPid: true, allowHostIpc: true } });
     });
     after(async () => {
       await agent?.stop();
@@ -147,6 +148,34 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
       assert.equal(await inside(id, 'offline', 'ls /sys/class/net'), 'lo');
       assert.match(await inside(id, 'plain', 'ls /sys/class/net'), /eth0/);
       await agent.calls.stopAndWait(id);
+    });
+
+    it("shares the process and IPC namespaces of a task's containers in pid_mode and ipc_mode task, and gives the host's in host", async () => {
+      const shared = taskId('namespaces');
+      await agent.calls.runUntil(
+        task(shared, [sleeper('a', { command: ['sleep', '301'] }), sleeper('b')], {
+          networkMode: NetworkMode.NETWORK_MODE_TASK,
+          pidMode: NamespaceMode.NAMESPACE_MODE_TASK,
+          ipcMode: NamespaceMode.NAMESPACE_MODE_TASK,
+        }),
+      );
+      const namespaces = (name: string) => inside(shared, name, 'readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc');
+      assert.equal(await namespaces('a'), await namespaces('b'));
+      // b sees a's process.
+      assert.match(await inside(shared, 'b', 'cat /proc/[0-9]*/cmdline | tr "\\0" " "'), /sleep 301/);
+      await agent.calls.stopAndWait(shared);
+
+      const separate = taskId('own-namespaces');
+      await agent.calls.runUntil(task(separate, [sleeper('a'), sleeper('b')], { networkMode: NetworkMode.NETWORK_MODE_TASK }));
+      assert.notEqual(await inside(separate, 'a', 'readlink /proc/self/ns/pid'), await inside(separate, 'b', 'readlink /proc/self/ns/pid'));
+      await agent.calls.stopAndWait(separate);
+
+      const host = taskId('host-namespaces');
+      await agent.calls.runUntil(
+        task(host, [sleeper('app')], { networkMode: NetworkMode.NETWORK_MODE_BRIDGE, pidMode: NamespaceMode.NAMESPACE_MODE_HOST, ipcMode: NamespaceMode.NAMESPACE_MODE_HOST }),
+      );
+      assert.equal(await inside(host, 'app', 'readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc'), `${readlinkSync('/proc/self/ns/pid')}\n${readlinkSync('/proc/self/ns/ipc')}`);
+      await agent.calls.stopAndWait(host);
     });
 
     it("stops a container with its stop signal instead of the image's", async () => {

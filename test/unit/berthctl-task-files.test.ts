@@ -22,7 +22,7 @@ describe('berthctl task files', () => {
     assert.equal(web!.memoryReservationMib, 64);
     assert.deepEqual(web!.entrypoint, ['sh', '-c']);
     assert.deepEqual(web!.environment, { SHOP_MODE: 'production' });
-    assert.deepEqual(web!.portMappings, [{ containerPort: 8080, hostPort: 0, protocol: TransportProtocol.TRANSPORT_PROTOCOL_TCP, hostIp: '' }]);
+    assert.deepEqual(web!.portMappings, [{ containerPort: 8080, hostPort: 0, protocol: TransportProtocol.TRANSPORT_PROTOCOL_TCP, hostIp: '', containerPortRange: '' }]);
     assert.deepEqual(web!.healthCheck?.command, ['sh', '-c', 'wget -q -O /dev/null http://127.0.0.1:8080/index.html || exit 1']);
     assert.deepEqual(web!.healthCheck?.interval, { seconds: 5, nanos: 0 });
     assert.equal(web!.healthCheck?.retries, 3);

@@ -156,7 +156,7 @@ describe('container options: validation', () => {
 
   it('asks for security.allowDevices for host devices and security.allowUnconfined for unconfined containers', () => {
     const task = validateTaskDefinition(definition({ dockerSecurityOptions: ['apparmor:unconfined'], linuxParameters: { devices: [{ hostPath: '/dev/fuse' }] } }));
-    const none = { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, allowDevices: false, allowUnconfined: false };
+    const none = { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, allowDevices: false, allowUnconfined: false, allowHostPid: false, allowHostIpc: false };
     assert.throws(
       () => checkTaskAllowed(task, none),
       (error: unknown) =>
@@ -187,6 +187,21 @@ describe('container options: validation', () => {
       ['task.containers[0].port_mappings[0].container_port_range', 'task.containers[0].port_mappings[1].container_port_range', 'task.containers[0].port_mappings[2].host_port'],
     );
     assert.match(fieldsRefused(definition({ portMappings: [{ containerPort: 0, containerPortRange: '1000-60000' }] }))[0]!, /port_mappings: must have at most 100 port mappings/);
+  });
+
+  it('takes pid_mode and ipc_mode TASK in network mode task only, and asks for security settings for HOST', () => {
+    assert.deepEqual(
+      fieldsRefused({ ...definition({}), pidMode: 'TASK', ipcMode: 'SOMETIMES' }).map((r) => r.split(':')[0]),
+      ['task.pid_mode', 'task.ipc_mode'],
+    );
+    const shared = validateTaskDefinition({ ...definition({}, 'TASK'), pidMode: 'TASK', ipcMode: 'TASK' });
+    assert.deepEqual([shared.pidMode, shared.ipcMode], ['task', 'task']);
+    const host = validateTaskDefinition({ ...definition({}), pidMode: 'HOST', ipcMode: 'HOST' });
+    const none = { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, allowDevices: false, allowUnconfined: false, allowHostPid: false, allowHostIpc: false };
+    assert.throws(
+      () => checkTaskAllowed(host, none),
+      (error: unknown) => error instanceof PermissionDeniedError && error.violations.map((v) => v.setting).join() === 'security.allowHostPid,security.allowHostIpc',
+    );
   });
 
   it('counts the repeated fields before reading them', () => {

@@ -89,7 +89,7 @@ describe('volumes: validation', () => {
         ],
       }),
     );
-    const settings = { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, allowDevices: false, allowUnconfined: false };
+    const settings = { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, allowDevices: false, allowUnconfined: false, allowHostPid: false, allowHostIpc: false };
     assert.throws(
       () => checkTaskAllowed(task, settings),
       (error: unknown) => error instanceof PermissionDeniedError && error.violations.map((v) => v.field).join() === 'task.containers[0].mount_points[2],task.volumes[0].host.source_path',

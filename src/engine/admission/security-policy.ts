@@ -8,6 +8,8 @@ export interface SecuritySettings {
   allowHostNetwork: boolean;
   allowDevices: boolean;
   allowUnconfined: boolean;
+  allowHostPid: boolean;
+  allowHostIpc: boolean;
 }
 
 /**
@@ -19,6 +21,8 @@ export function checkTaskAllowed(task: TaskDefinition, settings: SecuritySetting
   if (task.networkMode === 'host' && !settings.allowHostNetwork) {
     violations.push({ field: 'task.network_mode', setting: 'security.allowHostNetwork', description: "the host's network namespace is not allowed" });
   }
+  if (task.pidMode === 'host' && !settings.allowHostPid) violations.push({ field: 'task.pid_mode', setting: 'security.allowHostPid', description: "the host's process namespace is not allowed" });
+  if (task.ipcMode === 'host' && !settings.allowHostIpc) violations.push({ field: 'task.ipc_mode', setting: 'security.allowHostIpc', description: "the host's IPC namespace is not allowed" });
   task.containers.forEach((c, i) => {
     if (c.privileged && !settings.allowPrivileged) {
       violations.push({ field: `task.containers[${i}].privileged`, setting: 'security.allowPrivileged', description: 'privileged containers are not allowed' });

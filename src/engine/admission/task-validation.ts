@@ -8,7 +8,17 @@ import { InvalidArgumentError, type FieldViolation } from '../errors.js';
 import { checkVolumeSizes, validateMountPoints, validateVolumes, validateVolumesFrom, VOLUME_LIMITS, volumesFromInput, type MountInput, type VolumeInput } from './volume-validation.js';
 import { checkOptionSizes, validateContainerOptions, type ContainerOptionsInput } from './container-options-validation.js';
 import { byteLength, DEFAULT_REQUEST_LIMITS, listBytes, mapBytes, type RequestLimits } from './request-limits.js';
-import { DEPENDENCY_CONDITIONS, NETWORK_MODES, PROTOCOLS, type ContainerDefinition, type DependencyCondition, type NetworkMode, type TaskDefinition, type Volume } from '../model/task-definition.js';
+import {
+  DEPENDENCY_CONDITIONS,
+  NETWORK_MODES,
+  PROTOCOLS,
+  type ContainerDefinition,
+  type DependencyCondition,
+  type NamespaceMode,
+  type NetworkMode,
+  type TaskDefinition,
+  type Volume,
+} from '../model/task-definition.js';
 
 /**
  * A task definition as received, before validation: enums are strings that may be unknown
@@ -25,6 +35,8 @@ export interface TaskDefinitionInput {
   cpuUnits?: number;
   memoryMib?: number;
   volumes?: VolumeInput[];
+  pidMode?: string;
+  ipcMode?: string;
 }
 
 export interface ContainerDefinitionInput extends ContainerOptionsInput {
@@ -446,6 +458,15 @@ export function validateTaskDefinition(input: TaskDefinitionInput, limits: Reque
   if (input.containers.length === 0) v.push({ field: path.task('containers'), description: 'must have at least one container' });
 
   const volumes = validateVolumes(input.volumes, v);
+  const namespaceMode = (field: 'pid_mode' | 'ipc_mode', value: string | undefined): NamespaceMode | undefined => {
+    if (value === undefined || value === 'UNSPECIFIED') return undefined;
+    const mode = value.toLowerCase();
+    if (mode !== 'task' && mode !== 'host') v.push({ field: path.task(field), description: `must be TASK or HOST (got ${quote(value)})` });
+    else if (mode === 'task' && networkMode !== 'task') v.push({ field: path.task(field), description: 'TASK needs network mode task, whose pause container holds the shared namespaces' });
+    return mode === 'task' || mode === 'host' ? mode : undefined;
+  };
+  const pidMode = namespaceMode('pid_mode', input.pidMode);
+  const ipcMode = namespaceMode('ipc_mode', input.ipcMode);
   const containers = input.containers.map((c, i) => validateContainer(c, i, networkMode, volumes, v));
   validateVolumesFrom(containers, v);
   const cpuUnits = input.cpuUnits ?? 0;
@@ -458,5 +479,17 @@ export function validateTaskDefinition(input: TaskDefinitionInput, limits: Reque
 
   if (v.length > 0) throw new InvalidArgumentError(v);
   networkMode ??= 'bridge';
-  return { id: input.id, family, revision, networkMode, containers, cpuUnits, memoryMib, ...(volumes.length > 0 ? { volumes } : {}), clientForm: input.clientForm };
+  return {
+    id: input.id,
+    family,
+    revision,
+    networkMode,
+    containers,
+    cpuUnits,
+    memoryMib,
+    ...(volumes.length > 0 ? { volumes } : {}),
+    ...(pidMode ? { pidMode } : {}),
+    ...(ipcMode ? { ipcMode } : {}),
+    clientForm: input.clientForm,
+  };
 }

@@ -76,6 +76,9 @@ export interface Volume {
   labels: Record<string, string>;
 }
 
+/** task: one namespace for the task's containers, held by its pause container; host: the host's. */
+export type NamespaceMode = 'task' | 'host';
+
 /** The mounts of another container of the task. */
 export interface VolumeFrom {
   sourceContainer: string;
@@ -204,6 +207,9 @@ export interface TaskDefinition {
   memoryMib: number;
   /** Absent in definitions saved before volumes existed. */
   volumes?: Volume[];
+  /** Undefined: each container has its own. */
+  pidMode?: NamespaceMode;
+  ipcMode?: NamespaceMode;
   /**
    * The definition exactly as the client sent it (fields it left unset still unset, its
    * credentials removed), opaque to the engine: kept so that the definition is answered back as

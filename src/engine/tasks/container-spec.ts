@@ -59,7 +59,24 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     ...containerMounts(agentId, task, container),
     privileged: container.privileged ?? false,
     ...optionsSpec(container, inputs.defaultUlimits),
+    ...namespacesSpec(task, inputs.network),
   };
+}
+
+/**
+ * The process and IPC namespaces: the host's, or in mode task the pause container's, which the
+ * other containers join as they join its network (the pause container itself keeps its own, and
+ * lets them join its IPC namespace).
+ */
+function namespacesSpec(task: TaskDefinition, network: SpecInputs['network']): Pick<ContainerSpec, 'pidNamespace' | 'ipcNamespace'> {
+  const holder = network?.networkContainer?.id;
+  const isPause = network !== undefined && network.networkContainer === undefined;
+  const spec: Pick<ContainerSpec, 'pidNamespace' | 'ipcNamespace'> = {};
+  if (task.pidMode === 'host' && !isPause) spec.pidNamespace = 'host';
+  else if (task.pidMode === 'task' && holder) spec.pidNamespace = { containerId: holder };
+  if (task.ipcMode === 'host' && !isPause) spec.ipcNamespace = 'host';
+  else if (task.ipcMode === 'task') spec.ipcNamespace = holder ? { containerId: holder } : isPause ? 'shareable' : undefined;
+  return spec;
 }
 
 /** The runtime spec of the container options beyond the core; unset ones are left out. */

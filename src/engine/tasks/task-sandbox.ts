@@ -87,6 +87,9 @@ export class TaskSandbox {
   waitBeforeCreate(container: ManagedContainer): string | undefined {
     if (!this.pause || container === this.pause) return undefined;
     if (this.pause.runtimeId === undefined || (this.deps.metadata && !this.current)) return "setting up the task's network";
+    // A runtime may need the holder's process to name the namespaces to join (containerd does).
+    if ((this.definition.pidMode === 'task' || this.definition.ipcMode === 'task') && this.pause.knownStatus !== 'RUNNING')
+      return 'waiting for the pause container, whose namespaces the containers share';
     return undefined;
   }
 

@@ -358,6 +358,8 @@ export class ContainerdRuntime implements ContainerRuntime {
       await writeFile(files.resolvConf, resolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''), spec.dnsServers, spec.dnsSearchDomains));
       const volumeBinds = await this.volumeBinds(spec, image, mounts, dir, operation);
       const devices = await Promise.all((spec.devices ?? []).map((d) => deviceNode(d, operation)));
+      const pidNamespace = await this.namespaceOf('pid', spec.pidNamespace, operation);
+      const ipcNamespace = await this.namespaceOf('ipc', spec.ipcNamespace === 'shareable' ? undefined : spec.ipcNamespace, operation);
       const initBinary = this.options.initBinary ?? DEFAULT_INIT_BINARY;
       if (
         spec.init &&
@@ -380,6 +382,8 @@ export class ContainerdRuntime implements ContainerRuntime {
         initBinary,
         volumeBinds,
         devices,
+        pidNamespace,
+        ipcNamespace,
       });
       const labels: Record<string, string> = { ...spec.labels, [NAME_LABEL]: spec.name, [LOG_FILE_LABEL]: join(dir, LOG_FILE_NAME) };
       const stopSignal = spec.stopSignal ?? image.config.config?.StopSignal;
@@ -422,6 +426,14 @@ export class ContainerdRuntime implements ContainerRuntime {
       }
     }
     throw new RuntimeError('not-found', operation, `no container "${idOrName}"`);
+  }
+
+  /** A namespace to join as the spec gives it: "host", or the path of a running container's (its process's). */
+  private async namespaceOf(type: 'pid' | 'ipc', target: 'host' | { containerId: string } | undefined, operation: string): Promise<'host' | string | undefined> {
+    if (target === undefined || target === 'host') return target;
+    const task = await this.getTask(target.containerId);
+    if (!task?.pid || task.status !== Status.RUNNING) throw new RuntimeError('invalid', operation, `the ${type} namespace to join is container ${target.containerId}'s, which is not running`);
+    return `/proc/${task.pid}/ns/${type}`;
   }
 
   private async getTask(id: string): Promise<Process | undefined> {

@@ -34,6 +34,9 @@ export interface RuntimeSpecInput {
   volumeBinds?: VolumeBind[];
   /** The spec's devices, as the host has them. */
   devices?: DeviceNode[];
+  /** The process and IPC namespaces: the host's, a path to join, or (unset) new ones. */
+  pidNamespace?: 'host' | string;
+  ipcNamespace?: 'host' | string;
 }
 
 /** A host device as the OCI spec creates it in the container and allows it in the device cgroup. */
@@ -154,7 +157,8 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
   const { spec, image } = input;
   const privileged = spec.privileged === true;
   const capabilities = privileged ? hostCapabilities() : (spec.capabilities ?? DEFAULT_CAPABILITIES);
-  const namespaces: { type: string; path?: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  const joined = (type: 'pid' | 'ipc', how: string | undefined) => (how === 'host' ? [] : [how ? { type, path: how } : { type }]);
+  const namespaces: { type: string; path?: string }[] = [...joined('pid', input.pidNamespace), ...joined('ipc', input.ipcNamespace), { type: 'uts' }, { type: 'mount' }];
   if (spec.network !== 'host') namespaces.push(input.netnsPath ? { type: 'network', path: input.netnsPath } : { type: 'network' });
   const resources: Record<string, unknown> = {
     devices: privileged

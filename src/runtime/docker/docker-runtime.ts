@@ -558,6 +558,8 @@ function optionSettings(spec: ContainerSpec): Record<string, unknown> {
     MemorySwap: spec.swapBytes !== undefined && spec.memoryBytes > 0 ? spec.memoryBytes + spec.swapBytes : undefined,
     MemorySwappiness: spec.swappiness,
     Sysctls: spec.sysctls,
+    PidMode: typeof spec.pidNamespace === 'object' ? `container:${spec.pidNamespace.containerId}` : spec.pidNamespace,
+    IpcMode: typeof spec.ipcNamespace === 'object' ? `container:${spec.ipcNamespace.containerId}` : spec.ipcNamespace,
   };
   const security = [...((privileged.SecurityOpt as string[] | undefined) ?? []), ...securityOptions(spec)];
   return { ...options, ...privileged, SecurityOpt: security.length > 0 ? security : undefined };
