@@ -59,7 +59,6 @@ const NOT_APPLIED: Record<string, string> = {
   logConfiguration: 'the runtime keeps the logs; read them with `berthctl logs`',
   firelensConfiguration: 'not supported',
   repositoryCredentials: 'Secrets Manager credentials are not supported; give registryCredentials in a berth task file',
-  links: 'legacy links are not supported; use network mode awsvpc (berth: task) and localhost',
   interactive: 'no interactive containers',
   pseudoTerminal: 'no terminals',
   credentialSpecs: 'not supported',
@@ -76,7 +75,6 @@ const CHANGES_BEHAVIOUR = new Set([
   'environmentFiles',
   'logConfiguration',
   'repositoryCredentials',
-  'links',
   'interactive',
   'pseudoTerminal',
   'credentialSpecs',
@@ -118,6 +116,7 @@ const CONTAINER_FIELDS = new Set([
   'systemControls',
   'dockerSecurityOptions',
   'disableNetworking',
+  'links',
 ]);
 const LINUX_PARAMETER_FIELDS = new Set(['capabilities', 'initProcessEnabled', 'sharedMemorySize', 'tmpfs', 'devices', 'maxSwap', 'swappiness']);
 
@@ -275,6 +274,7 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
       systemControls: (Array.isArray(c.systemControls) ? (c.systemControls as Json[]) : []).map((s) => ({ namespace: String(s.namespace ?? ''), value: String(s.value ?? '') })),
       dockerSecurityOptions: strings(c.dockerSecurityOptions),
       disableNetworking: c.disableNetworking === true,
+      links: strings(c.links),
     };
     const linux = c.linuxParameters as Json | undefined;
     if (linux) {

@@ -132,6 +132,11 @@ export interface ContainerSpec {
   seccompUnconfined?: boolean;
   /** The process namespace: the host's, or that of another (running) container; its own when unset. */
   pidNamespace?: 'host' | { containerId: string };
+  /**
+   * Bridge mode: other containers reached by name (alias): Docker's legacy links, by runtime
+   * name; a runtime whose bridge mode is one namespace per task resolves them to 127.0.0.1.
+   */
+  links?: { runtimeName: string; alias: string; name: string }[];
   /** The IPC namespace: the host's, another container's, or its own that others may join ("shareable"). */
   ipcNamespace?: 'host' | 'shareable' | { containerId: string };
 }

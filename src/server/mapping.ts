@@ -128,6 +128,7 @@ function containerOptionsInput(c: PbContainerDefinition): ContainerOptionsInput 
     systemControls: c.systemControls.map((s) => ({ namespace: s.namespace, value: s.value })),
     dockerSecurityOptions: c.dockerSecurityOptions,
     disableNetworking: c.disableNetworking,
+    links: c.links,
     ulimits: c.ulimits.map((u) => ({ name: u.name, softLimit: u.softLimit, hardLimit: u.hardLimit })),
     readonlyRootFilesystem: c.readonlyRootFilesystem,
     hostname: c.hostname || undefined,
@@ -163,6 +164,7 @@ function pbContainerOptions(
   | 'systemControls'
   | 'dockerSecurityOptions'
   | 'disableNetworking'
+  | 'links'
 > {
   const linux = c.linuxParameters;
   return {
@@ -179,6 +181,7 @@ function pbContainerOptions(
     systemControls: Object.entries(c.systemControls ?? {}).map(([namespace, value]) => ({ namespace, value })),
     dockerSecurityOptions: securityOptionStrings(c.securityOptions),
     disableNetworking: c.disableNetworking ?? false,
+    links: (c.links ?? []).map((l) => (l.alias === l.container ? l.container : `${l.container}:${l.alias}`)),
     ulimits: (c.ulimits ?? []).map((u) => ({ ...u })),
     readonlyRootFilesystem: c.readonlyRootFilesystem ?? false,
     hostname: c.hostname ?? '',

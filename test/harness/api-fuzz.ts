@@ -155,6 +155,8 @@ export function mutatedDefinition(image: string, idPrefix: string): fc.Arbitrary
     fc.array(fc.record({ namespace: anyString, value: anyString }), { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.systemControls = v)),
     fc.array(anyString, { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.dockerSecurityOptions = v)),
     fc.boolean().map((v) => (t) => void (t.containers[0]!.disableNetworking = v)),
+    fc.array(anyString, { maxLength: 3 }).map((v) => (t) => void (t.containers[0]!.links = v)),
+    fc.record({ pid: anyEnum, ipc: anyEnum }).map((v) => (t) => void Object.assign(t, { pidMode: v.pid, ipcMode: v.ipc })),
     anyDuration.map((v) => (t) => void (t.containers[0]!.stopTimeout = v)),
     anyDuration.map((v) => (t) => void (t.containers[0]!.startTimeout = v)),
     fc

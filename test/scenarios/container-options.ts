@@ -178,6 +178,23 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
       await agent.calls.stopAndWait(host);
     });
 
+    it('lets a container of a bridge-mode task reach linked ones by alias (or by name without one), started after them', async () => {
+      const id = taskId('links');
+      const server = (name: string, port: number) => container(name, env.image, { registryCredentials: env.credentials, command: ['httpd', '-f', '-p', String(port), '-h', '/www'] });
+      await agent.calls.runUntil(task(id, [sleeper('app', { links: ['db:database', 'cache'] }), server('db', 8080), server('cache', 8081)], { networkMode: NetworkMode.NETWORK_MODE_BRIDGE }));
+      // The static busybox cannot resolve names (glibc's NSS is not in the image): the script looks
+      // the name up in /etc/hosts as the resolver would, and fetches from the address it finds.
+      const fetchByName = (name: string, port: number) =>
+        `addr=; while read a names; do for n in $names; do [ "$n" = ${name} ] && addr=$a; done; done < /etc/hosts; [ -n "$addr" ] || exit 2; i=0; until wget -q -O - http://$addr:${port}/index.html; do i=$((i+1)); [ $i -ge 50 ] && exit 1; sleep 0.1; done`;
+      assert.equal(await inside(id, 'app', fetchByName('database', 8080)), 'hello from berth');
+      assert.equal(await inside(id, 'app', fetchByName('cache', 8081)), 'hello from berth');
+      assert.equal((await agent.calls.shell(id, 'app', fetchByName('db', 8080))).code, 2, 'with an alias, the link is known by the alias');
+      const started = (await agent.calls.get(id))!.containers;
+      const startedAt = (name: string) => started.find((c) => c.name === name)!.startedAt!.getTime();
+      assert.ok(startedAt('app') >= startedAt('db'), 'the linking container started after the linked one');
+      await agent.calls.stopAndWait(id);
+    });
+
     it("stops a container with its stop signal instead of the image's", async () => {
       const id = taskId('signal');
       await start(id, [container('app', env.image, { registryCredentials: env.credentials, command: ['sh', '-c', 'trap "exit 42" USR1; while :; do sleep 1; done'], stopSignal: 'SIGUSR1' })]);

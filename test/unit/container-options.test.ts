@@ -204,6 +204,39 @@ describe('container options: validation', () => {
     );
   });
 
+  it('takes links in bridge mode to other containers of the task, each an implicit START dependency', () => {
+    const def = validateTaskDefinition({
+      id: 't1',
+      networkMode: 'BRIDGE',
+      containers: [
+        { name: 'app', image: 'busybox', links: ['db:database', 'cache'] },
+        { name: 'db', image: 'busybox' },
+        { name: 'cache', image: 'busybox' },
+      ],
+    });
+    assert.deepEqual(def.containers[0]!.links, [
+      { container: 'db', alias: 'database' },
+      { container: 'cache', alias: 'cache' },
+    ]);
+    assert.deepEqual(def.containers[0]!.dependsOn, [
+      { containerName: 'db', condition: 'START' },
+      { containerName: 'cache', condition: 'START' },
+    ]);
+    const refused = fieldsRefused({
+      id: 't1',
+      networkMode: 'BRIDGE',
+      containers: [
+        { name: 'app', image: 'busybox', links: ['app', 'ghost', 'db:bad alias', 'a:b:c'] },
+        { name: 'db', image: 'busybox' },
+      ],
+    }).map((r) => r.split(':')[0]);
+    assert.deepEqual(refused.sort(), ['task.containers[0].links[0]', 'task.containers[0].links[1]', 'task.containers[0].links[2]', 'task.containers[0].links[3]']);
+    assert.deepEqual(
+      fieldsRefused(definition({ links: ['x'] }, 'TASK')).map((r) => r.split(':')[0]),
+      ['task.containers[0].links', 'task.containers[0].links[0]'],
+    );
+  });
+
   it('counts the repeated fields before reading them', () => {
     const refused = fieldsRefused(definition({ dnsServers: ['1.1.1.1', '1.0.0.1', '8.8.8.8', '8.8.4.4'], extraHosts: Array.from({ length: 101 }, () => ({ hostname: 'x', ipAddress: 'bad' })) }));
     assert.deepEqual(refused, ['task.containers[0].extra_hosts: must have at most 100 entries', 'task.containers[0].dns_servers: must have at most 3 entries']);

@@ -19,6 +19,7 @@ export interface ContainerOptionsInput {
   systemControls?: { namespace: string; value: string }[];
   dockerSecurityOptions?: string[];
   disableNetworking?: boolean;
+  links?: string[];
   ulimits?: { name: string; softLimit: number; hardLimit: number }[];
   readonlyRootFilesystem?: boolean;
   hostname?: string;
@@ -29,6 +30,7 @@ export interface ContainerOptionsInput {
 
 /** Bounds of the repeated fields, fixed (the resolver reads 3 servers and 6 search domains). */
 export const OPTION_COUNTS = {
+  links: 64,
   devices: 100,
   systemControls: 100,
   securityOptions: 10,
@@ -81,6 +83,7 @@ export function checkOptionSizes(c: ContainerOptionsInput, at: (field: string) =
   (c.linuxParameters?.devices ?? []).forEach((d, j) => count(`linux_parameters.devices[${j}].permissions`, d.permissions, DEVICE_PERMISSIONS.length));
   count('system_controls', c.systemControls, OPTION_COUNTS.systemControls);
   count('docker_security_options', c.dockerSecurityOptions, OPTION_COUNTS.securityOptions);
+  count('links', c.links, OPTION_COUNTS.links);
   count('linux_parameters.capabilities.add', c.linuxParameters?.capabilities?.add, OPTION_COUNTS.capabilities);
   count('linux_parameters.capabilities.drop', c.linuxParameters?.capabilities?.drop, OPTION_COUNTS.capabilities);
   count('ulimits', c.ulimits, OPTION_COUNTS.ulimits);
@@ -112,6 +115,7 @@ export function checkOptionSizes(c: ContainerOptionsInput, at: (field: string) =
     long(`system_controls[${j}].value`, s.value, 1024);
   });
   (c.dockerSecurityOptions ?? []).forEach((o, j) => long(`docker_security_options[${j}]`, o, 256));
+  (c.links ?? []).forEach((l, j) => long(`links[${j}]`, l, 64 + 254));
   (c.linuxParameters?.tmpfs ?? []).forEach((t, j) => {
     long(`linux_parameters.tmpfs[${j}].container_path`, t.containerPath);
     (t.mountOptions ?? []).forEach((o, k) => long(`linux_parameters.tmpfs[${j}].mount_options[${k}]`, o, 64));
@@ -160,6 +164,18 @@ export function validateContainerOptions(
   if (input.disableNetworking) options.disableNetworking = true;
   if (input.systemControls && input.systemControls.length > 0) options.systemControls = validateSystemControls(input.systemControls, at, input.disableNetworking ? 'none' : networkMode, v);
   if (input.dockerSecurityOptions && input.dockerSecurityOptions.length > 0) options.securityOptions = validateSecurityOptions(input.dockerSecurityOptions, at, v);
+  if (input.links && input.links.length > 0) {
+    if (networkMode !== 'bridge') v.push({ field: at('links'), description: `need network mode bridge (in mode ${networkMode} the containers reach each other otherwise)` });
+    // Malformed ones are refused here and left out, so that they are not reported twice.
+    options.links = input.links.flatMap((link, j) => {
+      const [container = '', alias = container] = link.split(':');
+      if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(container) || !HOST_LABEL.test(alias) || link.split(':').length > 2) {
+        v.push({ field: at(`links[${j}]`), description: `must be "container" or "container:alias" (got ${quote(link)})` });
+        return [];
+      }
+      return [{ container, alias }];
+    });
+  }
   if (input.ulimits && input.ulimits.length > 0) options.ulimits = validateUlimits(input.ulimits, at, v);
   if (input.readonlyRootFilesystem) options.readonlyRootFilesystem = true;
   const sharedNamespace = networkMode === 'task' ? 'task' : undefined;

@@ -389,6 +389,15 @@ function validateRelations(containers: ContainerDefinition[], networkMode: Netwo
     if (first) v.push({ field: path.container(i, 'name'), description: `duplicate container name "${c.name}" (also containers[${first.index}])` });
     else byName.set(c.name, { index: i, container: c });
   });
+  // A link is an implicit START dependency (a legacy link needs its target running).
+  containers.forEach((c, i) =>
+    (c.links ?? []).forEach((link, j) => {
+      const field = path.container(i, `links[${j}]`);
+      if (link.container === c.name) v.push({ field, description: 'a container cannot link to itself' });
+      else if (!byName.has(link.container)) v.push({ field, description: `unknown container ${quote(link.container)}` });
+      else if (!c.dependsOn.some((d) => d.containerName === link.container)) c.dependsOn.push({ containerName: link.container, condition: 'START' });
+    }),
+  );
   let selfDependency = false;
   containers.forEach((c, i) =>
     c.dependsOn.forEach((d, j) => {

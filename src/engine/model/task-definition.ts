@@ -162,6 +162,8 @@ export interface ContainerOptions {
   securityOptions?: SecurityOptions;
   /** A namespace of its own with loopback only. */
   disableNetworking?: boolean;
+  /** Bridge mode: other containers reached by name. */
+  links?: { container: string; alias: string }[];
 }
 
 export interface ContainerDefinition extends ContainerOptions {

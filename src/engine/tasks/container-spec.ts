@@ -1,6 +1,6 @@
 import type { ContainerSpec } from '../../runtime/types.js';
 import { canonicalImage } from '../images/image-manager.js';
-import { LABELS } from './labels.js';
+import { LABELS, runtimeContainerName } from './labels.js';
 import { containerMounts } from './container-mounts.js';
 import { METADATA_URI_VARIABLES } from '../network/metadata-uris.js';
 import type { ContainerDefinition, TaskDefinition, Ulimit } from '../model/task-definition.js';
@@ -60,6 +60,7 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     privileged: container.privileged ?? false,
     ...optionsSpec(container, inputs.defaultUlimits),
     ...namespacesSpec(task, inputs.network),
+    links: container.links?.map((l) => ({ name: l.container, alias: l.alias, runtimeName: runtimeContainerName(agentId, task.id, l.container) })),
   };
 }
 

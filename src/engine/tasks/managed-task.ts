@@ -395,7 +395,7 @@ export class ManagedTask implements QueuedTask {
           }
           break;
         case 'PULLED': {
-          const wait = this.sandbox.waitBeforeCreate(container);
+          const wait = this.sandbox.waitBeforeCreate(container) ?? this.waitForLinks(container);
           if (wait) {
             waitReason ||= wait;
             break;
@@ -580,6 +580,15 @@ export class ManagedTask implements QueuedTask {
   private scheduleCleanup(delayMs: number): void {
     if (this.disposed) return;
     this.cleanupTimer = setTimeout(() => void this.cleanUp(), delayMs);
+  }
+
+  /** Why a container with links may not be created yet: a runtime's legacy link names a container that exists. */
+  private waitForLinks(container: ManagedContainer): string | undefined {
+    const pending = container.definition.links?.find((l) => {
+      const linked = this.containers.get(l.container);
+      return linked !== undefined && linked.runtimeId === undefined && linked.knownStatus !== 'STOPPED';
+    });
+    return pending && `waiting for linked container "${pending.container}" to be created`;
   }
 
   private async cleanUp(): Promise<void> {

@@ -353,7 +353,9 @@ export class ContainerdRuntime implements ContainerRuntime {
       await mkdir(dir, { recursive: true });
       const hostname = spec.hostname ?? id.slice(0, 63);
       const files = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname'), resolvConf: join(dir, 'resolv.conf') };
-      await writeFile(files.hosts, hostsFile(hostname, spec.extraHosts));
+      // Bridge mode here is one namespace per task (CNI): linked containers listen on its loopback.
+      const linked = (spec.links ?? []).map((l) => ({ hostname: l.alias, ipAddress: '127.0.0.1' }));
+      await writeFile(files.hosts, hostsFile(hostname, [...(spec.extraHosts ?? []), ...linked]));
       await writeFile(files.hostname, `${hostname}\n`);
       await writeFile(files.resolvConf, resolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''), spec.dnsServers, spec.dnsSearchDomains));
       const volumeBinds = await this.volumeBinds(spec, image, mounts, dir, operation);

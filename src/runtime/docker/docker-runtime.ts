@@ -558,6 +558,7 @@ function optionSettings(spec: ContainerSpec): Record<string, unknown> {
     MemorySwap: spec.swapBytes !== undefined && spec.memoryBytes > 0 ? spec.memoryBytes + spec.swapBytes : undefined,
     MemorySwappiness: spec.swappiness,
     Sysctls: spec.sysctls,
+    Links: spec.links?.map((l) => `${l.runtimeName}:${l.alias}`),
     PidMode: typeof spec.pidNamespace === 'object' ? `container:${spec.pidNamespace.containerId}` : spec.pidNamespace,
     IpcMode: typeof spec.ipcNamespace === 'object' ? `container:${spec.ipcNamespace.containerId}` : spec.ipcNamespace,
   };
