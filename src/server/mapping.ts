@@ -3,9 +3,9 @@
  * only place where both meet.
  */
 import type { EngineEvent } from '../engine/events/events.js';
+import { containerOptionsInput, pbContainerOptions } from './container-options-mapping.js';
 import type { ContainerStatus, HealthStatus, TaskStatus as DomainTaskStatus } from '../engine/model/status.js';
-import type { ContainerOptions, NetworkMode as DomainNetworkMode, TaskDefinition as DomainTaskDefinition } from '../engine/model/task-definition.js';
-import type { ContainerOptionsInput } from '../engine/admission/container-options-validation.js';
+import type { NetworkMode as DomainNetworkMode, TaskDefinition as DomainTaskDefinition } from '../engine/model/task-definition.js';
 import type { ContainerSnapshot, TaskNetworkStatus, TaskSnapshot } from '../engine/model/task-snapshot.js';
 import type { TaskDefinitionInput } from '../engine/admission/task-validation.js';
 import type { Event } from '../gen/berth/agent/v1/event.js';
@@ -22,7 +22,6 @@ import {
   namespaceModeToJSON,
   NamespaceMode,
   TaskDefinition as PbTaskDefinition,
-  type ContainerDefinition as PbContainerDefinition,
   type TaskDefinition,
 } from '../gen/berth/agent/v1/task_definition.js';
 import type { Duration } from '../gen/google/protobuf/duration.js';
@@ -108,86 +107,6 @@ export function taskDefinitionInput(task: TaskDefinition | undefined): TaskDefin
         labels: v.dockerVolumeConfiguration.labels,
       },
     })),
-  };
-}
-
-/** The container options of a request, unvalidated; unset proto fields are left out. */
-function containerOptionsInput(c: PbContainerDefinition): ContainerOptionsInput {
-  const linux = c.linuxParameters;
-  return {
-    stopSignal: c.stopSignal || undefined,
-    linuxParameters: linux && {
-      capabilities: linux.capabilities && { add: linux.capabilities.add, drop: linux.capabilities.drop },
-      initProcessEnabled: linux.initProcessEnabled,
-      sharedMemorySizeMib: linux.sharedMemorySizeMib,
-      tmpfs: linux.tmpfs.map((t) => ({ containerPath: t.containerPath, sizeMib: t.sizeMib, mountOptions: t.mountOptions })),
-      devices: linux.devices.map((d) => ({ hostPath: d.hostPath, containerPath: d.containerPath, permissions: d.permissions })),
-      maxSwapMib: linux.maxSwapMib,
-      swappiness: linux.swappiness,
-    },
-    systemControls: c.systemControls.map((s) => ({ namespace: s.namespace, value: s.value })),
-    dockerSecurityOptions: c.dockerSecurityOptions,
-    disableNetworking: c.disableNetworking,
-    links: c.links,
-    ulimits: c.ulimits.map((u) => ({ name: u.name, softLimit: u.softLimit, hardLimit: u.hardLimit })),
-    readonlyRootFilesystem: c.readonlyRootFilesystem,
-    hostname: c.hostname || undefined,
-    extraHosts: c.extraHosts.map((h) => ({ hostname: h.hostname, ipAddress: h.ipAddress })),
-    dnsServers: c.dnsServers,
-    dnsSearchDomains: c.dnsSearchDomains,
-  };
-}
-
-/** Security options as the client writes them (for definitions saved before the client's form was kept). */
-function securityOptionStrings(options: ContainerOptions['securityOptions']): string[] {
-  if (!options) return [];
-  return [
-    ...(options.noNewPrivileges ? ['no-new-privileges'] : []),
-    ...(options.apparmorProfile ? [`apparmor:${options.apparmorProfile}`] : []),
-    ...(options.seccompUnconfined ? ['seccomp:unconfined'] : []),
-  ];
-}
-
-/** The container options of a validated definition, as proto fields. */
-function pbContainerOptions(
-  c: ContainerOptions,
-): Pick<
-  PbContainerDefinition,
-  | 'stopSignal'
-  | 'linuxParameters'
-  | 'ulimits'
-  | 'readonlyRootFilesystem'
-  | 'hostname'
-  | 'extraHosts'
-  | 'dnsServers'
-  | 'dnsSearchDomains'
-  | 'systemControls'
-  | 'dockerSecurityOptions'
-  | 'disableNetworking'
-  | 'links'
-> {
-  const linux = c.linuxParameters;
-  return {
-    stopSignal: c.stopSignal ?? '',
-    linuxParameters: linux && {
-      capabilities: linux.capabilities && { add: [...linux.capabilities.add], drop: [...linux.capabilities.drop] },
-      initProcessEnabled: linux.initProcessEnabled,
-      sharedMemorySizeMib: linux.sharedMemorySizeMib,
-      tmpfs: linux.tmpfs.map((t) => ({ ...t, mountOptions: [...t.mountOptions] })),
-      devices: (linux.devices ?? []).map((d) => ({ ...d, permissions: [...d.permissions] })),
-      maxSwapMib: linux.maxSwapMib,
-      swappiness: linux.swappiness,
-    },
-    systemControls: Object.entries(c.systemControls ?? {}).map(([namespace, value]) => ({ namespace, value })),
-    dockerSecurityOptions: securityOptionStrings(c.securityOptions),
-    disableNetworking: c.disableNetworking ?? false,
-    links: (c.links ?? []).map((l) => (l.alias === l.container ? l.container : `${l.container}:${l.alias}`)),
-    ulimits: (c.ulimits ?? []).map((u) => ({ ...u })),
-    readonlyRootFilesystem: c.readonlyRootFilesystem ?? false,
-    hostname: c.hostname ?? '',
-    extraHosts: (c.extraHosts ?? []).map((h) => ({ ...h })),
-    dnsServers: [...(c.dnsServers ?? [])],
-    dnsSearchDomains: [...(c.dnsSearchDomains ?? [])],
   };
 }
 

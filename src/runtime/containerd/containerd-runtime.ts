@@ -3,9 +3,8 @@
 // of their own; what stays is each contract method as its short sequence of containerd calls.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
-import type { Mount } from '../../gen/containerd/types/types.js';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { PACKAGE_ROOT } from '../../package-root.js';
 import { namespaceTraffic } from '../net-dev.js';
 import { LOG_FILE_NAME, readLogFile, readOutput } from './log-file.js';
@@ -43,9 +42,9 @@ import { ContainerdClient, containerdError } from './containerd-client.js';
 import { runtimeEventsOf, type EventEnvelope } from './containerd-events.js';
 import { ImagePuller, SNAPSHOTTER } from './image-puller.js';
 import { ImageStore, type LocalImage } from './image-store.js';
-import { parseSpec, runtimeSpec, specJson, type DeviceNode, type VolumeBind } from './oci-spec.js';
-import { copyImageContent, LocalVolumes } from './local-volumes.js';
-import { withMountedSnapshot } from './rootfs-mount.js';
+import { parseSpec, runtimeSpec, specJson } from './oci-spec.js';
+import { containerVolumeBinds, LocalVolumes } from './local-volumes.js';
+import { deviceNode } from './devices.js';
 import { hostsFile, resolvConf } from './etc-files.js';
 import { DEFAULT_RUNC_ROOT, isStaleRuncState, removeStaleRuncState } from './stale-runc-state.js';
 import { readFromMounts, resolveUser } from './user.js';
@@ -194,40 +193,6 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   /**
-   * The volume mounts of a container, as host directories: the spec's volumes, and an anonymous
-   * volume (under the container's own directory, removed with it) for each path the image
-   * declares a VOLUME that nothing else is mounted at. Each that is empty first gets a copy of
-   * the image's files at its path, as Docker does.
-   */
-  private async volumeBinds(spec: ContainerSpec, image: LocalImage, mounts: Mount[], dir: string, operation: string): Promise<VolumeBind[]> {
-    const binds: (VolumeBind & { data: string })[] = [];
-    for (const m of spec.volumeMounts ?? []) {
-      await this.volumes.inspect(m.volume).catch((error: unknown) => {
-        if (isRuntimeError(error, 'not-found')) throw new RuntimeError('not-found', operation, `volume "${m.volume}" does not exist`);
-        throw error;
-      });
-      const data = this.volumes.dataDir(m.volume);
-      binds.push({ containerPath: m.containerPath, source: data, readOnly: m.readOnly, data });
-    }
-    const taken = new Set([...(spec.mounts ?? []), ...(spec.volumeMounts ?? []), ...(spec.tmpfs ?? [])].map((m) => posix.normalize(m.containerPath)));
-    for (const path of Object.keys(image.config.config?.Volumes ?? {})) {
-      const containerPath = posix.normalize(`/${path}`);
-      if (containerPath === '/' || taken.has(containerPath)) continue;
-      taken.add(containerPath);
-      const data = join(dir, 'volumes', createHash('sha256').update(containerPath).digest('hex').slice(0, 32));
-      await mkdir(data, { recursive: true });
-      binds.push({ containerPath, source: data, readOnly: false, data });
-    }
-    const empty = await Promise.all(binds.map(async (b) => (await readdir(b.data)).length === 0));
-    if (empty.some(Boolean)) {
-      await withMountedSnapshot(mounts, async (root) => {
-        for (const [i, b] of binds.entries()) if (empty[i]) await copyImageContent(root, b.containerPath, b.data);
-      });
-    }
-    return binds.map(({ containerPath, source, readOnly }) => ({ containerPath, source, readOnly }));
-  }
-
-  /**
    * Ends the leases of berth processes that are gone (killed in the middle of a pull or a create),
    * so that containerd collects what they protected now rather than when they expire.
    */
@@ -358,7 +323,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       await writeFile(files.hosts, hostsFile(hostname, [...(spec.extraHosts ?? []), ...linked]));
       await writeFile(files.hostname, `${hostname}\n`);
       await writeFile(files.resolvConf, resolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''), spec.dnsServers, spec.dnsSearchDomains));
-      const volumeBinds = await this.volumeBinds(spec, image, mounts, dir, operation);
+      const volumeBinds = await containerVolumeBinds(this.volumes, spec, image.config, mounts, dir, operation);
       const devices = await Promise.all((spec.devices ?? []).map((d) => deviceNode(d, operation)));
       const pidNamespace = await this.namespaceOf('pid', spec.pidNamespace, operation);
       const ipcNamespace = await this.namespaceOf('ipc', spec.ipcNamespace === 'shareable' ? undefined : spec.ipcNamespace, operation);
@@ -718,17 +683,4 @@ export class ContainerdRuntime implements ContainerRuntime {
       if (!signal.aborted) throw new RuntimeError('unavailable', operation, 'the event stream ended');
     })();
   }
-}
-
-/** A host device as the spec wants it: its type and numbers, read from the host. */
-async function deviceNode(device: NonNullable<ContainerSpec['devices']>[number], operation: string): Promise<DeviceNode> {
-  const info = await stat(device.hostPath).catch((error: NodeJS.ErrnoException) => {
-    throw new RuntimeError('invalid', operation, `device ${device.hostPath}: ${error.code === 'ENOENT' ? 'not on this host' : error.message}`);
-  });
-  if (!info.isCharacterDevice() && !info.isBlockDevice()) throw new RuntimeError('invalid', operation, `${device.hostPath} is not a device`);
-  // Linux's dev_t: the major number in bits 8-19 (and 32-43), the minor in bits 0-7 and 20-31.
-  const rdev = BigInt(info.rdev);
-  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n));
-  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n));
-  return { containerPath: device.containerPath, type: info.isCharacterDevice() ? 'c' : 'b', major, minor, fileMode: info.mode & 0o7777, uid: info.uid, gid: info.gid, access: device.access };
 }

@@ -1,10 +1,14 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
-import { RuntimeError } from '../errors.js';
-import type { VolumeInfo, VolumeSpec } from '../types.js';
+import type { Mount } from '../../gen/containerd/types/types.js';
+import { isRuntimeError, RuntimeError } from '../errors.js';
+import type { OciImageConfig } from '../oci/media-types.js';
+import type { ContainerSpec, VolumeInfo, VolumeSpec } from '../types.js';
+import type { VolumeBind } from './oci-spec.js';
+import { withMountedSnapshot } from './rootfs-mount.js';
 import { resolveInside } from './rootfs-file.js';
 
 const run = promisify(execFile);
@@ -67,6 +71,40 @@ export class LocalVolumes {
     const volumes = await Promise.all(names.filter((n) => VOLUME_NAME.test(n)).map((n) => this.inspect(n).catch(() => undefined)));
     return volumes.filter((v): v is VolumeInfo => v !== undefined && Object.entries(labels).every(([key, value]) => v.labels[key] === value));
   }
+}
+
+/**
+ * The volume mounts of a container, as host directories: the spec's volumes, and an anonymous
+ * volume (under the container's own directory, removed with it) for each path the image
+ * declares a VOLUME that nothing else is mounted at. Each that is empty first gets a copy of
+ * the image's files at its path, as Docker does.
+ */
+export async function containerVolumeBinds(volumes: LocalVolumes, spec: ContainerSpec, image: OciImageConfig, mounts: Mount[], dir: string, operation: string): Promise<VolumeBind[]> {
+  const binds: (VolumeBind & { data: string })[] = [];
+  for (const m of spec.volumeMounts ?? []) {
+    await volumes.inspect(m.volume).catch((error: unknown) => {
+      if (isRuntimeError(error, 'not-found')) throw new RuntimeError('not-found', operation, `volume "${m.volume}" does not exist`);
+      throw error;
+    });
+    const data = volumes.dataDir(m.volume);
+    binds.push({ containerPath: m.containerPath, source: data, readOnly: m.readOnly, data });
+  }
+  const taken = new Set([...(spec.mounts ?? []), ...(spec.volumeMounts ?? []), ...(spec.tmpfs ?? [])].map((m) => posix.normalize(m.containerPath)));
+  for (const path of Object.keys(image.config?.Volumes ?? {})) {
+    const containerPath = posix.normalize(`/${path}`);
+    if (containerPath === '/' || taken.has(containerPath)) continue;
+    taken.add(containerPath);
+    const data = join(dir, 'volumes', createHash('sha256').update(containerPath).digest('hex').slice(0, 32));
+    await mkdir(data, { recursive: true });
+    binds.push({ containerPath, source: data, readOnly: false, data });
+  }
+  const empty = await Promise.all(binds.map(async (b) => (await readdir(b.data)).length === 0));
+  if (empty.some(Boolean)) {
+    await withMountedSnapshot(mounts, async (root) => {
+      for (const [i, b] of binds.entries()) if (empty[i]) await copyImageContent(root, b.containerPath, b.data);
+    });
+  }
+  return binds.map(({ containerPath, source, readOnly }) => ({ containerPath, source, readOnly }));
 }
 
 /**
