@@ -18,6 +18,7 @@ import { TaskNetworking } from './engine/network/task-network.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
 import { ContainerdRuntime } from './runtime/containerd/containerd-runtime.js';
 import { DockerRuntime } from './runtime/docker/docker-runtime.js';
+import { HostTaskCgroups } from './runtime/task-cgroups.js';
 import { AgentServer } from './server/grpc-server.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
 import { InstrumentedRuntime } from './metrics/instrumented-runtime.js';
@@ -128,7 +129,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
       network: TOKENS.network,
       log: TOKENS.logger,
     },
-    (deps) => new TaskEngine({ ...deps, log: deps.log.child({ component: 'engine' }) }),
+    (deps) => new TaskEngine({ ...deps, taskCgroups: new HostTaskCgroups(), log: deps.log.child({ component: 'engine' }) }),
   );
   provide(
     c,

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError } from '../runtime/errors.js';
 import type { ContainerInfo } from '../runtime/types.js';
+import type { TaskCgroups } from '../runtime/task-cgroups.js';
 import { CoalescedRun } from './coalesced-run.js';
 import type { EngineSettings } from './engine-settings.js';
 import { LABELS } from './tasks/labels.js';
@@ -25,6 +26,7 @@ export interface RuntimeSyncDeps {
   monitor: RuntimeMonitor;
   settings: Pick<EngineSettings, 'agentId' | 'relistIntervalMs' | 'orphanGracePeriodMs' | 'defaultStopTimeoutMs'>;
   log: Logger;
+  taskCgroups: TaskCgroups;
   /** The tasks whose containers are compared with what the runtime lists. */
   tasks(): Iterable<ManagedTask>;
   /** The task that owns a runtime container, for that container's events. */
@@ -175,6 +177,7 @@ export class RuntimeSync {
     this.deps.afterPass();
     await this.reaper.observe(listed.filter((c) => !owned.has(c.id)));
     await this.removeOrphanVolumes();
+    await this.removeOrphanCgroups();
   }
 
   /**
@@ -192,6 +195,19 @@ export class RuntimeSync {
       await runtime.removeVolume(volume.name).then(
         () => log.warn({ volume: volume.name, taskId }, 'removed the volume of a task this agent no longer has'),
         (error: unknown) => log.debug({ err: error, volume: volume.name }, 'could not remove an orphaned task volume yet'),
+      );
+    }
+  }
+
+  /** Removes the cgroups of tasks the agent no longer has, as their volumes; one still holding a process waits for a later pass. */
+  private async removeOrphanCgroups(): Promise<void> {
+    const { taskCgroups, settings, log } = this.deps;
+    const known = new Set([...this.deps.tasks()].map((t) => t.id));
+    for (const taskId of await taskCgroups.list(settings.agentId).catch(() => [])) {
+      if (known.has(taskId)) continue;
+      await taskCgroups.remove(taskCgroups.pathOf(settings.agentId, taskId)).then(
+        () => log.warn({ taskId }, 'removed the cgroup of a task this agent no longer has'),
+        (error: unknown) => log.debug({ err: error, taskId }, 'could not remove an orphaned task cgroup yet'),
       );
     }
   }

@@ -3,6 +3,7 @@
 // each task's life in tasks/.
 
 import type { Logger } from 'pino';
+import type { TaskCgroups } from '../runtime/task-cgroups.js';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import type { ContainerInfo } from '../runtime/types.js';
 import { ContainerAccess } from './container-access.js';
@@ -89,6 +90,8 @@ export interface TaskEngineDeps {
   resources: HostResourceManager;
   images: ImageManager;
   network: EngineNetwork;
+  /** The cgroups of tasks with task-level cpu or memory. */
+  taskCgroups: TaskCgroups;
   log: Logger;
 }
 
@@ -158,7 +161,7 @@ export class TaskEngine {
       network: this.network,
       log: this.log,
     } = deps);
-    this.actions = new ContainerActions(this.runtime, this.images, this.settings);
+    this.actions = new ContainerActions(this.runtime, this.images, this.settings, deps.taskCgroups);
     this.containers = new ContainerAccess(this.runtime, this.monitor, (taskId) => this.tasks.get(taskId)?.accessTargets(), this.settings.limits);
     this.queue = new ResourceQueue(this.resources);
     this.sync = new RuntimeSync({
@@ -166,6 +169,7 @@ export class TaskEngine {
       monitor: this.monitor,
       settings: this.settings,
       log: this.log,
+      taskCgroups: deps.taskCgroups,
       tasks: () => this.tasks.values(),
       ownerOf: (runtimeId) => this.byRuntimeId.get(runtimeId),
       metadata: this.network.metadata,

@@ -86,6 +86,11 @@ export interface ContainerSpec {
   ports: PortSpec[];
   /** Maximum number of processes; 0 for none. */
   pidsLimit?: number;
+  /**
+   * The cgroup (a path from the hierarchy's root, for the cgroupfs driver) the container's own
+   * cgroup is made in: the task's, whose limits all of its containers share. Unset: the runtime's default.
+   */
+  cgroupParent?: string;
   /** GPU ids to give the container. */
   gpuIds?: string[];
   /** Host paths bind-mounted into the container. */

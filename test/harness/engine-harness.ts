@@ -21,9 +21,11 @@ import { TaskNetworking } from '../../src/engine/network/task-network.js';
 import { TaskEngine } from '../../src/engine/task-engine.js';
 import type { ContainerDefinitionInput, TaskDefinitionInput } from '../../src/engine/admission/task-validation.js';
 import { FakeRuntime } from './fake-runtime.js';
+import { FakeTaskCgroups } from './fake-task-cgroups.js';
 
 export interface EngineUnderTest {
   runtime: FakeRuntime;
+  taskCgroups: FakeTaskCgroups;
   store: StateStore;
   events: EventLog;
   engine: TaskEngine;
@@ -60,6 +62,7 @@ export async function engineUnderTest(
     images?: Partial<ImageSettings>;
     /** The runtime and store of an earlier engine, to test what a restarted agent does. */
     runtime?: FakeRuntime;
+    taskCgroups?: FakeTaskCgroups;
     store?: StateStore;
     security?: Partial<EngineSettings['security']>;
     limits?: Partial<EngineSettings['limits']>;
@@ -68,6 +71,7 @@ export async function engineUnderTest(
   } = {},
 ): Promise<EngineUnderTest> {
   const runtime = options.runtime ?? new FakeRuntime();
+  const taskCgroups = options.taskCgroups ?? new FakeTaskCgroups();
   const log = pino({ level: 'silent' });
   const store = options.store ?? new StateStore(':memory:', { count: 10_000, maxAgeMs: 3_600_000 });
   const events = new EventLog(store.events, { maxWatcherLag: 10_000 });
@@ -115,11 +119,13 @@ export async function engineUnderTest(
         ),
       pauseImage: 'registry.test/pause:1',
     },
+    taskCgroups,
     log,
   });
   await engine.start();
   return {
     runtime,
+    taskCgroups,
     store,
     events,
     engine,

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
@@ -133,6 +133,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind, o
         await registry.stop();
         await publicRegistry.stop();
         removeAgentNamespaces(agentIds);
+        removeAgentCgroups(agentIds);
         network?.remove();
         rmSync(dir, { recursive: true, force: true });
       },
@@ -160,4 +161,26 @@ function removeAgentNamespaces(agentIds: Set<string>): void {
     .map((line) => line.split(' ')[0] ?? '')
     .filter((name) => [...agentIds].some((id) => name.startsWith(`berth-${id}-`)));
   for (const name of names) spawnSync('ip', ['netns', 'delete', name], { stdio: 'ignore' });
+}
+
+/**
+ * Removes the task cgroups (made for tasks with task-level cpu or memory) of the given agents:
+ * an agent stopped before its tasks' cleanup leaves them behind, as it leaves their containers.
+ */
+function removeAgentCgroups(agentIds: Set<string>): void {
+  const hierarchies = readdirSync('/sys/fs/cgroup', { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => join('/sys/fs/cgroup', e.name));
+  for (const id of agentIds) for (const root of ['/sys/fs/cgroup', ...hierarchies]) removeCgroupTree(join(root, 'berth', id));
+}
+
+/** Removes a cgroup and the ones under it, deepest first (a cgroup's files go with its directory). */
+function removeCgroupTree(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) removeCgroupTree(join(dir, entry.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Still holding a process: nothing a test may kill here.
+  }
 }

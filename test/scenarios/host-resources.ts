@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { readStatusDetails } from '../../src/api/status-details.js';
 import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { cgroupLimits } from '../harness/cgroup-limits.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
-import { container, containerOf, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
+import { container, ContainerStatus, containerOf, DependencyCondition, dependsOn, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
 import { freeLoopbackPort, textOnceServed } from '../harness/processes.js';
 
 export function hostResourceScenarios(kind: RuntimeKind): void {
@@ -101,6 +102,52 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
         await calls.stop(b);
         await calls.stop(c);
         await watch.waitForEvent('c STOPPED', is.task(c, TaskStatus.TASK_STATUS_STOPPED));
+      });
+    });
+
+    it("enforces task-level cpu and memory in one cgroup: the task's memory hog is killed, its sibling without a limit of its own runs on", async () => {
+      const id = taskId('task-limits');
+      const cgroup = `/berth/${agent.config.agentId}/${id}`;
+      await watching(agent.client, { taskIds: [id] }, async (watch) => {
+        await calls.run(
+          task(
+            id,
+            [
+              sleeper({ name: 'sibling' }),
+              // No memory limit of its own: only the task's 64 MiB stops it.
+              sleeper({
+                name: 'hog',
+                essential: false,
+                dependsOn: [dependsOn('sibling', DependencyCondition.DEPENDENCY_CONDITION_START)],
+                command: ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\000" a)'],
+              }),
+            ],
+            { memoryMib: 64, cpuUnits: 512 },
+          ),
+        );
+        await watch.waitForEvent('hog STOPPED', is.container(id, 'hog', ContainerStatus.CONTAINER_STATUS_STOPPED));
+        const running = await calls.get(id);
+        const hog = containerOf(running, 'hog');
+        assert.equal(hog.exitCode, 137);
+        assert.match(hog.reason, /memory limit or its task's/);
+        assert.equal(running?.knownStatus, TaskStatus.TASK_STATUS_RUNNING, 'the essential sibling runs on');
+
+        // Inside the sibling: its cgroup is in the task's, its own memory limit unset, the task's in force above it.
+        const inside = await calls.shell(
+          id,
+          'sibling',
+          'grep memory: /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; grep hierarchical_memory_limit /sys/fs/cgroup/memory/memory.stat',
+        );
+        assert.equal(inside.code, 0, inside.output);
+        const [cgroupLine, ownLimit, hierarchical] = inside.output.split('\n');
+        assert.match(cgroupLine ?? '', new RegExp(`^\\d+:memory:${cgroup.replaceAll('.', '\\.')}/`));
+        assert.ok(Number(ownLimit) > 2 ** 50, `no limit of its own (${ownLimit})`);
+        assert.equal(hierarchical, `hierarchical_memory_limit ${64 * 1024 * 1024}`);
+        // The task's CPU: half a core's quota per 100 ms period.
+        assert.equal(readFileSync(`/sys/fs/cgroup/cpu${cgroup}/cpu.cfs_quota_us`, 'utf8').trim(), '50000');
+
+        await calls.stop(id);
+        await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
       });
     });
 

@@ -37,10 +37,10 @@ describe('containerd cgroup metrics and events (recorded v1 and v2 layouts)', ()
     writeFileSync(join(root, 'berth/v2-killed/memory.events'), 'low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\noom_group_kill 0\n');
     mkdirSync(join(root, 'berth/v2-fine'), { recursive: true });
     writeFileSync(join(root, 'berth/v2-fine/memory.events'), 'low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n');
-    assert.equal(await oomKillsIn('berth', 'v1-killed', root), true);
-    assert.equal(await oomKillsIn('berth', 'v2-killed', root), true);
-    assert.equal(await oomKillsIn('berth', 'v2-fine', root), false);
-    assert.equal(await oomKillsIn('berth', 'gone', root), false);
+    assert.equal(await oomKillsIn('/berth/v1-killed', root), true);
+    assert.equal(await oomKillsIn('/berth/v2-killed', root), true);
+    assert.equal(await oomKillsIn('/berth/v2-fine', root), false);
+    assert.equal(await oomKillsIn('/berth/gone', root), false);
   });
 
   it('turns task events into runtime events: exec exits left out, an OOM told once and before its exit', async () => {

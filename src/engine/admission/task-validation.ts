@@ -436,6 +436,10 @@ function validateRelations(containers: ContainerDefinition[], networkMode: Netwo
       }
     }),
   );
+  const reserved = containers.reduce((sum, c) => sum + c.memoryReservationMib, 0);
+  if (taskMemoryMib > 0 && reserved > taskMemoryMib) {
+    v.push({ field: path.task('memory_mib'), description: `is less than the containers' memory_reservation_mib together (${taskMemoryMib} < ${reserved})` });
+  }
   containers.forEach((c, i) => {
     if (taskMemoryMib > 0 && c.memoryMib > taskMemoryMib) v.push({ field: path.container(i, 'memory_mib'), description: `exceeds the task's memory_mib (${c.memoryMib} > ${taskMemoryMib})` });
   });
@@ -484,6 +488,7 @@ export function validateTaskDefinition(input: TaskDefinitionInput, limits: Reque
   const memoryMib = input.memoryMib ?? 0;
   if (!Number.isInteger(memoryMib) || memoryMib < 0 || memoryMib > MAX_MEMORY_MIB)
     v.push({ field: path.task('memory_mib'), description: `must be an integer between 0 and ${MAX_MEMORY_MIB} (got ${memoryMib})` });
+  else if (memoryMib > 0 && memoryMib < MIN_MEMORY_MIB) v.push({ field: path.task('memory_mib'), description: `must be at least ${MIN_MEMORY_MIB} MiB when set (got ${memoryMib})` });
   validateRelations(containers, networkMode, memoryMib, v);
 
   if (v.length > 0) throw new InvalidArgumentError(v);

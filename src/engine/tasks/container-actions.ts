@@ -1,6 +1,7 @@
 import type { ContainerRuntime } from '../../runtime/container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../../runtime/errors.js';
 import type { PortBinding, PullProgress } from '../../runtime/types.js';
+import type { TaskCgroups } from '../../runtime/task-cgroups.js';
 import { containerSpec, type SpecInputs } from './container-spec.js';
 import { neededVolumes, taskScopedVolumes } from './container-mounts.js';
 import { crashPoint } from '../crash-points.js';
@@ -20,6 +21,13 @@ export type ActionOutcome =
 
 function describe(error: unknown): string {
   return error instanceof RuntimeError ? `${error.kind}: ${error.detail}` : error instanceof Error ? error.message : String(error);
+}
+
+const MIB = 1024 * 1024;
+
+/** Whether the task sets cpu or memory for all of its containers together (enforced in a cgroup of its own). */
+export function hasTaskLimits(task: TaskDefinition): boolean {
+  return task.cpuUnits > 0 || task.memoryMib > 0;
 }
 
 /** The host ports a started container is reachable on: the ones berth chose for it. */
@@ -42,6 +50,7 @@ export class ContainerActions {
     private readonly runtime: ContainerRuntime,
     private readonly images: ImageManager,
     private readonly settings: EngineSettings,
+    private readonly cgroups: TaskCgroups,
   ) {}
 
   private retry<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -61,6 +70,12 @@ export class ContainerActions {
    * this task's and agent's labels is adopted (it was created before a crash or a lost answer).
    */
   async create(task: TaskDefinition, container: ManagedContainer, network?: SpecInputs['network'], metadataUri?: string): Promise<ActionOutcome> {
+    let cgroupParent: string | undefined;
+    try {
+      cgroupParent = await this.provideTaskCgroup(task);
+    } catch (error) {
+      return { kind: 'stopped', change: { reason: `cannot set up the task's cgroup for its task-level cpu and memory: ${describe(error)}` } };
+    }
     const spec = containerSpec(task, container.definition, {
       agentId: this.settings.agentId,
       runtimeName: container.runtimeName,
@@ -70,6 +85,7 @@ export class ContainerActions {
       defaultUlimits: this.settings.defaultUlimits,
       network,
       metadataUri,
+      cgroupParent,
     });
     const volumeProblem = await this.provideVolumes(task, container);
     if (volumeProblem) return { kind: 'stopped', change: { reason: volumeProblem } };
@@ -105,6 +121,27 @@ export class ContainerActions {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Makes the cgroup that holds the containers of a task with task-level cpu or memory and writes
+   * those limits (again before each container: idempotent, and it survives agent restarts). Its
+   * path, or undefined for a task without task-level limits.
+   */
+  private async provideTaskCgroup(task: TaskDefinition): Promise<string | undefined> {
+    if (!hasTaskLimits(task)) return undefined;
+    const path = this.cgroups.pathOf(this.settings.agentId, task.id);
+    await this.cgroups.prepare(path, { cpuUnits: task.cpuUnits, memoryBytes: task.memoryMib * MIB });
+    return path;
+  }
+
+  /** Removes the task's cgroup (at its cleanup, after its containers); the failure, if any, for logging. */
+  async removeTaskCgroup(task: TaskDefinition): Promise<unknown> {
+    if (!hasTaskLimits(task)) return undefined;
+    return this.cgroups.remove(this.cgroups.pathOf(this.settings.agentId, task.id)).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
   }
 
   /** Removes the task's own volumes (at its cleanup, after its containers); failures are returned for logging. */

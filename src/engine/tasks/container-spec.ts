@@ -27,6 +27,8 @@ export interface SpecInputs {
   network?: Pick<ContainerSpec, 'network' | 'networkContainer'>;
   /** The container's task metadata URI, when the agent serves the endpoint and the container can reach it. */
   metadataUri?: string;
+  /** The task's cgroup, when it has task-level cpu or memory. */
+  cgroupParent?: string;
 }
 
 export function containerSpec(task: TaskDefinition, container: ContainerDefinition, inputs: SpecInputs): ContainerSpec {
@@ -55,6 +57,7 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     networkContainer: container.disableNetworking ? undefined : inputs.network?.networkContainer,
     ports: inputs.network || container.disableNetworking ? [] : container.portMappings.map((p, i) => ({ ...p, hostPort: inputs.hostPorts[i] ?? p.hostPort })),
     pidsLimit: container.pidsLimit || inputs.defaultPidsLimit,
+    ...(inputs.cgroupParent ? { cgroupParent: inputs.cgroupParent } : {}),
     gpuIds: [...inputs.gpuIds],
     ...containerMounts(agentId, task, container),
     privileged: container.privileged ?? false,

@@ -7,7 +7,7 @@ import type { ContainerSnapshot } from '../model/task-snapshot.js';
 import { toDate, toMs, type ContainerRecord, type ContainerState } from '../store/records.js';
 
 /** The reason of a container the kernel killed for exceeding its memory limit. */
-export const OOM_REASON = 'killed for exceeding its memory limit (out of memory)';
+export const OOM_REASON = "killed for exceeding its memory limit or its task's (out of memory)";
 
 /** Fields that may accompany a status change. */
 export interface ContainerChange {

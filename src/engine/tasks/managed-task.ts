@@ -597,6 +597,8 @@ export class ManagedTask implements QueuedTask {
       if (error) this.log.warn({ err: error, container: container.name }, 'could not remove container during cleanup');
     }
     for (const error of await this.deps.actions.removeTaskVolumes(this.definition)) this.log.warn({ err: error }, 'could not remove a task volume during cleanup');
+    const cgroupError = await this.deps.actions.removeTaskCgroup(this.definition);
+    if (cgroupError) this.log.warn({ err: cgroupError }, "could not remove the task's cgroup during cleanup");
     await this.sandbox.releaseLeftovers();
     this.log.info('task cleaned up');
     this.deps.onCleanedUp(this);

@@ -39,10 +39,10 @@ export function decodeCgroupMetrics(data: { typeUrl: string; value: Uint8Array }
 
 /**
  * True when the kernel's OOM killer killed a process of the container's cgroup: `oom_kill` in
- * memory.oom_control (v1) or memory.events (v2), under containerd's `/<namespace>/<id>` cgroup.
+ * memory.oom_control (v1) or memory.events (v2) of the container's cgroup (a path from the hierarchy's root).
  */
-export async function oomKillsIn(namespace: string, id: string, cgroupRoot = '/sys/fs/cgroup'): Promise<boolean> {
-  for (const path of [`${cgroupRoot}/memory/${namespace}/${id}/memory.oom_control`, `${cgroupRoot}/${namespace}/${id}/memory.events`]) {
+export async function oomKillsIn(cgroupPath: string, cgroupRoot = '/sys/fs/cgroup'): Promise<boolean> {
+  for (const path of [`${cgroupRoot}/memory${cgroupPath}/memory.oom_control`, `${cgroupRoot}${cgroupPath}/memory.events`]) {
     const text = await readFile(path, 'utf8').catch(() => undefined);
     const count = text && /^oom_kill (\d+)$/m.exec(text)?.[1];
     if (count !== undefined && count !== '') return Number(count) > 0;

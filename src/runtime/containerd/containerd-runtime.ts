@@ -82,6 +82,8 @@ const NAME_LABEL = 'berth.runtime-name';
 const STOP_SIGNAL_LABEL = 'berth.stop-signal';
 /** Where the container's log file is (so any adapter instance, whatever its state dir, finds it). */
 const LOG_FILE_LABEL = 'berth.log-file';
+/** The container's cgroup, when it is not containerd's default `/<namespace>/<id>`. */
+const CGROUP_LABEL = 'berth.cgroup';
 const DEFAULT_EXEC_OUTPUT = 64 * 1024;
 
 /**
@@ -355,6 +357,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       const labels: Record<string, string> = { ...spec.labels, [NAME_LABEL]: spec.name, [LOG_FILE_LABEL]: join(dir, LOG_FILE_NAME) };
       const stopSignal = spec.stopSignal ?? image.config.config?.StopSignal;
       if (stopSignal) labels[STOP_SIGNAL_LABEL] = stopSignal;
+      if (spec.cgroupParent) labels[CGROUP_LABEL] = (oci.linux as { cgroupsPath: string }).cgroupsPath;
       await c.call(
         operation,
         c.containers,
@@ -552,8 +555,14 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   /** Whether the container's cgroup (still there until its task is deleted) counted an OOM kill. */
-  private cgroupSawOom(id: string): Promise<boolean> {
-    return oomKillsIn(this.options.namespace, id);
+  private async cgroupSawOom(id: string): Promise<boolean> {
+    const labels =
+      this.labelsCache.get(id) ??
+      (await this.getContainer(id, `inspect container ${id}`).then(
+        (found) => found.labels,
+        () => undefined,
+      ));
+    return oomKillsIn(labels?.[CGROUP_LABEL] ?? `/${this.options.namespace}/${id}`);
   }
 
   async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {

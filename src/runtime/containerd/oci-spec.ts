@@ -218,7 +218,8 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
     linux: {
       namespaces,
       resources,
-      cgroupsPath: `/${input.namespace}/${input.id}`,
+      // In the task's cgroup when it has one (its limits cover all of its containers), else containerd's default.
+      cgroupsPath: spec.cgroupParent ? `${spec.cgroupParent}/${input.id}` : `/${input.namespace}/${input.id}`,
       // A privileged container sees /proc and /sys as the host does.
       maskedPaths: privileged ? [] : MASKED_PATHS,
       readonlyPaths: privileged ? [] : READONLY_PATHS,

@@ -126,6 +126,7 @@ export class DockerRuntime implements ContainerRuntime {
   readonly hasBridgeNetwork = true;
   private readonly docker: Docker;
   private readonly volumes: DockerVolumes;
+  private driver: Promise<string> | undefined;
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker(connectionOptions(options.host));
@@ -145,6 +146,18 @@ export class DockerRuntime implements ContainerRuntime {
   async ping(): Promise<RuntimeVersion> {
     const version = await this.call('ping docker', (abortSignal) => (this.docker as unknown as { version(o: object): Promise<Docker.DockerVersion> }).version({ abortSignal }));
     return { name: 'docker', version: version.Version, apiVersion: version.ApiVersion };
+  }
+
+  /** The daemon's cgroup driver ("cgroupfs" or "systemd"), asked once. */
+  private cgroupDriver(): Promise<string> {
+    this.driver ??= this.call('ask docker for its cgroup driver', (abortSignal) => (this.docker as unknown as { info(o: object): Promise<{ CgroupDriver?: string }> }).info({ abortSignal })).then(
+      (info) => info.CgroupDriver ?? 'cgroupfs',
+      (error: unknown) => {
+        this.driver = undefined;
+        throw error;
+      },
+    );
+    return this.driver;
   }
 
   async pullImage(reference: string, options: PullOptions = {}): Promise<ImageInfo> {
@@ -240,6 +253,9 @@ export class DockerRuntime implements ContainerRuntime {
     if (spec.network === 'container' && spec.ports.length > 0) {
       throw new RuntimeError('invalid', `create container "${spec.name}"`, "a container that joins another container's network cannot map ports of its own");
     }
+    if (spec.cgroupParent && (await this.cgroupDriver()) !== 'cgroupfs') {
+      throw new RuntimeError('invalid', `create container "${spec.name}"`, "task-level cpu and memory limits need dockerd's cgroupfs cgroup driver; this dockerd uses systemd");
+    }
     const exposed: Record<string, object> = {};
     const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
     for (const port of spec.ports) {
@@ -271,6 +287,7 @@ export class DockerRuntime implements ContainerRuntime {
           Memory: spec.memoryBytes || undefined,
           MemoryReservation: spec.memoryReservationBytes || undefined,
           PidsLimit: spec.pidsLimit || undefined,
+          CgroupParent: spec.cgroupParent,
           // Mounts (not Binds): a missing host path is an error, not a directory Docker creates.
           // Volumes get a copy of the image's files at their path while they are empty (Docker's default).
           Mounts: mountsOf(spec),
