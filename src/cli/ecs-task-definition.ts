@@ -59,8 +59,6 @@ const NOT_APPLIED: Record<string, string> = {
   logConfiguration: 'the runtime keeps the logs; read them with `berthctl logs`',
   firelensConfiguration: 'not supported',
   repositoryCredentials: 'Secrets Manager credentials are not supported; give registryCredentials in a berth task file',
-  interactive: 'no interactive containers',
-  pseudoTerminal: 'no terminals',
   credentialSpecs: 'not supported',
   versionConsistency: 'images are pulled by tag',
   // port mappings
@@ -70,17 +68,7 @@ const NOT_APPLIED: Record<string, string> = {
 };
 
 /** Fields whose loss changes what the container does; the others left out are AWS's own (IAM, metadata, Service Connect, FireLens, App Mesh). */
-const CHANGES_BEHAVIOUR = new Set([
-  'secrets',
-  'environmentFiles',
-  'logConfiguration',
-  'repositoryCredentials',
-  'interactive',
-  'pseudoTerminal',
-  'credentialSpecs',
-  'ephemeralStorage',
-  'inferenceAccelerators',
-]);
+const CHANGES_BEHAVIOUR = new Set(['secrets', 'environmentFiles', 'logConfiguration', 'repositoryCredentials', 'credentialSpecs', 'ephemeralStorage', 'inferenceAccelerators']);
 
 const TASK_FIELDS = new Set(['family', 'revision', 'networkMode', 'containerDefinitions', 'cpu', 'memory', 'volumes', 'pidMode', 'ipcMode']);
 const CONTAINER_FIELDS = new Set([
@@ -117,6 +105,8 @@ const CONTAINER_FIELDS = new Set([
   'dockerSecurityOptions',
   'disableNetworking',
   'links',
+  'interactive',
+  'pseudoTerminal',
 ]);
 const LINUX_PARAMETER_FIELDS = new Set(['capabilities', 'initProcessEnabled', 'sharedMemorySize', 'tmpfs', 'devices', 'maxSwap', 'swappiness']);
 
@@ -182,13 +172,13 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
   };
 
   for (const key of Object.keys(ecs)) if (!TASK_FIELDS.has(key)) notApplied(key, key);
-  /** ECS's pidMode and ipcMode: "task" or "host" (ipcMode "none" is not applied). */
+  /** ECS's pidMode and ipcMode: "task" or "host", and for ipcMode "none". */
   const namespaceMode = (key: 'pidMode' | 'ipcMode', value: unknown): NamespaceMode => {
     if (value === undefined) return NamespaceMode.NAMESPACE_MODE_UNSPECIFIED;
     if (value === 'task') return NamespaceMode.NAMESPACE_MODE_TASK;
     if (value === 'host') return NamespaceMode.NAMESPACE_MODE_HOST;
-    if (value === 'none') lost(`${key}: not applied (ipcMode none is not supported: the containers keep IPC namespaces of their own)`);
-    else problems.push(`${key}: must be task or host (got ${JSON.stringify(value)})`);
+    if (value === 'none' && key === 'ipcMode') return NamespaceMode.NAMESPACE_MODE_NONE;
+    problems.push(`${key}: must be task${key === 'ipcMode' ? ', host or none' : ' or host'} (got ${JSON.stringify(value)})`);
     return NamespaceMode.NAMESPACE_MODE_UNSPECIFIED;
   };
 
@@ -275,6 +265,8 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
       dockerSecurityOptions: strings(c.dockerSecurityOptions),
       disableNetworking: c.disableNetworking === true,
       links: strings(c.links),
+      interactive: c.interactive === true,
+      pseudoTerminal: c.pseudoTerminal === true,
     };
     const linux = c.linuxParameters as Json | undefined;
     if (linux) {

@@ -36,6 +36,7 @@ import { sameDefinition, type TaskDefinition } from './model/task-definition.js'
 import type { TaskResources, TaskSnapshot } from './model/task-snapshot.js';
 import { validateTaskDefinition, type TaskDefinitionInput } from './admission/task-validation.js';
 import { checkTaskAllowed } from './admission/security-policy.js';
+import { checkRuntimeSupports } from './admission/runtime-support.js';
 import type { TaskNetworking } from './network/task-network.js';
 import type { TaskMetadataUris } from './network/metadata-uris.js';
 
@@ -205,6 +206,7 @@ export class TaskEngine {
 
   runTask(input: TaskDefinitionInput): { task: TaskSnapshot; created: boolean } {
     const definition = validateTaskDefinition(input, this.settings.limits);
+    checkRuntimeSupports(definition, this.runtime);
     this.requireWritableStore();
     checkTaskAllowed(definition, this.settings.security);
     const existing = this.tasks.get(definition.id);

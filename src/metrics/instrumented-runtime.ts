@@ -27,6 +27,10 @@ export class InstrumentedRuntime implements ContainerRuntime {
     return this.inner.hasBridgeNetwork;
   }
 
+  get opensStdinWithoutTerminal() {
+    return this.inner.opensStdinWithoutTerminal;
+  }
+
   private async timed<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     const started = performance.now();
     try {

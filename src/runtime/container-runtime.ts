@@ -38,6 +38,8 @@ export interface ContainerRuntime {
   readonly name: RuntimeName;
   /** Whether network mode "bridge" (with port mappings) is the runtime's own; otherwise CNI provides it. */
   readonly hasBridgeNetwork: boolean;
+  /** Whether a container without a terminal can have an open standard input (interactive). */
+  readonly opensStdinWithoutTerminal: boolean;
 
   /** Checks that the daemon answers; returns its version. */
   ping(): Promise<RuntimeVersion>;

@@ -108,6 +108,13 @@ export interface ContainerSpec {
   stopSignal?: string;
   /** An init (tini) as PID 1 at /sbin/docker-init, running the container's process. */
   init?: boolean;
+  /** Standard input kept open, with nothing written to it (Docker's -i). */
+  openStdin?: boolean;
+  /**
+   * A pseudo-terminal for standard input, output and error (Docker's -t); the logs then hold what
+   * the terminal wrote, all of it as stdout.
+   */
+  tty?: boolean;
   /** Size of /dev/shm; the runtime default (64 MiB) when unset. */
   shmSizeBytes?: number;
   /** tmpfs mounts; `options` as Docker's --tmpfs takes them, without the size. */
@@ -142,8 +149,11 @@ export interface ContainerSpec {
    * name; a runtime whose bridge mode is one namespace per task resolves them to 127.0.0.1.
    */
   links?: { runtimeName: string; alias: string; name: string }[];
-  /** The IPC namespace: the host's, another container's, or its own that others may join ("shareable"). */
-  ipcNamespace?: 'host' | 'shareable' | { containerId: string };
+  /**
+   * The IPC namespace: the host's, another container's, its own that others may join
+   * ("shareable"), or its own without /dev/shm ("none").
+   */
+  ipcNamespace?: 'host' | 'shareable' | 'none' | { containerId: string };
 }
 
 /** A volume of the runtime: Docker's volumes; berth's own local volumes on containerd. */

@@ -23,6 +23,8 @@ export function containerOptionsInput(c: PbContainerDefinition): ContainerOption
     systemControls: c.systemControls.map((s) => ({ namespace: s.namespace, value: s.value })),
     dockerSecurityOptions: c.dockerSecurityOptions,
     disableNetworking: c.disableNetworking,
+    interactive: c.interactive,
+    pseudoTerminal: c.pseudoTerminal,
     links: c.links,
     ulimits: c.ulimits.map((u) => ({ name: u.name, softLimit: u.softLimit, hardLimit: u.hardLimit })),
     readonlyRootFilesystem: c.readonlyRootFilesystem,
@@ -59,6 +61,8 @@ export function pbContainerOptions(
   | 'systemControls'
   | 'dockerSecurityOptions'
   | 'disableNetworking'
+  | 'interactive'
+  | 'pseudoTerminal'
   | 'links'
 > {
   const linux = c.linuxParameters;
@@ -76,6 +80,8 @@ export function pbContainerOptions(
     systemControls: Object.entries(c.systemControls ?? {}).map(([namespace, value]) => ({ namespace, value })),
     dockerSecurityOptions: securityOptionStrings(c.securityOptions),
     disableNetworking: c.disableNetworking ?? false,
+    interactive: c.interactive ?? false,
+    pseudoTerminal: c.pseudoTerminal ?? false,
     links: (c.links ?? []).map((l) => (l.alias === l.container ? l.container : `${l.container}:${l.alias}`)),
     ulimits: (c.ulimits ?? []).map((u) => ({ ...u })),
     readonlyRootFilesystem: c.readonlyRootFilesystem ?? false,

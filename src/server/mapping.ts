@@ -110,7 +110,7 @@ export function taskDefinitionInput(task: TaskDefinition | undefined): TaskDefin
   };
 }
 
-const NAMESPACE_MODE = { none: NamespaceMode.NAMESPACE_MODE_UNSPECIFIED, task: NamespaceMode.NAMESPACE_MODE_TASK, host: NamespaceMode.NAMESPACE_MODE_HOST } as const;
+const NAMESPACE_MODE = { task: NamespaceMode.NAMESPACE_MODE_TASK, host: NamespaceMode.NAMESPACE_MODE_HOST, none: NamespaceMode.NAMESPACE_MODE_NONE } as const;
 
 const NETWORK_MODE: Record<DomainNetworkMode, NetworkMode> = {
   none: NetworkMode.NETWORK_MODE_NONE,
@@ -179,8 +179,8 @@ export function toPbDefinition(d: DomainTaskDefinition): TaskDefinition {
     })),
     cpuUnits: d.cpuUnits,
     memoryMib: d.memoryMib,
-    pidMode: NAMESPACE_MODE[d.pidMode ?? 'none'],
-    ipcMode: NAMESPACE_MODE[d.ipcMode ?? 'none'],
+    pidMode: d.pidMode ? NAMESPACE_MODE[d.pidMode] : NamespaceMode.NAMESPACE_MODE_UNSPECIFIED,
+    ipcMode: d.ipcMode ? NAMESPACE_MODE[d.ipcMode] : NamespaceMode.NAMESPACE_MODE_UNSPECIFIED,
     volumes: (d.volumes ?? []).map((v) => ({
       name: v.name,
       host: v.hostPath ? { sourcePath: v.hostPath } : undefined,

@@ -21,6 +21,7 @@ import type {
  */
 export class FakeRuntime implements ContainerRuntime {
   readonly hasBridgeNetwork = true;
+  opensStdinWithoutTerminal = true;
   readonly name = 'docker' as const;
   readonly calls: string[] = [];
   readonly containers = new Map<string, ContainerInfo & { spec: ContainerSpec }>();

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { status, type ServiceError } from '@grpc/grpc-js';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_CAPABILITIES, LINUX_CAPABILITIES } from '../../src/runtime/capabilities.js';
 import { readlinkSync } from 'node:fs';
 import { LinuxParameters, NamespaceMode, type ContainerDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
-import { startTestAgent, type TestAgent } from '../harness/agent.js';
+import { readStream, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
-import { container, containerOf, NetworkMode, task, taskId } from '../harness/task-builders.js';
+import { container, containerOf, ContainerStatus, NetworkMode, task, taskId } from '../harness/task-builders.js';
 
 /** The CapEff mask /proc/self/status shows for a set of capabilities. */
 function capabilityMask(names: readonly string[]): string {
@@ -150,7 +151,7 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
       await agent.calls.stopAndWait(id);
     });
 
-    it("shares the process and IPC namespaces of a task's containers in pid_mode and ipc_mode task, and gives the host's in host", async () => {
+    it("shares the process and IPC namespaces of a task's containers in pid_mode and ipc_mode task, gives the host's in host, and private ones without /dev/shm in ipc_mode none", async () => {
       const shared = taskId('namespaces');
       await agent.calls.runUntil(
         task(shared, [sleeper('a', { command: ['sleep', '301'] }), sleeper('b')], {
@@ -169,6 +170,15 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
       await agent.calls.runUntil(task(separate, [sleeper('a'), sleeper('b')], { networkMode: NetworkMode.NETWORK_MODE_TASK }));
       assert.notEqual(await inside(separate, 'a', 'readlink /proc/self/ns/pid'), await inside(separate, 'b', 'readlink /proc/self/ns/pid'));
       await agent.calls.stopAndWait(separate);
+
+      const noShm = taskId('ipc-none');
+      await agent.calls.runUntil(task(noShm, [sleeper('a'), sleeper('b')], { networkMode: NetworkMode.NETWORK_MODE_TASK, ipcMode: NamespaceMode.NAMESPACE_MODE_NONE }));
+      const ipcOf = (name: string) => inside(noShm, name, 'readlink /proc/self/ns/ipc; grep " /dev/shm " /proc/mounts || echo "no /dev/shm"; [ -e /dev/shm ] || echo gone');
+      const [a, b] = [await ipcOf('a'), await ipcOf('b')];
+      assert.match(a, /^ipc:\[\d+\]\nno \/dev\/shm\ngone$/);
+      assert.notEqual(a.split('\n')[0], b.split('\n')[0]);
+      assert.notEqual(a.split('\n')[0], readlinkSync('/proc/self/ns/ipc'));
+      await agent.calls.stopAndWait(noShm);
 
       const host = taskId('host-namespaces');
       await agent.calls.runUntil(
@@ -192,6 +202,57 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
       const started = (await agent.calls.get(id))!.containers;
       const startedAt = (name: string) => started.find((c) => c.name === name)!.startedAt!.getTime();
       assert.ok(startedAt('app') >= startedAt('db'), 'the linking container started after the linked one');
+      await agent.calls.stopAndWait(id);
+    });
+
+    it(`gives a container a terminal (pseudo_terminal) and an open standard input (interactive), as docker run -it does${kind === 'containerd' ? '; refuses interactive without a terminal' : ''}`, async () => {
+      const id = taskId('tty');
+      // Each reads a line first: end-of-file at once without interactive, a wait with it.
+      const script = 'if [ -t 1 ]; then echo "stdout: terminal"; else echo "stdout: pipe"; fi; read line; echo "stdin ended"; exec sleep 300';
+      const stdinOnly = sleeper('stdin', { interactive: true, command: ['sh', '-c', script] });
+      if (kind === 'containerd') {
+        // The shim gives a process that logs through berth's log writer no stdin: refused, not ignored.
+        await assert.rejects(agent.calls.run(task(taskId('stdin'), [stdinOnly])), (error: ServiceError) => {
+          assert.equal(error.code, status.INVALID_ARGUMENT);
+          assert.match(error.details, /containers\[0\]\.interactive: the containerd runtime cannot keep standard input open without a terminal/);
+          return true;
+        });
+      }
+      await start(id, [
+        sleeper('plain', { command: ['sh', '-c', script] }),
+        sleeper('terminal', { pseudoTerminal: true, command: ['sh', '-c', `tty; ${script}`] }),
+        ...(kind === 'docker' ? [stdinOnly] : []),
+        // docker run -it busybox sh: a shell that waits at its prompt.
+        sleeper('both', { interactive: true, pseudoTerminal: true, command: ['sh'] }),
+      ]);
+      /** The container's log, each line with "\n", followed until it matches `until`. */
+      const logOf = async (name: string, until: RegExp) => {
+        let log = '';
+        const stream = agent.client.logs({ taskId: id, containerName: name, follow: true, streams: [], tail: undefined, since: undefined });
+        await readStream(stream, (message) => {
+          for (const line of message.lines) log += `${Buffer.from(line.text).toString('utf8')}\n`;
+          if (until.test(log)) stream.cancel();
+        });
+        return log;
+      };
+      // The plain one read end-of-file from /dev/null; its output is a pipe.
+      assert.match(await logOf('plain', /stdin ended/), /^stdout: pipe\nstdin ended\n$/);
+      assert.equal(await inside(id, 'plain', 'readlink /proc/1/fd/0'), '/dev/null');
+      // The terminal one writes to a pseudo-terminal (its lines end in \r\n), and waits on it for input.
+      assert.match(await logOf('terminal', /stdout: terminal/), /^\/dev\/pts\/0\r\nstdout: terminal\r\n$/);
+      assert.match(await inside(id, 'terminal', 'readlink /proc/1/fd/0; readlink /proc/1/fd/1; readlink /proc/1/fd/2'), /^\/dev\/pts\/0\n\/dev\/pts\/0\n\/dev\/pts\/0$/);
+      if (kind === 'docker') {
+        // The interactive one has an open pipe for stdin and is still waiting on it.
+        assert.match(await logOf('stdin', /stdout: pipe/), /^stdout: pipe\n$/);
+        assert.match(await inside(id, 'stdin', 'readlink /proc/1/fd/0; cat /proc/1/comm'), /^pipe:\[\d+\]\nsh$/);
+      }
+      // The shell with both is at its prompt on the terminal.
+      assert.match(await inside(id, 'both', 'readlink /proc/1/fd/0; cat /proc/1/comm'), /^\/dev\/pts\/0\nsh$/);
+      const running = await agent.calls.get(id);
+      assert.deepEqual(
+        running?.containers.map((c) => [c.name, c.knownStatus]),
+        ['plain', 'terminal', ...(kind === 'docker' ? ['stdin'] : []), 'both'].map((name) => [name, ContainerStatus.CONTAINER_STATUS_RUNNING]),
+      );
       await agent.calls.stopAndWait(id);
     });
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidArgumentError, PermissionDeniedError } from '../../src/engine/errors.js';
 import { checkTaskAllowed } from '../../src/engine/admission/security-policy.js';
+import { checkRuntimeSupports } from '../../src/engine/admission/runtime-support.js';
 import { validateTaskDefinition, type ContainerDefinitionInput, type TaskDefinitionInput } from '../../src/engine/admission/task-validation.js';
 import { capabilitySet, DEFAULT_CAPABILITIES, hostCapabilities } from '../../src/runtime/capabilities.js';
 import { hostsFile, resolvConf } from '../../src/runtime/containerd/etc-files.js';
@@ -300,5 +301,23 @@ describe('container options: what the runtimes are given', () => {
     assert.match(json, /"args":\["\/sbin\/docker-init","--","sleep","1"\]/);
     assert.match(json, /"root":\{"path":"rootfs","readonly":true\}/);
     assert.equal(specJson(parseSpec(json)), json);
+  });
+});
+
+describe('container options: what a runtime cannot do alike', () => {
+  it('refuses interactive without pseudo_terminal on a runtime that cannot keep stdin open without a terminal, naming the field', () => {
+    const definition = validateTaskDefinition({
+      id: 't',
+      containers: [
+        { name: 'a', image: 'busybox', interactive: true, pseudoTerminal: true },
+        { name: 'b', image: 'busybox', interactive: true },
+      ],
+    });
+    assert.equal(definition.containers[1]?.interactive, true);
+    checkRuntimeSupports(definition, { name: 'docker', opensStdinWithoutTerminal: true });
+    assert.throws(
+      () => checkRuntimeSupports(definition, { name: 'containerd', opensStdinWithoutTerminal: false }),
+      (error: unknown) => error instanceof InvalidArgumentError && error.violations.length === 1 && error.violations[0]?.field === 'task.containers[1].interactive',
+    );
   });
 });

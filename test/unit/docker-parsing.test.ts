@@ -4,6 +4,7 @@ import { registryHost, withDefaultTag } from '../../src/runtime/image-reference.
 import { toRuntimeError } from '../../src/runtime/docker/docker-errors.js';
 import { parseDockerEvent } from '../../src/runtime/docker/docker-events.js';
 import { PullProgressTracker } from '../../src/runtime/docker/docker-pull.js';
+import { dockerTerminalLogLines } from '../../src/runtime/docker/docker-logs.js';
 
 describe('Docker adapter parsing', () => {
   it('turns die events into exits with their code', () => {
@@ -37,5 +38,19 @@ describe('Docker adapter parsing', () => {
     assert.equal(registryHost('localhost/a'), 'localhost');
     assert.equal(withDefaultTag('127.0.0.1:5000/a'), '127.0.0.1:5000/a:latest');
     assert.equal(withDefaultTag('a@sha256:00'), 'a@sha256:00');
+  });
+
+  it('reads the raw log stream of a container with a terminal: lines split across chunks, all stdout, a last partial line', async () => {
+    async function* chunks() {
+      yield Buffer.from('2026-12-03T10:00:00.000000001Z /dev/pts/0\r\n2026-12-03T10:00:00.5Z stdout: ter');
+      yield Buffer.from('minal\r\n2026-12-03T10:00:01Z $ ');
+    }
+    const lines = [];
+    for await (const line of dockerTerminalLogLines(chunks())) lines.push({ ...line, text: line.text.toString('utf8'), time: line.time.toISOString() });
+    assert.deepEqual(lines, [
+      { time: '2026-12-03T10:00:00.000Z', stream: 'stdout', text: '/dev/pts/0\r', partial: false },
+      { time: '2026-12-03T10:00:00.500Z', stream: 'stdout', text: 'stdout: terminal\r', partial: false },
+      { time: '2026-12-03T10:00:01.000Z', stream: 'stdout', text: '$ ', partial: true },
+    ]);
   });
 });

@@ -19,6 +19,8 @@ export interface ContainerOptionsInput {
   systemControls?: { namespace: string; value: string }[];
   dockerSecurityOptions?: string[];
   disableNetworking?: boolean;
+  interactive?: boolean;
+  pseudoTerminal?: boolean;
   links?: string[];
   ulimits?: { name: string; softLimit: number; hardLimit: number }[];
   readonlyRootFilesystem?: boolean;
@@ -162,6 +164,8 @@ export function validateContainerOptions(
     v.push({ field: at('linux_parameters.max_swap_mib'), description: 'needs memory_mib: swap is allowed on top of a memory limit' });
   }
   if (input.disableNetworking) options.disableNetworking = true;
+  if (input.interactive) options.interactive = true;
+  if (input.pseudoTerminal) options.pseudoTerminal = true;
   if (input.systemControls && input.systemControls.length > 0) options.systemControls = validateSystemControls(input.systemControls, at, input.disableNetworking ? 'none' : networkMode, v);
   if (input.dockerSecurityOptions && input.dockerSecurityOptions.length > 0) options.securityOptions = validateSecurityOptions(input.dockerSecurityOptions, at, v);
   if (input.links && input.links.length > 0) {

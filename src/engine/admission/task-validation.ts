@@ -474,14 +474,20 @@ export function validateTaskDefinition(input: TaskDefinitionInput, limits: Reque
   const namespaceMode = (field: 'pid_mode' | 'ipc_mode', value: string | undefined): NamespaceMode | undefined => {
     if (value === undefined || value === 'UNSPECIFIED') return undefined;
     const mode = value.toLowerCase();
-    if (mode !== 'task' && mode !== 'host') v.push({ field: path.task(field), description: `must be TASK or HOST (got ${quote(value)})` });
+    const allowed = field === 'ipc_mode' ? ['task', 'host', 'none'] : ['task', 'host'];
+    if (!allowed.includes(mode)) v.push({ field: path.task(field), description: `must be ${allowed.map((m) => m.toUpperCase()).join(', ')} (got ${quote(value)})` });
     else if (mode === 'task' && networkMode !== 'task') v.push({ field: path.task(field), description: 'TASK needs network mode task, whose pause container holds the shared namespaces' });
-    return mode === 'task' || mode === 'host' ? mode : undefined;
+    return allowed.includes(mode) ? (mode as NamespaceMode) : undefined;
   };
   const pidMode = namespaceMode('pid_mode', input.pidMode);
   const ipcMode = namespaceMode('ipc_mode', input.ipcMode);
   const containers = input.containers.map((c, i) => validateContainer(c, i, networkMode, volumes, v));
   validateVolumesFrom(containers, v);
+  if (ipcMode === 'none') {
+    containers.forEach((c, i) => {
+      if (c.linuxParameters?.sharedMemorySizeMib) v.push({ field: path.container(i, 'linux_parameters.shared_memory_size_mib'), description: 'ipc_mode NONE gives the container no /dev/shm to size' });
+    });
+  }
   const cpuUnits = input.cpuUnits ?? 0;
   if (!Number.isInteger(cpuUnits) || cpuUnits < 0 || cpuUnits > MAX_CPU_UNITS)
     v.push({ field: path.task('cpu_units'), description: `must be an integer between 0 and ${MAX_CPU_UNITS} (got ${cpuUnits})` });

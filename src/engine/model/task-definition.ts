@@ -77,7 +77,8 @@ export interface Volume {
 }
 
 /** task: one namespace for the task's containers, held by its pause container; host: the host's. */
-export type NamespaceMode = 'task' | 'host';
+/** `none`: ipc only, a private namespace without /dev/shm. */
+export type NamespaceMode = 'task' | 'host' | 'none';
 
 /** The mounts of another container of the task. */
 export interface VolumeFrom {
@@ -162,6 +163,10 @@ export interface ContainerOptions {
   securityOptions?: SecurityOptions;
   /** A namespace of its own with loopback only. */
   disableNetworking?: boolean;
+  /** Standard input kept open (nothing written to it). */
+  interactive?: boolean;
+  /** A pseudo-terminal for standard input, output and error. */
+  pseudoTerminal?: boolean;
   /** Bridge mode: other containers reached by name. */
   links?: { container: string; alias: string }[];
 }

@@ -79,6 +79,7 @@ function namespacesSpec(task: TaskDefinition, network: SpecInputs['network']): P
   if (task.pidMode === 'host' && !isPause) spec.pidNamespace = 'host';
   else if (task.pidMode === 'task' && holder) spec.pidNamespace = { containerId: holder };
   if (task.ipcMode === 'host' && !isPause) spec.ipcNamespace = 'host';
+  else if (task.ipcMode === 'none' && !isPause) spec.ipcNamespace = 'none';
   else if (task.ipcMode === 'task') spec.ipcNamespace = holder ? { containerId: holder } : isPause ? 'shareable' : undefined;
   return spec;
 }
@@ -107,6 +108,8 @@ function optionsSpec(container: ContainerDefinition, defaultUlimits: Ulimit[]): 
     noNewPrivileges: container.securityOptions?.noNewPrivileges || undefined,
     apparmorProfile: container.securityOptions?.apparmorProfile,
     seccompUnconfined: container.securityOptions?.seccompUnconfined || undefined,
+    openStdin: container.interactive || undefined,
+    tty: container.pseudoTerminal || undefined,
   };
 }
 

@@ -82,6 +82,8 @@ const NAME_LABEL = 'berth.runtime-name';
 const STOP_SIGNAL_LABEL = 'berth.stop-signal';
 /** Where the container's log file is (so any adapter instance, whatever its state dir, finds it). */
 const LOG_FILE_LABEL = 'berth.log-file';
+/** Set on a container with a terminal (Tasks.Create must say so too). */
+const TERMINAL_LABEL = 'berth.terminal';
 /** The container's cgroup, when it is not containerd's default `/<namespace>/<id>`. */
 const CGROUP_LABEL = 'berth.cgroup';
 const DEFAULT_EXEC_OUTPUT = 64 * 1024;
@@ -141,6 +143,8 @@ export class ContainerdRuntime implements ContainerRuntime {
   readonly name = 'containerd' as const;
   /** containerd has no bridge of its own: the engine provides bridge mode through CNI. */
   readonly hasBridgeNetwork = false;
+  // The shim gives a process whose output goes to a logging binary (berth's log writer) no stdin.
+  readonly opensStdinWithoutTerminal = false;
   private readonly client: ContainerdClient;
   private readonly puller: ImagePuller;
   private readonly registry: RegistryClient;
@@ -270,6 +274,8 @@ export class ContainerdRuntime implements ContainerRuntime {
   async createContainer(spec: ContainerSpec): Promise<string> {
     const operation = `create container "${spec.name}"`;
     requireImageReference(spec.image, operation);
+    if (spec.openStdin && !spec.tty)
+      throw new RuntimeError('invalid', operation, 'an open standard input needs a terminal on containerd: the shim gives a process that logs through a log writer no stdin');
     if (spec.network === 'bridge' || (spec.network !== 'host' && spec.ports.length > 0)) {
       throw new RuntimeError('invalid', operation, 'containerd has no bridge or port mapping of its own: the engine provides them through CNI (network "container")');
     }
@@ -328,7 +334,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       const volumeBinds = await containerVolumeBinds(this.volumes, spec, image.config, mounts, dir, operation);
       const devices = await Promise.all((spec.devices ?? []).map((d) => deviceNode(d, operation)));
       const pidNamespace = await this.namespaceOf('pid', spec.pidNamespace, operation);
-      const ipcNamespace = await this.namespaceOf('ipc', spec.ipcNamespace === 'shareable' ? undefined : spec.ipcNamespace, operation);
+      const ipcNamespace = await this.namespaceOf('ipc', spec.ipcNamespace === 'shareable' || spec.ipcNamespace === 'none' ? undefined : spec.ipcNamespace, operation);
       const initBinary = this.options.initBinary ?? DEFAULT_INIT_BINARY;
       if (
         spec.init &&
@@ -357,6 +363,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       const labels: Record<string, string> = { ...spec.labels, [NAME_LABEL]: spec.name, [LOG_FILE_LABEL]: join(dir, LOG_FILE_NAME) };
       const stopSignal = spec.stopSignal ?? image.config.config?.StopSignal;
       if (stopSignal) labels[STOP_SIGNAL_LABEL] = stopSignal;
+      if (spec.tty) labels[TERMINAL_LABEL] = 'true';
       if (spec.cgroupParent) labels[CGROUP_LABEL] = (oci.linux as { cgroupsPath: string }).cgroupsPath;
       await c.call(
         operation,
@@ -445,14 +452,17 @@ export class ContainerdRuntime implements ContainerRuntime {
       await mkdir(dirname(logFile), { recursive: true });
       // The shim gives the process's stdout and stderr to berth's log writer, which stamps each line.
       const output = this.outputUri(logFile, this.options.logRotation);
+      const terminal = container.labels[TERMINAL_LABEL] === 'true';
       const createTask = () =>
         c.call(`create task ${id}`, c.tasks, c.tasks.create, {
           containerId: id,
           rootfs: mounts,
+          // No stdin: the log writer's IO has none to give. A terminal is an open input of its own.
           stdin: '',
           stdout: output,
-          stderr: output,
-          terminal: false,
+          // With a terminal the shim copies the one pseudo-terminal to stdout.
+          stderr: terminal ? '' : output,
+          terminal,
         });
       try {
         await createTask().catch(async (error: unknown) => {

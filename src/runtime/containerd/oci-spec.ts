@@ -184,7 +184,7 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
   return {
     ociVersion: '1.0.2',
     process: {
-      terminal: false,
+      terminal: spec.tty === true,
       user: input.user,
       args: spec.init ? [INIT_PATH, '--', ...args] : args,
       env: processEnv(spec, image),
@@ -202,7 +202,10 @@ export function runtimeSpec(input: RuntimeSpecInput): Record<string, unknown> {
       { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', spec.shmSizeBytes ? `size=${spec.shmSizeBytes}` : 'size=65536k'] },
+      // IPC mode none (as Docker's): no /dev/shm at all.
+      ...(spec.ipcNamespace === 'none'
+        ? []
+        : [{ destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', spec.shmSizeBytes ? `size=${spec.shmSizeBytes}` : 'size=65536k'] }]),
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'] },
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: [privileged ? 'rw' : 'ro', 'nosuid', 'noexec', 'nodev'] },

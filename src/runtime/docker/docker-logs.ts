@@ -37,6 +37,30 @@ export async function* dockerLogLines(chunks: AsyncIterable<Buffer>): AsyncGener
   }
 }
 
+/** The longest line kept whole in a terminal's log stream; a longer one is given in parts (Docker cuts at 16 KiB). */
+const MAX_TERMINAL_LINE_BYTES = 64 * 1024;
+
+/**
+ * Lines of the log stream of a container with a terminal: Docker sends it raw, not multiplexed,
+ * each line starting with its RFC 3339 time and a space; all of it is the terminal's output,
+ * given as stdout. A last line without newline is partial.
+ */
+export async function* dockerTerminalLogLines(chunks: AsyncIterable<Buffer>): AsyncGenerator<LogLine> {
+  let pending: Buffer = Buffer.alloc(0);
+  for await (const chunk of chunks) {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    for (let newline = pending.indexOf(10); newline >= 0; newline = pending.indexOf(10)) {
+      yield parseLine('stdout', pending.subarray(0, newline), false);
+      pending = pending.subarray(newline + 1);
+    }
+    if (pending.length > MAX_TERMINAL_LINE_BYTES) {
+      yield parseLine('stdout', pending, true);
+      pending = Buffer.alloc(0);
+    }
+  }
+  if (pending.length > 0) yield parseLine('stdout', pending, true);
+}
+
 function parseLine(stream: LogStream, line: Buffer, partial: boolean): LogLine {
   const space = line.indexOf(32);
   const time = space > 0 ? new Date(line.subarray(0, space).toString('latin1')) : new Date(Number.NaN);

@@ -30,7 +30,7 @@ import type {
 import { classifyImageMessage, toRuntimeError } from './docker-errors.js';
 import { readDockerEvents } from './docker-events.js';
 import { DockerVolumes } from './docker-volumes.js';
-import { dockerLogLines, dockerSince } from './docker-logs.js';
+import { dockerLogLines, dockerSince, dockerTerminalLogLines } from './docker-logs.js';
 import { namespaceTraffic } from '../net-dev.js';
 import { totalmem } from 'node:os';
 import { type DockerPullMessage, PullProgressTracker } from './docker-pull.js';
@@ -124,9 +124,12 @@ interface DockerStats {
 export class DockerRuntime implements ContainerRuntime {
   readonly name = 'docker' as const;
   readonly hasBridgeNetwork = true;
+  readonly opensStdinWithoutTerminal = true;
   private readonly docker: Docker;
   private readonly volumes: DockerVolumes;
   private driver: Promise<string> | undefined;
+  /** Whether a container has a terminal, by id or name, for reading its logs; forgotten at removal. */
+  private readonly terminals = new Map<string, boolean>();
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker(connectionOptions(options.host));
@@ -277,6 +280,10 @@ export class DockerRuntime implements ContainerRuntime {
         ExposedPorts: exposed,
         Hostname: spec.hostname,
         StopSignal: spec.stopSignal,
+        // No attach: an open stdin nobody writes to, and a terminal whose output only the log driver reads.
+        OpenStdin: spec.openStdin,
+        StdinOnce: false,
+        Tty: spec.tty,
         HostConfig: {
           LogConfig: this.options.logRotation
             ? { Type: 'json-file', Config: { 'max-size': String(this.options.logRotation.maxFileBytes), 'max-file': String(this.options.logRotation.maxFiles) } }
@@ -319,6 +326,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async removeContainer(id: string): Promise<void> {
+    this.terminals.delete(id);
     try {
       await this.call(`remove container ${id}`, (abortSignal) => this.docker.getContainer(id).remove({ force: true, v: true, abortSignal }));
     } catch (error) {
@@ -452,6 +460,7 @@ export class DockerRuntime implements ContainerRuntime {
       since: options.since ? dockerSince(options.since) : 0,
     };
     const began = new Date();
+    const tty = await this.hasTerminal(id);
     // Always as a stream (dockerode's logs() would read a whole log into memory without follow).
     const stream = await this.call(
       `read the logs of container ${id}`,
@@ -472,7 +481,7 @@ export class DockerRuntime implements ContainerRuntime {
       let lastTime: Date | undefined;
       let sameTime = 0;
       try {
-        for await (const line of dockerLogLines(stream)) {
+        for await (const line of tty ? dockerTerminalLogLines(stream) : dockerLogLines(stream)) {
           if (lastTime?.getTime() === line.time.getTime()) sameTime++;
           else [lastTime, sameTime] = [line.time, 1];
           yield line;
@@ -494,6 +503,17 @@ export class DockerRuntime implements ContainerRuntime {
         yield line;
       }
     })();
+  }
+
+  /** Whether the container has a terminal (its logs are then one raw stream, not multiplexed); asked once per container. */
+  private async hasTerminal(id: string): Promise<boolean> {
+    let tty = this.terminals.get(id);
+    if (tty === undefined) {
+      const c = await this.call(`inspect container ${id}`, (abortSignal) => this.docker.getContainer(id).inspect({ abortSignal }));
+      tty = c.Config.Tty === true;
+      this.terminals.set(id, tty);
+    }
+    return tty;
   }
 
   async stats(id: string): Promise<ContainerStatsSample> {
