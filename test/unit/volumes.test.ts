@@ -143,14 +143,14 @@ describe('volumes: what a container mounts', () => {
 
   it('names task volumes after the agent and the task, shared ones as they are; creates all but shared ones without autoprovision', () => {
     assert.deepEqual(
-      neededVolumes('agent', task, task.containers[1]!).map((n) => [n.spec.name, n.mustExist, n.spec.labels]),
+      neededVolumes('agent', task, containerMounts('agent', task, task.containers[1]!).volumeMounts).map((n) => [n.spec.name, n.mustExist, n.spec.labels]),
       [
         ['cache', false, { team: 'a' }],
         ['external', true, {}],
       ],
     );
     assert.deepEqual(
-      neededVolumes('agent', task, task.containers[0]!).map((n) => [n.spec.name, n.spec.labels]),
+      neededVolumes('agent', task, containerMounts('agent', task, task.containers[0]!).volumeMounts).map((n) => [n.spec.name, n.spec.labels]),
       [['berth-agent.t1.scratch', { 'berth.agent-id': 'agent', 'berth.task-id': 't1', 'berth.volume-name': 'scratch' }]],
     );
     assert.deepEqual(taskScopedVolumes('agent', task), ['berth-agent.t1.scratch']);

@@ -1,6 +1,6 @@
 import type { ContainerRuntime } from '../../runtime/container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../../runtime/errors.js';
-import type { PortBinding, PullProgress } from '../../runtime/types.js';
+import type { ContainerSpec, PortBinding, PullProgress } from '../../runtime/types.js';
 import type { TaskCgroups } from '../../runtime/task-cgroups.js';
 import { containerSpec, type SpecInputs } from './container-spec.js';
 import { neededVolumes, taskScopedVolumes } from './container-mounts.js';
@@ -87,7 +87,7 @@ export class ContainerActions {
       metadataUri,
       cgroupParent,
     });
-    const volumeProblem = await this.provideVolumes(task, container);
+    const volumeProblem = await this.provideVolumes(task, spec.volumeMounts);
     if (volumeProblem) return { kind: 'stopped', change: { reason: volumeProblem } };
     try {
       crashPoint('before-create');
@@ -110,8 +110,8 @@ export class ContainerActions {
    * Makes the runtime volumes the container mounts exist: creates the task's own and the shared
    * ones that may be provisioned, checks that the others are there. The reason it cannot, if any.
    */
-  private async provideVolumes(task: TaskDefinition, container: ManagedContainer): Promise<string | undefined> {
-    for (const { spec, mustExist } of neededVolumes(this.settings.agentId, task, container.definition)) {
+  private async provideVolumes(task: TaskDefinition, volumeMounts: ContainerSpec['volumeMounts']): Promise<string | undefined> {
+    for (const { spec, mustExist } of neededVolumes(this.settings.agentId, task, volumeMounts)) {
       try {
         if (!mustExist) await this.retry(() => this.runtime.createVolume(spec));
         else await this.retry(() => this.runtime.inspectVolume(spec.name));

@@ -47,9 +47,9 @@ export function containerMounts(agentId: string, task: TaskDefinition, container
   return { mounts, volumeMounts };
 }
 
-/** The runtime volumes a container mounts (directly or through volumes_from), each once. */
-export function neededVolumes(agentId: string, task: TaskDefinition, container: ContainerDefinition): NeededVolume[] {
-  const names = new Set((containerMounts(agentId, task, container).volumeMounts ?? []).map((m) => m.volume));
+/** The runtime volumes a container's spec mounts (its volume mounts, from containerMounts), each once. */
+export function neededVolumes(agentId: string, task: TaskDefinition, volumeMounts: ContainerMounts['volumeMounts']): NeededVolume[] {
+  const names = new Set((volumeMounts ?? []).map((m) => m.volume));
   return (task.volumes ?? [])
     .filter((v) => !v.hostPath && names.has(runtimeVolumeName(agentId, task.id, v)))
     .map((v) => ({
