@@ -19,6 +19,7 @@ import type { ContainerRuntime } from './runtime/container-runtime.js';
 import { ContainerdRuntime } from './runtime/containerd/containerd-runtime.js';
 import { DockerRuntime } from './runtime/docker/docker-runtime.js';
 import { HostTaskCgroups } from './runtime/task-cgroups.js';
+import { SecretProviders } from './secrets/secret-providers.js';
 import { AgentServer } from './server/grpc-server.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
 import { InstrumentedRuntime } from './metrics/instrumented-runtime.js';
@@ -127,9 +128,10 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
       resources: TOKENS.hostResources,
       images: TOKENS.images,
       network: TOKENS.network,
+      cfg: TOKENS.config,
       log: TOKENS.logger,
     },
-    (deps) => new TaskEngine({ ...deps, taskCgroups: new HostTaskCgroups(), log: deps.log.child({ component: 'engine' }) }),
+    ({ cfg, ...deps }) => new TaskEngine({ ...deps, taskCgroups: new HostTaskCgroups(), secrets: new SecretProviders(cfg.secrets.providers), log: deps.log.child({ component: 'engine' }) }),
   );
   provide(
     c,

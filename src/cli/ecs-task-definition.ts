@@ -54,8 +54,6 @@ const NOT_APPLIED: Record<string, string> = {
   runtimePlatform: 'the node runs its own platform',
   enableFaultInjection: 'not supported',
   // container definitions
-  secrets: 'secrets from Secrets Manager or SSM are not supported; the containers start without these variables',
-  environmentFiles: 'environment files in S3 are not supported',
   logConfiguration: 'the runtime keeps the logs; read them with `berthctl logs`',
   firelensConfiguration: 'not supported',
   repositoryCredentials: 'Secrets Manager credentials are not supported; give registryCredentials in a berth task file',
@@ -68,7 +66,7 @@ const NOT_APPLIED: Record<string, string> = {
 };
 
 /** Fields whose loss changes what the container does; the others left out are AWS's own (IAM, metadata, Service Connect, FireLens, App Mesh). */
-const CHANGES_BEHAVIOUR = new Set(['secrets', 'environmentFiles', 'logConfiguration', 'repositoryCredentials', 'credentialSpecs', 'ephemeralStorage', 'inferenceAccelerators']);
+const CHANGES_BEHAVIOUR = new Set(['logConfiguration', 'repositoryCredentials', 'credentialSpecs', 'ephemeralStorage', 'inferenceAccelerators']);
 
 const TASK_FIELDS = new Set(['family', 'revision', 'networkMode', 'containerDefinitions', 'cpu', 'memory', 'volumes', 'pidMode', 'ipcMode']);
 const CONTAINER_FIELDS = new Set([
@@ -107,6 +105,8 @@ const CONTAINER_FIELDS = new Set([
   'links',
   'interactive',
   'pseudoTerminal',
+  'secrets',
+  'environmentFiles',
 ]);
 const LINUX_PARAMETER_FIELDS = new Set(['capabilities', 'initProcessEnabled', 'sharedMemorySize', 'tmpfs', 'devices', 'maxSwap', 'swappiness']);
 
@@ -267,6 +267,10 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
       links: strings(c.links),
       interactive: c.interactive === true,
       pseudoTerminal: c.pseudoTerminal === true,
+      // References as they are: the agent's secret providers route them by prefix (an SSM or
+      // Secrets Manager ARN to an exec plugin that asks AWS).
+      secrets: (Array.isArray(c.secrets) ? (c.secrets as Json[]) : []).map((s) => ({ name: String(s.name ?? ''), valueFrom: String(s.valueFrom ?? '') })),
+      environmentFiles: (Array.isArray(c.environmentFiles) ? (c.environmentFiles as Json[]) : []).map((f) => String(f.value ?? '')),
     };
     const linux = c.linuxParameters as Json | undefined;
     if (linux) {

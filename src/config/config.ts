@@ -9,6 +9,7 @@ import { PULL_BEHAVIORS, type PullBehavior } from '../engine/images/image-manage
 import { defaultNetworkConfigList, NetworkConfigError, parseNetworkConfigList, type NetworkConfigList } from '../engine/network/cni/network-config.js';
 import { DEFAULT_REQUEST_LIMITS, MAX_DURATION_MS, type RequestLimits } from '../engine/admission/request-limits.js';
 import { ImageReferenceError, parseImageReference } from '../runtime/image-reference.js';
+import type { SecretProviderSettings } from '../secrets/secret-providers.js';
 import { parseDuration } from './duration.js';
 
 /**
@@ -89,6 +90,8 @@ export interface BerthConfig {
   resources: CapacitySettings;
   /** What tasks may ask for; each is refused with PERMISSION_DENIED unless allowed here. */
   security: { allowPrivileged: boolean; allowHostPathMounts: boolean; allowHostNetwork: boolean; allowDevices: boolean; allowUnconfined: boolean; allowHostPid: boolean; allowHostIpc: boolean };
+  /** Where containers' secrets and environment files come from (src/secrets/). */
+  secrets: { providers: SecretProviderSettings[] };
   metrics: {
     /** host:port of the Prometheus endpoint (GET /metrics); off when unset. */
     address?: string;
@@ -189,6 +192,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
     logs: { maxFileBytes: 20 * 1024 * 1024, maxFiles: 5 },
     events: { retain: 100_000, retainFor: '24h', maxWatcherLag: 10_000, heartbeatInterval: '10s' },
     security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, allowDevices: false, allowUnconfined: false, allowHostPid: false, allowHostIpc: false },
+    secrets: { providers: [] },
     metrics: {},
     metadata: { requestsPerSecond: 40, burst: 60 },
     network: {
@@ -382,6 +386,7 @@ export function compileConfig(raw: Raw): BerthConfig {
       allowHostIpc: read.boolean('security.allowHostIpc'),
     },
     metrics: { address: read.optionalString('metrics.address') },
+    secrets: { providers: read.secretProviders('secrets.providers') },
     metadata: {
       address: read.optionalString('metadata.address'),
       requestsPerSecond: read.integer('metadata.requestsPerSecond', 1),
@@ -410,6 +415,9 @@ export function compileConfig(raw: Raw): BerthConfig {
   read.rejectUnknown();
   return config;
 }
+
+const MAX_SECRET_PROVIDERS = 32;
+const DEFAULT_SECRET_PLUGIN_TIMEOUT_MS = 10_000;
 
 /** The largest value a limit may be set to. */
 const MAX_LIMIT = 1024 * 1024 * 1024;
@@ -538,6 +546,44 @@ class Reader {
       result[host] = { username: entry.username, password: entry.password };
     }
     return result;
+  }
+
+  /**
+   * Secret providers: a list of { prefix, file: { directory } } or { prefix, exec: { command,
+   * args, timeout } }, each prefix once; paths absolute.
+   */
+  secretProviders(key: string): SecretProviderSettings[] {
+    const value = this.get(key);
+    if (!Array.isArray(value) || value.length > MAX_SECRET_PROVIDERS) throw new ConfigError(key, `must be a list of at most ${MAX_SECRET_PROVIDERS} providers`);
+    const prefixes = new Set<string>();
+    return value.map((entry: unknown, i) => {
+      const at = `${key}[${i}]`;
+      if (!isObject(entry)) throw new ConfigError(at, 'must be { "prefix": …, "file": { "directory": … } } or { "prefix": …, "exec": { "command": …, "args": […], "timeout": … } }');
+      const unknown = Object.keys(entry).find((k) => !['prefix', 'file', 'exec'].includes(k));
+      if (unknown) throw new ConfigError(`${at}.${unknown}`, 'unknown key');
+      const prefix = entry.prefix ?? '';
+      if (typeof prefix !== 'string' || prefix.length > 256) throw new ConfigError(`${at}.prefix`, 'must be a string of at most 256 characters ("" serves every reference)');
+      if (prefixes.has(prefix)) throw new ConfigError(`${at}.prefix`, `${JSON.stringify(prefix)} is served by an earlier provider`);
+      prefixes.add(prefix);
+      if ((entry.file === undefined) === (entry.exec === undefined)) throw new ConfigError(at, 'needs exactly one of "file" and "exec"');
+      const absolute = (field: string, path: unknown) => {
+        if (typeof path !== 'string' || !path.startsWith('/')) throw new ConfigError(`${at}.${field}`, `must be an absolute path (got ${JSON.stringify(path)})`);
+        return path;
+      };
+      if (entry.file !== undefined) {
+        if (!isObject(entry.file) || Object.keys(entry.file).some((k) => k !== 'directory')) throw new ConfigError(`${at}.file`, 'must be { "directory": "/…" }');
+        return { prefix, file: { directory: absolute('file.directory', entry.file.directory) } };
+      }
+      const exec = entry.exec;
+      if (!isObject(exec) || Object.keys(exec).some((k) => !['command', 'args', 'timeout'].includes(k)))
+        throw new ConfigError(`${at}.exec`, 'must be { "command": "/…", "args": […], "timeout": "10s" }');
+      const args = exec.args ?? [];
+      if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new ConfigError(`${at}.exec.args`, 'must be a list of strings');
+      const timeoutMs = exec.timeout === undefined ? DEFAULT_SECRET_PLUGIN_TIMEOUT_MS : parseDuration(exec.timeout);
+      if (timeoutMs === undefined || timeoutMs < 100 || timeoutMs > 5 * 60_000)
+        throw new ConfigError(`${at}.exec.timeout`, `must be a duration from 100ms to 5m (got ${JSON.stringify(exec.timeout)})`);
+      return { prefix, exec: { command: absolute('exec.command', exec.command), args: args as string[], timeoutMs } };
+    });
   }
 
   /** The CNI network: inline at `inlineKey`, from the file at `fileKey`, or berth's default. */

@@ -8,6 +8,7 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import type { ContainerInfo } from '../runtime/types.js';
 import { ContainerAccess } from './container-access.js';
 import { ContainerActions } from './tasks/container-actions.js';
+import type { SecretResolver } from './tasks/container-environment.js';
 import { crashPoint } from './crash-points.js';
 import type { EngineSettings } from './engine-settings.js';
 import {
@@ -93,6 +94,8 @@ export interface TaskEngineDeps {
   network: EngineNetwork;
   /** The cgroups of tasks with task-level cpu or memory. */
   taskCgroups: TaskCgroups;
+  /** Resolves the containers' secrets and environment files (the agent's secret providers). */
+  secrets: SecretResolver;
   log: Logger;
 }
 
@@ -162,7 +165,7 @@ export class TaskEngine {
       network: this.network,
       log: this.log,
     } = deps);
-    this.actions = new ContainerActions(this.runtime, this.images, this.settings, deps.taskCgroups);
+    this.actions = new ContainerActions(this.runtime, this.images, this.settings, deps.taskCgroups, deps.secrets);
     this.containers = new ContainerAccess(this.runtime, this.monitor, (taskId) => this.tasks.get(taskId)?.accessTargets(), this.settings.limits);
     this.queue = new ResourceQueue(this.resources);
     this.sync = new RuntimeSync({

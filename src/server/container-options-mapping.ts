@@ -25,6 +25,8 @@ export function containerOptionsInput(c: PbContainerDefinition): ContainerOption
     disableNetworking: c.disableNetworking,
     interactive: c.interactive,
     pseudoTerminal: c.pseudoTerminal,
+    secrets: c.secrets.map((s) => ({ name: s.name, valueFrom: s.valueFrom })),
+    environmentFiles: c.environmentFiles,
     links: c.links,
     ulimits: c.ulimits.map((u) => ({ name: u.name, softLimit: u.softLimit, hardLimit: u.hardLimit })),
     readonlyRootFilesystem: c.readonlyRootFilesystem,
@@ -63,6 +65,8 @@ export function pbContainerOptions(
   | 'disableNetworking'
   | 'interactive'
   | 'pseudoTerminal'
+  | 'secrets'
+  | 'environmentFiles'
   | 'links'
 > {
   const linux = c.linuxParameters;
@@ -82,6 +86,8 @@ export function pbContainerOptions(
     disableNetworking: c.disableNetworking ?? false,
     interactive: c.interactive ?? false,
     pseudoTerminal: c.pseudoTerminal ?? false,
+    secrets: (c.secrets ?? []).map((s) => ({ ...s })),
+    environmentFiles: [...(c.environmentFiles ?? [])],
     links: (c.links ?? []).map((l) => (l.alias === l.container ? l.container : `${l.container}:${l.alias}`)),
     ulimits: (c.ulimits ?? []).map((u) => ({ ...u })),
     readonlyRootFilesystem: c.readonlyRootFilesystem ?? false,

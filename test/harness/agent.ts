@@ -66,6 +66,7 @@ export async function startTestAgent(
     security: { ...(base.security as object), ...(overrides.security as object) },
     logs: { ...(base.logs as object), ...(overrides.logs as object) },
     limits: { ...(base.limits as object), ...(overrides.limits as object) },
+    secrets: { ...(base.secrets as object), ...(overrides.secrets as object) },
     network: networkSection(base.network as Record<string, unknown>, typeof target === 'string' ? undefined : target.networkConfig, overrides.network as Record<string, unknown> | undefined),
   };
   const config = compileConfig(raw as Record<string, unknown>);

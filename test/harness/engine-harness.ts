@@ -22,10 +22,12 @@ import { TaskEngine } from '../../src/engine/task-engine.js';
 import type { ContainerDefinitionInput, TaskDefinitionInput } from '../../src/engine/admission/task-validation.js';
 import { FakeRuntime } from './fake-runtime.js';
 import { FakeTaskCgroups } from './fake-task-cgroups.js';
+import { FakeSecrets } from './fake-secrets.js';
 
 export interface EngineUnderTest {
   runtime: FakeRuntime;
   taskCgroups: FakeTaskCgroups;
+  secrets: FakeSecrets;
   store: StateStore;
   events: EventLog;
   engine: TaskEngine;
@@ -72,6 +74,7 @@ export async function engineUnderTest(
 ): Promise<EngineUnderTest> {
   const runtime = options.runtime ?? new FakeRuntime();
   const taskCgroups = options.taskCgroups ?? new FakeTaskCgroups();
+  const secrets = new FakeSecrets();
   const log = pino({ level: 'silent' });
   const store = options.store ?? new StateStore(':memory:', { count: 10_000, maxAgeMs: 3_600_000 });
   const events = new EventLog(store.events, { maxWatcherLag: 10_000 });
@@ -120,12 +123,14 @@ export async function engineUnderTest(
       pauseImage: 'registry.test/pause:1',
     },
     taskCgroups,
+    secrets,
     log,
   });
   await engine.start();
   return {
     runtime,
     taskCgroups,
+    secrets,
     store,
     events,
     engine,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -25,13 +25,17 @@ export function berthctlScenarios(kind: RuntimeKind): void {
 
     before(async () => {
       env = await startRuntimeEnvironment('berthctl', kind);
+      dir = mkdtempSync(join(tmpdir(), 'berthctl-'));
+      // The Secrets Manager ARNs of the ECS definitions are served from a directory here.
+      mkdirSync(join(dir, 'secrets'));
+      writeFileSync(join(dir, 'secrets', 'orders-db'), 's3cret-orders\n');
       // ECS task definitions carry no registry credentials: the agent's config has them, per registry.
       agent = await startTestAgent(env, {
         images: { registryCredentials: { [env.registry.address]: env.credentials } },
         security: { allowHostPathMounts: true },
+        secrets: { providers: [{ prefix: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:', file: { directory: join(dir, 'secrets') } }] },
       });
       address = `unix://${agent.socketPath}`;
-      dir = mkdtempSync(join(tmpdir(), 'berthctl-'));
     });
     after(async () => {
       await agent?.stop();
@@ -118,15 +122,16 @@ export function berthctlScenarios(kind: RuntimeKind): void {
       assert.equal((await ctl('stop', 'shop-1', '--wait')).code, 0);
     });
 
-    it('runs an ECS awsvpc task in its own network namespace: the containers reach each other on localhost', async () => {
-      const run = await ctl('run', '-f', taskFile('ecs-awsvpc-api.json'), '--id', 'orders-1', '--wait', '--allow-unapplied');
+    it('runs an ECS awsvpc task in its own network namespace with its secret: the containers reach each other on localhost', async () => {
+      const run = await ctl('run', '-f', taskFile('ecs-awsvpc-api.json'), '--id', 'orders-1', '--wait');
       assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stderr, /containerDefinitions\[0\]\.secrets: not applied \(secrets from Secrets Manager or SSM are not supported/);
+      assert.doesNotMatch(run.stderr, /secrets/);
       // The probe loops until it has fetched the api's page over localhost, then exits 0.
       const watch = spawnBerthctl(['--addr', address, 'watch', 'orders-1']);
       await waitForOutput(watch, /probe +STOPPED \(exit 0\)/);
       watch.kill('SIGINT');
-      assert.match((await ctl('logs', 'orders-1', 'probe')).stdout, /^orders$/m);
+      // The api's page holds the length of its DB_PASSWORD secret (13 characters, "s3cret-orders").
+      assert.match((await ctl('logs', 'orders-1', 'probe')).stdout, /^orders 13$/m);
       const described = JSON.parse((await ctl('describe', 'orders-1', '-o', 'json')).stdout) as { network?: { ipAddresses: string[] }; definition: { cpuUnits: number; memoryMib: string } };
       assert.ok(described.network?.ipAddresses[0], 'the task has an address');
       assert.equal(described.definition.cpuUnits, 512);

@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ServiceError } from '@grpc/grpc-js';
 import { EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
@@ -6,21 +10,52 @@ import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } fr
 import { container, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
 const WRONG_PASSWORD = 'wrong-Secret-4711';
+/** Values of the secrets and environment files: searched for everywhere the agent speaks. */
+const DB_PASSWORD = 'db-Secret-0815';
+const API_TOKEN = 'api-Token-2342';
+const FILE_VALUE = 'env-file-Value-1701';
+const md5 = (text: string) => createHash('md5').update(text).digest('hex');
 
 /** Registry credentials go to the registry and nowhere else: not to logs, events, answers or errors. */
 export function credentialScenarios(kind: RuntimeKind): void {
-  describe(`registry credentials stay secret on a real ${kind}`, () => {
+  describe(`registry credentials and secrets stay secret on a real ${kind}`, () => {
     let env: RuntimeEnvironment;
     let agent: TestAgent;
+    let dir: string;
     const logs: string[] = [];
     before(async () => {
       env = await startRuntimeEnvironment('secrets', kind);
+      dir = mkdtempSync(join(tmpdir(), 'berth-secret-providers-'));
+      // A file provider's directory, and an exec plugin that keeps each request it gets.
+      mkdirSync(join(dir, 'files'));
+      writeFileSync(join(dir, 'files', 'db-password'), `${DB_PASSWORD}\n`);
+      writeFileSync(join(dir, 'files', 'app.env'), `# from the file\nLEVEL=from-file\nFROM_FILE=${FILE_VALUE}\n`);
+      const plugin = join(dir, 'vault-plugin');
+      writeFileSync(
+        plugin,
+        `#!/bin/sh\nrequest=$(cat)\necho "$request" >> '${join(dir, 'requests.jsonl')}'\ncase "$request" in\n  *'"reference":"vault:api-token"'*) echo '{"value":"${API_TOKEN}"}' ;;\n  *) echo '{"error":"no such secret in this vault"}' ;;\nesac\n`,
+      );
+      chmodSync(plugin, 0o755);
       // The agent also has the registry's credentials in its config, for containers that bring none.
-      agent = await startTestAgent(env, { logLevel: 'trace', images: { registryCredentials: { [env.registry.address]: env.credentials } } }, (line) => logs.push(line));
+      agent = await startTestAgent(
+        env,
+        {
+          logLevel: 'trace',
+          images: { registryCredentials: { [env.registry.address]: env.credentials } },
+          secrets: {
+            providers: [
+              { prefix: 'file:', file: { directory: join(dir, 'files') } },
+              { prefix: 'vault:', exec: { command: plugin, timeout: '10s' } },
+            ],
+          },
+        },
+        (line) => logs.push(line),
+      );
     });
     after(async () => {
       await agent?.stop();
       await env?.stop();
+      rmSync(dir, { recursive: true, force: true });
     });
 
     it('never shows the password in logs (at trace level), events, GetTask, ListTasks or errors', async () => {
@@ -65,6 +100,63 @@ export function credentialScenarios(kind: RuntimeKind): void {
       for (const password of [env.credentials.password, WRONG_PASSWORD]) {
         const where = [...seen, ...logs].filter((text) => text.includes(password));
         assert.deepEqual(where, [], `"${password}" appears`);
+      }
+    });
+
+    it('gives containers their secrets and environment files from the providers, and shows the values nowhere else', async () => {
+      const seen: string[] = [];
+      const keep = (value: unknown) => seen.push(typeof value === 'string' ? value : JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v)));
+      const logsBefore = logs.length;
+      const watch = new EventCollector(agent.client, { fromSequence: 1 });
+      try {
+        const good = taskId('secrets-ok');
+        const denied = taskId('secrets-denied');
+        keep(
+          await agent.calls.run(
+            task(good, [
+              container('app', env.image, {
+                registryCredentials: env.credentials,
+                command: ['sleep', '300'],
+                environment: { LEVEL: 'from-environment' },
+                environmentFiles: ['file:app.env'],
+                secrets: [
+                  { name: 'DB_PASSWORD', valueFrom: 'file:db-password' },
+                  { name: 'API_TOKEN', valueFrom: 'vault:api-token' },
+                ],
+              }),
+            ]),
+          ),
+        );
+        keep(await agent.calls.run(task(denied, [container('app', env.image, { registryCredentials: env.credentials, secrets: [{ name: 'DB_PASSWORD', valueFrom: 'vault:db' }] })])));
+        await watch.waitForEvent('good RUNNING', is.task(good, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+        await watch.waitForEvent('denied STOPPED', is.task(denied, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+        // Inside: the values (compared by digest, so that no answer kept here holds them), environment over the file.
+        const inside = await agent.calls.shell(good, 'app', 'for v in "$DB_PASSWORD" "$API_TOKEN" "$FROM_FILE"; do printf %s "$v" | md5sum | cut -d" " -f1; done; echo "$LEVEL"');
+        assert.equal(inside.output, [md5(DB_PASSWORD), md5(API_TOKEN), md5(FILE_VALUE), 'from-environment'].join('\n'));
+        const requests = readFileSync(join(dir, 'requests.jsonl'), 'utf8')
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as { reference: string });
+        assert.deepEqual(
+          requests.find((r) => r.reference === 'vault:db'),
+          { apiVersion: 'berth.dev/v1', kind: 'SecretRequest', reference: 'vault:db', purpose: 'secret', task: { id: denied, family: 'test', revision: 1 }, container: 'app' },
+        );
+        const failed = await agent.calls.get(denied);
+        keep(failed);
+        assert.equal(failed?.containers[0]?.reason, 'cannot resolve secret "DB_PASSWORD" (from "vault:db"): the secret plugin says: no such secret in this vault');
+        keep(await agent.calls.get(good));
+        keep(await agent.calls.listPage({}));
+        await agent.calls.stop(good, '');
+        await watch.waitForEvent('good STOPPED', is.task(good, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+      } finally {
+        watch.close();
+      }
+      keep(watch.messages);
+      const fresh = logs.slice(logsBefore);
+      assert.ok(fresh.length > 10 && fresh.some((line) => line.includes('secrets-ok')), 'the search covers the logs of these tasks');
+      for (const value of [DB_PASSWORD, API_TOKEN, FILE_VALUE]) {
+        const where = [...seen, ...logs].filter((text) => text.includes(value));
+        assert.deepEqual(where, [], `"${value}" appears`);
       }
     });
   });

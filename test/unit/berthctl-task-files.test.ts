@@ -46,7 +46,7 @@ describe('berthctl task files', () => {
     );
   });
 
-  it('converts an awsvpc (Fargate-style) task: network mode task, task-level cpu and memory, secrets named as not applied', () => {
+  it('converts an awsvpc (Fargate-style) task: network mode task, task-level cpu and memory, secrets as references', () => {
     const { definition, warnings } = loadTaskFile('api.json', fixture('ecs-awsvpc-api.json'), 'orders-1');
     assert.equal(definition.id, 'orders-1');
     assert.equal(definition.networkMode, NetworkMode.NETWORK_MODE_TASK);
@@ -54,8 +54,11 @@ describe('berthctl task files', () => {
     assert.equal(definition.memoryMib, 1024);
     assert.equal(definition.containers[0]!.essential, true);
     assert.deepEqual(definition.containers[1]!.dependsOn, [{ containerName: 'api', condition: DependencyCondition.DEPENDENCY_CONDITION_START }]);
-    const secret = warnings.find((w) => w.startsWith('containerDefinitions[0].secrets'));
-    assert.match(secret ?? '', /without these variables/);
+    assert.equal(
+      warnings.find((w) => w.startsWith('containerDefinitions[0].secrets')),
+      undefined,
+    );
+    assert.deepEqual(definition.containers[0]!.secrets, [{ name: 'DB_PASSWORD', valueFrom: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:orders-db' }]);
     assert.equal(definition.containers[0]!.linuxParameters?.initProcessEnabled, true);
     for (const field of ['taskRoleArn', 'runtimePlatform'])
       assert.ok(

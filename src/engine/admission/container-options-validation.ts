@@ -21,6 +21,8 @@ export interface ContainerOptionsInput {
   disableNetworking?: boolean;
   interactive?: boolean;
   pseudoTerminal?: boolean;
+  secrets?: { name: string; valueFrom: string }[];
+  environmentFiles?: string[];
   links?: string[];
   ulimits?: { name: string; softLimit: number; hardLimit: number }[];
   readonlyRootFilesystem?: boolean;
@@ -42,7 +44,11 @@ export const OPTION_COUNTS = {
   dnsSearchDomains: 6,
   capabilities: LINUX_CAPABILITIES.length + 1,
   ulimits: ULIMIT_NAMES.length,
+  secrets: 100,
+  environmentFiles: 10,
 };
+/** The longest secret reference (an ARN is at most 2048 characters). */
+const MAX_REFERENCE_BYTES = 2048;
 const MAX_SIZE_MIB = 1024 * 1024;
 /** Above this, a limit is not exact in a JSON number. */
 const MAX_ULIMIT = Number.MAX_SAFE_INTEGER;
@@ -92,12 +98,19 @@ export function checkOptionSizes(c: ContainerOptionsInput, at: (field: string) =
   count('extra_hosts', c.extraHosts, OPTION_COUNTS.extraHosts);
   count('dns_servers', c.dnsServers, OPTION_COUNTS.dnsServers);
   count('dns_search_domains', c.dnsSearchDomains, OPTION_COUNTS.dnsSearchDomains);
+  count('secrets', c.secrets, OPTION_COUNTS.secrets);
+  count('environment_files', c.environmentFiles, OPTION_COUNTS.environmentFiles);
   (c.linuxParameters?.tmpfs ?? []).forEach((t, j) => count(`linux_parameters.tmpfs[${j}].mount_options`, t.mountOptions, TMPFS_FLAGS.size + Object.keys(TMPFS_VALUES).length));
   if (v.length > 0) return v;
   const long = (field: string, value: string | undefined, max = stringBytes) => {
     if (value !== undefined && Buffer.byteLength(value) > max) v.push({ field: at(field), description: `must be at most ${max} bytes` });
   };
   long('stop_signal', c.stopSignal, 32);
+  (c.secrets ?? []).forEach((s, j) => {
+    long(`secrets[${j}].name`, s.name);
+    long(`secrets[${j}].value_from`, s.valueFrom, MAX_REFERENCE_BYTES);
+  });
+  (c.environmentFiles ?? []).forEach((f, j) => long(`environment_files[${j}]`, f, MAX_REFERENCE_BYTES));
   long('hostname', c.hostname, 253);
   (c.extraHosts ?? []).forEach((h, j) => {
     long(`extra_hosts[${j}].hostname`, h.hostname, 253);
@@ -146,7 +159,7 @@ export function normalizeCapability(value: string): string | undefined {
  * collide with `takenPaths` (the container's other mounts).
  */
 export function validateContainerOptions(
-  input: ContainerOptionsInput,
+  input: ContainerOptionsInput & { environment?: Record<string, string> },
   at: (field: string) => string,
   networkMode: NetworkMode | undefined,
   takenPaths: Set<string>,
@@ -164,6 +177,13 @@ export function validateContainerOptions(
     v.push({ field: at('linux_parameters.max_swap_mib'), description: 'needs memory_mib: swap is allowed on top of a memory limit' });
   }
   if (input.disableNetworking) options.disableNetworking = true;
+  if (input.secrets && input.secrets.length > 0) options.secrets = validateSecrets(input.secrets, input.environment ?? {}, at, v);
+  if (input.environmentFiles && input.environmentFiles.length > 0) {
+    input.environmentFiles.forEach((f, j) => {
+      if (f === '' || f.includes('\0')) v.push({ field: at(`environment_files[${j}]`), description: 'must be a reference: not empty, no NUL byte' });
+    });
+    options.environmentFiles = [...input.environmentFiles];
+  }
   if (input.interactive) options.interactive = true;
   if (input.pseudoTerminal) options.pseudoTerminal = true;
   if (input.systemControls && input.systemControls.length > 0) options.systemControls = validateSystemControls(input.systemControls, at, input.disableNetworking ? 'none' : networkMode, v);
@@ -340,4 +360,17 @@ function validateUlimits(input: NonNullable<ContainerOptionsInput['ulimits']>, a
     }
     return { name, softLimit: u.softLimit, hardLimit: u.hardLimit };
   });
+}
+
+/** Secrets: valid variable names, each once and not also in `environment`, and a reference each. */
+function validateSecrets(secrets: { name: string; valueFrom: string }[], environment: Record<string, string>, at: (field: string) => string, v: FieldViolation[]) {
+  const seen = new Set<string>();
+  secrets.forEach((s, j) => {
+    if (s.name === '' || s.name.includes('=') || s.name.includes('\0')) v.push({ field: at(`secrets[${j}].name`), description: `invalid variable name ${quote(s.name)}` });
+    else if (seen.has(s.name)) v.push({ field: at(`secrets[${j}].name`), description: `${quote(s.name)} is named twice` });
+    else if (Object.hasOwn(environment, s.name)) v.push({ field: at(`secrets[${j}].name`), description: `${quote(s.name)} is also in environment: a variable has one source` });
+    seen.add(s.name);
+    if (s.valueFrom === '' || s.valueFrom.includes('\0')) v.push({ field: at(`secrets[${j}].value_from`), description: 'must be a reference: not empty, no NUL byte' });
+  });
+  return secrets.map((s) => ({ name: s.name, valueFrom: s.valueFrom }));
 }

@@ -167,6 +167,10 @@ export interface ContainerOptions {
   interactive?: boolean;
   /** A pseudo-terminal for standard input, output and error. */
   pseudoTerminal?: boolean;
+  /** Variables from the secret providers: references only, resolved at each create. */
+  secrets?: { name: string; valueFrom: string }[];
+  /** References of files of VARIABLE=VALUE lines, resolved at each create. */
+  environmentFiles?: string[];
   /** Bridge mode: other containers reached by name. */
   links?: { container: string; alias: string }[];
 }

@@ -4,6 +4,7 @@ import type { ContainerSpec, PortBinding, PullProgress } from '../../runtime/typ
 import type { TaskCgroups } from '../../runtime/task-cgroups.js';
 import { containerSpec, type SpecInputs } from './container-spec.js';
 import { neededVolumes, taskScopedVolumes } from './container-mounts.js';
+import { resolveEnvironment, type SecretResolver } from './container-environment.js';
 import { crashPoint } from '../crash-points.js';
 import type { EngineSettings } from '../engine-settings.js';
 import { canonicalImage, type ImageManager, type PullBehavior } from '../images/image-manager.js';
@@ -51,6 +52,7 @@ export class ContainerActions {
     private readonly images: ImageManager,
     private readonly settings: EngineSettings,
     private readonly cgroups: TaskCgroups,
+    private readonly secrets: SecretResolver,
   ) {}
 
   private retry<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -70,6 +72,12 @@ export class ContainerActions {
    * this task's and agent's labels is adopted (it was created before a crash or a lost answer).
    */
   async create(task: TaskDefinition, container: ManagedContainer, network?: SpecInputs['network'], metadataUri?: string): Promise<ActionOutcome> {
+    let resolvedEnvironment: SpecInputs['resolvedEnvironment'];
+    if ((container.definition.secrets?.length ?? 0) > 0 || (container.definition.environmentFiles?.length ?? 0) > 0) {
+      const resolved = await resolveEnvironment(task, container.definition, this.secrets);
+      if ('problem' in resolved) return { kind: 'stopped', change: { reason: resolved.problem } };
+      resolvedEnvironment = resolved;
+    }
     let cgroupParent: string | undefined;
     try {
       cgroupParent = await this.provideTaskCgroup(task);
@@ -86,6 +94,7 @@ export class ContainerActions {
       network,
       metadataUri,
       cgroupParent,
+      resolvedEnvironment,
     });
     const volumeProblem = await this.provideVolumes(task, spec.volumeMounts);
     if (volumeProblem) return { kind: 'stopped', change: { reason: volumeProblem } };

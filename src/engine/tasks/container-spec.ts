@@ -29,6 +29,8 @@ export interface SpecInputs {
   metadataUri?: string;
   /** The task's cgroup, when it has task-level cpu or memory. */
   cgroupParent?: string;
+  /** Variables of the container's environment files and its secrets, resolved for this create. */
+  resolvedEnvironment?: { fromFiles: Record<string, string>; secrets: Record<string, string> };
 }
 
 export function containerSpec(task: TaskDefinition, container: ContainerDefinition, inputs: SpecInputs): ContainerSpec {
@@ -38,7 +40,8 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     image: canonicalImage(container.image),
     command: container.command.length > 0 ? container.command : undefined,
     entrypoint: container.entrypoint.length > 0 ? container.entrypoint : undefined,
-    env: { ...container.environment, ...metadataEnvironment(inputs.metadataUri) },
+    // Files first: environment and secrets win over them.
+    env: { ...inputs.resolvedEnvironment?.fromFiles, ...container.environment, ...inputs.resolvedEnvironment?.secrets, ...metadataEnvironment(inputs.metadataUri) },
     workingDir: container.workingDirectory || undefined,
     user: container.user || undefined,
     labels: {
