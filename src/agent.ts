@@ -20,6 +20,7 @@ import { ContainerdRuntime } from './runtime/containerd/containerd-runtime.js';
 import { DockerRuntime } from './runtime/docker/docker-runtime.js';
 import { HostTaskCgroups } from './runtime/task-cgroups.js';
 import { SecretProviders } from './secrets/secret-providers.js';
+import { DockerCredentials } from './secrets/docker-credentials.js';
 import { AgentServer } from './server/grpc-server.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
 import { InstrumentedRuntime } from './metrics/instrumented-runtime.js';
@@ -27,6 +28,9 @@ import { MetricsServer } from './metrics/metrics-server.js';
 import { MetadataServer } from './metadata/metadata-server.js';
 import { MetadataTokens } from './metadata/metadata-tokens.js';
 import { TOKENS } from './tokens.js';
+
+/** Longest a Docker credential helper may take to answer. */
+const CREDENTIAL_HELPER_TIMEOUT_MS = 30_000;
 
 /** The composition root: the only place that knows which implementation backs which part. */
 function containerdRuntime(cfg: BerthConfig, log: Logger): ContainerdRuntime {
@@ -81,7 +85,14 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
       accessCheckValidityMs,
       cleanup: { ...cleanup, exclude: [...cleanup.exclude, cfg.network.pauseImage] },
     };
-    return new ImageManager(runtime, settings, log.child({ component: 'images' }), store);
+    const { dockerConfig, credentialHelperDirs, credentialCacheTtlMs } = cfg.images;
+    const helpers = dockerConfig
+      ? new DockerCredentials(
+          { configFile: dockerConfig, helperDirs: credentialHelperDirs, cacheTtlMs: credentialCacheTtlMs, helperTimeoutMs: CREDENTIAL_HELPER_TIMEOUT_MS },
+          log.child({ component: 'credentials' }),
+        )
+      : undefined;
+    return new ImageManager(runtime, settings, log.child({ component: 'images' }), store, undefined, helpers);
   });
   provide(c, TOKENS.eventLog, { store: TOKENS.stateStore, cfg: TOKENS.config }, ({ store, cfg }) => new EventLog(store.events, { maxWatcherLag: cfg.events.maxWatcherLag }));
   provide(c, TOKENS.engineSettings, { cfg: TOKENS.config }, ({ cfg }): EngineSettings => ({

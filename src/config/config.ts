@@ -71,6 +71,12 @@ export interface BerthConfig {
      * carries none (like the ECS agent's ECS_ENGINE_AUTH_DATA): ECS task definitions never do.
      */
     registryCredentials: Record<string, { username: string; password: string }>;
+    /** A Docker config.json whose credHelpers, credsStore and auths give credentials for registries (after the static ones). */
+    dockerConfig?: string;
+    /** Directories searched for docker-credential-<name> before the PATH. */
+    credentialHelperDirs: string[];
+    /** How long credentials from a helper or the Docker config are used before they are asked for again. */
+    credentialCacheTtlMs: number;
   };
   engine: {
     defaultStopTimeoutMs: number;
@@ -167,6 +173,8 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       progressInterval: '1s',
       cleanup: { enabled: true, interval: '30m', minimumAge: '1h', perCycle: 5, exclude: [] },
       registryCredentials: {},
+      credentialHelperDirs: [],
+      credentialCacheTtl: '15m',
     },
     engine: {
       defaultStopTimeout: '30s',
@@ -344,6 +352,9 @@ export function compileConfig(raw: Raw): BerthConfig {
         exclude: read.stringList('images.cleanup.exclude'),
       },
       registryCredentials: read.registryCredentials('images.registryCredentials'),
+      dockerConfig: read.optionalString('images.dockerConfig'),
+      credentialHelperDirs: read.stringList('images.credentialHelperDirs'),
+      credentialCacheTtlMs: read.duration('images.credentialCacheTtl', 0),
     },
     engine: {
       defaultStopTimeoutMs: read.duration('engine.defaultStopTimeout', 0),
@@ -407,6 +418,9 @@ export function compileConfig(raw: Raw): BerthConfig {
     const match = /^(.*):(\d{1,5})$/.exec(value);
     if (!match || match[1] === '' || Number(match[2]) > 65535 || Number(match[2]) === 0) throw new ConfigError(key, `must be host:port, e.g. "${example}" (got "${value}")`);
   };
+  for (const [key, path] of [['images.dockerConfig', config.images.dockerConfig], ...config.images.credentialHelperDirs.map((d) => ['images.credentialHelperDirs', d])] as const) {
+    if (path !== undefined && !path.startsWith('/')) throw new ConfigError(key, `must be an absolute path (got ${JSON.stringify(path)})`);
+  }
   checkAddress('metrics.address', config.metrics.address, '127.0.0.1:9464');
   checkAddress('metadata.address', config.metadata.address, '0.0.0.0:51679');
   if (config.events.maxWatcherLag > config.events.retain) {

@@ -159,5 +159,50 @@ export function credentialScenarios(kind: RuntimeKind): void {
         assert.deepEqual(where, [], `"${value}" appears`);
       }
     });
+
+    it("pulls with a Docker credential helper's credentials, asks it again when the registry refuses them, and shows them nowhere", async () => {
+      // The helper's first answer is a stale password, the later ones the registry's.
+      const helper = join(dir, 'docker-credential-berthtest');
+      writeFileSync(
+        helper,
+        `#!/bin/sh\n[ "$1" = get ] || exit 2\nread url\necho "$url" >> '${join(dir, 'helper-asked')}'\nif [ "$(wc -l < '${join(dir, 'helper-asked')}')" -eq 1 ]; then secret='${WRONG_PASSWORD}'; else secret='${env.credentials.password}'; fi\nprintf '{"ServerURL":"%s","Username":"%s","Secret":"%s"}' "$url" '${env.credentials.username}' "$secret"\n`,
+      );
+      chmodSync(helper, 0o755);
+      const dockerConfig = join(dir, 'docker-config.json');
+      writeFileSync(dockerConfig, JSON.stringify({ credHelpers: { [env.registry.address]: 'berthtest' } }));
+      const helperLogs: string[] = [];
+      const helped = await startTestAgent(env, { logLevel: 'trace', images: { dockerConfig, credentialHelperDirs: [dir] } }, (line) => helperLogs.push(line));
+      const seen: string[] = [];
+      const keep = (value: unknown) => seen.push(JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v)));
+      const watch = new EventCollector(helped.client, { fromSequence: 1 });
+      try {
+        const [first, second] = [taskId('helper-a'), taskId('helper-b')];
+        keep(await helped.calls.run(task(first, [container('app', env.privateImage, { command: ['sleep', '300'] })])));
+        await watch.waitForEvent('first RUNNING', is.task(first, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+        const asked = () => readFileSync(join(dir, 'helper-asked'), 'utf8').trim().split('\n');
+        assert.deepEqual(asked(), [env.registry.address, env.registry.address], 'asked once, and again after the registry refused the stale password');
+        // Within the cache's TTL the next pull uses the credentials it has.
+        keep(await helped.calls.run(task(second, [container('app', env.privateImage, { command: ['sleep', '300'] })])));
+        await watch.waitForEvent('second RUNNING', is.task(second, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+        assert.equal(asked().length, 2);
+        keep(await helped.calls.get(first));
+        keep(await helped.calls.listPage({}));
+        await helped.calls.stop(first, '');
+        await helped.calls.stop(second, '');
+        await watch.waitForEvent('second STOPPED', is.task(second, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+      } finally {
+        watch.close();
+        await helped.stop();
+      }
+      keep(watch.messages);
+      assert.ok(
+        helperLogs.some((line) => line.includes("refused the credential helper's credentials")),
+        'the refresh is logged (without the credentials)',
+      );
+      for (const password of [env.credentials.password, WRONG_PASSWORD]) {
+        const where = [...seen, ...helperLogs].filter((text) => text.includes(password));
+        assert.deepEqual(where, [], `"${password}" appears`);
+      }
+    });
   });
 }

@@ -80,6 +80,18 @@ export function canonicalImage(reference: string): string {
   }
 }
 
+/**
+ * Credentials for registries that come from elsewhere than the task or the agent's static config:
+ * Docker credential helpers and a Docker config file. They may expire: a source caches them in
+ * memory only, and forgets a host's when its registry refused them.
+ */
+export interface RegistryCredentialSource {
+  /** The credentials for a registry host, or undefined when the source has none; fails when a helper fails. */
+  credentialsFor(host: string): Promise<RegistryAuth | undefined>;
+  /** Forgets the cached credentials of a host: the next credentialsFor asks its helper again. */
+  invalidate(host: string): void;
+}
+
 /** `note` says why a cached image was used although it could not be checked or pulled. */
 export type PrepareResult = { ok: true; pulled: boolean; note?: string } | { ok: false; reason: string };
 
@@ -106,6 +118,7 @@ export class ImageManager {
     private readonly log: Logger,
     private readonly store?: ImageRecordStore,
     private readonly now: () => Date = () => new Date(),
+    private readonly credentialSource?: RegistryCredentialSource,
   ) {
     this.slots = new Semaphore(settings.maxConcurrentPulls);
     for (const row of store?.loadImages() ?? []) {
@@ -169,12 +182,41 @@ export class ImageManager {
   ): Promise<PrepareResult> {
     const record = this.record(reference);
     record.lastUsedAt = this.now();
-    auth ??= this.settings.registryCredentials?.[registryHost(record.reference)];
+    const host = registryHost(record.reference);
+    auth ??= this.settings.registryCredentials?.[host];
+    // Credentials from a helper may have expired: refused once, they are asked for again and the
+    // pull (or the access check) is tried once more with the new ones.
+    const fromSource = auth === undefined && this.credentialSource !== undefined;
+    if (fromSource) {
+      try {
+        auth = await this.credentialSource.credentialsFor(host);
+      } catch (error) {
+        return { ok: false, reason: `cannot get the credentials for ${host}: ${(error as Error).message}` };
+      }
+    }
+    const refreshed = async (): Promise<RegistryAuth | undefined> => {
+      if (!fromSource || auth === undefined) return undefined;
+      this.credentialSource!.invalidate(host);
+      const fresh = await this.credentialSource!.credentialsFor(host).catch(() => undefined);
+      return fresh && fingerprint(fresh) !== fingerprint(auth) ? fresh : undefined;
+    };
     if (behavior === 'prefer-cached' || (behavior === 'once' && record.pulledAt)) {
-      if (await this.present(record.reference)) return this.mayUseCached(record, auth);
+      if (await this.present(record.reference)) {
+        const result = await this.mayUseCached(record, auth);
+        const fresh = !result.ok ? await refreshed() : undefined;
+        return fresh ? this.mayUseCached(record, fresh) : result;
+      }
     }
     try {
-      await this.pull(record, auth, signal, onProgress);
+      try {
+        await this.pull(record, auth, signal, onProgress);
+      } catch (error) {
+        const fresh = isRuntimeError(error, 'unauthorized') && !signal.aborted ? await refreshed() : undefined;
+        if (!fresh) throw error;
+        this.log.info({ image: record.reference, host }, "the registry refused the credential helper's credentials; pulling again with fresh ones");
+        auth = fresh;
+        await this.pull(record, auth, signal, onProgress);
+      }
       return { ok: true, pulled: true };
     } catch (error) {
       if (signal.aborted) return { ok: false, reason: 'the task was stopped before the image was pulled' };
