@@ -56,7 +56,6 @@ const NOT_APPLIED: Record<string, string> = {
   // container definitions
   logConfiguration: 'the runtime keeps the logs; read them with `berthctl logs`',
   firelensConfiguration: 'not supported',
-  repositoryCredentials: 'Secrets Manager credentials are not supported; give registryCredentials in a berth task file',
   credentialSpecs: 'not supported',
   versionConsistency: 'images are pulled by tag',
   // port mappings
@@ -66,7 +65,7 @@ const NOT_APPLIED: Record<string, string> = {
 };
 
 /** Fields whose loss changes what the container does; the others left out are AWS's own (IAM, metadata, Service Connect, FireLens, App Mesh). */
-const CHANGES_BEHAVIOUR = new Set(['logConfiguration', 'repositoryCredentials', 'credentialSpecs', 'ephemeralStorage', 'inferenceAccelerators']);
+const CHANGES_BEHAVIOUR = new Set(['logConfiguration', 'credentialSpecs', 'ephemeralStorage', 'inferenceAccelerators']);
 
 const TASK_FIELDS = new Set(['family', 'revision', 'networkMode', 'containerDefinitions', 'cpu', 'memory', 'volumes', 'pidMode', 'ipcMode']);
 const CONTAINER_FIELDS = new Set([
@@ -107,6 +106,7 @@ const CONTAINER_FIELDS = new Set([
   'pseudoTerminal',
   'secrets',
   'environmentFiles',
+  'repositoryCredentials',
 ]);
 const LINUX_PARAMETER_FIELDS = new Set(['capabilities', 'initProcessEnabled', 'sharedMemorySize', 'tmpfs', 'devices', 'maxSwap', 'swappiness']);
 
@@ -270,6 +270,8 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
       // References as they are: the agent's secret providers route them by prefix (an SSM or
       // Secrets Manager ARN to an exec plugin that asks AWS).
       secrets: (Array.isArray(c.secrets) ? (c.secrets as Json[]) : []).map((s) => ({ name: String(s.name ?? ''), valueFrom: String(s.valueFrom ?? '') })),
+      // Secrets Manager's {"username","password"} secret, resolved by the agent's secret providers.
+      registryCredentialsParameter: String((c.repositoryCredentials as Json | undefined)?.credentialsParameter ?? ''),
       environmentFiles: (Array.isArray(c.environmentFiles) ? (c.environmentFiles as Json[]) : []).map((f) => String(f.value ?? '')),
     };
     const linux = c.linuxParameters as Json | undefined;

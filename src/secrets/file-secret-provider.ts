@@ -24,7 +24,7 @@ export class FileSecretProvider implements SecretProvider {
     });
     const inside = relative(root, path);
     if (inside === '' || inside.startsWith(`..${sep}`) || inside === '..' || isAbsolute(inside)) throw new Error('names a file outside the secret directory');
-    const limit = purpose === 'secret' ? MAX_SECRET_BYTES : MAX_ENVIRONMENT_FILE_BYTES;
+    const limit = purpose === 'environment-file' ? MAX_ENVIRONMENT_FILE_BYTES : MAX_SECRET_BYTES;
     // Read one byte more than allowed, to tell a file over the limit (a FIFO or device would not end).
     const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => {
       throw new Error('the file cannot be opened');

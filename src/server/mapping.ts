@@ -72,6 +72,7 @@ export function taskDefinitionInput(task: TaskDefinition | undefined): TaskDefin
       stopTimeoutMs: durationToMs(c.stopTimeout),
       labels: c.labels,
       registryCredentials: c.registryCredentials,
+      registryCredentialsParameter: c.registryCredentialsParameter,
       healthCheck: c.healthCheck && {
         command: c.healthCheck.command,
         intervalMs: durationToMs(c.healthCheck.interval),
@@ -157,6 +158,7 @@ export function toPbDefinition(d: DomainTaskDefinition): TaskDefinition {
       labels: c.labels,
       // Credentials are never echoed back.
       registryCredentials: undefined,
+      registryCredentialsParameter: c.registryCredentialsParameter ?? '',
       healthCheck: c.healthCheck && {
         command: c.healthCheck.command,
         interval: msToDuration(c.healthCheck.intervalMs),

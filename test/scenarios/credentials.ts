@@ -30,6 +30,9 @@ export function credentialScenarios(kind: RuntimeKind): void {
       mkdirSync(join(dir, 'files'));
       writeFileSync(join(dir, 'files', 'db-password'), `${DB_PASSWORD}\n`);
       writeFileSync(join(dir, 'files', 'app.env'), `# from the file\nLEVEL=from-file\nFROM_FILE=${FILE_VALUE}\n`);
+      // Registry credentials as ECS keeps them in Secrets Manager: a JSON object.
+      writeFileSync(join(dir, 'files', 'registry.json'), JSON.stringify(env.credentials));
+      writeFileSync(join(dir, 'files', 'registry-stale.json'), JSON.stringify({ username: env.credentials.username, password: WRONG_PASSWORD }));
       const plugin = join(dir, 'vault-plugin');
       writeFileSync(
         plugin,
@@ -128,6 +131,16 @@ export function credentialScenarios(kind: RuntimeKind): void {
           ),
         );
         keep(await agent.calls.run(task(denied, [container('app', env.image, { registryCredentials: env.credentials, secrets: [{ name: 'DB_PASSWORD', valueFrom: 'vault:db' }] })])));
+        // Registry credentials by reference: the stale ones are refused although the agent's config has good ones.
+        const [byReference, staleReference] = [taskId('registry-ref'), taskId('registry-ref-stale')];
+        keep(await agent.calls.run(task(byReference, [container('app', env.privateImage, { command: ['sleep', '300'], registryCredentialsParameter: 'file:registry.json' })])));
+        keep(await agent.calls.run(task(staleReference, [container('app', env.image, { registryCredentialsParameter: 'file:registry-stale.json' })])));
+        await watch.waitForEvent('by reference RUNNING', is.task(byReference, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+        await watch.waitForEvent('stale reference STOPPED', is.task(staleReference, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+        const stale = await agent.calls.get(staleReference);
+        keep(stale);
+        assert.match(stale?.containers[0]?.reason ?? '', /unauthorized|authentication|credentials/i);
+        await agent.calls.stop(byReference, '');
         await watch.waitForEvent('good RUNNING', is.task(good, TaskStatus.TASK_STATUS_RUNNING), 60_000);
         await watch.waitForEvent('denied STOPPED', is.task(denied, TaskStatus.TASK_STATUS_STOPPED), 60_000);
         // Inside: the values (compared by digest, so that no answer kept here holds them), environment over the file.
@@ -154,7 +167,7 @@ export function credentialScenarios(kind: RuntimeKind): void {
       keep(watch.messages);
       const fresh = logs.slice(logsBefore);
       assert.ok(fresh.length > 10 && fresh.some((line) => line.includes('secrets-ok')), 'the search covers the logs of these tasks');
-      for (const value of [DB_PASSWORD, API_TOKEN, FILE_VALUE]) {
+      for (const value of [DB_PASSWORD, API_TOKEN, FILE_VALUE, env.credentials.password, WRONG_PASSWORD]) {
         const where = [...seen, ...logs].filter((text) => text.includes(value));
         assert.deepEqual(where, [], `"${value}" appears`);
       }

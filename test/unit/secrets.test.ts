@@ -215,4 +215,26 @@ describe('secrets and environment files: the engine (fake runtime and secrets)',
     assert.ok(!events.includes(value), 'no event holds the value');
     for (const file of [path, `${path}-wal`]) if (existsSync(file)) assert.ok(!readFileSync(file).includes(value), `${file} does not hold the value`);
   });
+
+  it('pulls with registry credentials resolved from a reference, and fails the container naming the reference when they are not {"username","password"}', async () => {
+    t = await engineUnderTest();
+    const image = 'registry.test/private:1';
+    t.runtime.registry.add(image);
+    t.runtime.privateImages.set(image, 'right');
+    t.secrets.values.set('vault:registry', JSON.stringify({ username: 'deploy', password: 'right' }));
+    t.secrets.values.set('vault:garbled', 'right');
+    t.engine.runTask(taskInput('ok', [containerInput('app', { image, registryCredentialsParameter: 'vault:registry' })]));
+    t.engine.runTask(taskInput('bad', [containerInput('app', { image, registryCredentialsParameter: 'vault:garbled' })]));
+    await t.waitFor('ok RUNNING', taskStatus('ok', 'RUNNING'));
+    await t.waitFor('bad STOPPED', taskStatus('bad', 'STOPPED'));
+    assert.equal(t.engine.getTask('bad').containers[0]?.reason, 'the registry credentials (from "vault:garbled") are not a JSON object {"username": …, "password": …}');
+    assert.deepEqual(
+      t.secrets.requests.filter((r) => r.requester.taskId === 'ok').map((r) => r.purpose),
+      ['registry-credentials'],
+    );
+    assert.throws(
+      () => validateTaskDefinition({ id: 't', containers: [{ name: 'app', image, registryCredentials: { username: 'u', password: 'p' }, registryCredentialsParameter: 'vault:registry' }] }),
+      /registry_credentials_parameter: either registry_credentials or registry_credentials_parameter, not both/,
+    );
+  });
 });

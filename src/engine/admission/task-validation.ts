@@ -56,6 +56,7 @@ export interface ContainerDefinitionInput extends ContainerOptionsInput {
   stopTimeoutMs?: number;
   labels?: Record<string, string>;
   registryCredentials?: { username: string; password: string };
+  registryCredentialsParameter?: string;
   healthCheck?: { command: string[]; intervalMs?: number; timeoutMs?: number; retries?: number; startPeriodMs?: number };
   restartPolicy?: { enabled: boolean; ignoredExitCodes?: number[]; restartAttemptPeriodMs?: number };
   gpuCount?: number;
@@ -169,6 +170,7 @@ function checkSizes(input: TaskDefinitionInput, limits: RequestLimits): FieldVio
     long(at('user'), c.user);
     long(at('registry_credentials.username'), c.registryCredentials?.username);
     long(at('registry_credentials.password'), c.registryCredentials?.password, 16 * limits.stringBytes);
+    long(at('registry_credentials_parameter'), c.registryCredentialsParameter, 2048);
     // Over a limit already: the strings inside the lists are not walked.
     if (v.length > 0) return;
     (c.portMappings ?? []).forEach((p, j) => long(at(`port_mappings[${j}].host_ip`), p.hostIp, 64));
@@ -290,7 +292,12 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
   const options = validateContainerOptions(input, at, networkMode, containerPaths, memoryMib > 0, v);
   if (options.disableNetworking && portMappings.length > 0) v.push({ field: at('disable_networking'), description: 'a container without networking cannot map ports' });
   const credentials = input.registryCredentials;
-  if (credentials && (credentials.username === '') !== (credentials.password === '')) {
+  const credentialsParameter = input.registryCredentialsParameter || undefined;
+  if (credentialsParameter !== undefined && credentials && (credentials.username !== '' || credentials.password !== '')) {
+    v.push({ field: at('registry_credentials_parameter'), description: 'either registry_credentials or registry_credentials_parameter, not both' });
+  } else if (credentialsParameter?.includes('\0')) {
+    v.push({ field: at('registry_credentials_parameter'), description: 'must not contain a NUL byte' });
+  } else if (credentials && (credentials.username === '') !== (credentials.password === '')) {
     v.push({ field: at('registry_credentials'), description: 'needs both username and password' });
   } else if (credentials && (credentials.username.includes(':') || /[\0\r\n]/.test(credentials.username))) {
     // Basic authentication joins them with ":"; the password itself is never repeated.
@@ -313,7 +320,8 @@ function validateContainer(input: ContainerDefinitionInput, i: number, networkMo
     dependsOn,
     stopTimeoutMs,
     labels: input.labels ?? {},
-    registryCredentials: credentials && credentials.username !== '' ? { ...credentials } : undefined,
+    registryCredentials: credentials && credentials.username !== '' ? { username: credentials.username, password: credentials.password } : undefined,
+    ...(credentialsParameter ? { registryCredentialsParameter: credentialsParameter } : {}),
     healthCheck,
     restartPolicy,
     gpuCount,

@@ -193,6 +193,8 @@ export interface ContainerDefinition extends ContainerOptions {
   stopTimeoutMs?: number;
   labels: Record<string, string>;
   registryCredentials?: RegistryCredentials;
+  /** A reference the secret providers resolve to the registry credentials (instead of registryCredentials). */
+  registryCredentialsParameter?: string;
   healthCheck?: HealthCheck;
   restartPolicy?: RestartPolicy;
   gpuCount: number;

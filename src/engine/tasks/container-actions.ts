@@ -4,7 +4,7 @@ import type { ContainerSpec, PortBinding, PullProgress } from '../../runtime/typ
 import type { TaskCgroups } from '../../runtime/task-cgroups.js';
 import { containerSpec, type SpecInputs } from './container-spec.js';
 import { neededVolumes, taskScopedVolumes } from './container-mounts.js';
-import { resolveEnvironment, type SecretResolver } from './container-environment.js';
+import { resolveEnvironment, resolveRegistryCredentials, type SecretResolver } from './container-environment.js';
 import { crashPoint } from '../crash-points.js';
 import type { EngineSettings } from '../engine-settings.js';
 import { canonicalImage, type ImageManager, type PullBehavior } from '../images/image-manager.js';
@@ -60,9 +60,15 @@ export class ContainerActions {
   }
 
   /** Makes the image present, by the image manager's pull behaviour unless `behavior` overrides it. */
-  async pull(container: ManagedContainer, signal: AbortSignal, onProgress?: (progress: PullProgress) => void, behavior?: PullBehavior): Promise<ActionOutcome> {
-    const { image, registryCredentials } = container.definition;
-    const result = await this.images.prepare(canonicalImage(image), registryCredentials, signal, onProgress, behavior);
+  async pull(task: TaskDefinition, container: ManagedContainer, signal: AbortSignal, onProgress?: (progress: PullProgress) => void, behavior?: PullBehavior): Promise<ActionOutcome> {
+    const { image, registryCredentials, registryCredentialsParameter } = container.definition;
+    let auth = registryCredentials;
+    if (registryCredentialsParameter) {
+      const resolved = await resolveRegistryCredentials(task, container.definition, registryCredentialsParameter, this.secrets);
+      if ('problem' in resolved) return { kind: 'stopped', change: { reason: resolved.problem } };
+      auth = resolved.auth;
+    }
+    const result = await this.images.prepare(canonicalImage(image), auth, signal, onProgress, behavior);
     if (!result.ok) return { kind: 'stopped', change: { reason: result.reason } };
     return { kind: 'pulled', change: { pulledAt: new Date(), ...(result.note ? { reason: result.note } : {}) } };
   }

@@ -8,8 +8,8 @@ export interface SecretRequester {
   containerName: string;
 }
 
-/** What a reference is resolved for: a variable's value, or a whole environment file. */
-export type SecretPurpose = 'secret' | 'environment-file';
+/** What a reference is resolved for: a variable's value, a whole environment file, or a JSON {"username","password"} for a registry. */
+export type SecretPurpose = 'secret' | 'environment-file' | 'registry-credentials';
 
 /**
  * Resolves secret and environment-file references through the agent's providers. A failure is an
@@ -88,4 +88,35 @@ export async function resolveEnvironment(
   for (const env of [fromFiles, container.environment, secrets]) for (const [k, v] of Object.entries(env)) bytes += Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
   if (bytes > MAX_RESOLVED_ENVIRONMENT_BYTES) return { problem: `the environment with its files and secrets is ${bytes} bytes, over ${MAX_RESOLVED_ENVIRONMENT_BYTES}` };
   return { fromFiles, secrets };
+}
+
+/**
+ * The registry credentials of a container whose definition names them by reference (ECS's
+ * repositoryCredentials.credentialsParameter): a JSON object {"username", "password"}. Resolved
+ * before each pull, never kept; `problem` names the reference, never the value.
+ */
+export async function resolveRegistryCredentials(
+  task: TaskDefinition,
+  container: ContainerDefinition,
+  reference: string,
+  resolver: SecretResolver,
+): Promise<{ auth: { username: string; password: string } } | { problem: string }> {
+  const requester: SecretRequester = { taskId: task.id, family: task.family, revision: task.revision, containerName: container.name };
+  let text: string;
+  try {
+    text = await resolver.resolve(reference, 'registry-credentials', requester);
+  } catch (error) {
+    return { problem: `cannot resolve the registry credentials (from "${reference}"): ${(error as Error).message}` };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const { username, password } = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as { username?: unknown; password?: unknown };
+  if (typeof username !== 'string' || typeof password !== 'string' || username === '' || username.includes(':') || /[\0\r\n]/.test(username)) {
+    return { problem: `the registry credentials (from "${reference}") are not a JSON object {"username": …, "password": …}` };
+  }
+  return { auth: { username, password } };
 }

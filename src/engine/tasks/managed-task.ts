@@ -389,9 +389,9 @@ export class ManagedTask implements QueuedTask {
         case 'NONE':
           if (this.sandbox.isPause(container)) {
             // Like kubelet's sandbox image: pulled when missing, never again; no progress events.
-            this.runAction(container, 'pull', () => this.deps.actions.pull(container, this.stopping.signal, undefined, 'prefer-cached'));
+            this.runAction(container, 'pull', () => this.deps.actions.pull(this.definition, container, this.stopping.signal, undefined, 'prefer-cached'));
           } else {
-            this.runAction(container, 'pull', () => this.deps.actions.pull(container, this.stopping.signal, this.progressReporter(container)));
+            this.runAction(container, 'pull', () => this.deps.actions.pull(this.definition, container, this.stopping.signal, this.progressReporter(container)));
           }
           break;
         case 'PULLED': {
