@@ -44,6 +44,8 @@ export const CONTAINERD_PACKAGES: [file: string, pkg: string][] = [
   ['/usr/bin/tini-static', 'tini'],
   // libexec/berth-log-writer, which stamps containers' log lines, is a Perl script (Time::HiRes).
   ['/usr/lib/x86_64-linux-gnu/perl/5.36/Time/HiRes.pm', 'perl'],
+  // …and sends to syslog over tcp+tls with IO::Socket::SSL.
+  ['/usr/share/perl5/IO/Socket/SSL.pm', 'libio-socket-ssl-perl'],
 ];
 
 /** The CNI plugins and what they run, for task networking (and bridge mode on containerd). */
@@ -54,8 +56,12 @@ export const CNI_PACKAGES: [file: string, pkg: string][] = [
   ['/usr/sbin/ip', 'iproute2'],
 ];
 
-/** openssl makes the certificates of the TLS tests. */
-export const TEST_PACKAGES: [file: string, pkg: string][] = [['/usr/bin/openssl', 'openssl']];
+/** openssl makes the certificates of the TLS tests; rsyslog receives the syslog log driver's messages. */
+export const TEST_PACKAGES: [file: string, pkg: string][] = [
+  ['/usr/bin/openssl', 'openssl'],
+  ['/usr/sbin/rsyslogd', 'rsyslog'],
+  ['/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so', 'rsyslog-gnutls'],
+];
 
 // `tsx scripts/system-packages.ts`: what the test suite needs (run by `npm test` first).
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

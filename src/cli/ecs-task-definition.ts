@@ -5,6 +5,7 @@ import {
   NetworkMode,
   TransportProtocol,
   type ContainerDefinition,
+  type LogConfiguration,
   type TaskDefinition,
   type Volume,
   VolumeScope,
@@ -50,11 +51,10 @@ const NOT_APPLIED: Record<string, string> = {
   tags: 'no AWS tagging; use dockerLabels',
   proxyConfiguration: 'App Mesh proxies are not supported',
   inferenceAccelerators: 'not supported',
-  ephemeralStorage: 'not supported',
+  ephemeralStorage: "berth does not size the containers' writable layers",
   runtimePlatform: 'the node runs its own platform',
   enableFaultInjection: 'not supported',
   // container definitions
-  logConfiguration: 'the runtime keeps the logs; read them with `berthctl logs`',
   firelensConfiguration: 'not supported',
   credentialSpecs: 'not supported',
   versionConsistency: 'images are pulled by tag',
@@ -65,7 +65,7 @@ const NOT_APPLIED: Record<string, string> = {
 };
 
 /** Fields whose loss changes what the container does; the others left out are AWS's own (IAM, metadata, Service Connect, FireLens, App Mesh). */
-const CHANGES_BEHAVIOUR = new Set(['logConfiguration', 'credentialSpecs', 'ephemeralStorage', 'inferenceAccelerators']);
+const CHANGES_BEHAVIOUR = new Set(['credentialSpecs', 'ephemeralStorage', 'inferenceAccelerators']);
 
 const TASK_FIELDS = new Set(['family', 'revision', 'networkMode', 'containerDefinitions', 'cpu', 'memory', 'volumes', 'pidMode', 'ipcMode']);
 const CONTAINER_FIELDS = new Set([
@@ -107,8 +107,24 @@ const CONTAINER_FIELDS = new Set([
   'secrets',
   'environmentFiles',
   'repositoryCredentials',
+  'logConfiguration',
 ]);
 const LINUX_PARAMETER_FIELDS = new Set(['capabilities', 'initProcessEnabled', 'sharedMemorySize', 'tmpfs', 'devices', 'maxSwap', 'swappiness']);
+
+/**
+ * ECS's logConfiguration: the driver, its options and secretOptions (references for the agent's
+ * secret providers). FireLens (awsfirelens) is AWS's own and is not applied.
+ */
+function logConfigurationOf(path: string, log: Json | undefined, warn: (text: string) => void): LogConfiguration | undefined {
+  if (!log) return undefined;
+  if (log.logDriver === 'awsfirelens') {
+    warn(`${path}.logConfiguration: not applied (FireLens is AWS's own; the runtime keeps the logs: read them with \`berthctl logs\`)`);
+    return undefined;
+  }
+  const options = Object.fromEntries(Object.entries((log.options as Json | undefined) ?? {}).map(([k, v]) => [k, String(v)]));
+  const secretOptions = (Array.isArray(log.secretOptions) ? (log.secretOptions as Json[]) : []).map((s) => ({ name: String(s.name ?? ''), valueFrom: String(s.valueFrom ?? '') }));
+  return { logDriver: String(log.logDriver ?? ''), options, secretOptions };
+}
 
 const strings = (value: unknown): string[] => (Array.isArray(value) ? value.map(String) : []);
 
@@ -272,6 +288,7 @@ export function convertEcsTaskDefinition(document: Json): EcsConversion {
       secrets: (Array.isArray(c.secrets) ? (c.secrets as Json[]) : []).map((s) => ({ name: String(s.name ?? ''), valueFrom: String(s.valueFrom ?? '') })),
       // Secrets Manager's {"username","password"} secret, resolved by the agent's secret providers.
       registryCredentialsParameter: String((c.repositoryCredentials as Json | undefined)?.credentialsParameter ?? ''),
+      logConfiguration: logConfigurationOf(path, c.logConfiguration as Json | undefined, (text) => warnings.push(text)),
       environmentFiles: (Array.isArray(c.environmentFiles) ? (c.environmentFiles as Json[]) : []).map((f) => String(f.value ?? '')),
     };
     const linux = c.linuxParameters as Json | undefined;

@@ -63,6 +63,11 @@ export class ContainerAccess {
     this.statsStreams = new StreamSlots(limits.statsStreams, 'limits.statsStreams', 'stats streams');
   }
 
+  /** Log messages the runtime's log forwarding dropped, for the metrics. */
+  logMessagesDropped(): Promise<number> {
+    return this.runtime.logMessagesDropped();
+  }
+
   private readonly execs: StreamSlots;
   private readonly follows: StreamSlots;
   private readonly statsStreams: StreamSlots;

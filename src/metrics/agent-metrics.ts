@@ -98,6 +98,14 @@ export class AgentMetrics implements RuntimeCallObserver {
         this.set({ resource: 'dynamic_udp_ports', state: 'free' }, free.dynamicUdpPorts);
       },
     });
+    new Gauge({
+      name: 'berth_log_messages_dropped',
+      help: "Log messages the log forwarding dropped because their destination was down or slow (containerd's syslog driver), over the containers the runtime still has.",
+      registers,
+      async collect() {
+        if (metrics.engine) this.set(await metrics.engine.containers.logMessagesDropped().catch(() => 0));
+      },
+    });
     this.watchers = new Gauge({ name: 'berth_event_watchers', help: 'Open WatchEvents streams (and other readers of the event log).', registers });
   }
 

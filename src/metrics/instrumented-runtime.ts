@@ -1,6 +1,6 @@
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { RuntimeError } from '../runtime/errors.js';
-import type { ContainerSpec, ExecOptions, LogOptions, PullOptions, RegistryAuth, RuntimeEvent, VolumeSpec } from '../runtime/types.js';
+import type { ContainerLogConfiguration, ContainerSpec, ExecOptions, LogOptions, PullOptions, RegistryAuth, RuntimeEvent, VolumeSpec } from '../runtime/types.js';
 
 /** What an instrumented runtime reports: each call's operation, duration and failure kind. */
 export interface RuntimeCallObserver {
@@ -29,6 +29,14 @@ export class InstrumentedRuntime implements ContainerRuntime {
 
   get opensStdinWithoutTerminal() {
     return this.inner.opensStdinWithoutTerminal;
+  }
+
+  logConfigurationProblem(config: ContainerLogConfiguration) {
+    return this.inner.logConfigurationProblem(config);
+  }
+
+  logMessagesDropped(): Promise<number> {
+    return this.inner.logMessagesDropped();
   }
 
   private async timed<T>(operation: string, fn: () => Promise<T>): Promise<T> {

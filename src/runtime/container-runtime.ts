@@ -1,5 +1,6 @@
 import type {
   ContainerInfo,
+  ContainerLogConfiguration,
   ContainerSpec,
   ExecOptions,
   ExecResult,
@@ -40,6 +41,15 @@ export interface ContainerRuntime {
   readonly hasBridgeNetwork: boolean;
   /** Whether a container without a terminal can have an open standard input (interactive). */
   readonly opensStdinWithoutTerminal: boolean;
+
+  /**
+   * Why the runtime cannot honour a log configuration (naming the option, if one is the cause),
+   * or undefined when it can or leaves the judgement to its daemon at create. Secret options are
+   * given with placeholder values.
+   */
+  logConfigurationProblem(config: ContainerLogConfiguration): { option?: string; problem: string } | undefined;
+  /** Log messages the runtime's log forwarding dropped (destination down or slow), over the containers it still has. */
+  logMessagesDropped(): Promise<number>;
 
   /** Checks that the daemon answers; returns its version. */
   ping(): Promise<RuntimeVersion>;

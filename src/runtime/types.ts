@@ -62,6 +62,12 @@ export interface PortBinding {
   hostIp: string;
 }
 
+/** A log driver and its options (secret options resolved), as Docker's --log-driver and --log-opt. */
+export interface ContainerLogConfiguration {
+  driver: string;
+  options: Record<string, string>;
+}
+
 export interface ContainerSpec {
   /** Deterministic name, unique in the runtime. */
   name: string;
@@ -91,6 +97,8 @@ export interface ContainerSpec {
    * cgroup is made in: the task's, whose limits all of its containers share. Unset: the runtime's default.
    */
   cgroupParent?: string;
+  /** Where the output goes besides the runtime's own copy; unset: that copy, with the agent's rotation. */
+  logConfiguration?: ContainerLogConfiguration;
   /** GPU ids to give the container. */
   gpuIds?: string[];
   /** Host paths bind-mounted into the container. */

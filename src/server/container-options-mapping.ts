@@ -27,6 +27,11 @@ export function containerOptionsInput(c: PbContainerDefinition): ContainerOption
     pseudoTerminal: c.pseudoTerminal,
     secrets: c.secrets.map((s) => ({ name: s.name, valueFrom: s.valueFrom })),
     environmentFiles: c.environmentFiles,
+    logConfiguration: c.logConfiguration && {
+      logDriver: c.logConfiguration.logDriver,
+      options: c.logConfiguration.options,
+      secretOptions: c.logConfiguration.secretOptions.map((s) => ({ name: s.name, valueFrom: s.valueFrom })),
+    },
     links: c.links,
     ulimits: c.ulimits.map((u) => ({ name: u.name, softLimit: u.softLimit, hardLimit: u.hardLimit })),
     readonlyRootFilesystem: c.readonlyRootFilesystem,
@@ -67,6 +72,7 @@ export function pbContainerOptions(
   | 'pseudoTerminal'
   | 'secrets'
   | 'environmentFiles'
+  | 'logConfiguration'
   | 'links'
 > {
   const linux = c.linuxParameters;
@@ -88,6 +94,11 @@ export function pbContainerOptions(
     pseudoTerminal: c.pseudoTerminal ?? false,
     secrets: (c.secrets ?? []).map((s) => ({ ...s })),
     environmentFiles: [...(c.environmentFiles ?? [])],
+    logConfiguration: c.logConfiguration && {
+      logDriver: c.logConfiguration.driver,
+      options: { ...c.logConfiguration.options },
+      secretOptions: c.logConfiguration.secretOptions.map((s) => ({ ...s })),
+    },
     links: (c.links ?? []).map((l) => (l.alias === l.container ? l.container : `${l.container}:${l.alias}`)),
     ulimits: (c.ulimits ?? []).map((u) => ({ ...u })),
     readonlyRootFilesystem: c.readonlyRootFilesystem ?? false,

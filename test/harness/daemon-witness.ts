@@ -76,3 +76,15 @@ async function runningTasks(env: RuntimeEnvironment): Promise<Set<string>> {
       .map((cols) => cols[0]!),
   );
 }
+
+/** The file the container's output is kept in, as the daemon says: Docker's LogPath, or the log file berth's writer was given on containerd. */
+export async function logFileSeenByDaemon(env: RuntimeEnvironment, id: string): Promise<string> {
+  if (env.kind === 'docker') {
+    const host = (env.runtimeConfig.docker as { host: string }).host;
+    return (await run('docker', ['-H', host, 'inspect', '--format', '{{.LogPath}}', id])).stdout.trim();
+  }
+  const info = JSON.parse((await run('ctr', [...ctrArgs(env), 'containers', 'info', id], { maxBuffer: 64 << 20 })).stdout) as { Labels?: Record<string, string> };
+  const file = info.Labels?.['berth.log-file'];
+  if (!file) throw new Error(`container ${id} has no berth.log-file label`);
+  return file;
+}

@@ -22,6 +22,12 @@ import type {
 export class FakeRuntime implements ContainerRuntime {
   readonly hasBridgeNetwork = true;
   opensStdinWithoutTerminal = true;
+  logConfigurationProblem(): undefined {
+    return undefined;
+  }
+  logMessagesDropped(): Promise<number> {
+    return Promise.resolve(0);
+  }
   readonly name = 'docker' as const;
   readonly calls: string[] = [];
   readonly containers = new Map<string, ContainerInfo & { spec: ContainerSpec }>();

@@ -93,12 +93,12 @@ export function berthctlScenarios(kind: RuntimeKind): void {
       assert.match(execStopped.stderr, /not RUNNING/);
     });
 
-    it('runs an ECS web service with a sidecar: refuses to drop its log configuration unless told, warns of the fields it does not apply, maps the port, waits for health', async () => {
+    it('runs an ECS web service with a sidecar: refuses to drop its ephemeral storage size unless told, warns of the fields it does not apply, maps the port, waits for health', async () => {
       const refused = await ctl('run', '-f', taskFile('ecs-web-with-sidecar.json'), '--id', 'shop-1');
       assert.equal(refused.code, 2);
       assert.match(
         refused.stderr,
-        /refused: without 1 field of this ECS task definition its containers would not do what it says:\n {2}containerDefinitions\[0\]\.logConfiguration: not applied[^\n]*\nrun it without them anyway with --allow-unapplied/,
+        /refused: without 1 field of this ECS task definition its containers would not do what it says:\n {2}ephemeralStorage: not applied[^\n]*\nrun it without them anyway with --allow-unapplied/,
       );
       const strict = await ctl('run', '-f', taskFile('ecs-web-with-sidecar.json'), '--id', 'shop-1', '--strict');
       assert.equal(strict.code, 2);
@@ -108,7 +108,7 @@ export function berthctlScenarios(kind: RuntimeKind): void {
       const run = await ctl('run', '-f', taskFile('ecs-web-with-sidecar.json'), '--id', 'shop-1', '--wait', '--allow-unapplied');
       assert.equal(run.code, 0, run.stderr);
       assert.match(run.stderr, /^warning: berth does not apply 5 fields of this ECS task definition:$/m);
-      assert.match(run.stderr, /^ {2}containerDefinitions\[0\]\.logConfiguration: not applied \(the runtime keeps the logs; read them with `berthctl logs`\)$/m);
+      assert.match(run.stderr, /^ {2}ephemeralStorage: not applied \(berth does not size the containers' writable layers\)$/m);
       assert.match(run.stderr, /^ {2}executionRoleArn: not applied/m);
       const json = JSON.parse((await ctl('describe', 'shop-1', '-o', 'json')).stdout) as { containers: { name: string; portBindings?: { hostPort: number }[] }[] };
       const hostPort = json.containers.find((c) => c.name === 'web')?.portBindings?.[0]?.hostPort;

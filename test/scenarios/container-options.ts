@@ -2,11 +2,14 @@ import assert from 'node:assert/strict';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_CAPABILITIES, LINUX_CAPABILITIES } from '../../src/runtime/capabilities.js';
-import { readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { LinuxParameters, NamespaceMode, type ContainerDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
 import { readStream, startTestAgent, type TestAgent } from '../harness/agent.js';
+import { logFileSeenByDaemon } from '../harness/daemon-witness.js';
+import { waitUntil } from '../harness/processes.js';
+import { startSyslog } from '../harness/rsyslog.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
-import { container, containerOf, ContainerStatus, NetworkMode, task, taskId } from '../harness/task-builders.js';
+import { container, containerOf, ContainerStatus, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
 /** The CapEff mask /proc/self/status shows for a set of capabilities. */
 function capabilityMask(names: readonly string[]): string {
@@ -253,6 +256,84 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
         running?.containers.map((c) => [c.name, c.knownStatus]),
         ['plain', 'terminal', ...(kind === 'docker' ? ['stdin'] : []), 'both'].map((name) => [name, ContainerStatus.CONTAINER_STATUS_RUNNING]),
       );
+      await agent.calls.stopAndWait(id);
+    });
+
+    it('sends each line to a real rsyslog with the syslog log driver (RFC 5424 over tcp, tcp+tls, udp and a unix datagram socket) and keeps it for Logs', async () => {
+      const syslog = await startSyslog();
+      try {
+        const id = taskId('syslog');
+        const logged = (transport: string, address: string, facility: string) =>
+          sleeper(transport, {
+            command: ['sh', '-c', `echo "hello over ${transport}"; echo "oops over ${transport}" >&2; exec sleep 300`],
+            logConfiguration: { logDriver: 'syslog', options: { 'syslog-address': address, tag: `berth-${transport}`, 'syslog-facility': facility, 'syslog-format': 'rfc5424' }, secretOptions: [] },
+          });
+        const tls = logged('tls', `tcp+tls://${syslog.tlsAddress}`, 'local1');
+        tls.logConfiguration!.options['syslog-tls-ca-cert'] = syslog.tlsCaFile;
+        await start(
+          id,
+          [logged('tcp', `tcp://${syslog.tcpAddress}`, 'local3'), tls, logged('udp', `udp://${syslog.udpAddress}`, 'daemon'), logged('unixgram', `unixgram://${syslog.socketPath}`, 'local7')],
+          NetworkMode.NETWORK_MODE_NONE,
+        );
+        await syslog.waitFor([
+          'local3.info berth-tcp hello over tcp',
+          'local3.err berth-tcp oops over tcp',
+          'local1.info berth-tls hello over tls',
+          'local1.err berth-tls oops over tls',
+          'daemon.info berth-udp hello over udp',
+          'daemon.err berth-udp oops over udp',
+          'local7.info berth-unixgram hello over unixgram',
+          'local7.err berth-unixgram oops over unixgram',
+        ]);
+        // berth's (or Docker's dual logging) copy still serves Logs.
+        const lines = (await readStream(agent.client.logs({ taskId: id, containerName: 'tcp', follow: false, streams: [], tail: undefined, since: undefined }))).flatMap((r) => r.lines);
+        assert.deepEqual(lines.map((l) => Buffer.from(l.text).toString('utf8')).sort(), ['hello over tcp', 'oops over tcp']);
+        await agent.calls.stopAndWait(id);
+      } finally {
+        await syslog.stop();
+      }
+    });
+
+    it(`refuses log configurations the runtime cannot honour ${kind === 'containerd' ? 'at admission, naming the driver or option' : 'with the reason Docker gives at create'}`, async () => {
+      const bad = (logConfiguration: ContainerDefinition['logConfiguration']) => task(taskId('bad-log'), [sleeper('app', { logConfiguration })]);
+      if (kind === 'containerd') {
+        const refusal = async (definition: ReturnType<typeof bad>, field: string) =>
+          assert.rejects(agent.calls.run(definition), (error: ServiceError) => {
+            assert.equal(error.code, status.INVALID_ARGUMENT);
+            assert.ok(error.details.includes(field), error.details);
+            return true;
+          });
+        await refusal(bad({ logDriver: 'fluentd', options: {}, secretOptions: [] }), 'containers[0].log_configuration.log_driver: containerd takes the log drivers json-file, local, syslog');
+        await refusal(bad({ logDriver: 'syslog', options: { 'syslog-address': 'tcp://127.0.0.1:1', 'syslog-tls-cert': '/x' }, secretOptions: [] }), 'log_configuration.options[syslog-tls-cert]');
+        await refusal(bad({ logDriver: 'json-file', options: { 'max-size': 'lots' }, secretOptions: [] }), 'log_configuration.options[max-size]');
+      } else {
+        const definition = bad({ logDriver: 'syslog', options: { 'syslog-address': 'bogus://nowhere' }, secretOptions: [] });
+        const stopped = await agent.calls.runUntil(definition, TaskStatus.TASK_STATUS_STOPPED);
+        assert.match(stopped?.containers[0]?.reason ?? '', /cannot create container: .*(syslog|bogus)/i);
+      }
+    });
+
+    it("rotates the container's log as json-file's max-size and max-file say", async () => {
+      const id = taskId('rotation');
+      // 200 lines of 100 bytes, 20 KB: files of 4 KB, 3 kept.
+      await start(
+        id,
+        [
+          sleeper('app', {
+            command: ['sh', '-c', 'i=0; while [ $i -lt 200 ]; do printf "%099d\\n" $i; i=$((i+1)); done; echo done; exec sleep 300'],
+            logConfiguration: { logDriver: 'json-file', options: { 'max-size': '4k', 'max-file': '3' }, secretOptions: [] },
+          }),
+        ],
+        NetworkMode.NETWORK_MODE_NONE,
+      );
+      const logPath = await logFileSeenByDaemon(env, containerOf(await agent.calls.get(id), 'app').runtimeId);
+      await waitUntil('the last line is logged', 15_000, async () => (readFileSync(logPath, 'utf8').includes('done') ? true : undefined));
+      const sizes = [logPath, `${logPath}.1`, `${logPath}.2`].map((f) => statSync(f).size);
+      assert.ok(
+        sizes.every((size) => size > 0 && size <= 4096),
+        `three files of at most 4 KB: ${sizes.join(', ')}`,
+      );
+      assert.equal(existsSync(`${logPath}.3`), false, 'no fourth file');
       await agent.calls.stopAndWait(id);
     });
 

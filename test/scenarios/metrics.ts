@@ -79,6 +79,30 @@ export function metricsScenarios(kind: RuntimeKind): void {
       assert.ok((sample(text, 'berth_image_pull_duration_seconds_count', 'result="failure"') ?? 0) >= 1);
     });
 
+    if (kind === 'containerd') {
+      it('counts the log messages the syslog driver dropped while its destination was down', async () => {
+        const id = taskId('dropped-logs');
+        // A socket nobody made: every message is dropped.
+        const socket = `/run/berth-test-no-such-syslog-${process.pid}.sock`;
+        await watching(agent.client, { taskIds: [id] }, async (watch) => {
+          await agent.calls.run(
+            task(id, [
+              container('app', env.image, {
+                ...creds(),
+                // 100 lines, then it waits: the writer reports its drops at least once a second, and at exit.
+                command: ['sh', '-c', 'i=0; while [ $i -lt 100 ]; do echo "line $i"; i=$((i+1)); done; exec sleep 300'],
+                logConfiguration: { logDriver: 'syslog', options: { 'syslog-address': `unixgram://${socket}` }, secretOptions: [] },
+              }),
+            ]),
+          );
+          await watch.waitForEvent('RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING));
+          await agent.calls.stopAndWait(id);
+        });
+        // The writer reports within a second of its last drop.
+        await waitForSample(scrape, 'berth_log_messages_dropped', 100);
+      });
+    }
+
     it('answers 404 to anything but GET /metrics', async () => {
       const response = await fetch(url.replace('/metrics', '/'));
       assert.equal(response.status, 404);

@@ -34,16 +34,17 @@ describe('berthctl task files', () => {
     assert.deepEqual(router!.ulimits, [{ name: 'nofile', softLimit: 8192, hardLimit: 8192 }]);
     const fields = warnings.map((w) => w.split(':')[0]);
     assert.deepEqual(fields.sort(), [
-      'containerDefinitions[0].logConfiguration',
       'containerDefinitions[0].portMappings[0].appProtocol',
       'containerDefinitions[0].portMappings[0].name',
+      'ephemeralStorage',
       'executionRoleArn',
       'requiresCompatibilities',
     ]);
     assert.match(
-      warnings.find((w) => w.startsWith('containerDefinitions[0].logConfiguration'))!,
-      /berthctl logs/,
+      warnings.find((w) => w.startsWith('ephemeralStorage'))!,
+      /writable layers/,
     );
+    assert.deepEqual(web!.logConfiguration, { logDriver: 'json-file', options: { 'max-size': '1m', 'max-file': '2' }, secretOptions: [] });
   });
 
   it('converts an awsvpc (Fargate-style) task: network mode task, task-level cpu and memory, secrets as references', () => {

@@ -314,9 +314,9 @@ describe('container options: what a runtime cannot do alike', () => {
       ],
     });
     assert.equal(definition.containers[1]?.interactive, true);
-    checkRuntimeSupports(definition, { name: 'docker', opensStdinWithoutTerminal: true });
+    checkRuntimeSupports(definition, { name: 'docker', opensStdinWithoutTerminal: true, logConfigurationProblem: () => undefined });
     assert.throws(
-      () => checkRuntimeSupports(definition, { name: 'containerd', opensStdinWithoutTerminal: false }),
+      () => checkRuntimeSupports(definition, { name: 'containerd', opensStdinWithoutTerminal: false, logConfigurationProblem: () => undefined }),
       (error: unknown) => error instanceof InvalidArgumentError && error.violations.length === 1 && error.violations[0]?.field === 'task.containers[1].interactive',
     );
   });

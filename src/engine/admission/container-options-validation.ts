@@ -2,7 +2,18 @@ import { isIP } from 'node:net';
 import { constants } from 'node:os';
 import { LINUX_CAPABILITIES } from '../../runtime/capabilities.js';
 import type { FieldViolation } from '../errors.js';
-import { DEVICE_PERMISSIONS, ULIMIT_NAMES, type ContainerOptions, type Device, type NetworkMode, type SecurityOptions, type Ulimit, type UlimitName } from '../model/task-definition.js';
+import {
+  DEVICE_PERMISSIONS,
+  LOG_DRIVERS,
+  ULIMIT_NAMES,
+  type ContainerOptions,
+  type Device,
+  type LogConfiguration,
+  type NetworkMode,
+  type SecurityOptions,
+  type Ulimit,
+  type UlimitName,
+} from '../model/task-definition.js';
 
 /** The options of a container beyond the core, as received (see ContainerOptions). */
 export interface ContainerOptionsInput {
@@ -23,6 +34,7 @@ export interface ContainerOptionsInput {
   pseudoTerminal?: boolean;
   secrets?: { name: string; valueFrom: string }[];
   environmentFiles?: string[];
+  logConfiguration?: { logDriver: string; options?: Record<string, string>; secretOptions?: { name: string; valueFrom: string }[] };
   links?: string[];
   ulimits?: { name: string; softLimit: number; hardLimit: number }[];
   readonlyRootFilesystem?: boolean;
@@ -46,6 +58,8 @@ export const OPTION_COUNTS = {
   ulimits: ULIMIT_NAMES.length,
   secrets: 100,
   environmentFiles: 10,
+  logOptions: 64,
+  logSecretOptions: 16,
 };
 /** The longest secret reference (an ARN is at most 2048 characters). */
 const MAX_REFERENCE_BYTES = 2048;
@@ -100,6 +114,8 @@ export function checkOptionSizes(c: ContainerOptionsInput, at: (field: string) =
   count('dns_search_domains', c.dnsSearchDomains, OPTION_COUNTS.dnsSearchDomains);
   count('secrets', c.secrets, OPTION_COUNTS.secrets);
   count('environment_files', c.environmentFiles, OPTION_COUNTS.environmentFiles);
+  count('log_configuration.options', Object.keys(c.logConfiguration?.options ?? {}), OPTION_COUNTS.logOptions);
+  count('log_configuration.secret_options', c.logConfiguration?.secretOptions, OPTION_COUNTS.logSecretOptions);
   (c.linuxParameters?.tmpfs ?? []).forEach((t, j) => count(`linux_parameters.tmpfs[${j}].mount_options`, t.mountOptions, TMPFS_FLAGS.size + Object.keys(TMPFS_VALUES).length));
   if (v.length > 0) return v;
   const long = (field: string, value: string | undefined, max = stringBytes) => {
@@ -111,6 +127,15 @@ export function checkOptionSizes(c: ContainerOptionsInput, at: (field: string) =
     long(`secrets[${j}].value_from`, s.valueFrom, MAX_REFERENCE_BYTES);
   });
   (c.environmentFiles ?? []).forEach((f, j) => long(`environment_files[${j}]`, f, MAX_REFERENCE_BYTES));
+  long('log_configuration.log_driver', c.logConfiguration?.logDriver, 64);
+  for (const [name, value] of Object.entries(c.logConfiguration?.options ?? {})) {
+    long('log_configuration.options', name);
+    long(`log_configuration.options[${name.slice(0, 64)}]`, value);
+  }
+  (c.logConfiguration?.secretOptions ?? []).forEach((s, j) => {
+    long(`log_configuration.secret_options[${j}].name`, s.name, 256);
+    long(`log_configuration.secret_options[${j}].value_from`, s.valueFrom, MAX_REFERENCE_BYTES);
+  });
   long('hostname', c.hostname, 253);
   (c.extraHosts ?? []).forEach((h, j) => {
     long(`extra_hosts[${j}].hostname`, h.hostname, 253);
@@ -184,6 +209,7 @@ export function validateContainerOptions(
     });
     options.environmentFiles = [...input.environmentFiles];
   }
+  if (input.logConfiguration) options.logConfiguration = validateLogConfiguration(input.logConfiguration, at, v);
   if (input.interactive) options.interactive = true;
   if (input.pseudoTerminal) options.pseudoTerminal = true;
   if (input.systemControls && input.systemControls.length > 0) options.systemControls = validateSystemControls(input.systemControls, at, input.disableNetworking ? 'none' : networkMode, v);
@@ -373,4 +399,24 @@ function validateSecrets(secrets: { name: string; valueFrom: string }[], environ
     if (s.valueFrom === '' || s.valueFrom.includes('\0')) v.push({ field: at(`secrets[${j}].value_from`), description: 'must be a reference: not empty, no NUL byte' });
   });
   return secrets.map((s) => ({ name: s.name, valueFrom: s.valueFrom }));
+}
+
+/** A known driver; option names and values without NUL bytes; secret options named once, not also plain options. */
+function validateLogConfiguration(input: NonNullable<ContainerOptionsInput['logConfiguration']>, at: (field: string) => string, v: FieldViolation[]): LogConfiguration {
+  const driver = input.logDriver as LogConfiguration['driver'];
+  if (!(LOG_DRIVERS as readonly string[]).includes(driver))
+    v.push({ field: at('log_configuration.log_driver'), description: `must be one of ${LOG_DRIVERS.join(', ')} (got ${quote(input.logDriver)})` });
+  const options = input.options ?? {};
+  for (const [name, value] of Object.entries(options)) {
+    if (name === '' || name.includes('\0') || value.includes('\0')) v.push({ field: at('log_configuration.options'), description: `invalid option ${quote(name)}: not empty, no NUL byte` });
+  }
+  const seen = new Set<string>();
+  const secretOptions = (input.secretOptions ?? []).map((s, j) => {
+    if (s.name === '' || s.name.includes('\0')) v.push({ field: at(`log_configuration.secret_options[${j}].name`), description: 'must be an option name: not empty, no NUL byte' });
+    else if (seen.has(s.name) || Object.hasOwn(options, s.name)) v.push({ field: at(`log_configuration.secret_options[${j}].name`), description: `${quote(s.name)} is given twice` });
+    seen.add(s.name);
+    if (s.valueFrom === '' || s.valueFrom.includes('\0')) v.push({ field: at(`log_configuration.secret_options[${j}].value_from`), description: 'must be a reference: not empty, no NUL byte' });
+    return { name: s.name, valueFrom: s.valueFrom };
+  });
+  return { driver, options: { ...options }, secretOptions };
 }

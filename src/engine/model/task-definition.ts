@@ -30,6 +30,15 @@ export interface ContainerDependency {
   condition: DependencyCondition;
 }
 
+/** Docker's log drivers, which the API takes by name. */
+export const LOG_DRIVERS = ['json-file', 'local', 'syslog', 'journald', 'fluentd', 'gelf', 'splunk', 'awslogs', 'none'] as const;
+
+export interface LogConfiguration {
+  driver: (typeof LOG_DRIVERS)[number];
+  options: Record<string, string>;
+  secretOptions: { name: string; valueFrom: string }[];
+}
+
 export interface RegistryCredentials {
   username: string;
   password: string;
@@ -171,6 +180,8 @@ export interface ContainerOptions {
   secrets?: { name: string; valueFrom: string }[];
   /** References of files of VARIABLE=VALUE lines, resolved at each create. */
   environmentFiles?: string[];
+  /** A log driver besides berth's own copy; secret options are references, resolved at each create. */
+  logConfiguration?: LogConfiguration;
   /** Bridge mode: other containers reached by name. */
   links?: { container: string; alias: string }[];
 }

@@ -4,7 +4,7 @@ import type { ContainerSpec, PortBinding, PullProgress } from '../../runtime/typ
 import type { TaskCgroups } from '../../runtime/task-cgroups.js';
 import { containerSpec, type SpecInputs } from './container-spec.js';
 import { neededVolumes, taskScopedVolumes } from './container-mounts.js';
-import { resolveEnvironment, resolveRegistryCredentials, type SecretResolver } from './container-environment.js';
+import { resolveEnvironment, resolveLogConfiguration, resolveRegistryCredentials, type SecretResolver } from './container-environment.js';
 import { crashPoint } from '../crash-points.js';
 import type { EngineSettings } from '../engine-settings.js';
 import { canonicalImage, type ImageManager, type PullBehavior } from '../images/image-manager.js';
@@ -84,6 +84,8 @@ export class ContainerActions {
       if ('problem' in resolved) return { kind: 'stopped', change: { reason: resolved.problem } };
       resolvedEnvironment = resolved;
     }
+    const log = await resolveLogConfiguration(task, container.definition, this.secrets);
+    if ('problem' in log) return { kind: 'stopped', change: { reason: log.problem } };
     let cgroupParent: string | undefined;
     try {
       cgroupParent = await this.provideTaskCgroup(task);
@@ -101,6 +103,7 @@ export class ContainerActions {
       metadataUri,
       cgroupParent,
       resolvedEnvironment,
+      logConfiguration: log.logConfiguration,
     });
     const volumeProblem = await this.provideVolumes(task, spec.volumeMounts);
     if (volumeProblem) return { kind: 'stopped', change: { reason: volumeProblem } };

@@ -120,3 +120,23 @@ export async function resolveRegistryCredentials(
   }
   return { auth: { username, password } };
 }
+
+/** The log configuration a container is created with: its options, and its secret options resolved. */
+export async function resolveLogConfiguration(
+  task: TaskDefinition,
+  container: ContainerDefinition,
+  resolver: SecretResolver,
+): Promise<{ logConfiguration?: { driver: string; options: Record<string, string> } } | { problem: string }> {
+  const log = container.logConfiguration;
+  if (!log) return {};
+  const requester: SecretRequester = { taskId: task.id, family: task.family, revision: task.revision, containerName: container.name };
+  const options = { ...log.options };
+  for (const secret of log.secretOptions) {
+    try {
+      options[secret.name] = await resolver.resolve(secret.valueFrom, 'secret', requester);
+    } catch (error) {
+      return { problem: `cannot resolve the log option "${secret.name}" (from "${secret.valueFrom}"): ${(error as Error).message}` };
+    }
+  }
+  return { logConfiguration: { driver: log.driver, options } };
+}

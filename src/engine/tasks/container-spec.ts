@@ -29,6 +29,8 @@ export interface SpecInputs {
   metadataUri?: string;
   /** The task's cgroup, when it has task-level cpu or memory. */
   cgroupParent?: string;
+  /** The container's log driver and options, its secret options resolved for this create. */
+  logConfiguration?: ContainerSpec['logConfiguration'];
   /** Variables of the container's environment files and its secrets, resolved for this create. */
   resolvedEnvironment?: { fromFiles: Record<string, string>; secrets: Record<string, string> };
 }
@@ -61,6 +63,7 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     ports: inputs.network || container.disableNetworking ? [] : container.portMappings.map((p, i) => ({ ...p, hostPort: inputs.hostPorts[i] ?? p.hostPort })),
     pidsLimit: container.pidsLimit || inputs.defaultPidsLimit,
     ...(inputs.cgroupParent ? { cgroupParent: inputs.cgroupParent } : {}),
+    ...(inputs.logConfiguration ? { logConfiguration: inputs.logConfiguration } : {}),
     gpuIds: [...inputs.gpuIds],
     ...containerMounts(agentId, task, container),
     privileged: container.privileged ?? false,

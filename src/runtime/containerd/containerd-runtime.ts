@@ -20,6 +20,7 @@ import { LEASE_OWNER_LABEL, leaseLabels, ownerAlive } from './lease-owner.js';
 import { RegistryClient } from '../oci/registry-client.js';
 import type {
   ContainerInfo,
+  ContainerLogConfiguration,
   ContainerSpec,
   ContainerState,
   ContainerStatsSample,
@@ -43,6 +44,7 @@ import { runtimeEventsOf, type EventEnvelope } from './containerd-events.js';
 import { ImagePuller, SNAPSHOTTER } from './image-puller.js';
 import { ImageStore, type LocalImage } from './image-store.js';
 import { parseSpec, runtimeSpec, specJson } from './oci-spec.js';
+import { writerLogOptions, type WriterLogOptions } from './log-options.js';
 import { containerVolumeBinds, LocalVolumes } from './local-volumes.js';
 import { deviceNode } from './devices.js';
 import { hostsFile, resolvConf } from './etc-files.js';
@@ -82,6 +84,8 @@ const NAME_LABEL = 'berth.runtime-name';
 const STOP_SIGNAL_LABEL = 'berth.stop-signal';
 /** Where the container's log file is (so any adapter instance, whatever its state dir, finds it). */
 const LOG_FILE_LABEL = 'berth.log-file';
+/** What berth's log writer does besides its local copy (WriterLogOptions, JSON), when the spec asked for a log driver. */
+const LOG_OPTIONS_LABEL = 'berth.log-options';
 /** Set on a container with a terminal (Tasks.Create must say so too). */
 const TERMINAL_LABEL = 'berth.terminal';
 /** The container's cgroup, when it is not containerd's default `/<namespace>/<id>`. */
@@ -145,6 +149,23 @@ export class ContainerdRuntime implements ContainerRuntime {
   readonly hasBridgeNetwork = false;
   // The shim gives a process whose output goes to a logging binary (berth's log writer) no stdin.
   readonly opensStdinWithoutTerminal = false;
+
+  logConfigurationProblem(config: ContainerLogConfiguration): { option?: string; problem: string } | undefined {
+    const options = writerLogOptions(config);
+    return 'problem' in options ? options : undefined;
+  }
+
+  /** What the log writers of the namespace's forwarding containers counted in `<log>.forwarding`. */
+  async logMessagesDropped(): Promise<number> {
+    const c = this.client;
+    const { containers } = await c.call('list containers', c.containers, c.containers.list, { filters: [`labels."${LOG_OPTIONS_LABEL}"`] });
+    let dropped = 0;
+    for (const container of containers) {
+      const text = await readFile(`${this.logFileOf(container)}.forwarding`, 'utf8').catch(() => '');
+      dropped += Number(/^dropped (\d+)$/m.exec(text)?.[1] ?? 0);
+    }
+    return dropped;
+  }
   private readonly client: ContainerdClient;
   private readonly puller: ImagePuller;
   private readonly registry: RegistryClient;
@@ -261,9 +282,18 @@ export class ContainerdRuntime implements ContainerRuntime {
 
   /** The stdout/stderr URI that has the shim hand a process's output to berth's log writer, into `file`. */
   /** The shim's output URI: berth's log writer, rotating a container's log when `rotation` is given. */
-  private outputUri(file: string, rotation?: LogRotation, maxTotalBytes?: number): string {
+  private outputUri(file: string, rotation?: LogRotation, maxTotalBytes?: number, syslog?: WriterLogOptions['syslog']): string {
     let limits = rotation ? `&max-size=${rotation.maxFileBytes}&max-files=${rotation.maxFiles}` : '';
     if (maxTotalBytes !== undefined) limits += `&max-total=${maxTotalBytes}`;
+    if (syslog) {
+      limits += `&syslog-address=${encodeURIComponent(syslog.address)}&syslog-facility=${syslog.facility}`;
+      if (syslog.tag) limits += `&tag=${encodeURIComponent(syslog.tag)}`;
+      const tls = syslog.tls;
+      if (tls?.caCert) limits += `&syslog-tls-ca-cert=${encodeURIComponent(tls.caCert)}`;
+      if (tls?.cert) limits += `&syslog-tls-cert=${encodeURIComponent(tls.cert)}`;
+      if (tls?.key) limits += `&syslog-tls-key=${encodeURIComponent(tls.key)}`;
+      if (tls?.skipVerify) limits += '&syslog-tls-skip-verify=true';
+    }
     return `binary://${encodeURI(this.logWriter)}?file=${encodeURIComponent(file)}${limits}`;
   }
 
@@ -274,6 +304,8 @@ export class ContainerdRuntime implements ContainerRuntime {
   async createContainer(spec: ContainerSpec): Promise<string> {
     const operation = `create container "${spec.name}"`;
     requireImageReference(spec.image, operation);
+    const logOptions = spec.logConfiguration ? writerLogOptions(spec.logConfiguration) : undefined;
+    if (logOptions && 'problem' in logOptions) throw new RuntimeError('invalid', operation, `log_configuration${logOptions.option ? ` option ${logOptions.option}` : ''}: ${logOptions.problem}`);
     if (spec.openStdin && !spec.tty)
       throw new RuntimeError('invalid', operation, 'an open standard input needs a terminal on containerd: the shim gives a process that logs through a log writer no stdin');
     if (spec.network === 'bridge' || (spec.network !== 'host' && spec.ports.length > 0)) {
@@ -364,6 +396,8 @@ export class ContainerdRuntime implements ContainerRuntime {
       const stopSignal = spec.stopSignal ?? image.config.config?.StopSignal;
       if (stopSignal) labels[STOP_SIGNAL_LABEL] = stopSignal;
       if (spec.tty) labels[TERMINAL_LABEL] = 'true';
+      // Checked by createContainer: the writer's options, or none asked for.
+      if (spec.logConfiguration) labels[LOG_OPTIONS_LABEL] = JSON.stringify(writerLogOptions(spec.logConfiguration));
       if (spec.cgroupParent) labels[CGROUP_LABEL] = (oci.linux as { cgroupsPath: string }).cgroupsPath;
       await c.call(
         operation,
@@ -451,7 +485,8 @@ export class ContainerdRuntime implements ContainerRuntime {
       const logFile = this.logFileOf(container);
       await mkdir(dirname(logFile), { recursive: true });
       // The shim gives the process's stdout and stderr to berth's log writer, which stamps each line.
-      const output = this.outputUri(logFile, this.options.logRotation);
+      const logOptions = JSON.parse(container.labels[LOG_OPTIONS_LABEL] ?? '{}') as WriterLogOptions;
+      const output = this.outputUri(logFile, logOptions.rotation ?? this.options.logRotation, undefined, logOptions.syslog);
       const terminal = container.labels[TERMINAL_LABEL] === 'true';
       const createTask = () =>
         c.call(`create task ${id}`, c.tasks, c.tasks.create, {

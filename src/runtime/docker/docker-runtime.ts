@@ -125,6 +125,16 @@ export class DockerRuntime implements ContainerRuntime {
   readonly name = 'docker' as const;
   readonly hasBridgeNetwork = true;
   readonly opensStdinWithoutTerminal = true;
+
+  /** Docker judges log drivers and their options itself, at create: its refusal fails the container. */
+  logConfigurationProblem(): undefined {
+    return undefined;
+  }
+
+  /** Docker's log drivers do not report what they drop. */
+  logMessagesDropped(): Promise<number> {
+    return Promise.resolve(0);
+  }
   private readonly docker: Docker;
   private readonly volumes: DockerVolumes;
   private driver: Promise<string> | undefined;
@@ -285,9 +295,11 @@ export class DockerRuntime implements ContainerRuntime {
         StdinOnce: false,
         Tty: spec.tty,
         HostConfig: {
-          LogConfig: this.options.logRotation
-            ? { Type: 'json-file', Config: { 'max-size': String(this.options.logRotation.maxFileBytes), 'max-file': String(this.options.logRotation.maxFiles) } }
-            : undefined,
+          LogConfig: spec.logConfiguration
+            ? { Type: spec.logConfiguration.driver, Config: spec.logConfiguration.options }
+            : this.options.logRotation
+              ? { Type: 'json-file', Config: { 'max-size': String(this.options.logRotation.maxFileBytes), 'max-file': String(this.options.logRotation.maxFiles) } }
+              : undefined,
           NetworkMode: networkModeOf(spec),
           PortBindings: bindings,
           CpuShares: spec.cpuShares || undefined,
