@@ -8,6 +8,10 @@ import { readStream, startTestAgent, type TestAgent } from '../harness/agent.js'
 import { logFileSeenByDaemon } from '../harness/daemon-witness.js';
 import { waitUntil } from '../harness/processes.js';
 import { startSyslog } from '../harness/rsyslog.js';
+import { decodeMessagePack } from '../harness/msgpack.js';
+import { runtimeContainerName } from '../../src/engine/tasks/labels.js';
+import { createServer, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, containerOf, ContainerStatus, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -294,6 +298,45 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
       }
     });
 
+    // No fluentd is packaged for Debian: the receiver here decodes the Forward protocol itself, and
+    // Docker's own fluentd driver is the reference of what must arrive.
+    it("sends each line to a Forward protocol receiver as Docker's fluentd driver does", async () => {
+      const chunks: Buffer[] = [];
+      const receiver = createServer((socket) => socket.on('data', (chunk: Buffer) => chunks.push(chunk)));
+      receiver.listen(0, '127.0.0.1');
+      await once(receiver, 'listening');
+      try {
+        const id = taskId('fluentd');
+        const before = Math.floor(Date.now() / 1000);
+        await start(
+          id,
+          [
+            sleeper('app', {
+              command: ['sh', '-c', 'echo hello; echo oops >&2; exec sleep 300'],
+              logConfiguration: { logDriver: 'fluentd', options: { 'fluentd-address': `tcp://127.0.0.1:${(receiver.address() as AddressInfo).port}`, tag: 'web' }, secretOptions: [] },
+            }),
+          ],
+          NetworkMode.NETWORK_MODE_NONE,
+        );
+        const app = containerOf(await agent.calls.get(id), 'app');
+        const decoded = () => decodeMessagePack(Buffer.concat(chunks)).values as [string, number, Record<string, string>, Record<string, never>][];
+        await waitUntil('both lines arrive', 15_000, async () => (decoded().length >= 2 ? true : undefined));
+        const messages = decoded();
+        const name = `/${runtimeContainerName(agent.config.agentId, id, 'app')}`;
+        assert.deepEqual(
+          messages.map(([tag, , record, option]) => [tag, record, option] as const).sort((a, b) => a[1].log!.localeCompare(b[1].log!)),
+          [
+            ['web', { container_id: app.runtimeId, container_name: name, source: 'stdout', log: 'hello' }, {}],
+            ['web', { container_id: app.runtimeId, container_name: name, source: 'stderr', log: 'oops' }, {}],
+          ],
+        );
+        for (const [, time] of messages) assert.ok(Number.isInteger(time) && time >= before && time <= before + 60, `time ${time}`);
+        await agent.calls.stopAndWait(id);
+      } finally {
+        receiver.close();
+      }
+    });
+
     it(`refuses log configurations the runtime cannot honour ${kind === 'containerd' ? 'at admission, naming the driver or option' : 'with the reason Docker gives at create'}`, async () => {
       const bad = (logConfiguration: ContainerDefinition['logConfiguration']) => task(taskId('bad-log'), [sleeper('app', { logConfiguration })]);
       if (kind === 'containerd') {
@@ -303,7 +346,7 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
             assert.ok(error.details.includes(field), error.details);
             return true;
           });
-        await refusal(bad({ logDriver: 'fluentd', options: {}, secretOptions: [] }), 'containers[0].log_configuration.log_driver: containerd takes the log drivers json-file, local, syslog');
+        await refusal(bad({ logDriver: 'gelf', options: {}, secretOptions: [] }), 'containers[0].log_configuration.log_driver: containerd takes the log drivers json-file, local, fluentd, syslog');
         await refusal(bad({ logDriver: 'syslog', options: { 'syslog-address': 'tcp://127.0.0.1:1', 'syslog-tls-cert': '/x' }, secretOptions: [] }), 'log_configuration.options[syslog-tls-cert]');
         await refusal(bad({ logDriver: 'json-file', options: { 'max-size': 'lots' }, secretOptions: [] }), 'log_configuration.options[max-size]');
       } else {

@@ -13,6 +13,7 @@ import { PACKAGE_ROOT } from '../../src/package-root.js';
 import { freeLoopbackPort } from '../harness/processes.js';
 import { TestPki } from '../harness/certificates.js';
 import { writerLogOptions } from '../../src/runtime/containerd/log-options.js';
+import { decodeMessagePack } from '../harness/msgpack.js';
 
 const WRITER = join(PACKAGE_ROOT ?? '.', 'libexec', 'berth-log-writer');
 const dir = mkdtempSync(join(tmpdir(), 'berth-log-writer-'));
@@ -109,13 +110,14 @@ describe("berth's log writer: the syslog driver on containerd (RFC 5424)", () =>
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    const big = Array.from({ length: 40_000 }, (_, i) => `${i} ${'x'.repeat(200)}`).join('\n') + '\n';
+    // 21 MB: more than the kernel's socket buffers (at most about 10 MB on loopback) and berth's 1 MiB.
+    const big = Array.from({ length: 100_000 }, (_, i) => `${i} ${'x'.repeat(200)}`).join('\n') + '\n';
     const slow = await runWriter({ 'syslog-address': `tcp://127.0.0.1:${(server.address() as { port: number }).port}`, 'syslog-facility': '3' }, big);
     for (const socket of stalled) socket.destroy();
     server.close();
-    assert.equal(slow.log.length, 40_000, 'every line is in the local copy');
+    assert.equal(slow.log.length, 100_000, 'every line is in the local copy');
     const dropped = Number(/^dropped (\d+)$/m.exec(slow.forwarding)?.[1]);
-    assert.ok(dropped > 20_000 && dropped < 40_000, `some were sent, the rest dropped (${dropped})`);
+    assert.ok(dropped > 40_000 && dropped < 100_000, `some were sent, the rest dropped (${dropped})`);
   });
 
   it('sends over tcp+tls, checking the server against the CA and showing its client certificate', async () => {
@@ -148,6 +150,35 @@ describe("berth's log writer: the syslog driver on containerd (RFC 5424)", () =>
   });
 });
 
+describe("berth's log writer: the fluentd driver on containerd (Forward protocol)", () => {
+  it('sends [tag, time, {container_id, container_name, source, log}, {}] per line, as Docker does, with EventTime when asked', async () => {
+    const chunks: Buffer[] = [];
+    const server = createServer((socket: Socket) => socket.on('data', (chunk: Buffer) => chunks.push(chunk)));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const address = `tcp://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const before = Math.floor(Date.now() / 1000);
+    await runWriter({ 'fluentd-address': address, tag: 'web', 'container-name': '/shop' }, 'hello\n', 'oops\n');
+    await runWriter({ 'fluentd-address': address, 'fluentd-sub-second-precision': 'true', 'container-name': '/shop' }, 'precise\n');
+    server.close();
+    const { values, rest } = decodeMessagePack(Buffer.concat(chunks));
+    assert.equal(rest.length, 0, 'whole messages only');
+    const messages = values as [string, number | { seconds: number; nanoseconds: number }, Record<string, string>, Record<string, never>][];
+    assert.deepEqual(
+      messages.map(([tag, , record, option]) => [tag, record, option] as const).sort((a, b) => String(a[1].log).localeCompare(String(b[1].log))),
+      [
+        ['web', { container_id: '0123456789abcdef', container_name: '/shop', source: 'stdout', log: 'hello' }, {}],
+        ['web', { container_id: '0123456789abcdef', container_name: '/shop', source: 'stderr', log: 'oops' }, {}],
+        ['0123456789ab', { container_id: '0123456789abcdef', container_name: '/shop', source: 'stdout', log: 'precise' }, {}],
+      ],
+    );
+    const times = messages.map(([, time]) => time);
+    assert.ok(typeof times[0] === 'number' && times[0] >= before && times[0] <= before + 60, 'seconds by default');
+    const precise = times.find((t) => typeof t === 'object') as { seconds: number; nanoseconds: number };
+    assert.ok(precise.seconds >= before && precise.nanoseconds < 1e9, 'EventTime with fluentd-sub-second-precision');
+  });
+});
+
 describe('syslog options on containerd', () => {
   it('takes the addresses and options the writer has, and names the one it does not', () => {
     assert.deepEqual(writerLogOptions({ driver: 'syslog', options: { 'syslog-address': 'tcp+tls://logs:6514', 'syslog-tls-ca-cert': '/etc/ca.pem', 'syslog-facility': 'local2', tag: 'web' } }), {
@@ -163,5 +194,11 @@ describe('syslog options on containerd', () => {
       problem: 'must be 1 to 48 printable characters without spaces (no templates)',
     });
     assert.match((writerLogOptions({ driver: 'gelf', options: {} }) as { problem: string }).problem, /no gelf driver/);
+    assert.deepEqual(writerLogOptions({ driver: 'fluentd', options: { tag: 'web', 'fluentd-async': 'true' } }), { fluentd: { address: 'tcp://127.0.0.1:24224', tag: 'web' } });
+    assert.deepEqual(writerLogOptions({ driver: 'fluentd', options: { 'fluentd-address': 'fluentd.internal:24224' } }), { fluentd: { address: 'tcp://fluentd.internal:24224' } });
+    assert.deepEqual(writerLogOptions({ driver: 'fluentd', options: { 'fluentd-address': 'udp://x:1' } }), {
+      option: 'fluentd-address',
+      problem: 'must be tcp://host:port, host:port or unix:///path',
+    });
   });
 });

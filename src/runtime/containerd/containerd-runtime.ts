@@ -131,6 +131,16 @@ function stateOf(process: Process | undefined): ContainerState {
 }
 
 /** A filter expression of containerd matching every label (AND). */
+/** The writer's query arguments for a fluentd destination (Docker names the container "/<name>"). */
+function fluentdArguments(fluentd: WriterLogOptions['fluentd'], name: string): string {
+  if (!fluentd) return '';
+  let query = `&fluentd-address=${encodeURIComponent(fluentd.address)}&container-name=${encodeURIComponent(`/${name}`)}`;
+  if (fluentd.tag) query += `&tag=${encodeURIComponent(fluentd.tag)}`;
+  if (fluentd.bufferLimitBytes) query += `&fluentd-buffer-limit=${fluentd.bufferLimitBytes}`;
+  if (fluentd.subSecondPrecision) query += '&fluentd-sub-second-precision=true';
+  return query;
+}
+
 function labelFilter(labels: Record<string, string>): string {
   return Object.entries(labels)
     .map(([key, value]) => `labels.${JSON.stringify(key)}==${JSON.stringify(value)}`)
@@ -486,7 +496,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       await mkdir(dirname(logFile), { recursive: true });
       // The shim gives the process's stdout and stderr to berth's log writer, which stamps each line.
       const logOptions = JSON.parse(container.labels[LOG_OPTIONS_LABEL] ?? '{}') as WriterLogOptions;
-      const output = this.outputUri(logFile, logOptions.rotation ?? this.options.logRotation, undefined, logOptions.syslog);
+      const output = this.outputUri(logFile, logOptions.rotation ?? this.options.logRotation, undefined, logOptions.syslog) + fluentdArguments(logOptions.fluentd, container.labels[NAME_LABEL] ?? id);
       const terminal = container.labels[TERMINAL_LABEL] === 'true';
       const createTask = () =>
         c.call(`create task ${id}`, c.tasks, c.tasks.create, {

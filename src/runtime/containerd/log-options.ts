@@ -6,12 +6,15 @@ export interface WriterLogOptions {
   rotation?: { maxFileBytes: number; maxFiles: number };
   /** Every line also goes to this syslog destination, as an RFC 5424 message. */
   syslog?: { address: string; facility: number; tag?: string; tls?: { caCert?: string; cert?: string; key?: string; skipVerify?: boolean } };
+  /** Every line also goes to this fluentd (Forward protocol), as Docker's fluentd driver sends it. */
+  fluentd?: { address: string; tag?: string; bufferLimitBytes?: number; subSecondPrecision?: boolean };
 }
 
 /** The log drivers berth's log writer takes on containerd, and the options of each. */
 const OPTIONS: Record<string, readonly string[]> = {
   'json-file': ['max-size', 'max-file'],
   local: ['max-size', 'max-file'],
+  fluentd: ['fluentd-address', 'tag', 'fluentd-async', 'fluentd-buffer-limit', 'fluentd-sub-second-precision'],
   syslog: ['syslog-address', 'syslog-facility', 'tag', 'syslog-format', 'syslog-tls-ca-cert', 'syslog-tls-cert', 'syslog-tls-key', 'syslog-tls-skip-verify'],
 };
 const FACILITIES = ['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp'];
@@ -39,6 +42,7 @@ export function writerLogOptions(config: ContainerLogConfiguration): WriterLogOp
   const unknown = Object.keys(config.options).find((name) => !allowed.includes(name));
   if (unknown) return { option: unknown, problem: `the ${config.driver} driver on containerd takes the options ${allowed.join(', ')}` };
   const options = config.options;
+  if (config.driver === 'fluentd') return fluentdOptions(options);
   if (config.driver !== 'syslog') {
     if (options['max-size'] === undefined) return options['max-file'] === undefined ? {} : { option: 'max-file', problem: 'needs max-size' };
     const size = SIZE.exec(options['max-size']);
@@ -77,4 +81,34 @@ export function writerLogOptions(config: ContainerLogConfiguration): WriterLogOp
         }
       : undefined;
   return { syslog: { address, facility, ...(tag ? { tag } : {}), ...(tls ? { tls } : {}) } };
+}
+
+const MAX_FLUENTD_BUFFER = 64 * 1024 * 1024;
+
+/**
+ * fluentd: fluentd-address tcp://host:port, host:port or unix:///path (default 127.0.0.1:24224, as
+ * Docker); the writer never holds the container up, whatever fluentd-async says.
+ */
+function fluentdOptions(options: Record<string, string>): WriterLogOptions | { option?: string; problem: string } {
+  const raw = options['fluentd-address'] ?? 'tcp://127.0.0.1:24224';
+  const address = /^[a-z+]+:\/\//.test(raw) ? raw : `tcp://${raw}`;
+  const match = /^(?:tcp:\/\/([^/\s]+):(\d{1,5})|unix:\/\/(\/[^\0]{1,200}))$/.exec(address);
+  if (!match || (match[2] !== undefined && (Number(match[2]) < 1 || Number(match[2]) > 65535))) return { option: 'fluentd-address', problem: 'must be tcp://host:port, host:port or unix:///path' };
+  for (const name of ['fluentd-async', 'fluentd-sub-second-precision']) {
+    if (options[name] !== undefined && options[name] !== 'true' && options[name] !== 'false') return { option: name, problem: 'must be true or false' };
+  }
+  const limit = options['fluentd-buffer-limit'];
+  if (limit !== undefined && (!/^\d{1,9}$/.test(limit) || Number(limit) < 1024 || Number(limit) > MAX_FLUENTD_BUFFER)) {
+    return { option: 'fluentd-buffer-limit', problem: `must be a number of bytes from 1024 to ${MAX_FLUENTD_BUFFER}` };
+  }
+  const tag = options.tag;
+  if (tag !== undefined && (tag.includes('{{') || !/^[\x21-\x7e]{1,128}$/.test(tag))) return { option: 'tag', problem: 'must be 1 to 128 printable characters without spaces (no templates)' };
+  return {
+    fluentd: {
+      address,
+      ...(tag ? { tag } : {}),
+      ...(limit ? { bufferLimitBytes: Number(limit) } : {}),
+      ...(options['fluentd-sub-second-precision'] === 'true' ? { subSecondPrecision: true } : {}),
+    },
+  };
 }
