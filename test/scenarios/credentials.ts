@@ -16,6 +16,27 @@ const API_TOKEN = 'api-Token-2342';
 const FILE_VALUE = 'env-file-Value-1701';
 const md5 = (text: string) => createHash('md5').update(text).digest('hex');
 
+/**
+ * Collects what the agent said to a client (answers, errors, events) as text, and asserts that
+ * none of it, nor any log line, holds a secret.
+ */
+function secretSearch() {
+  const seen: string[] = [];
+  const keep = (value: unknown) => seen.push(typeof value === 'string' ? value : JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v)));
+  const keepError = (error: ServiceError) => {
+    keep(error.message);
+    keep(error.details);
+    for (const [key, values] of Object.entries(error.metadata.getMap())) keep(`${key}: ${Buffer.isBuffer(values) ? values.toString('utf8') : String(values)}`);
+  };
+  const assertNowhere = (secrets: string[], logs: string[]) => {
+    for (const secret of secrets) {
+      const where = [...seen, ...logs].filter((text) => text.includes(secret));
+      assert.deepEqual(where, [], `"${secret}" appears`);
+    }
+  };
+  return { seen, keep, keepError, assertNowhere };
+}
+
 /** Registry credentials go to the registry and nowhere else: not to logs, events, answers or errors. */
 export function credentialScenarios(kind: RuntimeKind): void {
   describe(`registry credentials and secrets stay secret on a real ${kind}`, () => {
@@ -62,13 +83,7 @@ export function credentialScenarios(kind: RuntimeKind): void {
     });
 
     it('never shows the password in logs (at trace level), events, GetTask, ListTasks or errors', async () => {
-      const seen: string[] = [];
-      const keep = (value: unknown) => seen.push(typeof value === 'string' ? value : JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v)));
-      const keepError = (error: ServiceError) => {
-        keep(error.message);
-        keep(error.details);
-        for (const [key, values] of Object.entries(error.metadata.getMap())) keep(`${key}: ${Buffer.isBuffer(values) ? values.toString('utf8') : String(values)}`);
-      };
+      const { seen, keep, keepError, assertNowhere } = secretSearch();
       const watch = new EventCollector(agent.client, { fromSequence: 1 });
       try {
         const good = taskId('secret-ok');
@@ -100,15 +115,11 @@ export function credentialScenarios(kind: RuntimeKind): void {
       keep(watch.messages);
       const everything = [...seen, ...logs].join('\n');
       assert.ok(logs.length > 20 && everything.includes(env.privateImage), 'the search covers the logs of both pulls');
-      for (const password of [env.credentials.password, WRONG_PASSWORD]) {
-        const where = [...seen, ...logs].filter((text) => text.includes(password));
-        assert.deepEqual(where, [], `"${password}" appears`);
-      }
+      assertNowhere([env.credentials.password, WRONG_PASSWORD], logs);
     });
 
     it('gives containers their secrets and environment files from the providers, and shows the values nowhere else', async () => {
-      const seen: string[] = [];
-      const keep = (value: unknown) => seen.push(typeof value === 'string' ? value : JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v)));
+      const { keep, assertNowhere } = secretSearch();
       const logsBefore = logs.length;
       const watch = new EventCollector(agent.client, { fromSequence: 1 });
       try {
@@ -167,10 +178,7 @@ export function credentialScenarios(kind: RuntimeKind): void {
       keep(watch.messages);
       const fresh = logs.slice(logsBefore);
       assert.ok(fresh.length > 10 && fresh.some((line) => line.includes('secrets-ok')), 'the search covers the logs of these tasks');
-      for (const value of [DB_PASSWORD, API_TOKEN, FILE_VALUE, env.credentials.password, WRONG_PASSWORD]) {
-        const where = [...seen, ...logs].filter((text) => text.includes(value));
-        assert.deepEqual(where, [], `"${value}" appears`);
-      }
+      assertNowhere([DB_PASSWORD, API_TOKEN, FILE_VALUE, env.credentials.password, WRONG_PASSWORD], logs);
     });
 
     it("pulls with a Docker credential helper's credentials, asks it again when the registry refuses them, and shows them nowhere", async () => {
@@ -185,8 +193,7 @@ export function credentialScenarios(kind: RuntimeKind): void {
       writeFileSync(dockerConfig, JSON.stringify({ credHelpers: { [env.registry.address]: 'berthtest' } }));
       const helperLogs: string[] = [];
       const helped = await startTestAgent(env, { logLevel: 'trace', images: { dockerConfig, credentialHelperDirs: [dir] } }, (line) => helperLogs.push(line));
-      const seen: string[] = [];
-      const keep = (value: unknown) => seen.push(JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v)));
+      const { keep, assertNowhere } = secretSearch();
       const watch = new EventCollector(helped.client, { fromSequence: 1 });
       try {
         const [first, second] = [taskId('helper-a'), taskId('helper-b')];
@@ -212,10 +219,7 @@ export function credentialScenarios(kind: RuntimeKind): void {
         helperLogs.some((line) => line.includes("refused the credential helper's credentials")),
         'the refresh is logged (without the credentials)',
       );
-      for (const password of [env.credentials.password, WRONG_PASSWORD]) {
-        const where = [...seen, ...helperLogs].filter((text) => text.includes(password));
-        assert.deepEqual(where, [], `"${password}" appears`);
-      }
+      assertNowhere([env.credentials.password, WRONG_PASSWORD], helperLogs);
     });
   });
 }
