@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { SecretPurpose, SecretRequester } from '../engine/tasks/container-environment.js';
 import { MAX_ENVIRONMENT_FILE_BYTES } from '../engine/tasks/container-environment.js';
-import type { SecretProvider } from './secret-providers.js';
+import type { SecretProvider } from './secret-provider.js';
 
 export interface ExecProviderSettings {
   /** The plugin's absolute path. */

@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { SecretPurpose, SecretRequester } from '../engine/tasks/container-environment.js';
 import { MAX_ENVIRONMENT_FILE_BYTES, MAX_SECRET_BYTES } from '../engine/tasks/container-environment.js';
-import type { SecretProvider } from './secret-providers.js';
+import type { SecretProvider } from './secret-provider.js';
 
 /**
  * Secrets kept as files in one directory on the host: the reference names a file inside it

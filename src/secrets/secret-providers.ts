@@ -1,6 +1,7 @@
 import type { SecretPurpose, SecretRequester, SecretResolver } from '../engine/tasks/container-environment.js';
 import { ExecSecretProvider, type ExecProviderSettings } from './exec-secret-provider.js';
 import { FileSecretProvider } from './file-secret-provider.js';
+import type { SecretProvider } from './secret-provider.js';
 
 /** One configured provider: the references it serves (by prefix) and where their values come from. */
 export interface SecretProviderSettings {
@@ -10,11 +11,6 @@ export interface SecretProviderSettings {
   file?: { directory: string };
   /** A plugin program speaking JSON on stdin and stdout. */
   exec?: ExecProviderSettings;
-}
-
-/** What resolves the part of a reference after its provider's prefix. */
-export interface SecretProvider {
-  resolve(name: string, reference: string, purpose: SecretPurpose, requester: SecretRequester): Promise<string>;
 }
 
 /**
