@@ -237,4 +237,17 @@ describe('secrets and environment files: the engine (fake runtime and secrets)',
       /registry_credentials_parameter: either registry_credentials or registry_credentials_parameter, not both/,
     );
   });
+
+  it("gives the runtime the log driver's options with its secret options resolved, and fails the container naming one that cannot be", async () => {
+    t = await engineUnderTest();
+    t.runtime.registry.add(IMAGE);
+    t.secrets.values.set('vault:splunk', 'hec-token');
+    const logConfiguration = (valueFrom: string) => ({ logDriver: 'splunk', options: { 'splunk-url': 'https://splunk.example:8088' }, secretOptions: [{ name: 'splunk-token', valueFrom }] });
+    t.engine.runTask(taskInput('ok', [containerInput('app', { logConfiguration: logConfiguration('vault:splunk') })]));
+    t.engine.runTask(taskInput('bad', [containerInput('app', { logConfiguration: logConfiguration('vault:none') })]));
+    await t.waitFor('ok RUNNING', taskStatus('ok', 'RUNNING'));
+    await t.waitFor('bad STOPPED', taskStatus('bad', 'STOPPED'));
+    assert.deepEqual([...t.runtime.containers.values()][0]?.spec.logConfiguration, { driver: 'splunk', options: { 'splunk-url': 'https://splunk.example:8088', 'splunk-token': 'hec-token' } });
+    assert.equal(t.engine.getTask('bad').containers[0]?.reason, 'cannot resolve the log option "splunk-token" (from "vault:none"): no such secret in the test store');
+  });
 });
