@@ -179,6 +179,27 @@ describe("berth's log writer: the fluentd driver on containerd (Forward protocol
   });
 });
 
+describe("berth's log writer: unix stream destinations", () => {
+  it('sends octet-counted syslog messages and Forward messages over a unix stream socket', async () => {
+    const received: Buffer[] = [];
+    const server = createServer((socket: Socket) => socket.on('data', (chunk: Buffer) => received.push(chunk)));
+    const path = join(dir, 'stream.sock');
+    server.listen(path);
+    await once(server, 'listening');
+    await runWriter({ 'syslog-address': `unix://${path}`, 'syslog-facility': '3', tag: 'app' }, 'over a stream\n');
+    const syslog = Buffer.concat(received.splice(0)).toString('utf8');
+    assert.match(syslog, /^(\d+) <30>1 \S+ \S+ app - - - over a stream$/);
+    assert.equal(Number(/^(\d+) /.exec(syslog)![1]), syslog.length - syslog.indexOf(' ') - 1, 'the count is the message length');
+    await runWriter({ 'fluentd-address': `unix://${path}`, tag: 'app', 'container-name': '/app' }, 'forwarded\n');
+    server.close();
+    const { values } = decodeMessagePack(Buffer.concat(received));
+    assert.deepEqual(
+      (values as unknown[][]).map((m) => [m[0], m[2], m[3]]),
+      [['app', { container_id: '0123456789abcdef', container_name: '/app', source: 'stdout', log: 'forwarded' }, {}]],
+    );
+  });
+});
+
 describe('syslog options on containerd', () => {
   it('takes the addresses and options the writer has, and names the one it does not', () => {
     assert.deepEqual(writerLogOptions({ driver: 'syslog', options: { 'syslog-address': 'tcp+tls://logs:6514', 'syslog-tls-ca-cert': '/etc/ca.pem', 'syslog-facility': 'local2', tag: 'web' } }), {
