@@ -143,6 +143,7 @@ describe("berth's log writer: the syslog driver on containerd (RFC 5424)", () =>
     const strangerCa = stranger.authority('other-ca');
     const refused = await runWriter({ 'syslog-address': `tcp+tls://127.0.0.1:${port}`, 'syslog-facility': '3', 'syslog-tls-ca-cert': strangerCa.certFile }, 'not for them\n');
     tls.close();
+    for (const made of [pki, stranger]) rmSync(made.dir, { recursive: true, force: true });
     assert.equal(forwarding, '');
     assert.deepEqual(peers, ['syslog-client']);
     assert.match(received.join(''), /^\d+ <30>1 \S+ \S+ 0123456789ab - - - secure line$/);
