@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { access, constants, readFile, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { RegistryCredentialSource } from '../engine/images/image-manager.js';
 import type { RegistryAuth } from '../runtime/types.js';
+import { runBounded } from './bounded-run.js';
 
 export interface DockerCredentialSettings {
   /** A Docker config.json: its `auths`, `credHelpers` and `credsStore`. Unset: helpers none, auths none. */
@@ -143,34 +143,7 @@ export class DockerCredentials implements RegistryCredentialSource {
    */
   private async runHelper(name: string, serverUrl: string): Promise<RegistryAuth | undefined> {
     const path = await this.helperPath(name);
-    const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
-      const child = spawn(path, ['get'], { stdio: ['pipe', 'pipe', 'ignore'] });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let failure: string | undefined;
-      const timer = setTimeout(() => {
-        failure = `docker-credential-${name} did not answer within ${this.settings.helperTimeoutMs} ms`;
-        child.kill('SIGKILL');
-      }, this.settings.helperTimeoutMs);
-      child.stdout.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size <= MAX_HELPER_ANSWER_BYTES) chunks.push(chunk);
-        else if (!failure) {
-          failure = `docker-credential-${name} answered more than ${MAX_HELPER_ANSWER_BYTES} bytes`;
-          child.kill('SIGKILL');
-        }
-      });
-      child.stdin.on('error', () => undefined);
-      child.on('error', (error: NodeJS.ErrnoException) => {
-        failure ??= `docker-credential-${name} cannot be run (${error.code ?? 'error'})`;
-      });
-      child.on('close', (exitCode) => {
-        clearTimeout(timer);
-        if (failure) reject(new Error(failure));
-        else resolve({ code: exitCode, stdout: Buffer.concat(chunks).toString('utf8') });
-      });
-      child.stdin.end(`${serverUrl}\n`);
-    });
+    const { code, stdout } = await runBounded(path, ['get'], `${serverUrl}\n`, { what: `docker-credential-${name}`, timeoutMs: this.settings.helperTimeoutMs, maxBytes: MAX_HELPER_ANSWER_BYTES });
     if (code !== 0) {
       if (/credentials not found/i.test(stdout)) return undefined;
       this.log.warn({ helper: name, exitCode: code }, 'a credential helper failed');

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import type { SecretPurpose, SecretRequester } from '../engine/tasks/container-environment.js';
 import { MAX_ENVIRONMENT_FILE_BYTES } from '../engine/tasks/container-environment.js';
 import type { SecretProvider } from './secret-provider.js';
+import { runBounded } from './bounded-run.js';
 
 export interface ExecProviderSettings {
   /** The plugin's absolute path. */
@@ -36,7 +36,7 @@ const MAX_ANSWER_BYTES = 6 * MAX_ENVIRONMENT_FILE_BYTES + 4096;
 export class ExecSecretProvider implements SecretProvider {
   constructor(private readonly settings: ExecProviderSettings) {}
 
-  resolve(_name: string, reference: string, purpose: SecretPurpose, requester: SecretRequester): Promise<string> {
+  async resolve(_name: string, reference: string, purpose: SecretPurpose, requester: SecretRequester): Promise<string> {
     const request: SecretRequest = {
       apiVersion: 'berth.dev/v1',
       kind: 'SecretRequest',
@@ -45,39 +45,18 @@ export class ExecSecretProvider implements SecretProvider {
       task: { id: requester.taskId, family: requester.family, revision: requester.revision },
       container: requester.containerName,
     };
-    return new Promise((resolve, reject) => {
-      const child = spawn(this.settings.command, this.settings.args, { stdio: ['pipe', 'pipe', 'ignore'] });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let failure: string | undefined;
-      const fail = (reason: string) => {
-        failure ??= reason;
-        child.kill('SIGKILL');
-      };
-      const timer = setTimeout(() => fail(`the secret plugin did not answer within ${this.settings.timeoutMs} ms`), this.settings.timeoutMs);
-      child.stdout.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_ANSWER_BYTES) fail(`the secret plugin's answer is larger than ${MAX_ANSWER_BYTES} bytes`);
-        else chunks.push(chunk);
-      });
-      child.stdin.on('error', () => undefined);
-      child.on('error', (error: NodeJS.ErrnoException) => fail(`the secret plugin cannot be run (${error.code ?? 'error'})`));
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        if (failure) return reject(new Error(failure));
-        if (code !== 0) return reject(new Error(`the secret plugin exited with ${code === null ? `signal ${signal}` : `code ${code}`}`));
-        let answer: unknown;
-        try {
-          answer = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        } catch {
-          return reject(new Error('the secret plugin did not answer with JSON'));
-        }
-        const { value, error } = (typeof answer === 'object' && answer !== null ? answer : {}) as { value?: unknown; error?: unknown };
-        if (typeof error === 'string' && error !== '') return reject(new Error(`the secret plugin says: ${error.slice(0, 512)}`));
-        if (typeof value !== 'string') return reject(new Error('the secret plugin answered without a string "value"'));
-        resolve(value);
-      });
-      child.stdin.end(JSON.stringify(request));
-    });
+    const what = 'the secret plugin';
+    const { code, signal, stdout } = await runBounded(this.settings.command, this.settings.args, JSON.stringify(request), { what, timeoutMs: this.settings.timeoutMs, maxBytes: MAX_ANSWER_BYTES });
+    if (code !== 0) throw new Error(`${what} exited with ${code === null ? `signal ${signal}` : `code ${code}`}`);
+    let answer: unknown;
+    try {
+      answer = JSON.parse(stdout);
+    } catch {
+      throw new Error(`${what} did not answer with JSON`);
+    }
+    const { value, error } = (typeof answer === 'object' && answer !== null ? answer : {}) as { value?: unknown; error?: unknown };
+    if (typeof error === 'string' && error !== '') throw new Error(`${what} says: ${error.slice(0, 512)}`);
+    if (typeof value !== 'string') throw new Error(`${what} answered without a string "value"`);
+    return value;
   }
 }

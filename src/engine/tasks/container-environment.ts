@@ -19,6 +19,11 @@ export interface SecretResolver {
   resolve(reference: string, purpose: SecretPurpose, requester: SecretRequester): Promise<string>;
 }
 
+/** Who asks, for the providers: the task's identity and the container's name. */
+function requesterOf(task: TaskDefinition, container: ContainerDefinition): SecretRequester {
+  return { taskId: task.id, family: task.family, revision: task.revision, containerName: container.name };
+}
+
 /** The most a container's environment may hold once its files and secrets are added, in bytes. */
 export const MAX_RESOLVED_ENVIRONMENT_BYTES = 1024 * 1024;
 /** The most one environment file may hold. */
@@ -58,7 +63,7 @@ export async function resolveEnvironment(
   container: ContainerDefinition,
   resolver: SecretResolver,
 ): Promise<{ fromFiles: Record<string, string>; secrets: Record<string, string> } | { problem: string }> {
-  const requester: SecretRequester = { taskId: task.id, family: task.family, revision: task.revision, containerName: container.name };
+  const requester = requesterOf(task, container);
   const fromFiles: Record<string, string> = {};
   for (const [i, file] of (container.environmentFiles ?? []).entries()) {
     let text: string;
@@ -101,7 +106,7 @@ export async function resolveRegistryCredentials(
   reference: string,
   resolver: SecretResolver,
 ): Promise<{ auth: { username: string; password: string } } | { problem: string }> {
-  const requester: SecretRequester = { taskId: task.id, family: task.family, revision: task.revision, containerName: container.name };
+  const requester = requesterOf(task, container);
   let text: string;
   try {
     text = await resolver.resolve(reference, 'registry-credentials', requester);
@@ -129,7 +134,7 @@ export async function resolveLogConfiguration(
 ): Promise<{ logConfiguration?: { driver: string; options: Record<string, string> } } | { problem: string }> {
   const log = container.logConfiguration;
   if (!log) return {};
-  const requester: SecretRequester = { taskId: task.id, family: task.family, revision: task.revision, containerName: container.name };
+  const requester = requesterOf(task, container);
   const options = { ...log.options };
   for (const secret of log.secretOptions) {
     try {
