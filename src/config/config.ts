@@ -136,6 +136,8 @@ export interface BerthConfig {
     retainForMs: number;
     /** A watcher further behind than this is disconnected. */
     maxWatcherLag: number;
+    /** The newest events kept in memory, from which watchers that keep up are fed (0: none). */
+    keepInMemory: number;
     heartbeatIntervalMs: number;
   };
 }
@@ -198,7 +200,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
     },
     limits: { ...DEFAULT_REQUEST_LIMITS },
     logs: { maxFileBytes: 20 * 1024 * 1024, maxFiles: 5 },
-    events: { retain: 100_000, retainFor: '24h', maxWatcherLag: 10_000, heartbeatInterval: '10s' },
+    events: { retain: 100_000, retainFor: '24h', maxWatcherLag: 10_000, keepInMemory: 2048, heartbeatInterval: '10s' },
     security: { allowPrivileged: false, allowHostPathMounts: false, allowHostNetwork: false, allowDevices: false, allowUnconfined: false, allowHostPid: false, allowHostIpc: false },
     secrets: { providers: [] },
     metrics: {},
@@ -383,6 +385,7 @@ export function compileConfig(raw: Raw): BerthConfig {
       retain: read.integer('events.retain', 1),
       retainForMs: read.duration('events.retainFor', 1000),
       maxWatcherLag: read.integer('events.maxWatcherLag', 1),
+      keepInMemory: read.integer('events.keepInMemory', 0, 1_000_000),
       heartbeatIntervalMs: read.duration('events.heartbeatInterval', 100),
     },
     limits: Object.fromEntries((Object.keys(DEFAULT_REQUEST_LIMITS) as (keyof RequestLimits)[]).map((key) => [key, read.integer(`limits.${key}`, 1, MAX_LIMIT)])) as unknown as RequestLimits,
@@ -426,6 +429,8 @@ export function compileConfig(raw: Raw): BerthConfig {
   if (config.events.maxWatcherLag > config.events.retain) {
     throw new ConfigError('events.maxWatcherLag', `must not exceed events.retain (${config.events.retain})`);
   }
+  // Never more than the store keeps: a smaller retention needs no setting of its own.
+  config.events.keepInMemory = Math.min(config.events.keepInMemory, config.events.retain);
   read.rejectUnknown();
   return config;
 }

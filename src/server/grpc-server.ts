@@ -8,6 +8,7 @@ import type { RuntimeMonitor } from '../engine/runtime-monitor.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { TaskServiceService } from '../gen/berth/agent/v1/task_service.js';
 import { addHealth } from './health.js';
+import { acceptingPreEncoded } from './pre-encoded.js';
 import { addReflection } from './reflection.js';
 import { withTolerantDecoding } from './request-decoding.js';
 import { createTaskService } from './task-service.js';
@@ -61,7 +62,10 @@ export class AgentServer {
   }
 
   async start(): Promise<void> {
-    const taskService = withTolerantDecoding(TaskServiceService, createTaskService(this.engine, { heartbeatIntervalMs: this.config.events.heartbeatIntervalMs, shutdown: this.shutdown.signal }));
+    const taskService = withTolerantDecoding(
+      acceptingPreEncoded(TaskServiceService),
+      createTaskService(this.engine, { heartbeatIntervalMs: this.config.events.heartbeatIntervalMs, shutdown: this.shutdown.signal }),
+    );
     this.server.addService(taskService.service, taskService.implementation);
     this.detachHealth = addHealth(this.server, this.monitor, this.engine.storeHealth);
     addReflection(this.server);

@@ -1,13 +1,13 @@
-import { type handleUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
-import { WatcherTooSlowError } from '../engine/errors.js';
+import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { TaskStatus } from '../engine/model/status.js';
-import type { TaskServiceServer, WatchEventsRequest, WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
+import type { TaskServiceServer } from '../gen/berth/agent/v1/task_service.js';
 import { AGENT_VERSION } from '../version.js';
 import { toServiceError } from './error-status.js';
-import { durationToMs, fromPbLogStreams, fromPbTaskStatus, taskDefinitionInput, toPbContainerStats, toPbEvent, toPbLogLine, toPbTask } from './mapping.js';
-import { pageOfTasks, pagesOf } from './paging.js';
-import { forEachBatch, serveStream, writeMessage } from './streaming.js';
+import { durationToMs, fromPbLogStreams, fromPbTaskStatus, taskDefinitionInput, toPbContainerStats, toPbLogLine, toPbTask } from './mapping.js';
+import { pageOfTasks } from './paging.js';
+import { forEachBatch, serveStream } from './streaming.js';
+import { watchEvents } from './watch-events.js';
 
 export interface TaskServiceOptions {
   /** A watch stream that has sent nothing for this long gets a heartbeat. */
@@ -73,7 +73,7 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
         oldestSequence: info.oldestSequence,
       };
     }),
-    watchEvents: (call) => void watchEvents(engine, call, options),
+    watchEvents: (call) => void watchEvents(engine, call, options.heartbeatIntervalMs, options.shutdown),
     logs: (call) =>
       void serveStream(call, options.shutdown, async (write, signal) => {
         const { taskId, containerName, follow, tail, since, streams } = call.request;
@@ -94,66 +94,3 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
 const LOG_BATCH = 500;
 /** …and their bytes: a LogsResponse stays well under 1 MiB (lines are at most 16 KiB). */
 const LOG_BATCH_BYTES = 512 * 1024;
-
-async function watchEvents(engine: TaskEngine, call: ServerWritableStream<WatchEventsRequest, WatchEventsResponse>, options: TaskServiceOptions): Promise<void> {
-  const request = call.request;
-  let watch: ReturnType<TaskEngine['watch']>;
-  try {
-    watch = engine.watch({ fromSequence: request.fromSequence, includeSnapshot: request.includeSnapshot, taskIds: request.taskIds });
-  } catch (error) {
-    call.emit('error', toServiceError(error));
-    return;
-  }
-  const { watcher } = watch;
-  const ended = new AbortController();
-  let lastWritten = watcher.position();
-  const end = () => {
-    ended.abort();
-    watcher.close();
-  };
-  call.on('cancelled', end);
-  call.on('close', end);
-  options.shutdown.addEventListener('abort', end, { once: true });
-  // A watcher that fell too far behind is ended at once, even while a write waits for the client.
-  const onWatcherFailed = () => {
-    end();
-    // Resume right after the last event this stream wrote, whatever the watcher had read ahead.
-    const reason = watcher.failedSignal.reason as WatcherTooSlowError;
-    if (!call.cancelled) call.emit('error', toServiceError(new WatcherTooSlowError(lastWritten, reason.maxLag)));
-  };
-  watcher.failedSignal.addEventListener('abort', onWatcherFailed, { once: true });
-
-  /** Writes one message, waiting for the client to drain when grpc-js buffers too much. */
-  const write = async (message: WatchEventsResponse): Promise<void> => {
-    const written = writeMessage(call, message, ended.signal);
-    if (message.kind?.$case === 'event') lastWritten = message.kind.value.sequence;
-    await written;
-  };
-  try {
-    if (watch.snapshot) {
-      const parts = [...pagesOf(watch.snapshot.tasks.map(toPbTask))];
-      if (parts.length === 0) parts.push([]);
-      for (const [i, tasks] of parts.entries()) {
-        await write({ kind: { $case: 'snapshot', value: { sequence: watch.snapshot.sequence, tasks, more: i < parts.length - 1 } } });
-      }
-    }
-    while (!ended.signal.aborted) {
-      const events = await watcher.next(options.heartbeatIntervalMs);
-      if (events === undefined) break;
-      if (events.length === 0) {
-        await write({ kind: { $case: 'heartbeat', value: { sequence: watcher.position() } } });
-        continue;
-      }
-      for (const event of events) {
-        if (ended.signal.aborted) break;
-        await write({ kind: { $case: 'event', value: toPbEvent(event) } });
-      }
-    }
-    if (!call.cancelled && !watcher.failedSignal.aborted) call.end();
-  } catch (error) {
-    if (!call.cancelled && !watcher.failedSignal.aborted) call.emit('error', toServiceError(error));
-  } finally {
-    watcher.close();
-    options.shutdown.removeEventListener('abort', end);
-  }
-}

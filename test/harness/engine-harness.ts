@@ -77,7 +77,7 @@ export async function engineUnderTest(
   const secrets = new FakeSecrets();
   const log = pino({ level: 'silent' });
   const store = options.store ?? new StateStore(':memory:', { count: 10_000, maxAgeMs: 3_600_000 });
-  const events = new EventLog(store.events, { maxWatcherLag: 10_000 });
+  const events = new EventLog(store.events, { maxWatcherLag: 10_000, recentEvents: 2048 });
   const monitor = new RuntimeMonitor(runtime, { checkIntervalMs: 60_000, initialBackoffMs: 100, maxBackoffMs: 1000 }, log);
   const engine = new TaskEngine({
     runtime,

@@ -2,24 +2,32 @@ import { crashPoint } from '../crash-points.js';
 import { SequenceBeyondLatestError, SequenceExpiredError, WatcherTooSlowError } from '../errors.js';
 import type { EngineEvent, EventChange } from './events.js';
 import type { EventStore } from './event-store.js';
+import { RecentEvents } from './recent-events.js';
 
 export interface EventLogOptions {
   /** A watcher more than this many events behind the newest is disconnected. */
   maxWatcherLag: number;
-  /** Events a watcher reads from the store at a time. */
+  /** Events a watcher reads at a time. */
   readBatch?: number;
+  /**
+   * The newest events kept in memory (0: none). Watchers within this many events of the newest
+   * are fed from memory; those further behind, replaying, read the store.
+   */
+  recentEvents?: number;
   now?: () => Date;
 }
 
 /**
  * Numbers every state change, stores it, and lets any number of watchers read the log from any
- * retained sequence. Watchers pull at their own pace from the store, so the engine never waits
- * for them; one that falls more than `maxWatcherLag` events behind is ended with
- * WatcherTooSlowError and can resume from its last sequence.
+ * retained sequence. Watchers pull at their own pace, so the engine never waits for them: those
+ * keeping up read the newest events from memory, the others from the store. One that falls more
+ * than `maxWatcherLag` events behind is ended with WatcherTooSlowError and can resume from its
+ * last sequence.
  */
 export class EventLog {
   private readonly watchers = new Set<EventWatcher>();
   private readonly now: () => Date;
+  private readonly recent: RecentEvents;
   private notifyQueued = false;
 
   constructor(
@@ -27,11 +35,17 @@ export class EventLog {
     private readonly options: EventLogOptions,
   ) {
     this.now = options.now ?? (() => new Date());
+    this.recent = new RecentEvents(options.recentEvents ?? 0, store.latestSequence() + 1);
   }
 
+  /**
+   * Numbers and stores a change. The change is shared with every watcher from here on: it must
+   * not be modified afterwards.
+   */
   append(taskId: string, change: EventChange): EngineEvent {
     const event: EngineEvent = { sequence: this.store.latestSequence() + 1, time: this.now(), taskId, change };
     this.store.append(event);
+    this.recent.add(event);
     this.notifyWatchers();
     return event;
   }
@@ -69,13 +83,22 @@ export class EventLog {
     if (start < this.store.oldestSequence()) throw new SequenceExpiredError(start, this.store.oldestSequence());
     // A sequence no event has had yet would wait silently for events that may never come so far.
     if (start > latest + 1) throw new SequenceBeyondLatestError(start, latest);
-    const watcher = new EventWatcher(this.store, start, this.options.readBatch ?? 256, taskIds, (w) => this.watchers.delete(w));
+    const watcher = new EventWatcher(this, start, this.options.readBatch ?? 256, taskIds, (w) => this.watchers.delete(w));
     this.watchers.add(watcher);
     return watcher;
   }
 
   watcherCount(): number {
     return this.watchers.size;
+  }
+
+  /**
+   * Up to `limit` committed events from `from` on: from memory when they are still there, else
+   * from the store. Called outside any transaction, so every event up to the store's latest
+   * sequence has committed (one appended in a transaction that rolled back is past it).
+   */
+  read(from: number, limit: number): EngineEvent[] {
+    return this.recent.read(from, this.store.latestSequence(), limit) ?? this.store.readFrom(from, limit);
   }
 }
 
@@ -88,7 +111,7 @@ export class EventWatcher {
   private lastDelivered: number;
 
   constructor(
-    private readonly store: EventStore,
+    private readonly log: Pick<EventLog, 'read'>,
     private cursor: number,
     private readonly batch: number,
     private readonly taskIds: ReadonlySet<string> | undefined,
@@ -111,7 +134,7 @@ export class EventWatcher {
     for (;;) {
       if (this.failure) throw this.failure;
       if (this.closed) return undefined;
-      const events = this.store.readFrom(this.cursor, this.batch);
+      const events = this.log.read(this.cursor, this.batch);
       if (events.length > 0) {
         this.cursor = events[events.length - 1]!.sequence + 1;
         const mine = this.taskIds ? events.filter((e) => this.taskIds!.has(e.taskId)) : events;
