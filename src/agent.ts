@@ -94,7 +94,12 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
       : undefined;
     return new ImageManager(runtime, settings, log.child({ component: 'images' }), store, undefined, helpers);
   });
-  provide(c, TOKENS.eventLog, { store: TOKENS.stateStore, cfg: TOKENS.config }, ({ store, cfg }) => new EventLog(store.events, { maxWatcherLag: cfg.events.maxWatcherLag, recentEvents: cfg.events.keepInMemory }));
+  provide(
+    c,
+    TOKENS.eventLog,
+    { store: TOKENS.stateStore, cfg: TOKENS.config },
+    ({ store, cfg }) => new EventLog(store.events, { maxWatcherLag: cfg.events.maxWatcherLag, recentEvents: cfg.events.keepInMemory }),
+  );
   provide(c, TOKENS.engineSettings, { cfg: TOKENS.config }, ({ cfg }): EngineSettings => ({
     agentId: cfg.agentId,
     defaultStopTimeoutMs: cfg.engine.defaultStopTimeoutMs,
