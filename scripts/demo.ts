@@ -116,7 +116,7 @@ async function main(): Promise<void> {
 
     const client = new TaskServiceClient(`unix://${socket}`, credentials.createInsecure());
     const taskId = `demo-${Date.now().toString(36)}`;
-    const stream = client.watchEvents({ fromSequence: 0, includeSnapshot: false, taskIds: [taskId] });
+    const stream = client.watchEvents({ fromSequence: 0, includeSnapshot: false, taskIds: [taskId], maxEventsPerMessage: 0 });
     const seen: Event[] = [];
     const waiters: { test: (e: Event) => boolean; resolve: () => void }[] = [];
     stream.on('data', (message) => {

@@ -152,8 +152,8 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
   provide(
     c,
     TOKENS.server,
-    { engine: TOKENS.engine, monitor: TOKENS.runtimeMonitor, cfg: TOKENS.config, log: TOKENS.logger },
-    ({ engine, monitor, cfg, log }) => new AgentServer(engine, monitor, cfg, log.child({ component: 'server' })),
+    { engine: TOKENS.engine, monitor: TOKENS.runtimeMonitor, cfg: TOKENS.config, log: TOKENS.logger, metrics: TOKENS.metrics },
+    ({ engine, monitor, cfg, log, metrics }) => new AgentServer(engine, monitor, cfg, log.child({ component: 'server' }), metrics),
   );
   return c;
 }

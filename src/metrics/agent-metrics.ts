@@ -4,18 +4,21 @@ import type { EventLog } from '../engine/events/event-log.js';
 import { STATUSES } from '../engine/model/status.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { internalErrorCounts } from '../internal-errors.js';
+import type { EventDeliveryObserver } from '../server/watch-events.js';
 import type { RuntimeCallObserver } from './instrumented-runtime.js';
 
 /** Seconds; from a fast local start to a slow pull. */
 const LAUNCH_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
 const CALL_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Seconds; event delivery is counted in milliseconds (the times it measures are in whole ms). */
+const DELIVERY_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /**
  * berth's Prometheus metrics, in a registry of their own. Counters and histograms are fed as
  * things happen (runtime calls through InstrumentedRuntime, task launches from the event log);
  * gauges are read from the engine when scraped, so they are never stale.
  */
-export class AgentMetrics implements RuntimeCallObserver {
+export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver {
   readonly registry = new Registry();
   private readonly launch: Histogram;
   private readonly callDuration: Histogram;
@@ -23,6 +26,7 @@ export class AgentMetrics implements RuntimeCallObserver {
   private readonly pullDuration: Histogram;
   private readonly pullBytes: Counter;
   private readonly watchers: Gauge;
+  private readonly delivery: Histogram;
   private readonly following = new AbortController();
   private engine: TaskEngine | undefined;
   private events: EventLog | undefined;
@@ -40,6 +44,12 @@ export class AgentMetrics implements RuntimeCallObserver {
     });
     this.callErrors = new Counter({ name: 'berth_runtime_call_errors_total', help: 'Failed container runtime calls, by operation and error kind.', labelNames: ['operation', 'kind'], registers });
     this.pullDuration = new Histogram({ name: 'berth_image_pull_duration_seconds', help: 'Duration of image pulls, by result.', labelNames: ['result'], buckets: LAUNCH_BUCKETS, registers });
+    this.delivery = new Histogram({
+      name: 'berth_event_delivery_seconds',
+      help: 'Time from an event being committed to its being written to a WatchEvents stream, per stream.',
+      buckets: DELIVERY_BUCKETS,
+      registers,
+    });
     this.pullBytes = new Counter({ name: 'berth_image_pull_bytes_total', help: 'Bytes downloaded by image pulls.', registers });
     new Counter({
       name: 'berth_internal_errors_total',
@@ -112,6 +122,10 @@ export class AgentMetrics implements RuntimeCallObserver {
   call(operation: string, seconds: number, errorKind?: string): void {
     this.callDuration.observe({ operation }, seconds);
     if (errorKind) this.callErrors.inc({ operation, kind: errorKind });
+  }
+
+  eventDelivered(seconds: number): void {
+    this.delivery.observe(seconds);
   }
 
   pull(seconds: number, bytes: number, ok: boolean): void {

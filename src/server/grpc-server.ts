@@ -12,6 +12,7 @@ import { acceptingPreEncoded } from './pre-encoded.js';
 import { addReflection } from './reflection.js';
 import { withTolerantDecoding } from './request-decoding.js';
 import { createTaskService } from './task-service.js';
+import type { EventDeliveryObserver } from './watch-events.js';
 
 /** True when something accepts connections on the unix socket. */
 function socketInUse(path: string): Promise<boolean> {
@@ -50,6 +51,8 @@ export class AgentServer {
     private readonly monitor: RuntimeMonitor,
     private readonly config: BerthConfig,
     private readonly log: Logger,
+    /** Told how long each event took from its commit to a watcher's stream (the metrics). */
+    private readonly delivery?: EventDeliveryObserver,
   ) {
     const { maxMessageBytes, maxConcurrentStreams, keepaliveTimeMs, keepaliveTimeoutMs } = config.grpc;
     this.server = new Server({
@@ -64,7 +67,7 @@ export class AgentServer {
   async start(): Promise<void> {
     const taskService = withTolerantDecoding(
       acceptingPreEncoded(TaskServiceService),
-      createTaskService(this.engine, { heartbeatIntervalMs: this.config.events.heartbeatIntervalMs, shutdown: this.shutdown.signal }),
+      createTaskService(this.engine, { heartbeatIntervalMs: this.config.events.heartbeatIntervalMs, shutdown: this.shutdown.signal, delivery: this.delivery }),
     );
     this.server.addService(taskService.service, taskService.implementation);
     this.detachHealth = addHealth(this.server, this.monitor, this.engine.storeHealth);

@@ -7,13 +7,15 @@ import { toServiceError } from './error-status.js';
 import { durationToMs, fromPbLogStreams, fromPbTaskStatus, taskDefinitionInput, toPbContainerStats, toPbLogLine, toPbTask } from './mapping.js';
 import { pageOfTasks } from './paging.js';
 import { forEachBatch, serveStream } from './streaming.js';
-import { watchEvents } from './watch-events.js';
+import { watchEvents, type EventDeliveryObserver } from './watch-events.js';
 
 export interface TaskServiceOptions {
   /** A watch stream that has sent nothing for this long gets a heartbeat. */
   heartbeatIntervalMs: number;
   /** Aborted when the server shuts down: open watch streams end. */
   shutdown: AbortSignal;
+  /** Told how long each event took from its commit to a watch stream. */
+  delivery?: EventDeliveryObserver;
 }
 
 /** Runs a unary handler body and answers with its result or its mapped error. */
@@ -73,7 +75,7 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
         oldestSequence: info.oldestSequence,
       };
     }),
-    watchEvents: (call) => void watchEvents(engine, call, options.heartbeatIntervalMs, options.shutdown),
+    watchEvents: (call) => void watchEvents(engine, call, options),
     logs: (call) =>
       void serveStream(call, options.shutdown, async (write, signal) => {
         const { taskId, containerName, follow, tail, since, streams } = call.request;

@@ -2,10 +2,12 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
+import { PACKAGE_ROOT } from '../../src/package-root.js';
 import { taskCalls, type TaskCalls } from './agent.js';
 import { startDaemon, waitUntil, type DaemonProcess } from './processes.js';
 
-const REPO = resolve(import.meta.dirname, '../..');
+/** The package's root, from the sources or from their build in dist/. */
+const REPO = PACKAGE_ROOT ?? resolve(import.meta.dirname, '../..');
 
 export interface AgentProcessOptions {
   /** Data directory: the state store, the socket, the config and the log live here. */
@@ -17,8 +19,12 @@ export interface AgentProcessOptions {
   networkConfig?: Record<string, unknown>;
   /** BERTH_TEST_CRASH_POINT for this run (see src/engine/crash-points.ts). */
   crashPoint?: string;
-  /** Merged over the test defaults, one level deep per section. */
+  /** Merged over the test defaults, one level deep per section; other sections as given. */
   config?: Record<string, Record<string, unknown>>;
+  /** Run the compiled build (`dist/src/main.js`, after `npm run build`) rather than the sources through tsx. */
+  compiled?: boolean;
+  /** Options for node itself, before the entry (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 /** A berth agent in a process of its own, as systemd would run it, so that it can be SIGKILLed. */
@@ -40,6 +46,7 @@ export async function startAgentProcess(options: AgentProcessOptions): Promise<A
   const configFile = join(options.dir, 'config.json');
   const extra = options.config ?? {};
   const config = {
+    ...extra,
     agentId: options.agentId,
     dataDir: options.dir,
     logLevel: process.env.BERTH_TEST_LOG_LEVEL ?? 'info',
@@ -52,7 +59,8 @@ export async function startAgentProcess(options: AgentProcessOptions): Promise<A
   };
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const env = { ...process.env, BERTH_TEST_CRASH_POINT: options.crashPoint ?? '' };
-  const daemon = startDaemon(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts'), '--config', configFile], join(options.dir, 'agent.log'), { cwd: REPO, env });
+  const entry = options.compiled ? [join(REPO, 'dist/src/main.js')] : ['--import', 'tsx', join(REPO, 'src/main.ts')];
+  const daemon = startDaemon(process.execPath, [...(options.nodeArgs ?? []), ...entry, '--config', configFile], join(options.dir, 'agent.log'), { cwd: REPO, env });
   const exited = new Promise<NodeJS.Signals | null>((resolveExit) => {
     if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) resolveExit(daemon.child.signalCode);
     else daemon.child.once('exit', (_code, signal) => resolveExit(signal));

@@ -201,7 +201,7 @@ export class EventCollector {
   readonly stream: ClientReadableStream<WatchEventsResponse>;
 
   constructor(client: TaskServiceClient, request: Partial<WatchEventsRequest>) {
-    this.stream = client.watchEvents({ fromSequence: 0, includeSnapshot: false, taskIds: [], ...request });
+    this.stream = client.watchEvents({ fromSequence: 0, includeSnapshot: false, taskIds: [], maxEventsPerMessage: 0, ...request });
     this.stream.on('data', (message: WatchEventsResponse) => {
       this.messages.push(message);
       for (const waiter of [...this.waiters]) {
@@ -221,7 +221,7 @@ export class EventCollector {
   }
 
   get events(): Event[] {
-    return this.messages.flatMap((m) => (m.kind?.$case === 'event' ? [m.kind.value] : []));
+    return this.messages.flatMap((m) => (m.kind?.$case === 'event' ? [m.kind.value] : m.kind?.$case === 'events' ? m.kind.value.events : []));
   }
 
   /** Resolves with the first message (already received or future) that matches. */
@@ -246,8 +246,9 @@ export class EventCollector {
 
   /** Waits for an event matching `predicate`. */
   async waitForEvent(what: string, predicate: (e: Event) => boolean, timeoutMs?: number): Promise<Event> {
-    const message = await this.waitFor(what, (m) => m.kind?.$case === 'event' && predicate(m.kind.value), timeoutMs);
-    return (message.kind as { value: Event }).value;
+    const eventsOf = (m: WatchEventsResponse) => (m.kind?.$case === 'event' ? [m.kind.value] : m.kind?.$case === 'events' ? m.kind.value.events : []);
+    const message = await this.waitFor(what, (m) => eventsOf(m).some(predicate), timeoutMs);
+    return eventsOf(message).find(predicate)!;
   }
 
   waitForEnd(timeoutMs = 30_000): Promise<void> {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TaskStatus } from '../../src/gen/berth/agent/v1/task.js';
-import { WatchEventsResponse, type TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
+import { Event } from '../../src/gen/berth/agent/v1/event.js';
+import type { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
 import { EventCollector } from '../harness/agent.js';
 import { containerInput, engineUnderTest, serveOverGrpc, taskInput, type EngineUnderTest, type ServedEngine } from '../harness/engine-harness.js';
 
@@ -20,21 +21,33 @@ describe('WatchEvents to many watchers (the engine on the fake runtime, over gRP
   });
 
   it('encodes each event once, whatever the number of live watchers, and delivers all of them to each', async () => {
-    const encode = WatchEventsResponse.encode.bind(WatchEventsResponse);
+    const encode = Event.encode.bind(Event);
     const encodedEvents: number[] = [];
-    WatchEventsResponse.encode = (message, writer) => {
-      if (message.kind?.$case === 'event') encodedEvents.push(message.kind.value.sequence);
+    Event.encode = (message, writer) => {
+      encodedEvents.push(message.sequence);
       return encode(message, writer);
     };
-    const watchers = Array.from({ length: 5 }, () => new EventCollector(client, { includeSnapshot: true }));
+    // Two of them take their events in batches, which are made of the same encodings.
+    const watchers = Array.from({ length: 5 }, (_, i) => new EventCollector(client, { includeSnapshot: true, maxEventsPerMessage: i < 2 ? 20 : 0 }));
     try {
       await Promise.all(watchers.map((w) => w.waitFor('the snapshot', (m) => m.kind?.$case === 'snapshot')));
       for (let i = 0; i < 3; i++) t.engine.runTask(taskInput(`fan-${i}`, [containerInput('app')]));
-      const running = (id: string) => (m: WatchEventsResponse) =>
-        m.kind?.$case === 'event' && m.kind.value.taskId === id && m.kind.value.change?.$case === 'task' && m.kind.value.change.value.knownStatus === TaskStatus.TASK_STATUS_RUNNING;
-      await Promise.all(watchers.flatMap((w) => [0, 1, 2].map((i) => w.waitFor(`fan-${i} running`, running(`fan-${i}`)))));
+      const running = (id: string) => (e: Event) => e.taskId === id && e.change?.$case === 'task' && e.change.value.knownStatus === TaskStatus.TASK_STATUS_RUNNING;
+      await Promise.all(watchers.flatMap((w) => [0, 1, 2].map((i) => w.waitForEvent(`fan-${i} running`, running(`fan-${i}`)))));
       const sequences = watchers.map((w) => w.events.map((e) => e.sequence));
       for (const seen of sequences.slice(1)) assert.deepEqual(seen, sequences[0], 'every watcher got the same events');
+      const kinds = (w: EventCollector) => new Set(w.messages.map((m) => m.kind?.$case).filter((k) => k !== 'snapshot' && k !== 'heartbeat'));
+      assert.deepEqual([...kinds(watchers[0]!)], ['events'], 'a watcher that asked for batches gets batches only');
+      assert.deepEqual([...kinds(watchers[4]!)], ['event'], 'the others get single events');
+      assert.ok(
+        watchers[0]!.messages.some((m) => m.kind?.$case === 'events' && m.kind.value.events.length > 1),
+        'events appended together travel together',
+      );
+      assert.deepEqual(
+        watchers[0]!.events.map((e) => Event.toJSON(e)),
+        watchers[4]!.events.map((e) => Event.toJSON(e)),
+        'a batch carries the same events',
+      );
       const delivered = sequences[0]!;
       assert.ok(delivered.length >= 6, `events were delivered (${delivered.length})`);
       const firstEncodings = encodedEvents.filter((s) => delivered.includes(s));
@@ -44,8 +57,15 @@ describe('WatchEvents to many watchers (the engine on the fake runtime, over gRP
         `each event was encoded once for 5 watchers (encoded: ${encodedEvents.join(',')})`,
       );
     } finally {
-      WatchEventsResponse.encode = encode;
+      Event.encode = encode;
       for (const w of watchers) w.close();
     }
+  });
+
+  it('refuses more than 1000 events per message, naming the field', async () => {
+    const watch = new EventCollector(client, { maxEventsPerMessage: 1001 });
+    await watch.waitForEnd();
+    assert.equal(watch.error?.code, 3);
+    assert.match(watch.error?.message ?? '', /max_events_per_message/);
   });
 });

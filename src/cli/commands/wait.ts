@@ -10,7 +10,7 @@ import type { CommandContext } from '../command.js';
  */
 export async function waitForTask(ctx: CommandContext, taskId: string, until: 'running' | 'stopped'): Promise<Task> {
   const reached = (status: TaskStatus) => status === TaskStatus.TASK_STATUS_STOPPED || (until === 'running' && status === TaskStatus.TASK_STATUS_RUNNING);
-  const stream = ctx.client.watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: [taskId] });
+  const stream = ctx.client.watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: [taskId], maxEventsPerMessage: 0 });
   const done = new Promise<void>((resolve, reject) => {
     stream.on('data', (message: WatchEventsResponse) => {
       const kind = message.kind;

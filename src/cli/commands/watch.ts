@@ -37,7 +37,7 @@ line.`,
     const lastPullLine = new Map<string, number>();
     const allStopped = () => positionals.every((id) => board.tasks.get(id)?.knownStatus === TaskStatus.TASK_STATUS_STOPPED);
 
-    const stream = ctx.client.watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: positionals });
+    const stream = ctx.client.watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: positionals, maxEventsPerMessage: 0 });
     const cancel = () => stream.cancel();
     ctx.signal.addEventListener('abort', cancel, { once: true });
     try {

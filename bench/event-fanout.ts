@@ -1,0 +1,287 @@
+/**
+ * What watchers cost: launch throughput and event delivery with many WatchEvents streams, every
+ * part in a process of its own, the agent from the compiled build.
+ *
+ * 1. Launches: a control plane launches N one-container tasks (`sleep`, image present), C at
+ *    once, then stops them; with no other watcher, then with W watchers (each a process with one
+ *    stream). Rounds alternate the two. Reported: tasks/s, the ratio of the two, the agent's CPU
+ *    time per task, and the delivery time of every event at every watcher (event timestamp, set
+ *    as the agent commits it, to arrival in the watcher's process).
+ * 2. Steady events: a task reserves all of the agent's memory; the control plane then runs and
+ *    stops tasks that wait for memory, at a rate that makes RATE events/s, for SECONDS, with K
+ *    watchers. Reported: the events/s delivered and their delivery times.
+ *
+ * Usage: npm run build && node dist/bench/event-fanout.js [N=200] [C=50] [W=100] [ROUNDS=2]
+ * [RATE=1000] [K=10] [SECONDS=10]. BENCH_RUNTIME=docker for Docker (containerd by default);
+ * BENCH_BATCH=N for watchers asking for up to N events a message; BENCH_WATCHERS=full for
+ * watchers that decode every message whole (they read only sequence and time otherwise).
+ * BENCH_AGENT_NODE_ARGS passes options to the agent's node (e.g. `--cpu-prof`). Needs root.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { startAgentProcess, type AgentProcess } from '../test/harness/agent-process.js';
+import { startRuntimeEnvironment, type RuntimeKind } from '../test/harness/runtime-environment.js';
+import type { ControlPlaneAnswer, ControlPlaneRequest } from './parts/control-plane.js';
+import type { WatcherReport } from './parts/event-watcher.js';
+
+const [N, C, W, ROUNDS, RATE, K, SECONDS] = [200, 50, 100, 2, 1000, 10, 10].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [number, number, number, number, number, number, number];
+const KIND = (process.env.BENCH_RUNTIME ?? 'containerd') as RuntimeKind;
+const DECODE = process.env.BENCH_WATCHERS === 'full' ? 'full' : 'light';
+/** The watchers' max_events_per_message (BENCH_BATCH; 0: one event per message). */
+const BATCH = Number(process.env.BENCH_BATCH ?? 0);
+const AGENT_MEMORY_MIB = 4096;
+
+/** The agent's histogram of event delivery (commit to stream), cumulative counts by upper bound in seconds. */
+async function deliveryHistogram(metricsAddress: string): Promise<Map<number, number>> {
+  const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+  const buckets = new Map<number, number>();
+  for (const match of text.matchAll(/^berth_event_delivery_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) buckets.set(match[1] === '+Inf' ? Infinity : Number(match[1]), Number(match[2]));
+  return buckets;
+}
+
+/** The bucket bound (ms) under which `p`% of the deliveries between two scrapes fell. */
+function deliveryPercentile(before: Map<number, number>, after: Map<number, number>, p: number): string {
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  if (total === 0) return '-';
+  for (const [bound, count] of after) if (count - (before.get(bound) ?? 0) >= (p / 100) * total) return bound === Infinity ? '>10000' : `\u2264${bound * 1000}`;
+  return '-';
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  server.close();
+  return port;
+}
+
+const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
+const ms = (value: number) => (Number.isNaN(value) ? '-' : value < 10 ? value.toFixed(1) : value.toFixed(0));
+
+/** The next message from a forked part that satisfies `accept`. */
+function nextMessage<T>(child: ChildProcess, accept: (message: T) => boolean, what: string, timeoutMs = 600_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => finish(new Error(`${what}: no answer in ${timeoutMs} ms`)), timeoutMs);
+    const onMessage = (message: T) => {
+      if ((message as { type: string }).type === 'failed') finish(new Error(`${what}: ${(message as { error: string }).error}`));
+      else if (accept(message)) finish(undefined, message);
+    };
+    const onExit = () => finish(new Error(`${what}: the process exited`));
+    const finish = (error?: Error, message?: T) => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      if (error) reject(error);
+      else resolve(message!);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+function forkPart(file: string, args: string[]): ChildProcess {
+  return fork(join(import.meta.dirname, 'parts', file), args, { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+/** CPU time (user + system) of a process so far, in ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+class Watchers {
+  private constructor(private readonly children: ChildProcess[]) {}
+
+  static async start(count: number, socket: string): Promise<Watchers> {
+    const children = Array.from({ length: count }, () => forkPart('event-watcher.js', [socket, DECODE, String(BATCH)]));
+    await Promise.all(children.map((child, i) => nextMessage(child, (m: { type: string }) => m.type === 'ready', `watcher ${i}`, 120_000)));
+    return new Watchers(children);
+  }
+
+  /** Everything the watchers recorded since the last report, together. */
+  async report(): Promise<{ sorted: number[]; events: number; gaps: number; cpuMs: number; errors: string[] }> {
+    const reports = await Promise.all(
+      this.children.map((child, i) => {
+        const answer = nextMessage<WatcherReport>(child, (m) => m.type === 'report', `watcher ${i} report`);
+        child.send({ type: 'report' });
+        return answer;
+      }),
+    );
+    return {
+      sorted: reports.flatMap((r) => r.latenciesMs).sort((a, b) => a - b),
+      events: reports.reduce((sum, r) => sum + r.events, 0),
+      gaps: reports.reduce((sum, r) => sum + r.gaps, 0),
+      cpuMs: reports.reduce((sum, r) => sum + r.cpuMs, 0),
+      errors: reports.flatMap((r) => (r.error ? [r.error] : [])),
+    };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.send({ type: 'exit' });
+            setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+          }),
+      ),
+    );
+  }
+}
+
+class ControlPlane {
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async start(agent: AgentProcess, image: string, credentials: { username: string; password: string }): Promise<ControlPlane> {
+    const child = forkPart('control-plane.js', [agent.socketPath, image, credentials.username, credentials.password]);
+    await nextMessage(child, (m: ControlPlaneAnswer) => m.type === 'ready', 'control plane', 60_000);
+    return new ControlPlane(child);
+  }
+
+  async do(request: ControlPlaneRequest): Promise<{ ms: number; count: number }> {
+    const answer = nextMessage<ControlPlaneAnswer>(this.child, (m) => m.type === 'done', `control plane ${request.type}`);
+    this.child.send(request);
+    return (await answer) as { ms: number; count: number };
+  }
+
+  stop(): void {
+    this.child.send({ type: 'exit' });
+  }
+}
+
+interface LaunchResult {
+  watchers: number;
+  tasksPerSecond: number;
+  agentCpuMsPerTask: number;
+  watcherCpuMsPerTask: number;
+  launchDelivery: number[];
+  stopDelivery: number[];
+  stopMs: number;
+  gaps: number;
+  /** p50 and p99 of the time from commit to a stream, by the agent's histogram (launch and stop). */
+  agentDelivery: [string, string];
+}
+
+async function main(): Promise<void> {
+  const env = await startRuntimeEnvironment('bench-fanout', KIND);
+  let agent: AgentProcess | undefined;
+  let controlPlane: ControlPlane | undefined;
+  const metricsAddress = `127.0.0.1:${await freePort()}`;
+  try {
+    agent = await startAgentProcess({
+      dir: env.dir,
+      agentId: 'fanout',
+      runtimeConfig: env.runtimeConfig,
+      compiled: true,
+      nodeArgs: process.env.BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean),
+      config: {
+        engine: { defaultStopTimeout: '1s', taskCleanupWait: '5s' },
+        resources: { memoryMib: AGENT_MEMORY_MIB },
+        events: { maxWatcherLag: 10_000 },
+        limits: { watchers: Math.max(256, W + K + 10) },
+        metrics: { address: metricsAddress },
+      },
+    });
+    const pid = agent.daemon.child.pid!;
+    controlPlane = await ControlPlane.start(agent, env.image, env.credentials);
+    await controlPlane.do({ type: 'launch', ids: ['warm'], concurrency: 1 });
+    await controlPlane.do({ type: 'stop', ids: ['warm'] });
+
+    const launches: LaunchResult[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const watcherCount of [0, W]) {
+        const watchers = await Watchers.start(Math.max(watcherCount, 1), agent.socketPath);
+        const ids = Array.from({ length: N }, (_, i) => `r${round}-w${watcherCount}-${i}`);
+        const histogramBefore = await deliveryHistogram(metricsAddress);
+        const cpuBefore = cpuMs(pid);
+        const launched = await controlPlane.do({ type: 'launch', ids, concurrency: C });
+        const cpuAfter = cpuMs(pid);
+        const launchReport = await watchers.report();
+        const stopped = await controlPlane.do({ type: 'stop', ids });
+        const stopReport = await watchers.report();
+        const histogramAfter = await deliveryHistogram(metricsAddress);
+        await watchers.stop();
+        for (const error of [...launchReport.errors, ...stopReport.errors]) console.error(`watcher: ${error}`);
+        launches.push({
+          watchers: watcherCount,
+          tasksPerSecond: (N * 1000) / launched.ms,
+          agentCpuMsPerTask: (cpuAfter - cpuBefore) / N,
+          watcherCpuMsPerTask: launchReport.cpuMs / N,
+          launchDelivery: launchReport.sorted,
+          stopDelivery: stopReport.sorted,
+          stopMs: stopped.ms,
+          gaps: launchReport.gaps + stopReport.gaps,
+          agentDelivery: [deliveryPercentile(histogramBefore, histogramAfter, 50), deliveryPercentile(histogramBefore, histogramAfter, 99)],
+        });
+        const last = launches[launches.length - 1]!;
+        console.error(`round ${round} watchers ${watcherCount}: ${last.tasksPerSecond.toFixed(1)} tasks/s, delivery p99 ${ms(percentile(last.launchDelivery, 99))} ms`);
+      }
+    }
+
+    // 2. Steady events with K watchers.
+    await controlPlane.do({ type: 'launch', ids: ['blocker'], concurrency: 1 });
+    const info = async () => (await agent!.calls.info())!;
+    const calibrateFrom = (await info()).latestSequence;
+    await controlPlane.do({ type: 'churn', prefix: 'calibrate', perSecond: 50, seconds: 1, memoryMib: 64 });
+    const eventsPerPair = ((await info()).latestSequence - calibrateFrom) / 50;
+    const watchers = await Watchers.start(K, agent.socketPath);
+    const steadyFrom = (await info()).latestSequence;
+    const steadyHistogramBefore = await deliveryHistogram(metricsAddress);
+    const churned = await controlPlane.do({ type: 'churn', prefix: 'steady', perSecond: RATE / eventsPerPair, seconds: SECONDS, memoryMib: 64 });
+    const steadyEvents = (await info()).latestSequence - steadyFrom;
+    const steady = await watchers.report();
+    const steadyHistogramAfter = await deliveryHistogram(metricsAddress);
+    await watchers.stop();
+
+    const rows = (watchers: number) => launches.filter((l) => l.watchers === watchers);
+    const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+    const joined = (watchers: number, pick: (l: LaunchResult) => number[]) =>
+      rows(watchers)
+        .flatMap(pick)
+        .sort((a, b) => a - b);
+    console.log(`\n${new Date().toISOString().slice(0, 10)}, ${KIND}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);
+    console.log(
+      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}, decoding ${DECODE === 'light' ? "each event's sequence and time" : 'every message whole'}\n`,
+    );
+    console.log(
+      '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',
+    );
+    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const w of [0, W]) {
+      const launchSorted = joined(w, (l) => l.launchDelivery);
+      const stopSorted = joined(w, (l) => l.stopDelivery);
+      console.log(
+        `| ${w === 0 ? '1 (the control plane\u2019s and one)' : w} | ${mean(rows(w).map((l) => l.tasksPerSecond)).toFixed(1)} | ${mean(rows(w).map((l) => l.agentCpuMsPerTask)).toFixed(1)} | ${mean(rows(w).map((l) => l.watcherCpuMsPerTask)).toFixed(1)} | ${rows(
+          w,
+        )
+          .map((l) => l.agentDelivery.join(' / '))
+          .join(
+            ', ',
+          )} | ${ms(percentile(launchSorted, 50))} / ${ms(percentile(launchSorted, 99))} | ${ms(percentile(stopSorted, 50))} / ${ms(percentile(stopSorted, 99))} | ${rows(w).reduce((s, l) => s + l.gaps, 0)} |`,
+      );
+    }
+    const ratio = mean(rows(W).map((l) => l.tasksPerSecond)) / mean(rows(0).map((l) => l.tasksPerSecond));
+    console.log(`\nthroughput with ${W} watchers / without: ${ratio.toFixed(3)}`);
+    console.log(
+      `\nsteady events: ${((steadyEvents * 1000) / churned.ms).toFixed(0)} events/s committed for ${(churned.ms / 1000).toFixed(1)} s (${eventsPerPair.toFixed(1)} per run+stop), ${K} watchers received ${steady.events} (${((steady.events * 1000) / churned.ms / K).toFixed(0)}/s each), gaps ${steady.gaps}, watchers’ CPU ${(steady.cpuMs / K).toFixed(0)} ms each; commit → watcher p50 ${ms(percentile(steady.sorted, 50))} ms, p99 ${ms(percentile(steady.sorted, 99))} ms, max ${ms(steady.sorted[steady.sorted.length - 1] ?? NaN)} ms; agent: commit → stream p50 ${deliveryPercentile(steadyHistogramBefore, steadyHistogramAfter, 50)} ms, p99 ${deliveryPercentile(steadyHistogramBefore, steadyHistogramAfter, 99)} ms`,
+    );
+  } finally {
+    controlPlane?.stop();
+    await agent?.stop();
+    await env.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,118 @@
+/**
+ * A control plane driving a berth agent, in a process of its own (forked by the benchmarks with an
+ * IPC channel). It watches the agent's events on one stream and, on request:
+ * - `launch`: runs the given tasks with at most `concurrency` launches in flight, a launch ending
+ *   when its task is RUNNING, and answers with the time it took;
+ * - `stop`: stops the given tasks and answers once all are STOPPED;
+ * - `churn`: runs and at once stops tasks that wait for resources (they ask for more memory than
+ *   is free), `perSecond` pairs a second for `seconds`, to make events at a steady rate.
+ */
+import { credentials } from '@grpc/grpc-js';
+import { TaskStatus } from '../../src/gen/berth/agent/v1/task.js';
+import { TaskServiceClient, type WatchEventsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { call } from '../../test/harness/agent.js';
+import { container, task } from '../../test/harness/task-builders.js';
+
+export type ControlPlaneRequest =
+  { type: 'launch'; ids: string[]; concurrency: number } | { type: 'stop'; ids: string[] } | { type: 'churn'; prefix: string; perSecond: number; seconds: number; memoryMib: number };
+
+export type ControlPlaneAnswer = { type: 'done'; ms: number; count: number } | { type: 'failed'; error: string } | { type: 'ready' };
+
+const [socket, image, username, password] = process.argv.slice(2);
+if (!socket || !image || !process.send) throw new Error('usage: forked with IPC, arguments: socket image [username password]');
+const send = (message: ControlPlaneAnswer) => process.send!(message);
+const registryCredentials = username ? { username, password: password ?? '' } : undefined;
+
+const client = new TaskServiceClient(`unix://${socket}`, credentials.createInsecure());
+/** Resolvers waiting for a task to reach a status, by `${id}/${status}`. */
+const waiting = new Map<string, () => void>();
+const reached = new Set<string>();
+
+const stream = client.watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: [], maxEventsPerMessage: 0 });
+stream.on('data', (message: WatchEventsResponse) => {
+  if (message.kind?.$case === 'snapshot' && !message.kind.value.more) send({ type: 'ready' });
+  if (message.kind?.$case !== 'event' || message.kind.value.change?.$case !== 'task') return;
+  const key = `${message.kind.value.taskId}/${message.kind.value.change.value.knownStatus}`;
+  reached.add(key);
+  waiting.get(key)?.();
+});
+stream.on('error', (error: Error) => {
+  if (!/CANCELLED/.test(error.message)) send({ type: 'failed', error: `watch: ${error.message}` });
+});
+
+function reach(id: string, status: TaskStatus): Promise<void> {
+  const key = `${id}/${status}`;
+  if (reached.has(key)) return Promise.resolve();
+  return new Promise((resolve) => waiting.set(key, resolve));
+}
+
+const definition = (id: string, memoryMib = 0) => task(id, [container('app', image, { command: ['sleep', '3600'], registryCredentials, ...(memoryMib ? { memoryReservationMib: memoryMib } : {}) })]);
+
+/** Runs `work` for every item with at most `concurrency` at once. */
+async function withConcurrency<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+}
+
+async function launch(ids: string[], concurrency: number): Promise<void> {
+  await withConcurrency(ids, concurrency, async (id) => {
+    const running = reach(id, TaskStatus.TASK_STATUS_RUNNING);
+    await call(client, 'runTask', { task: definition(id) });
+    await running;
+  });
+}
+
+async function stop(ids: string[]): Promise<void> {
+  await withConcurrency(ids, 50, async (id) => {
+    const stopped = reach(id, TaskStatus.TASK_STATUS_STOPPED);
+    await call(client, 'stopTask', { taskId: id, reason: 'benchmark' });
+    await stopped;
+  });
+}
+
+async function churn(prefix: string, perSecond: number, seconds: number, memoryMib: number): Promise<number> {
+  const started = performance.now();
+  let pairs = 0;
+  const total = Math.round(perSecond * seconds);
+  while (pairs < total) {
+    // Keep to the schedule: as many pairs as should have been sent by now.
+    const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * perSecond) + 1);
+    const batch: Promise<void>[] = [];
+    for (; pairs < due; pairs++) {
+      const id = `${prefix}-${pairs}`;
+      batch.push(
+        (async () => {
+          await call(client, 'runTask', { task: definition(id, memoryMib) });
+          await call(client, 'stopTask', { taskId: id, reason: 'benchmark' });
+        })(),
+      );
+    }
+    await Promise.all(batch);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  return pairs;
+}
+
+process.on('message', (request: ControlPlaneRequest | { type: 'exit' }) => {
+  if (request.type === 'exit') {
+    stream.cancel();
+    client.close();
+    process.disconnect();
+    return;
+  }
+  const started = performance.now();
+  const work =
+    request.type === 'launch'
+      ? launch(request.ids, request.concurrency).then(() => request.ids.length)
+      : request.type === 'stop'
+        ? stop(request.ids).then(() => request.ids.length)
+        : churn(request.prefix, request.perSecond, request.seconds, request.memoryMib);
+  work.then(
+    (count) => send({ type: 'done', ms: performance.now() - started, count }),
+    (error: unknown) => send({ type: 'failed', error: error instanceof Error ? error.message : String(error) }),
+  );
+});
