@@ -4,7 +4,6 @@ import { pino, type Logger } from 'pino';
 import type { BerthConfig } from './config/config.js';
 import type { EngineSettings } from './engine/engine-settings.js';
 import { EventLog } from './engine/events/event-log.js';
-import { chooseAppArmorProfile } from './runtime/containerd/apparmor.js';
 import { hostCapacity } from './engine/resources/host-capacity.js';
 import { HostResourceManager, type HostCapacity } from './engine/resources/host-resources.js';
 import { ImageManager } from './engine/images/image-manager.js';
@@ -16,8 +15,6 @@ import { CniInvoker } from './engine/network/cni/cni-invoker.js';
 import { NetworkNamespaces } from './engine/network/cni/network-namespaces.js';
 import { TaskNetworking } from './engine/network/task-network.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
-import { ContainerdRuntime } from './runtime/containerd/containerd-runtime.js';
-import { DockerRuntime } from './runtime/docker/docker-runtime.js';
 import { HostTaskCgroups } from './runtime/task-cgroups.js';
 import { SecretProviders } from './secrets/secret-providers.js';
 import { DockerCredentials } from './secrets/docker-credentials.js';
@@ -32,8 +29,17 @@ import { TOKENS } from './tokens.js';
 /** Longest a Docker credential helper may take to answer. */
 const CREDENTIAL_HELPER_TIMEOUT_MS = 30_000;
 
-/** The composition root: the only place that knows which implementation backs which part. */
-function containerdRuntime(cfg: BerthConfig, log: Logger): ContainerdRuntime {
+/**
+ * The configured runtime's adapter. Its module is loaded here, on demand, so that an agent never
+ * loads the other runtime's (dockerode and its SSH and tar code, or containerd's generated API):
+ * it starts sooner.
+ */
+async function loadRuntime(cfg: BerthConfig, log: Logger): Promise<ContainerRuntime> {
+  if (cfg.runtime.kind === 'docker') {
+    const { DockerRuntime } = await import('./runtime/docker/docker-runtime.js');
+    return new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs, logRotation: cfg.logs });
+  }
+  const [{ ContainerdRuntime }, { chooseAppArmorProfile }] = await Promise.all([import('./runtime/containerd/containerd-runtime.js'), import('./runtime/containerd/apparmor.js')]);
   const { apparmorProfile: configured, ...options } = cfg.runtime.containerd;
   const apparmor = chooseAppArmorProfile(configured);
   if (apparmor.warning) log.warn(apparmor.warning);
@@ -51,7 +57,8 @@ function provide<T, D extends Record<string, ServiceIdentifier<unknown>>>(c: Con
   );
 }
 
-export function buildContainer(config: BerthConfig, logger: Logger, capacity: HostCapacity): Container {
+/** The composition root: the only place that knows which implementation backs which part. */
+export function buildContainer(config: BerthConfig, logger: Logger, capacity: HostCapacity, runtime: ContainerRuntime): Container {
   const c = new Container({ defaultScope: 'Singleton' });
   c.bind(TOKENS.config).toConstantValue(config);
   c.bind(TOKENS.logger).toConstantValue(logger);
@@ -61,11 +68,8 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
   provide(c, TOKENS.metricsServer, { cfg: TOKENS.config, metrics: TOKENS.metrics, log: TOKENS.logger }, ({ cfg, metrics, log }) =>
     cfg.metrics.address ? new MetricsServer(metrics, cfg.metrics.address, log.child({ component: 'metrics' })) : undefined,
   );
-  provide(c, TOKENS.runtime, { cfg: TOKENS.config, metrics: TOKENS.metrics, log: TOKENS.logger }, ({ cfg, metrics, log }): ContainerRuntime => {
-    const runtime = cfg.runtime.kind === 'docker' ? new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs, logRotation: cfg.logs }) : containerdRuntime(cfg, log);
-    // Every runtime call is timed for the metrics; the engine sees the same contract.
-    return new InstrumentedRuntime(runtime, metrics);
-  });
+  // Every runtime call is timed for the metrics; the engine sees the same contract.
+  provide(c, TOKENS.runtime, { metrics: TOKENS.metrics }, ({ metrics }): ContainerRuntime => new InstrumentedRuntime(runtime, metrics));
   provide(
     c,
     TOKENS.runtimeMonitor,
@@ -209,7 +213,7 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
   const ownPorts = [config.grpc.tcpAddress, config.metrics.address, config.metadata.address].flatMap((address) => (address ? [Number(address.split(':').pop())] : []));
   const capacity = await hostCapacity(config.resources, ownPorts);
   logger.info({ capacity }, 'host capacity for tasks');
-  const parts = partsOf(buildContainer(config, logger, capacity));
+  const parts = partsOf(buildContainer(config, logger, capacity, await loadRuntime(config, logger)));
   const { store, engine, server, metrics, metricsServer, metadata: metadataServer, runtime } = parts;
   await engine.start();
   metrics.follow(engine, parts.eventLog);
