@@ -2,15 +2,9 @@ import { once } from 'node:events';
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { toServiceError } from './error-status.js';
 
-/**
- * Writes one message, then waits for the client to drain (or until `signal` aborts) when more
- * than `maxBuffered` messages wait to be sent; by default, when grpc-js buffers more than its
- * high-water mark (16 messages).
- */
-export async function writeMessage<Res>(call: ServerWritableStream<unknown, Res>, message: Res, signal: AbortSignal, maxBuffered?: number): Promise<void> {
-  const belowMark = call.write(message);
-  if (signal.aborted) return;
-  if (maxBuffered === undefined ? !belowMark : call.writableLength > maxBuffered) await once(call, 'drain', { signal }).catch(() => undefined);
+/** Writes one message, waiting for the client to drain when grpc-js buffers too much (or until `signal` aborts). */
+export async function writeMessage<Res>(call: ServerWritableStream<unknown, Res>, message: Res, signal: AbortSignal): Promise<void> {
+  if (!call.write(message) && !signal.aborted) await once(call, 'drain', { signal }).catch(() => undefined);
 }
 
 /**

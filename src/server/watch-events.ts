@@ -1,7 +1,6 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import { WatcherTooSlowError } from '../engine/errors.js';
+import { InvalidArgumentError, WatcherTooSlowError } from '../engine/errors.js';
 import type { EngineEvent } from '../engine/events/events.js';
-import { InvalidArgumentError } from '../engine/errors.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { WatchEventsRequest, WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
 import { toServiceError } from './error-status.js';
@@ -11,18 +10,13 @@ import { pagesOf } from './paging.js';
 import { preEncoded } from './pre-encoded.js';
 import { writeMessage } from './streaming.js';
 
-/**
- * Messages a watch stream may have waiting to be sent before it waits for its client. Waiting for
- * the client costs at least a turn of the event loop, which takes longer the busier the agent is:
- * at grpc-js's own mark of 16, a busy agent fed each stream well under 1,000 events a second. A
- * message is a few hundred bytes (a few KiB at most): this is well under 1 MiB a stream.
- */
-const WATCH_STREAM_BUFFER = 128;
-
 /** The most events a client may ask for in one message (max_events_per_message). */
 export const MAX_EVENTS_PER_MESSAGE = 1000;
-/** A batch ends before its events' encodings pass this many bytes (one event aside). */
-const BATCH_BYTES = 256 * 1024;
+/**
+ * A batch ends before its events' encodings pass this many bytes (one event aside). A stream
+ * buffers up to 16 messages before it waits for its client (grpc-js's mark): about 1 MiB.
+ */
+const BATCH_BYTES = 64 * 1024;
 
 /** Splits events into batches of at most `maxEvents` and about BATCH_BYTES. */
 function* batches(events: EngineEvent[], maxEvents: number): Generator<EngineEvent[]> {
@@ -94,7 +88,7 @@ export async function watchEvents(
   };
   watcher.failedSignal.addEventListener('abort', onWatcherFailed, { once: true });
 
-  const write = (message: WatchEventsResponse) => writeMessage(call, message, ended.signal, WATCH_STREAM_BUFFER);
+  const write = (message: WatchEventsResponse) => writeMessage(call, message, ended.signal);
   try {
     if (watch.snapshot) {
       const parts = [...pagesOf(watch.snapshot.tasks.map(toPbTask))];
