@@ -56,6 +56,9 @@ export function metricsScenarios(kind: RuntimeKind): void {
       assert.equal(sample(text, 'berth_image_pull_duration_seconds_count', 'result="success"'), 1);
       assert.equal(sample(text, 'berth_runtime_available'), 1);
       assert.ok((sample(text, 'berth_event_sequence') ?? 0) > 0);
+      // The test's own watch stream was written events: their times from commit to the stream.
+      assert.ok((sample(text, 'berth_event_delivery_seconds_count') ?? 0) >= 1);
+      assert.equal(sample(text, 'berth_event_delivery_seconds_bucket', 'le="+Inf"'), sample(text, 'berth_event_delivery_seconds_count'));
       assert.equal(sample(text, 'berth_resource_queue_length'), 0);
       assert.ok(sample(text, 'berth_host_resources', 'resource="memory_mib",state="free"') !== undefined);
       assert.ok(sample(text, 'berth_process_resident_memory_bytes') !== undefined);

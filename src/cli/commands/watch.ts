@@ -1,3 +1,4 @@
+import type { Event } from '../../gen/berth/agent/v1/event.js';
 import type { GetTaskResponse, WatchEventsResponse } from '../../gen/berth/agent/v1/task_service.js';
 import { TaskStatus } from '../../gen/berth/agent/v1/task.js';
 import { EXIT, unary } from '../client.js';
@@ -37,7 +38,30 @@ line.`,
     const lastPullLine = new Map<string, number>();
     const allStopped = () => positionals.every((id) => board.tasks.get(id)?.knownStatus === TaskStatus.TASK_STATUS_STOPPED);
 
-    const stream = ctx.client.watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: positionals, maxEventsPerMessage: 0 });
+    /** Applies one event to the board, and draws or prints it. */
+    const show = async (event: Event): Promise<void> => {
+      if (!board.apply(event)) {
+        // A task that began after the snapshot: fetch it whole, then apply the change again.
+        const task = await unary<object, GetTaskResponse>(ctx.client, 'getTask', { taskId: event.taskId }).then(
+          (r) => r.task,
+          () => undefined,
+        );
+        if (task) board.load([task]);
+      }
+      if (live) redraw();
+      else {
+        const line = board.describe(event);
+        const pullKey = event.change?.$case === 'pull' ? `${event.taskId}/${event.change.value.containerName}` : undefined;
+        const now = Date.now();
+        const complete = event.change?.$case === 'pull' && event.change.value.bytesTotal > 0 && event.change.value.bytesDone >= event.change.value.bytesTotal;
+        if (line && (!pullKey || complete || now - (lastPullLine.get(pullKey) ?? 0) >= PULL_LINE_INTERVAL_MS)) {
+          if (pullKey) lastPullLine.set(pullKey, now);
+          ctx.stdout.write(`${line}\n`);
+        }
+      }
+    };
+
+    const stream = ctx.client.watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: positionals, maxEventsPerMessage: 100 });
     const cancel = () => stream.cancel();
     ctx.signal.addEventListener('abort', cancel, { once: true });
     try {
@@ -48,27 +72,10 @@ line.`,
           // A large snapshot comes in parts: print once the last one is in.
           if (live) draw();
           else if (!kind.value.more) for (const line of board.lines()) ctx.stdout.write(`${line}\n`);
-        } else if (kind?.$case === 'event') {
-          const event = kind.value;
-          if (!board.apply(event)) {
-            // A task that began after the snapshot: fetch it whole, then apply the change again.
-            const task = await unary<object, GetTaskResponse>(ctx.client, 'getTask', { taskId: event.taskId }).then(
-              (r) => r.task,
-              () => undefined,
-            );
-            if (task) board.load([task]);
-          }
-          if (live) redraw();
-          else {
-            const line = board.describe(event);
-            const pullKey = event.change?.$case === 'pull' ? `${event.taskId}/${event.change.value.containerName}` : undefined;
-            const now = Date.now();
-            const complete = event.change?.$case === 'pull' && event.change.value.bytesTotal > 0 && event.change.value.bytesDone >= event.change.value.bytesTotal;
-            if (line && (!pullKey || complete || now - (lastPullLine.get(pullKey) ?? 0) >= PULL_LINE_INTERVAL_MS)) {
-              if (pullKey) lastPullLine.set(pullKey, now);
-              ctx.stdout.write(`${line}\n`);
-            }
-          }
+        } else {
+          // Events come in batches (those ready together); an older agent sends them one by one.
+          const events = kind?.$case === 'events' ? kind.value.events : kind?.$case === 'event' ? [kind.value] : [];
+          for (const event of events) await show(event);
         }
         if (untilStopped && allStopped()) break;
       }
