@@ -17,15 +17,11 @@
  * watchers that decode every message whole (they read only sequence and time otherwise).
  * BENCH_AGENT_NODE_ARGS passes options to the agent's node (e.g. `--cpu-prof`). Needs root.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
 import { startAgentProcess, type AgentProcess } from '../test/harness/agent-process.js';
 import { startRuntimeEnvironment, type RuntimeKind } from '../test/harness/runtime-environment.js';
-import type { ControlPlaneAnswer, ControlPlaneRequest } from './parts/control-plane.js';
+import { ControlPlane, cpuMs, forkPart, freePort, ms, nextMessage, percentile } from './parts/forked-parts.js';
 import type { WatcherReport } from './parts/event-watcher.js';
 
 const [N, C, W, ROUNDS, RATE, K, SECONDS] = [200, 50, 100, 2, 1000, 10, 10].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [number, number, number, number, number, number, number];
@@ -49,48 +45,6 @@ function deliveryPercentile(before: Map<number, number>, after: Map<number, numb
   if (total === 0) return '-';
   for (const [bound, count] of after) if (count - (before.get(bound) ?? 0) >= (p / 100) * total) return bound === Infinity ? '>10000' : `\u2264${bound * 1000}`;
   return '-';
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  server.close();
-  return port;
-}
-
-const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
-const ms = (value: number) => (Number.isNaN(value) ? '-' : value < 10 ? value.toFixed(1) : value.toFixed(0));
-
-/** The next message from a forked part that satisfies `accept`. */
-function nextMessage<T>(child: ChildProcess, accept: (message: T) => boolean, what: string, timeoutMs = 600_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => finish(new Error(`${what}: no answer in ${timeoutMs} ms`)), timeoutMs);
-    const onMessage = (message: T) => {
-      if ((message as { type: string }).type === 'failed') finish(new Error(`${what}: ${(message as { error: string }).error}`));
-      else if (accept(message)) finish(undefined, message);
-    };
-    const onExit = () => finish(new Error(`${what}: the process exited`));
-    const finish = (error?: Error, message?: T) => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-      if (error) reject(error);
-      else resolve(message!);
-    };
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
-
-function forkPart(file: string, args: string[]): ChildProcess {
-  return fork(join(import.meta.dirname, 'parts', file), args, { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-}
-
-/** CPU time (user + system) of a process so far, in ms. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
 class Watchers {
@@ -132,26 +86,6 @@ class Watchers {
           }),
       ),
     );
-  }
-}
-
-class ControlPlane {
-  private constructor(private readonly child: ChildProcess) {}
-
-  static async start(agent: AgentProcess, image: string, credentials: { username: string; password: string }): Promise<ControlPlane> {
-    const child = forkPart('control-plane.js', [agent.socketPath, image, credentials.username, credentials.password]);
-    await nextMessage(child, (m: ControlPlaneAnswer) => m.type === 'ready', 'control plane', 60_000);
-    return new ControlPlane(child);
-  }
-
-  async do(request: ControlPlaneRequest): Promise<{ ms: number; count: number }> {
-    const answer = nextMessage<ControlPlaneAnswer>(this.child, (m) => m.type === 'done', `control plane ${request.type}`);
-    this.child.send(request);
-    return (await answer) as { ms: number; count: number };
-  }
-
-  stop(): void {
-    this.child.send({ type: 'exit' });
   }
 }
 

@@ -4,6 +4,7 @@
  * - `launch`: runs the given tasks with at most `concurrency` launches in flight, a launch ending
  *   when its task is RUNNING, and answers with the time it took;
  * - `stop`: stops the given tasks and answers once all are STOPPED;
+ * - `removed`: answers once the given tasks were cleaned up and forgotten (their `removed` events);
  * - `churn`: runs and at once stops tasks that wait for resources (they ask for more memory than
  *   is free), `perSecond` pairs a second for `seconds`, to make events at a steady rate.
  */
@@ -14,7 +15,10 @@ import { call } from '../../test/harness/agent.js';
 import { container, task } from '../../test/harness/task-builders.js';
 
 export type ControlPlaneRequest =
-  { type: 'launch'; ids: string[]; concurrency: number } | { type: 'stop'; ids: string[] } | { type: 'churn'; prefix: string; perSecond: number; seconds: number; memoryMib: number };
+  | { type: 'launch'; ids: string[]; concurrency: number }
+  | { type: 'stop'; ids: string[] }
+  | { type: 'removed'; ids: string[] }
+  | { type: 'churn'; prefix: string; perSecond: number; seconds: number; memoryMib: number };
 
 export type ControlPlaneAnswer = { type: 'done'; ms: number; count: number } | { type: 'failed'; error: string } | { type: 'ready' };
 
@@ -31,8 +35,10 @@ const reached = new Set<string>();
 const stream = client.watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: [], maxEventsPerMessage: 0 });
 stream.on('data', (message: WatchEventsResponse) => {
   if (message.kind?.$case === 'snapshot' && !message.kind.value.more) send({ type: 'ready' });
-  if (message.kind?.$case !== 'event' || message.kind.value.change?.$case !== 'task') return;
-  const key = `${message.kind.value.taskId}/${message.kind.value.change.value.knownStatus}`;
+  if (message.kind?.$case !== 'event') return;
+  const change = message.kind.value.change;
+  if (change?.$case !== 'task' && change?.$case !== 'removed') return;
+  const key = `${message.kind.value.taskId}/${change.$case === 'task' ? change.value.knownStatus : 'removed'}`;
   reached.add(key);
   waiting.get(key)?.();
 });
@@ -40,7 +46,7 @@ stream.on('error', (error: Error) => {
   if (!/CANCELLED/.test(error.message)) send({ type: 'failed', error: `watch: ${error.message}` });
 });
 
-function reach(id: string, status: TaskStatus): Promise<void> {
+function reach(id: string, status: TaskStatus | 'removed'): Promise<void> {
   const key = `${id}/${status}`;
   if (reached.has(key)) return Promise.resolve();
   return new Promise((resolve) => waiting.set(key, resolve));
@@ -97,6 +103,10 @@ async function churn(prefix: string, perSecond: number, seconds: number, memoryM
   return pairs;
 }
 
+async function forgotten(ids: string[]): Promise<void> {
+  await Promise.all(ids.map((id) => reach(id, 'removed')));
+}
+
 process.on('message', (request: ControlPlaneRequest | { type: 'exit' }) => {
   if (request.type === 'exit') {
     stream.cancel();
@@ -110,7 +120,9 @@ process.on('message', (request: ControlPlaneRequest | { type: 'exit' }) => {
       ? launch(request.ids, request.concurrency).then(() => request.ids.length)
       : request.type === 'stop'
         ? stop(request.ids).then(() => request.ids.length)
-        : churn(request.prefix, request.perSecond, request.seconds, request.memoryMib);
+        : request.type === 'removed'
+          ? forgotten(request.ids).then(() => request.ids.length)
+          : churn(request.prefix, request.perSecond, request.seconds, request.memoryMib);
   work.then(
     (count) => send({ type: 'done', ms: performance.now() - started, count }),
     (error: unknown) => send({ type: 'failed', error: error instanceof Error ? error.message : String(error) }),

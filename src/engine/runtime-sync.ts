@@ -47,9 +47,11 @@ export interface RuntimeSyncDeps {
 export class RuntimeSync {
   private readonly shutdown = new AbortController();
   private readonly passes = new CoalescedRun(
-    () => this.synchronizeOnce(),
+    () => this.timedPass(),
     () => !this.shutdown.signal.aborted,
   );
+  /** Completed passes, and how long the last one took (the metrics read them). */
+  readonly passStats = { count: 0, lastDurationMs: 0 };
   private readonly reaper: OrphanReaper;
   private eventLoop: Promise<void> | undefined;
   private relistTimer: NodeJS.Timeout | undefined;
@@ -85,6 +87,13 @@ export class RuntimeSync {
    */
   synchronize(): Promise<void> {
     return this.passes.run();
+  }
+
+  private async timedPass(): Promise<void> {
+    const started = performance.now();
+    await this.synchronizeOnce();
+    this.passStats.count++;
+    this.passStats.lastDurationMs = performance.now() - started;
   }
 
   /**

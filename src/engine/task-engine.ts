@@ -468,6 +468,11 @@ export class TaskEngine {
     return this.sync.synchronize();
   }
 
+  /** Synchronization passes completed, and the duration of the last one. */
+  get syncStats(): { readonly count: number; readonly lastDurationMs: number } {
+    return this.sync.passStats;
+  }
+
   private resumeRestoredTasks(): void {
     if (this.restoredCount < 0) return;
     for (const task of this.tasks.values()) task.resume();

@@ -82,6 +82,23 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
           if (metrics.engine) this.set(read(metrics.engine.agentInfo()));
         },
       });
+    new Gauge({
+      name: 'berth_runtime_sync_last_duration_seconds',
+      help: 'Duration of the last synchronization with the runtime (a full relist of the agent’s containers).',
+      registers,
+      collect() {
+        if (metrics.engine) this.set(metrics.engine.syncStats.lastDurationMs / 1000);
+      },
+    });
+    new Counter({
+      name: 'berth_runtime_syncs_total',
+      help: 'Synchronizations with the runtime completed (after each subscription to its events, and at each relist).',
+      registers,
+      collect() {
+        this.reset();
+        if (metrics.engine) this.inc(metrics.engine.syncStats.count);
+      },
+    });
     fromInfo('berth_event_sequence', 'Sequence of the newest event.', (i) => i.latestSequence);
     fromInfo('berth_resource_queue_length', 'Tasks waiting for host resources.', (i) => i.queuedTaskIds.length);
     fromInfo('berth_runtime_available', '1 while the container runtime answers.', (i) => (i.runtime.available ? 1 : 0));

@@ -56,6 +56,9 @@ export function metricsScenarios(kind: RuntimeKind): void {
       assert.equal(sample(text, 'berth_image_pull_duration_seconds_count', 'result="success"'), 1);
       assert.equal(sample(text, 'berth_runtime_available'), 1);
       assert.ok((sample(text, 'berth_event_sequence') ?? 0) > 0);
+      // The agent synchronized with the runtime at least once, after subscribing to its events.
+      assert.ok((sample(text, 'berth_runtime_syncs_total') ?? 0) >= 1);
+      assert.ok((sample(text, 'berth_runtime_sync_last_duration_seconds') ?? 0) > 0);
       // The test's own watch stream was written events: their times from commit to the stream.
       assert.ok((sample(text, 'berth_event_delivery_seconds_count') ?? 0) >= 1);
       assert.equal(sample(text, 'berth_event_delivery_seconds_bucket', 'le="+Inf"'), sample(text, 'berth_event_delivery_seconds_count'));

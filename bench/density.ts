@@ -1,0 +1,237 @@
+/**
+ * Density and memory on containerd, every part in a process of its own, the agent from the
+ * compiled build:
+ * 1. the agent's memory idle, with N running one-container tasks, and after they were stopped and
+ *    cleaned up;
+ * 2. with N running: GetAgentInfo, GetTask and ListTasks (every page) as a client sees them, the
+ *    duration of a full relist (the agent's `berth_runtime_sync_last_duration_seconds`, after a
+ *    relist that comes every 30 s here), and recovery after SIGKILL (spawn of the new agent to its
+ *    "recovered every task" line);
+ * 3. a leak check: CYCLES cycles of launching M tasks, stopping them and waiting for their cleanup;
+ *    the agent's RSS after each, and its live heap (from heap snapshots, which collect garbage
+ *    first) after the first and the last. When the last is more than 10% above the first, the
+ *    constructors that grew most between the two snapshots are printed.
+ *
+ * Usage: npm run build && node dist/bench/density.js [N=1000] [C=50] [CYCLES=10] [M=500] (N=0: the
+ * leak check only). Needs
+ * root, and about 15 MiB of host memory per running task (containerd's shim and berth's log writer).
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { TaskServiceClient, type ListTasksResponse } from '../src/gen/berth/agent/v1/task_service.js';
+import { call } from '../test/harness/agent.js';
+import { startAgentProcess, type AgentProcess } from '../test/harness/agent-process.js';
+import { startRuntimeEnvironment } from '../test/harness/runtime-environment.js';
+import { ControlPlane, freePort, metricSample, ms, percentile, rssMib } from './parts/forked-parts.js';
+
+const [N, C, CYCLES, M] = [1000, 50, 10, 500].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [number, number, number, number];
+/** Heap growth over the cycles above which the heap snapshots are taken (BENCH_LEAK_THRESHOLD, default 0.1). */
+const LEAK_THRESHOLD = Number(process.env.BENCH_LEAK_THRESHOLD ?? 0.1);
+const ids = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
+
+/** Times `run` `times` times; sorted durations in ms. */
+async function timed(times: number, run: (i: number) => Promise<unknown>): Promise<number[]> {
+  const durations: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const started = performance.now();
+    await run(i);
+    durations.push(performance.now() - started);
+  }
+  return durations.sort((a, b) => a - b);
+}
+
+/** Resolves once `check` returns a value, trying every `everyMs` for at most `timeoutMs`. */
+async function until<T>(what: string, timeoutMs: number, everyMs: number, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+/** The time (ms since the epoch) of the last agent log line with message `msg`. */
+function lastLogTime(logFile: string, msg: string): number | undefined {
+  const lines = readFileSync(logFile, 'utf8').trim().split('\n').reverse();
+  for (const line of lines) {
+    try {
+      const entry = JSON.parse(line) as { msg?: string; time?: number };
+      if (entry.msg === msg) return entry.time;
+    } catch {
+      // not a log line of the agent's
+    }
+  }
+  return undefined;
+}
+
+/** Constructor names by count and self size, from a V8 heap snapshot. */
+function heapSummary(file: string): Map<string, { count: number; bytes: number }> {
+  const snapshot = JSON.parse(readFileSync(file, 'utf8')) as { snapshot: { meta: { node_fields: string[] } }; nodes: number[]; strings: string[] };
+  const fields = snapshot.snapshot.meta.node_fields;
+  const nameAt = fields.indexOf('name');
+  const sizeAt = fields.indexOf('self_size');
+  const summary = new Map<string, { count: number; bytes: number }>();
+  for (let i = 0; i < snapshot.nodes.length; i += fields.length) {
+    const name = snapshot.strings[snapshot.nodes[i + nameAt]!]!;
+    const entry = summary.get(name) ?? { count: 0, bytes: 0 };
+    entry.count++;
+    entry.bytes += snapshot.nodes[i + sizeAt]!;
+    summary.set(name, entry);
+  }
+  return summary;
+}
+
+async function main(): Promise<void> {
+  const env = await startRuntimeEnvironment('bench-density', 'containerd');
+  const metricsAddress = `127.0.0.1:${await freePort()}`;
+  // Outside the environment's directory, which goes with it: snapshots taken are kept.
+  const snapshots = mkdtempSync(join(tmpdir(), 'berth-density-heap-'));
+  const options = {
+    dir: env.dir,
+    agentId: 'density',
+    runtimeConfig: env.runtimeConfig,
+    compiled: true,
+    nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`],
+    config: {
+      engine: { defaultStopTimeout: '1s', taskCleanupWait: '1s', relistInterval: '30s' },
+      metrics: { address: metricsAddress },
+      limits: { watchers: 256 },
+    },
+  };
+  let agent: AgentProcess | undefined = await startAgentProcess(options);
+  let controlPlane: ControlPlane | undefined;
+  const heapMib = async () => ((await metricSample(metricsAddress, 'berth_nodejs_heap_size_used_bytes')) ?? NaN) / 2 ** 20;
+  const lines: string[] = [];
+  const report = (line: string) => {
+    lines.push(line);
+    console.error(line);
+  };
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    report(`idle, fresh agent: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
+    controlPlane = await ControlPlane.start(agent, env.image, env.credentials);
+    await controlPlane.do({ type: 'launch', ids: ['warm'], concurrency: 1 });
+    await controlPlane.do({ type: 'stop', ids: ['warm'] });
+    await controlPlane.do({ type: 'removed', ids: ['warm'] });
+    report(`idle, after one task: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
+
+    // 1–2. N running tasks (skipped when N is 0).
+    if (N > 0) {
+      const running = ids('dense', N);
+      const launched = await controlPlane.do({ type: 'launch', ids: running, concurrency: C });
+      report(`${N} tasks launched, ${C} at once, in ${(launched.ms / 1000).toFixed(1)} s (${((N * 1000) / launched.ms).toFixed(1)} tasks/s)`);
+      report(`${N} running: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
+      const client = new TaskServiceClient(`unix://${agent.socketPath}`, credentials.createInsecure());
+      const info = await timed(20, () => call(client, 'getAgentInfo', {}));
+      const get = await timed(20, (i) => call(client, 'getTask', { taskId: running[(i * 37) % N] }));
+      const list = await timed(5, async () => {
+        let pageToken = '';
+        do pageToken = (await call<object, ListTasksResponse>(client, 'listTasks', { statuses: [], family: '', pageSize: 1000, pageToken })).nextPageToken;
+        while (pageToken);
+      });
+      client.close();
+      for (const [name, durations] of [
+        ['GetAgentInfo', info],
+        ['GetTask', get],
+        ['ListTasks (all pages of 1000)', list],
+      ] as const) {
+        report(`${name} with ${N} tasks: median ${ms(percentile(durations, 50))} ms, max ${ms(durations[durations.length - 1]!)} ms`);
+      }
+      const syncs = (await metricSample(metricsAddress, 'berth_runtime_syncs_total')) ?? 0;
+      await until('a relist', 60_000, 500, async () => (((await metricSample(metricsAddress, 'berth_runtime_syncs_total')) ?? 0) > syncs ? true : undefined));
+      report(`full relist with ${N} tasks: ${(((await metricSample(metricsAddress, 'berth_runtime_sync_last_duration_seconds')) ?? NaN) * 1000).toFixed(0)} ms`);
+
+      controlPlane.stop();
+      controlPlane = undefined;
+      await agent.kill();
+      const spawned = Date.now();
+      agent = await startAgentProcess(options);
+      const recovered = await until('recovery', 120_000, 100, async () => {
+        const time = lastLogTime(join(env.dir, 'agent.log'), 'recovered every task from the state store');
+        return time !== undefined && time >= spawned ? time : undefined;
+      });
+      report(`recovery after SIGKILL with ${N} tasks: ${recovered - spawned} ms from spawn to every task resumed`);
+
+      controlPlane = await ControlPlane.start(agent, env.image, env.credentials);
+      await controlPlane.do({ type: 'stop', ids: running });
+      await controlPlane.do({ type: 'removed', ids: running });
+      report(`after stopping and cleaning up ${N}: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
+    }
+
+    // 3. Leak check. The live heap is read from heap snapshots (each begins with a full garbage
+    // collection): the heap in use at any other moment depends on when the collector last ran.
+    const cycle = async (name: string) => {
+      const batch = ids(name, M);
+      await controlPlane!.do({ type: 'launch', ids: batch, concurrency: C });
+      await controlPlane!.do({ type: 'stop', ids: batch });
+      await controlPlane!.do({ type: 'removed', ids: batch });
+      return rssMib(agent!.daemon.child.pid!);
+    };
+    const snapshot = async () => {
+      const before = new Set(readdirSafe(snapshots));
+      agent!.daemon.child.kill('SIGUSR2');
+      const file = join(snapshots, await until('heap snapshot', 120_000, 500, async () => readdirSafe(snapshots).find((f) => !before.has(f) && f.endsWith('.heapsnapshot'))));
+      // Written while the agent runs: done once its size stops changing.
+      let size = -1;
+      await until('heap snapshot written', 300_000, 1000, async () => {
+        const now = statSync(file).size;
+        const stable = now > 0 && now === size;
+        size = now;
+        return stable ? true : undefined;
+      });
+      return heapSummary(file);
+    };
+    const live = (summary: Map<string, { bytes: number }>) => [...summary.values()].reduce((sum, s) => sum + s.bytes, 0) / 2 ** 20;
+    let first: Map<string, { count: number; bytes: number }> | undefined;
+    // The snapshot after cycle 1 raises the RSS itself: RSS is compared from cycle 2 on.
+    let secondRss = 0;
+    let lastRss = 0;
+    for (let i = 0; i < CYCLES; i++) {
+      lastRss = await cycle(`cycle${i}`);
+      report(`cycle ${i + 1}, ${M} tasks launched, stopped and cleaned up: RSS ${lastRss.toFixed(0)} MiB`);
+      if (i === 1) secondRss = lastRss;
+      if (i === 0) {
+        first = await snapshot();
+        report(`  live heap after cycle 1: ${live(first).toFixed(1)} MiB`);
+      }
+    }
+    if (first && CYCLES > 1) {
+      const last = await snapshot();
+      const growth = live(last) / live(first) - 1;
+      report(
+        `live heap after cycle ${CYCLES}: ${live(last).toFixed(1)} MiB, ${(1 + growth).toFixed(3)} times cycle 1's; RSS after cycle ${CYCLES} ${(lastRss / secondRss).toFixed(3)} times cycle 2's`,
+      );
+      if (growth > LEAK_THRESHOLD) {
+        const grew = [...last].map(([name, s]) => ({ name, count: s.count - (first.get(name)?.count ?? 0), bytes: s.bytes - (first.get(name)?.bytes ?? 0) })).sort((a, b) => b.bytes - a.bytes);
+        report(`the live heap grew by more than ${LEAK_THRESHOLD * 100}%; what grew most (heap snapshots kept in ${snapshots}):`);
+        for (const g of grew.slice(0, 15)) report(`  ${g.bytes.toString().padStart(10)} B  ${g.count.toString().padStart(7)}  ${g.name.slice(0, 80)}`);
+      }
+    }
+    console.log(`\n${new Date().toISOString().slice(0, 10)}, containerd, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);
+    for (const line of lines) console.log(`- ${line}`);
+  } finally {
+    controlPlane?.stop();
+    await agent?.stop();
+    await env.stop();
+    if (readdirSafe(snapshots).length === 0) rmSync(snapshots, { recursive: true, force: true });
+  }
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
