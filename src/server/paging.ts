@@ -6,21 +6,29 @@ export const MAX_PAGE_BYTES = 3 * 1024 * 1024;
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 
-/** Tasks cut into pages of at most `maxCount` tasks and MAX_PAGE_BYTES (a larger task alone). */
-export function* pagesOf(tasks: Task[], maxCount = Number.MAX_SAFE_INTEGER): Generator<Task[]> {
-  let page: Task[] = [];
+/**
+ * Items cut into runs of at most `maxCount` items whose sizes add up to at most `maxBytes` (an
+ * item larger than that alone), in order.
+ */
+export function* boundedChunks<T>(items: Iterable<T>, maxCount: number, maxBytes: number, sizeOf: (item: T) => number): Generator<T[]> {
+  let chunk: T[] = [];
   let bytes = 0;
-  for (const task of tasks) {
-    const size = Task.encode(task).finish().length + 8;
-    if (page.length > 0 && (page.length >= maxCount || bytes + size > MAX_PAGE_BYTES)) {
-      yield page;
-      page = [];
+  for (const item of items) {
+    const size = sizeOf(item);
+    if (chunk.length > 0 && (chunk.length >= maxCount || bytes + size > maxBytes)) {
+      yield chunk;
+      chunk = [];
       bytes = 0;
     }
-    page.push(task);
+    chunk.push(item);
     bytes += size;
   }
-  if (page.length > 0) yield page;
+  if (chunk.length > 0) yield chunk;
+}
+
+/** Tasks cut into pages of at most `maxCount` tasks and MAX_PAGE_BYTES (a larger task alone). */
+export function pagesOf(tasks: Task[], maxCount = Number.MAX_SAFE_INTEGER): Generator<Task[]> {
+  return boundedChunks(tasks, maxCount, MAX_PAGE_BYTES, (task) => Task.encode(task).finish().length + 8);
 }
 
 const encodeToken = (lastId: string) => Buffer.from(`after:${lastId}`, 'utf8').toString('base64url');

@@ -1,12 +1,11 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { InvalidArgumentError, WatcherTooSlowError } from '../engine/errors.js';
-import type { EngineEvent } from '../engine/events/events.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { WatchEventsRequest, WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
 import { toServiceError } from './error-status.js';
 import { encodedEvent, eventBatchResponse, eventResponse } from './event-encoding.js';
 import { toPbTask } from './mapping.js';
-import { pagesOf } from './paging.js';
+import { boundedChunks, pagesOf } from './paging.js';
 import { preEncoded } from './pre-encoded.js';
 import { writeMessage } from './streaming.js';
 
@@ -17,23 +16,6 @@ export const MAX_EVENTS_PER_MESSAGE = 1000;
  * buffers up to 16 messages before it waits for its client (grpc-js's mark): about 1 MiB.
  */
 const BATCH_BYTES = 64 * 1024;
-
-/** Splits events into batches of at most `maxEvents` and about BATCH_BYTES. */
-function* batches(events: EngineEvent[], maxEvents: number): Generator<EngineEvent[]> {
-  let batch: EngineEvent[] = [];
-  let bytes = 0;
-  for (const event of events) {
-    const size = encodedEvent(event).length;
-    if (batch.length > 0 && (batch.length >= maxEvents || bytes + size > BATCH_BYTES)) {
-      yield batch;
-      batch = [];
-      bytes = 0;
-    }
-    batch.push(event);
-    bytes += size;
-  }
-  if (batch.length > 0) yield batch;
-}
 
 /** Hears how long each event written to a watch stream took from its commit (the metrics). */
 export interface EventDeliveryObserver {
@@ -104,7 +86,7 @@ export async function watchEvents(
         await write({ kind: { $case: 'heartbeat', value: { sequence: watcher.position() } } });
         continue;
       }
-      for (const batch of batches(events, Math.max(1, request.maxEventsPerMessage))) {
+      for (const batch of boundedChunks(events, Math.max(1, request.maxEventsPerMessage), BATCH_BYTES, (event) => encodedEvent(event).length)) {
         if (ended.signal.aborted) break;
         const written = write(preEncoded(batch.length === 1 && request.maxEventsPerMessage <= 1 ? eventResponse(batch[0]!) : eventBatchResponse(batch)));
         lastWritten = batch[batch.length - 1]!.sequence;
