@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { appendFileSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { PACKAGE_ROOT } from '../../src/package-root.js';
 import { readLogFile, readOutput } from '../../src/runtime/containerd/log-file.js';
 import type { LogLine, LogOptions } from '../../src/runtime/types.js';
 
@@ -84,5 +88,39 @@ describe('rotated containerd log files', () => {
       seen,
       Array.from({ length: 20 }, (_, i) => `line ${i}`),
     );
+  });
+
+  it('reads each line once while the log writer rotates the files under it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-rotating-'));
+    const path = join(dir, 'container.log');
+    // berth's log writer, as the containerd shim runs it, rotating at 8 KiB into three files in all.
+    const writerPath = join(PACKAGE_ROOT ?? '.', 'libexec', 'berth-log-writer');
+    const writer = spawn('perl', [writerPath, 'file', path, 'max-size', '8192', 'max-files', '3'], { stdio: ['ignore', 'ignore', 'inherit', 'pipe', 'pipe', 'pipe'] });
+    const stdout = writer.stdio[3] as Writable;
+    const exited = once(writer, 'exit');
+    let rotationsSeen = 0;
+    let previousFirst = 0;
+    try {
+      // 20,000 numbered lines (about 40 rotations), 50 at a time; after each write, a read while the writer takes it.
+      for (let i = 1; i <= 20_000; i += 50) {
+        if (!stdout.write(Array.from({ length: 50 }, (_, j) => `${i + j}\n`).join(''))) await once(stdout, 'drain');
+        const numbers: number[] = [];
+        for await (const line of readLogFile(path, { follow: false, signal: new AbortController().signal }, undefined)) numbers.push(Number(line.text.toString()));
+        if (numbers.length === 0) continue;
+        assert.deepEqual(
+          numbers,
+          Array.from({ length: numbers.length }, (_, n) => numbers[0] + n),
+          `read after line ${i + 49}: every line once, in order`,
+        );
+        if (numbers[0] !== previousFirst) rotationsSeen++;
+        previousFirst = numbers[0];
+      }
+      stdout.end();
+      (writer.stdio[4] as Writable).end();
+      await exited;
+    } finally {
+      writer.kill();
+    }
+    assert.ok(rotationsSeen > 1, `the reads saw ${rotationsSeen} rotations`);
   });
 });

@@ -1,5 +1,5 @@
 import { watch } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { type FileHandle, open, stat } from 'node:fs/promises';
 import type { LogLine, LogOptions, LogStream } from '../types.js';
 
 /**
@@ -32,149 +32,195 @@ export function parseLogRecord(record: Buffer): LogLine | undefined {
   return { time, stream: stream as LogStream, text: third < 0 ? Buffer.alloc(0) : Buffer.from(record.subarray(third + 1)), partial: tag === 'P' };
 }
 
-/**
- * Records of a file from `offset`, as far as it is written now, a chunk's worth at a time (a log
- * never passes through memory whole). `position.next` is where the next read begins.
- */
-async function* recordsOf(path: string, offset: number, position: { next: number }): AsyncGenerator<LogLine[]> {
-  position.next = offset;
-  const file = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
+/** A file opened for reading, or undefined when it does not exist. */
+async function openIfExists(path: string): Promise<FileHandle | undefined> {
+  return open(path, 'r').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw error;
   });
-  if (!file) return;
-  try {
-    let rest: Buffer = Buffer.alloc(0);
-    let at = offset;
-    for (;;) {
-      const buffer = Buffer.alloc(CHUNK_BYTES);
-      const { bytesRead } = await file.read(buffer, 0, CHUNK_BYTES, at);
-      if (bytesRead === 0) break;
-      at += bytesRead;
-      let data: Buffer = rest.length === 0 ? buffer.subarray(0, bytesRead) : Buffer.concat([rest, buffer.subarray(0, bytesRead)]);
-      const lines: LogLine[] = [];
-      for (let newline = data.indexOf(10); newline >= 0; newline = data.indexOf(10)) {
-        const line = parseLogRecord(data.subarray(0, newline));
-        if (line) lines.push(line);
-        data = data.subarray(newline + 1);
-      }
-      rest = Buffer.from(data);
-      // A record being written is read again, whole, next time.
-      position.next = at - rest.length;
-      if (lines.length > 0) yield lines;
+}
+
+/**
+ * Records of an open file from `offset`, as far as it is written now, a chunk's worth at a time (a
+ * log never passes through memory whole). `position.next` is where the next read begins.
+ */
+async function* recordsOf(file: FileHandle, offset: number, position: { next: number }): AsyncGenerator<LogLine[]> {
+  position.next = offset;
+  let rest: Buffer = Buffer.alloc(0);
+  let at = offset;
+  for (;;) {
+    const buffer = Buffer.alloc(CHUNK_BYTES);
+    const { bytesRead } = await file.read(buffer, 0, CHUNK_BYTES, at);
+    if (bytesRead === 0) break;
+    at += bytesRead;
+    let data: Buffer = rest.length === 0 ? buffer.subarray(0, bytesRead) : Buffer.concat([rest, buffer.subarray(0, bytesRead)]);
+    const lines: LogLine[] = [];
+    for (let newline = data.indexOf(10); newline >= 0; newline = data.indexOf(10)) {
+      const line = parseLogRecord(data.subarray(0, newline));
+      if (line) lines.push(line);
+      data = data.subarray(newline + 1);
     }
-  } finally {
-    await file.close();
+    rest = Buffer.from(data);
+    // A record being written is read again, whole, next time.
+    position.next = at - rest.length;
+    if (lines.length > 0) yield lines;
   }
 }
 
 /** Every record of a file from `offset` (for short files: exec output); returns where the next read begins. */
 async function readRecords(path: string, offset: number, onRecord: (line: LogLine) => void): Promise<number> {
-  const position = { next: offset };
-  for await (const lines of recordsOf(path, offset, position)) for (const line of lines) onRecord(line);
-  return position.next;
-}
-
-/** Rotated files of a log are kept as <path>.1 (newest) to <path>.N (oldest); at most this many are looked for. */
-const MAX_ROTATED = 100;
-
-/** The rotated files of a log that exist, newest first. */
-async function rotatedFiles(path: string): Promise<string[]> {
-  const files: string[] = [];
-  for (let n = 1; n <= MAX_ROTATED; n++) {
-    const file = `${path}.${n}`;
-    if (!(await stat(file).catch(() => undefined))) break;
-    files.push(file);
-  }
-  return files;
-}
-
-/** The inode of a file, or undefined when it does not exist. */
-const inodeOf = async (path: string) => (await stat(path).catch(() => undefined))?.ino;
-
-/**
- * The last `count` wanted records of a file, read backwards in chunks; `end` is where the records
- * written completely end (a record being written is left for the next read).
- */
-async function readLastRecords(path: string, count: number, wanted: (line: LogLine) => boolean): Promise<{ lines: LogLine[]; end: number }> {
-  const file = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw error;
-  });
-  if (!file) return { lines: [], end: 0 };
+  const file = await openIfExists(path);
+  if (!file) return offset;
   try {
-    const size = (await file.stat()).size;
-    const found: LogLine[] = [];
-    let position = size;
-    let end: number | undefined;
-    // Bytes of a record that began before the chunk read last (read again with the chunk before it).
-    let carry: Buffer = Buffer.alloc(0);
-    while (position > 0 && found.length < count) {
-      const start = Math.max(0, position - CHUNK_BYTES);
-      const chunk = Buffer.alloc(position - start);
-      await file.read(chunk, 0, chunk.length, start);
-      let data: Buffer = carry.length === 0 ? chunk : Buffer.concat([chunk, carry]);
-      if (end === undefined) {
-        // Whatever follows the last newline is still being written.
-        const lastNewline = data.lastIndexOf(10);
-        end = lastNewline < 0 ? start : start + lastNewline + 1;
-        data = data.subarray(0, lastNewline + 1);
-      }
-      // data[0, stop) is not read yet; it ends with a newline (or is empty).
-      let stop = data.length;
-      while (stop > 0 && found.length < count) {
-        const newline = stop >= 2 ? data.lastIndexOf(10, stop - 2) : -1;
-        // The record may begin in the chunk before: read it with that one.
-        if (newline < 0 && start > 0) break;
-        const line = parseLogRecord(data.subarray(newline + 1, stop - 1));
-        if (line && wanted(line)) found.push(line);
-        stop = newline + 1;
-      }
-      carry = Buffer.from(data.subarray(0, stop));
-      position = start;
-    }
-    return { lines: found.reverse(), end: end ?? 0 };
+    const position = { next: offset };
+    for await (const lines of recordsOf(file, offset, position)) for (const line of lines) onRecord(line);
+    return position.next;
   } finally {
     await file.close();
   }
 }
 
+/** Rotated files of a log are kept as <path>.1 (newest) to <path>.N (oldest); at most this many are looked for. */
+const MAX_ROTATED = 100;
+
+/** The inode of a file, or undefined when it does not exist. */
+const inodeOf = async (path: string) => (await stat(path).catch(() => undefined))?.ino;
+
+/** How many times the files of a log are opened again when a rotation moved them meanwhile. */
+const SNAPSHOT_ATTEMPTS = 5;
+
+/** A log's files, opened: the rotated ones (oldest first) and the current one (if it exists). */
+interface LogFiles {
+  rotated: FileHandle[];
+  current: FileHandle | undefined;
+}
+
+const closeAll = async (files: LogFiles) => Promise.all([...files.rotated, ...(files.current ? [files.current] : [])].map((f) => f.close()));
+
+/**
+ * Opens a log's current file and its rotated ones as one consistent set. The writer rotates by
+ * renaming (<log>.N-1 to <log>.N, …, <log> to <log>.1); a file once open keeps its content
+ * whatever its name becomes, so a set whose names still lead to the files opened, checked in the
+ * order the writer renames them, holds every line once, even while the log rotates. Otherwise the
+ * files are opened again, a few times at most.
+ */
+async function openLogFiles(path: string): Promise<LogFiles> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await openIfExists(path);
+    const newestFirst: FileHandle[] = [];
+    for (let n = 1; n <= MAX_ROTATED; n++) {
+      const file = await openIfExists(`${path}.${n}`);
+      if (!file) break;
+      newestFirst.push(file);
+    }
+    const files: LogFiles = { rotated: newestFirst.slice().reverse(), current };
+    if (attempt >= SNAPSHOT_ATTEMPTS || (await stillInPlace(path, files))) return files;
+    await closeAll(files);
+  }
+}
+
+/** Whether each name of a log still leads to the file opened under it (oldest first, as the writer renames), and no file was opened twice. */
+async function stillInPlace(path: string, files: LogFiles): Promise<boolean> {
+  const opened = [...files.rotated, files.current];
+  const names = [...files.rotated.map((_, i) => `${path}.${files.rotated.length - i}`), path];
+  const seen = new Set<number>();
+  for (const [i, file] of opened.entries()) {
+    const inode = file ? (await file.stat()).ino : undefined;
+    if (inode !== undefined && seen.has(inode)) return false;
+    if (inode !== undefined) seen.add(inode);
+    if ((await inodeOf(names[i])) !== inode) return false;
+  }
+  return true;
+}
+
+/**
+ * The last `count` wanted records of a file, read backwards in chunks; `end` is where the records
+ * written completely end (a record being written is left for the next read).
+ */
+async function readLastRecords(file: FileHandle | undefined, count: number, wanted: (line: LogLine) => boolean): Promise<{ lines: LogLine[]; end: number }> {
+  if (!file) return { lines: [], end: 0 };
+  const size = (await file.stat()).size;
+  const found: LogLine[] = [];
+  let position = size;
+  let end: number | undefined;
+  // Bytes of a record that began before the chunk read last (read again with the chunk before it).
+  let carry: Buffer = Buffer.alloc(0);
+  while (position > 0 && found.length < count) {
+    const start = Math.max(0, position - CHUNK_BYTES);
+    const chunk = Buffer.alloc(position - start);
+    await file.read(chunk, 0, chunk.length, start);
+    let data: Buffer = carry.length === 0 ? chunk : Buffer.concat([chunk, carry]);
+    if (end === undefined) {
+      // Whatever follows the last newline is still being written.
+      const lastNewline = data.lastIndexOf(10);
+      end = lastNewline < 0 ? start : start + lastNewline + 1;
+      data = data.subarray(0, lastNewline + 1);
+    }
+    // data[0, stop) is not read yet; it ends with a newline (or is empty).
+    let stop = data.length;
+    while (stop > 0 && found.length < count) {
+      const newline = stop >= 2 ? data.lastIndexOf(10, stop - 2) : -1;
+      // The record may begin in the chunk before: read it with that one.
+      if (newline < 0 && start > 0) break;
+      const line = parseLogRecord(data.subarray(newline + 1, stop - 1));
+      if (line && wanted(line)) found.push(line);
+      stop = newline + 1;
+    }
+    carry = Buffer.from(data.subarray(0, stop));
+    position = start;
+  }
+  return { lines: found.reverse(), end: end ?? 0 };
+}
+
 /**
  * Lines of a container's log (its file and the rotated ones before it). Without follow, what the
- * files hold now (the last `tail` lines, those since `since`). With follow, then every new line
- * until `exited` resolves and the writer has flushed, or the signal aborts; a rotation meanwhile
- * is followed (the rest of the old file, then the new one).
+ * files hold now (the last `tail` lines, those since `since`), each line once even while the log
+ * rotates. With follow, then every new line until `exited` resolves and the writer has flushed, or
+ * the signal aborts; a rotation meanwhile is followed (the rest of the old file, then the new one).
  */
 export async function* readLogFile(path: string, options: LogOptions, exited: Promise<unknown> | undefined): AsyncGenerator<LogLine> {
   const streams = new Set<LogStream>(options.streams ?? ['stdout', 'stderr']);
   const since = options.since?.getTime();
   const wanted = (line: LogLine) => streams.has(line.stream) && (since === undefined || line.time.getTime() >= since);
   const tail = options.tail;
-  let inode = await inodeOf(path);
-  const position = { next: 0 };
-  if (tail !== undefined) {
-    // The last lines, read from the end backwards: the cost grows with `tail`, not with the log.
-    const last = await readLastRecords(path, tail, wanted);
-    const older: LogLine[][] = [];
-    let missing = tail - last.lines.length;
-    for (const file of missing > 0 ? await rotatedFiles(path) : []) {
-      if (missing <= 0) break;
-      const found = (await readLastRecords(file, missing, wanted)).lines;
-      older.unshift(found);
-      missing -= found.length;
+  const files = await openLogFiles(path);
+  try {
+    const position = { next: 0 };
+    if (tail !== undefined) {
+      // The last lines, read from the end backwards: the cost grows with `tail`, not with the log.
+      const last = await readLastRecords(files.current, tail, wanted);
+      const older: LogLine[][] = [];
+      let missing = tail - last.lines.length;
+      for (const file of files.rotated.slice().reverse()) {
+        if (missing <= 0) break;
+        const found = (await readLastRecords(file, missing, wanted)).lines;
+        older.unshift(found);
+        missing -= found.length;
+      }
+      for (const lines of older) yield* lines;
+      position.next = last.end;
+      yield* last.lines;
+    } else {
+      for (const file of files.rotated) {
+        for await (const lines of recordsOf(file, 0, { next: 0 })) yield* lines.filter(wanted);
+      }
+      if (files.current) for await (const lines of recordsOf(files.current, 0, position)) yield* lines.filter(wanted);
     }
-    for (const lines of older) yield* lines;
-    position.next = last.end;
-    yield* last.lines;
-  } else {
-    for (const file of (await rotatedFiles(path)).reverse()) {
-      for await (const lines of recordsOf(file, 0, { next: 0 })) yield* lines.filter(wanted);
-    }
-    for await (const lines of recordsOf(path, 0, position)) yield* lines.filter(wanted);
+    if (!options.follow || !exited || options.signal.aborted) return;
+    await Promise.all(files.rotated.splice(0).map((file) => file.close()));
+    yield* followLogFile(path, files, position.next, exited, wanted, options.signal);
+  } finally {
+    await closeAll(files);
   }
-  let offset = position.next;
-  if (!options.follow || !exited || options.signal.aborted) return;
+}
 
+/**
+ * New lines of a log from `offset` in `files.current` on, until the process has exited and the
+ * writer has flushed, or the signal aborts. On a rotation, the file read so far (renamed, its
+ * content unchanged) is read to its end, then the new file from its start; `files.current` is
+ * always the file open now.
+ */
+async function* followLogFile(path: string, files: LogFiles, offset: number, exited: Promise<unknown>, wanted: (line: LogLine) => boolean, signal: AbortSignal): AsyncGenerator<LogLine> {
   let processExited = false;
   void exited.then(
     () => (processExited = true),
@@ -184,25 +230,26 @@ export async function* readLogFile(path: string, options: LogOptions, exited: Pr
   const nudge = () => wake?.();
   const watcher = watch(path, { persistent: false }, nudge);
   watcher.on('error', () => undefined);
-  options.signal.addEventListener('abort', nudge, { once: true });
+  signal.addEventListener('abort', nudge, { once: true });
   void exited.then(nudge, nudge);
   try {
+    const position = { next: offset };
     let settleStarted: number | undefined;
     let quietSince = Date.now();
-    while (!options.signal.aborted) {
-      const current = await inodeOf(path);
-      if (inode !== undefined && current !== inode) {
-        // Rotated: the file read so far is now one of the rotated ones; finish it, then start anew.
-        for (const file of await rotatedFiles(path)) {
-          if ((await inodeOf(file)) !== inode) continue;
-          for await (const lines of recordsOf(file, offset, { next: 0 })) yield* lines.filter(wanted);
-          break;
+    while (!signal.aborted) {
+      const opened = files.current;
+      if (!opened || (await inodeOf(path)) !== (await opened.stat()).ino) {
+        if (opened) {
+          // Rotated: finish the file read so far, then start anew.
+          for await (const lines of recordsOf(opened, offset, { next: 0 })) yield* lines.filter(wanted);
+          files.current = undefined;
+          await opened.close();
+          quietSince = Date.now();
         }
+        files.current = await openIfExists(path);
         offset = 0;
-        quietSince = Date.now();
       }
-      inode = current;
-      for await (const lines of recordsOf(path, offset, position)) yield* lines.filter(wanted);
+      if (files.current) for await (const lines of recordsOf(files.current, offset, position)) yield* lines.filter(wanted);
       if (position.next !== offset) quietSince = Date.now();
       offset = position.next;
       if (processExited) {
@@ -221,7 +268,7 @@ export async function* readLogFile(path: string, options: LogOptions, exited: Pr
     }
   } finally {
     watcher.close();
-    options.signal.removeEventListener('abort', nudge);
+    signal.removeEventListener('abort', nudge);
   }
 }
 
