@@ -1,9 +1,10 @@
 /**
- * Start-up: the time from spawning the agent's process (the compiled build, `node
- * dist/src/main.js`) to its gRPC socket listening and to "berth started", by the agent's own log
- * times, on containerd; with an empty data directory, then restarting on the same one, ROUNDS
- * times each. `node -e 0` is measured beside it: the part no agent can save. Where the time goes
- * is printed from the first start's log lines.
+ * Start-up: the time from spawning the agent's process to its gRPC socket listening and to "berth
+ * started", by the agent's own log times, on containerd; with an empty data directory, then
+ * restarting on the same one, ROUNDS times each; the bundle the `berth` bin runs
+ * (dist/berth.mjs) beside tsc's output it is made of (dist/src/main.js, a file per module).
+ * `node -e 0` is measured beside them: the part no agent can save. Where the time goes is printed
+ * from the last restart's log lines.
  *
  * Usage: npm run build && node dist/bench/start-up.js [ROUNDS=5]. Needs root.
  */
@@ -13,6 +14,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PACKAGE_ROOT } from '../src/package-root.js';
+import { rssMib } from './parts/forked-parts.js';
 import { startRuntimeEnvironment } from '../test/harness/runtime-environment.js';
 
 const ROUNDS = Number(process.argv[2] ?? 5);
@@ -23,12 +25,17 @@ interface StartUp {
   marks: { msg: string; ms: number }[];
   listening: number;
   started: number;
+  /** RSS (MiB) one second after "berth started", idle. */
+  idleRss: number;
 }
 
-/** Starts the agent, reads its log until "berth started", then stops it with SIGTERM. */
-async function startOnce(configFile: string): Promise<StartUp> {
+const ENTRIES = { bundle: 'dist/berth.mjs', modules: 'dist/src/main.js' } as const;
+type Entry = keyof typeof ENTRIES;
+
+/** Starts the agent, reads its log until "berth started", reads its idle RSS a second later, then stops it with SIGTERM. */
+async function startOnce(entry: Entry, configFile: string): Promise<StartUp> {
   const spawned = Date.now();
-  const child = spawn(process.execPath, [join(PACKAGE_ROOT!, 'dist/src/main.js'), '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(PACKAGE_ROOT!, ENTRIES[entry]), '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const marks: StartUp['marks'] = [];
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
@@ -38,10 +45,12 @@ async function startOnce(configFile: string): Promise<StartUp> {
     if (entry.msg === 'berth started') break;
   }
   clearTimeout(timer);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const idleRss = rssMib(child.pid!);
   child.kill('SIGTERM');
   await exited;
   const at = (msg: string) => marks.find((m) => m.msg === msg)?.ms ?? NaN;
-  return { marks, listening: at('listening on unix socket'), started: at('berth started') };
+  return { marks, listening: at('listening on unix socket'), started: at('berth started'), idleRss };
 }
 
 async function nodeAlone(): Promise<number> {
@@ -55,25 +64,33 @@ async function main(): Promise<void> {
   try {
     const dir = mkdtempSync(join(env.dir, 'agent-'));
     const configFile = join(dir, 'config.json');
-    const results = { fresh: [] as StartUp[], restart: [] as StartUp[], node: [] as number[] };
+    const results = { bundle: { fresh: [] as StartUp[], restart: [] as StartUp[] }, modules: { fresh: [] as StartUp[], restart: [] as StartUp[] }, node: [] as number[] };
     for (let round = 0; round < ROUNDS; round++) {
-      const dataDir = join(dir, `data-${round}`);
-      writeFileSync(configFile, JSON.stringify({ agentId: 'startup', dataDir, grpc: { socket: join(dataDir, 'berth.sock') }, runtime: env.runtimeConfig }));
-      results.fresh.push(await startOnce(configFile));
-      results.restart.push(await startOnce(configFile));
+      for (const entry of ['modules', 'bundle'] as const) {
+        const dataDir = join(dir, `data-${entry}-${round}`);
+        writeFileSync(configFile, JSON.stringify({ agentId: 'startup', dataDir, grpc: { socket: join(dataDir, 'berth.sock') }, runtime: env.runtimeConfig }));
+        results[entry].fresh.push(await startOnce(entry, configFile));
+        results[entry].restart.push(await startOnce(entry, configFile));
+      }
       results.node.push(await nodeAlone());
     }
     console.log(`\n${new Date().toISOString().slice(0, 10)}, containerd, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${ROUNDS} rounds, medians\n`);
-    console.log('| start | socket listening (ms) | "berth started" (ms) |');
-    console.log('|---|---:|---:|');
-    for (const kind of ['fresh', 'restart'] as const) {
-      console.log(
-        `| ${kind === 'fresh' ? 'empty data directory' : 'restart on the same data'} | ${median(results[kind].map((r) => r.listening)).toFixed(0)} | ${median(results[kind].map((r) => r.started)).toFixed(0)} |`,
-      );
+    console.log('| start | socket listening (ms) | "berth started" (ms) | RSS idle (MiB) |');
+    console.log('|---|---:|---:|---:|');
+    for (const entry of ['modules', 'bundle'] as const) {
+      for (const kind of ['fresh', 'restart'] as const) {
+        const runs = results[entry][kind];
+        const start = kind === 'fresh' ? 'empty data directory' : 'restart on the same data';
+        console.log(
+          `| ${ENTRIES[entry]}, ${start} | ${median(runs.map((r) => r.listening)).toFixed(0)} | ${median(runs.map((r) => r.started)).toFixed(0)} | ${median(runs.map((r) => r.idleRss)).toFixed(0)} |`,
+        );
+      }
     }
-    console.log(`| \`node -e 0\` (exit) | | ${median(results.node).toFixed(0)} |`);
-    console.log('\nlog of the last restart (ms from spawn):');
-    for (const mark of results.restart.at(-1)!.marks) console.log(`  ${String(mark.ms).padStart(5)}  ${mark.msg}`);
+    console.log(`| \`node -e 0\` (exit) | | ${median(results.node).toFixed(0)} | |`);
+    for (const entry of ['modules', 'bundle'] as const) {
+      console.log(`\nlog of the last restart of ${ENTRIES[entry]} (ms from spawn):`);
+      for (const mark of results[entry].restart.at(-1)!.marks) console.log(`  ${String(mark.ms).padStart(5)}  ${mark.msg}`);
+    }
   } finally {
     await env.stop();
   }

@@ -1,24 +1,16 @@
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Server } from '@grpc/grpc-js';
 import { loadFileDescriptorSetFromBuffer, loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { PACKAGE_ROOT } from '../package-root.js';
 
 /** The descriptor set `buf build` writes next to the generated code (see package.json). */
 function descriptorSetPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  // src/server → src/gen; dist/src/server → src/gen (the binary file is not copied by tsc).
-  for (const candidate of [join(here, '..', 'gen', 'berth.binpb'), join(here, '..', '..', '..', 'src', 'gen', 'berth.binpb')]) {
-    try {
-      readFileSync(candidate, { flag: 'r' });
-      return candidate;
-    } catch {
-      // try the next one
-    }
-  }
-  throw new Error('src/gen/berth.binpb is missing: run `npm run generate`');
+  const path = join(PACKAGE_ROOT ?? '.', 'src', 'gen', 'berth.binpb');
+  if (!existsSync(path)) throw new Error(`${path} is missing: run \`npm run generate\``);
+  return path;
 }
 
 /**

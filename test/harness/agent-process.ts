@@ -21,7 +21,7 @@ export interface AgentProcessOptions {
   crashPoint?: string;
   /** Merged over the test defaults, one level deep per section; other sections as given. */
   config?: Record<string, Record<string, unknown>>;
-  /** Run the compiled build (`dist/src/main.js`, after `npm run build`) rather than the sources through tsx. */
+  /** Run the build the `berth` bin runs (`dist/berth.mjs`, after `npm run build`) rather than the sources through tsx. */
   compiled?: boolean;
   /** Options for node itself, before the entry (e.g. --cpu-prof). */
   nodeArgs?: string[];
@@ -59,7 +59,7 @@ export async function startAgentProcess(options: AgentProcessOptions): Promise<A
   };
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const env = { ...process.env, BERTH_TEST_CRASH_POINT: options.crashPoint ?? '' };
-  const entry = options.compiled ? [join(REPO, 'dist/src/main.js')] : ['--import', 'tsx', join(REPO, 'src/main.ts')];
+  const entry = options.compiled ? [join(REPO, 'dist/berth.mjs')] : ['--import', 'tsx', join(REPO, 'src/main.ts')];
   const daemon = startDaemon(process.execPath, [...(options.nodeArgs ?? []), ...entry, '--config', configFile], join(options.dir, 'agent.log'), { cwd: REPO, env });
   const exited = new Promise<NodeJS.Signals | null>((resolveExit) => {
     if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) resolveExit(daemon.child.signalCode);

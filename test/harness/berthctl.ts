@@ -2,6 +2,8 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../src/cli/berthctl.ts', import.meta.url));
+/** The `berthctl` bin of the package, once built (`npm run build`, see test/harness/build.ts). */
+const BUILT_CLI = fileURLToPath(new URL('../../dist/berthctl.mjs', import.meta.url));
 
 export interface CliResult {
   code: number;
@@ -24,12 +26,14 @@ function collectOutput(child: ChildProcessWithoutNullStreams): ChildProcessWitho
 }
 
 /**
- * Starts berthctl as its own process (as a user runs it), with BERTH_ADDR unset unless given.
- * Its stdout is collected from the start, for `waitForOutput`.
+ * Starts berthctl as its own process (as a user runs it), with BERTH_ADDR unset unless given: the
+ * sources through tsx, or the package's built bin when `built`. Its stdout is collected from the
+ * start, for `waitForOutput`.
  */
-export function spawnBerthctl(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
+export function spawnBerthctl(args: string[], env: Record<string, string> = {}, built = false): ChildProcessWithoutNullStreams {
   const { BERTH_ADDR: _unset, ...inherited } = process.env;
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...inherited, ...env }, stdio: 'pipe' });
+  const entry = built ? [BUILT_CLI] : ['--import', 'tsx', CLI];
+  const child = spawn(process.execPath, [...entry, ...args], { env: { ...inherited, ...env }, stdio: 'pipe' });
   return collectOutput(child);
 }
 
@@ -46,8 +50,8 @@ export function spawnBerthctlOnTerminal(args: string[], columns = 120): ChildPro
 }
 
 /** Runs berthctl to its end: exit code and output. `input` is given on standard input. */
-export function berthctl(args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
-  const child = spawnBerthctl(args, options.env);
+export function berthctl(args: string[], options: { env?: Record<string, string>; input?: string; built?: boolean } = {}): Promise<CliResult> {
+  const child = spawnBerthctl(args, options.env, options.built);
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   child.stdin.end(options.input ?? '');

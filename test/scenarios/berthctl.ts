@@ -7,6 +7,9 @@ import { berthctl, spawnBerthctl, spawnBerthctlOnTerminal, waitForOutput } from 
 import { startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { textOnceServed } from '../harness/processes.js';
+import { startAgentProcess } from '../harness/agent-process.js';
+import { buildPackage } from '../harness/build.js';
+import { HealthCheckClient, ReflectionClient } from '../harness/grpc-clients.js';
 
 /** berthctl as a user runs it (its own process), against an agent on a real daemon. */
 export function berthctlScenarios(kind: RuntimeKind): void {
@@ -195,6 +198,41 @@ export function berthctlScenarios(kind: RuntimeKind): void {
       const info = await berthctl(['info'], { env: { BERTH_ADDR: address } });
       assert.equal(info.code, 0, info.stderr);
       assert.match(info.stdout, new RegExp(`^Runtime: +${kind} `, 'm'));
+    });
+
+    it("the package's bins, built (npm run build: dist/berth.mjs, dist/berthctl.mjs), serve and drive a task, with reflection and health", async () => {
+      await buildPackage();
+      const built = await startAgentProcess({
+        dir: mkdtempSync(join(tmpdir(), 'berth-built-')),
+        agentId: `built-${kind}`,
+        runtimeConfig: env.runtimeConfig,
+        compiled: true,
+        config: { images: { registryCredentials: { [env.registry.address]: env.credentials } } },
+      });
+      const reflection = new ReflectionClient(built.socketPath);
+      const health = new HealthCheckClient(built.socketPath);
+      try {
+        const builtCtl = (...args: string[]) => berthctl(['--addr', `unix://${built.socketPath}`, ...args], { built: true });
+        const run = await builtCtl('run', '-f', taskFile('berth-app.yaml'), '--id', 'built-1', '--wait');
+        assert.equal(run.code, 0, run.stderr);
+        assert.match(run.stdout, /^built-1\tcreated\tRUNNING$/m);
+        assert.match((await builtCtl('ps')).stdout, /^built-1 +greeter +RUNNING +1\/1 /m);
+        const logs = await builtCtl('logs', 'built-1', 'app');
+        assert.equal(logs.stdout, 'hello from greeter\n', logs.stderr);
+        // The dependencies that read files of their own package (.proto files) found them.
+        assert.deepEqual((await reflection.listServices()).filter((name) => name.startsWith('berth.') || name.startsWith('grpc.health')).sort(), [
+          'berth.agent.v1.TaskService',
+          'grpc.health.v1.Health',
+        ]);
+        assert.equal(await health.check(), 'SERVING');
+        const stop = await builtCtl('stop', 'built-1', '--wait');
+        assert.equal(stop.code, 0, stop.stderr);
+        assert.match(stop.stdout, /^built-1\tSTOPPED$/m);
+      } finally {
+        reflection.close();
+        health.close();
+        await built.stop();
+      }
     });
   });
 }

@@ -34,12 +34,13 @@ import { dockerLogLines, dockerSince, dockerTerminalLogLines } from './docker-lo
 import { namespaceTraffic } from '../net-dev.js';
 import { totalmem } from 'node:os';
 import { type DockerPullMessage, PullProgressTracker } from './docker-pull.js';
-import { createRequire } from 'node:module';
+import dockerModemHttp from 'docker-modem/lib/http.js';
 
 // docker-modem follows an HTTP redirect with a request of its own whose errors reach no handler
 // (an uncaught exception). dockerd has no reason to redirect the API: following none makes a
-// redirect an error of the call that got it.
-(createRequire(import.meta.url)('docker-modem/lib/http.js') as { maxRedirects: number }).maxRedirects = 0;
+// redirect an error of the call that got it. (A static import: the same module dockerode uses,
+// in the bundle too.)
+dockerModemHttp.maxRedirects = 0;
 import { withTimeout } from '../with-timeout.js';
 
 export interface DockerRuntimeOptions {

@@ -1,0 +1,16 @@
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { PACKAGE_ROOT } from '../../src/package-root.js';
+
+const REPO = PACKAGE_ROOT ?? resolve(import.meta.dirname, '../..');
+let built: Promise<void> | undefined;
+
+/**
+ * Builds the package as a user does (`npm run build`: the generated code, tsc's output in dist/,
+ * and the bundles the bins run, dist/berth.mjs and dist/berthctl.mjs), once per test process.
+ */
+export function buildPackage(): Promise<void> {
+  built ??= promisify(execFile)('npm', ['run', 'build'], { cwd: REPO, maxBuffer: 16 * 1024 * 1024 }).then(() => undefined);
+  return built;
+}
