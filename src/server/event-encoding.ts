@@ -1,6 +1,7 @@
 import type { EngineEvent } from '../engine/events/events.js';
-import { Event } from '../gen/berth/agent/v1/event.js';
+import { Event, Snapshot } from '../gen/berth/agent/v1/event.js';
 import { toPbEvent } from './mapping.js';
+import { lengthDelimited } from './wire-format.js';
 
 /**
  * Events encoded once for every watch stream. The event log hands every watcher that keeps up the
@@ -10,26 +11,12 @@ import { toPbEvent } from './mapping.js';
  */
 const encoded = new WeakMap<EngineEvent, { event: Buffer; response?: Buffer }>();
 
-/** Wire type 2 (length-delimited) tags. */
-const RESPONSE_EVENT_TAG = (2 << 3) | 2;
-const RESPONSE_EVENTS_TAG = (4 << 3) | 2;
-const BATCH_EVENT_TAG = (1 << 3) | 2;
-
-function varint(value: number): Buffer {
-  const bytes: number[] = [];
-  while (value > 0x7f) {
-    bytes.push((value & 0x7f) | 0x80);
-    value = Math.floor(value / 128);
-  }
-  bytes.push(value);
-  return Buffer.from(bytes);
-}
-
-/** A length-delimited field: tag, length, bytes. */
-function field(tag: number, parts: Buffer[]): Buffer[] {
-  const length = parts.reduce((sum, part) => sum + part.length, 0);
-  return [Buffer.of(tag), varint(length), ...parts];
-}
+/** Field numbers: WatchEventsResponse.snapshot, .event, .events; EventBatch.events; Snapshot.tasks. */
+const RESPONSE_SNAPSHOT_FIELD = 1;
+const RESPONSE_EVENT_FIELD = 2;
+const RESPONSE_EVENTS_FIELD = 4;
+const BATCH_EVENT_FIELD = 1;
+const SNAPSHOT_TASKS_FIELD = 2;
 
 function encodings(event: EngineEvent): { event: Buffer; response?: Buffer } {
   let entry = encoded.get(event);
@@ -48,16 +35,22 @@ export function encodedEvent(event: EngineEvent): Buffer {
 /** The bytes of a WatchEventsResponse carrying `event` alone. */
 export function eventResponse(event: EngineEvent): Buffer {
   const entry = encodings(event);
-  entry.response ??= Buffer.concat(field(RESPONSE_EVENT_TAG, [entry.event]));
+  entry.response ??= Buffer.concat(lengthDelimited(RESPONSE_EVENT_FIELD, [entry.event]));
   return entry.response;
 }
 
 /** The bytes of a WatchEventsResponse carrying `events` in one EventBatch. */
 export function eventBatchResponse(events: readonly EngineEvent[]): Buffer {
   return Buffer.concat(
-    field(
-      RESPONSE_EVENTS_TAG,
-      events.flatMap((event) => field(BATCH_EVENT_TAG, [encodedEvent(event)])),
+    lengthDelimited(
+      RESPONSE_EVENTS_FIELD,
+      events.flatMap((event) => lengthDelimited(BATCH_EVENT_FIELD, [encodedEvent(event)])),
     ),
   );
+}
+
+/** The bytes of a WatchEventsResponse carrying a part of a snapshot, its tasks encoded (see encodedPagesOf). */
+export function snapshotResponse(sequence: number, tasks: readonly Buffer[], more: boolean): Buffer {
+  const snapshot = [Buffer.from(Snapshot.encode({ sequence, tasks: [], more }).finish()), ...tasks.flatMap((task) => lengthDelimited(SNAPSHOT_TASKS_FIELD, [task]))];
+  return Buffer.concat(lengthDelimited(RESPONSE_SNAPSHOT_FIELD, snapshot));
 }

@@ -1,5 +1,9 @@
 import { InvalidArgumentError } from '../engine/errors.js';
+import type { TaskSnapshot } from '../engine/model/task-snapshot.js';
 import { Task } from '../gen/berth/agent/v1/task.js';
+import { ListTasksResponse } from '../gen/berth/agent/v1/task_service.js';
+import { toPbTask } from './mapping.js';
+import { lengthDelimited } from './wire-format.js';
 
 /** No page of tasks (ListTasks, a snapshot part) grows past this: clients take 4 MiB by default. */
 export const MAX_PAGE_BYTES = 3 * 1024 * 1024;
@@ -26,9 +30,20 @@ export function* boundedChunks<T>(items: Iterable<T>, maxCount: number, maxBytes
   if (chunk.length > 0) yield chunk;
 }
 
-/** Tasks cut into pages of at most `maxCount` tasks and MAX_PAGE_BYTES (a larger task alone). */
-export function pagesOf(tasks: Task[], maxCount = Number.MAX_SAFE_INTEGER): Generator<Task[]> {
-  return boundedChunks(tasks, maxCount, MAX_PAGE_BYTES, (task) => Task.encode(task).finish().length + 8);
+/** A task as a Task message, encoded. */
+const encodedTask = (task: TaskSnapshot): Buffer => Buffer.from(Task.encode(toPbTask(task)).finish());
+
+function* encodedOneByOne(tasks: Iterable<TaskSnapshot>): Generator<Buffer> {
+  for (const task of tasks) yield encodedTask(task);
+}
+
+/**
+ * Tasks as encoded Task messages, cut into pages of at most `maxCount` tasks and MAX_PAGE_BYTES (a
+ * larger task alone). Each task is encoded once, when its page is reached: a page's message is
+ * put together from these bytes.
+ */
+export function encodedPagesOf(tasks: Iterable<TaskSnapshot>, maxCount = Number.MAX_SAFE_INTEGER): Generator<Buffer[]> {
+  return boundedChunks(encodedOneByOne(tasks), maxCount, MAX_PAGE_BYTES, (task) => task.length + 8);
 }
 
 const encodeToken = (lastId: string) => Buffer.from(`after:${lastId}`, 'utf8').toString('base64url');
@@ -39,14 +54,21 @@ function decodeToken(token: string): string {
   return text.slice('after:'.length);
 }
 
-/** One page of tasks (already in id order) after `pageToken`, and the token of the next one. */
-export function pageOfTasks(tasks: Task[], pageSize: number, pageToken: string): { tasks: Task[]; nextPageToken: string } {
+/** Field number of ListTasksResponse.tasks. */
+const LIST_TASKS_FIELD = 1;
+
+/**
+ * One page of tasks (already in id order) after `pageToken`, and the token of the next one: the
+ * bytes of a ListTasksResponse. Only the tasks of the page are mapped and encoded, once.
+ */
+export function pageOfTasks(tasks: readonly TaskSnapshot[], pageSize: number, pageToken: string): Buffer {
   if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > MAX_PAGE_SIZE) {
     throw new InvalidArgumentError([{ field: 'page_size', description: `must be between 0 (for ${DEFAULT_PAGE_SIZE}) and ${MAX_PAGE_SIZE} (got ${pageSize})` }], 'invalid request');
   }
   const after = pageToken === '' ? undefined : decodeToken(pageToken);
-  const rest = after === undefined ? tasks : tasks.filter((t) => (t.definition?.id ?? '') > after);
-  const page = pagesOf(rest, pageSize || DEFAULT_PAGE_SIZE).next().value ?? [];
+  const rest = after === undefined ? tasks : tasks.filter((t) => t.definition.id > after);
+  const page: Buffer[] = encodedPagesOf(rest, pageSize || DEFAULT_PAGE_SIZE).next().value ?? [];
   const more = rest.length > page.length;
-  return { tasks: page, nextPageToken: more ? encodeToken(page.at(-1)?.definition?.id ?? '') : '' };
+  const nextPageToken = more ? encodeToken(rest[page.length - 1]?.definition.id ?? '') : '';
+  return Buffer.concat([ListTasksResponse.encode({ tasks: [], nextPageToken }).finish(), ...page.flatMap((task) => lengthDelimited(LIST_TASKS_FIELD, [task]))]);
 }

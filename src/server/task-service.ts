@@ -1,11 +1,12 @@
 import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { TaskStatus } from '../engine/model/status.js';
-import type { TaskServiceServer } from '../gen/berth/agent/v1/task_service.js';
+import type { ListTasksResponse, TaskServiceServer } from '../gen/berth/agent/v1/task_service.js';
 import { AGENT_VERSION } from '../version.js';
 import { toServiceError } from './error-status.js';
 import { durationToMs, fromPbLogStreams, fromPbTaskStatus, taskDefinitionInput, toPbContainerStats, toPbLogLine, toPbTask } from './mapping.js';
 import { pageOfTasks } from './paging.js';
+import { preEncoded } from './pre-encoded.js';
 import { forEachBatch, serveStream } from './streaming.js';
 import { watchEvents, type EventDeliveryObserver } from './watch-events.js';
 
@@ -43,11 +44,8 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
     getTask: unary((request) => ({ task: toPbTask(engine.getTask(request.taskId)) })),
     listTasks: unary((request) => {
       const statuses = request.statuses.map(fromPbTaskStatus).filter((s): s is TaskStatus => s !== undefined);
-      const tasks = engine
-        .listTasks({ statuses, family: request.family })
-        .sort((a, b) => (a.definition.id < b.definition.id ? -1 : a.definition.id > b.definition.id ? 1 : 0))
-        .map(toPbTask);
-      return pageOfTasks(tasks, request.pageSize, request.pageToken);
+      const tasks = engine.listTasks({ statuses, family: request.family }).sort((a, b) => (a.definition.id < b.definition.id ? -1 : a.definition.id > b.definition.id ? 1 : 0));
+      return preEncoded<ListTasksResponse>(pageOfTasks(tasks, request.pageSize, request.pageToken));
     }),
     exec: (call, callback) => {
       const { taskId, containerName, command, timeout } = call.request;

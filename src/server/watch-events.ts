@@ -3,9 +3,8 @@ import { InvalidArgumentError, WatcherTooSlowError } from '../engine/errors.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { WatchEventsRequest, WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
 import { toServiceError } from './error-status.js';
-import { encodedEvent, eventBatchResponse, eventResponse } from './event-encoding.js';
-import { toPbTask } from './mapping.js';
-import { boundedChunks, pagesOf } from './paging.js';
+import { encodedEvent, eventBatchResponse, eventResponse, snapshotResponse } from './event-encoding.js';
+import { boundedChunks, encodedPagesOf } from './paging.js';
 import { preEncoded } from './pre-encoded.js';
 import { writeMessage } from './streaming.js';
 
@@ -73,10 +72,10 @@ export async function watchEvents(
   const write = (message: WatchEventsResponse) => writeMessage(call, message, ended.signal);
   try {
     if (watch.snapshot) {
-      const parts = [...pagesOf(watch.snapshot.tasks.map(toPbTask))];
+      const parts = [...encodedPagesOf(watch.snapshot.tasks)];
       if (parts.length === 0) parts.push([]);
       for (const [i, tasks] of parts.entries()) {
-        await write({ kind: { $case: 'snapshot', value: { sequence: watch.snapshot.sequence, tasks, more: i < parts.length - 1 } } });
+        await write(preEncoded(snapshotResponse(watch.snapshot.sequence, tasks, i < parts.length - 1)));
       }
     }
     while (!ended.signal.aborted) {
