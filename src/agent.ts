@@ -21,6 +21,7 @@ import { DockerCredentials } from './secrets/docker-credentials.js';
 import { AgentServer } from './server/grpc-server.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
 import { InstrumentedRuntime } from './metrics/instrumented-runtime.js';
+import { WriteAheadRuntime } from './engine/store/write-ahead-runtime.js';
 import { MetricsServer } from './metrics/metrics-server.js';
 import { MetadataServer } from './metadata/metadata-server.js';
 import { MetadataTokens } from './metadata/metadata-tokens.js';
@@ -68,8 +69,14 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
   provide(c, TOKENS.metricsServer, { cfg: TOKENS.config, metrics: TOKENS.metrics, log: TOKENS.logger }, ({ cfg, metrics, log }) =>
     cfg.metrics.address ? new MetricsServer(metrics, cfg.metrics.address, log.child({ component: 'metrics' })) : undefined,
   );
-  // Every runtime call is timed for the metrics; the engine sees the same contract.
-  provide(c, TOKENS.runtime, { metrics: TOKENS.metrics }, ({ metrics }): ContainerRuntime => new InstrumentedRuntime(runtime, metrics));
+  // Every runtime call is timed for the metrics, and those that change the host wait until what
+  // the agent wrote before them is on the disk; the engine sees the same contract.
+  provide(
+    c,
+    TOKENS.runtime,
+    { metrics: TOKENS.metrics, store: TOKENS.stateStore },
+    ({ metrics, store }): ContainerRuntime => new WriteAheadRuntime(new InstrumentedRuntime(runtime, metrics), () => store.durable()),
+  );
   provide(
     c,
     TOKENS.runtimeMonitor,
@@ -102,7 +109,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
     c,
     TOKENS.eventLog,
     { store: TOKENS.stateStore, cfg: TOKENS.config },
-    ({ store, cfg }) => new EventLog(store.events, { maxWatcherLag: cfg.events.maxWatcherLag, recentEvents: cfg.events.keepInMemory }),
+    ({ store, cfg }) => new EventLog(store.events, { maxWatcherLag: cfg.events.maxWatcherLag, recentEvents: cfg.events.keepInMemory, durable: () => store.durable() }),
   );
   provide(c, TOKENS.engineSettings, { cfg: TOKENS.config }, ({ cfg }): EngineSettings => ({
     agentId: cfg.agentId,

@@ -383,6 +383,15 @@ export class TaskEngine {
     return { snapshot: { sequence, tasks }, watcher: this.events.watch(sequence + 1, taskIds) };
   }
 
+  /**
+   * Resolves once everything the engine has written so far is on the disk: an answer or a
+   * snapshot that shows the agent's state waits for it, so that a power cut cannot take back
+   * what a client was told.
+   */
+  durable(): Promise<void> {
+    return this.store.durable();
+  }
+
   agentInfo(): AgentInfo {
     return {
       agentId: this.settings.agentId,

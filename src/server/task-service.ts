@@ -19,22 +19,31 @@ export interface TaskServiceOptions {
   delivery?: EventDeliveryObserver;
 }
 
-/** Runs a unary handler body and answers with its result or its mapped error. */
-function unary<Req, Res>(body: (request: Req) => Res): handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    let response: Res;
-    try {
-      response = body(call.request);
-    } catch (error) {
-      callback(toServiceError(error));
-      return;
-    }
-    callback(null, response);
-  };
+/**
+ * Runs a unary handler body and answers with its result or its mapped error. The answer waits
+ * until what the agent wrote so far is on the disk (`durable`): a client is never told of a state
+ * a power cut could take back.
+ */
+function unaryAfter(durable: () => Promise<void>) {
+  return <Req, Res>(body: (request: Req) => Res): handleUnaryCall<Req, Res> =>
+    (call, callback) => {
+      let response: Res;
+      try {
+        response = body(call.request);
+      } catch (error) {
+        callback(toServiceError(error));
+        return;
+      }
+      durable().then(
+        () => callback(null, response),
+        (error: unknown) => callback(toServiceError(error)),
+      );
+    };
 }
 
 /** The berth.agent.v1.TaskService handlers: thin translations over the engine. */
 export function createTaskService(engine: TaskEngine, options: TaskServiceOptions): TaskServiceServer {
+  const unary = unaryAfter(() => engine.durable());
   return {
     runTask: unary((request) => {
       const { task, created } = engine.runTask(taskDefinitionInput(request.task));

@@ -72,6 +72,8 @@ export async function watchEvents(
   const write = (message: WatchEventsResponse) => writeMessage(call, message, ended.signal);
   try {
     if (watch.snapshot) {
+      // The state it shows is on the disk before a client sees it.
+      await engine.durable();
       const parts = [...encodedPagesOf(watch.snapshot.tasks)];
       if (parts.length === 0) parts.push([]);
       for (const [i, tasks] of parts.entries()) {

@@ -11,6 +11,7 @@ import type { EngineSettings } from '../../src/engine/engine-settings.js';
 import { EventLog } from '../../src/engine/events/event-log.js';
 import { HostResourceManager, type HostCapacity } from '../../src/engine/resources/host-resources.js';
 import { ImageManager, type ImageSettings } from '../../src/engine/images/image-manager.js';
+import { WriteAheadRuntime } from '../../src/engine/store/write-ahead-runtime.js';
 import { StateStore } from '../../src/engine/store/state-store.js';
 import type { EngineEvent } from '../../src/engine/events/events.js';
 import { RuntimeMonitor } from '../../src/engine/runtime-monitor.js';
@@ -77,10 +78,12 @@ export async function engineUnderTest(
   const secrets = new FakeSecrets();
   const log = pino({ level: 'silent' });
   const store = options.store ?? new StateStore(':memory:', { count: 10_000, maxAgeMs: 3_600_000 });
-  const events = new EventLog(store.events, { maxWatcherLag: 10_000, recentEvents: 2048 });
+  const events = new EventLog(store.events, { maxWatcherLag: 10_000, recentEvents: 2048, durable: () => store.durable() });
+  // As the agent wires it: changes to the host wait until the store's writes are on the disk.
+  const writeAhead = new WriteAheadRuntime(runtime, () => store.durable());
   const monitor = new RuntimeMonitor(runtime, { checkIntervalMs: 60_000, initialBackoffMs: 100, maxBackoffMs: 1000 }, log);
   const engine = new TaskEngine({
-    runtime,
+    runtime: writeAhead,
     monitor,
     events,
     store,
@@ -108,7 +111,7 @@ export async function engineUnderTest(
       },
     },
     resources: new HostResourceManager({ ...UNIT_CAPACITY, ...options.capacity }, async () => true, store),
-    images: new ImageManager(runtime, { ...UNIT_IMAGE_SETTINGS, ...options.images }, log, store),
+    images: new ImageManager(writeAhead, { ...UNIT_IMAGE_SETTINGS, ...options.images }, log, store),
     network: {
       // Unit tests run no CNI-networked task: no plugin is ever looked for.
       networking:

@@ -14,8 +14,16 @@ export interface EventLogOptions {
    * are fed from memory; those further behind, replaying, read the store.
    */
   recentEvents?: number;
+  /**
+   * Resolves once the store's writes so far have reached the disk (StateStore.durable): events
+   * are delivered only then. Without it, an event is delivered once it has committed.
+   */
+  durable?: () => Promise<void>;
   now?: () => Date;
 }
+
+/** How long delivery waits before it tries again when the store could not make its events durable. */
+const DURABLE_RETRY_MS = 1000;
 
 /**
  * Numbers every state change, stores it, and lets any number of watchers read the log from any
@@ -29,6 +37,9 @@ export class EventLog {
   private readonly now: () => Date;
   private readonly recent: RecentEvents;
   private notifyQueued = false;
+  /** The newest sequence watchers may deliver: committed, and on the disk. */
+  private deliverable: number;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: EventStore,
@@ -36,6 +47,8 @@ export class EventLog {
   ) {
     this.now = options.now ?? (() => new Date());
     this.recent = new RecentEvents(options.recentEvents ?? 0, store.latestSequence() + 1);
+    // What the store holds when the log opens was delivered before, or may be now.
+    this.deliverable = store.latestSequence();
   }
 
   /**
@@ -51,8 +64,10 @@ export class EventLog {
   }
 
   /**
-   * Tells the watchers once the current synchronous work is done: by then the transaction that
-   * stored the event has committed, so no watcher can deliver an event a crash could take back.
+   * Tells the watchers once the current synchronous work is done and what it wrote is on the
+   * disk: by then the transaction that stored the event has committed and its fsync has ended, so
+   * no watcher can deliver an event a crash or a power cut could take back. Events committed while
+   * one fsync runs are made durable by the next, together.
    */
   private notifyWatchers(): void {
     if (this.notifyQueued) return;
@@ -61,8 +76,24 @@ export class EventLog {
       this.notifyQueued = false;
       crashPoint('event-saved');
       const latest = this.store.latestSequence();
-      for (const watcher of this.watchers) watcher.notify(latest, this.options.maxWatcherLag);
+      if (!this.options.durable) return this.deliverUpTo(latest);
+      this.options.durable().then(
+        () => this.deliverUpTo(latest),
+        // The store counts as failing meanwhile; the events wait for an fsync that works.
+        () => {
+          this.retryTimer ??= setTimeout(() => {
+            this.retryTimer = undefined;
+            this.notifyWatchers();
+          }, DURABLE_RETRY_MS).unref();
+        },
+      );
     });
+  }
+
+  private deliverUpTo(sequence: number): void {
+    if (sequence <= this.deliverable) return;
+    this.deliverable = sequence;
+    for (const watcher of this.watchers) watcher.notify(sequence, this.options.maxWatcherLag);
   }
 
   latestSequence(): number {
@@ -93,12 +124,14 @@ export class EventLog {
   }
 
   /**
-   * Up to `limit` committed events from `from` on: from memory when they are still there, else
-   * from the store. Called outside any transaction, so every event up to the store's latest
-   * sequence has committed (one appended in a transaction that rolled back is past it).
+   * Up to `limit` deliverable events from `from` on: from memory when they are still there, else
+   * from the store. Deliverable events have committed (one appended in a transaction that rolled
+   * back is past the store's latest sequence) and reached the disk.
    */
   read(from: number, limit: number): EngineEvent[] {
-    return this.recent.read(from, this.store.latestSequence(), limit) ?? this.store.readFrom(from, limit);
+    const upTo = Math.min(this.deliverable, this.store.latestSequence());
+    if (from > upTo) return [];
+    return this.recent.read(from, upTo, limit) ?? this.store.readFrom(from, Math.min(limit, upTo - from + 1));
   }
 }
 

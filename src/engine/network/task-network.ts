@@ -14,6 +14,8 @@ export interface CniAttachmentStore {
   saveCniAttachment(attachment: CniAttachmentRecord): void;
   loadCniAttachments(): CniAttachmentRecord[];
   deleteCniAttachment(key: Pick<CniAttachmentRecord, 'network' | 'containerId' | 'ifName'>): void;
+  /** Resolves once the writes so far are on the disk. */
+  durable(): Promise<void>;
 }
 
 /** A task's place on its CNI network, as clients see it. */
@@ -100,6 +102,8 @@ export class TaskNetworking {
       };
       this.store.saveCniAttachment(record);
       this.attachments.set(task.id, record);
+      // The attachment is on the disk before any plugin runs.
+      await this.store.durable();
       await this.namespaces.attach(name, pid);
       crashPoint('before-network-add');
       const result = await this.invoker.add(list, this.runtimeConf(record, record.netns)).catch((error: unknown) => {
@@ -134,6 +138,8 @@ export class TaskNetworking {
   async tearDown(taskId: string): Promise<void> {
     const name = this.namespaceName(taskId);
     const a = this.attachments.get(taskId);
+    // What ADD left (its result, its failure) is on the disk before DEL runs.
+    await this.store.durable();
     // ADD that failed its VERSION check ran no plugin: there is nothing to delete.
     if (a && a.addFailure?.command !== 'VERSION') {
       const list = parseNetworkConfigList(a.config, `the saved network of task "${taskId}"`);

@@ -8,6 +8,7 @@ import type { TaskResources } from '../model/task-snapshot.js';
 import { migrate } from './migrations.js';
 import type { CniAttachmentRecord, ContainerRecord, ContainerState, ImageRecordRow, TaskRecord, TaskState } from './records.js';
 import { SqliteEventStore, type EventRetention } from './sqlite-event-store.js';
+import { type FileSync, GroupCommit } from './group-commit.js';
 
 /** Commits and the time they took, for the benchmark of the store's cost. */
 export interface WriteStats {
@@ -42,9 +43,11 @@ interface ContainerRow {
 
 /**
  * The agent's state in one SQLite file: tasks and their containers, host resource reservations,
- * images, the event log and CNI attachments. WAL mode with synchronous=FULL: a write has reached the
- * disk when its call returns, so nothing the agent acted on is lost to a crash or a power cut.
- * All calls are synchronous; `transaction` groups writes that must land together.
+ * images, the event log and CNI attachments. All calls are synchronous; `transaction` groups
+ * writes that must land together. WAL mode with synchronous=NORMAL: a write is in the log when its
+ * call returns (a crash of the agent loses nothing), and `durable()` resolves once it has reached
+ * the disk too (a power cut loses nothing either): see GroupCommit. Nothing the agent acts on is
+ * lost: events, answers and changes to the host wait for `durable()`.
  */
 export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
   readonly events: SqliteEventStore;
@@ -54,21 +57,40 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
   private readonly db: Database;
   private readonly statements: Statements;
   private readonly stats: WriteStats = { commits: 0, totalMs: 0 };
+  private readonly groupCommit: GroupCommit;
 
-  /** Opens (creating if needed) the store at `path`; ':memory:' keeps it in memory (unit tests). */
-  constructor(path: string, retention: EventRetention) {
+  /**
+   * Opens (creating if needed) the store at `path`; ':memory:' keeps it in memory (unit tests).
+   * `sync` flushes the log file to the disk (fsync in the thread pool; tests hold it back).
+   */
+  constructor(path: string, retention: EventRetention, sync?: FileSync) {
     super();
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.db = new BetterSqlite3(path);
     // The file holds registry credentials of task definitions: only the agent's user reads it.
     if (path !== ':memory:') chmodSync(path, 0o600);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.statements = prepareStatements(this.db);
+    this.groupCommit = new GroupCommit(path === ':memory:' ? undefined : `${path}-wal`, sync);
     this.events = new SqliteEventStore(this.db, retention, (fn) => this.transaction(fn));
+  }
+
+  /**
+   * Resolves once every write made before the call has reached the disk. Rejects with
+   * StoreUnavailableError when the disk refused it (the store then counts as failing, as when a
+   * write fails).
+   */
+  async durable(): Promise<void> {
+    try {
+      await this.groupCommit.durable();
+    } catch (error) {
+      this.fail(`fsync of the write-ahead log: ${(error as Error).message}`);
+      throw new StoreUnavailableError(this.failureReason ?? 'fsync failed');
+    }
   }
 
   /**
@@ -92,6 +114,7 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
       }
       throw error;
     }
+    this.groupCommit.committedOne();
     this.stats.commits++;
     this.stats.totalMs += performance.now() - started;
     return result;
@@ -254,6 +277,7 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
 
   close(): void {
     clearTimeout(this.probeTimer);
+    this.groupCommit.close();
     if (this.db.open) this.db.close();
   }
 }
