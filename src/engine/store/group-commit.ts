@@ -77,7 +77,15 @@ export class GroupCommit {
 
   private async syncLog(): Promise<void> {
     if (this.walPath === undefined || this.closed) return;
-    this.fd ??= openSync(this.walPath, 'r');
+    if (this.fd === undefined) {
+      try {
+        this.fd = openSync(this.walPath, 'r');
+      } catch (error) {
+        // No log file: no commit is waiting in one.
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw error;
+      }
+    }
     this.syncs++;
     await this.sync(this.fd);
   }
