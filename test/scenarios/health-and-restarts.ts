@@ -123,8 +123,11 @@ export function healthScenarios(kind: RuntimeKind): void {
 
         // Stop while it waits out its back-off: it is not started again. (The back-off it was in is
         // the last one announced before the stop, whenever the events reach this client.)
-        const seen = watch.events.filter(restartNotice(id)).length;
-        await watch.waitFor('next back-off', () => watch.events.filter(restartNotice(id)).length > seen, 30_000);
+        // A new back-off is a notice after one more restart: an event that repeats the notice while
+        // its restart is under way (the runtime's start event can come first) is not one.
+        const countOf = (e: Event) => (e.change?.$case === 'container' ? (e.change.value.container?.restartCount ?? 0) : 0);
+        const counted = Math.max(...watch.events.filter(restartNotice(id)).map(countOf));
+        await watch.waitFor('next back-off', () => watch.events.some((e) => restartNotice(id)(e) && countOf(e) > counted), 30_000);
         await stop(id);
         const stopped = await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED));
         const waiting = watch.events.filter((e) => restartNotice(id)(e) && e.sequence < stopped.sequence).at(-1)!;
