@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
+import { type EventEmitter, once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
@@ -44,6 +44,25 @@ async function runWriter(args: Record<string, string>, stdout: string, stderr = 
   return { log: readFileSync(file, 'utf8').split('\n').filter(Boolean), forwarding };
 }
 
+/**
+ * Counts the connections `server` has seen closed. The writer's exit can reach this process before
+ * the last bytes it sent are read: a connection's close is what says everything on it has been.
+ * `event` is the one that hands the server a connection it reads from ('secureConnection' for TLS).
+ */
+function closedConnections(server: EventEmitter, event = 'connection'): { count(n: number): Promise<void> } {
+  let closed = 0;
+  const waiting: { n: number; resolve: () => void }[] = [];
+  server.on(event, (socket: Socket) =>
+    socket.on('close', () => {
+      closed += 1;
+      for (const wait of waiting.filter((w) => w.n <= closed)) wait.resolve();
+    }),
+  );
+  return {
+    count: (n) => (closed >= n ? Promise.resolve() : new Promise((resolve) => waiting.push({ n, resolve }))),
+  };
+}
+
 describe("berth's log writer: the syslog driver on containerd (RFC 5424)", () => {
   it('sends each line over TCP, octet-counted, stdout at info and stderr at err of the facility, with the tag', async () => {
     const received: string[] = [];
@@ -57,13 +76,15 @@ describe("berth's log writer: the syslog driver on containerd (RFC 5424)", () =>
         }
       }),
     );
+    const closed = closedConnections(server);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const { port } = server.address() as { port: number };
     const { log, forwarding } = await runWriter({ 'syslog-address': `tcp://127.0.0.1:${port}`, 'syslog-facility': '19', tag: 'web' }, 'hello\nworld\n', 'oops\n');
+    assert.equal(forwarding, '', 'nothing dropped');
+    await closed.count(1);
     server.close();
     assert.equal(log.length, 3, 'the local copy is kept');
-    assert.equal(forwarding, '', 'nothing dropped');
     const pattern = /^<(\d+)>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z \S+ web - - - (.*)$/;
     assert.deepEqual(
       received.map((m) => pattern.exec(m)?.slice(1)).sort(),
@@ -131,6 +152,7 @@ describe("berth's log writer: the syslog driver on containerd (RFC 5424)", () =>
       peers.push(String(socket.getPeerCertificate().subject?.CN));
       socket.on('data', (chunk: Buffer) => received.push(chunk.toString('utf8')));
     });
+    const closed = closedConnections(tls, 'secureConnection');
     tls.listen(0, '127.0.0.1');
     await once(tls, 'listening');
     const port = (tls.address() as { port: number }).port;
@@ -138,6 +160,7 @@ describe("berth's log writer: the syslog driver on containerd (RFC 5424)", () =>
       { 'syslog-address': `tcp+tls://127.0.0.1:${port}`, 'syslog-facility': '3', 'syslog-tls-ca-cert': ca.certFile, 'syslog-tls-cert': client.certFile, 'syslog-tls-key': client.keyFile },
       'secure line\n',
     );
+    if (forwarding === '') await closed.count(1);
     // A server the CA did not sign is not sent anything.
     const stranger = new TestPki();
     const strangerCa = stranger.authority('other-ca');
@@ -155,12 +178,14 @@ describe("berth's log writer: the fluentd driver on containerd (Forward protocol
   it('sends [tag, time, {container_id, container_name, source, log}, {}] per line, as Docker does, with EventTime when asked', async () => {
     const chunks: Buffer[] = [];
     const server = createServer((socket: Socket) => socket.on('data', (chunk: Buffer) => chunks.push(chunk)));
+    const closed = closedConnections(server);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const address = `tcp://127.0.0.1:${(server.address() as { port: number }).port}`;
     const before = Math.floor(Date.now() / 1000);
     await runWriter({ 'fluentd-address': address, tag: 'web', 'container-name': '/shop' }, 'hello\n', 'oops\n');
     await runWriter({ 'fluentd-address': address, 'fluentd-sub-second-precision': 'true', 'container-name': '/shop' }, 'precise\n');
+    await closed.count(2);
     server.close();
     const { values, rest } = decodeMessagePack(Buffer.concat(chunks));
     assert.equal(rest.length, 0, 'whole messages only');
@@ -185,13 +210,16 @@ describe("berth's log writer: unix stream destinations", () => {
     const received: Buffer[] = [];
     const server = createServer((socket: Socket) => socket.on('data', (chunk: Buffer) => received.push(chunk)));
     const path = join(dir, 'stream.sock');
+    const closed = closedConnections(server);
     server.listen(path);
     await once(server, 'listening');
     await runWriter({ 'syslog-address': `unix://${path}`, 'syslog-facility': '3', tag: 'app' }, 'over a stream\n');
+    await closed.count(1);
     const syslog = Buffer.concat(received.splice(0)).toString('utf8');
     assert.match(syslog, /^(\d+) <30>1 \S+ \S+ app - - - over a stream$/);
     assert.equal(Number(/^(\d+) /.exec(syslog)![1]), syslog.length - syslog.indexOf(' ') - 1, 'the count is the message length');
     await runWriter({ 'fluentd-address': `unix://${path}`, tag: 'app', 'container-name': '/app' }, 'forwarded\n');
+    await closed.count(2);
     server.close();
     const { values } = decodeMessagePack(Buffer.concat(received));
     assert.deepEqual(
