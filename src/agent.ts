@@ -135,7 +135,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
     const { cni } = cfg.network;
     const invoker = new CniInvoker({ pluginDirs: cni.pluginDirs, timeoutMs: cni.pluginTimeoutMs });
     const networking = new TaskNetworking(
-      { agentId: cfg.agentId, list: cni.config, ifName: cni.interfaceName },
+      { agentId: cfg.agentId, list: cni.config, ifName: cni.interfaceName, warmPoolSize: cni.warmPoolSize },
       invoker,
       new NetworkNamespaces(cni.pluginTimeoutMs),
       store,

@@ -123,6 +123,11 @@ export interface BerthConfig {
       interfaceName: string;
       /** Longest one plugin run may take. */
       pluginTimeoutMs: number;
+      /**
+       * Network namespaces kept ready with ADD done, for tasks that map no host port, on a runtime
+       * whose containers join a namespace by its path (containerd); 0: none.
+       */
+      warmPoolSize: number;
     };
   };
   /** Bounds on what one request may carry (src/engine/admission/request-limits.ts; README, Limits). */
@@ -208,7 +213,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
     network: {
       pauseImage: 'registry.k8s.io/pause:3.9',
       // `config` (inline) or `configFile` (a .conflist file) replace berth's default network.
-      cni: { pluginDirs: ['/usr/lib/cni', '/opt/cni/bin'], interfaceName: 'eth0', pluginTimeout: '1m' },
+      cni: { pluginDirs: ['/usr/lib/cni', '/opt/cni/bin'], interfaceName: 'eth0', pluginTimeout: '1m', warmPoolSize: 0 },
     },
   };
 }
@@ -413,6 +418,7 @@ export function compileConfig(raw: Raw): BerthConfig {
         config: read.networkConfigList('network.cni.config', 'network.cni.configFile'),
         interfaceName: read.string('network.cni.interfaceName', /^[A-Za-z0-9_.-]{1,15}$/),
         pluginTimeoutMs: read.duration('network.cni.pluginTimeout', 100),
+        warmPoolSize: read.integer('network.cni.warmPoolSize', 0, 64),
       },
     },
   };

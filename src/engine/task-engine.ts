@@ -29,10 +29,12 @@ import { ResourceQueue } from './resources/resource-queue.js';
 import type { EventLog, EventWatcher } from './events/event-log.js';
 import { LABELS } from './tasks/labels.js';
 import { ManagedTask } from './tasks/managed-task.js';
+import { PAUSE_CONTAINER } from './tasks/pause-container.js';
 import { RuntimeSync } from './runtime-sync.js';
 import type { RuntimeAvailability, RuntimeMonitor } from './runtime-monitor.js';
 import type { TaskStatus } from './model/status.js';
 import type { StateStore } from './store/state-store.js';
+import type { TaskRecord } from './store/records.js';
 import { sameDefinition, type TaskDefinition } from './model/task-definition.js';
 import type { TaskResources, TaskSnapshot } from './model/task-snapshot.js';
 import { validateTaskDefinition, type TaskDefinitionInput } from './admission/task-validation.js';
@@ -192,7 +194,11 @@ export class TaskEngine {
     this.store.on('change', this.onStoreChange);
     await this.monitor.start();
     this.restoreTasks();
-    void this.network.networking.releaseStrays(new Set(this.tasks.keys()));
+    const networking = this.network.networking;
+    // Warm namespaces serve tasks without a pause container, which joins a namespace by its path.
+    void networking.releaseStrays(new Set(this.tasks.keys())).then(() => {
+      if (this.runtime.joinsNetworkNamespaces && !this.shutdown.signal.aborted) networking.startWarmPool();
+    });
     this.sync.start();
     this.images.startCleanup();
   }
@@ -205,6 +211,7 @@ export class TaskEngine {
     this.images.stop();
     for (const task of this.tasks.values()) task.dispose();
     await this.sync.stop();
+    await this.network.networking.stop();
   }
 
   runTask(input: TaskDefinitionInput): { task: TaskSnapshot; created: boolean } {
@@ -251,15 +258,28 @@ export class TaskEngine {
     return definition.networkMode === 'task' || (definition.networkMode === 'bridge' && !this.runtime.hasBridgeNetwork);
   }
 
-  /** Images a task uses, its pause container's included. */
-  private imagesOf(definition: TaskDefinition): string[] {
-    const images = definition.containers.map((c) => canonicalImage(c.image));
-    return this.usesCni(definition) ? [canonicalImage(this.network.pauseImage), ...images] : images;
+  /**
+   * Whether a pause container holds a CNI-networked task's namespaces. The network namespace alone
+   * berth makes itself, on a runtime whose containers join one by its path (containerd, as its CRI
+   * does); a pause container holds it where they can only join another container's (Docker), and
+   * holds the process and IPC namespaces of a task whose containers share them. A task restored
+   * with a pause container keeps it.
+   */
+  private usesPause(definition: TaskDefinition, restored?: TaskRecord): boolean {
+    if (restored) return restored.containers.some((c) => c.name === PAUSE_CONTAINER);
+    return !this.runtime.joinsNetworkNamespaces || definition.pidMode === 'task' || definition.ipcMode === 'task';
   }
 
-  private createTask(definition: TaskDefinition): ManagedTask {
+  /** Images a task uses, its pause container's included. */
+  private imagesOf(definition: TaskDefinition, restored?: TaskRecord): string[] {
+    const images = definition.containers.map((c) => canonicalImage(c.image));
+    return this.usesCni(definition) && this.usesPause(definition, restored) ? [canonicalImage(this.network.pauseImage), ...images] : images;
+  }
+
+  private createTask(definition: TaskDefinition, restored?: TaskRecord): ManagedTask {
+    const cni = this.usesCni(definition) ? { networking: this.network.networking, pauseImage: this.usesPause(definition, restored) ? this.network.pauseImage : undefined } : undefined;
     return new ManagedTask(definition, {
-      cni: this.usesCni(definition) ? this.network : undefined,
+      cni,
       metadata: this.network.metadata,
       agentId: this.settings.agentId,
       actions: this.actions,
@@ -289,13 +309,13 @@ export class TaskEngine {
     const queued: ManagedTask[] = [];
     const disallowed: [ManagedTask, string][] = [];
     for (const record of this.store.loadTasks()) {
-      const task = this.createTask(record.definition);
+      const task = this.createTask(record.definition, record);
       task.restore(record);
       const refusal = record.state.desiredStatus === 'STOPPED' ? undefined : this.refusal(record.definition);
       if (refusal) disallowed.push([task, refusal]);
       this.tasks.set(task.id, task);
       for (const c of record.containers) if (c.runtimeId) this.byRuntimeId.set(c.runtimeId, task);
-      for (const image of this.imagesOf(record.definition)) this.images.use(task.id, image, { restored: true });
+      for (const image of this.imagesOf(record.definition, record)) this.images.use(task.id, image, { restored: true });
       const held = reservations.get(task.id);
       reservations.delete(task.id);
       if (record.state.knownStatus === 'STOPPED') {

@@ -26,6 +26,9 @@ export class InstrumentedRuntime implements ContainerRuntime {
   get hasBridgeNetwork() {
     return this.inner.hasBridgeNetwork;
   }
+  get joinsNetworkNamespaces() {
+    return this.inner.joinsNetworkNamespaces;
+  }
 
   get opensStdinWithoutTerminal() {
     return this.inner.opensStdinWithoutTerminal;

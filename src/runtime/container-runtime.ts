@@ -39,6 +39,11 @@ export interface ContainerRuntime {
   readonly name: RuntimeName;
   /** Whether network mode "bridge" (with port mappings) is the runtime's own; otherwise CNI provides it. */
   readonly hasBridgeNetwork: boolean;
+  /**
+   * Whether a container can join a network namespace given by its path (network "namespace"),
+   * not only another container's.
+   */
+  readonly joinsNetworkNamespaces: boolean;
   /** Whether a container without a terminal can have an open standard input (interactive). */
   readonly opensStdinWithoutTerminal: boolean;
 

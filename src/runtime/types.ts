@@ -41,9 +41,11 @@ export interface ImageInfo {
 
 /**
  * none: a namespace of its own with loopback only; host: the host's; bridge: the runtime's own
- * bridge (where it has one); container: the namespace of another container (`networkContainer`).
+ * bridge (where it has one); container: the namespace of another container (`networkContainer`);
+ * namespace: a named namespace the caller made (`networkNamespacePath`), on a runtime that can
+ * join one (`joinsNetworkNamespaces`).
  */
-export type NetworkMode = 'none' | 'host' | 'bridge' | 'container';
+export type NetworkMode = 'none' | 'host' | 'bridge' | 'container' | 'namespace';
 export type Protocol = 'tcp' | 'udp';
 
 export interface PortSpec {
@@ -89,6 +91,8 @@ export interface ContainerSpec {
   network: NetworkMode;
   /** For network "container": the container whose network namespace is joined, and that namespace's path. */
   networkContainer?: { id: string; netnsPath: string };
+  /** For network "namespace": the path of the network namespace the container joins (/run/netns/…). */
+  networkNamespacePath?: string;
   ports: PortSpec[];
   /** Maximum number of processes; 0 for none. */
   pidsLimit?: number;

@@ -21,6 +21,7 @@ import type {
  */
 export class FakeRuntime implements ContainerRuntime {
   readonly hasBridgeNetwork = true;
+  joinsNetworkNamespaces = false;
   opensStdinWithoutTerminal = true;
   logConfigurationProblem(): undefined {
     return undefined;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/tasks/labels.js';
@@ -38,6 +38,8 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
     const stop = (id: string) => agent.calls.stop(id, 'test');
     const get = (id: string, on: TestAgent = agent) => on.calls.get(id);
     const pauseContainers = (id: string) => env.runtime.listContainers({ [LABELS.taskId]: id, [LABELS.containerName]: PAUSE_CONTAINER });
+    // containerd's containers join the namespace berth makes; Docker's join a pause container's.
+    const pausesPerTask = kind === 'docker' ? 1 : 0;
     const namespaceOf = (a: TestAgent, id: string) => `/run/netns/berth-${a.config.agentId}-${id}`;
 
     it('gives the task one namespace: its containers talk over localhost, a mapped host port reaches it from 127.0.0.1, its address is reported', async () => {
@@ -77,9 +79,12 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         assert.ok(inSubnet(network.ipAddresses[0]!, env.network.subnet), `${network.ipAddresses[0]} in ${env.network.subnet}`);
         assert.deepEqual(networkEvent.change?.$case === 'network' && networkEvent.change.value.network, network);
         assert.deepEqual(env.network.allocatedAddresses(), [network.ipAddresses[0]!.split('/')[0]]);
-        // The pause container is the agent's, not the client's: GetTask does not show it.
+        // A pause container is the agent's, not the client's: GetTask does not show it.
         assert.deepEqual(snapshot?.containers.map((c) => c.name).sort(), ['client', 'web']);
-        assert.equal((await pauseContainers(id)).length, 1);
+        assert.equal((await pauseContainers(id)).length, pausesPerTask);
+        // The container is in the namespace named after the task, which the address was given in.
+        const { output: netns } = await agent.calls.shell(id, 'web', 'readlink /proc/self/ns/net');
+        assert.equal(netns, `net:[${statSync(namespaceOf(agent, id)).ino}]`);
 
         // portmap: the dynamic host port, reserved by berth, reaches the task from 127.0.0.1.
         const binding = containerOf(snapshot, 'web').portBindings[0]!;
@@ -120,6 +125,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         }
         assert.equal(env.network.allocatedAddresses().length, 50);
         assert.equal(env.network.bridgePorts().length, 50);
+        assert.equal((await env.runtime.listContainers({ [LABELS.agentId]: agent.config.agentId, [LABELS.containerName]: PAUSE_CONTAINER })).length, 50 * pausesPerTask);
         await Promise.all(ids.map((id) => stop(id)));
         await Promise.all(ids.map((id) => watch.waitForEvent(`${id} STOPPED`, is.task(id, TaskStatus.TASK_STATUS_STOPPED), 300_000)));
       });
@@ -131,6 +137,77 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         [],
       );
     });
+
+    if (kind === 'containerd') {
+      it('keeps warm namespaces ready: a task without host ports takes one, one with host ports makes its own; none is left after a stop or a SIGKILL', async () => {
+        const dir = mkdtempSync(join(env.dir, 'agent-'));
+        const agentId = 'warmpool';
+        const warmNamespaces = () => readdirSync('/run/netns').filter((n) => n.startsWith(`berth-${agentId}-warm-`));
+        const networkConfig = { ...env.networkConfig, cni: { ...env.networkConfig.cni, warmPoolSize: 2 } };
+        const start = () => startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, networkConfig, config: { resources: { dynamicPortRange: '40300-40309' } } });
+        const poolReady = (count: number) =>
+          waitUntil(`${count} warm namespaces`, 60_000, async () => (env.network.allocatedAddresses().length === count && warmNamespaces().length === count ? true : undefined));
+        let agentProcess = await start();
+        try {
+          await poolReady(2);
+          const warmAddresses = env.network.allocatedAddresses();
+          const plain = taskId('warm');
+          const ported = taskId('warm-ports');
+          await watching(agentProcess.client, { taskIds: [plain, ported] }, async (watch) => {
+            await agentProcess.calls.run(task(plain, [container('app', env.image, { ...creds(), command: ['httpd', '-f', '-p', '8080', '-h', '/www'] })], TASK_MODE));
+            await agentProcess.calls.run(
+              task(
+                ported,
+                [
+                  container('app', env.image, {
+                    ...creds(),
+                    command: ['httpd', '-f', '-p', '8080', '-h', '/www'],
+                    portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '', containerPortRange: '' }],
+                  }),
+                ],
+                TASK_MODE,
+              ),
+            );
+            await watch.waitForEvent('plain RUNNING', is.task(plain, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+            await watch.waitForEvent('ported RUNNING', is.task(ported, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+          });
+          const plainAddress = (await agentProcess.calls.get(plain))?.network?.ipAddresses[0]?.split('/')[0];
+          const portedTask = await agentProcess.calls.get(ported);
+          const portedAddress = portedTask?.network?.ipAddresses[0]?.split('/')[0];
+          assert.ok(plainAddress && warmAddresses.includes(plainAddress), `the task without host ports has a warm namespace's address (${plainAddress} in ${warmAddresses.join(', ')})`);
+          assert.ok(portedAddress && !warmAddresses.includes(portedAddress), 'the task with a host port has an address of its own');
+          // The warm namespace's container serves on its address; the other's host port reaches it.
+          const { output: served } = await agentProcess.calls.shell(ported, 'app', `wget -q -O - http://${plainAddress}:8080/index.html`);
+          assert.equal(served, 'hello from berth');
+          assert.equal(await textOnceServed(`http://127.0.0.1:${containerOf(portedTask, 'app').portBindings[0]!.hostPort}/index.html`), 'hello from berth\n');
+          // The one taken was made again: two warm namespaces, two tasks.
+          await poolReady(4);
+          await watching(agentProcess.client, { taskIds: [plain, ported] }, async (watch) => {
+            await agentProcess.calls.stop(plain, 'test');
+            await agentProcess.calls.stop(ported, 'test');
+            await watch.waitForEvent('plain STOPPED', is.task(plain, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+            await watch.waitForEvent('ported STOPPED', is.task(ported, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+          });
+          assert.equal(env.network.allocatedAddresses().length, 2, 'only the warm ones are held');
+          assert.equal(env.network.bridgePorts().length, 2);
+          // A SIGKILL leaves the warm namespaces; the next start deletes them and makes new ones.
+          const before = warmNamespaces();
+          await agentProcess.kill();
+          agentProcess = await start();
+          await waitUntil('the leftover warm namespaces deleted', 60_000, async () => (warmNamespaces().some((n) => before.includes(n)) ? undefined : true));
+          await poolReady(2);
+          // A clean stop deletes them.
+          await agentProcess.stop();
+          assert.deepEqual(warmNamespaces(), []);
+          assert.deepEqual(env.network.allocatedAddresses(), []);
+          assert.deepEqual(env.network.bridgePorts(), []);
+          assert.deepEqual(env.network.natRules(), []);
+        } finally {
+          await agentProcess.stop();
+          for (const c of await env.runtime.listContainers({ [LABELS.agentId]: agentId })) await env.runtime.removeContainer(c.id);
+        }
+      });
+    }
 
     describe('with a plugin that fails', () => {
       let broken: TestNetwork;
@@ -145,7 +222,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         broken?.remove();
       });
 
-      it("ends the task STOPPED with the plugin's message, starts none of its containers and removes the pause container", async () => {
+      it("ends the task STOPPED with the plugin's message, starts none of its containers and removes any pause container", async () => {
         const id = taskId('badnet');
         await watching(brokenAgent.client, { taskIds: [id] }, async (watch) => {
           await run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE), brokenAgent);
@@ -153,7 +230,8 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         });
         const snapshot = await get(id, brokenAgent);
         assert.match(snapshot?.reason ?? '', /^cannot set up the task's network: CNI ADD failed in plugin "bridge": .*10\.300\.0\.0/);
-        assert.equal(containerOf(snapshot, 'app').reason, 'the task stopped before the container started');
+        // Without a pause container, ADD can fail before the image is even pulled.
+        assert.match(containerOf(snapshot, 'app').reason, /^the task (stopped before the container started|was stopped before the image was pulled)$/);
         const left = await env.runtime.listContainers({ [LABELS.taskId]: id });
         assert.deepEqual(
           left.map((c) => [c.labels[LABELS.containerName], c.state]).filter(([, state]) => state !== 'created'),
@@ -192,6 +270,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
           const after = await waitUntil('the restarted agent has the task', 30_000, async () => await agentProcess.calls.get(id));
           assert.equal(after.knownStatus, TaskStatus.TASK_STATUS_RUNNING);
           assert.equal(after.network?.ipAddresses[0], address);
+          assert.equal((await pauseContainers(id)).length, pausesPerTask);
           assert.deepEqual(env.network.allocatedAddresses(), [address!.split('/')[0]]);
           await watching(agentProcess.client, { taskIds: [id] }, async (watch) => {
             await agentProcess.calls.stop(id, 'test');
@@ -242,7 +321,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
               assert.ok(address, 'the task has its address');
               // Exactly one address held, the task's own: the cut-short ADD was deleted before the new one.
               assert.deepEqual(env.network.allocatedAddresses(), [address]);
-              assert.equal((await pauseContainers(id)).length, 1);
+              assert.equal((await pauseContainers(id)).length, pausesPerTask);
               await agentProcess.calls.stop(id, 'test');
             }
             await reach(agentProcess, second, TaskStatus.TASK_STATUS_STOPPED);

@@ -8,29 +8,36 @@ import { FakeRuntime } from '../harness/fake-runtime.js';
 const IMAGE = 'registry.test/app:1';
 const PAUSE_IMAGE = 'registry.test/pause:1';
 
+const STUB_STATUS = { network: 'stub', ifName: 'eth0', ipAddresses: ['10.9.0.2/24'], gateways: ['10.9.0.1'] };
+
 /**
  * Stands in for CNI: records set-up and teardown in the fake runtime's call list, so the order of
  * network and container calls can be checked in one place.
  */
 class StubNetworking {
   failWith: string | undefined;
+  /** Set: teardown waits for it. */
+  holdTearDown: Promise<void> | undefined;
   readonly portMappings: CniPortMapping[][] = [];
   private readonly held = new Set<string>();
   constructor(private readonly runtime: FakeRuntime) {}
   namespaceName = (taskId: string) => `berth-unit-${taskId}`;
   namespacePath = (taskId: string) => `/run/netns/berth-unit-${taskId}`;
-  restoredState = () => ({ kind: 'none' as const });
+  restoredState = (taskId: string) => (this.held.has(taskId) ? { kind: 'ready' as const, status: STUB_STATUS } : { kind: 'none' as const });
   hasAttachment = (taskId: string) => this.held.has(taskId);
   releaseStrays = async () => undefined;
+  startWarmPool = () => undefined;
+  stop = async () => undefined;
   check = async () => undefined;
-  async setUp(task: TaskDefinition, pid: number, portMappings: CniPortMapping[]): Promise<NetworkSetUp> {
-    this.runtime.calls.push(`network add (pid ${pid > 0 ? 'known' : 'missing'})`);
+  async setUp(task: TaskDefinition, holderPid: number | undefined, portMappings: CniPortMapping[]): Promise<NetworkSetUp> {
+    this.runtime.calls.push(holderPid === undefined ? 'network add (namespace made)' : `network add (pid ${holderPid > 0 ? 'known' : 'missing'})`);
     this.held.add(task.id);
     this.portMappings.push(portMappings);
     if (this.failWith) return { ok: false, reason: `cannot set up the task's network: ${this.failWith}` };
-    return { ok: true, status: { network: 'stub', ifName: 'eth0', ipAddresses: ['10.9.0.2/24'], gateways: ['10.9.0.1'] } };
+    return { ok: true, status: STUB_STATUS };
   }
   async tearDown(taskId: string): Promise<void> {
+    await this.holdTearDown;
     this.runtime.calls.push('network del');
     this.held.delete(taskId);
   }
@@ -43,10 +50,12 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
     await t?.stop();
   });
 
-  async function setup() {
-    const runtime = new FakeRuntime();
-    stub = new StubNetworking(runtime);
-    t = await engineUnderTest({ runtime, networking: stub as unknown as TaskNetworking });
+  /** `earlier`: the runtime, store and network of an engine stopped as a crash would leave them. */
+  async function setup(options: { joinsNetworkNamespaces?: boolean; earlier?: EngineUnderTest } = {}) {
+    const runtime = options.earlier?.runtime ?? new FakeRuntime();
+    runtime.joinsNetworkNamespaces = options.joinsNetworkNamespaces ?? false;
+    stub = options.earlier ? stub : new StubNetworking(runtime);
+    t = await engineUnderTest({ runtime, store: options.earlier?.store, networking: stub as unknown as TaskNetworking });
     t.runtime.registry.add(IMAGE);
     t.runtime.registry.add(PAUSE_IMAGE);
   }
@@ -117,6 +126,81 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
     assert.equal(snapshot.reason, 'cannot set up the task\'s network: CNI ADD failed in plugin "bridge": no luck');
     assert.ok(!t.runtime.calls.includes('start app'));
     assert.deepEqual(t.runtime.calls.filter((c) => !c.startsWith('pull')).slice(-3), ['network del', 'stop berth.pause', 'remove berth.pause']);
+  });
+
+  describe('on a runtime whose containers join a namespace by its path', () => {
+    it('makes the namespace and sets the network up while the containers are created; they join it by its path and start after', async () => {
+      await setup({ joinsNetworkNamespaces: true });
+      t.engine.runTask({
+        ...taskInput('t', [containerInput('web', { portMappings: [{ containerPort: 80, hostPort: 8080 }] }), containerInput('side')]),
+        networkMode: 'TASK',
+      });
+      await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+      const calls = t.runtime.calls;
+      assert.ok(!calls.some((c) => c.includes('berth.pause')), `no pause container: ${calls.join(', ')}`);
+      assert.ok(!calls.includes(`pull ${PAUSE_IMAGE}`), 'nor its image');
+      // ADD does not wait for the images or the creates; the starts wait for ADD.
+      assert.equal(calls[0], 'network add (namespace made)', calls.join(', '));
+      const after = (call: string, earlier: string) => assert.ok(calls.indexOf(earlier) < calls.indexOf(call), `${earlier} before ${call}: ${calls.join(', ')}`);
+      after('start web', 'network add (namespace made)');
+      after('start side', 'network add (namespace made)');
+      const web = [...t.runtime.containers.values()].find((c) => c.labels['berth.container-name'] === 'web')!;
+      assert.equal(web.spec.network, 'namespace');
+      assert.equal(web.spec.networkNamespacePath, '/run/netns/berth-unit-t');
+      assert.equal(web.spec.networkContainer, undefined);
+      assert.deepEqual(web.spec.ports, [], "port mappings are the network's, not the runtime's");
+      assert.deepEqual(stub.portMappings, [[{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]]);
+      assert.deepEqual(t.engine.getTask('t').network?.ipAddresses, ['10.9.0.2/24']);
+    });
+
+    it('on stop: the containers stop, then DEL; the task is STOPPED (and its ports free) only once DEL is done', async () => {
+      await setup({ joinsNetworkNamespaces: true });
+      t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK' });
+      await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+      t.runtime.calls.length = 0;
+      let release!: () => void;
+      stub.holdTearDown = new Promise((resolve) => (release = resolve));
+      t.engine.stopTask('t', 'test');
+      await t.waitFor('app STOPPED', containerStatus('t', 'app', 'STOPPED'));
+      assert.equal(t.engine.getTask('t').knownStatus, 'RUNNING', 'not STOPPED while DEL runs');
+      release();
+      await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+      assert.deepEqual(t.runtime.calls, ['stop app', 'network del']);
+      assert.equal(t.engine.getTask('t').network, undefined);
+    });
+
+    it('a failed set-up stops the task with its reason before any container starts', async () => {
+      await setup({ joinsNetworkNamespaces: true });
+      stub.failWith = 'CNI ADD failed in plugin "bridge": no luck';
+      t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK' });
+      await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+      assert.equal(t.engine.getTask('t').reason, 'cannot set up the task\'s network: CNI ADD failed in plugin "bridge": no luck');
+      assert.ok(!t.runtime.calls.includes('start app'));
+      assert.equal(t.runtime.calls.at(-1), 'network del');
+      assert.equal(stub.hasAttachment('t'), false);
+    });
+
+    it('keeps a pause container for a task whose containers share process or IPC namespaces', async () => {
+      await setup({ joinsNetworkNamespaces: true });
+      t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK', pidMode: 'TASK' });
+      await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+      assert.ok(t.runtime.calls.includes('start berth.pause'));
+      assert.ok(t.runtime.calls.includes('network add (pid known)'));
+    });
+
+    it('a task an earlier run of the agent gave a pause container keeps it', async () => {
+      await setup({ joinsNetworkNamespaces: false });
+      t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK' });
+      await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+      await t.engine.stop();
+      const { runtime } = t;
+      await setup({ joinsNetworkNamespaces: true, earlier: t });
+      await t.engine.recovery;
+      runtime.calls.length = 0;
+      t.engine.stopTask('t', 'test');
+      await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+      assert.deepEqual(runtime.calls, ['stop app', 'network del', 'stop berth.pause', 'remove berth.pause']);
+    });
   });
 
   it('uses no pause container and no CNI in bridge mode on a runtime with a bridge of its own', async () => {

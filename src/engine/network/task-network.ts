@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CniError } from './cni/cni-error.js';
 import type { CniInvoker, CniRuntimeConf } from './cni/cni-invoker.js';
@@ -8,6 +9,10 @@ import { crashPoint } from '../crash-points.js';
 import type { CniAttachmentRecord } from '../store/records.js';
 import type { TaskDefinition } from '../model/task-definition.js';
 import type { TaskNetworkStatus } from '../model/task-snapshot.js';
+import { WarmNamespacePool, type WarmNamespaceMaker } from './warm-pool.js';
+
+/** The task id of a warm namespace's attachment, which no task has yet (no task id is empty). */
+const WARM = '';
 
 /** Where CNI attachments are kept, so a restarted agent can delete what a task was given. */
 export interface CniAttachmentStore {
@@ -23,6 +28,8 @@ export interface TaskNetworkSettings {
   agentId: string;
   list: NetworkConfigList;
   ifName: string;
+  /** Namespaces kept ready with ADD done, for tasks that join one by its path and map no host port (0: none). */
+  warmPoolSize?: number;
 }
 
 export type NetworkSetUp = { ok: true; status: TaskNetworkStatus } | { ok: false; reason: string };
@@ -36,14 +43,18 @@ export interface CniPortMapping {
 }
 
 /**
- * Sets up and tears down the network namespaces of tasks in CNI-networked modes. A namespace
- * belongs to the task's pause container and is given a name (so DEL can always enter it); the
- * attachment is saved before ADD runs and forgotten only after DEL succeeded, so no address is
- * ever leaked, whatever crash comes in between.
+ * Sets up and tears down the network namespaces of tasks in CNI-networked modes. A task's namespace
+ * is made under its name, or (where its containers can only join another container's) is the pause
+ * container's, given a name; either way DEL can always enter it. The attachment is saved before
+ * the namespace is made or named and before ADD runs, and forgotten only after DEL succeeded, so no
+ * address and no namespace is ever leaked, whatever crash comes in between.
  */
-export class TaskNetworking {
+export class TaskNetworking implements WarmNamespaceMaker {
   /** Attachments not yet deleted, by task id. */
   private readonly attachments = new Map<string, CniAttachmentRecord>();
+  /** Warm namespaces an earlier run of the agent left (no task has them): deleted at start. */
+  private readonly leftoverWarm: CniAttachmentRecord[] = [];
+  private readonly pool: WarmNamespacePool;
 
   constructor(
     private readonly settings: TaskNetworkSettings,
@@ -52,7 +63,11 @@ export class TaskNetworking {
     private readonly store: CniAttachmentStore,
     private readonly log: Logger,
   ) {
-    for (const a of store.loadCniAttachments()) this.attachments.set(a.taskId, a);
+    for (const a of store.loadCniAttachments()) {
+      if (a.taskId === WARM) this.leftoverWarm.push(a);
+      else this.attachments.set(a.taskId, a);
+    }
+    this.pool = new WarmNamespacePool(settings.warmPoolSize ?? 0, this, log);
   }
 
   /** The name of a task's namespace (under /run/netns) and the CNI container id of its attachment. */
@@ -60,9 +75,27 @@ export class TaskNetworking {
     return `berth-${this.settings.agentId}-${taskId}`;
   }
 
-  /** Path of a task's namespace, once set up: what its containers join. */
+  /**
+   * Path of a task's namespace: what its containers join. Settled once `setUp` was called (a warm
+   * namespace the task was given has a name of its own).
+   */
   namespacePath(taskId: string): string {
-    return this.namespaces.pathOf(this.namespaceName(taskId));
+    return this.attachments.get(taskId)?.netns ?? this.namespaces.pathOf(this.namespaceName(taskId));
+  }
+
+  /** Starts keeping warm namespaces ready (when the pool has a size); call after `releaseStrays`. */
+  startWarmPool(): void {
+    this.pool.start();
+  }
+
+  /** Stops making warm namespaces and deletes the ready ones. */
+  async stop(): Promise<void> {
+    await this.pool.stop();
+  }
+
+  /** Warm namespaces ready now. */
+  get warmAvailable(): number {
+    return this.pool.available;
   }
 
   /** What a restored task has: nothing, an ADD cut short, or a network that was set up. */
@@ -78,49 +111,86 @@ export class TaskNetworking {
   }
 
   /**
-   * Names the namespace of the pause container (process `pid`) and runs ADD in it. An attachment
-   * left half-done by a crash is deleted first. On failure the attachment stays, for `tearDown`.
+   * Makes the task's namespace, or names the pause container's (process `holderPid`), and runs ADD
+   * in it; a task that makes its own and maps no host port is given a warm one if one is ready.
+   * The namespace (`namespacePath`) is settled before this returns. An attachment left half-done by
+   * a crash is deleted first. On failure the attachment stays, for `tearDown`.
    */
-  async setUp(task: TaskDefinition, pid: number, portMappings: CniPortMapping[]): Promise<NetworkSetUp> {
-    const name = this.namespaceName(task.id);
+  async setUp(task: TaskDefinition, holderPid: number | undefined, portMappings: CniPortMapping[]): Promise<NetworkSetUp> {
     const leftover = this.attachments.get(task.id);
+    const warm = !leftover && holderPid === undefined && portMappings.length === 0 ? this.pool.take() : undefined;
     try {
+      if (warm) return { ok: true, status: this.adopt(warm, task.id) };
+      const name = this.namespaceName(task.id);
+      // Named for the task before anything is awaited: its containers join it by this path.
+      const record = this.newRecord(name, task.id, { BERTH_TASK_ID: task.id, BERTH_FAMILY: task.family }, portMappings.length > 0 ? { portMappings } : {});
       if (leftover) {
         this.log.info({ taskId: task.id }, 'deleting a network attachment whose ADD did not finish, before adding it again');
         await this.tearDown(task.id);
       }
-      const { list, ifName } = this.settings;
-      const record: CniAttachmentRecord = {
-        network: list.name,
-        containerId: name,
-        ifName,
-        taskId: task.id,
-        netns: this.namespaces.pathOf(name),
-        config: networkConfigListJson(list),
-        args: { IgnoreUnknown: '1', BERTH_AGENT_ID: this.settings.agentId, BERTH_TASK_ID: task.id, BERTH_FAMILY: task.family },
-        capabilityArgs: portMappings.length > 0 ? { portMappings } : {},
-      };
-      this.store.saveCniAttachment(record);
       this.attachments.set(task.id, record);
-      // The attachment is on the disk before any plugin runs.
-      await this.store.durable();
-      await this.namespaces.attach(name, pid);
-      crashPoint('before-network-add');
-      const result = await this.invoker.add(list, this.runtimeConf(record, record.netns)).catch((error: unknown) => {
-        if (error instanceof CniError) {
-          record.addFailure = { command: error.command, plugin: error.plugin, msg: error.msg };
-          this.store.saveCniAttachment(record);
-        }
-        throw error;
-      });
-      crashPoint('after-network-add');
-      record.result = result;
-      const status = this.statusOf(record);
-      this.store.saveCniAttachment(record);
-      return { ok: true, status };
+      await this.add(record, holderPid);
+      return { ok: true, status: this.statusOf(record) };
     } catch (error) {
       return { ok: false, reason: `cannot set up the task's network: ${error instanceof Error ? error.message : String(error)}` };
     }
+  }
+
+  async makeWarm(): Promise<CniAttachmentRecord> {
+    const record = this.newRecord(`berth-${this.settings.agentId}-warm-${randomBytes(6).toString('hex')}`, WARM, {}, {});
+    try {
+      await this.add(record, undefined);
+      return record;
+    } catch (error) {
+      await this.release(record).catch((releaseError: unknown) => this.log.warn({ err: releaseError, namespace: record.containerId }, 'could not delete a warm namespace whose ADD failed'));
+      throw error;
+    }
+  }
+
+  /** A warm namespace becomes the task's: saved under its id (DEL is given what ADD was). */
+  private adopt(warm: CniAttachmentRecord, taskId: string): TaskNetworkStatus {
+    warm.taskId = taskId;
+    this.attachments.set(taskId, warm);
+    this.store.saveCniAttachment(warm);
+    this.log.debug({ taskId, namespace: warm.containerId }, 'gave the task a warm network namespace');
+    return this.statusOf(warm);
+  }
+
+  private newRecord(name: string, taskId: string, args: Record<string, string>, capabilityArgs: Record<string, unknown>): CniAttachmentRecord {
+    const { list, ifName } = this.settings;
+    return {
+      network: list.name,
+      containerId: name,
+      ifName,
+      taskId,
+      netns: this.namespaces.pathOf(name),
+      config: networkConfigListJson(list),
+      args: { IgnoreUnknown: '1', BERTH_AGENT_ID: this.settings.agentId, ...args },
+      capabilityArgs,
+    };
+  }
+
+  /**
+   * Saves the attachment, makes or names its namespace and runs ADD in it. The attachment is on
+   * the disk before the namespace exists and before any plugin runs; on failure it stays, saying
+   * what failed.
+   */
+  private async add(record: CniAttachmentRecord, holderPid: number | undefined): Promise<void> {
+    this.store.saveCniAttachment(record);
+    await this.store.durable();
+    if (holderPid === undefined) await this.namespaces.create(record.containerId);
+    else await this.namespaces.attach(record.containerId, holderPid);
+    crashPoint('before-network-add');
+    const result = await this.invoker.add(this.settings.list, this.runtimeConf(record, record.netns)).catch((error: unknown) => {
+      if (error instanceof CniError) {
+        record.addFailure = { command: error.command, plugin: error.plugin, msg: error.msg };
+        this.store.saveCniAttachment(record);
+      }
+      throw error;
+    });
+    crashPoint('after-network-add');
+    record.result = result;
+    this.store.saveCniAttachment(record);
   }
 
   /** CHECK of a set-up attachment (after a restart of the agent): throws when the network is broken. */
@@ -136,13 +206,26 @@ export class TaskNetworking {
    * Succeeds when there is nothing to delete; DEL is given no namespace when it is already gone.
    */
   async tearDown(taskId: string): Promise<void> {
-    const name = this.namespaceName(taskId);
     const a = this.attachments.get(taskId);
+    if (!a) {
+      await this.namespaces.remove(this.namespaceName(taskId));
+      return;
+    }
+    await this.release(a);
+    this.attachments.delete(taskId);
+  }
+
+  /**
+   * DEL of an attachment with the configuration and arguments ADD was given, then its namespace's
+   * name goes and the attachment is forgotten. DEL is given no namespace when it is already gone.
+   */
+  async release(a: CniAttachmentRecord): Promise<void> {
+    const name = a.containerId;
     // What ADD left (its result, its failure) is on the disk before DEL runs.
     await this.store.durable();
     // ADD that failed its VERSION check ran no plugin: there is nothing to delete.
-    if (a && a.addFailure?.command !== 'VERSION') {
-      const list = parseNetworkConfigList(a.config, `the saved network of task "${taskId}"`);
+    if (a.addFailure?.command !== 'VERSION') {
+      const list = parseNetworkConfigList(a.config, `the saved network of namespace "${name}"`);
       const netns = (await this.namespaces.exists(name)) ? a.netns : '';
       await this.invoker.del(list, this.runtimeConf(a, netns), a.result).catch((error: unknown) => {
         // A plugin that fails DEL exactly as it failed ADD rejects its configuration whatever the
@@ -150,7 +233,7 @@ export class TaskNetworking {
         // other plugin's DEL ran and succeeded, so nothing is held any more.
         const failure = a.addFailure;
         if (failure && error instanceof CniError && error.plugin === failure.plugin && error.msg === failure.msg) {
-          this.log.info({ taskId, plugin: failure.plugin }, 'DEL failed as ADD did; the attachment holds nothing');
+          this.log.info({ namespace: name, plugin: failure.plugin }, 'DEL failed as ADD did; the attachment holds nothing');
           return;
         }
         throw error;
@@ -158,16 +241,14 @@ export class TaskNetworking {
       crashPoint('after-network-del');
     }
     await this.namespaces.remove(name);
-    if (a) {
-      this.store.deleteCniAttachment(a);
-      this.attachments.delete(taskId);
-    }
+    this.store.deleteCniAttachment(a);
   }
 
   /**
-   * Deletes the attachments (and namespace names) of tasks the agent no longer has: a failed DEL
-   * whose task was forgotten since. The attachment is saved before a namespace is named, so every
-   * name berth made is found this way. Failures are logged; the next start tries again.
+   * Deletes the attachments (and namespace names) of tasks the agent no longer has (a failed DEL
+   * whose task was forgotten since), and the warm namespaces an earlier run left. The attachment
+   * is saved before a namespace is made or named, so every name berth made is found this way.
+   * Failures are logged; the next start tries again.
    */
   async releaseStrays(knownTaskIds: ReadonlySet<string>): Promise<void> {
     const strays = [...this.attachments.keys()].filter((id) => !knownTaskIds.has(id));
@@ -178,6 +259,9 @@ export class TaskNetworking {
       } catch (error) {
         this.log.warn({ err: error, taskId }, 'could not delete the network of a task the agent no longer has');
       }
+    }
+    for (const warm of this.leftoverWarm.splice(0)) {
+      await this.release(warm).catch((error: unknown) => this.log.warn({ err: error, namespace: warm.containerId }, 'could not delete a warm network namespace an earlier run left'));
     }
   }
 

@@ -22,6 +22,9 @@ export class WriteAheadRuntime implements ContainerRuntime {
   get hasBridgeNetwork() {
     return this.inner.hasBridgeNetwork;
   }
+  get joinsNetworkNamespaces() {
+    return this.inner.joinsNetworkNamespaces;
+  }
 
   get opensStdinWithoutTerminal() {
     return this.inner.opensStdinWithoutTerminal;

@@ -21,10 +21,10 @@ export interface SpecInputs {
   /** Used for each name the container sets no limit of. */
   defaultUlimits: Ulimit[];
   /**
-   * Replaces the task's network mode: "none" for a pause container, "container" to join the
-   * task's namespace (port mappings are then the CNI network's business, not the runtime's).
+   * Replaces the task's network mode: "none" for a pause container, "container" or "namespace" to
+   * join the task's namespace (port mappings are then the CNI network's business, not the runtime's).
    */
-  network?: Pick<ContainerSpec, 'network' | 'networkContainer'>;
+  network?: Pick<ContainerSpec, 'network' | 'networkContainer' | 'networkNamespacePath'>;
   /** The container's task metadata URI, when the agent serves the endpoint and the container can reach it. */
   metadataUri?: string;
   /** The task's cgroup, when it has task-level cpu or memory. */
@@ -60,6 +60,7 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     // disable_networking: a namespace of the container's own with loopback only, whatever the task's mode.
     network: container.disableNetworking ? 'none' : (inputs.network?.network ?? (task.networkMode === 'task' ? 'none' : task.networkMode)),
     networkContainer: container.disableNetworking ? undefined : inputs.network?.networkContainer,
+    ...(inputs.network?.networkNamespacePath && !container.disableNetworking ? { networkNamespacePath: inputs.network.networkNamespacePath } : {}),
     ports: inputs.network || container.disableNetworking ? [] : container.portMappings.map((p, i) => ({ ...p, hostPort: inputs.hostPorts[i] ?? p.hostPort })),
     pidsLimit: container.pidsLimit || inputs.defaultPidsLimit,
     ...(inputs.cgroupParent ? { cgroupParent: inputs.cgroupParent } : {}),
@@ -80,7 +81,7 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
  */
 function namespacesSpec(task: TaskDefinition, network: SpecInputs['network']): Pick<ContainerSpec, 'pidNamespace' | 'ipcNamespace'> {
   const holder = network?.networkContainer?.id;
-  const isPause = network !== undefined && network.networkContainer === undefined;
+  const isPause = network?.network === 'none';
   const spec: Pick<ContainerSpec, 'pidNamespace' | 'ipcNamespace'> = {};
   if (task.pidMode === 'host' && !isPause) spec.pidNamespace = 'host';
   else if (task.pidMode === 'task' && holder) spec.pidNamespace = { containerId: holder };

@@ -47,10 +47,11 @@ export interface ManagedTaskDeps {
   /** The cleanup wait passed and the containers were removed: forget the task. */
   onCleanedUp(task: ManagedTask): void;
   /**
-   * Set for a task whose network CNI provides (mode task, or bridge on a runtime without a bridge):
-   * a pause container holds its namespace, which the other containers join.
+   * Set for a task whose network CNI provides (mode task, or bridge on a runtime without a bridge).
+   * With `pauseImage`, a pause container holds the task's namespaces, which the other containers
+   * join; without, berth makes the network namespace and the containers join it by its path.
    */
-  cni?: { networking: TaskNetworking; pauseImage: string };
+  cni?: { networking: TaskNetworking; pauseImage?: string };
   /** The task metadata endpoint, when the agent serves one. */
   metadata?: TaskMetadataUris;
 }
@@ -117,7 +118,7 @@ export class ManagedTask implements QueuedTask {
       },
     });
     const managed = (c: ContainerDefinition) => new ManagedContainer(c, runtimeContainerName(deps.agentId, definition.id, c.name), (changed) => this.recordContainer(changed));
-    const pause = deps.cni ? managed(pauseContainerDefinition(deps.cni.pauseImage)) : undefined;
+    const pause = deps.cni?.pauseImage ? managed(pauseContainerDefinition(deps.cni.pauseImage)) : undefined;
     // The pause container comes first: it is pulled and started before the others are created.
     this.containers = new Map([...(pause ? [pause] : []), ...definition.containers.map(managed)].map((c) => [c.name, c]));
     this.sandbox = new TaskSandbox(definition, { cni: deps.cni, metadata: deps.metadata, runtime: deps.runtime, actions: deps.actions, log: this.log }, pause, () => this.appContainers());
@@ -560,6 +561,8 @@ export class ManagedTask implements QueuedTask {
   private deriveStatus(): boolean {
     const all = [...this.containers.values()];
     const live = all.filter((c) => c.knownStatus !== 'STOPPED').map((c) => c.knownStatus);
+    // The task's network is torn down before the task counts as stopped (its host ports are free then).
+    if (live.length === 0 && !this.sandbox.released()) return false;
     const derived: TaskStatus = live.length === 0 ? 'STOPPED' : (earliest(live) as TaskStatus);
     if (!isForward(this.knownStatus, derived)) return false;
     this.knownStatus = derived;

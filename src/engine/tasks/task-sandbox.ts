@@ -21,10 +21,11 @@ export interface SandboxVerdict {
 
 export interface SandboxDeps {
   /**
-   * Set for a task whose network CNI provides (mode task, or bridge on a runtime without a bridge):
-   * a pause container holds its namespace, which the other containers join.
+   * Set for a task whose network CNI provides (mode task, or bridge on a runtime without a bridge).
+   * With a pause container, it holds the namespace the other containers join; without, the
+   * sandbox makes the namespace and the containers join it by its path.
    */
-  cni?: { networking: TaskNetworking; pauseImage: string };
+  cni?: { networking: TaskNetworking };
   /** The task metadata endpoint, when the agent serves one. */
   metadata?: TaskMetadataUris;
   runtime: ContainerRuntime;
@@ -34,14 +35,16 @@ export interface SandboxDeps {
 
 /**
  * The task's sandbox: the namespaces its containers share and what reaches them there. For a task
- * whose network CNI provides, a pause container holds the network namespace: the sandbox sets the
- * network up once the pause container runs (or CHECKs one an earlier run of the agent set up),
- * tells when the other containers may be created and started and how they join, and tears the
- * network down after they stopped, before the pause container goes. It also gives each container
- * the metadata endpoint's URI on its network. The task's state machine asks; it does not branch.
+ * whose network CNI provides, the sandbox sets the network up (or CHECKs one an earlier run of the
+ * agent set up), tells when the containers may be created and started and how they join, and tears
+ * the network down after they stopped, before the task counts as stopped. The network namespace is
+ * made as soon as the task has its host resources, while its images are pulled and its containers
+ * created; where a pause container holds it instead, once the pause container runs, and the pause
+ * container goes after the teardown. It also gives each container the metadata endpoint's URI on
+ * its network. The task's state machine asks; it does not branch.
  */
 export class TaskSandbox {
-  /** The container holding the network namespace (CNI-networked tasks only). */
+  /** The container holding the namespaces, for a CNI-networked task that has one. */
   readonly pause: ManagedContainer | undefined;
   /** A network step is in flight. */
   busy = false;
@@ -50,6 +53,8 @@ export class TaskSandbox {
   private toCheck = false;
   /** Teardown ran (or failed and was given up for now): the pause container may stop. */
   private tornDown = false;
+  /** Set-up began: the namespace the containers join is settled (a warm one has a path of its own). */
+  private namespaceSettled = false;
 
   constructor(
     private readonly definition: TaskDefinition,
@@ -80,13 +85,15 @@ export class TaskSandbox {
   }
 
   /**
-   * Why a container may not be created yet. One joining the task's namespace is created once the
-   * pause container exists (Docker names it), while the network is set up; with a metadata endpoint
-   * it waits for the network, whose gateway its URI names.
+   * Why a container may not be created yet. One joining the task's namespace is created while the
+   * network is set up, once the pause container exists if there is one (Docker names it); with a
+   * metadata endpoint it waits for the network, whose gateway its URI names.
    */
   waitBeforeCreate(container: ManagedContainer): string | undefined {
-    if (!this.pause || container === this.pause) return undefined;
-    if (this.pause.runtimeId === undefined || (this.deps.metadata && !this.current)) return "setting up the task's network";
+    if (!this.deps.cni || container === this.pause) return undefined;
+    if (this.deps.metadata && !this.current) return "setting up the task's network";
+    if (!this.pause) return this.current || this.namespaceSettled ? undefined : "setting up the task's network";
+    if (this.pause.runtimeId === undefined) return "setting up the task's network";
     // A runtime may need the holder's process to name the namespaces to join (containerd does).
     if ((this.definition.pidMode === 'task' || this.definition.ipcMode === 'task') && this.pause.knownStatus !== 'RUNNING')
       return 'waiting for the pause container, whose namespaces the containers share';
@@ -95,16 +102,20 @@ export class TaskSandbox {
 
   /** Why a created container may not start yet: one joining the namespace starts once the network is up. */
   waitBeforeStart(container: ManagedContainer): string | undefined {
-    if (!this.pause || container === this.pause) return undefined;
+    if (!this.deps.cni || container === this.pause) return undefined;
     return this.current ? undefined : "setting up the task's network";
   }
 
-  /** How a container joins the network: the pause container alone, the others in its namespace. */
+  /**
+   * How a container joins the network: the task's namespace by its path, or with a pause container,
+   * the pause container alone and the others in its namespace.
+   */
   networkOf(container: ManagedContainer): SpecInputs['network'] {
-    if (!this.pause || !this.deps.cni) return undefined;
+    if (!this.deps.cni) return undefined;
     if (container === this.pause) return { network: 'none' };
     // The path exists once the network is set up, which is before the container starts.
     const netnsPath = this.deps.cni.networking.namespacePath(this.definition.id);
+    if (!this.pause) return { network: 'namespace', networkNamespacePath: netnsPath };
     return { network: 'container', networkContainer: { id: this.pause.runtimeId as string, netnsPath } };
   }
 
@@ -113,23 +124,23 @@ export class TaskSandbox {
     const metadata = this.deps.metadata;
     if (!metadata || container === this.pause) return undefined;
     let host: string | undefined;
-    if (this.pause) host = this.current?.gateways[0] && bareAddress(this.current.gateways[0]);
+    if (this.deps.cni) host = this.current?.gateways[0] && bareAddress(this.current.gateways[0]);
     else if (this.definition.networkMode === 'host') host = '127.0.0.1';
     else if (this.definition.networkMode === 'bridge') host = metadata.bridgeGateway;
     return host ? metadata.uriFor(this.definition.id, container.name, host) : undefined;
   }
 
   /**
-   * The network step due now, if any: while the task runs and the pause container runs, set the
-   * network up (or CHECK a restored one); once the task stops and every other container stopped,
-   * tear it down.
+   * The network step due now, if any: while the task runs (and its pause container, if it has one),
+   * set the network up (or CHECK a restored one); once the task stops and every other container
+   * stopped, tear it down.
    */
   nextStep(taskRunning: boolean): (() => Promise<SandboxOutcome>) | undefined {
     const pause = this.pause;
-    if (!pause || !this.deps.cni || this.busy || pause.busy !== undefined) return undefined;
+    if (!this.deps.cni || this.busy || pause?.busy !== undefined) return undefined;
     const networking = this.deps.cni.networking;
     if (taskRunning) {
-      if (pause.knownStatus !== 'RUNNING' || pause.desiredStatus !== 'RUNNING') return undefined;
+      if (pause && (pause.knownStatus !== 'RUNNING' || pause.desiredStatus !== 'RUNNING')) return undefined;
       if (!this.current) return () => this.setUp(networking, pause);
       if (this.toCheck) {
         this.toCheck = false;
@@ -173,6 +184,11 @@ export class TaskSandbox {
     }
   }
 
+  /** Whether the task may count as stopped: its network, if it has one, was torn down. */
+  released(): boolean {
+    return !this.deps.cni || this.tornDown;
+  }
+
   /** The pause container goes last: after every other container stopped and the network was torn down. */
   mayStopPause(): boolean {
     return this.tornDown && this.apps().every((c) => c.knownStatus === 'STOPPED');
@@ -193,10 +209,16 @@ export class TaskSandbox {
     await networking.tearDown(this.definition.id).catch((error: unknown) => this.deps.log.error({ err: error }, 'could not tear down the task network during cleanup'));
   }
 
-  private async setUp(networking: TaskNetworking, pause: ManagedContainer): Promise<SandboxOutcome> {
-    const info = await this.deps.runtime.inspectContainer(pause.runtimeId as string).catch(() => undefined);
-    if (!info?.pid) return { kind: 'network-failed', reason: "cannot set up the task's network: the pause container is not running" };
-    const result = await networking.setUp(this.definition, info.pid, this.portMappings());
+  private async setUp(networking: TaskNetworking, pause: ManagedContainer | undefined): Promise<SandboxOutcome> {
+    let holderPid: number | undefined;
+    if (pause) {
+      const info = await this.deps.runtime.inspectContainer(pause.runtimeId as string).catch(() => undefined);
+      if (!info?.pid) return { kind: 'network-failed', reason: "cannot set up the task's network: the pause container is not running" };
+      holderPid = info.pid;
+    }
+    const settingUp = networking.setUp(this.definition, holderPid, this.portMappings());
+    this.namespaceSettled = true;
+    const result = await settingUp;
     return result.ok ? { kind: 'network-ready', status: result.status } : { kind: 'network-failed', reason: result.reason };
   }
 

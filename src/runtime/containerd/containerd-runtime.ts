@@ -157,6 +157,7 @@ export class ContainerdRuntime implements ContainerRuntime {
   readonly name = 'containerd' as const;
   /** containerd has no bridge of its own: the engine provides bridge mode through CNI. */
   readonly hasBridgeNetwork = false;
+  readonly joinsNetworkNamespaces = true;
   // The shim gives a process whose output goes to a logging binary (berth's log writer) no stdin.
   readonly opensStdinWithoutTerminal = false;
 
@@ -322,6 +323,8 @@ export class ContainerdRuntime implements ContainerRuntime {
       throw new RuntimeError('invalid', operation, 'containerd has no bridge or port mapping of its own: the engine provides them through CNI (network "container")');
     }
     if (spec.network === 'container' && !spec.networkContainer) throw new RuntimeError('invalid', operation, 'network "container" needs the namespace to join');
+    if (spec.network === 'namespace' && !spec.networkNamespacePath?.startsWith('/'))
+      throw new RuntimeError('invalid', operation, 'network "namespace" needs the absolute path of the namespace to join');
     if (spec.gpuIds && spec.gpuIds.length > 0) throw new RuntimeError('invalid', operation, 'GPUs are not supported on containerd yet');
     for (const m of spec.mounts ?? []) {
       if (
@@ -394,7 +397,7 @@ export class ContainerdRuntime implements ContainerRuntime {
         image: image.config,
         user,
         files,
-        netnsPath: spec.networkContainer?.netnsPath,
+        netnsPath: spec.network === 'namespace' ? spec.networkNamespacePath : spec.networkContainer?.netnsPath,
         apparmorProfile: this.options.apparmorProfile,
         initBinary,
         volumeBinds,

@@ -100,6 +100,7 @@ function privilegedSettings(): Record<string, unknown> {
 
 /** Docker's HostConfig.NetworkMode for a spec. */
 function networkModeOf(spec: ContainerSpec): string {
+  if (spec.network === 'namespace') throw new RuntimeError('invalid', `create container "${spec.name}"`, "Docker joins only another container's network namespace, not one given by its path");
   if (spec.network !== 'container') return spec.network;
   if (!spec.networkContainer) throw new RuntimeError('invalid', `create container "${spec.name}"`, 'network "container" needs the container to join');
   return `container:${spec.networkContainer.id}`;
@@ -125,6 +126,7 @@ interface DockerStats {
 export class DockerRuntime implements ContainerRuntime {
   readonly name = 'docker' as const;
   readonly hasBridgeNetwork = true;
+  readonly joinsNetworkNamespaces = false;
   readonly opensStdinWithoutTerminal = true;
 
   /** Docker judges log drivers and their options itself, at create: its refusal fails the container. */

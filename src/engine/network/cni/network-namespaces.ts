@@ -9,10 +9,11 @@ const run = promisify(execFile);
 export const NETNS_DIR = '/run/netns';
 
 /**
- * Named network namespaces, through iproute2 (`ip netns attach` / `ip netns delete`). A task's
- * namespace is given a name by bind-mounting the pause container's: the name then keeps the
- * namespace, its interfaces and its addresses alive even if the pause container dies, so CNI DEL
- * always has the namespace to clean up in, until berth deletes the name.
+ * Named network namespaces, through iproute2 (`ip netns add`, `attach`, `delete`). A task's
+ * namespace is made under its name (on a runtime that joins a namespace by its path), or named by
+ * bind-mounting the pause container's: either way the name keeps the namespace, its interfaces and
+ * its addresses alive whatever its containers do, so CNI DEL always has the namespace to clean up
+ * in, until berth deletes the name.
  */
 export class NetworkNamespaces {
   constructor(private readonly timeoutMs: number) {}
@@ -32,6 +33,13 @@ export class NetworkNamespaces {
   async attach(name: string, pid: number): Promise<string> {
     await this.remove(name);
     await this.ip(['netns', 'attach', name, String(pid)]);
+    return this.pathOf(name);
+  }
+
+  /** Makes a new namespace under `name`; a stale one left by a crash is replaced. */
+  async create(name: string): Promise<string> {
+    await this.remove(name);
+    await this.ip(['netns', 'add', name]);
     return this.pathOf(name);
   }
 

@@ -1,0 +1,88 @@
+import type { Logger } from 'pino';
+import type { CniAttachmentRecord } from '../store/records.js';
+
+/** What the pool asks of the network: make one namespace with ADD done, and delete one. */
+export interface WarmNamespaceMaker {
+  /** Makes a namespace and runs ADD in it; on failure nothing of it is left. */
+  makeWarm(): Promise<CniAttachmentRecord>;
+  /** DEL, then the namespace goes. */
+  release(attachment: CniAttachmentRecord): Promise<void>;
+}
+
+/** Failures in a row back off from 1 s, doubling, to this. */
+const MAX_RETRY_DELAY_MS = 60_000;
+
+/**
+ * Network namespaces with CNI ADD already done, kept ready so that a task that needs nothing of
+ * its own from the network (no host port) skips namespace set-up at launch. One is made at a time,
+ * in the background, until `size` are ready; one taken is made again. A maker that fails is tried
+ * again after a delay that doubles, so a broken plugin costs little. Namespaces are made only
+ * while the pool runs; `stop` deletes those that were not taken.
+ */
+export class WarmNamespacePool {
+  private readonly ready: CniAttachmentRecord[] = [];
+  private filling: Promise<void> | undefined;
+  private running = false;
+  private failures = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly size: number,
+    private readonly maker: WarmNamespaceMaker,
+    private readonly log: Logger,
+  ) {}
+
+  /** Namespaces ready now. */
+  get available(): number {
+    return this.ready.length;
+  }
+
+  start(): void {
+    if (this.size <= 0 || this.running) return;
+    this.running = true;
+    this.fill();
+  }
+
+  /** A ready namespace, now no longer the pool's (a new one is made in its place); undefined when none is ready. */
+  take(): CniAttachmentRecord | undefined {
+    const attachment = this.ready.shift();
+    if (attachment) this.fill();
+    return attachment;
+  }
+
+  /** Stops making namespaces and deletes the ready ones (failures are logged: the next start deletes them). */
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    await this.filling;
+    for (const attachment of this.ready.splice(0)) {
+      await this.maker.release(attachment).catch((error: unknown) => this.log.warn({ err: error, namespace: attachment.containerId }, 'could not delete a warm network namespace'));
+    }
+  }
+
+  private fill(): void {
+    if (!this.running || this.filling || this.retryTimer) return;
+    this.filling = this.fillUntilFull().finally(() => (this.filling = undefined));
+  }
+
+  private async fillUntilFull(): Promise<void> {
+    while (this.running && this.ready.length < this.size) {
+      try {
+        const attachment = await this.maker.makeWarm();
+        this.failures = 0;
+        if (this.running) this.ready.push(attachment);
+        else await this.maker.release(attachment).catch((error: unknown) => this.log.warn({ err: error }, 'could not delete a warm network namespace'));
+      } catch (error) {
+        this.failures += 1;
+        const delayMs = Math.min(1000 * 2 ** (this.failures - 1), MAX_RETRY_DELAY_MS);
+        this.log.warn({ err: error, retryInMs: delayMs }, 'could not make a warm network namespace');
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.fill();
+        }, delayMs);
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import { WarmNamespacePool, type WarmNamespaceMaker } from '../../src/engine/network/warm-pool.js';
+import type { CniAttachmentRecord } from '../../src/engine/store/records.js';
+
+/** Makes namespaces when the test says so; counts what is made, in flight and released. */
+class HeldMaker implements WarmNamespaceMaker {
+  made = 0;
+  inFlight = 0;
+  maxInFlight = 0;
+  readonly released: string[] = [];
+  failNext = 0;
+  private readonly pending: (() => void)[] = [];
+  private waiters: (() => void)[] = [];
+
+  makeWarm(): Promise<CniAttachmentRecord> {
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    this.wake();
+    return new Promise((resolve, reject) =>
+      this.pending.push(() => {
+        this.inFlight -= 1;
+        if (this.failNext > 0) {
+          this.failNext -= 1;
+          reject(new Error('ADD failed'));
+          return;
+        }
+        this.made += 1;
+        resolve({ containerId: `warm-${this.made}` } as CniAttachmentRecord);
+      }),
+    );
+  }
+
+  async release(attachment: CniAttachmentRecord): Promise<void> {
+    this.released.push(attachment.containerId);
+  }
+
+  /** Waits until a make is asked for, then lets it finish. */
+  async finishOne(): Promise<void> {
+    while (this.pending.length === 0) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    this.pending.shift()!();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  private wake(): void {
+    for (const waiter of this.waiters.splice(0)) waiter();
+  }
+}
+
+const log = pino({ level: 'silent' });
+
+describe('warm network namespaces', () => {
+  it('makes them one at a time up to the size, and makes one again for each taken', async () => {
+    const maker = new HeldMaker();
+    const pool = new WarmNamespacePool(2, maker, log);
+    assert.equal(pool.take(), undefined, 'none before the pool starts');
+    pool.start();
+    await maker.finishOne();
+    await maker.finishOne();
+    assert.equal(pool.available, 2);
+    assert.equal(maker.inFlight, 0, 'full: no more made');
+    assert.equal(pool.take()?.containerId, 'warm-1');
+    assert.equal(maker.inFlight, 1, 'one made in its place');
+    assert.equal(pool.take()?.containerId, 'warm-2');
+    assert.equal(pool.take(), undefined);
+    await maker.finishOne();
+    await maker.finishOne();
+    assert.equal(pool.available, 2);
+    assert.equal(maker.maxInFlight, 1, 'one at a time');
+    await pool.stop();
+    assert.deepEqual(maker.released.sort(), ['warm-3', 'warm-4'], 'the ones not taken are deleted at stop');
+    assert.equal(pool.available, 0);
+  });
+
+  it('after a failure, tries again later rather than at once', async () => {
+    const maker = new HeldMaker();
+    const pool = new WarmNamespacePool(1, maker, log);
+    maker.failNext = 1;
+    pool.start();
+    await maker.finishOne();
+    assert.equal(pool.available, 0);
+    assert.equal(maker.inFlight, 0, 'not retried at once');
+    // A task taking from the empty pool does not hurry the retry either.
+    assert.equal(pool.take(), undefined);
+    assert.equal(maker.inFlight, 0);
+    await maker.finishOne(); // the retry, a second later
+    assert.equal(pool.available, 1);
+    await pool.stop();
+  });
+
+  it('size 0: nothing is ever made', async () => {
+    const maker = new HeldMaker();
+    const pool = new WarmNamespacePool(0, maker, log);
+    pool.start();
+    assert.equal(pool.take(), undefined);
+    assert.equal(maker.inFlight, 0);
+    await pool.stop();
+  });
+
+  it('a namespace whose making ends after stop is deleted, not kept', async () => {
+    const maker = new HeldMaker();
+    const pool = new WarmNamespacePool(1, maker, log);
+    pool.start();
+    const stopped = pool.stop();
+    await maker.finishOne();
+    await stopped;
+    assert.deepEqual(maker.released, ['warm-1']);
+    assert.equal(pool.available, 0);
+  });
+});
