@@ -1,21 +1,29 @@
 /**
  * What the network mode `task` costs: RunTask → RUNNING of a one-container task in mode `task`
- * (pause container, CNI ADD of loopback + bridge + portmap, the container joining the namespace)
- * against the same task in mode `none`, one task at a time and 20 at once, on Docker and on
- * containerd, with the real plugins. Rounds alternate the modes. Usage:
- * npm run bench:network -- [SEQUENTIAL=10] [CONCURRENT=20] [ROUNDS=3]. Needs root.
+ * (the namespace, made by berth on containerd or held by a pause container on Docker, CNI ADD of
+ * loopback + bridge + portmap, the container joining the namespace) against the same task in mode
+ * `none`, one task at a time and 20 at once, on Docker and on containerd, with the real plugins.
+ * Rounds rotate the modes. Usage:
+ * npm run bench:network -- [SEQUENTIAL=10] [CONCURRENT=20] [ROUNDS=3] [WARM=4]. On containerd a
+ * third mode runs the tasks on an agent keeping WARM warm namespaces. Needs root.
  */
 import { cpus, totalmem } from 'node:os';
 import type { Event } from '../src/gen/berth/agent/v1/event.js';
 import { TaskStatus } from '../src/gen/berth/agent/v1/task.js';
 import { NetworkMode } from '../src/gen/berth/agent/v1/task_definition.js';
-import { call, EventCollector, startTestAgent } from '../test/harness/agent.js';
+import { call, EventCollector, startTestAgent, type TestAgent } from '../test/harness/agent.js';
+import { waitUntil } from '../test/harness/processes.js';
 import { RUNTIME_KINDS, startRuntimeEnvironment } from '../test/harness/runtime-environment.js';
 import { container, task } from '../test/harness/task-builders.js';
 
 const SEQUENTIAL = Number(process.argv[2] ?? 10);
 const CONCURRENT = Number(process.argv[3] ?? 20);
 const ROUNDS = Number(process.argv[4] ?? 3);
+/** Size of the warm pool of the third mode (containerd): 0 leaves that mode out. */
+const WARM = Number(process.argv[5] ?? 4);
+
+/** none; task (namespace set up at launch); task, warm (a warm namespace when one is ready). */
+type Mode = 'none' | 'task' | 'task, warm';
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const status = (id: string, s: TaskStatus) => (e: Event) => e.taskId === id && e.change?.$case === 'task' && e.change.value.knownStatus === s;
@@ -25,41 +33,52 @@ async function main(): Promise<void> {
   const record = (label: string, perTask: number[], wall: number) => results.set(label, [...(results.get(label) ?? []), { perTask, wall }]);
   for (const kind of RUNTIME_KINDS) {
     const env = await startRuntimeEnvironment('bench-net', kind);
-    const agent = await startTestAgent(env, { engine: { defaultStopTimeout: '1s' }, images: { pullBehavior: 'prefer-cached' } });
-    const watch = new EventCollector(agent.client, { includeSnapshot: true });
+    const settings = { engine: { defaultStopTimeout: '1s' }, images: { pullBehavior: 'prefer-cached' } };
+    const agent = await startTestAgent(env, settings);
+    // Warm namespaces serve tasks that join a namespace by its path: containerd only.
+    const warmAgent = kind === 'containerd' && WARM > 0 ? await startTestAgent(env, { ...settings, network: { cni: { warmPoolSize: WARM } } }) : undefined;
+    const agents = new Map<Mode, TestAgent>([['none', agent], ['task', agent], ...(warmAgent ? [['task, warm', warmAgent] as const] : [])]);
+    const watches = new Map([...new Set(agents.values())].map((a) => [a, new EventCollector(a.client, { includeSnapshot: true })]));
     try {
-      await watch.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
+      for (const w of watches.values()) await w.waitFor('snapshot', (m) => m.kind?.$case === 'snapshot');
       await env.runtime.pullImage(env.image, { auth: env.credentials });
       let counter = 0;
-      const launch = async (mode: 'none' | 'task', ids: string[]) => {
+      const launch = async (mode: Mode, ids: string[]) => {
         const id = `n-${counter++}`;
         ids.push(id);
+        const on = agents.get(mode)!;
         const started = performance.now();
-        const networkMode = mode === 'task' ? NetworkMode.NETWORK_MODE_TASK : NetworkMode.NETWORK_MODE_NONE;
-        await call(agent.client, 'runTask', { task: task(id, [container('app', env.image, { command: ['sleep', '600'], registryCredentials: env.credentials })], { networkMode }) });
-        await watch.waitForEvent(`${id} RUNNING`, status(id, TaskStatus.TASK_STATUS_RUNNING), 120_000);
+        const networkMode = mode === 'none' ? NetworkMode.NETWORK_MODE_NONE : NetworkMode.NETWORK_MODE_TASK;
+        await call(on.client, 'runTask', { task: task(id, [container('app', env.image, { command: ['sleep', '600'], registryCredentials: env.credentials })], { networkMode }) });
+        await watches.get(on)!.waitForEvent(`${id} RUNNING`, status(id, TaskStatus.TASK_STATUS_RUNNING), 120_000);
         return performance.now() - started;
       };
-      const stopAll = async (ids: string[]) => {
-        await Promise.all(ids.map((id) => call(agent.client, 'stopTask', { taskId: id, reason: '' })));
-        await Promise.all(ids.map((id) => watch.waitForEvent(`${id} STOPPED`, status(id, TaskStatus.TASK_STATUS_STOPPED), 120_000)));
+      const stopAll = async (mode: Mode, ids: string[]) => {
+        const on = agents.get(mode)!;
+        await Promise.all(ids.map((id) => call(on.client, 'stopTask', { taskId: id, reason: '' })));
+        await Promise.all(ids.map((id) => watches.get(on)!.waitForEvent(`${id} STOPPED`, status(id, TaskStatus.TASK_STATUS_STOPPED), 120_000)));
+        // Every batch starts with a full pool (nothing else holds an address between batches).
+        if (mode === 'task, warm') await waitUntil('the warm pool full', 60_000, async () => (env.network.allocatedAddresses().length === WARM ? true : undefined));
       };
+      const modes = [...agents.keys()];
+      if (warmAgent) await stopAll('task, warm', []);
       for (let round = 0; round < ROUNDS; round++) {
-        for (const mode of round % 2 === 0 ? (['none', 'task'] as const) : (['task', 'none'] as const)) {
+        for (const mode of [...modes.slice(round % modes.length), ...modes.slice(0, round % modes.length)]) {
           const ids: string[] = [];
           let started = performance.now();
           const sequential: number[] = [];
           for (let i = 0; i < SEQUENTIAL; i++) sequential.push(await launch(mode, ids));
           record(`${kind}, ${mode}, one at a time`, sequential, performance.now() - started);
-          await stopAll(ids.splice(0));
+          await stopAll(mode, ids.splice(0));
           started = performance.now();
           const concurrent = await Promise.all(Array.from({ length: CONCURRENT }, () => launch(mode, ids)));
           record(`${kind}, ${mode}, ${CONCURRENT} at once`, concurrent, performance.now() - started);
-          await stopAll(ids);
+          await stopAll(mode, ids);
         }
       }
     } finally {
-      watch.close();
+      for (const w of watches.values()) w.close();
+      await warmAgent?.stop();
       await agent.stop();
       await env.stop();
     }
@@ -74,10 +93,15 @@ async function main(): Promise<void> {
   for (const [label, s] of summary) console.log(`| ${label} | ${s.median.toFixed(0)} | ${s.wall.toFixed(0)} |`);
   console.log('\n| added by mode task | median per task | wall |\n|---|---:|---:|');
   for (const kind of RUNTIME_KINDS) {
-    for (const how of ['one at a time', `${CONCURRENT} at once`]) {
-      const t = summary.get(`${kind}, task, ${how}`)!;
-      const n = summary.get(`${kind}, none, ${how}`)!;
-      console.log(`| ${kind}, ${how} | +${(t.median - n.median).toFixed(0)} ms (${(t.median / n.median).toFixed(2)}x) | +${(t.wall - n.wall).toFixed(0)} ms (${(t.wall / n.wall).toFixed(2)}x) |`);
+    for (const mode of ['task', 'task, warm'] as const) {
+      for (const how of ['one at a time', `${CONCURRENT} at once`]) {
+        const t = summary.get(`${kind}, ${mode}, ${how}`);
+        const n = summary.get(`${kind}, none, ${how}`)!;
+        if (!t) continue;
+        console.log(
+          `| ${kind}, ${mode}, ${how} | +${(t.median - n.median).toFixed(0)} ms (${(t.median / n.median).toFixed(2)}x) | +${(t.wall - n.wall).toFixed(0)} ms (${(t.wall / n.wall).toFixed(2)}x) |`,
+        );
+      }
     }
   }
 }

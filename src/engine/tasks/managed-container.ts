@@ -111,8 +111,10 @@ export class ManagedContainer {
 
   /** Records a change of fields other than the status (health, restarts) as an event. */
   update(fields: Partial<Pick<ManagedContainer, 'healthStatus' | 'healthOutput' | 'healthCheckedAt' | 'restartCount' | 'lastRestartedAt' | 'lastExitCode' | 'reason'>>, record = true): void {
+    // Nothing changed, nothing to record (a second report of the same restart, say).
+    const changed = (Object.keys(fields) as (keyof typeof fields)[]).some((key) => !sameValue(this[key], fields[key]));
     Object.assign(this, fields);
-    if (record) this.onChange(this);
+    if (record && changed) this.onChange(this);
   }
 
   /** Sets the desired status to STOPPED; returns false when it already was. */
@@ -206,4 +208,8 @@ export class ManagedContainer {
       finishedAt: this.finishedAt,
     };
   }
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return a instanceof Date && b instanceof Date ? a.getTime() === b.getTime() : a === b;
 }
