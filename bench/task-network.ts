@@ -4,7 +4,7 @@
  * loopback + bridge + portmap, the container joining the namespace) against the same task in mode
  * `none`, one task at a time and 20 at once, on Docker and on containerd, with the real plugins.
  * Rounds rotate the modes. Usage:
- * npm run bench:network -- [SEQUENTIAL=10] [CONCURRENT=20] [ROUNDS=3] [WARM=4]. On containerd a
+ * npm run bench:network -- [SEQUENTIAL=10] [CONCURRENT=20] [ROUNDS=3] [WARM=4] [KINDS=docker,containerd]. On containerd a
  * third mode runs the tasks on an agent keeping WARM warm namespaces. Needs root.
  */
 import { cpus, totalmem } from 'node:os';
@@ -13,7 +13,7 @@ import { TaskStatus } from '../src/gen/berth/agent/v1/task.js';
 import { NetworkMode } from '../src/gen/berth/agent/v1/task_definition.js';
 import { call, EventCollector, startTestAgent, type TestAgent } from '../test/harness/agent.js';
 import { waitUntil } from '../test/harness/processes.js';
-import { RUNTIME_KINDS, startRuntimeEnvironment } from '../test/harness/runtime-environment.js';
+import { RUNTIME_KINDS, startRuntimeEnvironment, type RuntimeKind } from '../test/harness/runtime-environment.js';
 import { container, task } from '../test/harness/task-builders.js';
 
 const SEQUENTIAL = Number(process.argv[2] ?? 10);
@@ -21,6 +21,8 @@ const CONCURRENT = Number(process.argv[3] ?? 20);
 const ROUNDS = Number(process.argv[4] ?? 3);
 /** Size of the warm pool of the third mode (containerd): 0 leaves that mode out. */
 const WARM = Number(process.argv[5] ?? 4);
+/** The runtimes to measure, comma-separated. */
+const KINDS = (process.argv[6] ?? RUNTIME_KINDS.join(',')).split(',').filter((k): k is RuntimeKind => (RUNTIME_KINDS as readonly string[]).includes(k));
 
 /** none; task (namespace set up at launch); task, warm (a warm namespace when one is ready). */
 type Mode = 'none' | 'task' | 'task, warm';
@@ -31,7 +33,7 @@ const status = (id: string, s: TaskStatus) => (e: Event) => e.taskId === id && e
 async function main(): Promise<void> {
   const results = new Map<string, { perTask: number[]; wall: number }[]>();
   const record = (label: string, perTask: number[], wall: number) => results.set(label, [...(results.get(label) ?? []), { perTask, wall }]);
-  for (const kind of RUNTIME_KINDS) {
+  for (const kind of KINDS) {
     const env = await startRuntimeEnvironment('bench-net', kind);
     const settings = { engine: { defaultStopTimeout: '1s' }, images: { pullBehavior: 'prefer-cached' } };
     const agent = await startTestAgent(env, settings);
@@ -92,7 +94,7 @@ async function main(): Promise<void> {
   const summary = new Map([...results].map(([label, rounds]) => [label, { median: median(rounds.map((r) => median(r.perTask))), wall: median(rounds.map((r) => r.wall)) }]));
   for (const [label, s] of summary) console.log(`| ${label} | ${s.median.toFixed(0)} | ${s.wall.toFixed(0)} |`);
   console.log('\n| added by mode task | median per task | wall |\n|---|---:|---:|');
-  for (const kind of RUNTIME_KINDS) {
+  for (const kind of KINDS) {
     for (const mode of ['task', 'task, warm'] as const) {
       for (const how of ['one at a time', `${CONCURRENT} at once`]) {
         const t = summary.get(`${kind}, ${mode}, ${how}`);

@@ -1,8 +1,8 @@
 /**
  * Bundles the compiled agent and berthctl (dist/src/main.js, dist/src/cli/berthctl.js, written by
- * tsc) with their pure-JavaScript dependencies into one file each, dist/berth.mjs and
- * dist/berthctl.mjs: loading a few hundred modules one file at a time was most of the agent's
- * start-up. Run by `npm run build`, after tsc.
+ * tsc) with their pure-JavaScript dependencies into dist/berth.mjs and dist/berthctl.mjs, and
+ * dist/chunk-*.mjs for what they share or import on demand: loading a few hundred modules one file
+ * at a time was most of the agent's start-up. Run by `npm run build`, after tsc.
  *
  * Left out of the bundles and loaded from node_modules as usual: better-sqlite3 and ssh2 (native
  * add-ons; ssh2 only when DOCKER_HOST is ssh://). A module imported with `import` and left out is
@@ -13,7 +13,7 @@
  * the bundle, so the package can still be moved as a whole.
  */
 import { build, type Plugin } from 'esbuild';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { PACKAGE_ROOT } from '../src/package-root.js';
 
@@ -46,24 +46,30 @@ const modulePaths: Plugin = {
 };
 
 async function main(): Promise<void> {
-  for (const [name, entry] of Object.entries(BUNDLES)) {
-    await build({
-      entryPoints: [join(ROOT, entry)],
-      outfile: join(OUT_DIR, `${name}.mjs`),
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      external: EXTERNAL,
-      banner: { js: BANNER },
-      plugins: [modulePaths],
-      sourcemap: 'linked',
-      minifyWhitespace: true,
-      minifySyntax: true,
-      charset: 'ascii',
-      logLevel: 'warning',
-    });
-  }
+  // Chunks are named by their content: those of an earlier build would stay beside the new ones.
+  for (const file of await readdir(OUT_DIR)) if (/^chunk-.*\.mjs(\.map)?$/.test(file)) await rm(join(OUT_DIR, file));
+  await build({
+    entryPoints: Object.fromEntries(Object.entries(BUNDLES).map(([name, entry]) => [name, join(ROOT, entry)])),
+    outdir: OUT_DIR,
+    outExtension: { '.js': '.mjs' },
+    // What a bundle imports on demand (one runtime's adapter or the other's) is a file of its own,
+    // read only when imported: an agent on containerd never holds Docker's client, nor the reverse.
+    // Chunks sit beside the bundles, so that paths relative to the bundle hold in them too.
+    splitting: true,
+    chunkNames: 'chunk-[hash]',
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: EXTERNAL,
+    banner: { js: BANNER },
+    plugins: [modulePaths],
+    sourcemap: 'linked',
+    minifyWhitespace: true,
+    minifySyntax: true,
+    charset: 'ascii',
+    logLevel: 'warning',
+  });
 }
 
 await main();

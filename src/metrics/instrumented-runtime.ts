@@ -87,6 +87,10 @@ export class InstrumentedRuntime extends ForwardingRuntime {
     return this.timed('create_container', () => this.inner.createContainer(spec));
   }
 
+  override prepareStart(id: string) {
+    return this.timed('prepare_start', () => this.inner.prepareStart(id));
+  }
+
   override startContainer(id: string) {
     return this.timed('start_container', () => this.inner.startContainer(id));
   }

@@ -93,6 +93,14 @@ export interface ContainerRuntime {
    * "already-exists" when a container of that name exists.
    */
   createContainer(spec: ContainerSpec): Promise<string>;
+  /**
+   * Does what of a start can go before the container's network is ready, so that `startContainer`
+   * has less left to do: on containerd, creates the task (the process's namespaces, mounts and
+   * cgroup, in the network namespace of its spec, which must exist), without running the process.
+   * Nothing on a runtime where creating the container did it all (Docker). Preparing a prepared or
+   * running container succeeds; stopping a prepared container undoes the preparation.
+   */
+  prepareStart(id: string): Promise<void>;
   /** Starts a created container. Starting a running container succeeds. */
   startContainer(id: string): Promise<void>;
   /**

@@ -77,6 +77,10 @@ export class ForwardingRuntime implements ContainerRuntime {
     return this.inner.createContainer(spec);
   }
 
+  prepareStart(id: string) {
+    return this.inner.prepareStart(id);
+  }
+
   startContainer(id: string) {
     return this.inner.startContainer(id);
   }

@@ -31,7 +31,7 @@ export class FakeRuntime implements ContainerRuntime {
   }
   readonly name = 'docker' as const;
   readonly calls: string[] = [];
-  readonly containers = new Map<string, ContainerInfo & { spec: ContainerSpec }>();
+  readonly containers = new Map<string, ContainerInfo & { spec: ContainerSpec; startPrepared?: boolean }>();
   /** Images the registry has; pulls of others fail with "not-found". */
   readonly registry = new Set<string>();
   readonly local = new Set<string>();
@@ -152,6 +152,13 @@ export class FakeRuntime implements ContainerRuntime {
     return id;
   }
 
+  async prepareStart(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (!c) throw new RuntimeError('not-found', 'prepare start', id);
+    this.calls.push(`prepare ${c.labels['berth.container-name']}`);
+    c.startPrepared = true;
+  }
+
   async startContainer(id: string): Promise<void> {
     const c = this.containers.get(id);
     if (!c) throw new RuntimeError('not-found', 'start', id);
@@ -191,6 +198,11 @@ export class FakeRuntime implements ContainerRuntime {
     if (!c) throw new RuntimeError('not-found', 'stop', id);
     this.calls.push(`stop ${c.labels['berth.container-name']}`);
     if (c.state === 'running') this.exitContainer(c, 143);
+    else if (c.startPrepared) {
+      // As containerd: deleting the created, never started process reports its exit.
+      c.startPrepared = false;
+      this.emit({ type: 'exit', containerId: id, exitCode: 137, time: new Date() });
+    }
   }
 
   async removeContainer(id: string): Promise<void> {

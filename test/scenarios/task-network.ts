@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/tasks/labels.js';
@@ -206,6 +206,70 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
           await agentProcess.stop();
           for (const c of await env.runtime.listContainers({ [LABELS.agentId]: agentId })) await env.runtime.removeContainer(c.id);
         }
+      });
+    }
+
+    if (kind === 'containerd') {
+      describe('with a plugin that takes its time', () => {
+        let slow: TestNetwork;
+        let slowAgent: TestAgent;
+        before(async () => {
+          // A plugin of the test's own, last in the list: ADD takes 2 s, then passes the result on.
+          const pluginDir = mkdtempSync(join(env.dir, 'slow-plugin-'));
+          const plugin = join(pluginDir, 'berth-test-slow');
+          writeFileSync(
+            plugin,
+            `#!${process.execPath}
+let input = '';
+process.stdin.on('data', (chunk) => (input += chunk)).on('end', () => {
+  const conf = JSON.parse(input || '{}');
+  const command = process.env.CNI_COMMAND;
+  if (command === 'VERSION') process.stdout.write(JSON.stringify({ cniVersion: '1.0.0', supportedVersions: ['0.4.0', '1.0.0'] }));
+  else if (command === 'ADD') setTimeout(() => process.stdout.write(JSON.stringify(conf.prevResult)), 2000);
+});
+`,
+            { mode: 0o755 },
+          );
+          slow = createTestNetwork({ plugins: (defaults) => [...defaults, { type: 'berth-test-slow' }] });
+          slowAgent = await startTestAgent(env, { network: { cni: { pluginDirs: [CNI_PLUGIN_DIR, pluginDir], config: slow.config } } });
+        });
+        after(async () => {
+          await slowAgent?.stop();
+          slow?.remove();
+        });
+
+        it("creates the containers' processes in the namespace while ADD runs, starts none before it is done, and removes them when the task is stopped first", async () => {
+          const id = taskId('slownet');
+          const namespace = namespaceOf(slowAgent, id);
+          /** Processes in the task's network namespace. */
+          const inNamespace = (inode: number) =>
+            readdirSync('/proc')
+              .filter((entry) => /^\d+$/.test(entry))
+              .filter((pid) => {
+                try {
+                  return readlinkSync(`/proc/${pid}/ns/net`) === `net:[${inode}]`;
+                } catch {
+                  return false;
+                }
+              });
+          await watching(slowAgent.client, { taskIds: [id] }, async (watch) => {
+            await run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE), slowAgent);
+            const inode = await waitUntil('the namespace made', 30_000, async () => (existsSync(namespace) ? statSync(namespace).ino : undefined));
+            // The container's process is created (not run) in the namespace while ADD waits.
+            await waitUntil("the container's process created in the namespace", 30_000, async () => (inNamespace(inode).length > 0 ? true : undefined));
+            const during = await get(id, slowAgent);
+            assert.equal(containerOf(during, 'app').knownStatus, ContainerStatus.CONTAINER_STATUS_CREATED);
+            assert.equal(during?.network, undefined, 'ADD has not finished');
+            await slowAgent.calls.stop(id, 'test');
+            await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+            assert.ok(!watch.events.some(is.container(id, 'app', ContainerStatus.CONTAINER_STATUS_RUNNING)), 'the container never ran');
+            assert.deepEqual(inNamespace(inode), [], 'its process is gone');
+          });
+          assert.equal(containerOf(await get(id, slowAgent), 'app').reason, 'the task stopped before the container started');
+          assert.equal(existsSync(namespace), false);
+          assert.deepEqual(slow.allocatedAddresses(), []);
+          assert.deepEqual(slow.natRules(), []);
+        });
       });
     }
 

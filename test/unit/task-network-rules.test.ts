@@ -18,6 +18,8 @@ class StubNetworking {
   failWith: string | undefined;
   /** Set: teardown waits for it. */
   holdTearDown: Promise<void> | undefined;
+  /** Set: ADD (after the namespace is made) waits for it. */
+  holdAdd: Promise<void> | undefined;
   readonly portMappings: CniPortMapping[][] = [];
   private readonly held = new Set<string>();
   constructor(private readonly runtime: FakeRuntime) {}
@@ -29,7 +31,9 @@ class StubNetworking {
   startWarmPool = () => undefined;
   stop = async () => undefined;
   check = async () => undefined;
-  async setUp(task: TaskDefinition, holderPid: number | undefined, portMappings: CniPortMapping[]): Promise<NetworkSetUp> {
+  async setUp(task: TaskDefinition, holderPid: number | undefined, portMappings: CniPortMapping[], namespaceMade?: () => void): Promise<NetworkSetUp> {
+    namespaceMade?.();
+    await this.holdAdd;
     this.runtime.calls.push(holderPid === undefined ? 'network add (namespace made)' : `network add (pid ${holderPid > 0 ? 'known' : 'missing'})`);
     this.held.add(task.id);
     this.portMappings.push(portMappings);
@@ -41,6 +45,12 @@ class StubNetworking {
     this.runtime.calls.push('network del');
     this.held.delete(taskId);
   }
+}
+
+/** Lets the engine run, a loop turn at a time, until the fake runtime was asked `call` (at most 1000 turns). */
+async function untilCalled(runtime: FakeRuntime, call: string): Promise<void> {
+  for (let turn = 0; turn < 1000 && !runtime.calls.includes(call); turn++) await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(runtime.calls.includes(call), `${call}: ${runtime.calls.join(', ')}`);
 }
 
 describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => {
@@ -136,9 +146,9 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
         networkMode: 'TASK',
       });
       await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
-      const calls = t.runtime.calls;
-      assert.ok(!calls.some((c) => c.includes('berth.pause')), `no pause container: ${calls.join(', ')}`);
-      assert.ok(!calls.includes(`pull ${PAUSE_IMAGE}`), 'nor its image');
+      assert.ok(!t.runtime.calls.some((c) => c.includes('berth.pause')), `no pause container: ${t.runtime.calls.join(', ')}`);
+      assert.ok(!t.runtime.calls.includes(`pull ${PAUSE_IMAGE}`), 'nor its image');
+      const calls = t.runtime.calls.filter((c) => !c.startsWith('pull'));
       // ADD does not wait for the images or the creates; the starts wait for ADD.
       assert.equal(calls[0], 'network add (namespace made)', calls.join(', '));
       const after = (call: string, earlier: string) => assert.ok(calls.indexOf(earlier) < calls.indexOf(call), `${earlier} before ${call}: ${calls.join(', ')}`);
@@ -151,6 +161,38 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
       assert.deepEqual(web.spec.ports, [], "port mappings are the network's, not the runtime's");
       assert.deepEqual(stub.portMappings, [[{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]]);
       assert.deepEqual(t.engine.getTask('t').network?.ipAddresses, ['10.9.0.2/24']);
+    });
+
+    it('while ADD runs, prepares the start of the containers (their task created in the namespace); a stop then undoes it', async () => {
+      await setup({ joinsNetworkNamespaces: true });
+      let release!: () => void;
+      stub.holdAdd = new Promise((resolve) => (release = resolve));
+      t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK' });
+      await untilCalled(t.runtime, 'prepare app');
+      assert.ok(!t.runtime.calls.includes('start app'), 'not started before the network is set up');
+      release();
+      await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+      const calls = t.runtime.calls.filter((c) => !c.startsWith('pull'));
+      assert.deepEqual(calls, ['create app', 'prepare app', 'network add (namespace made)', 'start app']);
+
+      t.runtime.calls.length = 0;
+      stub.holdAdd = new Promise((resolve) => (release = resolve));
+      t.engine.runTask({ ...taskInput('u', [containerInput('app')]), networkMode: 'TASK' });
+      await untilCalled(t.runtime, 'prepare app');
+      t.engine.stopTask('u', 'test');
+      release();
+      await t.waitFor('task STOPPED', taskStatus('u', 'STOPPED'));
+      assert.deepEqual(
+        t.runtime.calls.filter((c) => !c.startsWith('pull')),
+        ['create app', 'prepare app', 'network add (namespace made)', 'stop app', 'network del'],
+      );
+      assert.equal(t.engine.getTask('u').containers[0]?.reason, 'the task stopped before the container started');
+      // The exit the runtime reports for the process it deleted does not make the container seem to have run.
+      const seen = t.store.events
+        .readFrom(1, 1000)
+        .filter((e) => e.taskId === 'u' && e.change.type === 'container')
+        .map((e) => (e.change.type === 'container' ? e.change.container.knownStatus : ''));
+      assert.ok(!seen.includes('RUNNING'), seen.join(', '));
     });
 
     it('on stop: the containers stop, then DEL; the task is STOPPED (and its ports free) only once DEL is done', async () => {

@@ -89,6 +89,24 @@ describe('warm network namespaces', () => {
     await pool.stop();
   });
 
+  it('makes none again while a task sets up a network of its own', async () => {
+    const maker = new HeldMaker();
+    const pool = new WarmNamespacePool(1, maker, log);
+    pool.start();
+    await maker.finishOne();
+    pool.hold();
+    assert.ok(pool.take());
+    assert.equal(maker.inFlight, 0, 'held: not made again yet');
+    pool.hold();
+    pool.letGo();
+    assert.equal(maker.inFlight, 0, 'still one hold');
+    pool.letGo();
+    assert.equal(maker.inFlight, 1, 'made again once every hold is let go');
+    await maker.finishOne();
+    assert.equal(pool.available, 1);
+    await pool.stop();
+  });
+
   it('size 0: nothing is ever made', async () => {
     const maker = new HeldMaker();
     const pool = new WarmNamespacePool(0, maker, log);

@@ -113,14 +113,24 @@ export class TaskNetworking implements WarmNamespaceMaker {
   /**
    * Makes the task's namespace, or names the pause container's (process `holderPid`), and runs ADD
    * in it; a task that makes its own and maps no host port is given a warm one if one is ready.
-   * The namespace (`namespacePath`) is settled before this returns. An attachment left half-done by
-   * a crash is deleted first. On failure the attachment stays, for `tearDown`.
+   * The namespace (`namespacePath`) is settled before this returns; `namespaceMade` is called once
+   * it exists, before ADD. An attachment left half-done by a crash is deleted first. On failure the
+   * attachment stays, for `tearDown`.
    */
-  async setUp(task: TaskDefinition, holderPid: number | undefined, portMappings: CniPortMapping[]): Promise<NetworkSetUp> {
+  async setUp(task: TaskDefinition, holderPid: number | undefined, portMappings: CniPortMapping[], namespaceMade?: () => void): Promise<NetworkSetUp> {
     const leftover = this.attachments.get(task.id);
     const warm = !leftover && holderPid === undefined && portMappings.length === 0 ? this.pool.take() : undefined;
+    if (warm) {
+      try {
+        return { ok: true, status: this.adopt(warm, task.id) };
+      } catch (error) {
+        // The task has the attachment now: its teardown deletes it.
+        return { ok: false, reason: `cannot set up the task's network: ${error instanceof Error ? error.message : String(error)}` };
+      }
+    }
+    // Warm namespaces are made again once no task waits for ADD.
+    this.pool.hold();
     try {
-      if (warm) return { ok: true, status: this.adopt(warm, task.id) };
       const name = this.namespaceName(task.id);
       // Named for the task before anything is awaited: its containers join it by this path.
       const record = this.newRecord(name, task.id, { BERTH_TASK_ID: task.id, BERTH_FAMILY: task.family }, portMappings.length > 0 ? { portMappings } : {});
@@ -129,10 +139,12 @@ export class TaskNetworking implements WarmNamespaceMaker {
         await this.tearDown(task.id);
       }
       this.attachments.set(task.id, record);
-      await this.add(record, holderPid);
+      await this.add(record, holderPid, namespaceMade);
       return { ok: true, status: this.statusOf(record) };
     } catch (error) {
       return { ok: false, reason: `cannot set up the task's network: ${error instanceof Error ? error.message : String(error)}` };
+    } finally {
+      this.pool.letGo();
     }
   }
 
@@ -175,11 +187,12 @@ export class TaskNetworking implements WarmNamespaceMaker {
    * the disk before the namespace exists and before any plugin runs; on failure it stays, saying
    * what failed.
    */
-  private async add(record: CniAttachmentRecord, holderPid: number | undefined): Promise<void> {
+  private async add(record: CniAttachmentRecord, holderPid: number | undefined, namespaceMade?: () => void): Promise<void> {
     this.store.saveCniAttachment(record);
     await this.store.durable();
     if (holderPid === undefined) await this.namespaces.create(record.containerId);
     else await this.namespaces.attach(record.containerId, holderPid);
+    namespaceMade?.();
     crashPoint('before-network-add');
     const result = await this.invoker.add(this.settings.list, this.runtimeConf(record, record.netns)).catch((error: unknown) => {
       if (error instanceof CniError) {

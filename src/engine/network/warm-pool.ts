@@ -15,9 +15,10 @@ const MAX_RETRY_DELAY_MS = 60_000;
 /**
  * Network namespaces with CNI ADD already done, kept ready so that a task that needs nothing of
  * its own from the network (no host port) skips namespace set-up at launch. One is made at a time,
- * in the background, until `size` are ready; one taken is made again. A maker that fails is tried
- * again after a delay that doubles, so a broken plugin costs little. Namespaces are made only
- * while the pool runs; `stop` deletes those that were not taken.
+ * in the background, until `size` are ready; one taken is made again, once no task is setting up
+ * a network of its own (`hold`): the pool does not compete with launches for the plugins and the
+ * CPU. A maker that fails is tried again after a delay that doubles, so a broken plugin costs
+ * little. Namespaces are made only while the pool runs; `stop` deletes those that were not taken.
  */
 export class WarmNamespacePool {
   private readonly ready: CniAttachmentRecord[] = [];
@@ -25,6 +26,8 @@ export class WarmNamespacePool {
   private running = false;
   private failures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Set-ups under way that the pool waits for. */
+  private holds = 0;
 
   constructor(
     private readonly size: number,
@@ -50,6 +53,16 @@ export class WarmNamespacePool {
     return attachment;
   }
 
+  /** A task sets up a network of its own: no namespace is begun until every hold is let go. */
+  hold(): void {
+    this.holds += 1;
+  }
+
+  letGo(): void {
+    this.holds = Math.max(0, this.holds - 1);
+    if (this.holds === 0) this.fill();
+  }
+
   /** Stops making namespaces and deletes the ready ones (failures are logged: the next start deletes them). */
   async stop(): Promise<void> {
     this.running = false;
@@ -62,12 +75,12 @@ export class WarmNamespacePool {
   }
 
   private fill(): void {
-    if (!this.running || this.filling || this.retryTimer) return;
+    if (!this.running || this.filling || this.retryTimer || this.holds > 0) return;
     this.filling = this.fillUntilFull().finally(() => (this.filling = undefined));
   }
 
   private async fillUntilFull(): Promise<void> {
-    while (this.running && this.ready.length < this.size) {
+    while (this.running && this.ready.length < this.size && this.holds === 0) {
       try {
         const attachment = await this.maker.makeWarm();
         this.failures = 0;

@@ -39,6 +39,10 @@ export class WriteAheadRuntime extends ForwardingRuntime {
     return this.afterWrites(() => this.inner.createContainer(spec));
   }
 
+  override prepareStart(id: string) {
+    return this.afterWrites(() => this.inner.prepareStart(id));
+  }
+
   override startContainer(id: string) {
     return this.afterWrites(() => this.inner.startContainer(id));
   }

@@ -17,6 +17,8 @@ import type { TaskDefinition } from '../model/task-definition.js';
 export type ActionOutcome =
   | { kind: 'pulled'; change: ContainerChange }
   | { kind: 'created'; change: ContainerChange & { runtimeId: string } }
+  /** `failure`: why the preparation failed; the start does it again and reports its own failure. */
+  | { kind: 'start-prepared'; failure?: string }
   | { kind: 'running'; change: ContainerChange }
   | { kind: 'stopped'; change: ContainerChange };
 
@@ -172,6 +174,16 @@ export class ContainerActions {
   }
 
   /** Starts the container. */
+  /** Does what of the start can go before the task's network is ready. */
+  async prepareStart(container: ManagedContainer): Promise<ActionOutcome> {
+    try {
+      await this.retry(() => this.runtime.prepareStart(container.runtimeId as string));
+      return { kind: 'start-prepared' };
+    } catch (error) {
+      return { kind: 'start-prepared', failure: describe(error) };
+    }
+  }
+
   async start(task: TaskDefinition, container: ManagedContainer): Promise<ActionOutcome> {
     const id = container.runtimeId as string;
     try {

@@ -56,7 +56,9 @@ export class ManagedContainer {
   startedAt: Date | undefined;
   finishedAt: Date | undefined;
   /** The runtime call in progress for this container, if any. */
-  busy: 'pull' | 'create' | 'start' | 'stop' | undefined;
+  busy: 'pull' | 'create' | 'prepare' | 'start' | 'stop' | undefined;
+  /** What of its start can go before the network is ready was done (or tried): see ContainerRuntime.prepareStart. */
+  startPrepared = false;
 
   constructor(
     readonly definition: ContainerDefinition,

@@ -121,7 +121,12 @@ export class ManagedTask implements QueuedTask {
     const pause = deps.cni?.pauseImage ? managed(pauseContainerDefinition(deps.cni.pauseImage)) : undefined;
     // The pause container comes first: it is pulled and started before the others are created.
     this.containers = new Map([...(pause ? [pause] : []), ...definition.containers.map(managed)].map((c) => [c.name, c]));
-    this.sandbox = new TaskSandbox(definition, { cni: deps.cni, metadata: deps.metadata, runtime: deps.runtime, actions: deps.actions, log: this.log }, pause, () => this.appContainers());
+    this.sandbox = new TaskSandbox(
+      definition,
+      { cni: deps.cni, metadata: deps.metadata, runtime: deps.runtime, actions: deps.actions, log: this.log, changed: () => this.scheduleReconcile() },
+      pause,
+      () => this.appContainers(),
+    );
   }
 
   get id(): string {
@@ -282,6 +287,8 @@ export class ManagedTask implements QueuedTask {
     if (this.sandbox.isPause(container) && container.busy === 'stop') return;
     switch (event.type) {
       case 'exit':
+        // A prepared start being undone never ran: the stop's outcome says so, not this exit.
+        if (container.knownStatus === 'CREATED' && container.busy === 'stop') break;
         this.containerExited(container, event.exitCode, event.time);
         break;
       case 'oom':
@@ -406,11 +413,14 @@ export class ManagedTask implements QueuedTask {
         }
         case 'CREATED': {
           const wait = this.sandbox.waitBeforeStart(container);
+          const verdict = evaluateDependencies(container.definition, (name) => this.containers.get(name)!.dependencyView());
           if (wait) {
             waitReason ||= wait;
+            // While the network is set up, what of the start can go first does.
+            if (!container.startPrepared && verdict.kind === 'satisfied' && this.sandbox.mayPrepareStart(container))
+              this.runAction(container, 'prepare', () => this.deps.actions.prepareStart(container));
             break;
           }
-          const verdict = evaluateDependencies(container.definition, (name) => this.containers.get(name)!.dependencyView());
           if (verdict.kind === 'satisfied') this.runAction(container, 'start', () => this.deps.actions.start(this.definition, container));
           else if (verdict.kind === 'failed') this.stop(verdict.reason);
           else {
@@ -448,7 +458,14 @@ export class ManagedTask implements QueuedTask {
       return;
     }
     if (container.knownStatus !== 'RUNNING') {
-      this.markStopped(container, { reason: 'the task stopped before the container started' });
+      const reason = 'the task stopped before the container started';
+      // A prepared start is undone: its process, created but not run, goes.
+      if (container.startPrepared)
+        this.runAction(container, 'stop', async () => {
+          await this.deps.actions.stop(container);
+          return { kind: 'stopped', change: { reason } };
+        });
+      else this.markStopped(container, { reason });
       return;
     }
     const waiting = dependentsOf(container.name, this.definition.containers).some((name) => this.containers.get(name)!.knownStatus !== 'STOPPED');
@@ -486,6 +503,10 @@ export class ManagedTask implements QueuedTask {
       case 'created':
         container.advance('CREATED', outcome.change);
         this.deps.onContainerCreated(this, outcome.change.runtimeId);
+        break;
+      case 'start-prepared':
+        container.startPrepared = true;
+        if (outcome.failure) this.log.debug({ container: container.name, failure: outcome.failure }, 'could not prepare the start; the start does it');
         break;
       case 'running':
         // An exit event may have come first (a container that ends at once): it was applied then.

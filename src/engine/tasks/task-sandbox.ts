@@ -31,6 +31,8 @@ export interface SandboxDeps {
   runtime: ContainerRuntime;
   actions: ContainerActions;
   log: Logger;
+  /** Something the task's state machine asks about changed outside a step's outcome. */
+  changed: () => void;
 }
 
 /**
@@ -55,6 +57,8 @@ export class TaskSandbox {
   private tornDown = false;
   /** Set-up began: the namespace the containers join is settled (a warm one has a path of its own). */
   private namespaceSettled = false;
+  /** The namespace the containers join exists (its network may not be set up yet). */
+  private namespaceMade = false;
 
   constructor(
     private readonly definition: TaskDefinition,
@@ -104,6 +108,14 @@ export class TaskSandbox {
   waitBeforeStart(container: ManagedContainer): string | undefined {
     if (!this.deps.cni || container === this.pause) return undefined;
     return this.current ? undefined : "setting up the task's network";
+  }
+
+  /**
+   * Whether a container waiting for the network may do what of its start can go first (containerd:
+   * create its task in the namespace, while ADD runs): once the namespace berth makes exists.
+   */
+  mayPrepareStart(container: ManagedContainer): boolean {
+    return this.deps.cni !== undefined && !this.pause && container !== this.pause && this.namespaceMade && !this.current;
   }
 
   /**
@@ -216,7 +228,10 @@ export class TaskSandbox {
       if (!info?.pid) return { kind: 'network-failed', reason: "cannot set up the task's network: the pause container is not running" };
       holderPid = info.pid;
     }
-    const settingUp = networking.setUp(this.definition, holderPid, this.portMappings());
+    const settingUp = networking.setUp(this.definition, holderPid, this.portMappings(), () => {
+      this.namespaceMade = true;
+      this.deps.changed();
+    });
     this.namespaceSettled = true;
     const result = await settingUp;
     return result.ok ? { kind: 'network-ready', status: result.status } : { kind: 'network-failed', reason: result.reason };

@@ -483,12 +483,31 @@ export class ContainerdRuntime implements ContainerRuntime {
     return exited;
   }
 
+  async prepareStart(idOrName: string): Promise<void> {
+    const container = await this.getContainer(idOrName, `prepare the start of container ${idOrName}`);
+    await this.createTask(container);
+  }
+
   async startContainer(idOrName: string): Promise<void> {
     const container = await this.getContainer(idOrName, `start container ${idOrName}`);
     const id = container.id;
+    if ((await this.createTask(container)) === 'running') return;
+    // Registered before Start, so the exit cannot be missed; the events carry it to the engine.
+    void this.waitFor(id);
+    this.oomKilled.delete(id);
+    await this.client.call(`start task ${id}`, this.client.tasks, this.client.tasks.start, { containerId: id, execId: '' });
+    this.startedAt.set(id, new Date());
+  }
+
+  /**
+   * Makes sure the container has a task that is created and not yet started (a restart deletes the
+   * old process's first); says so when its task runs already.
+   */
+  private async createTask(container: Container): Promise<'created' | 'running'> {
+    const id = container.id;
     const c = this.client;
     const task = await this.getTask(id);
-    if (task?.status === Status.RUNNING) return;
+    if (task?.status === Status.RUNNING) return 'running';
     if (task && task.status !== Status.CREATED) {
       // A restart: the old process's task goes, a new one is created.
       await c.call('delete task', c.tasks, c.tasks.delete, { containerId: id });
@@ -524,21 +543,24 @@ export class ContainerdRuntime implements ContainerRuntime {
         // A start by an agent that died may have created the task meanwhile: use it if it is new.
         if (!isRuntimeError(error, 'already-exists')) throw error;
         const raced = await this.getTask(id);
-        if (raced?.status === Status.RUNNING) return;
+        if (raced?.status === Status.RUNNING) return 'running';
         if (raced?.status !== Status.CREATED) throw error;
       }
     }
-    // Registered before Start, so the exit cannot be missed; the events carry it to the engine.
-    void this.waitFor(id);
-    this.oomKilled.delete(id);
-    await c.call(`start task ${id}`, c.tasks, c.tasks.start, { containerId: id, execId: '' });
-    this.startedAt.set(id, new Date());
+    return 'created';
   }
 
   async stopContainer(idOrName: string, timeoutMs: number): Promise<void> {
     const container = await this.getContainer(idOrName, `stop container ${idOrName}`);
     const id = container.id;
     const task = await this.getTask(id);
+    if (task?.status === Status.CREATED) {
+      // A prepared start that is not to run: its process, created but never started, goes.
+      await this.client.call('delete task', this.client.tasks, this.client.tasks.delete, { containerId: id }).catch((error: unknown) => {
+        if (!isRuntimeError(error, 'not-found')) throw error;
+      });
+      return;
+    }
     if (!task || (task.status !== Status.RUNNING && task.status !== Status.PAUSED)) return;
     const exited = this.waitFor(id);
     await this.kill(id, signalNumber(container.labels[STOP_SIGNAL_LABEL]));

@@ -321,6 +321,9 @@ export class DockerRuntime implements ContainerRuntime {
     return created.id;
   }
 
+  /** Creating the container did everything a start can do before the process runs. */
+  async prepareStart(): Promise<void> {}
+
   async startContainer(id: string): Promise<void> {
     try {
       await this.call(`start container ${id}`, (abortSignal) => this.docker.getContainer(id).start({ abortSignal }));
