@@ -53,7 +53,7 @@ const log = pino({ level: 'silent' });
 describe('warm network namespaces', () => {
   it('makes them one at a time up to the size, and makes one again for each taken', async () => {
     const maker = new HeldMaker();
-    const pool = new WarmNamespacePool(2, maker, log);
+    const pool = new WarmNamespacePool(2, maker, log, 0);
     assert.equal(pool.take(), undefined, 'none before the pool starts');
     pool.start();
     await maker.finishOne();
@@ -75,7 +75,7 @@ describe('warm network namespaces', () => {
 
   it('after a failure, tries again later rather than at once', async () => {
     const maker = new HeldMaker();
-    const pool = new WarmNamespacePool(1, maker, log);
+    const pool = new WarmNamespacePool(1, maker, log, 0);
     maker.failNext = 1;
     pool.start();
     await maker.finishOne();
@@ -91,7 +91,7 @@ describe('warm network namespaces', () => {
 
   it('makes none again while a task sets up a network of its own', async () => {
     const maker = new HeldMaker();
-    const pool = new WarmNamespacePool(1, maker, log);
+    const pool = new WarmNamespacePool(1, maker, log, 0);
     pool.start();
     await maker.finishOne();
     pool.hold();
@@ -107,9 +107,24 @@ describe('warm network namespaces', () => {
     await pool.stop();
   });
 
+  it('makes one again only once launches pause: not while namespaces are being taken', async () => {
+    const maker = new HeldMaker();
+    const pool = new WarmNamespacePool(2, maker, log, 50);
+    pool.start();
+    await maker.finishOne();
+    await maker.finishOne();
+    assert.ok(pool.take());
+    assert.ok(pool.take());
+    assert.equal(maker.inFlight, 0, 'not during the burst');
+    await maker.finishOne(); // once 50 ms passed without a launch
+    await maker.finishOne();
+    assert.equal(pool.available, 2);
+    await pool.stop();
+  });
+
   it('size 0: nothing is ever made', async () => {
     const maker = new HeldMaker();
-    const pool = new WarmNamespacePool(0, maker, log);
+    const pool = new WarmNamespacePool(0, maker, log, 0);
     pool.start();
     assert.equal(pool.take(), undefined);
     assert.equal(maker.inFlight, 0);
@@ -118,7 +133,7 @@ describe('warm network namespaces', () => {
 
   it('a namespace whose making ends after stop is deleted, not kept', async () => {
     const maker = new HeldMaker();
-    const pool = new WarmNamespacePool(1, maker, log);
+    const pool = new WarmNamespacePool(1, maker, log, 0);
     pool.start();
     const stopped = pool.stop();
     await maker.finishOne();

@@ -12,12 +12,15 @@ export interface WarmNamespaceMaker {
 /** Failures in a row back off from 1 s, doubling, to this. */
 const MAX_RETRY_DELAY_MS = 60_000;
 
+/** Launches this close together are one burst: namespaces are made again after it. */
+export const DEFAULT_QUIET_MS = 250;
+
 /**
  * Network namespaces with CNI ADD already done, kept ready so that a task that needs nothing of
  * its own from the network (no host port) skips namespace set-up at launch. One is made at a time,
- * in the background, until `size` are ready; one taken is made again, once no task is setting up
- * a network of its own (`hold`): the pool does not compete with launches for the plugins and the
- * CPU. A maker that fails is tried again after a delay that doubles, so a broken plugin costs
+ * in the background, until `size` are ready; one taken is made again once launches pause: no task
+ * is setting up a network of its own (`hold`), and none took a namespace or began a set-up for
+ * `quietMs`. The pool does not compete with launches for the plugins and the CPU. A maker that fails is tried again after a delay that doubles, so a broken plugin costs
  * little. Namespaces are made only while the pool runs; `stop` deletes those that were not taken.
  */
 export class WarmNamespacePool {
@@ -28,11 +31,15 @@ export class WarmNamespacePool {
   private retryTimer: NodeJS.Timeout | undefined;
   /** Set-ups under way that the pool waits for. */
   private holds = 0;
+  /** When a namespace was last taken or a set-up began (performance.now()). */
+  private lastLaunch = -Infinity;
+  private quietTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly size: number,
     private readonly maker: WarmNamespaceMaker,
     private readonly log: Logger,
+    private readonly quietMs = DEFAULT_QUIET_MS,
   ) {}
 
   /** Namespaces ready now. */
@@ -49,13 +56,17 @@ export class WarmNamespacePool {
   /** A ready namespace, now no longer the pool's (a new one is made in its place); undefined when none is ready. */
   take(): CniAttachmentRecord | undefined {
     const attachment = this.ready.shift();
-    if (attachment) this.fill();
+    if (attachment) {
+      this.lastLaunch = performance.now();
+      this.fill();
+    }
     return attachment;
   }
 
   /** A task sets up a network of its own: no namespace is begun until every hold is let go. */
   hold(): void {
     this.holds += 1;
+    this.lastLaunch = performance.now();
   }
 
   letGo(): void {
@@ -68,6 +79,8 @@ export class WarmNamespacePool {
     this.running = false;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    clearTimeout(this.quietTimer);
+    this.quietTimer = undefined;
     await this.filling;
     for (const attachment of this.ready.splice(0)) {
       await this.maker.release(attachment).catch((error: unknown) => this.log.warn({ err: error, namespace: attachment.containerId }, 'could not delete a warm network namespace'));
@@ -75,12 +88,25 @@ export class WarmNamespacePool {
   }
 
   private fill(): void {
-    if (!this.running || this.filling || this.retryTimer || this.holds > 0) return;
+    if (!this.running || this.filling || this.retryTimer || this.quietTimer || this.holds > 0 || this.ready.length >= this.size) return;
+    if (!this.quiet()) return;
     this.filling = this.fillUntilFull().finally(() => (this.filling = undefined));
+  }
+
+  /** Whether launches paused for `quietMs`; if not, fills once they will have. */
+  private quiet(): boolean {
+    const waitMs = this.lastLaunch + this.quietMs - performance.now();
+    if (waitMs <= 0) return true;
+    this.quietTimer = setTimeout(() => {
+      this.quietTimer = undefined;
+      this.fill();
+    }, waitMs);
+    return false;
   }
 
   private async fillUntilFull(): Promise<void> {
     while (this.running && this.ready.length < this.size && this.holds === 0) {
+      if (!this.quiet()) return;
       try {
         const attachment = await this.maker.makeWarm();
         this.failures = 0;
