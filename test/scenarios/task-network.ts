@@ -213,9 +213,21 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
       describe('with a plugin that takes its time', () => {
         let slow: TestNetwork;
         let slowAgent: TestAgent;
+        let pluginDir: string;
+        /** Processes in the network namespace of inode `inode`. */
+        const inNamespace = (inode: number) =>
+          readdirSync('/proc')
+            .filter((entry) => /^\d+$/.test(entry))
+            .filter((pid) => {
+              try {
+                return readlinkSync(`/proc/${pid}/ns/net`) === `net:[${inode}]`;
+              } catch {
+                return false;
+              }
+            });
         before(async () => {
           // A plugin of the test's own, last in the list: ADD takes 2 s, then passes the result on.
-          const pluginDir = mkdtempSync(join(env.dir, 'slow-plugin-'));
+          pluginDir = mkdtempSync(join(env.dir, 'slow-plugin-'));
           const plugin = join(pluginDir, 'berth-test-slow');
           writeFileSync(
             plugin,
@@ -241,17 +253,6 @@ process.stdin.on('data', (chunk) => (input += chunk)).on('end', () => {
         it("creates the containers' processes in the namespace while ADD runs, starts none before it is done, and removes them when the task is stopped first", async () => {
           const id = taskId('slownet');
           const namespace = namespaceOf(slowAgent, id);
-          /** Processes in the task's network namespace. */
-          const inNamespace = (inode: number) =>
-            readdirSync('/proc')
-              .filter((entry) => /^\d+$/.test(entry))
-              .filter((pid) => {
-                try {
-                  return readlinkSync(`/proc/${pid}/ns/net`) === `net:[${inode}]`;
-                } catch {
-                  return false;
-                }
-              });
           await watching(slowAgent.client, { taskIds: [id] }, async (watch) => {
             await run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE), slowAgent);
             const inode = await waitUntil('the namespace made', 30_000, async () => (existsSync(namespace) ? statSync(namespace).ino : undefined));
@@ -269,6 +270,42 @@ process.stdin.on('data', (chunk) => (input += chunk)).on('end', () => {
           assert.equal(existsSync(namespace), false);
           assert.deepEqual(slow.allocatedAddresses(), []);
           assert.deepEqual(slow.natRules(), []);
+        });
+
+        it('killed while ADD runs, after the container joined the namespace: the restarted agent adds it again in the same namespace, and the container runs on the network', async () => {
+          const dir = mkdtempSync(join(env.dir, 'agent-'));
+          const agentId = 'slowcrash';
+          const id = taskId('slowcrash');
+          const namespace = `/run/netns/berth-${agentId}-${id}`;
+          const networkConfig = { ...env.networkConfig, cni: { pluginDirs: [CNI_PLUGIN_DIR, pluginDir], config: slow.config } };
+          const start = () => startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, networkConfig });
+          let agentProcess = await start();
+          try {
+            await agentProcess.calls.run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE));
+            const inode = await waitUntil('the namespace made', 30_000, async () => (existsSync(namespace) ? statSync(namespace).ino : undefined));
+            await waitUntil("the container's process created in the namespace", 30_000, async () => (inNamespace(inode).length > 0 ? true : undefined));
+            await agentProcess.kill();
+            agentProcess = await start();
+            await watching(agentProcess.client, { taskIds: [id] }, async (watch) => {
+              const now = await agentProcess.calls.get(id);
+              if (now?.knownStatus !== TaskStatus.TASK_STATUS_RUNNING) await watch.waitForEvent('task RUNNING', is.task(id, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+            });
+            assert.equal(statSync(namespace).ino, inode, 'the same namespace');
+            const address = (await agentProcess.calls.get(id))?.network?.ipAddresses[0]?.split('/')[0];
+            assert.ok(address);
+            assert.deepEqual(slow.allocatedAddresses(), [address], 'the cut-short ADD was deleted, one address held');
+            const { output } = await agentProcess.calls.shell(id, 'app', 'ip -4 -o addr show eth0');
+            assert.match(output, new RegExp(`inet ${address.replaceAll('.', '\\.')}/`), 'the container has the address');
+            await watching(agentProcess.client, { taskIds: [id] }, async (watch) => {
+              await agentProcess.calls.stop(id, 'test');
+              await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+            });
+            assert.deepEqual(slow.allocatedAddresses(), []);
+            assert.equal(existsSync(namespace), false);
+          } finally {
+            await agentProcess.stop();
+            for (const c of await env.runtime.listContainers({ [LABELS.agentId]: agentId })) await env.runtime.removeContainer(c.id);
+          }
         });
       });
     }

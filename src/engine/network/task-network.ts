@@ -136,7 +136,9 @@ export class TaskNetworking implements WarmNamespaceMaker {
       const record = this.newRecord(name, task.id, { BERTH_TASK_ID: task.id, BERTH_FAMILY: task.family }, portMappings.length > 0 ? { portMappings } : {});
       if (leftover) {
         this.log.info({ taskId: task.id }, 'deleting a network attachment whose ADD did not finish, before adding it again');
-        await this.tearDown(task.id);
+        // A namespace berth made is kept: containers may have joined it already.
+        await this.release(leftover, { keepNamespace: holderPid === undefined && leftover.containerId === name });
+        this.attachments.delete(task.id);
       }
       this.attachments.set(task.id, record);
       await this.add(record, holderPid, namespaceMade);
@@ -230,9 +232,10 @@ export class TaskNetworking implements WarmNamespaceMaker {
 
   /**
    * DEL of an attachment with the configuration and arguments ADD was given, then its namespace's
-   * name goes and the attachment is forgotten. DEL is given no namespace when it is already gone.
+   * name goes (unless kept) and the attachment is forgotten. DEL is given no namespace when it is
+   * already gone.
    */
-  async release(a: CniAttachmentRecord): Promise<void> {
+  async release(a: CniAttachmentRecord, options: { keepNamespace?: boolean } = {}): Promise<void> {
     const name = a.containerId;
     // What ADD left (its result, its failure) is on the disk before DEL runs.
     await this.store.durable();
@@ -253,7 +256,7 @@ export class TaskNetworking implements WarmNamespaceMaker {
       });
       crashPoint('after-network-del');
     }
-    await this.namespaces.remove(name);
+    if (!options.keepNamespace) await this.namespaces.remove(name);
     this.store.deleteCniAttachment(a);
   }
 

@@ -36,10 +36,12 @@ export class NetworkNamespaces {
     return this.pathOf(name);
   }
 
-  /** Makes a new namespace under `name`; a stale one left by a crash is replaced. */
+  /**
+   * Makes a new namespace under `name`, or keeps the one there: one an ADD cut short by a crash
+   * left, which the task's containers may have joined already.
+   */
   async create(name: string): Promise<string> {
-    await this.remove(name);
-    await this.ip(['netns', 'add', name]);
+    if (!(await this.exists(name))) await this.ip(['netns', 'add', name]);
     return this.pathOf(name);
   }
 
