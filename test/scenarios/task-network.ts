@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/tasks/labels.js';
 import { PAUSE_CONTAINER } from '../../src/engine/tasks/pause-container.js';
@@ -214,6 +214,15 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         let slow: TestNetwork;
         let slowAgent: TestAgent;
         let pluginDir: string;
+        /**
+         * The inode of a named namespace once it is mounted: `ip netns add` makes the file before it
+         * mounts the namespace on it, and until then the file is an empty one of /run/netns.
+         */
+        const mountedNamespace = async (path: string) => {
+          if (!existsSync(path)) return undefined;
+          const file = statSync(path);
+          return file.dev !== statSync(dirname(path)).dev ? file.ino : undefined;
+        };
         /** Processes in the network namespace of inode `inode`. */
         const inNamespace = (inode: number) =>
           readdirSync('/proc')
@@ -255,7 +264,7 @@ process.stdin.on('data', (chunk) => (input += chunk)).on('end', () => {
           const namespace = namespaceOf(slowAgent, id);
           await watching(slowAgent.client, { taskIds: [id] }, async (watch) => {
             await run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE), slowAgent);
-            const inode = await waitUntil('the namespace made', 30_000, async () => (existsSync(namespace) ? statSync(namespace).ino : undefined));
+            const inode = await waitUntil('the namespace made', 30_000, () => mountedNamespace(namespace));
             // The container's process is created (not run) in the namespace while ADD waits.
             await waitUntil("the container's process created in the namespace", 30_000, async () => (inNamespace(inode).length > 0 ? true : undefined));
             const during = await get(id, slowAgent);
@@ -282,7 +291,7 @@ process.stdin.on('data', (chunk) => (input += chunk)).on('end', () => {
           let agentProcess = await start();
           try {
             await agentProcess.calls.run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE));
-            const inode = await waitUntil('the namespace made', 30_000, async () => (existsSync(namespace) ? statSync(namespace).ino : undefined));
+            const inode = await waitUntil('the namespace made', 30_000, () => mountedNamespace(namespace));
             await waitUntil("the container's process created in the namespace", 30_000, async () => (inNamespace(inode).length > 0 ? true : undefined));
             await agentProcess.kill();
             agentProcess = await start();
