@@ -252,9 +252,10 @@ export function toPbContainer(c: ContainerSnapshot): Container {
   };
 }
 
-export function toPbTask(t: TaskSnapshot): Task {
+/** A task as a Task message without its definition: the fields that change while it lives. */
+export function toPbTaskStatus(t: TaskSnapshot): Task {
   return {
-    definition: toPbDefinition(t.definition),
+    definition: undefined,
     knownStatus: TASK_STATUS[t.knownStatus],
     desiredStatus: TASK_STATUS[t.desiredStatus],
     reason: t.reason,

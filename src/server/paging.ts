@@ -1,8 +1,7 @@
 import { InvalidArgumentError } from '../engine/errors.js';
 import type { TaskSnapshot } from '../engine/model/task-snapshot.js';
-import { Task } from '../gen/berth/agent/v1/task.js';
 import { ListTasksResponse } from '../gen/berth/agent/v1/task_service.js';
-import { toPbTask } from './mapping.js';
+import { encodedTask } from './task-encoding.js';
 import { lengthDelimited } from './wire-format.js';
 
 /** No page of tasks (ListTasks, a snapshot part) grows past this: clients take 4 MiB by default. */
@@ -29,9 +28,6 @@ export function* boundedChunks<T>(items: Iterable<T>, maxCount: number, maxBytes
   }
   if (chunk.length > 0) yield chunk;
 }
-
-/** A task as a Task message, encoded. */
-const encodedTask = (task: TaskSnapshot): Buffer => Buffer.from(Task.encode(toPbTask(task)).finish());
 
 function* encodedOneByOne(tasks: Iterable<TaskSnapshot>): Generator<Buffer> {
   for (const task of tasks) yield encodedTask(task);

@@ -1,11 +1,12 @@
 import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { TaskStatus } from '../engine/model/status.js';
-import type { ListTasksResponse, TaskServiceServer } from '../gen/berth/agent/v1/task_service.js';
+import { RunTaskResponse, type GetTaskResponse, type ListTasksResponse, type StopTaskResponse, type TaskServiceServer } from '../gen/berth/agent/v1/task_service.js';
 import { AGENT_VERSION } from '../version.js';
 import { toServiceError } from './error-status.js';
-import { durationToMs, fromPbLogStreams, fromPbTaskStatus, taskDefinitionInput, toPbContainerStats, toPbLogLine, toPbTask } from './mapping.js';
+import { durationToMs, fromPbLogStreams, fromPbTaskStatus, taskDefinitionInput, toPbContainerStats, toPbLogLine } from './mapping.js';
 import { pageOfTasks } from './paging.js';
+import { taskResponse } from './task-encoding.js';
 import { preEncoded } from './pre-encoded.js';
 import { forEachBatch, serveStream } from './streaming.js';
 import { watchEvents, type EventDeliveryObserver } from './watch-events.js';
@@ -47,10 +48,10 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
   return {
     runTask: unary((request) => {
       const { task, created } = engine.runTask(taskDefinitionInput(request.task));
-      return { task: toPbTask(task), created };
+      return preEncoded<RunTaskResponse>(taskResponse(task, RunTaskResponse.encode({ task: undefined, created }).finish()));
     }),
-    stopTask: unary((request) => ({ task: toPbTask(engine.stopTask(request.taskId, request.reason)) })),
-    getTask: unary((request) => ({ task: toPbTask(engine.getTask(request.taskId)) })),
+    stopTask: unary((request) => preEncoded<StopTaskResponse>(taskResponse(engine.stopTask(request.taskId, request.reason)))),
+    getTask: unary((request) => preEncoded<GetTaskResponse>(taskResponse(engine.getTask(request.taskId)))),
     listTasks: unary((request) => {
       const statuses = request.statuses.map(fromPbTaskStatus).filter((s): s is TaskStatus => s !== undefined);
       const tasks = engine.listTasks({ statuses, family: request.family }).sort((a, b) => (a.definition.id < b.definition.id ? -1 : a.definition.id > b.definition.id ? 1 : 0));

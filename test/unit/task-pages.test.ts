@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Task, TaskStatus } from '../../src/gen/berth/agent/v1/task.js';
+import { TaskDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
 import type { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
 import { EventCollector, taskCalls } from '../harness/agent.js';
 import { containerInput, engineUnderTest, serveOverGrpc, taskInput, type EngineUnderTest, type ServedEngine } from '../harness/engine-harness.js';
@@ -85,6 +86,35 @@ describe('ListTasks pages and the WatchEvents snapshot, put together from tasks 
       );
     } finally {
       watch.close();
+    }
+  });
+
+  it("encodes each task's definition once, and every answer carries the task's status as it is now", async () => {
+    const calls = taskCalls(client);
+    const encode = TaskDefinition.encode.bind(TaskDefinition);
+    let encoded = 0;
+    TaskDefinition.encode = (message, writer) => {
+      encoded++;
+      return encode(message, writer);
+    };
+    try {
+      const first = await calls.listPage({ pageSize: 1000 });
+      assert.equal(first.tasks.length, COUNT);
+      assert.ok(encoded <= COUNT, `the first listing encoded ${encoded} definitions for ${COUNT} tasks`);
+      encoded = 0;
+      const id = ids[3]!;
+      const stopped = (await calls.stop(id, 'no longer needed')).task!;
+      assert.equal(stopped.desiredStatus, TaskStatus.TASK_STATUS_STOPPED);
+      const again = await calls.listPage({ pageSize: 1000 });
+      const got = await calls.get(id);
+      assert.equal(encoded, 0, 'definitions are encoded once per task');
+      const listed = again.tasks.find((task) => task.definition?.id === id)!;
+      assert.equal(listed.desiredStatus, TaskStatus.TASK_STATUS_STOPPED);
+      assert.equal(got!.desiredStatus, TaskStatus.TASK_STATUS_STOPPED);
+      assert.deepEqual(TaskDefinition.toJSON(listed.definition!), TaskDefinition.toJSON(first.tasks.find((task) => task.definition?.id === id)!.definition!));
+      assert.equal(listed.definition!.containers[0]!.image, 'registry.test/app:1');
+    } finally {
+      TaskDefinition.encode = encode;
     }
   });
 });
