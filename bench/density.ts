@@ -24,7 +24,7 @@ import { TaskServiceClient, type ListTasksResponse } from '../src/gen/berth/agen
 import { call } from '../test/harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../test/harness/agent-process.js';
 import { startRuntimeEnvironment } from '../test/harness/runtime-environment.js';
-import { ControlPlane, freePort, metricSample, ms, percentile, rssMib } from './parts/forked-parts.js';
+import { ControlPlane, freePort, metricSample, ms, percentile, rssMib, settledRssMib } from './parts/forked-parts.js';
 
 const [N, C, CYCLES, M] = [1000, 50, 10, 500].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [number, number, number, number];
 /** Heap growth over the cycles above which the heap snapshots are taken (BENCH_LEAK_THRESHOLD, default 0.1). */
@@ -112,6 +112,7 @@ async function main(): Promise<void> {
   try {
     await new Promise((resolve) => setTimeout(resolve, 3000));
     report(`idle, fresh agent: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
+    report(`idle, fresh agent, settled: RSS ${(await settledRssMib(agent.daemon.child.pid!)).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
     controlPlane = await ControlPlane.start(agent, env.image, env.credentials);
     await controlPlane.do({ type: 'launch', ids: ['warm'], concurrency: 1 });
     await controlPlane.do({ type: 'stop', ids: ['warm'] });
@@ -124,19 +125,28 @@ async function main(): Promise<void> {
       const launched = await controlPlane.do({ type: 'launch', ids: running, concurrency: C });
       report(`${N} tasks launched, ${C} at once, in ${(launched.ms / 1000).toFixed(1)} s (${((N * 1000) / launched.ms).toFixed(1)} tasks/s)`);
       report(`${N} running: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
+      report(`${N} running, settled: RSS ${(await settledRssMib(agent.daemon.child.pid!)).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
       const client = new TaskServiceClient(`unix://${agent.socketPath}`, credentials.createInsecure());
+      // The same calls from a client whose HTTP/2 receive window holds a whole page (grpc-js's
+      // default window is 64 KiB: a page of 1,000 tasks then needs several round trips).
+      const wideClient = new TaskServiceClient(`unix://${agent.socketPath}`, credentials.createInsecure(), { 'grpc-node.flow_control_window': 4 * 2 ** 20 });
       const info = await timed(20, () => call(client, 'getAgentInfo', {}));
       const get = await timed(20, (i) => call(client, 'getTask', { taskId: running[(i * 37) % N] }));
-      const list = await timed(5, async () => {
-        let pageToken = '';
-        do pageToken = (await call<object, ListTasksResponse>(client, 'listTasks', { statuses: [], family: '', pageSize: 1000, pageToken })).nextPageToken;
-        while (pageToken);
-      });
+      const listAll = (through: TaskServiceClient) =>
+        timed(5, async () => {
+          let pageToken = '';
+          do pageToken = (await call<object, ListTasksResponse>(through, 'listTasks', { statuses: [], family: '', pageSize: 1000, pageToken })).nextPageToken;
+          while (pageToken);
+        });
+      const list = await listAll(client);
+      const wideList = await listAll(wideClient);
       client.close();
+      wideClient.close();
       for (const [name, durations] of [
         ['GetAgentInfo', info],
         ['GetTask', get],
         ['ListTasks (all pages of 1000)', list],
+        ['ListTasks (all pages of 1000), 4 MiB receive window', wideList],
       ] as const) {
         report(`${name} with ${N} tasks: median ${ms(percentile(durations, 50))} ms, max ${ms(durations[durations.length - 1]!)} ms`);
       }
@@ -159,6 +169,7 @@ async function main(): Promise<void> {
       await controlPlane.do({ type: 'stop', ids: running });
       await controlPlane.do({ type: 'removed', ids: running });
       report(`after stopping and cleaning up ${N}: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
+      report(`after stopping and cleaning up ${N}, settled: RSS ${(await settledRssMib(agent.daemon.child.pid!)).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
     }
 
     // 3. Leak check. The live heap is read from heap snapshots (each begins with a full garbage

@@ -15,9 +15,13 @@
  * [RATE=1000] [K=10] [SECONDS=10]. BENCH_RUNTIME=docker for Docker (containerd by default);
  * BENCH_BATCH=N for watchers asking for up to N events a message; BENCH_WATCHERS=full for
  * watchers that decode every message whole (they read only sequence and time otherwise).
- * BENCH_AGENT_NODE_ARGS passes options to the agent's node (e.g. `--cpu-prof`). Needs root.
+ * BENCH_AGENT_NODE_ARGS passes options to the agent's node (e.g. `--cpu-prof`).
+ * BENCH_WATCHER_PRIORITY=idle runs the launch phase's watchers under Linux's SCHED_IDLE policy
+ * (`chrt --idle`): they take only CPU time nothing else wants, as watchers on other machines would,
+ * so the ratio shows what feeding them costs the agent rather than what their own CPU takes from
+ * the agent and containerd on the same cores. Needs root.
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { startAgentProcess, type AgentProcess } from '../test/harness/agent-process.js';
 import { startRuntimeEnvironment, type RuntimeKind } from '../test/harness/runtime-environment.js';
@@ -30,6 +34,8 @@ const DECODE = process.env.BENCH_WATCHERS === 'full' ? 'full' : 'light';
 /** The watchers' max_events_per_message (BENCH_BATCH; 0: one event per message). */
 const BATCH = Number(process.env.BENCH_BATCH ?? 0);
 const AGENT_MEMORY_MIB = 4096;
+/** Whether the launch phase's watchers run at idle priority (BENCH_WATCHER_PRIORITY=idle). */
+const IDLE_WATCHERS = process.env.BENCH_WATCHER_PRIORITY === 'idle';
 
 /** The agent's histogram of event delivery (commit to stream), cumulative counts by upper bound in seconds. */
 async function deliveryHistogram(metricsAddress: string): Promise<Map<number, number>> {
@@ -50,8 +56,9 @@ function deliveryPercentile(before: Map<number, number>, after: Map<number, numb
 class Watchers {
   private constructor(private readonly children: ChildProcess[]) {}
 
-  static async start(count: number, socket: string): Promise<Watchers> {
+  static async start(count: number, socket: string, idle = false): Promise<Watchers> {
     const children = Array.from({ length: count }, () => forkPart('event-watcher.js', [socket, DECODE, String(BATCH)]));
+    if (idle) for (const child of children) execFileSync('chrt', ['--idle', '--pid', '0', String(child.pid)]);
     await Promise.all(children.map((child, i) => nextMessage(child, (m: { type: string }) => m.type === 'ready', `watcher ${i}`, 120_000)));
     return new Watchers(children);
   }
@@ -130,7 +137,7 @@ async function main(): Promise<void> {
     const launches: LaunchResult[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       for (const watcherCount of [0, W]) {
-        const watchers = await Watchers.start(Math.max(watcherCount, 1), agent.socketPath);
+        const watchers = await Watchers.start(Math.max(watcherCount, 1), agent.socketPath, IDLE_WATCHERS);
         const ids = Array.from({ length: N }, (_, i) => `r${round}-w${watcherCount}-${i}`);
         const histogramBefore = await deliveryHistogram(metricsAddress);
         const cpuBefore = cpuMs(pid);
@@ -181,7 +188,7 @@ async function main(): Promise<void> {
         .sort((a, b) => a - b);
     console.log(`\n${new Date().toISOString().slice(0, 10)}, ${KIND}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);
     console.log(
-      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}, decoding ${DECODE === 'light' ? "each event's sequence and time" : 'every message whole'}\n`,
+      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}, decoding ${DECODE === 'light' ? "each event's sequence and time" : 'every message whole'}${IDLE_WATCHERS ? ', at idle priority (SCHED_IDLE)' : ''}\n`,
     );
     console.log(
       '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',

@@ -2,7 +2,9 @@
  * Start-up: the time from spawning the agent's process to its gRPC socket listening and to "berth
  * started", by the agent's own log times, on containerd; with an empty data directory, then
  * restarting on the same one, ROUNDS times each; the bundle the `berth` bin runs
- * (dist/berth.mjs) beside tsc's output it is made of (dist/src/main.js, a file per module).
+ * (dist/berth.mjs) beside tsc's output it is made of (dist/src/main.js, a file per module). Idle
+ * memory is read one second after start and, in the last round, once it has settled (V8 gives back
+ * the young generation start-up grew only after a quiet while).
  * `node -e 0` is measured beside them: the part no agent can save. Where the time goes is printed
  * from the last restart's log lines.
  *
@@ -14,7 +16,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PACKAGE_ROOT } from '../src/package-root.js';
-import { rssMib } from './parts/forked-parts.js';
+import { rssMib, settledRssMib } from './parts/forked-parts.js';
 import { startRuntimeEnvironment } from '../test/harness/runtime-environment.js';
 
 const ROUNDS = Number(process.argv[2] ?? 5);
@@ -27,13 +29,15 @@ interface StartUp {
   started: number;
   /** RSS (MiB) one second after "berth started", idle. */
   idleRss: number;
+  /** RSS (MiB) once it settled, idle (see settledRssMib), when measured. */
+  settledRss?: number;
 }
 
 const ENTRIES = { bundle: 'dist/berth.mjs', modules: 'dist/src/main.js' } as const;
 type Entry = keyof typeof ENTRIES;
 
 /** Starts the agent, reads its log until "berth started", reads its idle RSS a second later, then stops it with SIGTERM. */
-async function startOnce(entry: Entry, configFile: string): Promise<StartUp> {
+async function startOnce(entry: Entry, configFile: string, settle: boolean): Promise<StartUp> {
   const spawned = Date.now();
   const child = spawn(process.execPath, [join(PACKAGE_ROOT!, ENTRIES[entry]), '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -47,10 +51,11 @@ async function startOnce(entry: Entry, configFile: string): Promise<StartUp> {
   clearTimeout(timer);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const idleRss = rssMib(child.pid!);
+  const settledRss = settle ? await settledRssMib(child.pid!) : undefined;
   child.kill('SIGTERM');
   await exited;
   const at = (msg: string) => marks.find((m) => m.msg === msg)?.ms ?? NaN;
-  return { marks, listening: at('listening on unix socket'), started: at('berth started'), idleRss };
+  return { marks, listening: at('listening on unix socket'), started: at('berth started'), idleRss, settledRss };
 }
 
 async function nodeAlone(): Promise<number> {
@@ -69,24 +74,26 @@ async function main(): Promise<void> {
       for (const entry of ['modules', 'bundle'] as const) {
         const dataDir = join(dir, `data-${entry}-${round}`);
         writeFileSync(configFile, JSON.stringify({ agentId: 'startup', dataDir, grpc: { socket: join(dataDir, 'berth.sock') }, runtime: env.runtimeConfig }));
-        results[entry].fresh.push(await startOnce(entry, configFile));
-        results[entry].restart.push(await startOnce(entry, configFile));
+        // Settling takes half a minute or more: measured in the last round only.
+        const settle = round === ROUNDS - 1;
+        results[entry].fresh.push(await startOnce(entry, configFile, settle));
+        results[entry].restart.push(await startOnce(entry, configFile, settle));
       }
       results.node.push(await nodeAlone());
     }
     console.log(`\n${new Date().toISOString().slice(0, 10)}, containerd, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${ROUNDS} rounds, medians\n`);
-    console.log('| start | socket listening (ms) | "berth started" (ms) | RSS idle (MiB) |');
-    console.log('|---|---:|---:|---:|');
+    console.log('| start | socket listening (ms) | "berth started" (ms) | RSS 1 s after (MiB) | RSS settled, last round (MiB) |');
+    console.log('|---|---:|---:|---:|---:|');
     for (const entry of ['modules', 'bundle'] as const) {
       for (const kind of ['fresh', 'restart'] as const) {
         const runs = results[entry][kind];
         const start = kind === 'fresh' ? 'empty data directory' : 'restart on the same data';
         console.log(
-          `| ${ENTRIES[entry]}, ${start} | ${median(runs.map((r) => r.listening)).toFixed(0)} | ${median(runs.map((r) => r.started)).toFixed(0)} | ${median(runs.map((r) => r.idleRss)).toFixed(0)} |`,
+          `| ${ENTRIES[entry]}, ${start} | ${median(runs.map((r) => r.listening)).toFixed(0)} | ${median(runs.map((r) => r.started)).toFixed(0)} | ${median(runs.map((r) => r.idleRss)).toFixed(0)} | ${runs.at(-1)!.settledRss?.toFixed(0)} |`,
         );
       }
     }
-    console.log(`| \`node -e 0\` (exit) | | ${median(results.node).toFixed(0)} | |`);
+    console.log(`| \`node -e 0\` (exit) | | ${median(results.node).toFixed(0)} | | |`);
     for (const entry of ['modules', 'bundle'] as const) {
       console.log(`\nlog of the last restart of ${ENTRIES[entry]} (ms from spawn):`);
       for (const mark of results[entry].restart.at(-1)!.marks) console.log(`  ${String(mark.ms).padStart(5)}  ${mark.msg}`);

@@ -86,6 +86,26 @@ export function rssMib(pid: number): number {
   return Number(line?.split(/\s+/)[1] ?? NaN) / 1024;
 }
 
+/**
+ * The process's RSS (MiB) once it has settled: sampled every second until no new low for
+ * `quietSeconds` (at most `maxSeconds`), the lowest seen. V8 gives memory back only after a while
+ * without much allocation (its memory reducer ran 10–20 s after the agent's start here), so RSS read just
+ * after a burst of work shows the heap as the work left it, not what the process holds idle.
+ */
+export async function settledRssMib(pid: number, quietSeconds = 30, maxSeconds = 90): Promise<number> {
+  let lowest = rssMib(pid);
+  let quiet = 0;
+  for (let second = 0; second < maxSeconds && quiet < quietSeconds; second++) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const now = rssMib(pid);
+    if (now < lowest - 0.5) {
+      lowest = now;
+      quiet = 0;
+    } else quiet++;
+  }
+  return Math.min(lowest, rssMib(pid));
+}
+
 /** One sample of the agent's metrics (the first line of `name` whose labels contain `labels`). */
 export async function metricSample(metricsAddress: string, name: string, labels = ''): Promise<number | undefined> {
   const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
