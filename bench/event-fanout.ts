@@ -166,7 +166,9 @@ async function main(): Promise<void> {
     }
 
     // 2. Steady events with K watchers.
-    await controlPlane.do({ type: 'launch', ids: ['blocker'], concurrency: 1 });
+    // The blocker reserves all of the agent's memory: the tasks of the churn then wait for memory
+    // and stop without reaching the runtime, and every event is the engine's own.
+    await controlPlane.do({ type: 'launch', ids: ['blocker'], concurrency: 1, memoryMib: AGENT_MEMORY_MIB });
     const info = async () => (await agent!.calls.info())!;
     const calibrateFrom = (await info()).latestSequence;
     await controlPlane.do({ type: 'churn', prefix: 'calibrate', perSecond: 50, seconds: 1, memoryMib: 64 });

@@ -15,7 +15,7 @@ import { call } from '../../test/harness/agent.js';
 import { container, task } from '../../test/harness/task-builders.js';
 
 export type ControlPlaneRequest =
-  | { type: 'launch'; ids: string[]; concurrency: number }
+  | { type: 'launch'; ids: string[]; concurrency: number; memoryMib?: number }
   | { type: 'stop'; ids: string[] }
   | { type: 'removed'; ids: string[] }
   | { type: 'churn'; prefix: string; perSecond: number; seconds: number; memoryMib: number };
@@ -64,10 +64,10 @@ async function withConcurrency<T>(items: T[], concurrency: number, work: (item: 
   );
 }
 
-async function launch(ids: string[], concurrency: number): Promise<void> {
+async function launch(ids: string[], concurrency: number, memoryMib = 0): Promise<void> {
   await withConcurrency(ids, concurrency, async (id) => {
     const running = reach(id, TaskStatus.TASK_STATUS_RUNNING);
-    await call(client, 'runTask', { task: definition(id) });
+    await call(client, 'runTask', { task: definition(id, memoryMib) });
     await running;
   });
 }
@@ -117,7 +117,7 @@ process.on('message', (request: ControlPlaneRequest | { type: 'exit' }) => {
   const started = performance.now();
   const work =
     request.type === 'launch'
-      ? launch(request.ids, request.concurrency).then(() => request.ids.length)
+      ? launch(request.ids, request.concurrency, request.memoryMib).then(() => request.ids.length)
       : request.type === 'stop'
         ? stop(request.ids).then(() => request.ids.length)
         : request.type === 'removed'
