@@ -71,6 +71,39 @@ describe('state store (SQLite file)', () => {
     }
   });
 
+  it('drops events past their age from the oldest on, leaving no gap when the clock went back', () => {
+    const path = join(dir, 'age.db');
+    const realNow = Date.now;
+    let now = 10_000_000;
+    Date.now = () => now;
+    try {
+      const store = new StateStore(path, { count: 1000, maxAgeMs: 60_000 });
+      const times = [0, 1_000, 2_000, 90_000, 3_000, 100_000];
+      times.forEach((offset, i) => store.events.append(event(i + 1, new Date(now + offset))));
+      assert.equal(store.events.oldestSequence(), 1);
+      // 65 s after the first: the first three are past their age; the fifth is too, but the
+      // fourth, before it, is not.
+      now += 65_000;
+      store.events.append(event(7, new Date(now)));
+      assert.equal(store.events.oldestSequence(), 4);
+      assert.deepEqual(
+        store.events.readFrom(0, 100).map((e) => e.sequence),
+        [4, 5, 6, 7],
+      );
+      // Once the fourth is old enough, the fifth goes with it; the seventh, older than the cutoff
+      // too, stays behind the sixth.
+      now += 90_000;
+      store.events.append(event(8, new Date(now)));
+      assert.deepEqual(
+        store.events.readFrom(0, 100).map((e) => e.sequence),
+        [6, 7, 8],
+      );
+      store.close();
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
   it('migrates a new file to the newest schema and refuses a file from a newer berth', () => {
     const path = join(dir, 'schema.db');
     const db = new BetterSqlite3(path);

@@ -6,7 +6,10 @@ import { decodeChange, encodeChange } from './event-codec.js';
 export interface EventRetention {
   /** At most this many events are kept. */
   count: number;
-  /** Events older than this are dropped (checked as events are appended). */
+  /**
+   * Events older than this are dropped (checked as events are appended), from the oldest on: an
+   * event is kept while an older one after it in sequence is too young to go.
+   */
   maxAgeMs: number;
 }
 
@@ -44,7 +47,11 @@ export class SqliteEventStore implements EventStore {
     this.insert = db.prepare('INSERT INTO events (sequence, time, task_id, change) VALUES (?, ?, ?, ?)');
     this.select = db.prepare('SELECT sequence, time, task_id, change FROM events WHERE sequence >= ? ORDER BY sequence LIMIT ?');
     this.pruneBelow = db.prepare('DELETE FROM events WHERE sequence < ?');
-    this.pruneBefore = db.prepare('DELETE FROM events WHERE time < ?');
+    // The events older than the cutoff at the head of the log, up to the first one that is not:
+    // the search walks the log from its oldest event and stops there (no scan of the whole table,
+    // which has no index on time), and what is kept stays one run of sequences with no gap, even
+    // when the clock went back while events were written.
+    this.pruneBefore = db.prepare('DELETE FROM events WHERE sequence < COALESCE((SELECT sequence FROM events WHERE time >= ? ORDER BY sequence LIMIT 1), ?)');
     this.minSequence = db.prepare('SELECT MIN(sequence) AS oldest FROM events');
     this.latest = 0;
     this.oldest = 1;
@@ -98,7 +105,7 @@ export class SqliteEventStore implements EventStore {
     const now = this.now();
     if (now - this.lastAgeCheck >= AGE_CHECK_INTERVAL_MS) {
       this.lastAgeCheck = now;
-      if (this.pruneBefore.run(now - this.retention.maxAgeMs).changes > 0) this.oldest = this.readOldest(latest);
+      if (this.pruneBefore.run(now - this.retention.maxAgeMs, latest + 1).changes > 0) this.oldest = this.readOldest(latest);
     }
   }
 }
