@@ -104,6 +104,13 @@ async function main(): Promise<void> {
   let agent: AgentProcess | undefined = await startAgentProcess(options);
   let controlPlane: ControlPlane | undefined;
   const heapMib = async () => ((await metricSample(metricsAddress, 'berth_nodejs_heap_size_used_bytes')) ?? NaN) / 2 ** 20;
+  /** Where the agent's RSS is: V8's heap as committed, and the kernel's split of anonymous and file pages. */
+  const memoryParts = async () => {
+    const status = readFileSync(`/proc/${agent!.daemon.child.pid!}/status`, 'utf8');
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN) / 1024;
+    const heapTotal = ((await metricSample(metricsAddress, 'berth_nodejs_heap_size_total_bytes')) ?? NaN) / 2 ** 20;
+    return `(anonymous ${kib('RssAnon').toFixed(0)}, file ${kib('RssFile').toFixed(0)} MiB; V8 heap committed ${heapTotal.toFixed(0)} MiB)`;
+  };
   const lines: string[] = [];
   const report = (line: string) => {
     lines.push(line);
@@ -112,7 +119,7 @@ async function main(): Promise<void> {
   try {
     await new Promise((resolve) => setTimeout(resolve, 3000));
     report(`idle, fresh agent: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
-    report(`idle, fresh agent, settled: RSS ${(await settledRssMib(agent.daemon.child.pid!)).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
+    report(`idle, fresh agent, settled: RSS ${(await settledRssMib(agent.daemon.child.pid!)).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB ${await memoryParts()}`);
     controlPlane = await ControlPlane.start(agent, env.image, env.credentials);
     await controlPlane.do({ type: 'launch', ids: ['warm'], concurrency: 1 });
     await controlPlane.do({ type: 'stop', ids: ['warm'] });
@@ -125,7 +132,7 @@ async function main(): Promise<void> {
       const launched = await controlPlane.do({ type: 'launch', ids: running, concurrency: C });
       report(`${N} tasks launched, ${C} at once, in ${(launched.ms / 1000).toFixed(1)} s (${((N * 1000) / launched.ms).toFixed(1)} tasks/s)`);
       report(`${N} running: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
-      report(`${N} running, settled: RSS ${(await settledRssMib(agent.daemon.child.pid!)).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
+      report(`${N} running, settled: RSS ${(await settledRssMib(agent.daemon.child.pid!)).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB ${await memoryParts()}`);
       const client = new TaskServiceClient(`unix://${agent.socketPath}`, credentials.createInsecure());
       // The same calls from a client whose HTTP/2 receive window holds a whole page (grpc-js's
       // default window is 64 KiB: a page of 1,000 tasks then needs several round trips).
