@@ -7,6 +7,7 @@ import { toServiceError } from './error-status.js';
 import { durationToMs, fromPbLogStreams, fromPbTaskStatus, taskDefinitionInput, toPbContainerStats, toPbLogLine } from './mapping.js';
 import { pageOfTasks } from './paging.js';
 import { taskResponse } from './task-encoding.js';
+import { TurnSlices } from './turn-slices.js';
 import { preEncoded } from './pre-encoded.js';
 import { forEachBatch, serveStream } from './streaming.js';
 import { watchEvents, type EventDeliveryObserver } from './watch-events.js';
@@ -25,26 +26,33 @@ export interface TaskServiceOptions {
  * until what the agent wrote so far is on the disk (`durable`): a client is never told of a state
  * a power cut could take back.
  */
-function unaryAfter(durable: () => Promise<void>) {
+function unaryAfter(durable: () => Promise<void>, slices: TurnSlices) {
   return <Req, Res>(body: (request: Req) => Res): handleUnaryCall<Req, Res> =>
-    (call, callback) => {
-      let response: Res;
-      try {
-        response = body(call.request);
-      } catch (error) {
-        callback(toServiceError(error));
-        return;
-      }
-      durable().then(
-        () => callback(null, response),
-        (error: unknown) => callback(toServiceError(error)),
-      );
-    };
+    (call, callback) =>
+      slices.run(() => {
+        let response: Res;
+        try {
+          response = body(call.request);
+        } catch (error) {
+          callback(toServiceError(error));
+          return;
+        }
+        durable().then(
+          () => callback(null, response),
+          (error: unknown) => callback(toServiceError(error)),
+        );
+      });
 }
+
+/**
+ * The most time unary handlers take in one turn of the event loop before the rest of a burst waits
+ * for the next turn (see TurnSlices).
+ */
+const UNARY_SLICE_MS = 5;
 
 /** The berth.agent.v1.TaskService handlers: thin translations over the engine. */
 export function createTaskService(engine: TaskEngine, options: TaskServiceOptions): TaskServiceServer {
-  const unary = unaryAfter(() => engine.durable());
+  const unary = unaryAfter(() => engine.durable(), new TurnSlices(UNARY_SLICE_MS));
   return {
     runTask: unary((request) => {
       const { task, created } = engine.runTask(taskDefinitionInput(request.task));
