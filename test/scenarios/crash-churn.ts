@@ -91,12 +91,14 @@ export function crashChurnScenario(kind: RuntimeKind): void {
             await driving;
             break;
           }
+          // Calls in flight fail with the process (maybe before its exit is seen); the next round
+          // sends them again.
+          const driven = driving.catch(() => undefined);
           const delay = Math.round(KILL_WINDOW[0] + next() * (KILL_WINDOW[1] - KILL_WINDOW[0]));
           kills.push(delay);
           await new Promise((resolve) => setTimeout(resolve, delay));
           await agent.kill();
-          // Calls in flight fail with the process; the next round sends them again.
-          await driving.catch(() => undefined);
+          await driven;
         }
         assert.ok(agent);
         const live = agent;
