@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { hostCapacity } from '../../src/engine/resources/host-capacity.js';
-import { HostResourceManager, needsOf, type ResourceNeeds } from '../../src/engine/resources/host-resources.js';
+import { HostResourceManager, needsOf, PORT_RELEASE_GRACE_MS, type ResourceNeeds } from '../../src/engine/resources/host-resources.js';
 import { ResourceQueue, type QueuedTask } from '../../src/engine/resources/resource-queue.js';
 import type { TaskResources } from '../../src/engine/model/task-snapshot.js';
 import { validateTaskDefinition } from '../../src/engine/admission/task-validation.js';
@@ -90,6 +90,51 @@ describe('host resource manager', () => {
     assert.match(blocked.refusal ?? '', /8080\/tcp/);
     assert.ok(behind.granted, 'the task behind it was served');
     assert.deepEqual(queue.ids(), []);
+  });
+
+  it('lets a task wait a while for a static port the host still holds after the task that had it stopped, then refuses it', async () => {
+    const busy = new Set<number>();
+    let now = 1_000;
+    const hrm = new HostResourceManager(
+      UNIT_CAPACITY,
+      async (port) => !busy.has(port),
+      undefined,
+      () => now,
+    );
+    assert.ok('resources' in (await hrm.consume('first', needs({ tcpPorts: [8080] }))));
+    hrm.release('first');
+    // What served the port (Docker's proxy) lets go of it after the container's exit is reported.
+    busy.add(8080);
+    const settling = await hrm.consume('second', needs({ tcpPorts: [8080] }));
+    assert.ok('shortfall' in settling && settling.retryAfterMs !== undefined, JSON.stringify(settling));
+    assert.match(settling.shortfall, /host port 8080\/tcp, still held since the task that had it stopped/);
+    now += PORT_RELEASE_GRACE_MS + 1;
+    const refused = await hrm.consume('second', needs({ tcpPorts: [8080] }));
+    assert.ok('refused' in refused && /8080\/tcp is in use on the host by something other than a task/.test(refused.refused), 'held past the grace: refused');
+  });
+
+  it('serves a task waiting for such a port once the host lets go of it, with nothing else waking the queue', async () => {
+    const busy = new Set<number>();
+    const hrm = new HostResourceManager(UNIT_CAPACITY, async (port) => !busy.has(port));
+    assert.ok('resources' in (await hrm.consume('first', needs({ tcpPorts: [8080] }))));
+    hrm.release('first');
+    busy.add(8080);
+    const queue = new ResourceQueue(hrm);
+    const granted = new Promise<TaskResources>((resolve) => {
+      const second = new Waiter('second', needs({ tcpPorts: [8080] }));
+      second.grant = resolve;
+      queue.enqueue(second);
+    });
+    await queue.wake();
+    assert.deepEqual(queue.ids(), ['second'], 'waiting, not refused');
+    busy.delete(8080);
+    // The queue's retry timer does not hold the process open (the agent has its own reasons to run).
+    const open = setTimeout(() => undefined, 5_000);
+    try {
+      assert.deepEqual((await granted).tcpPorts, [8080]);
+    } finally {
+      clearTimeout(open);
+    }
   });
 
   it('picks distinct dynamic ports from the range, skipping held, reserved and busy ones', async () => {

@@ -59,12 +59,21 @@ export function needsOf(task: TaskDefinition): ResourceNeeds {
 }
 
 /**
+ * How long a host port a task released may still be in use on the host before a task that wants
+ * it is refused, and how often it is tried meanwhile.
+ */
+export const PORT_RELEASE_GRACE_MS = 10_000;
+const PORT_RETRY_MS = 250;
+
+/**
  * Bookkeeping of the host's CPU, memory, ports and GPUs. Consumption is all-or-nothing and
  * idempotent per task; release is idempotent. Dynamic ports are chosen here (not by the runtime),
  * so they are known before the containers are created and never handed to two tasks.
  */
 export class HostResourceManager {
   private readonly held = new Map<string, TaskResources>();
+  /** When each static port a task held was released (`port/protocol`), for PORT_RELEASE_GRACE_MS. */
+  private readonly releasedAt = new Map<string, number>();
   private cpuUsed = 0;
   private memoryUsed = 0;
   private readonly tcpUsed = new Set<number>();
@@ -75,6 +84,8 @@ export class HostResourceManager {
     readonly capacity: HostCapacity,
     private readonly probe: PortProbe,
     private readonly store?: ReservationStore,
+    /** A monotonic clock in ms (tests move it). */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Why the task can never run here, even on an empty host; empty when it can. */
@@ -111,21 +122,29 @@ export class HostResourceManager {
    * Takes what the task needs, all or nothing. Returns what it holds (the same on a repeated
    * call), or a shortfall in words.
    */
-  async consume(taskId: string, needs: ResourceNeeds): Promise<{ resources: TaskResources } | { shortfall: string } | { refused: string }> {
+  async consume(taskId: string, needs: ResourceNeeds): Promise<{ resources: TaskResources } | { shortfall: string; retryAfterMs?: number } | { refused: string }> {
     const holding = this.held.get(taskId);
     if (holding) return { resources: holding };
     const lacking = this.shortfall(needs);
     if (lacking) return { shortfall: lacking };
     // A static port no task holds but something else on the host listens on: waiting would hold
     // up the queue behind it for as long as that program runs, so the task is refused.
+    // A port a task released a moment ago can still be held by what served it (Docker's
+    // docker-proxy goes after the container's exit is reported): the task waits for it a while.
     const busy: string[] = [];
+    const settling: string[] = [];
+    this.forgetOldReleases();
     for (const [ports, protocol] of [
       [needs.tcpPorts, 'tcp'],
       [needs.udpPorts, 'udp'],
     ] as const) {
-      for (const port of ports) if (!(await this.probe(port, protocol))) busy.push(`${port}/${protocol}`);
+      for (const port of ports) {
+        if (await this.probe(port, protocol)) continue;
+        (this.releasedAt.has(`${port}/${protocol}`) ? settling : busy).push(`${port}/${protocol}`);
+      }
     }
     if (busy.length > 0) return { refused: `host port ${busy.join(', ')} is in use on the host by something other than a task` };
+    if (settling.length > 0) return { shortfall: `needs host port ${settling.join(', ')}, still held since the task that had it stopped`, retryAfterMs: PORT_RETRY_MS };
     const dynamicTcp = await this.pickDynamicPorts('tcp', needs.dynamicTcpPorts);
     const dynamicUdp = await this.pickDynamicPorts('udp', needs.dynamicUdpPorts);
     if (!dynamicTcp || !dynamicUdp) return { shortfall: 'needs dynamic host ports, none free in the range' };
@@ -173,7 +192,15 @@ export class HostResourceManager {
     this.memoryUsed -= resources.memoryMib;
     resources.tcpPorts.forEach((p) => this.tcpUsed.delete(p));
     resources.udpPorts.forEach((p) => this.udpUsed.delete(p));
+    const now = this.now();
+    resources.tcpPorts.forEach((p) => this.releasedAt.set(`${p}/tcp`, now));
+    resources.udpPorts.forEach((p) => this.releasedAt.set(`${p}/udp`, now));
     resources.gpuIds.forEach((id) => this.gpusUsed.delete(id));
+  }
+
+  private forgetOldReleases(): void {
+    const now = this.now();
+    for (const [port, at] of this.releasedAt) if (now - at > PORT_RELEASE_GRACE_MS) this.releasedAt.delete(port);
   }
 
   holding(taskId: string): TaskResources | undefined {

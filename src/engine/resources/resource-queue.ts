@@ -24,6 +24,7 @@ export interface QueuedTask {
 export class ResourceQueue {
   private readonly queue: QueuedTask[] = [];
   private readonly passes = new CoalescedRun(() => this.serve());
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(private readonly resources: HostResourceManager) {}
 
@@ -35,6 +36,16 @@ export class ResourceQueue {
   /** Task ids in queue order. */
   ids(): string[] {
     return this.queue.map((t) => t.id);
+  }
+
+  /** Serves the queue again after `ms` (one timer at a time; it does not keep the process alive). */
+  private retryIn(ms: number): void {
+    if (this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.wake();
+    }, ms);
+    this.retry.unref();
   }
 
   /** Serves the queue; resolves once a pass that started after this call has finished. */
@@ -66,6 +77,8 @@ export class ResourceQueue {
       }
       if ('shortfall' in result) {
         head.waiting(result.shortfall);
+        // Nothing wakes the queue when what is missing frees itself (a port the host lets go of).
+        if (result.retryAfterMs !== undefined) this.retryIn(result.retryAfterMs);
         // Everyone behind the head waits too, in order; say so.
         for (const behind of this.queue.slice(1)) {
           if (!behind.withdrawn) behind.waiting(this.resources.shortfall(behind.needs) ?? `queued behind task "${head.id}"`);
