@@ -1,10 +1,27 @@
 import assert from 'node:assert/strict';
+import type { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { after, before, describe, it } from 'node:test';
 import { Task, TaskStatus } from '../../src/gen/berth/agent/v1/task.js';
 import { TaskDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
 import type { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
 import { EventCollector, taskCalls } from '../harness/agent.js';
 import { containerInput, engineUnderTest, serveOverGrpc, taskInput, type EngineUnderTest, type ServedEngine } from '../harness/engine-harness.js';
+
+/** Counts the calls of a generated message type's `encode` until `restore`. */
+function countEncodes<M>(type: { encode: (message: M, writer?: BinaryWriter) => BinaryWriter }) {
+  const encode = type.encode;
+  const counter = {
+    count: 0,
+    restore: () => {
+      type.encode = encode;
+    },
+  };
+  type.encode = (message, writer) => {
+    counter.count++;
+    return encode.call(type, message, writer);
+  };
+  return counter;
+}
 
 describe('ListTasks pages and the WatchEvents snapshot, put together from tasks encoded once (the engine on the fake runtime, over gRPC)', () => {
   const COUNT = 250;
@@ -38,25 +55,20 @@ describe('ListTasks pages and the WatchEvents snapshot, put together from tasks 
 
   it('pages by id with tokens, each task as GetTask answers it, encoding only the tasks of the page asked for', async () => {
     const calls = taskCalls(client);
-    const encode = Task.encode.bind(Task);
-    let encoded = 0;
-    Task.encode = (message, writer) => {
-      encoded++;
-      return encode(message, writer);
-    };
+    const encodes = countEncodes(Task);
     const pages: Task[][] = [];
     try {
       let pageToken = '';
       for (let i = 0; i < 10; i++) {
-        encoded = 0;
+        encodes.count = 0;
         const page = await calls.listPage({ pageSize: 100, pageToken });
-        assert.ok(encoded <= 101, `a page of 100 encoded ${encoded} tasks (of ${COUNT})`);
+        assert.ok(encodes.count <= 101, `a page of 100 encoded ${encodes.count} tasks (of ${COUNT})`);
         pages.push(page.tasks);
         pageToken = page.nextPageToken;
         if (pageToken === '') break;
       }
     } finally {
-      Task.encode = encode;
+      encodes.restore();
     }
     assert.deepEqual(
       pages.map((p) => p.length),
@@ -91,30 +103,25 @@ describe('ListTasks pages and the WatchEvents snapshot, put together from tasks 
 
   it("encodes each task's definition once, and every answer carries the task's status as it is now", async () => {
     const calls = taskCalls(client);
-    const encode = TaskDefinition.encode.bind(TaskDefinition);
-    let encoded = 0;
-    TaskDefinition.encode = (message, writer) => {
-      encoded++;
-      return encode(message, writer);
-    };
+    const encodes = countEncodes(TaskDefinition);
     try {
       const first = await calls.listPage({ pageSize: 1000 });
       assert.equal(first.tasks.length, COUNT);
-      assert.ok(encoded <= COUNT, `the first listing encoded ${encoded} definitions for ${COUNT} tasks`);
-      encoded = 0;
+      assert.ok(encodes.count <= COUNT, `the first listing encoded ${encodes.count} definitions for ${COUNT} tasks`);
+      encodes.count = 0;
       const id = ids[3]!;
       const stopped = (await calls.stop(id, 'no longer needed')).task!;
       assert.equal(stopped.desiredStatus, TaskStatus.TASK_STATUS_STOPPED);
       const again = await calls.listPage({ pageSize: 1000 });
       const got = await calls.get(id);
-      assert.equal(encoded, 0, 'definitions are encoded once per task');
+      assert.equal(encodes.count, 0, 'definitions are encoded once per task');
       const listed = again.tasks.find((task) => task.definition?.id === id)!;
       assert.equal(listed.desiredStatus, TaskStatus.TASK_STATUS_STOPPED);
       assert.equal(got!.desiredStatus, TaskStatus.TASK_STATUS_STOPPED);
       assert.deepEqual(TaskDefinition.toJSON(listed.definition!), TaskDefinition.toJSON(first.tasks.find((task) => task.definition?.id === id)!.definition!));
       assert.equal(listed.definition!.containers[0]!.image, 'registry.test/app:1');
     } finally {
-      TaskDefinition.encode = encode;
+      encodes.restore();
     }
   });
 });
