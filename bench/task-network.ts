@@ -4,8 +4,9 @@
  * loopback + bridge + portmap, the container joining the namespace) against the same task in mode
  * `none`, one task at a time and 20 at once, on Docker and on containerd, with the real plugins.
  * Rounds rotate the modes. Usage:
- * npm run bench:network -- [SEQUENTIAL=10] [CONCURRENT=20] [ROUNDS=3] [WARM=4] [KINDS=docker,containerd]. On containerd a
- * third mode runs the tasks on an agent keeping WARM warm namespaces. Needs root.
+ * npm run bench:network -- [SEQUENTIAL=10] [CONCURRENT=20] [ROUNDS=3] [WARM=4] [KINDS=docker,containerd]. A third
+ * mode runs the tasks on an agent keeping WARM warm namespaces (on Docker, each held by a pause
+ * container). Needs root.
  */
 import { cpus, totalmem } from 'node:os';
 import type { Event } from '../src/gen/berth/agent/v1/event.js';
@@ -19,7 +20,7 @@ import { container, task } from '../test/harness/task-builders.js';
 const SEQUENTIAL = Number(process.argv[2] ?? 10);
 const CONCURRENT = Number(process.argv[3] ?? 20);
 const ROUNDS = Number(process.argv[4] ?? 3);
-/** Size of the warm pool of the third mode (containerd): 0 leaves that mode out. */
+/** Size of the warm pool of the third mode: 0 leaves that mode out. */
 const WARM = Number(process.argv[5] ?? 4);
 /** The runtimes to measure, comma-separated. */
 const KINDS = (process.argv[6] ?? RUNTIME_KINDS.join(',')).split(',').filter((k): k is RuntimeKind => (RUNTIME_KINDS as readonly string[]).includes(k));
@@ -37,8 +38,7 @@ async function main(): Promise<void> {
     const env = await startRuntimeEnvironment('bench-net', kind);
     const settings = { engine: { defaultStopTimeout: '1s' }, images: { pullBehavior: 'prefer-cached' } };
     const agent = await startTestAgent(env, settings);
-    // Warm namespaces serve tasks that join a namespace by its path: containerd only.
-    const warmAgent = kind === 'containerd' && WARM > 0 ? await startTestAgent(env, { ...settings, network: { cni: { warmPoolSize: WARM } } }) : undefined;
+    const warmAgent = WARM > 0 ? await startTestAgent(env, { ...settings, network: { cni: { warmPoolSize: WARM } } }) : undefined;
     const agents = new Map<Mode, TestAgent>([['none', agent], ['task', agent], ...(warmAgent ? [['task, warm', warmAgent] as const] : [])]);
     const watches = new Map([...new Set(agents.values())].map((a) => [a, new EventCollector(a.client, { includeSnapshot: true })]));
     try {

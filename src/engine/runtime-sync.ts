@@ -31,6 +31,8 @@ export interface RuntimeSyncDeps {
   tasks(): Iterable<ManagedTask>;
   /** The task that owns a runtime container, for that container's events. */
   ownerOf(runtimeId: string): ManagedTask | undefined;
+  /** A container of the agent's that no task owns yet but that is not an orphan (a warm pause container). */
+  spare?(container: ContainerInfo): boolean;
   /** The task metadata endpoint, whose bridge address is learnt from the runtime. */
   metadata?: TaskMetadataUris;
   /** After every synchronization pass (the engine resumes the tasks it restored, once). */
@@ -184,7 +186,7 @@ export class RuntimeSync {
       }),
     );
     this.deps.afterPass();
-    await this.reaper.observe(listed.filter((c) => !owned.has(c.id)));
+    await this.reaper.observe(listed.filter((c) => !owned.has(c.id) && !this.deps.spare?.(c)));
     await this.removeOrphanVolumes();
     await this.removeOrphanCgroups();
   }

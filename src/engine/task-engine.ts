@@ -29,7 +29,7 @@ import { ResourceQueue } from './resources/resource-queue.js';
 import type { EventLog, EventWatcher } from './events/event-log.js';
 import { LABELS } from './tasks/labels.js';
 import { ManagedTask } from './tasks/managed-task.js';
-import { PAUSE_CONTAINER } from './tasks/pause-container.js';
+import { mayTakeWarmPause, PAUSE_CONTAINER, WarmPauseContainers } from './tasks/pause-container.js';
 import { RuntimeSync } from './runtime-sync.js';
 import type { RuntimeAvailability, RuntimeMonitor } from './runtime-monitor.js';
 import type { TaskStatus } from './model/status.js';
@@ -178,6 +178,7 @@ export class TaskEngine {
       taskCgroups: deps.taskCgroups,
       tasks: () => this.tasks.values(),
       ownerOf: (runtimeId) => this.byRuntimeId.get(runtimeId),
+      spare: (container) => this.network.networking.isWarmHolder(container.name),
       metadata: this.network.metadata,
       afterPass: () => this.resumeRestoredTasks(),
       orphanRemoved: (container) => this.recordOrphanRemoved(container),
@@ -195,9 +196,13 @@ export class TaskEngine {
     await this.monitor.start();
     this.restoreTasks();
     const networking = this.network.networking;
-    // Warm namespaces serve tasks without a pause container, which joins a namespace by its path.
+    // Where containers join a namespace by its path, warm namespaces are made by name; elsewhere a
+    // pause container holds each, which a task then takes as its own.
+    if (!this.runtime.joinsNetworkNamespaces) {
+      networking.useWarmHolders(new WarmPauseContainers(this.runtime, this.images, this.settings, this.network.pauseImage, this.shutdown.signal));
+    }
     void networking.releaseStrays(new Set(this.tasks.keys())).then(() => {
-      if (this.runtime.joinsNetworkNamespaces && !this.shutdown.signal.aborted) networking.startWarmPool();
+      if (!this.shutdown.signal.aborted) networking.startWarmPool();
     });
     this.sync.start();
     this.images.startCleanup();
@@ -277,7 +282,10 @@ export class TaskEngine {
   }
 
   private createTask(definition: TaskDefinition, restored?: TaskRecord): ManagedTask {
-    const cni = this.usesCni(definition) ? { networking: this.network.networking, pauseImage: this.usesPause(definition, restored) ? this.network.pauseImage : undefined } : undefined;
+    const pause = this.usesPause(definition, restored);
+    const cni = this.usesCni(definition)
+      ? { networking: this.network.networking, pauseImage: pause ? this.network.pauseImage : undefined, mayTakeWarmPause: pause && !restored && mayTakeWarmPause(definition) }
+      : undefined;
     return new ManagedTask(definition, {
       cni,
       metadata: this.network.metadata,

@@ -138,76 +138,91 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
       );
     });
 
-    if (kind === 'containerd') {
-      it('keeps warm namespaces ready: a task without host ports takes one, one with host ports makes its own; none is left after a stop or a SIGKILL', async () => {
-        const dir = mkdtempSync(join(env.dir, 'agent-'));
-        const agentId = 'warmpool';
-        const warmNamespaces = () => readdirSync('/run/netns').filter((n) => n.startsWith(`berth-${agentId}-warm-`));
-        const networkConfig = { ...env.networkConfig, cni: { ...env.networkConfig.cni, warmPoolSize: 2 } };
-        const start = () => startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, networkConfig, config: { resources: { dynamicPortRange: '40300-40309' } } });
-        const poolReady = (count: number) =>
-          waitUntil(`${count} warm namespaces`, 60_000, async () => (env.network.allocatedAddresses().length === count && warmNamespaces().length === count ? true : undefined));
-        let agentProcess = await start();
-        try {
-          await poolReady(2);
-          const warmAddresses = env.network.allocatedAddresses();
-          const plain = taskId('warm');
-          const ported = taskId('warm-ports');
-          await watching(agentProcess.client, { taskIds: [plain, ported] }, async (watch) => {
-            await agentProcess.calls.run(task(plain, [container('app', env.image, { ...creds(), command: ['httpd', '-f', '-p', '8080', '-h', '/www'] })], TASK_MODE));
-            await agentProcess.calls.run(
-              task(
-                ported,
-                [
-                  container('app', env.image, {
-                    ...creds(),
-                    command: ['httpd', '-f', '-p', '8080', '-h', '/www'],
-                    portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '', containerPortRange: '' }],
-                  }),
-                ],
-                TASK_MODE,
-              ),
-            );
-            await watch.waitForEvent('plain RUNNING', is.task(plain, TaskStatus.TASK_STATUS_RUNNING), 60_000);
-            await watch.waitForEvent('ported RUNNING', is.task(ported, TaskStatus.TASK_STATUS_RUNNING), 60_000);
-          });
-          const plainAddress = (await agentProcess.calls.get(plain))?.network?.ipAddresses[0]?.split('/')[0];
-          const portedTask = await agentProcess.calls.get(ported);
-          const portedAddress = portedTask?.network?.ipAddresses[0]?.split('/')[0];
-          assert.ok(plainAddress && warmAddresses.includes(plainAddress), `the task without host ports has a warm namespace's address (${plainAddress} in ${warmAddresses.join(', ')})`);
-          assert.ok(portedAddress && !warmAddresses.includes(portedAddress), 'the task with a host port has an address of its own');
-          // The warm namespace's container serves on its address; the other's host port reaches it.
-          const { output: served } = await agentProcess.calls.shell(ported, 'app', `wget -q -O - http://${plainAddress}:8080/index.html`);
-          assert.equal(served, 'hello from berth');
-          assert.equal(await textOnceServed(`http://127.0.0.1:${containerOf(portedTask, 'app').portBindings[0]!.hostPort}/index.html`), 'hello from berth\n');
-          // The one taken was made again: two warm namespaces, two tasks.
-          await poolReady(4);
-          await watching(agentProcess.client, { taskIds: [plain, ported] }, async (watch) => {
-            await agentProcess.calls.stop(plain, 'test');
-            await agentProcess.calls.stop(ported, 'test');
-            await watch.waitForEvent('plain STOPPED', is.task(plain, TaskStatus.TASK_STATUS_STOPPED), 60_000);
-            await watch.waitForEvent('ported STOPPED', is.task(ported, TaskStatus.TASK_STATUS_STOPPED), 60_000);
-          });
-          assert.equal(env.network.allocatedAddresses().length, 2, 'only the warm ones are held');
-          assert.equal(env.network.bridgePorts().length, 2);
-          // A SIGKILL leaves the warm namespaces; the next start deletes them and makes new ones.
-          const before = warmNamespaces();
-          await agentProcess.kill();
-          agentProcess = await start();
-          await waitUntil('the leftover warm namespaces deleted', 60_000, async () => (warmNamespaces().some((n) => before.includes(n)) ? undefined : true));
-          await poolReady(2);
-          // A clean stop deletes them.
-          await agentProcess.stop();
-          assert.deepEqual(warmNamespaces(), []);
-          assert.deepEqual(env.network.allocatedAddresses(), []);
-          assert.deepEqual(env.network.bridgePorts(), []);
-          assert.deepEqual(env.network.natRules(), []);
-        } finally {
-          await agentProcess.stop();
-          for (const c of await env.runtime.listContainers({ [LABELS.agentId]: agentId })) await env.runtime.removeContainer(c.id);
+    it(`keeps warm namespaces ready${kind === 'docker' ? ', each held by a pause container' : ''}: a task without host ports takes one, one with host ports makes its own; none is left after a stop or a SIGKILL`, async () => {
+      const dir = mkdtempSync(join(env.dir, 'agent-'));
+      const agentId = 'warmpool';
+      const warmNamespaces = () => readdirSync('/run/netns').filter((n) => n.startsWith(`berth-${agentId}-warm-`));
+      // On Docker a pause container named as its namespace holds each; containerd needs none.
+      const pauses = async () => (await env.runtime.listContainers({ [LABELS.agentId]: agentId, [LABELS.containerName]: PAUSE_CONTAINER })).map((c) => c.name).sort();
+      const warmPauses = async () => (await pauses()).filter((name) => name.startsWith(`berth-${agentId}-warm-`));
+      const networkConfig = { ...env.networkConfig, cni: { ...env.networkConfig.cni, warmPoolSize: 2 } };
+      const start = () => startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, networkConfig, config: { resources: { dynamicPortRange: '40300-40309' } } });
+      const poolReady = (count: number) =>
+        waitUntil(`${count} warm namespaces`, 60_000, async () => (env.network.allocatedAddresses().length === count && warmNamespaces().length === count ? true : undefined));
+      let agentProcess = await start();
+      try {
+        await poolReady(2);
+        assert.deepEqual(await warmPauses(), kind === 'docker' ? warmNamespaces().sort() : []);
+        const warmAddresses = env.network.allocatedAddresses();
+        const plain = taskId('warm');
+        const ported = taskId('warm-ports');
+        await watching(agentProcess.client, { taskIds: [plain, ported] }, async (watch) => {
+          await agentProcess.calls.run(task(plain, [container('app', env.image, { ...creds(), command: ['httpd', '-f', '-p', '8080', '-h', '/www'] })], TASK_MODE));
+          await agentProcess.calls.run(
+            task(
+              ported,
+              [
+                container('app', env.image, {
+                  ...creds(),
+                  command: ['httpd', '-f', '-p', '8080', '-h', '/www'],
+                  portMappings: [{ containerPort: 8080, hostPort: 0, protocol: 0, hostIp: '', containerPortRange: '' }],
+                }),
+              ],
+              TASK_MODE,
+            ),
+          );
+          await watch.waitForEvent('plain RUNNING', is.task(plain, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+          await watch.waitForEvent('ported RUNNING', is.task(ported, TaskStatus.TASK_STATUS_RUNNING), 60_000);
+        });
+        const plainAddress = (await agentProcess.calls.get(plain))?.network?.ipAddresses[0]?.split('/')[0];
+        const portedTask = await agentProcess.calls.get(ported);
+        const portedAddress = portedTask?.network?.ipAddresses[0]?.split('/')[0];
+        assert.ok(plainAddress && warmAddresses.includes(plainAddress), `the task without host ports has a warm namespace's address (${plainAddress} in ${warmAddresses.join(', ')})`);
+        assert.ok(portedAddress && !warmAddresses.includes(portedAddress), 'the task with a host port has an address of its own');
+        // The warm namespace's container serves on its address; the other's host port reaches it.
+        const { output: served } = await agentProcess.calls.shell(ported, 'app', `wget -q -O - http://${plainAddress}:8080/index.html`);
+        assert.equal(served, 'hello from berth');
+        assert.equal(await textOnceServed(`http://127.0.0.1:${containerOf(portedTask, 'app').portBindings[0]!.hostPort}/index.html`), 'hello from berth\n');
+        // The one taken was made again: two warm namespaces, two tasks.
+        await poolReady(4);
+        // On Docker the task's pause container is the warm one it took (named as the namespace);
+        // the task with a host port made its own.
+        if (kind === 'docker') {
+          assert.equal((await warmPauses()).length, 3);
+          assert.equal((await pauseContainers(ported)).length, 1);
         }
-      });
-    }
+        await watching(agentProcess.client, { taskIds: [plain, ported] }, async (watch) => {
+          await agentProcess.calls.stop(plain, 'test');
+          await agentProcess.calls.stop(ported, 'test');
+          await watch.waitForEvent('plain STOPPED', is.task(plain, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+          await watch.waitForEvent('ported STOPPED', is.task(ported, TaskStatus.TASK_STATUS_STOPPED), 60_000);
+        });
+        assert.equal(env.network.allocatedAddresses().length, 2, 'only the warm ones are held');
+        assert.equal(env.network.bridgePorts().length, 2);
+        assert.deepEqual(await pauses(), kind === 'docker' ? warmNamespaces().sort() : [], 'only the warm pause containers are left');
+        // A SIGKILL leaves the warm namespaces; the next start deletes them and makes new ones.
+        const before = warmNamespaces();
+        await agentProcess.kill();
+        agentProcess = await start();
+        await waitUntil('the leftover warm namespaces deleted', 60_000, async () => (warmNamespaces().some((n) => before.includes(n)) ? undefined : true));
+        await poolReady(2);
+        assert.deepEqual(
+          (await pauses()).filter((name) => before.includes(name)),
+          [],
+          'the leftover warm pause containers are removed',
+        );
+        // A clean stop deletes them.
+        await agentProcess.stop();
+        assert.deepEqual(warmNamespaces(), []);
+        assert.deepEqual(await pauses(), []);
+        assert.deepEqual(env.network.allocatedAddresses(), []);
+        assert.deepEqual(env.network.bridgePorts(), []);
+        assert.deepEqual(env.network.natRules(), []);
+      } finally {
+        await agentProcess.stop();
+        for (const c of await env.runtime.listContainers({ [LABELS.agentId]: agentId })) await env.runtime.removeContainer(c.id);
+      }
+    });
 
     if (kind === 'containerd') {
       describe('with a plugin that takes its time', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { TaskDefinition } from '../../src/engine/model/task-definition.js';
-import type { CniPortMapping, NetworkSetUp, TaskNetworking } from '../../src/engine/network/task-network.js';
+import type { CniPortMapping, NetworkSetUp, TakenHolder, TaskNetworking, WarmHolders } from '../../src/engine/network/task-network.js';
 import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from '../harness/engine-harness.js';
 import { FakeRuntime } from '../harness/fake-runtime.js';
 
@@ -9,6 +9,7 @@ const IMAGE = 'registry.test/app:1';
 const PAUSE_IMAGE = 'registry.test/pause:1';
 
 const STUB_STATUS = { network: 'stub', ifName: 'eth0', ipAddresses: ['10.9.0.2/24'], gateways: ['10.9.0.1'] };
+const WARM_STATUS = { network: 'stub', ifName: 'eth0', ipAddresses: ['10.9.0.7/24'], gateways: ['10.9.0.1'] };
 
 /**
  * Stands in for CNI: records set-up and teardown in the fake runtime's call list, so the order of
@@ -22,7 +23,24 @@ class StubNetworking {
   holdAdd: Promise<void> | undefined;
   readonly portMappings: CniPortMapping[][] = [];
   private readonly held = new Set<string>();
+  /** What the engine gave for making warm pause containers (on a runtime without namespaces by path). */
+  holders: WarmHolders | undefined;
+  /** Warm pause containers ready, their network set up. */
+  readonly warm: TakenHolder[] = [];
   constructor(private readonly runtime: FakeRuntime) {}
+  useWarmHolders = (holders: WarmHolders) => (this.holders = holders);
+  isWarmHolder = (name: string) => this.warm.some((w) => w.runtimeName === name);
+  takeWarmHolder(taskId: string): TakenHolder | undefined {
+    const taken = this.warm.shift();
+    if (taken) this.held.add(taskId);
+    return taken;
+  }
+  /** Makes a warm pause container through the engine's holders, as the pool would. */
+  async makeWarm(name: string): Promise<string> {
+    const { runtimeId } = await this.holders!.create(name);
+    this.warm.push({ runtimeId, runtimeName: name, status: WARM_STATUS });
+    return runtimeId;
+  }
   namespaceName = (taskId: string) => `berth-unit-${taskId}`;
   namespacePath = (taskId: string) => `/run/netns/berth-unit-${taskId}`;
   restoredState = (taskId: string) => (this.held.has(taskId) ? { kind: 'ready' as const, status: STUB_STATUS } : { kind: 'none' as const });
@@ -61,11 +79,11 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
   });
 
   /** `earlier`: the runtime, store and network of an engine stopped as a crash would leave them. */
-  async function setup(options: { joinsNetworkNamespaces?: boolean; earlier?: EngineUnderTest } = {}) {
+  async function setup(options: { joinsNetworkNamespaces?: boolean; earlier?: EngineUnderTest; orphanGracePeriodMs?: number } = {}) {
     const runtime = options.earlier?.runtime ?? new FakeRuntime();
     runtime.joinsNetworkNamespaces = options.joinsNetworkNamespaces ?? false;
     stub = options.earlier ? stub : new StubNetworking(runtime);
-    t = await engineUnderTest({ runtime, store: options.earlier?.store, networking: stub as unknown as TaskNetworking });
+    t = await engineUnderTest({ runtime, store: options.earlier?.store, networking: stub as unknown as TaskNetworking, orphanGracePeriodMs: options.orphanGracePeriodMs });
     t.runtime.registry.add(IMAGE);
     t.runtime.registry.add(PAUSE_IMAGE);
   }
@@ -242,6 +260,72 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
       t.engine.stopTask('t', 'test');
       await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
       assert.deepEqual(runtime.calls, ['stop app', 'network del', 'stop berth.pause', 'remove berth.pause']);
+    });
+  });
+
+  describe('with warm pause containers', () => {
+    it('a task without needs of its own takes one: no pause container made, no ADD; its containers join it; a stop deletes it after DEL', async () => {
+      await setup();
+      const warmId = await stub.makeWarm('berth-unit-warm-1');
+      const warm = t.runtime.containers.get(warmId)!;
+      assert.equal(warm.spec.network, 'none');
+      assert.equal(warm.spec.labels['berth.agent-id'], 'unit');
+      assert.equal(warm.spec.labels['berth.task-id'], undefined, "a warm pause container is no task's");
+      t.runtime.calls.length = 0;
+      t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK' });
+      await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+      assert.deepEqual(
+        t.runtime.calls.filter((c) => !c.startsWith('pull') && !c.startsWith('check')),
+        ['create app', 'start app'],
+      );
+      const app = [...t.runtime.containers.values()].find((c) => c.labels['berth.container-name'] === 'app')!;
+      assert.deepEqual(app.spec.networkContainer, { id: warmId, netnsPath: '/run/netns/berth-unit-t' });
+      assert.deepEqual(t.engine.getTask('t').network?.ipAddresses, ['10.9.0.7/24']);
+      assert.equal(stub.warm.length, 0);
+      const events = t.store.events.readFrom(1, 1000);
+      assert.ok(events.some((e) => e.change.type === 'network' && e.change.network?.ipAddresses[0] === '10.9.0.7/24'));
+      t.runtime.calls.length = 0;
+      t.engine.stopTask('t', 'test');
+      await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+      assert.deepEqual(t.runtime.calls, ['stop app', 'network del', 'stop berth.pause', 'remove berth.pause']);
+      assert.equal(t.runtime.containers.has(warmId), false);
+    });
+
+    it('a task with a host port, a shared process namespace or task-level limits makes a pause container of its own', async () => {
+      await setup();
+      await stub.makeWarm('berth-unit-warm-1');
+      t.engine.runTask({ ...taskInput('ports', [containerInput('web', { portMappings: [{ containerPort: 80, hostPort: 8080 }] })]), networkMode: 'TASK' });
+      t.engine.runTask({ ...taskInput('pid', [containerInput('app')]), networkMode: 'TASK', pidMode: 'TASK' });
+      t.engine.runTask({ ...taskInput('limits', [containerInput('app')]), networkMode: 'TASK', memoryMib: 64 });
+      for (const id of ['ports', 'pid', 'limits']) await t.waitFor(`${id} RUNNING`, taskStatus(id, 'RUNNING'));
+      assert.equal(stub.warm.length, 1, 'the warm one is still there');
+      assert.equal(t.runtime.calls.filter((c) => c === 'create berth.pause').length, 1 + 3);
+      assert.equal(t.runtime.calls.filter((c) => c === 'network add (pid known)').length, 3);
+    });
+
+    it('the task keeps the one it took across a restart of the agent', async () => {
+      await setup();
+      const warmId = await stub.makeWarm('berth-unit-warm-1');
+      t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK' });
+      await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+      await t.engine.stop();
+      const { runtime } = t;
+      await setup({ earlier: t });
+      await t.engine.recovery;
+      assert.equal(t.engine.getTask('t').knownStatus, 'RUNNING');
+      runtime.calls.length = 0;
+      t.engine.stopTask('t', 'test');
+      await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+      assert.deepEqual(runtime.calls, ['stop app', 'network del', 'stop berth.pause', 'remove berth.pause']);
+      assert.equal(runtime.containers.has(warmId), false);
+    });
+
+    it('one no task took is not an orphan', async () => {
+      await setup({ orphanGracePeriodMs: 0 });
+      const warmId = await stub.makeWarm('berth-unit-warm-1');
+      await t.engine.synchronize();
+      await t.engine.synchronize();
+      assert.ok(t.runtime.containers.has(warmId));
     });
   });
 

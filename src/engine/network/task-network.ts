@@ -34,6 +34,24 @@ export interface TaskNetworkSettings {
 
 export type NetworkSetUp = { ok: true; status: TaskNetworkStatus } | { ok: false; reason: string };
 
+/**
+ * Containers that hold warm namespaces, on a runtime whose containers can only join another
+ * container's namespace: the pool's namespaces are then theirs, named after them.
+ */
+export interface WarmHolders {
+  /** Creates and starts a holder named `name`: its runtime id and the process whose namespace to name. */
+  create(name: string): Promise<{ runtimeId: string; pid: number }>;
+  /** Removes the holder named `name`; succeeds when there is none. */
+  remove(name: string): Promise<void>;
+}
+
+/** A warm holder a task took: it is the task's pause container now, its network set up. */
+export interface TakenHolder {
+  runtimeId: string;
+  runtimeName: string;
+  status: TaskNetworkStatus;
+}
+
 /** A host port mapping of the task, as portmap's `portMappings` capability wants it. */
 export interface CniPortMapping {
   hostPort: number;
@@ -55,6 +73,9 @@ export class TaskNetworking implements WarmNamespaceMaker {
   /** Warm namespaces an earlier run of the agent left (no task has them): deleted at start. */
   private readonly leftoverWarm: CniAttachmentRecord[] = [];
   private readonly pool: WarmNamespacePool;
+  private holders: WarmHolders | undefined;
+  /** Names of the warm holders this run made or found, until they are taken or deleted. */
+  private readonly holderNames = new Set<string>();
 
   constructor(
     private readonly settings: TaskNetworkSettings,
@@ -64,8 +85,10 @@ export class TaskNetworking implements WarmNamespaceMaker {
     private readonly log: Logger,
   ) {
     for (const a of store.loadCniAttachments()) {
-      if (a.taskId === WARM) this.leftoverWarm.push(a);
-      else this.attachments.set(a.taskId, a);
+      if (a.taskId === WARM) {
+        this.leftoverWarm.push(a);
+        if (a.holder) this.holderNames.add(a.containerId);
+      } else this.attachments.set(a.taskId, a);
     }
     this.pool = new WarmNamespacePool(settings.warmPoolSize ?? 0, this, log);
   }
@@ -81,6 +104,42 @@ export class TaskNetworking implements WarmNamespaceMaker {
    */
   namespacePath(taskId: string): string {
     return this.attachments.get(taskId)?.netns ?? this.namespaces.pathOf(this.namespaceName(taskId));
+  }
+
+  /**
+   * Warm namespaces are held by containers these make (Docker); without, they are made by name
+   * (containerd). Call before `releaseStrays`, which deletes the holders an earlier run left.
+   */
+  useWarmHolders(holders: WarmHolders): void {
+    this.holders = holders;
+  }
+
+  /** Whether a container of this name is a warm holder: the pool's, not an orphan. */
+  isWarmHolder(runtimeName: string): boolean {
+    return this.holderNames.has(runtimeName);
+  }
+
+  /**
+   * A ready warm holder, given to the task with its namespace and network (saved under its id):
+   * the task's pause container, running, whose network is set up. Undefined when none is ready or
+   * the attachment could not be saved (the holder is then deleted).
+   */
+  takeWarmHolder(taskId: string): TakenHolder | undefined {
+    if (!this.holders) return undefined;
+    const warm = this.pool.take();
+    if (!warm) return undefined;
+    const runtimeId = warm.holder?.runtimeId as string;
+    try {
+      const status = this.adopt(warm, taskId);
+      this.holderNames.delete(warm.containerId);
+      return { runtimeId, runtimeName: warm.containerId, status };
+    } catch (error) {
+      this.attachments.delete(taskId);
+      warm.taskId = WARM;
+      this.log.warn({ err: error, namespace: warm.containerId }, 'could not give a task a warm pause container; deleting it');
+      void this.release(warm).catch((releaseError: unknown) => this.log.warn({ err: releaseError, namespace: warm.containerId }, 'could not delete a warm network namespace'));
+      return undefined;
+    }
   }
 
   /** Starts keeping warm namespaces ready (when the pool has a size); call after `releaseStrays`. */
@@ -150,10 +209,25 @@ export class TaskNetworking implements WarmNamespaceMaker {
     }
   }
 
+  /**
+   * A namespace with ADD done and no task: made by name, or held by a new holder container of the
+   * same name. The attachment is saved before the holder or the namespace exists.
+   */
   async makeWarm(): Promise<CniAttachmentRecord> {
+    const holders = this.holders;
     const record = this.newRecord(`berth-${this.settings.agentId}-warm-${randomBytes(6).toString('hex')}`, WARM, {}, {});
     try {
-      await this.add(record, undefined);
+      if (holders) {
+        record.holder = {};
+        this.holderNames.add(record.containerId);
+        this.store.saveCniAttachment(record);
+        await this.store.durable();
+        const { runtimeId, pid } = await holders.create(record.containerId);
+        record.holder.runtimeId = runtimeId;
+        await this.add(record, pid);
+      } else {
+        await this.add(record, undefined);
+      }
       return record;
     } catch (error) {
       await this.release(record).catch((releaseError: unknown) => this.log.warn({ err: releaseError, namespace: record.containerId }, 'could not delete a warm namespace whose ADD failed'));
@@ -257,6 +331,12 @@ export class TaskNetworking implements WarmNamespaceMaker {
       crashPoint('after-network-del');
     }
     if (!options.keepNamespace) await this.namespaces.remove(name);
+    // A warm holder no task took goes with its namespace; a task's pause container is the task's.
+    if (a.holder && a.taskId === WARM) {
+      if (!this.holders) throw new Error(`the warm pause container "${name}" cannot be deleted on this runtime`);
+      await this.holders.remove(name);
+      this.holderNames.delete(name);
+    }
     this.store.deleteCniAttachment(a);
   }
 

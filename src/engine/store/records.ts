@@ -79,4 +79,10 @@ export interface CniAttachmentRecord {
   result?: unknown;
   /** Why ADD failed, when it did: the CNI command (VERSION: no plugin ran), the plugin, its message. */
   addFailure?: { command: string; plugin: string; msg: string };
+  /**
+   * Set on a warm attachment whose namespace a pause container of the pool holds (a runtime whose
+   * containers join another container's namespace): the container is named as the attachment
+   * (`containerId`); its runtime id once it was created.
+   */
+  holder?: { runtimeId?: string };
 }

@@ -203,7 +203,7 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
         a.taskId,
         a.netns,
         JSON.stringify(a.config),
-        JSON.stringify({ args: a.args, capabilityArgs: a.capabilityArgs, addFailure: a.addFailure }),
+        JSON.stringify({ args: a.args, capabilityArgs: a.capabilityArgs, addFailure: a.addFailure, holder: a.holder }),
         a.result === undefined ? null : JSON.stringify(a.result),
         Date.now(),
       ),
@@ -214,7 +214,7 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
   loadCniAttachments(): CniAttachmentRecord[] {
     const rows = this.statements.selectCni.all() as CniRow[];
     return rows.map((r) => {
-      const { args, capabilityArgs, addFailure } = JSON.parse(r.args) as Pick<CniAttachmentRecord, 'args' | 'capabilityArgs' | 'addFailure'>;
+      const { args, capabilityArgs, addFailure, holder } = JSON.parse(r.args) as Pick<CniAttachmentRecord, 'args' | 'capabilityArgs' | 'addFailure' | 'holder'>;
       return {
         network: r.network,
         containerId: r.container_id,
@@ -225,6 +225,7 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
         args,
         capabilityArgs,
         addFailure,
+        ...(holder ? { holder } : {}),
         result: r.result === null ? undefined : (JSON.parse(r.result) as unknown),
       };
     });

@@ -111,6 +111,16 @@ export class ManagedContainer {
     return true;
   }
 
+  /**
+   * The container is one made before the task, found running under `runtimeName` (a warm pause
+   * container): it is this container now.
+   */
+  adopt(runtimeName: string, change: ContainerChange & { runtimeId: string }): void {
+    this.assignedRuntimeName = runtimeName;
+    this.runStartedAt = change.startedAt;
+    this.advance('RUNNING', change);
+  }
+
   /** Records a change of fields other than the status (health, restarts) as an event. */
   update(fields: Partial<Pick<ManagedContainer, 'healthStatus' | 'healthOutput' | 'healthCheckedAt' | 'restartCount' | 'lastRestartedAt' | 'lastExitCode' | 'reason'>>, record = true): void {
     // Nothing changed, nothing to record (a second report of the same restart, say).

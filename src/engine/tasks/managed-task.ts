@@ -50,8 +50,10 @@ export interface ManagedTaskDeps {
    * Set for a task whose network CNI provides (mode task, or bridge on a runtime without a bridge).
    * With `pauseImage`, a pause container holds the task's namespaces, which the other containers
    * join; without, berth makes the network namespace and the containers join it by its path.
+   * With `mayTakeWarmPause`, a warm pause container of the pool may be the task's (see
+   * `mayTakeWarmPause`).
    */
-  cni?: { networking: TaskNetworking; pauseImage?: string };
+  cni?: { networking: TaskNetworking; pauseImage?: string; mayTakeWarmPause?: boolean };
   /** The task metadata endpoint, when the agent serves one. */
   metadata?: TaskMetadataUris;
 }
@@ -396,6 +398,7 @@ export class ManagedTask implements QueuedTask {
       switch (container.knownStatus) {
         case 'NONE':
           if (this.sandbox.isPause(container)) {
+            if (this.takeWarmPause(container)) break;
             // Like kubelet's sandbox image: pulled when missing, never again; no progress events.
             this.runAction(container, 'pull', () => this.deps.actions.pull(this.definition, container, this.stopping.signal, undefined, 'prefer-cached'));
           } else {
@@ -441,6 +444,24 @@ export class ManagedTask implements QueuedTask {
     const reasonChanged = waitReason !== this.waitReason && this.desiredStatus === 'RUNNING';
     this.waitReason = waitReason;
     if (this.deriveStatus() || reasonChanged) this.recordTask();
+  }
+
+  /**
+   * Takes a warm pause container with its network set up, if the task may and one is ready: the
+   * task's attachment, the container's state and the network's event land in one commit.
+   */
+  private takeWarmPause(pause: ManagedContainer): boolean {
+    let taken = false;
+    this.recorder.inOneCommit(() => {
+      const holder = this.sandbox.takeWarmPause();
+      if (!holder) return;
+      taken = true;
+      const now = new Date();
+      pause.adopt(holder.runtimeName, { runtimeId: holder.runtimeId, pulledAt: now, createdAt: now, startedAt: now });
+      this.deps.onContainerCreated(this, holder.runtimeId);
+      this.record({ type: 'network', network: holder.status });
+    });
+    return taken;
   }
 
   /** Records pull progress as events, at most one per `pullProgressIntervalMs` (and the last). */

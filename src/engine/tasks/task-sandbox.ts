@@ -6,7 +6,7 @@ import type { EventChange } from '../events/events.js';
 import type { ManagedContainer } from './managed-container.js';
 import { bareAddress, type TaskMetadataUris } from '../network/metadata-uris.js';
 import type { TaskDefinition } from '../model/task-definition.js';
-import type { CniPortMapping, TaskNetworking } from '../network/task-network.js';
+import type { CniPortMapping, TakenHolder, TaskNetworking } from '../network/task-network.js';
 import type { TaskNetworkStatus } from '../model/task-snapshot.js';
 
 /** What a step of the sandbox's network did. */
@@ -25,7 +25,7 @@ export interface SandboxDeps {
    * With a pause container, it holds the namespace the other containers join; without, the
    * sandbox makes the namespace and the containers join it by its path.
    */
-  cni?: { networking: TaskNetworking };
+  cni?: { networking: TaskNetworking; mayTakeWarmPause?: boolean };
   /** The task metadata endpoint, when the agent serves one. */
   metadata?: TaskMetadataUris;
   runtime: ContainerRuntime;
@@ -77,6 +77,21 @@ export class TaskSandbox {
 
   isPause(container: ManagedContainer): boolean {
     return container === this.pause;
+  }
+
+  /**
+   * A warm pause container of the pool, its network set up, as the task's pause container (when
+   * the task may take one and one is ready); the network is the task's from now on.
+   */
+  takeWarmPause(): TakenHolder | undefined {
+    if (!this.deps.cni?.mayTakeWarmPause || !this.pause || this.current || this.namespaceSettled) return undefined;
+    const taken = this.deps.cni.networking.takeWarmHolder(this.definition.id);
+    if (!taken) return undefined;
+    this.current = taken.status;
+    this.namespaceSettled = true;
+    this.namespaceMade = true;
+    this.deps.log.info({ network: taken.status, pause: taken.runtimeName }, 'task network set up: took a warm pause container');
+    return taken;
   }
 
   /** Takes the network a previous run of the agent set up; it is CHECKed before it is relied on. */
