@@ -49,6 +49,25 @@ describe('image manager', () => {
     assert.equal(pulls(cached.runtime), 0);
   });
 
+  it('prefer-cached: launches of one image asking together share one presence check; a later one checks again', async () => {
+    const { runtime, images } = setup({ pullBehavior: 'prefer-cached' });
+    runtime.local.add(IMAGE);
+    let inspects = 0;
+    const inspect = runtime.inspectImage.bind(runtime);
+    runtime.inspectImage = async (reference) => {
+      inspects++;
+      return inspect(reference);
+    };
+    const results = await Promise.all(Array.from({ length: 20 }, () => images.prepare(IMAGE, undefined, signal())));
+    assert.ok(results.every((r) => r.ok && !r.pulled));
+    assert.equal(inspects, 1);
+    // Gone since: the next launch sees it and pulls.
+    runtime.local.delete(IMAGE);
+    assert.deepEqual(await images.prepare(IMAGE, undefined, signal()), { ok: true, pulled: true });
+    assert.equal(inspects, 2);
+    assert.equal(pulls(runtime), 1);
+  });
+
   it('lets a task use a cached image pulled with credentials only if the registry accepts its own, for a while', async () => {
     let clock = Date.parse('2026-01-01T00:00:00Z');
     const { runtime, images } = setup({ pullBehavior: 'prefer-cached', accessCheckValidityMs: 60_000 }, () => new Date(clock));

@@ -108,6 +108,8 @@ function fingerprint(auth: RegistryAuth | undefined): string {
 export class ImageManager {
   private readonly records = new Map<string, ImageRecord>();
   private readonly inFlight = new Map<string, InFlightPull>();
+  /** Presence checks in flight, by reference. */
+  private readonly presenceChecks = new Map<string, Promise<boolean>>();
   private readonly slots: Semaphore;
   private cleanupTimer: NodeJS.Timeout | undefined;
   private readonly pullAborts = new Set<AbortController>();
@@ -263,13 +265,22 @@ export class ImageManager {
     return { ok: true, pulled: false };
   }
 
-  private async present(reference: string): Promise<boolean> {
-    try {
-      await this.runtime.inspectImage(reference);
-      return true;
-    } catch {
-      return false;
+  /**
+   * Whether the runtime has the image. Callers that ask while a check of the same image is in
+   * flight share its answer (one inspect for a burst of launches of one image): it is at most one
+   * inspect older than their own would have been.
+   */
+  private present(reference: string): Promise<boolean> {
+    let check = this.presenceChecks.get(reference);
+    if (!check) {
+      check = this.runtime.inspectImage(reference).then(
+        () => true,
+        () => false,
+      );
+      this.presenceChecks.set(reference, check);
+      void check.finally(() => this.presenceChecks.delete(reference));
     }
+    return check;
   }
 
   /** One pull per image and credentials at a time; later callers join the one in flight. */
