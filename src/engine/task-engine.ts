@@ -178,7 +178,7 @@ export class TaskEngine {
       taskCgroups: deps.taskCgroups,
       tasks: () => this.tasks.values(),
       ownerOf: (runtimeId) => this.byRuntimeId.get(runtimeId),
-      spare: (container) => this.network.networking.isWarmHolder(container.name),
+      spare: (container) => this.isWarmPause(container),
       metadata: this.network.metadata,
       afterPass: () => this.resumeRestoredTasks(),
       orphanRemoved: (container) => this.recordOrphanRemoved(container),
@@ -495,6 +495,14 @@ export class TaskEngine {
       runtimeName: container.name,
       containerName: container.labels[LABELS.containerName] ?? '',
     });
+  }
+
+  /** Whether a container no task owns is a warm pause container of the pool; one not running leaves the pool. */
+  private isWarmPause(container: ContainerInfo): boolean {
+    const networking = this.network.networking;
+    if (!networking.isWarmHolder(container.name)) return false;
+    if (container.state !== 'running') networking.dropDeadWarmHolder(container.name);
+    return true;
   }
 
   /**

@@ -146,13 +146,24 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
       const pauses = async () => (await env.runtime.listContainers({ [LABELS.agentId]: agentId, [LABELS.containerName]: PAUSE_CONTAINER })).map((c) => c.name).sort();
       const warmPauses = async () => (await pauses()).filter((name) => name.startsWith(`berth-${agentId}-warm-`));
       const networkConfig = { ...env.networkConfig, cni: { ...env.networkConfig.cni, warmPoolSize: 2 } };
-      const start = () => startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, networkConfig, config: { resources: { dynamicPortRange: '40300-40309' } } });
+      const start = () =>
+        startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, networkConfig, config: { resources: { dynamicPortRange: '40300-40309' }, engine: { relistInterval: '2s' } } });
       const poolReady = (count: number) =>
         waitUntil(`${count} warm namespaces`, 60_000, async () => (env.network.allocatedAddresses().length === count && warmNamespaces().length === count ? true : undefined));
       let agentProcess = await start();
       try {
         await poolReady(2);
         assert.deepEqual(await warmPauses(), kind === 'docker' ? warmNamespaces().sort() : []);
+        if (kind === 'docker') {
+          // One killed from outside the agent leaves the pool at the next relist, deleted with its
+          // namespace; another takes its place.
+          const [killed] = await warmPauses();
+          await env.runtime.stopContainer(killed!, 0);
+          await waitUntil('the killed warm pause container replaced', 60_000, async () =>
+            !(await warmPauses()).includes(killed!) && !warmNamespaces().includes(killed!) && warmNamespaces().length === 2 ? true : undefined,
+          );
+          await poolReady(2);
+        }
         const warmAddresses = env.network.allocatedAddresses();
         const plain = taskId('warm');
         const ported = taskId('warm-ports');

@@ -30,6 +30,15 @@ class StubNetworking {
   constructor(private readonly runtime: FakeRuntime) {}
   useWarmHolders = (holders: WarmHolders) => (this.holders = holders);
   isWarmHolder = (name: string) => this.warm.some((w) => w.runtimeName === name);
+  /** Warm pause containers the engine found not running. */
+  readonly dropped: string[] = [];
+  dropDeadWarmHolder(name: string): void {
+    this.dropped.push(name);
+    this.warm.splice(
+      this.warm.findIndex((w) => w.runtimeName === name),
+      1,
+    );
+  }
   takeWarmHolder(taskId: string): TakenHolder | undefined {
     const taken = this.warm.shift();
     if (taken) this.held.add(taskId);
@@ -320,12 +329,16 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
       assert.equal(runtime.containers.has(warmId), false);
     });
 
-    it('one no task took is not an orphan', async () => {
+    it('one no task took is not an orphan; one found not running leaves the pool', async () => {
       await setup({ orphanGracePeriodMs: 0 });
       const warmId = await stub.makeWarm('berth-unit-warm-1');
       await t.engine.synchronize();
       await t.engine.synchronize();
       assert.ok(t.runtime.containers.has(warmId));
+      assert.deepEqual(stub.dropped, []);
+      t.runtime.exit('berth.pause', 137);
+      await t.engine.synchronize();
+      assert.deepEqual(stub.dropped, ['berth-unit-warm-1']);
     });
   });
 

@@ -73,6 +73,27 @@ describe('warm network namespaces', () => {
     assert.equal(pool.available, 0);
   });
 
+  it('a ready one found broken leaves the pool and another is made in its place', async () => {
+    const maker = new HeldMaker();
+    const pool = new WarmNamespacePool(2, maker, log, 0);
+    pool.start();
+    await maker.finishOne();
+    await maker.finishOne();
+    assert.equal(
+      pool.discard((a) => a.containerId === 'warm-9'),
+      undefined,
+      'not in the pool: nothing taken out',
+    );
+    assert.equal(maker.inFlight, 0);
+    assert.equal(pool.discard((a) => a.containerId === 'warm-1')?.containerId, 'warm-1');
+    assert.equal(pool.available, 1);
+    assert.equal(maker.inFlight, 1, 'one made in its place');
+    await maker.finishOne();
+    assert.equal(pool.available, 2);
+    await pool.stop();
+    assert.deepEqual(maker.released.sort(), ['warm-2', 'warm-3'], "the discarded one is the caller's to delete");
+  });
+
   it('after a failure, tries again later rather than at once', async () => {
     const maker = new HeldMaker();
     const pool = new WarmNamespacePool(1, maker, log, 0);

@@ -120,6 +120,17 @@ export class TaskNetworking implements WarmNamespaceMaker {
   }
 
   /**
+   * A ready warm holder found not running (killed from outside the agent) is no use to a task: it
+   * leaves the pool and is deleted with its namespace; the pool makes another.
+   */
+  dropDeadWarmHolder(runtimeName: string): void {
+    const dead = this.pool.discard((a) => a.containerId === runtimeName);
+    if (!dead) return;
+    this.log.warn({ namespace: runtimeName }, 'a warm pause container is not running; deleting it');
+    void this.release(dead).catch((error: unknown) => this.log.warn({ err: error, namespace: runtimeName }, 'could not delete a warm network namespace'));
+  }
+
+  /**
    * A ready warm holder, given to the task with its namespace and network (saved under its id):
    * the task's pause container, running, whose network is set up. Undefined when none is ready or
    * the attachment could not be saved (the holder is then deleted).

@@ -63,6 +63,15 @@ export class WarmNamespacePool {
     return attachment;
   }
 
+  /** Takes out of the pool the ready namespace `matches` picks (one found broken), for the caller to delete; a new one is made in its place. */
+  discard(matches: (attachment: CniAttachmentRecord) => boolean): CniAttachmentRecord | undefined {
+    const index = this.ready.findIndex(matches);
+    if (index < 0) return undefined;
+    const [attachment] = this.ready.splice(index, 1);
+    this.fill();
+    return attachment;
+  }
+
   /** A task sets up a network of its own: no namespace is begun until every hold is let go. */
   hold(): void {
     this.holds += 1;
