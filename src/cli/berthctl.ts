@@ -5,7 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import { AGENT_VERSION } from '../version.js';
-import { CliError, connect, DEFAULT_ADDRESS, EXIT, explain } from './client.js';
+import { connect } from '../client/berth-client.js';
+import { CliError, DEFAULT_ADDRESS, EXIT, explain } from './client.js';
 import type { Command } from './command.js';
 import { execCommand, logsCommand, statsCommand } from './commands/containers.js';
 import { runCommand } from './commands/run.js';
@@ -119,14 +120,12 @@ async function main(argv: string[], env: NodeJS.ProcessEnv, stdout: NodeJS.Write
   process.once('SIGTERM', onSignal);
   let client;
   try {
-    client = connect({
-      address,
-      tls: Boolean(values.tls),
-      caFile: (values.cacert as string | undefined) ?? env.BERTH_TLS_CA,
-      certFile: (values.cert as string | undefined) ?? env.BERTH_TLS_CERT,
-      keyFile: (values.key as string | undefined) ?? env.BERTH_TLS_KEY,
-      serverName: values['server-name'] as string | undefined,
-    });
+    const caFile = (values.cacert as string | undefined) ?? env.BERTH_TLS_CA;
+    const certFile = (values.cert as string | undefined) ?? env.BERTH_TLS_CERT;
+    const keyFile = (values.key as string | undefined) ?? env.BERTH_TLS_KEY;
+    if ((certFile === undefined) !== (keyFile === undefined)) throw new CliError('--cert and --key go together (a client certificate and its key)', EXIT.usage);
+    const tls = Boolean(values.tls) || caFile !== undefined || certFile !== undefined;
+    client = connect({ address, tls: tls && { caFile, certFile, keyFile, serverName: values['server-name'] as string | undefined } });
     return await command.run({ client, address, stdout, stderr, signal: shutdown.signal }, values, parsed.positionals, rest);
   } catch (error) {
     const failure = error instanceof CliError ? error : explain(error, address);

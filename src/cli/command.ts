@@ -1,8 +1,8 @@
-import type { TaskServiceClient } from '../gen/berth/agent/v1/task_service.js';
+import type { BerthClient } from '../client/berth-client.js';
 
 /** What every command is given. */
 export interface CommandContext {
-  client: TaskServiceClient;
+  client: BerthClient;
   /** The agent's address as the user gave it, for messages. */
   address: string;
   stdout: NodeJS.WriteStream;

@@ -25,6 +25,13 @@ export class TaskBoard {
     for (const task of tasks) this.tasks.set(task.definition!.id, task);
   }
 
+  /** Replaces every task with these (a snapshot taken again: tasks not in it are gone). */
+  reload(tasks: Task[]): void {
+    this.tasks.clear();
+    this.pulls.clear();
+    this.load(tasks);
+  }
+
   /** Applies an event; false when it concerns a task the board does not know (fetch it, then `load`). */
   apply(event: Event, now = Date.now()): boolean {
     const change = event.change;

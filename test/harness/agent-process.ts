@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { credentials } from '@grpc/grpc-js';
-import { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
+import { connect, type BerthClient } from '../../src/client/berth-client.js';
+import type { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
 import { PACKAGE_ROOT } from '../../src/package-root.js';
 import { taskCalls, type TaskCalls } from './agent.js';
 import { startDaemon, waitUntil, type DaemonProcess } from './processes.js';
@@ -30,8 +30,11 @@ export interface AgentProcessOptions {
 /** A berth agent in a process of its own, as systemd would run it, so that it can be SIGKILLed. */
 export interface AgentProcess {
   daemon: DaemonProcess;
+  /** The project's client on the agent's socket. */
+  berth: BerthClient;
+  /** The generated client on the same channel. */
   client: TaskServiceClient;
-  /** The typed task calls on `client`. */
+  /** The typed task calls on `berth`. */
   calls: TaskCalls;
   socketPath: string;
   /** Resolves when the process has ended, with the signal that ended it (if any). */
@@ -42,15 +45,15 @@ export interface AgentProcess {
 
 /** Starts `src/main.ts` with a config file in `dir`, and waits until it answers over gRPC. */
 export async function startAgentProcess(options: AgentProcessOptions): Promise<AgentProcess> {
-  const socketPath = join(options.dir, 'berth.sock');
-  const configFile = join(options.dir, 'config.json');
   const extra = options.config ?? {};
+  const socketPath = (extra.grpc?.socket as string | undefined) ?? join(options.dir, 'berth.sock');
+  const configFile = join(options.dir, 'config.json');
   const config = {
     ...extra,
     agentId: options.agentId,
     dataDir: options.dir,
     logLevel: process.env.BERTH_TEST_LOG_LEVEL ?? 'info',
-    grpc: { socket: socketPath, ...extra.grpc },
+    grpc: { ...extra.grpc, socket: socketPath },
     runtime: options.runtimeConfig,
     ...(options.networkConfig ? { network: options.networkConfig } : {}),
     engine: { defaultStopTimeout: '5s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', orphanGracePeriod: '1s', ...extra.engine },
@@ -65,18 +68,20 @@ export async function startAgentProcess(options: AgentProcessOptions): Promise<A
     if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) resolveExit(daemon.child.signalCode);
     else daemon.child.once('exit', (_code, signal) => resolveExit(signal));
   });
-  const client = new TaskServiceClient(`unix://${socketPath}`, credentials.createInsecure());
+  const berth = connect({ address: socketPath });
+  const client = berth.raw;
   try {
-    await waitUntil('berth agent', 60_000, async () => ((await taskCalls(client).info()) ? true : undefined), daemon);
+    await waitUntil('berth agent', 60_000, async () => ((await berth.getAgentInfo()) ? true : undefined), daemon);
   } catch (error) {
-    client.close();
+    berth.close();
     await daemon.stop();
     throw error;
   }
   return {
     daemon,
+    berth,
     client,
-    calls: taskCalls(client),
+    calls: taskCalls(berth),
     socketPath,
     exited,
     async kill() {

@@ -2,18 +2,18 @@ import { mkdtempSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { startAgent, type Agent } from '../../src/agent.js';
+import { connect, type BerthClient } from '../../src/client/berth-client.js';
 import { compileConfig, defaultConfigInput, type BerthConfig } from '../../src/config/config.js';
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
 import { TaskStatus, type Task } from '../../src/gen/berth/agent/v1/task.js';
 import type { TaskDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
 import {
-  TaskServiceClient,
+  type TaskServiceClient,
   type ExecResponse,
   type GetAgentInfoResponse,
-  type GetTaskResponse,
   type ListTasksRequest,
   type ListTasksResponse,
   type RunTaskResponse,
@@ -22,13 +22,15 @@ import {
   type WatchEventsResponse,
 } from '../../src/gen/berth/agent/v1/task_service.js';
 import type { RuntimeEnvironment } from './runtime-environment.js';
-import { is } from './task-builders.js';
 
 export interface TestAgent {
   agent: Agent;
   config: BerthConfig;
+  /** The project's client (src/client) on the agent's socket. */
+  berth: BerthClient;
+  /** The generated client on the same channel (`berth.raw`), for tests of the wire itself. */
   client: TaskServiceClient;
-  /** The typed task calls on `client`. */
+  /** The task calls scenarios make, on `berth`. */
   calls: TaskCalls;
   socketPath: string;
   stop(): Promise<void>;
@@ -73,15 +75,16 @@ export async function startTestAgent(
   if (typeof target !== 'string') target.agentIds?.add(config.agentId);
   const logger = logs ? pino({ level: config.logLevel }, new Writable({ write: (chunk: Buffer, _encoding, done) => (logs(chunk.toString('utf8')), done()) })) : pino({ level: config.logLevel });
   const agent = await startAgent(config, logger);
-  const client = new TaskServiceClient(`unix://${socketPath}`, credentials.createInsecure());
+  const berth = connect({ address: socketPath });
   return {
     agent,
     config,
-    client,
-    calls: taskCalls(client),
+    berth,
+    client: berth.raw,
+    calls: taskCalls(berth),
     socketPath,
     async stop() {
-      client.close();
+      berth.close();
       await agent.stop();
     },
   };
@@ -97,7 +100,7 @@ function networkSection(...layers: (Record<string, unknown> | undefined)[]): Rec
   return section;
 }
 
-/** Promisifies one unary method of the generated client. */
+/** Promisifies one unary method of the generated client: the raw gRPC error when it fails. */
 export function call<Req, Res>(client: TaskServiceClient, method: 'runTask' | 'stopTask' | 'getTask' | 'listTasks' | 'getAgentInfo' | 'exec', request: Req): Promise<Res> {
   return new Promise((resolve, reject) => {
     (client[method] as unknown as (r: Req, cb: (e: ServiceError | null, v: Res) => void) => void).call(client, request, (error, value) => (error ? reject(error) : resolve(value)));
@@ -127,41 +130,23 @@ export interface TaskCalls {
   exec(taskId: string, containerName: string, command: string[], timeoutSeconds?: number): Promise<ExecResponse>;
 }
 
-export function taskCalls(client: TaskServiceClient): TaskCalls {
+export function taskCalls(client: BerthClient): TaskCalls {
   return {
-    run: (definition) => call<object, RunTaskResponse>(client, 'runTask', { task: definition }),
-    get: async (taskId) => (await call<object, GetTaskResponse>(client, 'getTask', { taskId })).task,
-    stop: (taskId, reason = '') => call<object, StopTaskResponse>(client, 'stopTask', { taskId, reason }),
-    runUntil: async (definition, status = TaskStatus.TASK_STATUS_RUNNING, timeoutMs = 90_000) => {
-      const id = definition.id;
-      await watching(client, { taskIds: [id] }, async (watch) => {
-        await call<object, RunTaskResponse>(client, 'runTask', { task: definition });
-        await watch.waitForEvent(`task ${TaskStatus[status]}`, (e) => is.task(id, status)(e) || is.task(id, TaskStatus.TASK_STATUS_STOPPED)(e), timeoutMs);
-      });
-      const now = (await call<object, GetTaskResponse>(client, 'getTask', { taskId: id })).task;
-      if (now?.knownStatus !== status) {
-        throw new Error(
-          `task ${id} is ${TaskStatus[now?.knownStatus ?? 0]}, not ${TaskStatus[status]}: ${now?.reason}; ${now?.containers.map((c) => `${c.name}: ${c.exitCode ?? ''} ${c.reason}`).join('; ')}`,
-        );
-      }
-      return now;
-    },
+    run: (definition) => client.runTask(definition),
+    get: async (taskId) => client.getTask(taskId),
+    stop: (taskId, reason = '') => client.stopTask(taskId, reason),
+    runUntil: (definition, status = TaskStatus.TASK_STATUS_RUNNING, timeoutMs = 90_000) => client.runAndWait(definition, { awaited: status, timeoutMs }),
     shell: async (taskId, containerName, script) => {
-      const result = await call<object, ExecResponse>(client, 'exec', { taskId, containerName, command: ['sh', '-c', script] });
+      const result = await client.exec({ taskId, containerName, command: ['sh', '-c', script] });
       return { code: result.exitCode, output: Buffer.from(result.output).toString('utf8').trim() };
     },
-    stopAndWait: (taskId, reason = '') =>
-      watching(client, { taskIds: [taskId] }, async (watch) => {
-        await call<object, StopTaskResponse>(client, 'stopTask', { taskId, reason });
-        const now = (await call<object, GetTaskResponse>(client, 'getTask', { taskId })).task;
-        if (now?.knownStatus === TaskStatus.TASK_STATUS_STOPPED) return;
-        await watch.waitForEvent(`task ${taskId} STOPPED`, is.task(taskId, TaskStatus.TASK_STATUS_STOPPED), 60_000);
-      }),
-    list: async () => (await call<object, ListTasksResponse>(client, 'listTasks', { statuses: [], family: '', pageSize: 0, pageToken: '' })).tasks,
-    listPage: (request) => call<object, ListTasksResponse>(client, 'listTasks', { statuses: [], family: '', pageSize: 0, pageToken: '', ...request }),
-    info: () => call<object, GetAgentInfoResponse>(client, 'getAgentInfo', {}),
-    exec: (taskId, containerName, command, timeoutSeconds) =>
-      call<object, ExecResponse>(client, 'exec', { taskId, containerName, command, ...(timeoutSeconds === undefined ? {} : { timeout: { seconds: timeoutSeconds, nanos: 0 } }) }),
+    stopAndWait: async (taskId, reason = '') => {
+      await client.stopAndWait(taskId, reason, { timeoutMs: 60_000 });
+    },
+    list: async () => (await client.listTasks()).tasks,
+    listPage: (request) => client.listTasks(request),
+    info: () => client.getAgentInfo(),
+    exec: (taskId, containerName, command, timeoutSeconds) => client.exec({ taskId, containerName, command, ...(timeoutSeconds === undefined ? {} : { timeoutMs: timeoutSeconds * 1000 }) }),
   };
 }
 

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials } from '@grpc/grpc-js';
 import { loadConfig } from '../../src/config/config.js';
-import { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
+import { connect, type BerthClient } from '../../src/client/berth-client.js';
+import type { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
 import { AgentServer } from '../../src/server/grpc-server.js';
 import { DEFAULT_REQUEST_LIMITS } from '../../src/engine/admission/request-limits.js';
 import { pino } from 'pino';
@@ -71,6 +71,8 @@ export async function engineUnderTest(
     limits?: Partial<EngineSettings['limits']>;
     /** Stands in for CNI in tests of the engine's rules for CNI-networked tasks. */
     networking?: TaskNetworking;
+    /** Events a watcher may fall behind before it is ended (10,000 by default). */
+    maxWatcherLag?: number;
   } = {},
 ): Promise<EngineUnderTest> {
   const runtime = options.runtime ?? new FakeRuntime();
@@ -78,7 +80,7 @@ export async function engineUnderTest(
   const secrets = new FakeSecrets();
   const log = pino({ level: 'silent' });
   const store = options.store ?? new StateStore(':memory:', { count: 10_000, maxAgeMs: 3_600_000 });
-  const events = new EventLog(store.events, { maxWatcherLag: 10_000, recentEvents: 2048, durable: () => store.durable() });
+  const events = new EventLog(store.events, { maxWatcherLag: options.maxWatcherLag ?? 10_000, recentEvents: 2048, durable: () => store.durable() });
   // As the agent wires it: changes to the host wait until the store's writes are on the disk.
   const writeAhead = new WriteAheadRuntime(runtime, () => store.durable());
   const monitor = new RuntimeMonitor(runtime, { checkIntervalMs: 60_000, initialBackoffMs: 100, maxBackoffMs: 1000 }, log);
@@ -170,6 +172,9 @@ export const containerStatus = (id: string, name: string, status: string) => (e:
 
 /** An engine under test served by berth's gRPC server on a private unix socket. */
 export interface ServedEngine {
+  /** The project's client on the socket. */
+  berth: BerthClient;
+  /** The generated client on the same channel. */
   client: TaskServiceClient;
   /** Closes the client, the server, the engine and the socket's directory. */
   stop(): Promise<void>;
@@ -183,11 +188,12 @@ export async function serveOverGrpc(t: EngineUnderTest, config: Record<string, u
   writeFileSync(file, JSON.stringify({ ...config, dataDir: dir, grpc: { socket } }));
   const server = new AgentServer(t.engine, t.monitor, loadConfig(file, {}), pino({ level: 'silent' }));
   await server.start();
-  const client = new TaskServiceClient(`unix://${socket}`, credentials.createInsecure());
+  const berth = connect({ address: socket });
   return {
-    client,
+    berth,
+    client: berth.raw,
     async stop() {
-      client.close();
+      berth.close();
       await server.stop(1000);
       await t.stop();
       rmSync(dir, { recursive: true, force: true });

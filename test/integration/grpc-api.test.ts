@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { TaskServiceClient, type GetAgentInfoResponse, type RunTaskResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { TransportProtocol } from '../../src/gen/berth/agent/v1/task_definition.js';
-import { readStatusDetails } from '../../src/api/status-details.js';
+import { readStatusDetails } from '../../src/client/status-details.js';
 import { call, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { pushBusyboxImage } from '../harness/busybox-image.js';
 import { startDockerDaemon, type TestDockerDaemon } from '../harness/docker-daemon.js';

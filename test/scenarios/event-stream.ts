@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { readStatusDetails } from '../../src/api/status-details.js';
+import { readStatusDetails } from '../../src/client/status-details.js';
 import { EventCollector, watching, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { readStatusDetails } from '../../src/api/status-details.js';
+import { readStatusDetails } from '../../src/client/status-details.js';
 import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { cgroupLimits } from '../harness/cgroup-limits.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { internalErrorCounts } from '../../src/internal-errors.js';
-import { readStatusDetails } from '../../src/api/status-details.js';
+import { readStatusDetails } from '../../src/client/status-details.js';
 import { LogsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { EventCollector, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';

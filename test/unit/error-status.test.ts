@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { readStatusDetails } from '../../src/api/status-details.js';
+import { readStatusDetails } from '../../src/client/status-details.js';
 import { NotFoundError } from '../../src/engine/errors.js';
 import { onInternalError } from '../../src/internal-errors.js';
 import { toServiceError } from '../../src/server/error-status.js';

@@ -159,7 +159,7 @@ describe('group commit: the state store syncs its log off the event loop, one fs
       assert.equal(watch.messages.length, 0, 'no snapshot before its fsync');
       held.endOne();
       await watch.waitFor('the snapshot', (m) => m.kind?.$case === 'snapshot');
-      const answer = taskCalls(served.client).run(task('held', [container('app', 'registry.test/app:1')]));
+      const answer = taskCalls(served.berth).run(task('held', [container('app', 'registry.test/app:1')]));
       await turnsUntil(() => held.pending > 0 && t.engine.getTask('held') !== undefined);
       assert.ok(['PENDING', 'PULLED'].includes(t.engine.getTask('held').knownStatus), 'the engine took the task (and may pull: that changes nothing the store knows)');
       assert.equal(await settled(answer), false, 'RunTask is answered once the task is on the disk');

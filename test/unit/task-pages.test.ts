@@ -54,7 +54,7 @@ describe('ListTasks pages and the WatchEvents snapshot, put together from tasks 
   });
 
   it('pages by id with tokens, each task as GetTask answers it, encoding only the tasks of the page asked for', async () => {
-    const calls = taskCalls(client);
+    const calls = taskCalls(served.berth);
     const encodes = countEncodes(Task);
     const pages: Task[][] = [];
     try {
@@ -83,7 +83,7 @@ describe('ListTasks pages and the WatchEvents snapshot, put together from tasks 
   });
 
   it('sends in the snapshot the same tasks ListTasks lists', async () => {
-    const all = await taskCalls(client).listPage({ pageSize: 1000 });
+    const all = await taskCalls(served.berth).listPage({ pageSize: 1000 });
     assert.equal(all.tasks.length, COUNT);
     assert.equal(all.nextPageToken, '');
     const watch = new EventCollector(client, { includeSnapshot: true });
@@ -102,7 +102,7 @@ describe('ListTasks pages and the WatchEvents snapshot, put together from tasks 
   });
 
   it("encodes each task's definition once, and every answer carries the task's status as it is now", async () => {
-    const calls = taskCalls(client);
+    const calls = taskCalls(served.berth);
     const encodes = countEncodes(TaskDefinition);
     try {
       const first = await calls.listPage({ pageSize: 1000 });

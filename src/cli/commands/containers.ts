@@ -1,15 +1,16 @@
-import type { ClientReadableStream } from '@grpc/grpc-js';
 import { parseDuration } from '../../config/duration.js';
 import { TaskStatus, type Task } from '../../gen/berth/agent/v1/task.js';
-import { LogStream, type ExecResponse, type GetTaskResponse, type LogsResponse, type StatsResponse } from '../../gen/berth/agent/v1/task_service.js';
-import { CliError, EXIT, listAllTasks, unary } from '../client.js';
+import { status } from '@grpc/grpc-js';
+import { BerthError } from '../../client/errors.js';
+import { LogStream, type LogsResponse, type StatsResponse } from '../../gen/berth/agent/v1/task_service.js';
+import { CliError, EXIT } from '../client.js';
 import type { Command, CommandContext } from '../command.js';
 import { bytes, table } from '../format.js';
 
 /** The container a command means: the one named, or the task's only one. */
 async function containerOf(ctx: CommandContext, taskId: string, name: string | undefined, command: string): Promise<string> {
   if (name) return name;
-  const task = (await unary<object, GetTaskResponse>(ctx.client, 'getTask', { taskId })).task!;
+  const task = await ctx.client.getTask(taskId);
   if (task.containers.length === 1) return task.containers[0]!.name;
   throw new CliError(`task ${taskId} has ${task.containers.length} containers (${task.containers.map((c) => c.name).join(', ')}): name one, berthctl ${command} ${taskId} CONTAINER`, EXIT.usage);
 }
@@ -24,15 +25,11 @@ export function parseSince(value: string, now = Date.now()): Date {
 }
 
 /** Reads a server stream until it ends, is cancelled by the user (SIGINT), or fails. */
-async function drain<T>(ctx: CommandContext, stream: ClientReadableStream<T>, onMessage: (message: T) => void): Promise<void> {
-  const cancel = () => stream.cancel();
-  ctx.signal.addEventListener('abort', cancel, { once: true });
+async function drain<T>(ctx: CommandContext, stream: AsyncIterable<T>, onMessage: (message: T) => void): Promise<void> {
   try {
-    for await (const message of stream as AsyncIterable<T>) onMessage(message);
+    for await (const message of stream) onMessage(message);
   } catch (error) {
-    if (!(ctx.signal.aborted && (error as { code?: number }).code === 1)) throw error;
-  } finally {
-    ctx.signal.removeEventListener('abort', cancel);
+    if (!(ctx.signal.aborted && error instanceof BerthError && error.code === status.CANCELLED)) throw error;
   }
 }
 
@@ -64,7 +61,7 @@ CONTAINER may be left out when the task has one container.`,
     const since = values.since === undefined ? undefined : parseSince(values.since as string);
     const streams = [...(values.stdout ? [LogStream.LOG_STREAM_STDOUT] : []), ...(values.stderr ? [LogStream.LOG_STREAM_STDERR] : [])];
     const containerName = await containerOf(ctx, taskId, name, 'logs');
-    const stream = ctx.client.logs({ taskId, containerName, follow: Boolean(values.follow), tail, since, streams });
+    const stream = ctx.client.logs({ taskId, containerName, follow: Boolean(values.follow), tail, since, streams }, { signal: ctx.signal });
     await drain(ctx, stream, (message: LogsResponse) => {
       for (const line of message.lines) {
         const out = line.stream === LogStream.LOG_STREAM_STDERR ? ctx.stderr : ctx.stdout;
@@ -93,15 +90,14 @@ they arrived) is printed, and berthctl exits with its exit code.`,
     if (!taskId || !containerName || command.length === 0) throw new CliError('usage: berthctl exec TASK CONTAINER -- COMMAND [ARG...]', EXIT.usage);
     const timeoutMs = values.timeout === undefined ? 30_000 : parseDuration(values.timeout);
     if (timeoutMs === undefined) throw new CliError(`--timeout must be a duration such as 30s (got "${String(values.timeout)}")`, EXIT.usage);
-    const timeout = { seconds: Math.floor(timeoutMs / 1000), nanos: (timeoutMs % 1000) * 1e6 };
     try {
-      const result = await unary<object, ExecResponse>(ctx.client, 'exec', { taskId, containerName, command, timeout }, timeoutMs + 30_000);
+      const result = await ctx.client.exec({ taskId, containerName, command, timeoutMs });
       ctx.stdout.write(result.output);
       return result.exitCode;
     } catch (error) {
       // Like timeout(1): 124 when the command did not finish in time.
-      if ((error as { code?: number }).code === 4) {
-        ctx.stderr.write(`berthctl: ${(error as Error & { details?: string }).details ?? 'the command timed out'}\n`);
+      if (error instanceof BerthError && error.code === status.DEADLINE_EXCEEDED) {
+        ctx.stderr.write(`berthctl: ${error.message || 'the command timed out'}\n`);
         return 124;
       }
       throw error;
@@ -149,7 +145,7 @@ Without TASK, every running task.`,
     if (intervalMs === undefined) throw new CliError(`--interval must be a duration such as 2s (got "${String(values.interval)}")`, EXIT.usage);
     let taskIds = positionals;
     if (taskIds.length === 0) {
-      const listed = await listAllTasks(ctx.client, { statuses: [TaskStatus.TASK_STATUS_RUNNING], family: '' });
+      const listed = await ctx.client.listAllTasks({ statuses: [TaskStatus.TASK_STATUS_RUNNING] });
       taskIds = listed.map((t: Task) => t.definition!.id);
       if (taskIds.length === 0) {
         ctx.stdout.write('no running tasks\n');
@@ -172,7 +168,7 @@ Without TASK, every running task.`,
     let pendingRender: NodeJS.Timeout | undefined;
     await Promise.all(
       taskIds.map((taskId) =>
-        drain(ctx, ctx.client.stats({ taskId, containerName: '', stream, interval: { seconds: Math.floor(intervalMs / 1000), nanos: (intervalMs % 1000) * 1e6 } }), (message: StatsResponse) => {
+        drain(ctx, ctx.client.stats({ taskId, stream, interval: { seconds: Math.floor(intervalMs / 1000), nanos: (intervalMs % 1000) * 1e6 } }, { signal: ctx.signal }), (message: StatsResponse) => {
           for (const c of message.containers) {
             latest.set(`${taskId}/${c.containerName}`, {
               task: taskId,

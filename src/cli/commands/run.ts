@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { RunTaskResponse } from '../../gen/berth/agent/v1/task_service.js';
 import { Task } from '../../gen/berth/agent/v1/task.js';
-import { CliError, EXIT, unary } from '../client.js';
+import { CliError, EXIT } from '../client.js';
 import type { Command } from '../command.js';
 import { loadTaskFile, TaskFileError } from '../task-file.js';
 import { taskStatusName } from '../format.js';
@@ -63,7 +62,7 @@ files, log configuration, volumes berth cannot mount…) make run refuse the def
     if (loaded.warnings.length > 0) {
       ctx.stderr.write(`warning: berth does not apply ${plural(loaded.warnings.length)} of this ECS task definition:\n${list(loaded.warnings)}`);
     }
-    const response = await unary<object, RunTaskResponse>(ctx.client, 'runTask', { task: loaded.definition });
+    const response = await ctx.client.runTask(loaded.definition);
     let task = response.task!;
     if (values.wait) task = await waitForTask(ctx, task.definition!.id, 'running');
     if (values.output === 'json') ctx.stdout.write(`${JSON.stringify(Task.toJSON(task), null, 2)}\n`);

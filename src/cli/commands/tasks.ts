@@ -1,7 +1,7 @@
 import { Task, TaskStatus } from '../../gen/berth/agent/v1/task.js';
-import { GetAgentInfoResponse, type GetTaskResponse, type StopTaskResponse } from '../../gen/berth/agent/v1/task_service.js';
+import { GetAgentInfoResponse } from '../../gen/berth/agent/v1/task_service.js';
 import { NetworkMode } from '../../gen/berth/agent/v1/task_definition.js';
-import { CliError, EXIT, listAllTasks, unary } from '../client.js';
+import { CliError, EXIT } from '../client.js';
 import type { Command } from '../command.js';
 import { age, bytes, containerState, ports, runningCount, statusWithDesired, table, taskStatusName } from '../format.js';
 import { waitForTask } from './wait.js';
@@ -26,7 +26,7 @@ export const psCommand: Command = {
   options: { all: { type: 'boolean', short: 'a' }, family: { type: 'string' }, ...outputOption },
   async run(ctx, values) {
     const output = checkOutput(values.output);
-    const listed = await listAllTasks(ctx.client, { statuses: [], family: (values.family as string) ?? '' });
+    const listed = await ctx.client.listAllTasks({ family: (values.family as string) ?? '' });
     const tasks = listed.filter((t) => values.all || t.knownStatus !== TaskStatus.TASK_STATUS_STOPPED).sort((a, b) => (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0));
     if (output === 'json') {
       ctx.stdout.write(
@@ -63,7 +63,7 @@ export const describeCommand: Command = {
     const output = checkOutput(values.output);
     const id = positionals[0];
     if (!id || positionals.length > 1) throw new CliError('describe takes one task id: berthctl describe TASK', EXIT.usage);
-    const task = (await unary<object, GetTaskResponse>(ctx.client, 'getTask', { taskId: id })).task!;
+    const task = await ctx.client.getTask(id);
     if (output === 'json') {
       ctx.stdout.write(`${JSON.stringify(Task.toJSON(task), null, 2)}\n`);
       return EXIT.ok;
@@ -113,7 +113,7 @@ export const stopCommand: Command = {
   async run(ctx, values, positionals) {
     if (positionals.length === 0) throw new CliError('stop needs at least one task id: berthctl stop TASK...', EXIT.usage);
     for (const id of positionals) {
-      const task = (await unary<object, StopTaskResponse>(ctx.client, 'stopTask', { taskId: id, reason: (values.reason as string) ?? '' })).task!;
+      const task = (await ctx.client.stopTask(id, (values.reason as string) ?? '')).task!;
       const final = values.wait ? await waitForTask(ctx, id, 'stopped') : task;
       ctx.stdout.write(`${id}\t${statusWithDesired(taskStatusName(final.knownStatus), taskStatusName(final.desiredStatus))}\n`);
     }
@@ -128,7 +128,7 @@ export const infoCommand: Command = {
   options: { ...outputOption },
   async run(ctx, values) {
     const output = checkOutput(values.output);
-    const info = await unary<object, GetAgentInfoResponse>(ctx.client, 'getAgentInfo', {});
+    const info = await ctx.client.getAgentInfo();
     if (output === 'json') {
       ctx.stdout.write(`${JSON.stringify(GetAgentInfoResponse.toJSON(info), null, 2)}\n`);
       return EXIT.ok;

@@ -1,7 +1,6 @@
 import type { Event } from '../../gen/berth/agent/v1/event.js';
-import type { GetTaskResponse, WatchEventsResponse } from '../../gen/berth/agent/v1/task_service.js';
 import { TaskStatus } from '../../gen/berth/agent/v1/task.js';
-import { EXIT, unary } from '../client.js';
+import { EXIT } from '../client.js';
 import type { Command } from '../command.js';
 import { TaskBoard } from '../task-board.js';
 
@@ -42,10 +41,7 @@ line.`,
     const show = async (event: Event): Promise<void> => {
       if (!board.apply(event)) {
         // A task that began after the snapshot: fetch it whole, then apply the change again.
-        const task = await unary<object, GetTaskResponse>(ctx.client, 'getTask', { taskId: event.taskId }).then(
-          (r) => r.task,
-          () => undefined,
-        );
+        const task = await ctx.client.getTask(event.taskId).catch(() => undefined);
         if (task) board.load([task]);
       }
       if (live) redraw();
@@ -61,29 +57,23 @@ line.`,
       }
     };
 
-    const stream = ctx.client.watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: positionals, maxEventsPerMessage: 100 });
-    const cancel = () => stream.cancel();
-    ctx.signal.addEventListener('abort', cancel, { once: true });
+    // An agent that cannot be reached is an error at once; once watching, the watch carries on
+    // across dropped connections and agent restarts, each event once.
+    await ctx.client.getAgentInfo();
+    const watch = ctx.client.watch({ snapshot: true, taskIds: positionals, signal: ctx.signal });
     try {
-      for await (const message of stream as AsyncIterable<WatchEventsResponse>) {
-        const kind = message.kind;
-        if (kind?.$case === 'snapshot') {
-          board.load(kind.value.tasks);
-          // A large snapshot comes in parts: print once the last one is in.
+      for await (const item of watch) {
+        if (item.kind === 'snapshot') {
+          board.reload(item.tasks);
+          if (item.resync && !live) ctx.stdout.write(`(events were missed: ${item.reason}; the tasks as they are now)\n`);
           if (live) draw();
-          else if (!kind.value.more) for (const line of board.lines()) ctx.stdout.write(`${line}\n`);
-        } else {
-          // Events come in batches (those ready together); an older agent sends them one by one.
-          const events = kind?.$case === 'events' ? kind.value.events : kind?.$case === 'event' ? [kind.value] : [];
-          for (const event of events) await show(event);
+          else for (const line of board.lines()) ctx.stdout.write(`${line}\n`);
+        } else if (item.kind === 'event') {
+          await show(item.event);
         }
         if (untilStopped && allStopped()) break;
       }
-    } catch (error) {
-      if (!(ctx.signal.aborted && (error as { code?: number }).code === 1)) throw error;
     } finally {
-      ctx.signal.removeEventListener('abort', cancel);
-      stream.cancel();
       if (timer) {
         clearTimeout(timer);
         draw();
