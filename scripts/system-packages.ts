@@ -63,7 +63,23 @@ export const TEST_PACKAGES: [file: string, pkg: string][] = [
   ['/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so', 'rsyslog-gnutls'],
 ];
 
+/**
+ * Go, to build the Go client (gen/go), its example and the Go test programs offline: in GOPATH
+ * mode against Debian's grpc 1.33, protobuf 1.28 and genproto. protobuf's v1 API must be the 1.5
+ * package (with 1.3, grpc-go panics on the first call); protoc-gen-go and protoc-gen-go-grpc are
+ * the plugins `buf generate --template buf.gen.go.yaml` runs.
+ */
+export const GO_PACKAGES: [file: string, pkg: string][] = [
+  ['/usr/bin/go', 'golang-go'],
+  ['/usr/share/gocode/src/google.golang.org/grpc/version.go', 'golang-google-grpc-dev'],
+  ['/usr/share/gocode/src/google.golang.org/protobuf/proto/proto.go', 'golang-google-protobuf-dev'],
+  ['/usr/share/gocode/src/google.golang.org/genproto/googleapis/rpc/errdetails/error_details.pb.go', 'golang-google-genproto-dev'],
+  ['/usr/share/gocode/src/github.com/golang/protobuf/proto/registry.go', 'golang-github-golang-protobuf-1-5-dev'],
+  ['/usr/bin/protoc-gen-go', 'protoc-gen-go'],
+  ['/usr/bin/protoc-gen-go-grpc', 'protoc-gen-go-grpc'],
+];
+
 // `tsx scripts/system-packages.ts`: what the test suite needs (run by `npm test` first).
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES, ...CONTAINERD_PACKAGES, ...CNI_PACKAGES, ...TEST_PACKAGES]);
+  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES, ...CONTAINERD_PACKAGES, ...CNI_PACKAGES, ...TEST_PACKAGES, ...GO_PACKAGES]);
 }
