@@ -11,12 +11,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, type ServiceError } from '@grpc/grpc-js';
 import Docker from 'dockerode';
 import type { Event } from '../src/gen/berth/agent/v1/event.js';
 import { ContainerStatus, TaskStatus } from '../src/gen/berth/agent/v1/task.js';
-import { ContainerDefinition, DependencyCondition, NetworkMode } from '../src/gen/berth/agent/v1/task_definition.js';
-import { TaskServiceClient, type RunTaskResponse } from '../src/gen/berth/agent/v1/task_service.js';
+import { DependencyCondition, NetworkMode } from '../src/gen/berth/agent/v1/task_definition.js';
+import { connect } from '../src/client/berth-client.js';
 import { pushBusyboxImage } from '../test/harness/busybox-image.js';
 import { startDockerDaemon, type TestDockerDaemon } from '../test/harness/docker-daemon.js';
 import { HealthCheckClient } from '../test/harness/grpc-clients.js';
@@ -114,70 +113,48 @@ async function main(): Promise<void> {
     health.close();
     say('berth is SERVING');
 
-    const client = new TaskServiceClient(`unix://${socket}`, credentials.createInsecure());
+    const client = connect({ address: socket });
     const taskId = `demo-${Date.now().toString(36)}`;
-    const stream = client.watchEvents({ fromSequence: 0, includeSnapshot: false, taskIds: [taskId], maxEventsPerMessage: 0 });
-    const seen: Event[] = [];
-    const waiters: { test: (e: Event) => boolean; resolve: () => void }[] = [];
-    stream.on('data', (message) => {
-      if (message.kind?.$case !== 'event') return;
-      const event = message.kind.value as Event;
-      seen.push(event);
-      console.log(describe(event));
-      for (const w of waiters.filter((x) => x.test(event))) w.resolve();
-    });
-    stream.on('error', () => undefined);
-    const waitFor = (test: (e: Event) => boolean, what: string) =>
-      new Promise<void>((resolve, reject) => {
-        if (seen.some(test)) return resolve();
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 60_000);
-        waiters.push({ test, resolve: () => (clearTimeout(timer), resolve()) });
-      });
-    const taskReached = (status: TaskStatus) => (e: Event) => e.change?.$case === 'task' && e.change.value.knownStatus === status;
+    // The task's events as they come, each once (the watch would carry on across agent restarts).
+    const watching = new AbortController();
+    let removed!: () => void;
+    const cleanedUp = new Promise<void>((resolve) => (removed = resolve));
+    const printer = (async () => {
+      for await (const item of client.watch({ taskIds: [taskId], signal: watching.signal })) {
+        if (item.kind !== 'event') continue;
+        console.log(describe(item.event));
+        if (item.event.change?.$case === 'removed') removed();
+      }
+    })();
 
     say(`running task ${taskId}: "setup" must succeed before "app" starts`);
-    const credentialsForRegistry = { username: registry.username, password: registry.password };
-    const base = {
-      ...ContainerDefinition.fromPartial({}),
-      stopTimeout: { seconds: 5, nanos: 0 },
-      registryCredentials: credentialsForRegistry,
-    };
-    await new Promise<RunTaskResponse>((resolve, reject) =>
-      client.runTask(
-        {
-          task: {
-            id: taskId,
-            family: 'demo',
-            revision: 1,
-            networkMode: NetworkMode.NETWORK_MODE_NONE,
-            cpuUnits: 0,
-            memoryMib: 0,
-            volumes: [],
-            pidMode: 0,
-            ipcMode: 0,
-            containers: [
-              { ...base, name: 'setup', image, command: ['sh', '-c', 'echo preparing; sleep 1'], essential: false, dependsOn: [] },
-              {
-                ...base,
-                name: 'app',
-                image,
-                command: ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done'],
-                essential: true,
-                dependsOn: [{ containerName: 'setup', condition: DependencyCondition.DEPENDENCY_CONDITION_SUCCESS }],
-              },
-            ],
+    const base = { stopTimeout: { seconds: 5, nanos: 0 }, registryCredentials: { username: registry.username, password: registry.password } };
+    await client.runAndWait(
+      {
+        id: taskId,
+        family: 'demo',
+        revision: 1,
+        networkMode: NetworkMode.NETWORK_MODE_NONE,
+        containers: [
+          { ...base, name: 'setup', image, command: ['sh', '-c', 'echo preparing; sleep 1'], essential: false },
+          {
+            ...base,
+            name: 'app',
+            image,
+            command: ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done'],
+            essential: true,
+            dependsOn: [{ containerName: 'setup', condition: DependencyCondition.DEPENDENCY_CONDITION_SUCCESS }],
           },
-        },
-        (error: ServiceError | null, response: RunTaskResponse) => (error ? reject(error) : resolve(response)),
-      ),
+        ],
+      },
+      { timeoutMs: 60_000 },
     );
-    await waitFor(taskReached(TaskStatus.TASK_STATUS_RUNNING), 'the task to run');
     say('the task is RUNNING; stopping it');
-    client.stopTask({ taskId, reason: 'demo finished' }, () => undefined);
-    await waitFor(taskReached(TaskStatus.TASK_STATUS_STOPPED), 'the task to stop');
+    await client.stopAndWait(taskId, 'demo finished', { timeoutMs: 60_000 });
     say('the task is STOPPED; berth removes its containers after the cleanup wait (2 s here)');
-    await waitFor((e) => e.change?.$case === 'removed', 'the cleanup');
-    stream.cancel();
+    await Promise.race([cleanedUp, new Promise((_, reject) => setTimeout(() => reject(new Error('timed out waiting for the cleanup')), 60_000).unref())]);
+    watching.abort();
+    await printer;
     client.close();
     say('done: tidying up');
   } finally {

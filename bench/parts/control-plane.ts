@@ -8,10 +8,8 @@
  * - `churn`: runs and at once stops tasks that wait for resources (they ask for more memory than
  *   is free), `perSecond` pairs a second for `seconds`, to make events at a steady rate.
  */
-import { credentials } from '@grpc/grpc-js';
+import { connect } from '../../src/client/berth-client.js';
 import { TaskStatus } from '../../src/gen/berth/agent/v1/task.js';
-import { TaskServiceClient, type WatchEventsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
-import { call } from '../../test/harness/agent.js';
 import { container, task } from '../../test/harness/task-builders.js';
 
 export type ControlPlaneRequest =
@@ -27,24 +25,27 @@ if (!socket || !image || !process.send) throw new Error('usage: forked with IPC,
 const send = (message: ControlPlaneAnswer) => process.send!(message);
 const registryCredentials = username ? { username, password: password ?? '' } : undefined;
 
-const client = new TaskServiceClient(`unix://${socket}`, credentials.createInsecure());
+const client = connect({ address: socket });
 /** Resolvers waiting for a task to reach a status, by `${id}/${status}`. */
 const waiting = new Map<string, () => void>();
 const reached = new Set<string>();
 
-const stream = client.watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: [], maxEventsPerMessage: 0 });
-stream.on('data', (message: WatchEventsResponse) => {
-  if (message.kind?.$case === 'snapshot' && !message.kind.value.more) send({ type: 'ready' });
-  if (message.kind?.$case !== 'event') return;
-  const change = message.kind.value.change;
-  if (change?.$case !== 'task' && change?.$case !== 'removed') return;
-  const key = `${message.kind.value.taskId}/${change.$case === 'task' ? change.value.knownStatus : 'removed'}`;
-  reached.add(key);
-  waiting.get(key)?.();
-});
-stream.on('error', (error: Error) => {
-  if (!/CANCELLED/.test(error.message)) send({ type: 'failed', error: `watch: ${error.message}` });
-});
+const watching = new AbortController();
+void (async () => {
+  try {
+    for await (const item of client.watch({ snapshot: true, signal: watching.signal })) {
+      if (item.kind === 'snapshot') send({ type: 'ready' });
+      if (item.kind !== 'event') continue;
+      const change = item.event.change;
+      if (change?.$case !== 'task' && change?.$case !== 'removed') continue;
+      const key = `${item.event.taskId}/${change.$case === 'task' ? change.value.knownStatus : 'removed'}`;
+      reached.add(key);
+      waiting.get(key)?.();
+    }
+  } catch (error) {
+    send({ type: 'failed', error: `watch: ${error instanceof Error ? error.message : String(error)}` });
+  }
+})();
 
 function reach(id: string, status: TaskStatus | 'removed'): Promise<void> {
   const key = `${id}/${status}`;
@@ -67,7 +68,7 @@ async function withConcurrency<T>(items: T[], concurrency: number, work: (item: 
 async function launch(ids: string[], concurrency: number, memoryMib = 0): Promise<void> {
   await withConcurrency(ids, concurrency, async (id) => {
     const running = reach(id, TaskStatus.TASK_STATUS_RUNNING);
-    await call(client, 'runTask', { task: definition(id, memoryMib) });
+    await client.runTask(definition(id, memoryMib));
     await running;
   });
 }
@@ -75,7 +76,7 @@ async function launch(ids: string[], concurrency: number, memoryMib = 0): Promis
 async function stop(ids: string[]): Promise<void> {
   await withConcurrency(ids, 50, async (id) => {
     const stopped = reach(id, TaskStatus.TASK_STATUS_STOPPED);
-    await call(client, 'stopTask', { taskId: id, reason: 'benchmark' });
+    await client.stopTask(id, 'benchmark');
     await stopped;
   });
 }
@@ -92,8 +93,8 @@ async function churn(prefix: string, perSecond: number, seconds: number, memoryM
       const id = `${prefix}-${pairs}`;
       batch.push(
         (async () => {
-          await call(client, 'runTask', { task: definition(id, memoryMib) });
-          await call(client, 'stopTask', { taskId: id, reason: 'benchmark' });
+          await client.runTask(definition(id, memoryMib));
+          await client.stopTask(id, 'benchmark');
         })(),
       );
     }
@@ -109,7 +110,7 @@ async function forgotten(ids: string[]): Promise<void> {
 
 process.on('message', (request: ControlPlaneRequest | { type: 'exit' }) => {
   if (request.type === 'exit') {
-    stream.cancel();
+    watching.abort();
     client.close();
     process.disconnect();
     return;

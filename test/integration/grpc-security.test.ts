@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { credentials, Metadata, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
-import { TaskServiceClient, type GetAgentInfoResponse } from '../../src/gen/berth/agent/v1/task_service.js';
+import { connect } from '../../src/client/berth-client.js';
+import type { ConnectOptions } from '../../src/client/connection.js';
+import { BerthError } from '../../src/client/errors.js';
+import type { GetAgentInfoResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { startTestAgent, type TestAgent } from '../harness/agent.js';
 import { TestPki, type Certificate } from '../harness/certificates.js';
 import { freeLoopbackPort } from '../harness/processes.js';
@@ -11,18 +13,20 @@ import { berthctl } from '../harness/berthctl.js';
 // Runtime-independent: the agent starts (and serves) while its runtime is unreachable.
 const NO_DOCKER = 'unix:///nonexistent/berth-test-docker.sock';
 
-/** GetAgentInfo over TCP with the given credentials: the answer, or the gRPC error. */
-function agentInfo(address: string, creds: ChannelCredentials): Promise<GetAgentInfoResponse | ServiceError> {
-  const client = new TaskServiceClient(address, creds);
-  return new Promise((resolve) => {
-    client.getAgentInfo({}, new Metadata(), { deadline: Date.now() + 5000 }, (error, response) => {
-      client.close();
-      resolve(error ?? response);
-    });
-  });
+/** GetAgentInfo over TCP through the project's client with the given TLS options: the answer, or the error. */
+async function agentInfo(address: string, tls: ConnectOptions['tls']): Promise<GetAgentInfoResponse | BerthError> {
+  const client = connect({ address, tls });
+  try {
+    return await client.getAgentInfo({ timeoutMs: 5000 });
+  } catch (error) {
+    if (error instanceof BerthError) return error;
+    throw error;
+  } finally {
+    client.close();
+  }
 }
 
-const isError = (value: unknown): value is ServiceError => value instanceof Error;
+const isError = (value: unknown): value is BerthError => value instanceof BerthError;
 
 describe("the API over TCP with TLS and mTLS, and the unix socket's mode and group", () => {
   const pki = new TestPki();
@@ -47,23 +51,30 @@ describe("the API over TCP with TLS and mTLS, and the unix socket's mode and gro
   it('serves TLS to clients that trust its CA, and nothing to plaintext clients or clients that trust another CA', async () => {
     const address = `127.0.0.1:${await freeLoopbackPort()}`;
     agents.push(await startTestAgent(NO_DOCKER, { grpc: { tcpAddress: address, tls: { certFile: server.certFile, keyFile: server.keyFile } } }));
-    const ok = await agentInfo(address, credentials.createSsl(ca.cert));
+    const ok = await agentInfo(address, { ca: ca.cert });
     assert.ok(!isError(ok), String(ok));
     assert.equal(ok.agentId, agents[0]!.config.agentId);
-    const plaintext = await agentInfo(address, credentials.createInsecure());
+    const fromFile = await agentInfo(address, { caFile: ca.certFile, serverName: 'localhost' });
+    assert.ok(!isError(fromFile), String(fromFile));
+    const otherName = await agentInfo(address, { caFile: ca.certFile, serverName: 'other.example' });
+    assert.ok(isError(otherName), 'a server name its certificate does not carry is refused');
+    const plaintext = await agentInfo(address, false);
     assert.ok(isError(plaintext), 'a plaintext client gets no answer');
-    const wrongCa = await agentInfo(address, credentials.createSsl(clientCa.cert));
+    const wrongCa = await agentInfo(address, { ca: clientCa.cert });
     assert.ok(isError(wrongCa), "a client that does not trust the server's CA gets no answer");
   });
 
   it('with a client CA (mTLS), answers only clients with a certificate that CA signed', async () => {
     const address = `127.0.0.1:${await freeLoopbackPort()}`;
     agents.push(await startTestAgent(NO_DOCKER, { grpc: { tcpAddress: address, tls: { certFile: server.certFile, keyFile: server.keyFile, clientCaFile: clientCa.certFile } } }));
-    const ok = await agentInfo(address, credentials.createSsl(ca.cert, client.key, client.cert));
+    const ok = await agentInfo(address, { ca: ca.cert, key: client.key, cert: client.cert });
     assert.ok(!isError(ok), String(ok));
-    const withoutCertificate = await agentInfo(address, credentials.createSsl(ca.cert));
+    const fromFiles = await agentInfo(address, { caFile: ca.certFile, keyFile: client.keyFile, certFile: client.certFile });
+    assert.ok(!isError(fromFiles), String(fromFiles));
+    const withoutCertificate = await agentInfo(address, { ca: ca.cert });
     assert.ok(isError(withoutCertificate), 'refused without a client certificate');
-    const rogue = await agentInfo(address, credentials.createSsl(ca.cert, rogueClient.key, rogueClient.cert));
+    assert.equal(withoutCertificate.code, 14, 'UNAVAILABLE');
+    const rogue = await agentInfo(address, { ca: ca.cert, key: rogueClient.key, cert: rogueClient.cert });
     assert.ok(isError(rogue), 'refused with a certificate of another CA');
   });
 
