@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { connect, type BerthClient } from '../../src/client/berth-client.js';
 import type { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
 import { PACKAGE_ROOT } from '../../src/package-root.js';
-import { taskCalls, type TaskCalls } from './agent.js';
+import { taskCalls, testPortRange, type TaskCalls } from './agent.js';
 import { startDaemon, waitUntil, type DaemonProcess } from './processes.js';
 
 /** The package's root, from the sources or from their build in dist/. */
@@ -59,6 +59,7 @@ export async function startAgentProcess(options: AgentProcessOptions): Promise<A
     engine: { defaultStopTimeout: '5s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', orphanGracePeriod: '1s', ...extra.engine },
     events: { heartbeatInterval: '10s', ...extra.events },
     images: { pullBehavior: 'prefer-cached', ...extra.images },
+    resources: { dynamicPortRange: testPortRange(String(options.runtimeConfig.kind ?? 'docker')), ...extra.resources },
   };
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const env = { ...process.env, BERTH_TEST_CRASH_POINT: options.crashPoint ?? '' };

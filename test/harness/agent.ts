@@ -39,6 +39,21 @@ export interface TestAgent {
 let agentCounter = 0;
 
 /**
+ * The dynamic host port range of the tests' agents, one per runtime: the Docker and the containerd
+ * suites run side by side (scripts/test-lanes.ts), and agents of both that picked the lowest free
+ * port of one range at the same moment would pick the same one. Docker's agents take 42000-42999,
+ * containerd's 44000-44999 by default; a scenario that wants a range of its own takes an `offset`
+ * of 1000 or more (up to 1999), clear of both.
+ */
+export function testPortRange(kind: string, offset = 0, size = 1000): string {
+  const first = (kind === 'containerd' ? 44000 : 42000) + offset;
+  return `${first}-${first + size - 1}`;
+}
+
+/** The runtime kind of an agent's `runtime` config section (Docker unless it says containerd). */
+const runtimeKindOf = (runtime: unknown) => ((runtime as { kind?: string } | undefined)?.kind === 'containerd' ? 'containerd' : 'docker');
+
+/**
  * Starts a berth agent in this process on a private socket, talking to the given Docker host or to
  * the runtime of a runtime environment.
  */
@@ -61,7 +76,7 @@ export async function startTestAgent(
     grpc: { ...(base.grpc as object), socketMode: '0660', ...(overrides.grpc as object), socket: socketPath },
     engine: { ...(base.engine as object), defaultStopTimeout: '10s', taskCleanupWait: '1h', runtimeCheckInterval: '1s', ...(overrides.engine as object) },
     events: { ...(base.events as object), retain: 100_000, maxWatcherLag: 10_000, heartbeatInterval: '10s', ...(overrides.events as object) },
-    resources: { ...(base.resources as object), ...(overrides.resources as object) },
+    resources: { ...(base.resources as object), dynamicPortRange: testPortRange(runtimeKindOf(runtime)), ...(overrides.resources as object) },
     images: { ...(base.images as object), ...(overrides.images as object) },
     metrics: { ...(base.metrics as object), ...(overrides.metrics as object) },
     metadata: { ...(base.metadata as object), ...(overrides.metadata as object) },

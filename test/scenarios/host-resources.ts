@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { readStatusDetails } from '../../src/client/status-details.js';
-import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { startTestAgent, testPortRange, watching, type TestAgent } from '../harness/agent.js';
 import { cgroupLimits } from '../harness/cgroup-limits.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, ContainerStatus, containerOf, DependencyCondition, dependsOn, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -11,6 +11,8 @@ import { freeLoopbackPort, textOnceServed } from '../harness/processes.js';
 
 export function hostResourceScenarios(kind: RuntimeKind): void {
   describe(`host resources on a real ${kind}`, () => {
+    const [first, last] = testPortRange(kind, 1000, 100).split('-').map(Number) as [number, number];
+    const range = { first, last };
     let env: RuntimeEnvironment;
     let agent: TestAgent;
     let calls: TestAgent['calls'];
@@ -19,7 +21,7 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
     before(async () => {
       env = await startRuntimeEnvironment('resources', kind);
       // A small host: 100 MiB and 2048 CPU units for tasks, so queueing is easy to provoke.
-      agent = await startTestAgent(env, { resources: { memoryMib: 100, cpuUnits: 2048, dynamicPortRange: '40100-40199' }, security: { allowHostNetwork: true } });
+      agent = await startTestAgent(env, { resources: { memoryMib: 100, cpuUnits: 2048, dynamicPortRange: testPortRange(kind, 1000, 100) }, security: { allowHostNetwork: true } });
       calls = agent.calls;
     });
     after(async () => {
@@ -46,9 +48,9 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
       const second = taskId('port-b');
       // Docker maps the port from its bridge; on containerd the task uses the host's network.
       const bridge = kind === 'docker';
-      // A port free on this host now, outside the agent's dynamic range (40100-40199).
+      // A port free on this host now, outside the agent's dynamic range.
       let hostPort = await freeLoopbackPort();
-      for (let i = 0; i < 10 && hostPort >= 40100 && hostPort <= 40199; i++) hostPort = await freeLoopbackPort();
+      for (let i = 0; i < 10 && hostPort >= range.first && hostPort <= range.last; i++) hostPort = await freeLoopbackPort();
       const containerPort = bridge ? 8080 : hostPort;
       const port = { containerPort, hostPort: bridge ? hostPort : 0, protocol: 0, hostIp: '127.0.0.1', containerPortRange: '' };
       const web = () => sleeper({ command: ['httpd', '-f', '-p', String(containerPort), '-h', '/www'], portMappings: [port] });
@@ -221,7 +223,7 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
         for (const id of ids) {
           const snapshot = await calls.get(id);
           const binding = containerOf(snapshot, 'web').portBindings[0]!;
-          assert.ok(binding.hostPort >= 40100 && binding.hostPort <= 40199, `port ${binding.hostPort} outside the range`);
+          assert.ok(binding.hostPort >= range.first && binding.hostPort <= range.last, `port ${binding.hostPort} outside the range`);
           assert.deepEqual(snapshot?.resources?.tcpPorts, [binding.hostPort]);
           assert.ok(!ports.has(binding.hostPort), `port ${binding.hostPort} given twice`);
           ports.set(binding.hostPort, id);

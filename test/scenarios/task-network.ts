@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/tasks/labels.js';
 import { PAUSE_CONTAINER } from '../../src/engine/tasks/pause-container.js';
-import { EventCollector, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
+import { EventCollector, readStream, startTestAgent, testPortRange, watching, type TestAgent } from '../harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
 import { CNI_PLUGIN_DIR, createTestNetwork, type TestNetwork } from '../harness/cni-network.js';
 import { textOnceServed, waitUntil } from '../harness/processes.js';
@@ -20,6 +20,7 @@ function inSubnet(address: string, subnet: string): boolean {
 
 /** The network mode `task` (and CNI in general) on a real daemon, with the real CNI plugins. */
 export function taskNetworkScenarios(kind: RuntimeKind): void {
+  const rangeFirst = Number(testPortRange(kind, 1100, 100).split('-')[0]);
   describe(`task network mode through CNI on a real ${kind}`, () => {
     let env: RuntimeEnvironment;
     let agent: TestAgent;
@@ -27,7 +28,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
 
     before(async () => {
       env = await startRuntimeEnvironment('network', kind);
-      agent = await startTestAgent(env, { resources: { dynamicPortRange: '40200-40299' } });
+      agent = await startTestAgent(env, { resources: { dynamicPortRange: testPortRange(kind, 1100, 100) } });
     });
     after(async () => {
       await agent?.stop();
@@ -88,7 +89,7 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
 
         // portmap: the dynamic host port, reserved by berth, reaches the task from 127.0.0.1.
         const binding = containerOf(snapshot, 'web').portBindings[0]!;
-        assert.ok(binding.hostPort >= 40200 && binding.hostPort <= 40299, `host port ${binding.hostPort} from the range`);
+        assert.ok(binding.hostPort >= rangeFirst && binding.hostPort <= rangeFirst + 99, `host port ${binding.hostPort} from the range`);
         assert.deepEqual(snapshot?.resources?.tcpPorts, [binding.hostPort]);
         assert.equal(await textOnceServed(`http://127.0.0.1:${binding.hostPort}/index.html`), 'hello from berth\n');
 
@@ -147,7 +148,13 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
       const warmPauses = async () => (await pauses()).filter((name) => name.startsWith(`berth-${agentId}-warm-`));
       const networkConfig = { ...env.networkConfig, cni: { ...env.networkConfig.cni, warmPoolSize: 2 } };
       const start = () =>
-        startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, networkConfig, config: { resources: { dynamicPortRange: '40300-40309' }, engine: { relistInterval: '2s' } } });
+        startAgentProcess({
+          dir,
+          agentId,
+          runtimeConfig: env.runtimeConfig,
+          networkConfig,
+          config: { resources: { dynamicPortRange: testPortRange(kind, 1200, 10) }, engine: { relistInterval: '2s' } },
+        });
       const poolReady = (count: number) =>
         waitUntil(`${count} warm namespaces`, 60_000, async () => (env.network.allocatedAddresses().length === count && warmNamespaces().length === count ? true : undefined));
       let agentProcess = await start();

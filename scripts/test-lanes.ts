@@ -1,0 +1,92 @@
+/**
+ * `npm test`: the unit and integration tests in two lanes side by side, one file at a time in
+ * each. The Docker lane has the files that start a dockerd; the other lane has those that start a
+ * containerd or no daemon at all, and the unit tests. Each file starts its own daemons, registry
+ * and networks, so the lanes share nothing but the machine (and the agents' dynamic host ports are
+ * kept apart by runtime: see testPortRange in test/harness/agent.ts). Every line of a lane's output
+ * is prefixed with the lane's name; the run fails when either lane does.
+ *
+ *   tsx scripts/test-lanes.ts [--lanes 1] [FILE...]   (FILE...: only these, in their lanes; --lanes 1: one lane)
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+interface Lane {
+  name: string;
+  files: string[];
+}
+
+/** Files that start a dockerd (their names say so, and the Docker outage test). */
+const isDockerFile = (file: string) => /docker|runtime-outage/.test(file);
+
+function testFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((name) => name.endsWith('.test.ts'))
+    .sort()
+    .map((name) => join(dir, name));
+}
+
+function lanes(files: string[], count: number): Lane[] {
+  if (count <= 1) return [{ name: 'tests', files }];
+  return [
+    { name: 'docker', files: files.filter(isDockerFile) },
+    { name: 'other', files: files.filter((f) => !isDockerFile(f)) },
+  ].filter((lane) => lane.files.length > 0);
+}
+
+interface LaneResult {
+  name: string;
+  code: number | null;
+  pass: number;
+  fail: number;
+  seconds: number;
+}
+
+function runLane(lane: Lane): { done: Promise<LaneResult>; kill: (signal: NodeJS.Signals) => void } {
+  const started = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=tap', ...lane.files], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let pass = 0;
+  let fail = 0;
+  const prefix = `[${lane.name}] `;
+  for (const [stream, out] of [
+    [child.stdout, process.stdout],
+    [child.stderr, process.stderr],
+  ] as const) {
+    createInterface({ input: stream }).on('line', (line) => {
+      // The runner's own totals come last, unindented.
+      const total = /^# (pass|fail) (\d+)$/.exec(line);
+      if (total?.[1] === 'pass') pass = Number(total[2]);
+      if (total?.[1] === 'fail') fail = Number(total[2]);
+      out.write(`${prefix}${line}\n`);
+    });
+  }
+  const done = new Promise<LaneResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ name: lane.name, code, pass, fail, seconds: Math.round((Date.now() - started) / 1000) }));
+  });
+  return { done, kill: (signal) => child.kill(signal) };
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  let laneCount = 2;
+  const laneFlag = args.indexOf('--lanes');
+  if (laneFlag >= 0) {
+    laneCount = Number(args[laneFlag + 1]);
+    args.splice(laneFlag, 2);
+  }
+  const files = args.length > 0 ? args : [...testFiles('test/unit'), ...testFiles('test/integration')];
+  const running = lanes(files, laneCount).map(runLane);
+  const forward = (signal: NodeJS.Signals) => running.forEach((lane) => lane.kill(signal));
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  const results = await Promise.all(running.map((lane) => lane.done));
+  for (const r of results) console.log(`# lane ${r.name}: pass ${r.pass}, fail ${r.fail}, ${r.seconds} s, exit ${r.code}`);
+  const failed = results.some((r) => r.code !== 0);
+  console.log(`# total: pass ${results.reduce((n, r) => n + r.pass, 0)}, fail ${results.reduce((n, r) => n + r.fail, 0)}${failed ? ' — FAILED' : ''}`);
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main();
