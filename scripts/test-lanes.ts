@@ -3,14 +3,16 @@
  * each. The Docker lane has the files that start a dockerd; the other lane has those that start a
  * containerd or no daemon at all, and the unit tests. Each file starts its own daemons, registry
  * and networks, so the lanes share nothing but the machine (and the agents' dynamic host ports are
- * kept apart by runtime: see testPortRange in test/harness/agent.ts). Every line of a lane's output
- * is prefixed with the lane's name; the run fails when either lane does.
+ * kept apart by runtime: see testPortRange in test/harness/agent.ts). The package is built first
+ * (`npm run build`, which the berthctl tests' bins need), once: a build while a lane runs would
+ * rewrite src/gen and dist/ under it. Every line of a lane's output is prefixed with the lane's
+ * name; the run fails when either lane does.
  *
  *   tsx scripts/test-lanes.ts [--lanes 1] [FILE...]   (FILE...: only these, in their lanes; --lanes 1: one lane)
  */
-import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 interface Lane {
@@ -18,8 +20,12 @@ interface Lane {
   files: string[];
 }
 
-/** Files that start a dockerd (their names say so, and the Docker outage test). */
-const isDockerFile = (file: string) => /docker|runtime-outage/.test(file);
+/**
+ * Files that start a dockerd: their names say so, or they use the Docker daemon harness or a
+ * Docker runtime environment. Only one of them runs at a time (the daemons' bridges take their
+ * subnets from the test process's pid).
+ */
+const isDockerFile = (file: string) => /docker/.test(basename(file)) || /harness\/docker-daemon\.js|'docker'\)/.test(readFileSync(file, 'utf8'));
 
 function testFiles(dir: string): string[] {
   return readdirSync(dir)
@@ -46,7 +52,10 @@ interface LaneResult {
 
 function runLane(lane: Lane): { done: Promise<LaneResult>; kill: (signal: NodeJS.Signals) => void } {
   const started = Date.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=tap', ...lane.files], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=tap', ...lane.files], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, BERTH_TEST_PACKAGE_BUILT: '1' },
+  });
   let pass = 0;
   let fail = 0;
   const prefix = `[${lane.name}] `;
@@ -78,6 +87,8 @@ async function main(): Promise<number> {
     args.splice(laneFlag, 2);
   }
   const files = args.length > 0 ? args : [...testFiles('test/unit'), ...testFiles('test/integration')];
+  console.log('# npm run build (once, before the lanes)');
+  execFileSync('npm', ['run', 'build'], { stdio: ['ignore', 'inherit', 'inherit'] });
   const running = lanes(files, laneCount).map(runLane);
   const forward = (signal: NodeJS.Signals) => running.forEach((lane) => lane.kill(signal));
   process.on('SIGINT', forward);

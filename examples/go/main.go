@@ -22,8 +22,16 @@ func main() {
 	image := flag.String("image", "busybox:stable", "an image with a shell (sh, sleep)")
 	user := flag.String("registry-user", "", "user name for the image's registry, when it asks for one")
 	id := flag.String("id", fmt.Sprintf("example-%d", time.Now().Unix()), "the task's id (RunTask is idempotent on it)")
+	caFile := flag.String("cacert", "", "TLS: the CA that signed the agent's certificate (a TCP address)")
+	certFile := flag.String("cert", "", "TLS: a client certificate, for an agent that asks for one")
+	keyFile := flag.String("key", "", "TLS: the client certificate's key")
+	serverName := flag.String("server-name", "", "TLS: the name in the agent's certificate, when not the address's host")
 	flag.Parse()
-	if err := run(*addr, *image, *user, os.Getenv("REGISTRY_PASSWORD"), *id); err != nil {
+	options := berthclient.Options{Address: *addr}
+	if *caFile != "" || *certFile != "" {
+		options.TLS = &berthclient.TLS{CAFile: *caFile, CertFile: *certFile, KeyFile: *keyFile, ServerName: *serverName}
+	}
+	if err := run(options, *image, *user, os.Getenv("REGISTRY_PASSWORD"), *id); err != nil {
 		fmt.Fprintln(os.Stderr, "example:", err)
 		if d := berthclient.ErrorDetails(err); d.BadRequest != nil {
 			for _, v := range d.BadRequest.GetFieldViolations() {
@@ -37,10 +45,10 @@ func main() {
 // serve is a shell loop that ends at once on SIGTERM.
 var serve = []string{"sh", "-c", `trap "exit 0" TERM; while true; do sleep 1 & wait $!; done`}
 
-func run(addr, image, user, password, id string) error {
+func run(options berthclient.Options, image, user, password, id string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	client, err := berthclient.Dial(berthclient.Options{Address: addr})
+	client, err := berthclient.Dial(options)
 	if err != nil {
 		return err
 	}

@@ -31,13 +31,27 @@ export interface TestNetwork {
   remove(): void;
 }
 
+/**
+ * A random /24 of 10.200.0.0/13 that no route of the host covers yet: test files run side by side
+ * (scripts/test-lanes.ts), each with networks of its own.
+ */
+function unusedSubnet(): string {
+  let subnet = '';
+  for (let attempt = 0; attempt < 20; attempt++) {
+    subnet = `10.${200 + randomInt(8)}.${randomInt(256)}.0/24`;
+    if (execFileSync('ip', ['-4', 'route', 'show', 'to', 'match', subnet.replace('.0/24', '.1')], { encoding: 'utf8' }).includes(subnet)) continue;
+    return subnet;
+  }
+  return subnet;
+}
+
 export function createTestNetwork(options: { plugins?: (defaults: Record<string, unknown>[]) => Record<string, unknown>[] } = {}): TestNetwork {
   requireBinary(join(CNI_PLUGIN_DIR, 'bridge'), 'containernetworking-plugins');
   requireBinary('/usr/sbin/iptables', 'iptables');
   const id = randomBytes(3).toString('hex');
   const name = `berth-test-${id}`;
   const bridge = `bt${id}`;
-  const subnet = `10.${200 + randomInt(8)}.${randomInt(256)}.0/24`;
+  const subnet = unusedSubnet();
   const dir = mkdtempSync(join(tmpdir(), 'berth-cni-'));
   const ipamDir = join(dir, 'ipam');
   const defaults: Record<string, unknown>[] = [

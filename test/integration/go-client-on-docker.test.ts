@@ -9,7 +9,9 @@ import { connect } from '../../src/client/berth-client.js';
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
 import { PACKAGE_ROOT } from '../../src/package-root.js';
 import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
+import { TestPki, type Certificate } from '../harness/certificates.js';
 import { GoBuilder } from '../harness/go-build.js';
+import { freeLoopbackPort } from '../harness/processes.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment } from '../harness/runtime-environment.js';
 import { container, ContainerStatus, task, TaskStatus } from '../harness/task-builders.js';
 
@@ -60,13 +62,34 @@ describe('the Go client (gen/go, berthclient) and its example against an agent p
   let go: GoBuilder;
   const agentId = `go-client-${process.pid}`;
   let agent: AgentProcess | undefined;
-  const start = () => startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, config: { events: { heartbeatInterval: '1s' } } });
+  const pki = new TestPki();
+  let ca: Certificate;
+  let client: Certificate;
+  /** The agent also serves TCP with mTLS here. */
+  let tcpAddress: string;
+  const start = () =>
+    startAgentProcess({
+      dir,
+      agentId,
+      runtimeConfig: env.runtimeConfig,
+      config: {
+        events: { heartbeatInterval: '1s' },
+        grpc: { tcpAddress, tls: { certFile: server.certFile, keyFile: server.keyFile, clientCaFile: clientCa.certFile } },
+      },
+    });
+  let server: Certificate;
+  let clientCa: Certificate;
 
   before(async () => {
     env = await startRuntimeEnvironment('go-client', 'docker');
     env.agentIds.add(agentId);
     dir = mkdtempSync(join(tmpdir(), 'berth-go-client-'));
     go = new GoBuilder();
+    ca = pki.authority('server-ca');
+    server = pki.issue(ca, 'berth-server', 'server');
+    clientCa = pki.authority('client-ca');
+    client = pki.issue(clientCa, 'control-plane', 'client');
+    tcpAddress = `127.0.0.1:${await freeLoopbackPort()}`;
   });
   after(async () => {
     await agent?.stop();
@@ -123,12 +146,22 @@ describe('the Go client (gen/go, berthclient) and its example against an agent p
     ]);
   });
 
-  it('berthclient.Watch: every event exactly once and in order across SIGKILLs of the agent', async () => {
+  it('berthclient.Dial over TCP with mTLS: refused without a client certificate', async () => {
+    agent ??= await start();
+    const example = await go.build('examples/go');
+    const result = await runProgram(example, ['-addr', tcpAddress, '-cacert', ca.certFile, '-image', env.image, '-id', 'go-no-cert']).done;
+    assert.equal(result.code, 1, result.stdout);
+    assert.match(result.stderr, /^example: GetAgentInfo: rpc error: code = Unavailable/m);
+    assert.equal(result.stdout, '');
+  });
+
+  it('berthclient.Watch over TCP with mTLS: every event exactly once and in order across SIGKILLs of the agent', async () => {
     agent ??= await start();
     const watcher = await go.build('test/go/watch-events');
     const brief = (taskId: string) => task(taskId, [container('app', env.image, { registryCredentials: env.credentials, command: ['sh', '-c', 'exit 0'] })]);
     const first = (await agent.calls.info()).latestSequence + 1;
-    const program = runProgram(watcher, ['-addr', agent.socketPath, '-from', String(first), '-until', 'go-watch-last']);
+    const tls = ['-cacert', ca.certFile, '-cert', client.certFile, '-key', client.keyFile, '-server-name', 'localhost'];
+    const program = runProgram(watcher, ['-addr', tcpAddress, ...tls, '-from', String(first), '-until', 'go-watch-last']);
     const seenTask = (taskId: string) => program.stdout().includes(` ${taskId} `);
     const reconnects = () => (program.stderr().match(/^reconnect \d+: .+$/gm) ?? []).length;
     for (let round = 0; round < 2; round++) {
@@ -152,10 +185,10 @@ describe('the Go client (gen/go, berthclient) and its example against an agent p
       'every sequence once, in order, none missing',
     );
     // The same events as one stream replaying them from the store (the TypeScript client).
-    const client = connect({ address: agent.socketPath });
+    const replayer = connect({ address: agent.socketPath });
     try {
       const replay: Event[] = [];
-      for await (const message of client.watchEvents({ fromSequence: first, maxEventsPerMessage: 100 })) {
+      for await (const message of replayer.watchEvents({ fromSequence: first, maxEventsPerMessage: 100 })) {
         if (message.kind?.$case === 'events') replay.push(...message.kind.value.events);
         if ((replay.at(-1)?.sequence ?? 0) >= last) break;
       }
@@ -164,7 +197,7 @@ describe('the Go client (gen/go, berthclient) and its example against an agent p
         replay.slice(0, delivered.length).map((e) => `${e.sequence} ${e.taskId} ${e.change?.$case}`),
       );
     } finally {
-      client.close();
+      replayer.close();
     }
     assert.ok(reconnects() >= 2, result.stderr);
   });

@@ -20,8 +20,16 @@ func main() {
 	from := flag.Uint64("from", 0, "the first sequence to deliver")
 	until := flag.String("until", "", "end once this task has stopped")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
+	caFile := flag.String("cacert", "", "TLS: the CA that signed the agent's certificate (a TCP address)")
+	certFile := flag.String("cert", "", "TLS: a client certificate, for an agent that asks for one")
+	keyFile := flag.String("key", "", "TLS: the client certificate's key")
+	serverName := flag.String("server-name", "", "TLS: the name in the agent's certificate, when not the address's host")
 	flag.Parse()
-	client, err := berthclient.Dial(berthclient.Options{Address: *addr})
+	options := berthclient.Options{Address: *addr}
+	if *caFile != "" || *certFile != "" {
+		options.TLS = &berthclient.TLS{CAFile: *caFile, CertFile: *certFile, KeyFile: *keyFile, ServerName: *serverName}
+	}
+	client, err := berthclient.Dial(options)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
