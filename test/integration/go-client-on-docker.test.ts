@@ -67,13 +67,13 @@ describe('the Go client (gen/go, berthclient) and its example against an agent p
   let client: Certificate;
   /** The agent also serves TCP with mTLS here. */
   let tcpAddress: string;
-  const start = () =>
+  const start = (events: Record<string, unknown> = {}) =>
     startAgentProcess({
       dir,
       agentId,
       runtimeConfig: env.runtimeConfig,
       config: {
-        events: { heartbeatInterval: '1s' },
+        events: { heartbeatInterval: '1s', ...events },
         grpc: { tcpAddress, tls: { certFile: server.certFile, keyFile: server.keyFile, clientCaFile: clientCa.certFile } },
       },
     });
@@ -200,5 +200,30 @@ describe('the Go client (gen/go, berthclient) and its example against an agent p
       replayer.close();
     }
     assert.ok(reconnects() >= 2, result.stderr);
+  });
+
+  it('berthclient.Watch from a sequence the agent no longer keeps: a resync snapshot, then gapless events', async () => {
+    await agent?.stop();
+    agent = await start({ retain: 12, maxWatcherLag: 12, keepInMemory: 12 });
+    const brief = (taskId: string) => task(taskId, [container('app', env.image, { registryCredentials: env.credentials, command: ['sh', '-c', 'exit 0'] })]);
+    for (let i = 0; i < 3; i++) await agent.calls.runUntil(brief(`go-resync-${i}`), TaskStatus.TASK_STATUS_STOPPED);
+    const oldest = (await agent.calls.info()).oldestSequence;
+    assert.ok(oldest > 1, `sequence 1 is gone (oldest ${oldest})`);
+    const watcher = await go.build('test/go/watch-events');
+    const program = runProgram(watcher, ['-addr', agent.socketPath, '-from', '1', '-until', 'go-resync-last']);
+    await program.waitFor('the resync snapshot', () => /^snapshot \d+ resync$/m.test(program.stdout()));
+    await agent.calls.runUntil(brief('go-resync-last'), TaskStatus.TASK_STATUS_STOPPED);
+    const result = await program.done;
+    assert.equal(result.code, 0, result.stderr);
+    const lines = result.stdout.trim().split('\n');
+    const snapshot = /^snapshot (\d+) resync$/.exec(lines[0] ?? '');
+    assert.ok(snapshot, `the first item is the resync snapshot:\n${result.stdout}`);
+    const sequences = lines.slice(1).map((line) => Number(/^event (\d+) /.exec(line)?.[1]));
+    assert.deepEqual(
+      sequences,
+      Array.from({ length: sequences.length }, (_, i) => Number(snapshot[1]) + 1 + i),
+      'events follow the snapshot, each once, none missing',
+    );
+    assert.match(result.stderr, /OutOfRange/);
   });
 });
