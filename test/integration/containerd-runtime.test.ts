@@ -15,6 +15,7 @@ import { pushBusyboxImage, sharedLayerImages } from '../harness/busybox-image.js
 import { startRuntimeEnvironment, type RuntimeEnvironment } from '../harness/runtime-environment.js';
 import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
 import { runtimeContract } from '../harness/runtime-contract.js';
+import { waitUntil } from '../harness/processes.js';
 
 let env: RuntimeEnvironment;
 let bearer: BearerProxy;
@@ -198,7 +199,9 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
     await staleRuntime.startContainer(id);
     const info = await staleRuntime.inspectContainer(id);
     assert.equal(info.state, 'running');
-    assert.match(readFileSync(`/proc/${info.pid}/cmdline`, 'utf8'), /^sleep\x00300\x00/, 'the container runs its own command, not the leftover');
+    // Read once the process has its command line: an init still in its execve shows an empty one.
+    const cmdline = await waitUntil('the command line of the container process', 10_000, async () => readFileSync(`/proc/${info.pid}/cmdline`, 'utf8') || undefined);
+    assert.match(cmdline, /^sleep\x00300\x00/, 'the container runs its own command, not the leftover');
     await staleRuntime.stopContainer(id, 1000);
     await staleRuntime.removeContainer(id);
   });
