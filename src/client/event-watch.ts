@@ -2,8 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { status, type ClientReadableStream } from '@grpc/grpc-js';
 import type { Event } from '../gen/berth/agent/v1/event.js';
 import type { Task } from '../gen/berth/agent/v1/task.js';
-import type { WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
-import type { BerthClient } from './berth-client.js';
+import type { GetAgentInfoResponse, TaskServiceClient, WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
 import { toBerthError, type BerthError } from './errors.js';
 
 /** What a watch yields. */
@@ -49,6 +48,12 @@ export interface WatchOptions {
   onReconnect?: (info: { attempt: number; error: BerthError | undefined; fromSequence: number | undefined; delayMs: number }) => void;
 }
 
+/** What a watch uses of its connection to the agent (a BerthClient). */
+export interface WatchConnection {
+  getAgentInfo(options?: { signal?: AbortSignal }): Promise<GetAgentInfoResponse>;
+  readonly raw: Pick<TaskServiceClient, 'watchEvents'>;
+}
+
 /** Codes that another attempt cannot mend: the watch fails with them. */
 const FINAL_CODES = new Set<status>([status.INVALID_ARGUMENT, status.PERMISSION_DENIED, status.UNAUTHENTICATED, status.UNIMPLEMENTED, status.FAILED_PRECONDITION]);
 
@@ -62,7 +67,7 @@ const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
  * snapshot; RESOURCE_EXHAUSTED for a watcher too slow resumes from the sequence the agent named,
  * which is the one after the last it sent.
  */
-export async function* watchEvents(client: BerthClient, options: WatchOptions): AsyncGenerator<WatchItem> {
+export async function* watchEvents(client: WatchConnection, options: WatchOptions): AsyncGenerator<WatchItem> {
   const fromSequence = options.fromSequence ?? 0;
   if (!Number.isSafeInteger(fromSequence) || fromSequence < 0) throw new RangeError(`fromSequence must be a whole number ≥ 0 (got ${fromSequence})`);
   if (options.snapshot && fromSequence !== 0) throw new RangeError('fromSequence must be 0 when a snapshot is asked for');

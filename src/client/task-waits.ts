@@ -1,13 +1,19 @@
 import { status } from '@grpc/grpc-js';
 import { TaskStatus, type Task } from '../gen/berth/agent/v1/task.js';
-import type { BerthClient } from './berth-client.js';
 import { NotFoundError, TaskRemovedError, TaskStoppedError, TaskWaitTimeoutError } from './errors.js';
+import type { WatchItem, WatchOptions } from './event-watch.js';
 
 export interface WaitOptions {
   /** Give up after this many milliseconds (TaskWaitTimeoutError); no limit when unset. */
   timeoutMs?: number;
   /** Ends the wait early: it rejects with the signal's reason. */
   signal?: AbortSignal;
+}
+
+/** What a wait uses of its connection to the agent (a BerthClient). */
+export interface WaitConnection {
+  watch(options: WatchOptions): AsyncIterable<WatchItem>;
+  getTask(taskId: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Task>;
 }
 
 /** Whether a task whose known status is `known` has got to `awaited`: statuses only move forward. */
@@ -20,7 +26,7 @@ function reached(known: TaskStatus, awaited: TaskStatus): boolean {
  * Follows one task's events (a snapshot first, resuming across reconnects) until its known status
  * gets to `awaited`, and answers with the task as GetTask gives it then.
  */
-export async function waitForTask(client: BerthClient, taskId: string, awaited: TaskStatus, options: WaitOptions): Promise<Task> {
+export async function waitForTask(client: WaitConnection, taskId: string, awaited: TaskStatus, options: WaitOptions): Promise<Task> {
   const stop = new AbortController();
   let timedOut = false;
   const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), stop.abort()), options.timeoutMs);
