@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { ConnectOptionsError } from '../client/connection.js';
-import { BerthError, TaskStoppedError, TaskWaitTimeoutError, toBerthError } from '../client/errors.js';
+import { toBerthError } from '../client/errors.js';
 
 /** berthctl's exit codes. `exec` passes the command's own exit code through instead. */
 export const EXIT = {
@@ -33,10 +33,7 @@ export { DEFAULT_ADDRESS } from '../client/connection.js';
 export function explain(error: unknown, address: string): CliError {
   if (error instanceof CliError) return error;
   if (error instanceof ConnectOptionsError) return new CliError(error.message, EXIT.usage);
-  if (error instanceof TaskStoppedError || error instanceof TaskWaitTimeoutError) return new CliError(error.message, EXIT.failed);
-  if (!(error instanceof BerthError) && typeof (error as { code?: unknown } | undefined)?.code !== 'number') {
-    return new CliError(error instanceof Error ? error.message : String(error), EXIT.failed);
-  }
+  // Anything without a gRPC status (a task that stopped while waited for…) is UNKNOWN: its message, exit 1.
   const e = toBerthError(error);
   const details = e.statusDetails;
   const message = e.message.replace(/\.? *Resolution note: *$/, '');
