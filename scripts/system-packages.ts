@@ -79,7 +79,13 @@ export const GO_PACKAGES: [file: string, pkg: string][] = [
   ['/usr/bin/protoc-gen-go-grpc', 'protoc-gen-go-grpc'],
 ];
 
+/** etcd 3.4 (the fleet's store) and etcdctl, for the cluster tests and for trying a fleet by hand. */
+export const CLUSTER_PACKAGES: [file: string, pkg: string][] = [
+  ['/usr/bin/etcd', 'etcd-server'],
+  ['/usr/bin/etcdctl', 'etcd-client'],
+];
+
 // `tsx scripts/system-packages.ts`: what the test suite needs (run by `npm test` first).
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES, ...CONTAINERD_PACKAGES, ...CNI_PACKAGES, ...TEST_PACKAGES, ...GO_PACKAGES]);
+  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES, ...CONTAINERD_PACKAGES, ...CNI_PACKAGES, ...TEST_PACKAGES, ...GO_PACKAGES, ...CLUSTER_PACKAGES]);
 }

@@ -26,6 +26,8 @@ import { MetricsServer } from './metrics/metrics-server.js';
 import { MetadataServer } from './metadata/metadata-server.js';
 import { MetadataTokens } from './metadata/metadata-tokens.js';
 import { TOKENS } from './tokens.js';
+import { ClusterMember } from './cluster/agent/cluster-member.js';
+import { Membership } from './cluster/membership.js';
 
 /** Longest a Docker credential helper may take to answer. */
 const CREDENTIAL_HELPER_TIMEOUT_MS = 30_000;
@@ -160,11 +162,19 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
     },
     ({ cfg, ...deps }) => new TaskEngine({ ...deps, taskCgroups: new HostTaskCgroups(), secrets: new SecretProviders(cfg.secrets.providers), log: deps.log.child({ component: 'engine' }) }),
   );
+  provide(c, TOKENS.membership, { cfg: TOKENS.config }, ({ cfg }) => cfg.cluster && new Membership(cfg.cluster.prefix, cfg.cluster.advertiseAddress));
+  provide(
+    c,
+    TOKENS.clusterMember,
+    { cfg: TOKENS.config, engine: TOKENS.engine, events: TOKENS.eventLog, membership: TOKENS.membership, log: TOKENS.logger },
+    ({ cfg, engine, events, membership, log }) =>
+      cfg.cluster && membership && new ClusterMember(cfg.cluster, cfg.dataDir, cfg.agentId, engine, events, membership, log.child({ component: 'cluster' })),
+  );
   provide(
     c,
     TOKENS.server,
-    { engine: TOKENS.engine, monitor: TOKENS.runtimeMonitor, cfg: TOKENS.config, log: TOKENS.logger, metrics: TOKENS.metrics },
-    ({ engine, monitor, cfg, log, metrics }) => new AgentServer(engine, monitor, cfg, log.child({ component: 'server' }), metrics),
+    { engine: TOKENS.engine, monitor: TOKENS.runtimeMonitor, cfg: TOKENS.config, log: TOKENS.logger, metrics: TOKENS.metrics, membership: TOKENS.membership },
+    ({ engine, monitor, cfg, log, metrics, membership }) => new AgentServer(engine, monitor, cfg, log.child({ component: 'server' }), metrics, membership),
   );
   return c;
 }
@@ -181,6 +191,8 @@ export interface AgentParts {
   metrics: AgentMetrics;
   metricsServer: MetricsServer | undefined;
   metadata: MetadataServer | undefined;
+  clusterMember: ClusterMember | undefined;
+  membership: Membership | undefined;
 }
 
 function partsOf(c: Container): AgentParts {
@@ -195,6 +207,8 @@ function partsOf(c: Container): AgentParts {
     metrics: c.get(TOKENS.metrics),
     metricsServer: c.get(TOKENS.metricsServer),
     metadata: c.get(TOKENS.metadata),
+    clusterMember: c.get(TOKENS.clusterMember),
+    membership: c.get(TOKENS.membership),
   };
 }
 
@@ -223,10 +237,11 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
   const parts = partsOf(buildContainer(config, logger, capacity, await loadRuntime(config, logger)));
   const { store, engine, server, metrics, metricsServer, metadata: metadataServer, runtime } = parts;
   await engine.start();
-  metrics.follow(engine, parts.eventLog);
+  metrics.follow(engine, parts.eventLog, parts.membership);
   const abandon = async (error: unknown, serverStarted: boolean): Promise<never> => {
     // A server that did not start owns no socket: the one in the way may be another berth's.
     if (serverStarted) await server.stop();
+    await parts.clusterMember?.stop();
     metrics.stop();
     await engine.stop();
     store.close();
@@ -240,12 +255,15 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
       await metricsServer?.stop();
       return abandon(error, true);
     });
-  logger.info({ runtime: config.runtime.kind, socket: config.grpc.socketPath }, 'berth started');
+  // The fleet last: the agent serves its own API before it takes work from etcd.
+  parts.clusterMember?.start();
+  logger.info({ runtime: config.runtime.kind, socket: config.grpc.socketPath, cluster: config.cluster?.endpoints }, 'berth started');
   return {
     parts,
     engine,
     server,
     async stop() {
+      await parts.clusterMember?.stop();
       await metadataServer?.stop();
       await metricsServer?.stop();
       await server.stop();

@@ -13,6 +13,8 @@ import type { AgentServer } from './server/grpc-server.js';
 import type { AgentMetrics } from './metrics/agent-metrics.js';
 import type { MetricsServer } from './metrics/metrics-server.js';
 import type { MetadataServer } from './metadata/metadata-server.js';
+import type { ClusterMember } from './cluster/agent/cluster-member.js';
+import type { Membership } from './cluster/membership.js';
 
 /** Every injection token of the composition root, in one place. */
 export const TOKENS = {
@@ -33,4 +35,8 @@ export const TOKENS = {
   metadata: Symbol.for('berth.metadata') as ServiceIdentifier<MetadataServer | undefined>,
   engine: Symbol.for('berth.engine') as ServiceIdentifier<TaskEngine>,
   server: Symbol.for('berth.server') as ServiceIdentifier<AgentServer>,
+  /** The agent's standing in its fleet; undefined without `cluster` config. */
+  membership: Symbol.for('berth.membership') as ServiceIdentifier<Membership | undefined>,
+  /** The agent's side of the fleet; undefined without `cluster` config. */
+  clusterMember: Symbol.for('berth.clusterMember') as ServiceIdentifier<ClusterMember | undefined>,
 } as const;

@@ -145,7 +145,31 @@ export interface BerthConfig {
     keepInMemory: number;
     heartbeatIntervalMs: number;
   };
+  /** Membership of a fleet through etcd (src/cluster/); unset: the agent works alone. */
+  cluster?: ClusterConfig;
 }
+
+/** How an agent joins a fleet: where etcd is, how to reach it, and what to tell it. */
+export interface ClusterConfig {
+  /** etcd's client URLs: http(s)://host:port, or host:port (https when `tls` is set). */
+  endpoints: string[];
+  /** TLS to etcd: the CA that signed its certificate and, for etcd's client-cert-auth, the agent's own. */
+  tls?: { caFile: string; certFile?: string; keyFile?: string };
+  /** Every key the fleet uses starts with this ("/berth/" by default); agents and controllers of one fleet share it. */
+  prefix: string;
+  /** The agent's registration vanishes this long after etcd last heard from it (whole seconds). */
+  leaseTtlMs: number;
+  /** Operator attributes placement constraints match on (os, arch and runtime are always set). */
+  attributes: Record<string, string>;
+  /** The gRPC address control planes use to reach this agent (host:port or unix:///path). */
+  advertiseAddress: string;
+}
+
+/** Bounds of the cluster section. */
+const MAX_ETCD_ENDPOINTS = 16;
+const MAX_CLUSTER_ATTRIBUTES = 64;
+/** Attributes the agent sets itself. */
+export const BUILT_IN_ATTRIBUTES = ['os', 'arch', 'runtime'] as const;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -430,6 +454,7 @@ export function compileConfig(raw: Raw): BerthConfig {
   for (const [key, path] of [['images.dockerConfig', config.images.dockerConfig], ...config.images.credentialHelperDirs.map((d) => ['images.credentialHelperDirs', d])] as const) {
     if (path !== undefined && !path.startsWith('/')) throw new ConfigError(key, `must be an absolute path (got ${JSON.stringify(path)})`);
   }
+  config.cluster = read.cluster('cluster', config.grpc);
   checkAddress('metrics.address', config.metrics.address, '127.0.0.1:9464');
   checkAddress('metadata.address', config.metadata.address, '0.0.0.0:51679');
   if (config.events.maxWatcherLag > config.events.retain) {
@@ -638,6 +663,58 @@ class Reader {
       if (file !== undefined) throw new ConfigError(fileKey, `"${file}": ${error.field}: ${error.detail}`);
       throw new ConfigError(`${inlineKey}.${error.field}`, error.detail);
     }
+  }
+
+  /**
+   * The cluster section, when it is there: endpoints (required), tls, prefix, leaseTtl,
+   * attributes and advertiseAddress (by default the gRPC TCP address when it names a host, else
+   * the socket as unix://).
+   */
+  cluster(key: string, grpc: Pick<BerthConfig['grpc'], 'socketPath' | 'tcpAddress'>): ClusterConfig | undefined {
+    if (this.get(key) === undefined) return undefined;
+    if (!isObject(this.get(key))) throw new ConfigError(key, 'must be an object with at least "endpoints"');
+    const endpoints = this.get(`${key}.endpoints`);
+    if (!Array.isArray(endpoints) || endpoints.length === 0 || endpoints.length > MAX_ETCD_ENDPOINTS) {
+      throw new ConfigError(`${key}.endpoints`, `must list 1 to ${MAX_ETCD_ENDPOINTS} etcd client URLs (got ${JSON.stringify(endpoints)})`);
+    }
+    for (const endpoint of endpoints) {
+      if (typeof endpoint !== 'string' || !/^(https?:\/\/)?[A-Za-z0-9.[\]:-]{1,253}:\d{1,5}$/.test(endpoint)) {
+        throw new ConfigError(`${key}.endpoints`, `each must be http(s)://host:port or host:port (got ${JSON.stringify(endpoint)})`);
+      }
+    }
+    const caFile = this.optionalString(`${key}.tls.caFile`);
+    const certFile = this.optionalString(`${key}.tls.certFile`);
+    const keyFile = this.optionalString(`${key}.tls.keyFile`);
+    if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError(`${key}.tls`, 'needs both certFile and keyFile, or neither');
+    if (certFile !== undefined && caFile === undefined) throw new ConfigError(`${key}.tls.caFile`, 'is needed with a client certificate');
+    for (const [field, path] of [
+      ['caFile', caFile],
+      ['certFile', certFile],
+      ['keyFile', keyFile],
+    ] as const) {
+      if (path !== undefined && !path.startsWith('/')) throw new ConfigError(`${key}.tls.${field}`, `must be an absolute path (got ${JSON.stringify(path)})`);
+    }
+    const tls = caFile === undefined ? undefined : { caFile, certFile, keyFile };
+    if (tls && endpoints.some((e: string) => e.startsWith('http://'))) throw new ConfigError(`${key}.endpoints`, 'must not use http:// when cluster.tls is set');
+    const prefix = this.get(`${key}.prefix`) ?? '/berth/';
+    if (typeof prefix !== 'string' || !/^\/[A-Za-z0-9_.\/-]{0,127}\/$/.test(prefix)) {
+      throw new ConfigError(`${key}.prefix`, `must start and end with "/" and hold at most 128 of [A-Za-z0-9_./-] (got ${JSON.stringify(prefix)})`);
+    }
+    const ttl = this.get(`${key}.leaseTtl`) === undefined ? 10_000 : this.duration(`${key}.leaseTtl`, 2000);
+    if (ttl > 5 * 60_000 || ttl % 1000 !== 0) throw new ConfigError(`${key}.leaseTtl`, `must be whole seconds from 2s to 5m (got ${ttl} ms)`);
+    const attributes = this.get(`${key}.attributes`) ?? {};
+    if (!isObject(attributes) || Object.keys(attributes).length > MAX_CLUSTER_ATTRIBUTES) throw new ConfigError(`${key}.attributes`, `must map at most ${MAX_CLUSTER_ATTRIBUTES} names to strings`);
+    for (const [name, value] of Object.entries(attributes)) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9_.\/-]{0,62}$/.test(name)) throw new ConfigError(`${key}.attributes`, `name ${JSON.stringify(name)} must match [A-Za-z0-9][A-Za-z0-9_./-]{0,62}`);
+      if ((BUILT_IN_ATTRIBUTES as readonly string[]).includes(name)) throw new ConfigError(`${key}.attributes.${name}`, 'is set by the agent itself');
+      if (typeof value !== 'string' || value.length > 256 || value.includes('\0')) throw new ConfigError(`${key}.attributes.${name}`, 'must be a string of at most 256 characters');
+    }
+    const tcp = grpc.tcpAddress && !/^(0\.0\.0\.0|\[?::\]?):/.test(grpc.tcpAddress) ? grpc.tcpAddress : undefined;
+    const advertiseAddress = this.optionalString(`${key}.advertiseAddress`) ?? tcp ?? `unix://${grpc.socketPath}`;
+    if (advertiseAddress.length > 512 || !(/^unix:\/\/\//.test(advertiseAddress) || /^[A-Za-z0-9.[\]:-]{1,253}:\d{1,5}$/.test(advertiseAddress))) {
+      throw new ConfigError(`${key}.advertiseAddress`, `must be host:port or unix:///path (got ${JSON.stringify(advertiseAddress)})`);
+    }
+    return { endpoints: endpoints as string[], tls, prefix, leaseTtlMs: ttl, attributes: attributes as Record<string, string>, advertiseAddress };
   }
 
   rejectUnknown(): void {

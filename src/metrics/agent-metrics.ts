@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Membership } from '../cluster/membership.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventLog } from '../engine/events/event-log.js';
 import { STATUSES } from '../engine/model/status.js';
@@ -30,6 +31,7 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
   private readonly following = new AbortController();
   private engine: TaskEngine | undefined;
   private events: EventLog | undefined;
+  private membership: Membership | undefined;
 
   constructor(private readonly log: Logger) {
     const registers = [this.registry];
@@ -99,6 +101,22 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
         if (metrics.engine) this.inc(metrics.engine.syncStats.count);
       },
     });
+    new Gauge({
+      name: 'berth_cluster_connected',
+      help: '1 while the agent reaches its etcd cluster (lease kept alive, assignments watched, reports written), 0 while it does not (and always 0 without cluster config).',
+      registers,
+      collect() {
+        if (metrics.membership) this.set(metrics.membership.connected ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'berth_cluster_applied_revision',
+      help: 'The etcd revision of the last assignment change the agent applied.',
+      registers,
+      collect() {
+        if (metrics.membership) this.set(metrics.membership.appliedRevision);
+      },
+    });
     fromInfo('berth_event_sequence', 'Sequence of the newest event.', (i) => i.latestSequence);
     fromInfo('berth_resource_queue_length', 'Tasks waiting for host resources.', (i) => i.queuedTaskIds.length);
     fromInfo('berth_runtime_available', '1 while the container runtime answers.', (i) => (i.runtime.available ? 1 : 0));
@@ -154,8 +172,9 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
    * Starts reading the engine: gauges at scrape time, and the event log for task launches (the
    * time from a task's creation to its RUNNING event).
    */
-  follow(engine: TaskEngine, events: EventLog): void {
+  follow(engine: TaskEngine, events: EventLog, membership?: Membership): void {
     this.engine = engine;
+    this.membership = membership;
     this.events = events;
     void this.readLaunches(events);
   }

@@ -12,6 +12,7 @@ import { acceptingPreEncoded } from './pre-encoded.js';
 import { addReflection } from './reflection.js';
 import { withTolerantDecoding } from './request-decoding.js';
 import { createTaskService } from './task-service.js';
+import type { Membership } from '../cluster/membership.js';
 import type { EventDeliveryObserver } from './watch-events.js';
 
 /** True when something accepts connections on the unix socket. */
@@ -53,6 +54,8 @@ export class AgentServer {
     private readonly log: Logger,
     /** Told how long each event took from its commit to a watcher's stream (the metrics). */
     private readonly delivery?: EventDeliveryObserver,
+    /** The agent's standing in its fleet, for GetAgentInfo; unset without `cluster` config. */
+    private readonly membership?: Membership,
   ) {
     const { maxMessageBytes, maxConcurrentStreams, keepaliveTimeMs, keepaliveTimeoutMs } = config.grpc;
     this.server = new Server({
@@ -67,7 +70,12 @@ export class AgentServer {
   async start(): Promise<void> {
     const taskService = withTolerantDecoding(
       acceptingPreEncoded(TaskServiceService),
-      createTaskService(this.engine, { heartbeatIntervalMs: this.config.events.heartbeatIntervalMs, shutdown: this.shutdown.signal, delivery: this.delivery }),
+      createTaskService(this.engine, {
+        heartbeatIntervalMs: this.config.events.heartbeatIntervalMs,
+        shutdown: this.shutdown.signal,
+        delivery: this.delivery,
+        membership: this.membership && (() => this.membership!.view()),
+      }),
     );
     this.server.addService(taskService.service, taskService.implementation);
     this.detachHealth = addHealth(this.server, this.monitor, this.engine.storeHealth);

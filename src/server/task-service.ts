@@ -1,4 +1,5 @@
 import type { handleUnaryCall } from '@grpc/grpc-js';
+import type { MembershipView } from '../cluster/membership.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { TaskStatus } from '../engine/model/status.js';
 import { RunTaskResponse, type GetTaskResponse, type ListTasksResponse, type StopTaskResponse, type TaskServiceServer } from '../gen/berth/agent/v1/task_service.js';
@@ -13,6 +14,8 @@ import { forEachBatch, serveStream } from './streaming.js';
 import { watchEvents, type EventDeliveryObserver } from './watch-events.js';
 
 export interface TaskServiceOptions {
+  /** The agent's membership of a fleet, when it has `cluster` config. */
+  membership?: () => MembershipView;
   /** A watch stream that has sent nothing for this long gets a heartbeat. */
   heartbeatIntervalMs: number;
   /** Aborted when the server shuts down: open watch streams end. */
@@ -89,6 +92,7 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
         queuedTaskIds: info.queuedTaskIds,
         latestSequence: info.latestSequence,
         oldestSequence: info.oldestSequence,
+        cluster: options.membership?.(),
       };
     }),
     watchEvents: (call) => void watchEvents(engine, call, options),
