@@ -26,7 +26,7 @@ import { MetricsServer } from './metrics/metrics-server.js';
 import { MetadataServer } from './metadata/metadata-server.js';
 import { MetadataTokens } from './metadata/metadata-tokens.js';
 import { TOKENS } from './tokens.js';
-import { ClusterMember } from './cluster/agent/cluster-member.js';
+import type { ClusterMember } from './cluster/agent/cluster-member.js';
 import { Membership } from './cluster/membership.js';
 
 /** Longest a Docker credential helper may take to answer. */
@@ -61,7 +61,7 @@ function provide<T, D extends Record<string, ServiceIdentifier<unknown>>>(c: Con
 }
 
 /** The composition root: the only place that knows which implementation backs which part. */
-export function buildContainer(config: BerthConfig, logger: Logger, capacity: HostCapacity, runtime: ContainerRuntime): Container {
+export function buildContainer(config: BerthConfig, logger: Logger, capacity: HostCapacity, runtime: ContainerRuntime, clusterMember?: typeof ClusterMember): Container {
   const c = new Container({ defaultScope: 'Singleton' });
   c.bind(TOKENS.config).toConstantValue(config);
   c.bind(TOKENS.logger).toConstantValue(logger);
@@ -168,7 +168,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
     TOKENS.clusterMember,
     { cfg: TOKENS.config, engine: TOKENS.engine, events: TOKENS.eventLog, membership: TOKENS.membership, log: TOKENS.logger },
     ({ cfg, engine, events, membership, log }) =>
-      cfg.cluster && membership && new ClusterMember(cfg.cluster, cfg.dataDir, cfg.agentId, engine, events, membership, log.child({ component: 'cluster' })),
+      cfg.cluster && membership && clusterMember && new clusterMember(cfg.cluster, cfg.dataDir, cfg.agentId, engine, events, membership, log.child({ component: 'cluster' })),
   );
   provide(
     c,
@@ -234,7 +234,9 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
   const ownPorts = [config.grpc.tcpAddress, config.metrics.address, config.metadata.address].flatMap((address) => (address ? [Number(address.split(':').pop())] : []));
   const capacity = await hostCapacity(config.resources, ownPorts);
   logger.info({ capacity }, 'host capacity for tasks');
-  const parts = partsOf(buildContainer(config, logger, capacity, await loadRuntime(config, logger)));
+  // etcd's client is loaded only by an agent in a fleet.
+  const member = config.cluster ? (await import('./cluster/agent/cluster-member.js')).ClusterMember : undefined;
+  const parts = partsOf(buildContainer(config, logger, capacity, await loadRuntime(config, logger), member));
   const { store, engine, server, metrics, metricsServer, metadata: metadataServer, runtime } = parts;
   await engine.start();
   metrics.follow(engine, parts.eventLog, parts.membership);

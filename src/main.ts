@@ -7,7 +7,8 @@ import { AGENT_VERSION } from './version.js';
 
 const USAGE = `berth ${AGENT_VERSION}: a node agent for containers
 
-usage: berth [--config FILE]
+usage: berth [--config FILE]            run the agent
+       berth controller [--config FILE] run a fleet controller (needs the config's "cluster" section)
 
   --config FILE   JSON config file (default: $BERTH_CONFIG, else built-in defaults)
   --version       print the version
@@ -15,7 +16,12 @@ usage: berth [--config FILE]
 environment: ${Object.keys(ENVIRONMENT_KEYS).join(', ')}, DOCKER_HOST`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({ options: { config: { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
+  const role = positionals[0] ?? 'agent';
+  if (positionals.length > 1 || (role !== 'agent' && role !== 'controller')) {
+    console.error(USAGE);
+    process.exit(2);
+  }
   if (values.help) return void console.log(USAGE);
   if (values.version) return void console.log(AGENT_VERSION);
   let config;
@@ -31,12 +37,17 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   onInternalError((source, error, incident) => logger.error({ err: error, source, incident }, 'unexpected error; the agent carries on'));
   installLastResortHandlers();
-  const agent = await startAgent(config, logger);
+  if (role === 'controller' && !config.cluster) {
+    console.error('berth controller: the config needs a "cluster" section (etcd endpoints, prefix)');
+    process.exit(2);
+  }
+  // The controller's module (and etcd's client) is loaded only by a controller.
+  const agent = role === 'controller' ? (await import('./cluster/controller/controller-process.js')).startController(config, logger) : await startAgent(config, logger);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down; containers keep running');
+    logger.info({ signal }, role === 'controller' ? 'shutting down' : 'shutting down; containers keep running');
     agent.stop().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -12,8 +12,9 @@ import { execCommand, logsCommand, statsCommand } from './commands/containers.js
 import { runCommand } from './commands/run.js';
 import { describeCommand, infoCommand, psCommand, stopCommand } from './commands/tasks.js';
 import { watchCommand } from './commands/watch.js';
+import { clusterCommand } from './commands/cluster.js';
 
-const COMMANDS: Command[] = [runCommand, psCommand, describeCommand, stopCommand, watchCommand, logsCommand, execCommand, statsCommand, infoCommand];
+const COMMANDS: Command[] = [runCommand, psCommand, describeCommand, stopCommand, watchCommand, logsCommand, execCommand, statsCommand, infoCommand, clusterCommand];
 
 const GLOBAL_OPTIONS = {
   addr: { type: 'string' },

@@ -33,6 +33,47 @@ export class ClusterKeys {
     return `${this.reportsOf(agentId)}${taskId}`;
   }
 
+  /** Cluster tasks as submitted. */
+  get tasks(): string {
+    return `${this.prefix}tasks/`;
+  }
+
+  task(clusterTaskId: string): string {
+    return `${this.tasks}${clusterTaskId}`;
+  }
+
+  /** The controller's placement of each cluster task. */
+  get placements(): string {
+    return `${this.prefix}placements/`;
+  }
+
+  placement(clusterTaskId: string): string {
+    return `${this.placements}${clusterTaskId}`;
+  }
+
+  /** What the controllers assigned to each agent. */
+  get ledgers(): string {
+    return `${this.prefix}ledger/`;
+  }
+
+  ledger(agentId: string): string {
+    return `${this.ledgers}${agentId}`;
+  }
+
+  /** Operators' instructions per agent (cordon, drain). */
+  get controls(): string {
+    return `${this.prefix}controls/`;
+  }
+
+  control(agentId: string): string {
+    return `${this.controls}${agentId}`;
+  }
+
+  /** The controllers' election. */
+  get election(): string {
+    return `${this.prefix}controller`;
+  }
+
   /** The last part of a key under `dir` (a task or agent id), or undefined for a key that is not directly under it. */
   static leaf(dir: string, key: string): string | undefined {
     if (!key.startsWith(dir)) return undefined;

@@ -2,6 +2,7 @@ import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { sleep } from '../../engine/retry.js';
 import { ETCD_CALL_TIMEOUT_MS } from '../etcd-connection.js';
+import { prefixEnd } from '../fleet-cache.js';
 import { ClusterKeys } from '../keys.js';
 import type { Membership } from '../membership.js';
 import { RetryLaterError, type AssignmentApplier } from './assignment-applier.js';
@@ -122,16 +123,4 @@ export class AssignmentSync {
   private applyOne(taskId: string, value: IKeyValue['value'] | undefined, revision: number): void {
     this.applier.apply(taskId, value, revision);
   }
-}
-
-/** The end of the range of keys that start with `prefix`. */
-function prefixEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]!++;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
 }

@@ -6,6 +6,9 @@ import type { ClusterKeys } from '../keys.js';
 import type { Membership } from '../membership.js';
 import { Backoff } from './backoff.js';
 
+/** The longest an agent waits between two attempts to register. */
+export const REGISTRATION_RETRY_MAX_MS = 5000;
+
 /** How often the node record is compared with what was last written (and written when it differs). */
 const RECORD_CHECK_MS = 1000;
 
@@ -39,7 +42,7 @@ export class NodeRegistration {
 
   /** Runs until `signal` aborts; never throws. The lease is left to expire (a restart keeps the node listed). */
   async run(signal: AbortSignal): Promise<void> {
-    const backoff = new Backoff(250, 5000);
+    const backoff = new Backoff(250, REGISTRATION_RETRY_MAX_MS);
     while (!signal.aborted) {
       const lease = this.etcd.lease(this.ttlSeconds);
       let lost: unknown;

@@ -1,0 +1,154 @@
+import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import { sleep } from '../engine/retry.js';
+import { Backoff } from './agent/backoff.js';
+import { ETCD_CALL_TIMEOUT_MS } from './etcd-connection.js';
+
+/** One key's value and the revision that last changed it (for transactions conditioned on it). */
+export interface CachedValue {
+  value: Buffer;
+  modRevision: number;
+}
+
+/** Keys read per range request while listing. */
+const LIST_PAGE = 1000;
+
+/**
+ * Everything under one etcd prefix, in memory, kept current by a watch: listed at one revision,
+ * then changed event by event; listed again after a compaction or an error. `onChange` is told
+ * after every change (and after every listing). `ready` resolves after the first listing.
+ */
+export class FleetCache {
+  readonly entries = new Map<string, CachedValue>();
+  /** The revision the cache reflects. */
+  revision = 0;
+  private markReady!: () => void;
+  readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
+  private connected = false;
+  /** When the watch last became live (0 while it is not). */
+  private connectedAt = 0;
+
+  constructor(
+    private readonly etcd: Etcd3,
+    readonly prefix: string,
+    private readonly onChange: () => void,
+    private readonly log: Logger,
+  ) {}
+
+  /** Whether the watch is live (false while etcd is away). */
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  /** How long the watch has been live without a break (0 while it is not). */
+  get connectedForMs(): number {
+    return this.connected ? Date.now() - this.connectedAt : 0;
+  }
+
+  private setConnected(connected: boolean): void {
+    if (connected && !this.connected) this.connectedAt = Date.now();
+    this.connected = connected;
+  }
+
+  /** Keys directly under `dir` (a prefix ending in "/"), by their last part. */
+  under(dir: string): Map<string, CachedValue> {
+    const found = new Map<string, CachedValue>();
+    for (const [key, value] of this.entries) {
+      if (!key.startsWith(dir)) continue;
+      const leaf = key.slice(dir.length);
+      if (leaf !== '' && !leaf.includes('/')) found.set(leaf, value);
+    }
+    return found;
+  }
+
+  /** Records a change this process made itself (at `revision`), before its watch event arrives. */
+  wrote(key: string, value: Buffer | undefined, revision: number): void {
+    if (value === undefined) this.entries.delete(key);
+    else this.entries.set(key, { value, modRevision: revision });
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const backoff = new Backoff(250, 5000);
+    while (!signal.aborted) {
+      try {
+        await this.list();
+        backoff.reset();
+        if ((await this.watch(signal)) === 'stopped') return;
+        continue;
+      } catch (error) {
+        this.setConnected(false);
+        this.log.warn({ err: error }, 'reading the fleet from etcd failed; trying again');
+      }
+      await sleep(backoff.next(), signal);
+    }
+  }
+
+  private async list(): Promise<void> {
+    const start = Buffer.from(this.prefix);
+    const end = prefixEnd(start);
+    const entries = new Map<string, CachedValue>();
+    let from = start;
+    let revision: number | undefined;
+    for (;;) {
+      const page = await this.etcd.kv.range({ key: from, range_end: end, limit: LIST_PAGE, ...(revision === undefined ? {} : { revision }) });
+      revision ??= Number(page.header.revision);
+      for (const kv of page.kvs) entries.set(kv.key.toString(), { value: kv.value, modRevision: Number(kv.mod_revision) });
+      if (!page.more || page.kvs.length === 0) break;
+      from = Buffer.concat([page.kvs[page.kvs.length - 1]!.key, Buffer.from([0])]);
+    }
+    this.entries.clear();
+    for (const [key, value] of entries) this.entries.set(key, value);
+    this.revision = revision;
+    this.setConnected(true);
+    this.markReady();
+    this.onChange();
+  }
+
+  private async watch(signal: AbortSignal): Promise<'relist' | 'stopped'> {
+    const watcher: Watcher = await this.etcd
+      .watch()
+      .prefix(this.prefix)
+      .startRevision(String(this.revision + 1))
+      .create();
+    let ended = false;
+    try {
+      return await new Promise((resolve) => {
+        signal.addEventListener('abort', () => resolve('stopped'), { once: true });
+        watcher.on('data', (response: IWatchResponse) => {
+          for (const event of response.events) {
+            const key = event.kv.key.toString();
+            if (event.type === 'Put') this.entries.set(key, { value: event.kv.value, modRevision: Number(event.kv.mod_revision) });
+            else this.entries.delete(key);
+          }
+          this.revision = Math.max(this.revision, Number(response.header.revision));
+          try {
+            this.onChange();
+          } catch (error) {
+            this.log.error({ err: error }, 'a fleet change handler failed');
+          }
+        });
+        watcher.on('disconnected', () => this.setConnected(false));
+        watcher.on('connected', () => this.setConnected(true));
+        watcher.on('error', (error: Error) => {
+          ended = true;
+          this.log.warn({ err: error }, 'the fleet watch ended; listing again');
+          resolve('relist');
+        });
+      });
+    } finally {
+      if (!ended) await Promise.race([watcher.cancel().catch(() => undefined), sleep(ETCD_CALL_TIMEOUT_MS)]);
+    }
+  }
+}
+
+/** The end of the range of keys that start with `prefix`. */
+export function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}

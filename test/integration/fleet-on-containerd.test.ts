@@ -1,0 +1,232 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Etcd3 } from 'etcd3';
+import { connectFleet, parseConstraint, type FleetClient } from '../../src/cluster/fleet-client.js';
+import { TaskStatus } from '../../src/gen/berth/agent/v1/task.js';
+import { NodeLedger, Placement, PlacementState, PlacementStrategy, type ClusterTask } from '../../src/gen/berth/cluster/v1/cluster_task.js';
+import { Node } from '../../src/gen/berth/cluster/v1/node.js';
+import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
+import { berthctl } from '../harness/berthctl.js';
+import { buildPackage } from '../harness/build.js';
+import { startControllerProcess, type ControllerProcess } from '../harness/controller-process.js';
+import { EtcdCluster } from '../harness/etcd.js';
+import { EtcdView } from '../harness/etcd-view.js';
+import { waitUntil } from '../harness/processes.js';
+import { startRuntimeEnvironment, type RuntimeEnvironment } from '../harness/runtime-environment.js';
+import { container, task } from '../harness/task-builders.js';
+
+const AGENTS = 10;
+const LEASE_TTL_S = 3;
+const AGENT_CPU = 512;
+const TASK_CPU = 16;
+const OUTAGE_MS = 60_000;
+
+/** Agents 0-4 are in zone a, 5-9 in zone b. */
+const zoneOf = (i: number) => (i < AGENTS / 2 ? 'a' : 'b');
+
+describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two controllers', () => {
+  let env: RuntimeEnvironment;
+  let etcd: EtcdCluster;
+  let client: Etcd3;
+  let fleet: FleetClient;
+  let dir: string;
+  const prefix = `/fleet-${process.pid}/`;
+  const agentIds = Array.from({ length: AGENTS }, (_, i) => `fleet-${process.pid}-${i}`);
+  const agents: (AgentProcess | undefined)[] = [];
+  const controllers: ControllerProcess[] = [];
+  let placements: EtcdView;
+  let nodes: EtcdView;
+
+  const cluster = () => ({ endpoints: etcd.endpoints, prefix, leaseTtl: `${LEASE_TTL_S}s` });
+  const startAgent = (i: number) =>
+    startAgentProcess({
+      dir: mkdirSync(join(dir, `agent-${i}`), { recursive: true }) ?? join(dir, `agent-${i}`),
+      agentId: agentIds[i]!,
+      runtimeConfig: env.runtimeConfig,
+      compiled: true,
+      config: {
+        cluster: { ...cluster(), attributes: { zone: zoneOf(i) } },
+        images: { registryCredentials: { [env.registry.address]: env.credentials } },
+        resources: { cpuUnits: AGENT_CPU, memoryMib: 4096 },
+      },
+    });
+  const startController = (id: string) => startControllerProcess(join(dir, 'controllers'), id, cluster());
+
+  const sleeper = (family: string) => task('ignored', [container('app', env.image, { command: ['sleep', '3600'], cpuUnits: TASK_CPU, memoryMib: 8 })], { family });
+  const submit = (id: string, family: string, more: Partial<ClusterTask> = {}) => fleet.submit({ id, definition: sleeper(family), replaceOnNodeLoss: true, ...more });
+
+  const placementOf = (id: string) => {
+    const entry = placements.values.get(`${prefix}placements/${id}`);
+    return entry && Placement.decode(entry.value);
+  };
+  const allRunning = (ids: string[]) => (ids.every((id) => placementOf(id)?.state === PlacementState.PLACEMENT_STATE_RUNNING) ? true : undefined);
+  const leader = async () => (await client.election(`${prefix}controller`).leader()) ?? undefined;
+  const ledger = async (agentId: string) => {
+    const value = await client.get(`${prefix}ledger/${agentId}`).buffer();
+    return value ? NodeLedger.decode(value).tasks : {};
+  };
+
+  /** Every agent's running tasks, by cluster task: each must run exactly once, where its placement says. */
+  async function runningCopies(): Promise<Map<string, string[]>> {
+    const copies = new Map<string, string[]>();
+    for (const [i, agent] of agents.entries()) {
+      if (!agent) continue;
+      for (const t of await agent.berth.listAllTasks({ statuses: [TaskStatus.TASK_STATUS_RUNNING] })) {
+        if (t.desiredStatus !== TaskStatus.TASK_STATUS_RUNNING) continue;
+        const clusterTaskId = t.definition!.id.replace(/\.\d+$/, '');
+        copies.set(clusterTaskId, [...(copies.get(clusterTaskId) ?? []), agentIds[i]!]);
+      }
+    }
+    return copies;
+  }
+
+  async function assertNoOvercommitNorDoubles(ids: string[]): Promise<void> {
+    for (const [i, agent] of agents.entries()) {
+      if (!agent) continue;
+      const info = await agent.berth.getAgentInfo();
+      assert.ok(info.consumed!.cpuUnits <= info.capacity!.cpuUnits, `${agentIds[i]} is not overcommitted`);
+      assert.deepEqual(info.queuedTaskIds, [], `${agentIds[i]} has no task waiting for resources`);
+      const reserved = Object.values(await ledger(agentIds[i]!)).reduce((sum, r) => sum + r.cpuUnits, 0);
+      assert.ok(reserved <= AGENT_CPU, `${agentIds[i]}'s ledger within its capacity`);
+    }
+    const copies = await runningCopies();
+    for (const id of ids) {
+      assert.deepEqual(copies.get(id), [placementOf(id)!.agentId], `${id} runs once, on the agent of its placement`);
+    }
+  }
+
+  before(async () => {
+    await buildPackage();
+    env = await startRuntimeEnvironment('fleet', 'containerd');
+    for (const id of agentIds) env.agentIds.add(id);
+    dir = mkdtempSync(join(tmpdir(), 'berth-fleet-'));
+    etcd = await EtcdCluster.start(3);
+    client = etcd.client();
+    fleet = connectFleet({ endpoints: etcd.endpoints, prefix });
+    placements = await EtcdView.open(client, `${prefix}placements/`);
+    nodes = await EtcdView.open(client, `${prefix}nodes/`);
+    for (let i = 0; i < AGENTS; i++) agents[i] = await startAgent(i);
+    controllers.push(startController('ctl-1'), startController('ctl-2'));
+    await nodes.until('every agent registered', () => (nodes.values.size === AGENTS ? true : undefined));
+  });
+  after(async () => {
+    for (const controller of controllers) await controller.stop();
+    for (const agent of agents) await agent?.stop();
+    await placements?.close();
+    await nodes?.close();
+    fleet?.close();
+    client?.close();
+    await etcd?.close();
+    await env?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const binpacked = Array.from({ length: 120 }, (_, i) => `bp-${i}`);
+  const spread = Array.from({ length: 60 }, (_, i) => `sp-${i}`);
+  const constrained = Array.from({ length: 20 }, (_, i) => `cz-${i}`);
+  const everything = () => [...binpacked, ...spread, ...constrained];
+
+  it('runs 200 submitted tasks with their constraints and strategies, overcommitting no agent', async () => {
+    for (const id of binpacked) await submit(id, 'bp');
+    await placements.until('the binpacked tasks running', () => allRunning(binpacked), 300_000);
+    const binpackAgents = new Set(binpacked.map((id) => placementOf(id)!.agentId));
+    assert.equal(binpackAgents.size, Math.ceil((binpacked.length * TASK_CPU) / AGENT_CPU), `binpack fills agents one by one (${[...binpackAgents].join(', ')})`);
+
+    for (const id of spread) await submit(id, 'sp', { strategy: PlacementStrategy.PLACEMENT_STRATEGY_SPREAD, spreadAttribute: 'zone' });
+    for (const id of constrained) await submit(id, 'cz', { constraints: [parseConstraint('zone==b')] });
+    await placements.until('all 200 tasks running', () => allRunning(everything()), 300_000);
+
+    const zoneOfAgent = (agentId: string) => zoneOf(agentIds.indexOf(agentId));
+    const spreadZones = spread.map((id) => zoneOfAgent(placementOf(id)!.agentId));
+    assert.equal(spreadZones.filter((z) => z === 'a').length, spread.length / 2, 'spread: as many in each zone');
+    assert.ok(
+      constrained.every((id) => zoneOfAgent(placementOf(id)!.agentId) === 'b'),
+      'the constraint holds',
+    );
+    await assertNoOvercommitNorDoubles(everything());
+    const ps = await berthctl(['cluster', 'ps', '--etcd', etcd.endpoints.join(','), '--etcd-prefix', prefix]);
+    assert.equal(ps.code, 0, ps.stderr);
+    assert.equal(ps.stdout.split('\n').filter((line) => / RUNNING /.test(line)).length, 200);
+  });
+
+  it('two agents SIGKILLed: their tasks are lost within the lease TTL and run elsewhere; back, the agents stop their old copies', async () => {
+    const victims = [1, 6];
+    const victimIds = victims.map((i) => agentIds[i]!);
+    const moved = everything().filter((id) => victimIds.includes(placementOf(id)!.agentId));
+    assert.ok(moved.length > 0, 'the victims run tasks');
+    const killedAt = Date.now();
+    for (const i of victims) {
+      await agents[i]!.kill();
+      agents[i] = undefined;
+    }
+    await placements.until('the lost tasks placed again', () => (moved.every((id) => placementOf(id)!.lostOn.some((a) => victimIds.includes(a))) ? true : undefined), 60_000);
+    const detectedMs = Date.now() - killedAt;
+    await placements.until('the lost tasks running elsewhere', () => allRunning(moved), 180_000);
+    for (const id of moved) assert.ok(!victimIds.includes(placementOf(id)!.agentId), `${id} moved off the lost agents`);
+    // The controller counts an agent lost once its lease expired; the placements say so within a few TTLs.
+    assert.ok(detectedMs < 6 * LEASE_TTL_S * 1000 + 10_000, `lost within the lease TTL and the grace (${detectedMs} ms)`);
+
+    for (const i of victims) agents[i] = await startAgent(i);
+    // Fencing: back, each finds its assignments gone and stops what it ran for them.
+    for (const i of victims) {
+      await waitUntil(`${agentIds[i]} stopped its old copies`, 120_000, async () => {
+        const tasks = await agents[i]!.berth.listAllTasks({});
+        return tasks.every((t) => t.desiredStatus === TaskStatus.TASK_STATUS_STOPPED) ? tasks : undefined;
+      });
+      const tasks = await agents[i]!.berth.listAllTasks({});
+      assert.ok(tasks.length > 0);
+      for (const t of tasks) assert.equal(t.reason, 'its assignment was deleted');
+    }
+    await assertNoOvercommitNorDoubles(everything());
+  });
+
+  it('the leading controller SIGKILLed: the other leads within the TTL and places without doubles', async () => {
+    const first = await waitUntil('a leader', 30_000, leader);
+    const index = controllers.findIndex((c) => c.id === first);
+    await controllers[index]!.kill();
+    const extra = Array.from({ length: 10 }, (_, i) => `after-failover-${i}`);
+    for (const id of extra) await submit(id, 'fo');
+    const second = await waitUntil('another leader', 30_000, async () => {
+      const now = await leader();
+      return now && now !== first ? now : undefined;
+    });
+    assert.notEqual(second, first);
+    await placements.until('the new tasks running', () => allRunning(extra), 120_000);
+    controllers[index] = startController(first);
+    for (const id of extra) assert.equal(placementOf(id)!.attempt, 1, `${id} placed once`);
+    await assertNoOvercommitNorDoubles([...everything(), ...extra]);
+  });
+
+  it('one etcd member stopped: nothing notices; all stopped for a minute: every task keeps running, and the fleet recovers', async () => {
+    await etcd.stopMember(0);
+    const one = ['one-member-down-0', 'one-member-down-1'];
+    for (const id of one) await submit(id, 'md');
+    await placements.until('tasks placed with a member down', () => allRunning(one), 120_000);
+    for (const agent of agents) assert.equal((await agent!.berth.getAgentInfo()).cluster!.connected, true);
+    etcd.startMember(0);
+    await etcd.ready();
+
+    const before = await runningCopies();
+    const placedBefore = new Map(everything().map((id) => [id, placementOf(id)!.agentId]));
+    await etcd.stopAll();
+    for (const agent of agents) await waitUntil('agents notice', 30_000, async () => ((await agent!.berth.getAgentInfo()).cluster!.connected ? undefined : true));
+    await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
+    assert.deepEqual(await runningCopies(), before, 'every task still runs where it ran');
+    etcd.startAll();
+    await etcd.ready();
+    for (const agent of agents) await waitUntil('agents connected again', 60_000, async () => ((await agent!.berth.getAgentInfo()).cluster!.connected ? true : undefined));
+    await waitUntil('a controller leads again', 60_000, leader);
+    // Give the controller its grace for node loss, and then some: nothing may move.
+    const again = ['after-outage-0'];
+    for (const id of again) await submit(id, 'ao');
+    await placements.until('a task placed after the outage', () => allRunning(again), 120_000);
+    await new Promise((resolve) => setTimeout(resolve, 2 * LEASE_TTL_S * 1000 + 6000));
+    for (const [id, agentId] of placedBefore) assert.equal(placementOf(id)!.agentId, agentId, `${id} was not moved`);
+    assert.deepEqual(await runningCopies(), new Map([...before, ...again.map((id) => [id, [placementOf(id)!.agentId]] as [string, string[]])]));
+    assert.equal(nodes.values.size, AGENTS);
+    for (const value of nodes.values.values()) assert.ok(Node.decode(value.value).agentId);
+  });
+});
