@@ -157,6 +157,12 @@ export function connectFleet(settings: EtcdSettings & { prefix?: string }): Flee
 }
 
 function checkSubmission(task: ClusterTask): void {
+  const problems = submissionProblems(task);
+  if (problems.length > 0) throw new FleetError(`cluster task ${task.id}: ${problems.join('; ')}`, 'invalid');
+}
+
+/** What is wrong with a cluster task, whoever wrote it to etcd (FleetClient refuses it; the controller will not place it). */
+export function submissionProblems(task: ClusterTask): string[] {
   const problems: string[] = [];
   if (!CLUSTER_TASK_ID.test(task.id)) problems.push(`id must match ${CLUSTER_TASK_ID.source}`);
   if (!task.definition || task.definition.containers.length === 0) problems.push('definition needs at least one container');
@@ -170,7 +176,7 @@ function checkSubmission(task: ClusterTask): void {
     }
   }
   if (task.strategy === PlacementStrategy.PLACEMENT_STRATEGY_SPREAD && task.spreadAttribute.length > 63) problems.push('spread_attribute is at most 63 characters');
-  if (problems.length > 0) throw new FleetError(`cluster task ${task.id}: ${problems.join('; ')}`, 'invalid');
+  return problems;
 }
 
 function sameSubmission(a: ClusterTask, b: ClusterTask): boolean {

@@ -66,7 +66,7 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
   const leader = async () => (await client.election(`${prefix}controller`).leader()) ?? undefined;
   const ledger = async (agentId: string) => {
     const value = await client.get(`${prefix}ledger/${agentId}`).buffer();
-    return value ? NodeLedger.decode(value).tasks : {};
+    return value ? NodeLedger.decode(value) : undefined;
   };
 
   /** Every agent's running tasks, by cluster task: each must run exactly once, where its placement says. */
@@ -89,8 +89,17 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
       const info = await agent.berth.getAgentInfo();
       assert.ok(info.consumed!.cpuUnits <= info.capacity!.cpuUnits, `${agentIds[i]} is not overcommitted`);
       assert.deepEqual(info.queuedTaskIds, [], `${agentIds[i]} has no task waiting for resources`);
-      const reserved = Object.values(await ledger(agentIds[i]!)).reduce((sum, r) => sum + r.cpuUnits, 0);
-      assert.ok(reserved <= AGENT_CPU, `${agentIds[i]}'s ledger within its capacity`);
+      const reserved = await ledger(agentIds[i]!);
+      assert.ok((reserved?.cpuUnits ?? 0) <= AGENT_CPU, `${agentIds[i]}'s ledger within its capacity`);
+      // The ledger counts exactly the live placements on the agent.
+      const live = [...placements.values.values()]
+        .map((v) => Placement.decode(v.value))
+        .filter((p) => p.agentId === agentIds[i] && (p.state === PlacementState.PLACEMENT_STATE_ASSIGNED || p.state === PlacementState.PLACEMENT_STATE_RUNNING));
+      assert.equal(reserved?.tasks ?? 0, live.length, `${agentIds[i]}'s ledger counts its live placements`);
+      assert.equal(
+        reserved?.cpuUnits ?? 0,
+        live.reduce((sum, p) => sum + (p.reservation?.cpuUnits ?? 0), 0),
+      );
     }
     const copies = await runningCopies();
     for (const id of ids) {
@@ -228,5 +237,54 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
     assert.deepEqual(await runningCopies(), new Map([...before, ...again.map((id) => [id, [placementOf(id)!.agentId]] as [string, string[]])]));
     assert.equal(nodes.values.size, AGENTS);
     for (const value of nodes.values.values()) assert.ok(Node.decode(value.value).agentId);
+  });
+  it('berthctl cluster: nodes, cordon and uncordon, drain, stop, and logs and exec on the agent that runs a task', async () => {
+    const ctl = async (...args: string[]) => {
+      const result = await berthctl(['cluster', ...args], { env: { BERTH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BERTH_ETCD_PREFIX: prefix } });
+      assert.equal(result.code, 0, `berthctl cluster ${args.join(' ')}: ${result.stderr}`);
+      return result.stdout;
+    };
+    const listed = await ctl('nodes');
+    for (const id of agentIds) assert.match(listed, new RegExp(`^${id} .*zone=`, 'm'));
+
+    // Cordoned: a task that may only go there waits, with the reason; uncordoned, it runs there.
+    // The agent with the most room (binpack filled the first ones).
+    const used = await Promise.all(agentIds.map(async (id) => ({ id, cpu: (await ledger(id))?.cpuUnits ?? 0 })));
+    const pinned = used.sort((a, b) => a.cpu - b.cpu)[0]!.id;
+    await ctl('cordon', pinned);
+    await submit('pinned', 'pin', { constraints: [parseConstraint(`agent==${pinned}`)] });
+    const waiting = await placements.until('pinned waiting', () => (placementOf('pinned')?.state === PlacementState.PLACEMENT_STATE_PENDING ? placementOf('pinned') : undefined));
+    assert.match(waiting!.reason, /1 by cordoned/);
+    assert.match(await ctl('nodes'), new RegExp(`^${pinned} .* cordoned `, 'm'));
+    await ctl('uncordon', pinned);
+    await placements.until('pinned running', () => allRunning(['pinned']));
+    assert.equal(placementOf('pinned')!.agentId, pinned);
+
+    // Drained: its tasks move, and it stops its copies.
+    const drained = agentIds[2]!;
+    const onIt = everything().filter((id) => placementOf(id)!.agentId === drained);
+    assert.ok(onIt.length > 0);
+    await ctl('drain', drained);
+    await placements.until('the drained tasks running elsewhere', () => (onIt.every((id) => placementOf(id)!.lostOn.includes(drained)) ? allRunning(onIt) : undefined), 120_000);
+    for (const id of onIt) assert.notEqual(placementOf(id)!.agentId, drained);
+    await waitUntil('the drained agent stopped its copies', 60_000, async () => {
+      const tasks = await agents[2]!.berth.listAllTasks({ statuses: [TaskStatus.TASK_STATUS_RUNNING] });
+      return tasks.length === 0 ? true : undefined;
+    });
+    await ctl('uncordon', drained);
+
+    // Stopped on request.
+    assert.equal(await ctl('stop', 'bp-0'), 'bp-0\n');
+    const stopped = await placements.until('bp-0 stopped', () => (placementOf('bp-0')?.state === PlacementState.PLACEMENT_STATE_STOPPED ? placementOf('bp-0') : undefined));
+    assert.equal(stopped!.reason, 'stopped by request');
+    assert.match(await ctl('ps'), /^bp-0 +STOPPED +STOPPED /m);
+
+    // logs and exec reach the agent that runs the task, at the address it advertises.
+    await fleet.submit({ id: 'echoer', definition: task('x', [container('app', env.image, { command: ['sh', '-c', 'echo hello from the fleet; sleep 3600'], cpuUnits: TASK_CPU })]) });
+    await placements.until('echoer running', () => allRunning(['echoer']));
+    await waitUntil('the greeting in the logs', 30_000, async () => ((await ctl('logs', 'echoer')).includes('hello from the fleet') ? true : undefined));
+    const exec = await berthctl(['cluster', 'exec', 'echoer', '--', 'sh', '-c', 'echo $((6*7))'], { env: { BERTH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BERTH_ETCD_PREFIX: prefix } });
+    assert.equal(exec.code, 0, exec.stderr);
+    assert.equal(exec.stdout.trim(), '42');
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { choosePlacement, headroom, reservationOf, type Candidate } from '../../src/cluster/controller/placement.js';
+import { adjustLedger, choosePlacement, headroom, reservationOf, type Candidate } from '../../src/cluster/controller/placement.js';
 import { parseConstraint, FleetError } from '../../src/cluster/fleet-client.js';
 import { ClusterTask, ConstraintOperator, PlacementStrategy, type Reservation } from '../../src/gen/berth/cluster/v1/cluster_task.js';
 import { ContainerDefinition, TaskDefinition, TransportProtocol } from '../../src/gen/berth/agent/v1/task_definition.js';
@@ -14,7 +14,7 @@ function candidate(agentId: string, used: number, more: Partial<Candidate> = {})
     capacity: { cpuUnits: 100, memoryMib: 1000, gpus: 0, reservedTcpPorts: [22], reservedUdpPorts: [] },
     free: { cpuUnits: 100 - used, memoryMib: 1000, gpus: 0 },
     unschedulable: false,
-    assigned: used > 0 ? [need(used)] : [],
+    ledger: adjustLedger(undefined, need(used), 1),
     unreported: [],
     ...more,
   };
@@ -48,7 +48,7 @@ describe('placement (choosePlacement)', () => {
 
   it('counts what was assigned but not reported against what the agent says is free, and never goes past capacity less the ledger', () => {
     // The agent's report is behind: it says 100 free, but 60 were just assigned.
-    const behind = candidate('n1', 0, { assigned: [need(60)], unreported: [need(60)] });
+    const behind = candidate('n1', 0, { ledger: adjustLedger(undefined, need(60), 1), unreported: [need(60)] });
     assert.equal(headroom(behind).cpuUnits, 40);
     // A task sent to the agent directly holds 50 that no ledger knows of.
     const direct = candidate('n2', 0, { free: { cpuUnits: 50, memoryMib: 1000, gpus: 0 } });
@@ -60,7 +60,7 @@ describe('placement (choosePlacement)', () => {
     const agents = [
       candidate('n1', 0, { attributes: { zone: 'b' } }),
       candidate('n2', 0, { unschedulable: true }),
-      candidate('n3', 0, { assigned: [need(0, { tcpPorts: [8080] })] }),
+      candidate('n3', 0, { ledger: adjustLedger(undefined, need(0, { tcpPorts: [8080] }), 1) }),
       candidate('n4', 0),
     ];
     const task = spec({ constraints: [{ attribute: 'zone', operator: ConstraintOperator.CONSTRAINT_OPERATOR_EQUAL, values: ['a'] }] });
@@ -93,6 +93,15 @@ describe('placement (choosePlacement)', () => {
     ];
     assert.deepEqual(reservationOf('c', TaskDefinition.fromPartial({ containers })), { clusterTaskId: 'c', cpuUnits: 15, memoryMib: 96, tcpPorts: [8080], udpPorts: [53], gpus: 0 });
     assert.equal(reservationOf('c', TaskDefinition.fromPartial({ containers, cpuUnits: 512, memoryMib: 256 })).memoryMib, 256);
+  });
+
+  it('the ledger adds and releases reservations, never below zero, each port once', () => {
+    const one = adjustLedger(undefined, need(10, { tcpPorts: [80] }), 1);
+    const two = adjustLedger(one, need(5, { tcpPorts: [80, 443] }), 1);
+    assert.deepEqual(two, { cpuUnits: 15, memoryMib: 16, gpus: 0, tcpPorts: [80, 80, 443], udpPorts: [], tasks: 2 });
+    const back = adjustLedger(two, need(5, { tcpPorts: [80, 443] }), -1);
+    assert.deepEqual(back, { ...one, tcpPorts: [80] });
+    assert.equal(adjustLedger(back, need(50), -1).cpuUnits, 0);
   });
 
   it('parses constraints as berthctl takes them', () => {

@@ -136,6 +136,12 @@ async function onAgent(ctx: CommandContext, fleet: FleetClient, command: Command
   if (!clusterTaskId) throw new CliError(`usage: berthctl cluster ${command.name} ID [CONTAINER]`, EXIT.usage);
   const { client, taskId } = await fleet.agentOf(clusterTaskId, { tls: ctx.client.options.tls });
   try {
+    if (more.length === 0) {
+      // The container may be left out when the task has one.
+      const containers = (await client.getTask(taskId)).containers;
+      if (containers.length !== 1) throw new CliError(`cluster task ${clusterTaskId} has ${containers.length} containers: name one`, EXIT.usage);
+      more.push(containers[0]!.name);
+    }
     return await command.run({ ...ctx, client, address: `${clusterTaskId} on its agent` }, values as Record<string, string | boolean | string[] | undefined>, [taskId, ...more], rest);
   } finally {
     client.close();

@@ -6,8 +6,9 @@ import { ClusterTask, NodeControl, NodeLedger, Placement, PlacementState, type R
 import { Assignment, Node, TaskReport } from '../../gen/berth/cluster/v1/node.js';
 import { Backoff } from '../agent/backoff.js';
 import { FleetCache, type CachedValue } from '../fleet-cache.js';
+import { submissionProblems } from '../fleet-client.js';
 import type { ClusterKeys } from '../keys.js';
-import { choosePlacement, reservationOf, type Candidate } from './placement.js';
+import { adjustLedger, choosePlacement, EMPTY_LEDGER, reservationOf, type Candidate } from './placement.js';
 
 export interface ControllerOptions {
   /** This controller's name in the election (unique per replica). */
@@ -182,10 +183,13 @@ export class Controller {
       }
       await this.follow(id, spec, placed, nodes, controls);
     }
-    const groups = this.groupCounts(specs, nodes);
+    // As they are after the changes above: the candidates and counts follow each placement made below.
+    const current = this.decodeAll(this.keys.placements, Placement.decode);
+    const groups = this.groupCounts(specs, nodes, current);
+    const candidates = this.candidates(nodes, controls, current);
     for (const [id, { value: spec }] of specs) {
       if (!this.leading) return;
-      const placed = this.decodeOne(this.keys.placement(id), Placement.decode);
+      const placed = current.get(id);
       const state = placed?.value.state;
       const wantsToRun = spec.desiredStatus !== TaskStatus.TASK_STATUS_STOPPED;
       if (state !== undefined && state !== PlacementState.PLACEMENT_STATE_PENDING) continue;
@@ -193,14 +197,14 @@ export class Controller {
         await this.writePlacement(id, placed, { ...(placed?.value ?? emptyPlacement(id)), state: PlacementState.PLACEMENT_STATE_STOPPED, reason: 'stopped before it was placed' });
         continue;
       }
-      await this.place(id, spec, placed, nodes, controls, groups);
+      await this.place(id, spec, placed, nodes, candidates, groups);
     }
   }
 
   /** Tasks of each group per value of each spread attribute in use, for SPREAD. */
-  private groupCounts(specs: Map<string, Decoded<ClusterTask>>, nodes: Map<string, Decoded<Node>>) {
+  private groupCounts(specs: Map<string, Decoded<ClusterTask>>, nodes: Map<string, Decoded<Node>>, placements: Map<string, Decoded<Placement>>) {
     const counts = new Map<string, number>();
-    for (const [id, placed] of this.decodeAll(this.keys.placements, Placement.decode)) {
+    for (const [id, placed] of placements) {
       const { state, agentId } = placed.value;
       if (state !== PlacementState.PLACEMENT_STATE_ASSIGNED && state !== PlacementState.PLACEMENT_STATE_RUNNING) continue;
       const spec = specs.get(id)?.value;
@@ -222,15 +226,16 @@ export class Controller {
     };
   }
 
-  private candidates(nodes: Map<string, Decoded<Node>>, controls: Map<string, Decoded<NodeControl>>): Candidate[] {
+  private candidates(nodes: Map<string, Decoded<Node>>, controls: Map<string, Decoded<NodeControl>>, placements: Map<string, Decoded<Placement>>): Candidate[] {
+    // What each agent was assigned that its own report of free resources may not show yet.
+    const unreported = new Map<string, Reservation[]>();
+    for (const { value: p } of placements.values()) {
+      if (p.state !== PlacementState.PLACEMENT_STATE_ASSIGNED && p.state !== PlacementState.PLACEMENT_STATE_RUNNING) continue;
+      const report = this.decodeOne(this.keys.report(p.agentId, p.taskId), TaskReport.decode)?.value;
+      if (p.reservation && (!report || report.knownStatus < TaskStatus.TASK_STATUS_PULLED)) unreported.set(p.agentId, [...(unreported.get(p.agentId) ?? []), p.reservation]);
+    }
     return [...nodes.values()].map(({ value: node }) => {
-      const ledger = this.decodeOne(this.keys.ledger(node.agentId), NodeLedger.decode)?.value.tasks ?? {};
       const control = controls.get(node.agentId)?.value;
-      const unreported: Reservation[] = [];
-      for (const [taskId, reservation] of Object.entries(ledger)) {
-        const report = this.decodeOne(this.keys.report(node.agentId, taskId), TaskReport.decode)?.value;
-        if (!report || report.knownStatus < TaskStatus.TASK_STATUS_PULLED) unreported.push(reservation);
-      }
       return {
         agentId: node.agentId,
         attributes: node.attributes,
@@ -243,8 +248,8 @@ export class Controller {
         },
         free: { cpuUnits: node.free?.cpuUnits ?? 0, memoryMib: node.free?.memoryMib ?? 0, gpus: node.free?.gpuIds.length ?? 0 },
         unschedulable: Boolean(control?.cordoned || control?.draining) || !node.runtimeAvailable,
-        assigned: Object.values(ledger),
-        unreported,
+        ledger: this.decodeOne(this.keys.ledger(node.agentId), NodeLedger.decode)?.value ?? EMPTY_LEDGER,
+        unreported: unreported.get(node.agentId) ?? [],
       };
     });
   }
@@ -254,16 +259,18 @@ export class Controller {
     spec: ClusterTask,
     placed: Decoded<Placement> | undefined,
     nodes: Map<string, Decoded<Node>>,
-    controls: Map<string, Decoded<NodeControl>>,
+    candidates: Candidate[],
     groups: ReturnType<Controller['groupCounts']>,
   ): Promise<void> {
-    if (!spec.definition) {
-      await this.writePlacement(id, placed, { ...(placed?.value ?? emptyPlacement(id)), state: PlacementState.PLACEMENT_STATE_STOPPED, reason: 'the cluster task has no definition' });
+    const problems = submissionProblems(spec);
+    if (!spec.definition || problems.length > 0) {
+      // Written to etcd by something other than FleetClient: refused for good, with the reason.
+      await this.writePlacement(id, placed, { ...(placed?.value ?? emptyPlacement(id)), state: PlacementState.PLACEMENT_STATE_STOPPED, reason: `not placed: ${problems.join('; ')}`.slice(0, 1024) });
       return;
     }
     const need = reservationOf(id, spec.definition);
     const group = groupOf(spec);
-    const choice = choosePlacement(spec, need, this.candidates(nodes, controls), (attribute, value) => groups.count(group, attribute, value));
+    const choice = choosePlacement(spec, need, candidates, (attribute, value) => groups.count(group, attribute, value));
     if ('reason' in choice) {
       const current = placed?.value;
       if (current?.state !== PlacementState.PLACEMENT_STATE_PENDING || current.reason !== choice.reason) {
@@ -276,7 +283,7 @@ export class Controller {
     const taskId = `${id}.${attempt}`;
     const ledgerKey = this.keys.ledger(agentId);
     const ledger = this.decodeOne(ledgerKey, NodeLedger.decode);
-    const newLedger: NodeLedger = { tasks: { ...(ledger?.value.tasks ?? {}), [taskId]: need } };
+    const newLedger = adjustLedger(ledger?.value, need, 1);
     const assignment = Assignment.encode({ task: { ...spec.definition, id: taskId }, desiredStatus: TaskStatus.TASK_STATUS_RUNNING, stopReason: '', clusterTaskId: id }).finish();
     const placement: Placement = {
       ...(placed?.value ?? emptyPlacement(id)),
@@ -288,11 +295,15 @@ export class Controller {
       knownStatus: TaskStatus.TASK_STATUS_UNSPECIFIED,
       containers: [],
       updatedAt: new Date(),
+      reservation: need,
     };
     const ops = [put(this.keys.assignment(agentId, taskId), assignment), put(ledgerKey, NodeLedger.encode(newLedger).finish()), put(this.keys.placement(id), Placement.encode(placement).finish())];
     const done = await this.commit([unchanged(this.keys.placement(id), placed?.modRevision), unchanged(ledgerKey, ledger?.modRevision)], ops);
     if (done) {
       groups.add(group, nodes.get(agentId)!.value);
+      const chosen = candidates.find((c) => c.agentId === agentId)!;
+      chosen.ledger = newLedger;
+      chosen.unreported.push(need);
       this.log.info({ clusterTaskId: id, agentId, taskId, attempt }, 'placed');
     }
   }
@@ -313,8 +324,7 @@ export class Controller {
       // Done where it ran: the assignment and its reservation go; the placement keeps the outcome.
       const ledgerKey = this.keys.ledger(agentId);
       const ledger = this.decodeOne(ledgerKey, NodeLedger.decode);
-      const tasks = { ...(ledger?.value.tasks ?? {}) };
-      delete tasks[taskId];
+      const released = this.release(ledger?.value, placement);
       const finished: Placement = {
         ...placement,
         state: PlacementState.PLACEMENT_STATE_STOPPED,
@@ -325,7 +335,7 @@ export class Controller {
       };
       await this.commit(
         [unchanged(this.keys.placement(id), placed.modRevision), unchanged(ledgerKey, ledger?.modRevision)],
-        [remove(this.keys.assignment(agentId, taskId)), put(ledgerKey, NodeLedger.encode({ tasks }).finish()), put(this.keys.placement(id), Placement.encode(finished).finish())],
+        [remove(this.keys.assignment(agentId, taskId)), put(ledgerKey, NodeLedger.encode(released).finish()), put(this.keys.placement(id), Placement.encode(finished).finish())],
       );
       return;
     }
@@ -355,14 +365,13 @@ export class Controller {
     const { agentId, taskId } = placed.value;
     const ledgerKey = this.keys.ledger(agentId);
     const ledger = this.decodeOne(ledgerKey, NodeLedger.decode);
-    const tasks = { ...(ledger?.value.tasks ?? {}) };
-    delete tasks[taskId];
+    const released = this.release(ledger?.value, placed.value);
     const again = spec.replaceOnNodeLoss && spec.desiredStatus !== TaskStatus.TASK_STATUS_STOPPED;
     const state = again ? PlacementState.PLACEMENT_STATE_PENDING : lost ? PlacementState.PLACEMENT_STATE_LOST : PlacementState.PLACEMENT_STATE_STOPPED;
     const placement: Placement = { ...placed.value, state, reason, lostOn: [...placed.value.lostOn, agentId].slice(-MAX_LOST_ON), updatedAt: new Date() };
     const done = await this.commit(
       [unchanged(this.keys.placement(id), placed.modRevision), unchanged(ledgerKey, ledger?.modRevision)],
-      [remove(this.keys.assignment(agentId, taskId)), put(ledgerKey, NodeLedger.encode({ tasks }).finish()), put(this.keys.placement(id), Placement.encode(placement).finish())],
+      [remove(this.keys.assignment(agentId, taskId)), put(ledgerKey, NodeLedger.encode(released).finish()), put(this.keys.placement(id), Placement.encode(placement).finish())],
     );
     if (done) this.log.warn({ clusterTaskId: id, agentId, taskId, placeAgain: again }, reason);
   }
@@ -372,18 +381,20 @@ export class Controller {
     const { agentId, taskId } = placed.value;
     const compares = [unchanged(this.keys.placement(id), placed.modRevision)];
     const ops = [remove(this.keys.placement(id))];
-    if (agentId && taskId) {
+    const live = placed.value.state === PlacementState.PLACEMENT_STATE_ASSIGNED || placed.value.state === PlacementState.PLACEMENT_STATE_RUNNING;
+    if (live && agentId && taskId) {
       const ledgerKey = this.keys.ledger(agentId);
       const ledger = this.decodeOne(ledgerKey, NodeLedger.decode);
-      if (ledger?.value.tasks[taskId]) {
-        const tasks = { ...ledger.value.tasks };
-        delete tasks[taskId];
-        compares.push(unchanged(ledgerKey, ledger.modRevision));
-        ops.push(put(ledgerKey, NodeLedger.encode({ tasks }).finish()));
-      }
+      compares.push(unchanged(ledgerKey, ledger?.modRevision));
+      ops.push(put(ledgerKey, NodeLedger.encode(this.release(ledger?.value, placed.value)).finish()));
       ops.push(remove(this.keys.assignment(agentId, taskId)));
     }
     await this.commit(compares, ops);
+  }
+
+  /** The agent's ledger without the placement's reservation. */
+  private release(ledger: NodeLedger | undefined, placement: Placement): NodeLedger {
+    return placement.reservation ? adjustLedger(ledger, placement.reservation, -1) : (ledger ?? EMPTY_LEDGER);
   }
 
   private async writePlacement(id: string, placed: Decoded<Placement> | undefined, placement: Placement): Promise<void> {
@@ -426,5 +437,6 @@ function emptyPlacement(clusterTaskId: string): Placement {
     knownStatus: TaskStatus.TASK_STATUS_UNSPECIFIED,
     containers: [],
     updatedAt: undefined,
+    reservation: undefined,
   };
 }

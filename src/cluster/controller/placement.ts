@@ -1,6 +1,6 @@
 import type { TaskDefinition } from '../../gen/berth/agent/v1/task_definition.js';
 import { TransportProtocol } from '../../gen/berth/agent/v1/task_definition.js';
-import { ConstraintOperator, PlacementStrategy, type ClusterTask, type Constraint, type Reservation } from '../../gen/berth/cluster/v1/cluster_task.js';
+import { ConstraintOperator, PlacementStrategy, type ClusterTask, type Constraint, type NodeLedger, type Reservation } from '../../gen/berth/cluster/v1/cluster_task.js';
 
 /** An agent as placement sees it: what it offers, and what the controllers already gave it. */
 export interface Candidate {
@@ -11,9 +11,9 @@ export interface Candidate {
   free: { cpuUnits: number; memoryMib: number; gpus: number };
   /** No new placements (cordoned or draining). */
   unschedulable: boolean;
-  /** Its ledger: what each task assigned to it holds. */
-  assigned: Reservation[];
-  /** Of those, the reservations the agent's free resources may not reflect yet (not reported holding them). */
+  /** Its ledger: what the tasks assigned to it hold, in all. */
+  ledger: NodeLedger;
+  /** The reservations of assigned tasks that the agent's free resources may not reflect yet (not reported holding them). */
   unreported: Reservation[];
 }
 
@@ -53,8 +53,8 @@ const total = (reservations: Reservation[], f: (r: Reservation) => number) => re
  * for tasks sent to it directly).
  */
 export function headroom(candidate: Candidate): { cpuUnits: number; memoryMib: number; gpus: number } {
-  const { capacity, free, assigned, unreported } = candidate;
-  const left = (field: 'cpuUnits' | 'memoryMib' | 'gpus') => Math.min(capacity[field] - total(assigned, (r) => Number(r[field])), free[field] - total(unreported, (r) => Number(r[field])));
+  const { capacity, free, ledger, unreported } = candidate;
+  const left = (field: 'cpuUnits' | 'memoryMib' | 'gpus') => Math.min(capacity[field] - Number(ledger[field]), free[field] - total(unreported, (r) => Number(r[field])));
   return { cpuUnits: left('cpuUnits'), memoryMib: left('memoryMib'), gpus: left('gpus') };
 }
 
@@ -66,11 +66,36 @@ function misfit(task: ClusterTask, need: Reservation, candidate: Candidate): str
   if (need.cpuUnits > room.cpuUnits) return 'cpu';
   if (need.memoryMib > room.memoryMib) return 'memory';
   if (need.gpus > room.gpus) return 'gpus';
-  const taken = (field: 'tcpPorts' | 'udpPorts', reserved: number[]) => new Set([...reserved, ...candidate.assigned.flatMap((r) => r[field])]);
+  const taken = (field: 'tcpPorts' | 'udpPorts', reserved: number[]) => new Set([...reserved, ...candidate.ledger[field]]);
   const tcp = taken('tcpPorts', candidate.capacity.reservedTcpPorts);
   const udp = taken('udpPorts', candidate.capacity.reservedUdpPorts);
   if (need.tcpPorts.some((p) => tcp.has(p)) || need.udpPorts.some((p) => udp.has(p))) return 'ports';
   return undefined;
+}
+
+/** The ledger of an agent nothing was assigned to. */
+export const EMPTY_LEDGER: Readonly<NodeLedger> = Object.freeze({ cpuUnits: 0, memoryMib: 0, gpus: 0, tcpPorts: [], udpPorts: [], tasks: 0 });
+
+/** The ledger with `r` added (`sign` 1) or taken away (-1; never below zero, each port once). */
+export function adjustLedger(ledger: NodeLedger | undefined, r: Reservation, sign: 1 | -1): NodeLedger {
+  const base = ledger ?? EMPTY_LEDGER;
+  const ports = (current: number[], change: number[]) => {
+    if (sign === 1) return [...current, ...change];
+    const left = [...current];
+    for (const port of change) {
+      const at = left.indexOf(port);
+      if (at >= 0) left.splice(at, 1);
+    }
+    return left;
+  };
+  return {
+    cpuUnits: Math.max(0, base.cpuUnits + sign * r.cpuUnits),
+    memoryMib: Math.max(0, base.memoryMib + sign * r.memoryMib),
+    gpus: Math.max(0, base.gpus + sign * r.gpus),
+    tcpPorts: ports(base.tcpPorts, r.tcpPorts),
+    udpPorts: ports(base.udpPorts, r.udpPorts),
+    tasks: Math.max(0, base.tasks + sign),
+  };
 }
 
 export type PlacementChoice = { agentId: string } | { reason: string };
