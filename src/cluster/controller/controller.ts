@@ -118,6 +118,22 @@ export class Controller {
     }
   }
 
+  /**
+   * One pass over the fleet as if this replica led, whatever the election says: for tests and tools
+   * that check that the transactions alone keep two replicas from placing a task twice or
+   * overcommitting an agent. Needs the cache running (`cache.run`).
+   */
+  async passAsLeader(): Promise<void> {
+    await this.cache.ready;
+    const leading = this.leading;
+    this.leading = true;
+    try {
+      await this.pass();
+    } finally {
+      this.leading = leading;
+    }
+  }
+
   private schedule(): void {
     if (!this.leading || this.timer) return;
     this.timer = setTimeout(() => {
@@ -226,7 +242,11 @@ export class Controller {
     };
   }
 
-  private candidates(nodes: Map<string, Decoded<Node>>, controls: Map<string, Decoded<NodeControl>>, placements: Map<string, Decoded<Placement>>): Candidate[] {
+  /**
+   * The agents as placement sees them, each with the mod revision of the ledger it was given: a
+   * placement is committed only if the ledger is still the one its decision read.
+   */
+  private candidates(nodes: Map<string, Decoded<Node>>, controls: Map<string, Decoded<NodeControl>>, placements: Map<string, Decoded<Placement>>): LedgerReadCandidate[] {
     // What each agent was assigned that its own report of free resources may not show yet.
     const unreported = new Map<string, Reservation[]>();
     for (const { value: p } of placements.values()) {
@@ -236,7 +256,9 @@ export class Controller {
     }
     return [...nodes.values()].map(({ value: node }) => {
       const control = controls.get(node.agentId)?.value;
+      const ledger = this.decodeOne(this.keys.ledger(node.agentId), NodeLedger.decode);
       return {
+        ledgerRevision: ledger?.modRevision,
         agentId: node.agentId,
         attributes: node.attributes,
         capacity: {
@@ -248,7 +270,7 @@ export class Controller {
         },
         free: { cpuUnits: node.free?.cpuUnits ?? 0, memoryMib: node.free?.memoryMib ?? 0, gpus: node.free?.gpuIds.length ?? 0 },
         unschedulable: Boolean(control?.cordoned || control?.draining) || !node.runtimeAvailable,
-        ledger: this.decodeOne(this.keys.ledger(node.agentId), NodeLedger.decode)?.value ?? EMPTY_LEDGER,
+        ledger: ledger?.value ?? EMPTY_LEDGER,
         unreported: unreported.get(node.agentId) ?? [],
       };
     });
@@ -259,7 +281,7 @@ export class Controller {
     spec: ClusterTask,
     placed: Decoded<Placement> | undefined,
     nodes: Map<string, Decoded<Node>>,
-    candidates: Candidate[],
+    candidates: LedgerReadCandidate[],
     groups: ReturnType<Controller['groupCounts']>,
   ): Promise<void> {
     const problems = submissionProblems(spec);
@@ -281,9 +303,9 @@ export class Controller {
     const agentId = choice.agentId;
     const attempt = (placed?.value.attempt ?? 0) + 1;
     const taskId = `${id}.${attempt}`;
+    const chosen = candidates.find((c) => c.agentId === agentId)!;
     const ledgerKey = this.keys.ledger(agentId);
-    const ledger = this.decodeOne(ledgerKey, NodeLedger.decode);
-    const newLedger = adjustLedger(ledger?.value, need, 1);
+    const newLedger = adjustLedger(chosen.ledger, need, 1);
     const assignment = Assignment.encode({ task: { ...spec.definition, id: taskId }, desiredStatus: TaskStatus.TASK_STATUS_RUNNING, stopReason: '', clusterTaskId: id }).finish();
     const placement: Placement = {
       ...(placed?.value ?? emptyPlacement(id)),
@@ -298,11 +320,13 @@ export class Controller {
       reservation: need,
     };
     const ops = [put(this.keys.assignment(agentId, taskId), assignment), put(ledgerKey, NodeLedger.encode(newLedger).finish()), put(this.keys.placement(id), Placement.encode(placement).finish())];
-    const done = await this.commit([unchanged(this.keys.placement(id), placed?.modRevision), unchanged(ledgerKey, ledger?.modRevision)], ops);
-    if (done) {
+    // Conditioned on the ledger the decision read: had another replica assigned to the agent since,
+    // this fails and the task is looked at again with the new ledger.
+    const committed = await this.commit([unchanged(this.keys.placement(id), placed?.modRevision), unchanged(ledgerKey, chosen.ledgerRevision)], ops);
+    if (committed !== undefined) {
       groups.add(group, nodes.get(agentId)!.value);
-      const chosen = candidates.find((c) => c.agentId === agentId)!;
       chosen.ledger = newLedger;
+      chosen.ledgerRevision = committed;
       chosen.unreported.push(need);
       this.log.info({ clusterTaskId: id, agentId, taskId, attempt }, 'placed');
     }
@@ -373,7 +397,7 @@ export class Controller {
       [unchanged(this.keys.placement(id), placed.modRevision), unchanged(ledgerKey, ledger?.modRevision)],
       [remove(this.keys.assignment(agentId, taskId)), put(ledgerKey, NodeLedger.encode(released).finish()), put(this.keys.placement(id), Placement.encode(placement).finish())],
     );
-    if (done) this.log.warn({ clusterTaskId: id, agentId, taskId, placeAgain: again }, reason);
+    if (done !== undefined) this.log.warn({ clusterTaskId: id, agentId, taskId, placeAgain: again }, reason);
   }
 
   /** The cluster task was deleted: its placement, assignment and reservation go too. */
@@ -403,23 +427,26 @@ export class Controller {
 
   /**
    * Commits `ops` if every compare holds; records what it wrote in the cache at once (the next
-   * decision in this pass sees it). False when something changed meanwhile: the watch brings the
+   * decision in this pass sees it), and returns the revision it committed at. Undefined when something changed meanwhile: the watch brings the
    * change and the task is looked at again.
    */
-  private async commit(compare: ICompare[], ops: IRequestOp[]): Promise<boolean> {
+  private async commit(compare: ICompare[], ops: IRequestOp[]): Promise<number | undefined> {
     const response = await this.etcd.kv.txn({ compare, success: ops, failure: [] });
     if (!response.succeeded) {
       this.again = true;
-      return false;
+      return undefined;
     }
     const revision = Number(response.header.revision);
     for (const op of ops) {
       if (op.request_put) this.cache.wrote(op.request_put.key!.toString(), op.request_put.value as Buffer, revision);
       if (op.request_delete_range) this.cache.wrote(op.request_delete_range.key!.toString(), undefined, revision);
     }
-    return true;
+    return revision;
   }
 }
+
+/** A candidate and the mod revision of the ledger it carries (undefined: the agent has none yet). */
+type LedgerReadCandidate = Candidate & { ledgerRevision: number | undefined };
 
 function groupOf(spec: ClusterTask): string {
   return spec.group || spec.definition?.family || spec.id;
