@@ -4,7 +4,7 @@
  * 1. throughput: N tasks submitted to the fleet until all RUNNING, against the same N tasks sent
  *    straight to the agents over gRPC (round robin, 50 at once) until all RUNNING, in one run;
  * 2. node loss: one agent SIGKILLed; the time until its tasks' placements say it was lost, and until
- *    they run elsewhere (lease TTL 3 s here);
+ *    they run elsewhere (lease TTL 5 s here);
  * 3. etcd writes per agent per minute at steady state (every task running; lease keep-alives are
  *    not writes): the puts and deletes a watch of the whole prefix sees over 60 s;
  * 4. the controller's memory (RSS, settled) with T cluster tasks placed on 10 registered agents of
@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectFleet } from '../src/cluster/fleet-client.js';
 import { TaskStatus } from '../src/gen/berth/agent/v1/task.js';
-import { Placement, PlacementState } from '../src/gen/berth/cluster/v1/cluster_task.js';
+import { Placement, PlacementState, PlacementStrategy } from '../src/gen/berth/cluster/v1/cluster_task.js';
 import { Node } from '../src/gen/berth/cluster/v1/node.js';
 import { startAgentProcess, type AgentProcess } from '../test/harness/agent-process.js';
 import { startControllerProcess } from '../test/harness/controller-process.js';
@@ -29,7 +29,7 @@ import { settledRssMib } from './parts/forked-parts.js';
 
 const [N, T] = [200, 10_000].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [number, number];
 const AGENTS = 10;
-const TTL_S = 3;
+const TTL_S = 5;
 
 async function inBatches<T>(items: T[], size: number, run: (item: T) => Promise<unknown>): Promise<void> {
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(run));
@@ -60,7 +60,7 @@ try {
   const controller = startControllerProcess(join(dir, 'controller'), 'bench-controller', cluster);
   const fleet = connectFleet({ endpoints: etcd.endpoints, prefix });
   const placements = await EtcdView.open(client, `${prefix}placements/`);
-  const sleeper = () => task('x', [container('app', env.image, { command: ['sleep', '3600'] })], { family: 'bench' });
+  const sleeper = () => task('x', [container('app', env.image, { command: ['sleep', '3600'], cpuUnits: 16, memoryMib: 8 })], { family: 'bench' });
 
   // 1. Straight to the agents, then through the fleet.
   const direct = Array.from({ length: N }, (_, i) => `direct-${i}`);
@@ -74,7 +74,8 @@ try {
 
   const viaFleet = Array.from({ length: N }, (_, i) => `fleet-${i}`);
   started = performance.now();
-  await inBatches(viaFleet, 50, (id) => fleet.submit({ id, definition: sleeper() }));
+  // Spread over the agents, as the direct launches are sent round robin; placed again on node loss.
+  await inBatches(viaFleet, 50, (id) => fleet.submit({ id, definition: sleeper(), strategy: PlacementStrategy.PLACEMENT_STRATEGY_SPREAD, spreadAttribute: 'agent', replaceOnNodeLoss: true }));
   const placementOf = (id: string) => {
     const entry = placements.values.get(`${prefix}placements/${id}`);
     return entry && Placement.decode(entry.value);

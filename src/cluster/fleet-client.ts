@@ -4,7 +4,9 @@ import type { ConnectOptions } from '../client/connection.js';
 import { TaskStatus } from '../gen/berth/agent/v1/task.js';
 import { ClusterTask, ConstraintOperator, NodeControl, Placement, PlacementStrategy, type Constraint } from '../gen/berth/cluster/v1/cluster_task.js';
 import { Node } from '../gen/berth/cluster/v1/node.js';
+import type { Logger } from 'pino';
 import { connectEtcd, type EtcdSettings } from './etcd-connection.js';
+import { FleetCache } from './fleet-cache.js';
 import { ClusterKeys } from './keys.js';
 
 /** What a fleet operation was refused for: a bad submission, an id in use, or something missing. */
@@ -135,6 +137,15 @@ export class FleetClient {
     const key = this.keys.control(agentId);
     if (!control.cordoned && !control.draining) await this.etcd.delete().key(key);
     else await this.etcd.put(key).value(Buffer.from(NodeControl.encode(control).finish()));
+  }
+
+  /**
+   * A live view of everything under the fleet's prefix (listed, then followed by a watch that
+   * resumes where it was, listing again after a compaction); `onChange` is told of every change.
+   * Start it with `run`.
+   */
+  follow(onChange: () => void, log: Logger): FleetCache {
+    return new FleetCache(this.etcd, this.keys.prefix, onChange, log);
   }
 
   /** The project's client on the agent that runs the cluster task, and the task's id there. */

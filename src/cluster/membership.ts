@@ -1,14 +1,4 @@
-/** How an agent stands with its fleet, as GetAgentInfo and the metrics show it. */
-export interface MembershipView {
-  connected: boolean;
-  /** Why not, while not connected. */
-  reason: string;
-  since: Date;
-  appliedRevision: number;
-  assignedTasks: number;
-  prefix: string;
-  address: string;
-}
+import type { MembershipView } from '../server/task-service.js';
 
 /** The parts of the agent's link to etcd that must all work for it to count as connected. */
 export type MembershipPart = 'registration' | 'assignments' | 'reports';

@@ -11,8 +11,7 @@ import { addHealth } from './health.js';
 import { acceptingPreEncoded } from './pre-encoded.js';
 import { addReflection } from './reflection.js';
 import { withTolerantDecoding } from './request-decoding.js';
-import { createTaskService } from './task-service.js';
-import type { Membership } from '../cluster/membership.js';
+import { createTaskService, type MembershipView } from './task-service.js';
 import type { EventDeliveryObserver } from './watch-events.js';
 
 /** True when something accepts connections on the unix socket. */
@@ -55,7 +54,7 @@ export class AgentServer {
     /** Told how long each event took from its commit to a watcher's stream (the metrics). */
     private readonly delivery?: EventDeliveryObserver,
     /** The agent's standing in its fleet, for GetAgentInfo; unset without `cluster` config. */
-    private readonly membership?: Membership,
+    private readonly membership?: { view(): MembershipView },
   ) {
     const { maxMessageBytes, maxConcurrentStreams, keepaliveTimeMs, keepaliveTimeoutMs } = config.grpc;
     this.server = new Server({

@@ -1,5 +1,4 @@
 import type { handleUnaryCall } from '@grpc/grpc-js';
-import type { MembershipView } from '../cluster/membership.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { TaskStatus } from '../engine/model/status.js';
 import { RunTaskResponse, type GetTaskResponse, type ListTasksResponse, type StopTaskResponse, type TaskServiceServer } from '../gen/berth/agent/v1/task_service.js';
@@ -12,6 +11,18 @@ import { TurnSlices } from './turn-slices.js';
 import { preEncoded } from './pre-encoded.js';
 import { forEachBatch, serveStream } from './streaming.js';
 import { watchEvents, type EventDeliveryObserver } from './watch-events.js';
+
+/** How the agent stands with its fleet, as GetAgentInfo shows it (src/cluster/membership.ts keeps it). */
+export interface MembershipView {
+  connected: boolean;
+  /** Why not, while not connected. */
+  reason: string;
+  since: Date;
+  appliedRevision: number;
+  assignedTasks: number;
+  prefix: string;
+  address: string;
+}
 
 export interface TaskServiceOptions {
   /** The agent's membership of a fleet, when it has `cluster` config. */

@@ -129,6 +129,8 @@ describe('an agent in cluster mode against a real 3-member etcd cluster, on real
     await assign('direct-1', { task: sleeper('direct-1') });
     const clash = await reportUntil('direct-1', 'refused', (r) => r.reason !== '');
     assert.match(clash.reason, /used by a task sent to the agent directly/);
+    // A key that cannot name a task is ignored (applied in order, before the ones below are reported).
+    await client.put(keys.assignment(agentId, 'not a task id')).value(Buffer.from(Assignment.encode(Assignment.fromPartial({ task: sleeper('x') })).finish()));
     await client.put(keys.assignment(agentId, 'garbage')).value(Buffer.from([0xff, 0xff, 0xff, 0x01]));
     assert.match((await reportUntil('garbage', 'refused', (r) => r.reason !== '')).reason, /not a berth\.cluster\.v1\.Assignment/);
     await assign('no-containers', { task: task('no-containers', []) });
@@ -139,6 +141,8 @@ describe('an agent in cluster mode against a real 3-member etcd cluster, on real
     assert.equal(password.knownStatus, TaskStatus.TASK_STATUS_STOPPED);
     await assign('other-id', { task: sleeper('not-other-id') });
     assert.match((await reportUntil('other-id', 'refused', (r) => r.reason !== '')).reason, /not the one in its key/);
+    assert.equal(report('not a task id'), undefined);
+    await client.delete().key(keys.assignment(agentId, 'not a task id'));
 
     // Deleting the clashing assignment leaves the direct task running; its refusal goes away.
     await client.delete().key(keys.assignment(agentId, 'direct-1'));

@@ -22,6 +22,7 @@ describe('two controllers that both act as leader, against a real etcd: the tran
   const stop = new AbortController();
   const controllers: Controller[] = [];
   const running: Promise<void>[] = [];
+  const closers: (() => void)[] = [];
 
   before(async () => {
     etcd = await EtcdCluster.start(1);
@@ -34,7 +35,9 @@ describe('two controllers that both act as leader, against a real etcd: the tran
       await lease.put(keys.node(agentId)).value(Buffer.from(Node.encode(node).finish()));
     }
     for (const id of ['c1', 'c2']) {
-      const controller = new Controller(etcd.client(), keys, { id, electionTtlSeconds: 5, nodeLossGraceMs: 60_000 }, pino({ level: 'silent' }));
+      const own = connectFleet({ endpoints: etcd.endpoints, prefix: keys.prefix });
+      closers.push(() => own.close());
+      const controller = new Controller(own, { id, electionTtlSeconds: 5, nodeLossGraceMs: 60_000 }, pino({ level: 'silent' }));
       controllers.push(controller);
       running.push(controller.cache.run(stop.signal));
     }
@@ -42,6 +45,7 @@ describe('two controllers that both act as leader, against a real etcd: the tran
   after(async () => {
     stop.abort();
     await Promise.all(running);
+    for (const close of closers) close();
     lease?.release();
     fleet?.close();
     client?.close();

@@ -9,6 +9,9 @@ import { RetryLaterError, type AssignmentApplier } from './assignment-applier.js
 import { Backoff } from './backoff.js';
 import type { MemberStore } from './member-store.js';
 
+/** What a task id looks like (RunTask's rule). */
+const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+
 /** Assignments read per range request while listing. */
 const LIST_PAGE = 500;
 
@@ -121,6 +124,11 @@ export class AssignmentSync {
   }
 
   private applyOne(taskId: string, value: IKeyValue['value'] | undefined, revision: number): void {
+    // A key that cannot name a task gets no task and no report (its report's key would carry it).
+    if (!TASK_ID.test(taskId)) {
+      this.log.warn({ key: `${this.dir}${taskId.slice(0, 128)}` }, 'an assignment key that is not a task id is ignored');
+      return;
+    }
     this.applier.apply(taskId, value, revision);
   }
 }

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import type { BerthConfig } from '../../config/config.js';
 import { REGISTRATION_RETRY_MAX_MS } from '../agent/node-registration.js';
-import { connectEtcd } from '../etcd-connection.js';
-import { ClusterKeys } from '../keys.js';
+import { connectFleet } from '../fleet-client.js';
 import { Controller } from './controller.js';
 
 /** A running `berth controller`: `stop` resigns the lead (another replica takes it at once). */
@@ -18,15 +17,10 @@ export interface RunningController {
 export function startController(config: BerthConfig, log: Logger): RunningController {
   const cluster = config.cluster;
   if (!cluster) throw new Error('berth controller needs the config\'s "cluster" section (etcd endpoints, prefix)');
-  const etcd = connectEtcd(cluster);
+  const fleet = connectFleet(cluster);
   const ttlSeconds = Math.round(cluster.leaseTtlMs / 1000);
   // After an outage of etcd, agents get their lease's TTL twice over, and one retry, to register again.
-  const controller = new Controller(
-    etcd,
-    new ClusterKeys(cluster.prefix),
-    { id: config.agentId, electionTtlSeconds: ttlSeconds, nodeLossGraceMs: 2 * cluster.leaseTtlMs + REGISTRATION_RETRY_MAX_MS },
-    log,
-  );
+  const controller = new Controller(fleet, { id: config.agentId, electionTtlSeconds: ttlSeconds, nodeLossGraceMs: 2 * cluster.leaseTtlMs + REGISTRATION_RETRY_MAX_MS }, log);
   const running = new AbortController();
   const done = controller.run(running.signal);
   log.info({ controller: config.agentId, endpoints: cluster.endpoints, prefix: cluster.prefix }, 'berth controller started');
@@ -35,7 +29,7 @@ export function startController(config: BerthConfig, log: Logger): RunningContro
     async stop() {
       running.abort();
       await done;
-      etcd.close();
+      fleet.close();
       log.info('berth controller stopped');
     },
   };

@@ -5,8 +5,8 @@ import { TaskStatus } from '../../gen/berth/agent/v1/task.js';
 import { ClusterTask, NodeControl, NodeLedger, Placement, PlacementState, type Reservation } from '../../gen/berth/cluster/v1/cluster_task.js';
 import { Assignment, Node, TaskReport } from '../../gen/berth/cluster/v1/node.js';
 import { Backoff } from '../agent/backoff.js';
-import { FleetCache, type CachedValue } from '../fleet-cache.js';
-import { submissionProblems } from '../fleet-client.js';
+import type { FleetCache, CachedValue } from '../fleet-cache.js';
+import { submissionProblems, type FleetClient } from '../fleet-client.js';
 import type { ClusterKeys } from '../keys.js';
 import { adjustLedger, choosePlacement, EMPTY_LEDGER, reservationOf, type Candidate } from './placement.js';
 
@@ -66,13 +66,18 @@ export class Controller {
   private again = false;
   private timer: NodeJS.Timeout | undefined;
 
+  private readonly etcd: Etcd3;
+  private readonly keys: ClusterKeys;
+
+  /** Works through `fleet`: its etcd connection, and its live view of the fleet. */
   constructor(
-    private readonly etcd: Etcd3,
-    private readonly keys: ClusterKeys,
+    fleet: FleetClient,
     private readonly options: ControllerOptions,
     private readonly log: Logger,
   ) {
-    this.cache = new FleetCache(etcd, keys.prefix, () => this.schedule(), log);
+    this.etcd = fleet.etcd;
+    this.keys = fleet.keys;
+    this.cache = fleet.follow(() => this.schedule(), log);
   }
 
   get isLeader(): boolean {
