@@ -1,17 +1,14 @@
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { sleep } from '../engine/retry.js';
-import { Backoff } from './agent/backoff.js';
-import { ETCD_CALL_TIMEOUT_MS } from './etcd-connection.js';
+import { Backoff } from './backoff.js';
+import { cancelWatch, LIST_PAGE, prefixEnd, STEADY_WATCH_MS } from './etcd-watch.js';
 
 /** One key's value and the revision that last changed it (for transactions conditioned on it). */
 export interface CachedValue {
   value: Buffer;
   modRevision: number;
 }
-
-/** Keys read per range request while listing. */
-const LIST_PAGE = 1000;
 
 /**
  * Everything under one etcd prefix, in memory, kept current by a watch: listed at one revision,
@@ -72,9 +69,13 @@ export class FleetCache {
     while (!signal.aborted) {
       try {
         await this.list();
-        backoff.reset();
+        const watchedAt = Date.now();
         if ((await this.watch(signal)) === 'stopped') return;
-        continue;
+        // After a watch that ran a while, list again at once; one that keeps ending waits longer each time.
+        if (Date.now() - watchedAt > STEADY_WATCH_MS) {
+          backoff.reset();
+          continue;
+        }
       } catch (error) {
         this.setConnected(false);
         this.log.warn({ err: error }, 'reading the fleet from etcd failed; trying again');
@@ -136,19 +137,7 @@ export class FleetCache {
         });
       });
     } finally {
-      if (!ended) await Promise.race([watcher.cancel().catch(() => undefined), sleep(ETCD_CALL_TIMEOUT_MS)]);
+      if (!ended) await cancelWatch(watcher);
     }
   }
-}
-
-/** The end of the range of keys that start with `prefix`. */
-export function prefixEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]!++;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
 }

@@ -1,19 +1,15 @@
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { sleep } from '../../engine/retry.js';
-import { ETCD_CALL_TIMEOUT_MS } from '../etcd-connection.js';
-import { prefixEnd } from '../fleet-cache.js';
+import { cancelWatch, LIST_PAGE, prefixEnd, STEADY_WATCH_MS } from '../etcd-watch.js';
 import { ClusterKeys } from '../keys.js';
 import type { Membership } from '../membership.js';
 import { RetryLaterError, type AssignmentApplier } from './assignment-applier.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../backoff.js';
 import type { MemberStore } from './member-store.js';
 
 /** What a task id looks like (RunTask's rule). */
 const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
-
-/** Assignments read per range request while listing. */
-const LIST_PAGE = 500;
 
 /**
  * Follows the agent's assignments in etcd the way an informer does: it watches from the revision
@@ -44,11 +40,16 @@ export class AssignmentSync {
       try {
         if (mustList) await this.list();
         mustList = true;
+        const watchedAt = Date.now();
         const outcome = await this.watch(this.store.appliedRevision + 1, signal);
         if (outcome === 'stopped') return;
-        backoff.reset();
         this.log.info({ revision: this.store.appliedRevision, why: outcome }, 'listing the assignments again');
-        if (outcome !== 'retry') continue;
+        // After a watch that ran a while, at once; a watch that keeps ending, or work the engine
+        // cannot take yet, waits longer each time.
+        if (outcome === 'relist' && Date.now() - watchedAt > STEADY_WATCH_MS) {
+          backoff.reset();
+          continue;
+        }
       } catch (error) {
         this.membership.failed('assignments', (error as Error).message);
         this.log.warn({ err: error }, 'following the assignments failed; trying again');
@@ -118,8 +119,7 @@ export class AssignmentSync {
         });
       });
     } finally {
-      // Cancelling waits for etcd's answer: not for long when etcd is away.
-      if (!ended) await Promise.race([watcher.cancel().catch(() => undefined), sleep(ETCD_CALL_TIMEOUT_MS)]);
+      if (!ended) await cancelWatch(watcher);
     }
   }
 

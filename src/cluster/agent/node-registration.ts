@@ -4,7 +4,7 @@ import { sleep } from '../../engine/retry.js';
 import { Node } from '../../gen/berth/cluster/v1/node.js';
 import type { ClusterKeys } from '../keys.js';
 import type { Membership } from '../membership.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../backoff.js';
 
 /** The longest an agent waits between two attempts to register. */
 export const REGISTRATION_RETRY_MAX_MS = 5000;

@@ -6,7 +6,7 @@ import { TaskReport } from '../../gen/berth/cluster/v1/node.js';
 import { toPbContainer, toPbTaskStatus } from '../../server/mapping.js';
 import type { ClusterKeys } from '../keys.js';
 import type { Membership } from '../membership.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../backoff.js';
 import type { AssignedTask, MemberStore } from './member-store.js';
 
 /** Changes to one task within this long are written as one report. */

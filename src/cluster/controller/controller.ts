@@ -4,7 +4,7 @@ import { sleep } from '../../engine/retry.js';
 import { TaskStatus } from '../../gen/berth/agent/v1/task.js';
 import { ClusterTask, NodeControl, NodeLedger, Placement, PlacementState, type Reservation } from '../../gen/berth/cluster/v1/cluster_task.js';
 import { Assignment, Node, TaskReport } from '../../gen/berth/cluster/v1/node.js';
-import { Backoff } from '../agent/backoff.js';
+import { Backoff } from '../backoff.js';
 import type { FleetCache, CachedValue } from '../fleet-cache.js';
 import { submissionProblems, type FleetClient } from '../fleet-client.js';
 import type { ClusterKeys } from '../keys.js';
