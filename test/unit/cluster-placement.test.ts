@@ -12,10 +12,9 @@ function candidate(agentId: string, used: number, more: Partial<Candidate> = {})
     agentId,
     attributes: { zone: 'a' },
     capacity: { cpuUnits: 100, memoryMib: 1000, gpus: 0, reservedTcpPorts: [22], reservedUdpPorts: [] },
-    free: { cpuUnits: 100 - used, memoryMib: 1000, gpus: 0 },
+    direct: { cpuUnits: 0, memoryMib: 0, gpus: 0, tcpPorts: [], udpPorts: [] },
     unschedulable: false,
     ledger: adjustLedger(undefined, need(used), 1),
-    unreported: [],
     ...more,
   };
 }
@@ -46,14 +45,16 @@ describe('placement (choosePlacement)', () => {
     );
   });
 
-  it('counts what was assigned but not reported against what the agent says is free, and never goes past capacity less the ledger', () => {
-    // The agent's report is behind: it says 100 free, but 60 were just assigned.
-    const behind = candidate('n1', 0, { ledger: adjustLedger(undefined, need(60), 1), unreported: [need(60)] });
-    assert.equal(headroom(behind).cpuUnits, 40);
+  it('leaves aside what the ledger assigned and what direct tasks hold, each once', () => {
+    const assigned = candidate('n1', 60);
+    assert.equal(headroom(assigned).cpuUnits, 40);
     // A task sent to the agent directly holds 50 that no ledger knows of.
-    const direct = candidate('n2', 0, { free: { cpuUnits: 50, memoryMib: 1000, gpus: 0 } });
+    const direct = candidate('n2', 0, { direct: { cpuUnits: 50, memoryMib: 0, gpus: 0, tcpPorts: [9000], udpPorts: [] } });
     assert.equal(headroom(direct).cpuUnits, 50);
-    assert.match((choosePlacement(spec(), need(60), [behind, direct], () => 0) as { reason: string }).reason, /2 by cpu/);
+    const both = candidate('n3', 30, { direct: { cpuUnits: 30, memoryMib: 0, gpus: 0, tcpPorts: [], udpPorts: [] } });
+    assert.equal(headroom(both).cpuUnits, 40);
+    assert.match((choosePlacement(spec(), need(60), [assigned, direct, both], () => 0) as { reason: string }).reason, /3 by cpu/);
+    assert.match((choosePlacement(spec(), need(10, { tcpPorts: [9000] }), [direct], () => 0) as { reason: string }).reason, /1 by ports/);
   });
 
   it('filters by constraints, cordons, static host ports and gpus, and says why nothing fits', () => {

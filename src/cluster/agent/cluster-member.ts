@@ -138,6 +138,16 @@ export class ClusterMember {
       dynamicTcpPortsFree: dynamicTcp,
       dynamicUdpPortsFree: dynamicUdp,
     });
+    // What tasks sent directly hold: the controllers count assigned tasks themselves.
+    const direct = { cpuUnits: 0, memoryMib: 0, tcpPorts: [] as number[], udpPorts: [] as number[], gpuIds: [] as string[] };
+    for (const t of tasks) {
+      if (!t.resources || t.knownStatus === 'STOPPED' || this.store.get(t.definition.id)?.owned) continue;
+      direct.cpuUnits += t.resources.cpuUnits;
+      direct.memoryMib += t.resources.memoryMib;
+      direct.tcpPorts.push(...t.resources.tcpPorts);
+      direct.udpPorts.push(...t.resources.udpPorts);
+      direct.gpuIds.push(...t.resources.gpuIds);
+    }
     return {
       agentId: this.agentId,
       version: AGENT_VERSION,
@@ -151,6 +161,7 @@ export class ClusterMember {
       runtimeAvailable: info.runtime.available,
       startedAt: this.startedAt,
       updatedAt: undefined,
+      direct: resources(direct),
     };
   }
 }

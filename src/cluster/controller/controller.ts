@@ -2,7 +2,7 @@ import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
 import type { Logger } from 'pino';
 import { sleep } from '../../engine/retry.js';
 import { TaskStatus } from '../../gen/berth/agent/v1/task.js';
-import { ClusterTask, NodeControl, NodeLedger, Placement, PlacementState, type Reservation } from '../../gen/berth/cluster/v1/cluster_task.js';
+import { ClusterTask, NodeControl, NodeLedger, Placement, PlacementState } from '../../gen/berth/cluster/v1/cluster_task.js';
 import { Assignment, Node, TaskReport } from '../../gen/berth/cluster/v1/node.js';
 import { Backoff } from '../backoff.js';
 import type { FleetCache, CachedValue } from '../fleet-cache.js';
@@ -207,7 +207,7 @@ export class Controller {
     // As they are after the changes above: the candidates and counts follow each placement made below.
     const current = this.decodeAll(this.keys.placements, Placement.decode);
     const groups = this.groupCounts(specs, nodes, current);
-    const candidates = this.candidates(nodes, controls, current);
+    const candidates = this.candidates(nodes, controls);
     for (const [id, { value: spec }] of specs) {
       if (!this.leading) return;
       const placed = current.get(id);
@@ -251,14 +251,7 @@ export class Controller {
    * The agents as placement sees them, each with the mod revision of the ledger it was given: a
    * placement is committed only if the ledger is still the one its decision read.
    */
-  private candidates(nodes: Map<string, Decoded<Node>>, controls: Map<string, Decoded<NodeControl>>, placements: Map<string, Decoded<Placement>>): LedgerReadCandidate[] {
-    // What each agent was assigned that its own report of free resources may not show yet.
-    const unreported = new Map<string, Reservation[]>();
-    for (const { value: p } of placements.values()) {
-      if (p.state !== PlacementState.PLACEMENT_STATE_ASSIGNED && p.state !== PlacementState.PLACEMENT_STATE_RUNNING) continue;
-      const report = this.decodeOne(this.keys.report(p.agentId, p.taskId), TaskReport.decode)?.value;
-      if (p.reservation && (!report || report.knownStatus < TaskStatus.TASK_STATUS_PULLED)) unreported.set(p.agentId, [...(unreported.get(p.agentId) ?? []), p.reservation]);
-    }
+  private candidates(nodes: Map<string, Decoded<Node>>, controls: Map<string, Decoded<NodeControl>>): LedgerReadCandidate[] {
     return [...nodes.values()].map(({ value: node }) => {
       const control = controls.get(node.agentId)?.value;
       const ledger = this.decodeOne(this.keys.ledger(node.agentId), NodeLedger.decode);
@@ -273,10 +266,15 @@ export class Controller {
           reservedTcpPorts: node.capacity?.tcpPorts ?? [],
           reservedUdpPorts: node.capacity?.udpPorts ?? [],
         },
-        free: { cpuUnits: node.free?.cpuUnits ?? 0, memoryMib: node.free?.memoryMib ?? 0, gpus: node.free?.gpuIds.length ?? 0 },
+        direct: {
+          cpuUnits: node.direct?.cpuUnits ?? 0,
+          memoryMib: node.direct?.memoryMib ?? 0,
+          gpus: node.direct?.gpuIds.length ?? 0,
+          tcpPorts: node.direct?.tcpPorts ?? [],
+          udpPorts: node.direct?.udpPorts ?? [],
+        },
         unschedulable: Boolean(control?.cordoned || control?.draining) || !node.runtimeAvailable,
         ledger: ledger?.value ?? EMPTY_LEDGER,
-        unreported: unreported.get(node.agentId) ?? [],
       };
     });
   }
@@ -332,7 +330,6 @@ export class Controller {
       groups.add(group, nodes.get(agentId)!.value);
       chosen.ledger = newLedger;
       chosen.ledgerRevision = committed;
-      chosen.unreported.push(need);
       this.log.info({ clusterTaskId: id, agentId, taskId, attempt }, 'placed');
     }
   }

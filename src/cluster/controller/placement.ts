@@ -7,14 +7,12 @@ export interface Candidate {
   agentId: string;
   attributes: Record<string, string>;
   capacity: { cpuUnits: number; memoryMib: number; gpus: number; reservedTcpPorts: number[]; reservedUdpPorts: number[] };
-  /** What the agent itself last said is free (tasks sent to it directly count here too). */
-  free: { cpuUnits: number; memoryMib: number; gpus: number };
+  /** What the tasks sent to the agent directly hold, as the agent last said. */
+  direct: { cpuUnits: number; memoryMib: number; gpus: number; tcpPorts: number[]; udpPorts: number[] };
   /** No new placements (cordoned or draining). */
   unschedulable: boolean;
   /** Its ledger: what the tasks assigned to it hold, in all. */
   ledger: NodeLedger;
-  /** The reservations of assigned tasks that the agent's free resources may not reflect yet (not reported holding them). */
-  unreported: Reservation[];
 }
 
 /** What a definition reserves on an agent: as the agent counts it (task-level, else its containers'). */
@@ -44,17 +42,14 @@ export function satisfies(candidate: Pick<Candidate, 'agentId' | 'attributes'>, 
   return constraint.operator === ConstraintOperator.CONSTRAINT_OPERATOR_NOT_EQUAL ? !listed : listed;
 }
 
-const total = (reservations: Reservation[], f: (r: Reservation) => number) => reservations.reduce((sum, r) => sum + f(r), 0);
-
 /**
- * What is left of an agent for one more task, counted two ways, taking the smaller: its capacity
- * less everything the controllers assigned to it (never overcommits assigned tasks, whatever the
- * agent has reported so far), and what it said is free less what it was assigned since (accounts
- * for tasks sent to it directly).
+ * What is left of an agent for one more task: its capacity less what the controllers assigned to
+ * it (their ledger, exact whatever the agent has reported so far) and less what the tasks sent to
+ * it directly hold (the agent's own count). The two never overlap.
  */
 export function headroom(candidate: Candidate): { cpuUnits: number; memoryMib: number; gpus: number } {
-  const { capacity, free, ledger, unreported } = candidate;
-  const left = (field: 'cpuUnits' | 'memoryMib' | 'gpus') => Math.min(capacity[field] - Number(ledger[field]), free[field] - total(unreported, (r) => Number(r[field])));
+  const { capacity, ledger, direct } = candidate;
+  const left = (field: 'cpuUnits' | 'memoryMib' | 'gpus') => capacity[field] - Number(ledger[field]) - direct[field];
   return { cpuUnits: left('cpuUnits'), memoryMib: left('memoryMib'), gpus: left('gpus') };
 }
 
@@ -66,7 +61,7 @@ function misfit(task: ClusterTask, need: Reservation, candidate: Candidate): str
   if (need.cpuUnits > room.cpuUnits) return 'cpu';
   if (need.memoryMib > room.memoryMib) return 'memory';
   if (need.gpus > room.gpus) return 'gpus';
-  const taken = (field: 'tcpPorts' | 'udpPorts', reserved: number[]) => new Set([...reserved, ...candidate.ledger[field]]);
+  const taken = (field: 'tcpPorts' | 'udpPorts', reserved: number[]) => new Set([...reserved, ...candidate.ledger[field], ...candidate.direct[field]]);
   const tcp = taken('tcpPorts', candidate.capacity.reservedTcpPorts);
   const udp = taken('udpPorts', candidate.capacity.reservedUdpPorts);
   if (need.tcpPorts.some((p) => tcp.has(p)) || need.udpPorts.some((p) => udp.has(p))) return 'ports';
