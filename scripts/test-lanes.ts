@@ -48,7 +48,12 @@ interface LaneResult {
   pass: number;
   fail: number;
   seconds: number;
+  /** Each failed test or suite: its name and the first lines of what the runner said of it. */
+  failures: string[];
 }
+
+/** Lines of a failure's YAML block kept for the summary. */
+const FAILURE_LINES = 12;
 
 function runLane(lane: Lane): { done: Promise<LaneResult>; kill: (signal: NodeJS.Signals) => void } {
   const started = Date.now();
@@ -58,6 +63,9 @@ function runLane(lane: Lane): { done: Promise<LaneResult>; kill: (signal: NodeJS
   });
   let pass = 0;
   let fail = 0;
+  const failures: string[] = [];
+  // The YAML block after a "not ok" line says why; its first lines go into the summary.
+  let failure: { lines: string[]; indent: number } | undefined;
   const prefix = `[${lane.name}] `;
   for (const [stream, out] of [
     [child.stdout, process.stdout],
@@ -65,6 +73,15 @@ function runLane(lane: Lane): { done: Promise<LaneResult>; kill: (signal: NodeJS
   ] as const) {
     createInterface({ input: stream }).on('line', (line) => {
       // The runner's own totals come last, unindented.
+      const notOk = /^(\s*)not ok \d+ - (.*)$/.exec(line);
+      if (notOk) {
+        failure = { lines: [notOk[2]!], indent: notOk[1]!.length };
+        failures.push('');
+      } else if (failure) {
+        if (line.trim() === '...' || failure.lines.length > FAILURE_LINES) failure = undefined;
+        else if (line.trim() !== '---' && !/^\s*(duration_ms|type|location):/.test(line)) failure.lines.push(line.slice(failure.indent));
+        if (failure) failures[failures.length - 1] = failure.lines.join('\n');
+      }
       const total = /^# (pass|fail) (\d+)$/.exec(line);
       if (total?.[1] === 'pass') pass = Number(total[2]);
       if (total?.[1] === 'fail') fail = Number(total[2]);
@@ -73,7 +90,7 @@ function runLane(lane: Lane): { done: Promise<LaneResult>; kill: (signal: NodeJS
   }
   const done = new Promise<LaneResult>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => resolve({ name: lane.name, code, pass, fail, seconds: Math.round((Date.now() - started) / 1000) }));
+    child.on('close', (code) => resolve({ name: lane.name, code, pass, fail, seconds: Math.round((Date.now() - started) / 1000), failures }));
   });
   return { done, kill: (signal) => child.kill(signal) };
 }
@@ -94,6 +111,8 @@ async function main(): Promise<number> {
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);
   const results = await Promise.all(running.map((lane) => lane.done));
+  // What failed, again at the end, where a reader of a long log's tail sees it.
+  for (const r of results) for (const f of r.failures) console.log(`# [${r.name}] not ok - ${f.replaceAll('\n', '\n#   ')}`);
   for (const r of results) console.log(`# lane ${r.name}: pass ${r.pass}, fail ${r.fail}, ${r.seconds} s, exit ${r.code}`);
   const failed = results.some((r) => r.code !== 0);
   console.log(`# total: pass ${results.reduce((n, r) => n + r.pass, 0)}, fail ${results.reduce((n, r) => n + r.fail, 0)}${failed ? ' — FAILED' : ''}`);
