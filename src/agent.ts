@@ -123,6 +123,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
     restartBackoff: cfg.engine.restartBackoff,
     relistIntervalMs: cfg.engine.relistIntervalMs,
     orphanGracePeriodMs: cfg.engine.orphanGracePeriodMs,
+    sessionIdleTimeoutMs: cfg.engine.sessionIdleTimeoutMs,
     transientRetry: { attempts: 5, initialDelayMs: 1000, maxDelayMs: 5000 },
     security: cfg.security,
     limits: cfg.limits,

@@ -9,12 +9,13 @@ import { connect } from '../client/berth-client.js';
 import { CliError, DEFAULT_ADDRESS, EXIT, explain } from './client.js';
 import type { Command } from './command.js';
 import { execCommand, logsCommand, statsCommand } from './commands/containers.js';
+import { portForwardCommand } from './commands/sessions.js';
 import { runCommand } from './commands/run.js';
 import { describeCommand, infoCommand, psCommand, stopCommand } from './commands/tasks.js';
 import { watchCommand } from './commands/watch.js';
 import { clusterCommand } from './commands/cluster.js';
 
-const COMMANDS: Command[] = [runCommand, psCommand, describeCommand, stopCommand, watchCommand, logsCommand, execCommand, statsCommand, infoCommand, clusterCommand];
+const COMMANDS: Command[] = [runCommand, psCommand, describeCommand, stopCommand, watchCommand, logsCommand, execCommand, portForwardCommand, statsCommand, infoCommand, clusterCommand];
 
 const GLOBAL_OPTIONS = {
   addr: { type: 'string' },
@@ -127,7 +128,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv, stdout: NodeJS.Write
     if ((certFile === undefined) !== (keyFile === undefined)) throw new CliError('--cert and --key go together (a client certificate and its key)', EXIT.usage);
     const tls = Boolean(values.tls) || caFile !== undefined || certFile !== undefined;
     client = connect({ address, tls: tls && { caFile, certFile, keyFile, serverName: values['server-name'] as string | undefined } });
-    return await command.run({ client, address, stdout, stderr, signal: shutdown.signal }, values, parsed.positionals, rest);
+    return await command.run({ client, address, stdin: process.stdin, stdout, stderr, signal: shutdown.signal }, values, parsed.positionals, rest);
   } catch (error) {
     const failure = error instanceof CliError ? error : explain(error, address);
     stderr.write(`berthctl: ${failure.message}\n`);

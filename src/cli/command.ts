@@ -5,6 +5,8 @@ export interface CommandContext {
   client: BerthClient;
   /** The agent's address as the user gave it, for messages. */
   address: string;
+  /** What the user types or pipes in (exec -i, exec -t). */
+  stdin: NodeJS.ReadStream;
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
   /** Aborted on SIGINT/SIGTERM: long-running commands (watch, logs -f, stats) end cleanly. */

@@ -26,6 +26,7 @@ import { channelFor, type ConnectOptions } from './connection.js';
 import { CancelledError, toBerthError } from './errors.js';
 import { watchEvents, type WatchItem, type WatchOptions } from './event-watch.js';
 import { waitForTask, type WaitOptions } from './task-waits.js';
+import { RemoteExecSession, RemoteForward, type ExecSessionOptions } from './sessions.js';
 
 /** Per call: when to give up, and a signal that cancels it. */
 export interface CallOptions {
@@ -106,6 +107,19 @@ export class BerthClient {
       timeoutMs: commandMs + DEFAULT_UNARY_TIMEOUT_MS,
       ...options,
     });
+  }
+
+  /**
+   * Starts a process in a running container with its standard streams on a stream of its own
+   * (`docker exec -it`): resolves once it runs. See RemoteExecSession.
+   */
+  execSession(options: ExecSessionOptions): Promise<RemoteExecSession> {
+    return RemoteExecSession.open(this.raw, options);
+  }
+
+  /** Opens one TCP connection to `port` at 127.0.0.1 inside the task's network namespace. See RemoteForward. */
+  portForward(options: { taskId: string; port: number; containerName?: string; signal?: AbortSignal }): Promise<RemoteForward> {
+    return RemoteForward.open(this.raw, options);
   }
 
   /** A container's output, message by message (each a run of lines); with `follow`, until its process exits. */

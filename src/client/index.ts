@@ -89,3 +89,18 @@ export {
   TaskServiceClient,
   type DeepPartial,
 } from '../gen/berth/agent/v1/task_service.js';
+export { RemoteExecSession, RemoteForward, type ExecSessionOptions } from './sessions.js';
+export {
+  TerminalSize,
+  CloseStdin,
+  CloseWrite,
+  ExecSessionStart,
+  ExecSessionRequest,
+  ExecSessionStarted,
+  ExecSessionExit,
+  ExecSessionResponse,
+  PortForwardStart,
+  PortForwardRequest,
+  PortForwardConnected,
+  PortForwardResponse,
+} from '../gen/berth/agent/v1/session.js';

@@ -91,6 +91,8 @@ export interface BerthConfig {
     relistIntervalMs: number;
     /** A container with this agent's labels that no task owns is removed after this long. */
     orphanGracePeriodMs: number;
+    /** An interactive session (ExecSession, PortForward) through which nothing passed for this long is ended. */
+    sessionIdleTimeoutMs: number;
   };
   /** Host capacity for tasks (see src/engine/resources/host-capacity.ts for each field). */
   resources: CapacitySettings;
@@ -217,6 +219,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
       restartBackoff: { initial: '10s', max: '5m', resetAfter: '10m' },
       relistInterval: '5m',
       orphanGracePeriod: '5m',
+      sessionIdleTimeout: '1h',
     },
     resources: {
       cpuUnits: 0,
@@ -400,6 +403,7 @@ export function compileConfig(raw: Raw): BerthConfig {
       },
       relistIntervalMs: read.duration('engine.relistInterval', 1000),
       orphanGracePeriodMs: read.duration('engine.orphanGracePeriod', 0),
+      sessionIdleTimeoutMs: read.duration('engine.sessionIdleTimeout', 1000),
     },
     resources: {
       cpuUnits: read.integer('resources.cpuUnits', 0),

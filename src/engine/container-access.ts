@@ -2,7 +2,10 @@ import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { isRuntimeError } from '../runtime/errors.js';
 import type { ContainerStatsSample, LogLine, LogStream } from '../runtime/types.js';
 import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, type FieldViolation } from './errors.js';
-import { DEFAULT_REQUEST_LIMITS, listBytes, type RequestLimits } from './admission/request-limits.js';
+import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from './admission/request-limits.js';
+import { commandViolations, execSessionViolations, type ExecSessionRequest } from './admission/session-validation.js';
+import { ExecSession } from './sessions/exec-session.js';
+import { ForwardedConnection } from './sessions/forwarded-connection.js';
 import type { RuntimeMonitor } from './runtime-monitor.js';
 import { StreamSlots } from './stream-slots.js';
 import type { ContainerStatus } from './model/status.js';
@@ -12,6 +15,8 @@ export type { ContainerStatsSample, LogLine, LogStream };
 const EXEC_DEFAULT_TIMEOUT_MS = 30_000;
 const EXEC_MAX_TIMEOUT_MS = 600_000;
 const EXEC_MAX_OUTPUT = 1024 * 1024;
+/** engine.sessionIdleTimeout's default. */
+export const DEFAULT_SESSION_IDLE_TIMEOUT_MS = 60 * 60_000;
 export const STATS_DEFAULT_INTERVAL_MS = 1000;
 const STATS_MIN_INTERVAL_MS = 100;
 const STATS_MAX_INTERVAL_MS = 60_000;
@@ -47,8 +52,9 @@ export interface ContainerStats extends ContainerStatsSample {
 }
 
 /**
- * What people do with the containers of a task once they run: run a command in one (exec), read
- * its output (logs), watch its resource use (stats). Errors say which of NOT_FOUND,
+ * What people do with the containers of a task once they run: run a command in one (exec, or an
+ * interactive session), reach one of its ports (port forwarding), read its output (logs), watch
+ * its resource use (stats). Errors say which of NOT_FOUND,
  * FAILED_PRECONDITION, INVALID_ARGUMENT, DEADLINE_EXCEEDED or UNAVAILABLE applies.
  */
 export class ContainerAccess {
@@ -56,7 +62,9 @@ export class ContainerAccess {
     private readonly runtime: ContainerRuntime,
     private readonly monitor: RuntimeMonitor,
     private readonly lookup: TargetLookup,
-    private readonly limits: Pick<RequestLimits, 'commandArguments' | 'commandBytes' | 'logFollows' | 'statsStreams' | 'concurrentExecs'> = DEFAULT_REQUEST_LIMITS,
+    private readonly limits: Pick<RequestLimits, 'commandArguments' | 'commandBytes' | 'stringBytes' | 'environmentBytes' | 'logFollows' | 'statsStreams' | 'concurrentExecs'> = DEFAULT_REQUEST_LIMITS,
+    /** An interactive session through which nothing passed for this long is ended. */
+    private readonly sessionIdleTimeoutMs = DEFAULT_SESSION_IDLE_TIMEOUT_MS,
   ) {
     this.execs = new StreamSlots(limits.concurrentExecs, 'limits.concurrentExecs', 'execs');
     this.follows = new StreamSlots(limits.logFollows, 'limits.logFollows', 'log follows');
@@ -107,12 +115,7 @@ export class ContainerAccess {
    * terminal). The output is stdout and stderr interleaved, at most 1 MiB.
    */
   async exec(taskId: string, containerName: string, command: string[], timeoutMs = EXEC_DEFAULT_TIMEOUT_MS, signal?: AbortSignal): Promise<{ exitCode: number; output: Buffer }> {
-    const violations: FieldViolation[] = [];
-    const { commandArguments, commandBytes } = this.limits;
-    if (command.length > commandArguments) violations.push({ field: 'command', description: `must have at most ${commandArguments} arguments (limit limits.commandArguments)` });
-    else if (listBytes(command) > commandBytes) violations.push({ field: 'command', description: `must total at most ${commandBytes} bytes (limit limits.commandBytes)` });
-    else if (command.length === 0 || command[0] === '') violations.push({ field: 'command', description: 'must name the program to run' });
-    else if (command.some((argument) => argument.includes('\0'))) violations.push({ field: 'command', description: 'arguments must not contain a NUL byte' });
+    const violations: FieldViolation[] = commandViolations(command, this.limits);
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > EXEC_MAX_TIMEOUT_MS) violations.push({ field: 'timeout', description: `must be between 1 ms and 10 min (got ${timeoutMs} ms)` });
     if (violations.length > 0) throw new InvalidArgumentError(violations, 'invalid request');
     const runtimeId = this.running(taskId, this.target(taskId, containerName));
@@ -126,6 +129,56 @@ export class ContainerAccess {
     } finally {
       release();
     }
+  }
+
+  /**
+   * Starts a process in a running container for a client who holds its standard streams (an
+   * interactive exec, `docker exec -it`). It holds a slot of limits.concurrentExecs until it is
+   * closed, and is closed when nothing passes either way for the session idle timeout.
+   */
+  async openExecSession(request: ExecSessionRequest): Promise<ExecSession> {
+    const violations = execSessionViolations(request, this.limits);
+    if (violations.length > 0) throw new InvalidArgumentError(violations, 'invalid request');
+    const runtimeId = this.running(request.taskId, this.target(request.taskId, request.containerName));
+    this.checkAvailable();
+    const release = this.execs.take();
+    try {
+      const process = await this.runtime.openSession(runtimeId, request.command, {
+        tty: request.tty,
+        stdin: request.stdin,
+        terminalSize: request.terminalSize,
+        env: request.env,
+        user: request.user || undefined,
+        workingDir: request.workingDir || undefined,
+      });
+      return new ExecSession(process, this.sessionIdleTimeoutMs, release);
+    } catch (error) {
+      release();
+      if (isRuntimeError(error, 'invalid')) throw new InvalidArgumentError([{ field: 'start', description: error.detail }], 'invalid request');
+      throw this.failure(error, `cannot exec in container "${request.containerName}"`);
+    }
+  }
+
+  /**
+   * Opens one TCP connection to `port` at 127.0.0.1 in the network namespace of a running
+   * container of the task (the named one, or the first that runs). It holds a slot of
+   * limits.concurrentExecs until it ends.
+   */
+  async openPortForward(taskId: string, containerName: string, port: number): Promise<ForwardedConnection> {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError([{ field: 'start.port', description: `must be between 1 and 65535 (got ${port})` }], 'invalid request');
+    const target = containerName ? this.target(taskId, containerName) : this.containersOf(taskId).find((c) => c.knownStatus === 'RUNNING' && c.runtimeId);
+    if (!target) throw new FailedPreconditionError(`no container of task "${taskId}" is RUNNING`);
+    const runtimeId = this.running(taskId, target);
+    this.checkAvailable();
+    let pid: number | undefined;
+    try {
+      pid = (await this.runtime.inspectContainer(runtimeId)).pid;
+    } catch (error) {
+      throw this.failure(error, `cannot find the network namespace of container "${target.name}"`);
+    }
+    if (!pid) throw new FailedPreconditionError(`container "${target.name}" of task "${taskId}" is not running`);
+    const release = this.execs.take();
+    return ForwardedConnection.open(`/proc/${pid}/ns/net`, port, this.sessionIdleTimeoutMs, release);
   }
 
   /**

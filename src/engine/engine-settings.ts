@@ -24,6 +24,8 @@ export interface EngineSettings {
   relistIntervalMs: number;
   /** A container with this agent's labels that no task owns is removed after this long. */
   orphanGracePeriodMs: number;
+  /** An interactive session through which nothing passed for this long is ended. */
+  sessionIdleTimeoutMs: number;
   /** Retries of runtime calls that fail because the daemon is down or slow. */
   transientRetry: RetryPolicy;
   /** What tasks may ask for: privileged containers, host paths, the host's network. */

@@ -168,7 +168,7 @@ export class TaskEngine {
       log: this.log,
     } = deps);
     this.actions = new ContainerActions(this.runtime, this.images, this.settings, deps.taskCgroups, deps.secrets);
-    this.containers = new ContainerAccess(this.runtime, this.monitor, (taskId) => this.tasks.get(taskId)?.accessTargets(), this.settings.limits);
+    this.containers = new ContainerAccess(this.runtime, this.monitor, (taskId) => this.tasks.get(taskId)?.accessTargets(), this.settings.limits, this.settings.sessionIdleTimeoutMs);
     this.queue = new ResourceQueue(this.resources);
     this.sync = new RuntimeSync({
       runtime: this.runtime,

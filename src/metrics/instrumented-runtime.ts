@@ -1,7 +1,7 @@
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 import { ForwardingRuntime } from '../runtime/forwarding-runtime.js';
 import { RuntimeError } from '../runtime/errors.js';
-import type { ContainerSpec, ExecOptions, LogOptions, PullOptions, RegistryAuth, RuntimeEvent, VolumeSpec } from '../runtime/types.js';
+import type { ContainerSpec, ExecOptions, LogOptions, PullOptions, RegistryAuth, RuntimeEvent, SessionProcessOptions, VolumeSpec } from '../runtime/types.js';
 
 /** What an instrumented runtime reports: each call's operation, duration and failure kind. */
 export interface RuntimeCallObserver {
@@ -113,6 +113,10 @@ export class InstrumentedRuntime extends ForwardingRuntime {
 
   override exec(id: string, command: string[], options?: ExecOptions) {
     return this.timed('exec', () => this.inner.exec(id, command, options));
+  }
+
+  override openSession(id: string, command: string[], options: SessionProcessOptions) {
+    return this.timed('open_session', () => this.inner.openSession(id, command, options));
   }
 
   override get bridgeGateway() {

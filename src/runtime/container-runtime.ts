@@ -13,6 +13,8 @@ import type {
   RuntimeEvent,
   RuntimeName,
   RuntimeVersion,
+  SessionProcess,
+  SessionProcessOptions,
   VolumeInfo,
   VolumeSpec,
 } from './types.js';
@@ -116,6 +118,12 @@ export interface ContainerRuntime {
   listContainers(labels: Record<string, string>): Promise<ContainerInfo[]>;
   /** Runs a command in a running container and waits for it. */
   exec(id: string, command: string[], options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Starts a command in a running container whose standard streams the caller holds (an
+   * interactive exec), resolving once it runs. Fails with "invalid" for a user, group or working
+   * directory the container cannot give, "conflict" when the container is not running.
+   */
+  openSession(id: string, command: string[], options: SessionProcessOptions): Promise<SessionProcess>;
   /**
    * The container's output, line by line in the order written, each line with its stream and
    * time. Resolves once the container is found (fails with "not-found" otherwise). With `follow`,

@@ -1,5 +1,5 @@
 import type { ContainerRuntime } from './container-runtime.js';
-import type { ContainerLogConfiguration, ContainerSpec, ExecOptions, LogOptions, PullOptions, RegistryAuth, RuntimeEvent, VolumeSpec } from './types.js';
+import type { ContainerLogConfiguration, ContainerSpec, ExecOptions, LogOptions, PullOptions, RegistryAuth, RuntimeEvent, SessionProcessOptions, VolumeSpec } from './types.js';
 
 /**
  * A ContainerRuntime that hands every call to the one it wraps, unchanged: the base of the
@@ -103,6 +103,10 @@ export class ForwardingRuntime implements ContainerRuntime {
 
   exec(id: string, command: string[], options?: ExecOptions) {
     return this.inner.exec(id, command, options);
+  }
+
+  openSession(id: string, command: string[], options: SessionProcessOptions) {
+    return this.inner.openSession(id, command, options);
   }
 
   logs(id: string, options: LogOptions) {

@@ -225,6 +225,52 @@ export interface ExecResult {
   output: Buffer;
 }
 
+/** A terminal's size in character cells. */
+export interface TerminalSize {
+  columns: number;
+  rows: number;
+}
+
+/** How a process of an interactive session is started in a running container. */
+export interface SessionProcessOptions {
+  /** A pseudo-terminal for its standard streams; its output comes on `output` only. */
+  tty: boolean;
+  /** Whether its standard input is open for `input` (with a terminal it always is). */
+  stdin: boolean;
+  /** The terminal's size from the start (tty). */
+  terminalSize?: TerminalSize;
+  /** Added to the container's environment. */
+  env?: Record<string, string>;
+  /** The container's user when unset. */
+  user?: string;
+  /** The container's working directory when unset. */
+  workingDir?: string;
+}
+
+/**
+ * A process started in a running container whose standard streams its caller holds. Its output
+ * streams end once the process has exited and what it wrote has been read.
+ */
+export interface SessionProcess {
+  /** Standard output, or the terminal's output (stdout and stderr) with a terminal. */
+  readonly output: NodeJS.ReadableStream;
+  /** Standard error; undefined with a terminal. */
+  readonly errors?: NodeJS.ReadableStream;
+  /** Standard input (the terminal's keyboard); undefined when it is not open. Ending it closes it. */
+  readonly input?: NodeJS.WritableStream;
+  /** The exit code, once the process has exited (128 + the signal's number when a signal ended it). */
+  readonly exited: Promise<number>;
+  /** Sets the terminal's size (tty only); the process gets SIGWINCH. */
+  resize(size: TerminalSize): Promise<void>;
+  /** Sends a signal to the process. */
+  signal(signal: NodeJS.Signals): Promise<void>;
+  /**
+   * Ends the session: a process still running is killed with everything it started, and the
+   * runtime's side of the streams is released. Safe to call more than once, and after the exit.
+   */
+  close(): Promise<void>;
+}
+
 export type LogStream = 'stdout' | 'stderr';
 
 export interface LogOptions {

@@ -1,4 +1,5 @@
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
@@ -43,7 +44,12 @@ function groupId(group: string): number {
 
 export class AgentServer {
   private readonly server: Server;
-  private readonly shutdown = new AbortController();
+  /** Aborted at shutdown; every open stream listens to it (their number is bounded by limits). */
+  private readonly shutdown = (() => {
+    const controller = new AbortController();
+    setMaxListeners(0, controller.signal);
+    return controller;
+  })();
   private detachHealth: (() => void) | undefined;
 
   constructor(

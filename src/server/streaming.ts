@@ -1,9 +1,9 @@
-import { once } from 'node:events';
+import { once, type EventEmitter } from 'node:events';
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { toServiceError } from './error-status.js';
 
 /** Writes one message, waiting for the client to drain when grpc-js buffers too much (or until `signal` aborts). */
-export async function writeMessage<Res>(call: ServerWritableStream<unknown, Res>, message: Res, signal: AbortSignal): Promise<void> {
+export async function writeMessage<Res>(call: { write(message: Res): boolean } & EventEmitter, message: Res, signal: AbortSignal): Promise<void> {
   if (!call.write(message) && !signal.aborted) await once(call, 'drain', { signal }).catch(() => undefined);
 }
 

@@ -73,6 +73,7 @@ export async function engineUnderTest(
     networking?: TaskNetworking;
     /** Events a watcher may fall behind before it is ended (10,000 by default). */
     maxWatcherLag?: number;
+    sessionIdleTimeoutMs?: number;
   } = {},
 ): Promise<EngineUnderTest> {
   const runtime = options.runtime ?? new FakeRuntime();
@@ -98,6 +99,7 @@ export async function engineUnderTest(
       pullProgressIntervalMs: 0,
       restartBackoff: { initialMs: 20, maxMs: 80, resetAfterMs: 60_000 },
       relistIntervalMs: options.relistIntervalMs ?? 60_000,
+      sessionIdleTimeoutMs: options.sessionIdleTimeoutMs ?? 3_600_000,
       orphanGracePeriodMs: options.orphanGracePeriodMs ?? 60_000,
       transientRetry: { attempts: 2, initialDelayMs: 1, maxDelayMs: 1 },
       limits: { ...DEFAULT_REQUEST_LIMITS, ...options.limits },

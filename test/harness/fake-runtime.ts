@@ -1,3 +1,4 @@
+import { PassThrough } from 'node:stream';
 import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
 import type {
@@ -11,6 +12,9 @@ import type {
   RegistryAuth,
   RuntimeEvent,
   RuntimeVersion,
+  SessionProcess,
+  SessionProcessOptions,
+  TerminalSize,
   VolumeInfo,
   VolumeSpec,
 } from '../../src/runtime/types.js';
@@ -227,6 +231,39 @@ export class FakeRuntime implements ContainerRuntime {
   async exec(id: string, command: string[]): Promise<ExecResult> {
     this.calls.push(`exec ${this.containers.get(id)?.labels['berth.container-name']}`);
     return this.execResult(id, command);
+  }
+
+  /** The sessions opened, each with what it was given. */
+  readonly sessions: { command: string[]; options: SessionProcessOptions; resizes: TerminalSize[]; signals: string[]; closed: boolean }[] = [];
+
+  /**
+   * An interactive exec whose process echoes its input to its output and exits 0 when its input
+   * ends (or 137 when the session is closed first).
+   */
+  async openSession(id: string, command: string[], options: SessionProcessOptions): Promise<SessionProcess> {
+    this.calls.push(`session ${this.containers.get(id)?.labels['berth.container-name']}`);
+    const record = { command, options, resizes: [] as TerminalSize[], signals: [] as string[], closed: false };
+    this.sessions.push(record);
+    const output = new PassThrough();
+    // Without stdin, the process waits until the session is closed.
+    const input = options.stdin || options.tty ? new PassThrough() : undefined;
+    input?.pipe(output);
+    const exited = new Promise<number>((resolve) => {
+      output.once('end', () => resolve(record.closed ? 137 : 0));
+    });
+    return {
+      output,
+      input,
+      exited,
+      resize: async (size) => void record.resizes.push(size),
+      signal: async (signal) => void record.signals.push(signal),
+      close: async () => {
+        if (record.closed) return;
+        record.closed = true;
+        if (input) input.end();
+        else output.end();
+      },
+    };
   }
 
   async logs(): Promise<AsyncIterable<LogLine>> {

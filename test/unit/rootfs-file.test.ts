@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readRootfsFile, RootfsFileError } from '../../src/runtime/containerd/rootfs-file.js';
+import { readRootfsFile, RootfsFileError } from '../../src/runtime/rootfs-file.js';
 
 describe('reading files of an untrusted image root', () => {
   let dir: string;

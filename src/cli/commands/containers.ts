@@ -6,6 +6,7 @@ import { LogStream, type LogsResponse, type StatsResponse } from '../../gen/bert
 import { CliError, EXIT } from '../client.js';
 import type { Command, CommandContext } from '../command.js';
 import { bytes, table } from '../format.js';
+import { runInteractiveExec } from './sessions.js';
 
 /** The container a command means: the one named, or the task's only one. */
 async function containerOf(ctx: CommandContext, taskId: string, name: string | undefined, command: string): Promise<string> {
@@ -77,18 +78,55 @@ CONTAINER may be left out when the task has one container.`,
 
 export const execCommand: Command = {
   name: 'exec',
-  summary: 'run a command in a running container; exits with its exit code',
-  usage: `berthctl exec TASK CONTAINER [--timeout DURATION] -- COMMAND [ARG...]
+  summary: 'run a command in a running container (-it for a terminal); exits with its exit code',
+  usage: `berthctl exec TASK CONTAINER [-i] [-t] [-e NAME=VALUE]... [-u USER] [-w DIR] [--timeout DURATION] -- COMMAND [ARG...]
 
-      --timeout D   stop waiting after D (default 30s, at most 10m); exit 124 then
-The command is not run through a shell: use sh -c '…' for one. Its output (stdout and stderr as
-they arrived) is printed, and berthctl exits with its exit code.`,
-  options: { timeout: { type: 'string' } },
+  -i, --interactive   give the command berthctl's standard input (a pipe or the terminal)
+  -t, --tty           give the command a terminal: the local one goes raw (Ctrl-C and Ctrl-D reach
+                      the command), and its size follows the local one
+  -e, --env N=V       add a variable to the command's environment (with -i or -t)
+  -u, --user USER     run as USER, UID, USER:GROUP or UID:GID (with -i or -t)
+  -w, --workdir DIR   run in DIR (with -i or -t)
+      --timeout D     without -i or -t: stop waiting after D (default 30s, at most 10m); exit 124 then
+The command is not run through a shell: use sh -c '…' for one. berthctl exits with its exit code.
+Without -i or -t the command gets no input and its output (stdout and stderr as they arrived) is
+printed when it has finished; with either, its output streams as it comes (stderr to stderr unless
+it has a terminal). Without a terminal, Ctrl-C sends SIGINT to the command, a second one gives up.`,
+  options: {
+    timeout: { type: 'string' },
+    interactive: { type: 'boolean', short: 'i' },
+    tty: { type: 'boolean', short: 't' },
+    env: { type: 'string', short: 'e', multiple: true },
+    user: { type: 'string', short: 'u' },
+    workdir: { type: 'string', short: 'w' },
+  },
   async run(ctx, values, positionals, rest) {
     const [taskId, containerName] = positionals;
     const command = positionals.length > 2 ? positionals.slice(2).concat(rest) : rest;
-    if (!taskId || !containerName || command.length === 0) throw new CliError('usage: berthctl exec TASK CONTAINER -- COMMAND [ARG...]', EXIT.usage);
-    const timeoutMs = values.timeout === undefined ? 30_000 : parseDuration(values.timeout);
+    if (!taskId || !containerName || command.length === 0) throw new CliError('usage: berthctl exec TASK CONTAINER [-i] [-t] -- COMMAND [ARG...]', EXIT.usage);
+    const interactive = Boolean(values.interactive) || Boolean(values.tty);
+    const env = (values.env as string[] | undefined) ?? [];
+    if (!interactive && (env.length > 0 || values.user !== undefined || values.workdir !== undefined)) throw new CliError('-e, -u and -w go with -i or -t', EXIT.usage);
+    if (interactive) {
+      if (values.timeout !== undefined) throw new CliError('--timeout is for exec without -i or -t', EXIT.usage);
+      const environment: Record<string, string> = {};
+      for (const entry of env) {
+        const at = entry.indexOf('=');
+        if (at <= 0) throw new CliError(`-e takes NAME=VALUE (got "${entry}")`, EXIT.usage);
+        environment[entry.slice(0, at)] = entry.slice(at + 1);
+      }
+      return runInteractiveExec(ctx, {
+        taskId,
+        containerName,
+        command,
+        tty: Boolean(values.tty),
+        stdin: Boolean(values.interactive),
+        environment,
+        user: values.user as string | undefined,
+        workingDirectory: values.workdir as string | undefined,
+      });
+    }
+    const timeoutMs = values.timeout === undefined ? 30_000 : parseDuration(values.timeout as string);
     if (timeoutMs === undefined) throw new CliError(`--timeout must be a duration such as 30s (got "${String(values.timeout)}")`, EXIT.usage);
     try {
       const result = await ctx.client.exec({ taskId, containerName, command, timeoutMs });

@@ -32,6 +32,8 @@ import type {
   LogRotation,
   PullOptions,
   RuntimeEvent,
+  SessionProcess,
+  SessionProcessOptions,
   RuntimeVersion,
   RegistryAuth,
   VolumeInfo,
@@ -50,6 +52,8 @@ import { deviceNode } from './devices.js';
 import { hostsFile, resolvConf } from './etc-files.js';
 import { DEFAULT_RUNC_ROOT, isStaleRuncState, removeStaleRuncState } from './stale-runc-state.js';
 import { readFromMounts, resolveUser } from './user.js';
+import { checkProcessIdentity } from '../process-root.js';
+import { openContainerdSession } from './exec-session.js';
 
 export interface ContainerdRuntimeOptions {
   socketPath: string;
@@ -715,6 +719,28 @@ export class ContainerdRuntime implements ContainerRuntime {
       await deleteProcess();
       await rm(output, { force: true });
     }
+  }
+
+  async openSession(idOrName: string, command: string[], options: SessionProcessOptions): Promise<SessionProcess> {
+    const operation = `exec in container ${idOrName}`;
+    const container = await this.getContainer(idOrName, operation);
+    const task = await this.getTask(container.id);
+    if (task?.status !== Status.RUNNING || !task.pid) throw new RuntimeError('conflict', operation, 'the container is not running');
+    const user = await checkProcessIdentity(task.pid, operation, options.user, options.workingDir);
+    const spec = parseSpec(Buffer.from(container.spec?.value ?? '{}').toString('utf8')) as { process?: Record<string, unknown> };
+    return openContainerdSession(
+      {
+        client: this.client,
+        containerId: container.id,
+        process: spec.process ?? {},
+        taskPid: task.pid,
+        dir: join(this.options.stateDir, 'exec', `${container.id.slice(0, 40)}-session-${randomBytes(6).toString('hex')}`),
+        user,
+        waitFor: (execId) => this.waitFor(container.id, execId),
+      },
+      command,
+      options,
+    );
   }
 
   async logs(idOrName: string, options: LogOptions): Promise<AsyncIterable<LogLine>> {

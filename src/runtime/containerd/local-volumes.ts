@@ -9,7 +9,7 @@ import type { OciImageConfig } from '../oci/media-types.js';
 import type { ContainerSpec, VolumeInfo, VolumeSpec } from '../types.js';
 import type { VolumeBind } from './oci-spec.js';
 import { withMountedSnapshot } from './rootfs-mount.js';
-import { resolveInside } from './rootfs-file.js';
+import { resolveInside } from '../rootfs-file.js';
 
 const run = promisify(execFile);
 

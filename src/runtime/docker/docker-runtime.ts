@@ -8,6 +8,8 @@ import type { ContainerRuntime } from '../container-runtime.js';
 import { RuntimeError } from '../errors.js';
 import { registryHost, requireImageReference, withDefaultTag } from '../image-reference.js';
 import { killProcessTree } from '../process-tree.js';
+import { checkProcessIdentity } from '../process-root.js';
+import { openDockerSession } from './docker-session.js';
 import type {
   ContainerInfo,
   ContainerSpec,
@@ -24,6 +26,8 @@ import type {
   RuntimeEvent,
   RuntimeVersion,
   RegistryAuth,
+  SessionProcess,
+  SessionProcessOptions,
   VolumeInfo,
   VolumeSpec,
 } from '../types.js';
@@ -451,6 +455,14 @@ export class DockerRuntime implements ContainerRuntime {
       if (started) await this.killExec(id, started);
       throw error;
     }
+  }
+
+  async openSession(id: string, command: string[], options: SessionProcessOptions): Promise<SessionProcess> {
+    const operation = `exec in container ${id}`;
+    const container = await this.call(operation, (abortSignal) => this.docker.getContainer(id).inspect({ abortSignal }));
+    if (!container.State.Running || !container.State.Pid) throw new RuntimeError('conflict', operation, 'the container is not running');
+    await checkProcessIdentity(container.State.Pid, operation, options.user, options.workingDir);
+    return openDockerSession(this.docker, { call: (what, fn) => this.call(what, fn), killExec: (containerId, exec) => this.killExec(containerId, exec) }, container.Id, command, options);
   }
 
   private async killExec(containerId: string, exec: Docker.Exec): Promise<void> {

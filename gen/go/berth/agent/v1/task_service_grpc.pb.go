@@ -46,6 +46,20 @@ type TaskServiceClient interface {
 	// Each message compares two samples taken `interval` apart; without `stream`, one message and
 	// the end. FAILED_PRECONDITION when none of the containers asked for is running.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (TaskService_StatsClient, error)
+	// Runs a process in a running container with its standard streams on this stream (`docker exec
+	// -it`): the first request starts it, later ones carry stdin, terminal resizes, signals and
+	// close-stdin; the answers are started, output, and the exit code last. A client that goes away
+	// (or cancels) ends the process and everything it started. NOT_FOUND for an unknown task or
+	// container, FAILED_PRECONDITION when the container is not running, INVALID_ARGUMENT (naming the
+	// field) for a bad start or frame, RESOURCE_EXHAUSTED beyond limits.concurrentExecs,
+	// DEADLINE_EXCEEDED after engine.sessionIdleTimeout without traffic.
+	ExecSession(ctx context.Context, opts ...grpc.CallOption) (TaskService_ExecSessionClient, error)
+	// Carries one TCP connection to a port at 127.0.0.1 inside the network namespace of a task's
+	// running container (`kubectl port-forward`), whatever the task's network mode: the port need not
+	// be published. The first request names the port; then bytes both ways until both sides have
+	// closed. FAILED_PRECONDITION when nothing listens there or no container runs; the same limits as
+	// ExecSession.
+	PortForward(ctx context.Context, opts ...grpc.CallOption) (TaskService_PortForwardClient, error)
 }
 
 type taskServiceClient struct {
@@ -206,6 +220,68 @@ func (x *taskServiceStatsClient) Recv() (*StatsResponse, error) {
 	return m, nil
 }
 
+func (c *taskServiceClient) ExecSession(ctx context.Context, opts ...grpc.CallOption) (TaskService_ExecSessionClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_TaskService_serviceDesc.Streams[3], "/berth.agent.v1.TaskService/ExecSession", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &taskServiceExecSessionClient{stream}
+	return x, nil
+}
+
+type TaskService_ExecSessionClient interface {
+	Send(*ExecSessionRequest) error
+	Recv() (*ExecSessionResponse, error)
+	grpc.ClientStream
+}
+
+type taskServiceExecSessionClient struct {
+	grpc.ClientStream
+}
+
+func (x *taskServiceExecSessionClient) Send(m *ExecSessionRequest) error {
+	return x.ClientStream.SendMsg(m)
+}
+
+func (x *taskServiceExecSessionClient) Recv() (*ExecSessionResponse, error) {
+	m := new(ExecSessionResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (c *taskServiceClient) PortForward(ctx context.Context, opts ...grpc.CallOption) (TaskService_PortForwardClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_TaskService_serviceDesc.Streams[4], "/berth.agent.v1.TaskService/PortForward", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &taskServicePortForwardClient{stream}
+	return x, nil
+}
+
+type TaskService_PortForwardClient interface {
+	Send(*PortForwardRequest) error
+	Recv() (*PortForwardResponse, error)
+	grpc.ClientStream
+}
+
+type taskServicePortForwardClient struct {
+	grpc.ClientStream
+}
+
+func (x *taskServicePortForwardClient) Send(m *PortForwardRequest) error {
+	return x.ClientStream.SendMsg(m)
+}
+
+func (x *taskServicePortForwardClient) Recv() (*PortForwardResponse, error) {
+	m := new(PortForwardResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // TaskServiceServer is the server API for TaskService service.
 // All implementations must embed UnimplementedTaskServiceServer
 // for forward compatibility
@@ -239,6 +315,20 @@ type TaskServiceServer interface {
 	// Each message compares two samples taken `interval` apart; without `stream`, one message and
 	// the end. FAILED_PRECONDITION when none of the containers asked for is running.
 	Stats(*StatsRequest, TaskService_StatsServer) error
+	// Runs a process in a running container with its standard streams on this stream (`docker exec
+	// -it`): the first request starts it, later ones carry stdin, terminal resizes, signals and
+	// close-stdin; the answers are started, output, and the exit code last. A client that goes away
+	// (or cancels) ends the process and everything it started. NOT_FOUND for an unknown task or
+	// container, FAILED_PRECONDITION when the container is not running, INVALID_ARGUMENT (naming the
+	// field) for a bad start or frame, RESOURCE_EXHAUSTED beyond limits.concurrentExecs,
+	// DEADLINE_EXCEEDED after engine.sessionIdleTimeout without traffic.
+	ExecSession(TaskService_ExecSessionServer) error
+	// Carries one TCP connection to a port at 127.0.0.1 inside the network namespace of a task's
+	// running container (`kubectl port-forward`), whatever the task's network mode: the port need not
+	// be published. The first request names the port; then bytes both ways until both sides have
+	// closed. FAILED_PRECONDITION when nothing listens there or no container runs; the same limits as
+	// ExecSession.
+	PortForward(TaskService_PortForwardServer) error
 	mustEmbedUnimplementedTaskServiceServer()
 }
 
@@ -272,6 +362,12 @@ func (UnimplementedTaskServiceServer) Logs(*LogsRequest, TaskService_LogsServer)
 }
 func (UnimplementedTaskServiceServer) Stats(*StatsRequest, TaskService_StatsServer) error {
 	return status.Errorf(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedTaskServiceServer) ExecSession(TaskService_ExecSessionServer) error {
+	return status.Errorf(codes.Unimplemented, "method ExecSession not implemented")
+}
+func (UnimplementedTaskServiceServer) PortForward(TaskService_PortForwardServer) error {
+	return status.Errorf(codes.Unimplemented, "method PortForward not implemented")
 }
 func (UnimplementedTaskServiceServer) mustEmbedUnimplementedTaskServiceServer() {}
 
@@ -457,6 +553,58 @@ func (x *taskServiceStatsServer) Send(m *StatsResponse) error {
 	return x.ServerStream.SendMsg(m)
 }
 
+func _TaskService_ExecSession_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(TaskServiceServer).ExecSession(&taskServiceExecSessionServer{stream})
+}
+
+type TaskService_ExecSessionServer interface {
+	Send(*ExecSessionResponse) error
+	Recv() (*ExecSessionRequest, error)
+	grpc.ServerStream
+}
+
+type taskServiceExecSessionServer struct {
+	grpc.ServerStream
+}
+
+func (x *taskServiceExecSessionServer) Send(m *ExecSessionResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
+func (x *taskServiceExecSessionServer) Recv() (*ExecSessionRequest, error) {
+	m := new(ExecSessionRequest)
+	if err := x.ServerStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func _TaskService_PortForward_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(TaskServiceServer).PortForward(&taskServicePortForwardServer{stream})
+}
+
+type TaskService_PortForwardServer interface {
+	Send(*PortForwardResponse) error
+	Recv() (*PortForwardRequest, error)
+	grpc.ServerStream
+}
+
+type taskServicePortForwardServer struct {
+	grpc.ServerStream
+}
+
+func (x *taskServicePortForwardServer) Send(m *PortForwardResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
+func (x *taskServicePortForwardServer) Recv() (*PortForwardRequest, error) {
+	m := new(PortForwardRequest)
+	if err := x.ServerStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 var _TaskService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "berth.agent.v1.TaskService",
 	HandlerType: (*TaskServiceServer)(nil),
@@ -501,6 +649,18 @@ var _TaskService_serviceDesc = grpc.ServiceDesc{
 			StreamName:    "Stats",
 			Handler:       _TaskService_Stats_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "ExecSession",
+			Handler:       _TaskService_ExecSession_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PortForward",
+			Handler:       _TaskService_PortForward_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "berth/agent/v1/task_service.proto",

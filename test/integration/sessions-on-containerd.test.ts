@@ -1,0 +1,3 @@
+import { sessionScenarios } from '../scenarios/sessions.js';
+
+sessionScenarios('containerd');

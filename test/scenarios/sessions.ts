@@ -1,0 +1,250 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { request } from 'node:http';
+import { readlinkSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { status } from '@grpc/grpc-js';
+import { BerthError } from '../../src/client/errors.js';
+import { spawnBerthctl, spawnBerthctlOnTerminal, waitForOutput } from '../harness/berthctl.js';
+import { startTestAgent, type TestAgent } from '../harness/agent.js';
+import { waitUntil } from '../harness/processes.js';
+import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
+import { container, NetworkMode, task, taskId } from '../harness/task-builders.js';
+
+const run = promisify(execFile);
+
+/** GET over a connection of its own (no keep-alive pool): the body as bytes. */
+function get(url: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, timeout: 30_000 }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => (response.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`${url}: HTTP ${response.statusCode}`))));
+      response.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url}: no answer within 30 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Interactive sessions (ExecSession, PortForward) through berthctl and the client, on a real daemon. */
+export function sessionScenarios(kind: RuntimeKind): void {
+  describe(`interactive sessions on a real ${kind}`, () => {
+    let env: RuntimeEnvironment;
+    let agent: TestAgent;
+    let address: string;
+    /** A port the tests' servers listen on in the containers, one per runtime (both lanes run at once). */
+    const port = kind === 'docker' ? 8081 : 8082;
+
+    before(async () => {
+      env = await startRuntimeEnvironment('sessions', kind);
+      agent = await startTestAgent(env, { images: { registryCredentials: { [env.registry.address]: env.credentials } } });
+      address = `unix://${agent.socketPath}`;
+    });
+    after(async () => {
+      await agent?.stop();
+      await env?.stop();
+    });
+
+    const shellTask = (id: string, networkMode = NetworkMode.NETWORK_MODE_TASK) =>
+      agent.calls.runUntil(task(id, [container('app', env.image, { command: ['sleep', '600'] })], { networkMode, family: 'sessions' }));
+    /** A task whose container serves /www over HTTP on `port`: index.html, and `big` (1 MiB of random bytes). */
+    const webTask = (id: string, networkMode: NetworkMode) =>
+      agent.calls.runUntil(
+        task(
+          id,
+          [
+            container('web', env.image, {
+              command: ['sh', '-c', `mkdir -p /www && echo "hello from ${id}" > /www/index.html && head -c 1048576 /dev/urandom > /www/big && exec httpd -f -p ${port} -h /www`],
+            }),
+          ],
+          {
+            networkMode,
+            family: 'sessions',
+          },
+        ),
+      );
+    /**
+     * The command lines of the processes running in a container. Zombies are left out: a killed
+     * process whose parent was killed too waits for the container's first process to reap it,
+     * which `sleep` never does.
+     */
+    const processesIn = async (id: string, name: string) =>
+      (await agent.calls.shell(id, name, 'ps -o stat,args')).output
+        .split('\n')
+        .filter((line) => !/^\s*Z/.test(line))
+        .map((line) => line.replace(/^\s*\S+\s+/, ''))
+        .join('\n')
+        .concat('\n');
+
+    it('drives a shell through a terminal: stty size follows a resize, keys reach it (Ctrl-C included), and its exit code is berthctl’s', async () => {
+      const id = taskId('tty');
+      await shellTask(id);
+      const ctl = spawnBerthctlOnTerminal(['--addr', address, 'exec', '-it', id, 'app', '--', 'sh'], 120);
+      const exited = once(ctl, 'close') as Promise<[number | null]>;
+      ctl.stdin.write('stty size\r');
+      await waitForOutput(ctl, /\n50 120\r*\n/);
+
+      // The local terminal is resized as a terminal emulator would (TIOCSWINSZ on it): berthctl
+      // gets SIGWINCH and passes the new size on.
+      const scriptPid = ctl.pid!;
+      const berthctlPid = await waitUntil('berthctl under script', 10_000, async () => {
+        const { stdout } = await run('pgrep', ['-P', String(scriptPid)]);
+        return Number(stdout.trim().split('\n')[0]) || undefined;
+      });
+      const pts = readlinkSync(`/proc/${berthctlPid}/fd/0`);
+      await run('stty', ['-F', pts, 'rows', '40', 'cols', '100']);
+      ctl.stdin.write('stty size\r');
+      await waitForOutput(ctl, /\n40 100\r*\n/);
+
+      ctl.stdin.write('read line; echo "got:$line"\r');
+      ctl.stdin.write('typed by hand\r');
+      await waitForOutput(ctl, /got:typed by hand\r*\n/);
+
+      // Ctrl-C is a key like any other: the remote terminal turns it into SIGINT for the sleep.
+      ctl.stdin.write('sleep 601\r');
+      await waitUntil('sleep running', 10_000, async () => ((await processesIn(id, 'app')).includes('sleep 601\n') ? true : undefined));
+      ctl.stdin.write('\x03');
+      await waitForOutput(ctl, /\^C/);
+      ctl.stdin.write('echo "sleep ended: $?"\r');
+      await waitForOutput(ctl, /\nsleep ended: 130\r*\n/);
+
+      ctl.stdin.write('exit 3\r');
+      const [code] = await exited;
+      assert.equal(code, 3, 'the remote exit code is berthctl’s');
+      await agent.calls.stopAndWait(id);
+    });
+
+    it('pipes 10 MiB of stdin through sha256sum, with stdout and stderr apart', async () => {
+      const id = taskId('pipe');
+      await shellTask(id);
+      const input = randomBytes(10 * 1024 * 1024);
+      const ctl = spawnBerthctl(['--addr', address, 'exec', '-i', id, 'app', '--', 'sh', '-c', 'sha256sum; echo to-stderr >&2; exit 5']);
+      let stderr = '';
+      ctl.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      ctl.stdin.end(input);
+      const [code] = (await once(ctl, 'close')) as [number | null];
+      assert.equal(code, 5);
+      const output = await waitForOutput(ctl, /\n/);
+      assert.equal(output, `${createHash('sha256').update(input).digest('hex')}  -\n`);
+      assert.equal(stderr, 'to-stderr\n');
+      await agent.calls.stopAndWait(id);
+    });
+
+    it('a killed client leaves no process behind', async () => {
+      const id = taskId('killed');
+      await shellTask(id);
+      const ctl = spawnBerthctl(['--addr', address, 'exec', '-i', id, 'app', '--', 'sh', '-c', 'echo ready; sleep 4321 & sleep 4322']);
+      await waitForOutput(ctl, /ready\n/);
+      assert.match(await processesIn(id, 'app'), /sleep 4321\n[\s\S]*sleep 4322\n|sleep 4322\n[\s\S]*sleep 4321\n/);
+      ctl.kill('SIGKILL');
+      await waitUntil('the session’s processes gone', 20_000, async () => (/sleep 432[12]/.test(await processesIn(id, 'app')) ? undefined : true));
+      await agent.calls.stopAndWait(id);
+    });
+
+    it('refuses bad starts and frames with the field named, and counts sessions against limits.concurrentExecs', async () => {
+      const id = taskId('refusals');
+      await shellTask(id);
+      const refused = async (options: Parameters<typeof agent.berth.execSession>[0]) => {
+        const error = await agent.berth.execSession(options).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        assert.ok(error instanceof BerthError, String(error));
+        return error;
+      };
+      const base = { taskId: id, containerName: 'app', command: ['true'] };
+      const badSize = await refused({ ...base, tty: true, terminalSize: { columns: 0, rows: 24 } });
+      assert.equal(badSize.code, status.INVALID_ARGUMENT);
+      assert.match(badSize.message, /start\.terminal_size/);
+      const badUser = await refused({ ...base, user: 'nobody-here' });
+      assert.equal(badUser.code, status.INVALID_ARGUMENT);
+      assert.match(badUser.message, /no user "nobody-here"/);
+      const badDir = await refused({ ...base, workingDirectory: '/no/such/dir' });
+      assert.equal(badDir.code, status.INVALID_ARGUMENT);
+      assert.match(badDir.message, /working directory "\/no\/such\/dir"/);
+      assert.equal((await refused({ ...base, command: [] })).code, status.INVALID_ARGUMENT);
+      assert.equal((await refused({ ...base, containerName: 'nope' })).code, status.NOT_FOUND);
+
+      // A user, a working directory and variables of the session's own.
+      const session = await agent.berth.execSession({ ...base, command: ['sh', '-c', 'echo "$(id -u):$(pwd):$GREETING"'], user: 'nobody', workingDirectory: '/tmp', environment: { GREETING: 'hi' } });
+      let text = '';
+      for await (const piece of session.output()) text += piece.data.toString('utf8');
+      assert.equal(text, '65534:/tmp:hi\n');
+      assert.equal(session.exitCode, 0);
+
+      // A frame over 1 MiB ends the session with INVALID_ARGUMENT, and its process with it.
+      const big = await agent.berth.execSession({ ...base, command: ['sh', '-c', 'cat > /dev/null; sleep 4323'], stdin: true });
+      await big.write(Buffer.alloc(1024 * 1024 + 1));
+      const failed = await (async () => {
+        try {
+          for await (const _ of big.output());
+        } catch (error) {
+          return error;
+        }
+        return undefined;
+      })();
+      assert.ok(failed instanceof BerthError);
+      assert.equal(failed.code, status.INVALID_ARGUMENT);
+      assert.match(failed.message, /stdin: must carry at most 1048576 bytes/);
+      let left = '';
+      await waitUntil('the refused session’s process gone', 20_000, async () => (/cat|sleep 4323/.test((left = await processesIn(id, 'app'))) ? undefined : true)).catch((error: Error) => {
+        throw new Error(`${error.message}; processes:\n${left}`);
+      });
+      await agent.calls.stopAndWait(id);
+    });
+
+    it('port-forward: 20 connections at once to httpd in a task of network mode task, nothing published', async () => {
+      const id = taskId('fwd');
+      await webTask(id, NetworkMode.NETWORK_MODE_TASK);
+      const ctl = spawnBerthctl(['--addr', address, 'port-forward', id, `:${port}`]);
+      const listening = await waitForOutput(ctl, /Forwarding from 127\.0\.0\.1:(\d+) -> \d+\n/);
+      const local = Number(/127\.0\.0\.1:(\d+)/.exec(listening)![1]);
+      // httpd may not listen yet when the task is RUNNING: the first answer is waited for.
+      await waitUntil('httpd answers through the forward', 15_000, async () => (await get(`http://127.0.0.1:${local}/index.html`).catch(() => undefined)) && true);
+      const expectedBig = (await agent.calls.shell(id, 'web', 'sha256sum /www/big')).output.split(' ')[0];
+      const bodies = await Promise.all(Array.from({ length: 20 }, (_, i) => get(`http://127.0.0.1:${local}/${i % 2 === 0 ? 'index.html' : 'big'}`)));
+      for (const [i, body] of bodies.entries()) {
+        if (i % 2 === 0) assert.equal(body.toString('utf8'), `hello from ${id}\n`);
+        else assert.equal(createHash('sha256').update(body).digest('hex'), expectedBig);
+      }
+      ctl.kill('SIGINT');
+      const [code] = (await once(ctl, 'close')) as [number | null];
+      assert.equal(code, 0);
+      await waitUntil('no relay left', 10_000, async () => ((await run('pgrep', ['-f', `berth-port-relay ${port}$`]).catch(() => ({ stdout: '' }))).stdout.trim() === '' ? true : undefined));
+      await agent.calls.stopAndWait(id);
+    });
+
+    it('port-forward reaches network modes bridge and none alike, half-closes both ways, and says why when nothing listens', async () => {
+      for (const mode of [NetworkMode.NETWORK_MODE_BRIDGE, NetworkMode.NETWORK_MODE_NONE]) {
+        const id = taskId(mode === NetworkMode.NETWORK_MODE_BRIDGE ? 'fwd-bridge' : 'fwd-none');
+        await webTask(id, mode);
+        const fetchOnce = async () => {
+          const forward = await agent.berth.portForward({ taskId: id, port });
+          await forward.send(Buffer.from('GET /index.html HTTP/1.0\r\n\r\n'));
+          // HTTP/1.0: the server answers and closes its side; ours closes after.
+          const chunks: Buffer[] = [];
+          for await (const data of forward.received()) chunks.push(data);
+          forward.closeWrite();
+          await forward.finished();
+          return Buffer.concat(chunks).toString('utf8');
+        };
+        const answer = await waitUntil(`httpd in mode ${NetworkMode[mode]} answers`, 15_000, () => fetchOnce().catch(() => undefined));
+        assert.match(answer, /^HTTP\/1\.[01] 200 OK\r\n/);
+        assert.match(answer, new RegExp(`hello from ${id}\\n$`));
+        const refused = await agent.berth.portForward({ taskId: id, port: port + 100 }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        assert.ok(refused instanceof BerthError);
+        assert.equal(refused.code, status.FAILED_PRECONDITION);
+        assert.match(refused.message, new RegExp(`cannot forward to port ${port + 100}: .*Connection refused`));
+        await agent.calls.stopAndWait(id);
+      }
+    });
+  });
+}
