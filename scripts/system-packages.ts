@@ -48,6 +48,12 @@ export const CONTAINERD_PACKAGES: [file: string, pkg: string][] = [
   ['/usr/share/perl5/IO/Socket/SSL.pm', 'libio-socket-ssl-perl'],
 ];
 
+/** Port forwarding: berth's relay (Perl, like the log writer) runs in a task's namespace through nsenter. */
+export const SESSION_PACKAGES: [file: string, pkg: string][] = [
+  ['/usr/bin/nsenter', 'util-linux'],
+  ['/usr/bin/perl', 'perl'],
+];
+
 /** The CNI plugins and what they run, for task networking (and bridge mode on containerd). */
 export const CNI_PACKAGES: [file: string, pkg: string][] = [
   ['/usr/lib/cni/bridge', 'containernetworking-plugins'],
@@ -59,6 +65,9 @@ export const CNI_PACKAGES: [file: string, pkg: string][] = [
 /** openssl makes the certificates of the TLS tests; rsyslog receives the syslog log driver's messages. */
 export const TEST_PACKAGES: [file: string, pkg: string][] = [
   ['/usr/bin/openssl', 'openssl'],
+  // The session tests drive berthctl on a pseudo-terminal (script), resize it (stty) and find its process (pgrep).
+  ['/usr/bin/script', 'bsdutils'],
+  ['/usr/bin/pgrep', 'procps'],
   ['/usr/sbin/rsyslogd', 'rsyslog'],
   ['/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so', 'rsyslog-gnutls'],
 ];
@@ -87,5 +96,5 @@ export const CLUSTER_PACKAGES: [file: string, pkg: string][] = [
 
 // `tsx scripts/system-packages.ts`: what the test suite needs (run by `npm test` first).
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES, ...CONTAINERD_PACKAGES, ...CNI_PACKAGES, ...TEST_PACKAGES, ...GO_PACKAGES, ...CLUSTER_PACKAGES]);
+  ensurePackages([...BASE_PACKAGES, ...DOCKER_PACKAGES, ...CONTAINERD_PACKAGES, ...CNI_PACKAGES, ...SESSION_PACKAGES, ...TEST_PACKAGES, ...GO_PACKAGES, ...CLUSTER_PACKAGES]);
 }

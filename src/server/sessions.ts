@@ -30,7 +30,8 @@ async function serveSession<Req, Res>(call: Duplex<Req, Res>, shutdown: AbortSig
   call.on('close', end);
   call.on('error', end);
   shutdown.addEventListener('abort', end, { once: true });
-  const requests = call[Symbol.asyncIterator]() as AsyncIterator<Req>;
+  // Not destroyed when the client's messages end (a half-close): the answers still go out.
+  const requests = call.iterator({ destroyOnReturn: false }) as AsyncIterator<Req>;
   try {
     let timer: NodeJS.Timeout | undefined;
     const first = await Promise.race([

@@ -146,7 +146,7 @@ export function sessionScenarios(kind: RuntimeKind): void {
       await agent.calls.stopAndWait(id);
     });
 
-    it('refuses bad starts and frames with the field named, and counts sessions against limits.concurrentExecs', async () => {
+    it('refuses bad starts and frames with the field named; runs as the user, in the directory, with the variables asked for', async () => {
       const id = taskId('refusals');
       await shellTask(id);
       const refused = async (options: Parameters<typeof agent.berth.execSession>[0]) => {

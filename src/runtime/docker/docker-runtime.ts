@@ -9,7 +9,7 @@ import { RuntimeError } from '../errors.js';
 import { registryHost, requireImageReference, withDefaultTag } from '../image-reference.js';
 import { killProcessTree } from '../process-tree.js';
 import { checkProcessIdentity } from '../process-root.js';
-import { openDockerSession } from './docker-session.js';
+import { openDockerSession, runningExec } from './docker-session.js';
 import type {
   ContainerInfo,
   ContainerSpec,
@@ -466,7 +466,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   private async killExec(containerId: string, exec: Docker.Exec): Promise<void> {
-    const info = await this.call('inspect exec', (abortSignal) => exec.inspect({ abortSignal })).catch(() => undefined);
+    const info = await runningExec((what, fn) => this.call(what, fn), exec).catch(() => undefined);
     if (!info?.Running || !info.Pid) return;
     const container = await this.call('inspect container', (abortSignal) => this.docker.getContainer(containerId).inspect({ abortSignal })).catch(() => undefined);
     await killProcessTree(info.Pid, container?.State?.Pid ?? 0);

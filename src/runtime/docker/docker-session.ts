@@ -14,6 +14,21 @@ export interface DockerSessionHost {
   killExec(containerId: string, exec: Docker.Exec): Promise<void>;
 }
 
+/**
+ * An exec's state, with its pid once it runs: Docker answers the start before it has recorded the
+ * process's pid, so a moment after a start an exec can be running with pid 0. It is asked again
+ * (for at most 5 s) until it has one.
+ */
+export async function runningExec(call: DockerSessionHost['call'], exec: Docker.Exec): Promise<Docker.ExecInspectInfo> {
+  const inspect = () => call(`inspect exec ${exec.id}`, (abortSignal) => exec.inspect({ abortSignal }));
+  let info = await inspect();
+  for (let attempt = 0; attempt < 50 && info.Running && !info.Pid; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    info = await inspect();
+  }
+  return info;
+}
+
 /** Header of a frame of Docker's multiplexed stream: stream (1 stdout, 2 stderr), 3 zero bytes, a big-endian length. */
 const FRAME_HEADER = 8;
 
@@ -131,7 +146,7 @@ export async function openDockerSession(docker: Docker, host: DockerSessionHost,
       await resize(size);
     },
     signal: async (signal) => {
-      const info = await host.call(`inspect an exec in container ${containerId}`, (abortSignal) => exec.inspect({ abortSignal }));
+      const info = await runningExec(host.call, exec);
       if (!info.Running || !info.Pid) return;
       try {
         // Docker has no API to signal an exec: its process is signalled on the host, where it runs.
