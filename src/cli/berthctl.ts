@@ -9,13 +9,13 @@ import { connect } from '../client/berth-client.js';
 import { CliError, DEFAULT_ADDRESS, EXIT, explain } from './client.js';
 import type { Command } from './command.js';
 import { execCommand, logsCommand, statsCommand } from './commands/containers.js';
-import { portForwardCommand } from './commands/sessions.js';
+import { attachCommand, portForwardCommand } from './commands/sessions.js';
 import { runCommand } from './commands/run.js';
 import { describeCommand, infoCommand, psCommand, stopCommand } from './commands/tasks.js';
 import { watchCommand } from './commands/watch.js';
 import { clusterCommand } from './commands/cluster.js';
 
-const COMMANDS: Command[] = [runCommand, psCommand, describeCommand, stopCommand, watchCommand, logsCommand, execCommand, portForwardCommand, statsCommand, infoCommand, clusterCommand];
+const COMMANDS: Command[] = [runCommand, psCommand, describeCommand, stopCommand, watchCommand, logsCommand, execCommand, attachCommand, portForwardCommand, statsCommand, infoCommand, clusterCommand];
 
 const GLOBAL_OPTIONS = {
   addr: { type: 'string' },

@@ -26,7 +26,7 @@ import { channelFor, type ConnectOptions } from './connection.js';
 import { CancelledError, toBerthError } from './errors.js';
 import { watchEvents, type WatchItem, type WatchOptions } from './event-watch.js';
 import { waitForTask, type WaitOptions } from './task-waits.js';
-import { RemoteExecSession, RemoteForward, type ExecSessionOptions } from './sessions.js';
+import { RemoteAttachment, RemoteExecSession, RemoteForward, type ExecSessionOptions } from './sessions.js';
 
 /** Per call: when to give up, and a signal that cancels it. */
 export interface CallOptions {
@@ -115,6 +115,11 @@ export class BerthClient {
    */
   execSession(options: ExecSessionOptions): Promise<RemoteExecSession> {
     return RemoteExecSession.open(this.raw, options);
+  }
+
+  /** Attaches to a running container's own streams (`docker attach`). See RemoteAttachment. */
+  attach(options: { taskId: string; containerName: string; stdin?: boolean; signal?: AbortSignal }): Promise<RemoteAttachment> {
+    return RemoteAttachment.open(this.raw, options);
   }
 
   /** Opens one TCP connection to `port` at 127.0.0.1 inside the task's network namespace. See RemoteForward. */

@@ -89,7 +89,7 @@ export {
   TaskServiceClient,
   type DeepPartial,
 } from '../gen/berth/agent/v1/task_service.js';
-export { RemoteExecSession, RemoteForward, type ExecSessionOptions } from './sessions.js';
+export { RemoteAttachment, RemoteExecSession, RemoteForward, type ExecSessionOptions } from './sessions.js';
 export {
   TerminalSize,
   CloseStdin,
@@ -103,4 +103,9 @@ export {
   PortForwardRequest,
   PortForwardConnected,
   PortForwardResponse,
+  AttachStart,
+  AttachRequest,
+  AttachStarted,
+  AttachExit,
+  AttachResponse,
 } from '../gen/berth/agent/v1/session.js';

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
-import { ExecSessionRequest, PortForwardRequest, type ExecSessionResponse, type PortForwardResponse, type TerminalSize } from '../gen/berth/agent/v1/session.js';
+import { AttachRequest, ExecSessionRequest, PortForwardRequest, type AttachResponse, type ExecSessionResponse, type PortForwardResponse, type TerminalSize } from '../gen/berth/agent/v1/session.js';
 import type { TaskServiceClient } from '../gen/berth/agent/v1/task_service.js';
 import { toBerthError } from './errors.js';
 
@@ -163,6 +163,57 @@ export class RemoteForward {
     this.call.end();
   }
 
+  cancel(): void {
+    this.call.cancel();
+  }
+}
+
+/** A client attached to a running container's own streams (Attach). Cancel to detach. */
+export class RemoteAttachment {
+  private exit: number | undefined;
+
+  private constructor(
+    private readonly call: ClientDuplexStream<AttachRequest, AttachResponse>,
+    private readonly answers: AsyncIterator<AttachResponse>,
+  ) {}
+
+  /** Attaches; with `stdin`, as the one client that writes to the container's input. */
+  static async open(raw: TaskServiceClient, options: { taskId: string; containerName: string; stdin?: boolean; signal?: AbortSignal }): Promise<RemoteAttachment> {
+    const start = AttachRequest.fromPartial({ kind: { $case: 'start', value: { taskId: options.taskId, containerName: options.containerName, stdin: options.stdin ?? false } } });
+    const { call, answers } = await openDuplex(() => raw.attach(new Metadata()), start, options.signal);
+    return new RemoteAttachment(call, answers);
+  }
+
+  /** The container's output from the moment of attaching, until its process exits. */
+  async *output(): AsyncGenerator<{ stream: 'stdout' | 'stderr'; data: Buffer }> {
+    try {
+      for (;;) {
+        const next = await this.answers.next();
+        if (next.done) break;
+        const kind = next.value.kind;
+        if (kind?.$case === 'stdout') yield { stream: 'stdout', data: kind.value };
+        else if (kind?.$case === 'stderr') yield { stream: 'stderr', data: kind.value };
+        else if (kind?.$case === 'exit') this.exit = kind.value.exitCode;
+      }
+    } catch (error) {
+      throw toBerthError(error);
+    }
+  }
+
+  /** The container's exit code, once `output()` has ended with its exit. */
+  get exitCode(): number | undefined {
+    return this.exit;
+  }
+
+  write(data: Buffer): Promise<void> {
+    return send(this.call, { kind: { $case: 'stdin', value: data } });
+  }
+
+  resize(size: TerminalSize): Promise<void> {
+    return send(this.call, { kind: { $case: 'resize', value: size } });
+  }
+
+  /** Detaches: the container runs on. */
   cancel(): void {
     this.call.cancel();
   }

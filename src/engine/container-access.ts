@@ -5,6 +5,7 @@ import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, N
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from './admission/request-limits.js';
 import { commandViolations, execSessionViolations, type ExecSessionRequest } from './admission/session-validation.js';
 import { ExecSession } from './sessions/exec-session.js';
+import { AttachedClient } from './sessions/container-attachment.js';
 import { ForwardedConnection } from './sessions/forwarded-connection.js';
 import type { RuntimeMonitor } from './runtime-monitor.js';
 import { StreamSlots } from './stream-slots.js';
@@ -156,6 +157,33 @@ export class ContainerAccess {
       release();
       if (isRuntimeError(error, 'invalid')) throw new InvalidArgumentError([{ field: 'start', description: error.detail }], 'invalid request');
       throw this.failure(error, `cannot exec in container "${request.containerName}"`);
+    }
+  }
+
+  /** Containers whose standard input an attached client holds, by runtime id. */
+  private readonly stdinHolders = new Set<string>();
+
+  /**
+   * Attaches a client to a running container's own streams (`docker attach`): its output from
+   * now on and, with `stdin`, its input, which one client at a time holds. It holds a slot of
+   * limits.concurrentExecs until it detaches.
+   */
+  async attach(taskId: string, containerName: string, stdin: boolean): Promise<AttachedClient> {
+    const runtimeId = this.running(taskId, this.target(taskId, containerName));
+    this.checkAvailable();
+    if (stdin && this.stdinHolders.has(runtimeId)) throw new FailedPreconditionError(`another client holds the standard input of container "${containerName}" of task "${taskId}"`);
+    const releaseSlot = this.execs.take();
+    if (stdin) this.stdinHolders.add(runtimeId);
+    const release = () => {
+      if (stdin) this.stdinHolders.delete(runtimeId);
+      releaseSlot();
+    };
+    try {
+      return new AttachedClient(await this.runtime.attach(runtimeId, { stdin }), this.sessionIdleTimeoutMs, release);
+    } catch (error) {
+      release();
+      if (isRuntimeError(error, 'invalid')) throw new FailedPreconditionError(`cannot write to container "${containerName}": ${error.detail}`);
+      throw this.failure(error, `cannot attach to container "${containerName}"`);
     }
   }
 

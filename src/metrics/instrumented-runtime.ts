@@ -119,6 +119,10 @@ export class InstrumentedRuntime extends ForwardingRuntime {
     return this.timed('open_session', () => this.inner.openSession(id, command, options));
   }
 
+  override attach(id: string, options: { stdin: boolean }) {
+    return this.timed('attach', () => this.inner.attach(id, options));
+  }
+
   override get bridgeGateway() {
     const inner = this.inner;
     return inner.bridgeGateway ? () => this.timed('bridge_gateway', () => inner.bridgeGateway!()) : undefined;

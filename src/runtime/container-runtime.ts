@@ -1,4 +1,5 @@
 import type {
+  ContainerAttachment,
   ContainerInfo,
   ContainerLogConfiguration,
   ContainerSpec,
@@ -124,6 +125,12 @@ export interface ContainerRuntime {
    * directory the container cannot give, "conflict" when the container is not running.
    */
   openSession(id: string, command: string[], options: SessionProcessOptions): Promise<SessionProcess>;
+  /**
+   * Attaches to a running container's own standard streams; with `stdin`, to its input too, which
+   * needs a container created with `openStdin` (and, on containerd, `tty`). Fails with "conflict"
+   * when it is not running, "invalid" when its input cannot be written.
+   */
+  attach(id: string, options: { stdin: boolean }): Promise<ContainerAttachment>;
   /**
    * The container's output, line by line in the order written, each line with its stream and
    * time. Resolves once the container is found (fails with "not-found" otherwise). With `follow`,

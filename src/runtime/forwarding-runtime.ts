@@ -109,6 +109,10 @@ export class ForwardingRuntime implements ContainerRuntime {
     return this.inner.openSession(id, command, options);
   }
 
+  attach(id: string, options: { stdin: boolean }) {
+    return this.inner.attach(id, options);
+  }
+
   logs(id: string, options: LogOptions) {
     return this.inner.logs(id, options);
   }

@@ -225,6 +225,26 @@ export interface ExecResult {
   output: Buffer;
 }
 
+/**
+ * A running container's own standard streams, attached to (`docker attach`): its output from the
+ * moment of attaching, and its standard input when asked for. Closing detaches; the container
+ * runs on and its input stays open.
+ */
+export interface ContainerAttachment {
+  /** Standard output, or the terminal's output with a terminal. */
+  readonly output: NodeJS.ReadableStream;
+  /** Standard error; undefined with a terminal. */
+  readonly errors?: NodeJS.ReadableStream;
+  /** Standard input, when asked for; ending it detaches it (the container's input stays open). */
+  readonly input?: NodeJS.WritableStream;
+  /** The exit code, once the container's process has exited. */
+  readonly exited: Promise<number>;
+  /** Sets the container's terminal's size. */
+  resize(size: TerminalSize): Promise<void>;
+  /** Detaches. Safe to call more than once. */
+  close(): Promise<void>;
+}
+
 /** A terminal's size in character cells. */
 export interface TerminalSize {
   columns: number;

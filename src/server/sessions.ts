@@ -4,7 +4,7 @@ import { signalByName, terminalSizeViolations } from '../engine/admission/sessio
 import { DeadlineExceededError, InvalidArgumentError } from '../engine/errors.js';
 import type { ExecSession } from '../engine/sessions/exec-session.js';
 import type { ForwardedConnection } from '../engine/sessions/forwarded-connection.js';
-import type { ExecSessionRequest, ExecSessionResponse, PortForwardRequest, PortForwardResponse } from '../gen/berth/agent/v1/session.js';
+import type { AttachRequest, AttachResponse, ExecSessionRequest, ExecSessionResponse, PortForwardRequest, PortForwardResponse } from '../gen/berth/agent/v1/session.js';
 import { toServiceError } from './error-status.js';
 import { writeMessage } from './streaming.js';
 
@@ -177,4 +177,46 @@ async function pumpForwardInput(connection: ForwardedConnection, requests: Async
     else throw invalid('start', 'start is the first message only');
   }
   connection.closeWrite();
+}
+
+/** Serves one Attach stream: start, then (the writer's) stdin and resizes one way, the container's output and its exit code the other. */
+export function serveAttach(containers: ContainerAccess, call: Duplex<AttachRequest, AttachResponse>, shutdown: AbortSignal): Promise<void> {
+  return serveSession(call, shutdown, async (first, requests, ended) => {
+    if (first.kind?.$case !== 'start') throw invalid('start', 'the first message must be start');
+    const { taskId, containerName, stdin } = first.kind.value;
+    const attached = await containers.attach(taskId, containerName, stdin);
+    try {
+      await writeMessage(call, { kind: { $case: 'started', value: {} } }, ended);
+      const inbound = (async () => {
+        for (;;) {
+          const next = await requests.next();
+          if (next.done) return;
+          const kind = next.value.kind;
+          if (kind?.$case === 'stdin') {
+            if (!attached.writes) throw invalid('stdin', 'attached without stdin: only the client that attached with it writes');
+            await attached.write(frame(kind.value, 'stdin'));
+          } else if (kind?.$case === 'resize') {
+            if (!attached.writes) throw invalid('resize', 'attached without stdin: only the client that attached with it sizes the terminal');
+            const violations = terminalSizeViolations(kind.value, 'resize');
+            if (violations.length > 0) throw new InvalidArgumentError(violations, 'invalid request');
+            await attached.resize(kind.value);
+          } else throw invalid('start', 'start is the first message only');
+        }
+      })();
+      inbound.catch(() => undefined);
+      const outbound = (async () => {
+        for await (const piece of attached.output()) {
+          if (ended.aborted) return;
+          await writeMessage(call, { kind: piece.stream === 'stdout' ? { $case: 'stdout', value: piece.data } : { $case: 'stderr', value: piece.data } }, ended);
+        }
+        if (attached.idleExpired) throw new DeadlineExceededError('nothing passed either way for the session idle timeout (engine.sessionIdleTimeout)');
+        const exitCode = await attached.exitCode;
+        await writeMessage(call, { kind: { $case: 'exit', value: { exitCode } } }, ended);
+      })();
+      // The end of the client's messages is not a detach: a reader may send nothing at all.
+      await Promise.race([outbound, inbound.then(() => new Promise<never>(() => undefined)), untilAborted(ended, () => new Error('the client went away'))]);
+    } finally {
+      await attached.close();
+    }
+  });
 }

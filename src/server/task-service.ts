@@ -10,7 +10,7 @@ import { taskResponse } from './task-encoding.js';
 import { TurnSlices } from './turn-slices.js';
 import { preEncoded } from './pre-encoded.js';
 import { forEachBatch, serveStream } from './streaming.js';
-import { serveExecSession, servePortForward } from './sessions.js';
+import { serveAttach, serveExecSession, servePortForward } from './sessions.js';
 import { watchEvents, type EventDeliveryObserver } from './watch-events.js';
 
 /** How the agent stands with its fleet, as GetAgentInfo shows it (src/cluster/membership.ts keeps it). */
@@ -116,6 +116,7 @@ export function createTaskService(engine: TaskEngine, options: TaskServiceOption
       }),
     execSession: (call) => void serveExecSession(engine.containers, call, options.shutdown),
     portForward: (call) => void servePortForward(engine.containers, call, options.shutdown),
+    attach: (call) => void serveAttach(engine.containers, call, options.shutdown),
     stats: (call) =>
       void serveStream(call, options.shutdown, async (write, signal) => {
         const { taskId, containerName, stream, interval } = call.request;

@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream';
 import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
 import type {
+  ContainerAttachment,
   ContainerInfo,
   ContainerSpec,
   ContainerStatsSample,
@@ -263,6 +264,19 @@ export class FakeRuntime implements ContainerRuntime {
         if (input) input.end();
         else output.end();
       },
+    };
+  }
+
+  /** An attachment that reads nothing and whose input goes nowhere; it ends when closed. */
+  async attach(id: string, options: { stdin: boolean }): Promise<ContainerAttachment> {
+    this.calls.push(`attach ${this.containers.get(id)?.labels['berth.container-name']}`);
+    const output = new PassThrough();
+    return {
+      output,
+      input: options.stdin ? new PassThrough().resume() : undefined,
+      exited: new Promise<number>(() => undefined),
+      resize: async () => undefined,
+      close: async () => void output.end(),
     };
   }
 

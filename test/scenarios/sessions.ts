@@ -12,7 +12,7 @@ import { spawnBerthctl, spawnBerthctlOnTerminal, waitForOutput } from '../harnes
 import { startTestAgent, type TestAgent } from '../harness/agent.js';
 import { waitUntil } from '../harness/processes.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
-import { container, NetworkMode, task, taskId } from '../harness/task-builders.js';
+import { container, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
 const run = promisify(execFile);
 
@@ -195,6 +195,72 @@ export function sessionScenarios(kind: RuntimeKind): void {
       await waitUntil('the refused session’s process gone', 20_000, async () => (/cat|sleep 4323/.test((left = await processesIn(id, 'app'))) ? undefined : true)).catch((error: Error) => {
         throw new Error(`${error.message}; processes:\n${left}`);
       });
+      await agent.calls.stopAndWait(id);
+    });
+
+    it('attach: several readers and one writer on an interactive container with a terminal; a detach leaves it running; its exit ends them all', async () => {
+      const id = taskId('attach');
+      await agent.calls.runUntil(task(id, [container('app', env.image, { command: ['sh'], interactive: true, pseudoTerminal: true })], { family: 'sessions' }));
+      const read = async (attachment: Awaited<ReturnType<typeof agent.berth.attach>>, until: RegExp) => {
+        let text = '';
+        const iterator = attachment.output()[Symbol.asyncIterator]();
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done) return { text, ended: true };
+          text += next.value.data.toString('utf8');
+          if (until.test(text)) return { text, ended: false, iterator };
+        }
+      };
+      const readers = await Promise.all([0, 1].map(() => agent.berth.attach({ taskId: id, containerName: 'app' })));
+      const writer = await agent.berth.attach({ taskId: id, containerName: 'app', stdin: true });
+      const second = await agent.berth.attach({ taskId: id, containerName: 'app', stdin: true }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(second instanceof BerthError);
+      assert.equal(second.code, status.FAILED_PRECONDITION);
+      assert.match(second.message, /another client holds the standard input/);
+
+      const seen = Promise.all([...readers, writer].map((a) => read(a, /hello-42\r?\n/)));
+      await writer.write(Buffer.from('echo hello-$((6*7))\r'));
+      for (const result of await seen) assert.match(result.text, /hello-42\r?\n/);
+
+      // A detach leaves the container running and its input free for another writer.
+      writer.cancel();
+      const next = await waitUntil('the input free again', 10_000, () => agent.berth.attach({ taskId: id, containerName: 'app', stdin: true }).catch(() => undefined));
+      const exits = readers.map(async (reader) => {
+        for await (const _ of reader.output());
+        return reader.exitCode;
+      });
+      await next.write(Buffer.from('exit 7\r'));
+      assert.deepEqual(await Promise.all(exits), [7, 7], 'every reader gets the exit code');
+      next.cancel();
+      await agent.calls.stopAndWait(id);
+
+      const plain = taskId('attach-plain');
+      await shellTask(plain);
+      const refused = await agent.berth.attach({ taskId: plain, containerName: 'app', stdin: true }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(refused instanceof BerthError);
+      assert.equal(refused.code, status.FAILED_PRECONDITION);
+      assert.match(refused.message, /not started with an open standard input/);
+      await agent.calls.stopAndWait(plain);
+    });
+
+    it('berthctl attach on a terminal: what is typed reaches the container, Ctrl-P Ctrl-Q detaches and leaves it running', async () => {
+      const id = taskId('attach-ctl');
+      await agent.calls.runUntil(task(id, [container('app', env.image, { command: ['sh'], interactive: true, pseudoTerminal: true })], { family: 'sessions' }));
+      const ctl = spawnBerthctlOnTerminal(['--addr', address, 'attach', id], 120);
+      const exited = once(ctl, 'close') as Promise<[number | null]>;
+      // Typed before berthctl has attached, the keys wait in its terminal until it reads them.
+      ctl.stdin.write('echo typed-$((20+1))\r');
+      await waitForOutput(ctl, /typed-21\r*\n/);
+      ctl.stdin.write('\x10\x11');
+      const [code] = await exited;
+      assert.equal(code, 0);
+      assert.equal((await agent.calls.get(id))?.knownStatus, TaskStatus.TASK_STATUS_RUNNING, 'the container runs on');
       await agent.calls.stopAndWait(id);
     });
 

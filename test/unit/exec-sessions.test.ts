@@ -100,6 +100,27 @@ describe('ExecSession rules (the engine on the fake runtime, over gRPC)', () => 
     assert.equal(opened.closed, true);
   });
 
+  it('attach: one client at a time holds the input, the others only read; a detach frees it', async () => {
+    const writer = await served.berth.attach({ taskId: 'sess', containerName: 'app', stdin: true });
+    const second = await failure(served.berth.attach({ taskId: 'sess', containerName: 'app', stdin: true }));
+    assert.equal(second.code, status.FAILED_PRECONDITION);
+    const reader = await served.berth.attach({ taskId: 'sess', containerName: 'app' });
+    await reader.write(Buffer.from('x'));
+    const refused = await failure(
+      (async () => {
+        for await (const _ of reader.output());
+      })(),
+    );
+    assert.equal(refused.code, status.INVALID_ARGUMENT);
+    assert.match(refused.message, /stdin: attached without stdin/);
+    writer.cancel();
+    const deadline = Date.now() + 10_000;
+    let again;
+    while (!again && Date.now() < deadline) again = await served.berth.attach({ taskId: 'sess', containerName: 'app', stdin: true }).catch(() => undefined);
+    assert.ok(again, 'the input was given back');
+    again.cancel();
+  });
+
   it('refuses a stream whose first message is not start', async () => {
     const call = served.client.execSession();
     call.write({ kind: { $case: 'stdin', value: Buffer.from('x') } });

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
+import { status } from '@grpc/grpc-js';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { BerthError } from '../../client/errors.js';
-import type { RemoteExecSession } from '../../client/sessions.js';
 import { CliError, EXIT } from '../client.js';
 import type { Command, CommandContext } from '../command.js';
 
@@ -10,24 +10,92 @@ async function writeOut(to: NodeJS.WritableStream, data: Buffer): Promise<void> 
   if (!to.write(data)) await once(to, 'drain');
 }
 
-/** Sends what the user types or pipes, in order, holding stdin while the stream is behind; its end closes the process's stdin. */
-function forwardStdin(stdin: NodeJS.ReadStream, session: RemoteExecSession, failed: (error: unknown) => void): () => void {
+/** What exec and attach hold of the agent's side: the remote streams of a process or a container. */
+interface RemoteStreams {
+  output(): AsyncGenerator<{ stream: 'stdout' | 'stderr'; data: Buffer }>;
+  readonly exitCode: number | undefined;
+  write(data: Buffer): Promise<void>;
+  resize(size: { columns: number; rows: number }): Promise<void>;
+  cancel(): void;
+}
+
+/** Ctrl-P then Ctrl-Q: detaches an attached terminal (as with docker attach). */
+const DETACH_KEYS = [0x10, 0x11];
+
+interface Pumping {
+  /** The local terminal goes raw, and its size follows the local one. */
+  tty: boolean;
+  /** What the user types or pipes goes to the remote side. */
+  stdin: boolean;
+  /** The local stdin ended (a pipe, or Ctrl-D on a terminal not in raw mode). */
+  onStdinEnd(): Promise<void>;
+  /** Ctrl-C without a terminal, counted. */
+  onInterrupt(count: number): void;
+  /** Ctrl-P Ctrl-Q on a raw terminal ends the session quietly. */
+  detachKeys: boolean;
+}
+
+/**
+ * Carries a session between berthctl's own streams and the remote ones until the remote side
+ * ends: output to stdout and stderr (waiting while they are behind), typed or piped input in
+ * order (holding stdin while the stream is behind), raw mode and resizes on a terminal.
+ * Resolves to the remote exit code, or to "detached".
+ */
+async function pumpSession(ctx: CommandContext, remote: RemoteStreams, how: Pumping): Promise<number | 'detached'> {
+  const terminal = how.tty ? ctx.stdin : undefined;
+  const size = () => ({ columns: ctx.stdout.columns || 80, rows: ctx.stdout.rows || 24 });
+  let failure: unknown;
+  let detached = false;
+  const fail = (error: unknown) => {
+    failure ??= error;
+    remote.cancel();
+  };
+  let ctrlP = false;
   const onData = (chunk: Buffer) => {
-    stdin.pause();
-    session.write(chunk).then(
-      () => stdin.resume(),
-      (error: unknown) => failed(error),
-    );
+    if (how.detachKeys && terminal) {
+      for (const byte of chunk) {
+        if (ctrlP && byte === DETACH_KEYS[1]) {
+          detached = true;
+          remote.cancel();
+          return;
+        }
+        ctrlP = byte === DETACH_KEYS[0];
+      }
+    }
+    ctx.stdin.pause();
+    remote.write(chunk).then(() => ctx.stdin.resume(), fail);
   };
-  const onEnd = () => void session.closeStdin().catch(failed);
-  stdin.on('data', onData);
-  stdin.once('end', onEnd);
-  stdin.resume();
-  return () => {
-    stdin.off('data', onData);
-    stdin.off('end', onEnd);
-    stdin.pause();
-  };
+  const onEnd = () => void how.onStdinEnd().catch(fail);
+  if (how.stdin) {
+    ctx.stdin.on('data', onData);
+    ctx.stdin.once('end', onEnd);
+    ctx.stdin.resume();
+  }
+  terminal?.setRawMode(true);
+  const onResize = () => void remote.resize(size()).catch(fail);
+  if (how.tty) {
+    ctx.stdout.on('resize', onResize);
+    if (ctx.stdout.isTTY) onResize();
+  }
+  let interrupts = 0;
+  const onInterrupt = () => how.onInterrupt(++interrupts);
+  if (!how.tty) process.on('SIGINT', onInterrupt);
+  try {
+    for await (const piece of remote.output()) await writeOut(piece.stream === 'stderr' ? ctx.stderr : ctx.stdout, piece.data);
+  } catch (error) {
+    if (!detached) failure ??= error;
+  } finally {
+    process.off('SIGINT', onInterrupt);
+    ctx.stdout.off('resize', onResize);
+    terminal?.setRawMode(false);
+    ctx.stdin.off('data', onData);
+    ctx.stdin.off('end', onEnd);
+    ctx.stdin.pause();
+  }
+  if (detached) return 'detached';
+  if (failure) throw failure;
+  if (remote.exitCode === undefined) throw new CliError('the session ended without an exit code', EXIT.failed);
+  return remote.exitCode;
 }
 
 export interface InteractiveExec {
@@ -48,55 +116,82 @@ export interface InteractiveExec {
  * a second Ctrl-C ends the session. Resolves to the process's exit code.
  */
 export async function runInteractiveExec(ctx: CommandContext, request: InteractiveExec): Promise<number> {
-  const terminal = request.tty ? ctx.stdin : undefined;
-  if (terminal && !terminal.isTTY) throw new CliError('-t needs a terminal on standard input: use -i alone to pipe input', EXIT.usage);
-  const size = () => ({ columns: ctx.stdout.columns || 80, rows: ctx.stdout.rows || 24 });
-  const cancel = new AbortController();
+  if (request.tty && !ctx.stdin.isTTY) throw new CliError('-t needs a terminal on standard input: use -i alone to pipe input', EXIT.usage);
   const session = await ctx.client.execSession({
     taskId: request.taskId,
     containerName: request.containerName,
     command: request.command,
     tty: request.tty,
     stdin: request.stdin,
-    terminalSize: request.tty && ctx.stdout.isTTY ? size() : undefined,
+    terminalSize: request.tty && ctx.stdout.isTTY ? { columns: ctx.stdout.columns || 80, rows: ctx.stdout.rows || 24 } : undefined,
     environment: request.environment,
     user: request.user,
     workingDirectory: request.workingDirectory,
-    signal: cancel.signal,
   });
-  let failure: unknown;
-  const fail = (error: unknown) => {
-    failure ??= error;
-    session.cancel();
-  };
-  const stopStdin = request.stdin || request.tty ? forwardStdin(ctx.stdin, session, fail) : () => undefined;
-  terminal?.setRawMode(true);
-  const onResize = () => void session.resize(size()).catch(fail);
-  if (request.tty) ctx.stdout.on('resize', onResize);
-  let interrupts = 0;
-  const onInterrupt = () => {
-    interrupts++;
-    if (interrupts === 1) void session.signal('SIGINT').catch(fail);
-    else {
-      failure ??= new CliError('interrupted', 130);
-      session.cancel();
-    }
-  };
-  if (!request.tty) process.on('SIGINT', onInterrupt);
-  try {
-    for await (const piece of session.output()) await writeOut(piece.stream === 'stderr' ? ctx.stderr : ctx.stdout, piece.data);
-  } catch (error) {
-    failure ??= error;
-  } finally {
-    process.off('SIGINT', onInterrupt);
-    ctx.stdout.off('resize', onResize);
-    terminal?.setRawMode(false);
-    stopStdin();
-  }
-  if (failure) throw failure;
-  if (session.exitCode === undefined) throw new CliError('the session ended without an exit code', EXIT.failed);
-  return session.exitCode;
+  let givenUp = false;
+  const result = await pumpSession(ctx, session, {
+    tty: request.tty,
+    stdin: request.stdin || request.tty,
+    onStdinEnd: () => session.closeStdin(),
+    onInterrupt: (count) => {
+      if (count === 1) void session.signal('SIGINT').catch(() => session.cancel());
+      else {
+        givenUp = true;
+        session.cancel();
+      }
+    },
+    detachKeys: false,
+  }).catch((error: unknown) => {
+    if (givenUp) throw new CliError('interrupted', 130);
+    throw error;
+  });
+  return result === 'detached' ? EXIT.ok : result;
 }
+
+export const attachCommand: Command = {
+  name: 'attach',
+  summary: "attach to a running container's own input and output",
+  usage: `berthctl attach TASK [CONTAINER] [--no-stdin]
+
+      --no-stdin   only read: do not write to the container's input
+Shows the container's output from now on and, for a container started with interactive, sends
+what you type (or pipe) to its input; one client at a time writes. With pseudo_terminal and a
+local terminal, the local one goes raw and its size follows yours; Ctrl-P Ctrl-Q detaches.
+Without a terminal, Ctrl-C detaches. The container runs on after a detach; berthctl exits with
+its exit code when it exits.
+CONTAINER may be left out when the task has one container.`,
+  options: { 'no-stdin': { type: 'boolean' } },
+  async run(ctx, values, positionals) {
+    const [taskId, name] = positionals;
+    if (!taskId || positionals.length > 2) throw new CliError('usage: berthctl attach TASK [CONTAINER] [--no-stdin]', EXIT.usage);
+    const task = await ctx.client.getTask(taskId);
+    const containers = task.definition?.containers ?? [];
+    const definition = name ? containers.find((c) => c.name === name) : containers.length === 1 ? containers[0] : undefined;
+    if (!definition) {
+      if (name) throw new CliError(`task ${taskId} has no container "${name}"`, EXIT.failed);
+      throw new CliError(`task ${taskId} has ${containers.length} containers (${containers.map((c) => c.name).join(', ')}): name one, berthctl attach ${taskId} CONTAINER`, EXIT.usage);
+    }
+    const stdin = definition.interactive && !values['no-stdin'];
+    const tty = stdin && definition.pseudoTerminal && ctx.stdin.isTTY === true;
+    const attachment = await ctx.client.attach({ taskId, containerName: definition.name, stdin });
+    const result = await pumpSession(ctx, attachment, {
+      tty,
+      stdin,
+      // The container's input stays open: the end of ours sends nothing more.
+      onStdinEnd: async () => undefined,
+      onInterrupt: () => attachment.cancel(),
+      detachKeys: true,
+    }).catch((error: unknown) => {
+      if (error instanceof BerthError && error.code === status.CANCELLED) return 'detached' as const;
+      throw error;
+    });
+    if (result === 'detached') {
+      ctx.stderr.write(`${tty ? '\r\n' : ''}berthctl: detached from ${taskId}/${definition.name}\n`);
+      return EXIT.ok;
+    }
+    return result;
+  },
+};
 
 /** "LOCAL:REMOTE", "REMOTE" (the same port locally) or ":REMOTE" (a free local port). */
 export function parsePortPair(value: string): { local: number; remote: number } {

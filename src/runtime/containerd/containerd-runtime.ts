@@ -3,7 +3,7 @@
 // of their own; what stays is each contract method as its short sequence of containerd calls.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PACKAGE_ROOT } from '../../package-root.js';
 import { namespaceTraffic } from '../net-dev.js';
@@ -19,6 +19,7 @@ import { requireImageReference } from '../image-reference.js';
 import { LEASE_OWNER_LABEL, leaseLabels, ownerAlive } from './lease-owner.js';
 import { RegistryClient } from '../oci/registry-client.js';
 import type {
+  ContainerAttachment,
   ContainerInfo,
   ContainerLogConfiguration,
   ContainerSpec,
@@ -54,6 +55,7 @@ import { DEFAULT_RUNC_ROOT, isStaleRuncState, removeStaleRuncState } from './sta
 import { readFromMounts, resolveUser } from './user.js';
 import { checkProcessIdentity } from '../process-root.js';
 import { openContainerdSession } from './exec-session.js';
+import { attachContainerdContainer, ensureStdinFifo } from './attachment.js';
 
 export interface ContainerdRuntimeOptions {
   socketPath: string;
@@ -92,6 +94,10 @@ const LOG_FILE_LABEL = 'berth.log-file';
 const LOG_OPTIONS_LABEL = 'berth.log-options';
 /** Set on a container with a terminal (Tasks.Create must say so too). */
 const TERMINAL_LABEL = 'berth.terminal';
+/** Set on a container with an open stdin (interactive); with a terminal, its task gets a stdin FIFO. */
+const STDIN_LABEL = 'berth.stdin';
+/** The stdin FIFO of an interactive container with a terminal, in its directory. */
+const STDIN_FIFO_NAME = 'stdin';
 /** The container's cgroup, when it is not containerd's default `/<namespace>/<id>`. */
 const CGROUP_LABEL = 'berth.cgroup';
 const DEFAULT_EXEC_OUTPUT = 64 * 1024;
@@ -413,6 +419,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       const stopSignal = spec.stopSignal ?? image.config.config?.StopSignal;
       if (stopSignal) labels[STOP_SIGNAL_LABEL] = stopSignal;
       if (spec.tty) labels[TERMINAL_LABEL] = 'true';
+      if (spec.openStdin) labels[STDIN_LABEL] = 'true';
       // Checked by createContainer: the writer's options, or none asked for.
       if (spec.logConfiguration) labels[LOG_OPTIONS_LABEL] = JSON.stringify(writerLogOptions(spec.logConfiguration));
       if (spec.cgroupParent) labels[CGROUP_LABEL] = (oci.linux as { cgroupsPath: string }).cgroupsPath;
@@ -524,12 +531,15 @@ export class ContainerdRuntime implements ContainerRuntime {
       const logOptions = JSON.parse(container.labels[LOG_OPTIONS_LABEL] ?? '{}') as WriterLogOptions;
       const output = this.outputUri(logFile, logOptions.rotation ?? this.options.logRotation, undefined, logOptions.syslog) + fluentdArguments(logOptions.fluentd, container.labels[NAME_LABEL] ?? id);
       const terminal = container.labels[TERMINAL_LABEL] === 'true';
+      // The log writer's IO has no stdin to give; a terminal has: an interactive container's
+      // terminal reads a FIFO that attached clients write.
+      const stdinFifo = terminal && container.labels[STDIN_LABEL] === 'true' ? join(this.containerDir(id), STDIN_FIFO_NAME) : '';
+      if (stdinFifo) await ensureStdinFifo(stdinFifo);
       const createTask = () =>
         c.call(`create task ${id}`, c.tasks, c.tasks.create, {
           containerId: id,
           rootfs: mounts,
-          // No stdin: the log writer's IO has none to give. A terminal is an open input of its own.
-          stdin: '',
+          stdin: stdinFifo,
           stdout: output,
           // With a terminal the shim copies the one pseudo-terminal to stdout.
           stderr: terminal ? '' : output,
@@ -741,6 +751,29 @@ export class ContainerdRuntime implements ContainerRuntime {
       command,
       options,
     );
+  }
+
+  async attach(idOrName: string, options: { stdin: boolean }): Promise<ContainerAttachment> {
+    const operation = `attach to container ${idOrName}`;
+    const container = await this.getContainer(idOrName, operation);
+    const task = await this.getTask(container.id);
+    if (task?.status !== Status.RUNNING) throw new RuntimeError('conflict', operation, 'the container is not running');
+    const tty = container.labels[TERMINAL_LABEL] === 'true';
+    let stdinFifo: string | undefined;
+    if (options.stdin) {
+      if (container.labels[STDIN_LABEL] !== 'true') throw new RuntimeError('invalid', operation, 'the container was not started with an open standard input (interactive)');
+      stdinFifo = join(this.containerDir(container.id), STDIN_FIFO_NAME);
+      if (!(await lstat(stdinFifo).catch(() => undefined))?.isFIFO())
+        throw new RuntimeError('invalid', operation, "the container's process has no standard input to write: it was started before berth gave interactive containers one, or without a terminal");
+    }
+    return attachContainerdContainer({
+      client: this.client,
+      containerId: container.id,
+      tty,
+      stdinFifo,
+      follow: async (logOptions) => readLogFile(this.logFileOf(container), logOptions, this.waitFor(container.id, '', logOptions.signal)),
+      exited: this.waitFor(container.id).then((r) => r.exitStatus),
+    });
   }
 
   async logs(idOrName: string, options: LogOptions): Promise<AsyncIterable<LogLine>> {

@@ -9,8 +9,9 @@ import { RuntimeError } from '../errors.js';
 import { registryHost, requireImageReference, withDefaultTag } from '../image-reference.js';
 import { killProcessTree } from '../process-tree.js';
 import { checkProcessIdentity } from '../process-root.js';
-import { openDockerSession, runningExec } from './docker-session.js';
+import { attachDockerContainer, openDockerSession, runningExec } from './docker-session.js';
 import type {
+  ContainerAttachment,
   ContainerInfo,
   ContainerSpec,
   ContainerState,
@@ -463,6 +464,20 @@ export class DockerRuntime implements ContainerRuntime {
     if (!container.State.Running || !container.State.Pid) throw new RuntimeError('conflict', operation, 'the container is not running');
     await checkProcessIdentity(container.State.Pid, operation, options.user, options.workingDir);
     return openDockerSession(this.docker, { call: (what, fn) => this.call(what, fn), killExec: (containerId, exec) => this.killExec(containerId, exec) }, container.Id, command, options);
+  }
+
+  async attach(id: string, options: { stdin: boolean }): Promise<ContainerAttachment> {
+    const operation = `attach to container ${id}`;
+    const container = await this.call(operation, (abortSignal) => this.docker.getContainer(id).inspect({ abortSignal }));
+    if (!container.State.Running) throw new RuntimeError('conflict', operation, 'the container is not running');
+    if (options.stdin && !container.Config.OpenStdin) throw new RuntimeError('invalid', operation, 'the container was not started with an open standard input (interactive)');
+    return attachDockerContainer(
+      this.docker,
+      { call: (what, fn) => this.call(what, fn), killExec: (containerId, exec) => this.killExec(containerId, exec) },
+      container.Id,
+      container.Config.Tty,
+      options.stdin,
+    );
   }
 
   private async killExec(containerId: string, exec: Docker.Exec): Promise<void> {

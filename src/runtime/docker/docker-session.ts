@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { constants } from 'node:os';
 import type Docker from 'dockerode';
 import { RuntimeError } from '../errors.js';
-import type { SessionProcess, SessionProcessOptions, TerminalSize } from '../types.js';
+import type { ContainerAttachment, SessionProcess, SessionProcessOptions, TerminalSize } from '../types.js';
 import { toRuntimeError } from './docker-errors.js';
 
 /** What a session needs of the runtime around it. */
@@ -159,6 +159,57 @@ export async function openDockerSession(docker: Docker, host: DockerSessionHost,
       if (closed) return;
       closed = true;
       await host.killExec(containerId, exec);
+      connection.destroy();
+      output.end();
+      errors?.end();
+    },
+  };
+}
+
+/**
+ * `docker attach` on a hijacked connection: the container's output from now on (multiplexed
+ * unless it has a terminal) and, when asked, its stdin. Closing the connection detaches; the
+ * container's stdin stays open (berth creates containers with StdinOnce false).
+ */
+export async function attachDockerContainer(docker: Docker, host: DockerSessionHost, containerId: string, tty: boolean, stdin: boolean): Promise<ContainerAttachment> {
+  const operation = `attach to container ${containerId}`;
+  const container = docker.getContainer(containerId);
+  const connection = (await host.call(
+    operation,
+    (abortSignal) => container.attach({ stream: true, stdin, stdout: true, stderr: true, hijack: true, abortSignal } as never) as Promise<Duplex>,
+  )) as Duplex;
+  const output = new PassThrough();
+  const errors = tty ? undefined : new PassThrough();
+  if (errors) demultiplex(connection, output, errors);
+  else connection.pipe(output);
+  const input = stdin
+    ? new Writable({
+        write: (chunk: Buffer, _encoding, done) => {
+          if (connection.destroyed) done(new RuntimeError('conflict', operation, 'detached'));
+          else connection.write(chunk, (error) => done(error ?? undefined));
+        },
+      })
+    : undefined;
+  input?.on('error', () => undefined);
+  connection.on('error', () => undefined);
+  const exited = new Promise<void>((resolve) => {
+    connection.once('close', () => resolve());
+    connection.once('end', () => resolve());
+  }).then(async () => {
+    const info = await host.call(`inspect container ${containerId}`, (abortSignal) => container.inspect({ abortSignal }));
+    if (info.State.Running) throw new RuntimeError('conflict', operation, 'detached while the container runs');
+    return info.State.ExitCode;
+  });
+  exited.catch(() => undefined);
+  return {
+    output,
+    errors,
+    input,
+    exited,
+    resize: async (size) => {
+      await host.call(`resize the terminal of container ${containerId}`, (abortSignal) => container.resize({ h: size.rows, w: size.columns, abortSignal } as never) as unknown as Promise<unknown>);
+    },
+    close: async () => {
       connection.destroy();
       output.end();
       errors?.end();

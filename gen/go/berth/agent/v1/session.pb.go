@@ -910,6 +910,371 @@ func (*PortForwardResponse_Data) isPortForwardResponse_Kind() {}
 
 func (*PortForwardResponse_Closed) isPortForwardResponse_Kind() {}
 
+// The first message of an Attach: which container.
+type AttachStart struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	TaskId        string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	ContainerName string `protobuf:"bytes,2,opt,name=container_name,json=containerName,proto3" json:"container_name,omitempty"`
+	// Whether this client writes to the container's standard input and sizes its terminal: the
+	// container must have been started with `interactive` (FAILED_PRECONDITION otherwise), and one
+	// client at a time holds it (FAILED_PRECONDITION while another does). Any number of clients
+	// attach without it and only read.
+	Stdin bool `protobuf:"varint,3,opt,name=stdin,proto3" json:"stdin,omitempty"`
+}
+
+func (x *AttachStart) Reset() {
+	*x = AttachStart{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_berth_agent_v1_session_proto_msgTypes[12]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *AttachStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachStart) ProtoMessage() {}
+
+func (x *AttachStart) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_agent_v1_session_proto_msgTypes[12]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachStart.ProtoReflect.Descriptor instead.
+func (*AttachStart) Descriptor() ([]byte, []int) {
+	return file_berth_agent_v1_session_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AttachStart) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *AttachStart) GetContainerName() string {
+	if x != nil {
+		return x.ContainerName
+	}
+	return ""
+}
+
+func (x *AttachStart) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+// What a client sends on an Attach: first `start`, then (the writer only) stdin and resizes.
+type AttachRequest struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	// Types that are assignable to Kind:
+	//
+	//	*AttachRequest_Start
+	//	*AttachRequest_Stdin
+	//	*AttachRequest_Resize
+	Kind isAttachRequest_Kind `protobuf_oneof:"kind"`
+}
+
+func (x *AttachRequest) Reset() {
+	*x = AttachRequest{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_berth_agent_v1_session_proto_msgTypes[13]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *AttachRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachRequest) ProtoMessage() {}
+
+func (x *AttachRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_agent_v1_session_proto_msgTypes[13]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachRequest.ProtoReflect.Descriptor instead.
+func (*AttachRequest) Descriptor() ([]byte, []int) {
+	return file_berth_agent_v1_session_proto_rawDescGZIP(), []int{13}
+}
+
+func (m *AttachRequest) GetKind() isAttachRequest_Kind {
+	if m != nil {
+		return m.Kind
+	}
+	return nil
+}
+
+func (x *AttachRequest) GetStart() *AttachStart {
+	if x, ok := x.GetKind().(*AttachRequest_Start); ok {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *AttachRequest) GetStdin() []byte {
+	if x, ok := x.GetKind().(*AttachRequest_Stdin); ok {
+		return x.Stdin
+	}
+	return nil
+}
+
+func (x *AttachRequest) GetResize() *TerminalSize {
+	if x, ok := x.GetKind().(*AttachRequest_Resize); ok {
+		return x.Resize
+	}
+	return nil
+}
+
+type isAttachRequest_Kind interface {
+	isAttachRequest_Kind()
+}
+
+type AttachRequest_Start struct {
+	Start *AttachStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type AttachRequest_Stdin struct {
+	// Bytes for the container's standard input (its terminal's keyboard, with pseudo_terminal).
+	Stdin []byte `protobuf:"bytes,2,opt,name=stdin,proto3,oneof"`
+}
+
+type AttachRequest_Resize struct {
+	// The container's terminal's new size (pseudo_terminal): its process gets SIGWINCH.
+	Resize *TerminalSize `protobuf:"bytes,3,opt,name=resize,proto3,oneof"`
+}
+
+func (*AttachRequest_Start) isAttachRequest_Kind() {}
+
+func (*AttachRequest_Stdin) isAttachRequest_Kind() {}
+
+func (*AttachRequest_Resize) isAttachRequest_Kind() {}
+
+// The client is attached: output from now on follows.
+type AttachStarted struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+}
+
+func (x *AttachStarted) Reset() {
+	*x = AttachStarted{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_berth_agent_v1_session_proto_msgTypes[14]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *AttachStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachStarted) ProtoMessage() {}
+
+func (x *AttachStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_agent_v1_session_proto_msgTypes[14]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachStarted.ProtoReflect.Descriptor instead.
+func (*AttachStarted) Descriptor() ([]byte, []int) {
+	return file_berth_agent_v1_session_proto_rawDescGZIP(), []int{14}
+}
+
+// The container's process has exited; the call ends after this message.
+type AttachExit struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	ExitCode int32 `protobuf:"varint,1,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+}
+
+func (x *AttachExit) Reset() {
+	*x = AttachExit{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_berth_agent_v1_session_proto_msgTypes[15]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *AttachExit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachExit) ProtoMessage() {}
+
+func (x *AttachExit) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_agent_v1_session_proto_msgTypes[15]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachExit.ProtoReflect.Descriptor instead.
+func (*AttachExit) Descriptor() ([]byte, []int) {
+	return file_berth_agent_v1_session_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AttachExit) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+// What the agent sends on an Attach: `started`, the container's output as it writes it from the
+// moment of attaching, and `exit` when its process exits. Cancelling the call detaches: the
+// container runs on, and its standard input stays open.
+type AttachResponse struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	// Types that are assignable to Kind:
+	//
+	//	*AttachResponse_Started
+	//	*AttachResponse_Stdout
+	//	*AttachResponse_Stderr
+	//	*AttachResponse_Exit
+	Kind isAttachResponse_Kind `protobuf_oneof:"kind"`
+}
+
+func (x *AttachResponse) Reset() {
+	*x = AttachResponse{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_berth_agent_v1_session_proto_msgTypes[16]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *AttachResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachResponse) ProtoMessage() {}
+
+func (x *AttachResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_agent_v1_session_proto_msgTypes[16]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachResponse.ProtoReflect.Descriptor instead.
+func (*AttachResponse) Descriptor() ([]byte, []int) {
+	return file_berth_agent_v1_session_proto_rawDescGZIP(), []int{16}
+}
+
+func (m *AttachResponse) GetKind() isAttachResponse_Kind {
+	if m != nil {
+		return m.Kind
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetStarted() *AttachStarted {
+	if x, ok := x.GetKind().(*AttachResponse_Started); ok {
+		return x.Started
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetStdout() []byte {
+	if x, ok := x.GetKind().(*AttachResponse_Stdout); ok {
+		return x.Stdout
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetStderr() []byte {
+	if x, ok := x.GetKind().(*AttachResponse_Stderr); ok {
+		return x.Stderr
+	}
+	return nil
+}
+
+func (x *AttachResponse) GetExit() *AttachExit {
+	if x, ok := x.GetKind().(*AttachResponse_Exit); ok {
+		return x.Exit
+	}
+	return nil
+}
+
+type isAttachResponse_Kind interface {
+	isAttachResponse_Kind()
+}
+
+type AttachResponse_Started struct {
+	Started *AttachStarted `protobuf:"bytes,1,opt,name=started,proto3,oneof"`
+}
+
+type AttachResponse_Stdout struct {
+	Stdout []byte `protobuf:"bytes,2,opt,name=stdout,proto3,oneof"`
+}
+
+type AttachResponse_Stderr struct {
+	Stderr []byte `protobuf:"bytes,3,opt,name=stderr,proto3,oneof"`
+}
+
+type AttachResponse_Exit struct {
+	Exit *AttachExit `protobuf:"bytes,4,opt,name=exit,proto3,oneof"`
+}
+
+func (*AttachResponse_Started) isAttachResponse_Kind() {}
+
+func (*AttachResponse_Stdout) isAttachResponse_Kind() {}
+
+func (*AttachResponse_Stderr) isAttachResponse_Kind() {}
+
+func (*AttachResponse_Exit) isAttachResponse_Kind() {}
+
 var File_berth_agent_v1_session_proto protoreflect.FileDescriptor
 
 var file_berth_agent_v1_session_proto_rawDesc = []byte{
@@ -1011,11 +1376,43 @@ var file_berth_agent_v1_session_proto_rawDesc = []byte{
 	0x06, 0x63, 0x6c, 0x6f, 0x73, 0x65, 0x64, 0x18, 0x03, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x1a, 0x2e,
 	0x62, 0x65, 0x72, 0x74, 0x68, 0x2e, 0x61, 0x67, 0x65, 0x6e, 0x74, 0x2e, 0x76, 0x31, 0x2e, 0x43,
 	0x6c, 0x6f, 0x73, 0x65, 0x57, 0x72, 0x69, 0x74, 0x65, 0x48, 0x00, 0x52, 0x06, 0x63, 0x6c, 0x6f,
-	0x73, 0x65, 0x64, 0x42, 0x06, 0x0a, 0x04, 0x6b, 0x69, 0x6e, 0x64, 0x42, 0x3a, 0x5a, 0x38, 0x67,
-	0x69, 0x74, 0x68, 0x75, 0x62, 0x2e, 0x63, 0x6f, 0x6d, 0x2f, 0x62, 0x65, 0x72, 0x74, 0x68, 0x2d,
-	0x64, 0x65, 0x76, 0x2f, 0x62, 0x65, 0x72, 0x74, 0x68, 0x2f, 0x67, 0x65, 0x6e, 0x2f, 0x67, 0x6f,
-	0x2f, 0x62, 0x65, 0x72, 0x74, 0x68, 0x2f, 0x61, 0x67, 0x65, 0x6e, 0x74, 0x2f, 0x76, 0x31, 0x3b,
-	0x61, 0x67, 0x65, 0x6e, 0x74, 0x76, 0x31, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+	0x73, 0x65, 0x64, 0x42, 0x06, 0x0a, 0x04, 0x6b, 0x69, 0x6e, 0x64, 0x22, 0x63, 0x0a, 0x0b, 0x41,
+	0x74, 0x74, 0x61, 0x63, 0x68, 0x53, 0x74, 0x61, 0x72, 0x74, 0x12, 0x17, 0x0a, 0x07, 0x74, 0x61,
+	0x73, 0x6b, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x06, 0x74, 0x61, 0x73,
+	0x6b, 0x49, 0x64, 0x12, 0x25, 0x0a, 0x0e, 0x63, 0x6f, 0x6e, 0x74, 0x61, 0x69, 0x6e, 0x65, 0x72,
+	0x5f, 0x6e, 0x61, 0x6d, 0x65, 0x18, 0x02, 0x20, 0x01, 0x28, 0x09, 0x52, 0x0d, 0x63, 0x6f, 0x6e,
+	0x74, 0x61, 0x69, 0x6e, 0x65, 0x72, 0x4e, 0x61, 0x6d, 0x65, 0x12, 0x14, 0x0a, 0x05, 0x73, 0x74,
+	0x64, 0x69, 0x6e, 0x18, 0x03, 0x20, 0x01, 0x28, 0x08, 0x52, 0x05, 0x73, 0x74, 0x64, 0x69, 0x6e,
+	0x22, 0x9c, 0x01, 0x0a, 0x0d, 0x41, 0x74, 0x74, 0x61, 0x63, 0x68, 0x52, 0x65, 0x71, 0x75, 0x65,
+	0x73, 0x74, 0x12, 0x33, 0x0a, 0x05, 0x73, 0x74, 0x61, 0x72, 0x74, 0x18, 0x01, 0x20, 0x01, 0x28,
+	0x0b, 0x32, 0x1b, 0x2e, 0x62, 0x65, 0x72, 0x74, 0x68, 0x2e, 0x61, 0x67, 0x65, 0x6e, 0x74, 0x2e,
+	0x76, 0x31, 0x2e, 0x41, 0x74, 0x74, 0x61, 0x63, 0x68, 0x53, 0x74, 0x61, 0x72, 0x74, 0x48, 0x00,
+	0x52, 0x05, 0x73, 0x74, 0x61, 0x72, 0x74, 0x12, 0x16, 0x0a, 0x05, 0x73, 0x74, 0x64, 0x69, 0x6e,
+	0x18, 0x02, 0x20, 0x01, 0x28, 0x0c, 0x48, 0x00, 0x52, 0x05, 0x73, 0x74, 0x64, 0x69, 0x6e, 0x12,
+	0x36, 0x0a, 0x06, 0x72, 0x65, 0x73, 0x69, 0x7a, 0x65, 0x18, 0x03, 0x20, 0x01, 0x28, 0x0b, 0x32,
+	0x1c, 0x2e, 0x62, 0x65, 0x72, 0x74, 0x68, 0x2e, 0x61, 0x67, 0x65, 0x6e, 0x74, 0x2e, 0x76, 0x31,
+	0x2e, 0x54, 0x65, 0x72, 0x6d, 0x69, 0x6e, 0x61, 0x6c, 0x53, 0x69, 0x7a, 0x65, 0x48, 0x00, 0x52,
+	0x06, 0x72, 0x65, 0x73, 0x69, 0x7a, 0x65, 0x42, 0x06, 0x0a, 0x04, 0x6b, 0x69, 0x6e, 0x64, 0x22,
+	0x0f, 0x0a, 0x0d, 0x41, 0x74, 0x74, 0x61, 0x63, 0x68, 0x53, 0x74, 0x61, 0x72, 0x74, 0x65, 0x64,
+	0x22, 0x29, 0x0a, 0x0a, 0x41, 0x74, 0x74, 0x61, 0x63, 0x68, 0x45, 0x78, 0x69, 0x74, 0x12, 0x1b,
+	0x0a, 0x09, 0x65, 0x78, 0x69, 0x74, 0x5f, 0x63, 0x6f, 0x64, 0x65, 0x18, 0x01, 0x20, 0x01, 0x28,
+	0x05, 0x52, 0x08, 0x65, 0x78, 0x69, 0x74, 0x43, 0x6f, 0x64, 0x65, 0x22, 0xb9, 0x01, 0x0a, 0x0e,
+	0x41, 0x74, 0x74, 0x61, 0x63, 0x68, 0x52, 0x65, 0x73, 0x70, 0x6f, 0x6e, 0x73, 0x65, 0x12, 0x39,
+	0x0a, 0x07, 0x73, 0x74, 0x61, 0x72, 0x74, 0x65, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28, 0x0b, 0x32,
+	0x1d, 0x2e, 0x62, 0x65, 0x72, 0x74, 0x68, 0x2e, 0x61, 0x67, 0x65, 0x6e, 0x74, 0x2e, 0x76, 0x31,
+	0x2e, 0x41, 0x74, 0x74, 0x61, 0x63, 0x68, 0x53, 0x74, 0x61, 0x72, 0x74, 0x65, 0x64, 0x48, 0x00,
+	0x52, 0x07, 0x73, 0x74, 0x61, 0x72, 0x74, 0x65, 0x64, 0x12, 0x18, 0x0a, 0x06, 0x73, 0x74, 0x64,
+	0x6f, 0x75, 0x74, 0x18, 0x02, 0x20, 0x01, 0x28, 0x0c, 0x48, 0x00, 0x52, 0x06, 0x73, 0x74, 0x64,
+	0x6f, 0x75, 0x74, 0x12, 0x18, 0x0a, 0x06, 0x73, 0x74, 0x64, 0x65, 0x72, 0x72, 0x18, 0x03, 0x20,
+	0x01, 0x28, 0x0c, 0x48, 0x00, 0x52, 0x06, 0x73, 0x74, 0x64, 0x65, 0x72, 0x72, 0x12, 0x30, 0x0a,
+	0x04, 0x65, 0x78, 0x69, 0x74, 0x18, 0x04, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x1a, 0x2e, 0x62, 0x65,
+	0x72, 0x74, 0x68, 0x2e, 0x61, 0x67, 0x65, 0x6e, 0x74, 0x2e, 0x76, 0x31, 0x2e, 0x41, 0x74, 0x74,
+	0x61, 0x63, 0x68, 0x45, 0x78, 0x69, 0x74, 0x48, 0x00, 0x52, 0x04, 0x65, 0x78, 0x69, 0x74, 0x42,
+	0x06, 0x0a, 0x04, 0x6b, 0x69, 0x6e, 0x64, 0x42, 0x3a, 0x5a, 0x38, 0x67, 0x69, 0x74, 0x68, 0x75,
+	0x62, 0x2e, 0x63, 0x6f, 0x6d, 0x2f, 0x62, 0x65, 0x72, 0x74, 0x68, 0x2d, 0x64, 0x65, 0x76, 0x2f,
+	0x62, 0x65, 0x72, 0x74, 0x68, 0x2f, 0x67, 0x65, 0x6e, 0x2f, 0x67, 0x6f, 0x2f, 0x62, 0x65, 0x72,
+	0x74, 0x68, 0x2f, 0x61, 0x67, 0x65, 0x6e, 0x74, 0x2f, 0x76, 0x31, 0x3b, 0x61, 0x67, 0x65, 0x6e,
+	0x74, 0x76, 0x31, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
 }
 
 var (
@@ -1030,7 +1427,7 @@ func file_berth_agent_v1_session_proto_rawDescGZIP() []byte {
 	return file_berth_agent_v1_session_proto_rawDescData
 }
 
-var file_berth_agent_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_berth_agent_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_berth_agent_v1_session_proto_goTypes = []interface{}{
 	(*TerminalSize)(nil),         // 0: berth.agent.v1.TerminalSize
 	(*CloseStdin)(nil),           // 1: berth.agent.v1.CloseStdin
@@ -1044,11 +1441,16 @@ var file_berth_agent_v1_session_proto_goTypes = []interface{}{
 	(*PortForwardRequest)(nil),   // 9: berth.agent.v1.PortForwardRequest
 	(*PortForwardConnected)(nil), // 10: berth.agent.v1.PortForwardConnected
 	(*PortForwardResponse)(nil),  // 11: berth.agent.v1.PortForwardResponse
-	nil,                          // 12: berth.agent.v1.ExecSessionStart.EnvironmentEntry
+	(*AttachStart)(nil),          // 12: berth.agent.v1.AttachStart
+	(*AttachRequest)(nil),        // 13: berth.agent.v1.AttachRequest
+	(*AttachStarted)(nil),        // 14: berth.agent.v1.AttachStarted
+	(*AttachExit)(nil),           // 15: berth.agent.v1.AttachExit
+	(*AttachResponse)(nil),       // 16: berth.agent.v1.AttachResponse
+	nil,                          // 17: berth.agent.v1.ExecSessionStart.EnvironmentEntry
 }
 var file_berth_agent_v1_session_proto_depIdxs = []int32{
 	0,  // 0: berth.agent.v1.ExecSessionStart.terminal_size:type_name -> berth.agent.v1.TerminalSize
-	12, // 1: berth.agent.v1.ExecSessionStart.environment:type_name -> berth.agent.v1.ExecSessionStart.EnvironmentEntry
+	17, // 1: berth.agent.v1.ExecSessionStart.environment:type_name -> berth.agent.v1.ExecSessionStart.EnvironmentEntry
 	2,  // 2: berth.agent.v1.ExecSessionRequest.start:type_name -> berth.agent.v1.ExecSessionStart
 	0,  // 3: berth.agent.v1.ExecSessionRequest.resize:type_name -> berth.agent.v1.TerminalSize
 	1,  // 4: berth.agent.v1.ExecSessionRequest.close_stdin:type_name -> berth.agent.v1.CloseStdin
@@ -1058,11 +1460,15 @@ var file_berth_agent_v1_session_proto_depIdxs = []int32{
 	8,  // 8: berth.agent.v1.PortForwardRequest.close_write:type_name -> berth.agent.v1.CloseWrite
 	10, // 9: berth.agent.v1.PortForwardResponse.connected:type_name -> berth.agent.v1.PortForwardConnected
 	8,  // 10: berth.agent.v1.PortForwardResponse.closed:type_name -> berth.agent.v1.CloseWrite
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	12, // 11: berth.agent.v1.AttachRequest.start:type_name -> berth.agent.v1.AttachStart
+	0,  // 12: berth.agent.v1.AttachRequest.resize:type_name -> berth.agent.v1.TerminalSize
+	14, // 13: berth.agent.v1.AttachResponse.started:type_name -> berth.agent.v1.AttachStarted
+	15, // 14: berth.agent.v1.AttachResponse.exit:type_name -> berth.agent.v1.AttachExit
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_berth_agent_v1_session_proto_init() }
@@ -1215,6 +1621,66 @@ func file_berth_agent_v1_session_proto_init() {
 				return nil
 			}
 		}
+		file_berth_agent_v1_session_proto_msgTypes[12].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*AttachStart); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_berth_agent_v1_session_proto_msgTypes[13].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*AttachRequest); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_berth_agent_v1_session_proto_msgTypes[14].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*AttachStarted); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_berth_agent_v1_session_proto_msgTypes[15].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*AttachExit); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_berth_agent_v1_session_proto_msgTypes[16].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*AttachResponse); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
 	}
 	file_berth_agent_v1_session_proto_msgTypes[3].OneofWrappers = []interface{}{
 		(*ExecSessionRequest_Start)(nil),
@@ -1239,13 +1705,24 @@ func file_berth_agent_v1_session_proto_init() {
 		(*PortForwardResponse_Data)(nil),
 		(*PortForwardResponse_Closed)(nil),
 	}
+	file_berth_agent_v1_session_proto_msgTypes[13].OneofWrappers = []interface{}{
+		(*AttachRequest_Start)(nil),
+		(*AttachRequest_Stdin)(nil),
+		(*AttachRequest_Resize)(nil),
+	}
+	file_berth_agent_v1_session_proto_msgTypes[16].OneofWrappers = []interface{}{
+		(*AttachResponse_Started)(nil),
+		(*AttachResponse_Stdout)(nil),
+		(*AttachResponse_Stderr)(nil),
+		(*AttachResponse_Exit)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: file_berth_agent_v1_session_proto_rawDesc,
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1706,10 +1706,10 @@ type ContainerDefinition struct {
 	// (containerd, through CNI) they resolve to 127.0.0.1, where the linked container listens.
 	Links []string `protobuf:"bytes,37,rep,name=links,proto3" json:"links,omitempty"`
 	// Keeps the container's standard input open (Docker's `-i`, ECS's interactive): a process that
-	// reads it waits instead of reading end-of-file. Nothing is written to it (berth has no attach).
-	// On containerd only together with pseudo_terminal (INVALID_ARGUMENT otherwise): its shim gives
-	// no standard input to a process whose output goes to a log writer, and a terminal is an open
-	// input of its own.
+	// reads it waits instead of reading end-of-file. A client writes to it through Attach (one at a
+	// time); a detach leaves it open. On containerd only together with pseudo_terminal
+	// (INVALID_ARGUMENT otherwise): its shim gives no standard input to a process whose output goes
+	// to a log writer, and a terminal is an open input of its own, which berth feeds from a FIFO.
 	Interactive bool `protobuf:"varint,38,opt,name=interactive,proto3" json:"interactive,omitempty"`
 	// Gives the container a terminal (Docker's `-t`, ECS's pseudoTerminal): its standard input,
 	// output and error are one pseudo-terminal, and its output reaches the logs as the terminal

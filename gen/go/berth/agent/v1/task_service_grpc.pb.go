@@ -60,6 +60,11 @@ type TaskServiceClient interface {
 	// closed. FAILED_PRECONDITION when nothing listens there or no container runs; the same limits as
 	// ExecSession.
 	PortForward(ctx context.Context, opts ...grpc.CallOption) (TaskService_PortForwardClient, error)
+	// Attaches to a running container's own standard streams (`docker attach`): its output from now
+	// on, and (for one client at a time, of a container started with `interactive`) its standard
+	// input and terminal size. Ends with the exit code when the container's process exits;
+	// cancelling detaches. The same errors and limits as ExecSession.
+	Attach(ctx context.Context, opts ...grpc.CallOption) (TaskService_AttachClient, error)
 }
 
 type taskServiceClient struct {
@@ -282,6 +287,37 @@ func (x *taskServicePortForwardClient) Recv() (*PortForwardResponse, error) {
 	return m, nil
 }
 
+func (c *taskServiceClient) Attach(ctx context.Context, opts ...grpc.CallOption) (TaskService_AttachClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_TaskService_serviceDesc.Streams[5], "/berth.agent.v1.TaskService/Attach", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &taskServiceAttachClient{stream}
+	return x, nil
+}
+
+type TaskService_AttachClient interface {
+	Send(*AttachRequest) error
+	Recv() (*AttachResponse, error)
+	grpc.ClientStream
+}
+
+type taskServiceAttachClient struct {
+	grpc.ClientStream
+}
+
+func (x *taskServiceAttachClient) Send(m *AttachRequest) error {
+	return x.ClientStream.SendMsg(m)
+}
+
+func (x *taskServiceAttachClient) Recv() (*AttachResponse, error) {
+	m := new(AttachResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // TaskServiceServer is the server API for TaskService service.
 // All implementations must embed UnimplementedTaskServiceServer
 // for forward compatibility
@@ -329,6 +365,11 @@ type TaskServiceServer interface {
 	// closed. FAILED_PRECONDITION when nothing listens there or no container runs; the same limits as
 	// ExecSession.
 	PortForward(TaskService_PortForwardServer) error
+	// Attaches to a running container's own standard streams (`docker attach`): its output from now
+	// on, and (for one client at a time, of a container started with `interactive`) its standard
+	// input and terminal size. Ends with the exit code when the container's process exits;
+	// cancelling detaches. The same errors and limits as ExecSession.
+	Attach(TaskService_AttachServer) error
 	mustEmbedUnimplementedTaskServiceServer()
 }
 
@@ -368,6 +409,9 @@ func (UnimplementedTaskServiceServer) ExecSession(TaskService_ExecSessionServer)
 }
 func (UnimplementedTaskServiceServer) PortForward(TaskService_PortForwardServer) error {
 	return status.Errorf(codes.Unimplemented, "method PortForward not implemented")
+}
+func (UnimplementedTaskServiceServer) Attach(TaskService_AttachServer) error {
+	return status.Errorf(codes.Unimplemented, "method Attach not implemented")
 }
 func (UnimplementedTaskServiceServer) mustEmbedUnimplementedTaskServiceServer() {}
 
@@ -605,6 +649,32 @@ func (x *taskServicePortForwardServer) Recv() (*PortForwardRequest, error) {
 	return m, nil
 }
 
+func _TaskService_Attach_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(TaskServiceServer).Attach(&taskServiceAttachServer{stream})
+}
+
+type TaskService_AttachServer interface {
+	Send(*AttachResponse) error
+	Recv() (*AttachRequest, error)
+	grpc.ServerStream
+}
+
+type taskServiceAttachServer struct {
+	grpc.ServerStream
+}
+
+func (x *taskServiceAttachServer) Send(m *AttachResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
+func (x *taskServiceAttachServer) Recv() (*AttachRequest, error) {
+	m := new(AttachRequest)
+	if err := x.ServerStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 var _TaskService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "berth.agent.v1.TaskService",
 	HandlerType: (*TaskServiceServer)(nil),
@@ -659,6 +729,12 @@ var _TaskService_serviceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "PortForward",
 			Handler:       _TaskService_PortForward_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Attach",
+			Handler:       _TaskService_Attach_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
