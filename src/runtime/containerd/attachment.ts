@@ -29,8 +29,8 @@ export interface ContainerdAttachTarget {
   stdinFifo?: string;
   /** The container's log, from now on and followed until the process exits or the signal aborts. */
   follow(options: LogOptions): Promise<AsyncIterable<LogLine>>;
-  /** The exit of the container's process. */
-  exited: Promise<number>;
+  /** Waits for the exit of the container's process, until the signal aborts (a detach). */
+  waitExit(signal: AbortSignal): Promise<number>;
 }
 
 /**
@@ -43,6 +43,9 @@ export async function attachContainerdContainer(target: ContainerdAttachTarget):
   const operation = `attach to container ${containerId}`;
   const detach = new AbortController();
   const lines = await target.follow({ follow: true, tail: 0, signal: detach.signal });
+  // Cancelled at the detach: a client that comes and goes leaves no wait behind in containerd.
+  const exited = target.waitExit(detach.signal);
+  exited.catch(() => undefined);
   const output = new PassThrough();
   const errors = target.tty ? undefined : new PassThrough();
   void (async () => {
@@ -83,7 +86,7 @@ export async function attachContainerdContainer(target: ContainerdAttachTarget):
     output,
     errors,
     input,
-    exited: target.exited,
+    exited,
     resize: async (size) => {
       await c.call(`resize the terminal of container ${containerId}`, c.tasks, c.tasks.resizePty, { containerId, execId: '', width: size.columns, height: size.rows });
     },

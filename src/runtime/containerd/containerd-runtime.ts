@@ -772,7 +772,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       tty,
       stdinFifo,
       follow: async (logOptions) => readLogFile(this.logFileOf(container), logOptions, this.waitFor(container.id, '', logOptions.signal)),
-      exited: this.waitFor(container.id).then((r) => r.exitStatus),
+      waitExit: (signal) => this.waitFor(container.id, '', signal).then((r) => r.exitStatus),
     });
   }
 
