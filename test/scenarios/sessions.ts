@@ -116,6 +116,14 @@ export function sessionScenarios(kind: RuntimeKind): void {
       ctl.stdin.write('exit 3\r');
       const [code] = await exited;
       assert.equal(code, 3, 'the remote exit code is berthctl’s');
+
+      // Ctrl-D at an empty prompt is the shell's end-of-file, as at a local terminal.
+      const again = spawnBerthctlOnTerminal(['--addr', address, 'exec', '-it', id, 'app', '--', 'sh'], 120);
+      const ended = once(again, 'close') as Promise<[number | null]>;
+      again.stdin.write('echo ready-$((1+1))\r');
+      await waitForOutput(again, /ready-2\r*\n/);
+      again.stdin.write('\x04');
+      assert.equal((await ended)[0], 0);
       await agent.calls.stopAndWait(id);
     });
 
