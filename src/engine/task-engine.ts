@@ -194,6 +194,13 @@ export class TaskEngine {
     this.startedAt = performance.now();
     this.store.on('change', this.onStoreChange);
     await this.monitor.start();
+    // Sessions and commands whose agent died with them have no one to end them but this one.
+    void this.runtime.endLeftoverExecs({ [LABELS.agentId]: this.settings.agentId }).then(
+      (ended) => {
+        if (ended > 0) this.log.info({ ended }, 'ended exec processes an earlier agent left running');
+      },
+      (error: unknown) => this.log.warn({ error: String(error) }, 'cannot look for exec processes an earlier agent left running'),
+    );
     this.restoreTasks();
     const networking = this.network.networking;
     // Where containers join a namespace by its path, warm namespaces are made by name; elsewhere a

@@ -123,6 +123,10 @@ export class InstrumentedRuntime extends ForwardingRuntime {
     return this.timed('attach', () => this.inner.attach(id, options));
   }
 
+  override endLeftoverExecs(labels: Record<string, string>) {
+    return this.timed('end_leftover_execs', () => this.inner.endLeftoverExecs(labels));
+  }
+
   override get bridgeGateway() {
     const inner = this.inner;
     return inner.bridgeGateway ? () => this.timed('bridge_gateway', () => inner.bridgeGateway!()) : undefined;

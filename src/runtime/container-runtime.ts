@@ -132,6 +132,12 @@ export interface ContainerRuntime {
    */
   attach(id: string, options: { stdin: boolean }): Promise<ContainerAttachment>;
   /**
+   * Ends the exec processes (interactive sessions, commands) that an earlier agent left running
+   * in containers carrying all of these labels: their callers went with it. Each is killed with
+   * what it started; processes this agent started are left alone. Returns how many were ended.
+   */
+  endLeftoverExecs(labels: Record<string, string>): Promise<number>;
+  /**
    * The container's output, line by line in the order written, each line with its stream and
    * time. Resolves once the container is found (fails with "not-found" otherwise). With `follow`,
    * the iterable goes on with new lines until the container's process exits or the signal aborts.

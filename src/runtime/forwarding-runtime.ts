@@ -113,6 +113,10 @@ export class ForwardingRuntime implements ContainerRuntime {
     return this.inner.attach(id, options);
   }
 
+  endLeftoverExecs(labels: Record<string, string>) {
+    return this.inner.endLeftoverExecs(labels);
+  }
+
   logs(id: string, options: LogOptions) {
     return this.inner.logs(id, options);
   }

@@ -66,3 +66,19 @@ export async function killProcessTree(pid: number, containerPid: number): Promis
   }
   return killed;
 }
+
+/** When a process started, in clock ticks since boot (field 22 of /proc/PID/stat), or undefined when it is gone. */
+async function startTicks(pid: number | 'self'): Promise<number | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a process started before this one (the agent) did: one an earlier agent started. */
+export async function startedBeforeThisProcess(pid: number): Promise<boolean> {
+  const [theirs, ours] = await Promise.all([startTicks(pid), startTicks('self')]);
+  return theirs !== undefined && ours !== undefined && theirs < ours;
+}

@@ -267,6 +267,10 @@ export class FakeRuntime implements ContainerRuntime {
     };
   }
 
+  async endLeftoverExecs(): Promise<number> {
+    return 0;
+  }
+
   /** An attachment that reads nothing and whose input goes nowhere; it ends when closed. */
   async attach(id: string, options: { stdin: boolean }): Promise<ContainerAttachment> {
     this.calls.push(`attach ${this.containers.get(id)?.labels['berth.container-name']}`);

@@ -175,7 +175,20 @@ describe('the gRPC API, starting while Docker is down', () => {
       assert.ok(services.includes('grpc.health.v1.Health'), services.join(','));
       const files = await reflection.fileContainingSymbol('berth.agent.v1.TaskService');
       const service = files.flatMap((f) => f.service).find((s) => s.name === 'TaskService');
-      assert.deepEqual(service?.method.map((m) => m.name).sort(), ['Exec', 'GetAgentInfo', 'GetTask', 'ListTasks', 'Logs', 'RunTask', 'Stats', 'StopTask', 'WatchEvents']);
+      assert.deepEqual(service?.method.map((m) => m.name).sort(), [
+        'Attach',
+        'Exec',
+        'ExecSession',
+        'GetAgentInfo',
+        'GetTask',
+        'ListTasks',
+        'Logs',
+        'PortForward',
+        'RunTask',
+        'Stats',
+        'StopTask',
+        'WatchEvents',
+      ]);
       const messages = await reflection.fileContainingSymbol('berth.agent.v1.ContainerDefinition');
       assert.ok(messages.some((f) => f.package === 'berth.agent.v1'));
     } finally {

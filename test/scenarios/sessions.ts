@@ -3,13 +3,16 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { request } from 'node:http';
-import { readlinkSync } from 'node:fs';
+import { mkdtempSync, readlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { BerthError } from '../../src/client/errors.js';
 import { spawnBerthctl, spawnBerthctlOnTerminal, waitForOutput } from '../harness/berthctl.js';
 import { startTestAgent, type TestAgent } from '../harness/agent.js';
+import { startAgentProcess } from '../harness/agent-process.js';
 import { waitUntil } from '../harness/processes.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -270,6 +273,40 @@ export function sessionScenarios(kind: RuntimeKind): void {
       assert.equal(code, 0);
       assert.equal((await agent.calls.get(id))?.knownStatus, TaskStatus.TASK_STATUS_RUNNING, 'the container runs on');
       await agent.calls.stopAndWait(id);
+    });
+
+    it('an agent SIGKILLed during a session: the agent after it ends the process the session left', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'berth-sessions-crash-'));
+      const agentId = `sessions-crash-${process.pid}`;
+      env.agentIds.add(agentId);
+      const start = () =>
+        startAgentProcess({
+          dir,
+          agentId,
+          runtimeConfig: env.runtimeConfig,
+          networkConfig: env.networkConfig,
+          config: { images: { registryCredentials: { [env.registry.address]: env.credentials } } },
+        });
+      let crashing = await start();
+      const id = taskId('crash');
+      try {
+        await crashing.calls.runUntil(task(id, [container('app', env.image, { command: ['sleep', '600'] })], { networkMode: NetworkMode.NETWORK_MODE_TASK, family: 'sessions' }));
+        const session = await crashing.berth.execSession({ taskId: id, containerName: 'app', command: ['sh', '-c', 'echo ready; sleep 4329'], stdin: true });
+        const iterator = session.output()[Symbol.asyncIterator]();
+        assert.match((await iterator.next()).value?.data.toString('utf8') ?? '', /ready/);
+        await crashing.kill();
+        const after = await start();
+        crashing = after;
+        const inside = async () => (await after.calls.shell(id, 'app', 'ps -o stat,args')).output;
+        let left = '';
+        await waitUntil('the left session’s process ended', 30_000, async () => (/^\s*[^Z\s]\S*\s+sleep 4329/m.test((left = await inside())) ? undefined : true)).catch((error: Error) => {
+          throw new Error(`${error.message}; processes:\n${left}`);
+        });
+        assert.match(left, /sleep 600/, 'the container itself runs on');
+        await after.calls.stopAndWait(id);
+      } finally {
+        await crashing.stop();
+      }
     });
 
     it('port-forward: 20 connections at once to httpd in a task of network mode task, nothing published', async () => {

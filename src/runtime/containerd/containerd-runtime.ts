@@ -54,7 +54,7 @@ import { hostsFile, resolvConf } from './etc-files.js';
 import { DEFAULT_RUNC_ROOT, isStaleRuncState, removeStaleRuncState } from './stale-runc-state.js';
 import { readFromMounts, resolveUser } from './user.js';
 import { checkProcessIdentity } from '../process-root.js';
-import { openContainerdSession } from './exec-session.js';
+import { endLeftoverSessions, openContainerdSession } from './exec-session.js';
 import { attachContainerdContainer, ensureStdinFifo } from './attachment.js';
 
 export interface ContainerdRuntimeOptions {
@@ -751,6 +751,11 @@ export class ContainerdRuntime implements ContainerRuntime {
       command,
       options,
     );
+  }
+
+  /** The sessions an earlier agent left (their directories under the exec directory say which). */
+  async endLeftoverExecs(): Promise<number> {
+    return endLeftoverSessions(this.client, join(this.options.stateDir, 'exec'));
   }
 
   async attach(idOrName: string, options: { stdin: boolean }): Promise<ContainerAttachment> {

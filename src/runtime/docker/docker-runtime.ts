@@ -7,7 +7,7 @@ import Docker from 'dockerode';
 import type { ContainerRuntime } from '../container-runtime.js';
 import { RuntimeError } from '../errors.js';
 import { registryHost, requireImageReference, withDefaultTag } from '../image-reference.js';
-import { killProcessTree } from '../process-tree.js';
+import { killProcessTree, startedBeforeThisProcess } from '../process-tree.js';
 import { checkProcessIdentity } from '../process-root.js';
 import { attachDockerContainer, openDockerSession, runningExec } from './docker-session.js';
 import type {
@@ -61,6 +61,8 @@ export interface DockerRuntimeOptions {
 
 const NO_TIME = '0001-01-01T00:00:00Z';
 const DEFAULT_EXEC_OUTPUT = 64 * 1024;
+/** The execs of one container looked at for leftovers, at most (Docker keeps ended ones for a while). */
+const MAX_EXECS_LOOKED_AT = 1000;
 
 function parseTime(value: string | undefined): Date | undefined {
   if (!value || value.startsWith('0001-01-01')) return undefined;
@@ -478,6 +480,20 @@ export class DockerRuntime implements ContainerRuntime {
       container.Config.Tty,
       options.stdin,
     );
+  }
+
+  async endLeftoverExecs(labels: Record<string, string>): Promise<number> {
+    let ended = 0;
+    for (const listed of await this.listContainers(labels)) {
+      if (listed.state !== 'running') continue;
+      const container = await this.call('inspect container', (abortSignal) => this.docker.getContainer(listed.id).inspect({ abortSignal })).catch(() => undefined);
+      for (const execId of ((container as { ExecIDs?: string[] | null } | undefined)?.ExecIDs ?? []).slice(0, MAX_EXECS_LOOKED_AT)) {
+        const info = await this.call('inspect exec', (abortSignal) => this.docker.getExec(execId).inspect({ abortSignal })).catch(() => undefined);
+        if (!info?.Running || !info.Pid || !(await startedBeforeThisProcess(info.Pid))) continue;
+        if ((await killProcessTree(info.Pid, container?.State?.Pid ?? 0)) > 0) ended++;
+      }
+    }
+    return ended;
   }
 
   private async killExec(containerId: string, exec: Docker.Exec): Promise<void> {
