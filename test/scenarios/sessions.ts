@@ -40,12 +40,14 @@ export function sessionScenarios(kind: RuntimeKind): void {
     let env: RuntimeEnvironment;
     let agent: TestAgent;
     let address: string;
+    const agentLog: string[] = [];
     /** A port the tests' servers listen on in the containers, one per runtime (both lanes run at once). */
     const port = kind === 'docker' ? 8081 : 8082;
 
     before(async () => {
       env = await startRuntimeEnvironment('sessions', kind);
-      agent = await startTestAgent(env, { images: { registryCredentials: { [env.registry.address]: env.credentials } } });
+      // Every log line, at debug level: nothing a session carries may be in one.
+      agent = await startTestAgent(env, { logLevel: 'debug', images: { registryCredentials: { [env.registry.address]: env.credentials } } }, (line) => agentLog.push(line));
       address = `unix://${agent.socketPath}`;
     });
     after(async () => {
@@ -306,6 +308,33 @@ export function sessionScenarios(kind: RuntimeKind): void {
         await after.calls.stopAndWait(id);
       } finally {
         await crashing.stop();
+      }
+    });
+
+    it('logs nothing a session carries either way, at debug level', async () => {
+      const id = taskId('quiet');
+      await agent.calls.runUntil(
+        task(id, [container('app', env.image, { command: ['sh', '-c', `mkdir -p /www && exec httpd -f -p ${port} -h /www`], interactive: true, pseudoTerminal: true })], { family: 'sessions' }),
+      );
+      const session = await agent.berth.execSession({ taskId: id, containerName: 'app', command: ['sh', '-c', 'read secret; echo "out-$secret"; echo "page-$secret" > /www/index.html'], stdin: true });
+      await session.write(Buffer.from('in-5e2d\n'));
+      let text = '';
+      for await (const piece of session.output()) text += piece.data.toString('utf8');
+      assert.equal(text, 'out-in-5e2d\n');
+      const attached = await agent.berth.attach({ taskId: id, containerName: 'app', stdin: true });
+      await attached.write(Buffer.from('typed-9b7a\r'));
+      attached.cancel();
+      const forward = await waitUntil('httpd answers', 15_000, () => agent.berth.portForward({ taskId: id, port }).catch(() => undefined));
+      await forward.send(Buffer.from('GET /index.html HTTP/1.0\r\n\r\n'));
+      let page = '';
+      for await (const data of forward.received()) page += data.toString('utf8');
+      forward.closeWrite();
+      await forward.finished();
+      assert.match(page, /page-in-5e2d/);
+      await agent.calls.stopAndWait(id);
+      assert.ok(agentLog.length > 0, 'the agent logged at debug level');
+      for (const marker of ['in-5e2d', 'typed-9b7a', 'GET /index.html']) {
+        assert.equal(agentLog.filter((line) => line.includes(marker)).length, 0, `no log line carries "${marker}"`);
       }
     });
 
