@@ -277,7 +277,7 @@ export function sessionScenarios(kind: RuntimeKind): void {
       await agent.calls.stopAndWait(id);
     });
 
-    it('an agent SIGKILLed during a session: the agent after it ends the process the session left', async () => {
+    it('an agent SIGKILLed during a session and a forwarded connection: the agent after it ends the process the session left, and the relay ends with its agent', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'berth-sessions-crash-'));
       const agentId = `sessions-crash-${process.pid}`;
       env.agentIds.add(agentId);
@@ -292,11 +292,19 @@ export function sessionScenarios(kind: RuntimeKind): void {
       let crashing = await start();
       const id = taskId('crash');
       try {
-        await crashing.calls.runUntil(task(id, [container('app', env.image, { command: ['sleep', '600'] })], { networkMode: NetworkMode.NETWORK_MODE_TASK, family: 'sessions' }));
+        // A server that holds each connection open whatever its client does (its handler, sleep, never reads).
+        await crashing.calls.runUntil(
+          task(id, [container('app', env.image, { command: ['sh', '-c', `nc -ll -p ${port} -e sleep 1000 & exec sleep 600`] })], { networkMode: NetworkMode.NETWORK_MODE_TASK, family: 'sessions' }),
+        );
         const session = await crashing.berth.execSession({ taskId: id, containerName: 'app', command: ['sh', '-c', 'echo ready; sleep 4329'], stdin: true });
         const iterator = session.output()[Symbol.asyncIterator]();
         assert.match((await iterator.next()).value?.data.toString('utf8') ?? '', /ready/);
+        // An idle forwarded connection: nothing but the agent's end would end its relay.
+        await waitUntil('nc listens', 15_000, () => crashing.berth.portForward({ taskId: id, port }).catch(() => undefined));
+        const relays = async () => (await run('pgrep', ['-f', `berth-port-relay ${port}$`]).catch(() => ({ stdout: '' }))).stdout.trim();
+        assert.notEqual(await relays(), '', 'the relay runs');
         await crashing.kill();
+        await waitUntil('the relay ended with its agent', 15_000, async () => ((await relays()) === '' ? true : undefined));
         const after = await start();
         crashing = after;
         const inside = async () => (await after.calls.shell(id, 'app', 'ps -o stat,args')).output;
