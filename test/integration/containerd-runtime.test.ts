@@ -199,8 +199,12 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
     await staleRuntime.startContainer(id);
     const info = await staleRuntime.inspectContainer(id);
     assert.equal(info.state, 'running');
-    // Read once the process has its command line: an init still in its execve shows an empty one.
-    const cmdline = await waitUntil('the command line of the container process', 10_000, async () => readFileSync(`/proc/${info.pid}/cmdline`, 'utf8') || undefined);
+    // Read once the process has its command line: an init still in its execve shows an empty one,
+    // and one that has not reached it yet (runc start returns first) still shows "runc init".
+    const cmdline = await waitUntil('the command line of the container process', 10_000, async () => {
+      const line = readFileSync(`/proc/${info.pid}/cmdline`, 'utf8');
+      return line && !line.startsWith('runc\x00init') ? line : undefined;
+    });
     assert.match(cmdline, /^sleep\x00300\x00/, 'the container runs its own command, not the leftover');
     await staleRuntime.stopContainer(id, 1000);
     await staleRuntime.removeContainer(id);
