@@ -43,6 +43,24 @@ async function openDuplex<Req, Res>(
   return { call, answers };
 }
 
+/** What ExecSession and Attach answer after `started`: output, then the exit code. */
+type OutputAnswer = { kind?: { $case: 'started'; value: object } | { $case: 'stdout' | 'stderr'; value: Buffer } | { $case: 'exit'; value: { exitCode: number } } };
+
+/** The output of an ExecSession or an Attach as it comes; `onExit` gets the exit code at the end. */
+async function* outputOf(answers: AsyncIterator<OutputAnswer>, onExit: (code: number) => void): AsyncGenerator<{ stream: 'stdout' | 'stderr'; data: Buffer }> {
+  try {
+    for (;;) {
+      const next = await answers.next();
+      if (next.done) break;
+      const kind = next.value.kind;
+      if (kind?.$case === 'stdout' || kind?.$case === 'stderr') yield { stream: kind.$case, data: kind.value };
+      else if (kind?.$case === 'exit') onExit(kind.value.exitCode);
+    }
+  } catch (error) {
+    throw toBerthError(error);
+  }
+}
+
 /** Writes one message, waiting while grpc-js holds too much unsent. */
 async function send<Req>(call: ClientDuplexStream<Req, unknown>, message: Req): Promise<void> {
   if (!call.write(message)) await once(call, 'drain');
@@ -69,19 +87,8 @@ export class RemoteExecSession {
   }
 
   /** What the process writes, as it comes, until it exits. */
-  async *output(): AsyncGenerator<{ stream: 'stdout' | 'stderr'; data: Buffer }> {
-    try {
-      for (;;) {
-        const next = await this.answers.next();
-        if (next.done) break;
-        const kind = next.value.kind;
-        if (kind?.$case === 'stdout') yield { stream: 'stdout', data: kind.value };
-        else if (kind?.$case === 'stderr') yield { stream: 'stderr', data: kind.value };
-        else if (kind?.$case === 'exit') this.exit = kind.value.exitCode;
-      }
-    } catch (error) {
-      throw toBerthError(error);
-    }
+  output(): AsyncGenerator<{ stream: 'stdout' | 'stderr'; data: Buffer }> {
+    return outputOf(this.answers, (code) => (this.exit = code));
   }
 
   /** The exit code, once `output()` has been read to its end. */
@@ -185,19 +192,8 @@ export class RemoteAttachment {
   }
 
   /** The container's output from the moment of attaching, until its process exits. */
-  async *output(): AsyncGenerator<{ stream: 'stdout' | 'stderr'; data: Buffer }> {
-    try {
-      for (;;) {
-        const next = await this.answers.next();
-        if (next.done) break;
-        const kind = next.value.kind;
-        if (kind?.$case === 'stdout') yield { stream: 'stdout', data: kind.value };
-        else if (kind?.$case === 'stderr') yield { stream: 'stderr', data: kind.value };
-        else if (kind?.$case === 'exit') this.exit = kind.value.exitCode;
-      }
-    } catch (error) {
-      throw toBerthError(error);
-    }
+  output(): AsyncGenerator<{ stream: 'stdout' | 'stderr'; data: Buffer }> {
+    return outputOf(this.answers, (code) => (this.exit = code));
   }
 
   /** The container's exit code, once `output()` has ended with its exit. */

@@ -2,9 +2,9 @@ import { execFile } from 'node:child_process';
 import { constants as fs, openSync } from 'node:fs';
 import { lstat, rm } from 'node:fs/promises';
 import { Socket } from 'node:net';
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
-import { RuntimeError } from '../errors.js';
+import { inputInto } from '../stream-input.js';
 import type { ContainerAttachment, LogLine, LogOptions } from '../types.js';
 import type { ContainerdClient } from './containerd-client.js';
 
@@ -69,19 +69,8 @@ export async function attachContainerdContainer(target: ContainerdAttachTarget):
     socket.on('error', () => undefined);
   }
   const stdin = socket;
-  const input = stdin
-    ? new Writable({
-        write: (chunk: Buffer, _encoding, done) => {
-          if (stdin.destroyed) done(new RuntimeError('conflict', operation, 'detached'));
-          else stdin.write(chunk, (error) => done(error ?? undefined));
-        },
-        final: (done) => {
-          stdin.destroy();
-          done();
-        },
-      })
-    : undefined;
-  input?.on('error', () => undefined);
+  // Ending it closes the agent's descriptor only: the shim's own keeps the terminal's input open.
+  const input = stdin ? inputInto(stdin, operation, 'detached', () => void stdin.destroy()) : undefined;
   return {
     output,
     errors,

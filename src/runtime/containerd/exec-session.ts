@@ -4,10 +4,10 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { Socket } from 'node:net';
 import { constants as os } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { isRuntimeError, RuntimeError } from '../errors.js';
 import { killProcessTree, startedBeforeThisProcess } from '../process-tree.js';
+import { inputInto } from '../stream-input.js';
 import type { NumericUser } from '../user-database.js';
 import type { SessionProcess, SessionProcessOptions, TerminalSize } from '../types.js';
 import type { ContainerdClient } from './containerd-client.js';
@@ -190,29 +190,19 @@ export async function openContainerdSession(target: ContainerdSessionTarget, com
     () => undefined,
   );
   const stdin = input;
+  // The shim holds the FIFO open for writing too: its end-of-file comes from CloseIO, once what
+  // was written has gone into the FIFO.
   const inputStream = stdin
-    ? new Writable({
-        write: (chunk: Buffer, _encoding, done) => {
-          if (stdin.destroyed) done(new RuntimeError('conflict', operation, 'the process has ended'));
-          else stdin.write(chunk, (error) => done(error ?? undefined));
-        },
-        // The shim holds the FIFO open for writing too: its end-of-file comes from CloseIO, once
-        // what was written has gone into the FIFO.
-        final: (done) => {
-          c.call(`close the stdin of an exec in container ${containerId}`, c.tasks, c.tasks.closeIo, { containerId, execId, stdin: true }).then(
-            () => {
-              stdin.destroy();
-              done();
-            },
-            (error: unknown) => {
-              stdin.destroy();
-              done(isRuntimeError(error, 'not-found') ? undefined : (error as Error));
-            },
-          );
-        },
+    ? inputInto(stdin, operation, 'the process has ended', async () => {
+        try {
+          await c.call(`close the stdin of an exec in container ${containerId}`, c.tasks, c.tasks.closeIo, { containerId, execId, stdin: true });
+        } catch (error) {
+          if (!isRuntimeError(error, 'not-found')) throw error;
+        } finally {
+          stdin.destroy();
+        }
       })
     : undefined;
-  inputStream?.on('error', () => undefined);
   stdin?.on('error', () => undefined);
 
   let closed = false;

@@ -1,10 +1,11 @@
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import type { Duplex } from 'node:stream';
 import { constants } from 'node:os';
 import type Docker from 'dockerode';
 import { RuntimeError } from '../errors.js';
 import type { ContainerAttachment, SessionProcess, SessionProcessOptions, TerminalSize } from '../types.js';
 import { toRuntimeError } from './docker-errors.js';
+import { inputInto } from '../stream-input.js';
 
 /** What a session needs of the runtime around it. */
 export interface DockerSessionHost {
@@ -70,6 +71,15 @@ function demultiplex(source: Duplex, stdout: PassThrough, stderr: PassThrough): 
   });
 }
 
+/** A hijacked connection's output: one stream with a terminal, stdout and stderr apart without. */
+function outputOf(connection: Duplex, tty: boolean): { output: PassThrough; errors?: PassThrough } {
+  const output = new PassThrough();
+  const errors = tty ? undefined : new PassThrough();
+  if (errors) demultiplex(connection, output, errors);
+  else connection.pipe(output);
+  return { output, errors };
+}
+
 /**
  * An interactive exec on Docker: the exec is created with its streams attached and started on a
  * hijacked connection, which carries stdin one way and the output the other (multiplexed unless
@@ -105,23 +115,9 @@ export async function openDockerSession(docker: Docker, host: DockerSessionHost,
     await resize(options.terminalSize).catch(() => undefined);
   }
 
-  const output = new PassThrough();
-  const errors = options.tty ? undefined : new PassThrough();
-  if (errors) demultiplex(connection, output, errors);
-  else connection.pipe(output);
-  const input = attachStdin
-    ? new Writable({
-        write: (chunk: Buffer, _encoding, done) => {
-          if (connection.destroyed) done(new RuntimeError('conflict', operation, 'the process has ended'));
-          else connection.write(chunk, (error) => done(error ?? undefined));
-        },
-        final: (done) => {
-          connection.end();
-          done();
-        },
-      })
-    : undefined;
-  input?.on('error', () => undefined);
+  const { output, errors } = outputOf(connection, options.tty);
+  // Ending it half-closes the connection: Docker passes that on as the process's end-of-file.
+  const input = attachStdin ? inputInto(connection, operation, 'the process has ended', () => void connection.end()) : undefined;
 
   const ended = new Promise<void>((resolve) => {
     connection.once('close', () => resolve());
@@ -178,19 +174,9 @@ export async function attachDockerContainer(docker: Docker, host: DockerSessionH
     operation,
     (abortSignal) => container.attach({ stream: true, stdin, stdout: true, stderr: true, hijack: true, abortSignal } as never) as Promise<Duplex>,
   )) as Duplex;
-  const output = new PassThrough();
-  const errors = tty ? undefined : new PassThrough();
-  if (errors) demultiplex(connection, output, errors);
-  else connection.pipe(output);
-  const input = stdin
-    ? new Writable({
-        write: (chunk: Buffer, _encoding, done) => {
-          if (connection.destroyed) done(new RuntimeError('conflict', operation, 'detached'));
-          else connection.write(chunk, (error) => done(error ?? undefined));
-        },
-      })
-    : undefined;
-  input?.on('error', () => undefined);
+  const { output, errors } = outputOf(connection, tty);
+  // Ending it sends nothing: the container's stdin stays open for the next writer.
+  const input = stdin ? inputInto(connection, operation, 'detached', () => undefined) : undefined;
   connection.on('error', () => undefined);
   const exited = new Promise<void>((resolve) => {
     connection.once('close', () => resolve());
