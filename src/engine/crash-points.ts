@@ -26,6 +26,8 @@ export const CRASH_POINTS = [
   'after-network-del',
   /** Cleanup removed a container; the task is not forgotten yet. */
   'after-remove',
+  /** A fleet assignment is recorded as the agent's; the engine has not taken its task yet. */
+  'assignment-recorded',
 ] as const;
 
 export type CrashPoint = (typeof CRASH_POINTS)[number];

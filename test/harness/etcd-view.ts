@@ -35,8 +35,11 @@ export class EtcdView {
     for (const waiter of [...this.waiters]) waiter();
   }
 
-  /** Resolves with what `check` returns once it returns something other than undefined. */
-  until<T>(what: string, check: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  /**
+   * Resolves with what `check` returns once it returns something other than undefined. On timeout
+   * the error carries what `explain` says of the keys then (what is still missing, and why).
+   */
+  until<T>(what: string, check: () => T | undefined, timeoutMs = 60_000, explain?: () => string): Promise<T> {
     const now = check();
     if (now !== undefined) return Promise.resolve(now);
     return new Promise((resolve, reject) => {
@@ -49,7 +52,7 @@ export class EtcdView {
       };
       const timer = setTimeout(() => {
         this.waiters.delete(waiter);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}${explain ? `: ${explain()}` : ''}`));
       }, timeoutMs);
       this.waiters.add(waiter);
     });

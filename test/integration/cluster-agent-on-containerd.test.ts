@@ -33,18 +33,18 @@ describe('an agent in cluster mode against a real 3-member etcd cluster, on real
   let reports: EtcdView;
   let nodes: EtcdView;
 
-  const start = () =>
-    startAgentProcess({
-      dir,
-      agentId,
-      runtimeConfig: env.runtimeConfig,
-      config: {
-        // The agent reaches etcd through links the test can cut: a partition of this node alone.
-        cluster: { endpoints: links.map((l) => l.address), prefix: keys.prefix, leaseTtl: `${LEASE_TTL_S}s`, attributes: { zone: 'a', disk: 'ssd' } },
-        images: { registryCredentials: { [env.registry.address]: env.credentials } },
-        metrics: { address: metricsAddress },
-      },
-    });
+  const startOptions = () => ({
+    dir,
+    agentId,
+    runtimeConfig: env.runtimeConfig,
+    config: {
+      // The agent reaches etcd through links the test can cut: a partition of this node alone.
+      cluster: { endpoints: links.map((l) => l.address), prefix: keys.prefix, leaseTtl: `${LEASE_TTL_S}s`, attributes: { zone: 'a', disk: 'ssd' } },
+      images: { registryCredentials: { [env.registry.address]: env.credentials } },
+      metrics: { address: metricsAddress },
+    },
+  });
+  const start = () => startAgentProcess(startOptions());
 
   const sleeper = (id: string): TaskDefinition => task(id, [container('app', env.image, { command: ['sleep', '600'], cpuUnits: 128, memoryMib: 16 })]);
   const assign = (taskId: string, assignment: Partial<Assignment>) =>
@@ -232,6 +232,17 @@ describe('an agent in cluster mode against a real 3-member etcd cluster, on real
     assert.equal((await agent.calls.get('a1'))!.knownStatus, TaskStatus.TASK_STATUS_RUNNING, 'a1 was adopted, not run again');
     assert.equal((await agent.calls.get('a1'))!.containers[0]!.restartCount, 0);
     assert.ok((await membership())!.appliedRevision > applied);
+  });
+
+  it('killed between recording an assignment and running its task: runs it when back, rather than taking it for done', async () => {
+    await agent!.stop();
+    agent = await startAgentProcess({ ...startOptions(), crashPoint: 'assignment-recorded' });
+    const crashed = agent;
+    await assign('d1', { task: sleeper('d1') });
+    assert.equal(await crashed.exited, 'SIGKILL');
+    agent = await start();
+    await reportUntil('d1', 'RUNNING', (r) => r.knownStatus === TaskStatus.TASK_STATUS_RUNNING);
+    assert.equal((await agent.calls.get('d1'))!.knownStatus, TaskStatus.TASK_STATUS_RUNNING);
   });
 });
 

@@ -19,7 +19,12 @@ import { startRuntimeEnvironment, type RuntimeEnvironment } from '../harness/run
 import { container, task } from '../harness/task-builders.js';
 
 const AGENTS = 10;
-const LEASE_TTL_S = 3;
+/**
+ * Short, so that node loss is seen quickly, but above the stalls of 10 agents launching 32 tasks
+ * each on 2 busy cores: at 3 s agents lost their leases now and then while launching, and their
+ * tasks moved (as designed, but not what the placement assertions here are about).
+ */
+const LEASE_TTL_S = 5;
 const AGENT_CPU = 512;
 const TASK_CPU = 16;
 const OUTAGE_MS = 60_000;
@@ -63,6 +68,16 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
     return entry && Placement.decode(entry.value);
   };
   const allRunning = (ids: string[]) => (ids.every((id) => placementOf(id)?.state === PlacementState.PLACEMENT_STATE_RUNNING) ? true : undefined);
+  /** The tasks among `ids` not running, each with its placement's state, agent and reason: for a wait that timed out. */
+  const notRunning = (ids: string[]) => () => {
+    const missing = ids.filter((id) => placementOf(id)?.state !== PlacementState.PLACEMENT_STATE_RUNNING);
+    const described = missing.slice(0, 20).map((id) => {
+      const p = placementOf(id);
+      return p ? `${id} ${PlacementState[p.state]} on ${p.agentId || '-'} (${p.taskId || '-'}, ${TaskStatus[p.knownStatus]}): ${p.reason || 'no reason'}` : `${id} not placed`;
+    });
+    return `${missing.length} not running: ${described.join('; ')}`;
+  };
+  const untilRunning = (what: string, ids: string[], timeoutMs?: number) => placements.until(what, () => allRunning(ids), timeoutMs, notRunning(ids));
   const leader = async () => (await client.election(`${prefix}controller`).leader()) ?? undefined;
   const ledger = async (agentId: string) => {
     const value = await client.get(`${prefix}ledger/${agentId}`).buffer();
@@ -140,13 +155,21 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
 
   it('runs 200 submitted tasks with their constraints and strategies, overcommitting no agent', async () => {
     for (const id of binpacked) await submit(id, 'bp');
-    await placements.until('the binpacked tasks running', () => allRunning(binpacked), 300_000);
+    await untilRunning('the binpacked tasks running', binpacked, 300_000);
     const binpackAgents = new Set(binpacked.map((id) => placementOf(id)!.agentId));
-    assert.equal(binpackAgents.size, Math.ceil((binpacked.length * TASK_CPU) / AGENT_CPU), `binpack fills agents one by one (${[...binpackAgents].join(', ')})`);
+    const packed = Math.ceil((binpacked.length * TASK_CPU) / AGENT_CPU);
+    // An agent that lost its lease under load had its tasks moved (and was empty when it came back).
+    const lostAgents = new Set(binpacked.flatMap((id) => placementOf(id)!.lostOn));
+    if (lostAgents.size === 0) assert.equal(binpackAgents.size, packed, `binpack fills agents one by one (${[...binpackAgents].join(', ')})`);
+    else
+      assert.ok(
+        binpackAgents.size <= packed + lostAgents.size,
+        `binpack fills agents one by one, but for the ones lost meanwhile (${[...binpackAgents].join(', ')}; lost: ${[...lostAgents].join(', ')})`,
+      );
 
     for (const id of spread) await submit(id, 'sp', { strategy: PlacementStrategy.PLACEMENT_STRATEGY_SPREAD, spreadAttribute: 'zone' });
     for (const id of constrained) await submit(id, 'cz', { constraints: [parseConstraint('zone==b')] });
-    await placements.until('all 200 tasks running', () => allRunning(everything()), 300_000);
+    await untilRunning('all 200 tasks running', everything(), 300_000);
 
     const zoneOfAgent = (agentId: string) => zoneOf(agentIds.indexOf(agentId));
     const spreadZones = spread.map((id) => zoneOfAgent(placementOf(id)!.agentId));
@@ -173,7 +196,7 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
     }
     await placements.until('the lost tasks placed again', () => (moved.every((id) => placementOf(id)!.lostOn.some((a) => victimIds.includes(a))) ? true : undefined), 60_000);
     const detectedMs = Date.now() - killedAt;
-    await placements.until('the lost tasks running elsewhere', () => allRunning(moved), 180_000);
+    await untilRunning('the lost tasks running elsewhere', moved, 180_000);
     for (const id of moved) assert.ok(!victimIds.includes(placementOf(id)!.agentId), `${id} moved off the lost agents`);
     // The controller counts an agent lost once its lease expired; the placements say so within a few TTLs.
     assert.ok(detectedMs < 6 * LEASE_TTL_S * 1000 + 10_000, `lost within the lease TTL and the grace (${detectedMs} ms)`);
@@ -203,7 +226,7 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
       return now && now !== first ? now : undefined;
     });
     assert.notEqual(second, first);
-    await placements.until('the new tasks running', () => allRunning(extra), 120_000);
+    await untilRunning('the new tasks running', extra, 120_000);
     controllers[index] = startController(first);
     for (const id of extra) assert.equal(placementOf(id)!.attempt, 1, `${id} placed once`);
     await assertNoOvercommitNorDoubles([...everything(), ...extra]);
@@ -213,7 +236,7 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
     await etcd.stopMember(0);
     const one = ['one-member-down-0', 'one-member-down-1'];
     for (const id of one) await submit(id, 'md');
-    await placements.until('tasks placed with a member down', () => allRunning(one), 120_000);
+    await untilRunning('tasks placed with a member down', one, 120_000);
     for (const agent of agents) assert.equal((await agent!.berth.getAgentInfo()).cluster!.connected, true);
     etcd.startMember(0);
     await etcd.ready();
@@ -231,7 +254,7 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
     // Give the controller its grace for node loss, and then some: nothing may move.
     const again = ['after-outage-0'];
     for (const id of again) await submit(id, 'ao');
-    await placements.until('a task placed after the outage', () => allRunning(again), 120_000);
+    await untilRunning('a task placed after the outage', again, 120_000);
     await new Promise((resolve) => setTimeout(resolve, 2 * LEASE_TTL_S * 1000 + 6000));
     for (const [id, agentId] of placedBefore) assert.equal(placementOf(id)!.agentId, agentId, `${id} was not moved`);
     assert.deepEqual(await runningCopies(), new Map([...before, ...again.map((id) => [id, [placementOf(id)!.agentId]] as [string, string[]])]));
@@ -257,7 +280,7 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
     assert.match(waiting!.reason, /1 by cordoned/);
     assert.match(await ctl('nodes'), new RegExp(`^${pinned} .* cordoned `, 'm'));
     await ctl('uncordon', pinned);
-    await placements.until('pinned running', () => allRunning(['pinned']));
+    await untilRunning('pinned running', ['pinned']);
     assert.equal(placementOf('pinned')!.agentId, pinned);
 
     // Drained: its tasks move, and it stops its copies.
@@ -265,7 +288,7 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
     const onIt = everything().filter((id) => placementOf(id)!.agentId === drained);
     assert.ok(onIt.length > 0);
     await ctl('drain', drained);
-    await placements.until('the drained tasks running elsewhere', () => (onIt.every((id) => placementOf(id)!.lostOn.includes(drained)) ? allRunning(onIt) : undefined), 120_000);
+    await placements.until('the drained tasks running elsewhere', () => (onIt.every((id) => placementOf(id)!.lostOn.includes(drained)) ? allRunning(onIt) : undefined), 120_000, notRunning(onIt));
     for (const id of onIt) assert.notEqual(placementOf(id)!.agentId, drained);
     await waitUntil('the drained agent stopped its copies', 60_000, async () => {
       const tasks = await agents[2]!.berth.listAllTasks({ statuses: [TaskStatus.TASK_STATUS_RUNNING] });
@@ -281,7 +304,7 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
 
     // logs and exec reach the agent that runs the task, at the address it advertises.
     await fleet.submit({ id: 'echoer', definition: task('x', [container('app', env.image, { command: ['sh', '-c', 'echo hello from the fleet; sleep 3600'], cpuUnits: TASK_CPU })]) });
-    await placements.until('echoer running', () => allRunning(['echoer']));
+    await untilRunning('echoer running', ['echoer']);
     await waitUntil('the greeting in the logs', 30_000, async () => ((await ctl('logs', 'echoer')).includes('hello from the fleet') ? true : undefined));
     const exec = await berthctl(['cluster', 'exec', 'echoer', '--', 'sh', '-c', 'echo $((6*7))'], { env: { BERTH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BERTH_ETCD_PREFIX: prefix } });
     assert.equal(exec.code, 0, exec.stderr);

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import BetterSqlite3 from 'better-sqlite3';
 import type { TaskDefinitionInput } from '../../src/engine/admission/task-validation.js';
 import { UnavailableError } from '../../src/engine/errors.js';
 import type { TaskSnapshot } from '../../src/engine/model/task-snapshot.js';
@@ -61,7 +62,7 @@ describe('AssignmentApplier (assignments to engine calls)', () => {
     applier.apply('t1', encode({ task: definition('t1'), clusterTaskId: 'c1' }), 6);
     assert.deepEqual(engine.runs, ['t1', 't1'], 'RunTask semantics: the second call finds the task');
     assert.equal(engine.tasks.size, 1);
-    assert.deepEqual(store.get('t1'), { taskId: 't1', clusterTaskId: 'c1', revision: 6, refusal: undefined, owned: true, released: false, finished: false });
+    assert.deepEqual(store.get('t1'), { taskId: 't1', clusterTaskId: 'c1', revision: 6, refusal: undefined, owned: true, released: false, finished: false, admitted: true });
     assert.deepEqual(changed, ['t1', 't1']);
   });
 
@@ -134,7 +135,8 @@ describe('AssignmentApplier (assignments to engine calls)', () => {
     const { engine, store, applier } = setUp();
     engine.unavailable = true;
     assert.throws(() => applier.apply('t1', encode({ task: definition('t1') }), 1), RetryLaterError);
-    assert.equal(store.get('t1')!.refusal, undefined);
+    // Nothing recorded: no report may say it stopped, no catch-up may take it for done.
+    assert.equal(store.get('t1'), undefined);
     engine.unavailable = false;
     applier.apply('t1', encode({ task: definition('t1') }), 1);
     assert.equal(engine.tasks.has('t1'), true);
@@ -144,11 +146,27 @@ describe('AssignmentApplier (assignments to engine calls)', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'berth-member-')), 'cluster.db');
     const store = new MemberStore(path);
     store.appliedRevision = 42;
-    store.save({ taskId: 't1', clusterTaskId: 'c1', revision: 7, refusal: undefined, owned: true, released: false, finished: false });
+    store.save({ taskId: 't1', clusterTaskId: 'c1', revision: 7, refusal: undefined, owned: true, released: false, finished: false, admitted: true });
     store.close();
     const reopened = new MemberStore(path);
     assert.equal(reopened.appliedRevision, 42);
-    assert.deepEqual(reopened.get('t1'), { taskId: 't1', clusterTaskId: 'c1', revision: 7, refusal: undefined, owned: true, released: false, finished: false });
+    assert.deepEqual(reopened.get('t1'), { taskId: 't1', clusterTaskId: 'c1', revision: 7, refusal: undefined, owned: true, released: false, finished: false, admitted: true });
+    reopened.close();
+  });
+
+  it('opens a member file written before records said whether the engine took their task: each counts as taken', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'berth-member-')), 'cluster.db');
+    const old = new BetterSqlite3(path);
+    old.exec(`CREATE TABLE assigned (task_id TEXT PRIMARY KEY, cluster_task_id TEXT NOT NULL, revision INTEGER NOT NULL, refusal TEXT,
+      owned INTEGER NOT NULL DEFAULT 0, released INTEGER NOT NULL DEFAULT 0, finished INTEGER NOT NULL DEFAULT 0)`);
+    old.prepare('INSERT INTO assigned VALUES (?, ?, ?, NULL, 1, 0, 0)').run('t1', 'c1', 3);
+    old.close();
+    const store = new MemberStore(path);
+    assert.equal(store.get('t1')!.admitted, true);
+    store.save({ ...store.get('t1')!, admitted: false });
+    store.close();
+    const reopened = new MemberStore(path);
+    assert.equal(reopened.get('t1')!.admitted, false);
     reopened.close();
   });
 });

@@ -1,5 +1,6 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { TaskDefinitionInput } from '../../engine/admission/task-validation.js';
+import { crashPoint } from '../../engine/crash-points.js';
 import { InvalidArgumentError, StoreUnavailableError, UnavailableError } from '../../engine/errors.js';
 import type { TaskSnapshot } from '../../engine/model/task-snapshot.js';
 import { TaskStatus as PbTaskStatus } from '../../gen/berth/agent/v1/task.js';
@@ -73,7 +74,7 @@ export class AssignmentApplier {
       return this.refuse(taskId, clusterTaskId, revision, 'desired_status must be RUNNING or STOPPED');
     }
     // Intent first: the task is known as assigned before the engine has it.
-    const record: AssignedTask = { taskId, clusterTaskId, revision, refusal: undefined, owned: true, released: false, finished: known?.finished ?? false };
+    const record: AssignedTask = { taskId, clusterTaskId, revision, refusal: undefined, owned: true, released: false, finished: known?.finished ?? false, admitted: known?.admitted ?? false };
     this.store.save(record);
     if (record.finished) {
       // It ran and the engine has forgotten it: an assignment that stays is not run a second time.
@@ -87,12 +88,20 @@ export class AssignmentApplier {
       this.changed(taskId);
       return;
     }
+    if (!record.admitted) crashPoint('assignment-recorded');
     try {
       this.engine.runTask(taskDefinitionInput(assignment.task));
     } catch (error) {
-      if (error instanceof UnavailableError || error instanceof StoreUnavailableError) throw new RetryLaterError(error.message);
+      if (error instanceof UnavailableError || error instanceof StoreUnavailableError) {
+        // Not taken: the record goes back to what it was, so that nothing reads it as a task that
+        // ran (its report, a catch-up with the engine); the assignment is applied again later.
+        if (known) this.store.save(known);
+        else this.store.remove(taskId);
+        throw new RetryLaterError(error.message);
+      }
       return this.refuse(taskId, clusterTaskId, revision, refusalReason(error));
     }
+    if (!record.admitted) this.store.save({ ...record, admitted: true });
     this.changed(taskId);
   }
 
@@ -130,7 +139,7 @@ export class AssignmentApplier {
    */
   private refuse(taskId: string, clusterTaskId: string, revision: number, refusal: string): void {
     const known = this.store.get(taskId);
-    this.store.save({ taskId, clusterTaskId, revision, refusal, owned: known?.owned ?? false, released: false, finished: known?.finished ?? false });
+    this.store.save({ taskId, clusterTaskId, revision, refusal, owned: known?.owned ?? false, released: false, finished: known?.finished ?? false, admitted: known?.admitted ?? false });
     this.changed(taskId);
   }
 }

@@ -33,9 +33,10 @@ export class AssignmentSync {
     this.dir = keys.assignmentsOf(agentId);
   }
 
-  async run(signal: AbortSignal): Promise<void> {
+  /** Follows until `signal` aborts; `listFirst`: list every assignment before watching, whatever was applied. */
+  async run(signal: AbortSignal, listFirst = false): Promise<void> {
     const backoff = new Backoff(250, 5000);
-    let mustList = this.store.appliedRevision === 0;
+    let mustList = listFirst || this.store.appliedRevision === 0;
     while (!signal.aborted) {
       try {
         if (mustList) await this.list();

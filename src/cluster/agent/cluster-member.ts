@@ -76,9 +76,9 @@ export class ClusterMember {
   }
 
   start(): void {
-    this.catchUpWithEngine();
+    const unapplied = this.catchUpWithEngine();
     const signal = this.running.signal;
-    this.loops.push(this.registration.run(signal), this.sync.run(signal), this.followEvents(signal));
+    this.loops.push(this.registration.run(signal), this.sync.run(signal, unapplied), this.followEvents(signal));
   }
 
   async stop(): Promise<void> {
@@ -89,12 +89,20 @@ export class ClusterMember {
     this.store.close();
   }
 
-  /** Assigned tasks the engine forgot while the agent was down, or while the member fell behind. */
-  private catchUpWithEngine(): void {
+  /**
+   * Assigned tasks the engine forgot while the agent was down, or while the member fell behind.
+   * True when an assignment was recorded but never reached the engine (a crash in between): the
+   * assignments must then be listed again, which applies it.
+   */
+  private catchUpWithEngine(): boolean {
+    let unapplied = false;
     for (const task of this.store.all()) {
-      if (task.owned && !task.finished && !this.engine.findTask(task.taskId)) this.applier.forgotten(task.taskId);
+      if (!task.owned || task.finished || this.engine.findTask(task.taskId)) continue;
+      if (task.admitted) this.applier.forgotten(task.taskId);
+      else unapplied = true;
     }
     this.membership.assignedTasks = this.store.all().filter((t) => t.owned).length;
+    return unapplied;
   }
 
   /** Each event of an assigned task marks its report; a removal is the engine forgetting it. */

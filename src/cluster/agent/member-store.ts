@@ -19,6 +19,12 @@ export interface AssignedTask {
   released: boolean;
   /** The engine has forgotten the task (cleaned up after it stopped); it is not run again. */
   finished: boolean;
+  /**
+   * The engine took the task (RunTask answered). False only between the intent being recorded
+   * and the engine's answer: a record left so by a crash is applied again at start, not taken for
+   * a task the engine ran and forgot.
+   */
+  admitted: boolean;
 }
 
 interface Row {
@@ -29,6 +35,7 @@ interface Row {
   owned: number;
   released: number;
   finished: number;
+  admitted: number;
 }
 
 /**
@@ -57,15 +64,19 @@ export class MemberStore {
         refusal TEXT,
         owned INTEGER NOT NULL DEFAULT 0,
         released INTEGER NOT NULL DEFAULT 0,
-        finished INTEGER NOT NULL DEFAULT 0
+        finished INTEGER NOT NULL DEFAULT 0,
+        admitted INTEGER NOT NULL DEFAULT 1
       );
       CREATE TABLE IF NOT EXISTS progress (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     `);
+    // Files from before the column: their records were all admitted.
+    const columns = this.db.prepare('PRAGMA table_info(assigned)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'admitted')) this.db.exec('ALTER TABLE assigned ADD COLUMN admitted INTEGER NOT NULL DEFAULT 1');
     this.statements = {
       upsert: this.db.prepare(
-        `INSERT INTO assigned (task_id, cluster_task_id, revision, refusal, owned, released, finished) VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO assigned (task_id, cluster_task_id, revision, refusal, owned, released, finished, admitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (task_id) DO UPDATE SET cluster_task_id = excluded.cluster_task_id, revision = excluded.revision, refusal = excluded.refusal,
-           owned = excluded.owned, released = excluded.released, finished = excluded.finished`,
+           owned = excluded.owned, released = excluded.released, finished = excluded.finished, admitted = excluded.admitted`,
       ),
       remove: this.db.prepare('DELETE FROM assigned WHERE task_id = ?'),
       setProgress: this.db.prepare('INSERT INTO progress (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
@@ -80,6 +91,7 @@ export class MemberStore {
         owned: row.owned === 1,
         released: row.released === 1,
         finished: row.finished === 1,
+        admitted: row.admitted === 1,
       });
     }
   }
@@ -97,7 +109,7 @@ export class MemberStore {
   }
 
   save(task: AssignedTask): void {
-    this.statements.upsert!.run(task.taskId, task.clusterTaskId, task.revision, task.refusal ?? null, task.owned ? 1 : 0, task.released ? 1 : 0, task.finished ? 1 : 0);
+    this.statements.upsert!.run(task.taskId, task.clusterTaskId, task.revision, task.refusal ?? null, task.owned ? 1 : 0, task.released ? 1 : 0, task.finished ? 1 : 0, task.admitted ? 1 : 0);
     this.cache.set(task.taskId, { ...task });
   }
 

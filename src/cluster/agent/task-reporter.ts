@@ -71,8 +71,8 @@ export class TaskReporter {
     for (const id of batch) this.dirty.delete(id);
     let retryIn = 0;
     try {
-      const success = batch.map((id) => this.operation(id, lease));
-      await this.etcd.kv.txn({ compare: [], success, failure: [] });
+      const success = batch.map((id) => this.operation(id, lease)).filter((op) => op !== undefined);
+      if (success.length > 0) await this.etcd.kv.txn({ compare: [], success, failure: [] });
       this.membership.ok('reports');
       this.backoff.reset();
     } catch (error) {
@@ -86,10 +86,12 @@ export class TaskReporter {
     this.schedule(retryIn);
   }
 
+  /** What to write for `taskId`: its report, or its report's deletion; nothing while the engine has not taken it yet. */
   private operation(taskId: string, lease: string) {
     const key = this.keys.report(this.agentId, taskId);
     const record = this.store.get(taskId);
     const task = record?.owned ? this.findTask(taskId) : undefined;
+    if (record?.owned && !record.admitted && !task && record.refusal === undefined) return undefined;
     if (!record || (record.owned && record.finished) || (record.released && !task)) return { request_delete_range: { key: Buffer.from(key) } };
     return { request_put: { key: Buffer.from(key), value: Buffer.from(TaskReport.encode(this.report(record, task)).finish()), lease } };
   }
