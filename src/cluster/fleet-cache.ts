@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { sleep } from '../engine/retry.js';
 import { Backoff } from './backoff.js';
 import { cancelWatch, LIST_PAGE, prefixEnd, STEADY_WATCH_MS } from './etcd-watch.js';
+import { ClusterKeys } from './keys.js';
 
 /** One key's value and the revision that last changed it (for transactions conditioned on it). */
 export interface CachedValue {
@@ -51,9 +52,8 @@ export class FleetCache {
   under(dir: string): Map<string, CachedValue> {
     const found = new Map<string, CachedValue>();
     for (const [key, value] of this.entries) {
-      if (!key.startsWith(dir)) continue;
-      const leaf = key.slice(dir.length);
-      if (leaf !== '' && !leaf.includes('/')) found.set(leaf, value);
+      const leaf = ClusterKeys.leaf(dir, key);
+      if (leaf !== undefined) found.set(leaf, value);
     }
     return found;
   }

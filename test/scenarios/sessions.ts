@@ -277,7 +277,7 @@ export function sessionScenarios(kind: RuntimeKind): void {
       await agent.calls.stopAndWait(id);
     });
 
-    it('an agent SIGKILLed during a session and a forwarded connection: the agent after it ends the process the session left, and the relay ends with its agent', async () => {
+    it('an agent SIGKILLed during a session, a one-shot exec and a forwarded connection: the agent after it ends the processes they left, and the relay ends with its agent', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'berth-sessions-crash-'));
       const agentId = `sessions-crash-${process.pid}`;
       env.agentIds.add(agentId);
@@ -299,6 +299,9 @@ export function sessionScenarios(kind: RuntimeKind): void {
         const session = await crashing.berth.execSession({ taskId: id, containerName: 'app', command: ['sh', '-c', 'echo ready; sleep 4329'], stdin: true });
         const iterator = session.output()[Symbol.asyncIterator]();
         assert.match((await iterator.next()).value?.data.toString('utf8') ?? '', /ready/);
+        // And a one-shot Exec still running (its answer never comes: the agent dies first).
+        const oneShot = crashing.calls.exec(id, 'app', ['sleep', '4331'], 600).catch(() => undefined);
+        await waitUntil('the one-shot exec runs', 15_000, async () => (/sleep 4331/.test((await crashing.calls.shell(id, 'app', 'ps -o args')).output) ? true : undefined));
         // An idle forwarded connection: nothing but the agent's end would end its relay.
         await waitUntil('nc listens', 15_000, () => crashing.berth.portForward({ taskId: id, port }).catch(() => undefined));
         const relays = async () => (await run('pgrep', ['-f', `berth-port-relay ${port}$`]).catch(() => ({ stdout: '' }))).stdout.trim();
@@ -309,9 +312,12 @@ export function sessionScenarios(kind: RuntimeKind): void {
         crashing = after;
         const inside = async () => (await after.calls.shell(id, 'app', 'ps -o stat,args')).output;
         let left = '';
-        await waitUntil('the left session’s process ended', 30_000, async () => (/^\s*[^Z\s]\S*\s+sleep 4329/m.test((left = await inside())) ? undefined : true)).catch((error: Error) => {
-          throw new Error(`${error.message}; processes:\n${left}`);
-        });
+        await waitUntil('the processes the session and the one-shot exec left ended', 30_000, async () => (/^\s*[^Z\s]\S*\s+sleep 43(29|31)/m.test((left = await inside())) ? undefined : true)).catch(
+          (error: Error) => {
+            throw new Error(`${error.message}; processes:\n${left}`);
+          },
+        );
+        await oneShot;
         assert.match(left, /sleep 600/, 'the container itself runs on');
         await after.calls.stopAndWait(id);
       } finally {

@@ -54,7 +54,8 @@ import { hostsFile, resolvConf } from './etc-files.js';
 import { DEFAULT_RUNC_ROOT, isStaleRuncState, removeStaleRuncState } from './stale-runc-state.js';
 import { readFromMounts, resolveUser } from './user.js';
 import { checkProcessIdentity } from '../process-root.js';
-import { endLeftoverSessions, openContainerdSession } from './exec-session.js';
+import { endLeftoverExecs, execIdOf, newExecDir, prepareExecDir } from './exec-dirs.js';
+import { openContainerdSession } from './exec-session.js';
 import { attachContainerdContainer, ensureStdinFifo } from './attachment.js';
 
 export interface ContainerdRuntimeOptions {
@@ -672,12 +673,12 @@ export class ContainerdRuntime implements ContainerRuntime {
     const container = await this.getContainer(idOrName, `exec in container ${idOrName}`);
     const id = container.id;
     const spec = parseSpec(Buffer.from(container.spec?.value ?? '{}').toString('utf8')) as { process?: Record<string, unknown> };
-    const execId = `exec-${randomBytes(6).toString('hex')}`;
-    const dir = join(this.options.stateDir, 'exec');
-    await mkdir(dir, { recursive: true });
+    const dir = newExecDir(this.execRoot, id, 'exec');
+    const execId = execIdOf(dir);
+    await prepareExecDir(dir, id);
     // The output goes through the log writer too (its own file): the shim's plain file output
     // loses stderr when a command exits before the shim has begun to copy.
-    const output = join(dir, `${id.slice(0, 40)}-${execId}.log`);
+    const output = join(dir, 'output.log');
     const limit = options.maxOutputBytes ?? DEFAULT_EXEC_OUTPUT;
     const c = this.client;
     const operation = `exec in container ${id}`;
@@ -727,7 +728,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       return { exitCode: result.exitStatus, output: await readOutput(output, limit) };
     } finally {
       await deleteProcess();
-      await rm(output, { force: true });
+      await rm(dir, { recursive: true, force: true });
     }
   }
 
@@ -744,7 +745,7 @@ export class ContainerdRuntime implements ContainerRuntime {
         containerId: container.id,
         process: spec.process ?? {},
         taskPid: task.pid,
-        dir: join(this.options.stateDir, 'exec', `${container.id.slice(0, 40)}-session-${randomBytes(6).toString('hex')}`),
+        dir: newExecDir(this.execRoot, container.id, 'session'),
         user,
         waitFor: (execId) => this.waitFor(container.id, execId),
       },
@@ -753,9 +754,14 @@ export class ContainerdRuntime implements ContainerRuntime {
     );
   }
 
-  /** The sessions an earlier agent left (their directories under the exec directory say which). */
+  /** The exec processes (one-shot and sessions) an earlier agent left: their directories say which. */
   async endLeftoverExecs(): Promise<number> {
-    return endLeftoverSessions(this.client, join(this.options.stateDir, 'exec'));
+    return endLeftoverExecs(this.client, this.execRoot);
+  }
+
+  /** Where each exec process's directory is made. */
+  private get execRoot(): string {
+    return join(this.options.stateDir, 'exec');
   }
 
   async attach(idOrName: string, options: { stdin: boolean }): Promise<ContainerAttachment> {

@@ -1,59 +1,22 @@
 import { execFile } from 'node:child_process';
 import { closeSync, constants as fs, openSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { constants as os } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { isRuntimeError, RuntimeError } from '../errors.js';
-import { killProcessTree, startedBeforeThisProcess } from '../process-tree.js';
+import { killProcessTree } from '../process-tree.js';
 import { inputInto } from '../stream-input.js';
 import type { NumericUser } from '../user-database.js';
 import type { SessionProcess, SessionProcessOptions, TerminalSize } from '../types.js';
 import type { ContainerdClient } from './containerd-client.js';
+import { execIdOf, prepareExecDir } from './exec-dirs.js';
 import { specJson } from './oci-spec.js';
 
 const PROCESS_TYPE = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
 /** Output still arriving this long after the process exited (a child it left holds the stream) is not waited for. */
 const OUTPUT_AFTER_EXIT_MS = 2000;
-
-/** The file of a session's directory that names its container. */
-const CONTAINER_FILE = 'container';
-/** A session's directory in the exec directory: `<container id, 40 characters at most>-session-<hex>`. */
-export const SESSION_DIR = /-session-[0-9a-f]+$/;
-
-/**
- * Ends the sessions an earlier agent left (it crashed): each directory in `execDir` older than
- * this agent names its container and, as its name, its exec id; the process still running there
- * is killed with what it started, and the process and the directory go. Returns how many ran.
- */
-export async function endLeftoverSessions(c: ContainerdClient, execDir: string): Promise<number> {
-  const agentStart = Date.now() - process.uptime() * 1000;
-  let ended = 0;
-  for (const name of (await readdir(execDir).catch(() => [] as string[])).filter((n) => SESSION_DIR.test(n))) {
-    const dir = join(execDir, name);
-    const info = await stat(dir).catch(() => undefined);
-    if (!info || info.mtimeMs >= agentStart) continue;
-    // The directory's name is the process's exec id.
-    const execId = name;
-    const containerId = (await readFile(join(dir, CONTAINER_FILE), 'utf8').catch(() => '')).slice(0, 1024);
-    if (containerId) {
-      const get = (id: string) =>
-        c.call('get exec process', c.tasks, c.tasks.get, { containerId, execId: id }).then(
-          (r) => r.process,
-          () => undefined,
-        );
-      const [process, task] = await Promise.all([get(execId), get('')]);
-      if (process?.pid && (await startedBeforeThisProcess(process.pid))) {
-        if ((await killProcessTree(process.pid, task?.pid ?? 0)) > 0) ended++;
-        await c.call('kill exec process', c.tasks, c.tasks.kill, { containerId, execId, signal: os.signals.SIGKILL, all: false }).catch(() => undefined);
-      }
-      if (process) await c.call('delete exec process', c.tasks, c.tasks.deleteProcess, { containerId, execId }).catch(() => undefined);
-    }
-    await rm(dir, { recursive: true, force: true });
-  }
-  return ended;
-}
 
 /** What a session needs of the containerd runtime around it. */
 export interface ContainerdSessionTarget {
@@ -95,13 +58,11 @@ function openReader(path: string): { socket: Socket; release: () => void } {
  */
 export async function openContainerdSession(target: ContainerdSessionTarget, command: string[], options: SessionProcessOptions): Promise<SessionProcess> {
   const { client: c, containerId } = target;
-  const execId = target.dir.slice(target.dir.lastIndexOf('/') + 1);
+  const execId = execIdOf(target.dir);
   const operation = `exec in container ${containerId}`;
   const withStdin = options.stdin || options.tty;
   const paths = { stdin: join(target.dir, 'stdin'), stdout: join(target.dir, 'stdout'), stderr: join(target.dir, 'stderr') };
-  await mkdir(target.dir, { recursive: true, mode: 0o700 });
-  // Which container the session's process runs in, for an agent that finds the directory after a crash.
-  await writeFile(join(target.dir, CONTAINER_FILE), containerId);
+  await prepareExecDir(target.dir, containerId);
   const opened: { release: () => void; socket: Socket }[] = [];
   let input: Socket | undefined;
   const cleanUp = async () => {
