@@ -18,6 +18,8 @@ export interface CachedValue {
  */
 export class FleetCache {
   readonly entries = new Map<string, CachedValue>();
+  /** Keys this process deleted, with the revision of the deletion, until the watch has passed it. */
+  private readonly deletedAt = new Map<string, number>();
   /** The revision the cache reflects. */
   revision = 0;
   private markReady!: () => void;
@@ -58,10 +60,23 @@ export class FleetCache {
     return found;
   }
 
-  /** Records a change this process made itself (at `revision`), before its watch event arrives. */
+  /**
+   * Records a change this process made itself (at `revision`), before its watch event arrives.
+   * Watch events older than it (of earlier changes to the key) then leave the key as it is.
+   */
   wrote(key: string, value: Buffer | undefined, revision: number): void {
-    if (value === undefined) this.entries.delete(key);
-    else this.entries.set(key, { value, modRevision: revision });
+    if (value === undefined) {
+      this.entries.delete(key);
+      this.deletedAt.set(key, revision);
+    } else {
+      this.entries.set(key, { value, modRevision: revision });
+      this.deletedAt.delete(key);
+    }
+  }
+
+  /** Whether the cache holds a change of `key` made after `revision` (one this process wrote). */
+  private holdsNewer(key: string, revision: number): boolean {
+    return (this.entries.get(key)?.modRevision ?? 0) > revision || (this.deletedAt.get(key) ?? 0) > revision;
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -98,6 +113,7 @@ export class FleetCache {
       from = Buffer.concat([page.kvs[page.kvs.length - 1]!.key, Buffer.from([0])]);
     }
     this.entries.clear();
+    this.deletedAt.clear();
     for (const [key, value] of entries) this.entries.set(key, value);
     this.revision = revision;
     this.setConnected(true);
@@ -118,10 +134,14 @@ export class FleetCache {
         watcher.on('data', (response: IWatchResponse) => {
           for (const event of response.events) {
             const key = event.kv.key.toString();
-            if (event.type === 'Put') this.entries.set(key, { value: event.kv.value, modRevision: Number(event.kv.mod_revision) });
+            // (a deletion's mod revision is the revision that deleted the key)
+            const revision = Number(event.kv.mod_revision);
+            if (this.holdsNewer(key, revision)) continue;
+            if (event.type === 'Put') this.entries.set(key, { value: event.kv.value, modRevision: revision });
             else this.entries.delete(key);
           }
           this.revision = Math.max(this.revision, Number(response.header.revision));
+          for (const [key, revision] of this.deletedAt) if (revision <= this.revision) this.deletedAt.delete(key);
           try {
             this.onChange();
           } catch (error) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -77,7 +77,34 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
     });
     return `${missing.length} not running: ${described.join('; ')}`;
   };
-  const untilRunning = (what: string, ids: string[], timeoutMs?: number) => placements.until(what, () => allRunning(ids), timeoutMs, notRunning(ids));
+  /**
+   * Waits until every task of `ids` runs; when that times out, the error says, for the first few
+   * that do not, what their agent says of them and what its log says about them.
+   */
+  const untilRunning = async (what: string, ids: string[], timeoutMs?: number) => {
+    try {
+      await placements.until(what, () => allRunning(ids), timeoutMs, notRunning(ids));
+    } catch (error) {
+      const details: string[] = [];
+      for (const id of ids.filter((i) => placementOf(i)?.state !== PlacementState.PLACEMENT_STATE_RUNNING).slice(0, 3)) {
+        const p = placementOf(id);
+        const index = p ? agentIds.indexOf(p.agentId) : -1;
+        if (!p || index < 0) continue;
+        const onAgent = await agents[index]?.berth.getTask(p.taskId).catch((e: Error) => e.message);
+        const summary =
+          typeof onAgent === 'object' && onAgent
+            ? `${TaskStatus[onAgent.knownStatus]}/${TaskStatus[onAgent.desiredStatus]} ${onAgent.reason}; ${onAgent.containers.map((c) => `${c.name} ${TaskStatus[c.knownStatus]} ${c.reason}`).join(', ')}`
+            : String(onAgent);
+        const log = readFileSync(join(dir, `agent-${index}`, 'agent.log'), 'utf8')
+          .split('\n')
+          .filter((line) => line.includes(p.taskId) || /"level":[56]0/.test(line))
+          .slice(-8)
+          .map((line) => line.slice(0, 600));
+        details.push(`${p.taskId} on ${p.agentId}: ${summary}\n${log.join('\n')}`);
+      }
+      throw new Error(`${(error as Error).message}\n${details.join('\n')}`);
+    }
+  };
   const leader = async () => (await client.election(`${prefix}controller`).leader()) ?? undefined;
   const ledger = async (agentId: string) => {
     const value = await client.get(`${prefix}ledger/${agentId}`).buffer();
