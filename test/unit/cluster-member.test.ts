@@ -11,10 +11,13 @@ import { TaskStatus } from '../../src/gen/berth/agent/v1/task.js';
 import { ContainerDefinition, TaskDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
 import { Assignment } from '../../src/gen/berth/cluster/v1/node.js';
 import { AssignmentApplier, RetryLaterError, type AssignableEngine } from '../../src/cluster/agent/assignment-applier.js';
+import { AssignmentSync } from '../../src/cluster/agent/assignment-sync.js';
 import { MemberStore } from '../../src/cluster/agent/member-store.js';
 import { ClusterKeys } from '../../src/cluster/keys.js';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { Membership } from '../../src/cluster/membership.js';
+import pino from 'pino';
+import { scriptedEtcd } from '../harness/scripted-etcd.js';
 
 /** A stand-in for the engine's RunTask/StopTask: tasks by id, and what was asked of it. */
 class FakeEngine implements AssignableEngine {
@@ -140,6 +143,26 @@ describe('AssignmentApplier (assignments to engine calls)', () => {
     engine.unavailable = false;
     applier.apply('t1', encode({ task: definition('t1') }), 1);
     assert.equal(engine.tasks.has('t1'), true);
+  });
+
+  it('applies nothing past an assignment that could not be applied, until the assignments are listed again', async () => {
+    const { etcd, watching, send } = scriptedEtcd();
+    const { engine, store, applier } = setUp();
+    const keys = new ClusterKeys('/berth/');
+    const sync = new AssignmentSync(etcd, keys, 'n1', applier, store, new Membership('/berth/', 'unix:///x'), pino({ level: 'silent' }));
+    const stop = new AbortController();
+    const running = sync.run(stop.signal);
+    await watching;
+    assert.equal(store.appliedRevision, 1, 'listed at revision 1');
+    engine.unavailable = true;
+    send(5, [{ type: 'Put', key: keys.assignment('n1', 't1'), value: encode({ task: definition('t1') }), modRevision: 5 }]);
+    // The engine is back as the watch brings the next change, before the watch is cancelled.
+    engine.unavailable = false;
+    send(6, [{ type: 'Put', key: keys.assignment('n1', 't2'), value: encode({ task: definition('t2') }), modRevision: 6 }]);
+    assert.equal(store.appliedRevision, 1, 'a restart now would still see t1');
+    assert.deepEqual([...engine.tasks.keys()], []);
+    stop.abort();
+    await running;
   });
 
   it('the member store keeps assignments and the applied revision across reopening', () => {

@@ -1,31 +1,8 @@
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import type { Etcd3 } from 'etcd3';
 import pino from 'pino';
 import { FleetCache } from '../../src/cluster/fleet-cache.js';
-
-/** A stand-in for etcd: an empty listing at revision 1, then a watch whose responses the test sends. */
-function scriptedEtcd() {
-  let listening!: () => void;
-  /** Resolves once the cache listens to the watch. */
-  const watching = new Promise<void>((resolve) => (listening = resolve));
-  const watcher = Object.assign(new EventEmitter(), { cancel: async () => undefined });
-  watcher.on('newListener', (event: string) => {
-    if (event === 'data') setImmediate(listening);
-  });
-  const builder = { prefix: () => builder, startRevision: () => builder, create: async () => watcher };
-  const etcd = {
-    kv: { range: async () => ({ kvs: [], more: false, header: { revision: '1' } }) },
-    watch: () => builder,
-  } as unknown as Etcd3;
-  const send = (revision: number, events: { type: 'Put' | 'Delete'; key: string; value?: string; modRevision: number }[]) =>
-    watcher.emit('data', {
-      header: { revision: String(revision) },
-      events: events.map((e) => ({ type: e.type, kv: { key: Buffer.from(e.key), value: Buffer.from(e.value ?? ''), mod_revision: String(e.modRevision) } })),
-    });
-  return { etcd, watching, send };
-}
+import { scriptedEtcd } from '../harness/scripted-etcd.js';
 
 describe('FleetCache (the controller’s view of etcd)', () => {
   it('keeps what this process wrote when older watch events of the same keys arrive after it', async () => {

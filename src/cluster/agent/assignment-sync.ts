@@ -92,11 +92,15 @@ export class AssignmentSync {
     const watcher: Watcher = await this.etcd.watch().prefix(this.dir).startRevision(String(fromRevision)).withPreviousKV().create();
     this.membership.ok('assignments');
     let ended = false;
+    // Once an assignment could not be applied, what the watch still brings until it is cancelled
+    // is left alone: the revision applied must not pass the one that failed.
+    let failed = false;
     try {
       return await new Promise((resolve) => {
         const onAbort = () => resolve('stopped');
         signal.addEventListener('abort', onAbort, { once: true });
         watcher.on('data', (response: IWatchResponse) => {
+          if (failed) return;
           try {
             for (const event of response.events) {
               const taskId = ClusterKeys.leaf(this.dir, event.kv.key.toString());
@@ -107,6 +111,7 @@ export class AssignmentSync {
             this.membership.appliedRevision = this.store.appliedRevision;
           } catch (error) {
             if (!(error instanceof RetryLaterError)) this.log.error({ err: error }, 'applying an assignment failed');
+            failed = true;
             resolve('retry');
           }
         });
