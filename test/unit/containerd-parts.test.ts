@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
 import { describe, it } from 'node:test';
 import { containerIdFor } from '../../src/runtime/containerd/containerd-runtime.js';
+import { execIdOf, newExecDir } from '../../src/runtime/containerd/exec-dirs.js';
 import { chainIds } from '../../src/runtime/containerd/image-puller.js';
 import { processArgs, processEnv, runtimeSpec } from '../../src/runtime/containerd/oci-spec.js';
 import { resolveUser } from '../../src/runtime/containerd/user.js';
@@ -95,5 +97,18 @@ describe('containerd adapter parts', () => {
     assert.match(containerIdFor(long), /^berth-[0-9a-f]{40}$/);
     assert.equal(containerIdFor(long), containerIdFor(long));
     assert.match(containerIdFor('has space'), /^berth-[0-9a-f]{40}$/);
+  });
+
+  it('names each exec process with a valid containerd identifier, whatever the container id is cut at', () => {
+    const identifier = /^[A-Za-z0-9]+(?:[._-](?:[A-Za-z0-9]+))*$/;
+    // Cut at 40 characters, these end with a separator (".", "-", "--").
+    for (const id of ['berth-test-14499-0.own-namespaces-14499-5.a', 'berth-test-14499-0.own-namespaces-1234.5.a', `${'a'.repeat(38)}--b`, 'short']) {
+      for (const kind of ['exec', 'session'] as const) {
+        const name = basename(newExecDir('/state/exec', id, kind));
+        assert.match(name, identifier, `${name} (from ${id})`);
+        assert.ok(name.length <= 76, 'within containerd’s length for an identifier');
+        assert.equal(execIdOf(newExecDir('/state/exec', id, kind)).startsWith(id.slice(0, 10)), true);
+      }
+    }
   });
 });

@@ -17,9 +17,14 @@ const CONTAINER_FILE = 'container';
 /** An exec directory: `<container id, 40 characters at most>-<exec|session>-<hex>`. */
 const EXEC_DIR = /-(?:exec|session)-[0-9a-f]+$/;
 
-/** A new exec directory's path (not made yet) for a process of `kind` in container `containerId`. */
+/**
+ * A new exec directory's path (not made yet) for a process of `kind` in container `containerId`.
+ * Its name is a valid containerd identifier (alphanumerics joined by single separators): the
+ * container id's first 40 characters without the separators they may end with.
+ */
 export function newExecDir(execRoot: string, containerId: string, kind: 'exec' | 'session'): string {
-  return join(execRoot, `${containerId.slice(0, 40)}-${kind}-${randomBytes(6).toString('hex')}`);
+  const prefix = containerId.slice(0, 40).replace(/[^A-Za-z0-9]+$/, '') || 'c';
+  return join(execRoot, `${prefix}-${kind}-${randomBytes(6).toString('hex')}`);
 }
 
 /** The process's exec id: the directory's name. */
