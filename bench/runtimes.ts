@@ -17,6 +17,44 @@ const ROUNDS = Number(process.argv[3] ?? 3);
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
+/** Total seconds and number of calls by runtime operation. */
+type CallTotals = Map<string, { seconds: number; count: number }>;
+
+/** berth's runtime calls so far, from its `berth_runtime_call_duration_seconds` histogram. */
+async function berthCallTotals(agent: TestAgent): Promise<CallTotals> {
+  const totals: CallTotals = new Map();
+  const metric = agent.agent.parts.metrics.registry.getSingleMetric('berth_runtime_call_duration_seconds');
+  for (const value of (await metric!.get()).values) {
+    const operation = String(value.labels.operation);
+    const entry = totals.get(operation) ?? { seconds: 0, count: 0 };
+    if ((value as { metricName?: string }).metricName?.endsWith('_sum')) entry.seconds += value.value;
+    else if ((value as { metricName?: string }).metricName?.endsWith('_count')) entry.count += value.value;
+    else continue;
+    totals.set(operation, entry);
+  }
+  return totals;
+}
+
+/** The calls made between two readings of the totals. */
+function callsBetween(before: CallTotals, after: CallTotals): CallTotals {
+  const between: CallTotals = new Map();
+  for (const [operation, { seconds, count }] of after) {
+    const earlier = before.get(operation) ?? { seconds: 0, count: 0 };
+    if (count > earlier.count) between.set(operation, { seconds: seconds - earlier.seconds, count: count - earlier.count });
+  }
+  return between;
+}
+
+/** Adds a run's calls to the totals of its label. */
+function addCalls(into: Map<string, CallTotals>, label: string, calls: CallTotals): void {
+  const totals = into.get(label) ?? new Map();
+  for (const [operation, { seconds, count }] of calls) {
+    const entry = totals.get(operation) ?? { seconds: 0, count: 0 };
+    totals.set(operation, { seconds: entry.seconds + seconds, count: entry.count + count });
+  }
+  into.set(label, totals);
+}
+
 interface Contender {
   env: RuntimeEnvironment;
   agent: TestAgent;
@@ -27,6 +65,8 @@ async function main(): Promise<void> {
   const contenders = new Map<RuntimeKind, Contender>();
   const results = new Map<string, { perTask: number[]; wall: number }[]>();
   const record = (label: string, perTask: number[], wall: number) => results.set(label, [...(results.get(label) ?? []), { perTask, wall }]);
+  // Where each launch's time goes: the runtime calls made for it (direct: timed here; berth: its metrics).
+  const calls = new Map<string, CallTotals>();
   try {
     for (const kind of RUNTIME_KINDS) {
       const env = await startRuntimeEnvironment('bench', kind);
@@ -68,16 +108,30 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const mode of ['sequential', 'concurrent'] as const) {
         for (const [kind, c] of contenders) {
+          const direct: CallTotals = new Map([
+            ['create_container', { seconds: 0, count: 0 }],
+            ['start_container', { seconds: 0, count: 0 }],
+          ]);
+          const timedCall = async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
+            const started = performance.now();
+            const result = await fn();
+            const entry = direct.get(operation)!;
+            entry.seconds += (performance.now() - started) / 1000;
+            entry.count += 1;
+            return result;
+          };
           await measure(
             `${kind}: direct create+start, ${mode}`,
             async (i) => {
-              const id = await c.env.runtime.createContainer(spec(c.env, `direct-${round}-${mode}-${i}`));
-              await c.env.runtime.startContainer(id);
+              const id = await timedCall('create_container', () => c.env.runtime.createContainer(spec(c.env, `direct-${round}-${mode}-${i}`)));
+              await timedCall('start_container', () => c.env.runtime.startContainer(id));
             },
             mode === 'concurrent',
           );
+          addCalls(calls, `${kind} ${mode} direct`, direct);
           await clear(c, []);
           const ids: string[] = [];
+          const before = await berthCallTotals(c.agent);
           await measure(
             `${kind}: berth RunTask→RUNNING, ${mode}`,
             async (i) => {
@@ -88,6 +142,7 @@ async function main(): Promise<void> {
             },
             mode === 'concurrent',
           );
+          addCalls(calls, `${kind} ${mode} berth`, callsBetween(before, await berthCallTotals(c.agent)));
           await clear(c, ids);
         }
       }
@@ -117,6 +172,32 @@ async function main(): Promise<void> {
     const cd = summary.get(`containerd: berth RunTask→RUNNING, ${mode}`)!;
     const dk = summary.get(`docker: berth RunTask→RUNNING, ${mode}`)!;
     console.log(`| ${mode}: berth on containerd / berth on docker | ${(cd.median / dk.median).toFixed(2)} | ${(cd.wall / dk.wall).toFixed(2)} |`);
+  }
+  // Per launch: the mean time of each runtime call, and what is left of the mean launch outside them.
+  console.log(
+    '\nruntime calls per launch, mean ms (calls per launch); "outside" = the mean launch less its calls (other calls: the agent\'s background ones, pings and relists, spread over the launches)\n',
+  );
+  console.log('| run | create | prepare start | start | image check | other calls | mean launch outside its calls |\n|---|---:|---:|---:|---:|---:|---:|');
+  for (const mode of ['sequential', 'concurrent']) {
+    for (const kind of RUNTIME_KINDS) {
+      for (const who of ['direct', 'berth'] as const) {
+        const totals = calls.get(`${kind} ${mode} ${who}`) ?? new Map();
+        const label = `${kind}: ${who === 'direct' ? 'direct create+start' : 'berth RunTask→RUNNING'}, ${mode}`;
+        const launches = (results.get(label) ?? []).reduce((n, r) => n + r.perTask.length, 0);
+        const perLaunch = (operations: (op: string) => boolean) => {
+          let seconds = 0;
+          let count = 0;
+          for (const [op, entry] of totals) if (operations(op)) ((seconds += entry.seconds), (count += entry.count));
+          return { ms: (seconds * 1000) / Math.max(1, launches), count: count / Math.max(1, launches) };
+        };
+        const known = ['create_container', 'prepare_start', 'start_container', 'inspect_image'];
+        const cells = [...known.map((op) => perLaunch((o) => o === op)), perLaunch((o) => !known.includes(o))];
+        const rounds = results.get(label) ?? [];
+        const meanLaunch = rounds.reduce((sum, r) => sum + r.perTask.reduce((a, b) => a + b, 0), 0) / Math.max(1, launches);
+        const outside = meanLaunch - cells.slice(0, known.length).reduce((sum, cell) => sum + cell.ms, 0);
+        console.log(`| ${kind} ${who}, ${mode} | ${cells.map((c) => `${c.ms.toFixed(0)} (${c.count.toFixed(1)})`).join(' | ')} | ${outside.toFixed(0)} |`);
+      }
+    }
   }
 }
 
