@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { basename } from 'node:path';
+import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { containerIdFor } from '../../src/runtime/containerd/containerd-runtime.js';
-import { execIdOf, newExecDir } from '../../src/runtime/containerd/exec-dirs.js';
+import { endLeftoverExecs, execIdOf, newExecDir } from '../../src/runtime/containerd/exec-dirs.js';
+import type { ContainerdClient } from '../../src/runtime/containerd/containerd-client.js';
 import { chainIds } from '../../src/runtime/containerd/image-puller.js';
 import { processArgs, processEnv, runtimeSpec } from '../../src/runtime/containerd/oci-spec.js';
 import { resolveUser } from '../../src/runtime/containerd/user.js';
@@ -109,6 +112,24 @@ describe('containerd adapter parts', () => {
         assert.ok(name.length <= 76, 'within containerd’s length for an identifier');
         assert.equal(execIdOf(newExecDir('/state/exec', id, kind)).startsWith(id.slice(0, 10)), true);
       }
+    }
+  });
+
+  it('removes the one-shot exec output files older agents left in the exec directory, and only those', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'berth-exec-root-'));
+    try {
+      const old = new Date(Date.now() - process.uptime() * 1000 - 60_000);
+      for (const name of ['berth-a.b.app-exec-0a1b2c3d4e5f.log', 'berth-a.b.app-exec-ffffffffffff.log', 'notes.log', 'berth-a.b.app-exec-0a1b.txt']) {
+        writeFileSync(join(root, name), 'output');
+        utimesSync(join(root, name), old, old);
+      }
+      // Written while this agent runs: an exec of its own, not a leftover.
+      writeFileSync(join(root, 'berth-a.b.app-exec-123456789abc.log'), 'output');
+      // No exec directory in the root: the client is never called.
+      assert.equal(await endLeftoverExecs({} as ContainerdClient, root), 0);
+      assert.deepEqual(readdirSync(root).sort(), ['berth-a.b.app-exec-0a1b.txt', 'berth-a.b.app-exec-123456789abc.log', 'notes.log']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });

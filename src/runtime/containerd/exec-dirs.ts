@@ -16,6 +16,8 @@ import type { ContainerdClient } from './containerd-client.js';
 const CONTAINER_FILE = 'container';
 /** An exec directory: `<container id, 40 characters at most>-<exec|session>-<hex>`. */
 const EXEC_DIR = /-(?:exec|session)-[0-9a-f]+$/;
+/** The output file of a one-shot exec of agents before exec directories, made in the exec root itself. */
+const OLD_EXEC_OUTPUT = /-exec-[0-9a-f]+\.log$/;
 
 /**
  * A new exec directory's path (not made yet) for a process of `kind` in container `containerId`.
@@ -41,15 +43,23 @@ export async function prepareExecDir(dir: string, containerId: string): Promise<
 /**
  * Ends the exec processes an earlier agent left (it crashed): each directory in `execRoot` older
  * than this agent names its container and, as its name, its exec id; the process still running
- * there is killed with what it started, and the process and the directory go. Returns how many ran.
+ * there is killed with what it started, and the process and the directory go. Output files older
+ * agents left in `execRoot` itself go too. Returns how many processes ran.
  */
 export async function endLeftoverExecs(c: ContainerdClient, execRoot: string): Promise<number> {
   const agentStart = Date.now() - process.uptime() * 1000;
+  const olderThanThisAgent = async (path: string) => ((await stat(path).catch(() => undefined))?.mtimeMs ?? agentStart) < agentStart;
+  const names = await readdir(execRoot).catch(() => [] as string[]);
+  // An older agent's output files of one-shot execs it did not finish: their processes ended with
+  // it or are left to the container, but the files would stay forever.
+  for (const name of names.filter((n) => OLD_EXEC_OUTPUT.test(n))) {
+    const file = join(execRoot, name);
+    if (await olderThanThisAgent(file)) await rm(file, { force: true });
+  }
   let ended = 0;
-  for (const name of (await readdir(execRoot).catch(() => [] as string[])).filter((n) => EXEC_DIR.test(n))) {
+  for (const name of names.filter((n) => EXEC_DIR.test(n))) {
     const dir = join(execRoot, name);
-    const info = await stat(dir).catch(() => undefined);
-    if (!info || info.mtimeMs >= agentStart) continue;
+    if (!(await olderThanThisAgent(dir))) continue;
     const execId = name;
     const containerId = (await readFile(join(dir, CONTAINER_FILE), 'utf8').catch(() => '')).slice(0, 1024);
     if (containerId) {
