@@ -9,8 +9,9 @@
  *    "recovered every task" line);
  * 3. a leak check: CYCLES cycles of launching M tasks, stopping them and waiting for their cleanup;
  *    the agent's RSS after each, and its live heap (from heap snapshots, which collect garbage
- *    first) after the first and the last. When the last is more than 10% above the first, the
- *    constructors that grew most between the two snapshots are printed.
+ *    first) after the first and the last, with its data apart from V8's compiled code. When the
+ *    last is more than 10% above the first, the constructors that grew most between the two
+ *    snapshots are printed.
  *
  * Usage: npm run build && node dist/bench/density.js [N=1000] [C=50] [CYCLES=10] [M=500] (N=0: the
  * leak check only). Needs
@@ -67,19 +68,31 @@ function lastLogTime(logFile: string, msg: string): number | undefined {
   return undefined;
 }
 
-/** Constructor names by count and self size, from a V8 heap snapshot. */
-function heapSummary(file: string): Map<string, { count: number; bytes: number }> {
-  const snapshot = JSON.parse(readFileSync(file, 'utf8')) as { snapshot: { meta: { node_fields: string[] } }; nodes: number[]; strings: string[] };
+/** What a V8 heap snapshot holds: by constructor name (count and self size), and the bytes of V8's compiled code. */
+interface HeapSummary {
+  byName: Map<string, { count: number; bytes: number }>;
+  /** Nodes of type `code`: bytecode, optimized code and their metadata, which grow as functions get hot. */
+  codeBytes: number;
+  totalBytes: number;
+}
+
+function heapSummary(file: string): HeapSummary {
+  const snapshot = JSON.parse(readFileSync(file, 'utf8')) as { snapshot: { meta: { node_fields: string[]; node_types: unknown[] } }; nodes: number[]; strings: string[] };
   const fields = snapshot.snapshot.meta.node_fields;
+  const typeAt = fields.indexOf('type');
+  const codeType = (snapshot.snapshot.meta.node_types[typeAt] as string[]).indexOf('code');
   const nameAt = fields.indexOf('name');
   const sizeAt = fields.indexOf('self_size');
-  const summary = new Map<string, { count: number; bytes: number }>();
+  const summary: HeapSummary = { byName: new Map(), codeBytes: 0, totalBytes: 0 };
   for (let i = 0; i < snapshot.nodes.length; i += fields.length) {
     const name = snapshot.strings[snapshot.nodes[i + nameAt]!]!;
-    const entry = summary.get(name) ?? { count: 0, bytes: 0 };
+    const bytes = snapshot.nodes[i + sizeAt]!;
+    const entry = summary.byName.get(name) ?? { count: 0, bytes: 0 };
     entry.count++;
-    entry.bytes += snapshot.nodes[i + sizeAt]!;
-    summary.set(name, entry);
+    entry.bytes += bytes;
+    summary.byName.set(name, entry);
+    summary.totalBytes += bytes;
+    if (snapshot.nodes[i + typeAt] === codeType) summary.codeBytes += bytes;
   }
   return summary;
 }
@@ -202,8 +215,10 @@ async function main(): Promise<void> {
       });
       return heapSummary(file);
     };
-    const live = (summary: Map<string, { bytes: number }>) => [...summary.values()].reduce((sum, s) => sum + s.bytes, 0) / 2 ** 20;
-    let first: Map<string, { count: number; bytes: number }> | undefined;
+    const live = (summary: HeapSummary) => summary.totalBytes / 2 ** 20;
+    /** The live heap without V8's compiled code: what the agent's own JavaScript keeps. */
+    const data = (summary: HeapSummary) => (summary.totalBytes - summary.codeBytes) / 2 ** 20;
+    let first: HeapSummary | undefined;
     // The snapshot after cycle 1 raises the RSS itself: RSS is compared from cycle 2 on.
     let secondRss = 0;
     let lastRss = 0;
@@ -213,17 +228,20 @@ async function main(): Promise<void> {
       if (i === 1) secondRss = lastRss;
       if (i === 0) {
         first = await snapshot();
-        report(`  live heap after cycle 1: ${live(first).toFixed(1)} MiB`);
+        report(`  live heap after cycle 1: ${live(first).toFixed(1)} MiB, of which ${data(first).toFixed(1)} MiB data and ${(first.codeBytes / 2 ** 20).toFixed(1)} MiB V8's compiled code`);
       }
     }
     if (first && CYCLES > 1) {
       const last = await snapshot();
       const growth = live(last) / live(first) - 1;
       report(
-        `live heap after cycle ${CYCLES}: ${live(last).toFixed(1)} MiB, ${(1 + growth).toFixed(3)} times cycle 1's; RSS after cycle ${CYCLES} ${(lastRss / secondRss).toFixed(3)} times cycle 2's`,
+        `live heap after cycle ${CYCLES}: ${live(last).toFixed(1)} MiB, ${(1 + growth).toFixed(3)} times cycle 1's (data ${data(last).toFixed(1)} MiB, ${(data(last) / data(first)).toFixed(3)} times; ` +
+          `V8's compiled code ${(last.codeBytes / 2 ** 20).toFixed(1)} MiB, ${(last.codeBytes / first.codeBytes).toFixed(3)} times); RSS after cycle ${CYCLES} ${(lastRss / secondRss).toFixed(3)} times cycle 2's`,
       );
       if (growth > LEAK_THRESHOLD) {
-        const grew = [...last].map(([name, s]) => ({ name, count: s.count - (first.get(name)?.count ?? 0), bytes: s.bytes - (first.get(name)?.bytes ?? 0) })).sort((a, b) => b.bytes - a.bytes);
+        const grew = [...last.byName]
+          .map(([name, s]) => ({ name, count: s.count - (first.byName.get(name)?.count ?? 0), bytes: s.bytes - (first.byName.get(name)?.bytes ?? 0) }))
+          .sort((a, b) => b.bytes - a.bytes);
         report(`the live heap grew by more than ${LEAK_THRESHOLD * 100}%; what grew most (heap snapshots kept in ${snapshots}):`);
         for (const g of grew.slice(0, 15)) report(`  ${g.bytes.toString().padStart(10)} B  ${g.count.toString().padStart(7)}  ${g.name.slice(0, 80)}`);
       }
