@@ -26,9 +26,10 @@ async function berthCallTotals(agent: TestAgent): Promise<CallTotals> {
   const metric = agent.agent.parts.metrics.registry.getSingleMetric('berth_runtime_call_duration_seconds');
   for (const value of (await metric!.get()).values) {
     const operation = String(value.labels.operation);
+    const series = (value as { metricName?: string }).metricName ?? '';
     const entry = totals.get(operation) ?? { seconds: 0, count: 0 };
-    if ((value as { metricName?: string }).metricName?.endsWith('_sum')) entry.seconds += value.value;
-    else if ((value as { metricName?: string }).metricName?.endsWith('_count')) entry.count += value.value;
+    if (series.endsWith('_sum')) entry.seconds += value.value;
+    else if (series.endsWith('_count')) entry.count += value.value;
     else continue;
     totals.set(operation, entry);
   }

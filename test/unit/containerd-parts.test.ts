@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -125,9 +125,12 @@ describe('containerd adapter parts', () => {
       }
       // Written while this agent runs: an exec of its own, not a leftover.
       writeFileSync(join(root, 'berth-a.b.app-exec-123456789abc.log'), 'output');
+      // Named like an output file but a directory: left alone, and the sweep goes on.
+      mkdirSync(join(root, 'berth-a.b.app-exec-000000000000.log'));
+      utimesSync(join(root, 'berth-a.b.app-exec-000000000000.log'), old, old);
       // No exec directory in the root: the client is never called.
       assert.equal(await endLeftoverExecs({} as ContainerdClient, root), 0);
-      assert.deepEqual(readdirSync(root).sort(), ['berth-a.b.app-exec-0a1b.txt', 'berth-a.b.app-exec-123456789abc.log', 'notes.log']);
+      assert.deepEqual(readdirSync(root).sort(), ['berth-a.b.app-exec-000000000000.log', 'berth-a.b.app-exec-0a1b.txt', 'berth-a.b.app-exec-123456789abc.log', 'notes.log']);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as os } from 'node:os';
 import { join } from 'node:path';
 import { killProcessTree, startedBeforeThisProcess } from '../process-tree.js';
@@ -48,18 +49,20 @@ export async function prepareExecDir(dir: string, containerId: string): Promise<
  */
 export async function endLeftoverExecs(c: ContainerdClient, execRoot: string): Promise<number> {
   const agentStart = Date.now() - process.uptime() * 1000;
-  const olderThanThisAgent = async (path: string) => ((await stat(path).catch(() => undefined))?.mtimeMs ?? agentStart) < agentStart;
+  const olderThanThisAgent = (info: Stats | undefined): info is Stats => info !== undefined && info.mtimeMs < agentStart;
   const names = await readdir(execRoot).catch(() => [] as string[]);
   // An older agent's output files of one-shot execs it did not finish: their processes ended with
-  // it or are left to the container, but the files would stay forever.
+  // it or are left to the container, but the files would stay forever. Only plain files go, and
+  // one that cannot go does not stop the rest.
   for (const name of names.filter((n) => OLD_EXEC_OUTPUT.test(n))) {
     const file = join(execRoot, name);
-    if (await olderThanThisAgent(file)) await rm(file, { force: true });
+    const info = await lstat(file).catch(() => undefined);
+    if (olderThanThisAgent(info) && info.isFile()) await rm(file, { force: true }).catch(() => undefined);
   }
   let ended = 0;
   for (const name of names.filter((n) => EXEC_DIR.test(n))) {
     const dir = join(execRoot, name);
-    if (!(await olderThanThisAgent(dir))) continue;
+    if (!olderThanThisAgent(await stat(dir).catch(() => undefined))) continue;
     const execId = name;
     const containerId = (await readFile(join(dir, CONTAINER_FILE), 'utf8').catch(() => '')).slice(0, 1024);
     if (containerId) {
