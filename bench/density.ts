@@ -2,7 +2,8 @@
  * Density and memory on containerd, every part in a process of its own, the agent from the
  * compiled build:
  * 1. the agent's memory idle, with N running one-container tasks, and after they were stopped and
- *    cleaned up;
+ *    cleaned up; the launch of the N against the runtime's own create+start of N containers
+ *    through the adapter, C at once, from the same empty start (their ratio);
  * 2. with N running: GetAgentInfo, GetTask and ListTasks (every page) as a client sees them, the
  *    duration of a full relist (the agent's `berth_runtime_sync_last_duration_seconds`, after a
  *    relist that comes every 30 s here), and recovery after SIGKILL (spawn of the new agent to its
@@ -25,6 +26,7 @@ import { TaskServiceClient, type ListTasksResponse } from '../src/gen/berth/agen
 import { call } from '../test/harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../test/harness/agent-process.js';
 import { startRuntimeEnvironment } from '../test/harness/runtime-environment.js';
+import { launchDirect, removeDirect } from './parts/direct-launches.js';
 import { ControlPlane, freePort, metricSample, ms, percentile, rssMib, settledRssMib } from './parts/forked-parts.js';
 
 const [N, C, CYCLES, M] = [1000, 50, 10, 500].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [number, number, number, number];
@@ -143,7 +145,8 @@ async function main(): Promise<void> {
     if (N > 0) {
       const running = ids('dense', N);
       const launched = await controlPlane.do({ type: 'launch', ids: running, concurrency: C });
-      report(`${N} tasks launched, ${C} at once, in ${(launched.ms / 1000).toFixed(1)} s (${((N * 1000) / launched.ms).toFixed(1)} tasks/s)`);
+      const launchedPerSecond = (N * 1000) / launched.ms;
+      report(`${N} tasks launched, ${C} at once, in ${(launched.ms / 1000).toFixed(1)} s (${launchedPerSecond.toFixed(1)} tasks/s)`);
       report(`${N} running: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
       report(`${N} running, settled: RSS ${(await settledRssMib(agent.daemon.child.pid!)).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB ${await memoryParts()}`);
       const client = new TaskServiceClient(`unix://${agent.socketPath}`, credentials.createInsecure());
@@ -190,6 +193,14 @@ async function main(): Promise<void> {
       await controlPlane.do({ type: 'removed', ids: running });
       report(`after stopping and cleaning up ${N}: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
       report(`after stopping and cleaning up ${N}, settled: RSS ${(await settledRssMib(agent.daemon.child.pid!)).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
+
+      // The runtime's own throughput for the same N containers, from the same empty start.
+      const directMs = await launchDirect(env.runtime, env.image, ids('direct', N), C);
+      const directPerSecond = (N * 1000) / directMs;
+      await removeDirect(env.runtime);
+      report(
+        `the runtime's own create+start of ${N} containers, ${C} at once: ${(directMs / 1000).toFixed(1)} s (${directPerSecond.toFixed(1)}/s); berth's launch of ${N} / the runtime's own: ${(launchedPerSecond / directPerSecond).toFixed(3)}`,
+      );
     }
 
     // 3. Leak check. The live heap is read from heap snapshots (each begins with a full garbage

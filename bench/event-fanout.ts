@@ -4,9 +4,11 @@
  *
  * 1. Launches: a control plane launches N one-container tasks (`sleep`, image present), C at
  *    once, then stops them; with no other watcher, then with W watchers (each a process with one
- *    stream). Rounds alternate the two. Reported: tasks/s, the ratio of the two, the agent's CPU
- *    time per task, and the delivery time of every event at every watcher (event timestamp, set
- *    as the agent commits it, to arrival in the watcher's process).
+ *    stream). Each round also creates and starts the same N containers directly through the
+ *    runtime adapter, C at once (no engine, no watcher): the runtime's own throughput. Reported:
+ *    tasks/s, their ratios to each other and to the runtime's own, the agent's CPU time per task,
+ *    and the delivery time of every event at every watcher (event timestamp, set as the agent
+ *    commits it, to arrival in the watcher's process).
  * 2. Steady events: a task reserves all of the agent's memory; the control plane then runs and
  *    stops tasks that wait for memory, at a rate that makes RATE events/s, for SECONDS, with K
  *    watchers. Reported: the events/s delivered and their delivery times.
@@ -20,12 +22,17 @@
  * (`chrt --idle`): they take only CPU time nothing else wants, as watchers on other machines would,
  * so the ratio shows what feeding them costs the agent rather than what their own CPU takes from
  * the agent and containerd on the same cores. Needs root.
+ * BENCH_AGENT_CGROUP=own runs the agent in a CPU cgroup of its own (bench/parts/own-cgroup.ts), as
+ * systemd runs it (berth.service) beside the runtime's service; by default every part shares the
+ * bench's cgroup.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { startAgentProcess, type AgentProcess } from '../test/harness/agent-process.js';
 import { startRuntimeEnvironment, type RuntimeKind } from '../test/harness/runtime-environment.js';
 import { ControlPlane, cpuMs, forkPart, freePort, ms, nextMessage, percentile } from './parts/forked-parts.js';
+import { launchDirect, removeDirect } from './parts/direct-launches.js';
+import { ownCpuCgroup, type OwnCgroup } from './parts/own-cgroup.js';
 import type { WatcherReport } from './parts/event-watcher.js';
 
 const [N, C, W, ROUNDS, RATE, K, SECONDS] = [200, 50, 100, 2, 1000, 10, 10].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [number, number, number, number, number, number, number];
@@ -36,6 +43,8 @@ const BATCH = Number(process.env.BENCH_BATCH ?? 0);
 const AGENT_MEMORY_MIB = 4096;
 /** Whether the launch phase's watchers run at idle priority (BENCH_WATCHER_PRIORITY=idle). */
 const IDLE_WATCHERS = process.env.BENCH_WATCHER_PRIORITY === 'idle';
+/** Whether the agent runs in a CPU cgroup of its own (BENCH_AGENT_CGROUP=own). */
+const OWN_CGROUP = process.env.BENCH_AGENT_CGROUP === 'own';
 
 /** The agent's histogram of event delivery (commit to stream), cumulative counts by upper bound in seconds. */
 async function deliveryHistogram(metricsAddress: string): Promise<Map<number, number>> {
@@ -113,6 +122,7 @@ async function main(): Promise<void> {
   const env = await startRuntimeEnvironment('bench-fanout', KIND);
   let agent: AgentProcess | undefined;
   let controlPlane: ControlPlane | undefined;
+  let cgroup: OwnCgroup | undefined;
   const metricsAddress = `127.0.0.1:${await freePort()}`;
   try {
     agent = await startAgentProcess({
@@ -130,12 +140,23 @@ async function main(): Promise<void> {
       },
     });
     const pid = agent.daemon.child.pid!;
+    if (OWN_CGROUP) cgroup = ownCpuCgroup(pid, 'berth-bench-agent');
     controlPlane = await ControlPlane.start(agent, env.image, env.credentials);
     await controlPlane.do({ type: 'launch', ids: ['warm'], concurrency: 1 });
     await controlPlane.do({ type: 'stop', ids: ['warm'] });
 
     const launches: LaunchResult[] = [];
+    const directTasksPerSecond: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
+      const directMs = await launchDirect(
+        env.runtime,
+        env.image,
+        Array.from({ length: N }, (_, i) => `direct-${round}-${i}`),
+        C,
+      );
+      directTasksPerSecond.push((N * 1000) / directMs);
+      await removeDirect(env.runtime);
+      console.error(`round ${round} direct: ${directTasksPerSecond[round]!.toFixed(1)} containers/s`);
       for (const watcherCount of [0, W]) {
         const watchers = await Watchers.start(Math.max(watcherCount, 1), agent.socketPath, IDLE_WATCHERS);
         const ids = Array.from({ length: N }, (_, i) => `r${round}-w${watcherCount}-${i}`);
@@ -190,7 +211,7 @@ async function main(): Promise<void> {
         .sort((a, b) => a - b);
     console.log(`\n${new Date().toISOString().slice(0, 10)}, ${KIND}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);
     console.log(
-      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}, decoding ${DECODE === 'light' ? "each event's sequence and time" : 'every message whole'}${IDLE_WATCHERS ? ', at idle priority (SCHED_IDLE)' : ''}\n`,
+      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}, decoding ${DECODE === 'light' ? "each event's sequence and time" : 'every message whole'}${IDLE_WATCHERS ? ', at idle priority (SCHED_IDLE)' : ''}${OWN_CGROUP ? '; the agent in a CPU cgroup of its own' : ''}\n`,
     );
     console.log(
       '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',
@@ -209,14 +230,17 @@ async function main(): Promise<void> {
           )} | ${ms(percentile(launchSorted, 50))} / ${ms(percentile(launchSorted, 99))} | ${ms(percentile(stopSorted, 50))} / ${ms(percentile(stopSorted, 99))} | ${rows(w).reduce((s, l) => s + l.gaps, 0)} |`,
       );
     }
-    const ratio = mean(rows(W).map((l) => l.tasksPerSecond)) / mean(rows(0).map((l) => l.tasksPerSecond));
-    console.log(`\nthroughput with ${W} watchers / without: ${ratio.toFixed(3)}`);
+    const [alone, watched, direct] = [mean(rows(0).map((l) => l.tasksPerSecond)), mean(rows(W).map((l) => l.tasksPerSecond)), mean(directTasksPerSecond)];
+    console.log(`| the runtime's own create+start, ${C} at once (no engine, no watcher) | ${direct.toFixed(1)} | | | | | | |`);
+    console.log(`\nthroughput with ${W} watchers / without: ${(watched / alone).toFixed(3)}`);
+    console.log(`throughput / the runtime's own: ${(alone / direct).toFixed(3)} without watchers, ${(watched / direct).toFixed(3)} with ${W}`);
     console.log(
       `\nsteady events: ${((steadyEvents * 1000) / churned.ms).toFixed(0)} events/s committed for ${(churned.ms / 1000).toFixed(1)} s (${eventsPerPair.toFixed(1)} per run+stop), ${K} watchers received ${steady.events} (${((steady.events * 1000) / churned.ms / K).toFixed(0)}/s each), gaps ${steady.gaps}, watchers’ CPU ${(steady.cpuMs / K).toFixed(0)} ms each; commit → watcher p50 ${ms(percentile(steady.sorted, 50))} ms, p99 ${ms(percentile(steady.sorted, 99))} ms, max ${ms(steady.sorted[steady.sorted.length - 1] ?? NaN)} ms; agent: commit → stream p50 ${deliveryPercentile(steadyHistogramBefore, steadyHistogramAfter, 50)} ms, p99 ${deliveryPercentile(steadyHistogramBefore, steadyHistogramAfter, 99)} ms`,
     );
   } finally {
     controlPlane?.stop();
     await agent?.stop();
+    cgroup?.remove();
     await env.stop();
   }
 }

@@ -7,10 +7,10 @@
 import { cpus, totalmem } from 'node:os';
 import type { Event } from '../src/gen/berth/agent/v1/event.js';
 import { TaskStatus } from '../src/gen/berth/agent/v1/task.js';
-import type { ContainerSpec } from '../src/runtime/types.js';
 import { call, EventCollector, startTestAgent, type TestAgent } from '../test/harness/agent.js';
 import { RUNTIME_KINDS, startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../test/harness/runtime-environment.js';
 import { container, task } from '../test/harness/task-builders.js';
+import { directSpec } from './parts/direct-launches.js';
 
 const N = Number(process.argv[2] ?? 20);
 const ROUNDS = Number(process.argv[3] ?? 3);
@@ -78,18 +78,6 @@ async function main(): Promise<void> {
       contenders.set(kind, { env, agent, watch });
     }
     const running = (id: string) => (e: Event) => e.taskId === id && e.change?.$case === 'task' && e.change.value.knownStatus === TaskStatus.TASK_STATUS_RUNNING;
-    const spec = (env: RuntimeEnvironment, name: string): ContainerSpec => ({
-      name,
-      image: env.image,
-      command: ['sleep', '600'],
-      env: {},
-      labels: { bench: 'direct' },
-      cpuShares: 0,
-      memoryBytes: 0,
-      memoryReservationBytes: 0,
-      network: 'none',
-      ports: [],
-    });
     const measure = async (label: string, one: (i: number) => Promise<void>, concurrent: boolean) => {
       const timed = async (i: number) => {
         const started = performance.now();
@@ -124,7 +112,7 @@ async function main(): Promise<void> {
           await measure(
             `${kind}: direct create+start, ${mode}`,
             async (i) => {
-              const id = await timedCall('create_container', () => c.env.runtime.createContainer(spec(c.env, `direct-${round}-${mode}-${i}`)));
+              const id = await timedCall('create_container', () => c.env.runtime.createContainer(directSpec(c.env.image, `direct-${round}-${mode}-${i}`)));
               await timedCall('start_container', () => c.env.runtime.startContainer(id));
             },
             mode === 'concurrent',

@@ -1,0 +1,55 @@
+import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
+import type { ContainerSpec } from '../../src/runtime/types.js';
+
+/** The label of the containers the benchmarks create directly (no engine), to find and remove them. */
+export const DIRECT_LABELS = { bench: 'direct' };
+
+/**
+ * The container the benchmarks' tasks run (`sleep`, no network, no limits), as a spec for the
+ * runtime adapter: the runtime's own create+start of it is what berth's launches are compared with.
+ */
+export function directSpec(image: string, name: string): ContainerSpec {
+  return {
+    name,
+    image,
+    command: ['sleep', '600'],
+    env: {},
+    labels: DIRECT_LABELS,
+    cpuShares: 0,
+    memoryBytes: 0,
+    memoryReservationBytes: 0,
+    network: 'none',
+    ports: [],
+  };
+}
+
+/**
+ * Creates and starts one container per name through the runtime adapter, at most `concurrency` at
+ * once (as the control plane launches tasks); the time it took, in ms.
+ */
+export async function launchDirect(runtime: ContainerRuntime, image: string, names: string[], concurrency: number): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, names.length) }, async () => {
+      while (next < names.length) {
+        const id = await runtime.createContainer(directSpec(image, names[next++]!));
+        await runtime.startContainer(id);
+      }
+    }),
+  );
+  return performance.now() - started;
+}
+
+/** Removes every container the benchmark created directly (a running one is killed first), 50 at once. */
+export async function removeDirect(runtime: ContainerRuntime): Promise<void> {
+  const containers = await runtime.listContainers(DIRECT_LABELS);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(50, containers.length) }, async () => {
+      while (next < containers.length) {
+        await runtime.removeContainer(containers[next++]!.id);
+      }
+    }),
+  );
+}
