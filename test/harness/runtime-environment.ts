@@ -74,6 +74,8 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind, o
   const agentIds = new Set<string>();
   let docker: TestDockerDaemon | undefined;
   let containerd: TestContainerdDaemon | undefined;
+  /** The containerd namespace of the environment (the cgroups of its containers are under it). */
+  let containerdNamespace: string | undefined;
   let runtime: ContainerRuntime & { close?(): void };
   let runtimeConfig: Record<string, unknown>;
   let network: TestNetwork | undefined;
@@ -93,6 +95,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind, o
     } else {
       containerd = await startContainerdDaemon(join(dir, 'containerd'));
       const namespace = `berth-${process.pid}`;
+      containerdNamespace = namespace;
       runtimeConfig = { kind, containerd: { socket: containerd.socketPath, namespace, callTimeout: '30s', insecureRegistries: [] } };
       runtime = new ContainerdRuntime({ socketPath: containerd.socketPath, namespace, callTimeoutMs: 30_000, pullTimeoutMs: 120_000, stateDir: join(dir, 'inspector'), insecureRegistries: [] });
     }
@@ -134,6 +137,8 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind, o
         await publicRegistry.stop();
         removeAgentNamespaces(agentIds);
         removeAgentCgroups(agentIds);
+        // berth's containers on containerd are in /<namespace>/<id> (runc makes the namespace's cgroup).
+        if (containerdNamespace) removeCgroups(containerdNamespace);
         network?.remove();
         rmSync(dir, { recursive: true, force: true });
       },
@@ -168,10 +173,15 @@ function removeAgentNamespaces(agentIds: Set<string>): void {
  * an agent stopped before its tasks' cleanup leaves them behind, as it leaves their containers.
  */
 function removeAgentCgroups(agentIds: Set<string>): void {
+  for (const id of agentIds) removeCgroups(join('berth', id));
+}
+
+/** Removes the cgroup at `path` (and those under it, where they hold no process) in every hierarchy. */
+function removeCgroups(path: string): void {
   const hierarchies = readdirSync('/sys/fs/cgroup', { withFileTypes: true })
     .filter((e) => e.isDirectory())
     .map((e) => join('/sys/fs/cgroup', e.name));
-  for (const id of agentIds) for (const root of ['/sys/fs/cgroup', ...hierarchies]) removeCgroupTree(join(root, 'berth', id));
+  for (const root of ['/sys/fs/cgroup', ...hierarchies]) removeCgroupTree(join(root, path));
 }
 
 /** Removes a cgroup and the ones under it, deepest first (a cgroup's files go with its directory). */
