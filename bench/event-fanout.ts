@@ -46,16 +46,21 @@ const IDLE_WATCHERS = process.env.BENCH_WATCHER_PRIORITY === 'idle';
 /** Whether the agent runs in a CPU cgroup of its own (BENCH_AGENT_CGROUP=own). */
 const OWN_CGROUP = process.env.BENCH_AGENT_CGROUP === 'own';
 
-/** The agent's histogram of event delivery (commit to stream), cumulative counts by upper bound in seconds. */
-async function deliveryHistogram(metricsAddress: string): Promise<Map<number, number>> {
+/** One of the agent's histograms, cumulative counts by upper bound in seconds. */
+async function agentHistogram(metricsAddress: string, name: string): Promise<Map<number, number>> {
   const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
   const buckets = new Map<number, number>();
-  for (const match of text.matchAll(/^berth_event_delivery_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) buckets.set(match[1] === '+Inf' ? Infinity : Number(match[1]), Number(match[2]));
+  for (const match of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)$`, 'gm'))) buckets.set(match[1] === '+Inf' ? Infinity : Number(match[1]), Number(match[2]));
   return buckets;
 }
 
-/** The bucket bound (ms) under which `p`% of the deliveries between two scrapes fell. */
-function deliveryPercentile(before: Map<number, number>, after: Map<number, number>, p: number): string {
+/** The agent's histogram of event delivery (commit to stream). */
+const deliveryHistogram = (metricsAddress: string) => agentHistogram(metricsAddress, 'berth_event_delivery_seconds');
+/** The agent's histogram of its state store's fsyncs. */
+const fsyncHistogram = (metricsAddress: string) => agentHistogram(metricsAddress, 'berth_state_store_fsync_seconds');
+
+/** The bucket bound (ms) under which `p`% of the observations between two scrapes fell. */
+function histogramPercentile(before: Map<number, number>, after: Map<number, number>, p: number): string {
   const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
   if (total === 0) return '-';
   for (const [bound, count] of after) if (count - (before.get(bound) ?? 0) >= (p / 100) * total) return bound === Infinity ? '>10000' : `\u2264${bound * 1000}`;
@@ -179,7 +184,7 @@ async function main(): Promise<void> {
           stopDelivery: stopReport.sorted,
           stopMs: stopped.ms,
           gaps: launchReport.gaps + stopReport.gaps,
-          agentDelivery: [deliveryPercentile(histogramBefore, histogramAfter, 50), deliveryPercentile(histogramBefore, histogramAfter, 99)],
+          agentDelivery: [histogramPercentile(histogramBefore, histogramAfter, 50), histogramPercentile(histogramBefore, histogramAfter, 99)],
         });
         const last = launches[launches.length - 1]!;
         console.error(`round ${round} watchers ${watcherCount}: ${last.tasksPerSecond.toFixed(1)} tasks/s, delivery p99 ${ms(percentile(last.launchDelivery, 99))} ms`);
@@ -197,10 +202,12 @@ async function main(): Promise<void> {
     const watchers = await Watchers.start(K, agent.socketPath);
     const steadyFrom = (await info()).latestSequence;
     const steadyHistogramBefore = await deliveryHistogram(metricsAddress);
+    const steadyFsyncBefore = await fsyncHistogram(metricsAddress);
     const churned = await controlPlane.do({ type: 'churn', prefix: 'steady', perSecond: RATE / eventsPerPair, seconds: SECONDS, memoryMib: 64 });
     const steadyEvents = (await info()).latestSequence - steadyFrom;
     const steady = await watchers.report();
     const steadyHistogramAfter = await deliveryHistogram(metricsAddress);
+    const steadyFsyncAfter = await fsyncHistogram(metricsAddress);
     await watchers.stop();
 
     const rows = (watchers: number) => launches.filter((l) => l.watchers === watchers);
@@ -235,7 +242,7 @@ async function main(): Promise<void> {
     console.log(`\nthroughput with ${W} watchers / without: ${(watched / alone).toFixed(3)}`);
     console.log(`throughput / the runtime's own: ${(alone / direct).toFixed(3)} without watchers, ${(watched / direct).toFixed(3)} with ${W}`);
     console.log(
-      `\nsteady events: ${((steadyEvents * 1000) / churned.ms).toFixed(0)} events/s committed for ${(churned.ms / 1000).toFixed(1)} s (${eventsPerPair.toFixed(1)} per run+stop), ${K} watchers received ${steady.events} (${((steady.events * 1000) / churned.ms / K).toFixed(0)}/s each), gaps ${steady.gaps}, watchers’ CPU ${(steady.cpuMs / K).toFixed(0)} ms each; commit → watcher p50 ${ms(percentile(steady.sorted, 50))} ms, p99 ${ms(percentile(steady.sorted, 99))} ms, max ${ms(steady.sorted[steady.sorted.length - 1] ?? NaN)} ms; agent: commit → stream p50 ${deliveryPercentile(steadyHistogramBefore, steadyHistogramAfter, 50)} ms, p99 ${deliveryPercentile(steadyHistogramBefore, steadyHistogramAfter, 99)} ms`,
+      `\nsteady events: ${((steadyEvents * 1000) / churned.ms).toFixed(0)} events/s committed for ${(churned.ms / 1000).toFixed(1)} s (${eventsPerPair.toFixed(1)} per run+stop), ${K} watchers received ${steady.events} (${((steady.events * 1000) / churned.ms / K).toFixed(0)}/s each), gaps ${steady.gaps}, watchers’ CPU ${(steady.cpuMs / K).toFixed(0)} ms each; commit → watcher p50 ${ms(percentile(steady.sorted, 50))} ms, p99 ${ms(percentile(steady.sorted, 99))} ms, max ${ms(steady.sorted[steady.sorted.length - 1] ?? NaN)} ms; agent: commit → stream p50 ${histogramPercentile(steadyHistogramBefore, steadyHistogramAfter, 50)} ms, p99 ${histogramPercentile(steadyHistogramBefore, steadyHistogramAfter, 99)} ms; the store's fsyncs: ${(steadyFsyncAfter.get(Infinity) ?? 0) - (steadyFsyncBefore.get(Infinity) ?? 0)}, p50 ${histogramPercentile(steadyFsyncBefore, steadyFsyncAfter, 50)} ms, p99 ${histogramPercentile(steadyFsyncBefore, steadyFsyncAfter, 99)} ms`,
     );
   } finally {
     controlPlane?.stop();

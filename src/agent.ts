@@ -240,7 +240,7 @@ export async function startAgent(config: BerthConfig, logger: Logger = createLog
   const parts = partsOf(buildContainer(config, logger, capacity, await loadRuntime(config, logger), member));
   const { store, engine, server, metrics, metricsServer, metadata: metadataServer, runtime } = parts;
   await engine.start();
-  metrics.follow(engine, parts.eventLog, parts.membership);
+  metrics.follow(engine, parts.eventLog, parts.store, parts.membership);
   const abandon = async (error: unknown, serverStarted: boolean): Promise<never> => {
     // A server that did not start owns no socket: the one in the way may be another berth's.
     if (serverStarted) await server.stop();

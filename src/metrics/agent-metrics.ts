@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Membership } from '../cluster/membership.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventLog } from '../engine/events/event-log.js';
+import type { StateStore } from '../engine/store/state-store.js';
 import { STATUSES } from '../engine/model/status.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { internalErrorCounts } from '../internal-errors.js';
@@ -13,6 +14,8 @@ const LAUNCH_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 9
 const CALL_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** Seconds; event delivery is counted in milliseconds (the times it measures are in whole ms). */
 const DELIVERY_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Seconds; an fsync of the state store's log, from a fast disk's fraction of a millisecond to a stalled one. */
+const FSYNC_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /**
  * berth's Prometheus metrics, in a registry of their own. Counters and histograms are fed as
@@ -28,6 +31,9 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
   private readonly pullBytes: Counter;
   private readonly watchers: Gauge;
   private readonly delivery: Histogram;
+  private readonly fsync: Histogram;
+  private readonly observeFsync = (seconds: number) => this.fsync.observe(seconds);
+  private store: StateStore | undefined;
   private readonly following = new AbortController();
   private engine: TaskEngine | undefined;
   private events: EventLog | undefined;
@@ -50,6 +56,12 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
       name: 'berth_event_delivery_seconds',
       help: 'Time from an event being committed to its being written to a WatchEvents stream, per stream.',
       buckets: DELIVERY_BUCKETS,
+      registers,
+    });
+    this.fsync = new Histogram({
+      name: 'berth_state_store_fsync_seconds',
+      help: "Duration of the fsyncs that put the state store's commits on the disk (answers and events wait for them), a thread of Node's pool waited for included.",
+      buckets: FSYNC_BUCKETS,
       registers,
     });
     this.pullBytes = new Counter({ name: 'berth_image_pull_bytes_total', help: 'Bytes downloaded by image pulls.', registers });
@@ -172,10 +184,12 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
    * Starts reading the engine: gauges at scrape time, and the event log for task launches (the
    * time from a task's creation to its RUNNING event).
    */
-  follow(engine: TaskEngine, events: EventLog, membership?: Membership): void {
+  follow(engine: TaskEngine, events: EventLog, store: StateStore, membership?: Membership): void {
     this.engine = engine;
     this.membership = membership;
     this.events = events;
+    this.store = store;
+    store.on('fsync', this.observeFsync);
     void this.readLaunches(events);
   }
 
@@ -219,5 +233,6 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
 
   stop(): void {
     this.following.abort();
+    this.store?.off('fsync', this.observeFsync);
   }
 }

@@ -62,6 +62,9 @@ export function metricsScenarios(kind: RuntimeKind): void {
       // The test's own watch stream was written events: their times from commit to the stream.
       assert.ok((sample(text, 'berth_event_delivery_seconds_count') ?? 0) >= 1);
       assert.equal(sample(text, 'berth_event_delivery_seconds_bucket', 'le="+Inf"'), sample(text, 'berth_event_delivery_seconds_count'));
+      // The launch's commits were put on the disk before its events went out: their fsyncs' times.
+      assert.ok((sample(text, 'berth_state_store_fsync_seconds_count') ?? 0) >= 1);
+      assert.ok((sample(text, 'berth_state_store_fsync_seconds_sum') ?? 0) > 0);
       assert.equal(sample(text, 'berth_resource_queue_length'), 0);
       assert.ok(sample(text, 'berth_host_resources', 'resource="memory_mib",state="free"') !== undefined);
       assert.ok(sample(text, 'berth_process_resident_memory_bytes') !== undefined);

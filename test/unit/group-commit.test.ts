@@ -69,6 +69,8 @@ describe('group commit: the state store syncs its log off the event loop, one fs
   it('covers every commit made while an fsync ran with one more fsync', async () => {
     const held = new HeldSync();
     const store = new StateStore(storeFile(), retention, held.sync);
+    const fsyncSeconds: number[] = [];
+    store.on('fsync', (seconds) => fsyncSeconds.push(seconds));
     try {
       store.saveImage({ reference: 'first', lastUsedAt: 1, pulledWithCredentials: false });
       const first = store.durable();
@@ -91,6 +93,9 @@ describe('group commit: the state store syncs its log off the event loop, one fs
       // Nothing written since: nothing to sync.
       await store.durable();
       assert.equal(held.calls, 2);
+      // Each fsync's duration was told (for the metrics), once it ended.
+      assert.equal(fsyncSeconds.length, 2);
+      assert.ok(fsyncSeconds.every((seconds) => seconds >= 0));
     } finally {
       held.release();
       store.close();

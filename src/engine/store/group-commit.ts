@@ -37,6 +37,8 @@ export class GroupCommit {
   constructor(
     private readonly walPath: string | undefined,
     private readonly sync: FileSync = fsyncInThreadPool,
+    /** Hears how long each fsync took, its wait for a thread of the pool included (the metrics). */
+    private readonly onSynced?: (seconds: number) => void,
   ) {}
 
   /** A transaction has committed. */
@@ -87,7 +89,9 @@ export class GroupCommit {
       }
     }
     this.syncs++;
+    const started = performance.now();
     await this.sync(this.fd);
+    this.onSynced?.((performance.now() - started) / 1000);
   }
 
   /** Closes the log file, once an fsync in flight has ended. */

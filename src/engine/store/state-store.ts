@@ -49,7 +49,7 @@ interface ContainerRow {
  * the disk too (a power cut loses nothing either): see GroupCommit. Nothing the agent acts on is
  * lost: events, answers and changes to the host wait for `durable()`.
  */
-export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
+export class StateStore extends EventEmitter<{ change: [writable: boolean]; fsync: [seconds: number] }> {
   readonly events: SqliteEventStore;
   /** Why writes fail, while they do. */
   private failure: string | undefined;
@@ -75,7 +75,8 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean] }> {
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.statements = prepareStatements(this.db);
-    this.groupCommit = new GroupCommit(path === ':memory:' ? undefined : `${path}-wal`, sync);
+    // Each fsync's duration is told as an "fsync" event (for the metrics).
+    this.groupCommit = new GroupCommit(path === ':memory:' ? undefined : `${path}-wal`, sync, (seconds) => this.emit('fsync', seconds));
     this.events = new SqliteEventStore(this.db, retention, (fn) => this.transaction(fn));
   }
 
