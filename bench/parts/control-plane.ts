@@ -11,6 +11,7 @@
 import { connect } from '../../src/client/berth-client.js';
 import { TaskStatus } from '../../src/gen/berth/agent/v1/task.js';
 import { container, task } from '../../test/harness/task-builders.js';
+import { withConcurrency } from './concurrency.js';
 
 export type ControlPlaneRequest =
   | { type: 'launch'; ids: string[]; concurrency: number; memoryMib?: number }
@@ -54,16 +55,6 @@ function reach(id: string, status: TaskStatus | 'removed'): Promise<void> {
 }
 
 const definition = (id: string, memoryMib = 0) => task(id, [container('app', image, { command: ['sleep', '3600'], registryCredentials, ...(memoryMib ? { memoryReservationMib: memoryMib } : {}) })]);
-
-/** Runs `work` for every item with at most `concurrency` at once. */
-async function withConcurrency<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
-}
 
 async function launch(ids: string[], concurrency: number, memoryMib = 0): Promise<void> {
   await withConcurrency(ids, concurrency, async (id) => {

@@ -1,5 +1,6 @@
 import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
 import type { ContainerSpec } from '../../src/runtime/types.js';
+import { withConcurrency } from './concurrency.js';
 
 /** The label of the containers the benchmarks create directly (no engine), to find and remove them. */
 export const DIRECT_LABELS = { bench: 'direct' };
@@ -29,27 +30,14 @@ export function directSpec(image: string, name: string): ContainerSpec {
  */
 export async function launchDirect(runtime: ContainerRuntime, image: string, names: string[], concurrency: number): Promise<number> {
   const started = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, names.length) }, async () => {
-      while (next < names.length) {
-        const id = await runtime.createContainer(directSpec(image, names[next++]!));
-        await runtime.startContainer(id);
-      }
-    }),
-  );
+  await withConcurrency(names, concurrency, async (name) => {
+    await runtime.startContainer(await runtime.createContainer(directSpec(image, name)));
+  });
   return performance.now() - started;
 }
 
 /** Removes every container the benchmark created directly (a running one is killed first), 50 at once. */
 export async function removeDirect(runtime: ContainerRuntime): Promise<void> {
   const containers = await runtime.listContainers(DIRECT_LABELS);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(50, containers.length) }, async () => {
-      while (next < containers.length) {
-        await runtime.removeContainer(containers[next++]!.id);
-      }
-    }),
-  );
+  await withConcurrency(containers, 50, (container) => runtime.removeContainer(container.id));
 }

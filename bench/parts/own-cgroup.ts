@@ -3,8 +3,7 @@ import { join } from 'node:path';
 
 /** A CPU cgroup of its own for one process and what it starts, as systemd gives every service. */
 export interface OwnCgroup {
-  path: string;
-  /** Moves what is left in it back to the parent, and removes it. */
+  /** Moves what is left in it back to the parent and removes it; says so on stderr when it cannot (it never throws). */
   remove(): void;
 }
 
@@ -25,17 +24,19 @@ export function ownCpuCgroup(pid: number, name: string): OwnCgroup {
   mkdirSync(path);
   appendFileSync(join(path, 'cgroup.procs'), String(pid));
   return {
-    path,
     remove() {
-      const left = readFileSync(join(path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
-      for (const process of left) {
-        try {
-          appendFileSync(join(parent, 'cgroup.procs'), process);
-        } catch {
-          // It exited meanwhile.
+      try {
+        for (const left of readFileSync(join(path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+          try {
+            appendFileSync(join(parent, 'cgroup.procs'), left);
+          } catch {
+            // It exited meanwhile.
+          }
         }
+        rmdirSync(path);
+      } catch (error) {
+        console.error(`could not remove the cgroup ${path}: ${(error as Error).message}`);
       }
-      rmdirSync(path);
     },
   };
 }
