@@ -167,6 +167,32 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
     }
   });
 
+  it("waits for an earlier create of the same task still in containerd's hands, and runs the task it made", async () => {
+    const image = stale.image;
+    await staleRuntime.pullImage(image, { auth: stale.credentials });
+    const id = await staleRuntime.createContainer({
+      name: 'earlier-create',
+      image,
+      command: ['sleep', '300'],
+      env: {},
+      labels: {},
+      cpuShares: 0,
+      memoryBytes: 0,
+      memoryReservationBytes: 0,
+      network: 'none',
+      ports: [],
+    });
+    // Two creates of one task at once: the one that comes second finds the task's bundle taken, as
+    // a retry does after its first create was cut short by the deadline while containerd went on.
+    const [prepared, started] = await Promise.allSettled([staleRuntime.prepareStart(id), staleRuntime.startContainer(id)]);
+    assert.equal(prepared.status, 'fulfilled', String((prepared as PromiseRejectedResult).reason));
+    assert.equal(started.status, 'fulfilled', String((started as PromiseRejectedResult).reason));
+    const info = await staleRuntime.inspectContainer(id);
+    assert.equal(info.state, 'running');
+    await staleRuntime.stopContainer(id, 1000);
+    await staleRuntime.removeContainer(id);
+  });
+
   it('takes over runc state left without a containerd task: removes it and starts the container', async () => {
     const image = stale.image;
     await staleRuntime.pullImage(image, { auth: stale.credentials });

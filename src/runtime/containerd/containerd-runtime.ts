@@ -51,7 +51,7 @@ import { writerLogOptions, type WriterLogOptions } from './log-options.js';
 import { containerVolumeBinds, LocalVolumes } from './local-volumes.js';
 import { deviceNode } from './devices.js';
 import { hostsFile, resolvConf } from './etc-files.js';
-import { DEFAULT_RUNC_ROOT, isStaleRuncState, removeStaleRuncState } from './stale-runc-state.js';
+import { DEFAULT_RUNC_ROOT, isBundleInUse, isStaleRuncState, removeStaleRuncState } from './stale-runc-state.js';
 import { readFromMounts, resolveUser } from './user.js';
 import { checkProcessIdentity } from '../process-root.js';
 import { endLeftoverExecs, execIdOf, newExecDir, prepareExecDir } from './exec-dirs.js';
@@ -537,22 +537,24 @@ export class ContainerdRuntime implements ContainerRuntime {
       const stdinFifo = terminal && container.labels[STDIN_LABEL] === 'true' ? join(this.containerDir(id), STDIN_FIFO_NAME) : '';
       if (stdinFifo) await ensureStdinFifo(stdinFifo);
       const createTask = () =>
-        c.call(`create task ${id}`, c.tasks, c.tasks.create, {
-          containerId: id,
-          rootfs: mounts,
-          stdin: stdinFifo,
-          stdout: output,
-          // With a terminal the shim copies the one pseudo-terminal to stdout.
-          stderr: terminal ? '' : output,
-          terminal,
-        });
+        this.createAfterEarlierCreate(id, () =>
+          c.call(`create task ${id}`, c.tasks, c.tasks.create, {
+            containerId: id,
+            rootfs: mounts,
+            stdin: stdinFifo,
+            stdout: output,
+            // With a terminal the shim copies the one pseudo-terminal to stdout.
+            stderr: terminal ? '' : output,
+            terminal,
+          }),
+        );
       try {
-        await createTask().catch(async (error: unknown) => {
+        return await createTask().catch(async (error: unknown) => {
           // runc state left by a create that was cut short, with no task containerd knows of:
           // remove it and create again, once.
           if (!isStaleRuncState(error) || (await this.getTask(id)) !== undefined) throw error;
           await removeStaleRuncState(this.options.runcRoot ?? DEFAULT_RUNC_ROOT, this.options.namespace, id, this.options.callTimeoutMs);
-          await createTask();
+          return createTask();
         });
       } catch (error) {
         // A start by an agent that died may have created the task meanwhile: use it if it is new.
@@ -563,6 +565,32 @@ export class ContainerdRuntime implements ContainerRuntime {
       }
     }
     return 'created';
+  }
+
+  /**
+   * Runs `create`; while it fails because an earlier create of the same task is still in
+   * containerd's hands (one this agent gave up on at its deadline, and retries now), waits for that
+   * one to end, up to the call timeout: takes the task it made, or creates again once it failed.
+   */
+  private async createAfterEarlierCreate(id: string, create: () => Promise<unknown>): Promise<'created' | 'running'> {
+    const giveUpAt = Date.now() + this.options.callTimeoutMs;
+    for (let delayMs = 50; ; delayMs = Math.min(2 * delayMs, 1000)) {
+      try {
+        await create();
+        return 'created';
+      } catch (error) {
+        if (!isBundleInUse(error, this.options.namespace, id)) throw error;
+        if (Date.now() + delayMs > giveUpAt) {
+          const detail = `an earlier create of this task has not ended in ${this.options.callTimeoutMs} ms: ${(error as RuntimeError).detail}`;
+          throw new RuntimeError('internal', `create task ${id}`, detail, { cause: error });
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      // An error here (containerd's own while the earlier create ends) shows again in the next create.
+      const earlier = await this.getTask(id).catch(() => undefined);
+      if (earlier?.status === Status.RUNNING) return 'running';
+      if (earlier?.status === Status.CREATED) return 'created';
+    }
   }
 
   async stopContainer(idOrName: string, timeoutMs: number): Promise<void> {

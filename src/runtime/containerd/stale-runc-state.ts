@@ -15,6 +15,17 @@ export function isStaleRuncState(error: unknown): boolean {
 }
 
 /**
+ * True when creating a task failed because containerd still has the task's bundle directory: an
+ * earlier create of the same task is still in containerd's hands (one cut short by its deadline
+ * goes on there, and removes the bundle only when it fails), so this one cannot make its own.
+ */
+export function isBundleInUse(error: unknown, namespace: string, id: string): boolean {
+  if (!(error instanceof RuntimeError)) return false;
+  const match = /mkdir (\S+): file exists/.exec(error.detail);
+  return match !== null && match[1]!.endsWith(`/io.containerd.runtime.v2.task/${namespace}/${id}`);
+}
+
+/**
  * Removes runc's leftover state of one container (`runc delete --force`, which also kills a
  * process the cut-short create left waiting). Called only for a container of berth's namespace
  * for which containerd has no task.
