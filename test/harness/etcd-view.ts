@@ -8,6 +8,7 @@ import type { Etcd3, Watcher } from 'etcd3';
 export class EtcdView {
   readonly values = new Map<string, { value: Buffer; version: number; lease: string }>();
   private readonly waiters = new Set<() => void>();
+  private readonly listeners = new Set<(key: string, value: Buffer | undefined) => void>();
 
   private constructor(private readonly watcher: Watcher) {}
 
@@ -22,17 +23,24 @@ export class EtcdView {
     for (const kv of listing.kvs) view.values.set(kv.key.toString(), { value: kv.value, version: Number(kv.version), lease: String(kv.lease) });
     watcher.on('put', (kv) => {
       view.values.set(kv.key.toString(), { value: kv.value, version: Number(kv.version), lease: String(kv.lease) });
-      view.changed();
+      view.changed(kv.key.toString(), kv.value);
     });
     watcher.on('delete', (kv) => {
       view.values.delete(kv.key.toString());
-      view.changed();
+      view.changed(kv.key.toString(), undefined);
     });
     return view;
   }
 
-  private changed(): void {
+  private changed(key: string, value: Buffer | undefined): void {
+    for (const listener of [...this.listeners]) listener(key, value);
     for (const waiter of [...this.waiters]) waiter();
+  }
+
+  /** Calls `listener` with every change from now on (the value is undefined for a delete); returns what ends that. */
+  onChange(listener: (key: string, value: Buffer | undefined) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /**

@@ -105,6 +105,28 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
       throw new Error(`${(error as Error).message}\n${details.join('\n')}`);
     }
   };
+  /**
+   * Runs `during` and names the agents that could not take placements at some moment meanwhile:
+   * their registration gone (lease lost under load) or their runtime reported unavailable (a health
+   * check that timed out). The placement assertions allow for those agents, and only for them.
+   */
+  async function unschedulableDuring(during: () => Promise<void>): Promise<Set<string>> {
+    const seen = new Set<string>();
+    const note = () => {
+      for (const id of agentIds) {
+        const entry = nodes.values.get(`${prefix}nodes/${id}`);
+        if (!entry || !Node.decode(entry.value).runtimeAvailable) seen.add(id);
+      }
+    };
+    note();
+    const stop = nodes.onChange(note);
+    try {
+      await during();
+    } finally {
+      stop();
+    }
+    return seen;
+  }
   const leader = async () => (await client.election(`${prefix}controller`).leader()) ?? undefined;
   const ledger = async (agentId: string) => {
     const value = await client.get(`${prefix}ledger/${agentId}`).buffer();
@@ -181,26 +203,39 @@ describe('a fleet: 10 agents on one containerd, a 3-member etcd cluster and two 
   const everything = () => [...binpacked, ...spread, ...constrained];
 
   it('runs 200 submitted tasks with their constraints and strategies, overcommitting no agent', async () => {
-    for (const id of binpacked) await submit(id, 'bp');
-    await untilRunning('the binpacked tasks running', binpacked, 300_000);
+    const binpackUnschedulable = await unschedulableDuring(async () => {
+      for (const id of binpacked) await submit(id, 'bp');
+      await untilRunning('the binpacked tasks running', binpacked, 300_000);
+    });
     const binpackAgents = new Set(binpacked.map((id) => placementOf(id)!.agentId));
     const packed = Math.ceil((binpacked.length * TASK_CPU) / AGENT_CPU);
-    // An agent that lost its lease under load had its tasks moved (and was empty when it came back).
-    const lostAgents = new Set(binpacked.flatMap((id) => placementOf(id)!.lostOn));
-    if (lostAgents.size === 0) assert.equal(binpackAgents.size, packed, `binpack fills agents one by one (${[...binpackAgents].join(', ')})`);
-    else
-      assert.ok(
-        binpackAgents.size <= packed + lostAgents.size,
-        `binpack fills agents one by one, but for the ones lost meanwhile (${[...binpackAgents].join(', ')}; lost: ${[...lostAgents].join(', ')})`,
-      );
+    // An agent that lost its lease under load had its tasks moved (and was empty when it came back);
+    // one briefly unschedulable was passed over.
+    const skipped = new Set([...binpacked.flatMap((id) => placementOf(id)!.lostOn), ...binpackUnschedulable]);
+    const usedAgents = `${[...binpackAgents].join(', ')}; lost or unschedulable meanwhile: ${[...skipped].join(', ') || 'none'}`;
+    if (skipped.size === 0) assert.equal(binpackAgents.size, packed, `binpack fills agents one by one (${usedAgents})`);
+    else assert.ok(binpackAgents.size <= packed + skipped.size, `binpack fills agents one by one, but for the ones passed over (${usedAgents})`);
 
-    for (const id of spread) await submit(id, 'sp', { strategy: PlacementStrategy.PLACEMENT_STRATEGY_SPREAD, spreadAttribute: 'zone' });
-    for (const id of constrained) await submit(id, 'cz', { constraints: [parseConstraint('zone==b')] });
-    await untilRunning('all 200 tasks running', everything(), 300_000);
+    const spreadUnschedulable = await unschedulableDuring(async () => {
+      for (const id of spread) await submit(id, 'sp', { strategy: PlacementStrategy.PLACEMENT_STRATEGY_SPREAD, spreadAttribute: 'zone' });
+      for (const id of constrained) await submit(id, 'cz', { constraints: [parseConstraint('zone==b')] });
+      await untilRunning('all 200 tasks running', everything(), 300_000);
+    });
 
     const zoneOfAgent = (agentId: string) => zoneOf(agentIds.indexOf(agentId));
-    const spreadZones = spread.map((id) => zoneOfAgent(placementOf(id)!.agentId));
-    assert.equal(spreadZones.filter((z) => z === 'a').length, spread.length / 2, 'spread: as many in each zone');
+    const spreadIn = (zone: string) => spread.filter((id) => zoneOfAgent(placementOf(id)!.agentId) === zone).length;
+    const perAgent = agentIds.map((agentId) => `${agentId}: ${spread.filter((id) => placementOf(id)!.agentId === agentId).length}`).join(', ');
+    const spreadMessage = `spread: as many in each zone (a ${spreadIn('a')}, b ${spreadIn('b')}; per agent ${perAgent}; unschedulable meanwhile: ${[...spreadUnschedulable].join(', ') || 'none'})`;
+    if (spreadUnschedulable.size === 0) assert.equal(spreadIn('a'), spread.length / 2, spreadMessage);
+    else {
+      // With an agent passed over, a zone may get fewer, but only once its other agents were full.
+      const smaller = spreadIn('a') < spreadIn('b') ? 'a' : 'b';
+      for (const [i, agentId] of agentIds.entries()) {
+        if (zoneOf(i) !== smaller || spreadUnschedulable.has(agentId) || spreadIn('a') === spreadIn('b')) continue;
+        const reserved = (await ledger(agentId))?.cpuUnits ?? 0;
+        assert.ok(reserved + TASK_CPU > AGENT_CPU, `${spreadMessage}: ${agentId} in zone ${smaller} is full (${reserved} of ${AGENT_CPU} cpu reserved)`);
+      }
+    }
     assert.ok(
       constrained.every((id) => zoneOfAgent(placementOf(id)!.agentId) === 'b'),
       'the constraint holds',

@@ -173,7 +173,6 @@ export class ContainerActions {
     return errors;
   }
 
-  /** Starts the container. */
   /** Does what of the start can go before the task's network is ready. */
   async prepareStart(container: ManagedContainer): Promise<ActionOutcome> {
     try {
@@ -184,6 +183,7 @@ export class ContainerActions {
     }
   }
 
+  /** Starts the container. */
   async start(task: TaskDefinition, container: ManagedContainer): Promise<ActionOutcome> {
     const id = container.runtimeId as string;
     try {
