@@ -8,6 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { isRuntimeError } from '../../src/runtime/errors.js';
 import { join } from 'node:path';
 import { ContainerdClient } from '../../src/runtime/containerd/containerd-client.js';
+import { TaskExit } from '../../src/gen/containerd/events/task.js';
+import { Any } from '../../src/gen/google/protobuf/any.js';
 import { ContainerdRuntime } from '../../src/runtime/containerd/containerd-runtime.js';
 import { LEASE_OWNER_LABEL, leaseLabels } from '../../src/runtime/containerd/lease-owner.js';
 import { startBearerProxy, type BearerProxy } from '../harness/bearer-proxy.js';
@@ -190,6 +192,44 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
     const info = await staleRuntime.inspectContainer(id);
     assert.equal(info.state, 'running');
     await staleRuntime.stopContainer(id, 1000);
+    await staleRuntime.removeContainer(id);
+  });
+
+  it('reports no exit of a process the container no longer runs (one a cut-short create left, killed later)', async () => {
+    const image = stale.image;
+    await staleRuntime.pullImage(image, { auth: stale.credentials });
+    const id = await staleRuntime.createContainer({
+      name: 'earlier-process',
+      image,
+      command: ['sleep', '300'],
+      env: {},
+      labels: { 'test.exits': 'earlier-process' },
+      cpuShares: 0,
+      memoryBytes: 0,
+      memoryReservationBytes: 0,
+      network: 'none',
+      ports: [],
+    });
+    const watching = new AbortController();
+    const events = await staleRuntime.events({ 'test.exits': 'earlier-process' }, watching.signal);
+    const exits: number[] = [];
+    const firstExit = (async () => {
+      for await (const event of events) if (event.type === 'exit') return exits.push(event.exitCode);
+    })();
+    try {
+      await staleRuntime.startContainer(id);
+      const { pid } = await staleRuntime.inspectContainer(id);
+      // The exit of another process of the container, published to containerd as a shim publishes it.
+      const exit = TaskExit.encode({ containerId: id, id, pid: pid! + 100_000, exitStatus: 99, exitedAt: new Date() }).finish();
+      const envelope = Any.encode({ typeUrl: 'containerd.events.TaskExit', value: Buffer.from(exit) }).finish();
+      execFileSync('containerd', ['--address', socketPath, 'publish', '--namespace', namespace, '--topic', '/tasks/exit'], { input: envelope });
+      await staleRuntime.stopContainer(id, 1000);
+      await firstExit;
+      assert.deepEqual(exits, [137], "the first exit reported is the SIGKILL of the stop, not the other process's");
+      assert.equal((await staleRuntime.inspectContainer(id)).exitCode, 137);
+    } finally {
+      watching.abort();
+    }
     await staleRuntime.removeContainer(id);
   });
 

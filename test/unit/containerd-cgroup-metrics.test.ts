@@ -43,11 +43,13 @@ describe('containerd cgroup metrics and events (recorded v1 and v2 layouts)', ()
     assert.equal(await oomKillsIn('/berth/gone', root), false);
   });
 
-  it('turns task events into runtime events: exec exits left out, an OOM told once and before its exit', async () => {
+  it('turns task events into runtime events: exec exits and exits of earlier processes left out, an OOM told once and before its exit', async () => {
     const any = (type: string, value: Uint8Array) => ({ typeUrl: `containerd.events.${type}`, value: Buffer.from(value) });
     const time = new Date('2026-01-01T00:00:00Z');
     const envelopes: EventEnvelope[] = [
       { topic: '/tasks/exit', timestamp: time, event: any('TaskExit', TaskExit.encode({ containerId: 'a', id: 'exec-1', pid: 9, exitStatus: 1, exitedAt: time }).finish()) },
+      // A process of a cut-short create, killed: not the one that runs.
+      { topic: '/tasks/exit', timestamp: time, event: any('TaskExit', TaskExit.encode({ containerId: 'a', id: 'a', pid: 5, exitStatus: 137, exitedAt: time }).finish()) },
       { topic: '/tasks/exit', timestamp: time, event: any('TaskExit', TaskExit.encode({ containerId: 'a', id: 'a', pid: 8, exitStatus: 137, exitedAt: time }).finish()) },
       { topic: '/tasks/oom', timestamp: time, event: any('TaskOOM', TaskOOM.encode({ containerId: 'a' }).finish()) },
       { topic: '/tasks/exit', timestamp: time, event: any('TaskExit', TaskExit.encode({ containerId: 'other', id: 'other', pid: 7, exitStatus: 0, exitedAt: time }).finish()) },
@@ -56,7 +58,8 @@ describe('containerd cgroup metrics and events (recorded v1 and v2 layouts)', ()
       yield* envelopes;
     }
     const seen = [];
-    for await (const event of runtimeEventsOf(stream(), { matches: async (id) => id === 'a', cgroupSawOom: async () => true, oomKilled: new Set() })) seen.push(event);
+    for await (const event of runtimeEventsOf(stream(), { matches: async (id) => id === 'a', isCurrentProcess: async (_id, pid) => pid === 8, cgroupSawOom: async () => true, oomKilled: new Set() }))
+      seen.push(event);
     assert.deepEqual(seen, [
       { type: 'oom', containerId: 'a', time },
       { type: 'exit', containerId: 'a', exitCode: 137, time },

@@ -11,6 +11,8 @@ export interface EventEnvelope {
 export interface EventFilter {
   /** Whether the container carries the labels the subscriber asked for. */
   matches(containerId: string): Promise<boolean>;
+  /** Whether `pid` is the container's current process (an exit of another one is not the container's). */
+  isCurrentProcess(containerId: string, pid: number): Promise<boolean>;
   /** Whether the container's cgroup saw the OOM killer. */
   cgroupSawOom(containerId: string): Promise<boolean>;
   /** Containers already reported as OOM-killed (shared with the adapter, so each is reported once). */
@@ -18,8 +20,8 @@ export interface EventFilter {
 }
 
 /**
- * containerd's task events as runtime events: start, exit (of the container's own process, not of
- * an exec) and OOM. containerd may report an OOM after the exit, or not at all: an exit with 137
+ * containerd's task events as runtime events: start, exit (of the container's current process, not
+ * of an exec nor of a process left by a cut-short create) and OOM. containerd may report an OOM after the exit, or not at all: an exit with 137
  * asks the cgroup, and an OOM it finds is told before the exit.
  */
 export async function* runtimeEventsOf(envelopes: AsyncIterable<EventEnvelope>, filter: EventFilter): AsyncGenerator<RuntimeEvent> {
@@ -35,6 +37,8 @@ export async function* runtimeEventsOf(envelopes: AsyncIterable<EventEnvelope>, 
       const exit = TaskExit.decode(any.value);
       // Exits of exec'd processes (health checks) are not the container's.
       if (exit.id !== exit.containerId) continue;
+      // Nor are those of a process a cut-short create left behind, killed after the container got another.
+      if (!(await filter.matches(exit.containerId)) || !(await filter.isCurrentProcess(exit.containerId, exit.pid))) continue;
       event = { type: 'exit', containerId: exit.containerId, exitCode: exit.exitStatus, time: exit.exitedAt ?? time };
       if (exit.exitStatus === 137 && !filter.oomKilled.has(exit.containerId) && (await filter.cgroupSawOom(exit.containerId)) && (await filter.matches(exit.containerId))) {
         filter.oomKilled.add(exit.containerId);

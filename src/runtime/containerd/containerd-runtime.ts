@@ -58,6 +58,12 @@ import { endLeftoverExecs, execIdOf, newExecDir, prepareExecDir } from './exec-d
 import { openContainerdSession } from './exec-session.js';
 import { attachContainerdContainer, ensureStdinFifo } from './attachment.js';
 
+/** A task made (or found) for a container's start: whether it runs already, and its process. */
+interface TaskCreated {
+  state: 'created' | 'running';
+  pid: number;
+}
+
 export interface ContainerdRuntimeOptions {
   socketPath: string;
   /** containerd namespace of every object berth makes. */
@@ -197,6 +203,10 @@ export class ContainerdRuntime implements ContainerRuntime {
   /** Containers seen killed by the kernel for memory (from /tasks/oom events). */
   private readonly oomKilled = new Set<string>();
   private readonly startedAt = new Map<string, Date>();
+  /** The pid of each container's process, from the create of its task (or the task found created). */
+  private readonly processIds = new Map<string, number>();
+  /** Creates of a task under way, by container: an exit reported meanwhile waits for the new pid. */
+  private readonly creating = new Map<string, Promise<unknown>>();
   private readonly labelsCache = new Map<string, Record<string, string>>();
 
   private readonly logWriter: string;
@@ -482,7 +492,6 @@ export class ContainerdRuntime implements ContainerRuntime {
     }
   }
 
-  /** Resolves when the process ends (the call is registered before the process is started). */
   /**
    * Waits for a process to exit. Registered before the call that may end it (kill, start), so its
    * failure is marked handled here: a caller that fails before awaiting it (the kill failed, the
@@ -513,58 +522,68 @@ export class ContainerdRuntime implements ContainerRuntime {
 
   /**
    * Makes sure the container has a task that is created and not yet started (a restart deletes the
-   * old process's first); says so when its task runs already.
+   * old process's first); says so when its task runs already. Remembers the task's pid.
    */
   private async createTask(container: Container): Promise<'created' | 'running'> {
     const id = container.id;
+    const creation = this.createOrFindTask(container);
+    this.creating.set(id, creation);
+    try {
+      const { state, pid } = await creation;
+      this.processIds.set(id, pid);
+      return state;
+    } finally {
+      if (this.creating.get(id) === creation) this.creating.delete(id);
+    }
+  }
+
+  private async createOrFindTask(container: Container): Promise<TaskCreated> {
+    const id = container.id;
     const c = this.client;
     const task = await this.getTask(id);
-    if (task?.status === Status.RUNNING) return 'running';
-    if (task && task.status !== Status.CREATED) {
-      // A restart: the old process's task goes, a new one is created.
-      await c.call('delete task', c.tasks, c.tasks.delete, { containerId: id });
+    if (task?.status === Status.RUNNING) return { state: 'running', pid: task.pid };
+    if (task?.status === Status.CREATED) return { state: 'created', pid: task.pid };
+    // A restart: the old process's task goes, a new one is created.
+    if (task) await c.call('delete task', c.tasks, c.tasks.delete, { containerId: id });
+    const { mounts } = await c.call('get mounts', c.snapshots, c.snapshots.mounts, { snapshotter: container.snapshotter || SNAPSHOTTER, key: container.snapshotKey || id });
+    const logFile = this.logFileOf(container);
+    await mkdir(dirname(logFile), { recursive: true });
+    // The shim gives the process's stdout and stderr to berth's log writer, which stamps each line.
+    const logOptions = JSON.parse(container.labels[LOG_OPTIONS_LABEL] ?? '{}') as WriterLogOptions;
+    const output = this.outputUri(logFile, logOptions.rotation ?? this.options.logRotation, undefined, logOptions.syslog) + fluentdArguments(logOptions.fluentd, container.labels[NAME_LABEL] ?? id);
+    const terminal = container.labels[TERMINAL_LABEL] === 'true';
+    // The log writer's IO has no stdin to give; a terminal has: an interactive container's
+    // terminal reads a FIFO that attached clients write.
+    const stdinFifo = terminal && container.labels[STDIN_LABEL] === 'true' ? join(this.containerDir(id), STDIN_FIFO_NAME) : '';
+    if (stdinFifo) await ensureStdinFifo(stdinFifo);
+    const createTask = () =>
+      this.createAfterEarlierCreate(id, () =>
+        c.call(`create task ${id}`, c.tasks, c.tasks.create, {
+          containerId: id,
+          rootfs: mounts,
+          stdin: stdinFifo,
+          stdout: output,
+          // With a terminal the shim copies the one pseudo-terminal to stdout.
+          stderr: terminal ? '' : output,
+          terminal,
+        }),
+      );
+    try {
+      return await createTask().catch(async (error: unknown) => {
+        // runc state left by a create that was cut short, with no task containerd knows of:
+        // remove it and create again, once.
+        if (!isStaleRuncState(error) || (await this.getTask(id)) !== undefined) throw error;
+        await removeStaleRuncState(this.options.runcRoot ?? DEFAULT_RUNC_ROOT, this.options.namespace, id, this.options.callTimeoutMs);
+        return createTask();
+      });
+    } catch (error) {
+      // A start by an agent that died may have created the task meanwhile: use it if it is new.
+      if (!isRuntimeError(error, 'already-exists')) throw error;
+      const raced = await this.getTask(id);
+      if (raced?.status === Status.RUNNING) return { state: 'running', pid: raced.pid };
+      if (raced?.status !== Status.CREATED) throw error;
+      return { state: 'created', pid: raced.pid };
     }
-    if (!task || task.status !== Status.CREATED) {
-      const { mounts } = await c.call('get mounts', c.snapshots, c.snapshots.mounts, { snapshotter: container.snapshotter || SNAPSHOTTER, key: container.snapshotKey || id });
-      const logFile = this.logFileOf(container);
-      await mkdir(dirname(logFile), { recursive: true });
-      // The shim gives the process's stdout and stderr to berth's log writer, which stamps each line.
-      const logOptions = JSON.parse(container.labels[LOG_OPTIONS_LABEL] ?? '{}') as WriterLogOptions;
-      const output = this.outputUri(logFile, logOptions.rotation ?? this.options.logRotation, undefined, logOptions.syslog) + fluentdArguments(logOptions.fluentd, container.labels[NAME_LABEL] ?? id);
-      const terminal = container.labels[TERMINAL_LABEL] === 'true';
-      // The log writer's IO has no stdin to give; a terminal has: an interactive container's
-      // terminal reads a FIFO that attached clients write.
-      const stdinFifo = terminal && container.labels[STDIN_LABEL] === 'true' ? join(this.containerDir(id), STDIN_FIFO_NAME) : '';
-      if (stdinFifo) await ensureStdinFifo(stdinFifo);
-      const createTask = () =>
-        this.createAfterEarlierCreate(id, () =>
-          c.call(`create task ${id}`, c.tasks, c.tasks.create, {
-            containerId: id,
-            rootfs: mounts,
-            stdin: stdinFifo,
-            stdout: output,
-            // With a terminal the shim copies the one pseudo-terminal to stdout.
-            stderr: terminal ? '' : output,
-            terminal,
-          }),
-        );
-      try {
-        return await createTask().catch(async (error: unknown) => {
-          // runc state left by a create that was cut short, with no task containerd knows of:
-          // remove it and create again, once.
-          if (!isStaleRuncState(error) || (await this.getTask(id)) !== undefined) throw error;
-          await removeStaleRuncState(this.options.runcRoot ?? DEFAULT_RUNC_ROOT, this.options.namespace, id, this.options.callTimeoutMs);
-          return createTask();
-        });
-      } catch (error) {
-        // A start by an agent that died may have created the task meanwhile: use it if it is new.
-        if (!isRuntimeError(error, 'already-exists')) throw error;
-        const raced = await this.getTask(id);
-        if (raced?.status === Status.RUNNING) return 'running';
-        if (raced?.status !== Status.CREATED) throw error;
-      }
-    }
-    return 'created';
   }
 
   /**
@@ -572,12 +591,11 @@ export class ContainerdRuntime implements ContainerRuntime {
    * containerd's hands (one this agent gave up on at its deadline, and retries now), waits for that
    * one to end, up to the call timeout: takes the task it made, or creates again once it failed.
    */
-  private async createAfterEarlierCreate(id: string, create: () => Promise<unknown>): Promise<'created' | 'running'> {
+  private async createAfterEarlierCreate(id: string, create: () => Promise<{ pid: number }>): Promise<TaskCreated> {
     const giveUpAt = Date.now() + this.options.callTimeoutMs;
     for (let delayMs = 50; ; delayMs = Math.min(2 * delayMs, 1000)) {
       try {
-        await create();
-        return 'created';
+        return { state: 'created', pid: (await create()).pid };
       } catch (error) {
         if (!isBundleInUse(error, this.options.namespace, id)) throw error;
         if (Date.now() + delayMs > giveUpAt) {
@@ -588,9 +606,23 @@ export class ContainerdRuntime implements ContainerRuntime {
       await new Promise((resolve) => setTimeout(resolve, delayMs));
       // An error here (containerd's own while the earlier create ends) shows again in the next create.
       const earlier = await this.getTask(id).catch(() => undefined);
-      if (earlier?.status === Status.RUNNING) return 'running';
-      if (earlier?.status === Status.CREATED) return 'created';
+      if (earlier?.status === Status.RUNNING) return { state: 'running', pid: earlier.pid };
+      if (earlier?.status === Status.CREATED) return { state: 'created', pid: earlier.pid };
     }
+  }
+
+  /**
+   * Whether an exit containerd reports is of the container's current process. A create cut short
+   * at its deadline can leave a process of the same container that containerd kills later (or that
+   * the stale runc state's removal kills): its exit is not the exit of the process that runs now.
+   * Without a pid on record (tasks of an earlier agent process), containerd's task says.
+   */
+  private async isCurrentProcess(id: string, pid: number): Promise<boolean> {
+    await this.creating.get(id)?.catch(() => undefined);
+    const known = this.processIds.get(id);
+    if (known !== undefined) return known === pid;
+    const task = await this.getTask(id).catch(() => undefined);
+    return task === undefined || task.pid === pid;
   }
 
   async stopContainer(idOrName: string, timeoutMs: number): Promise<void> {
@@ -647,6 +679,7 @@ export class ContainerdRuntime implements ContainerRuntime {
     await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: container.snapshotter || SNAPSHOTTER, key: container.snapshotKey || id }).catch(ignoreMissing);
     await rm(this.containerDir(id), { recursive: true, force: true });
     this.startedAt.delete(id);
+    this.processIds.delete(id);
     this.oomKilled.delete(id);
     this.labelsCache.delete(id);
   }
@@ -856,7 +889,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       }
       return Object.entries(labels).every(([key, value]) => own![key] === value);
     };
-    const filter = { matches, cgroupSawOom: (id: string) => this.cgroupSawOom(id), oomKilled: this.oomKilled };
+    const filter = { matches, isCurrentProcess: (id: string, pid: number) => this.isCurrentProcess(id, pid), cgroupSawOom: (id: string) => this.cgroupSawOom(id), oomKilled: this.oomKilled };
     return (async function* () {
       try {
         yield* runtimeEventsOf(stream as AsyncIterable<EventEnvelope>, filter);
