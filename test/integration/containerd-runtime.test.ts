@@ -198,8 +198,8 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
   it('reports no exit of a process the container no longer runs (one a cut-short create left, killed later)', async () => {
     const image = stale.image;
     await staleRuntime.pullImage(image, { auth: stale.credentials });
-    const id = await staleRuntime.createContainer({
-      name: 'earlier-process',
+    const spec = (name: string) => ({
+      name,
       image,
       command: ['sleep', '300'],
       env: {},
@@ -207,30 +207,56 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
       cpuShares: 0,
       memoryBytes: 0,
       memoryReservationBytes: 0,
-      network: 'none',
+      network: 'none' as const,
       ports: [],
     });
+    const running = await staleRuntime.createContainer(spec('earlier-process'));
+    // Created, never started: as between a create cut short and its retry.
+    const taskless = await staleRuntime.createContainer(spec('earlier-process-taskless'));
+    // The adapter that started the container has its pid on record; a second one, as after an
+    // agent restart, has nothing on record and asks containerd.
+    const restarted = new ContainerdRuntime({ socketPath, namespace, callTimeoutMs: 30_000, pullTimeoutMs: 120_000, stateDir: join(stale.dir, 'restarted'), insecureRegistries: [] });
     const watching = new AbortController();
-    const events = await staleRuntime.events({ 'test.exits': 'earlier-process' }, watching.signal);
-    const exits: number[] = [];
-    const firstExit = (async () => {
-      for await (const event of events) if (event.type === 'exit') return exits.push(event.exitCode);
-    })();
-    try {
-      await staleRuntime.startContainer(id);
-      const { pid } = await staleRuntime.inspectContainer(id);
-      // The exit of another process of the container, published to containerd as a shim publishes it.
-      const exit = TaskExit.encode({ containerId: id, id, pid: pid! + 100_000, exitStatus: 99, exitedAt: new Date() }).finish();
+    /** The exits one adapter reports until that of the running container; `started` once it saw the start. */
+    const watch = (runtime: ContainerRuntime) => {
+      let sawStart!: () => void;
+      const started = new Promise<void>((resolve) => (sawStart = resolve));
+      const exits = (async () => {
+        const seen: string[] = [];
+        for await (const event of await runtime.events({ 'test.exits': 'earlier-process' }, watching.signal)) {
+          if (event.type === 'start' && event.containerId === running) sawStart();
+          if (event.type !== 'exit') continue;
+          seen.push(`${event.containerId} ${event.exitCode}`);
+          if (event.containerId === running) break;
+        }
+        return seen;
+      })();
+      return { started, exits };
+    };
+    // The exit of another process of a container, published to containerd as a shim publishes it.
+    const publishExit = (id: string, pid: number) => {
+      const exit = TaskExit.encode({ containerId: id, id, pid, exitStatus: 99, exitedAt: new Date() }).finish();
       const envelope = Any.encode({ typeUrl: 'containerd.events.TaskExit', value: Buffer.from(exit) }).finish();
       execFileSync('containerd', ['--address', socketPath, 'publish', '--namespace', namespace, '--topic', '/tasks/exit'], { input: envelope });
-      await staleRuntime.stopContainer(id, 1000);
-      await firstExit;
-      assert.deepEqual(exits, [137], "the first exit reported is the SIGKILL of the stop, not the other process's");
-      assert.equal((await staleRuntime.inspectContainer(id)).exitCode, 137);
+    };
+    try {
+      const watchers = [watch(staleRuntime), watch(restarted)];
+      await staleRuntime.startContainer(running);
+      // Both streams are live once they have seen the start.
+      await Promise.all(watchers.map((w) => w.started));
+      const { pid } = await staleRuntime.inspectContainer(running);
+      publishExit(running, pid! + 100_000);
+      publishExit(taskless, 99_999);
+      await staleRuntime.stopContainer(running, 1000);
+      const reported = await Promise.all(watchers.map((w) => w.exits));
+      assert.deepEqual(reported, [[`${running} 137`], [`${running} 137`]], 'each adapter reports the SIGKILL of the stop, and no exit of the other processes');
+      assert.equal((await staleRuntime.inspectContainer(running)).exitCode, 137);
     } finally {
       watching.abort();
+      restarted.close();
     }
-    await staleRuntime.removeContainer(id);
+    await staleRuntime.removeContainer(running);
+    await staleRuntime.removeContainer(taskless);
   });
 
   it('takes over runc state left without a containerd task: removes it and starts the container', async () => {

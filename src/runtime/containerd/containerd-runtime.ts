@@ -615,14 +615,20 @@ export class ContainerdRuntime implements ContainerRuntime {
    * Whether an exit containerd reports is of the container's current process. A create cut short
    * at its deadline can leave a process of the same container that containerd kills later (or that
    * the stale runc state's removal kills): its exit is not the exit of the process that runs now.
-   * Without a pid on record (tasks of an earlier agent process), containerd's task says.
+   * Without a pid on record (tasks of an earlier agent process), containerd's task says: with no
+   * task at all, the process was never the container's (every task berth deletes, it deletes after
+   * the exit was reported, or with the pid of the next on record); when containerd cannot say,
+   * the exit is taken.
    */
   private async isCurrentProcess(id: string, pid: number): Promise<boolean> {
     await this.creating.get(id)?.catch(() => undefined);
     const known = this.processIds.get(id);
     if (known !== undefined) return known === pid;
-    const task = await this.getTask(id).catch(() => undefined);
-    return task === undefined || task.pid === pid;
+    try {
+      return (await this.getTask(id))?.pid === pid;
+    } catch {
+      return true;
+    }
   }
 
   async stopContainer(idOrName: string, timeoutMs: number): Promise<void> {
