@@ -195,6 +195,34 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
     await staleRuntime.removeContainer(id);
   });
 
+  it('starts a task that an earlier start (retried after its deadline) is starting: both succeed, one process runs', async () => {
+    const image = stale.image;
+    await staleRuntime.pullImage(image, { auth: stale.credentials });
+    const id = await staleRuntime.createContainer({
+      name: 'earlier-start',
+      image,
+      command: ['sleep', '300'],
+      env: {},
+      labels: {},
+      cpuShares: 0,
+      memoryBytes: 0,
+      memoryReservationBytes: 0,
+      network: 'none',
+      ports: [],
+    });
+    await staleRuntime.prepareStart(id);
+    const results = await Promise.allSettled([staleRuntime.startContainer(id), staleRuntime.startContainer(id)]);
+    assert.deepEqual(
+      results.map((r) => (r.status === 'fulfilled' ? 'started' : String(r.reason))),
+      ['started', 'started'],
+    );
+    const info = await staleRuntime.inspectContainer(id);
+    assert.equal(info.state, 'running');
+    await staleRuntime.stopContainer(id, 1000);
+    assert.equal((await staleRuntime.inspectContainer(id)).exitCode, 137, 'the one process ended by the stop');
+    await staleRuntime.removeContainer(id);
+  });
+
   it('reports no exit of a process the container no longer runs (one a cut-short create left, killed later)', async () => {
     const image = stale.image;
     await staleRuntime.pullImage(image, { auth: stale.credentials });

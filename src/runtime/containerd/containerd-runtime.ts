@@ -516,7 +516,11 @@ export class ContainerdRuntime implements ContainerRuntime {
     // Registered before Start, so the exit cannot be missed; the events carry it to the engine.
     void this.waitFor(id);
     this.oomKilled.delete(id);
-    await this.client.call(`start task ${id}`, this.client.tasks, this.client.tasks.start, { containerId: id, execId: '' });
+    await this.client.call(`start task ${id}`, this.client.tasks, this.client.tasks.start, { containerId: id, execId: '' }).catch(async (error: unknown) => {
+      // An earlier start of the same task, given up on at its deadline and retried now, may have
+      // started it meanwhile ("cannot start a running process"): then it runs, as asked.
+      if ((await this.getTask(id).catch(() => undefined))?.status !== Status.RUNNING) throw error;
+    });
     this.startedAt.set(id, new Date());
   }
 
