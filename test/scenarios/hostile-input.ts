@@ -11,6 +11,7 @@ import { LogsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 import { EventCollector, readStream, startTestAgent, watching, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { fuzzAgent } from '../harness/api-fuzz.js';
+import { waitUntil } from '../harness/processes.js';
 import { pushBusyboxImage } from '../harness/busybox-image.js';
 import { startRegistry } from '../harness/registry.js';
 import { HealthCheckClient } from '../harness/grpc-clients.js';
@@ -180,7 +181,9 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
     it('answers random and mutated requests of every RPC with documented codes only, runs the valid ones, and loses or doubles no container', async () => {
       const { created, slowestInfoMs } = await fuzzAgent(agent.client, { image: env.image, idPrefix: taskId('fz'), runs: 150, networkModes: [NetworkMode.NETWORK_MODE_NONE] });
       assert.ok(created.length > 10, `only ${created.length} tasks were accepted`);
-      assert.ok(slowestInfoMs < 2000, `GetAgentInfo took ${Math.round(slowestInfoMs)} ms`);
+      // A stall check (no request may block the agent), not a latency goal: two lanes of tests
+      // share the machine's 2 cores, and a call can wait seconds for the CPU.
+      assert.ok(slowestInfoMs < 5000, `GetAgentInfo took ${Math.round(slowestInfoMs)} ms`);
       await watching(agent.client, { taskIds: created, fromSequence: 1 }, async (watch) => {
         for (const id of created) await agent.calls.stop(id, 'fuzz done');
         for (const id of created) await watch.waitForEvent(`${id} STOPPED`, is.task(id, TaskStatus.TASK_STATUS_STOPPED), 120_000);
@@ -203,7 +206,13 @@ export function hostileInputScenarios(kind: RuntimeKind): void {
         await agent.calls.run(task(id, [container('app', env.image, { ...creds(), command: ['sh', '-c', script] })]));
         await watch.waitForEvent('STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
       });
-      const responses = await readStream(agent.client.logs({ taskId: id, containerName: 'app', follow: false, streams: [], tail: undefined, since: undefined }));
+      // The runtime may report the exit before all of the output is in its log (Docker waits for
+      // its log copier only so long): read until the last line is there.
+      const responses = await waitUntil('the last line in the logs', 60_000, async () => {
+        const read = await readStream(agent.client.logs({ taskId: id, containerName: 'app', follow: false, streams: [], tail: undefined, since: undefined }));
+        const last = read.at(-1)?.lines.at(-1);
+        return last && Buffer.from(last.text).toString() === '200000' ? read : undefined;
+      });
       const sizes = responses.map((r) => LogsResponse.encode(r).finish().length);
       assert.ok(Math.max(...sizes) < 1024 * 1024, `a response of ${Math.max(...sizes)} bytes`);
       const lines = responses.flatMap((r) => r.lines);
