@@ -62,6 +62,12 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
     await stale?.stop();
   });
 
+  /** A container of the image that sleeps, created (not started); its id. */
+  async function createSleeper(name: string, labels: Record<string, string> = {}): Promise<string> {
+    await staleRuntime.pullImage(stale.image, { auth: stale.credentials });
+    return staleRuntime.createContainer({ name, image: stale.image, command: ['sleep', '300'], env: {}, labels, cpuShares: 0, memoryBytes: 0, memoryReservationBytes: 0, network: 'none', ports: [] });
+  }
+
   /** A "registry" on loopback that answers every manifest request with `answer`. */
   async function hostileRegistry(answer: (request: IncomingMessage, response: ServerResponse) => void): Promise<{ address: string; close(): Promise<void> }> {
     const server = createServer((request, response) => {
@@ -170,20 +176,7 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
   });
 
   it("waits for an earlier create of the same task still in containerd's hands, and runs the task it made", async () => {
-    const image = stale.image;
-    await staleRuntime.pullImage(image, { auth: stale.credentials });
-    const id = await staleRuntime.createContainer({
-      name: 'earlier-create',
-      image,
-      command: ['sleep', '300'],
-      env: {},
-      labels: {},
-      cpuShares: 0,
-      memoryBytes: 0,
-      memoryReservationBytes: 0,
-      network: 'none',
-      ports: [],
-    });
+    const id = await createSleeper('earlier-create');
     // Two creates of one task at once: the one that comes second finds the task's bundle taken, as
     // a retry does after its first create was cut short by the deadline while containerd went on.
     const [prepared, started] = await Promise.allSettled([staleRuntime.prepareStart(id), staleRuntime.startContainer(id)]);
@@ -196,20 +189,7 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
   });
 
   it('starts a task that an earlier start (retried after its deadline) is starting: both succeed, one process runs', async () => {
-    const image = stale.image;
-    await staleRuntime.pullImage(image, { auth: stale.credentials });
-    const id = await staleRuntime.createContainer({
-      name: 'earlier-start',
-      image,
-      command: ['sleep', '300'],
-      env: {},
-      labels: {},
-      cpuShares: 0,
-      memoryBytes: 0,
-      memoryReservationBytes: 0,
-      network: 'none',
-      ports: [],
-    });
+    const id = await createSleeper('earlier-start');
     await staleRuntime.prepareStart(id);
     const results = await Promise.allSettled([staleRuntime.startContainer(id), staleRuntime.startContainer(id)]);
     assert.deepEqual(
@@ -224,23 +204,9 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
   });
 
   it('reports no exit of a process the container no longer runs (one a cut-short create left, killed later)', async () => {
-    const image = stale.image;
-    await staleRuntime.pullImage(image, { auth: stale.credentials });
-    const spec = (name: string) => ({
-      name,
-      image,
-      command: ['sleep', '300'],
-      env: {},
-      labels: { 'test.exits': 'earlier-process' },
-      cpuShares: 0,
-      memoryBytes: 0,
-      memoryReservationBytes: 0,
-      network: 'none' as const,
-      ports: [],
-    });
-    const running = await staleRuntime.createContainer(spec('earlier-process'));
+    const running = await createSleeper('earlier-process', { 'test.exits': 'earlier-process' });
     // Created, never started: as between a create cut short and its retry.
-    const taskless = await staleRuntime.createContainer(spec('earlier-process-taskless'));
+    const taskless = await createSleeper('earlier-process-taskless', { 'test.exits': 'earlier-process' });
     // The adapter that started the container has its pid on record; a second one, as after an
     // agent restart, has nothing on record and asks containerd.
     const restarted = new ContainerdRuntime({ socketPath, namespace, callTimeoutMs: 30_000, pullTimeoutMs: 120_000, stateDir: join(stale.dir, 'restarted'), insecureRegistries: [] });
@@ -288,20 +254,7 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
   });
 
   it('takes over runc state left without a containerd task: removes it and starts the container', async () => {
-    const image = stale.image;
-    await staleRuntime.pullImage(image, { auth: stale.credentials });
-    const id = await staleRuntime.createContainer({
-      name: 'stale-runc',
-      image,
-      command: ['sleep', '300'],
-      env: {},
-      labels: {},
-      cpuShares: 0,
-      memoryBytes: 0,
-      memoryReservationBytes: 0,
-      network: 'none',
-      ports: [],
-    });
+    const id = await createSleeper('stale-runc');
     // What a `runc create` of the shim leaves when the agent's create call dies with it: runc's
     // state (and a waiting init process) under the container's id, no task in containerd.
     const bundle = join(stale.dir, 'bundle');
