@@ -177,15 +177,58 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
 
   it("waits for an earlier create of the same task still in containerd's hands, and runs the task it made", async () => {
     const id = await createSleeper('earlier-create');
-    // Two creates of one task at once: the one that comes second finds the task's bundle taken, as
-    // a retry does after its first create was cut short by the deadline while containerd went on.
-    const [prepared, started] = await Promise.allSettled([staleRuntime.prepareStart(id), staleRuntime.startContainer(id)]);
-    assert.equal(prepared.status, 'fulfilled', String((prepared as PromiseRejectedResult).reason));
-    assert.equal(started.status, 'fulfilled', String((started as PromiseRejectedResult).reason));
+    // Two creates of one task at once, from two adapters (one of them as of an agent process that
+    // died mid-create): the one that comes second finds the task's bundle taken.
+    const other = new ContainerdRuntime({ socketPath, namespace, callTimeoutMs: 30_000, pullTimeoutMs: 120_000, stateDir: join(stale.dir, 'earlier-create'), insecureRegistries: [] });
+    try {
+      const [prepared, started] = await Promise.allSettled([other.prepareStart(id), staleRuntime.startContainer(id)]);
+      assert.equal(prepared.status, 'fulfilled', String((prepared as PromiseRejectedResult).reason));
+      assert.equal(started.status, 'fulfilled', String((started as PromiseRejectedResult).reason));
+    } finally {
+      other.close();
+    }
     const info = await staleRuntime.inspectContainer(id);
     assert.equal(info.state, 'running');
     await staleRuntime.stopContainer(id, 1000);
     await staleRuntime.removeContainer(id);
+  });
+
+  it('lets a create that outlasts the call timeout go on: the retries wait for it, and the task is created once', async () => {
+    const id = await createSleeper('slow-create');
+    // runc runs the createRuntime hook inside `runc create`: this one makes the create take 6 s,
+    // three times the adapter's call timeout, and counts the creates.
+    const creates = join(stale.dir, 'slow-create.creates');
+    const client = new ContainerdClient(socketPath, namespace, 30_000);
+    try {
+      const { container } = await client.call('get container', client.containers, client.containers.get, { id });
+      const spec = JSON.parse(Buffer.from(container!.spec!.value).toString('utf8')) as { hooks?: Record<string, unknown[]> };
+      spec.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `echo create >> ${creates}; sleep 6`] }] };
+      await client.call('delete container', client.containers, client.containers.delete, { id });
+      await client.call('create container', client.containers, client.containers.create, { container: { ...container!, spec: { ...container!.spec!, value: Buffer.from(JSON.stringify(spec)) } } });
+    } finally {
+      client.close();
+    }
+    const impatient = new ContainerdRuntime({ socketPath, namespace, callTimeoutMs: 2000, pullTimeoutMs: 120_000, stateDir: join(stale.dir, 'slow-create'), insecureRegistries: [] });
+    try {
+      // As the engine does: a start that times out is tried again.
+      const failures: string[] = [];
+      for (let attempt = 1; attempt <= 10; attempt++) {
+        const error = await impatient.startContainer(id).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        if (error === undefined) break;
+        assert.ok(isRuntimeError(error, 'timeout'), `only timeouts while the create goes on, not: ${String(error)}`);
+        failures.push(String(error));
+      }
+      assert.ok(failures.length > 0, 'the first start gave up at the call timeout');
+      assert.equal((await impatient.inspectContainer(id)).state, 'running', `started after ${failures.length} timeouts`);
+      assert.equal(readFileSync(creates, 'utf8'), 'create\n', 'runc created the container once');
+      await impatient.stopContainer(id, 1000);
+      await impatient.removeContainer(id);
+    } finally {
+      impatient.close();
+    }
   });
 
   it('starts a task that an earlier start (retried after its deadline) is starting: both succeed, one process runs', async () => {

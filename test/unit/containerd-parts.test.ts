@@ -9,7 +9,9 @@ import { endLeftoverExecs, execIdOf, newExecDir } from '../../src/runtime/contai
 import type { ContainerdClient } from '../../src/runtime/containerd/containerd-client.js';
 import { chainIds } from '../../src/runtime/containerd/image-puller.js';
 import { processArgs, processEnv, runtimeSpec } from '../../src/runtime/containerd/oci-spec.js';
+import { isBundleInUse } from '../../src/runtime/containerd/stale-runc-state.js';
 import { resolveUser } from '../../src/runtime/containerd/user.js';
+import { RuntimeError } from '../../src/runtime/errors.js';
 import { parseImageName } from '../../src/runtime/oci/image-name.js';
 import { parseChallenge } from '../../src/runtime/oci/registry-client.js';
 
@@ -134,5 +136,16 @@ describe('containerd adapter parts', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+  it('tells a task create that collided with another create of the same task (its bundle taken, or removed under it) from other failures', () => {
+    const task = '/var/lib/containerd/io.containerd.runtime.v2.task/berth/app-1';
+    const failed = (detail: string) => new RuntimeError('internal', 'create task app-1', detail);
+    assert.equal(isBundleInUse(failed(`failed to start shim: mkdir /run/containerd/io.containerd.runtime.v2.task/berth/app-1: file exists`), 'berth', 'app-1'), true);
+    assert.equal(isBundleInUse(failed(`failed to start shim: symlink ${task} /run/containerd/io.containerd.runtime.v2.task/berth/app-1/work: no such file or directory`), 'berth', 'app-1'), true);
+    // Another container's bundle, another namespace, another failure.
+    assert.equal(isBundleInUse(failed(`failed to start shim: mkdir /run/containerd/io.containerd.runtime.v2.task/berth/app-10: file exists`), 'berth', 'app-1'), false);
+    assert.equal(isBundleInUse(failed(`failed to start shim: symlink ${task} /run/containerd/io.containerd.runtime.v2.task/other/app-1/work: no such file or directory`), 'berth', 'app-1'), false);
+    assert.equal(isBundleInUse(failed('failed to start shim: exec: "containerd-shim-runc-v2": executable file not found in $PATH'), 'berth', 'app-1'), false);
+    assert.equal(isBundleInUse(new Error('mkdir /run/containerd/io.containerd.runtime.v2.task/berth/app-1: file exists'), 'berth', 'app-1'), false);
   });
 });

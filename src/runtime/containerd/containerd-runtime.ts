@@ -107,6 +107,11 @@ const STDIN_LABEL = 'berth.stdin';
 const STDIN_FIFO_NAME = 'stdin';
 /** The container's cgroup, when it is not containerd's default `/<namespace>/<id>`. */
 const CGROUP_LABEL = 'berth.cgroup';
+/**
+ * How long containerd may take over one task create (a shim started, `runc create`) before it is
+ * cut short: far beyond the call timeout, since a create cut short collides with the next one.
+ */
+const TASK_CREATE_DEADLINE_MS = 5 * 60_000;
 const DEFAULT_EXEC_OUTPUT = 64 * 1024;
 
 /**
@@ -205,8 +210,11 @@ export class ContainerdRuntime implements ContainerRuntime {
   private readonly startedAt = new Map<string, Date>();
   /** The pid of each container's process, from the create of its task (or the task found created). */
   private readonly processIds = new Map<string, number>();
-  /** Creates of a task under way, by container: an exit reported meanwhile waits for the new pid. */
-  private readonly creating = new Map<string, Promise<unknown>>();
+  /**
+   * Creates of a task under way, by container: a later start or stop waits for one instead of
+   * racing it, and an exit reported meanwhile waits for the new pid.
+   */
+  private readonly creating = new Map<string, Promise<'created' | 'running'>>();
   private readonly labelsCache = new Map<string, Record<string, string>>();
 
   private readonly logWriter: string;
@@ -512,33 +520,77 @@ export class ContainerdRuntime implements ContainerRuntime {
   async startContainer(idOrName: string): Promise<void> {
     const container = await this.getContainer(idOrName, `start container ${idOrName}`);
     const id = container.id;
-    if ((await this.createTask(container)) === 'running') return;
-    // Registered before Start, so the exit cannot be missed; the events carry it to the engine.
-    void this.waitFor(id);
-    this.oomKilled.delete(id);
-    await this.client.call(`start task ${id}`, this.client.tasks, this.client.tasks.start, { containerId: id, execId: '' }).catch(async (error: unknown) => {
-      // An earlier start of the same task, given up on at its deadline and retried now, may have
-      // started it meanwhile ("cannot start a running process"): then it runs, as asked.
-      if ((await this.getTask(id).catch(() => undefined))?.status !== Status.RUNNING) throw error;
-    });
+    for (let attempt = 1; ; attempt++) {
+      if ((await this.createTask(container)) === 'running') return;
+      // Registered before Start, so the exit cannot be missed; the events carry it to the engine.
+      void this.waitFor(id);
+      this.oomKilled.delete(id);
+      const started = await this.client.call(`start task ${id}`, this.client.tasks, this.client.tasks.start, { containerId: id, execId: '' }).then(
+        () => true,
+        async (error: unknown) => {
+          const task = await this.getTask(id).catch(() => undefined);
+          // An earlier start of the same task, given up on at its deadline and retried now, may
+          // have started it meanwhile ("cannot start a running process"): then it runs, as asked.
+          if (task?.status === Status.RUNNING) return true;
+          // The task found created was an earlier create's (one of an agent process that died)
+          // that failed after all, and containerd removed it: create it again, once.
+          if (!task && isRuntimeError(error, 'not-found') && attempt === 1) return false;
+          throw error;
+        },
+      );
+      if (started) break;
+    }
     this.startedAt.set(id, new Date());
   }
 
   /**
    * Makes sure the container has a task that is created and not yet started (a restart deletes the
    * old process's first); says so when its task runs already. Remembers the task's pid.
+   *
+   * containerd goes on with a create its caller gave up on, and cleans up after it only if that
+   * create fails; a second create of the same task meanwhile collides with the first or with its
+   * clean-up. So a create here is never cut short at the call timeout: its caller stops waiting
+   * then (a timeout, which the engine retries), while the create goes on up to a deadline of its
+   * own, and a later call for the same container waits for that create instead of making another.
    */
   private async createTask(container: Container): Promise<'created' | 'running'> {
     const id = container.id;
-    const creation = this.createOrFindTask(container);
-    this.creating.set(id, creation);
-    try {
-      const { state, pid } = await creation;
-      this.processIds.set(id, pid);
-      return state;
-    } finally {
-      if (this.creating.get(id) === creation) this.creating.delete(id);
+    let creation = this.creating.get(id);
+    if (!creation) {
+      const made = this.createOrFindTask(container).then(({ state, pid }) => {
+        this.processIds.set(id, pid);
+        return state;
+      });
+      creation = made;
+      this.creating.set(id, made);
+      const forget = () => {
+        if (this.creating.get(id) === made) this.creating.delete(id);
+      };
+      made.then(forget, forget);
     }
+    const pending = creation;
+    return withTimeout(`create task ${id}`, this.options.callTimeoutMs, () => pending);
+  }
+
+  /**
+   * Waits, up to the call timeout, for a create of the container's task that is under way; false
+   * when it is still under way then.
+   */
+  private async createEnded(id: string): Promise<boolean> {
+    const pending = this.creating.get(id);
+    if (!pending) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const ended = pending.then(
+      () => true,
+      () => true,
+    );
+    const waited = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.options.callTimeoutMs)));
+    return Promise.race([ended, waited]).finally(() => clearTimeout(timer));
+  }
+
+  /** Fails with a timeout (which the engine retries) while a create of the task is under way. */
+  private async afterCreate(id: string, operation: string): Promise<void> {
+    if (!(await this.createEnded(id))) throw new RuntimeError('timeout', operation, `a create of its task has not ended in ${this.options.callTimeoutMs} ms`);
   }
 
   private async createOrFindTask(container: Container): Promise<TaskCreated> {
@@ -562,15 +614,21 @@ export class ContainerdRuntime implements ContainerRuntime {
     if (stdinFifo) await ensureStdinFifo(stdinFifo);
     const createTask = () =>
       this.createAfterEarlierCreate(id, () =>
-        c.call(`create task ${id}`, c.tasks, c.tasks.create, {
-          containerId: id,
-          rootfs: mounts,
-          stdin: stdinFifo,
-          stdout: output,
-          // With a terminal the shim copies the one pseudo-terminal to stdout.
-          stderr: terminal ? '' : output,
-          terminal,
-        }),
+        c.call(
+          `create task ${id}`,
+          c.tasks,
+          c.tasks.create,
+          {
+            containerId: id,
+            rootfs: mounts,
+            stdin: stdinFifo,
+            stdout: output,
+            // With a terminal the shim copies the one pseudo-terminal to stdout.
+            stderr: terminal ? '' : output,
+            terminal,
+          },
+          { timeoutMs: Math.max(TASK_CREATE_DEADLINE_MS, this.options.callTimeoutMs) },
+        ),
       );
     try {
       return await createTask().catch(async (error: unknown) => {
@@ -591,9 +649,9 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   /**
-   * Runs `create`; while it fails because an earlier create of the same task is still in
-   * containerd's hands (one this agent gave up on at its deadline, and retries now), waits for that
-   * one to end, up to the call timeout: takes the task it made, or creates again once it failed.
+   * Runs `create`; while it fails because another create of the same task is still in
+   * containerd's hands (one of an agent process that died mid-create), waits for that one to end,
+   * up to the call timeout: takes the task it made, or creates again once it failed.
    */
   private async createAfterEarlierCreate(id: string, create: () => Promise<{ pid: number }>): Promise<TaskCreated> {
     const giveUpAt = Date.now() + this.options.callTimeoutMs;
@@ -625,7 +683,8 @@ export class ContainerdRuntime implements ContainerRuntime {
    * the exit is taken.
    */
   private async isCurrentProcess(id: string, pid: number): Promise<boolean> {
-    await this.creating.get(id)?.catch(() => undefined);
+    // A process whose create has not ended has not started; the exit is of another one.
+    if (!(await this.createEnded(id))) return false;
     const known = this.processIds.get(id);
     if (known !== undefined) return known === pid;
     try {
@@ -638,6 +697,7 @@ export class ContainerdRuntime implements ContainerRuntime {
   async stopContainer(idOrName: string, timeoutMs: number): Promise<void> {
     const container = await this.getContainer(idOrName, `stop container ${idOrName}`);
     const id = container.id;
+    await this.afterCreate(id, `stop container ${id}`);
     const task = await this.getTask(id);
     if (task?.status === Status.CREATED) {
       // A prepared start that is not to run: its process, created but never started, goes.
@@ -675,6 +735,8 @@ export class ContainerdRuntime implements ContainerRuntime {
     }
     const id = container.id;
     const c = this.client;
+    // A task a create under way makes after the removal would outlive its container.
+    await this.afterCreate(id, `remove container ${id}`);
     const task = await this.getTask(id);
     if (task && (task.status === Status.RUNNING || task.status === Status.PAUSED)) {
       const exited = this.waitFor(id);

@@ -15,14 +15,16 @@ export function isStaleRuncState(error: unknown): boolean {
 }
 
 /**
- * True when creating a task failed because containerd still has the task's bundle directory: an
- * earlier create of the same task is still in containerd's hands (one cut short by its deadline
- * goes on there, and removes the bundle only when it fails), so this one cannot make its own.
+ * True when creating a task failed because another create of the same task is still in
+ * containerd's hands (one of an agent process that died mid-create goes on there, and removes the
+ * bundle only when it fails): this one finds the task's bundle directory taken ("mkdir <bundle>:
+ * file exists"), or the other one's clean-up removes the bundle under it ("symlink <work>
+ * <bundle>/work: no such file or directory").
  */
 export function isBundleInUse(error: unknown, namespace: string, id: string): boolean {
   if (!(error instanceof RuntimeError)) return false;
-  const match = /mkdir (\S+): file exists/.exec(error.detail);
-  return match !== null && match[1]!.endsWith(`/io.containerd.runtime.v2.task/${namespace}/${id}`);
+  const bundle = /mkdir (\S+): file exists/.exec(error.detail)?.[1] ?? /symlink \S+ (\S+)\/work: no such file or directory/.exec(error.detail)?.[1];
+  return bundle !== undefined && bundle.endsWith(`/io.containerd.runtime.v2.task/${namespace}/${id}`);
 }
 
 /**
