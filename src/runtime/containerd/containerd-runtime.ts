@@ -391,6 +391,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: SNAPSHOTTER, key: id });
       return prepare();
     });
+    let creating = false;
     try {
       const user = await resolveUser(spec.user || image.config.config?.User, async () => {
         const [passwd, group] = await readFromMounts(mounts, ['etc/passwd', 'etc/group']);
@@ -442,6 +443,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       // Checked by createContainer: the writer's options, or none asked for.
       if (spec.logConfiguration) labels[LOG_OPTIONS_LABEL] = JSON.stringify(writerLogOptions(spec.logConfiguration));
       if (spec.cgroupParent) labels[CGROUP_LABEL] = (oci.linux as { cgroupsPath: string }).cgroupsPath;
+      creating = true;
       await c.call(
         operation,
         c.containers,
@@ -464,6 +466,9 @@ export class ContainerdRuntime implements ContainerRuntime {
       this.labelsCache.set(id, labels);
       return id;
     } catch (error) {
+      // The container another create made meanwhile (one given up on at its deadline that
+      // containerd finished) uses the snapshot under this key: it stays.
+      if (creating && isRuntimeError(error, 'already-exists')) throw error;
       await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: SNAPSHOTTER, key: id }).catch(() => undefined);
       throw error;
     }
