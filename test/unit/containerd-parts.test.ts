@@ -9,6 +9,7 @@ import { endLeftoverExecs, execIdOf, newExecDir } from '../../src/runtime/contai
 import type { ContainerdClient } from '../../src/runtime/containerd/containerd-client.js';
 import { chainIds } from '../../src/runtime/containerd/image-puller.js';
 import { processArgs, processEnv, runtimeSpec } from '../../src/runtime/containerd/oci-spec.js';
+import { ChangesUnderWay } from '../../src/runtime/containerd/changes-under-way.js';
 import { isBundleInUse } from '../../src/runtime/containerd/stale-runc-state.js';
 import { resolveUser } from '../../src/runtime/containerd/user.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
@@ -147,5 +148,25 @@ describe('containerd adapter parts', () => {
     assert.equal(isBundleInUse(failed(`failed to start shim: symlink ${task} /run/containerd/io.containerd.runtime.v2.task/other/app-1/work: no such file or directory`), 'berth', 'app-1'), false);
     assert.equal(isBundleInUse(failed('failed to start shim: exec: "containerd-shim-runc-v2": executable file not found in $PATH'), 'berth', 'app-1'), false);
     assert.equal(isBundleInUse(new Error('mkdir /run/containerd/io.containerd.runtime.v2.task/berth/app-1: file exists'), 'berth', 'app-1'), false);
+  });
+  it('lets a change its caller stopped waiting for go on, and has the next call for it wait for that one instead of making another', async () => {
+    const changes = new ChangesUnderWay(50);
+    let made = 0;
+    let finish!: (value: string) => void;
+    const change = () => {
+      made++;
+      return new Promise<string>((resolve) => (finish = resolve));
+    };
+    await assert.rejects(changes.wait('create task a', changes.joinOrStart('task:a', change)), (e: unknown) => e instanceof RuntimeError && e.kind === 'timeout' && /goes on/.test(e.detail));
+    assert.equal(await changes.ended('task:a'), false, 'still under way');
+    const retried = changes.wait('create task a', changes.joinOrStart('task:a', change));
+    finish('created');
+    assert.equal(await retried, 'created');
+    assert.equal(made, 1, 'the retry joined the change under way');
+    assert.equal(await changes.ended('task:a', 'start:a'), true);
+    // Once it ended, the next call makes the change again; a failure ends it too.
+    const again = changes.joinOrStart('task:a', () => Promise.reject(new Error('failed')));
+    await assert.rejects(again, /failed/);
+    assert.equal(await changes.ended('task:a'), true);
   });
 });

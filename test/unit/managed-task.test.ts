@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { AlreadyExistsError, NotFoundError } from '../../src/engine/errors.js';
 import { runtimeContainerName } from '../../src/engine/tasks/labels.js';
+import { RuntimeError } from '../../src/runtime/errors.js';
 import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from '../harness/engine-harness.js';
 
 const IMAGE = 'registry.test/app:1';
@@ -167,13 +168,28 @@ describe('managed task rules (fake runtime)', () => {
     const labels = { 'berth.task-id': 't', 'berth.container-name': 'app', 'berth.agent-id': 'unit' };
     const existing = await t.runtime.createContainer({ ...spec, name: runtimeContainerName('unit', 't', 'app'), labels });
     await t.runtime.createContainer({ ...spec, name: runtimeContainerName('unit', 'u', 'app'), labels: { 'berth.container-name': 'app' } });
+    await t.runtime.createContainer({ ...spec, name: runtimeContainerName('unit', 'v', 'app'), labels: { ...labels, 'berth.task-id': 'v' } });
+    // The inspection of the container found fails: once with a timeout for t's (retried), for
+    // good for v's.
+    const inspect = t.runtime.inspectContainer.bind(t.runtime);
+    let timedOut = false;
+    t.runtime.inspectContainer = async (idOrName: string) => {
+      if (idOrName === runtimeContainerName('unit', 't', 'app') && !timedOut && (timedOut = true)) throw new RuntimeError('timeout', 'inspect', 'no answer');
+      if (idOrName === runtimeContainerName('unit', 'v', 'app')) throw new RuntimeError('internal', 'inspect', 'the store is broken');
+      return inspect(idOrName);
+    };
     t.engine.runTask(taskInput('t', [containerInput('app')]));
     await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
     assert.equal(t.engine.getTask('t').containers[0]?.runtimeId, existing);
+    assert.ok(timedOut, 'adopted after an inspection that timed out, tried again');
 
     t.engine.runTask(taskInput('u', [containerInput('app')]));
     await t.waitFor('task u STOPPED', taskStatus('u', 'STOPPED'));
     assert.match(t.engine.getTask('u').containers[0]?.reason ?? '', /taken by a container this task does not own/);
+
+    t.engine.runTask(taskInput('v', [containerInput('app')]));
+    await t.waitFor('task v STOPPED', taskStatus('v', 'STOPPED'));
+    assert.match(t.engine.getTask('v').containers[0]?.reason ?? '', /is taken, and that container cannot be inspected: .*the store is broken/);
   });
 
   it('catches an exit the event stream missed at the next relist', async () => {

@@ -116,8 +116,11 @@ export class ContainerActions {
       return { kind: 'created', change: { runtimeId, createdAt: new Date() } };
     } catch (error) {
       if (isRuntimeError(error, 'already-exists')) {
-        const existing = await this.runtime.inspectContainer(spec.name).catch(() => undefined);
-        if (existing && existing.labels[LABELS.taskId] === task.id && existing.labels[LABELS.containerName] === container.name && existing.labels[LABELS.agentId] === this.settings.agentId) {
+        const existing = await this.retry(() => this.runtime.inspectContainer(spec.name)).catch((inspectError: unknown) => inspectError as Error);
+        if (existing instanceof Error) {
+          return { kind: 'stopped', change: { reason: `cannot create container: the name "${spec.name}" is taken, and that container cannot be inspected: ${describe(existing)}` } };
+        }
+        if (existing.labels[LABELS.taskId] === task.id && existing.labels[LABELS.containerName] === container.name && existing.labels[LABELS.agentId] === this.settings.agentId) {
           return { kind: 'created', change: { runtimeId: existing.id, createdAt: existing.createdAt ?? new Date() } };
         }
         return { kind: 'stopped', change: { reason: `cannot create container: the name "${spec.name}" is taken by a container this task does not own` } };

@@ -41,6 +41,7 @@ import type {
   VolumeSpec,
 } from '../types.js';
 import { withTimeout } from '../with-timeout.js';
+import { CHANGE_DEADLINE_MS, ChangesUnderWay } from './changes-under-way.js';
 import { decodeCgroupMetrics, oomKillsIn } from './cgroup-metrics.js';
 import { ContainerdClient, containerdError } from './containerd-client.js';
 import { runtimeEventsOf, type EventEnvelope } from './containerd-events.js';
@@ -107,11 +108,6 @@ const STDIN_LABEL = 'berth.stdin';
 const STDIN_FIFO_NAME = 'stdin';
 /** The container's cgroup, when it is not containerd's default `/<namespace>/<id>`. */
 const CGROUP_LABEL = 'berth.cgroup';
-/**
- * How long containerd may take over one task create (a shim started, `runc create`) before it is
- * cut short: far beyond the call timeout, since a create cut short collides with the next one.
- */
-const TASK_CREATE_DEADLINE_MS = 5 * 60_000;
 const DEFAULT_EXEC_OUTPUT = 64 * 1024;
 
 /**
@@ -211,10 +207,11 @@ export class ContainerdRuntime implements ContainerRuntime {
   /** The pid of each container's process, from the create of its task (or the task found created). */
   private readonly processIds = new Map<string, number>();
   /**
-   * Creates of a task under way, by container: a later start or stop waits for one instead of
-   * racing it, and an exit reported meanwhile waits for the new pid.
+   * Creates and starts under way, by container (`container:`, `task:` and `start:` and its id): a
+   * retry joins one instead of racing it, a stop or removal waits for them, and an exit reported
+   * while a task is created waits for the new pid.
    */
-  private readonly creating = new Map<string, Promise<'created' | 'running'>>();
+  private readonly changes: ChangesUnderWay;
   private readonly labelsCache = new Map<string, Record<string, string>>();
 
   private readonly logWriter: string;
@@ -224,6 +221,7 @@ export class ContainerdRuntime implements ContainerRuntime {
     this.volumes = new LocalVolumes(join(options.stateDir, 'volumes'), (dataDir) => this.mountedByAContainer(dataDir));
     this.logWriter = options.logWriterPath ?? join(PACKAGE_ROOT ?? '.', 'libexec', 'berth-log-writer');
     this.client = new ContainerdClient(options.socketPath, options.namespace, options.callTimeoutMs);
+    this.changes = new ChangesUnderWay(options.callTimeoutMs);
     this.registry = new RegistryClient({ insecureRegistries: options.insecureRegistries, requestTimeoutMs: options.callTimeoutMs });
     this.puller = new ImagePuller(this.client, this.registry, options.callTimeoutMs);
     this.images = new ImageStore(this.client, options.callTimeoutMs);
@@ -365,15 +363,22 @@ export class ContainerdRuntime implements ContainerRuntime {
         throw new RuntimeError('invalid', operation, `the host path "${m.hostPath}" to mount at "${m.containerPath}" does not exist`);
     }
     const id = containerIdFor(spec.name);
+    return this.changes.wait(
+      operation,
+      this.changes.joinOrStart(`container:${id}`, () => this.createInContainerd(spec, id, operation)),
+    );
+  }
+
+  private async createInContainerd(spec: ContainerSpec, id: string, operation: string): Promise<string> {
     const c = this.client;
     const existing = await c.call('get container', c.containers, c.containers.get, { id }).catch((error: unknown) => (isRuntimeError(error, 'not-found') ? undefined : Promise.reject(error)));
     if (existing) throw new RuntimeError('already-exists', operation, `a container named "${spec.name}" exists`);
     const image = await this.images.get(parseImageName(spec.image));
     // A snapshot left by a create that did not finish is stale: start over.
-    await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: SNAPSHOTTER, key: id }).catch(() => undefined);
+    await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: SNAPSHOTTER, key: id }, { timeoutMs: CHANGE_DEADLINE_MS }).catch(() => undefined);
     // Until the container refers to its snapshot, only a lease keeps the garbage collector off it.
     const lease = `berth-create-${randomBytes(6).toString('hex')}`;
-    await c.call('create lease', c.leases, c.leases.create, { id: lease, labels: leaseLabels(3600_000) });
+    await c.call('create lease', c.leases, c.leases.create, { id: lease, labels: leaseLabels(3600_000) }, { timeoutMs: CHANGE_DEADLINE_MS });
     try {
       return await this.createUnderLease(spec, id, image, lease);
     } finally {
@@ -384,11 +389,12 @@ export class ContainerdRuntime implements ContainerRuntime {
   private async createUnderLease(spec: ContainerSpec, id: string, image: LocalImage, lease: string): Promise<string> {
     const operation = `create container "${spec.name}"`;
     const c = this.client;
-    const prepare = () => c.call('prepare snapshot', c.snapshots, c.snapshots.prepare, { snapshotter: SNAPSHOTTER, key: id, parent: image.topChainId, labels: {} }, { lease });
+    const changing = { lease, timeoutMs: CHANGE_DEADLINE_MS };
+    const prepare = () => c.call('prepare snapshot', c.snapshots, c.snapshots.prepare, { snapshotter: SNAPSHOTTER, key: id, parent: image.topChainId, labels: {} }, changing);
     const { mounts } = await prepare().catch(async (error: unknown) => {
       // A create of an agent that died may still have been under way in containerd: start over once.
       if (!isRuntimeError(error, 'already-exists')) throw error;
-      await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: SNAPSHOTTER, key: id });
+      await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: SNAPSHOTTER, key: id }, changing);
       return prepare();
     });
     let creating = false;
@@ -461,15 +467,15 @@ export class ContainerdRuntime implements ContainerRuntime {
             updatedAt: undefined,
           },
         },
-        { lease },
+        changing,
       );
       this.labelsCache.set(id, labels);
       return id;
     } catch (error) {
-      // The container another create made meanwhile (one given up on at its deadline that
-      // containerd finished) uses the snapshot under this key: it stays.
+      // The container another create made meanwhile (one of an agent process that died
+      // mid-create, which containerd finished) uses the snapshot under this key: it stays.
       if (creating && isRuntimeError(error, 'already-exists')) throw error;
-      await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: SNAPSHOTTER, key: id }).catch(() => undefined);
+      await c.call('remove snapshot', c.snapshots, c.snapshots.remove, { snapshotter: SNAPSHOTTER, key: id }, changing).catch(() => undefined);
       throw error;
     }
   }
@@ -519,23 +525,32 @@ export class ContainerdRuntime implements ContainerRuntime {
 
   async prepareStart(idOrName: string): Promise<void> {
     const container = await this.getContainer(idOrName, `prepare the start of container ${idOrName}`);
-    await this.createTask(container);
+    await this.changes.wait(`create task ${container.id}`, this.taskCreation(container));
   }
 
   async startContainer(idOrName: string): Promise<void> {
     const container = await this.getContainer(idOrName, `start container ${idOrName}`);
     const id = container.id;
+    await this.changes.wait(
+      `start container ${id}`,
+      this.changes.joinOrStart(`start:${id}`, () => this.startTask(container)),
+    );
+  }
+
+  private async startTask(container: Container): Promise<void> {
+    const id = container.id;
+    const c = this.client;
     for (let attempt = 1; ; attempt++) {
-      if ((await this.createTask(container)) === 'running') return;
+      if ((await this.taskCreation(container)) === 'running') return;
       // Registered before Start, so the exit cannot be missed; the events carry it to the engine.
       void this.waitFor(id);
       this.oomKilled.delete(id);
-      const started = await this.client.call(`start task ${id}`, this.client.tasks, this.client.tasks.start, { containerId: id, execId: '' }).then(
+      const started = await c.call(`start task ${id}`, c.tasks, c.tasks.start, { containerId: id, execId: '' }, { timeoutMs: CHANGE_DEADLINE_MS }).then(
         () => true,
         async (error: unknown) => {
           const task = await this.getTask(id).catch(() => undefined);
-          // An earlier start of the same task, given up on at its deadline and retried now, may
-          // have started it meanwhile ("cannot start a running process"): then it runs, as asked.
+          // A start of an agent process that died mid-start may have started it meanwhile
+          // ("cannot start a running process"): then it runs, as asked.
           if (task?.status === Status.RUNNING) return true;
           // The task found created was an earlier create's (one of an agent process that died)
           // that failed after all, and containerd removed it: create it again, once.
@@ -549,53 +564,24 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   /**
-   * Makes sure the container has a task that is created and not yet started (a restart deletes the
-   * old process's first); says so when its task runs already. Remembers the task's pid.
-   *
-   * containerd goes on with a create its caller gave up on, and cleans up after it only if that
-   * create fails; a second create of the same task meanwhile collides with the first or with its
-   * clean-up. So a create here is never cut short at the call timeout: its caller stops waiting
-   * then (a timeout, which the engine retries), while the create goes on up to a deadline of its
-   * own, and a later call for the same container waits for that create instead of making another.
+   * The create of the container's task under way, or one started now: makes sure the container
+   * has a task that is created and not yet started (a restart deletes the old process's first), or
+   * says that its task runs already. Remembers the task's pid.
    */
-  private async createTask(container: Container): Promise<'created' | 'running'> {
+  private taskCreation(container: Container): Promise<'created' | 'running'> {
     const id = container.id;
-    let creation = this.creating.get(id);
-    if (!creation) {
-      const made = this.createOrFindTask(container).then(({ state, pid }) => {
-        this.processIds.set(id, pid);
-        return state;
-      });
-      creation = made;
-      this.creating.set(id, made);
-      const forget = () => {
-        if (this.creating.get(id) === made) this.creating.delete(id);
-      };
-      made.then(forget, forget);
+    return this.changes.joinOrStart(`task:${id}`, async () => {
+      const { state, pid } = await this.createOrFindTask(container);
+      this.processIds.set(id, pid);
+      return state;
+    });
+  }
+
+  /** Fails with a timeout (which the engine retries) while a create or start of the container goes on. */
+  private async afterChanges(id: string, operation: string): Promise<void> {
+    if (!(await this.changes.ended(`container:${id}`, `task:${id}`, `start:${id}`))) {
+      throw new RuntimeError('timeout', operation, `a create or start of the container has not ended in ${this.options.callTimeoutMs} ms`);
     }
-    const pending = creation;
-    return withTimeout(`create task ${id}`, this.options.callTimeoutMs, () => pending);
-  }
-
-  /**
-   * Waits, up to the call timeout, for a create of the container's task that is under way; false
-   * when it is still under way then.
-   */
-  private async createEnded(id: string): Promise<boolean> {
-    const pending = this.creating.get(id);
-    if (!pending) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const ended = pending.then(
-      () => true,
-      () => true,
-    );
-    const waited = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.options.callTimeoutMs)));
-    return Promise.race([ended, waited]).finally(() => clearTimeout(timer));
-  }
-
-  /** Fails with a timeout (which the engine retries) while a create of the task is under way. */
-  private async afterCreate(id: string, operation: string): Promise<void> {
-    if (!(await this.createEnded(id))) throw new RuntimeError('timeout', operation, `a create of its task has not ended in ${this.options.callTimeoutMs} ms`);
   }
 
   private async createOrFindTask(container: Container): Promise<TaskCreated> {
@@ -605,7 +591,7 @@ export class ContainerdRuntime implements ContainerRuntime {
     if (task?.status === Status.RUNNING) return { state: 'running', pid: task.pid };
     if (task?.status === Status.CREATED) return { state: 'created', pid: task.pid };
     // A restart: the old process's task goes, a new one is created.
-    if (task) await c.call('delete task', c.tasks, c.tasks.delete, { containerId: id });
+    if (task) await c.call('delete task', c.tasks, c.tasks.delete, { containerId: id }, { timeoutMs: CHANGE_DEADLINE_MS });
     const { mounts } = await c.call('get mounts', c.snapshots, c.snapshots.mounts, { snapshotter: container.snapshotter || SNAPSHOTTER, key: container.snapshotKey || id });
     const logFile = this.logFileOf(container);
     await mkdir(dirname(logFile), { recursive: true });
@@ -632,7 +618,7 @@ export class ContainerdRuntime implements ContainerRuntime {
             stderr: terminal ? '' : output,
             terminal,
           },
-          { timeoutMs: Math.max(TASK_CREATE_DEADLINE_MS, this.options.callTimeoutMs) },
+          { timeoutMs: CHANGE_DEADLINE_MS },
         ),
       );
     try {
@@ -689,7 +675,7 @@ export class ContainerdRuntime implements ContainerRuntime {
    */
   private async isCurrentProcess(id: string, pid: number): Promise<boolean> {
     // A process whose create has not ended has not started; the exit is of another one.
-    if (!(await this.createEnded(id))) return false;
+    if (!(await this.changes.ended(`task:${id}`))) return false;
     const known = this.processIds.get(id);
     if (known !== undefined) return known === pid;
     try {
@@ -702,7 +688,7 @@ export class ContainerdRuntime implements ContainerRuntime {
   async stopContainer(idOrName: string, timeoutMs: number): Promise<void> {
     const container = await this.getContainer(idOrName, `stop container ${idOrName}`);
     const id = container.id;
-    await this.afterCreate(id, `stop container ${id}`);
+    await this.afterChanges(id, `stop container ${id}`);
     const task = await this.getTask(id);
     if (task?.status === Status.CREATED) {
       // A prepared start that is not to run: its process, created but never started, goes.
@@ -741,7 +727,7 @@ export class ContainerdRuntime implements ContainerRuntime {
     const id = container.id;
     const c = this.client;
     // A task a create under way makes after the removal would outlive its container.
-    await this.afterCreate(id, `remove container ${id}`);
+    await this.afterChanges(id, `remove container ${id}`);
     const task = await this.getTask(id);
     if (task && (task.status === Status.RUNNING || task.status === Status.PAUSED)) {
       const exited = this.waitFor(id);
