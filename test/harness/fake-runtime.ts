@@ -190,6 +190,19 @@ export class FakeRuntime implements ContainerRuntime {
     this.exitContainer(c, code);
   }
 
+  /** Kills a running container for its memory: reports the kill before its exit, or after it as Docker can. */
+  oomKill(containerName: string, order: 'oom first' | 'exit first'): void {
+    const c = [...this.containers.values()].find((x) => x.labels['berth.container-name'] === containerName && x.state === 'running');
+    if (!c) throw new Error(`no running container "${containerName}"`);
+    const reportKill = () => {
+      c.oomKilled = true;
+      this.emit({ type: 'oom', containerId: c.id, time: new Date() });
+    };
+    if (order === 'oom first') reportKill();
+    this.exitContainer(c, 137);
+    if (order === 'exit first') reportKill();
+  }
+
   private exitContainer(c: ContainerInfo, code: number): void {
     c.state = 'exited';
     c.pid = undefined;

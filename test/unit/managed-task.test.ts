@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { AlreadyExistsError, NotFoundError } from '../../src/engine/errors.js';
 import { runtimeContainerName } from '../../src/engine/tasks/labels.js';
+import { OOM_REASON } from '../../src/engine/tasks/managed-container.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
 import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from '../harness/engine-harness.js';
 
@@ -54,6 +55,37 @@ describe('managed task rules (fake runtime)', () => {
     const task = t.engine.getTask('t');
     assert.equal(task.reason, 'essential container "job" exited with code 4');
     assert.equal(task.desiredStatus, 'STOPPED');
+  });
+
+  it('gives an OOM kill as the reason of the exit it caused, whether the runtime reports it before the exit or after it', async () => {
+    await setup();
+    t.engine.runTask(
+      taskInput('t', [
+        containerInput('main'),
+        containerInput('after', { essential: false }),
+        containerInput('restarted', { essential: false, restartPolicy: { enabled: true, restartAttemptPeriodMs: 0 } }),
+      ]),
+    );
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+    const reasonOf = (name: string) => t.engine.getTask('t').containers.find((c) => c.name === name)?.reason;
+    t.runtime.oomKill('after', 'exit first');
+    await t.waitFor('after stopped for its memory', (e) => e.change.type === 'container' && e.change.container.name === 'after' && e.change.container.reason === OOM_REASON);
+    // A kill reported after the exit, while the container waits to be restarted, is not the next run's.
+    t.runtime.oomKill('restarted', 'exit first');
+    await t.waitFor('restarted once', (e) => e.change.type === 'container' && e.change.container.name === 'restarted' && e.change.container.restartCount === 1);
+    t.engine.stopTask('t', 'done');
+    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+    assert.notEqual(reasonOf('restarted'), OOM_REASON);
+    assert.equal(reasonOf('after'), OOM_REASON);
+  });
+
+  it('gives an OOM kill reported before the exit as the reason of the essential container, and of the task', async () => {
+    await setup();
+    t.engine.runTask(taskInput('t', [containerInput('before')]));
+    await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+    t.runtime.oomKill('before', 'oom first');
+    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+    assert.equal(t.engine.getTask('t').containers[0]?.reason, OOM_REASON);
   });
 
   it('keeps running when a non-essential container exits', async () => {
