@@ -57,7 +57,7 @@ describe('managed task rules (fake runtime)', () => {
     assert.equal(task.desiredStatus, 'STOPPED');
   });
 
-  it('gives an OOM kill as the reason of the exit it caused, whether the runtime reports it before the exit or after it', async () => {
+  it("gives an OOM kill reported after the exit it caused (as Docker can) as that exit's reason, and not as the next run's", async () => {
     await setup();
     t.engine.runTask(
       taskInput('t', [
@@ -79,7 +79,7 @@ describe('managed task rules (fake runtime)', () => {
     assert.equal(reasonOf('after'), OOM_REASON);
   });
 
-  it('gives an OOM kill reported before the exit as the reason of the essential container, and of the task', async () => {
+  it('gives an OOM kill reported before the exit as the reason of the exit', async () => {
     await setup();
     t.engine.runTask(taskInput('t', [containerInput('before')]));
     await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));

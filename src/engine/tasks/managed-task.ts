@@ -297,7 +297,7 @@ export class ManagedTask implements QueuedTask {
         // Docker can report the kill after the exit it caused: it is that exit's reason then, not
         // the next run's.
         if (container.knownStatus === 'STOPPED') {
-          if (container.exitCode === 137 && container.reason === 'exited with code 137') container.update({ reason: OOM_REASON });
+          if (container.exitCode === 137 && container.reason.startsWith('exited with code 137')) container.update({ reason: OOM_REASON });
         } else if (!container.restartTimer) container.oomKilled = true;
         break;
       case 'start':

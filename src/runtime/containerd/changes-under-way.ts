@@ -1,4 +1,4 @@
-import { RuntimeError } from '../errors.js';
+import { withTimeout } from '../with-timeout.js';
 
 /**
  * How long containerd may take over one change to a container (a create, a task's create or start)
@@ -36,24 +36,13 @@ export class ChangesUnderWay {
     return started;
   }
 
-  /** Waits for a change up to the call timeout; fails with a timeout while it goes on. */
-  async wait<T>(operation: string, change: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RuntimeError('timeout', operation, `not done within ${this.waitMs} ms; containerd goes on with it, and a retry waits for it`)), this.waitMs);
-    });
-    try {
-      return await Promise.race([change, gaveUp]);
-    } finally {
-      clearTimeout(timer);
-    }
+  /** Waits for a change up to the call timeout; fails with a timeout (the change goes on). */
+  wait<T>(operation: string, change: Promise<T>): Promise<T> {
+    return withTimeout(operation, this.waitMs, () => change);
   }
 
-  /** Waits, up to the call timeout, for the changes under way under these keys; false if one goes on. */
-  async ended(...keys: string[]): Promise<boolean> {
-    const underWay = keys.flatMap((key) => this.pending.get(key) ?? []);
-    if (underWay.length === 0) return true;
-    const all = Promise.allSettled(underWay).then(() => true);
-    return this.wait('wait for changes under way', all).catch(() => false);
+  /** Ends when the changes under way under these keys have ended, however they ended. */
+  async settled(...keys: string[]): Promise<void> {
+    await Promise.allSettled(keys.flatMap((key) => this.pending.get(key) ?? []));
   }
 }

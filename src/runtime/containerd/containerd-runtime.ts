@@ -578,10 +578,8 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   /** Fails with a timeout (which the engine retries) while a create or start of the container goes on. */
-  private async afterChanges(id: string, operation: string): Promise<void> {
-    if (!(await this.changes.ended(`container:${id}`, `task:${id}`, `start:${id}`))) {
-      throw new RuntimeError('timeout', operation, `a create or start of the container has not ended in ${this.options.callTimeoutMs} ms`);
-    }
+  private afterChanges(id: string, operation: string): Promise<void> {
+    return this.changes.wait(operation, this.changes.settled(`container:${id}`, `task:${id}`, `start:${id}`));
   }
 
   private async createOrFindTask(container: Container): Promise<TaskCreated> {
@@ -675,7 +673,11 @@ export class ContainerdRuntime implements ContainerRuntime {
    */
   private async isCurrentProcess(id: string, pid: number): Promise<boolean> {
     // A process whose create has not ended has not started; the exit is of another one.
-    if (!(await this.changes.ended(`task:${id}`))) return false;
+    const created = await this.changes.wait(`check the exit of ${id}`, this.changes.settled(`task:${id}`)).then(
+      () => true,
+      () => false,
+    );
+    if (!created) return false;
     const known = this.processIds.get(id);
     if (known !== undefined) return known === pid;
     try {
