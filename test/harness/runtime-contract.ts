@@ -157,6 +157,48 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       await assert.rejects(ctx.runtime.inspectContainer(id), (error) => isRuntimeError(error, 'not-found'));
     });
 
+    it('lists each container as it is, listing after listing, and an exit from outside once it happened', async () => {
+      await ctx.runtime.pullImage(ctx.image, { auth: ctx.credentials });
+      const own = { ...labels, 'berth.listing': String(process.pid) };
+      // More containers than containerd's adapter asks about one by one, then fewer.
+      const idle = await Promise.all(Array.from({ length: 17 }, () => ctx.runtime.createContainer(spec({ labels: own, command: ['true'] }))));
+      const id = await ctx.runtime.createContainer(spec({ labels: own, command: ['sleep', '600'] }));
+      const listing = async () => new Map((await ctx.runtime.listContainers(own)).map((c) => [c.id, c]));
+      try {
+        await ctx.runtime.startContainer(id);
+        for (const round of [1, 2, 3]) {
+          const listed = await listing();
+          assert.equal(listed.size, 18, `listing ${round}`);
+          assert.equal(listed.get(id)?.state, 'running', `listing ${round}`);
+          for (const other of idle) assert.equal(listed.get(other)?.state, 'created', `listing ${round}`);
+        }
+        await Promise.all(idle.splice(2).map((other) => ctx.runtime.removeContainer(other)));
+        assert.equal((await listing()).get(id)?.state, 'running');
+        const pid = (await ctx.runtime.inspectContainer(id)).pid;
+        assert.ok(pid, 'a running container has a pid');
+        const events = new AbortController();
+        const stream = await ctx.runtime.events(own, events.signal);
+        // Killed from outside the runtime: only the process's end tells.
+        process.kill(pid, 'SIGKILL');
+        for await (const event of stream) if (event.type === 'exit' && event.containerId === id) break;
+        events.abort();
+        // Docker updates what it lists a moment after its die event: a listing still showing the
+        // process running is repeated, for at most 2 s (one that never sees the exit fails).
+        let listed = await listing();
+        for (let attempt = 0; attempt < 40 && listed.get(id)?.state === 'running'; attempt++) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          listed = await listing();
+        }
+        assert.equal(listed.size, 3);
+        assert.equal(listed.get(id)?.state, 'exited');
+        for (const other of idle) assert.equal(listed.get(other)?.state, 'created');
+        // The exit code is the inspection's (Docker does not list it).
+        assert.equal((await ctx.runtime.inspectContainer(id)).exitCode, 137);
+      } finally {
+        await Promise.all([...idle, id].map((other) => ctx.runtime.removeContainer(other)));
+      }
+    });
+
     it('refuses a second container with the same name with "already-exists"', async () => {
       const s = spec({ command: ['true'] });
       const id = await ctx.runtime.createContainer(s);

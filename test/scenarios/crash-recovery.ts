@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/tasks/labels.js';
@@ -8,7 +8,7 @@ import type { Event } from '../../src/gen/berth/agent/v1/event.js';
 import { EventCollector } from '../harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
-import { container, ContainerStatus, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
+import { container, containerOf, ContainerStatus, DependencyCondition, dependsOn, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
 import { containersSeenByDaemon } from '../harness/daemon-witness.js';
 
 /** A shell that exits at once on SIGTERM, so stops take no stop timeout. */
@@ -205,6 +205,62 @@ export function crashRecoveryScenarios(kind: RuntimeKind): void {
         watch.close();
         await agent.stop();
         await env.runtime.removeContainer(foreign);
+      }
+    });
+
+    it('a container that ended while the agent was down is STOPPED with its exit code after the restart; one still running is kept', async () => {
+      const dir = mkdtempSync(join(env.dir, 'agent-'));
+      const agentId = `crash${counter++}`;
+      const id = taskId('down');
+      let agent = await startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig });
+      try {
+        const creds = { registryCredentials: env.credentials };
+        await agent.calls.run(task(id, [container('keeper', env.image, { ...creds, command: SERVE }), container('victim', env.image, { ...creds, command: SERVE, essential: false })]));
+        const watch = new EventCollector(agent.client, { fromSequence: 1 });
+        try {
+          await reach(agent, watch, id, TaskStatus.TASK_STATUS_RUNNING);
+        } finally {
+          watch.close();
+        }
+        const ids = Object.fromEntries((await labelled(agentId)).map((c) => [c.labels[LABELS.containerName], c.id]));
+        if (kind === 'containerd') {
+          // The agent saves the tasks it saw running (at most a second after a change): the
+          // restarted agent checks those in /proc rather than asking containerd, and must still
+          // see the one that ended.
+          const saved = join(dir, 'containerd', 'running-tasks.json');
+          const both = () => {
+            const tasks = (JSON.parse(readFileSync(saved, 'utf8')) as { tasks: Record<string, unknown> }).tasks;
+            return ids.keeper! in tasks && ids.victim! in tasks;
+          };
+          for (let attempt = 0; attempt < 100 && !(existsSync(saved) && both()); attempt++) await new Promise((resolve) => setTimeout(resolve, 100));
+          assert.ok(both(), 'both containers are saved as running');
+        }
+        await agent.kill();
+        const pid = (await env.runtime.inspectContainer(ids.victim!)).pid;
+        assert.ok(pid);
+        const events = new AbortController();
+        const stream = await env.runtime.events({ [LABELS.agentId]: agentId }, events.signal);
+        process.kill(pid, 'SIGKILL');
+        for await (const event of stream) if (event.type === 'exit' && event.containerId === ids.victim) break;
+        events.abort();
+
+        agent = await startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig });
+        const resumed = new EventCollector(agent.client, { fromSequence: 1 });
+        try {
+          await resumed.waitForEvent('victim STOPPED', is.container(id, 'victim', ContainerStatus.CONTAINER_STATUS_STOPPED), 60_000);
+        } finally {
+          resumed.close();
+        }
+        const seen = await agent.calls.get(id);
+        assert.equal(containerOf(seen, 'victim').exitCode, 137);
+        assert.equal(containerOf(seen, 'keeper').knownStatus, ContainerStatus.CONTAINER_STATUS_RUNNING);
+        assert.equal(seen?.knownStatus, TaskStatus.TASK_STATUS_RUNNING);
+      } catch (error) {
+        console.log(readFileSync(join(dir, 'agent.log'), 'utf8').split('\n').slice(-60).join('\n'));
+        throw error;
+      } finally {
+        await agent.stop();
+        await removeAll(agentId);
       }
     });
 

@@ -10,7 +10,7 @@ import { namespaceTraffic } from '../net-dev.js';
 import { LOG_FILE_NAME, readLogFile, readOutput } from './log-file.js';
 import { constants as os, totalmem } from 'node:os';
 import type { Container } from '../../gen/containerd/services/containers/v1/containers.js';
-import { Status, type Process } from '../../gen/containerd/types/task.js';
+import { Process, Status } from '../../gen/containerd/types/task.js';
 import type { ContainerRuntime } from '../container-runtime.js';
 import { isRuntimeError, RuntimeError } from '../errors.js';
 import { parseImageName } from '../oci/image-name.js';
@@ -42,6 +42,7 @@ import type {
 } from '../types.js';
 import { withTimeout } from '../with-timeout.js';
 import { CHANGE_DEADLINE_MS, ChangesUnderWay } from './changes-under-way.js';
+import { RunningTasks } from './running-tasks.js';
 import { decodeCgroupMetrics, oomKillsIn } from './cgroup-metrics.js';
 import { ContainerdClient, containerdError } from './containerd-client.js';
 import { runtimeEventsOf, type EventEnvelope } from './containerd-events.js';
@@ -109,6 +110,8 @@ const STDIN_FIFO_NAME = 'stdin';
 /** The container's cgroup, when it is not containerd's default `/<namespace>/<id>`. */
 const CGROUP_LABEL = 'berth.cgroup';
 const DEFAULT_EXEC_OUTPUT = 64 * 1024;
+/** A listing asks for the tasks it does not know running one by one up to this many, else through one Tasks.List. */
+const TASKS_ASKED_ONE_BY_ONE = 16;
 
 /**
  * The size an exec's output file may reach: enough records for `limit` bytes of output even in
@@ -213,6 +216,8 @@ export class ContainerdRuntime implements ContainerRuntime {
    */
   private readonly changes: ChangesUnderWay;
   private readonly labelsCache = new Map<string, Record<string, string>>();
+  /** The tasks last seen running, so a listing asks containerd only about those whose process changed. */
+  private readonly runningTasks: RunningTasks;
 
   private readonly logWriter: string;
   private readonly volumes: LocalVolumes;
@@ -222,12 +227,14 @@ export class ContainerdRuntime implements ContainerRuntime {
     this.logWriter = options.logWriterPath ?? join(PACKAGE_ROOT ?? '.', 'libexec', 'berth-log-writer');
     this.client = new ContainerdClient(options.socketPath, options.namespace, options.callTimeoutMs);
     this.changes = new ChangesUnderWay(options.callTimeoutMs);
+    this.runningTasks = new RunningTasks({ file: join(options.stateDir, 'running-tasks.json') });
     this.registry = new RegistryClient({ insecureRegistries: options.insecureRegistries, requestTimeoutMs: options.callTimeoutMs });
     this.puller = new ImagePuller(this.client, this.registry, options.callTimeoutMs);
     this.images = new ImageStore(this.client, options.callTimeoutMs);
   }
 
   close(): void {
+    this.runningTasks.close();
     this.client.close();
   }
 
@@ -561,6 +568,9 @@ export class ContainerdRuntime implements ContainerRuntime {
       if (started) break;
     }
     this.startedAt.set(id, new Date());
+    const pid = this.processIds.get(id);
+    if (pid)
+      this.runningTasks.remember({ containerId: id, cgroupPath: this.cgroupPathOf(id, container.labels), labels: container.labels, process: Process.fromPartial({ id, pid, status: Status.RUNNING }) });
   }
 
   /**
@@ -747,6 +757,7 @@ export class ContainerdRuntime implements ContainerRuntime {
     this.processIds.delete(id);
     this.oomKilled.delete(id);
     this.labelsCache.delete(id);
+    this.runningTasks.forget(id);
   }
 
   private info(container: Container, task: Process | undefined): ContainerInfo {
@@ -771,8 +782,14 @@ export class ContainerdRuntime implements ContainerRuntime {
   async inspectContainer(idOrName: string): Promise<ContainerInfo> {
     const container = await this.getContainer(idOrName, `inspect container ${idOrName}`);
     const task = await this.getTask(container.id);
+    this.runningTasks.remember({ containerId: container.id, cgroupPath: this.cgroupPathOf(container.id, container.labels), labels: container.labels, process: task });
     if (task?.status === Status.STOPPED && task.exitStatus === 137 && !this.oomKilled.has(container.id) && (await this.cgroupSawOom(container.id))) this.oomKilled.add(container.id);
     return this.info(container, task);
+  }
+
+  /** The container's cgroup, as its spec names it. */
+  private cgroupPathOf(id: string, labels: Record<string, string> | undefined): string {
+    return labels?.[CGROUP_LABEL] ?? `/${this.options.namespace}/${id}`;
   }
 
   /** Whether the container's cgroup (still there until its task is deleted) counted an OOM kill. */
@@ -783,16 +800,52 @@ export class ContainerdRuntime implements ContainerRuntime {
         (found) => found.labels,
         () => undefined,
       ));
-    return oomKillsIn(labels?.[CGROUP_LABEL] ?? `/${this.options.namespace}/${id}`);
+    return oomKillsIn(this.cgroupPathOf(id, labels));
   }
 
   async listContainers(labels: Record<string, string>): Promise<ContainerInfo[]> {
     const c = this.client;
     const filters = Object.keys(labels).length > 0 ? [labelFilter(labels)] : [];
-    const [{ containers }, { tasks }] = await Promise.all([c.call('list containers', c.containers, c.containers.list, { filters }), c.call('list tasks', c.tasks, c.tasks.list, { filter: '' })]);
+    // Knowing no task running (the first listing after a start), every task is asked for at once.
+    const [{ containers }, everyTask] = await Promise.all([c.call('list containers', c.containers, c.containers.list, { filters }), this.runningTasks.size === 0 ? this.everyTask() : undefined]);
+    this.runningTasks.forgetUnlisted(labels, new Set(containers.map((container) => container.id)));
+    const tasks = await this.runningTasks.stillRunning(containers.map((container) => container.id));
+    const unknown = containers.filter((container) => !tasks.has(container.id));
+    const answered = everyTask ?? (await this.tasksOf(unknown.map((container) => container.id)));
+    await this.runningTasks.rememberAll(unknown.map(({ id, labels }) => ({ containerId: id, cgroupPath: this.cgroupPathOf(id, labels), labels, process: answered.get(id) })));
+    for (const { id } of unknown) {
+      const task = answered.get(id);
+      if (task) tasks.set(id, task);
+    }
+    return containers.map((container) => this.info(container, tasks.get(container.id)));
+  }
+
+  /**
+   * The tasks of these containers as containerd reports them (a container without a task has
+   * none): each asked for on its own when they are few, else all through one Tasks.List, which
+   * asks every task's shim in turn.
+   */
+  private async tasksOf(ids: readonly string[]): Promise<Map<string, Process>> {
+    const found = new Map<string, Process>();
+    if (ids.length === 0) return found;
+    if (ids.length <= TASKS_ASKED_ONE_BY_ONE) {
+      await Promise.all(
+        ids.map(async (id) => {
+          const task = await this.getTask(id);
+          if (task) found.set(id, task);
+        }),
+      );
+      return found;
+    }
+    return this.everyTask();
+  }
+
+  /** Every task of the namespace, by container, through one Tasks.List. */
+  private async everyTask(): Promise<Map<string, Process>> {
+    const c = this.client;
+    const { tasks } = await c.call('list tasks', c.tasks, c.tasks.list, { filter: '' });
     // Tasks.List names a container's own process by the container's id (container_id stays empty).
-    const byId = new Map(tasks.map((t) => [t.containerId || t.id, t]));
-    return containers.map((container) => this.info(container, byId.get(container.id)));
+    return new Map(tasks.map((task) => [task.containerId || task.id, task]));
   }
 
   async exec(idOrName: string, command: string[], options: ExecOptions = {}): Promise<ExecResult> {
