@@ -1,14 +1,13 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { liveProcessStartTime, statFieldsAfterCommand } from './proc-stat.js';
 
 /** /proc is read for at most this many processes (a host has far fewer). */
 const MAX_PROCESSES = 100_000;
 
 async function parentOf(pid: number): Promise<number | undefined> {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ")".
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[1]);
+    const parent = statFieldsAfterCommand(await readFile(`/proc/${pid}/stat`, 'utf8'))?.[1];
+    return parent === undefined ? undefined : Number(parent);
   } catch {
     return undefined;
   }
@@ -67,18 +66,8 @@ export async function killProcessTree(pid: number, containerPid: number): Promis
   return killed;
 }
 
-/** When a process started, in clock ticks since boot (field 22 of /proc/PID/stat), or undefined when it is gone. */
-async function startTicks(pid: number | 'self'): Promise<number | undefined> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Whether a process started before this one (the agent) did: one an earlier agent started. */
-export async function startedBeforeThisProcess(pid: number): Promise<boolean> {
-  const [theirs, ours] = await Promise.all([startTicks(pid), startTicks('self')]);
-  return theirs !== undefined && ours !== undefined && theirs < ours;
+export function startedBeforeThisProcess(pid: number): boolean {
+  const [theirs, ours] = [liveProcessStartTime(pid), liveProcessStartTime('self')];
+  return theirs !== undefined && ours !== undefined && Number(theirs) < Number(ours);
 }

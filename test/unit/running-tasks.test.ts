@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it, mock } from 'node:test';
 import { Status, type Process } from '../../src/gen/containerd/types/task.js';
-import { RunningTasks, startTimeIn } from '../../src/runtime/containerd/running-tasks.js';
+import { RunningTasks } from '../../src/runtime/containerd/running-tasks.js';
+import { startTimeIn } from '../../src/runtime/proc-stat.js';
 
 /** The cgroup this process is in, as /proc/<pid>/cgroup names it (the unified hierarchy's line, else the first). */
 function ownCgroup(): string {

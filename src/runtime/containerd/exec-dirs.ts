@@ -72,7 +72,7 @@ export async function endLeftoverExecs(c: ContainerdClient, execRoot: string): P
           () => undefined,
         );
       const [process, task] = await Promise.all([get(execId), get('')]);
-      if (process?.pid && (await startedBeforeThisProcess(process.pid))) {
+      if (process?.pid && startedBeforeThisProcess(process.pid)) {
         if ((await killProcessTree(process.pid, task?.pid ?? 0)) > 0) ended++;
         await c.call('kill exec process', c.tasks, c.tasks.kill, { containerId, execId, signal: os.signals.SIGKILL, all: false }).catch(() => undefined);
       }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { liveProcessStartTime } from '../proc-stat.js';
 
 /**
  * Leases carry the process that made them. A lease outlives a process that is killed in the middle
@@ -10,7 +10,7 @@ export const LEASE_OWNER_LABEL = 'berth.lease-owner';
 
 /** `<pid>:<start time>`: a pid alone could be reused by another process. */
 export function leaseOwner(pid: number = process.pid): string | undefined {
-  const start = startTime(pid);
+  const start = liveProcessStartTime(pid);
   return start === undefined ? undefined : `${pid}:${start}`;
 }
 
@@ -25,16 +25,5 @@ export function leaseLabels(lifetimeMs: number): Record<string, string> {
 export function ownerAlive(owner: string): boolean {
   const match = /^(\d+):(\d+)$/.exec(owner);
   if (!match) return true; // not ours to judge
-  return startTime(Number(match[1])) === match[2];
-}
-
-/** Field 22 of /proc/<pid>/stat, in clock ticks since boot. */
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count from the last ")".
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
+  return liveProcessStartTime(Number(match[1])) === match[2];
 }

@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'no
 import { dirname } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Process, Status } from '../../gen/containerd/types/task.js';
+import { liveProcessStartTime } from '../proc-stat.js';
 
 /** Processes checked in /proc per turn of the event loop. */
 const CHECKS_PER_TURN = 200;
@@ -75,7 +76,7 @@ export class RunningTasks {
    * the container's cgroup; otherwise forgets it.
    */
   remember({ containerId, cgroupPath, labels, process }: TaskAnswer): void {
-    const startTime = process?.status === Status.RUNNING && process.pid > 0 ? this.startTimeOf(process.pid) : undefined;
+    const startTime = process?.status === Status.RUNNING && process.pid > 0 ? liveProcessStartTime(process.pid, this.procRoot) : undefined;
     if (!process || startTime === undefined || !this.isInCgroup(process.pid, cgroupPath)) {
       this.forget(containerId);
       return;
@@ -108,7 +109,7 @@ export class RunningTasks {
     for (const id of containerIds) {
       const task = this.tasks.get(id);
       if (!task) continue;
-      if (this.startTimeOf(task.process.pid) === task.startTime) running.set(id, task.process);
+      if (liveProcessStartTime(task.process.pid, this.procRoot) === task.startTime) running.set(id, task.process);
       else this.forget(id);
       if (++checked % CHECKS_PER_TURN === 0) await nextTurn();
     }
@@ -187,17 +188,6 @@ export class RunningTasks {
     }
   }
 
-  /** The start time of a live process (neither a zombie nor gone), from /proc/<pid>/stat. */
-  private startTimeOf(pid: number): string | undefined {
-    let stat: string;
-    try {
-      stat = readFileSync(`${this.procRoot}/${pid}/stat`, 'utf8');
-    } catch {
-      return undefined;
-    }
-    return startTimeIn(stat);
-  }
-
   private isInCgroup(pid: number, cgroupPath: string): boolean {
     try {
       return readFileSync(`${this.procRoot}/${pid}/cgroup`, 'utf8')
@@ -207,21 +197,6 @@ export class RunningTasks {
       return false;
     }
   }
-}
-
-/**
- * Field 22 (start time) of a /proc/<pid>/stat line, or undefined for a zombie or dead process or a
- * line that is not one. The command (field 2) is in parentheses and may hold spaces and parentheses
- * itself: the fields after it are counted from its last ')'.
- */
-export function startTimeIn(stat: string): string | undefined {
-  const end = stat.lastIndexOf(')');
-  if (end < 0) return undefined;
-  const fields = stat.slice(end + 2).split(' ');
-  const state = fields[0];
-  if (state === undefined || state === 'Z' || state === 'X' || state === 'x') return undefined;
-  const startTime = fields[19];
-  return startTime && /^\d+$/.test(startTime) ? startTime : undefined;
 }
 
 function isSavedTask(task: unknown): task is SavedTasks['tasks'][string] {

@@ -489,7 +489,7 @@ export class DockerRuntime implements ContainerRuntime {
       const container = await this.call('inspect container', (abortSignal) => this.docker.getContainer(listed.id).inspect({ abortSignal })).catch(() => undefined);
       for (const execId of ((container as { ExecIDs?: string[] | null } | undefined)?.ExecIDs ?? []).slice(0, MAX_EXECS_LOOKED_AT)) {
         const info = await this.call('inspect exec', (abortSignal) => this.docker.getExec(execId).inspect({ abortSignal })).catch(() => undefined);
-        if (!info?.Running || !info.Pid || !(await startedBeforeThisProcess(info.Pid))) continue;
+        if (!info?.Running || !info.Pid || !startedBeforeThisProcess(info.Pid)) continue;
         if ((await killProcessTree(info.Pid, container?.State?.Pid ?? 0)) > 0) ended++;
       }
     }
