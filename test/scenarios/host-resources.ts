@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { readStatusDetails } from '../../src/client/status-details.js';
 import { startTestAgent, testPortRange, watching, type TestAgent } from '../harness/agent.js';
@@ -23,6 +23,11 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
       // A small host: 100 MiB and 2048 CPU units for tasks, so queueing is easy to provoke.
       agent = await startTestAgent(env, { resources: { memoryMib: 100, cpuUnits: 2048, dynamicPortRange: testPortRange(kind, 1000, 100) }, security: { allowHostNetwork: true } });
       calls = agent.calls;
+    });
+    // The host is small: a task a failed test leaves running would hold what the next tests need.
+    afterEach(async () => {
+      const left = (await calls.list()).filter((t) => t.desiredStatus !== TaskStatus.TASK_STATUS_STOPPED);
+      await Promise.all(left.map((t) => calls.stopAndWait(t.definition?.id ?? '')));
     });
     after(async () => {
       await agent?.stop();
@@ -121,13 +126,14 @@ export function hostResourceScenarios(kind: RuntimeKind): void {
                 name: 'hog',
                 essential: false,
                 dependsOn: [dependsOn('sibling', DependencyCondition.DEPENDENCY_CONDITION_START)],
-                command: ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\000" a)'],
+                // One read of 200 MB into one buffer: killed as soon as the task's 64 MiB are used.
+                command: ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=200M', 'count=1'],
               }),
             ],
             { memoryMib: 64, cpuUnits: 512 },
           ),
         );
-        await watch.waitForEvent('hog STOPPED', is.container(id, 'hog', ContainerStatus.CONTAINER_STATUS_STOPPED));
+        await watch.waitForEvent('hog STOPPED', is.container(id, 'hog', ContainerStatus.CONTAINER_STATUS_STOPPED), 90_000);
         const running = await calls.get(id);
         const hog = containerOf(running, 'hog');
         assert.equal(hog.exitCode, 137);
