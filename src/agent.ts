@@ -233,11 +233,15 @@ export function createLogger(config: Pick<BerthConfig, 'logLevel' | 'agentId'>, 
 
 export async function startAgent(config: BerthConfig, logger: Logger = createLogger(config)): Promise<Agent> {
   const ownPorts = [config.grpc.tcpAddress, config.metrics.address, config.metadata.address].flatMap((address) => (address ? [Number(address.split(':').pop())] : []));
-  const capacity = await hostCapacity(config.resources, ownPorts);
+  // Side by side: the host's capacity (nvidia-smi on a GPU host), the runtime's adapter and, only
+  // for an agent in a fleet, etcd's client.
+  const [capacity, runtimeAdapter, member] = await Promise.all([
+    hostCapacity(config.resources, ownPorts),
+    loadRuntime(config, logger),
+    config.cluster ? import('./cluster/agent/cluster-member.js').then((m) => m.ClusterMember) : undefined,
+  ]);
   logger.info({ capacity }, 'host capacity for tasks');
-  // etcd's client is loaded only by an agent in a fleet.
-  const member = config.cluster ? (await import('./cluster/agent/cluster-member.js')).ClusterMember : undefined;
-  const parts = partsOf(buildContainer(config, logger, capacity, await loadRuntime(config, logger), member));
+  const parts = partsOf(buildContainer(config, logger, capacity, runtimeAdapter, member));
   const { store, engine, server, metrics, metricsServer, metadata: metadataServer, runtime } = parts;
   await engine.start();
   metrics.follow(engine, parts.eventLog, parts.store, parts.membership);

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { hostCapacity } from '../../src/engine/resources/host-capacity.js';
+import { discoverGpus, hostCapacity } from '../../src/engine/resources/host-capacity.js';
 import { HostResourceManager, needsOf, PORT_RELEASE_GRACE_MS, type ResourceNeeds } from '../../src/engine/resources/host-resources.js';
 import { ResourceQueue, type QueuedTask } from '../../src/engine/resources/resource-queue.js';
 import type { TaskResources } from '../../src/engine/model/task-snapshot.js';
@@ -74,6 +77,24 @@ describe('host resource manager', () => {
     assert.deepEqual(capacity.reservedTcpPorts, [22, 7000, 9464, 51679]);
     const hrm = new HostResourceManager(capacity, async () => true);
     assert.deepEqual(hrm.neverFits(needs({ tcpPorts: [9464] })), ['needs host port 9464/tcp, which is reserved']);
+  });
+
+  it("asks nvidia-smi for the GPUs only while NVIDIA's driver is loaded", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-gpus-'));
+    const path = process.env.PATH;
+    try {
+      // An nvidia-smi of the test's own, first on the PATH.
+      writeFileSync(join(dir, 'nvidia-smi'), '#!/bin/sh\necho GPU-0aa1\necho "No devices were found"\necho GPU-0bb2\n');
+      chmodSync(join(dir, 'nvidia-smi'), 0o755);
+      process.env.PATH = `${dir}:${path}`;
+      assert.deepEqual(await discoverGpus(10_000, dir), ['GPU-0aa1', 'GPU-0bb2'], 'the driver is there: its GPUs');
+      assert.deepEqual(await discoverGpus(10_000, join(dir, 'no-driver')), [], 'no driver: none, without asking');
+      rmSync(join(dir, 'nvidia-smi'));
+      assert.deepEqual(await discoverGpus(10_000, dir), [], 'the driver without nvidia-smi: none');
+    } finally {
+      process.env.PATH = path;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a static host port that something other than a task listens on, without holding up the queue', async () => {
