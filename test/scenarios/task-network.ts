@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/tasks/labels.js';
 import { PAUSE_CONTAINER } from '../../src/engine/tasks/pause-container.js';
 import { EventCollector, readStream, startTestAgent, testPortRange, watching, type TestAgent } from '../harness/agent.js';
@@ -267,25 +267,40 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
                 return false;
               }
             });
+        /** While this file is missing, the test's plugin holds every ADD (for 30 s at most). */
+        let gate: string;
         before(async () => {
-          // A plugin of the test's own, last in the list: ADD takes 2 s, then passes the result on.
+          // A plugin of the test's own, last in the list: ADD passes the result on once the test
+          // opens the gate, so that each test decides how long ADD runs.
           pluginDir = mkdtempSync(join(env.dir, 'slow-plugin-'));
+          gate = join(pluginDir, 'open');
           const plugin = join(pluginDir, 'berth-test-slow');
           writeFileSync(
             plugin,
             `#!${process.execPath}
+const { existsSync } = require('node:fs');
 let input = '';
 process.stdin.on('data', (chunk) => (input += chunk)).on('end', () => {
   const conf = JSON.parse(input || '{}');
   const command = process.env.CNI_COMMAND;
   if (command === 'VERSION') process.stdout.write(JSON.stringify({ cniVersion: '1.0.0', supportedVersions: ['0.4.0', '1.0.0'] }));
-  else if (command === 'ADD') setTimeout(() => process.stdout.write(JSON.stringify(conf.prevResult)), 2000);
+  else if (command === 'ADD') {
+    const deadline = Date.now() + 30000;
+    const pass = () => (existsSync(${JSON.stringify(gate)}) || Date.now() > deadline ? process.stdout.write(JSON.stringify(conf.prevResult)) : setTimeout(pass, 50));
+    pass();
+  }
 });
 `,
             { mode: 0o755 },
           );
           slow = createTestNetwork({ plugins: (defaults) => [...defaults, { type: 'berth-test-slow' }] });
           slowAgent = await startTestAgent(env, { network: { cni: { pluginDirs: [CNI_PLUGIN_DIR, pluginDir], config: slow.config } } });
+        });
+        // A test that failed half-way leaves its task holding an address the next test counts.
+        afterEach(async () => {
+          writeFileSync(gate, '');
+          const left = (await slowAgent.calls.list()).filter((t) => t.desiredStatus !== TaskStatus.TASK_STATUS_STOPPED);
+          await Promise.all(left.map((t) => slowAgent.calls.stopAndWait(t.definition?.id ?? '')));
         });
         after(async () => {
           await slowAgent?.stop();
@@ -300,10 +315,12 @@ process.stdin.on('data', (chunk) => (input += chunk)).on('end', () => {
             const inode = await waitUntil('the namespace made', 30_000, () => mountedNamespace(namespace));
             // The container's process is created (not run) in the namespace while ADD waits.
             await waitUntil("the container's process created in the namespace", 30_000, async () => (inNamespace(inode).length > 0 ? true : undefined));
+            await watch.waitForEvent('app CREATED', is.container(id, 'app', ContainerStatus.CONTAINER_STATUS_CREATED), 60_000);
             const during = await get(id, slowAgent);
             assert.equal(containerOf(during, 'app').knownStatus, ContainerStatus.CONTAINER_STATUS_CREATED);
             assert.equal(during?.network, undefined, 'ADD has not finished');
             await slowAgent.calls.stop(id, 'test');
+            writeFileSync(gate, '');
             await watch.waitForEvent('task STOPPED', is.task(id, TaskStatus.TASK_STATUS_STOPPED), 60_000);
             assert.ok(!watch.events.some(is.container(id, 'app', ContainerStatus.CONTAINER_STATUS_RUNNING)), 'the container never ran');
             assert.deepEqual(inNamespace(inode), [], 'its process is gone');
@@ -321,12 +338,14 @@ process.stdin.on('data', (chunk) => (input += chunk)).on('end', () => {
           const namespace = `/run/netns/berth-${agentId}-${id}`;
           const networkConfig = { ...env.networkConfig, cni: { pluginDirs: [CNI_PLUGIN_DIR, pluginDir], config: slow.config } };
           const start = () => startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig, networkConfig });
+          rmSync(gate, { force: true });
           let agentProcess = await start();
           try {
             await agentProcess.calls.run(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE));
             const inode = await waitUntil('the namespace made', 30_000, () => mountedNamespace(namespace));
             await waitUntil("the container's process created in the namespace", 30_000, async () => (inNamespace(inode).length > 0 ? true : undefined));
             await agentProcess.kill();
+            writeFileSync(gate, '');
             agentProcess = await start();
             await watching(agentProcess.client, { taskIds: [id] }, async (watch) => {
               const now = await agentProcess.calls.get(id);
