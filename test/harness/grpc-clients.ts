@@ -4,7 +4,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 
 const require = createRequire(import.meta.url);
-const reflectionProto = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
+const reflectionProto = (version: ReflectionVersion) => require.resolve(`@grpc/reflection/build/proto/grpc/reflection/${version}/reflection.proto`);
 const descriptor = require('protobufjs/ext/descriptor') as {
   FileDescriptorProto: { decode(data: Uint8Array): { name: string; package: string; service: { name: string; method: { name: string }[] }[] } };
 };
@@ -12,13 +12,15 @@ const descriptor = require('protobufjs/ext/descriptor') as {
 type Ctor = new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => Client;
 const load = (path: string) => loadPackageDefinition(loadSync(path, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true }));
 
-/** A grpc.reflection.v1 client, as grpcurl uses it, over the agent's unix socket. */
+type ReflectionVersion = 'v1' | 'v1alpha';
+
+/** A grpc.reflection client (v1 unless said otherwise), as grpcurl uses it, over the agent's unix socket. */
 export class ReflectionClient {
   private readonly client: Client & { ServerReflectionInfo(): NodeJS.ReadWriteStream & { write(m: object): boolean; end(): void } };
 
-  constructor(socketPath: string) {
-    const pkg = load(reflectionProto) as unknown as { grpc: { reflection: { v1: { ServerReflection: Ctor } } } };
-    this.client = new pkg.grpc.reflection.v1.ServerReflection(`unix://${socketPath}`, credentials.createInsecure()) as ReflectionClient['client'];
+  constructor(socketPath: string, version: ReflectionVersion = 'v1') {
+    const pkg = load(reflectionProto(version)) as unknown as { grpc: { reflection: Record<ReflectionVersion, { ServerReflection: Ctor }> } };
+    this.client = new pkg.grpc.reflection[version].ServerReflection(`unix://${socketPath}`, credentials.createInsecure()) as ReflectionClient['client'];
   }
 
   private ask(request: object): Promise<Record<string, unknown>> {

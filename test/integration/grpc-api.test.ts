@@ -167,12 +167,16 @@ describe('the gRPC API, starting while Docker is down', () => {
     await rejectsWith(agent.calls.stop('no-such-task'), status.NOT_FOUND);
   });
 
-  it('serves reflection: list and describe work as grpcurl uses them', async () => {
+  it('serves reflection: list and describe work as grpcurl uses them, v1 and v1alpha', async () => {
     const reflection = new ReflectionClient(agent.socketPath);
+    const alpha = new ReflectionClient(agent.socketPath, 'v1alpha');
     try {
-      const services = await reflection.listServices();
+      // Reflection is built on its first call: calls that come while it is built are answered too.
+      const [services, alphaServices, first] = await Promise.all([reflection.listServices(), alpha.listServices(), reflection.fileContainingSymbol('grpc.health.v1.Health')]);
       assert.ok(services.includes('berth.agent.v1.TaskService'), services.join(','));
       assert.ok(services.includes('grpc.health.v1.Health'), services.join(','));
+      assert.deepEqual(alphaServices, services);
+      assert.ok(first.some((f) => f.service.some((s) => s.name === 'Health')));
       const files = await reflection.fileContainingSymbol('berth.agent.v1.TaskService');
       const service = files.flatMap((f) => f.service).find((s) => s.name === 'TaskService');
       assert.deepEqual(service?.method.map((m) => m.name).sort(), [
@@ -193,6 +197,7 @@ describe('the gRPC API, starting while Docker is down', () => {
       assert.ok(messages.some((f) => f.package === 'berth.agent.v1'));
     } finally {
       reflection.close();
+      alpha.close();
     }
   });
 
