@@ -55,6 +55,7 @@ export class ReflectionClient {
 type HealthClient = Client & {
   Check(request: { service: string }, callback: (error: ServiceError | null, response: { status: string }) => void): void;
   Watch(request: { service: string }): NodeJS.ReadableStream;
+  List(request: object, callback: (error: ServiceError | null, response: { statuses: Record<string, { status: string }> }) => void): void;
 };
 
 /** A grpc.health.v1 client over the agent's unix socket. */
@@ -68,6 +69,18 @@ export class HealthCheckClient {
 
   check(service = ''): Promise<string> {
     return new Promise((resolve, reject) => this.client.Check({ service }, (error, response) => (error ? reject(error) : resolve(response.status))));
+  }
+
+  /** Every service's status, by name. */
+  list(): Promise<Record<string, string>> {
+    return new Promise((resolve, reject) =>
+      this.client.List({}, (error, response) => (error ? reject(error) : resolve(Object.fromEntries(Object.entries(response.statuses).map(([name, s]) => [name, s.status]))))),
+    );
+  }
+
+  /** The Watch stream of `service`, as it is. */
+  watch(service = ''): NodeJS.ReadableStream & { cancel(): void } {
+    return this.client.Watch({ service }) as NodeJS.ReadableStream & { cancel(): void };
   }
 
   /** Resolves when the Watch stream reports `status` (the stream's first message included). */
