@@ -59,12 +59,21 @@ export function addReflection(server: Server): void {
   }
 }
 
+/**
+ * A CommonJS module loaded with import(): its exports are `default` in the bundle's chunks (and in
+ * Node's own import() too), the module's named exports only under Node.
+ */
+async function commonJs<T extends object>(loading: Promise<T>): Promise<T> {
+  const loaded = (await loading) as T & { default?: T };
+  return loaded.default ?? loaded;
+}
+
 /** Loads the descriptors (berth's and grpc.health.v1's) and the reflection service over them. */
 async function buildReflection(descriptorSet: string): Promise<ReflectionMethods> {
   const [{ loadFileDescriptorSetFromBuffer, loadSync }, { ReflectionService }, { protoPath: healthProtoPath }] = await Promise.all([
-    import('@grpc/proto-loader'),
-    import('@grpc/reflection'),
-    import('grpc-health-check'),
+    commonJs(import('@grpc/proto-loader')),
+    commonJs(import('@grpc/reflection')),
+    commonJs(import('grpc-health-check')),
   ]);
   const options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
   const berth = loadFileDescriptorSetFromBuffer(readFileSync(descriptorSet), options);
