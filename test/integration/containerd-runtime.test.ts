@@ -194,17 +194,21 @@ describe('containerd beyond the contract: what a crash leaves, what a hostile re
   });
 
   it('lets a create that outlasts the call timeout go on: the retries wait for it, and the task is created once', async () => {
-    const id = await createSleeper('slow-create');
+    const made = await createSleeper('slow-create');
     // runc runs the createRuntime hook inside `runc create`: this one makes the create take 6 s,
     // three times the adapter's call timeout, and counts the creates.
     const creates = join(stale.dir, 'slow-create.creates');
+    const id = `${made}-hooked`;
     const client = new ContainerdClient(socketPath, namespace, 30_000);
     try {
-      const { container } = await client.call('get container', client.containers, client.containers.get, { id });
+      // A copy of the container with the hook, on the same snapshot, made before the first is
+      // deleted: the snapshot is never without a container, so containerd's collector keeps it.
+      const { container } = await client.call('get container', client.containers, client.containers.get, { id: made });
       const spec = JSON.parse(Buffer.from(container!.spec!.value).toString('utf8')) as { hooks?: Record<string, unknown[]> };
       spec.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `echo create >> ${creates}; sleep 6`] }] };
-      await client.call('delete container', client.containers, client.containers.delete, { id });
-      await client.call('create container', client.containers, client.containers.create, { container: { ...container!, spec: { ...container!.spec!, value: Buffer.from(JSON.stringify(spec)) } } });
+      const hooked = { ...container!, id, snapshotKey: container!.snapshotKey || made, spec: { ...container!.spec!, value: Buffer.from(JSON.stringify(spec)) } };
+      await client.call('create container', client.containers, client.containers.create, { container: hooked });
+      await client.call('delete container', client.containers, client.containers.delete, { id: made });
     } finally {
       client.close();
     }

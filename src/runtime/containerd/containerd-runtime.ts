@@ -629,28 +629,20 @@ export class ContainerdRuntime implements ContainerRuntime {
           { timeoutMs: CHANGE_DEADLINE_MS },
         ),
       );
-    try {
-      return await createTask().catch(async (error: unknown) => {
-        // runc state left by a create that was cut short, with no task containerd knows of:
-        // remove it and create again, once.
-        if (!isStaleRuncState(error) || (await this.getTask(id)) !== undefined) throw error;
-        await removeStaleRuncState(this.options.runcRoot ?? DEFAULT_RUNC_ROOT, this.options.namespace, id, this.options.callTimeoutMs);
-        return createTask();
-      });
-    } catch (error) {
-      // A start by an agent that died may have created the task meanwhile: use it if it is new.
-      if (!isRuntimeError(error, 'already-exists')) throw error;
-      const raced = await this.getTask(id);
-      if (raced?.status === Status.RUNNING) return { state: 'running', pid: raced.pid };
-      if (raced?.status !== Status.CREATED) throw error;
-      return { state: 'created', pid: raced.pid };
-    }
+    return createTask().catch(async (error: unknown) => {
+      // runc state left by a create that was cut short, with no task containerd knows of:
+      // remove it and create again, once.
+      if (!isStaleRuncState(error) || (await this.getTask(id)) !== undefined) throw error;
+      await removeStaleRuncState(this.options.runcRoot ?? DEFAULT_RUNC_ROOT, this.options.namespace, id, this.options.callTimeoutMs);
+      return createTask();
+    });
   }
 
   /**
-   * Runs `create`; while it fails because another create of the same task is still in
-   * containerd's hands (one of an agent process that died mid-create), waits for that one to end,
-   * up to the call timeout: takes the task it made, or creates again once it failed.
+   * Runs `create`; while it fails because another create of the same task is under way or done
+   * (one of an agent process that died mid-create: its bundle is in use, or containerd says the
+   * task exists before it lists it), waits for that one to end, up to the call timeout: takes the
+   * task it made, or creates again once it failed.
    */
   private async createAfterEarlierCreate(id: string, create: () => Promise<{ pid: number }>): Promise<TaskCreated> {
     const giveUpAt = Date.now() + this.options.callTimeoutMs;
@@ -658,7 +650,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       try {
         return { state: 'created', pid: (await create()).pid };
       } catch (error) {
-        if (!isBundleInUse(error, this.options.namespace, id)) throw error;
+        if (!isBundleInUse(error, this.options.namespace, id) && !isRuntimeError(error, 'already-exists')) throw error;
         if (Date.now() + delayMs > giveUpAt) {
           const detail = `an earlier create of this task has not ended in ${this.options.callTimeoutMs} ms: ${(error as RuntimeError).detail}`;
           throw new RuntimeError('internal', `create task ${id}`, detail, { cause: error });
