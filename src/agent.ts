@@ -26,6 +26,7 @@ import { MetricsServer } from './metrics/metrics-server.js';
 import { MetadataServer } from './metadata/metadata-server.js';
 import { MetadataTokens } from './metadata/metadata-tokens.js';
 import { TOKENS } from './tokens.js';
+import { standardOutputLog } from './log-output.js';
 import type { ClusterMember } from './cluster/agent/cluster-member.js';
 import { Membership } from './cluster/membership.js';
 
@@ -227,7 +228,8 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-export function createLogger(config: Pick<BerthConfig, 'logLevel' | 'agentId'>, destination?: pino.DestinationStream): Logger {
+/** The agent's logger: to `destination`, by default the standard output (see log-output.ts). */
+export function createLogger(config: Pick<BerthConfig, 'logLevel' | 'agentId'>, destination: pino.DestinationStream = standardOutputLog()): Logger {
   return pino({ level: config.logLevel, base: { agentId: config.agentId } }, destination);
 }
 

@@ -6,6 +6,7 @@ import type { StateStore } from '../engine/store/state-store.js';
 import { STATUSES } from '../engine/model/status.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import { internalErrorCounts } from '../internal-errors.js';
+import { droppedLogLines, LOG_BUFFER_MAX_BYTES } from '../log-output.js';
 import type { EventDeliveryObserver } from '../server/watch-events.js';
 import type { RuntimeCallObserver } from './instrumented-runtime.js';
 
@@ -73,6 +74,15 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
       collect() {
         this.reset();
         for (const source of ['uncaught-exception', 'unhandled-rejection', 'request'] as const) this.inc({ source }, internalErrorCounts().get(source) ?? 0);
+      },
+    });
+    new Counter({
+      name: 'berth_log_lines_dropped_total',
+      help: `Log lines dropped because the standard output was not read in time (more than ${LOG_BUFFER_MAX_BYTES / 1024 / 1024} MiB of lines waiting).`,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(droppedLogLines());
       },
     });
     const metrics = this;

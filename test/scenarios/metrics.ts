@@ -66,6 +66,8 @@ export function metricsScenarios(kind: RuntimeKind): void {
       assert.ok((sample(text, 'berth_state_store_fsync_seconds_count') ?? 0) >= 1);
       assert.ok((sample(text, 'berth_state_store_fsync_seconds_sum') ?? 0) > 0);
       assert.equal(sample(text, 'berth_resource_queue_length'), 0);
+      // The tests' agents log to their output, read as it comes: nothing dropped.
+      assert.equal(sample(text, 'berth_log_lines_dropped_total'), 0);
       assert.ok(sample(text, 'berth_host_resources', 'resource="memory_mib",state="free"') !== undefined);
       assert.ok(sample(text, 'berth_process_resident_memory_bytes') !== undefined);
       await agent.calls.stop(id, 'test');
