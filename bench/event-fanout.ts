@@ -16,7 +16,9 @@
  * Usage: npm run build && node dist/bench/event-fanout.js [N=200] [C=50] [W=100] [ROUNDS=2]
  * [RATE=1000] [K=10] [SECONDS=10]. BENCH_RUNTIME=docker for Docker (containerd by default);
  * BENCH_BATCH=N for watchers asking for up to N events a message; BENCH_WATCHERS=full for
- * watchers that decode every message whole (they read only sequence and time otherwise).
+ * watchers that decode every message whole (they read only sequence and time otherwise);
+ * BENCH_WATCHERS=go for watchers in Go (bench/go/event-watcher, built offline with Debian's Go as
+ * the Go client's test builds it), each decoding every message whole as a Go control plane would.
  * BENCH_AGENT_NODE_ARGS passes options to the agent's node (e.g. `--cpu-prof`).
  * BENCH_WATCHER_PRIORITY=idle runs the launch phase's watchers under Linux's SCHED_IDLE policy
  * (`chrt --idle`): they take only CPU time nothing else wants, as watchers on other machines would,
@@ -26,10 +28,11 @@
  * systemd runs it (berth.service) beside the runtime's service; by default every part shares the
  * bench's cgroup.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { startAgentProcess, type AgentProcess } from '../test/harness/agent-process.js';
 import { startRuntimeEnvironment, type RuntimeKind } from '../test/harness/runtime-environment.js';
+import { GoBuilder } from '../test/harness/go-build.js';
 import { ControlPlane, cpuMs, forkPart, freePort, ms, nextMessage, percentile } from './parts/forked-parts.js';
 import { launchDirect, removeDirect } from './parts/direct-launches.js';
 import { ownCpuCgroup, type OwnCgroup } from './parts/own-cgroup.js';
@@ -37,7 +40,7 @@ import type { WatcherReport } from './parts/event-watcher.js';
 
 const [N, C, W, ROUNDS, RATE, K, SECONDS] = [200, 50, 100, 2, 1000, 10, 10].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [number, number, number, number, number, number, number];
 const KIND = (process.env.BENCH_RUNTIME ?? 'containerd') as RuntimeKind;
-const DECODE = process.env.BENCH_WATCHERS === 'full' ? 'full' : 'light';
+const DECODE = process.env.BENCH_WATCHERS === 'full' || process.env.BENCH_WATCHERS === 'go' ? process.env.BENCH_WATCHERS : 'light';
 /** The watchers' max_events_per_message (BENCH_BATCH; 0: one event per message). */
 const BATCH = Number(process.env.BENCH_BATCH ?? 0);
 const AGENT_MEMORY_MIB = 4096;
@@ -67,11 +70,21 @@ function histogramPercentile(before: Map<number, number>, after: Map<number, num
   return '-';
 }
 
+/** The Go watcher's binary, built once when BENCH_WATCHERS=go. */
+let goWatcher: Promise<string> | undefined;
+
+/** Starts one watcher process: Node (bench/parts/event-watcher.ts) or Go, both on Node's IPC channel. */
+async function startWatcher(socket: string): Promise<ChildProcess> {
+  if (DECODE !== 'go') return forkPart('event-watcher.js', [socket, DECODE, String(BATCH)]);
+  goWatcher ??= new GoBuilder().build('bench/go/event-watcher');
+  return spawn(await goWatcher, [socket, String(BATCH)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
 class Watchers {
   private constructor(private readonly children: ChildProcess[]) {}
 
   static async start(count: number, socket: string, idle = false): Promise<Watchers> {
-    const children = Array.from({ length: count }, () => forkPart('event-watcher.js', [socket, DECODE, String(BATCH)]));
+    const children = await Promise.all(Array.from({ length: count }, () => startWatcher(socket)));
     if (idle) for (const child of children) execFileSync('chrt', ['--idle', '--pid', '0', String(child.pid)]);
     await Promise.all(children.map((child, i) => nextMessage(child, (m: { type: string }) => m.type === 'ready', `watcher ${i}`, 120_000)));
     return new Watchers(children);
@@ -218,7 +231,7 @@ async function main(): Promise<void> {
         .sort((a, b) => a - b);
     console.log(`\n${new Date().toISOString().slice(0, 10)}, ${KIND}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);
     console.log(
-      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}, decoding ${DECODE === 'light' ? "each event's sequence and time" : 'every message whole'}${IDLE_WATCHERS ? ', at idle priority (SCHED_IDLE)' : ''}${OWN_CGROUP ? '; the agent in a CPU cgroup of its own' : ''}\n`,
+      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}, decoding ${DECODE === 'light' ? "each event's sequence and time" : DECODE === 'go' ? 'every message whole, in Go' : 'every message whole'}${IDLE_WATCHERS ? ', at idle priority (SCHED_IDLE)' : ''}${OWN_CGROUP ? '; the agent in a CPU cgroup of its own' : ''}\n`,
     );
     console.log(
       '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',

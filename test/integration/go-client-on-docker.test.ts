@@ -97,7 +97,7 @@ describe('the Go client (gen/go, berthclient) and its example against an agent p
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('gen/go is what buf generates from proto/berth today, and the module and the example pass go vet', async () => {
+  it('gen/go is what buf generates from proto/berth today, and the module, the example, the watchers of a test and of a benchmark pass go vet', async () => {
     const out = mkdtempSync(join(tmpdir(), 'berth-gen-go-'));
     try {
       await promisify(execFile)(join(REPO, 'node_modules/.bin/buf'), ['generate', '--template', 'buf.gen.go.yaml', '-o', out], { cwd: REPO });
@@ -110,7 +110,7 @@ describe('the Go client (gen/go, berthclient) and its example against an agent p
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
-    await go.vet('gen/go/...', 'examples/go', 'test/go/watch-events');
+    await go.vet('gen/go/...', 'examples/go', 'test/go/watch-events', 'bench/go/event-watcher');
   });
 
   it('the example control plane: agent info, a two-container task until RUNNING, Exec, StopTask until STOPPED', async () => {
