@@ -204,7 +204,14 @@ async function main(): Promise<void> {
       }
     }
 
-    // 2. Steady events with K watchers.
+    // 2. Steady events with K watchers, once the launches' tasks are cleaned up (their containers
+    // and snapshots removed 5 s after the stop): that removal's disk writes would otherwise slow
+    // the store's fsyncs during the phase.
+    const cleanedBy = Date.now() + 120_000;
+    while ((await agent.calls.list()).length > 0) {
+      if (Date.now() > cleanedBy) throw new Error('the launched tasks were not cleaned up within 120 s');
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
     // The blocker reserves all of the agent's memory: the tasks of the churn then wait for memory
     // and stop without reaching the runtime, and every event is the engine's own.
     await controlPlane.do({ type: 'launch', ids: ['blocker'], concurrency: 1, memoryMib: AGENT_MEMORY_MIB });
