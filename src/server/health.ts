@@ -45,8 +45,8 @@ function writeListResponse(statuses: Map<string, ServingStatus>): Buffer {
   return Buffer.from(writer.finish());
 }
 
-const fromWire = (bytes: Buffer) => bytes;
-const toWire = (bytes: Buffer) => bytes;
+/** A message already in wire form, both ways. */
+const asIs = (bytes: Buffer) => bytes;
 
 /** grpc.health.v1.Health's three methods, their messages already in wire form. */
 const HEALTH_SERVICE: ServiceDefinition = {
@@ -54,28 +54,28 @@ const HEALTH_SERVICE: ServiceDefinition = {
     path: '/grpc.health.v1.Health/Check',
     requestStream: false,
     responseStream: false,
-    requestSerialize: toWire,
+    requestSerialize: asIs,
     requestDeserialize: readCheckRequest,
-    responseSerialize: toWire,
-    responseDeserialize: fromWire,
+    responseSerialize: asIs,
+    responseDeserialize: asIs,
   },
   Watch: {
     path: '/grpc.health.v1.Health/Watch',
     requestStream: false,
     responseStream: true,
-    requestSerialize: toWire,
+    requestSerialize: asIs,
     requestDeserialize: readCheckRequest,
-    responseSerialize: toWire,
-    responseDeserialize: fromWire,
+    responseSerialize: asIs,
+    responseDeserialize: asIs,
   },
   List: {
     path: '/grpc.health.v1.Health/List',
     requestStream: false,
     responseStream: false,
-    requestSerialize: toWire,
-    requestDeserialize: fromWire,
-    responseSerialize: toWire,
-    responseDeserialize: fromWire,
+    requestSerialize: asIs,
+    requestDeserialize: asIs,
+    responseSerialize: asIs,
+    responseDeserialize: asIs,
   },
 };
 
