@@ -33,6 +33,7 @@ import { cpus, totalmem } from 'node:os';
 import { startAgentProcess, type AgentProcess } from '../test/harness/agent-process.js';
 import { startRuntimeEnvironment, type RuntimeKind } from '../test/harness/runtime-environment.js';
 import { GoBuilder } from '../test/harness/go-build.js';
+import { waitUntil } from '../test/harness/processes.js';
 import { ControlPlane, cpuMs, forkPart, freePort, ms, nextMessage, percentile } from './parts/forked-parts.js';
 import { launchDirect, removeDirect } from './parts/direct-launches.js';
 import { ownCpuCgroup, type OwnCgroup } from './parts/own-cgroup.js';
@@ -207,11 +208,8 @@ async function main(): Promise<void> {
     // 2. Steady events with K watchers, once the launches' tasks are cleaned up (their containers
     // and snapshots removed 5 s after the stop): that removal's disk writes would otherwise slow
     // the store's fsyncs during the phase.
-    const cleanedBy = Date.now() + 120_000;
-    while ((await agent.calls.list()).length > 0) {
-      if (Date.now() > cleanedBy) throw new Error('the launched tasks were not cleaned up within 120 s');
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
+    const calls = agent.calls;
+    await waitUntil('the launched tasks cleaned up', 120_000, async () => ((await calls.list()).length === 0 ? true : undefined));
     // The blocker reserves all of the agent's memory: the tasks of the churn then wait for memory
     // and stop without reaching the runtime, and every event is the engine's own.
     await controlPlane.do({ type: 'launch', ids: ['blocker'], concurrency: 1, memoryMib: AGENT_MEMORY_MIB });
