@@ -204,12 +204,42 @@ describe('cluster keys, membership and config', () => {
   });
 
   it('membership is connected only while every part works, and says why not', () => {
-    const membership = new Membership('/berth/', 'unix:///run/berth/berth.sock');
+    const membership = new Membership('/berth/', 'unix:///run/berth/berth.sock', 0);
     assert.equal(membership.view().connected, false);
     membership.ok('registration');
     assert.equal(membership.view().connected, true);
     membership.failed('assignments', 'watch disconnected');
     assert.deepEqual([membership.view().connected, membership.view().reason], [false, 'assignments: watch disconnected']);
+  });
+
+  it('membership rides out a failover: a part that works again within the grace is not counted', () => {
+    let now = 1_000_000;
+    const membership = new Membership('/berth/', 'unix:///run/berth/berth.sock', 5000, () => now);
+    now += 100;
+    membership.ok('registration');
+    const view = () => membership.view();
+    assert.deepEqual([view().connected, view().since.getTime()], [true, 1_000_100]);
+    // The keep-alive's member stops; the client reaches another within the grace.
+    now += 1000;
+    membership.failed('registration', 'lease keep-alive failed: unavailable');
+    now += 1500;
+    membership.failed('registration', 'lease keep-alive failed: unavailable');
+    assert.equal(view().connected, true);
+    membership.ok('registration');
+    now += 10_000;
+    assert.deepEqual([view().connected, view().reason, view().since.getTime()], [true, '', 1_000_100]);
+    // A part that keeps failing past the grace counts, from when it started failing.
+    const failedAt = now;
+    membership.failed('assignments', 'watch disconnected: unavailable');
+    now += 4999;
+    membership.failed('assignments', 'watch disconnected: still unavailable');
+    assert.equal(view().connected, true);
+    now += 1;
+    assert.deepEqual([view().connected, view().reason, view().since.getTime()], [false, 'assignments: watch disconnected: still unavailable', failedAt]);
+    assert.equal(membership.connected, false);
+    now += 20_000;
+    membership.ok('assignments');
+    assert.deepEqual([view().connected, view().since.getTime()], [true, now]);
   });
 
   it('reads the cluster section with defaults, and names the key of each mistake', () => {
