@@ -66,7 +66,11 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
   const c = new Container({ defaultScope: 'Singleton' });
   c.bind(TOKENS.config).toConstantValue(config);
   c.bind(TOKENS.logger).toConstantValue(logger);
-  provide(c, TOKENS.stateStore, { cfg: TOKENS.config }, ({ cfg }) => new StateStore(stateStorePath(cfg), { count: cfg.events.retain, maxAgeMs: cfg.events.retainForMs }));
+  provide(c, TOKENS.stateStore, { cfg: TOKENS.config, log: TOKENS.logger }, ({ cfg, log }) => {
+    const store = new StateStore(stateStorePath(cfg), { count: cfg.events.retain, maxAgeMs: cfg.events.retainForMs });
+    store.on('checkpointFailed', (reason) => log.warn({ component: 'state-store', reason }, 'checkpointing the state store failed'));
+    return store;
+  });
   provide(c, TOKENS.hostResources, { store: TOKENS.stateStore }, ({ store }) => new HostResourceManager(capacity, probeHostPort, store));
   provide(c, TOKENS.metrics, { log: TOKENS.logger }, ({ log }) => new AgentMetrics(log.child({ component: 'metrics' })));
   provide(c, TOKENS.metricsServer, { cfg: TOKENS.config, metrics: TOKENS.metrics, log: TOKENS.logger }, ({ cfg, metrics, log }) =>

@@ -34,6 +34,8 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
   private readonly delivery: Histogram;
   private readonly fsync: Histogram;
   private readonly observeFsync = (seconds: number) => this.fsync.observe(seconds);
+  private readonly checkpoint: Histogram;
+  private readonly observeCheckpoint = (seconds: number) => this.checkpoint.observe(seconds);
   private store: StateStore | undefined;
   private readonly following = new AbortController();
   private engine: TaskEngine | undefined;
@@ -62,6 +64,12 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
     this.fsync = new Histogram({
       name: 'berth_state_store_fsync_seconds',
       help: "Duration of the fsyncs that put the state store's commits on the disk (answers and events wait for them), a thread of Node's pool waited for included.",
+      buckets: FSYNC_BUCKETS,
+      registers,
+    });
+    this.checkpoint = new Histogram({
+      name: 'berth_state_store_checkpoint_seconds',
+      help: "Duration of the checkpoints that copy the state store's write-ahead log into its database, in a worker thread (nothing waits for them).",
       buckets: FSYNC_BUCKETS,
       registers,
     });
@@ -200,6 +208,7 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
     this.events = events;
     this.store = store;
     store.on('fsync', this.observeFsync);
+    store.on('checkpoint', this.observeCheckpoint);
     void this.readLaunches(events);
   }
 
@@ -244,5 +253,6 @@ export class AgentMetrics implements RuntimeCallObserver, EventDeliveryObserver 
   stop(): void {
     this.following.abort();
     this.store?.off('fsync', this.observeFsync);
+    this.store?.off('checkpoint', this.observeCheckpoint);
   }
 }

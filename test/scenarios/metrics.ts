@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestAgent, watching, type TestAgent } from '../harness/agent.js';
-import { freeLoopbackPort } from '../harness/processes.js';
+import { freeLoopbackPort, waitUntil } from '../harness/processes.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, is, task, taskId, TaskStatus } from '../harness/task-builders.js';
 
@@ -65,6 +65,8 @@ export function metricsScenarios(kind: RuntimeKind): void {
       // The launch's commits were put on the disk before its events went out: their fsyncs' times.
       assert.ok((sample(text, 'berth_state_store_fsync_seconds_count') ?? 0) >= 1);
       assert.ok((sample(text, 'berth_state_store_fsync_seconds_sum') ?? 0) > 0);
+      // The worker thread copied the launch's commits into the database, a second after the last.
+      await waitUntil('a checkpoint of the state store', 10_000, async () => ((sample(await scrape(), 'berth_state_store_checkpoint_seconds_count') ?? 0) >= 1 ? true : undefined));
       assert.equal(sample(text, 'berth_resource_queue_length'), 0);
       // The tests' agents log to their output, read as it comes: nothing dropped.
       assert.equal(sample(text, 'berth_log_lines_dropped_total'), 0);

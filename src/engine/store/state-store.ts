@@ -9,6 +9,7 @@ import { migrate } from './migrations.js';
 import type { CniAttachmentRecord, ContainerRecord, ContainerState, ImageRecordRow, TaskRecord, TaskState } from './records.js';
 import { SqliteEventStore, type EventRetention } from './sqlite-event-store.js';
 import { type FileSync, GroupCommit } from './group-commit.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 
 /** Commits and the time they took, for the benchmark of the store's cost. */
 export interface WriteStats {
@@ -49,7 +50,7 @@ interface ContainerRow {
  * the disk too (a power cut loses nothing either): see GroupCommit. Nothing the agent acts on is
  * lost: events, answers and changes to the host wait for `durable()`.
  */
-export class StateStore extends EventEmitter<{ change: [writable: boolean]; fsync: [seconds: number] }> {
+export class StateStore extends EventEmitter<{ change: [writable: boolean]; fsync: [seconds: number]; checkpoint: [seconds: number]; checkpointFailed: [reason: string] }> {
   readonly events: SqliteEventStore;
   /** Why writes fail, while they do. */
   private failure: string | undefined;
@@ -58,6 +59,7 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean]; fsyn
   private readonly statements: Statements;
   private readonly stats: WriteStats = { commits: 0, totalMs: 0 };
   private readonly groupCommit: GroupCommit;
+  private readonly checkpointer: WalCheckpointer | undefined;
 
   /**
    * Opens (creating if needed) the store at `path`; ':memory:' keeps it in memory (unit tests).
@@ -77,6 +79,27 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean]; fsyn
     this.statements = prepareStatements(this.db);
     // Each fsync's duration is told as an "fsync" event (for the metrics).
     this.groupCommit = new GroupCommit(path === ':memory:' ? undefined : `${path}-wal`, sync, (seconds) => this.emit('fsync', seconds));
+    if (path !== ':memory:') {
+      // Checkpoints run in a worker, off the event loop; if it is lost, SQLite runs them in commits
+      // again. A log a burst made long is cut back to WAL_FILE_LIMIT_BYTES once written from its start.
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.db.pragma(`journal_size_limit = ${WAL_FILE_LIMIT_BYTES}`);
+      this.checkpointer = new WalCheckpointer(path, {
+        checkpointed: (seconds) => this.emit('checkpoint', seconds),
+        checkpointFailed: (reason) => this.emit('checkpointFailed', reason),
+        finishCheckpoint: () => {
+          try {
+            if (this.db.open && !this.db.inTransaction) this.db.pragma('wal_checkpoint(PASSIVE)');
+          } catch (error) {
+            this.emit('checkpointFailed', (error as Error).message);
+          }
+        },
+        workerLost: (reason) => {
+          if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
+          this.emit('checkpointFailed', `${reason}; checkpoints run in commits from now on`);
+        },
+      });
+    }
     this.events = new SqliteEventStore(this.db, retention, (fn) => this.transaction(fn));
   }
 
@@ -116,6 +139,7 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean]; fsyn
       throw error;
     }
     this.groupCommit.committedOne();
+    this.checkpointer?.committed();
     this.stats.commits++;
     this.stats.totalMs += performance.now() - started;
     return result;
@@ -280,9 +304,16 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean]; fsyn
   close(): void {
     clearTimeout(this.probeTimer);
     this.groupCommit.close();
+    this.checkpointer?.close();
     if (this.db.open) this.db.close();
   }
 }
+
+/** The size the write-ahead log's file is cut back to after a burst (it is a few MiB otherwise). */
+const WAL_FILE_LIMIT_BYTES = 16 * 1024 * 1024;
+
+/** SQLite's own default: a commit that leaves the log this many pages long checkpoints it. */
+const SQLITE_AUTOCHECKPOINT_PAGES = 1000;
 
 /** How often a store whose writes failed tries again. */
 const PROBE_INTERVAL_MS = 1000;
