@@ -15,7 +15,8 @@
  *
  * Usage: npm run build && node dist/bench/event-fanout.js [N=200] [C=50] [W=100] [ROUNDS=2]
  * [RATE=1000] [K=10] [SECONDS=10]. BENCH_RUNTIME=docker for Docker (containerd by default);
- * BENCH_BATCH=N for watchers asking for up to N events a message; BENCH_WATCHERS=full for
+ * BENCH_BATCH=N for watchers asking for up to N events a message, BENCH_BATCH_DELAY_MS=M for
+ * watchers also asking the agent to hold each message M ms for more events; BENCH_WATCHERS=full for
  * watchers that decode every message whole (they read only sequence and time otherwise);
  * BENCH_WATCHERS=go for watchers in Go (bench/go/event-watcher, built offline with Debian's Go as
  * the Go client's test builds it), each decoding every message whole as a Go control plane would.
@@ -44,6 +45,8 @@ const KIND = (process.env.BENCH_RUNTIME ?? 'containerd') as RuntimeKind;
 const DECODE = process.env.BENCH_WATCHERS === 'full' || process.env.BENCH_WATCHERS === 'go' ? process.env.BENCH_WATCHERS : 'light';
 /** The watchers' max_events_per_message (BENCH_BATCH; 0: one event per message). */
 const BATCH = Number(process.env.BENCH_BATCH ?? 0);
+/** The watchers' max_batch_delay_ms (BENCH_BATCH_DELAY_MS; 0: each message as soon as its events are ready). */
+const BATCH_DELAY_MS = Number(process.env.BENCH_BATCH_DELAY_MS ?? 0);
 const AGENT_MEMORY_MIB = 4096;
 /** Whether the launch phase's watchers run at idle priority (BENCH_WATCHER_PRIORITY=idle). */
 const IDLE_WATCHERS = process.env.BENCH_WATCHER_PRIORITY === 'idle';
@@ -76,9 +79,9 @@ let goWatcher: Promise<string> | undefined;
 
 /** Starts one watcher process: Node (bench/parts/event-watcher.ts) or Go, both on Node's IPC channel. */
 async function startWatcher(socket: string): Promise<ChildProcess> {
-  if (DECODE !== 'go') return forkPart('event-watcher.js', [socket, DECODE, String(BATCH)]);
+  if (DECODE !== 'go') return forkPart('event-watcher.js', [socket, DECODE, String(BATCH), String(BATCH_DELAY_MS)]);
   goWatcher ??= new GoBuilder().build('bench/go/event-watcher');
-  return spawn(await goWatcher, [socket, String(BATCH)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return spawn(await goWatcher, [socket, String(BATCH), String(BATCH_DELAY_MS)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 class Watchers {
@@ -236,7 +239,7 @@ async function main(): Promise<void> {
         .sort((a, b) => a - b);
     console.log(`\n${new Date().toISOString().slice(0, 10)}, ${KIND}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);
     console.log(
-      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}, decoding ${DECODE === 'light' ? "each event's sequence and time" : DECODE === 'go' ? 'every message whole, in Go' : 'every message whole'}${IDLE_WATCHERS ? ', at idle priority (SCHED_IDLE)' : ''}${OWN_CGROUP ? '; the agent in a CPU cgroup of its own' : ''}\n`,
+      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}${BATCH_DELAY_MS > 0 ? `, each held up to ${BATCH_DELAY_MS} ms for more` : ''}, decoding ${DECODE === 'light' ? "each event's sequence and time" : DECODE === 'go' ? 'every message whole, in Go' : 'every message whole'}${IDLE_WATCHERS ? ', at idle priority (SCHED_IDLE)' : ''}${OWN_CGROUP ? '; the agent in a CPU cgroup of its own' : ''}\n`,
     );
     console.log(
       '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',

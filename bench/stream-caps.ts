@@ -55,7 +55,7 @@ async function main(): Promise<void> {
       return clients.at(-1)!;
     };
     const kinds = [
-      { name: 'WatchEvents', cap: L.watchers, open: () => client().watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: [], maxEventsPerMessage: 0 }) },
+      { name: 'WatchEvents', cap: L.watchers, open: () => client().watchEvents({ fromSequence: 0, includeSnapshot: true, taskIds: [], maxEventsPerMessage: 0, maxBatchDelayMs: 0 }) },
       { name: 'Logs (follow)', cap: L.logFollows, open: () => client().logs({ taskId: 'chatty', containerName: 'app', follow: true, tail: 10, since: undefined, streams: [] }) },
       { name: 'Stats (stream)', cap: L.statsStreams, open: () => client().stats({ taskId: 'chatty', containerName: 'app', stream: true, interval: { seconds: 1, nanos: 0 } }) },
     ];

@@ -7,8 +7,8 @@
  *
  * With `light` as its second argument it reads only each event's sequence and time from the bytes
  * (as a client in a compiled language costs little per message); otherwise it decodes every
- * message whole with the generated TypeScript code, as a TypeScript client would. Its third
- * argument is the request's max_events_per_message.
+ * message whole with the generated TypeScript code, as a TypeScript client would. Its third and
+ * fourth arguments are the request's max_events_per_message and max_batch_delay_ms.
  */
 import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
@@ -78,7 +78,7 @@ const onEvent = (sequence: number, timeMs: number, arrived: number) => {
 };
 
 const light = process.argv[3] === 'light';
-const request = { fromSequence: 0, includeSnapshot: true, taskIds: [], maxEventsPerMessage: Number(process.argv[4] ?? 0) };
+const request = { fromSequence: 0, includeSnapshot: true, taskIds: [], maxEventsPerMessage: Number(process.argv[4] ?? 0), maxBatchDelayMs: Number(process.argv[5] ?? 0) };
 const stream = light
   ? new (makeGenericClientConstructor({}, 'TaskService'))(`unix://${socket}`, credentials.createInsecure()).makeServerStreamRequest(
       TaskServiceService.watchEvents.path,

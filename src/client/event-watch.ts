@@ -44,6 +44,12 @@ export interface WatchOptions {
   idleTimeoutMs?: number;
   /** Events per message asked of the agent (1 to 1000; 100 by default). */
   maxEventsPerMessage?: number;
+  /**
+   * Milliseconds the agent may hold a message for the events ready shortly after its first (0 to
+   * 1000; 0 by default): fewer messages, each event up to this much later. Needs
+   * `maxEventsPerMessage` above 1.
+   */
+  maxBatchDelayMs?: number;
   /** Told each time the stream is opened again, with the error that ended the last one. */
   onReconnect?: (info: { attempt: number; error: BerthError | undefined; fromSequence: number | undefined; delayMs: number }) => void;
 }
@@ -76,6 +82,8 @@ export async function* watchEvents(client: WatchConnection, options: WatchOption
   const maxBackoff = Math.max(initialBackoff, options.maxBackoffMs ?? 5000);
   const idleTimeout = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   const perMessage = Math.min(1000, Math.max(1, options.maxEventsPerMessage ?? 100));
+  const batchDelayMs = options.maxBatchDelayMs ?? 0;
+  if (!Number.isSafeInteger(batchDelayMs) || batchDelayMs < 0 || batchDelayMs > 1000) throw new RangeError(`maxBatchDelayMs must be a whole number from 0 to 1000 (got ${batchDelayMs})`);
   const taskIds = options.taskIds ?? [];
 
   /** The last sequence delivered or passed; undefined until known. */
@@ -114,6 +122,7 @@ export async function* watchEvents(client: WatchConnection, options: WatchOption
         includeSnapshot: wantSnapshot,
         taskIds,
         maxEventsPerMessage: perMessage,
+        maxBatchDelayMs: batchDelayMs,
       });
       const armIdleTimer = () => {
         if (idleTimeout <= 0) return;

@@ -1,5 +1,6 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { InvalidArgumentError, WatcherTooSlowError } from '../engine/errors.js';
+import { sleep } from '../engine/retry.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { WatchEventsRequest, WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
 import { toServiceError } from './error-status.js';
@@ -10,6 +11,8 @@ import { writeMessage } from './streaming.js';
 
 /** The most events a client may ask for in one message (max_events_per_message). */
 export const MAX_EVENTS_PER_MESSAGE = 1000;
+/** The longest a client may ask a message to be held for more events (max_batch_delay_ms). */
+export const MAX_BATCH_DELAY_MS = 1000;
 /**
  * A batch ends before its events' encodings pass this many bytes (one event aside). A stream
  * buffers up to 16 messages before it waits for its client (grpc-js's mark): about 1 MiB.
@@ -44,6 +47,12 @@ export async function watchEvents(
   try {
     if (request.maxEventsPerMessage > MAX_EVENTS_PER_MESSAGE) {
       throw new InvalidArgumentError([{ field: 'max_events_per_message', description: `must be at most ${MAX_EVENTS_PER_MESSAGE}` }], 'invalid watch request');
+    }
+    if (request.maxBatchDelayMs > MAX_BATCH_DELAY_MS) {
+      throw new InvalidArgumentError([{ field: 'max_batch_delay_ms', description: `must be at most ${MAX_BATCH_DELAY_MS}` }], 'invalid watch request');
+    }
+    if (request.maxBatchDelayMs > 0 && request.maxEventsPerMessage <= 1) {
+      throw new InvalidArgumentError([{ field: 'max_batch_delay_ms', description: 'needs max_events_per_message above 1 (single events are never held)' }], 'invalid watch request');
     }
     watch = engine.watch({ fromSequence: request.fromSequence, includeSnapshot: request.includeSnapshot, taskIds: request.taskIds });
   } catch (error) {
@@ -81,11 +90,17 @@ export async function watchEvents(
       }
     }
     while (!ended.signal.aborted) {
-      const events = await watcher.next(heartbeatIntervalMs);
+      let events = await watcher.next(heartbeatIntervalMs);
       if (events === undefined) break;
       if (events.length === 0) {
         await write({ kind: { $case: 'heartbeat', value: { sequence: watcher.position() } } });
         continue;
+      }
+      if (request.maxBatchDelayMs > 0 && events.length < request.maxEventsPerMessage) {
+        // Held for the events ready shortly after, which then share the message.
+        await sleep(request.maxBatchDelayMs, ended.signal);
+        const more = ended.signal.aborted ? undefined : await watcher.next(0);
+        if (more?.length) events = [...events, ...more];
       }
       for (const batch of boundedChunks(events, Math.max(1, request.maxEventsPerMessage), BATCH_BYTES, (event) => encodedEvent(event).length)) {
         if (ended.signal.aborted) break;

@@ -201,7 +201,7 @@ export class EventCollector {
   readonly stream: ClientReadableStream<WatchEventsResponse>;
 
   constructor(client: TaskServiceClient, request: Partial<WatchEventsRequest>) {
-    this.stream = client.watchEvents({ fromSequence: 0, includeSnapshot: false, taskIds: [], maxEventsPerMessage: 0, ...request });
+    this.stream = client.watchEvents({ fromSequence: 0, includeSnapshot: false, taskIds: [], maxEventsPerMessage: 0, maxBatchDelayMs: 0, ...request });
     this.stream.on('data', (message: WatchEventsResponse) => {
       this.messages.push(message);
       for (const waiter of [...this.waiters]) {

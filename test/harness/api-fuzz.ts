@@ -190,7 +190,7 @@ export type FuzzRequest =
   | { rpc: 'getTask'; taskId: string }
   | { rpc: 'listTasks'; statuses: number[]; family: string; pageSize: number; pageToken: string }
   | { rpc: 'exec'; taskId: string; containerName: string; command: string[]; timeout?: { seconds: number; nanos: number } }
-  | { rpc: 'watchEvents'; fromSequence: number; includeSnapshot: boolean; taskIds: string[]; maxEventsPerMessage: number }
+  | { rpc: 'watchEvents'; fromSequence: number; includeSnapshot: boolean; taskIds: string[]; maxEventsPerMessage: number; maxBatchDelayMs: number }
   | { rpc: 'logs'; taskId: string; containerName: string; follow: boolean; tail: number; streams: number[] }
   | { rpc: 'stats'; taskId: string; containerName: string; stream: boolean; interval?: { seconds: number; nanos: number } }
   | { rpc: 'raw'; method: string; bytes: Uint8Array };
@@ -221,6 +221,7 @@ export function anyRequest(image: string, idPrefix: string, ids: () => string[],
           includeSnapshot: fc.boolean(),
           taskIds: fc.array(anyString, { maxLength: 3 }),
           maxEventsPerMessage: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2 ** 32 - 1 })),
+          maxBatchDelayMs: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2000 }), fc.integer({ min: 0, max: 2 ** 32 - 1 })),
         })
         .map((r) => ({ rpc: 'watchEvents' as const, ...r })),
     },
@@ -286,7 +287,13 @@ export function send(client: TaskServiceClient, request: FuzzRequest): Promise<F
     case 'exec':
       return unary('exec', { taskId: request.taskId, containerName: request.containerName, command: request.command, timeout: request.timeout });
     case 'watchEvents':
-      return streaming('watchEvents', { fromSequence: request.fromSequence, includeSnapshot: request.includeSnapshot, taskIds: request.taskIds, maxEventsPerMessage: request.maxEventsPerMessage });
+      return streaming('watchEvents', {
+        fromSequence: request.fromSequence,
+        includeSnapshot: request.includeSnapshot,
+        taskIds: request.taskIds,
+        maxEventsPerMessage: request.maxEventsPerMessage,
+        maxBatchDelayMs: request.maxBatchDelayMs,
+      });
     case 'logs':
       return streaming('logs', { taskId: request.taskId, containerName: request.containerName, follow: request.follow, tail: request.tail, since: undefined, streams: request.streams as LogStream[] });
     case 'stats':

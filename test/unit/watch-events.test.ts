@@ -86,4 +86,49 @@ describe('WatchEvents (the engine on the fake runtime, over gRPC)', () => {
     assert.equal(watch.error?.code, 3);
     assert.match(watch.error?.message ?? '', /max_events_per_message/);
   });
+
+  it('holds a message for max_batch_delay_ms: events ready shortly after its first travel in it, the same events in fewer messages', async () => {
+    const held = new EventCollector(client, { includeSnapshot: true, maxEventsPerMessage: 100, maxBatchDelayMs: 400 });
+    const prompt = new EventCollector(client, { includeSnapshot: true, maxEventsPerMessage: 100 });
+    try {
+      await Promise.all([held, prompt].map((w) => w.waitFor('the snapshot', (m) => m.kind?.$case === 'snapshot')));
+      const ids = ['held-0', 'held-1', 'held-2'];
+      const running = (id: string) => (e: Event) => e.taskId === id && e.change?.$case === 'task' && e.change.value.knownStatus === TaskStatus.TASK_STATUS_RUNNING;
+      // One launch after the other: each one's events are ready apart from the others', and the
+      // prompt watcher gets them in messages of their own.
+      const started = Date.now();
+      for (const id of ids) {
+        t.engine.runTask(taskInput(id, [containerInput('app')]));
+        await prompt.waitForEvent(`${id} running`, running(id));
+      }
+      const launchedMs = Date.now() - started;
+      await held.waitForEvent('the last running', running(ids[2]!));
+      const batches = (w: EventCollector) => w.messages.filter((m) => m.kind?.$case === 'events');
+      assert.deepEqual(
+        held.events.map((e) => e.sequence),
+        prompt.events.map((e) => e.sequence),
+        'both got the same events',
+      );
+      assert.ok(prompt.events.length >= 6, `events were delivered (${prompt.events.length})`);
+      // Within one delay the held stream sends one message; the launches took launchedMs.
+      const bound = Math.ceil(launchedMs / 400) + 1;
+      assert.ok(batches(held).length <= bound, `held: ${batches(held).length} messages for ${launchedMs} ms of launches (at most ${bound})`);
+      assert.ok(batches(held).length < batches(prompt).length, `fewer messages held (${batches(held).length}) than prompt (${batches(prompt).length})`);
+    } finally {
+      held.close();
+      prompt.close();
+    }
+  });
+
+  it('refuses a batch delay above 1000 ms, or without batches, naming the field', async () => {
+    for (const request of [
+      { maxEventsPerMessage: 100, maxBatchDelayMs: 1001 },
+      { maxEventsPerMessage: 1, maxBatchDelayMs: 10 },
+    ]) {
+      const watch = new EventCollector(client, request);
+      await watch.waitForEnd();
+      assert.equal(watch.error?.code, 3, JSON.stringify(request));
+      assert.match(watch.error?.message ?? '', /max_batch_delay_ms/);
+    }
+  });
 });

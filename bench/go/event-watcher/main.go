@@ -6,7 +6,7 @@
 // {"type":"report"} with what it recorded since the last report (the time from each event's
 // timestamp, set as the agent commits it, to its arrival here), and ends on {"type":"exit"}.
 //
-// Usage: event-watcher SOCKET [MAX_EVENTS_PER_MESSAGE]
+// Usage: event-watcher SOCKET [MAX_EVENTS_PER_MESSAGE [MAX_BATCH_DELAY_MS]]
 package main
 
 import (
@@ -81,7 +81,7 @@ func cpuMs() float64 {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: event-watcher SOCKET [MAX_EVENTS_PER_MESSAGE]")
+		fmt.Fprintln(os.Stderr, "usage: event-watcher SOCKET [MAX_EVENTS_PER_MESSAGE [MAX_BATCH_DELAY_MS]]")
 		os.Exit(2)
 	}
 	perMessage := 0
@@ -92,6 +92,15 @@ func main() {
 			os.Exit(2)
 		}
 		perMessage = n
+	}
+	batchDelayMs := 0
+	if len(os.Args) > 3 {
+		n, err := strconv.Atoi(os.Args[3])
+		if err != nil || n < 0 {
+			fmt.Fprintln(os.Stderr, "MAX_BATCH_DELAY_MS: not a count:", os.Args[3])
+			os.Exit(2)
+		}
+		batchDelayMs = n
 	}
 	fd, err := strconv.Atoi(os.Getenv("NODE_CHANNEL_FD"))
 	if err != nil {
@@ -113,7 +122,7 @@ func main() {
 		os.Exit(1)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := client.Tasks.WatchEvents(ctx, &agentv1.WatchEventsRequest{IncludeSnapshot: true, MaxEventsPerMessage: uint32(perMessage)})
+	stream, err := client.Tasks.WatchEvents(ctx, &agentv1.WatchEventsRequest{IncludeSnapshot: true, MaxEventsPerMessage: uint32(perMessage), MaxBatchDelayMs: uint32(batchDelayMs)})
 	if err != nil {
 		send(map[string]string{"type": "failed", "error": err.Error()})
 		os.Exit(1)
