@@ -31,6 +31,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startAgentProcess, type AgentProcess } from '../test/harness/agent-process.js';
 import { startRuntimeEnvironment, type RuntimeKind } from '../test/harness/runtime-environment.js';
 import { GoBuilder } from '../test/harness/go-build.js';
@@ -45,6 +46,8 @@ const KIND = (process.env.BENCH_RUNTIME ?? 'containerd') as RuntimeKind;
 const DECODE = process.env.BENCH_WATCHERS === 'full' || process.env.BENCH_WATCHERS === 'go' ? process.env.BENCH_WATCHERS : 'light';
 /** The watchers' max_events_per_message (BENCH_BATCH; 0: one event per message). */
 const BATCH = Number(process.env.BENCH_BATCH ?? 0);
+/** How long the watchers' CPU is measured with their streams open and no event coming. */
+const IDLE_MEASURE_MS = 5000;
 /** The watchers' max_batch_delay_ms (BENCH_BATCH_DELAY_MS; 0: each message as soon as its events are ready). */
 const BATCH_DELAY_MS = Number(process.env.BENCH_BATCH_DELAY_MS ?? 0);
 const AGENT_MEMORY_MIB = 4096;
@@ -132,6 +135,8 @@ interface LaunchResult {
   tasksPerSecond: number;
   agentCpuMsPerTask: number;
   watcherCpuMsPerTask: number;
+  /** The watchers' CPU while nothing happened (streams open, no event), ms a second for all of them. */
+  watcherIdleCpuMsPerSecond: number;
   launchDelivery: number[];
   stopDelivery: number[];
   stopMs: number;
@@ -181,6 +186,13 @@ async function main(): Promise<void> {
       console.error(`round ${round} direct: ${directTasksPerSecond[round]!.toFixed(1)} containers/s`);
       for (const watcherCount of [0, W]) {
         const watchers = await Watchers.start(Math.max(watcherCount, 1), agent.socketPath, IDLE_WATCHERS);
+        // What starting took (the snapshot included) is not the launch's; then what open streams
+        // cost the watchers while no event comes (their runtime's own timers, collections).
+        await watchers.report();
+        const idleFrom = performance.now();
+        await sleep(IDLE_MEASURE_MS);
+        const idle = await watchers.report();
+        const watcherIdleCpuMsPerSecond = idle.cpuMs / ((performance.now() - idleFrom) / 1000);
         const ids = Array.from({ length: N }, (_, i) => `r${round}-w${watcherCount}-${i}`);
         const histogramBefore = await deliveryHistogram(metricsAddress);
         const cpuBefore = cpuMs(pid);
@@ -197,6 +209,7 @@ async function main(): Promise<void> {
           tasksPerSecond: (N * 1000) / launched.ms,
           agentCpuMsPerTask: (cpuAfter - cpuBefore) / N,
           watcherCpuMsPerTask: launchReport.cpuMs / N,
+          watcherIdleCpuMsPerSecond,
           launchDelivery: launchReport.sorted,
           stopDelivery: stopReport.sorted,
           stopMs: stopped.ms,
@@ -242,14 +255,14 @@ async function main(): Promise<void> {
       `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}${BATCH_DELAY_MS > 0 ? `, each held up to ${BATCH_DELAY_MS} ms for more` : ''}, decoding ${DECODE === 'light' ? "each event's sequence and time" : DECODE === 'go' ? 'every message whole, in Go' : 'every message whole'}${IDLE_WATCHERS ? ', at idle priority (SCHED_IDLE)' : ''}${OWN_CGROUP ? '; the agent in a CPU cgroup of its own' : ''}\n`,
     );
     console.log(
-      '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',
+      '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | watchers’ CPU at idle, ms/s | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',
     );
-    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const w of [0, W]) {
       const launchSorted = joined(w, (l) => l.launchDelivery);
       const stopSorted = joined(w, (l) => l.stopDelivery);
       console.log(
-        `| ${w === 0 ? '1 (the control plane\u2019s and one)' : w} | ${mean(rows(w).map((l) => l.tasksPerSecond)).toFixed(1)} | ${mean(rows(w).map((l) => l.agentCpuMsPerTask)).toFixed(1)} | ${mean(rows(w).map((l) => l.watcherCpuMsPerTask)).toFixed(1)} | ${rows(
+        `| ${w === 0 ? '1 (the control plane\u2019s and one)' : w} | ${mean(rows(w).map((l) => l.tasksPerSecond)).toFixed(1)} | ${mean(rows(w).map((l) => l.agentCpuMsPerTask)).toFixed(1)} | ${mean(rows(w).map((l) => l.watcherCpuMsPerTask)).toFixed(1)} | ${mean(rows(w).map((l) => l.watcherIdleCpuMsPerSecond)).toFixed(1)} | ${rows(
           w,
         )
           .map((l) => l.agentDelivery.join(' / '))
@@ -259,7 +272,7 @@ async function main(): Promise<void> {
       );
     }
     const [alone, watched, direct] = [mean(rows(0).map((l) => l.tasksPerSecond)), mean(rows(W).map((l) => l.tasksPerSecond)), mean(directTasksPerSecond)];
-    console.log(`| the runtime's own create+start, ${C} at once (no engine, no watcher) | ${direct.toFixed(1)} | | | | | | |`);
+    console.log(`| the runtime's own create+start, ${C} at once (no engine, no watcher) | ${direct.toFixed(1)} | | | | | | | |`);
     console.log(`\nthroughput with ${W} watchers / without: ${(watched / alone).toFixed(3)}`);
     console.log(`throughput / the runtime's own: ${(alone / direct).toFixed(3)} without watchers, ${(watched / direct).toFixed(3)} with ${W}`);
     console.log(

@@ -1,6 +1,8 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { InvalidArgumentError, WatcherTooSlowError } from '../engine/errors.js';
 import { sleep } from '../engine/retry.js';
+import type { EventWatcher } from '../engine/events/event-log.js';
+import type { EngineEvent } from '../engine/events/events.js';
 import type { TaskEngine } from '../engine/task-engine.js';
 import type { WatchEventsRequest, WatchEventsResponse } from '../gen/berth/agent/v1/task_service.js';
 import { toServiceError } from './error-status.js';
@@ -96,11 +98,14 @@ export async function watchEvents(
         await write({ kind: { $case: 'heartbeat', value: { sequence: watcher.position() } } });
         continue;
       }
-      if (request.maxBatchDelayMs > 0 && events.length < request.maxEventsPerMessage) {
-        // Held for the events ready shortly after, which then share the message.
-        await sleep(request.maxBatchDelayMs, ended.signal);
-        const more = ended.signal.aborted ? undefined : await watcher.next(0);
-        if (more?.length) events = [...events, ...more];
+      if (request.maxBatchDelayMs > 0) {
+        // Held for the events ready shortly after, which then share the message; a stream that is
+        // behind has a full message ready at once and is not held.
+        events = await withReady(watcher, events, request.maxEventsPerMessage);
+        if (events.length < request.maxEventsPerMessage) {
+          await sleep(request.maxBatchDelayMs, ended.signal);
+          if (!ended.signal.aborted) events = await withReady(watcher, events, request.maxEventsPerMessage);
+        }
       }
       for (const batch of boundedChunks(events, Math.max(1, request.maxEventsPerMessage), BATCH_BYTES, (event) => encodedEvent(event).length)) {
         if (ended.signal.aborted) break;
@@ -119,4 +124,14 @@ export async function watchEvents(
     watcher.close();
     shutdown.removeEventListener('abort', end);
   }
+}
+
+/** `events` and what the watcher has ready now after them, until there are `max` or no more. */
+async function withReady(watcher: EventWatcher, events: EngineEvent[], max: number): Promise<EngineEvent[]> {
+  while (events.length < max) {
+    const more = await watcher.next(0);
+    if (!more?.length) break;
+    events = [...events, ...more];
+  }
+  return events;
 }

@@ -4,6 +4,7 @@ import { TaskStatus } from '../../src/gen/berth/agent/v1/task.js';
 import { Event } from '../../src/gen/berth/agent/v1/event.js';
 import type { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
 import { EventCollector } from '../harness/agent.js';
+import { waitUntil } from '../harness/processes.js';
 import { containerInput, engineUnderTest, serveOverGrpc, taskInput, type EngineUnderTest, type ServedEngine } from '../harness/engine-harness.js';
 
 describe('WatchEvents (the engine on the fake runtime, over gRPC)', () => {
@@ -117,6 +118,28 @@ describe('WatchEvents (the engine on the fake runtime, over gRPC)', () => {
     } finally {
       held.close();
       prompt.close();
+    }
+  });
+
+  it('does not hold a stream that is behind: it sends full messages at once, and keeps up with a backlog', async () => {
+    const from = t.engine.agentInfo().latestSequence + 1;
+    // A backlog of several messages' worth of events, more than the watcher reads at a time (256).
+    for (let i = 0; i < 300; i++) t.engine.runTask(taskInput(`backlog-${i}`, [containerInput('app')]));
+    const last = await waitUntil('the backlog', 30_000, async () => (t.engine.agentInfo().latestSequence >= from + 1500 ? t.engine.agentInfo().latestSequence : undefined));
+    const started = Date.now();
+    const watch = new EventCollector(client, { fromSequence: from, maxEventsPerMessage: 1000, maxBatchDelayMs: 1000 });
+    try {
+      await watch.waitFor('the backlog delivered', () => watch.events.some((e) => e.sequence >= last), 30_000);
+      const tookMs = Date.now() - started;
+      // Held once at most, for the end of the backlog: a stream held for each read of 256 events
+      // would take a second for every 512.
+      assert.ok(tookMs < 2500, `${last - from + 1} events in ${tookMs} ms`);
+      assert.deepEqual(
+        watch.events.filter((e) => e.sequence <= last).map((e) => e.sequence),
+        Array.from({ length: last - from + 1 }, (_, i) => from + i),
+      );
+    } finally {
+      watch.close();
     }
   });
 
