@@ -5,6 +5,7 @@ import { Event } from '../../src/gen/berth/agent/v1/event.js';
 import type { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
 import { EventCollector } from '../harness/agent.js';
 import { waitUntil } from '../harness/processes.js';
+import { watchEvents } from '../../src/client/event-watch.js';
 import { containerInput, engineUnderTest, serveOverGrpc, taskInput, type EngineUnderTest, type ServedEngine } from '../harness/engine-harness.js';
 
 describe('WatchEvents (the engine on the fake runtime, over gRPC)', () => {
@@ -141,6 +142,33 @@ describe('WatchEvents (the engine on the fake runtime, over gRPC)', () => {
     } finally {
       watch.close();
     }
+  });
+
+  it("the client library's watch asks for the batch delay, and refuses one out of range before it calls", async () => {
+    const connection = {
+      raw: client,
+      getAgentInfo: () => new Promise<never>(() => assert.fail('not called for a watch with a snapshot')),
+    };
+    await assert.rejects(async () => {
+      for await (const item of watchEvents(connection, { snapshot: true, maxBatchDelayMs: 1001 })) assert.fail(`got ${item.kind}`);
+    }, /maxBatchDelayMs must be a whole number from 0 to 1000/);
+    // It is sent: the agent refuses a delay without batches, naming the request's field.
+    await assert.rejects(async () => {
+      for await (const item of watchEvents(connection, { snapshot: true, maxEventsPerMessage: 1, maxBatchDelayMs: 10 })) assert.fail(`got ${item.kind}`);
+    }, /max_batch_delay_ms/);
+    const stop = new AbortController();
+    const seen: number[] = [];
+    const watching = (async () => {
+      for await (const item of watchEvents(connection, { snapshot: true, maxBatchDelayMs: 50, taskIds: ['lib-0'], signal: stop.signal })) {
+        if (item.kind === 'snapshot') t.engine.runTask(taskInput('lib-0', [containerInput('app')]));
+        if (item.kind === 'event') {
+          seen.push(item.event.sequence);
+          if (item.event.change?.$case === 'task' && item.event.change.value.knownStatus === TaskStatus.TASK_STATUS_RUNNING) stop.abort();
+        }
+      }
+    })();
+    await watching.catch((error: unknown) => assert.ok(stop.signal.aborted, String(error)));
+    assert.ok(seen.length >= 2, `the task's events arrived (${seen.join(', ')})`);
   });
 
   it('refuses a batch delay above 1000 ms, or without batches, naming the field', async () => {
