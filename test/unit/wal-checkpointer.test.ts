@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { StateStore } from '../../src/engine/store/state-store.js';
+import { waitUntil } from '../harness/processes.js';
 import { COMMITS_PER_CHECKPOINT, WalCheckpointer } from '../../src/engine/store/wal-checkpointer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-checkpoint-'));
@@ -35,8 +36,10 @@ describe('checkpoints of the state store in a worker thread', () => {
         walSizes.push(statSync(`${path}-wal`).size);
       }
       assert.equal(checkpoints.length, 6, 'one checkpoint for each round of commits');
-      // Once copied, the log is written from its start again: its file keeps the size of one round.
-      assert.ok(walSizes.at(-1)! <= walSizes[1]!, `the log stays the size of a round (${walSizes.join(', ')} bytes)`);
+      // Once copied, the log is written from its start again: its file keeps its size from one round
+      // to the next (it would grow by a round each time otherwise).
+      const kept = walSizes.filter((size, i) => i > 0 && size === walSizes[i - 1]).length;
+      assert.ok(kept >= 2, `the log was written from its start again (its file: ${walSizes.join(', ')} bytes)`);
       // What was checkpointed is in the database file itself: a reader of the file alone sees it.
       const other = new BetterSqlite3(path, { readonly: true });
       try {
@@ -76,6 +79,13 @@ describe('checkpoints of the state store in a worker thread', () => {
       { commitsPerCheckpoint: 50, restartAfterFrames: 400 },
     );
     try {
+      // The worker started and checkpointed once first: its start (tens of milliseconds) is not measured.
+      for (let i = 0; i < 50; i++) {
+        insert.run();
+        checkpointer.committed();
+      }
+      await waitUntil('the first checkpoint', 10_000, async () => (frames.length > 0 ? true : undefined));
+      frames.length = 0;
       // Commits never stop for a checkpoint to catch up: one every turn of the event loop.
       for (let i = 0; i < 3000; i++) {
         insert.run();
@@ -93,8 +103,37 @@ describe('checkpoints of the state store in a worker thread', () => {
     const written = frames.reduce((most, length) => Math.max(most, length), 0);
     assert.ok(written < 3000, `the log never held all 3,000 commits (at most ${written} pages)`);
     const { count } = db.prepare('SELECT COUNT(*) AS count FROM rows').get() as { count: number };
-    assert.equal(count, 3000);
+    assert.equal(count, 3050);
     db.close();
+  });
+
+  it('closes an idle worker, and starts another for the next checkpoint', async () => {
+    const path = join(dir, 'idle.db');
+    const db = new BetterSqlite3(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('wal_autocheckpoint = 0');
+    db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, data BLOB)');
+    const insert = db.prepare('INSERT INTO rows (data) VALUES (zeroblob(100))');
+    let checkpoints = 0;
+    const checkpointer = new WalCheckpointer(
+      path,
+      { checkpointed: () => checkpoints++, finishCheckpoint: () => undefined, workerLost: (reason) => assert.fail(reason) },
+      { commitsPerCheckpoint: 10, restartAfterFrames: 100_000, workerIdleMs: 100 },
+    );
+    try {
+      for (let round = 1; round <= 2; round++) {
+        for (let i = 0; i < 10; i++) {
+          insert.run();
+          checkpointer.committed();
+        }
+        assert.equal(checkpointer.hasWorker, true, `round ${round}: a worker for the checkpoint`);
+        await waitUntil(`round ${round}: the checkpoint`, 10_000, async () => (checkpoints === round ? true : undefined));
+        await waitUntil(`round ${round}: the idle worker closed`, 10_000, async () => (checkpointer.hasWorker ? undefined : true));
+      }
+    } finally {
+      checkpointer.close();
+      db.close();
+    }
   });
 
   it('a worker that cannot open the file is reported lost, once, and takes no more work', async () => {

@@ -12,6 +12,12 @@ export const COMMITS_PER_CHECKPOINT = 250;
 export const CHECKPOINT_IDLE_MS = 1000;
 
 /**
+ * A worker with no checkpoint to make for this long is closed (its thread holds about 8 MiB); the
+ * next checkpoint starts another, which takes a few tens of milliseconds of its own thread.
+ */
+export const WORKER_IDLE_MS = 30_000;
+
+/**
  * The log's length, in pages, past which the store's own connection finishes a checkpoint (64 MiB
  * with 4 KiB pages). The log is written from its start again only by a commit that finds all of
  * it copied; the worker's checkpoints run beside commits, so under writes that never pause each
@@ -22,6 +28,8 @@ export const RESTART_AFTER_FRAMES = 16_384;
 export interface CheckpointerOptions {
   commitsPerCheckpoint: number;
   restartAfterFrames: number;
+  /** WORKER_IDLE_MS by default. */
+  workerIdleMs?: number;
 }
 
 /**
@@ -79,7 +87,8 @@ export interface CheckpointerHooks {
  * call and every event for milliseconds, a few times a second under load. The store turns that off
  * (wal_autocheckpoint = 0) and tells this of each commit instead; every COMMITS_PER_CHECKPOINT
  * commits, or CHECKPOINT_IDLE_MS after the last, the worker checkpoints. One checkpoint at a time;
- * the worker starts with the first, and holds the process open only while one runs. Under writes
+ * the worker starts with the first, holds the process open only while one runs, and is closed after
+ * WORKER_IDLE_MS without one (an idle agent does not keep its thread). Under writes
  * that never pause, the store finishes one checkpoint in RESTART_AFTER_FRAMES pages itself (a few
  * milliseconds on the event loop every few seconds, where SQLite took them a few times a second).
  */
@@ -89,6 +98,7 @@ export class WalCheckpointer {
   private inFlight = false;
   private startedAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private retireTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private lastFailure: string | undefined;
 
@@ -109,10 +119,23 @@ export class WalCheckpointer {
   /** Closes the worker's connection once its checkpoint, if one runs, has ended. */
   close(): void {
     this.stop();
-    if (!this.worker) return;
-    this.worker.postMessage('close');
-    this.worker.unref();
+    this.retire();
+  }
+
+  /** Whether a worker thread is open now (for tests). */
+  get hasWorker(): boolean {
+    return this.worker !== undefined;
+  }
+
+  /** Closes the worker: its connection once its checkpoint, if one runs, has ended, then its thread. */
+  private retire(): void {
+    clearTimeout(this.retireTimer);
+    this.retireTimer = undefined;
+    const worker = this.worker;
+    if (!worker) return;
     this.worker = undefined;
+    worker.postMessage('close');
+    worker.unref();
   }
 
   private schedule(): void {
@@ -126,6 +149,8 @@ export class WalCheckpointer {
     if (this.inFlight || this.stopped || this.commits === 0) return;
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearTimeout(this.retireTimer);
+    this.retireTimer = undefined;
     const worker = this.worker ?? this.startWorker();
     if (!worker) return;
     this.commits = 0;
@@ -141,9 +166,10 @@ export class WalCheckpointer {
       const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
       // No inherited flags (a CPU profile, a loader for TypeScript): the worker runs plain JavaScript.
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sqlite, path: this.path }, execArgv: [] });
-      worker.on('message', (reply: Reply) => this.ended(reply));
-      worker.on('error', (error) => this.lose(`the checkpoint worker failed: ${error.message}`));
-      worker.on('exit', (code) => this.lose(`the checkpoint worker exited (code ${code})`));
+      // A worker closed for being idle is no longer this.worker: its exit is not a loss.
+      worker.on('message', (reply: Reply) => this.worker === worker && this.ended(reply));
+      worker.on('error', (error) => this.worker === worker && this.lose(`the checkpoint worker failed: ${error.message}`));
+      worker.on('exit', (code) => this.worker === worker && this.lose(`the checkpoint worker exited (code ${code})`));
       worker.unref();
       this.worker = worker;
       return worker;
@@ -174,6 +200,7 @@ export class WalCheckpointer {
     }
     if (this.commits >= this.options.commitsPerCheckpoint) this.begin();
     else if (this.commits > 0) this.schedule();
+    else this.retireTimer = setTimeout(() => this.retire(), this.options.workerIdleMs ?? WORKER_IDLE_MS).unref();
   }
 
   private lose(reason: string): void {
@@ -190,5 +217,7 @@ export class WalCheckpointer {
     this.inFlight = false;
     clearTimeout(this.timer);
     this.timer = undefined;
+    clearTimeout(this.retireTimer);
+    this.retireTimer = undefined;
   }
 }
