@@ -12,6 +12,12 @@ export const COMMITS_PER_CHECKPOINT = 250;
 export const CHECKPOINT_IDLE_MS = 1000;
 
 /**
+ * Fewer commits than this are not checkpointed when no more come: they wait for more, as SQLite
+ * leaves a short log (an agent that starts and idles never starts the worker).
+ */
+export const IDLE_CHECKPOINT_MIN_COMMITS = 10;
+
+/**
  * A worker with no checkpoint to make for this long is closed (its thread holds about 8 MiB); the
  * next checkpoint starts another, which takes a few tens of milliseconds of its own thread.
  */
@@ -138,7 +144,9 @@ export class WalCheckpointer {
     worker.unref();
   }
 
-  private schedule(): void {
+  /** Checkpoints CHECKPOINT_IDLE_MS from now, when at least `minCommits` wait. */
+  private schedule(minCommits = IDLE_CHECKPOINT_MIN_COMMITS): void {
+    if (this.commits < minCommits) return;
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       this.begin();
@@ -186,8 +194,9 @@ export class WalCheckpointer {
     if ('error' in reply) {
       if (reply.error !== this.lastFailure) this.hooks.checkpointFailed?.(reply.error);
       this.lastFailure = reply.error;
+      // Tried again, however few commits wait.
       this.commits = Math.max(this.commits, 1);
-      this.schedule();
+      this.schedule(1);
       return;
     }
     this.lastFailure = undefined;
@@ -198,9 +207,10 @@ export class WalCheckpointer {
       // worker runs beside it then; the next one waits for commits to checkpoint.
       this.commits = 0;
     }
-    if (this.commits >= this.options.commitsPerCheckpoint) this.begin();
-    else if (this.commits > 0) this.schedule();
-    else this.retireTimer = setTimeout(() => this.retire(), this.options.workerIdleMs ?? WORKER_IDLE_MS).unref();
+    if (this.commits >= this.options.commitsPerCheckpoint) return this.begin();
+    this.schedule();
+    // No checkpoint to come yet: the worker is closed unless one begins meanwhile.
+    if (!this.timer) this.retireTimer = setTimeout(() => this.retire(), this.options.workerIdleMs ?? WORKER_IDLE_MS).unref();
   }
 
   private lose(reason: string): void {
