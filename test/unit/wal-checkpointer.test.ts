@@ -12,6 +12,17 @@ import { COMMITS_PER_CHECKPOINT, WalCheckpointer } from '../../src/engine/store/
 const dir = mkdtempSync(join(tmpdir(), 'berth-checkpoint-'));
 const removed = { type: 'removed' } as const;
 
+/** A database in WAL mode that checkpoints only when told (as the state store sets it), and an insert of a row of `bytes`. */
+function logged(name: string, bytes: number) {
+  const path = join(dir, name);
+  const db = new BetterSqlite3(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('wal_autocheckpoint = 0');
+  db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, data BLOB)');
+  return { path, db, insert: db.prepare(`INSERT INTO rows (data) VALUES (zeroblob(${bytes}))`) };
+}
+
 describe('checkpoints of the state store in a worker thread', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -57,13 +68,7 @@ describe('checkpoints of the state store in a worker thread', () => {
   });
 
   it('under writes that never pause, the log is finished on the writing connection past its limit, and stays bounded', async () => {
-    const path = join(dir, 'sustained.db');
-    const db = new BetterSqlite3(path);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('wal_autocheckpoint = 0');
-    db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, data BLOB)');
-    const insert = db.prepare('INSERT INTO rows (data) VALUES (zeroblob(3000))');
+    const { path, db, insert } = logged('sustained.db', 3000);
     let finished = 0;
     const frames: number[] = [];
     const checkpointer = new WalCheckpointer(
@@ -108,12 +113,7 @@ describe('checkpoints of the state store in a worker thread', () => {
   });
 
   it('closes an idle worker, and starts another for the next checkpoint', async () => {
-    const path = join(dir, 'idle.db');
-    const db = new BetterSqlite3(path);
-    db.pragma('journal_mode = WAL');
-    db.pragma('wal_autocheckpoint = 0');
-    db.exec('CREATE TABLE rows (id INTEGER PRIMARY KEY, data BLOB)');
-    const insert = db.prepare('INSERT INTO rows (data) VALUES (zeroblob(100))');
+    const { path, db, insert } = logged('idle.db', 100);
     let checkpoints = 0;
     const checkpointer = new WalCheckpointer(
       path,

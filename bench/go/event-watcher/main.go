@@ -79,29 +79,27 @@ func cpuMs() float64 {
 	return float64(usage.Utime.Nano()+usage.Stime.Nano()) / 1e6
 }
 
+// countArg is the whole number ≥ 0 in argument i, 0 when it is not given; the process ends with
+// a message naming the argument when it is not a count.
+func countArg(i int, name string) int {
+	if len(os.Args) <= i {
+		return 0
+	}
+	n, err := strconv.Atoi(os.Args[i])
+	if err != nil || n < 0 {
+		fmt.Fprintln(os.Stderr, name+": not a count:", os.Args[i])
+		os.Exit(2)
+	}
+	return n
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: event-watcher SOCKET [MAX_EVENTS_PER_MESSAGE [MAX_BATCH_DELAY_MS]]")
 		os.Exit(2)
 	}
-	perMessage := 0
-	if len(os.Args) > 2 {
-		n, err := strconv.Atoi(os.Args[2])
-		if err != nil || n < 0 {
-			fmt.Fprintln(os.Stderr, "MAX_EVENTS_PER_MESSAGE: not a count:", os.Args[2])
-			os.Exit(2)
-		}
-		perMessage = n
-	}
-	batchDelayMs := 0
-	if len(os.Args) > 3 {
-		n, err := strconv.Atoi(os.Args[3])
-		if err != nil || n < 0 {
-			fmt.Fprintln(os.Stderr, "MAX_BATCH_DELAY_MS: not a count:", os.Args[3])
-			os.Exit(2)
-		}
-		batchDelayMs = n
-	}
+	perMessage := countArg(2, "MAX_EVENTS_PER_MESSAGE")
+	batchDelayMs := countArg(3, "MAX_BATCH_DELAY_MS")
 	fd, err := strconv.Atoi(os.Getenv("NODE_CHANNEL_FD"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "started without Node's IPC channel (NODE_CHANNEL_FD)")
