@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** A daemon started by the tests; `stop` ends it and waits for it to exit. */
@@ -87,18 +87,45 @@ export async function freeLoopbackPort(): Promise<number> {
   return address.port;
 }
 
-/** Lazily unmounts what a killed daemon left mounted under `dir` (network namespaces, overlays). */
-export function unmountUnder(dir: string): void {
-  const mounts = readFileSync('/proc/self/mounts', 'utf8')
+/** The mount points under `dir`, deepest first. */
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
     .split('\n')
     .map((line) => line.split(' ')[1] ?? '')
     .filter((path) => path.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
-  for (const path of mounts) {
+}
+
+/**
+ * Lazily unmounts what a killed daemon left mounted under `dir` (network namespaces, overlays).
+ * /proc/self/mounts is read in chunks, and while other suites mount and unmount at the same time a
+ * read can miss lines, so it is read again until it shows nothing under `dir` (at most 5 times).
+ */
+export function unmountUnder(dir: string): void {
+  for (let pass = 0; pass < 5; pass++) {
+    const mounts = mountsUnder(dir);
+    if (mounts.length === 0) return;
+    for (const path of mounts) {
+      try {
+        execFileSync('umount', ['-l', path], { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** Deletes a test's directory, unmounting first whatever is still mounted under it. */
+export function removeTree(dir: string): void {
+  for (let attempt = 1; ; attempt++) {
+    unmountUnder(dir);
     try {
-      execFileSync('umount', ['-l', path], { stdio: 'ignore' });
-    } catch {
-      // already gone
+      rmSync(dir, { recursive: true, force: true });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EBUSY' || attempt === 3) {
+        throw new Error(`cannot delete ${dir}: ${String(error)}; still mounted under it: ${mountsUnder(dir).join(', ') || 'nothing'}`);
+      }
     }
   }
 }

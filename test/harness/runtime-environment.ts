@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
@@ -10,6 +10,7 @@ import { CNI_PLUGIN_DIR, createTestNetwork, type TestNetwork } from './cni-netwo
 import { startContainerdDaemon, type TestContainerdDaemon } from './containerd-daemon.js';
 import { startDockerDaemon, type TestDockerDaemon } from './docker-daemon.js';
 import { startRegistry, type TestRegistry } from './registry.js';
+import { removeTree } from './processes.js';
 import { forwardTcp, type TcpForwarder } from './tcp-forwarder.js';
 
 export const RUNTIME_KINDS = ['docker', 'containerd'] as const;
@@ -140,7 +141,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind, o
         // berth's containers on containerd are in /<namespace>/<id> (runc makes the namespace's cgroup).
         if (containerdNamespace) removeCgroups(containerdNamespace);
         network?.remove();
-        rmSync(dir, { recursive: true, force: true });
+        removeTree(dir);
       },
     };
   } catch (error) {
