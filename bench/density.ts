@@ -133,6 +133,31 @@ async function main(): Promise<void> {
     lines.push(line);
     console.error(line);
   };
+  // Heap snapshots (each begins with a full garbage collection) show what the agent's JavaScript keeps.
+  const snapshot = async () => {
+    const before = new Set(readdirSafe(snapshots));
+    agent!.daemon.child.kill('SIGUSR2');
+    const file = join(snapshots, await until('heap snapshot', 120_000, 500, async () => readdirSafe(snapshots).find((f) => !before.has(f) && f.endsWith('.heapsnapshot'))));
+    // Written while the agent runs: done once its size stops changing.
+    let size = -1;
+    await until('heap snapshot written', 300_000, 1000, async () => {
+      const now = statSync(file).size;
+      const stable = now > 0 && now === size;
+      size = now;
+      return stable ? true : undefined;
+    });
+    return heapSummary(file);
+  };
+  const live = (summary: HeapSummary) => summary.totalBytes / 2 ** 20;
+  /** The live heap without V8's compiled code: what the agent's own JavaScript keeps. */
+  const data = (summary: HeapSummary) => (summary.totalBytes - summary.codeBytes) / 2 ** 20;
+  /** The 15 constructors whose objects grew most from `from` to `to`, by self size. */
+  const reportGrowth = (from: HeapSummary, to: HeapSummary) => {
+    const grew = [...to.byName]
+      .map(([name, s]) => ({ name, count: s.count - (from.byName.get(name)?.count ?? 0), bytes: s.bytes - (from.byName.get(name)?.bytes ?? 0) }))
+      .sort((a, b) => b.bytes - a.bytes);
+    for (const g of grew.slice(0, 15)) report(`  ${g.bytes.toString().padStart(10)} B  ${g.count.toString().padStart(7)}  ${g.name.slice(0, 80)}`);
+  };
   try {
     await new Promise((resolve) => setTimeout(resolve, 3000));
     report(`idle, fresh agent: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
@@ -190,6 +215,10 @@ async function main(): Promise<void> {
       await until('a relist', 60_000, 500, async () => (((await metricSample(metricsAddress, 'berth_runtime_syncs_total')) ?? 0) > syncs ? true : undefined));
       report(`full relist with ${N} tasks: ${(((await metricSample(metricsAddress, 'berth_runtime_sync_last_duration_seconds')) ?? NaN) * 1000).toFixed(0)} ms`);
 
+      // After the figures above: a snapshot raises the agent's RSS.
+      const withTasks = await snapshot();
+      report(`live heap with ${N} running: ${live(withTasks).toFixed(1)} MiB, of which ${data(withTasks).toFixed(1)} MiB data`);
+
       controlPlane.stop();
       controlPlane = undefined;
       await agent.kill();
@@ -206,6 +235,11 @@ async function main(): Promise<void> {
       await controlPlane.do({ type: 'removed', ids: running });
       report(`after stopping and cleaning up ${N}: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
       report(`after stopping and cleaning up ${N}, settled: RSS ${(await settledRssMib(agent.daemon.child.pid!)).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
+      const withoutTasks = await snapshot();
+      report(
+        `live heap after they were cleaned up (the agent that recovered them): ${live(withoutTasks).toFixed(1)} MiB, of which ${data(withoutTasks).toFixed(1)} MiB data; what ${N} running tasks held (heap snapshots in ${snapshots}):`,
+      );
+      reportGrowth(withoutTasks, withTasks);
 
       // The runtime's own throughput for the same N containers, from the same empty start.
       const directMs = await launchDirect(env.runtime, env.image, ids('direct', N), C);
@@ -225,23 +259,6 @@ async function main(): Promise<void> {
       await controlPlane!.do({ type: 'removed', ids: batch });
       return rssMib(agent!.daemon.child.pid!);
     };
-    const snapshot = async () => {
-      const before = new Set(readdirSafe(snapshots));
-      agent!.daemon.child.kill('SIGUSR2');
-      const file = join(snapshots, await until('heap snapshot', 120_000, 500, async () => readdirSafe(snapshots).find((f) => !before.has(f) && f.endsWith('.heapsnapshot'))));
-      // Written while the agent runs: done once its size stops changing.
-      let size = -1;
-      await until('heap snapshot written', 300_000, 1000, async () => {
-        const now = statSync(file).size;
-        const stable = now > 0 && now === size;
-        size = now;
-        return stable ? true : undefined;
-      });
-      return heapSummary(file);
-    };
-    const live = (summary: HeapSummary) => summary.totalBytes / 2 ** 20;
-    /** The live heap without V8's compiled code: what the agent's own JavaScript keeps. */
-    const data = (summary: HeapSummary) => (summary.totalBytes - summary.codeBytes) / 2 ** 20;
     let first: HeapSummary | undefined;
     // The snapshot after cycle 1 raises the RSS itself: RSS is compared from cycle 2 on.
     let secondRss = 0;
@@ -263,11 +280,8 @@ async function main(): Promise<void> {
           `V8's compiled code ${(last.codeBytes / 2 ** 20).toFixed(1)} MiB, ${(last.codeBytes / first.codeBytes).toFixed(3)} times); RSS after cycle ${CYCLES} ${(lastRss / secondRss).toFixed(3)} times cycle 2's`,
       );
       if (growth > LEAK_THRESHOLD) {
-        const grew = [...last.byName]
-          .map(([name, s]) => ({ name, count: s.count - (first.byName.get(name)?.count ?? 0), bytes: s.bytes - (first.byName.get(name)?.bytes ?? 0) }))
-          .sort((a, b) => b.bytes - a.bytes);
         report(`the live heap grew by more than ${LEAK_THRESHOLD * 100}%; what grew most (heap snapshots kept in ${snapshots}):`);
-        for (const g of grew.slice(0, 15)) report(`  ${g.bytes.toString().padStart(10)} B  ${g.count.toString().padStart(7)}  ${g.name.slice(0, 80)}`);
+        reportGrowth(first, last);
       }
     }
     console.log(`\n${new Date().toISOString().slice(0, 10)}, containerd, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);

@@ -15,10 +15,21 @@ const TASK_DEFINITION_FIELD = 1;
  */
 const definitionFields = new WeakMap<TaskDefinition, Buffer>();
 
+/**
+ * `bytes` in memory of their own. Node hands out small buffers as slices of a shared 8 KiB block,
+ * which lives as long as any slice of it does: a definition's few hundred bytes, kept for the
+ * task's life while what was allocated beside it goes, would keep the whole block.
+ */
+function ownCopy(bytes: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(copy);
+  return copy;
+}
+
 function definitionField(definition: TaskDefinition): Buffer {
   let field = definitionFields.get(definition);
   if (!field) {
-    field = Buffer.concat(lengthDelimited(TASK_DEFINITION_FIELD, [Buffer.from(PbTaskDefinition.encode(toPbDefinition(definition)).finish())]));
+    field = ownCopy(Buffer.concat(lengthDelimited(TASK_DEFINITION_FIELD, [Buffer.from(PbTaskDefinition.encode(toPbDefinition(definition)).finish())])));
     definitionFields.set(definition, field);
   }
   return field;

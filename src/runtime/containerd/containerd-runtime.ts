@@ -549,8 +549,9 @@ export class ContainerdRuntime implements ContainerRuntime {
     const c = this.client;
     for (let attempt = 1; ; attempt++) {
       if ((await this.taskCreation(container)) === 'running') return;
-      // Registered before Start, so the exit cannot be missed; the events carry it to the engine.
-      void this.waitFor(id);
+      // No Tasks.Wait is kept open for a running task: its exit reaches the engine as containerd's
+      // /tasks/exit event (or, if the event stream broke, the relist that follows), and a call
+      // open per running task would hold a stream in the agent (about 10 KiB) and in containerd.
       this.oomKilled.delete(id);
       const started = await c.call(`start task ${id}`, c.tasks, c.tasks.start, { containerId: id, execId: '' }, { timeoutMs: CHANGE_DEADLINE_MS }).then(
         () => true,
