@@ -17,7 +17,8 @@
  *    snapshots are printed.
  *
  * Usage: npm run build && node dist/bench/density.js [N=1000] [C=50] [CYCLES=10] [M=500] (N=0: the
- * leak check only). Needs
+ * leak check only). BENCH_AGENT_NODE_ARGS passes options to the agent's node (e.g.
+ * `--cpu-prof`; profiles go to the heap snapshots' directory). Needs
  * root, and about 15 MiB of host memory per running task (containerd's shim and berth's log writer).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -111,7 +112,7 @@ async function main(): Promise<void> {
     agentId: 'density',
     runtimeConfig: env.runtimeConfig,
     compiled: true,
-    nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`],
+    nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`, ...(process.env.BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
     config: {
       engine: { defaultStopTimeout: '1s', taskCleanupWait: '1s', relistInterval: '30s' },
       metrics: { address: metricsAddress },
