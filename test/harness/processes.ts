@@ -98,8 +98,9 @@ function mountsUnder(dir: string): string[] {
 
 /**
  * Lazily unmounts what a killed daemon left mounted under `dir` (network namespaces, overlays).
- * /proc/self/mounts is read in chunks, and while other suites mount and unmount at the same time a
- * read can miss lines, so it is read again until it shows nothing under `dir` (at most 5 times).
+ * The mounts are read again after each pass until none is left under `dir` (at most 5 passes): a
+ * mount that came while a pass ran, or a line a read of /proc/self/mounts missed while other
+ * suites mounted and unmounted beside it, is then unmounted too.
  */
 export function unmountUnder(dir: string): void {
   for (let pass = 0; pass < 5; pass++) {

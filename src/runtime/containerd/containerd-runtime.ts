@@ -551,7 +551,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       if ((await this.taskCreation(container)) === 'running') return;
       // No Tasks.Wait is kept open for a running task: its exit reaches the engine as containerd's
       // /tasks/exit event (or, if the event stream broke, the relist that follows), and a call
-      // open per running task would hold a stream in the agent (about 10 KiB) and in containerd.
+      // open per running task would hold a stream in the agent (about 13 KiB) and in containerd.
       this.oomKilled.delete(id);
       const started = await c.call(`start task ${id}`, c.tasks, c.tasks.start, { containerId: id, execId: '' }, { timeoutMs: CHANGE_DEADLINE_MS }).then(
         () => true,
