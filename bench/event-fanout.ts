@@ -8,7 +8,9 @@
  *    runtime adapter, C at once (no engine, no watcher): the runtime's own throughput. Reported:
  *    tasks/s, their ratios to each other and to the runtime's own, the agent's CPU time per task,
  *    and the delivery time of every event at every watcher (event timestamp, set as the agent
- *    commits it, to arrival in the watcher's process).
+ *    commits it, to arrival in the watcher's process). Before each launch the watchers' CPU is
+ *    taken with their streams open and no event, in two windows of 5 s: the first holds the tail
+ *    of their start, the second what open streams cost them; the launch comes after both.
  * 2. Steady events: a task reserves all of the agent's memory; the control plane then runs and
  *    stops tasks that wait for memory, at a rate that makes RATE events/s, for SECONDS, with K
  *    watchers. Reported: the events/s delivered and their delivery times.
@@ -46,8 +48,10 @@ const KIND = (process.env.BENCH_RUNTIME ?? 'containerd') as RuntimeKind;
 const DECODE = process.env.BENCH_WATCHERS === 'full' || process.env.BENCH_WATCHERS === 'go' ? process.env.BENCH_WATCHERS : 'light';
 /** The watchers' max_events_per_message (BENCH_BATCH; 0: one event per message). */
 const BATCH = Number(process.env.BENCH_BATCH ?? 0);
-/** How long the watchers' CPU is measured with their streams open and no event coming. */
+/** How long the watchers' CPU is measured with their streams open and no event coming, in each of IDLE_WINDOWS windows. */
 const IDLE_MEASURE_MS = 5000;
+/** The first window holds the tail of the watchers' start (their runtime's collections after the snapshot); the second their steady cost. */
+const IDLE_WINDOWS = 2;
 /** The watchers' max_batch_delay_ms (BENCH_BATCH_DELAY_MS; 0: each message as soon as its events are ready). */
 const BATCH_DELAY_MS = Number(process.env.BENCH_BATCH_DELAY_MS ?? 0);
 const AGENT_MEMORY_MIB = 4096;
@@ -136,7 +140,8 @@ interface LaunchResult {
   agentCpuMsPerTask: number;
   watcherCpuMsPerTask: number;
   /** The watchers' CPU while nothing happened (streams open, no event), ms a second for all of them. */
-  watcherIdleCpuMsPerSecond: number;
+  /** In each idle window, one after the other. */
+  watcherIdleCpuMsPerSecond: number[];
   launchDelivery: number[];
   stopDelivery: number[];
   stopMs: number;
@@ -189,10 +194,12 @@ async function main(): Promise<void> {
         // What starting took (the snapshot included) is not the launch's; then what open streams
         // cost the watchers while no event comes (their runtime's own timers, collections).
         await watchers.report();
-        const idleFrom = performance.now();
-        await sleep(IDLE_MEASURE_MS);
-        const idle = await watchers.report();
-        const watcherIdleCpuMsPerSecond = idle.cpuMs / ((performance.now() - idleFrom) / 1000);
+        const watcherIdleCpuMsPerSecond: number[] = [];
+        for (let window = 0; window < IDLE_WINDOWS; window++) {
+          const idleFrom = performance.now();
+          await sleep(IDLE_MEASURE_MS);
+          watcherIdleCpuMsPerSecond.push((await watchers.report()).cpuMs / ((performance.now() - idleFrom) / 1000));
+        }
         const ids = Array.from({ length: N }, (_, i) => `r${round}-w${watcherCount}-${i}`);
         const histogramBefore = await deliveryHistogram(metricsAddress);
         const cpuBefore = cpuMs(pid);
@@ -255,14 +262,14 @@ async function main(): Promise<void> {
       `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}${BATCH_DELAY_MS > 0 ? `, each held up to ${BATCH_DELAY_MS} ms for more` : ''}, decoding ${DECODE === 'light' ? "each event's sequence and time" : DECODE === 'go' ? 'every message whole, in Go' : 'every message whole'}${IDLE_WATCHERS ? ', at idle priority (SCHED_IDLE)' : ''}${OWN_CGROUP ? '; the agent in a CPU cgroup of its own' : ''}\n`,
     );
     console.log(
-      '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | watchers’ CPU at idle, ms/s | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',
+      '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | watchers’ CPU at idle, ms/s (first 5 s / next 5 s) | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',
     );
     console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const w of [0, W]) {
       const launchSorted = joined(w, (l) => l.launchDelivery);
       const stopSorted = joined(w, (l) => l.stopDelivery);
       console.log(
-        `| ${w === 0 ? '1 (the control plane\u2019s and one)' : w} | ${mean(rows(w).map((l) => l.tasksPerSecond)).toFixed(1)} | ${mean(rows(w).map((l) => l.agentCpuMsPerTask)).toFixed(1)} | ${mean(rows(w).map((l) => l.watcherCpuMsPerTask)).toFixed(1)} | ${mean(rows(w).map((l) => l.watcherIdleCpuMsPerSecond)).toFixed(1)} | ${rows(
+        `| ${w === 0 ? '1 (the control plane\u2019s and one)' : w} | ${mean(rows(w).map((l) => l.tasksPerSecond)).toFixed(1)} | ${mean(rows(w).map((l) => l.agentCpuMsPerTask)).toFixed(1)} | ${mean(rows(w).map((l) => l.watcherCpuMsPerTask)).toFixed(1)} | ${Array.from({ length: IDLE_WINDOWS }, (_, i) => mean(rows(w).map((l) => l.watcherIdleCpuMsPerSecond[i]!)).toFixed(1)).join(' / ')} | ${rows(
           w,
         )
           .map((l) => l.agentDelivery.join(' / '))
