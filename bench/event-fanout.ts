@@ -139,8 +139,7 @@ interface LaunchResult {
   tasksPerSecond: number;
   agentCpuMsPerTask: number;
   watcherCpuMsPerTask: number;
-  /** The watchers' CPU while nothing happened (streams open, no event), ms a second for all of them. */
-  /** In each idle window, one after the other. */
+  /** The watchers' CPU while nothing happened (streams open, no event), ms a second for all of them, in each idle window in turn. */
   watcherIdleCpuMsPerSecond: number[];
   launchDelivery: number[];
   stopDelivery: number[];
