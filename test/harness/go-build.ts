@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/package-root.js';
 
@@ -10,6 +10,23 @@ const REPO = PACKAGE_ROOT ?? resolve(import.meta.dirname, '../..');
 const IMPORT_ROOT = 'github.com/berth-dev/berth';
 /** Where Debian's Go packages (grpc, protobuf, genproto) are. */
 const DEBIAN_GOPATH = '/usr/share/gocode';
+
+/**
+ * The import paths of packages given relative to the repository, `dir/...` expanded here: in GOPATH
+ * mode Go does not follow the symlink the repository is reached by, and a pattern through it
+ * matches nothing (with only a warning).
+ */
+function importPaths(dirs: string[]): string[] {
+  return dirs.flatMap((dir) => {
+    if (!dir.endsWith('/...')) return [`${IMPORT_ROOT}/${dir}`];
+    const root = dir.slice(0, -'/...'.length);
+    const packages = [root, ...readdirSync(join(REPO, root), { recursive: true, encoding: 'utf8' }).map((entry) => join(root, dirname(entry)))]
+      .filter((pkg, i, all) => all.indexOf(pkg) === i)
+      .filter((pkg) => readdirSync(join(REPO, pkg)).some((file) => file.endsWith('.go')));
+    if (packages.length === 0) throw new Error(`no Go package under ${root}`);
+    return packages.map((pkg) => `${IMPORT_ROOT}/${pkg}`);
+  });
+}
 
 /**
  * Builds Go programs of this repository offline, as Debian builds Go: GOPATH mode, with the
@@ -33,17 +50,22 @@ export class GoBuilder {
     return output;
   }
 
-  /** `go vet` of packages (relative to the repository). */
+  /** `go vet` of packages (relative to the repository; `dir/...` for every package under dir). */
   async vet(...dirs: string[]): Promise<void> {
-    await this.go(['vet', ...dirs.map((d) => `${IMPORT_ROOT}/${d}`)]);
+    await this.go(['vet', ...importPaths(dirs)]);
+  }
+
+  /** `go test` of packages (as for `vet`); the error holds their output. */
+  async test(...dirs: string[]): Promise<void> {
+    await this.go(['test', '-count=1', ...importPaths(dirs)]);
   }
 
   private async go(args: string[]): Promise<void> {
     try {
       await promisify(execFile)('go', args, { env: this.env, cwd: join(this.gopath, 'src', IMPORT_ROOT), maxBuffer: 16 * 1024 * 1024 });
     } catch (error) {
-      const e = error as { stderr?: string; message: string };
-      throw new Error(`go ${args.join(' ')} failed: ${e.stderr || e.message}`);
+      const e = error as { stdout?: string; stderr?: string; message: string };
+      throw new Error(`go ${args.join(' ')} failed: ${[e.stdout, e.stderr].filter(Boolean).join('\n') || e.message}`);
     }
   }
 }
