@@ -113,6 +113,10 @@ describe('the Go client (gen/go, berthclient) and its example against an agent p
     await go.vet('gen/go/...', 'examples/go', 'test/go/watch-events', 'bench/go/event-watcher');
   });
 
+  it("berthclient's own tests pass (the flow-control windows it grants, no PING drawn by a stream's data)", async () => {
+    await go.test('gen/go/berthclient');
+  });
+
   it('the example control plane: agent info, a two-container task until RUNNING, Exec, StopTask until STOPPED', async () => {
     agent = await start();
     const example = await go.build('examples/go');

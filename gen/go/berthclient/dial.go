@@ -58,6 +58,16 @@ type Client struct {
 // maxMessageBytes is what the client accepts: more than the largest message the agent sends (3 MiB).
 const maxMessageBytes = 4 << 20
 
+// The flow-control windows the client grants the agent: a stream's holds the largest message the
+// agent sends, and the connection's a few of them. Fixed windows also turn off grpc-go's estimate
+// of the link's bandwidth-delay product, which answers every data frame that arrives on an idle
+// link with a connection window update and a PING: on a WatchEvents stream, where events come one
+// message at a time, that is a write for the client and a PING ACK for the agent per message.
+const (
+	streamWindowBytes     = 4 << 20
+	connectionWindowBytes = 16 << 20
+)
+
 // Dial connects to an agent. Like grpc.Dial it does not wait for the agent: calls fail with
 // Unavailable while it cannot be reached, and the connection keeps trying.
 func Dial(opts Options) (*Client, error) {
@@ -71,6 +81,8 @@ func Dial(opts Options) (*Client, error) {
 	}
 	dialOptions := []grpc.DialOption{
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes)),
+		grpc.WithInitialWindowSize(streamWindowBytes),
+		grpc.WithInitialConnWindowSize(connectionWindowBytes),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxBackoff},
 			MinConnectTimeout: 5 * time.Second,
