@@ -102,7 +102,7 @@ class Watchers {
   }
 
   /** Everything the watchers recorded since the last report, together. */
-  async report(): Promise<{ sorted: number[]; events: number; gaps: number; cpuMs: number; errors: string[] }> {
+  async report(): Promise<{ sorted: number[]; events: number; messages: number; gaps: number; cpuMs: number; errors: string[] }> {
     const reports = await Promise.all(
       this.children.map((child, i) => {
         const answer = nextMessage<WatcherReport>(child, (m) => m.type === 'report', `watcher ${i} report`);
@@ -113,6 +113,7 @@ class Watchers {
     return {
       sorted: reports.flatMap((r) => r.latenciesMs).sort((a, b) => a - b),
       events: reports.reduce((sum, r) => sum + r.events, 0),
+      messages: reports.reduce((sum, r) => sum + r.messages, 0),
       gaps: reports.reduce((sum, r) => sum + r.gaps, 0),
       cpuMs: reports.reduce((sum, r) => sum + r.cpuMs, 0),
       errors: reports.flatMap((r) => (r.error ? [r.error] : [])),
@@ -142,6 +143,9 @@ interface LaunchResult {
   /** The watchers' CPU while nothing happened (streams open, no event), ms a second for all of them, in each idle window in turn. */
   watcherIdleCpuMsPerSecond: number[];
   launchDelivery: number[];
+  /** Events and the messages that carried them, at all the watchers together, in the launch. */
+  launchEvents: number;
+  launchMessages: number;
   stopDelivery: number[];
   stopMs: number;
   gaps: number;
@@ -217,6 +221,8 @@ async function main(): Promise<void> {
           watcherCpuMsPerTask: launchReport.cpuMs / N,
           watcherIdleCpuMsPerSecond,
           launchDelivery: launchReport.sorted,
+          launchEvents: launchReport.events,
+          launchMessages: launchReport.messages,
           stopDelivery: stopReport.sorted,
           stopMs: stopped.ms,
           gaps: launchReport.gaps + stopReport.gaps,
@@ -261,14 +267,14 @@ async function main(): Promise<void> {
       `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}${BATCH_DELAY_MS > 0 ? `, each held up to ${BATCH_DELAY_MS} ms for more` : ''}, decoding ${DECODE === 'light' ? "each event's sequence and time" : DECODE === 'go' ? 'every message whole, in Go' : 'every message whole'}${IDLE_WATCHERS ? ', at idle priority (SCHED_IDLE)' : ''}${OWN_CGROUP ? '; the agent in a CPU cgroup of its own' : ''}\n`,
     );
     console.log(
-      '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | watchers’ CPU at idle, ms/s (first 5 s / next 5 s) | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',
+      '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | launch: events a message | watchers’ CPU at idle, ms/s (first 5 s / next 5 s) | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',
     );
-    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const w of [0, W]) {
       const launchSorted = joined(w, (l) => l.launchDelivery);
       const stopSorted = joined(w, (l) => l.stopDelivery);
       console.log(
-        `| ${w === 0 ? '1 (the control plane\u2019s and one)' : w} | ${mean(rows(w).map((l) => l.tasksPerSecond)).toFixed(1)} | ${mean(rows(w).map((l) => l.agentCpuMsPerTask)).toFixed(1)} | ${mean(rows(w).map((l) => l.watcherCpuMsPerTask)).toFixed(1)} | ${Array.from({ length: IDLE_WINDOWS }, (_, i) => mean(rows(w).map((l) => l.watcherIdleCpuMsPerSecond[i]!)).toFixed(1)).join(' / ')} | ${rows(
+        `| ${w === 0 ? '1 (the control plane\u2019s and one)' : w} | ${mean(rows(w).map((l) => l.tasksPerSecond)).toFixed(1)} | ${mean(rows(w).map((l) => l.agentCpuMsPerTask)).toFixed(1)} | ${mean(rows(w).map((l) => l.watcherCpuMsPerTask)).toFixed(1)} | ${(rows(w).reduce((s, l) => s + l.launchEvents, 0) / rows(w).reduce((s, l) => s + l.launchMessages, 0)).toFixed(2)} | ${Array.from({ length: IDLE_WINDOWS }, (_, i) => mean(rows(w).map((l) => l.watcherIdleCpuMsPerSecond[i]!)).toFixed(1)).join(' / ')} | ${rows(
           w,
         )
           .map((l) => l.agentDelivery.join(' / '))
@@ -278,7 +284,7 @@ async function main(): Promise<void> {
       );
     }
     const [alone, watched, direct] = [mean(rows(0).map((l) => l.tasksPerSecond)), mean(rows(W).map((l) => l.tasksPerSecond)), mean(directTasksPerSecond)];
-    console.log(`| the runtime's own create+start, ${C} at once (no engine, no watcher) | ${direct.toFixed(1)} | | | | | | | |`);
+    console.log(`| the runtime's own create+start, ${C} at once (no engine, no watcher) | ${direct.toFixed(1)} | | | | | | | | |`);
     console.log(`\nthroughput with ${W} watchers / without: ${(watched / alone).toFixed(3)}`);
     console.log(`throughput / the runtime's own: ${(alone / direct).toFixed(3)} without watchers, ${(watched / direct).toFixed(3)} with ${W}`);
     console.log(

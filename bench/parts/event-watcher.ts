@@ -14,7 +14,8 @@ import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { TaskServiceClient, TaskServiceService, WatchEventsResponse } from '../../src/gen/berth/agent/v1/task_service.js';
 
-export type WatcherReport = { type: 'report'; latenciesMs: number[]; events: number; gaps: number; cpuMs: number; error?: string };
+/** What a watcher recorded since its last report; `messages` counts the messages that held events. */
+export type WatcherReport = { type: 'report'; latenciesMs: number[]; events: number; messages: number; gaps: number; cpuMs: number; error?: string };
 
 const socket = process.argv[2];
 if (!socket || !process.send) throw new Error('usage: forked with IPC, argument: the agent socket path');
@@ -23,6 +24,7 @@ const send = (message: object) => process.send!(message);
 const client = new TaskServiceClient(`unix://${socket}`, credentials.createInsecure());
 let latencies: number[] = [];
 let events = 0;
+let messages = 0;
 let gaps = 0;
 let lastSequence = -1;
 let failure: string | undefined;
@@ -92,7 +94,10 @@ stream.on('data', (data: WatchEventsResponse | Buffer) => {
   let message: WatchEventsResponse;
   if (Buffer.isBuffer(data)) {
     const heads = eventHeads(data);
-    if (heads) return heads.forEach((head) => onEvent(head.sequence, head.timeMs, arrived));
+    if (heads) {
+      messages++;
+      return heads.forEach((head) => onEvent(head.sequence, head.timeMs, arrived));
+    }
     message = WatchEventsResponse.decode(data);
   } else message = data;
   switch (message.kind?.$case) {
@@ -101,9 +106,11 @@ stream.on('data', (data: WatchEventsResponse | Buffer) => {
       if (!message.kind.value.more) send({ type: 'ready' });
       break;
     case 'event':
+      messages++;
       onEvent(message.kind.value.sequence, message.kind.value.time?.getTime() ?? arrived, arrived);
       break;
     case 'events':
+      messages++;
       for (const event of message.kind.value.events) onEvent(event.sequence, event.time?.getTime() ?? arrived, arrived);
       break;
     default:
@@ -118,9 +125,10 @@ process.on('message', (message: { type: string }) => {
   if (message.type === 'report') {
     const cpu = process.cpuUsage(cpuAtLastReport);
     cpuAtLastReport = process.cpuUsage();
-    send({ type: 'report', latenciesMs: latencies, events, gaps, cpuMs: (cpu.user + cpu.system) / 1000, error: failure } satisfies WatcherReport);
+    send({ type: 'report', latenciesMs: latencies, events, messages, gaps, cpuMs: (cpu.user + cpu.system) / 1000, error: failure } satisfies WatcherReport);
     latencies = [];
     events = 0;
+    messages = 0;
     gaps = 0;
   } else if (message.type === 'exit') {
     stream.cancel();

@@ -31,6 +31,7 @@ type report struct {
 	Type        string    `json:"type"`
 	LatenciesMs []float64 `json:"latenciesMs"`
 	Events      int       `json:"events"`
+	Messages    int       `json:"messages"`
 	Gaps        int       `json:"gaps"`
 	CPUMs       float64   `json:"cpuMs"`
 	Error       string    `json:"error,omitempty"`
@@ -41,32 +42,37 @@ type recorder struct {
 	mu           sync.Mutex
 	latenciesMs  []float64
 	events       int
+	messages     int
 	gaps         int
 	lastSequence int64
 	failure      string
 	cpuAtReport  float64
 }
 
-func (r *recorder) event(e *agentv1.Event, arrived time.Time) {
+// message records the events of one message.
+func (r *recorder) message(events []*agentv1.Event, arrived time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if int64(e.GetSequence()) != r.lastSequence+1 {
-		r.gaps++
+	r.messages++
+	for _, e := range events {
+		if int64(e.GetSequence()) != r.lastSequence+1 {
+			r.gaps++
+		}
+		r.lastSequence = int64(e.GetSequence())
+		r.events++
+		r.latenciesMs = append(r.latenciesMs, float64(arrived.Sub(e.GetTime().AsTime()).Microseconds())/1000)
 	}
-	r.lastSequence = int64(e.GetSequence())
-	r.events++
-	r.latenciesMs = append(r.latenciesMs, float64(arrived.Sub(e.GetTime().AsTime()).Microseconds())/1000)
 }
 
 func (r *recorder) take() report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cpu := cpuMs()
-	out := report{Type: "report", LatenciesMs: r.latenciesMs, Events: r.events, Gaps: r.gaps, CPUMs: cpu - r.cpuAtReport, Error: r.failure}
+	out := report{Type: "report", LatenciesMs: r.latenciesMs, Events: r.events, Messages: r.messages, Gaps: r.gaps, CPUMs: cpu - r.cpuAtReport, Error: r.failure}
 	if out.LatenciesMs == nil {
 		out.LatenciesMs = []float64{}
 	}
-	r.latenciesMs, r.events, r.gaps, r.cpuAtReport = nil, 0, 0, cpu
+	r.latenciesMs, r.events, r.messages, r.gaps, r.cpuAtReport = nil, 0, 0, 0, cpu
 	return out
 }
 
@@ -147,11 +153,9 @@ func main() {
 					send(map[string]string{"type": "ready"})
 				}
 			case *agentv1.WatchEventsResponse_Event:
-				r.event(kind.Event, arrived)
+				r.message([]*agentv1.Event{kind.Event}, arrived)
 			case *agentv1.WatchEventsResponse_Events:
-				for _, e := range kind.Events.GetEvents() {
-					r.event(e, arrived)
-				}
+				r.message(kind.Events.GetEvents(), arrived)
 			}
 		}
 	}()
