@@ -113,7 +113,7 @@ describe('the Go client (gen/go, berthclient) and its example against an agent p
     await go.vet('gen/go/...', 'examples/go', 'test/go/watch-events', 'bench/go/event-watcher');
   });
 
-  it("berthclient's own tests pass (the flow-control windows it grants, no PING drawn by a stream's data)", async () => {
+  it("berthclient's own tests pass (the flow-control windows it grants, no PING drawn by a stream's data, Watch's batch delay)", async () => {
     await go.test('gen/go/berthclient');
   });
 

@@ -32,13 +32,17 @@ type frame struct {
 }
 
 // eventServer answers WatchEvents with `count` events, then holds the stream open until the client
-// goes; GetAgentInfo with an empty answer.
+// goes; GetAgentInfo with an empty answer. Each WatchEvents request goes to `requests` when set.
 type eventServer struct {
 	agentv1.UnimplementedTaskServiceServer
-	count int
+	count    int
+	requests chan<- *agentv1.WatchEventsRequest
 }
 
-func (s eventServer) WatchEvents(_ *agentv1.WatchEventsRequest, stream agentv1.TaskService_WatchEventsServer) error {
+func (s eventServer) WatchEvents(request *agentv1.WatchEventsRequest, stream agentv1.TaskService_WatchEventsServer) error {
+	if s.requests != nil {
+		s.requests <- request
+	}
 	for i := 1; i <= s.count; i++ {
 		event := &agentv1.WatchEventsResponse{Kind: &agentv1.WatchEventsResponse_Event{Event: &agentv1.Event{Sequence: uint64(i), TaskId: "t"}}}
 		if err := stream.Send(event); err != nil {
@@ -47,6 +51,21 @@ func (s eventServer) WatchEvents(_ *agentv1.WatchEventsRequest, stream agentv1.T
 	}
 	<-stream.Context().Done()
 	return nil
+}
+
+// serve runs a gRPC server of `service` on a unix socket in dir until the test ends; returns the
+// socket's path.
+func serve(t *testing.T, dir string, service agentv1.TaskServiceServer) string {
+	socket := filepath.Join(dir, "server.sock")
+	listener, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := grpc.NewServer()
+	agentv1.RegisterTaskServiceServer(server, service)
+	go func() { _ = server.Serve(listener) }()
+	t.Cleanup(server.Stop)
+	return socket
 }
 
 func (eventServer) GetAgentInfo(context.Context, *agentv1.GetAgentInfoRequest) (*agentv1.GetAgentInfoResponse, error) {
@@ -85,16 +104,7 @@ func relay(t *testing.T, client, server net.Conn, frames chan<- frame) {
 // estimate of the bandwidth-delay product, on by default, would answer them with PINGs.
 func TestDialGrantsFixedWindowsAndSendsNoPingForData(t *testing.T) {
 	dir := t.TempDir()
-	serverSocket, clientSocket := filepath.Join(dir, "server.sock"), filepath.Join(dir, "client.sock")
-	serverListener, err := net.Listen("unix", serverSocket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := grpc.NewServer()
-	agentv1.RegisterTaskServiceServer(server, eventServer{count: 50})
-	go func() { _ = server.Serve(serverListener) }()
-	defer server.Stop()
-
+	serverSocket, clientSocket := serve(t, dir, eventServer{count: 50}), filepath.Join(dir, "client.sock")
 	clientListener, err := net.Listen("unix", clientSocket)
 	if err != nil {
 		t.Fatal(err)

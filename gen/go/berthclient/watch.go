@@ -3,6 +3,7 @@ package berthclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand"
 	"sync/atomic"
@@ -49,6 +50,11 @@ type WatchOptions struct {
 	IdleTimeout time.Duration
 	// MaxEventsPerMessage asked of the agent (100 when zero, at most 1000).
 	MaxEventsPerMessage uint32
+	// MaxBatchDelay asks the agent to hold each message this long once its first event is ready,
+	// so that the events ready meanwhile travel in it (max_batch_delay_ms, in whole milliseconds):
+	// fewer messages, each event up to this much later. Zero: a message goes as soon as its events
+	// are on the agent's disk. At most 1 s.
+	MaxBatchDelay time.Duration
 	// OnReconnect, when set, is told each time the stream is opened again, with the error that
 	// ended the last one (nil when the agent ended it, shutting down).
 	OnReconnect func(attempt int, err error)
@@ -85,6 +91,10 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions) *Watch {
 			w.err = errors.New("berthclient: FromSequence must be 0 when a snapshot is asked for")
 			return
 		}
+		if opts.MaxBatchDelay < 0 || opts.MaxBatchDelay > maxBatchDelay {
+			w.err = fmt.Errorf("berthclient: MaxBatchDelay must be from 0 to %v (got %v)", maxBatchDelay, opts.MaxBatchDelay)
+			return
+		}
 		state := &watchState{client: c, opts: opts, items: items, wantSnapshot: opts.Snapshot}
 		if opts.FromSequence > 0 {
 			state.position, state.known = opts.FromSequence-1, true
@@ -93,6 +103,9 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions) *Watch {
 	}()
 	return w
 }
+
+// maxBatchDelay is the longest delay the agent takes (max_batch_delay_ms up to 1000).
+const maxBatchDelay = time.Second
 
 // finalCodes are the codes another attempt cannot mend.
 var finalCodes = map[codes.Code]bool{
@@ -207,7 +220,9 @@ func (s *watchState) stream(ctx context.Context) error {
 	if perMessage > 1000 {
 		perMessage = 1000
 	}
-	request := &agentv1.WatchEventsRequest{TaskIds: s.opts.TaskIDs, MaxEventsPerMessage: perMessage}
+	// Whole milliseconds, rounded up: a delay asked for is never dropped to none.
+	delayMs := uint32((s.opts.MaxBatchDelay + time.Millisecond - 1) / time.Millisecond)
+	request := &agentv1.WatchEventsRequest{TaskIds: s.opts.TaskIDs, MaxEventsPerMessage: perMessage, MaxBatchDelayMs: delayMs}
 	if s.wantSnapshot {
 		request.IncludeSnapshot = true
 	} else {
