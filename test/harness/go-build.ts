@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { PACKAGE_ROOT } from '../../src/package-root.js';
 
@@ -20,11 +20,13 @@ function importPaths(dirs: string[]): string[] {
   return dirs.flatMap((dir) => {
     if (!dir.endsWith('/...')) return [`${IMPORT_ROOT}/${dir}`];
     const root = dir.slice(0, -'/...'.length);
-    const packages = [root, ...readdirSync(join(REPO, root), { recursive: true, encoding: 'utf8' }).map((entry) => join(root, dirname(entry)))]
-      .filter((pkg, i, all) => all.indexOf(pkg) === i)
-      .filter((pkg) => readdirSync(join(REPO, pkg)).some((file) => file.endsWith('.go')));
-    if (packages.length === 0) throw new Error(`no Go package under ${root}`);
-    return packages.map((pkg) => `${IMPORT_ROOT}/${pkg}`);
+    const packages = new Set(
+      readdirSync(join(REPO, root), { recursive: true, withFileTypes: true })
+        .filter((entry) => entry.isFile() && entry.name.endsWith('.go'))
+        .map((entry) => relative(REPO, entry.parentPath)),
+    );
+    if (packages.size === 0) throw new Error(`no Go package under ${root}`);
+    return [...packages].map((pkg) => `${IMPORT_ROOT}/${pkg}`);
   });
 }
 

@@ -53,6 +53,10 @@ func (s eventServer) WatchEvents(request *agentv1.WatchEventsRequest, stream age
 	return nil
 }
 
+func (eventServer) GetAgentInfo(context.Context, *agentv1.GetAgentInfoRequest) (*agentv1.GetAgentInfoResponse, error) {
+	return &agentv1.GetAgentInfoResponse{}, nil
+}
+
 // serve runs a gRPC server of `service` on a unix socket in dir until the test ends; returns the
 // socket's path.
 func serve(t *testing.T, dir string, service agentv1.TaskServiceServer) string {
@@ -66,10 +70,6 @@ func serve(t *testing.T, dir string, service agentv1.TaskServiceServer) string {
 	go func() { _ = server.Serve(listener) }()
 	t.Cleanup(server.Stop)
 	return socket
-}
-
-func (eventServer) GetAgentInfo(context.Context, *agentv1.GetAgentInfoRequest) (*agentv1.GetAgentInfoResponse, error) {
-	return &agentv1.GetAgentInfoResponse{}, nil
 }
 
 // relay copies the client's bytes to the server and the server's back, and sends every frame the
