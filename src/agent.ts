@@ -14,6 +14,7 @@ import { TaskEngine, type EngineNetwork } from './engine/task-engine.js';
 import { CniInvoker } from './engine/network/cni/cni-invoker.js';
 import { NetworkNamespaces } from './engine/network/cni/network-namespaces.js';
 import { TaskNetworking } from './engine/network/task-network.js';
+import { SubnetMasquerade } from './engine/network/subnet-masquerade.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
 import { HostTaskCgroups } from './runtime/task-cgroups.js';
 import { SecretProviders } from './secrets/secret-providers.js';
@@ -143,7 +144,13 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
     const { cni } = cfg.network;
     const invoker = new CniInvoker({ pluginDirs: cni.pluginDirs, timeoutMs: cni.pluginTimeoutMs });
     const networking = new TaskNetworking(
-      { agentId: cfg.agentId, list: cni.config, ifName: cni.interfaceName, warmPoolSize: cni.warmPoolSize },
+      {
+        agentId: cfg.agentId,
+        list: cni.config,
+        ifName: cni.interfaceName,
+        warmPoolSize: cni.warmPoolSize,
+        masquerade: cni.masquerade && new SubnetMasquerade(cni.masquerade, cni.pluginTimeoutMs),
+      },
       invoker,
       new NetworkNamespaces(cni.pluginTimeoutMs),
       store,

@@ -6,7 +6,8 @@ import { hostname } from 'node:os';
 import type { CapacitySettings } from '../engine/resources/host-capacity.js';
 import { ULIMIT_NAMES, type Ulimit, type UlimitName } from '../engine/model/task-definition.js';
 import { PULL_BEHAVIORS, type PullBehavior } from '../engine/images/image-manager.js';
-import { defaultNetworkConfigList, NetworkConfigError, parseNetworkConfigList, type NetworkConfigList } from '../engine/network/cni/network-config.js';
+import { checkIpv4Subnet, DEFAULT_NETWORK_SHAPE, defaultNetworkConfigList, NetworkConfigError, parseNetworkConfigList, type NetworkConfigList } from '../engine/network/cni/network-config.js';
+import type { MasqueradedNetwork } from '../engine/network/subnet-masquerade.js';
 import { DEFAULT_REQUEST_LIMITS, MAX_DURATION_MS, type RequestLimits } from '../engine/admission/request-limits.js';
 import { ImageReferenceError, parseImageReference } from '../runtime/image-reference.js';
 import type { SecretProviderSettings } from '../secrets/secret-providers.js';
@@ -121,6 +122,8 @@ export interface BerthConfig {
       pluginDirs: string[];
       /** The network configuration list every CNI-networked task is attached to. */
       config: NetworkConfigList;
+      /** The subnet berth masquerades itself: its default network's (none with a list of the user's). */
+      masquerade?: MasqueradedNetwork;
       /** Interface created in the task's namespace. */
       interfaceName: string;
       /** Longest one plugin run may take. */
@@ -443,7 +446,7 @@ export function compileConfig(raw: Raw): BerthConfig {
       pauseImage: read.imageReference('network.pauseImage'),
       cni: {
         pluginDirs: read.stringList('network.cni.pluginDirs'),
-        config: read.networkConfigList('network.cni.config', 'network.cni.configFile'),
+        ...read.cniNetwork(),
         interfaceName: read.string('network.cni.interfaceName', /^[A-Za-z0-9_.-]{1,15}$/),
         pluginTimeoutMs: read.duration('network.cni.pluginTimeout', 100),
         warmPoolSize: read.integer('network.cni.warmPoolSize', 0, 64),
@@ -640,11 +643,32 @@ class Reader {
     });
   }
 
-  /** The CNI network: inline at `inlineKey`, from the file at `fileKey`, or berth's default. */
-  networkConfigList(inlineKey: string, fileKey: string): NetworkConfigList {
+  /**
+   * The CNI network: a list of the user's, inline (`network.cni.config`) or from a file
+   * (`network.cni.configFile`), or berth's default shaped by `network.cni.subnet` and
+   * `network.cni.bridge`, whose subnet berth masquerades itself.
+   */
+  cniNetwork(): { config: NetworkConfigList; masquerade?: MasqueradedNetwork } {
+    const [inlineKey, fileKey, subnetKey, bridgeKey] = ['network.cni.config', 'network.cni.configFile', 'network.cni.subnet', 'network.cni.bridge'];
     const inline = this.get(inlineKey);
     const file = this.optionalString(fileKey);
+    const subnet = this.optionalString(subnetKey);
+    const bridge = this.optionalString(bridgeKey);
     if (inline !== undefined && file !== undefined) throw new ConfigError(inlineKey, `set either ${inlineKey} or ${fileKey}, not both`);
+    if (inline !== undefined || file !== undefined) {
+      const shaping = subnet !== undefined ? subnetKey : bridge !== undefined ? bridgeKey : undefined;
+      if (shaping) throw new ConfigError(shaping, `shapes berth's default network only: with ${inline !== undefined ? inlineKey : fileKey}, set it in the network list`);
+      return { config: this.networkConfigList(inline, inlineKey, file, fileKey) };
+    }
+    const shape = { subnet: subnet ?? DEFAULT_NETWORK_SHAPE.subnet, bridge: bridge ?? DEFAULT_NETWORK_SHAPE.bridge };
+    const subnetCheck = checkIpv4Subnet(shape.subnet);
+    if (!subnetCheck.ok) throw new ConfigError(subnetKey, subnetCheck.detail);
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(shape.bridge)) throw new ConfigError(bridgeKey, `must be an interface name of 1 to 15 letters, digits, "_", "." or "-" (got ${JSON.stringify(shape.bridge)})`);
+    return { config: this.networkConfigList(defaultNetworkConfigList(shape), inlineKey, undefined, fileKey), masquerade: shape };
+  }
+
+  /** A network list given inline at `inlineKey` or in the file at `fileKey`, checked. */
+  private networkConfigList(inline: unknown, inlineKey: string, file: string | undefined, fileKey: string): NetworkConfigList {
     try {
       if (file !== undefined) {
         let text: string;
@@ -661,7 +685,7 @@ class Reader {
         }
         return parseNetworkConfigList(parsed, file);
       }
-      return parseNetworkConfigList(inline ?? defaultNetworkConfigList(), inlineKey);
+      return parseNetworkConfigList(inline, inlineKey);
     } catch (error) {
       if (!(error instanceof NetworkConfigError)) throw error;
       if (file !== undefined) throw new ConfigError(fileKey, `"${file}": ${error.field}: ${error.detail}`);

@@ -35,7 +35,7 @@ export interface TestNetwork {
  * A random /24 of 10.200.0.0/13 that no route of the host covers yet: test files run side by side
  * (scripts/test-lanes.ts), each with networks of its own.
  */
-function unusedSubnet(): string {
+export function unusedSubnet(): string {
   let subnet = '';
   for (let attempt = 0; attempt < 20; attempt++) {
     subnet = `10.${200 + randomInt(8)}.${randomInt(256)}.0/24`;
@@ -128,6 +128,101 @@ export function createNamespace(): { name: string; path: string; exec(args: stri
       if (existsSync(`/run/netns/${name}`)) execFileSync('ip', ['netns', 'delete', name]);
     },
   };
+}
+
+/**
+ * berth's default network list on a subnet and bridge of a test's own (`network.cni.subnet` and
+ * `network.cni.bridge`): berth masquerades the subnet itself. host-local keeps its addresses in the
+ * default network's store, which other tests' agents share on other subnets.
+ */
+export interface DefaultShapedNetwork {
+  subnet: string;
+  bridge: string;
+  /** The `network` section of an agent's config that uses it. */
+  agentSettings: { cni: Record<string, unknown> };
+  /** Addresses host-local holds in the subnet. */
+  allocatedAddresses(): string[];
+  /** The nat table's rules that masquerade the subnet. */
+  masqueradeRules(): string[];
+  /** Deletes the masquerading rules, the bridge and any address a failed test left held. */
+  remove(): void;
+}
+
+const DEFAULT_NETWORK_STORE = '/var/lib/cni/networks/berth';
+
+export function createDefaultShapedNetwork(): DefaultShapedNetwork {
+  const subnet = unusedSubnet();
+  const bridge = `bd${randomBytes(3).toString('hex')}`;
+  const prefix = subnet.replace(/\.0\/24$/, '.');
+  const allocatedAddresses = () => (existsSync(DEFAULT_NETWORK_STORE) ? readdirSync(DEFAULT_NETWORK_STORE).filter((f) => f.startsWith(prefix)) : []);
+  const masqueradeRules = () =>
+    execFileSync('iptables', ['-t', 'nat', '-S', 'POSTROUTING'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((rule) => rule.includes(`berth: masquerade task network ${subnet}`));
+  return {
+    subnet,
+    bridge,
+    // `config` unset: berth's default list.
+    agentSettings: { cni: { config: undefined, subnet, bridge } },
+    allocatedAddresses,
+    masqueradeRules,
+    remove() {
+      for (const rule of masqueradeRules()) spawnSync('sh', ['-c', `iptables -t nat ${rule.replace(/^-A /, '-D ')}`], { stdio: 'ignore' });
+      if (existsSync(`/sys/class/net/${bridge}`)) execFileSync('ip', ['link', 'delete', bridge]);
+      for (const address of allocatedAddresses()) rmSync(join(DEFAULT_NETWORK_STORE, address));
+    },
+  };
+}
+
+/** A host beyond the task networks, reached through the host (see `startOutsideHost`). */
+export interface OutsideHost {
+  /** Its address. */
+  address: string;
+  /** The host's address on the link to it: what masqueraded traffic comes from. */
+  hostAddress: string;
+  /** The TCP port it answers on, with the address each connection came from. */
+  port: number;
+  remove(): void;
+}
+
+/**
+ * A host beyond the task networks, for tests of their outbound traffic: a network namespace joined
+ * to the host by a veth pair on a /24 of its own, with no route back to any task subnet, so an
+ * answer reaches a task only when the task's traffic was masqueraded to the host's address. It
+ * serves one TCP port, answering each connection with the address it came from.
+ */
+export async function startOutsideHost(): Promise<OutsideHost> {
+  const base = unusedSubnet().replace(/\.0\/24$/, '');
+  const [hostAddress, address, port] = [`${base}.1`, `${base}.2`, 7070];
+  const ns = createNamespace();
+  const hostEnd = `bo${randomBytes(3).toString('hex')}`;
+  let server: ReturnType<typeof spawn> | undefined;
+  const remove = () => {
+    server?.kill('SIGKILL');
+    ns.remove();
+    // The pair goes with the namespace, a moment later.
+    spawnSync('ip', ['link', 'delete', hostEnd], { stdio: 'ignore' });
+  };
+  try {
+    execFileSync('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+    execFileSync('ip', ['addr', 'add', `${hostAddress}/24`, 'dev', hostEnd]);
+    execFileSync('ip', ['link', 'set', hostEnd, 'up']);
+    for (const args of [
+      ['addr', 'add', `${address}/24`, 'dev', 'eth0'],
+      ['link', 'set', 'eth0', 'up'],
+      ['link', 'set', 'lo', 'up'],
+    ])
+      execFileSync('ip', ['-n', ns.name, ...args]);
+    const script = `require('net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(${port}, '${address}', () => console.log('listening'))`;
+    server = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    server.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    await waitUntil('the outside host serving', 10_000, async () => (out.includes('listening') ? true : undefined));
+    return { address, hostAddress, port, remove };
+  } catch (error) {
+    remove();
+    throw error;
+  }
 }
 
 /** Writes an executable shell script into a new directory; returns the directory. */

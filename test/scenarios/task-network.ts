@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -6,7 +7,7 @@ import { LABELS } from '../../src/engine/tasks/labels.js';
 import { PAUSE_CONTAINER } from '../../src/engine/tasks/pause-container.js';
 import { EventCollector, readStream, startTestAgent, testPortRange, watching, type TestAgent } from '../harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
-import { CNI_PLUGIN_DIR, createTestNetwork, type TestNetwork } from '../harness/cni-network.js';
+import { CNI_PLUGIN_DIR, createDefaultShapedNetwork, createTestNetwork, startOutsideHost, type TestNetwork } from '../harness/cni-network.js';
 import { textOnceServed, waitUntil } from '../harness/processes.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment, type RuntimeKind } from '../harness/runtime-environment.js';
 import { container, containerOf, ContainerStatus, is, NetworkMode, task, taskId, TaskStatus } from '../harness/task-builders.js';
@@ -137,6 +138,49 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         ids.filter((id) => existsSync(namespaceOf(agent, id))),
         [],
       );
+    });
+
+    it("berth's default network masquerades its whole subnet with one rule, none per task: a task reaches a host beyond with the host's address, and not without the rule", async () => {
+      const network = createDefaultShapedNetwork();
+      const { subnet } = network;
+      const natTable = () => execFileSync('iptables', ['-t', 'nat', '-S'], { encoding: 'utf8' }).split('\n');
+      const outside = await startOutsideHost();
+      const agents: TestAgent[] = [];
+      try {
+        for (const round of [1, 2]) {
+          // The second agent stands for the next run of the first: it finds the rule in place.
+          const on = await startTestAgent(env, { network: network.agentSettings });
+          agents.push(on);
+          const id = taskId('masq');
+          const running = await on.calls.runUntil(task(id, [container('app', env.image, { ...creds(), command: ['sleep', '300'] })], TASK_MODE));
+          assert.equal(running.network?.networkName, 'berth');
+          assert.ok(inSubnet(running.network!.ipAddresses[0]!, subnet), `${running.network?.ipAddresses[0]} in ${subnet}`);
+
+          const reached = await on.calls.shell(id, 'app', `nc -w 5 ${outside.address} ${outside.port}`);
+          assert.deepEqual(reached, { code: 0, output: outside.hostAddress }, `round ${round}: the outside host saw the host's address`);
+          assert.equal(network.masqueradeRules().length, 1, `round ${round}: one rule for the subnet\n${natTable().join('\n')}`);
+          assert.deepEqual(
+            natTable().filter((rule) => rule.includes(`berth-${on.config.agentId}-${id}`)),
+            [],
+            'no chain or rule for the task',
+          );
+          assert.deepEqual(network.allocatedAddresses(), [running.network!.ipAddresses[0]!.split('/')[0]]);
+
+          if (round === 2) {
+            // Without the rule the task's own address goes out, and the outside host has no route back to it.
+            for (const rule of network.masqueradeRules()) execFileSync('sh', ['-c', `iptables -t nat ${rule.replace(/^-A /, '-D ')}`]);
+            const unanswered = await on.calls.shell(id, 'app', `nc -w 2 ${outside.address} ${outside.port}`);
+            assert.notEqual(unanswered.code, 0, unanswered.output);
+            assert.match(unanswered.output, /timed out/, `no answer without the rule\n${natTable().join('\n')}`);
+          }
+          await on.calls.stopAndWait(id);
+          assert.deepEqual(network.allocatedAddresses(), [], 'the address is released');
+        }
+      } finally {
+        for (const on of agents) await on.stop();
+        network.remove();
+        outside.remove();
+      }
     });
 
     it(`keeps warm namespaces ready${kind === 'docker' ? ', each held by a pause container' : ''}: a task without host ports takes one, one with host ports makes its own; none is left after a stop or a SIGKILL`, async () => {

@@ -70,6 +70,35 @@ describe('CNI network configuration lists', () => {
     const mine = loadConfig(undefined, { BERTH_CNI_CONFIG_FILE: file, BERTH_PAUSE_IMAGE: 'registry.example/pause:1' }).network;
     assert.equal(mine.cni.config.name, 'mine');
     assert.equal(mine.pauseImage, 'registry.example/pause:1');
+    // berth masquerades its default network's subnet itself; a list of the user's is left to its plugins.
+    assert.deepEqual(defaults.cni.masquerade, { subnet: '10.89.0.0/16', bridge: 'berth0' });
+    assert.equal(defaults.cni.config.plugins[1]!.raw.ipMasq, false);
+    assert.equal(mine.cni.masquerade, undefined);
+  });
+
+  it('shapes the default network by network.cni.subnet and network.cni.bridge, and names the key of a bad one', () => {
+    const shaped = loadConfig(withFile('shaped.json', JSON.stringify({ network: { cni: { subnet: '172.30.0.0/20', bridge: 'tasks0' } } })), {}).network.cni;
+    const bridge = shaped.config.plugins[1]!.raw as { bridge: string; ipam: { ranges: { subnet: string }[][] } };
+    assert.equal(bridge.bridge, 'tasks0');
+    assert.equal(bridge.ipam.ranges[0]![0]!.subnet, '172.30.0.0/20');
+    assert.deepEqual(shaped.masquerade, { subnet: '172.30.0.0/20', bridge: 'tasks0' });
+
+    const bad: [object, RegExp][] = [
+      [{ subnet: '10.89.0.0' }, /config: network\.cni\.subnet: must be an IPv4 subnet such as "10\.89\.0\.0\/16"/],
+      [{ subnet: 'fd00::/64' }, /config: network\.cni\.subnet: must be an IPv4 subnet/],
+      [{ subnet: '10.300.0.0/16' }, /config: network\.cni\.subnet: "10\.300\.0\.0\/16" is not an IPv4 address/],
+      [{ subnet: '10.89.0.0/31' }, /config: network\.cni\.subnet: the prefix must be 8 to 30 bits/],
+      [{ subnet: '10.89.3.1/16' }, /config: network\.cni\.subnet: "10\.89\.3\.1\/16" has host bits set: the subnet is 10\.89\.0\.0\/16/],
+      [{ bridge: 'a-bridge-name-too-long' }, /config: network\.cni\.bridge: must be an interface name of 1 to 15/],
+      [{ bridge: 'br;rm' }, /config: network\.cni\.bridge: must be an interface name/],
+      [
+        { subnet: '10.1.0.0/16', config: { cniVersion: '1.0.0', name: 'n', type: 'bridge' } },
+        /config: network\.cni\.subnet: shapes berth's default network only: with network\.cni\.config, set it in the network list/,
+      ],
+    ];
+    for (const [cni, message] of bad) {
+      assert.throws(() => loadConfig(withFile('bad-shape.json', JSON.stringify({ network: { cni } })), {}), message, JSON.stringify(cni));
+    }
   });
 });
 

@@ -9,6 +9,7 @@ import { crashPoint } from '../crash-points.js';
 import type { CniAttachmentRecord } from '../store/records.js';
 import type { TaskDefinition } from '../model/task-definition.js';
 import type { TaskNetworkStatus } from '../model/task-snapshot.js';
+import type { SubnetMasquerade } from './subnet-masquerade.js';
 import { WarmNamespacePool, type WarmNamespaceMaker } from './warm-pool.js';
 
 /** The task id of a warm namespace's attachment, which no task has yet (no task id is empty). */
@@ -30,6 +31,8 @@ export interface TaskNetworkSettings {
   ifName: string;
   /** Namespaces kept ready with ADD done, for tasks that join one by its path and map no host port (0: none). */
   warmPoolSize?: number;
+  /** berth's own masquerading of the network's subnet (its default network), in place before any ADD. */
+  masquerade?: SubnetMasquerade;
 }
 
 export type NetworkSetUp = { ok: true; status: TaskNetworkStatus } | { ok: false; reason: string };
@@ -281,6 +284,7 @@ export class TaskNetworking implements WarmNamespaceMaker {
     else await this.namespaces.attach(record.containerId, holderPid);
     namespaceMade?.();
     crashPoint('before-network-add');
+    await this.settings.masquerade?.ensure();
     const result = await this.invoker.add(this.settings.list, this.runtimeConf(record, record.netns)).catch((error: unknown) => {
       if (error instanceof CniError) {
         record.addFailure = { command: error.command, plugin: error.plugin, msg: error.msg };
@@ -369,6 +373,10 @@ export class TaskNetworking implements WarmNamespaceMaker {
     }
     for (const warm of this.leftoverWarm.splice(0)) {
       await this.release(warm).catch((error: unknown) => this.log.warn({ err: error, namespace: warm.containerId }, 'could not delete a warm network namespace an earlier run left'));
+    }
+    // The tasks that kept their network across the restart reach out through the masquerading.
+    if (this.settings.masquerade && [...this.attachments.values()].some((a) => a.result !== undefined)) {
+      await this.settings.masquerade.ensure().catch((error: unknown) => this.log.warn({ err: error }, 'the running tasks of the network may not reach beyond the host'));
     }
   }
 

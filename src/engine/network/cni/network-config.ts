@@ -92,11 +92,21 @@ export function supportsCheck(cniVersion: string): boolean {
   return cniVersion !== '0.3.0' && cniVersion !== '0.3.1';
 }
 
+/** What shapes berth's default network: its subnet (IPv4 CIDR) and the bridge its tasks are on. */
+export interface DefaultNetworkShape {
+  subnet: string;
+  bridge: string;
+}
+
+export const DEFAULT_NETWORK_SHAPE: DefaultNetworkShape = { subnet: '10.89.0.0/16', bridge: 'berth0' };
+
 /**
  * berth's default network for the `task` mode: the loopback interface, a bridge with host-local
- * addresses (gateway and masquerading on the host), and host port mappings through portmap.
+ * addresses (the bridge the gateway), and host port mappings through portmap. The bridge plugin does
+ * not masquerade (`ipMasq` would make a chain and rules for every task, eight iptables runs at each
+ * ADD and DEL): berth masquerades the whole subnet with one rule (SubnetMasquerade).
  */
-export function defaultNetworkConfigList(): Record<string, unknown> {
+export function defaultNetworkConfigList(shape: DefaultNetworkShape = DEFAULT_NETWORK_SHAPE): Record<string, unknown> {
   return {
     cniVersion: '1.0.0',
     name: 'berth',
@@ -104,13 +114,34 @@ export function defaultNetworkConfigList(): Record<string, unknown> {
       { type: 'loopback' },
       {
         type: 'bridge',
-        bridge: 'berth0',
+        bridge: shape.bridge,
         isGateway: true,
-        ipMasq: true,
+        ipMasq: false,
         hairpinMode: true,
-        ipam: { type: 'host-local', ranges: [[{ subnet: '10.89.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] },
+        ipam: { type: 'host-local', ranges: [[{ subnet: shape.subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
       },
       { type: 'portmap', capabilities: { portMappings: true }, snat: true },
     ],
   };
+}
+
+/**
+ * An IPv4 subnet in CIDR notation with its host bits zero and room for a gateway and tasks (a prefix
+ * of 8 to 30 bits), as written; an error saying what is wrong otherwise.
+ */
+export function checkIpv4Subnet(text: string): { ok: true } | { ok: false; detail: string } {
+  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
+  if (!match) return { ok: false, detail: `must be an IPv4 subnet such as "10.89.0.0/16" (got ${JSON.stringify(text)})` };
+  const octets = match.slice(1, 5).map(Number);
+  const prefix = Number(match[5]);
+  if (octets.some((o) => o > 255)) return { ok: false, detail: `${JSON.stringify(text)} is not an IPv4 address` };
+  if (prefix < 8 || prefix > 30) return { ok: false, detail: `the prefix must be 8 to 30 bits, room for a gateway and tasks (got /${prefix})` };
+  const address = octets.reduce((n, o) => n * 256 + o, 0);
+  const hostBits = 2 ** (32 - prefix);
+  if (address % hostBits !== 0) {
+    const network = address - (address % hostBits);
+    const dotted = [24, 16, 8, 0].map((shift) => Math.floor(network / 2 ** shift) % 256).join('.');
+    return { ok: false, detail: `${JSON.stringify(text)} has host bits set: the subnet is ${dotted}/${prefix}` };
+  }
+  return { ok: true };
 }
