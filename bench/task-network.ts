@@ -5,7 +5,8 @@
  * the container joining the namespace) against the same task in mode `none`, one task at a time and
  * 20 at once, on Docker and on containerd, with the real plugins. Rounds rotate the modes. Besides
  * the time, the machine's CPU time per task (all processes, from /proc/stat): the launches are bound
- * by the CPU on a small machine, and this varies less from run to run than the time. Usage:
+ * by the CPU on a small machine, and this varies less from run to run than the time; and where the
+ * CPU of each mode's last burst went, by process. Usage:
  * npm run bench:network -- [SEQUENTIAL=10] [CONCURRENT=20] [ROUNDS=3] [WARM=4] [KINDS=docker,containerd]. A third
  * mode runs the tasks on an agent keeping WARM warm namespaces (on Docker, each held by a pause
  * container). With BENCH_IPMASQ=1 a fourth runs them on a list whose bridge plugin masquerades
@@ -18,6 +19,7 @@ import { NetworkMode } from '../src/gen/berth/agent/v1/task_definition.js';
 import { readFileSync } from 'node:fs';
 import { call, EventCollector, startTestAgent, type TestAgent } from '../test/harness/agent.js';
 import { createDefaultShapedNetwork } from '../test/harness/cni-network.js';
+import { cpuByProcess, processCpu } from './parts/process-cpu.js';
 import { waitUntil } from '../test/harness/processes.js';
 import { RUNTIME_KINDS, startRuntimeEnvironment, type RuntimeKind } from '../test/harness/runtime-environment.js';
 import { container, task } from '../test/harness/task-builders.js';
@@ -50,6 +52,8 @@ const status = (id: string, s: TaskStatus) => (e: Event) => e.taskId === id && e
 
 async function main(): Promise<void> {
   const results = new Map<string, { perTask: number[]; wall: number; cpuPerTask: number }[]>();
+  /** Where the CPU of each mode's last batch of CONCURRENT went, per task. */
+  const cpuWhere = new Map<string, string>();
   const record = (label: string, perTask: number[], wall: number, cpuPerTask: number) => results.set(label, [...(results.get(label) ?? []), { perTask, wall, cpuPerTask }]);
   for (const kind of KINDS) {
     const env = await startRuntimeEnvironment('bench-net', kind);
@@ -100,8 +104,10 @@ async function main(): Promise<void> {
           await stopAll(mode, ids.splice(0));
           started = performance.now();
           cpu = machineCpuMs();
+          const processesBefore = processCpu();
           const concurrent = await Promise.all(Array.from({ length: CONCURRENT }, () => launch(mode, ids)));
           record(`${kind}, ${mode}, ${CONCURRENT} at once`, concurrent, performance.now() - started, (machineCpuMs() - cpu) / CONCURRENT);
+          cpuWhere.set(`${kind}, ${mode}, ${CONCURRENT} at once`, cpuByProcess(processesBefore, processCpu(), CONCURRENT));
           await stopAll(mode, ids);
         }
       }
@@ -137,6 +143,8 @@ async function main(): Promise<void> {
       }
     }
   }
+  console.log(`\nWhere the CPU of the last round's ${CONCURRENT} at once went, ms per task, by process (the agent runs in the benchmark's node process):\n`);
+  for (const [label, where] of cpuWhere) console.log(`- ${label}: ${where}`);
 }
 
 main().then(

@@ -15,6 +15,7 @@ import { CniInvoker } from './engine/network/cni/cni-invoker.js';
 import { NetworkNamespaces } from './engine/network/cni/network-namespaces.js';
 import { TaskNetworking } from './engine/network/task-network.js';
 import { SubnetMasquerade } from './engine/network/subnet-masquerade.js';
+import { ProcessLauncher } from './engine/process-launcher.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
 import { HostTaskCgroups } from './runtime/task-cgroups.js';
 import { SecretProviders } from './secrets/secret-providers.js';
@@ -142,17 +143,18 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
   });
   provide(c, TOKENS.network, { cfg: TOKENS.config, store: TOKENS.stateStore, log: TOKENS.logger, metadata: TOKENS.metadata }, ({ cfg, store, log, metadata }): EngineNetwork => {
     const { cni } = cfg.network;
-    const invoker = new CniInvoker({ pluginDirs: cni.pluginDirs, timeoutMs: cni.pluginTimeoutMs });
+    const launcher = new ProcessLauncher();
+    const invoker = new CniInvoker({ pluginDirs: cni.pluginDirs, timeoutMs: cni.pluginTimeoutMs, launcher });
     const networking = new TaskNetworking(
       {
         agentId: cfg.agentId,
         list: cni.config,
         ifName: cni.interfaceName,
         warmPoolSize: cni.warmPoolSize,
-        masquerade: cni.masquerade && new SubnetMasquerade(cni.masquerade, cni.pluginTimeoutMs),
+        masquerade: cni.masquerade && new SubnetMasquerade(cni.masquerade, cni.pluginTimeoutMs, launcher),
       },
       invoker,
-      new NetworkNamespaces(cni.pluginTimeoutMs),
+      new NetworkNamespaces(cni.pluginTimeoutMs, launcher),
       store,
       log.child({ component: 'network' }),
     );

@@ -17,6 +17,7 @@ import type { EngineEvent } from '../../src/engine/events/events.js';
 import { RuntimeMonitor } from '../../src/engine/runtime-monitor.js';
 import { CniInvoker } from '../../src/engine/network/cni/cni-invoker.js';
 import { defaultNetworkConfigList, parseNetworkConfigList } from '../../src/engine/network/cni/network-config.js';
+import { ProcessLauncher } from '../../src/engine/process-launcher.js';
 import { NetworkNamespaces } from '../../src/engine/network/cni/network-namespaces.js';
 import { TaskNetworking } from '../../src/engine/network/task-network.js';
 import { TaskEngine } from '../../src/engine/task-engine.js';
@@ -122,8 +123,8 @@ export async function engineUnderTest(
         options.networking ??
         new TaskNetworking(
           { agentId: 'unit', list: parseNetworkConfigList(defaultNetworkConfigList(), 'unit'), ifName: 'eth0' },
-          new CniInvoker({ pluginDirs: [], timeoutMs: 1000 }),
-          new NetworkNamespaces(1000),
+          new CniInvoker({ pluginDirs: [], timeoutMs: 1000, launcher: new ProcessLauncher() }),
+          new NetworkNamespaces(1000, new ProcessLauncher()),
           store,
           log,
         ),

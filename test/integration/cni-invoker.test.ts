@@ -11,10 +11,14 @@ import { CniInvoker, type CniRuntimeConf } from '../../src/engine/network/cni/cn
 import { parseCniResult, taskAddresses } from '../../src/engine/network/cni/cni-result.js';
 import { parseNetworkConfigList } from '../../src/engine/network/cni/network-config.js';
 import { NetworkNamespaces } from '../../src/engine/network/cni/network-namespaces.js';
+import { ProcessLauncher } from '../../src/engine/process-launcher.js';
 import { StateStore } from '../../src/engine/store/state-store.js';
 import { TaskNetworking } from '../../src/engine/network/task-network.js';
 import { CNI_PLUGIN_DIR, createNamespace, createTestNetwork, scriptPlugin, startNamespaceHolder } from '../harness/cni-network.js';
 import { freeLoopbackPort, waitUntil } from '../harness/processes.js';
+
+/** One launcher for every invoker of the file, as an agent has. */
+const launcher = new ProcessLauncher();
 
 /** Reads what a TCP server at 127.0.0.1:port says first; undefined when nothing answers. */
 function readFrom(port: number): Promise<string | undefined> {
@@ -37,7 +41,7 @@ const conf = (ns: string, containerId: string, capabilityArgs: Record<string, un
 });
 
 describe('CNI invoker with the real plugins in real network namespaces', () => {
-  const invoker = new CniInvoker({ pluginDirs: [CNI_PLUGIN_DIR], timeoutMs: 20_000 });
+  const invoker = new CniInvoker({ pluginDirs: [CNI_PLUGIN_DIR], timeoutMs: 20_000, launcher });
   const cleanups: (() => void)[] = [];
   after(() => {
     for (const cleanup of cleanups.reverse()) cleanup();
@@ -127,7 +131,7 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
   it('checks VERSION against each plugin, and reports a missing plugin by name', async () => {
     const dir = scriptPlugin('old-plugin', `echo '{"cniVersion":"0.2.0","supportedVersions":["0.1.0","0.2.0"]}'`);
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const withOld = new CniInvoker({ pluginDirs: [dir, CNI_PLUGIN_DIR], timeoutMs: 5000 });
+    const withOld = new CniInvoker({ pluginDirs: [dir, CNI_PLUGIN_DIR], timeoutMs: 5000, launcher });
     const list = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'v', plugins: [{ type: 'loopback' }, { type: 'old-plugin' }] }, 'test');
     await assert.rejects(withOld.checkVersions(list), /plugin "old-plugin": the plugin does not speak CNI 1\.0\.0 \(it speaks 0\.1\.0, 0\.2\.0\) \(code 1, incompatible CNI version\)/);
     const missing = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'v', plugins: [{ type: 'no-such-plugin' }] }, 'test');
@@ -147,8 +151,8 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     const hang = scriptPlugin('hang', `if [ "$CNI_COMMAND" = VERSION ]; then echo '{"supportedVersions":["1.0.0"]}'; exit 0; fi\nexec sleep 30`);
     cleanups.push(() => [dir, second, hang].forEach((d) => rmSync(d, { recursive: true, force: true })));
     // A timeout a loaded machine never reaches for the plugins that answer; a short one for the one that hangs.
-    const scripted = new CniInvoker({ pluginDirs: [dir, second, hang], timeoutMs: 30_000 });
-    const impatient = new CniInvoker({ pluginDirs: [hang], timeoutMs: 500 });
+    const scripted = new CniInvoker({ pluginDirs: [dir, second, hang], timeoutMs: 30_000, launcher });
+    const impatient = new CniInvoker({ pluginDirs: [hang], timeoutMs: 500, launcher });
     const list = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'caps', plugins: [{ type: 'first', capabilities: { portMappings: true, ips: true } }, { type: 'second' }] }, 'test');
     const result = await scripted.add(list, conf('/run/netns/none', 'caps', { portMappings: [{ hostPort: 1, containerPort: 2, protocol: 'tcp' }], ips: ['192.0.2.7/24'], bandwidth: {} }));
     const first = JSON.parse(readFileSync(join(seen, 'first.stdin'), 'utf8'));
@@ -172,7 +176,7 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const log = pino({ level: 'silent' });
     const settings = { agentId: 'cni-test', list: parseNetworkConfigList(network.config, 'test'), ifName: 'eth0' };
-    const namespaces = new NetworkNamespaces(5000);
+    const namespaces = new NetworkNamespaces(5000, launcher);
     // A process in a namespace of its own stands in for the pause container.
     const holder = await startNamespaceHolder();
     cleanups.push(() => holder.stop());
@@ -205,7 +209,7 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     const store = new StateStore(join(dir, 'berth.db'), { count: 100, maxAgeMs: 3_600_000 });
     cleanups.push(() => store.close());
     const list = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'missing', plugins: [{ type: 'loopback' }, { type: 'not-installed' }] }, 'test');
-    const namespaces = new NetworkNamespaces(5000);
+    const namespaces = new NetworkNamespaces(5000, launcher);
     const networking = new TaskNetworking({ agentId: 'cni-test', list, ifName: 'eth0' }, invoker, namespaces, store, pino({ level: 'silent' }));
     const holder = await startNamespaceHolder();
     cleanups.push(() => holder.stop());

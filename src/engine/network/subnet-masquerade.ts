@@ -1,7 +1,4 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import type { ProcessLauncher } from '../process-launcher.js';
 
 /** The subnet and bridge of a task network whose outbound traffic berth masquerades. */
 export interface MasqueradedNetwork {
@@ -25,6 +22,7 @@ export class SubnetMasquerade {
   constructor(
     private readonly network: MasqueradedNetwork,
     private readonly timeoutMs: number,
+    private readonly launcher: ProcessLauncher,
   ) {}
 
   /** The rule, as iptables takes it after `-t nat -A POSTROUTING`. */
@@ -49,24 +47,20 @@ export class SubnetMasquerade {
 
   /** `iptables -C` exits 1 when no such rule exists; any other failure is an error. */
   private async present(): Promise<boolean> {
-    try {
-      await this.iptables(['-C', 'POSTROUTING', ...this.rule()]);
-      return true;
-    } catch (error) {
-      if ((error as { exitCode?: number }).exitCode === 1) return false;
-      throw error;
-    }
+    const code = await this.iptables(['-C', 'POSTROUTING', ...this.rule()], [0, 1]);
+    return code === 0;
   }
 
-  private async iptables(args: string[]): Promise<void> {
-    try {
-      await run('iptables', ['-w', '-t', 'nat', ...args], { timeout: this.timeoutMs });
-    } catch (error) {
-      const e = error as { code?: unknown; stderr?: string; message: string };
-      const stderr = String(e.stderr ?? '').trim();
-      throw Object.assign(new Error(`cannot masquerade task network ${this.network.subnet}: iptables -t nat ${args[0]} POSTROUTING failed: ${stderr || e.message}`), {
-        exitCode: typeof e.code === 'number' ? e.code : undefined,
-      });
-    }
+  /** Runs iptables on the nat table; an exit code other than `accepted` is an error. */
+  private async iptables(args: string[], accepted: number[] = [0]): Promise<number> {
+    const failed = (why: string) => new Error(`cannot masquerade task network ${this.network.subnet}: iptables -t nat ${args[0]} POSTROUTING failed: ${why}`);
+    // iptables lives in sbin, which a service's PATH may lack.
+    const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin` };
+    const run = await this.launcher.run({ file: 'iptables', args: ['-w', '-t', 'nat', ...args], env, timeoutMs: this.timeoutMs }).catch((error: Error) => {
+      throw failed(error.message);
+    });
+    if (run.timedOut) throw failed(`it did not finish within ${this.timeoutMs} ms and was killed`);
+    if (run.code === null || !accepted.includes(run.code)) throw failed(run.stderr.trim() || (run.signal ? `killed by ${run.signal}` : `exit code ${run.code}`));
+    return run.code;
   }
 }

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ProcessLauncher } from '../../process-launcher.js';
 import { CniError, parsePluginError } from './cni-error.js';
 import { supportsCheck, type NetworkConfigList, type PluginConfig } from './network-config.js';
 
@@ -24,6 +24,8 @@ export interface CniInvokerOptions {
   pluginDirs: string[];
   /** Longest a single plugin run may take; it is killed after that. */
   timeoutMs: number;
+  /** Runs the plugins. */
+  launcher: ProcessLauncher;
 }
 
 /** Output a plugin may print before the rest is dropped. */
@@ -162,41 +164,16 @@ export class CniInvoker {
       // Plugins run iptables and friends.
       PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`,
     };
-    return new Promise<string>((resolve, reject) => {
-      const child = spawn(path, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      const stdout: Buffer[] = [];
-      let stdoutSize = 0;
-      let stderr = '';
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        child.kill('SIGKILL');
-      }, this.options.timeoutMs);
-      child.stdout.on('data', (chunk: Buffer) => {
-        if (stdoutSize < MAX_OUTPUT) stdout.push(chunk);
-        stdoutSize += chunk.length;
-      });
-      child.stderr.on('data', (chunk: Buffer) => {
-        stderr = (stderr + chunk.toString('utf8')).slice(-2000);
-      });
-      child.stdin.on('error', () => undefined); // a plugin that exits without reading its input
-      child.on('error', (error) => {
-        clearTimeout(timer);
-        reject(new CniError(command, type, `cannot run ${path}: ${error.message}`));
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        const out = Buffer.concat(stdout).toString('utf8');
-        if (timedOut) return reject(new CniError(command, type, `the plugin did not finish within ${this.options.timeoutMs} ms and was killed`));
-        if (code === 0) return resolve(out);
-        const parsed = parsePluginError(out);
-        if (parsed) return reject(new CniError(command, type, parsed.msg, parsed.code, parsed.details));
-        const why = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        const detail = (stderr.trim() || out.trim()).slice(-500);
-        reject(new CniError(command, type, `the plugin ${why}${detail ? `: ${detail}` : ''}`));
-      });
-      child.stdin.end(stdin);
+    const run = await this.options.launcher.run({ file: path, env, input: stdin, timeoutMs: this.options.timeoutMs, maxOutputBytes: MAX_OUTPUT }).catch((error: Error) => {
+      throw new CniError(command, type, error.message);
     });
+    if (run.timedOut) throw new CniError(command, type, `the plugin did not finish within ${this.options.timeoutMs} ms and was killed`);
+    if (run.code === 0) return run.stdout;
+    const parsed = parsePluginError(run.stdout);
+    if (parsed) throw new CniError(command, type, parsed.msg, parsed.code, parsed.details);
+    const why = run.signal ? `was killed by ${run.signal}` : `exited with code ${run.code}`;
+    const detail = (run.stderr.trim() || run.stdout.trim()).slice(-500);
+    throw new CniError(command, type, `the plugin ${why}${detail ? `: ${detail}` : ''}`);
   }
 }
 

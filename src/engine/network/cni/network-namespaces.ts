@@ -1,9 +1,6 @@
-import { execFile } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import type { ProcessLauncher } from '../../process-launcher.js';
 
 /** Where iproute2 keeps named network namespaces (bind mounts of nsfs). */
 export const NETNS_DIR = '/run/netns';
@@ -16,7 +13,10 @@ export const NETNS_DIR = '/run/netns';
  * in, until berth deletes the name.
  */
 export class NetworkNamespaces {
-  constructor(private readonly timeoutMs: number) {}
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly launcher: ProcessLauncher,
+  ) {}
 
   pathOf(name: string): string {
     return join(NETNS_DIR, name);
@@ -54,11 +54,11 @@ export class NetworkNamespaces {
   }
 
   private async ip(args: string[]): Promise<void> {
-    try {
-      await run('ip', args, { timeout: this.timeoutMs });
-    } catch (error) {
-      const stderr = String((error as { stderr?: string }).stderr ?? '').trim();
-      throw new Error(`ip ${args.join(' ')} failed: ${stderr || (error as Error).message}`);
-    }
+    const failed = (why: string) => new Error(`ip ${args.join(' ')} failed: ${why}`);
+    const run = await this.launcher.run({ file: 'ip', args, env: process.env, timeoutMs: this.timeoutMs }).catch((error: Error) => {
+      throw failed(error.message);
+    });
+    if (run.timedOut) throw failed(`it did not finish within ${this.timeoutMs} ms and was killed`);
+    if (run.code !== 0) throw failed(run.stderr.trim() || (run.signal ? `killed by ${run.signal}` : `exit code ${run.code}`));
   }
 }
