@@ -17,6 +17,8 @@ export const DOCKER_PACKAGES: [file: string, pkg: string][] = [
   ['/usr/sbin/dockerd', 'docker.io'],
   ['/usr/sbin/runc', 'runc'],
   ['/usr/sbin/ip', 'iproute2'],
+  // libexec/berth-launcher, which starts the plugins, ip and iptables for the agent.
+  ['/usr/bin/python3', 'python3'],
 ];
 
 export function ensurePackages(needed: [string, string][], log: (text: string) => void = console.log): void {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../package-root.js';
 
-/** berth's launcher of short-lived programs (Perl). */
+/** berth's launcher of short-lived programs (Python 3). */
 export const LAUNCHER_PATH = join(PACKAGE_ROOT ?? '.', 'libexec', 'berth-launcher');
 
 /** A launcher idle this long ends; the next program starts a new one. */
@@ -51,10 +51,12 @@ interface Waiting {
 
 /**
  * Runs short-lived programs (CNI plugins, `ip netns`, iptables) through libexec/berth-launcher, a
- * small process started on first use that forks and execs them and answers when each ends. A fork
- * of the agent itself copies page tables that grow with its heap (7–9 ms of the agent's CPU at
- * 100–180 MiB, 4 ms at 44, on a 2-core VM), and blocks its event loop until the program has been
- * exec'd; a network set-up runs four programs and its teardown four more.
+ * small Python process started on first use that starts them with posix_spawn and answers when
+ * each ends. Node forks to start a program: that copies the agent's page tables, which grow with
+ * its heap, and write-protects its pages, each write after that a page fault (7–9 ms of the agent's
+ * CPU a program at 100–180 MiB, 4 ms at 44 MiB, on a 2-core VM), and holds the event loop until the
+ * program has been exec'd. posix_spawn shares the launcher's memory until the exec: 0.2 ms. A
+ * network set-up runs four programs and its teardown four more.
  *
  * Programs run side by side. A launcher that exits, or stops answering, fails the programs it was
  * running (they may have run) and is replaced by the next call; an idle one ends after 30 s.
@@ -95,7 +97,7 @@ export class ProcessLauncher {
 
   private launcher(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
-    const child = spawn('perl', [this.launcherPath], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('python3', [this.launcherPath], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     this.received = '';
     child.stdout.setEncoding('utf8');
