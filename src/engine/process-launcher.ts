@@ -10,6 +10,11 @@ const IDLE_MS = 30_000;
 /** How much longer than a program's own timeout an answer may take before the launcher counts as stuck. */
 const ANSWER_GRACE_MS = 10_000;
 
+/** The agent's environment with the sbin directories added to PATH: ip and iptables live there, and a service's PATH may lack them. */
+export function withSbinPath(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...env, PATH: `${env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin` };
+}
+
 export interface LaunchRequest {
   /** A path, or a name looked up in the PATH of `env`. */
   file: string;
@@ -93,6 +98,20 @@ export class ProcessLauncher {
       });
       child.stdin.write(`${line}\n`);
     });
+  }
+
+  /**
+   * Runs a program that is expected to end with one of the `accepted` exit codes (0 unless said),
+   * and returns that code; otherwise rejects with "`what` failed: " and its stderr, or how it ended.
+   */
+  async runChecked(request: LaunchRequest, what: string, accepted: number[] = [0]): Promise<number> {
+    const failed = (why: string) => new Error(`${what} failed: ${why}`);
+    const run = await this.run(request).catch((error: Error) => {
+      throw failed(error.message);
+    });
+    if (run.timedOut) throw failed(`it did not finish within ${request.timeoutMs} ms and was killed`);
+    if (run.code === null || !accepted.includes(run.code)) throw failed(run.stderr.trim() || (run.signal ? `killed by ${run.signal}` : `exit code ${run.code}`));
+    return run.code;
   }
 
   private launcher(): ChildProcessWithoutNullStreams {

@@ -40,6 +40,13 @@ describe('the process launcher (libexec/berth-launcher)', () => {
     assert.deepEqual([terminated.code, terminated.signal, terminated.timedOut], [null, 'SIGTERM', false]);
   });
 
+  it('checks a run: the exit code when accepted, otherwise what failed and its stderr', async () => {
+    assert.equal(await launcher.runChecked(sh('exit 1'), 'probe', [0, 1]), 1);
+    await assert.rejects(launcher.runChecked(sh('echo "no such device" >&2; exit 2'), 'ip link show x'), /^Error: ip link show x failed: no such device$/);
+    await assert.rejects(launcher.runChecked(sh('sleep 30', 200), 'slow'), /^Error: slow failed: it did not finish within 200 ms and was killed$/);
+    await assert.rejects(launcher.runChecked({ file: '/nonexistent', env, timeoutMs: 1000 }, 'missing'), /^Error: missing failed: cannot run \/nonexistent: No such file or directory$/);
+  });
+
   it('rejects a program that cannot be started, saying why', async () => {
     await assert.rejects(launcher.run({ file: '/nonexistent/plugin', env, timeoutMs: 1000 }), /cannot run \/nonexistent\/plugin: No such file or directory/);
     const notExecutable = join(mkdtempSync(join(tmpdir(), 'berth-launcher-')), 'plugin');

@@ -1,19 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SubnetMasquerade } from '../../src/engine/network/subnet-masquerade.js';
-import type { LaunchRequest, LaunchResult, ProcessLauncher } from '../../src/engine/process-launcher.js';
+import { ProcessLauncher, type LaunchRequest, type LaunchResult } from '../../src/engine/process-launcher.js';
 
-/** A launcher that answers iptables runs from a script: exit codes and stderr, in order. */
+/** A launcher that answers iptables runs from a script: exit codes and stderr, in order; it starts nothing. */
 function scriptedIptables(answers: { code: number; stderr?: string }[]): { launcher: ProcessLauncher; runs: string[][] } {
   const runs: string[][] = [];
-  const launcher = {
-    run: (request: LaunchRequest): Promise<LaunchResult> => {
+  class ScriptedLauncher extends ProcessLauncher {
+    override run(request: LaunchRequest): Promise<LaunchResult> {
       runs.push([request.file, ...(request.args ?? [])]);
       const next = answers.shift() ?? { code: 0 };
       return Promise.resolve({ code: next.code, signal: null, timedOut: false, stdout: '', stdoutBytes: 0, stderr: next.stderr ?? '' });
-    },
-  } as unknown as ProcessLauncher;
-  return { launcher, runs };
+    }
+  }
+  return { launcher: new ScriptedLauncher(), runs };
 }
 
 describe('the default network masquerading rule', () => {

@@ -1,4 +1,4 @@
-import type { ProcessLauncher } from '../process-launcher.js';
+import { withSbinPath, type ProcessLauncher } from '../process-launcher.js';
 
 /** The subnet and bridge of a task network whose outbound traffic berth masquerades. */
 export interface MasqueradedNetwork {
@@ -52,15 +52,8 @@ export class SubnetMasquerade {
   }
 
   /** Runs iptables on the nat table; an exit code other than `accepted` is an error. */
-  private async iptables(args: string[], accepted: number[] = [0]): Promise<number> {
-    const failed = (why: string) => new Error(`cannot masquerade task network ${this.network.subnet}: iptables -t nat ${args[0]} POSTROUTING failed: ${why}`);
-    // iptables lives in sbin, which a service's PATH may lack.
-    const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin` };
-    const run = await this.launcher.run({ file: 'iptables', args: ['-w', '-t', 'nat', ...args], env, timeoutMs: this.timeoutMs }).catch((error: Error) => {
-      throw failed(error.message);
-    });
-    if (run.timedOut) throw failed(`it did not finish within ${this.timeoutMs} ms and was killed`);
-    if (run.code === null || !accepted.includes(run.code)) throw failed(run.stderr.trim() || (run.signal ? `killed by ${run.signal}` : `exit code ${run.code}`));
-    return run.code;
+  private iptables(args: string[], accepted: number[] = [0]): Promise<number> {
+    const what = `cannot masquerade task network ${this.network.subnet}: iptables -t nat ${args[0]} POSTROUTING`;
+    return this.launcher.runChecked({ file: 'iptables', args: ['-w', '-t', 'nat', ...args], env: withSbinPath(), timeoutMs: this.timeoutMs }, what, accepted);
   }
 }

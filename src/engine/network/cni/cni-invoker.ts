@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ProcessLauncher } from '../../process-launcher.js';
+import { withSbinPath, type ProcessLauncher } from '../../process-launcher.js';
 import { CniError, parsePluginError } from './cni-error.js';
 import { supportsCheck, type NetworkConfigList, type PluginConfig } from './network-config.js';
 
@@ -154,16 +154,16 @@ export class CniInvoker {
     const path = await this.findPlugin(type).catch((error: Error) => {
       throw new CniError(command, type, error.message);
     });
-    const env: NodeJS.ProcessEnv = {
+    // Plugins run iptables and friends, found in sbin.
+    const env = withSbinPath({
+      PATH: process.env.PATH,
       CNI_COMMAND: command,
       CNI_CONTAINERID: conf.containerId,
       CNI_NETNS: conf.netns,
       CNI_IFNAME: conf.ifName,
       CNI_ARGS: cniArgs(command, type, conf.args),
       CNI_PATH: this.options.pluginDirs.join(':'),
-      // Plugins run iptables and friends.
-      PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`,
-    };
+    });
     const run = await this.options.launcher.run({ file: path, env, input: stdin, timeoutMs: this.options.timeoutMs, maxOutputBytes: MAX_OUTPUT }).catch((error: Error) => {
       throw new CniError(command, type, error.message);
     });

@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ProcessLauncher } from '../../process-launcher.js';
+import { withSbinPath, type ProcessLauncher } from '../../process-launcher.js';
 
 /** Where iproute2 keeps named network namespaces (bind mounts of nsfs). */
 export const NETNS_DIR = '/run/netns';
@@ -54,11 +54,6 @@ export class NetworkNamespaces {
   }
 
   private async ip(args: string[]): Promise<void> {
-    const failed = (why: string) => new Error(`ip ${args.join(' ')} failed: ${why}`);
-    const run = await this.launcher.run({ file: 'ip', args, env: process.env, timeoutMs: this.timeoutMs }).catch((error: Error) => {
-      throw failed(error.message);
-    });
-    if (run.timedOut) throw failed(`it did not finish within ${this.timeoutMs} ms and was killed`);
-    if (run.code !== 0) throw failed(run.stderr.trim() || (run.signal ? `killed by ${run.signal}` : `exit code ${run.code}`));
+    await this.launcher.runChecked({ file: 'ip', args, env: withSbinPath(), timeoutMs: this.timeoutMs }, `ip ${args.join(' ')}`);
   }
 }
