@@ -7,6 +7,8 @@ export const LAUNCHER_PATH = join(PACKAGE_ROOT ?? '.', 'libexec', 'berth-launche
 
 /** A launcher idle this long ends; the next program starts a new one. */
 const IDLE_MS = 30_000;
+/** The end of the launcher's own stderr kept for the error of its exit. */
+const STDERR_KEPT = 2000;
 /** How much longer than a program's own timeout an answer may take before the launcher counts as stuck. */
 const ANSWER_GRACE_MS = 10_000;
 
@@ -61,7 +63,7 @@ interface Waiting {
  * its heap, and write-protects its pages, each write after that a page fault (7–9 ms of the agent's
  * CPU a program at 100–180 MiB, 4 ms at 44 MiB, on a 2-core VM), and holds the event loop until the
  * program has been exec'd. posix_spawn shares the launcher's memory until the exec: 0.2 ms. A
- * network set-up runs four programs and its teardown four more.
+ * network set-up runs four programs or more, and its teardown three.
  *
  * Programs run side by side. A launcher that exits, or stops answering, fails the programs it was
  * running (they may have run) and is replaced by the next call; an idle one ends after 30 s.
@@ -121,10 +123,13 @@ export class ProcessLauncher {
     this.received = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => this.receive(child, chunk));
-    child.stderr.resume();
+    // The end of what it wrote to stderr (a Python traceback, say) goes into the error of its exit.
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-STDERR_KEPT)));
     child.stdin.on('error', () => undefined); // its exit says what happened
     child.on('error', (error) => this.fail(child, `cannot be started: ${error.message}`));
-    child.on('exit', (code, signal) => this.fail(child, `exited (${signal ?? `code ${code}`})`));
+    child.on('exit', (code, signal) => this.fail(child, `exited (${signal ?? `code ${code}`})${stderr.trim() ? `: ${stderr.trim()}` : ''}`));
     // Neither the launcher nor its pipes keep the agent's process alive; the requests' timers do.
     child.unref();
     for (const stream of [child.stdin, child.stdout, child.stderr] as unknown as { unref?: () => void }[]) stream.unref?.();

@@ -66,6 +66,13 @@ describe('the process launcher (libexec/berth-launcher)', () => {
     assert.equal((await launcher.run(sh('echo again'))).stdout, 'again\n');
   });
 
+  it("puts the end of a launcher's own stderr in the error of its exit", async () => {
+    const broken = join(mkdtempSync(join(tmpdir(), 'berth-launcher-')), 'broken-launcher');
+    writeFileSync(broken, 'import sys\nsys.stdin.readline()\nraise SystemExit("the launcher cannot go on")\n');
+    const failing = new ProcessLauncher(broken);
+    await assert.rejects(failing.run(sh('true')), /berth's process launcher \(.*broken-launcher\) exited \(code 1\): the launcher cannot go on$/);
+  });
+
   it('starts again after it was let go idle', async () => {
     launcher.close();
     assert.equal((await launcher.run(sh('echo back'))).stdout, 'back\n');
