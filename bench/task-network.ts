@@ -1,8 +1,8 @@
 /**
  * What the network mode `task` costs: RunTask → RUNNING of a one-container task in mode `task`
  * (the namespace, made by berth on containerd or held by a pause container on Docker, CNI ADD of
- * berth's default list, loopback + bridge + portmap, on a subnet and bridge of the benchmark's own,
- * the container joining the namespace) against the same task in mode `none`, one task at a time and
+ * berth's default list on a subnet and bridge of the benchmark's own, the bridge plugin alone for
+ * this task without host ports, the container joining the namespace) against the same task in mode `none`, one task at a time and
  * 20 at once, on Docker and on containerd, with the real plugins. Rounds rotate the modes. Besides
  * the time, the machine's CPU time per task (all processes, from /proc/stat): the launches are bound
  * by the CPU on a small machine, and this varies less from run to run than the time; and where the

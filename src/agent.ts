@@ -151,6 +151,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
         list: cni.config,
         ifName: cni.interfaceName,
         warmPoolSize: cni.warmPoolSize,
+        listWithoutPorts: cni.withoutPorts,
         masquerade: cni.masquerade && new SubnetMasquerade(cni.masquerade, cni.pluginTimeoutMs, launcher),
       },
       invoker,

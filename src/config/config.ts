@@ -6,7 +6,15 @@ import { hostname } from 'node:os';
 import type { CapacitySettings } from '../engine/resources/host-capacity.js';
 import { ULIMIT_NAMES, type Ulimit, type UlimitName } from '../engine/model/task-definition.js';
 import { PULL_BEHAVIORS, type PullBehavior } from '../engine/images/image-manager.js';
-import { checkIpv4Subnet, DEFAULT_NETWORK_SHAPE, defaultNetworkConfigList, NetworkConfigError, parseNetworkConfigList, type NetworkConfigList } from '../engine/network/cni/network-config.js';
+import {
+  checkIpv4Subnet,
+  DEFAULT_NETWORK_SHAPE,
+  defaultNetworkConfigList,
+  NetworkConfigError,
+  parseNetworkConfigList,
+  withoutPortMapping,
+  type NetworkConfigList,
+} from '../engine/network/cni/network-config.js';
 import type { MasqueradedNetwork } from '../engine/network/subnet-masquerade.js';
 import { DEFAULT_REQUEST_LIMITS, MAX_DURATION_MS, type RequestLimits } from '../engine/admission/request-limits.js';
 import { ImageReferenceError, parseImageReference } from '../runtime/image-reference.js';
@@ -122,6 +130,8 @@ export interface BerthConfig {
       pluginDirs: string[];
       /** The network configuration list every CNI-networked task is attached to. */
       config: NetworkConfigList;
+      /** The list for tasks that map no host port, when it differs (the default network's, without portmap). */
+      withoutPorts?: NetworkConfigList;
       /** The subnet berth masquerades itself: its default network's (none with a list of the user's). */
       masquerade?: MasqueradedNetwork;
       /** Interface created in the task's namespace. */
@@ -171,6 +181,9 @@ export interface ClusterConfig {
 }
 
 /** Bounds of the cluster section. */
+/** A Linux network interface name: 1 to 15 characters (IFNAMSIZ), kept to ones no tool misreads. */
+const INTERFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
 const MAX_ETCD_ENDPOINTS = 16;
 const MAX_CLUSTER_ATTRIBUTES = 64;
 /** Attributes the agent sets itself. */
@@ -447,7 +460,7 @@ export function compileConfig(raw: Raw): BerthConfig {
       cni: {
         pluginDirs: read.stringList('network.cni.pluginDirs'),
         ...read.cniNetwork(),
-        interfaceName: read.string('network.cni.interfaceName', /^[A-Za-z0-9_.-]{1,15}$/),
+        interfaceName: read.string('network.cni.interfaceName', INTERFACE_NAME),
         pluginTimeoutMs: read.duration('network.cni.pluginTimeout', 100),
         warmPoolSize: read.integer('network.cni.warmPoolSize', 0, 64),
       },
@@ -648,7 +661,7 @@ class Reader {
    * (`network.cni.configFile`), or berth's default shaped by `network.cni.subnet` and
    * `network.cni.bridge`, whose subnet berth masquerades itself.
    */
-  cniNetwork(): { config: NetworkConfigList; masquerade?: MasqueradedNetwork } {
+  cniNetwork(): { config: NetworkConfigList; withoutPorts?: NetworkConfigList; masquerade?: MasqueradedNetwork } {
     const [inlineKey, fileKey, subnetKey, bridgeKey] = ['network.cni.config', 'network.cni.configFile', 'network.cni.subnet', 'network.cni.bridge'];
     const inline = this.get(inlineKey);
     const file = this.optionalString(fileKey);
@@ -663,8 +676,9 @@ class Reader {
     const shape = { subnet: subnet ?? DEFAULT_NETWORK_SHAPE.subnet, bridge: bridge ?? DEFAULT_NETWORK_SHAPE.bridge };
     const subnetCheck = checkIpv4Subnet(shape.subnet);
     if (!subnetCheck.ok) throw new ConfigError(subnetKey, subnetCheck.detail);
-    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(shape.bridge)) throw new ConfigError(bridgeKey, `must be an interface name of 1 to 15 letters, digits, "_", "." or "-" (got ${JSON.stringify(shape.bridge)})`);
-    return { config: this.networkConfigList(defaultNetworkConfigList(shape), inlineKey, undefined, fileKey), masquerade: shape };
+    if (!INTERFACE_NAME.test(shape.bridge)) throw new ConfigError(bridgeKey, `must be an interface name of 1 to 15 letters, digits, "_", "." or "-" (got ${JSON.stringify(shape.bridge)})`);
+    const config = this.networkConfigList(defaultNetworkConfigList(shape), inlineKey, undefined, fileKey);
+    return { config, withoutPorts: withoutPortMapping(config), masquerade: shape };
   }
 
   /** A network list given inline at `inlineKey` or in the file at `fileKey`, checked. */

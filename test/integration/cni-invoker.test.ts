@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,12 +9,12 @@ import { pino } from 'pino';
 import { CniError } from '../../src/engine/network/cni/cni-error.js';
 import { CniInvoker, type CniRuntimeConf } from '../../src/engine/network/cni/cni-invoker.js';
 import { parseCniResult, taskAddresses } from '../../src/engine/network/cni/cni-result.js';
-import { parseNetworkConfigList } from '../../src/engine/network/cni/network-config.js';
+import { defaultNetworkConfigList, parseNetworkConfigList, withoutPortMapping } from '../../src/engine/network/cni/network-config.js';
 import { NetworkNamespaces } from '../../src/engine/network/cni/network-namespaces.js';
 import { ProcessLauncher } from '../../src/engine/process-launcher.js';
 import { StateStore } from '../../src/engine/store/state-store.js';
 import { TaskNetworking } from '../../src/engine/network/task-network.js';
-import { CNI_PLUGIN_DIR, createNamespace, createTestNetwork, scriptPlugin, startNamespaceHolder } from '../harness/cni-network.js';
+import { CNI_PLUGIN_DIR, createDefaultShapedNetwork, createNamespace, createTestNetwork, scriptPlugin, startNamespaceHolder } from '../harness/cni-network.js';
 import { freeLoopbackPort, waitUntil } from '../harness/processes.js';
 
 /** One launcher for every invoker of the file, as an agent has. */
@@ -221,5 +221,74 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     assert.equal(networking.hasAttachment('missing-1'), false);
     assert.deepEqual(store.loadCniAttachments(), []);
     assert.equal(await namespaces.exists(networking.namespaceName('missing-1')), false);
+  });
+
+  it("berth's default network: lo is up in the namespace berth makes, with no loopback plugin; a task without host ports runs the bridge plugin alone, one with a host port portmap too; DEL runs what ADD ran", async () => {
+    const network = createDefaultShapedNetwork();
+    cleanups.push(() => network.remove());
+    // Each plugin is run through a script that logs its command and type, then becomes the real one.
+    const plugins = mkdtempSync(join(tmpdir(), 'berth-plugins-'));
+    cleanups.push(() => rmSync(plugins, { recursive: true, force: true }));
+    const log = join(plugins, 'runs.log');
+    for (const type of ['loopback', 'bridge', 'host-local', 'portmap']) {
+      writeFileSync(join(plugins, type), `#!/bin/sh\necho "$CNI_COMMAND ${type}" >> ${log}\nexec ${join(CNI_PLUGIN_DIR, type)}\n`);
+      chmodSync(join(plugins, type), 0o755);
+    }
+    const ran = () => {
+      const runs = existsSync(log) ? readFileSync(log, 'utf8').split('\n') : [];
+      rmSync(log, { force: true });
+      return runs.filter((run) => run !== '' && !run.startsWith('VERSION '));
+    };
+    const dir = mkdtempSync(join(tmpdir(), 'berth-netstore-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const store = new StateStore(join(dir, 'berth.db'), { count: 100, maxAgeMs: 3_600_000 });
+    cleanups.push(() => store.close());
+    const list = parseNetworkConfigList(defaultNetworkConfigList({ subnet: network.subnet, bridge: network.bridge }), 'test');
+    const namespaces = new NetworkNamespaces(5000, launcher);
+    const networking = new TaskNetworking(
+      { agentId: 'cni-default', list, listWithoutPorts: withoutPortMapping(list), ifName: 'eth0' },
+      new CniInvoker({ pluginDirs: [plugins], timeoutMs: 20_000, launcher }),
+      namespaces,
+      store,
+      pino({ level: 'silent' }),
+    );
+    const definition = (id: string) => ({ id, family: 'f', revision: 1, networkMode: 'task' as const, containers: [], cpuUnits: 0, memoryMib: 0 });
+
+    const plain = await networking.setUp(definition('plain-1'), undefined, []);
+    assert.ok(plain.ok, JSON.stringify(plain));
+    assert.deepEqual(ran(), ['ADD bridge', 'ADD host-local']);
+    const plainName = networking.namespaceName('plain-1');
+    assert.match(execFileSync('ip', ['-netns', plainName, '-o', 'link', 'show', 'lo'], { encoding: 'utf8' }), /<LOOPBACK,UP,LOWER_UP>/);
+
+    const hostPort = await freeLoopbackPort();
+    const ported = await networking.setUp(definition('ported-1'), undefined, [{ hostPort, containerPort: 8080, protocol: 'tcp' }]);
+    assert.ok(ported.ok, JSON.stringify(ported));
+    assert.deepEqual(ran(), ['ADD bridge', 'ADD host-local', 'ADD portmap']);
+    const server = spawn('ip', ['netns', 'exec', networking.namespaceName('ported-1'), 'busybox', 'nc', '-l', '-p', '8080', '-e', 'echo', 'hello-from-the-task']);
+    try {
+      const answer = await waitUntil('the server in the namespace answers on the host port', 10_000, () => readFrom(hostPort));
+      assert.equal(answer.trim(), 'hello-from-the-task');
+    } finally {
+      server.kill('SIGKILL');
+    }
+    assert.deepEqual(
+      store
+        .loadCniAttachments()
+        .map((a) => [a.taskId, (a.config as { plugins: { type: string }[] }).plugins.map((p) => p.type)])
+        .sort(),
+      [
+        ['plain-1', ['bridge']],
+        ['ported-1', ['bridge', 'portmap']],
+      ],
+      'each attachment keeps the list its ADD ran',
+    );
+
+    await networking.tearDown('ported-1');
+    assert.deepEqual(ran(), ['DEL portmap', 'DEL bridge', 'DEL host-local']);
+    await networking.tearDown('plain-1');
+    assert.deepEqual(ran(), ['DEL bridge', 'DEL host-local']);
+    assert.deepEqual(network.allocatedAddresses(), []);
+    assert.equal(await namespaces.exists(plainName), false);
+    assert.deepEqual(store.loadCniAttachments(), []);
   });
 });

@@ -156,6 +156,9 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
           assert.equal(running.network?.networkName, 'berth');
           assert.ok(inSubnet(running.network!.ipAddresses[0]!, subnet), `${running.network?.ipAddresses[0]} in ${subnet}`);
 
+          // No loopback plugin in the list: lo is up all the same, on both runtimes.
+          // IFF_UP (0x1) with IFF_LOOPBACK (0x8).
+          assert.deepEqual(await on.calls.shell(id, 'app', 'cat /sys/class/net/lo/flags'), { code: 0, output: '0x9' }, `round ${round}: lo is up`);
           const reached = await on.calls.shell(id, 'app', `nc -w 5 ${outside.address} ${outside.port}`);
           assert.deepEqual(reached, { code: 0, output: outside.hostAddress }, `round ${round}: the outside host saw the host's address`);
           assert.equal(network.masqueradeRules().length, 1, `round ${round}: one rule for the subnet\n${natTable().join('\n')}`);

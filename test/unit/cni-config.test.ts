@@ -58,27 +58,33 @@ describe('CNI network configuration lists', () => {
     assert.throws(() => loadConfig(both, {}), /set either network\.cni\.config or network\.cni\.configFile/);
   });
 
-  it('defaults to loopback, a bridge with host-local and portmap, and takes a file that replaces it', () => {
+  it('defaults to a bridge with host-local and portmap (portmap left out for tasks without host ports), and takes a file that replaces it', () => {
     const defaults = loadConfig(undefined, {}).network;
     assert.equal(defaults.pauseImage, 'registry.k8s.io/pause:3.9');
     assert.deepEqual(
       defaults.cni.config.plugins.map((p) => p.type),
-      ['loopback', 'bridge', 'portmap'],
+      ['bridge', 'portmap'],
     );
-    assert.deepEqual(defaults.cni.config.plugins[2]!.capabilities, { portMappings: true });
+    assert.deepEqual(defaults.cni.config.plugins[1]!.capabilities, { portMappings: true });
+    assert.deepEqual(
+      defaults.cni.withoutPorts?.plugins.map((p) => p.type),
+      ['bridge'],
+    );
+    assert.equal(defaults.cni.withoutPorts?.name, 'berth', 'the same network');
     const file = withFile('mine.conflist', JSON.stringify({ cniVersion: '0.4.0', name: 'mine', plugins: [{ type: 'ptp', ipam: { type: 'host-local', subnet: '10.1.0.0/24' } }] }));
     const mine = loadConfig(undefined, { BERTH_CNI_CONFIG_FILE: file, BERTH_PAUSE_IMAGE: 'registry.example/pause:1' }).network;
     assert.equal(mine.cni.config.name, 'mine');
+    assert.equal(mine.cni.withoutPorts, undefined, "a list of the user's runs whole");
     assert.equal(mine.pauseImage, 'registry.example/pause:1');
     // berth masquerades its default network's subnet itself; a list of the user's is left to its plugins.
     assert.deepEqual(defaults.cni.masquerade, { subnet: '10.89.0.0/16', bridge: 'berth0' });
-    assert.equal(defaults.cni.config.plugins[1]!.raw.ipMasq, false);
+    assert.equal(defaults.cni.config.plugins[0]!.raw.ipMasq, false);
     assert.equal(mine.cni.masquerade, undefined);
   });
 
   it('shapes the default network by network.cni.subnet and network.cni.bridge, and names the key of a bad one', () => {
     const shaped = loadConfig(withFile('shaped.json', JSON.stringify({ network: { cni: { subnet: '172.30.0.0/20', bridge: 'tasks0' } } })), {}).network.cni;
-    const bridge = shaped.config.plugins[1]!.raw as { bridge: string; ipam: { ranges: { subnet: string }[][] } };
+    const bridge = shaped.config.plugins[0]!.raw as { bridge: string; ipam: { ranges: { subnet: string }[][] } };
     assert.equal(bridge.bridge, 'tasks0');
     assert.equal(bridge.ipam.ranges[0]![0]!.subnet, '172.30.0.0/20');
     assert.deepEqual(shaped.masquerade, { subnet: '172.30.0.0/20', bridge: 'tasks0' });

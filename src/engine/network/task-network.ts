@@ -28,6 +28,11 @@ export interface CniAttachmentStore {
 export interface TaskNetworkSettings {
   agentId: string;
   list: NetworkConfigList;
+  /**
+   * The list for a task that maps no host port, when it differs from `list`: berth's default
+   * network leaves portmap out then, as it would do nothing.
+   */
+  listWithoutPorts?: NetworkConfigList;
   ifName: string;
   /** Namespaces kept ready with ADD done, for tasks that join one by its path and map no host port (0: none). */
   warmPoolSize?: number;
@@ -258,8 +263,15 @@ export class TaskNetworking implements WarmNamespaceMaker {
     return this.statusOf(warm);
   }
 
+  /** The list an attachment's ADD runs: the one without port mapping when it has no host port and there is one. */
+  private listFor(a: Pick<CniAttachmentRecord, 'capabilityArgs'>): NetworkConfigList {
+    const { list, listWithoutPorts } = this.settings;
+    return a.capabilityArgs.portMappings === undefined && listWithoutPorts ? listWithoutPorts : list;
+  }
+
   private newRecord(name: string, taskId: string, args: Record<string, string>, capabilityArgs: Record<string, unknown>): CniAttachmentRecord {
-    const { list, ifName } = this.settings;
+    const { ifName } = this.settings;
+    const list = this.listFor({ capabilityArgs });
     return {
       network: list.name,
       containerId: name,
@@ -273,9 +285,9 @@ export class TaskNetworking implements WarmNamespaceMaker {
   }
 
   /**
-   * Saves the attachment, makes or names its namespace and runs ADD in it. The attachment is on
-   * the disk before the namespace exists and before any plugin runs; on failure it stays, saying
-   * what failed.
+   * Saves the attachment, makes or names its namespace and runs ADD of the list it was saved with
+   * in it. The attachment is on the disk before the namespace exists and before any plugin runs; on
+   * failure it stays, saying what failed.
    */
   private async add(record: CniAttachmentRecord, holderPid: number | undefined, namespaceMade?: () => void): Promise<void> {
     this.store.saveCniAttachment(record);
@@ -285,7 +297,7 @@ export class TaskNetworking implements WarmNamespaceMaker {
     namespaceMade?.();
     crashPoint('before-network-add');
     await this.settings.masquerade?.ensure();
-    const result = await this.invoker.add(this.settings.list, this.runtimeConf(record, record.netns)).catch((error: unknown) => {
+    const result = await this.invoker.add(this.listFor(record), this.runtimeConf(record, record.netns)).catch((error: unknown) => {
       if (error instanceof CniError) {
         record.addFailure = { command: error.command, plugin: error.plugin, msg: error.msg };
         this.store.saveCniAttachment(record);

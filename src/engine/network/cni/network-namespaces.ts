@@ -38,10 +38,12 @@ export class NetworkNamespaces {
 
   /**
    * Makes a new namespace under `name`, or keeps the one there: one an ADD cut short by a crash
-   * left, which the task's containers may have joined already.
+   * left, which the task's containers may have joined already. Its loopback interface is up, as in
+   * the namespaces Docker makes, whatever plugins the network list has.
    */
   async create(name: string): Promise<string> {
     if (!(await this.exists(name))) await this.ip(['netns', 'add', name]);
+    await this.ip(['-netns', name, 'link', 'set', 'lo', 'up']);
     return this.pathOf(name);
   }
 
