@@ -26,7 +26,9 @@
  * BENCH_WATCHER_PRIORITY=idle runs the launch phase's watchers under Linux's SCHED_IDLE policy
  * (`chrt --idle`): they take only CPU time nothing else wants, as watchers on other machines would,
  * so the ratio shows what feeding them costs the agent rather than what their own CPU takes from
- * the agent and containerd on the same cores. Needs root.
+ * the agent and containerd on the same cores. Needs root. SCHED_IDLE works within a cgroup: with
+ * the agent in a cgroup of its own (below), BENCH_WATCHER_PRIORITY=idle-cgroup puts the launch
+ * phase's watchers together in a CPU cgroup that is idle against the others (`cpu.idle`) instead.
  * BENCH_AGENT_CGROUP=own runs the agent in a CPU cgroup of its own (bench/parts/own-cgroup.ts), as
  * systemd runs it (berth.service) beside the runtime's service; by default every part shares the
  * bench's cgroup.
@@ -55,8 +57,8 @@ const IDLE_WINDOWS = 2;
 /** The watchers' max_batch_delay_ms (BENCH_BATCH_DELAY_MS; 0: each message as soon as its events are ready). */
 const BATCH_DELAY_MS = Number(process.env.BENCH_BATCH_DELAY_MS ?? 0);
 const AGENT_MEMORY_MIB = 4096;
-/** Whether the launch phase's watchers run at idle priority (BENCH_WATCHER_PRIORITY=idle). */
-const IDLE_WATCHERS = process.env.BENCH_WATCHER_PRIORITY === 'idle';
+/** Whether the launch phase's watchers run at idle priority: each process (BENCH_WATCHER_PRIORITY=idle) or their cgroup (idle-cgroup). */
+const WATCHER_PRIORITY = process.env.BENCH_WATCHER_PRIORITY === 'idle' || process.env.BENCH_WATCHER_PRIORITY === 'idle-cgroup' ? process.env.BENCH_WATCHER_PRIORITY : 'normal';
 /** Whether the agent runs in a CPU cgroup of its own (BENCH_AGENT_CGROUP=own). */
 const OWN_CGROUP = process.env.BENCH_AGENT_CGROUP === 'own';
 
@@ -92,13 +94,24 @@ async function startWatcher(socket: string): Promise<ChildProcess> {
 }
 
 class Watchers {
-  private constructor(private readonly children: ChildProcess[]) {}
+  private constructor(
+    private readonly children: ChildProcess[],
+    private readonly cgroup: OwnCgroup | undefined,
+  ) {}
 
-  static async start(count: number, socket: string, idle = false): Promise<Watchers> {
+  static async start(count: number, socket: string, priority: typeof WATCHER_PRIORITY = 'normal'): Promise<Watchers> {
     const children = await Promise.all(Array.from({ length: count }, () => startWatcher(socket)));
-    if (idle) for (const child of children) execFileSync('chrt', ['--idle', '--pid', '0', String(child.pid)]);
+    if (priority === 'idle') for (const child of children) execFileSync('chrt', ['--idle', '--pid', '0', String(child.pid)]);
+    const cgroup =
+      priority === 'idle-cgroup'
+        ? ownCpuCgroup(
+            children.map((child) => child.pid!),
+            'berth-bench-watchers',
+            { idle: true },
+          )
+        : undefined;
     await Promise.all(children.map((child, i) => nextMessage(child, (m: { type: string }) => m.type === 'ready', `watcher ${i}`, 120_000)));
-    return new Watchers(children);
+    return new Watchers(children, cgroup);
   }
 
   /** Everything the watchers recorded since the last report, together. */
@@ -132,6 +145,7 @@ class Watchers {
           }),
       ),
     );
+    this.cgroup?.remove();
   }
 }
 
@@ -193,7 +207,7 @@ async function main(): Promise<void> {
       await removeDirect(env.runtime);
       console.error(`round ${round} direct: ${directTasksPerSecond[round]!.toFixed(1)} containers/s`);
       for (const watcherCount of [0, W]) {
-        const watchers = await Watchers.start(Math.max(watcherCount, 1), agent.socketPath, IDLE_WATCHERS);
+        const watchers = await Watchers.start(Math.max(watcherCount, 1), agent.socketPath, WATCHER_PRIORITY);
         // What starting took (the snapshot included) is not the launch's; then what open streams
         // cost the watchers while no event comes (their runtime's own timers, collections).
         await watchers.report();
@@ -264,7 +278,7 @@ async function main(): Promise<void> {
         .sort((a, b) => a - b);
     console.log(`\n${new Date().toISOString().slice(0, 10)}, ${KIND}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);
     console.log(
-      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}${BATCH_DELAY_MS > 0 ? `, each held up to ${BATCH_DELAY_MS} ms for more` : ''}, decoding ${DECODE === 'light' ? "each event's sequence and time" : DECODE === 'go' ? 'every message whole, in Go' : 'every message whole'}${IDLE_WATCHERS ? ', at idle priority (SCHED_IDLE)' : ''}${OWN_CGROUP ? '; the agent in a CPU cgroup of its own' : ''}\n`,
+      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}${BATCH_DELAY_MS > 0 ? `, each held up to ${BATCH_DELAY_MS} ms for more` : ''}, decoding ${DECODE === 'light' ? "each event's sequence and time" : DECODE === 'go' ? 'every message whole, in Go' : 'every message whole'}${WATCHER_PRIORITY === 'idle' ? ', at idle priority (SCHED_IDLE)' : WATCHER_PRIORITY === 'idle-cgroup' ? ', in a CPU cgroup idle against the others (cpu.idle)' : ''}${OWN_CGROUP ? '; the agent in a CPU cgroup of its own' : ''}\n`,
     );
     console.log(
       '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | launch: events a message | watchers’ CPU at idle, ms/s (first 5 s / next 5 s) | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',

@@ -14,15 +14,21 @@ export interface OwnCgroup {
  * of runtime processes (runc, shims, many at once) no longer gets the CPU in proportion to their
  * number against the agent's one thread, as it does in one flat cgroup. Needs root; cgroup v1 (the
  * cpu hierarchy) or v2 (the cpu controller is enabled for the root's children).
+ *
+ * More processes may be given (`pid` a list). With `idle`, the cgroup is SCHED_IDLE against the
+ * others (`cpu.idle`, Linux 5.15 and later): its processes run only on CPU time no other cgroup
+ * wants, as processes on another machine would take none.
  */
-export function ownCpuCgroup(pid: number, name: string): OwnCgroup {
+export function ownCpuCgroup(pid: number | number[], name: string, options: { idle?: boolean } = {}): OwnCgroup {
   const unified = existsSync('/sys/fs/cgroup/cgroup.controllers');
   const parent = unified ? '/sys/fs/cgroup' : '/sys/fs/cgroup/cpu';
   if (!existsSync(parent)) throw new Error(`no CPU cgroup hierarchy at ${parent}`);
   if (unified && !readFileSync(join(parent, 'cgroup.subtree_control'), 'utf8').split(/\s+/).includes('cpu')) appendFileSync(join(parent, 'cgroup.subtree_control'), '+cpu');
-  const path = join(parent, `${name}-${pid}`);
+  const pids = Array.isArray(pid) ? pid : [pid];
+  const path = join(parent, `${name}-${pids[0]}`);
   mkdirSync(path);
-  appendFileSync(join(path, 'cgroup.procs'), String(pid));
+  if (options.idle) appendFileSync(join(path, 'cpu.idle'), '1');
+  for (const one of pids) appendFileSync(join(path, 'cgroup.procs'), String(one));
   return {
     remove() {
       try {
