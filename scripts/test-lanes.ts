@@ -1,7 +1,8 @@
 /**
  * `npm test`: the unit and integration tests in two lanes side by side, one file at a time in
- * each. The Docker lane has the files that start a dockerd; the other lane has those that start a
- * containerd or no daemon at all, and the unit tests. Each file starts its own daemons, registry
+ * each. The Docker lane has the files that start a dockerd, and the unit tests (which start no
+ * daemon: they even the lanes out, the other lane being the longer); the other lane has the files
+ * that start a containerd or no daemon at all. Each file starts its own daemons, registry
  * and networks, so the lanes share nothing but the machine (and the agents' dynamic host ports are
  * kept apart by runtime: see testPortRange in test/harness/agent.ts). The package is built first
  * (`npm run build`, which the berthctl tests' bins need), once: a build while a lane runs would
@@ -12,7 +13,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 interface Lane {
@@ -27,6 +28,9 @@ interface Lane {
  */
 const isDockerFile = (file: string) => /docker/.test(basename(file)) || /harness\/docker-daemon\.js|'docker'\)/.test(readFileSync(file, 'utf8'));
 
+/** The unit tests: no daemon, a minute or two in all, run in the Docker lane, which is the shorter. */
+const isUnitFile = (file: string) => basename(dirname(file)) === 'unit';
+
 function testFiles(dir: string): string[] {
   return readdirSync(dir)
     .filter((name) => name.endsWith('.test.ts'))
@@ -37,8 +41,8 @@ function testFiles(dir: string): string[] {
 function lanes(files: string[], count: number): Lane[] {
   if (count <= 1) return [{ name: 'tests', files }];
   return [
-    { name: 'docker', files: files.filter(isDockerFile) },
-    { name: 'other', files: files.filter((f) => !isDockerFile(f)) },
+    { name: 'docker', files: files.filter((f) => isDockerFile(f) || isUnitFile(f)) },
+    { name: 'other', files: files.filter((f) => !isDockerFile(f) && !isUnitFile(f)) },
   ].filter((lane) => lane.files.length > 0);
 }
 
