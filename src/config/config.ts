@@ -180,10 +180,10 @@ export interface ClusterConfig {
   advertiseAddress: string;
 }
 
-/** Bounds of the cluster section. */
 /** A Linux network interface name: 1 to 15 characters (IFNAMSIZ), kept to ones no tool misreads. */
 const INTERFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
+/** Bounds of the cluster section. */
 const MAX_ETCD_ENDPOINTS = 16;
 const MAX_CLUSTER_ATTRIBUTES = 64;
 /** Attributes the agent sets itself. */
