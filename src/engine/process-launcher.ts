@@ -12,9 +12,14 @@ const STDERR_KEPT = 2000;
 /** How much longer than a program's own timeout an answer may take before the launcher counts as stuck. */
 const ANSWER_GRACE_MS = 10_000;
 
-/** The agent's environment with the sbin directories added to PATH: ip and iptables live there, and a service's PATH may lack them. */
-export function withSbinPath(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return { ...env, PATH: `${env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin` };
+/**
+ * The environment of a program berth runs: `env`, and the agent's PATH with the sbin directories
+ * added (ip and iptables live there, and a service's PATH may lack them). Nothing else of the
+ * agent's environment: the programs need none of it, it may hold the operator's secrets, and every
+ * request to the launcher carries its program's whole environment.
+ */
+export function withSbinPath(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...env, PATH: `${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin` };
 }
 
 export interface LaunchRequest {

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ProcessLauncher } from '../../src/engine/process-launcher.js';
+import { ProcessLauncher, withSbinPath } from '../../src/engine/process-launcher.js';
 import { waitUntil } from '../harness/processes.js';
 
 const env = { PATH: '/usr/bin:/bin' };
@@ -16,6 +16,21 @@ describe('the process launcher (libexec/berth-launcher)', () => {
     const script = 'printf "%s|%s|" "$1" "$GREETING"; cat; echo oops >&2; exit 3';
     const result = await launcher.run({ file: 'sh', args: ['-c', script, 'sh', 'ärg'], env: { ...env, GREETING: 'hé' }, input: 'from stdin', timeoutMs: 10_000 });
     assert.deepEqual(result, { code: 3, signal: null, timedOut: false, stdout: 'ärg|hé|from stdin', stdoutBytes: 19, stderr: 'oops\n' });
+  });
+
+  it("gives programs started with withSbinPath the agent's PATH and sbin, and none of the rest of its environment", async () => {
+    process.env.BERTH_TEST_OPERATOR_SECRET = 'not-for-programs';
+    try {
+      const result = await launcher.run({ file: 'sh', args: ['-c', 'env | sort'], env: withSbinPath({ CNI_COMMAND: 'ADD' }), timeoutMs: 10_000 });
+      const lines = result.stdout.trim().split('\n');
+      // sh itself sets PWD (and may set SHLVL): nothing else is there but what was given.
+      assert.deepEqual(
+        lines.filter((line) => !/^(PWD|SHLVL|_)=/.test(line)),
+        ['CNI_COMMAND=ADD', `PATH=${process.env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`],
+      );
+    } finally {
+      delete process.env.BERTH_TEST_OPERATOR_SECRET;
+    }
   });
 
   it('writes an input larger than a pipe holds, and keeps no more stdout than asked while counting all of it', async () => {

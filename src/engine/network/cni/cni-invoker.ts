@@ -156,7 +156,6 @@ export class CniInvoker {
     });
     // Plugins run iptables and friends, found in sbin.
     const env = withSbinPath({
-      PATH: process.env.PATH,
       CNI_COMMAND: command,
       CNI_CONTAINERID: conf.containerId,
       CNI_NETNS: conf.netns,
