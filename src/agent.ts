@@ -43,7 +43,7 @@ const CREDENTIAL_HELPER_TIMEOUT_MS = 30_000;
 async function loadRuntime(cfg: BerthConfig, log: Logger): Promise<ContainerRuntime> {
   if (cfg.runtime.kind === 'docker') {
     const { DockerRuntime } = await import('./runtime/docker/docker-runtime.js');
-    return new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs, logRotation: cfg.logs });
+    return new DockerRuntime({ ...cfg.runtime.docker, pullTimeoutMs: cfg.images.pullTimeoutMs, logRotation: cfg.logs, stateDir: join(cfg.dataDir, 'docker') });
   }
   const [{ ContainerdRuntime }, { chooseAppArmorProfile }] = await Promise.all([import('./runtime/containerd/containerd-runtime.js'), import('./runtime/containerd/apparmor.js')]);
   const { apparmorProfile: configured, ...options } = cfg.runtime.containerd;

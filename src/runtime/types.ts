@@ -93,6 +93,13 @@ export interface ContainerSpec {
   networkContainer?: { id: string; netnsPath: string };
   /** For network "namespace": the path of the network namespace the container joins (/run/netns/…). */
   networkNamespacePath?: string;
+  /**
+   * For network "none": the container only holds its namespace for others to join (a pause
+   * container, whose process reads no file of the network). The runtime may leave out what only
+   * a process using the network needs: on Docker, libnetwork's sandbox (a hook that runs dockerd
+   * again at each start) and the /etc files; the containers that join it get berth's.
+   */
+  networkHolder?: boolean;
   ports: PortSpec[];
   /** Maximum number of processes; 0 for none. */
   pidsLimit?: number;

@@ -16,6 +16,8 @@ export interface TestDockerDaemon {
   halt(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   /** Starts dockerd again on the same data root and socket, after `halt`. */
   resume(): Promise<void>;
+  /** The prestart hooks (program and arguments) of the OCI spec dockerd gave runc for a running container (its full id). */
+  prestartHooksOf(id: string): string[][];
   stop(): Promise<void>;
 }
 
@@ -116,6 +118,12 @@ export async function startDockerDaemon(dir: string, options: DockerDaemonOption
     socketPath,
     bridge,
     namespace,
+    prestartHooksOf(id) {
+      const spec = JSON.parse(readFileSync(join(dir, 'exec', 'containerd', 'daemon', 'io.containerd.runtime.v2.task', 'moby', id, 'config.json'), 'utf8')) as {
+        hooks?: { prestart?: { path: string; args?: string[] }[] };
+      };
+      return (spec.hooks?.prestart ?? []).map((h) => [h.path, ...(h.args ?? [])]);
+    },
     async halt(signal) {
       await haltDaemon(current, signal);
       if (signal === 'SIGKILL') {

@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
 import { isRuntimeError } from '../../src/runtime/errors.js';
 import { totalmem } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { resolvConf } from '../../src/runtime/etc-files.js';
 import type { ContainerSpec, LogLine, LogOptions, RuntimeEvent } from '../../src/runtime/types.js';
 
 export interface ContractContext {
@@ -22,6 +24,8 @@ export interface ContractContext {
   bearerTokensIssued(): number;
   /** Blobs the Bearer front redirected to its storage and that were fetched there. */
   bearerBlobsFromStorage(): number;
+  /** Whether the daemon made a network of its own for the container (Docker's libnetwork sandbox); undefined where there is none to make. */
+  daemonNetworkOf?(id: string): Promise<boolean>;
 }
 
 /**
@@ -248,6 +252,45 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       const stopped = await ctx.runtime.createContainer(spec({ command: ['true'] }));
       assert.equal((await ctx.runtime.inspectContainer(stopped)).pid, undefined, 'no pid before it runs');
       await ctx.runtime.removeContainer(stopped);
+    });
+
+    it("lets containers join a namespace holder (networkHolder): loopback up, /etc/hosts and a resolv.conf without the host's loopback servers, read-only", async () => {
+      const holder = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'], networkHolder: true }));
+      await ctx.runtime.startContainer(holder);
+      const { pid } = await ctx.runtime.inspectContainer(holder);
+      if (ctx.daemonNetworkOf) {
+        assert.equal(await ctx.daemonNetworkOf(holder), false, 'no network of the daemon for a holder');
+        const own = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'] }));
+        await ctx.runtime.startContainer(own);
+        assert.equal(await ctx.daemonNetworkOf(own), true, 'a container of network "none" that holds nothing for others has one');
+        await ctx.runtime.removeContainer(own);
+      }
+      const joiners = [];
+      for (let i = 0; i < 2; i++) {
+        const joiner = await ctx.runtime.createContainer(spec({ command: ['sleep', '300'], network: 'container', networkContainer: { id: holder, netnsPath: `/proc/${pid}/ns/net` } }));
+        await ctx.runtime.startContainer(joiner);
+        joiners.push(joiner);
+      }
+      const run = async (id: string, script: string) => {
+        const result = await ctx.runtime.exec(id, ['sh', '-c', script], { timeoutMs: 10_000 });
+        return { exitCode: result.exitCode, output: result.output.toString('utf8') };
+      };
+      const expectedResolv = resolvConf(readFileSync('/etc/resolv.conf', 'utf8'), [], [], true);
+      for (const joiner of joiners) {
+        assert.equal((await run(joiner, 'cat /sys/class/net/lo/flags')).output.trim(), '0x9', 'loopback up');
+        assert.match((await run(joiner, 'cat /etc/hosts')).output, /^127\.0\.0\.1\s+localhost$/m);
+        assert.equal((await run(joiner, 'cat /etc/resolv.conf')).output, expectedResolv);
+        const write = await run(joiner, 'echo 10.0.0.1 other >> /etc/hosts');
+        assert.notEqual(write.exitCode, 0, `/etc/hosts is read-only: ${write.output}`);
+      }
+      if (ctx.daemonNetworkOf) assert.equal(await ctx.daemonNetworkOf(joiners[0]!), false);
+      // The resource use of a joiner, whose runtime may have no network of its own to count.
+      await run(joiners[0]!, 'head -c 3000000 /dev/zero > /tmp/fill');
+      const sample = await ctx.runtime.stats(joiners[0]!);
+      assert.ok(sample.pids >= 1, `pids ${sample.pids}`);
+      assert.ok(sample.memoryUsageBytes > 0 && sample.memoryLimitBytes >= sample.memoryUsageBytes, `memory ${sample.memoryUsageBytes} of ${sample.memoryLimitBytes}`);
+      assert.ok(sample.cpuUsageNanos > 0, `cpu ${sample.cpuUsageNanos}`);
+      for (const id of [...joiners, holder]) await ctx.runtime.removeContainer(id);
     });
 
     it('runs exec in a running container, its output passed as bytes', async () => {

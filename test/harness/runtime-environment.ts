@@ -92,7 +92,7 @@ export async function startRuntimeEnvironment(name: string, kind: RuntimeKind, o
         }
       }
       runtimeConfig = { kind, docker: { host: docker.host, callTimeout: '30s' } };
-      runtime = new DockerRuntime({ host: docker.host, callTimeoutMs: 30_000, pullTimeoutMs: 120_000 });
+      runtime = new DockerRuntime({ host: docker.host, callTimeoutMs: 30_000, pullTimeoutMs: 120_000, stateDir: join(dir, 'inspector') });
     } else {
       containerd = await startContainerdDaemon(join(dir, 'containerd'));
       const namespace = `berth-${process.pid}`;

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { startBearerProxy, type BearerProxy } from '../harness/bearer-proxy.js';
 import { pushBusyboxImage, sharedLayerImages } from '../harness/busybox-image.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment } from '../harness/runtime-environment.js';
@@ -17,7 +18,7 @@ runtimeContract(
       bearerImage: multi.replace(env.registry.address, bearer.address),
       bearerTokensIssued: () => bearer.tokensIssued(),
       bearerBlobsFromStorage: () => bearer.blobsFromStorage(),
-      runtime: new DockerRuntime({ host: env.docker!.host, callTimeoutMs: 30_000, pullTimeoutMs: 120_000 }),
+      runtime: new DockerRuntime({ host: env.docker!.host, callTimeoutMs: 30_000, pullTimeoutMs: 120_000, stateDir: join(env.dir, 'contract') }),
       image: env.image,
       privateImage: env.privateImage,
       hostilePasswdImage: await pushBusyboxImage(env.registry, 'berth-test/hostile-passwd', '1', { passwdLink: '/dev/zero' }),
@@ -25,6 +26,7 @@ runtimeContract(
       usr1StopImage: await pushBusyboxImage(env.registry, 'berth-test/usr1-stop', '1', { stopSignal: 'SIGUSR1' }),
       missingImage: env.missingImage,
       credentials: env.credentials,
+      daemonNetworkOf: async (id) => env.docker!.prestartHooksOf(id).some((hook) => hook.includes('libnetwork-setkey')),
     };
   },
   async () => {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { LABELS } from '../../src/engine/tasks/labels.js';
 import { PAUSE_CONTAINER } from '../../src/engine/tasks/pause-container.js';
+import { resolvConf } from '../../src/runtime/etc-files.js';
 import { EventCollector, readStream, startTestAgent, testPortRange, watching, type TestAgent } from '../harness/agent.js';
 import { startAgentProcess, type AgentProcess } from '../harness/agent-process.js';
 import { CNI_PLUGIN_DIR, createDefaultShapedNetwork, createTestNetwork, startOutsideHost, type TestNetwork } from '../harness/cni-network.js';
@@ -84,6 +85,11 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         // A pause container is the agent's, not the client's: GetTask does not show it.
         assert.deepEqual(snapshot?.containers.map((c) => c.name).sort(), ['client', 'web']);
         assert.equal((await pauseContainers(id)).length, pausesPerTask);
+        // Docker's pause container has no libnetwork sandbox (runc makes its namespace): no start hook runs dockerd again.
+        for (const pause of env.docker ? await pauseContainers(id) : []) assert.ok(!env.docker!.prestartHooksOf(pause.id).flat().includes('libnetwork-setkey'), 'no sandbox for the pause container');
+        // Its containers see localhost in /etc/hosts and a resolver, the same on both runtimes.
+        assert.match((await agent.calls.shell(id, 'web', 'cat /etc/hosts')).output, /^127\.0\.0\.1\s+localhost$/m);
+        assert.equal((await agent.calls.shell(id, 'web', 'cat /etc/resolv.conf')).output, resolvConf(readFileSync('/etc/resolv.conf', 'utf8'), [], [], true).trim());
         // The container is in the namespace named after the task, which the address was given in.
         const { output: netns } = await agent.calls.shell(id, 'web', 'readlink /proc/self/ns/net');
         assert.equal(netns, `net:[${statSync(namespaceOf(agent, id)).ino}]`);
@@ -208,6 +214,8 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
       try {
         await poolReady(2);
         assert.deepEqual(await warmPauses(), kind === 'docker' ? warmNamespaces().sort() : []);
+        for (const pause of env.docker ? await env.runtime.listContainers({ [LABELS.agentId]: agentId, [LABELS.containerName]: PAUSE_CONTAINER }) : [])
+          assert.ok(!env.docker!.prestartHooksOf(pause.id).flat().includes('libnetwork-setkey'), 'no sandbox for a warm pause container');
         if (kind === 'docker') {
           // One killed from outside the agent leaves the pool at the next relist, deleted with its
           // namespace; another takes its place.

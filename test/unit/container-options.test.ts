@@ -5,7 +5,7 @@ import { checkTaskAllowed } from '../../src/engine/admission/security-policy.js'
 import { checkRuntimeSupports } from '../../src/engine/admission/runtime-support.js';
 import { validateTaskDefinition, type ContainerDefinitionInput, type TaskDefinitionInput } from '../../src/engine/admission/task-validation.js';
 import { capabilitySet, DEFAULT_CAPABILITIES, hostCapabilities } from '../../src/runtime/capabilities.js';
-import { hostsFile, resolvConf } from '../../src/runtime/containerd/etc-files.js';
+import { hostsFile, resolvConf } from '../../src/runtime/etc-files.js';
 import { parseSpec, runtimeSpec, specJson, tmpfsOptions } from '../../src/runtime/containerd/oci-spec.js';
 import type { ContainerSpec } from '../../src/runtime/types.js';
 
@@ -267,6 +267,15 @@ describe('container options: what the runtimes are given', () => {
     assert.equal(resolvConf(host), host);
     assert.equal(resolvConf(host, ['10.0.0.53']), 'search example.org\nnameserver 10.0.0.53\noptions ndots:2\n');
     assert.equal(resolvConf(host, [], ['corp.test']), 'search corp.test\nnameserver 192.0.2.1\noptions ndots:2\n');
+    assert.equal(hostsFile(undefined), '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+  });
+
+  it("leaves the host's loopback name servers out of a resolv.conf for a namespace of its own, as Docker does", () => {
+    const resolved = 'nameserver 127.0.0.53\nnameserver 192.0.2.1\noptions edns0\n';
+    assert.equal(resolvConf(resolved), resolved);
+    assert.equal(resolvConf(resolved, [], [], true), 'nameserver 192.0.2.1\noptions edns0\n');
+    assert.equal(resolvConf('nameserver 127.0.0.53\nnameserver ::1\nsearch lan\n', [], [], true), 'search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n');
+    assert.equal(resolvConf('nameserver 127.0.0.53\n', ['10.0.0.53'], [], true), 'nameserver 10.0.0.53\n');
   });
 
   it('writes unlimited rlimits as 2^64-1 for containerd, and reads them back as unlimited', () => {

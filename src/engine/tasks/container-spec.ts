@@ -21,10 +21,11 @@ export interface SpecInputs {
   /** Used for each name the container sets no limit of. */
   defaultUlimits: Ulimit[];
   /**
-   * Replaces the task's network mode: "none" for a pause container, "container" or "namespace" to
-   * join the task's namespace (port mappings are then the CNI network's business, not the runtime's).
+   * Replaces the task's network mode: "none" for a pause container (which holds the namespace
+   * only), "container" or "namespace" to join the task's namespace (port mappings are then the CNI
+   * network's business, not the runtime's).
    */
-  network?: Pick<ContainerSpec, 'network' | 'networkContainer' | 'networkNamespacePath'>;
+  network?: Pick<ContainerSpec, 'network' | 'networkContainer' | 'networkNamespacePath' | 'networkHolder'>;
   /** The container's task metadata URI, when the agent serves the endpoint and the container can reach it. */
   metadataUri?: string;
   /** The task's cgroup, when it has task-level cpu or memory. */
@@ -61,6 +62,7 @@ export function containerSpec(task: TaskDefinition, container: ContainerDefiniti
     network: container.disableNetworking ? 'none' : (inputs.network?.network ?? (task.networkMode === 'task' ? 'none' : task.networkMode)),
     networkContainer: container.disableNetworking ? undefined : inputs.network?.networkContainer,
     ...(inputs.network?.networkNamespacePath && !container.disableNetworking ? { networkNamespacePath: inputs.network.networkNamespacePath } : {}),
+    ...(inputs.network?.networkHolder ? { networkHolder: true } : {}),
     ports: inputs.network || container.disableNetworking ? [] : container.portMappings.map((p, i) => ({ ...p, hostPort: inputs.hostPorts[i] ?? p.hostPort })),
     pidsLimit: container.pidsLimit || inputs.defaultPidsLimit,
     ...(inputs.cgroupParent ? { cgroupParent: inputs.cgroupParent } : {}),

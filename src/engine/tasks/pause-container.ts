@@ -83,6 +83,7 @@ export class WarmPauseContainers implements WarmHolders {
         memoryBytes: 0,
         memoryReservationBytes: 0,
         network: 'none',
+        networkHolder: true,
         ports: [],
         pidsLimit: this.settings.defaultPidsLimit,
         ...(this.settings.defaultUlimits.length > 0 ? { ulimits: this.settings.defaultUlimits.map((u) => ({ name: u.name, soft: u.softLimit, hard: u.hardLimit })) } : {}),

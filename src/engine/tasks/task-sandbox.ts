@@ -139,7 +139,7 @@ export class TaskSandbox {
    */
   networkOf(container: ManagedContainer): SpecInputs['network'] {
     if (!this.deps.cni) return undefined;
-    if (container === this.pause) return { network: 'none' };
+    if (container === this.pause) return { network: 'none', networkHolder: true };
     // The path exists once the network is set up, which is before the container starts.
     const netnsPath = this.deps.cni.networking.namespacePath(this.definition.id);
     if (!this.pause) return { network: 'namespace', networkNamespacePath: netnsPath };

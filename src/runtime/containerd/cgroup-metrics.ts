@@ -1,10 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { V1Metrics, V2Metrics } from '../../gen/containerd/cgroups/metrics.js';
 import { RuntimeError } from '../errors.js';
-import type { ContainerStatsSample } from '../types.js';
-
-/** What a container's cgroup says about its use, without the network (cgroups do not count it). */
-export type CgroupSample = Omit<ContainerStatsSample, 'network' | 'time'>;
+import { type CgroupSample, memoryLimitOf } from '../cgroup-usage.js';
 
 /**
  * Decodes the metrics containerd's Tasks.Metrics returns (a cgroup v1 or v2 message in an Any).
@@ -12,10 +9,7 @@ export type CgroupSample = Omit<ContainerStatsSample, 'network' | 'time'>;
  * host's memory (or none) is reported as the host's memory.
  */
 export function decodeCgroupMetrics(data: { typeUrl: string; value: Uint8Array }, hostMemoryBytes: number, operation: string): CgroupSample {
-  const limitOf = (value: string) => {
-    const limit = Number(value);
-    return limit > 0 && limit < hostMemoryBytes ? limit : hostMemoryBytes;
-  };
+  const limitOf = (value: string) => memoryLimitOf(Number(value), hostMemoryBytes);
   if (data.typeUrl.endsWith('io.containerd.cgroups.v1.Metrics')) {
     const v1 = V1Metrics.decode(data.value);
     return {

@@ -52,7 +52,7 @@ import { parseSpec, runtimeSpec, specJson } from './oci-spec.js';
 import { writerLogOptions, type WriterLogOptions } from './log-options.js';
 import { containerVolumeBinds, LocalVolumes } from './local-volumes.js';
 import { deviceNode } from './devices.js';
-import { hostsFile, resolvConf } from './etc-files.js';
+import { hostsFile, resolvConf } from '../etc-files.js';
 import { DEFAULT_RUNC_ROOT, isBundleInUse, isStaleRuncState, removeStaleRuncState } from './stale-runc-state.js';
 import { readFromMounts, resolveUser } from './user.js';
 import { checkProcessIdentity } from '../process-root.js';
@@ -418,7 +418,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       const linked = (spec.links ?? []).map((l) => ({ hostname: l.alias, ipAddress: '127.0.0.1' }));
       await writeFile(files.hosts, hostsFile(hostname, [...(spec.extraHosts ?? []), ...linked]));
       await writeFile(files.hostname, `${hostname}\n`);
-      await writeFile(files.resolvConf, resolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''), spec.dnsServers, spec.dnsSearchDomains));
+      await writeFile(files.resolvConf, resolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''), spec.dnsServers, spec.dnsSearchDomains, spec.network !== 'host'));
       const volumeBinds = await containerVolumeBinds(this.volumes, spec, image.config, mounts, dir, operation);
       const devices = await Promise.all((spec.devices ?? []).map((d) => deviceNode(d, operation)));
       const pidNamespace = await this.namespaceOf('pid', spec.pidNamespace, operation);

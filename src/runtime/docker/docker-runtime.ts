@@ -35,9 +35,12 @@ import type {
 import { classifyImageMessage, toRuntimeError } from './docker-errors.js';
 import { readDockerEvents } from './docker-events.js';
 import { DockerVolumes } from './docker-volumes.js';
+import { JoinedNetworkFiles } from './joined-network-files.js';
 import { dockerLogLines, dockerSince, dockerTerminalLogLines } from './docker-logs.js';
 import { namespaceTraffic } from '../net-dev.js';
+import { processCgroupUsage } from '../cgroup-usage.js';
 import { totalmem } from 'node:os';
+import { join } from 'node:path';
 import { type DockerPullMessage, PullProgressTracker } from './docker-pull.js';
 import dockerModemHttp from 'docker-modem/lib/http.js';
 
@@ -57,6 +60,11 @@ export interface DockerRuntimeOptions {
   pullTimeoutMs: number;
   /** Containers' logs (json-file) are rotated by this; unbounded when unset. */
   logRotation?: LogRotation;
+  /**
+   * Where berth keeps files of its own for Docker's containers: the /etc files of those that join
+   * a pause container. On the host dockerd runs on (berth's own for a task network).
+   */
+  stateDir: string;
 }
 
 const NO_TIME = '0001-01-01T00:00:00Z';
@@ -147,6 +155,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
   private readonly docker: Docker;
   private readonly volumes: DockerVolumes;
+  private readonly joinedNetworkFiles: JoinedNetworkFiles;
   private driver: Promise<string> | undefined;
   /** Whether a container has a terminal, by id or name, for reading its logs; forgotten at removal. */
   private readonly terminals = new Map<string, boolean>();
@@ -154,6 +163,7 @@ export class DockerRuntime implements ContainerRuntime {
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker(connectionOptions(options.host));
     this.volumes = new DockerVolumes(this.docker, (operation, fn) => this.call(operation, fn));
+    this.joinedNetworkFiles = new JoinedNetworkFiles(join(options.stateDir, 'joined-network'));
   }
 
   private call<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>, timeoutMs = this.options.callTimeoutMs, about: 'image' | 'other' = 'other'): Promise<T> {
@@ -286,10 +296,19 @@ export class DockerRuntime implements ContainerRuntime {
       exposed[key] = {};
       (bindings[key] ??= []).push({ HostIp: port.hostIp, HostPort: port.hostPort === 0 ? '' : String(port.hostPort) });
     }
+    // A container joining a pause container has no /etc files from Docker (see networkHolder).
+    const etcFiles =
+      spec.network === 'container'
+        ? await this.joinedNetworkFiles.mounts().catch((error: unknown) => {
+            throw new RuntimeError('internal', `create container "${spec.name}"`, `cannot write its /etc/hosts and /etc/resolv.conf: ${error instanceof Error ? error.message : String(error)}`);
+          })
+        : [];
     const created = await this.call(`create container "${spec.name}"`, (abortSignal) =>
       this.docker.createContainer({
         abortSignal,
         name: spec.name,
+        // No libnetwork sandbox for a pause container: its namespace is made by runc alone.
+        NetworkDisabled: spec.network === 'none' && spec.networkHolder ? true : undefined,
         Image: withDefaultTag(spec.image),
         Cmd: spec.command,
         Entrypoint: spec.entrypoint,
@@ -319,7 +338,7 @@ export class DockerRuntime implements ContainerRuntime {
           CgroupParent: spec.cgroupParent,
           // Mounts (not Binds): a missing host path is an error, not a directory Docker creates.
           // Volumes get a copy of the image's files at their path while they are empty (Docker's default).
-          Mounts: mountsOf(spec),
+          Mounts: mountsOf(spec, etcFiles),
           DeviceRequests: spec.gpuIds && spec.gpuIds.length > 0 ? [{ Driver: 'nvidia', DeviceIDs: spec.gpuIds, Capabilities: [['gpu']] }] : undefined,
           ...optionSettings(spec),
         },
@@ -584,7 +603,12 @@ export class DockerRuntime implements ContainerRuntime {
       this.docker.getContainer(id).stats({ stream: false, 'one-shot': true, abortSignal } as unknown as { stream: false }),
     )) as unknown as DockerStats;
     if (!stats.read || stats.read.startsWith('0001-01-01') || !stats.pids_stats?.current) {
-      throw new RuntimeError('conflict', operation, 'the container is not running');
+      // Docker answers nothing for a container in the namespace of a pause container made without
+      // its network sandbox (networkHolder: no sandbox to count the traffic of); its cgroup has the rest.
+      const pid = (await this.inspectContainer(id)).pid;
+      const usage = pid ? await processCgroupUsage(pid, totalmem()) : undefined;
+      if (!pid || !usage) throw new RuntimeError('conflict', operation, 'the container is not running');
+      return { ...usage, time: new Date(), network: await namespaceTraffic(pid) };
     }
     const memory = stats.memory_stats ?? {};
     // What `docker stats` shows: the usage without the page cache the kernel can drop.
@@ -668,10 +692,13 @@ function securityOptions(spec: ContainerSpec): string[] {
   return [...(spec.noNewPrivileges ? ['no-new-privileges'] : []), ...(spec.apparmorProfile ? [`apparmor=${spec.apparmorProfile}`] : []), ...(spec.seccompUnconfined ? ['seccomp=unconfined'] : [])];
 }
 
-function mountsOf(spec: ContainerSpec): object[] | undefined {
-  const mounts = [
+/** The spec's mounts, then each of `etcFiles` whose path the spec mounts nothing at (a mount of its own wins, as over Docker's files). */
+function mountsOf(spec: ContainerSpec, etcFiles: { Target: string }[]): object[] | undefined {
+  const mounts: { Target: string }[] = [
     ...(spec.mounts ?? []).map((m) => ({ Type: 'bind', Source: m.hostPath, Target: m.containerPath, ReadOnly: m.readOnly })),
     ...(spec.volumeMounts ?? []).map((m) => ({ Type: 'volume', Source: m.volume, Target: m.containerPath, ReadOnly: m.readOnly })),
   ];
+  const taken = new Set([...mounts.map((m) => m.Target), ...(spec.tmpfs ?? []).map((t) => t.containerPath)].map((path) => path.replace(/\/+$/, '')));
+  mounts.push(...etcFiles.filter((f) => !taken.has(f.Target)));
   return mounts.length > 0 ? mounts : undefined;
 }
