@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ContainerRuntime } from '../../src/runtime/container-runtime.js';
 import { isRuntimeError } from '../../src/runtime/errors.js';
-import { totalmem } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { tmpdir, totalmem } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { resolvConf } from '../../src/runtime/etc-files.js';
 import type { ContainerSpec, LogLine, LogOptions, RuntimeEvent } from '../../src/runtime/types.js';
 
@@ -283,6 +284,21 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
         const write = await run(joiner, 'echo 10.0.0.1 other >> /etc/hosts');
         assert.notEqual(write.exitCode, 0, `/etc/hosts is read-only: ${write.output}`);
       }
+      // A joiner's own mount at /etc/hosts (spelled loosely) wins over the runtime's file.
+      const ownHosts = join(mkdtempSync(join(tmpdir(), 'berth-contract-hosts-')), 'hosts');
+      writeFileSync(ownHosts, '10.9.8.7\town\n');
+      const withOwn = await ctx.runtime.createContainer(
+        spec({
+          command: ['sleep', '300'],
+          network: 'container',
+          networkContainer: { id: holder, netnsPath: `/proc/${pid}/ns/net` },
+          mounts: [{ hostPath: ownHosts, containerPath: '/etc//hosts', readOnly: true }],
+        }),
+      );
+      await ctx.runtime.startContainer(withOwn);
+      assert.equal((await run(withOwn, 'cat /etc/hosts')).output, '10.9.8.7\town\n');
+      await ctx.runtime.removeContainer(withOwn);
+      rmSync(dirname(ownHosts), { recursive: true, force: true });
       if (ctx.daemonNetworkOf) assert.equal(await ctx.daemonNetworkOf(joiners[0]!), false);
       // The resource use of a joiner, whose runtime may have no network of its own to count.
       await run(joiners[0]!, 'head -c 3000000 /dev/zero > /tmp/fill');

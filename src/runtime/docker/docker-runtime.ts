@@ -40,7 +40,7 @@ import { dockerLogLines, dockerSince, dockerTerminalLogLines } from './docker-lo
 import { namespaceTraffic } from '../net-dev.js';
 import { processCgroupUsage } from '../cgroup-usage.js';
 import { totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { type DockerPullMessage, PullProgressTracker } from './docker-pull.js';
 import dockerModemHttp from 'docker-modem/lib/http.js';
 
@@ -698,7 +698,7 @@ function mountsOf(spec: ContainerSpec, etcFiles: { Target: string }[]): object[]
     ...(spec.mounts ?? []).map((m) => ({ Type: 'bind', Source: m.hostPath, Target: m.containerPath, ReadOnly: m.readOnly })),
     ...(spec.volumeMounts ?? []).map((m) => ({ Type: 'volume', Source: m.volume, Target: m.containerPath, ReadOnly: m.readOnly })),
   ];
-  const taken = new Set([...mounts.map((m) => m.Target), ...(spec.tmpfs ?? []).map((t) => t.containerPath)].map((path) => path.replace(/\/+$/, '')));
+  const taken = new Set([...mounts.map((m) => m.Target), ...(spec.tmpfs ?? []).map((t) => t.containerPath)].map((path) => posix.normalize(path).replace(/(.)\/+$/, '$1')));
   mounts.push(...etcFiles.filter((f) => !taken.has(f.Target)));
   return mounts.length > 0 ? mounts : undefined;
 }
