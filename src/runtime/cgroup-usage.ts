@@ -9,18 +9,17 @@ export function memoryLimitOf(limit: number, hostMemoryBytes: number): number {
   return limit > 0 && limit < hostMemoryBytes ? limit : hostMemoryBytes;
 }
 
-/**
- * The use of the cgroup a running process is in, read from the cgroup files themselves (v1 or v2,
- * whichever /proc/<pid>/cgroup names), as `docker stats` reports it: memory in use without the
- * inactive page cache. Undefined when the process or its cgroup is gone.
- */
-export async function processCgroupUsage(pid: number, hostMemoryBytes: number, cgroupRoot = '/sys/fs/cgroup'): Promise<CgroupSample | undefined> {
-  const membership = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => undefined);
-  return membership === undefined ? undefined : cgroupUsage(membership, hostMemoryBytes, cgroupRoot);
+/** The text of /proc/<pid>/cgroup: the cgroups the process is in; undefined when it is gone. */
+export function cgroupMembership(pid: number): Promise<string | undefined> {
+  return readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => undefined);
 }
 
-/** As processCgroupUsage, from the text of /proc/<pid>/cgroup. */
-export async function cgroupUsage(membership: string, hostMemoryBytes: number, cgroupRoot: string): Promise<CgroupSample | undefined> {
+/**
+ * The use of the cgroup a process is in (`membership`, the text of its /proc/<pid>/cgroup), read
+ * from the cgroup files themselves (v1 or v2, whichever it names), as `docker stats` reports it:
+ * memory in use without the inactive page cache. Undefined when the cgroup is gone.
+ */
+export async function cgroupUsage(membership: string, hostMemoryBytes: number, cgroupRoot = '/sys/fs/cgroup'): Promise<CgroupSample | undefined> {
   // Each line: hierarchy-id:controllers:path ("0::path" is the v2 hierarchy).
   const lines = membership
     .split('\n')

@@ -306,6 +306,12 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       assert.ok(sample.pids >= 1, `pids ${sample.pids}`);
       assert.ok(sample.memoryUsageBytes > 0 && sample.memoryLimitBytes >= sample.memoryUsageBytes, `memory ${sample.memoryUsageBytes} of ${sample.memoryLimitBytes}`);
       assert.ok(sample.cpuUsageNanos > 0, `cpu ${sample.cpuUsageNanos}`);
+      await run(joiners[0]!, 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done');
+      const again = await ctx.runtime.stats(joiners[0]!);
+      assert.ok(again.cpuUsageNanos > sample.cpuUsageNanos && again.pids >= 1, `cpu ${sample.cpuUsageNanos} then ${again.cpuUsageNanos}`);
+      // Stopped, it has no resource use to sample, however the runtime read it while it ran.
+      await ctx.runtime.stopContainer(joiners[0]!, 2000);
+      await assert.rejects(ctx.runtime.stats(joiners[0]!), (error) => isRuntimeError(error, 'conflict'));
       for (const id of [...joiners, holder]) await ctx.runtime.removeContainer(id);
     });
 

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cgroupUsage, processCgroupUsage } from '../../src/runtime/cgroup-usage.js';
+import { cgroupMembership, cgroupUsage } from '../../src/runtime/cgroup-usage.js';
 
 const HOST = 8 * 1024 ** 3;
 const root = mkdtempSync(join(tmpdir(), 'berth-cgroup-usage-'));
@@ -41,6 +41,7 @@ describe('cgroup usage read from the cgroup files', () => {
   it('answers undefined for a cgroup that is gone and for a process that is gone', async () => {
     assert.equal(await cgroupUsage('4:memory:/gone\n', HOST, root), undefined);
     assert.equal(await cgroupUsage('0::/gone\n', HOST, root), undefined);
-    assert.equal(await processCgroupUsage(2 ** 22 + 1, HOST, root), undefined);
+    assert.equal(await cgroupMembership(2 ** 22 + 1), undefined);
+    assert.match((await cgroupMembership(process.pid)) ?? '', /^\d+:[^:]*:\//m);
   });
 });

@@ -38,7 +38,7 @@ import { DockerVolumes } from './docker-volumes.js';
 import { JoinedNetworkFiles } from './joined-network-files.js';
 import { dockerLogLines, dockerSince, dockerTerminalLogLines } from './docker-logs.js';
 import { namespaceTraffic } from '../net-dev.js';
-import { processCgroupUsage } from '../cgroup-usage.js';
+import { cgroupMembership, cgroupUsage } from '../cgroup-usage.js';
 import { totalmem } from 'node:os';
 import { join, posix } from 'node:path';
 import { type DockerPullMessage, PullProgressTracker } from './docker-pull.js';
@@ -69,6 +69,8 @@ export interface DockerRuntimeOptions {
 
 const NO_TIME = '0001-01-01T00:00:00Z';
 const DEFAULT_EXEC_OUTPUT = 64 * 1024;
+/** Containers whose stats come from their cgroup remembered at most (each is forgotten at its removal). */
+const MAX_STATS_FROM_CGROUP = 10_000;
 /** The execs of one container looked at for leftovers, at most (Docker keeps ended ones for a while). */
 const MAX_EXECS_LOOKED_AT = 1000;
 
@@ -159,6 +161,12 @@ export class DockerRuntime implements ContainerRuntime {
   private driver: Promise<string> | undefined;
   /** Whether a container has a terminal, by id or name, for reading its logs; forgotten at removal. */
   private readonly terminals = new Map<string, boolean>();
+  /**
+   * Containers Docker has no stats for (see `stats`), by id or name: the process whose cgroup is
+   * read instead, and that cgroup membership. Forgotten at removal, or once the process is not
+   * that one any more.
+   */
+  private readonly statsFromCgroup = new Map<string, { pid: number; membership: string }>();
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker(connectionOptions(options.host));
@@ -371,6 +379,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   async removeContainer(id: string): Promise<void> {
     this.terminals.delete(id);
+    this.statsFromCgroup.delete(id);
     try {
       await this.call(`remove container ${id}`, (abortSignal) => this.docker.getContainer(id).remove({ force: true, v: true, abortSignal }));
     } catch (error) {
@@ -598,17 +607,27 @@ export class DockerRuntime implements ContainerRuntime {
 
   async stats(id: string): Promise<ContainerStatsSample> {
     const operation = `read the resource use of container ${id}`;
+    // Docker answers nothing for a container in the namespace of a pause container made without
+    // its network sandbox (networkHolder: no sandbox to count the traffic of), and logs an error
+    // each time it is asked: once it has, the container's cgroup is read without asking again.
+    const known = this.statsFromCgroup.get(id);
+    if (known) {
+      const sample = (await cgroupMembership(known.pid)) === known.membership ? await cgroupSample(known.pid, known.membership) : undefined;
+      if (sample) return sample;
+      this.statsFromCgroup.delete(id); // the process is gone (its pid may be another's now)
+    }
     // one-shot: the current counters at once, without waiting a second for a previous sample.
     const stats = (await this.call(operation, (abortSignal) =>
       this.docker.getContainer(id).stats({ stream: false, 'one-shot': true, abortSignal } as unknown as { stream: false }),
     )) as unknown as DockerStats;
     if (!stats.read || stats.read.startsWith('0001-01-01') || !stats.pids_stats?.current) {
-      // Docker answers nothing for a container in the namespace of a pause container made without
-      // its network sandbox (networkHolder: no sandbox to count the traffic of); its cgroup has the rest.
       const pid = (await this.inspectContainer(id)).pid;
-      const usage = pid ? await processCgroupUsage(pid, totalmem()) : undefined;
-      if (!pid || !usage) throw new RuntimeError('conflict', operation, 'the container is not running');
-      return { ...usage, time: new Date(), network: await namespaceTraffic(pid) };
+      const membership = pid ? await cgroupMembership(pid) : undefined;
+      const sample = pid && membership ? await cgroupSample(pid, membership) : undefined;
+      if (!sample) throw new RuntimeError('conflict', operation, 'the container is not running');
+      if (this.statsFromCgroup.size >= MAX_STATS_FROM_CGROUP) this.statsFromCgroup.clear();
+      this.statsFromCgroup.set(id, { pid: pid!, membership: membership! });
+      return sample;
     }
     const memory = stats.memory_stats ?? {};
     // What `docker stats` shows: the usage without the page cache the kernel can drop.
@@ -690,6 +709,12 @@ function optionSettings(spec: ContainerSpec): Record<string, unknown> {
 
 function securityOptions(spec: ContainerSpec): string[] {
   return [...(spec.noNewPrivileges ? ['no-new-privileges'] : []), ...(spec.apparmorProfile ? [`apparmor=${spec.apparmorProfile}`] : []), ...(spec.seccompUnconfined ? ['seccomp=unconfined'] : [])];
+}
+
+/** A stats sample of a process's cgroup (`membership`) and network namespace; undefined when the cgroup is gone. */
+async function cgroupSample(pid: number, membership: string): Promise<ContainerStatsSample | undefined> {
+  const usage = await cgroupUsage(membership, totalmem());
+  return usage && { ...usage, time: new Date(), network: await namespaceTraffic(pid) };
 }
 
 /** The spec's mounts, then each of `etcFiles` whose path the spec mounts nothing at (a mount of its own wins, as over Docker's files). */
