@@ -82,3 +82,18 @@ export function waitForOutput(child: ChildProcessWithoutNullStreams, pattern: Re
     check();
   });
 }
+
+/**
+ * Resolves to a spawned berthctl's exit code once it has ended, or rejects after `timeoutMs` with
+ * what it wrote so far (a session that did not end, instead of a test that hangs).
+ */
+export function waitForExit(child: ChildProcessWithoutNullStreams, timeoutMs = 30_000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`berthctl did not end within ${timeoutMs} ms; its output:\n${outputs.get(child)?.text ?? ''}`)), timeoutMs);
+    child.once('close', (code: number | null) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}

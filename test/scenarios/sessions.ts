@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { BerthError } from '../../src/client/errors.js';
-import { spawnBerthctl, spawnBerthctlOnTerminal, waitForOutput } from '../harness/berthctl.js';
+import { spawnBerthctl, spawnBerthctlOnTerminal, waitForExit, waitForOutput } from '../harness/berthctl.js';
 import { startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startAgentProcess } from '../harness/agent-process.js';
 import { waitUntil } from '../harness/processes.js';
@@ -90,7 +90,6 @@ export function sessionScenarios(kind: RuntimeKind): void {
       const id = taskId('tty');
       await shellTask(id);
       const ctl = spawnBerthctlOnTerminal(['--addr', address, 'exec', '-it', id, 'app', '--', 'sh'], 120);
-      const exited = once(ctl, 'close') as Promise<[number | null]>;
       ctl.stdin.write('stty size\r');
       await waitForOutput(ctl, /\n50 120\r*\n/);
 
@@ -119,16 +118,18 @@ export function sessionScenarios(kind: RuntimeKind): void {
       await waitForOutput(ctl, /\nsleep ended: 130\r*\n/);
 
       ctl.stdin.write('exit 3\r');
-      const [code] = await exited;
-      assert.equal(code, 3, 'the remote exit code is berthctl’s');
+      assert.equal(await waitForExit(ctl), 3, 'the remote exit code is berthctl’s');
 
-      // Ctrl-D at an empty prompt is the shell's end-of-file, as at a local terminal.
-      const again = spawnBerthctlOnTerminal(['--addr', address, 'exec', '-it', id, 'app', '--', 'sh'], 120);
-      const ended = once(again, 'close') as Promise<[number | null]>;
+      // Ctrl-D at an empty prompt is the shell's end-of-file, as at a local terminal. It is typed
+      // once the prompt shows: the shell's line editor has the terminal in raw mode then. Typed
+      // while the terminal is still in canonical mode (the shell between a command and its next
+      // prompt), the terminal would turn it into an empty read that the line editor ignores.
+      const again = spawnBerthctlOnTerminal(['--addr', address, 'exec', '-it', '-e', 'PS1=at-prompt> ', id, 'app', '--', 'sh'], 120);
       again.stdin.write('echo ready-$((1+1))\r');
-      await waitForOutput(again, /ready-2\r*\n/);
+      // The line editor may follow its prompt with a query of the cursor's position (ESC [ 6 n).
+      await waitForOutput(again, /ready-2\r*\nat-prompt> (?:\x1b\[[0-9;]*[A-Za-z])*$/);
       again.stdin.write('\x04');
-      assert.equal((await ended)[0], 0);
+      assert.equal(await waitForExit(again), 0);
       await agent.calls.stopAndWait(id);
     });
 
@@ -266,13 +267,11 @@ export function sessionScenarios(kind: RuntimeKind): void {
       const id = taskId('attach-ctl');
       await agent.calls.runUntil(task(id, [container('app', env.image, { command: ['sh'], interactive: true, pseudoTerminal: true })], { family: 'sessions' }));
       const ctl = spawnBerthctlOnTerminal(['--addr', address, 'attach', id], 120);
-      const exited = once(ctl, 'close') as Promise<[number | null]>;
       // Typed before berthctl has attached, the keys wait in its terminal until it reads them.
       ctl.stdin.write('echo typed-$((20+1))\r');
       await waitForOutput(ctl, /typed-21\r*\n/);
       ctl.stdin.write('\x10\x11');
-      const [code] = await exited;
-      assert.equal(code, 0);
+      assert.equal(await waitForExit(ctl), 0);
       assert.equal((await agent.calls.get(id))?.knownStatus, TaskStatus.TASK_STATUS_RUNNING, 'the container runs on');
       await agent.calls.stopAndWait(id);
     });
