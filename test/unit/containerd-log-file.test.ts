@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { appendFileSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -88,6 +88,33 @@ describe('rotated containerd log files', () => {
       seen,
       Array.from({ length: 20 }, (_, i) => `line ${i}`),
     );
+  });
+
+  it('stamps each line the log writer takes with the UTC time it arrived', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'berth-stamps-')), 'container.log');
+    const writer = spawn('perl', [join(PACKAGE_ROOT ?? '.', 'libexec', 'berth-log-writer'), 'file', path], { stdio: ['ignore', 'ignore', 'inherit', 'pipe', 'pipe', 'pipe'] });
+    const exited = once(writer, 'exit');
+    const before = Date.now();
+    (writer.stdio[3] as Writable).end('to stdout\n');
+    (writer.stdio[4] as Writable).end('to stderr\n');
+    assert.deepEqual(await exited, [0, null]);
+    const after = Date.now();
+    const lines: LogLine[] = [];
+    for await (const line of readLogFile(path, { follow: false, signal: new AbortController().signal }, undefined)) lines.push(line);
+    assert.deepEqual(lines.map((l) => `${l.stream} ${l.text.toString('utf8')}`).sort(), ['stderr to stderr', 'stdout to stdout']);
+    for (const line of lines) {
+      // The file's own stamp, to the nanosecond: date and time of day as the clock gave them (a
+      // month or year formatted wrong would land far outside the write's second).
+      assert.ok(
+        line.time.getTime() >= before - 1000 && line.time.getTime() <= after + 1000,
+        `${line.time.toISOString()} is within [${new Date(before).toISOString()}, ${new Date(after).toISOString()}]`,
+      );
+    }
+    const stamps = readFileSync(path, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((record) => record.split(' ')[0]);
+    for (const stamp of stamps) assert.match(stamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
   });
 
   it('reads each line once while the log writer rotates the files under it', async () => {
