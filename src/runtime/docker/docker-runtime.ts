@@ -624,9 +624,9 @@ export class DockerRuntime implements ContainerRuntime {
       const pid = (await this.inspectContainer(id)).pid;
       const membership = pid ? await cgroupMembership(pid) : undefined;
       const sample = pid && membership ? await cgroupSample(pid, membership) : undefined;
-      if (!sample) throw new RuntimeError('conflict', operation, 'the container is not running');
+      if (!pid || !membership || !sample) throw new RuntimeError('conflict', operation, 'the container is not running');
       if (this.statsFromCgroup.size >= MAX_STATS_FROM_CGROUP) this.statsFromCgroup.clear();
-      this.statsFromCgroup.set(id, { pid: pid!, membership: membership! });
+      this.statsFromCgroup.set(id, { pid, membership });
       return sample;
     }
     const memory = stats.memory_stats ?? {};
