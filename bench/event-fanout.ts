@@ -21,7 +21,9 @@
  * watchers also asking the agent to hold each message M ms for more events; BENCH_WATCHERS=full for
  * watchers that decode every message whole (they read only sequence and time otherwise);
  * BENCH_WATCHERS=go for watchers in Go (bench/go/event-watcher, built offline with Debian's Go as
- * the Go client's test builds it), each decoding every message whole as a Go control plane would.
+ * the Go client's test builds it), each decoding every message whole as a Go control plane would;
+ * BENCH_WATCHER_GOMAXPROCS=N gives the Go watchers that GOMAXPROCS (Go's default, the number of
+ * cores, otherwise; nothing else the bench starts gets it).
  * BENCH_AGENT_NODE_ARGS passes options to the agent's node (e.g. `--cpu-prof`).
  * BENCH_WATCHER_PRIORITY=idle runs the launch phase's watchers under Linux's SCHED_IDLE policy
  * (`chrt --idle`): they take only CPU time nothing else wants, as watchers on other machines would,
@@ -59,6 +61,8 @@ const BATCH_DELAY_MS = Number(process.env.BENCH_BATCH_DELAY_MS ?? 0);
 const AGENT_MEMORY_MIB = 4096;
 /** Whether the launch phase's watchers run at idle priority: each process (BENCH_WATCHER_PRIORITY=idle) or their cgroup (idle-cgroup). */
 const WATCHER_PRIORITY = process.env.BENCH_WATCHER_PRIORITY === 'idle' || process.env.BENCH_WATCHER_PRIORITY === 'idle-cgroup' ? process.env.BENCH_WATCHER_PRIORITY : 'normal';
+/** The Go watchers' GOMAXPROCS (BENCH_WATCHER_GOMAXPROCS; Go's default, the number of cores, when unset). */
+const WATCHER_GOMAXPROCS = process.env.BENCH_WATCHER_GOMAXPROCS;
 /** Whether the agent runs in a CPU cgroup of its own (BENCH_AGENT_CGROUP=own). */
 const OWN_CGROUP = process.env.BENCH_AGENT_CGROUP === 'own';
 
@@ -90,7 +94,8 @@ let goWatcher: Promise<string> | undefined;
 async function startWatcher(socket: string): Promise<ChildProcess> {
   if (DECODE !== 'go') return forkPart('event-watcher.js', [socket, DECODE, String(BATCH), String(BATCH_DELAY_MS)]);
   goWatcher ??= new GoBuilder().build('bench/go/event-watcher');
-  return spawn(await goWatcher, [socket, String(BATCH), String(BATCH_DELAY_MS)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const env = WATCHER_GOMAXPROCS ? { ...process.env, GOMAXPROCS: WATCHER_GOMAXPROCS } : process.env;
+  return spawn(await goWatcher, [socket, String(BATCH), String(BATCH_DELAY_MS)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
 }
 
 class Watchers {
