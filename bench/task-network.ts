@@ -131,15 +131,15 @@ async function main(): Promise<void> {
   );
   for (const [label, s] of summary) console.log(`| ${label} | ${s.median.toFixed(0)} | ${s.wall.toFixed(0)} | ${s.cpu.toFixed(0)} |`);
   console.log('\n| added by mode task | median per task | wall | CPU per task |\n|---|---:|---:|---:|');
+  /** What mode `task` added to mode `none`, signed, and their ratio. */
+  const added = (task: number, none: number) => `${task >= none ? '+' : '\u2212'}${Math.abs(task - none).toFixed(0)} ms (${(task / none).toFixed(2)}x)`;
   for (const kind of KINDS) {
     for (const mode of ['task', 'task, warm', 'task, ipMasq'] as const) {
       for (const how of ['one at a time', `${CONCURRENT} at once`]) {
         const t = summary.get(`${kind}, ${mode}, ${how}`);
         const n = summary.get(`${kind}, none, ${how}`)!;
         if (!t) continue;
-        console.log(
-          `| ${kind}, ${mode}, ${how} | +${(t.median - n.median).toFixed(0)} ms (${(t.median / n.median).toFixed(2)}x) | +${(t.wall - n.wall).toFixed(0)} ms (${(t.wall / n.wall).toFixed(2)}x) | +${(t.cpu - n.cpu).toFixed(0)} ms (${(t.cpu / n.cpu).toFixed(2)}x) |`,
-        );
+        console.log(`| ${kind}, ${mode}, ${how} | ${added(t.median, n.median)} | ${added(t.wall, n.wall)} | ${added(t.cpu, n.cpu)} |`);
       }
     }
   }

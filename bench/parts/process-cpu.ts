@@ -1,7 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
-/** CPU time of every process on the machine at one moment, by pid (/proc/<pid>/stat, 100 ticks a second). */
-export type ProcessCpu = Map<number, { name: string; ownMs: number; reapedChildrenMs: number }>;
+/**
+ * CPU time of every process on the machine at one moment, by pid (/proc/<pid>/stat, 100 ticks a
+ * second), with its start time (ticks since boot), which tells a pid used again from the same one.
+ */
+export type ProcessCpu = Map<number, { name: string; startedAt: number; ownMs: number; reapedChildrenMs: number }>;
 
 export function processCpu(): ProcessCpu {
   const processes: ProcessCpu = new Map();
@@ -19,7 +22,7 @@ export function processCpu(): ProcessCpu {
       .slice(stat.lastIndexOf(')') + 2)
       .split(' ')
       .map(Number);
-    processes.set(Number(entry), { name, ownMs: (fields[11]! + fields[12]!) * 10, reapedChildrenMs: (fields[13]! + fields[14]!) * 10 });
+    processes.set(Number(entry), { name, startedAt: fields[19]!, ownMs: (fields[11]! + fields[12]!) * 10, reapedChildrenMs: (fields[13]! + fields[14]!) * 10 });
   }
   return processes;
 }
@@ -33,7 +36,9 @@ export function cpuByProcess(before: ProcessCpu, after: ProcessCpu, per: number,
   const byName = new Map<string, number>();
   const add = (name: string, ms: number) => byName.set(name, (byName.get(name) ?? 0) + ms);
   for (const [pid, now] of after) {
-    const then = before.get(pid)?.name === now.name ? before.get(pid) : undefined;
+    // The same process, unless its pid was used again. Not by name: a kernel worker's name says
+    // what it works on at the moment, and changes.
+    const then = before.get(pid)?.startedAt === now.startedAt ? before.get(pid) : undefined;
     add(now.name, now.ownMs - (then?.ownMs ?? 0));
     add(`${now.name}'s ended children`, now.reapedChildrenMs - (then?.reapedChildrenMs ?? 0));
   }
