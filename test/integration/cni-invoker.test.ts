@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -221,6 +221,48 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     assert.equal(networking.hasAttachment('missing-1'), false);
     assert.deepEqual(store.loadCniAttachments(), []);
     assert.equal(await namespaces.exists(networking.namespaceName('missing-1')), false);
+  });
+
+  it("names namespaces as `ip netns` does, without starting it: made with lo up, kept when there, a crash's empty file replaced, a process's attached, deleted", async () => {
+    const namespaces = new NetworkNamespaces(5000, launcher);
+    const name = `berth-test-ns-${process.pid}`;
+    const path = namespaces.pathOf(name);
+    cleanups.push(() => spawnSync('ip', ['netns', 'delete', name], { stdio: 'ignore' }));
+    const inode = () => statSync(path).ino;
+    const lo = () => execFileSync('ip', ['-netns', name, '-o', 'link', 'show', 'lo'], { encoding: 'utf8' });
+
+    assert.equal(await namespaces.create(name), path);
+    assert.match(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), new RegExp(`^${name}\\b`, 'm'));
+    assert.match(lo(), /<LOOPBACK,UP,LOWER_UP>/);
+    // A namespace of its own, not the host's.
+    assert.notEqual(statSync(path).ino, statSync('/proc/self/ns/net').ino);
+    const made = inode();
+    // Made again (an ADD cut short by a crash): the same namespace, lo brought up again.
+    execFileSync('ip', ['-netns', name, 'link', 'set', 'lo', 'down']);
+    await namespaces.create(name);
+    assert.equal(inode(), made);
+    assert.match(lo(), /<LOOPBACK,UP,LOWER_UP>/);
+
+    await namespaces.remove(name);
+    assert.equal(existsSync(path), false);
+    await namespaces.remove(name); // gone already: done
+
+    // A crash between making the file and mounting the namespace on it leaves an empty file.
+    writeFileSync(path, '');
+    await namespaces.create(name);
+    assert.match(lo(), /<LOOPBACK,UP,LOWER_UP>/);
+    await namespaces.remove(name);
+
+    const holder = await startNamespaceHolder();
+    cleanups.push(() => holder.stop());
+    await namespaces.attach(name, holder.pid);
+    assert.equal(statSync(path).ino, statSync(`/proc/${holder.pid}/ns/net`).ino);
+    await namespaces.remove(name);
+    assert.equal(existsSync(path), false);
+
+    await assert.rejects(launcher.networkNamespace({ op: 'add', name: '../etc' }, 5000), /a namespace name without "\/"/);
+    await assert.rejects(launcher.networkNamespace({ op: 'attach', name, pid: 2 ** 22 + 1 }, 5000), /cannot attach network namespace .*No such file or directory/);
+    assert.equal(existsSync(path), false);
   });
 
   it("berth's default network: lo is up in the namespace berth makes, with no loopback plugin; a task without host ports runs the bridge plugin alone, one with a host port portmap too; DEL runs what ADD ran", async () => {

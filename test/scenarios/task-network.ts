@@ -303,8 +303,9 @@ export function taskNetworkScenarios(kind: RuntimeKind): void {
         let slowAgent: TestAgent;
         let pluginDir: string;
         /**
-         * The inode of a named namespace once it is mounted: `ip netns add` makes the file before it
-         * mounts the namespace on it, and until then the file is an empty one of /run/netns.
+         * The inode of a named namespace once it is mounted: berth's launcher (as `ip netns add`)
+         * makes the file before it mounts the namespace on it, and until then the file is an empty
+         * one of /run/netns.
          */
         const mountedNamespace = async (path: string) => {
           if (!existsSync(path)) return undefined;

@@ -1,12 +1,13 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { withSbinPath, type ProcessLauncher } from '../../process-launcher.js';
+import type { ProcessLauncher } from '../../process-launcher.js';
 
 /** Where iproute2 keeps named network namespaces (bind mounts of nsfs). */
 export const NETNS_DIR = '/run/netns';
 
 /**
- * Named network namespaces, through iproute2 (`ip netns add`, `attach`, `delete`). A task's
+ * Named network namespaces, as iproute2 names them (`ip netns add`, `attach`, `delete`: bind
+ * mounts under /run/netns), made by berth's launcher without starting `ip`. A task's
  * namespace is made under its name (on a runtime that joins a namespace by its path), or named by
  * bind-mounting the pause container's: either way the name keeps the namespace, its interfaces and
  * its addresses alive whatever its containers do, so CNI DEL always has the namespace to clean up
@@ -32,7 +33,7 @@ export class NetworkNamespaces {
   /** Names the network namespace of process `pid`; a stale name left by a crash is replaced. */
   async attach(name: string, pid: number): Promise<string> {
     await this.remove(name);
-    await this.ip(['netns', 'attach', name, String(pid)]);
+    await this.launcher.networkNamespace({ op: 'attach', name, pid }, this.timeoutMs);
     return this.pathOf(name);
   }
 
@@ -42,20 +43,13 @@ export class NetworkNamespaces {
    * the namespaces Docker makes, whatever plugins the network list has.
    */
   async create(name: string): Promise<string> {
-    if (!(await this.exists(name))) await this.ip(['netns', 'add', name]);
-    await this.ip(['-netns', name, 'link', 'set', 'lo', 'up']);
+    await this.launcher.networkNamespace({ op: 'add', name }, this.timeoutMs);
     return this.pathOf(name);
   }
 
   /** Deletes the name (the namespace goes once nothing else holds it); succeeds when it is gone. */
   async remove(name: string): Promise<void> {
     if (!(await this.exists(name))) return;
-    await this.ip(['netns', 'delete', name]).catch(async (error: unknown) => {
-      if (await this.exists(name)) throw error;
-    });
-  }
-
-  private async ip(args: string[]): Promise<void> {
-    await this.launcher.runChecked({ file: 'ip', args, env: withSbinPath(), timeoutMs: this.timeoutMs }, `ip ${args.join(' ')}`);
+    await this.launcher.networkNamespace({ op: 'delete', name }, this.timeoutMs);
   }
 }
