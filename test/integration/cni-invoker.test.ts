@@ -260,7 +260,7 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     await namespaces.remove(name);
     assert.equal(existsSync(path), false);
 
-    await assert.rejects(launcher.networkNamespace({ op: 'add', name: '../etc' }, 5000), /a namespace name without "\/"/);
+    for (const bad of ['../etc', 'a\0b', '..']) await assert.rejects(launcher.networkNamespace({ op: 'add', name: bad }, 5000), /a namespace name without "\/"/);
     await assert.rejects(launcher.networkNamespace({ op: 'attach', name, pid: 2 ** 22 + 1 }, 5000), /cannot attach network namespace .*No such file or directory/);
     assert.equal(existsSync(path), false);
   });
