@@ -48,6 +48,8 @@ export class FakeRuntime implements ContainerRuntime {
   readonly heldPulls = new Map<string, () => void>();
   /** Containers that exit at once with this code when started. */
   readonly exitOnStart = new Map<string, number>();
+  /** Starts of these containers fail with this message (the runtime answering otherwise). */
+  readonly failingStarts = new Map<string, string>();
   private listeners: ((event: RuntimeEvent) => void)[] = [];
   private nextId = 1;
 
@@ -168,6 +170,8 @@ export class FakeRuntime implements ContainerRuntime {
     const c = this.containers.get(id);
     if (!c) throw new RuntimeError('not-found', 'start', id);
     this.calls.push(`start ${c.labels['berth.container-name']}`);
+    const failure = this.failingStarts.get(c.labels['berth.container-name'] ?? '');
+    if (failure !== undefined) throw new RuntimeError('internal', `start container ${id}`, failure);
     c.state = 'running';
     c.startedAt = new Date();
     c.pid = 10_000 + Number(id.slice(1));

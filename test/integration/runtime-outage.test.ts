@@ -2,6 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import Docker from 'dockerode';
+import { existsSync, watch } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { DockerRuntime } from '../../src/runtime/docker/docker-runtime.js';
+import { isRuntimeError } from '../../src/runtime/errors.js';
 import { LABELS } from '../../src/engine/tasks/labels.js';
 import { EventCollector, startTestAgent, type TestAgent } from '../harness/agent.js';
 import { startRuntimeEnvironment, type RuntimeEnvironment } from '../harness/runtime-environment.js';
@@ -94,4 +98,40 @@ describe('runtime outages: dockerd stopped or killed under running tasks', () =>
       }
     });
   }
+
+  it('counts dockerd down from when it closes its socket to shut down, though the connections it had still answer', async () => {
+    // A container that ignores SIGTERM holds dockerd in its shutdown until it is killed.
+    const holder = await docker.createContainer({ Image: env.image, Cmd: ['sh', '-c', 'trap "" TERM; while true; do sleep 1; done'], StopTimeout: 60 });
+    await holder.start();
+    const runtime = new DockerRuntime({ host: env.docker!.host, callTimeoutMs: 10_000, pullTimeoutMs: 10_000, stateDir: join(env.dir, 'outage-probe') });
+    await runtime.ping();
+    // A connection of the runtime's, kept alive for its next calls.
+    await runtime.listContainers({});
+    const socketGone = socketRemoved(env.docker!.socketPath);
+    const halted = env.halt('SIGTERM');
+    try {
+      await socketGone;
+      await assert.rejects(runtime.ping(), (error) => isRuntimeError(error, 'unavailable'));
+      assert.ok(
+        (await runtime.listContainers({})).some((c) => c.id === holder.id),
+        'dockerd still answers on the connection it had',
+      );
+    } finally {
+      process.kill((await holder.inspect()).State.Pid, 'SIGKILL');
+      await halted;
+      await env.resume();
+    }
+    await health.waitFor('SERVING');
+  });
 });
+
+/** Resolves once the socket at `path` is removed (it must exist when this is called). */
+function socketRemoved(path: string): Promise<void> {
+  return new Promise((resolve) => {
+    const watcher = watch(dirname(path), () => {
+      if (existsSync(path)) return;
+      watcher.close();
+      resolve();
+    });
+  });
+}

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { decideRestart } from '../../src/engine/tasks/restart-policy.js';
+import { RuntimeError } from '../../src/runtime/errors.js';
 import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from '../harness/engine-harness.js';
 
 const IMAGE = 'registry.test/app:1';
@@ -109,6 +110,69 @@ describe('health checks and restarts in a task (fake runtime)', () => {
     const restarts = events.filter((e) => e.change.type === 'container' && /restarting in/.test(e.change.container.reason));
     const delays = restarts.map((e) => Number(/restarting in (\d+) ms/.exec((e.change as { container: { reason: string } }).container.reason)![1]));
     assert.deepEqual(delays.slice(0, 3), [20, 40, 80]);
+    t.engine.stopTask('t', '');
+    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+  });
+
+  /** Records when each start of the app was asked for, and resolves `reached(n)` once n were. */
+  function starts() {
+    const at: number[] = [];
+    const waiting: { n: number; resolve: () => void }[] = [];
+    const start = t.runtime.startContainer.bind(t.runtime);
+    t.runtime.startContainer = (id) => {
+      at.push(performance.now());
+      for (const w of waiting.filter((x) => at.length >= x.n)) w.resolve();
+      return start(id);
+    };
+    return {
+      at,
+      reached: (n: number) =>
+        new Promise<void>((resolve, reject) => {
+          if (at.length >= n) return resolve();
+          const timer = setTimeout(() => reject(new Error(`${at.length} starts of ${n} within 5 s`)), 5000);
+          waiting.push({ n, resolve: () => (clearTimeout(timer), resolve()) });
+        }),
+      /** The time between each start and the one before it. */
+      gaps: () => at.slice(1).map((time, i) => time - at[i]!),
+    };
+  }
+
+  it('gives a restart up after five failures the runtime answered, waiting longer after each', async () => {
+    await setup();
+    const app = starts();
+    t.engine.runTask(taskInput('t', [containerInput('app', { restartPolicy: { enabled: true, restartAttemptPeriodMs: 0 } })]));
+    await t.waitFor('app RUNNING', containerStatus('t', 'app', 'RUNNING'));
+    t.runtime.failingStarts.set('app', 'no such file');
+    t.runtime.exit('app', 1);
+    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+    const container = t.engine.getTask('t').containers[0]!;
+    assert.equal(container.reason, 'cannot restart container: start container c1: no such file');
+    assert.equal(container.restartCount, 0);
+    // The first start, the restart after the exit's back-off, and four more tries.
+    assert.equal(app.at.length, 1 + 5);
+    const waits = app.gaps().slice(1);
+    [20, 40, 80, 80].forEach((wait, i) => assert.ok(waits[i]! >= wait - 1, `try ${i + 2} came ${waits[i]} ms after the one before, not ${wait} or more: ${waits.join(', ')}`));
+  });
+
+  it('does not count restart tries that fail while the runtime is down', async () => {
+    await setup();
+    const app = starts();
+    t.engine.runTask(taskInput('t', [containerInput('app', { restartPolicy: { enabled: true, restartAttemptPeriodMs: 0 } })]));
+    await t.waitFor('app RUNNING', containerStatus('t', 'app', 'RUNNING'));
+    const ping = t.runtime.ping.bind(t.runtime);
+    t.runtime.failingStarts.set('app', 'connect ENOENT');
+    t.runtime.ping = () => Promise.reject(new RuntimeError('unavailable', 'ping docker', 'connect ENOENT'));
+    t.runtime.exit('app', 1);
+    await app.reached(1 + 8);
+    assert.match(t.engine.getTask('t').containers[0]!.reason, /connect ENOENT; trying again in 20 ms$/, 'tries while the runtime is down wait the first back-off');
+    // The runtime answers again but the start still fails once, then goes through.
+    t.runtime.ping = ping;
+    await app.reached(1 + 10);
+    t.runtime.failingStarts.delete('app');
+    await t.waitFor('restarted', (e) => e.change.type === 'container' && e.change.container.restartCount === 1);
+    const container = t.engine.getTask('t').containers[0]!;
+    assert.equal(container.knownStatus, 'RUNNING');
+    assert.equal(container.reason, '');
     t.engine.stopTask('t', '');
     await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
   });

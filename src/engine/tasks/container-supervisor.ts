@@ -95,12 +95,15 @@ export class ContainerSupervisor {
     } catch (error) {
       container.busy = undefined;
       const reason = `cannot restart container: ${error instanceof Error ? error.message : String(error)}`;
-      container.restartFailures++;
       const runtimeDown = !(await this.runtimeAnswers());
+      // Only a try the runtime answered counts: an outage, however long, gives up nothing.
+      if (!runtimeDown) container.restartFailures++;
       if (!this.disposed && container.restartTimer === undefined && (runtimeDown || container.restartFailures < RESTART_ATTEMPTS)) {
-        // The runtime is down or shutting down (being restarted, say): try again after the
-        // back-off, keeping the container RUNNING meanwhile; once it is back the restart goes through.
-        const delayMs = Math.max(container.restartDelayMs, this.hooks.backoff.initialMs);
+        // Try again, keeping the container RUNNING meanwhile: once the runtime is back the restart
+        // goes through. Each counted failure doubles the wait, up to the back-off's cap, so that
+        // the tries span a passing trouble of the runtime rather than a second.
+        const first = Math.max(container.restartDelayMs, this.hooks.backoff.initialMs);
+        const delayMs = Math.min(first * 2 ** Math.max(container.restartFailures - 1, 0), Math.max(this.hooks.backoff.maxMs, first));
         container.update({ reason: `${reason}; trying again in ${delayMs} ms` });
         container.restartTimer = setTimeout(() => void this.restart(container), delayMs);
         return;

@@ -4,6 +4,7 @@
 import { hostCapabilities, LINUX_CAPABILITIES } from '../capabilities.js';
 import { PassThrough, type Readable } from 'node:stream';
 import Docker from 'dockerode';
+import { Agent } from 'node:http';
 import type { ContainerRuntime } from '../container-runtime.js';
 import { RuntimeError } from '../errors.js';
 import { registryHost, requireImageReference, withDefaultTag } from '../image-reference.js';
@@ -156,6 +157,12 @@ export class DockerRuntime implements ContainerRuntime {
     return Promise.resolve(0);
   }
   private readonly docker: Docker;
+  /**
+   * The same daemon on a connection of its own for every ping. dockerd that is shutting down has
+   * closed its socket but still serves the connections already open (where its calls fail as its
+   * parts stop): a ping on a kept-alive connection would say it answers.
+   */
+  private readonly prober: Docker;
   private readonly volumes: DockerVolumes;
   private readonly joinedNetworkFiles: JoinedNetworkFiles;
   private driver: Promise<string> | undefined;
@@ -170,6 +177,8 @@ export class DockerRuntime implements ContainerRuntime {
 
   constructor(private readonly options: DockerRuntimeOptions) {
     this.docker = new Docker(connectionOptions(options.host));
+    // docker-modem gives its requests this agent (dockerode's types do not list the option).
+    this.prober = new Docker({ ...connectionOptions(options.host), agent: new Agent({ keepAlive: false }) } as Docker.DockerOptions);
     this.volumes = new DockerVolumes(this.docker, (operation, fn) => this.call(operation, fn));
     this.joinedNetworkFiles = new JoinedNetworkFiles(join(options.stateDir, 'joined-network'));
   }
@@ -185,7 +194,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async ping(): Promise<RuntimeVersion> {
-    const version = await this.call('ping docker', (abortSignal) => (this.docker as unknown as { version(o: object): Promise<Docker.DockerVersion> }).version({ abortSignal }));
+    const version = await this.call('ping docker', (abortSignal) => (this.prober as unknown as { version(o: object): Promise<Docker.DockerVersion> }).version({ abortSignal }));
     return { name: 'docker', version: version.Version, apiVersion: version.ApiVersion };
   }
 

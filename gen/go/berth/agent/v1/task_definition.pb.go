@@ -988,7 +988,10 @@ func (x *HealthCheck) GetStartPeriod() *durationpb.Duration {
 	return nil
 }
 
-// Restarts a container in place when it exits, while its task is meant to run.
+// Restarts a container in place when it exits, while its task is meant to run. A restart whose
+// start fails is tried again, each wait twice the one before up to the agent's back-off cap; after
+// five failures while the runtime answered the container is STOPPED with the last failure as its
+// reason. Tries that fail while the runtime is down (or shutting down) do not count.
 type RestartPolicy struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
