@@ -125,11 +125,16 @@ describe('runtime outages: dockerd stopped or killed under running tasks', () =>
   });
 });
 
-/** Resolves once the socket at `path` is removed (it must exist when this is called). */
+/** Resolves once the socket at `path` is removed (it must exist when this is called); fails after 60 s. */
 function socketRemoved(path: string): Promise<void> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      watcher.close();
+      reject(new Error(`${path} was not removed within 60 s`));
+    }, 60_000);
     const watcher = watch(dirname(path), () => {
       if (existsSync(path)) return;
+      clearTimeout(timer);
       watcher.close();
       resolve();
     });

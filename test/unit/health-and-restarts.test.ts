@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { decideRestart } from '../../src/engine/tasks/restart-policy.js';
+import { decideRestart, restartRetryDelayMs } from '../../src/engine/tasks/restart-policy.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
 import { containerInput, containerStatus, engineUnderTest, taskInput, taskStatus, type EngineUnderTest } from '../harness/engine-harness.js';
 
@@ -16,6 +16,14 @@ describe('restart policy decisions', () => {
     assert.deepEqual(decideRestart(policy, 1, 100, 10_000, backoff), { restart: true, delayMs: 20_000 });
     assert.deepEqual(decideRestart(policy, 1, 100, 160_000, backoff), { restart: true, delayMs: 300_000 });
     assert.deepEqual(decideRestart(policy, 1, 700_000, 300_000, backoff), { restart: true, delayMs: 10_000 });
+  });
+  it('waits longer after each failed restart the runtime answered, up to the cap, and the first wait while it is down', () => {
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 10].map((failures) => restartRetryDelayMs(10_000, failures, backoff)),
+      [10_000, 10_000, 20_000, 40_000, 80_000, 300_000],
+    );
+    assert.equal(restartRetryDelayMs(0, 0, backoff), 10_000, 'never less than the initial delay');
+    assert.equal(restartRetryDelayMs(0, 3, { ...backoff, initialMs: 400_000 }), 400_000, 'an initial delay above the cap is kept');
   });
   it('does not restart ignored exit codes, short runs under an attempt period, or without a policy', () => {
     assert.match((decideRestart(policy, 3, 100, 0, backoff) as { reason: string }).reason, /ignores/);

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { ContainerRuntime } from '../../runtime/container-runtime.js';
 import { HealthMonitor } from './health-monitor.js';
 import type { ManagedContainer } from './managed-container.js';
-import { decideRestart, type RestartBackoff } from './restart-policy.js';
+import { decideRestart, restartRetryDelayMs, type RestartBackoff } from './restart-policy.js';
 
 /** Restart attempts that fail while the runtime answers, before the container is given up. */
 const RESTART_ATTEMPTS = 5;
@@ -100,10 +100,9 @@ export class ContainerSupervisor {
       if (!runtimeDown) container.restartFailures++;
       if (!this.disposed && container.restartTimer === undefined && (runtimeDown || container.restartFailures < RESTART_ATTEMPTS)) {
         // Try again, keeping the container RUNNING meanwhile: once the runtime is back the restart
-        // goes through. Each counted failure doubles the wait, up to the back-off's cap, so that
-        // the tries span a passing trouble of the runtime rather than a second.
-        const first = Math.max(container.restartDelayMs, this.hooks.backoff.initialMs);
-        const delayMs = Math.min(first * 2 ** Math.max(container.restartFailures - 1, 0), Math.max(this.hooks.backoff.maxMs, first));
+        // goes through. The wait grows with the counted failures, so that the tries span a
+        // passing trouble of the runtime rather than a second.
+        const delayMs = restartRetryDelayMs(container.restartDelayMs, container.restartFailures, this.hooks.backoff);
         container.update({ reason: `${reason}; trying again in ${delayMs} ms` });
         container.restartTimer = setTimeout(() => void this.restart(container), delayMs);
         return;

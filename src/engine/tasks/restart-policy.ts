@@ -28,3 +28,13 @@ export function decideRestart(policy: RestartPolicy | undefined, exitCode: numbe
   const delayMs = previousDelayMs === 0 || ranForMs >= backoff.resetAfterMs ? backoff.initialMs : Math.min(previousDelayMs * 2, backoff.maxMs);
   return { restart: true, delayMs };
 }
+
+/**
+ * The wait before trying a restart again after its start failed: the container's restart delay
+ * (at least `initialMs`), doubled for each failure after the first that the runtime answered, up
+ * to `maxMs`. While the runtime is down no failure counts, so the wait stays the first.
+ */
+export function restartRetryDelayMs(restartDelayMs: number, countedFailures: number, backoff: RestartBackoff): number {
+  const first = Math.max(restartDelayMs, backoff.initialMs);
+  return Math.min(first * 2 ** Math.max(countedFailures - 1, 0), Math.max(backoff.maxMs, first));
+}
