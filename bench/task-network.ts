@@ -10,7 +10,9 @@
  * npm run bench:network -- [SEQUENTIAL=10] [CONCURRENT=20] [ROUNDS=3] [WARM=4] [KINDS=docker,containerd]. A third
  * mode runs the tasks on an agent keeping WARM warm namespaces (on Docker, each held by a pause
  * container). With BENCH_IPMASQ=1 a fourth runs them on a list whose bridge plugin masquerades
- * each task (`ipMasq`) instead of berth's one rule for the subnet. Needs root.
+ * each task (`ipMasq`) instead of berth's one rule for the subnet. With BENCH_CNI_PARALLEL=N a
+ * fifth runs them on an agent that runs at most N plugin programs at once
+ * (`network.cni.maxParallelPlugins`). Needs root.
  */
 import { cpus, totalmem } from 'node:os';
 import type { Event } from '../src/gen/berth/agent/v1/event.js';
@@ -34,12 +36,14 @@ const KINDS = (process.argv[6] ?? RUNTIME_KINDS.join(',')).split(',').filter((k)
 
 /** Adds the mode on a list that masquerades each task. */
 const IPMASQ = process.env.BENCH_IPMASQ === '1';
+/** Adds the mode on an agent that runs at most this many plugins at once (`network.cni.maxParallelPlugins`). */
+const PARALLEL = Number(process.env.BENCH_CNI_PARALLEL ?? 0);
 
 /**
  * none; task (namespace set up at launch); task, warm (a warm namespace when one is ready); task,
  * ipMasq (set up at launch, the bridge plugin masquerading each task).
  */
-type Mode = 'none' | 'task' | 'task, warm' | 'task, ipMasq';
+type Mode = 'none' | 'task' | 'task, warm' | 'task, ipMasq' | 'task, plugins limited';
 
 /** CPU time the machine spent so far, all processes and the kernel, in ms (/proc/stat, 100 ticks a second). */
 function machineCpuMs(): number {
@@ -63,11 +67,13 @@ async function main(): Promise<void> {
     const warmAgent = WARM > 0 ? await startTestAgent(env, { ...settings, network: { cni: { ...network.agentSettings.cni, warmPoolSize: WARM } } }) : undefined;
     // The environment's own test network: its bridge plugin masquerades each task.
     const ipMasqAgent = IPMASQ ? await startTestAgent(env, settings) : undefined;
+    const limitedAgent = PARALLEL > 0 ? await startTestAgent(env, { ...settings, network: { cni: { ...network.agentSettings.cni, maxParallelPlugins: PARALLEL } } }) : undefined;
     const agents = new Map<Mode, TestAgent>([
       ['none', agent],
       ['task', agent],
       ...(warmAgent ? [['task, warm', warmAgent] as const] : []),
       ...(ipMasqAgent ? [['task, ipMasq', ipMasqAgent] as const] : []),
+      ...(limitedAgent ? [['task, plugins limited', limitedAgent] as const] : []),
     ]);
     const watches = new Map([...new Set(agents.values())].map((a) => [a, new EventCollector(a.client, { includeSnapshot: true })]));
     try {
@@ -113,6 +119,7 @@ async function main(): Promise<void> {
       }
     } finally {
       for (const w of watches.values()) w.close();
+      await limitedAgent?.stop();
       await ipMasqAgent?.stop();
       await warmAgent?.stop();
       await agent.stop();
@@ -134,7 +141,7 @@ async function main(): Promise<void> {
   /** What mode `task` added to mode `none`, signed, and their ratio. */
   const added = (task: number, none: number) => `${task >= none ? '+' : '\u2212'}${Math.abs(task - none).toFixed(0)} ms (${(task / none).toFixed(2)}x)`;
   for (const kind of KINDS) {
-    for (const mode of ['task', 'task, warm', 'task, ipMasq'] as const) {
+    for (const mode of ['task', 'task, warm', 'task, ipMasq', 'task, plugins limited'] as const) {
       for (const how of ['one at a time', `${CONCURRENT} at once`]) {
         const t = summary.get(`${kind}, ${mode}, ${how}`);
         const n = summary.get(`${kind}, none, ${how}`)!;

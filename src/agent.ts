@@ -144,7 +144,7 @@ export function buildContainer(config: BerthConfig, logger: Logger, capacity: Ho
   provide(c, TOKENS.network, { cfg: TOKENS.config, store: TOKENS.stateStore, log: TOKENS.logger, metadata: TOKENS.metadata }, ({ cfg, store, log, metadata }): EngineNetwork => {
     const { cni } = cfg.network;
     const launcher = new ProcessLauncher();
-    const invoker = new CniInvoker({ pluginDirs: cni.pluginDirs, timeoutMs: cni.pluginTimeoutMs, launcher });
+    const invoker = new CniInvoker({ pluginDirs: cni.pluginDirs, timeoutMs: cni.pluginTimeoutMs, maxParallel: cni.maxParallelPlugins, launcher });
     const networking = new TaskNetworking(
       {
         agentId: cfg.agentId,

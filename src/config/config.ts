@@ -143,6 +143,8 @@ export interface BerthConfig {
        * whose containers join a namespace by its path (containerd); 0: none.
        */
       warmPoolSize: number;
+      /** Most plugin programs run at once; the others wait in arrival order. 0: no limit. */
+      maxParallelPlugins: number;
     };
   };
   /** Bounds on what one request may carry (src/engine/admission/request-limits.ts; README, Limits). */
@@ -256,7 +258,7 @@ export function defaultConfigInput(env: NodeJS.ProcessEnv = process.env): Raw {
     network: {
       pauseImage: 'registry.k8s.io/pause:3.9',
       // `config` (inline) or `configFile` (a .conflist file) replace berth's default network.
-      cni: { pluginDirs: ['/usr/lib/cni', '/opt/cni/bin'], interfaceName: 'eth0', pluginTimeout: '1m', warmPoolSize: 0 },
+      cni: { pluginDirs: ['/usr/lib/cni', '/opt/cni/bin'], interfaceName: 'eth0', pluginTimeout: '1m', warmPoolSize: 0, maxParallelPlugins: 32 },
     },
   };
 }
@@ -463,6 +465,7 @@ export function compileConfig(raw: Raw): BerthConfig {
         interfaceName: read.string('network.cni.interfaceName', INTERFACE_NAME),
         pluginTimeoutMs: read.duration('network.cni.pluginTimeout', 100),
         warmPoolSize: read.integer('network.cni.warmPoolSize', 0, 64),
+        maxParallelPlugins: read.integer('network.cni.maxParallelPlugins', 0, 1024),
       },
     },
   };

@@ -169,6 +169,35 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     await assert.rejects(impatient.add(hanging, conf('/run/netns/none', 'hang')), /did not finish within 500 ms and was killed/);
   });
 
+  it('runs at most maxParallel plugin programs at once; without a limit all at once', async () => {
+    const marks = mkdtempSync(join(tmpdir(), 'berth-parallel-'));
+    cleanups.push(() => rmSync(marks, { recursive: true, force: true }));
+    // Each ADD marks itself running, writes how many are, and stays a moment.
+    const dir = scriptPlugin(
+      'counted',
+      `if [ "$CNI_COMMAND" = VERSION ]; then echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'; exit 0; fi
+      touch ${marks}/running.$$
+      ls ${marks} | grep -c '^running' >> ${marks}/counts.$CNI_CONTAINERID
+      sleep 0.3
+      rm ${marks}/running.$$
+      echo '{"cniVersion":"1.0.0"}'`,
+    );
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const list = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'counted', plugins: [{ type: 'counted' }] }, 'test');
+    const mostAtOnce = async (invoker: CniInvoker, label: string) => {
+      await Promise.all(Array.from({ length: 8 }, (_, i) => invoker.add(list, conf('/run/netns/none', `${label}-${i}`))));
+      const counts = Array.from({ length: 8 }, (_, i) =>
+        readFileSync(join(marks, `counts.${label}-${i}`), 'utf8')
+          .trim()
+          .split('\n')
+          .map(Number),
+      );
+      return Math.max(...counts.flat());
+    };
+    assert.equal(await mostAtOnce(new CniInvoker({ pluginDirs: [dir], timeoutMs: 30_000, maxParallel: 2, launcher }), 'limited'), 2);
+    assert.ok((await mostAtOnce(new CniInvoker({ pluginDirs: [dir], timeoutMs: 30_000, launcher }), 'unlimited')) > 2, 'without a limit the ADDs overlap');
+  });
+
   it('keeps the attachment in the state store: a restarted agent deletes what an earlier one added', async () => {
     const network = createTestNetwork();
     cleanups.push(() => network.remove());

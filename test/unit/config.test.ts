@@ -20,6 +20,7 @@ describe('config', () => {
     assert.equal(config.runtime.docker.host, 'unix:///var/run/docker.sock');
     assert.equal(config.engine.defaultStopTimeoutMs, 30_000);
     assert.equal(config.engine.taskCleanupWaitMs, 3 * 3_600_000);
+    assert.equal(config.network.cni.maxParallelPlugins, 32);
   });
 
   it('takes DOCKER_HOST and BERTH_* from the environment over the file', () => {
@@ -41,6 +42,7 @@ describe('config', () => {
     ['a limit of 0', { limits: { containersPerTask: 0 } }, /config: limits\.containersPerTask: must be an integer of at least 1/],
     ['an invalid pause image', { network: { pauseImage: 'Registry//pause' } }, /config: network\.pauseImage: .*not an image reference/],
     ['a lag above retention', { events: { retain: 10, maxWatcherLag: 20 } }, /config: events\.maxWatcherLag: must not exceed/],
+    ['a negative bound on plugins at once', { network: { cni: { maxParallelPlugins: -1 } } }, /config: network\.cni\.maxParallelPlugins: must be an integer of at least 0/],
     ['broken JSON', '{ not json', /is not valid JSON/],
   ];
   for (const [name, content, message] of bad) {

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withSbinPath, type ProcessLauncher } from '../../process-launcher.js';
+import { Semaphore } from '../../semaphore.js';
 import { CniError, parsePluginError } from './cni-error.js';
 import { supportsCheck, type NetworkConfigList, type PluginConfig } from './network-config.js';
 
@@ -24,6 +25,8 @@ export interface CniInvokerOptions {
   pluginDirs: string[];
   /** Longest a single plugin run may take; it is killed after that. */
   timeoutMs: number;
+  /** Most plugin programs run at once; the others wait in arrival order. 0 or absent: no limit. */
+  maxParallel?: number;
   /** Runs the plugins. */
   launcher: ProcessLauncher;
 }
@@ -40,8 +43,11 @@ const MAX_OUTPUT = 1024 * 1024;
 export class CniInvoker {
   private readonly paths = new Map<string, Promise<string>>();
   private readonly versions = new Map<string, Promise<void>>();
+  private readonly slots: Semaphore | undefined;
 
-  constructor(private readonly options: CniInvokerOptions) {}
+  constructor(private readonly options: CniInvokerOptions) {
+    if (options.maxParallel) this.slots = new Semaphore(options.maxParallel);
+  }
 
   /**
    * Checks once per plugin and version that every plugin of the list is present and speaks the
@@ -163,9 +169,13 @@ export class CniInvoker {
       CNI_ARGS: cniArgs(command, type, conf.args),
       CNI_PATH: this.options.pluginDirs.join(':'),
     });
-    const run = await this.options.launcher.run({ file: path, env, input: stdin, timeoutMs: this.options.timeoutMs, maxOutputBytes: MAX_OUTPUT }).catch((error: Error) => {
-      throw new CniError(command, type, error.message);
-    });
+    const release = await this.slots?.acquire();
+    const run = await this.options.launcher
+      .run({ file: path, env, input: stdin, timeoutMs: this.options.timeoutMs, maxOutputBytes: MAX_OUTPUT })
+      .catch((error: Error) => {
+        throw new CniError(command, type, error.message);
+      })
+      .finally(() => release?.());
     if (run.timedOut) throw new CniError(command, type, `the plugin did not finish within ${this.options.timeoutMs} ms and was killed`);
     if (run.code === 0) return run.stdout;
     const parsed = parsePluginError(run.stdout);
