@@ -138,13 +138,14 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     await assert.rejects(withOld.checkVersions(missing), /no executable "no-such-plugin" in .*:\/usr\/lib\/cni/);
   });
 
-  it('gives capability arguments only to plugins that declare them, passes CNI_ARGS, and kills a plugin that hangs', async () => {
+  it('gives capability arguments only to plugins that declare them, passes CNI_ARGS and GOMAXPROCS=1, and kills a plugin that hangs', async () => {
     const seen = mkdtempSync(join(tmpdir(), 'berth-seen-'));
     cleanups.push(() => rmSync(seen, { recursive: true, force: true }));
     const script = (name: string) => `
       if [ "$CNI_COMMAND" = VERSION ]; then echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'; exit 0; fi
       cat > ${seen}/${name}.stdin
       echo "$CNI_ARGS" > ${seen}/${name}.args
+      echo "$GOMAXPROCS" > ${seen}/${name}.gomaxprocs
       echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/x"}],"ips":[{"address":"192.0.2.7/24","interface":0}]}'`;
     const dir = scriptPlugin('first', script('first'));
     const second = scriptPlugin('second', script('second'));
@@ -163,6 +164,7 @@ describe('CNI invoker with the real plugins in real network namespaces', () => {
     assert.equal(secondInput.runtimeConfig, undefined);
     assert.deepEqual(secondInput.prevResult.ips, [{ address: '192.0.2.7/24', interface: 0 }]);
     assert.equal(readFileSync(join(seen, 'first.args'), 'utf8').trim(), 'IgnoreUnknown=1;BERTH_TASK_ID=caps');
+    assert.equal(readFileSync(join(seen, 'first.gomaxprocs'), 'utf8').trim(), '1', 'plugins run with one P');
     assert.deepEqual(taskAddresses(parseCniResult(result)).ipAddresses, ['192.0.2.7/24']);
 
     const hanging = parseNetworkConfigList({ cniVersion: '1.0.0', name: 'h', plugins: [{ type: 'hang' }] }, 'test');

@@ -160,8 +160,11 @@ export class CniInvoker {
     const path = await this.findPlugin(type).catch((error: Error) => {
       throw new CniError(command, type, error.message);
     });
-    // Plugins run iptables and friends, found in sbin.
+    // Plugins run iptables and friends, found in sbin. Most are Go programs doing one short job,
+    // for which a second P is only scheduler work: one P takes a tenth less CPU for bridge's ADD
+    // and DEL (BENCHMARKS.md, Network mode `task`).
     const env = withSbinPath({
+      GOMAXPROCS: '1',
       CNI_COMMAND: command,
       CNI_CONTAINERID: conf.containerId,
       CNI_NETNS: conf.netns,
