@@ -79,6 +79,15 @@ const deliveryHistogram = (metricsAddress: string) => agentHistogram(metricsAddr
 /** The agent's histogram of its state store's fsyncs. */
 const fsyncHistogram = (metricsAddress: string) => agentHistogram(metricsAddress, 'berth_state_store_fsync_seconds');
 
+/** The share of a histogram's observations between two readings within each bound up to 50 ms. */
+function histogramShares(before: Map<number, number>, after: Map<number, number>): string {
+  const count = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  return [...after]
+    .filter(([bound]) => bound <= 0.05)
+    .map(([bound, n]) => `≤${bound * 1000} ms ${((100 * (n - (before.get(bound) ?? 0))) / Math.max(count, 1)).toFixed(1)}%`)
+    .join(', ');
+}
+
 /** The bucket bound (ms) under which `p`% of the observations between two scrapes fell. */
 function histogramPercentile(before: Map<number, number>, after: Map<number, number>, p: number): string {
   const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
@@ -308,6 +317,9 @@ async function main(): Promise<void> {
     console.log(`throughput / the runtime's own: ${(alone / direct).toFixed(3)} without watchers, ${(watched / direct).toFixed(3)} with ${W}`);
     console.log(
       `\nsteady events: ${((steadyEvents * 1000) / churned.ms).toFixed(0)} events/s committed for ${(churned.ms / 1000).toFixed(1)} s (${eventsPerPair.toFixed(1)} per run+stop), ${K} watchers received ${steady.events} (${((steady.events * 1000) / churned.ms / K).toFixed(0)}/s each), gaps ${steady.gaps}, watchers’ CPU ${(steady.cpuMs / K).toFixed(0)} ms each; commit → watcher p50 ${ms(percentile(steady.sorted, 50))} ms, p99 ${ms(percentile(steady.sorted, 99))} ms, max ${ms(steady.sorted[steady.sorted.length - 1] ?? NaN)} ms; agent: commit → stream p50 ${histogramPercentile(steadyHistogramBefore, steadyHistogramAfter, 50)} ms, p99 ${histogramPercentile(steadyHistogramBefore, steadyHistogramAfter, 99)} ms; the store's fsyncs: ${(steadyFsyncAfter.get(Infinity) ?? 0) - (steadyFsyncBefore.get(Infinity) ?? 0)}, p50 ${histogramPercentile(steadyFsyncBefore, steadyFsyncAfter, 50)} ms, p99 ${histogramPercentile(steadyFsyncBefore, steadyFsyncAfter, 99)} ms`,
+    );
+    console.log(
+      `steady events, the agent's histograms: commit → stream ${histogramShares(steadyHistogramBefore, steadyHistogramAfter)}; the store's fsyncs ${histogramShares(steadyFsyncBefore, steadyFsyncAfter)}`,
     );
   } finally {
     controlPlane?.stop();
