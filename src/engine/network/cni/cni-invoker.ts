@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { withSbinPath, type ProcessLauncher } from '../../process-launcher.js';
+import { withSbinPath, type LaunchResult, type ProcessLauncher } from '../../process-launcher.js';
 import { Semaphore } from '../../semaphore.js';
 import { CniError, parsePluginError } from './cni-error.js';
 import { supportsCheck, type NetworkConfigList, type PluginConfig } from './network-config.js';
@@ -173,12 +173,14 @@ export class CniInvoker {
       CNI_PATH: this.options.pluginDirs.join(':'),
     });
     const release = await this.slots?.acquire();
-    const run = await this.options.launcher
-      .run({ file: path, env, input: stdin, timeoutMs: this.options.timeoutMs, maxOutputBytes: MAX_OUTPUT })
-      .catch((error: Error) => {
-        throw new CniError(command, type, error.message);
-      })
-      .finally(() => release?.());
+    let run: LaunchResult;
+    try {
+      run = await this.options.launcher.run({ file: path, env, input: stdin, timeoutMs: this.options.timeoutMs, maxOutputBytes: MAX_OUTPUT });
+    } catch (error) {
+      throw new CniError(command, type, (error as Error).message);
+    } finally {
+      release?.();
+    }
     if (run.timedOut) throw new CniError(command, type, `the plugin did not finish within ${this.options.timeoutMs} ms and was killed`);
     if (run.code === 0) return run.stdout;
     const parsed = parsePluginError(run.stdout);
