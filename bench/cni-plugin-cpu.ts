@@ -7,23 +7,18 @@
  * npm run bench:cni-cpu -- [PAIRS=30]. Needs root and containernetworking-plugins.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { defaultNetworkConfigList } from '../src/engine/network/cni/network-config.js';
+import { processStat } from './parts/process-cpu.js';
 import { CNI_PLUGIN_DIR, createDefaultShapedNetwork, createNamespace } from '../test/harness/cni-network.js';
 
 const PAIRS = Number(process.argv[2] ?? 30);
 const VARIANTS: Record<string, Record<string, string>> = { "Go's default": {}, 'GOMAXPROCS=1': { GOMAXPROCS: '1' } };
-/** Clock ticks a second of /proc's times (100 on Linux). */
-const TICK_MS = 10;
-
 /** The user and system CPU of this process's children that were waited for, in ms. */
 function childrenCpu(): { user: number; system: number } {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  // The fields after the command's closing parenthesis; cutime and cstime are fields 16 and 17.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[13]) * TICK_MS, system: Number(fields[14]) * TICK_MS };
+  const stat = processStat('self')!;
+  return { user: stat.reapedChildrenUserMs, system: stat.reapedChildrenSystemMs };
 }
 
 function main(): void {

@@ -6,23 +6,41 @@ import { readdirSync, readFileSync } from 'node:fs';
  */
 export type ProcessCpu = Map<number, { name: string; startedAt: number; ownMs: number; reapedChildrenMs: number }>;
 
+/** One process's /proc/<pid>/stat: its name (digits folded), start time and CPU, the reaped children's apart (ms). */
+export interface ProcessStat {
+  name: string;
+  startedAt: number;
+  userMs: number;
+  systemMs: number;
+  reapedChildrenUserMs: number;
+  reapedChildrenSystemMs: number;
+}
+
+/** Reads /proc/<pid>/stat (`self` for this process); undefined when the process ended meanwhile. */
+export function processStat(pid: number | 'self'): ProcessStat | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The name is in parentheses and may hold spaces; the fields after it are numbers.
+  const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+/g, 'N');
+  const fields = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
+  const ms = (ticks: number | undefined) => ticks! * 10;
+  return { name, startedAt: fields[19]!, userMs: ms(fields[11]), systemMs: ms(fields[12]), reapedChildrenUserMs: ms(fields[13]), reapedChildrenSystemMs: ms(fields[14]) };
+}
+
 export function processCpu(): ProcessCpu {
   const processes: ProcessCpu = new Map();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // it ended meanwhile
-    }
-    // The name is in parentheses and may hold spaces; the fields after it are numbers.
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+/g, 'N');
-    const fields = stat
-      .slice(stat.lastIndexOf(')') + 2)
-      .split(' ')
-      .map(Number);
-    processes.set(Number(entry), { name, startedAt: fields[19]!, ownMs: (fields[11]! + fields[12]!) * 10, reapedChildrenMs: (fields[13]! + fields[14]!) * 10 });
+    const stat = processStat(Number(entry));
+    if (!stat) continue;
+    processes.set(Number(entry), { name: stat.name, startedAt: stat.startedAt, ownMs: stat.userMs + stat.systemMs, reapedChildrenMs: stat.reapedChildrenUserMs + stat.reapedChildrenSystemMs });
   }
   return processes;
 }
