@@ -7,9 +7,17 @@ import { lengthDelimited } from './wire-format.js';
  * Events encoded once for every watch stream. The event log hands every watcher that keeps up the
  * same event object, so its protobuf encoding is kept beside it (as long as the log holds the
  * event) and every stream sends those bytes: alone, as a WatchEventsResponse `event`, or with
- * others, in a WatchEventsResponse `events` (an EventBatch).
+ * others, in a WatchEventsResponse `events` (an EventBatch). Watchers that keep up are also handed
+ * the same events together: the last batch that began with an event is kept beside it too, and
+ * every stream that sends the same batch sends the same bytes.
  */
-const encoded = new WeakMap<EngineEvent, { event: Buffer; response?: Buffer }>();
+interface Encodings {
+  event: Buffer;
+  response?: Buffer;
+  batch?: { events: readonly EngineEvent[]; response: Buffer };
+}
+
+const encoded = new WeakMap<EngineEvent, Encodings>();
 
 /** Field numbers: WatchEventsResponse.snapshot, .event, .events; EventBatch.events; Snapshot.tasks. */
 const RESPONSE_SNAPSHOT_FIELD = 1;
@@ -18,7 +26,7 @@ const RESPONSE_EVENTS_FIELD = 4;
 const BATCH_EVENT_FIELD = 1;
 const SNAPSHOT_TASKS_FIELD = 2;
 
-function encodings(event: EngineEvent): { event: Buffer; response?: Buffer } {
+function encodings(event: EngineEvent): Encodings {
   let entry = encoded.get(event);
   if (entry === undefined) {
     entry = { event: Buffer.from(Event.encode(toPbEvent(event)).finish()) };
@@ -41,12 +49,29 @@ export function eventResponse(event: EngineEvent): Buffer {
 
 /** The bytes of a WatchEventsResponse carrying `events` in one EventBatch. */
 export function eventBatchResponse(events: readonly EngineEvent[]): Buffer {
+  const first = events[0];
+  if (first === undefined) return batchResponse(events);
+  const entry = encodings(first);
+  if (entry.batch !== undefined && sameEvents(entry.batch.events, events)) return entry.batch.response;
+  const response = batchResponse(events);
+  entry.batch = { events, response };
+  return response;
+}
+
+function batchResponse(events: readonly EngineEvent[]): Buffer {
   return Buffer.concat(
     lengthDelimited(
       RESPONSE_EVENTS_FIELD,
       events.flatMap((event) => lengthDelimited(BATCH_EVENT_FIELD, [encodedEvent(event)])),
     ),
   );
+}
+
+/** Whether two lists hold the same event objects in the same order (a filtered list may not). */
+function sameEvents(a: readonly EngineEvent[], b: readonly EngineEvent[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** The bytes of a WatchEventsResponse carrying a part of a snapshot, its tasks encoded (see encodedPagesOf). */
