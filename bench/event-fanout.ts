@@ -44,7 +44,7 @@ import { GoBuilder } from '../test/harness/go-build.js';
 import { waitUntil } from '../test/harness/processes.js';
 import { ControlPlane, cpuMs, forkPart, freePort, ms, nextMessage, percentile } from './parts/forked-parts.js';
 import { launchDirect, removeDirect } from './parts/direct-launches.js';
-import { ownCpuCgroup, type OwnCgroup } from './parts/own-cgroup.js';
+import { daemonsOf, ownCpuCgroup, type OwnCgroup } from './parts/own-cgroup.js';
 import type { WatcherReport } from './parts/event-watcher.js';
 
 const [N, C, W, ROUNDS, RATE, K, SECONDS] = [200, 50, 100, 2, 1000, 10, 10].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [number, number, number, number, number, number, number];
@@ -59,12 +59,18 @@ const IDLE_WINDOWS = 2;
 /** The watchers' max_batch_delay_ms (BENCH_BATCH_DELAY_MS; 0: each message as soon as its events are ready). */
 const BATCH_DELAY_MS = Number(process.env.BENCH_BATCH_DELAY_MS ?? 0);
 const AGENT_MEMORY_MIB = 4096;
-/** Whether the launch phase's watchers run at idle priority: each process (BENCH_WATCHER_PRIORITY=idle) or their cgroup (idle-cgroup). */
-const WATCHER_PRIORITY = process.env.BENCH_WATCHER_PRIORITY === 'idle' || process.env.BENCH_WATCHER_PRIORITY === 'idle-cgroup' ? process.env.BENCH_WATCHER_PRIORITY : 'normal';
+/** Whether the launch phase's watchers run at idle priority: each process (BENCH_WATCHER_PRIORITY=idle) or their cgroup (idle-cgroup); or in a cgroup of their own at the default weight (BENCH_AGENT_CGROUP=services). */
+const WATCHER_PRIORITY =
+  process.env.BENCH_WATCHER_PRIORITY === 'idle' || process.env.BENCH_WATCHER_PRIORITY === 'idle-cgroup'
+    ? process.env.BENCH_WATCHER_PRIORITY
+    : process.env.BENCH_AGENT_CGROUP === 'services'
+      ? 'cgroup'
+      : 'normal';
 /** The Go watchers' GOMAXPROCS (BENCH_WATCHER_GOMAXPROCS; Go's default, the number of cores, when unset). */
 const WATCHER_GOMAXPROCS = process.env.BENCH_WATCHER_GOMAXPROCS;
-/** Whether the agent runs in a CPU cgroup of its own (BENCH_AGENT_CGROUP=own). */
-const OWN_CGROUP = process.env.BENCH_AGENT_CGROUP === 'own';
+/** Whether the agent runs in a CPU cgroup of its own (BENCH_AGENT_CGROUP=own), and the runtime and the watchers too (services). */
+const OWN_CGROUP = process.env.BENCH_AGENT_CGROUP === 'own' || process.env.BENCH_AGENT_CGROUP === 'services';
+const SERVICE_CGROUPS = process.env.BENCH_AGENT_CGROUP === 'services';
 
 /** One of the agent's histograms, cumulative counts by upper bound in seconds. */
 async function agentHistogram(metricsAddress: string, name: string): Promise<Map<number, number>> {
@@ -117,11 +123,11 @@ class Watchers {
     const children = await Promise.all(Array.from({ length: count }, () => startWatcher(socket)));
     if (priority === 'idle') for (const child of children) execFileSync('chrt', ['--idle', '--pid', '0', String(child.pid)]);
     const cgroup =
-      priority === 'idle-cgroup'
+      priority === 'idle-cgroup' || priority === 'cgroup'
         ? ownCpuCgroup(
             children.map((child) => child.pid!),
             'berth-bench-watchers',
-            { idle: true },
+            { idle: priority === 'idle-cgroup' },
           )
         : undefined;
     await Promise.all(children.map((child, i) => nextMessage(child, (m: { type: string }) => m.type === 'ready', `watcher ${i}`, 120_000)));
@@ -186,6 +192,8 @@ async function main(): Promise<void> {
   let agent: AgentProcess | undefined;
   let controlPlane: ControlPlane | undefined;
   let cgroup: OwnCgroup | undefined;
+  // As containerd.service (or docker.service, with its containerd): the shims and runc the daemons start stay in it.
+  const runtimeCgroup = SERVICE_CGROUPS ? ownCpuCgroup(daemonsOf(env.dir, ['containerd', 'dockerd']), 'berth-bench-runtime') : undefined;
   const metricsAddress = `127.0.0.1:${await freePort()}`;
   try {
     agent = await startAgentProcess({
@@ -292,7 +300,7 @@ async function main(): Promise<void> {
         .sort((a, b) => a - b);
     console.log(`\n${new Date().toISOString().slice(0, 10)}, ${KIND}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);
     console.log(
-      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}${BATCH_DELAY_MS > 0 ? `, each held up to ${BATCH_DELAY_MS} ms for more` : ''}, decoding ${DECODE === 'light' ? "each event's sequence and time" : DECODE === 'go' ? 'every message whole, in Go' : 'every message whole'}${WATCHER_PRIORITY === 'idle' ? ', at idle priority (SCHED_IDLE)' : WATCHER_PRIORITY === 'idle-cgroup' ? ', in a CPU cgroup idle against the others (cpu.idle)' : ''}${OWN_CGROUP ? '; the agent in a CPU cgroup of its own' : ''}\n`,
+      `launch ${N} tasks, ${C} at once, ${ROUNDS} rounds; each watcher a process with one stream, ${BATCH > 1 ? `up to ${BATCH} events a message` : 'one event a message'}${BATCH_DELAY_MS > 0 ? `, each held up to ${BATCH_DELAY_MS} ms for more` : ''}, decoding ${DECODE === 'light' ? "each event's sequence and time" : DECODE === 'go' ? 'every message whole, in Go' : 'every message whole'}${WATCHER_PRIORITY === 'idle' ? ', at idle priority (SCHED_IDLE)' : WATCHER_PRIORITY === 'idle-cgroup' ? ', in a CPU cgroup idle against the others (cpu.idle)' : ''}${SERVICE_CGROUPS ? '; the agent, the runtime and the watchers each in a CPU cgroup of their own' : OWN_CGROUP ? '; the agent in a CPU cgroup of its own' : ''}\n`,
     );
     console.log(
       '| watchers | tasks/s | agent CPU ms per task | watchers’ CPU ms per task | launch: events a message | watchers’ CPU at idle, ms/s (first 5 s / next 5 s) | agent: commit → stream p50 / p99 (ms) | launch: commit → watcher p50 / p99 (ms) | stop of all: commit → watcher p50 / p99 (ms) | gaps |',
@@ -326,6 +334,7 @@ async function main(): Promise<void> {
     await agent?.stop();
     cgroup?.remove();
     await env.stop();
+    runtimeCgroup?.remove();
   }
 }
 

@@ -1,5 +1,5 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
 
 /** A CPU cgroup of its own for one process and what it starts, as systemd gives every service. */
 export interface OwnCgroup {
@@ -45,4 +45,24 @@ export function ownCpuCgroup(pid: number | number[], name: string, options: { id
       }
     },
   };
+}
+
+/**
+ * The pids of the processes named `names` (their program's file name) whose command line mentions
+ * `dir`: the daemons of a runtime environment (`containerd --config DIR/…`, `dockerd --data-root
+ * DIR/…`), to be given a cgroup of their own as their services have.
+ */
+export function daemonsOf(dir: string, names: readonly string[]): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    if (names.includes(basename(args[0] ?? '')) && args.some((arg) => arg.includes(dir))) pids.push(Number(entry));
+  }
+  return pids;
 }
