@@ -285,7 +285,9 @@ async function main(): Promise<void> {
     const steadyFrom = (await info()).latestSequence;
     const steadyHistogramBefore = await deliveryHistogram(metricsAddress);
     const steadyFsyncBefore = await fsyncHistogram(metricsAddress);
+    const steadyCpuBefore = cpuMs(pid);
     const churned = await controlPlane.do({ type: 'churn', prefix: 'steady', perSecond: RATE / eventsPerPair, seconds: SECONDS, memoryMib: 64 });
+    const steadyAgentCpuMs = cpuMs(pid) - steadyCpuBefore;
     const steadyEvents = (await info()).latestSequence - steadyFrom;
     const steady = await watchers.report();
     const steadyHistogramAfter = await deliveryHistogram(metricsAddress);
@@ -324,7 +326,7 @@ async function main(): Promise<void> {
     console.log(`\nthroughput with ${W} watchers / without: ${(watched / alone).toFixed(3)}`);
     console.log(`throughput / the runtime's own: ${(alone / direct).toFixed(3)} without watchers, ${(watched / direct).toFixed(3)} with ${W}`);
     console.log(
-      `\nsteady events: ${((steadyEvents * 1000) / churned.ms).toFixed(0)} events/s committed for ${(churned.ms / 1000).toFixed(1)} s (${eventsPerPair.toFixed(1)} per run+stop), ${K} watchers received ${steady.events} (${((steady.events * 1000) / churned.ms / K).toFixed(0)}/s each), gaps ${steady.gaps}, watchers’ CPU ${(steady.cpuMs / K).toFixed(0)} ms each; commit → watcher p50 ${ms(percentile(steady.sorted, 50))} ms, p99 ${ms(percentile(steady.sorted, 99))} ms, max ${ms(steady.sorted[steady.sorted.length - 1] ?? NaN)} ms; agent: commit → stream p50 ${histogramPercentile(steadyHistogramBefore, steadyHistogramAfter, 50)} ms, p99 ${histogramPercentile(steadyHistogramBefore, steadyHistogramAfter, 99)} ms; the store's fsyncs: ${(steadyFsyncAfter.get(Infinity) ?? 0) - (steadyFsyncBefore.get(Infinity) ?? 0)}, p50 ${histogramPercentile(steadyFsyncBefore, steadyFsyncAfter, 50)} ms, p99 ${histogramPercentile(steadyFsyncBefore, steadyFsyncAfter, 99)} ms`,
+      `\nsteady events: ${((steadyEvents * 1000) / churned.ms).toFixed(0)} events/s committed for ${(churned.ms / 1000).toFixed(1)} s (${eventsPerPair.toFixed(1)} per run+stop), ${K} watchers received ${steady.events} (${((steady.events * 1000) / churned.ms / K).toFixed(0)}/s each), gaps ${steady.gaps}, watchers’ CPU ${(steady.cpuMs / K).toFixed(0)} ms each, the agent's ${((steadyAgentCpuMs * 1000) / churned.ms).toFixed(0)} ms a second; commit → watcher p50 ${ms(percentile(steady.sorted, 50))} ms, p99 ${ms(percentile(steady.sorted, 99))} ms, max ${ms(steady.sorted[steady.sorted.length - 1] ?? NaN)} ms; agent: commit → stream p50 ${histogramPercentile(steadyHistogramBefore, steadyHistogramAfter, 50)} ms, p99 ${histogramPercentile(steadyHistogramBefore, steadyHistogramAfter, 99)} ms; the store's fsyncs: ${(steadyFsyncAfter.get(Infinity) ?? 0) - (steadyFsyncBefore.get(Infinity) ?? 0)}, p50 ${histogramPercentile(steadyFsyncBefore, steadyFsyncAfter, 50)} ms, p99 ${histogramPercentile(steadyFsyncBefore, steadyFsyncAfter, 99)} ms`,
     );
     console.log(
       `steady events, the agent's histograms: commit → stream ${histogramShares(steadyHistogramBefore, steadyHistogramAfter)}; the store's fsyncs ${histogramShares(steadyFsyncBefore, steadyFsyncAfter)}`,
