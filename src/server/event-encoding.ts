@@ -7,17 +7,23 @@ import { lengthDelimited } from './wire-format.js';
  * Events encoded once for every watch stream. The event log hands every watcher that keeps up the
  * same event object, so its protobuf encoding is kept beside it (as long as the log holds the
  * event) and every stream sends those bytes: alone, as a WatchEventsResponse `event`, or with
- * others, in a WatchEventsResponse `events` (an EventBatch). Watchers that keep up are also handed
- * the same events together: the last batch that began with an event is kept beside it too, and
- * every stream that sends the same batch sends the same bytes.
+ * others, in a WatchEventsResponse `events` (an EventBatch).
  */
 interface Encodings {
   event: Buffer;
   response?: Buffer;
-  batch?: { events: readonly EngineEvent[]; response: Buffer };
 }
 
 const encoded = new WeakMap<EngineEvent, Encodings>();
+
+/**
+ * The last batches put together. Watchers that keep up are handed the same events together, when
+ * they are woken one after the other, so every stream that sends the same batch sends the same
+ * bytes. A few, so that a stream that is behind does not push out the batch of those that keep
+ * up; no more, so that streams at many positions cannot make the agent keep many batches.
+ */
+const recentBatches: { events: readonly EngineEvent[]; response: Buffer }[] = [];
+const RECENT_BATCHES = 4;
 
 /** Field numbers: WatchEventsResponse.snapshot, .event, .events; EventBatch.events; Snapshot.tasks. */
 const RESPONSE_SNAPSHOT_FIELD = 1;
@@ -49,12 +55,11 @@ export function eventResponse(event: EngineEvent): Buffer {
 
 /** The bytes of a WatchEventsResponse carrying `events` in one EventBatch. */
 export function eventBatchResponse(events: readonly EngineEvent[]): Buffer {
-  const first = events[0];
-  if (first === undefined) return batchResponse(events);
-  const entry = encodings(first);
-  if (entry.batch !== undefined && sameEvents(entry.batch.events, events)) return entry.batch.response;
+  const kept = recentBatches.find((batch) => sameEvents(batch.events, events));
+  if (kept !== undefined) return kept.response;
   const response = batchResponse(events);
-  entry.batch = { events, response };
+  recentBatches.push({ events, response });
+  if (recentBatches.length > RECENT_BATCHES) recentBatches.shift();
   return response;
 }
 

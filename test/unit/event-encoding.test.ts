@@ -38,4 +38,16 @@ describe('event batches on the wire', () => {
     assert.notEqual(fromStore, first);
     assert.deepEqual(fromStore, first, 'with the same bytes');
   });
+
+  it('keeps only the last few batches, so streams at many positions do not make it keep many', () => {
+    const log = Array.from({ length: 20 }, (_, i) => event(i + 1, 'a'));
+    const first = eventBatchResponse(log.slice(0, 10));
+    // A stream that is behind sends another batch between those of the streams that keep up.
+    eventBatchResponse(log.slice(1, 11));
+    assert.equal(eventBatchResponse(log.slice(0, 10)), first, 'a batch survives a few others');
+    for (let i = 2; i < 10; i++) eventBatchResponse(log.slice(i, i + 10));
+    const again = eventBatchResponse(log.slice(0, 10));
+    assert.notEqual(again, first, 'after many other batches it is put together again');
+    assert.deepEqual(again, first);
+  });
 });
