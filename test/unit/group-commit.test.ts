@@ -102,6 +102,49 @@ describe('group commit: the state store syncs its log off the event loop, one fs
     }
   });
 
+  it('syncs nothing for a transaction that changed nothing', async () => {
+    const held = new HeldSync();
+    const store = new StateStore(storeFile(), retention, held.sync);
+    try {
+      held.release();
+      await store.durable();
+      const calls = held.calls;
+      const commits = store.writeStats().commits;
+      store.transaction(() => store.deleteImage('never-saved'));
+      await store.durable();
+      assert.equal(held.calls, calls, 'no fsync');
+      assert.equal(store.writeStats().commits, commits, 'not counted as a commit');
+      store.saveImage({ reference: 'saved', lastUsedAt: 1, pulledWithCredentials: false });
+      await store.durable();
+      assert.equal(held.calls, calls + 1, 'a transaction that wrote is synced');
+    } finally {
+      held.release();
+      store.close();
+    }
+  });
+
+  it('makes a wait begun inside a transaction (a change of the host started as a change is recorded) wait for that transaction too', async () => {
+    const held = new HeldSync();
+    const store = new StateStore(storeFile(), retention, held.sync);
+    try {
+      let inner!: Promise<void>;
+      store.transaction(() => {
+        store.saveImage({ reference: 'recorded', lastUsedAt: 1, pulledWithCredentials: false });
+        inner = store.durable();
+      });
+      const begunBeforeCommit = held.calls;
+      for (let i = 0; i < 5 && !(await settled(inner)); i++) {
+        await turnsUntil(() => held.pending > 0);
+        held.endOne();
+      }
+      await inner;
+      assert.ok(held.calls > begunBeforeCommit, `an fsync begun after the commit ended before the wait did (${held.calls} fsyncs, ${begunBeforeCommit} begun before the commit)`);
+    } finally {
+      held.release();
+      store.close();
+    }
+  });
+
   it('delivers an event to watchers only once its fsync has ended', async () => {
     const held = new HeldSync();
     const store = new StateStore(storeFile(), retention, held.sync);
