@@ -38,9 +38,12 @@ export class TaskRecorder {
     this.closed = true;
   }
 
-  /** Runs `work` in one transaction: what it records lands in one commit. */
+  /**
+   * Runs `work` in one transaction: what it records lands in one commit. When the store cannot
+   * take the commit, the changes stay in memory, as a single change's do (see `saving`).
+   */
   inOneCommit(work: () => void): void {
-    this.store.transaction(work);
+    this.saving(() => this.store.transaction(work));
   }
 
   /** Saves a new task with its containers and records its first event. Throws when the store cannot. */
