@@ -10,7 +10,7 @@ import type { FileSync } from '../../src/engine/store/group-commit.js';
 import { StateStore } from '../../src/engine/store/state-store.js';
 import { TaskStatus } from '../../src/gen/berth/agent/v1/task.js';
 import { EventCollector, taskCalls } from '../harness/agent.js';
-import { engineUnderTest, serveOverGrpc } from '../harness/engine-harness.js';
+import { containerInput, engineUnderTest, serveOverGrpc, taskInput, taskStatus } from '../harness/engine-harness.js';
 import { container, task } from '../harness/task-builders.js';
 
 /** An fsync the test holds back: each call waits until the test lets it end (or fail). */
@@ -21,6 +21,9 @@ class HeldSync {
 
   readonly sync: FileSync = () => {
     this.calls++;
+    const failure = this.nextFailure;
+    this.nextFailure = undefined;
+    if (failure) return Promise.reject(failure);
     if (!this.held) return Promise.resolve();
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   };
@@ -37,6 +40,13 @@ class HeldSync {
   failOne(error: Error): void {
     this.waiting.shift()!.reject(error);
   }
+
+  /** The next fsync fails with `error` at once (once the fsyncs are released). */
+  failNext(error: Error): void {
+    this.nextFailure = error;
+  }
+
+  private nextFailure: Error | undefined;
 
   /** Ends every fsync waiting, and lets later ones end at once. */
   release(): void {
@@ -96,27 +106,6 @@ describe('group commit: the state store syncs its log off the event loop, one fs
       // Each fsync's duration was told (for the metrics), once it ended.
       assert.equal(fsyncSeconds.length, 2);
       assert.ok(fsyncSeconds.every((seconds) => seconds >= 0));
-    } finally {
-      held.release();
-      store.close();
-    }
-  });
-
-  it('syncs nothing for a transaction that changed nothing', async () => {
-    const held = new HeldSync();
-    const store = new StateStore(storeFile(), retention, held.sync);
-    try {
-      held.release();
-      await store.durable();
-      const calls = held.calls;
-      const commits = store.writeStats().commits;
-      store.transaction(() => store.deleteImage('never-saved'));
-      await store.durable();
-      assert.equal(held.calls, calls, 'no fsync');
-      assert.equal(store.writeStats().commits, commits, 'not counted as a commit');
-      store.saveImage({ reference: 'saved', lastUsedAt: 1, pulledWithCredentials: false });
-      await store.durable();
-      assert.equal(held.calls, calls + 1, 'a transaction that wrote is synced');
     } finally {
       held.release();
       store.close();
@@ -190,6 +179,42 @@ describe('group commit: the state store syncs its log off the event loop, one fs
       await store.durable();
     } finally {
       held.release();
+      store.close();
+    }
+  });
+
+  it('keeps the changes an action brings in memory while the store takes no writes, and carries the task on once it does (the engine on the fake runtime)', async () => {
+    const held = new HeldSync();
+    held.release();
+    const store = new StateStore(storeFile(), retention, held.sync);
+    const t = await engineUnderTest({ store });
+    const image = 'registry.test/app:1';
+    t.runtime.registry.add(image);
+    t.runtime.heldPulls.set(image, () => undefined);
+    const unexpected: unknown[] = [];
+    const onUnexpected = (error: unknown) => unexpected.push(error);
+    process.on('unhandledRejection', onUnexpected);
+    process.on('uncaughtException', onUnexpected);
+    // The store tries a small write every second until one works (on a timer that keeps no process alive).
+    const keepAlive = setTimeout(() => undefined, 10_000);
+    try {
+      t.engine.runTask(taskInput('held-pull', [containerInput('app')]));
+      await turnsUntil(() => t.runtime.calls.includes(`pull ${image}`));
+      held.failNext(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+      store.saveImage({ reference: 'written-as-the-disk-fails', lastUsedAt: 1, pulledWithCredentials: false });
+      await assert.rejects(store.durable(), StoreUnavailableError);
+      assert.equal(store.writable, false);
+      // The pull ends: its outcome and what follows it are one commit, which the store refuses.
+      t.runtime.releasePull(image);
+      await t.waitFor('the task running, once the store takes writes again', taskStatus('held-pull', 'RUNNING'));
+      assert.equal(store.writable, true);
+      assert.deepEqual(unexpected, [], 'nothing escaped as an unexpected error');
+      assert.equal(t.engine.getTask('held-pull').containers[0]?.knownStatus, 'RUNNING');
+    } finally {
+      clearTimeout(keepAlive);
+      process.off('unhandledRejection', onUnexpected);
+      process.off('uncaughtException', onUnexpected);
+      await t.stop();
       store.close();
     }
   });

@@ -20,26 +20,6 @@ describe('managed task rules (fake runtime)', () => {
     return t;
   }
 
-  it("records a task stopped before it started in one commit: its containers' changes and its own status", async () => {
-    await setup();
-    // The task waits for memory, so no reservation is written or released on the way.
-    t.engine.runTask(taskInput('blocker', [containerInput('app', { memoryMib: 1024 })]));
-    await t.waitFor('blocker RUNNING', taskStatus('blocker', 'RUNNING'));
-    t.engine.runTask(taskInput('t', [containerInput('a', { memoryMib: 64 }), containerInput('b', { memoryMib: 64 })]));
-    t.engine.stopTask('t', 'changed my mind');
-    const commits = t.store.writeStats().commits;
-    const from = t.events.latestSequence();
-    await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
-    const recorded = t.events.read(from + 1, 100).filter((e) => e.taskId === 't');
-    assert.ok(recorded.filter((e) => e.change.type === 'container').length >= 2, 'both containers stopped');
-    assert.equal(t.store.writeStats().commits - commits, 1, `one commit for ${recorded.length} events`);
-    assert.deepEqual(
-      t.runtime.calls.filter((c) => c.startsWith('create')),
-      ['create app'],
-      'only the blocker was created',
-    );
-  });
-
   it('starts a SUCCESS dependent only after its dependency exited with 0', async () => {
     await setup();
     t.runtime.exitOnStart.set('init', 0);

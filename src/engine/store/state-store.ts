@@ -60,8 +60,6 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean]; fsyn
   private readonly stats: WriteStats = { commits: 0, totalMs: 0 };
   private readonly groupCommit: GroupCommit;
   private readonly checkpointer: WalCheckpointer | undefined;
-  /** The rows changed since the store opened (SQLite's total_changes()). */
-  private readonly totalChanges: BetterSqlite3.Statement<[], number>;
 
   /**
    * Opens (creating if needed) the store at `path`; ':memory:' keeps it in memory (unit tests).
@@ -79,7 +77,6 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean]; fsyn
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.statements = prepareStatements(this.db);
-    this.totalChanges = this.db.prepare<[], number>('SELECT total_changes()').pluck();
     // Each fsync's duration is told as an "fsync" event (for the metrics).
     this.groupCommit = new GroupCommit(path === ':memory:' ? undefined : `${path}-wal`, sync, (seconds) => this.emit('fsync', seconds));
     if (path !== ':memory:') {
@@ -132,7 +129,6 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean]; fsyn
     // While writes fail, none is tried: the probe finds out when they work again.
     if (this.failure !== undefined) throw new StoreUnavailableError(this.failure);
     const started = performance.now();
-    const changesBefore = this.totalChanges.get();
     let result: T;
     try {
       result = this.db.transaction(fn).immediate();
@@ -145,8 +141,6 @@ export class StateStore extends EventEmitter<{ change: [writable: boolean]; fsyn
       }
       throw error;
     }
-    // A transaction that changed no row wrote nothing to the log: there is nothing to sync or copy.
-    if (this.totalChanges.get() === changesBefore) return result;
     this.groupCommit.committedOne();
     this.checkpointer?.committed();
     this.stats.commits++;

@@ -368,9 +368,7 @@ export class ManagedTask implements QueuedTask {
     this.reconcileQueued = true;
     queueMicrotask(() => {
       this.reconcileQueued = false;
-      // What one reconcile records (a task stopped before it started: its containers' changes
-      // and its own) lands in one commit.
-      this.recorder.inOneCommit(() => this.reconcile());
+      this.reconcile();
     });
   }
 
