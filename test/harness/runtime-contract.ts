@@ -91,7 +91,7 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
       const events = new AbortController();
       const stream = await ctx.runtime.events(labels, events.signal);
       await ctx.runtime.startContainer(id);
-      for await (const event of stream) if (event.type === 'exit' && event.containerId === id) break;
+      await exitOf(ctx.runtime, stream, id);
       events.abort();
       assert.equal((await ctx.runtime.inspectContainer(id)).exitCode, 7, 'the chosen manifest runs here');
       await ctx.runtime.removeContainer(id);
@@ -185,7 +185,7 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
         const stream = await ctx.runtime.events(own, events.signal);
         // Killed from outside the runtime: only the process's end tells.
         process.kill(pid, 'SIGKILL');
-        for await (const event of stream) if (event.type === 'exit' && event.containerId === id) break;
+        await exitOf(ctx.runtime, stream, id);
         events.abort();
         // Docker updates what it lists a moment after its die event: a listing still showing the
         // process running is repeated, for at most 2 s (one that never sees the exit fails).
@@ -540,4 +540,29 @@ async function processAppears(cmdline: string): Promise<void> {
     if (Date.now() > deadline) assert.fail(`${JSON.stringify(cmdline)} never started`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * Waits for a container's exit: its event on `stream`, or an inspection that shows it exited,
+ * should the stream have missed it (a subscription made just before the exit may not be
+ * registered by the runtime yet; the engine's relists catch such an exit the same way). At most
+ * 30 s; the caller ends the stream.
+ */
+async function exitOf(runtime: ContainerRuntime, stream: AsyncIterable<RuntimeEvent>, id: string): Promise<void> {
+  let seen = false;
+  const onStream = (async () => {
+    for await (const event of stream) {
+      if (event.type === 'exit' && event.containerId === id) {
+        seen = true;
+        return;
+      }
+    }
+  })();
+  onStream.catch(() => undefined);
+  const deadline = Date.now() + 30_000;
+  while (!seen && Date.now() < deadline) {
+    if ((await runtime.inspectContainer(id)).state === 'exited') return;
+    await Promise.race([onStream.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 200))]);
+  }
+  if (!seen) throw new Error(`container ${id}: no exit within 30 s, neither as an event nor in an inspection`);
 }
