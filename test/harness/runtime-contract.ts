@@ -550,6 +550,7 @@ async function processAppears(cmdline: string): Promise<void> {
  */
 async function exitOf(runtime: ContainerRuntime, stream: AsyncIterable<RuntimeEvent>, id: string): Promise<void> {
   let seen = false;
+  let streamEnded = false;
   const onStream = (async () => {
     for await (const event of stream) {
       if (event.type === 'exit' && event.containerId === id) {
@@ -557,12 +558,15 @@ async function exitOf(runtime: ContainerRuntime, stream: AsyncIterable<RuntimeEv
         return;
       }
     }
-  })();
-  onStream.catch(() => undefined);
+  })()
+    .catch(() => undefined)
+    .finally(() => (streamEnded = true));
   const deadline = Date.now() + 30_000;
   while (!seen && Date.now() < deadline) {
     if ((await runtime.inspectContainer(id)).state === 'exited') return;
-    await Promise.race([onStream.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 200))]);
+    // A stream that ended without the exit no longer cuts the pause between inspections short.
+    const pause = new Promise((resolve) => setTimeout(resolve, 200));
+    await (streamEnded ? pause : Promise.race([onStream, pause]));
   }
   if (!seen) throw new Error(`container ${id}: no exit within 30 s, neither as an event nor in an inspection`);
 }
