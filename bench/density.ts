@@ -5,7 +5,8 @@
  *    cleaned up; the launch of the N against the runtime's own create+start of N containers
  *    through the adapter, C at once, from the same empty start (their ratio);
  * 2. with N running: GetAgentInfo, GetTask and ListTasks (every page) as a client sees them (a
- *    new client's first ListTasks apart, then a warm client's), and
+ *    new client's first ListTasks apart, then a warm client's), ListTasks the same way from a Go
+ *    control plane in a process of its own (bench/go/list-tasks, through berthclient), and
  *    ListTasks' first page of 1,000 as it arrives (not decoded: the agent's part), the
  *    duration of a full relist (the agent's `berth_runtime_sync_last_duration_seconds`, after a
  *    relist that comes every 30 s here), and recovery after SIGKILL (spawn of the new agent to its
@@ -25,8 +26,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Client, credentials } from '@grpc/grpc-js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { ListTasksRequest, TaskServiceClient, type ListTasksResponse } from '../src/gen/berth/agent/v1/task_service.js';
 import { call } from '../test/harness/agent.js';
+import { GoBuilder } from '../test/harness/go-build.js';
 import { startAgentProcess, type AgentProcess } from '../test/harness/agent-process.js';
 import { startRuntimeEnvironment } from '../test/harness/runtime-environment.js';
 import { launchDirect, removeDirect } from './parts/direct-launches.js';
@@ -46,6 +50,19 @@ async function timed(times: number, run: (i: number) => Promise<unknown>): Promi
     durations.push(performance.now() - started);
   }
   return durations.sort((a, b) => a - b);
+}
+
+/** What bench/go/list-tasks prints: the tasks its first listing returned, and each listing's time. */
+interface GoListing {
+  tasks: number;
+  firstMs: number;
+  ms: number[];
+}
+
+/** Runs the Go control plane's listings (a new process): `rounds` more after its first. */
+async function goListings(binary: string, socket: string, pageSize: number, rounds: number): Promise<GoListing> {
+  const { stdout } = await promisify(execFile)(binary, [socket, String(pageSize), String(rounds)], { timeout: 300_000 });
+  return JSON.parse(stdout) as GoListing;
 }
 
 /** Resolves once `check` returns a value, trying every `everyMs` for at most `timeoutMs`. */
@@ -171,6 +188,8 @@ async function main(): Promise<void> {
 
     // 1–2. N running tasks (skipped when N is 0).
     if (N > 0) {
+      // Built before the launches, so that the build's CPU is not theirs.
+      const goLister = await new GoBuilder().build('bench/go/list-tasks');
       const running = ids('dense', N);
       const launched = await controlPlane.do({ type: 'launch', ids: running, concurrency: C });
       const launchedPerSecond = (N * 1000) / launched.ms;
@@ -202,6 +221,9 @@ async function main(): Promise<void> {
       client.close();
       wideClient.close();
       rawClient.close();
+      const goListing = await goListings(goLister, agent.socketPath, 1000, 10);
+      if (goListing.tasks !== N) throw new Error(`the Go client listed ${goListing.tasks} tasks, not ${N}`);
+      const goFirstListing: number[] = [goListing.firstMs];
       for (const [name, durations] of [
         ['GetAgentInfo', info],
         ['GetTask', get],
@@ -209,6 +231,8 @@ async function main(): Promise<void> {
         ['ListTasks (all pages of 1000)', list],
         ['ListTasks (all pages of 1000), 4 MiB receive window', wideList],
         ['ListTasks (first page of 1000, 4 MiB receive window, not decoded)', rawPage],
+        ["ListTasks (all pages of 1000), a new Go client's first call", goFirstListing],
+        ['ListTasks (all pages of 1000), a Go client', goListing.ms.sort((a, b) => a - b)],
       ] as const) {
         report(`${name} with ${N} tasks: median ${ms(percentile(durations, 50))} ms, max ${ms(durations[durations.length - 1]!)} ms`);
       }

@@ -110,7 +110,7 @@ describe('the Go client (gen/go, berthclient) and its example against an agent p
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
-    await go.vet('gen/go/...', 'examples/go', 'test/go/watch-events', 'bench/go/event-watcher');
+    await go.vet('gen/go/...', 'examples/go', 'test/go/watch-events', 'bench/go/event-watcher', 'bench/go/list-tasks');
   });
 
   it("berthclient's own tests pass (the flow-control windows it grants, no PING drawn by a stream's data, Watch's batch delay)", async () => {
