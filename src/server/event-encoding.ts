@@ -9,12 +9,13 @@ import { lengthDelimited } from './wire-format.js';
  * event) and every stream sends those bytes: alone, as a WatchEventsResponse `event`, or with
  * others, in a WatchEventsResponse `events` (an EventBatch).
  */
-interface Encodings {
+/** One event's bytes: its Event message, and the WatchEventsResponse with it alone once asked for. */
+interface EventEncodings {
   event: Buffer;
   response?: Buffer;
 }
 
-const encoded = new WeakMap<EngineEvent, Encodings>();
+const encoded = new WeakMap<EngineEvent, EventEncodings>();
 
 /**
  * The last batches put together. Watchers that keep up are handed the same events together, when
@@ -32,7 +33,7 @@ const RESPONSE_EVENTS_FIELD = 4;
 const BATCH_EVENT_FIELD = 1;
 const SNAPSHOT_TASKS_FIELD = 2;
 
-function encodings(event: EngineEvent): Encodings {
+function encodings(event: EngineEvent): EventEncodings {
   let entry = encoded.get(event);
   if (entry === undefined) {
     entry = { event: Buffer.from(Event.encode(toPbEvent(event)).finish()) };
