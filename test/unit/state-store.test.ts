@@ -6,6 +6,8 @@ import { after, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { migrate, MIGRATIONS } from '../../src/engine/store/migrations.js';
 import { StateStore } from '../../src/engine/store/state-store.js';
+import type { TaskDefinition } from '../../src/engine/model/task-definition.js';
+import type { TaskState } from '../../src/engine/store/records.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-store-'));
 const removed = { type: 'removed' } as const;
@@ -129,6 +131,32 @@ describe('state store (SQLite file)', () => {
       { reference: 'registry.test/pulled:1', p: 1 },
     ]);
     db.close();
+  });
+
+  it("finds a new task's place from the index of admissions, not by reading every task, and keeps the order of tasks admitted before step 5", () => {
+    const db = new BetterSqlite3(join(dir, 'step5.db'));
+    migrate(
+      db,
+      MIGRATIONS.filter((m) => m.version < 5),
+    );
+    for (const [id, admitted] of [
+      ['second', 2],
+      ['first', 1],
+    ] as const) {
+      db.prepare('INSERT INTO tasks (id, admitted, definition, state) VALUES (?, ?, ?, ?)').run(id, admitted, JSON.stringify({ id, containers: [] }), '{}');
+    }
+    db.close();
+    const store = new StateStore(join(dir, 'step5.db'), { count: 100, maxAgeMs: 3_600_000 });
+    store.insertTask({ id: 'third', containers: [] } as unknown as TaskDefinition, {} as TaskState, []);
+    assert.deepEqual(
+      store.loadTasks().map((t) => t.definition.id),
+      ['first', 'second', 'third'],
+    );
+    store.close();
+    const reopened = new BetterSqlite3(join(dir, 'step5.db'));
+    const plan = reopened.prepare('EXPLAIN QUERY PLAN SELECT COALESCE(MAX(admitted), 0) + 1 FROM tasks').all() as { detail: string }[];
+    assert.match(plan.map((row) => row.detail).join('; '), /SEARCH tasks USING COVERING INDEX tasks_by_admission/);
+    reopened.close();
   });
 
   it('writes a transaction all or nothing', () => {

@@ -102,6 +102,15 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE images SET pulled_with_credentials = 1 WHERE pulled_at IS NOT NULL;
     `,
   },
+  {
+    version: 5,
+    description: "tasks indexed by their order of admission, so that a new task's place is found without reading every task",
+    sql: `
+      -- A new task's place is the largest so far plus one: without the index, every RunTask read
+      -- the whole table, and launches slowed as the tasks the agent keeps grew.
+      CREATE INDEX tasks_by_admission ON tasks (admitted);
+    `,
+  },
 ];
 
 /** Brings the database up to the newest step; refuses a database written by a newer berth. */
