@@ -189,7 +189,8 @@ async function main(): Promise<void> {
     // 1–2. N running tasks (skipped when N is 0).
     if (N > 0) {
       // Built before the launches, so that the build's CPU is not theirs.
-      const goLister = await new GoBuilder().build('bench/go/list-tasks');
+      const goBuilder = new GoBuilder();
+      const goLister = await goBuilder.build('bench/go/list-tasks');
       const running = ids('dense', N);
       const launched = await controlPlane.do({ type: 'launch', ids: running, concurrency: C });
       const launchedPerSecond = (N * 1000) / launched.ms;
@@ -221,7 +222,7 @@ async function main(): Promise<void> {
       client.close();
       wideClient.close();
       rawClient.close();
-      const goListing = await goListings(goLister, agent.socketPath, 1000, 10);
+      const goListing = await goListings(goLister, agent.socketPath, 1000, 10).finally(() => goBuilder.remove());
       if (goListing.tasks !== N) throw new Error(`the Go client listed ${goListing.tasks} tasks, not ${N}`);
       const goFirstListing: number[] = [goListing.firstMs];
       for (const [name, durations] of [

@@ -102,13 +102,15 @@ function histogramPercentile(before: Map<number, number>, after: Map<number, num
   return '-';
 }
 
-/** The Go watcher's binary, built once when BENCH_WATCHERS=go. */
+/** The Go watcher's binary, built once when BENCH_WATCHERS=go (removed with its builder at the end). */
+let goBuilder: GoBuilder | undefined;
 let goWatcher: Promise<string> | undefined;
 
 /** Starts one watcher process: Node (bench/parts/event-watcher.ts) or Go, both on Node's IPC channel. */
 async function startWatcher(socket: string): Promise<ChildProcess> {
   if (DECODE !== 'go') return forkPart('event-watcher.js', [socket, DECODE, String(BATCH), String(BATCH_DELAY_MS)]);
-  goWatcher ??= new GoBuilder().build('bench/go/event-watcher');
+  goBuilder ??= new GoBuilder();
+  goWatcher ??= goBuilder.build('bench/go/event-watcher');
   const env = WATCHER_GOMAXPROCS ? { ...process.env, GOMAXPROCS: WATCHER_GOMAXPROCS } : process.env;
   return spawn(await goWatcher, [socket, String(BATCH), String(BATCH_DELAY_MS)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
 }
@@ -337,6 +339,7 @@ async function main(): Promise<void> {
     cgroup?.remove();
     await env.stop();
     runtimeCgroup?.remove();
+    goBuilder?.remove();
   }
 }
 

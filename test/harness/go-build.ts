@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,6 +50,11 @@ export class GoBuilder {
     const output = join(this.gopath, 'bin', dir.replaceAll('/', '-'));
     await this.go(['build', '-o', output, `${IMPORT_ROOT}/${dir}`]);
     return output;
+  }
+
+  /** Removes the GOPATH and the binaries built in it; the repository it links to stays. */
+  remove(): void {
+    rmSync(this.gopath, { recursive: true, force: true });
   }
 
   /** `go vet` of packages (relative to the repository; `dir/...` for every package under dir). */

@@ -95,9 +95,10 @@ describe('the Go client (gen/go, berthclient) and its example against an agent p
     await agent?.stop();
     await env?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
+    go?.remove();
   });
 
-  it('gen/go is what buf generates from proto/berth today, and the module, the example, the watchers of a test and of a benchmark pass go vet', async () => {
+  it("gen/go is what buf generates from proto/berth today, and the module, the example, a test's watcher and the benchmarks' Go programs pass go vet", async () => {
     const out = mkdtempSync(join(tmpdir(), 'berth-gen-go-'));
     try {
       await promisify(execFile)(join(REPO, 'node_modules/.bin/buf'), ['generate', '--template', 'buf.gen.go.yaml', '-o', out], { cwd: REPO });
