@@ -7,9 +7,9 @@ import { lengthDelimited } from './wire-format.js';
  * Events encoded once for every watch stream. The event log hands every watcher that keeps up the
  * same event object, so its protobuf encoding is kept beside it (as long as the log holds the
  * event) and every stream sends those bytes: alone, as a WatchEventsResponse `event`, or with
- * others, in a WatchEventsResponse `events` (an EventBatch).
+ * others, in a WatchEventsResponse `events` (an EventBatch). Kept per event: its Event message, and
+ * the WatchEventsResponse with it alone once a stream asked for that.
  */
-/** One event's bytes: its Event message, and the WatchEventsResponse with it alone once asked for. */
 interface EventEncodings {
   event: Buffer;
   response?: Buffer;
