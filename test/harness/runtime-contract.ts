@@ -227,8 +227,13 @@ export function runtimeContract(name: string, setup: () => Promise<ContractConte
     it("stops a container with its image's stop signal", async () => {
       await ctx.runtime.pullImage(ctx.usr1StopImage, { auth: ctx.credentials });
       // SIGTERM is ignored; only SIGUSR1 ends the process, with 0. A stop by SIGTERM would end in SIGKILL (137).
-      const id = await ctx.runtime.createContainer(spec({ image: ctx.usr1StopImage, command: ['sh', '-c', "trap '' TERM; trap 'exit 0' USR1; while true; do sleep 1 & wait $!; done"] }));
+      const id = await ctx.runtime.createContainer(
+        spec({ image: ctx.usr1StopImage, command: ['sh', '-c', "trap '' TERM; trap 'exit 0' USR1; touch /trapped; while true; do sleep 1 & wait $!; done"] }),
+      );
       await ctx.runtime.startContainer(id);
+      // A signal that came before the trap was set would be lost: the container's first process has
+      // no default action for it. (One run stopped it that early, and it was killed after 30 s.)
+      await fileAppears(ctx.runtime, id, '/trapped');
       await ctx.runtime.stopContainer(id, 30_000);
       const info = await ctx.runtime.inspectContainer(id);
       assert.equal(info.exitCode, 0, 'ended by SIGUSR1, not killed');
@@ -529,6 +534,15 @@ async function processGone(cmdline: string): Promise<void> {
   const deadline = Date.now() + 10_000;
   while ((await commandLines()).includes(cmdline)) {
     if (Date.now() > deadline) assert.fail(`${JSON.stringify(cmdline)} still runs`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Waits (at most 10 s) until a file exists in a running container, asking by exec. */
+async function fileAppears(runtime: ContainerRuntime, id: string, path: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await runtime.exec(id, ['test', '-e', path], { timeoutMs: 10_000 })).exitCode !== 0) {
+    if (Date.now() > deadline) assert.fail(`${path} never appeared in container ${id}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
