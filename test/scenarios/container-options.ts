@@ -391,7 +391,16 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
 
     it("stops a container with its stop signal instead of the image's", async () => {
       const id = taskId('signal');
-      await start(id, [container('app', env.image, { registryCredentials: env.credentials, command: ['sh', '-c', 'trap "exit 42" USR1; while :; do sleep 1; done'], stopSignal: 'SIGUSR1' })]);
+      await start(id, [
+        container('app', env.image, { registryCredentials: env.credentials, command: ['sh', '-c', 'trap "exit 42" USR1; touch /trapped; while :; do sleep 1; done'], stopSignal: 'SIGUSR1' }),
+      ]);
+      // A signal that came before the trap was set would be lost (the container's first process has
+      // no default action for it): the stop waits for the shell to have set it, at most 10 s.
+      const deadline = Date.now() + 10_000;
+      while ((await agent.calls.shell(id, 'app', 'test -e /trapped')).code !== 0) {
+        if (Date.now() > deadline) assert.fail('the shell never set its trap');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
       await agent.calls.stopAndWait(id);
       assert.equal(containerOf(await agent.calls.get(id), 'app').exitCode, 42);
     });
