@@ -8,7 +8,7 @@ import { startAgent, type Agent } from '../../src/agent.js';
 import { connect, type BerthClient } from '../../src/client/berth-client.js';
 import { compileConfig, defaultConfigInput, type BerthConfig } from '../../src/config/config.js';
 import type { Event } from '../../src/gen/berth/agent/v1/event.js';
-import { TaskStatus, type Task } from '../../src/gen/berth/agent/v1/task.js';
+import { ContainerStatus, TaskStatus, type Task } from '../../src/gen/berth/agent/v1/task.js';
 import type { TaskDefinition } from '../../src/gen/berth/agent/v1/task_definition.js';
 import {
   type TaskServiceClient,
@@ -234,7 +234,11 @@ export class EventCollector {
           this.waiters.findIndex((w) => w.resolve === done),
           1,
         );
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got ${this.messages.length} messages${this.error ? `, error ${this.error.message}` : ''}`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}; got ${this.messages.length} messages${this.error ? `, error ${this.error.message}` : ''}; where the stream's tasks stood:\n${describeTasks(this.events)}`,
+          ),
+        );
       }, timeoutMs);
       const done = (m: WatchEventsResponse) => {
         clearTimeout(timer);
@@ -265,6 +269,31 @@ export class EventCollector {
   close(): void {
     this.stream.cancel();
   }
+}
+
+/**
+ * Where each task of a stream stood at its last events: the task's status and reason, and each
+ * container's. Written into a wait's timeout, so that a task that never got where a test awaited
+ * it says why. At most 30 tasks are described, the most recently changed.
+ */
+export function describeTasks(events: readonly Event[]): string {
+  const tasks = new Map<string, { task: string; containers: Map<string, string> }>();
+  for (const event of events) {
+    const change = event.change;
+    if (change?.$case !== 'task' && change?.$case !== 'container') continue;
+    const entry = tasks.get(event.taskId) ?? { task: '(no task event)', containers: new Map<string, string>() };
+    tasks.delete(event.taskId);
+    tasks.set(event.taskId, entry);
+    if (change.$case === 'task') {
+      entry.task = `${TaskStatus[change.value.knownStatus]}${change.value.reason ? ` (${change.value.reason})` : ''}`;
+    } else if (change.value.container) {
+      const c = change.value.container;
+      entry.containers.set(c.name, `${ContainerStatus[c.knownStatus]}${c.exitCode === undefined ? '' : ` exit ${c.exitCode}`}${c.reason ? ` (${c.reason})` : ''}`);
+    }
+  }
+  const lines = [...tasks].slice(-30).map(([id, { task, containers }]) => `  ${id}: ${task}${[...containers].map(([name, status]) => `; ${name} ${status}`).join('')}`);
+  if (tasks.size > 30) lines.unshift(`  (${tasks.size - 30} more tasks not shown)`);
+  return lines.length === 0 ? '  (no task or container events)' : lines.join('\n');
 }
 
 /** Runs `body` with a collector on a WatchEvents stream, and closes the stream afterwards. */
