@@ -13,10 +13,13 @@
  *    of their start, the second what open streams cost them; the launch comes after both.
  * 2. Steady events: a task reserves all of the agent's memory; the control plane then runs and
  *    stops tasks that wait for memory, at a rate that makes RATE events/s, for SECONDS, with K
- *    watchers. Reported: the events/s delivered and their delivery times.
+ *    watchers, WINDOWS times back to back. Reported for each window alone: the events/s delivered,
+ *    their delivery times, the agent's CPU. The first window holds the agent's warm-up at that
+ *    rate (V8 optimizes the code the phase runs over its first seconds); the later ones show the
+ *    rate sustained.
  *
  * Usage: npm run build && node dist/bench/event-fanout.js [N=200] [C=50] [W=100] [ROUNDS=2]
- * [RATE=1000] [K=10] [SECONDS=10]. BENCH_RUNTIME=docker for Docker (containerd by default);
+ * [RATE=1000] [K=10] [SECONDS=10] [WINDOWS=2]. BENCH_RUNTIME=docker for Docker (containerd by default);
  * BENCH_BATCH=N for watchers asking for up to N events a message, BENCH_BATCH_DELAY_MS=M for
  * watchers also asking the agent to hold each message M ms for more events; BENCH_WATCHERS=full for
  * watchers that decode every message whole (they read only sequence and time otherwise);
@@ -47,7 +50,16 @@ import { launchDirect, removeDirect } from './parts/direct-launches.js';
 import { daemonsOf, ownCpuCgroup, type OwnCgroup } from './parts/own-cgroup.js';
 import type { WatcherReport } from './parts/event-watcher.js';
 
-const [N, C, W, ROUNDS, RATE, K, SECONDS] = [200, 50, 100, 2, 1000, 10, 10].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [number, number, number, number, number, number, number];
+const [N, C, W, ROUNDS, RATE, K, SECONDS, WINDOWS] = [200, 50, 100, 2, 1000, 10, 10, 2].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+];
 const KIND = (process.env.BENCH_RUNTIME ?? 'containerd') as RuntimeKind;
 const DECODE = process.env.BENCH_WATCHERS === 'full' || process.env.BENCH_WATCHERS === 'go' ? process.env.BENCH_WATCHERS : 'light';
 /** The watchers' max_events_per_message (BENCH_BATCH; 0: one event per message). */
@@ -84,6 +96,18 @@ async function agentHistogram(metricsAddress: string, name: string): Promise<Map
 const deliveryHistogram = (metricsAddress: string) => agentHistogram(metricsAddress, 'berth_event_delivery_seconds');
 /** The agent's histogram of its state store's fsyncs. */
 const fsyncHistogram = (metricsAddress: string) => agentHistogram(metricsAddress, 'berth_state_store_fsync_seconds');
+
+/** One window of the steady phase: what was committed, delivered and spent in it. */
+interface SteadyWindow {
+  ms: number;
+  events: number;
+  agentCpuMs: number;
+  received: Awaited<ReturnType<Watchers['report']>>;
+  histogramBefore: Map<number, number>;
+  histogramAfter: Map<number, number>;
+  fsyncBefore: Map<number, number>;
+  fsyncAfter: Map<number, number>;
+}
 
 /** The share of a histogram's observations between two readings within each bound up to 50 ms. */
 function histogramShares(before: Map<number, number>, after: Map<number, number>): string {
@@ -284,16 +308,30 @@ async function main(): Promise<void> {
     await controlPlane.do({ type: 'churn', prefix: 'calibrate', perSecond: 50, seconds: 1, memoryMib: 64 });
     const eventsPerPair = ((await info()).latestSequence - calibrateFrom) / 50;
     const watchers = await Watchers.start(K, agent.socketPath);
-    const steadyFrom = (await info()).latestSequence;
-    const steadyHistogramBefore = await deliveryHistogram(metricsAddress);
-    const steadyFsyncBefore = await fsyncHistogram(metricsAddress);
-    const steadyCpuBefore = cpuMs(pid);
-    const churned = await controlPlane.do({ type: 'churn', prefix: 'steady', perSecond: RATE / eventsPerPair, seconds: SECONDS, memoryMib: 64 });
-    const steadyAgentCpuMs = cpuMs(pid) - steadyCpuBefore;
-    const steadyEvents = (await info()).latestSequence - steadyFrom;
-    const steady = await watchers.report();
-    const steadyHistogramAfter = await deliveryHistogram(metricsAddress);
-    const steadyFsyncAfter = await fsyncHistogram(metricsAddress);
+    // The phase runs in WINDOWS windows of SECONDS back to back, each reported alone: the first
+    // holds the agent's warm-up at this rate (V8 still optimizing the code the phase runs), the
+    // later ones what a sustained rate costs.
+    const steadyWindows: SteadyWindow[] = [];
+    for (let window = 0; window < WINDOWS; window++) {
+      const from = (await info()).latestSequence;
+      const histogramBefore = await deliveryHistogram(metricsAddress);
+      const fsyncBefore = await fsyncHistogram(metricsAddress);
+      const cpuBefore = cpuMs(pid);
+      const churned = await controlPlane.do({ type: 'churn', prefix: `steady${window}`, perSecond: RATE / eventsPerPair, seconds: SECONDS, memoryMib: 64 });
+      const agentCpuMs = cpuMs(pid) - cpuBefore;
+      const events = (await info()).latestSequence - from;
+      const received = await watchers.report();
+      steadyWindows.push({
+        ms: churned.ms,
+        events,
+        agentCpuMs,
+        received,
+        histogramBefore,
+        histogramAfter: await deliveryHistogram(metricsAddress),
+        fsyncBefore,
+        fsyncAfter: await fsyncHistogram(metricsAddress),
+      });
+    }
     await watchers.stop();
 
     const rows = (watchers: number) => launches.filter((l) => l.watchers === watchers);
@@ -327,12 +365,13 @@ async function main(): Promise<void> {
     console.log(`| the runtime's own create+start, ${C} at once (no engine, no watcher) | ${direct.toFixed(1)} | | | | | | | | |`);
     console.log(`\nthroughput with ${W} watchers / without: ${(watched / alone).toFixed(3)}`);
     console.log(`throughput / the runtime's own: ${(alone / direct).toFixed(3)} without watchers, ${(watched / direct).toFixed(3)} with ${W}`);
-    console.log(
-      `\nsteady events: ${((steadyEvents * 1000) / churned.ms).toFixed(0)} events/s committed for ${(churned.ms / 1000).toFixed(1)} s (${eventsPerPair.toFixed(1)} per run+stop), ${K} watchers received ${steady.events} (${((steady.events * 1000) / churned.ms / K).toFixed(0)}/s each), gaps ${steady.gaps}, watchers’ CPU ${(steady.cpuMs / K).toFixed(0)} ms each, the agent's ${((steadyAgentCpuMs * 1000) / churned.ms).toFixed(0)} ms a second; commit → watcher p50 ${ms(percentile(steady.sorted, 50))} ms, p99 ${ms(percentile(steady.sorted, 99))} ms, max ${ms(steady.sorted[steady.sorted.length - 1] ?? NaN)} ms; agent: commit → stream p50 ${histogramPercentile(steadyHistogramBefore, steadyHistogramAfter, 50)} ms, p99 ${histogramPercentile(steadyHistogramBefore, steadyHistogramAfter, 99)} ms; the store's fsyncs: ${(steadyFsyncAfter.get(Infinity) ?? 0) - (steadyFsyncBefore.get(Infinity) ?? 0)}, p50 ${histogramPercentile(steadyFsyncBefore, steadyFsyncAfter, 50)} ms, p99 ${histogramPercentile(steadyFsyncBefore, steadyFsyncAfter, 99)} ms`,
-    );
-    console.log(
-      `steady events, the agent's histograms: commit → stream ${histogramShares(steadyHistogramBefore, steadyHistogramAfter)}; the store's fsyncs ${histogramShares(steadyFsyncBefore, steadyFsyncAfter)}`,
-    );
+    for (const [i, w] of steadyWindows.entries()) {
+      const sorted = w.received.sorted;
+      console.log(
+        `\nsteady events, ${i === 0 ? 'first' : i === 1 ? 'next' : `window ${i + 1}:`} ${(w.ms / 1000).toFixed(1)} s: ${((w.events * 1000) / w.ms).toFixed(0)} events/s committed (${eventsPerPair.toFixed(1)} per run+stop), ${K} watchers received ${w.received.events} (${((w.received.events * 1000) / w.ms / K).toFixed(0)}/s each), gaps ${w.received.gaps}, watchers’ CPU ${(w.received.cpuMs / K).toFixed(0)} ms each, the agent's ${((w.agentCpuMs * 1000) / w.ms).toFixed(0)} ms a second; commit → watcher p50 ${ms(percentile(sorted, 50))} ms, p99 ${ms(percentile(sorted, 99))} ms, max ${ms(sorted[sorted.length - 1] ?? NaN)} ms; agent: commit → stream p50 ${histogramPercentile(w.histogramBefore, w.histogramAfter, 50)} ms, p99 ${histogramPercentile(w.histogramBefore, w.histogramAfter, 99)} ms; the store's fsyncs: ${(w.fsyncAfter.get(Infinity) ?? 0) - (w.fsyncBefore.get(Infinity) ?? 0)}, p50 ${histogramPercentile(w.fsyncBefore, w.fsyncAfter, 50)} ms, p99 ${histogramPercentile(w.fsyncBefore, w.fsyncAfter, 99)} ms`,
+      );
+      console.log(`  the agent's histograms: commit → stream ${histogramShares(w.histogramBefore, w.histogramAfter)}; the store's fsyncs ${histogramShares(w.fsyncBefore, w.fsyncAfter)}`);
+    }
   } finally {
     controlPlane?.stop();
     await agent?.stop();
