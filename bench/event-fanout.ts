@@ -14,12 +14,12 @@
  * 2. Steady events: a task reserves all of the agent's memory; the control plane then runs and
  *    stops tasks that wait for memory, at a rate that makes RATE events/s, for SECONDS, with K
  *    watchers, WINDOWS times back to back. Reported for each window alone: the events/s delivered,
- *    their delivery times, the agent's CPU. The first window holds the agent's warm-up at that
- *    rate (V8 optimizes the code the phase runs over its first seconds); the later ones show the
- *    rate sustained.
+ *    their delivery times, the agent's CPU. The first windows hold the agent's warm-up at that
+ *    rate (V8 optimizes the code the phase runs over its first 10–30 s on a slow 2-core VM); the
+ *    last ones show the rate sustained.
  *
  * Usage: npm run build && node dist/bench/event-fanout.js [N=200] [C=50] [W=100] [ROUNDS=2]
- * [RATE=1000] [K=10] [SECONDS=10] [WINDOWS=2]. BENCH_RUNTIME=docker for Docker (containerd by default);
+ * [RATE=1000] [K=10] [SECONDS=10] [WINDOWS=4]. BENCH_RUNTIME=docker for Docker (containerd by default);
  * BENCH_BATCH=N for watchers asking for up to N events a message, BENCH_BATCH_DELAY_MS=M for
  * watchers also asking the agent to hold each message M ms for more events; BENCH_WATCHERS=full for
  * watchers that decode every message whole (they read only sequence and time otherwise);
@@ -50,7 +50,7 @@ import { launchDirect, removeDirect } from './parts/direct-launches.js';
 import { daemonsOf, ownCpuCgroup, type OwnCgroup } from './parts/own-cgroup.js';
 import type { WatcherReport } from './parts/event-watcher.js';
 
-const [N, C, W, ROUNDS, RATE, K, SECONDS, WINDOWS] = [200, 50, 100, 2, 1000, 10, 10, 2].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [
+const [N, C, W, ROUNDS, RATE, K, SECONDS, WINDOWS] = [200, 50, 100, 2, 1000, 10, 10, 4].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [
   number,
   number,
   number,
@@ -309,8 +309,8 @@ async function main(): Promise<void> {
     const eventsPerPair = ((await info()).latestSequence - calibrateFrom) / 50;
     const watchers = await Watchers.start(K, agent.socketPath);
     // The phase runs in WINDOWS windows of SECONDS back to back, each reported alone: the first
-    // holds the agent's warm-up at this rate (V8 still optimizing the code the phase runs), the
-    // later ones what a sustained rate costs.
+    // ones hold the agent's warm-up at this rate (V8 still optimizing the code the phase runs),
+    // the last ones what a sustained rate costs.
     const steadyWindows: SteadyWindow[] = [];
     for (let window = 0; window < WINDOWS; window++) {
       const from = (await info()).latestSequence;
@@ -368,7 +368,7 @@ async function main(): Promise<void> {
     for (const [i, w] of steadyWindows.entries()) {
       const sorted = w.received.sorted;
       console.log(
-        `\nsteady events, ${i === 0 ? 'first' : i === 1 ? 'next' : `window ${i + 1}:`} ${(w.ms / 1000).toFixed(1)} s: ${((w.events * 1000) / w.ms).toFixed(0)} events/s committed (${eventsPerPair.toFixed(1)} per run+stop), ${K} watchers received ${w.received.events} (${((w.received.events * 1000) / w.ms / K).toFixed(0)}/s each), gaps ${w.received.gaps}, watchers’ CPU ${(w.received.cpuMs / K).toFixed(0)} ms each, the agent's ${((w.agentCpuMs * 1000) / w.ms).toFixed(0)} ms a second; commit → watcher p50 ${ms(percentile(sorted, 50))} ms, p99 ${ms(percentile(sorted, 99))} ms, max ${ms(sorted[sorted.length - 1] ?? NaN)} ms; agent: commit → stream p50 ${histogramPercentile(w.histogramBefore, w.histogramAfter, 50)} ms, p99 ${histogramPercentile(w.histogramBefore, w.histogramAfter, 99)} ms; the store's fsyncs: ${(w.fsyncAfter.get(Infinity) ?? 0) - (w.fsyncBefore.get(Infinity) ?? 0)}, p50 ${histogramPercentile(w.fsyncBefore, w.fsyncAfter, 50)} ms, p99 ${histogramPercentile(w.fsyncBefore, w.fsyncAfter, 99)} ms`,
+        `\nsteady events, window ${i + 1} of ${WINDOWS}, ${(w.ms / 1000).toFixed(1)} s: ${((w.events * 1000) / w.ms).toFixed(0)} events/s committed (${eventsPerPair.toFixed(1)} per run+stop), ${K} watchers received ${w.received.events} (${((w.received.events * 1000) / w.ms / K).toFixed(0)}/s each), gaps ${w.received.gaps}, watchers’ CPU ${(w.received.cpuMs / K).toFixed(0)} ms each, the agent's ${((w.agentCpuMs * 1000) / w.ms).toFixed(0)} ms a second; commit → watcher p50 ${ms(percentile(sorted, 50))} ms, p99 ${ms(percentile(sorted, 99))} ms, max ${ms(sorted[sorted.length - 1] ?? NaN)} ms; agent: commit → stream p50 ${histogramPercentile(w.histogramBefore, w.histogramAfter, 50)} ms, p99 ${histogramPercentile(w.histogramBefore, w.histogramAfter, 99)} ms; the store's fsyncs: ${(w.fsyncAfter.get(Infinity) ?? 0) - (w.fsyncBefore.get(Infinity) ?? 0)}, p50 ${histogramPercentile(w.fsyncBefore, w.fsyncAfter, 50)} ms, p99 ${histogramPercentile(w.fsyncBefore, w.fsyncAfter, 99)} ms`,
       );
       console.log(`  the agent's histograms: commit → stream ${histogramShares(w.histogramBefore, w.histogramAfter)}; the store's fsyncs ${histogramShares(w.fsyncBefore, w.fsyncAfter)}`);
     }
