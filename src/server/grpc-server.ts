@@ -69,6 +69,9 @@ export class AgentServer {
       'grpc.max_concurrent_streams': maxConcurrentStreams,
       'grpc.keepalive_time_ms': keepaliveTimeMs,
       'grpc.keepalive_timeout_ms': keepaliveTimeoutMs,
+      // The agent serves no channelz service, and channelz would count and timestamp every call
+      // and message, and register every connection.
+      'grpc.enable_channelz': 0,
     });
   }
 
