@@ -50,16 +50,11 @@ import { launchDirect, removeDirect } from './parts/direct-launches.js';
 import { daemonsOf, ownCpuCgroup, type OwnCgroup } from './parts/own-cgroup.js';
 import type { WatcherReport } from './parts/event-watcher.js';
 
-const [N, C, W, ROUNDS, RATE, K, SECONDS, WINDOWS] = [200, 50, 100, 2, 1000, 10, 10, 4].map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as [
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-];
+/** N, C, W, ROUNDS, RATE, K, SECONDS and WINDOWS when not given (see the usage above). */
+const DEFAULTS = [200, 50, 100, 2, 1000, 10, 10, 4] as const;
+/** A tuple of the same length with every element a number. */
+type AsNumbers<T extends readonly number[]> = { -readonly [I in keyof T]: number };
+const [N, C, W, ROUNDS, RATE, K, SECONDS, WINDOWS] = DEFAULTS.map((fallback, i) => Number(process.argv[2 + i] ?? fallback)) as AsNumbers<typeof DEFAULTS>;
 const KIND = (process.env.BENCH_RUNTIME ?? 'containerd') as RuntimeKind;
 const DECODE = process.env.BENCH_WATCHERS === 'full' || process.env.BENCH_WATCHERS === 'go' ? process.env.BENCH_WATCHERS : 'light';
 /** The watchers' max_events_per_message (BENCH_BATCH; 0: one event per message). */
