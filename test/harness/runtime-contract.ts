@@ -6,6 +6,7 @@ import { tmpdir, totalmem } from 'node:os';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { resolvConf } from '../../src/runtime/etc-files.js';
+import { waitUntil } from './processes.js';
 import type { ContainerSpec, LogLine, LogOptions, RuntimeEvent } from '../../src/runtime/types.js';
 
 export interface ContractContext {
@@ -540,11 +541,7 @@ async function processGone(cmdline: string): Promise<void> {
 
 /** Waits (at most 10 s) until a file exists in a running container, asking by exec. */
 async function fileAppears(runtime: ContainerRuntime, id: string, path: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while ((await runtime.exec(id, ['test', '-e', path], { timeoutMs: 10_000 })).exitCode !== 0) {
-    if (Date.now() > deadline) assert.fail(`${path} never appeared in container ${id}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitUntil(`${path} in container ${id}`, 10_000, async () => ((await runtime.exec(id, ['test', '-e', path], { timeoutMs: 10_000 })).exitCode === 0 ? true : undefined));
 }
 
 /** Waits (at most 10 s) until a process on the host has this command line. */

@@ -396,11 +396,7 @@ export function containerOptionScenarios(kind: RuntimeKind): void {
       ]);
       // A signal that came before the trap was set would be lost (the container's first process has
       // no default action for it): the stop waits for the shell to have set it, at most 10 s.
-      const deadline = Date.now() + 10_000;
-      while ((await agent.calls.shell(id, 'app', 'test -e /trapped')).code !== 0) {
-        if (Date.now() > deadline) assert.fail('the shell never set its trap');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitUntil("the shell's trap for SIGUSR1", 10_000, async () => ((await agent.calls.shell(id, 'app', 'test -e /trapped')).code === 0 ? true : undefined));
       await agent.calls.stopAndWait(id);
       assert.equal(containerOf(await agent.calls.get(id), 'app').exitCode, 42);
     });
