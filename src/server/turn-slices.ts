@@ -54,21 +54,30 @@ export class TurnSlices {
     });
   }
 
+  /**
+   * Drains the queue in the check phase of the next turn, after its poll. A setImmediate made
+   * while the loop polls (where handlers run, after a socket's read) runs before the loop polls
+   * again, in the same turn: the first drain goes through one more setImmediate so that the I/O
+   * that completed meanwhile comes first.
+   */
   private scheduleDrain(): void {
     if (this.drainScheduled) return;
     this.drainScheduled = true;
-    // After the reset of the same turn: a drain starts with the whole slice.
-    setImmediate(() => {
-      this.drainScheduled = false;
-      while (this.queue.length > 0 && this.spentMs < this.sliceMs) {
-        // A handler that threw does not hold up the ones after it.
-        try {
-          this.timed(this.queue.shift()!);
-        } catch (error) {
-          this.onError(error);
-        }
-      }
-      if (this.queue.length > 0) this.scheduleDrain();
-    });
+    setImmediate(() => setImmediate(this.drain));
   }
+
+  /** Runs a slice of the queue (with the whole slice: the reset of this turn runs first), in order. */
+  private readonly drain = (): void => {
+    while (this.queue.length > 0 && this.spentMs < this.sliceMs) {
+      // A handler that threw does not hold up the ones after it.
+      try {
+        this.timed(this.queue.shift()!);
+      } catch (error) {
+        this.onError(error);
+      }
+    }
+    if (this.queue.length === 0) this.drainScheduled = false;
+    // Made from the check phase, this runs in the next turn's, after its poll.
+    else setImmediate(this.drain);
+  };
 }

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
-import { stat } from 'node:fs';
+import { mkdtempSync, rmSync, stat } from 'node:fs';
+import { createServer, connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { TurnSlices } from '../../src/server/turn-slices.js';
 
@@ -47,6 +51,55 @@ describe('TurnSlices (unary handlers in slices of an event-loop turn)', () => {
     );
     assert.ok(order.indexOf('timer') < order.indexOf(`work ${BURST - 1}`), `the timer waited for the whole burst: ${order.join(', ')}`);
     assert.ok(order.indexOf('io') < order.indexOf(`work ${BURST - 1}`), `the I/O completion waited for the whole burst: ${order.join(', ')}`);
+  });
+
+  it('lets the loop poll between the slice of a burst read from a socket and the next slice', async () => {
+    // The handlers of a request run where grpc-js reads it: in the loop's poll phase. What a
+    // setImmediate made there runs before the loop polls again, so the next slice must wait one more.
+    // A unix socket: a write is in the reader's queue when it returns.
+    const dir = mkdtempSync(join(tmpdir(), 'berth-turn-slices-'));
+    const server = createServer();
+    server.listen(join(dir, 'socket'));
+    await once(server, 'listening');
+    const client = connect(join(dir, 'socket'));
+    const [accepted] = (await once(server, 'connection')) as [Socket];
+    try {
+      const slices = new TurnSlices(5);
+      const BURST = 12;
+      const order: string[] = [];
+      let inTrigger = false;
+      const done = new Promise<void>((resolve) => {
+        let reads = 0;
+        accepted.on('data', () => {
+          reads++;
+          if (reads > 1) {
+            order.push('io');
+            return;
+          }
+          inTrigger = true;
+          for (let i = 0; i < BURST; i++) {
+            slices.run(() => {
+              // The first handler makes the socket readable again: a completion the next poll finds.
+              if (i === 0) client.write('b');
+              busy(2);
+              order.push(inTrigger ? `first slice ${i}` : `later ${i}`);
+              if (i === BURST - 1) resolve();
+            });
+          }
+          inTrigger = false;
+        });
+      });
+      client.write('a');
+      await done;
+      const firstLater = order.findIndex((o) => o.startsWith('later'));
+      assert.ok(firstLater > 0 && firstLater < BURST, `a first slice ran and the rest waited: ${order.join(', ')}`);
+      assert.ok(order.indexOf('io') !== -1 && order.indexOf('io') < firstLater, `the read ready after the first slice came before the next: ${order.join(', ')}`);
+    } finally {
+      client.destroy();
+      accepted.destroy();
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('runs a handler at once when the turn has time left and nothing waits', () => {
