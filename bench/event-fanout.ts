@@ -3,8 +3,9 @@
  * part in a process of its own, the agent from the compiled build.
  *
  * 1. Launches: a control plane launches N one-container tasks (`sleep`, image present), C at
- *    once, then stops them; with no other watcher, then with W watchers (each a process with one
- *    stream). Each round also creates and starts the same N containers directly through the
+ *    once, then stops them; with no other watcher and with W watchers (each a process with one
+ *    stream), which goes first alternating from round to round, each part once the agent has
+ *    removed the tasks of the one before (their cleanup would overlap it). Each round also creates and starts the same N containers directly through the
  *    runtime adapter, C at once (no engine, no watcher): the runtime's own throughput. Reported:
  *    tasks/s, their ratios to each other and to the runtime's own, the agent's CPU time per task,
  *    and the delivery time of every event at every watcher (event timestamp, set as the agent
@@ -66,6 +67,8 @@ const IDLE_WINDOWS = 2;
 /** The watchers' max_batch_delay_ms (BENCH_BATCH_DELAY_MS; 0: each message as soon as its events are ready). */
 const BATCH_DELAY_MS = Number(process.env.BENCH_BATCH_DELAY_MS ?? 0);
 const AGENT_MEMORY_MIB = 4096;
+/** The longest the benchmark waits for the agent to have removed the tasks of a launch. */
+const CLEANUP_WAIT_MS = 180_000;
 /** Whether the launch phase's watchers run at idle priority: each process (BENCH_WATCHER_PRIORITY=idle) or their cgroup (idle-cgroup); or in a cgroup of their own at the default weight (BENCH_AGENT_CGROUP=services). */
 const WATCHER_PRIORITY =
   process.env.BENCH_WATCHER_PRIORITY === 'idle' || process.env.BENCH_WATCHER_PRIORITY === 'idle-cgroup'
@@ -239,7 +242,12 @@ async function main(): Promise<void> {
 
     const launches: LaunchResult[] = [];
     const directTasksPerSecond: number[] = [];
+    // The tasks of a launch are removed (containers and snapshots) 5 s after their stop; that work
+    // would otherwise overlap the next part measured, and always the same one.
+    const calls = agent.calls;
+    const cleanedUp = () => waitUntil('the launched tasks cleaned up', CLEANUP_WAIT_MS, async () => ((await calls.list()).length === 0 ? true : undefined));
     for (let round = 0; round < ROUNDS; round++) {
+      await cleanedUp();
       const directMs = await launchDirect(
         env.runtime,
         env.image,
@@ -249,7 +257,9 @@ async function main(): Promise<void> {
       directTasksPerSecond.push((N * 1000) / directMs);
       await removeDirect(env.runtime);
       console.error(`round ${round} direct: ${directTasksPerSecond[round]!.toFixed(1)} containers/s`);
-      for (const watcherCount of [0, W]) {
+      // Alternating which goes first, so that the VM's drift over a round does not favour one.
+      for (const watcherCount of round % 2 === 0 ? [0, W] : [W, 0]) {
+        await cleanedUp();
         const watchers = await Watchers.start(Math.max(watcherCount, 1), agent.socketPath, WATCHER_PRIORITY);
         // What starting took (the snapshot included) is not the launch's; then what open streams
         // cost the watchers while no event comes (their runtime's own timers, collections).
@@ -293,8 +303,7 @@ async function main(): Promise<void> {
     // 2. Steady events with K watchers, once the launches' tasks are cleaned up (their containers
     // and snapshots removed 5 s after the stop): that removal's disk writes would otherwise slow
     // the store's fsyncs during the phase.
-    const calls = agent.calls;
-    await waitUntil('the launched tasks cleaned up', 120_000, async () => ((await calls.list()).length === 0 ? true : undefined));
+    await cleanedUp();
     // The blocker reserves all of the agent's memory: the tasks of the churn then wait for memory
     // and stop without reaching the runtime, and every event is the engine's own.
     await controlPlane.do({ type: 'launch', ids: ['blocker'], concurrency: 1, memoryMib: AGENT_MEMORY_MIB });
