@@ -5,13 +5,14 @@
  * 1. Launches: a control plane launches N one-container tasks (`sleep`, image present), C at
  *    once, then stops them; with no other watcher and with W watchers (each a process with one
  *    stream), which goes first alternating from round to round, each part once the agent has
- *    removed the tasks of the one before (their cleanup would overlap it). Each round also creates and starts the same N containers directly through the
- *    runtime adapter, C at once (no engine, no watcher): the runtime's own throughput. Reported:
- *    tasks/s, their ratios to each other and to the runtime's own, the agent's CPU time per task,
- *    and the delivery time of every event at every watcher (event timestamp, set as the agent
- *    commits it, to arrival in the watcher's process). Before each launch the watchers' CPU is
- *    taken with their streams open and no event, in two windows of 5 s: the first holds the tail
- *    of their start, the second what open streams cost them; the launch comes after both.
+ *    removed the tasks of the one before (their cleanup would overlap it). Each round also
+ *    creates and starts the same N containers directly through the runtime adapter, C at once (no
+ *    engine, no watcher): the runtime's own throughput. Reported: tasks/s, their ratios to each
+ *    other and to the runtime's own, the agent's CPU time per task, and the delivery time of
+ *    every event at every watcher (event timestamp, set as the agent commits it, to arrival in
+ *    the watcher's process). Before each launch the watchers' CPU is taken with their streams
+ *    open and no event, in two windows of 5 s: the first holds the tail of their start, the
+ *    second what open streams cost them; the launch comes after both.
  * 2. Steady events: a task reserves all of the agent's memory; the control plane then runs and
  *    stops tasks that wait for memory, at a rate that makes RATE events/s, for SECONDS, with K
  *    watchers, WINDOWS times back to back. Reported for each window alone: the events/s delivered,
