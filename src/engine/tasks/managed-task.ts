@@ -82,8 +82,11 @@ export class ManagedTask implements QueuedTask {
   private stoppedAt: Date | undefined;
   private reconcileQueued = false;
   private cleanupTimer: NodeJS.Timeout | undefined;
-  /** Aborts pulls when the task is stopped. */
-  private readonly stopping = new AbortController();
+  /**
+   * Aborts pulls when the task is stopped. Made for the first pull: a task stopped before it pulls
+   * anything (one that waited for resources, say) aborts nothing, and an abort costs a DOMException.
+   */
+  private stopping: AbortController | undefined;
   private readonly log: Logger;
   private readonly supervisor: ContainerSupervisor;
   /** Wakes the task when a dependency's start timeout passes. */
@@ -106,8 +109,6 @@ export class ManagedTask implements QueuedTask {
   ) {
     this.log = deps.logger.child({ taskId: definition.id });
     this.recorder = new TaskRecorder(definition.id, deps.store, deps.events, this.log, () => this.state());
-    // Each container's pull waits on this signal: a task of many containers has as many listeners.
-    setMaxListeners(definition.containers.length + 10, this.stopping.signal);
     this.needs = needsOf(definition);
     this.supervisor = new ContainerSupervisor({
       runtime: deps.runtime,
@@ -197,7 +198,6 @@ export class ManagedTask implements QueuedTask {
     for (const saved of record.containers) this.containers.get(saved.name)?.restore(saved);
     this.sandbox.restore(this.desiredStatus === 'RUNNING');
     this.recovering = true;
-    if (this.desiredStatus === 'STOPPED') this.stopping.abort();
   }
 
   /** The runtime's view has been applied: carry on from where the previous run stopped. */
@@ -270,13 +270,24 @@ export class ManagedTask implements QueuedTask {
     this.scheduleReconcile();
   }
 
+  /** What a pull waits on: aborted once the task is stopped. */
+  private stoppingSignal(): AbortSignal {
+    if (!this.stopping) {
+      this.stopping = new AbortController();
+      // Each container's pull waits on this signal: a task of many containers has as many listeners.
+      setMaxListeners(this.definition.containers.length + 10, this.stopping.signal);
+      if (this.desiredStatus === 'STOPPED') this.stopping.abort();
+    }
+    return this.stopping.signal;
+  }
+
   /** Sets the desired status to STOPPED (StopTask, an essential container stopped, a failure). */
   stop(reason: string): void {
     if (this.desiredStatus === 'STOPPED') return;
     this.desiredStatus = 'STOPPED';
     this.stopReason = reason;
     this.log.info({ reason }, 'stopping task');
-    this.stopping.abort();
+    this.stopping?.abort();
     this.recordTask();
     this.scheduleReconcile();
   }
@@ -404,9 +415,9 @@ export class ManagedTask implements QueuedTask {
           if (this.sandbox.isPause(container)) {
             if (this.takeWarmPause(container)) break;
             // Like kubelet's sandbox image: pulled when missing, never again; no progress events.
-            this.runAction(container, 'pull', () => this.deps.actions.pull(this.definition, container, this.stopping.signal, undefined, 'prefer-cached'));
+            this.runAction(container, 'pull', () => this.deps.actions.pull(this.definition, container, this.stoppingSignal(), undefined, 'prefer-cached'));
           } else {
-            this.runAction(container, 'pull', () => this.deps.actions.pull(this.definition, container, this.stopping.signal, this.progressReporter(container)));
+            this.runAction(container, 'pull', () => this.deps.actions.pull(this.definition, container, this.stoppingSignal(), this.progressReporter(container)));
           }
           break;
         case 'PULLED': {
