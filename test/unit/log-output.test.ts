@@ -22,7 +22,7 @@ for (let batch = 0; batch < 100; batch++) {
 }
 process.send({ dropped: droppedLogLines() });
 process.once('message', () => {
-  // Logged while the process goes on: written after the delay, not by the flush at its exit.
+  // Logged while the process goes on: written then, not only by the flush at its exit.
   logger.info('last line');
   process.once('message', () => process.disconnect());
 });
