@@ -40,18 +40,19 @@ describe('the log on standard output', () => {
     assert.ok(report.dropped > 1000, `dropped ${report.dropped} lines`);
     assert.ok(report.dropped < 2000, 'the lines up to the bound were kept');
     let output = '';
-    let arrived: () => void = () => undefined;
-    const lastLine = new Promise<void>((resolve) => (arrived = resolve));
-    stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      output += chunk;
-      if (output.includes('"msg":"last line"')) arrived();
+    // The lines left when the paused write ended, and the last one, come while the process still runs.
+    const lastLine = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the last line did not come while the process ran; got ${output.length} characters`)), 60_000);
+      stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        output += chunk;
+        if (!output.includes('"msg":"last line"')) return;
+        clearTimeout(timer);
+        resolve();
+      });
     });
     stdout.resume();
     child.send({ type: 'go on' });
-    // The lines left when the paused write ended, and the last one, come while the process still runs.
-    let timer: NodeJS.Timeout | undefined;
-    const stalled = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the last line did not come while the process ran; got ${output.length} characters`)), 60_000)));
-    await Promise.race([lastLine, stalled]).finally(() => clearTimeout(timer));
+    await lastLine;
     child.send({ type: 'exit' });
     const [code] = (await once(child, 'exit')) as [number];
     assert.equal(code, 0);
