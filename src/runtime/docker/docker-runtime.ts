@@ -36,7 +36,7 @@ import type {
 import { classifyImageMessage, toRuntimeError } from './docker-errors.js';
 import { readDockerEvents } from './docker-events.js';
 import { DockerVolumes } from './docker-volumes.js';
-import { JoinedNetworkFiles } from './joined-network-files.js';
+import { SharedNetworkFiles } from './shared-network-files.js';
 import { dockerLogLines, dockerSince, dockerTerminalLogLines } from './docker-logs.js';
 import { namespaceTraffic } from '../net-dev.js';
 import { cgroupMembership, cgroupUsage } from '../cgroup-usage.js';
@@ -117,6 +117,15 @@ function privilegedSettings(): Record<string, unknown> {
 }
 
 /** Docker's HostConfig.NetworkMode for a spec. */
+/**
+ * Whether Docker's network sandbox is what gives the container its /etc files: extra hosts and
+ * name servers of its own are written there. A container of network "none" without them gets
+ * berth's shared files instead, and no sandbox.
+ */
+function writesNetworkFiles(spec: ContainerSpec): boolean {
+  return (spec.extraHosts?.length ?? 0) > 0 || (spec.dnsServers?.length ?? 0) > 0 || (spec.dnsSearchDomains?.length ?? 0) > 0;
+}
+
 function networkModeOf(spec: ContainerSpec): string {
   if (spec.network === 'namespace') throw new RuntimeError('invalid', `create container "${spec.name}"`, "Docker joins only another container's network namespace, not one given by its path");
   if (spec.network !== 'container') return spec.network;
@@ -164,7 +173,7 @@ export class DockerRuntime implements ContainerRuntime {
    */
   private readonly prober: Docker;
   private readonly volumes: DockerVolumes;
-  private readonly joinedNetworkFiles: JoinedNetworkFiles;
+  private readonly sharedNetworkFiles: SharedNetworkFiles;
   private driver: Promise<string> | undefined;
   /** Whether a container has a terminal, by id or name, for reading its logs; forgotten at removal. */
   private readonly terminals = new Map<string, boolean>();
@@ -180,7 +189,7 @@ export class DockerRuntime implements ContainerRuntime {
     // docker-modem gives its requests this agent (dockerode's types do not list the option).
     this.prober = new Docker({ ...connectionOptions(options.host), agent: new Agent({ keepAlive: false }) } as Docker.DockerOptions);
     this.volumes = new DockerVolumes(this.docker, (operation, fn) => this.call(operation, fn));
-    this.joinedNetworkFiles = new JoinedNetworkFiles(join(options.stateDir, 'joined-network'));
+    this.sharedNetworkFiles = new SharedNetworkFiles(join(options.stateDir, 'network-files'));
   }
 
   private call<T>(operation: string, fn: (signal: AbortSignal) => Promise<T>, timeoutMs = this.options.callTimeoutMs, about: 'image' | 'other' = 'other'): Promise<T> {
@@ -313,10 +322,12 @@ export class DockerRuntime implements ContainerRuntime {
       exposed[key] = {};
       (bindings[key] ??= []).push({ HostIp: port.hostIp, HostPort: port.hostPort === 0 ? '' : String(port.hostPort) });
     }
-    // A container joining a pause container has no /etc files from Docker (see networkHolder).
+    const withoutSandbox = spec.network === 'none' && (spec.networkHolder || !writesNetworkFiles(spec));
+    // A container joining a pause container, or of network "none" without a sandbox, has no /etc
+    // files from Docker; a pause container needs none.
     const etcFiles =
-      spec.network === 'container'
-        ? await this.joinedNetworkFiles.mounts().catch((error: unknown) => {
+      spec.network === 'container' || (withoutSandbox && !spec.networkHolder)
+        ? await this.sharedNetworkFiles.mounts().catch((error: unknown) => {
             throw new RuntimeError('internal', `create container "${spec.name}"`, `cannot write its /etc/hosts and /etc/resolv.conf: ${error instanceof Error ? error.message : String(error)}`);
           })
         : [];
@@ -324,8 +335,9 @@ export class DockerRuntime implements ContainerRuntime {
       this.docker.createContainer({
         abortSignal,
         name: spec.name,
-        // No libnetwork sandbox for a pause container: its namespace is made by runc alone.
-        NetworkDisabled: spec.network === 'none' && spec.networkHolder ? true : undefined,
+        // No libnetwork sandbox: runc alone makes the namespace (with lo up), and dockerd does not
+        // run itself again at each start (a prestart hook) to hand the namespace to a sandbox.
+        NetworkDisabled: withoutSandbox ? true : undefined,
         Image: withDefaultTag(spec.image),
         Cmd: spec.command,
         Entrypoint: spec.entrypoint,

@@ -3,15 +3,14 @@ import { join } from 'node:path';
 import { hostsFile, resolvConf } from '../etc-files.js';
 
 /**
- * The /etc/hosts and /etc/resolv.conf of the containers that join a pause container on Docker.
- * berth makes its pause containers without Docker's network sandbox (`networkHolder`), so Docker
- * has no files of the network to give the containers that join one. They get these, the same for
- * every such container (Docker refuses extra hosts and name servers of their own), bind-mounted
- * read-only as on containerd. resolv.conf follows the host's, read again at each create as Docker
- * does; a new version replaces the file (by rename), leaving containers that mounted the old one
- * with theirs.
+ * The /etc/hosts and /etc/resolv.conf of the Docker containers made without Docker's network
+ * sandbox, for which Docker writes none: those that join a pause container (itself made without
+ * one, `networkHolder`) and those of network "none" that set no extra hosts or name servers. They
+ * all get these, the same for every such container, bind-mounted read-only as on containerd.
+ * resolv.conf follows the host's, read again at each create as Docker does; a new version
+ * replaces the file (by rename), leaving containers that mounted the old one with theirs.
  */
-export class JoinedNetworkFiles {
+export class SharedNetworkFiles {
   private readonly hosts: string;
   private readonly resolvConf: string;
   private hostsWritten: Promise<void> | undefined;
