@@ -27,6 +27,11 @@ class StubNetworking {
   holders: WarmHolders | undefined;
   /** Warm pause containers ready, their network set up. */
   readonly warm: TakenHolder[] = [];
+  /** The tasks whose launch the engine said ended, in order. */
+  readonly launchesEnded: string[] = [];
+  launchEnded = (taskId: string) => {
+    this.launchesEnded.push(taskId);
+  };
   constructor(private readonly runtime: FakeRuntime) {}
   useWarmHolders = (holders: WarmHolders) => (this.holders = holders);
   isWarmHolder = (name: string) => this.warm.some((w) => w.runtimeName === name);
@@ -159,6 +164,12 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
     stub.failWith = 'CNI ADD failed in plugin "bridge": no luck';
     t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK' });
     await t.waitFor('task STOPPED', taskStatus('t', 'STOPPED'));
+    const statuses = t.store.events
+      .readFrom(1, 1000)
+      .flatMap((e) => (e.change.type === 'task' ? [e.change.knownStatus] : []))
+      .filter((status, i, all) => status !== all[i - 1]);
+    assert.deepEqual(statuses, ['NONE', 'PULLED', 'CREATED', 'STOPPED'], 'never RUNNING: only its pause container ran');
+    assert.deepEqual(stub.launchesEnded, ['t'], 'a launch that failed ends too');
     const snapshot = t.engine.getTask('t');
     assert.equal(snapshot.reason, 'cannot set up the task\'s network: CNI ADD failed in plugin "bridge": no luck');
     assert.ok(!t.runtime.calls.includes('start app'));
@@ -283,6 +294,7 @@ describe('engine rules for CNI-networked tasks (fake runtime, stub CNI)', () => 
       t.runtime.calls.length = 0;
       t.engine.runTask({ ...taskInput('t', [containerInput('app')]), networkMode: 'TASK' });
       await t.waitFor('task RUNNING', taskStatus('t', 'RUNNING'));
+      assert.deepEqual(stub.launchesEnded, ['t'], 'the pool may make namespaces again once the task runs');
       assert.deepEqual(
         t.runtime.calls.filter((c) => !c.startsWith('pull') && !c.startsWith('check')),
         ['create app', 'start app'],

@@ -51,20 +51,23 @@ class HeldMaker implements WarmNamespaceMaker {
 const log = pino({ level: 'silent' });
 
 describe('warm network namespaces', () => {
-  it('makes them one at a time up to the size, and makes one again for each taken', async () => {
+  it('makes them one at a time up to the size, and makes one again for each taken once its launch ended', async () => {
     const maker = new HeldMaker();
     const pool = new WarmNamespacePool(2, maker, log, 0);
-    assert.equal(pool.take(), undefined, 'none before the pool starts');
+    assert.equal(pool.take('t0'), undefined, 'none before the pool starts');
     pool.start();
     await maker.finishOne();
     await maker.finishOne();
     assert.equal(pool.available, 2);
     assert.equal(maker.inFlight, 0, 'full: no more made');
-    assert.equal(pool.take()?.containerId, 'warm-1');
+    assert.equal(pool.take('t1')?.containerId, 'warm-1');
+    assert.equal(maker.inFlight, 0, 'not while the task that took it launches');
+    pool.launchEnded('t1');
     assert.equal(maker.inFlight, 1, 'one made in its place');
-    assert.equal(pool.take()?.containerId, 'warm-2');
-    assert.equal(pool.take(), undefined);
+    assert.equal(pool.take('t2')?.containerId, 'warm-2');
+    assert.equal(pool.take('t3'), undefined);
     await maker.finishOne();
+    pool.launchEnded('t2');
     await maker.finishOne();
     assert.equal(pool.available, 2);
     assert.equal(maker.maxInFlight, 1, 'one at a time');
@@ -103,28 +106,62 @@ describe('warm network namespaces', () => {
     assert.equal(pool.available, 0);
     assert.equal(maker.inFlight, 0, 'not retried at once');
     // A task taking from the empty pool does not hurry the retry either.
-    assert.equal(pool.take(), undefined);
+    assert.equal(pool.take('t1'), undefined);
     assert.equal(maker.inFlight, 0);
     await maker.finishOne(); // the retry, a second later
     assert.equal(pool.available, 1);
     await pool.stop();
   });
 
-  it('makes none again while a task sets up a network of its own', async () => {
+  it('makes none again while a task that sets up a network of its own launches, nor while one that took a namespace does', async () => {
     const maker = new HeldMaker();
     const pool = new WarmNamespacePool(1, maker, log, 0);
     pool.start();
     await maker.finishOne();
-    pool.hold();
-    assert.ok(pool.take());
-    assert.equal(maker.inFlight, 0, 'held: not made again yet');
-    pool.hold();
-    pool.letGo();
-    assert.equal(maker.inFlight, 0, 'still one hold');
-    pool.letGo();
-    assert.equal(maker.inFlight, 1, 'made again once every hold is let go');
+    pool.launchBegan('own');
+    assert.ok(pool.take('taker'));
+    assert.equal(maker.inFlight, 0, 'two launches under way: not made again yet');
+    pool.launchBegan('own'); // a second call for the same launch holds nothing more
+    pool.launchEnded('own');
+    assert.equal(maker.inFlight, 0, 'still one launch under way');
+    pool.launchEnded('own');
+    pool.launchEnded('unknown');
+    assert.equal(maker.inFlight, 0, 'a launch ended twice, or never begun, ends no other');
+    pool.launchEnded('taker');
+    assert.equal(maker.inFlight, 1, 'made again once every launch ended');
     await maker.finishOne();
     assert.equal(pool.available, 1);
+    await pool.stop();
+  });
+
+  it('a launch never said to end holds the pool for maxLaunchHoldMs at most', async () => {
+    const maker = new HeldMaker();
+    const pool = new WarmNamespacePool(1, maker, log, 0, 50);
+    pool.start();
+    await maker.finishOne();
+    assert.ok(pool.take('lost'));
+    assert.equal(maker.inFlight, 0);
+    await maker.finishOne(); // asked for once the 50 ms hold ran out
+    assert.equal(pool.available, 1);
+    await pool.stop();
+  });
+
+  it('waits quietMs after a launch ended, so that the next launch of a sequence comes first', async () => {
+    const maker = new HeldMaker();
+    const pool = new WarmNamespacePool(2, maker, log, 50);
+    pool.start();
+    await maker.finishOne();
+    await maker.finishOne();
+    assert.ok(pool.take('first'));
+    await new Promise((resolve) => setTimeout(resolve, 80)); // a launch longer than quietMs
+    assert.equal(maker.inFlight, 0, 'not during the launch, however long');
+    pool.launchEnded('first');
+    assert.equal(maker.inFlight, 0, 'not at once when it ends');
+    assert.ok(pool.take('second'));
+    pool.launchEnded('second');
+    await maker.finishOne(); // once 50 ms passed without a launch beginning or ending
+    await maker.finishOne();
+    assert.equal(pool.available, 2);
     await pool.stop();
   });
 
@@ -134,9 +171,11 @@ describe('warm network namespaces', () => {
     pool.start();
     await maker.finishOne();
     await maker.finishOne();
-    assert.ok(pool.take());
-    assert.ok(pool.take());
+    assert.ok(pool.take('a'));
+    assert.ok(pool.take('b'));
+    pool.launchEnded('a');
     assert.equal(maker.inFlight, 0, 'not during the burst');
+    pool.launchEnded('b');
     await maker.finishOne(); // once 50 ms passed without a launch
     await maker.finishOne();
     assert.equal(pool.available, 2);
@@ -147,7 +186,9 @@ describe('warm network namespaces', () => {
     const maker = new HeldMaker();
     const pool = new WarmNamespacePool(0, maker, log, 0);
     pool.start();
-    assert.equal(pool.take(), undefined);
+    assert.equal(pool.take('t1'), undefined);
+    pool.launchBegan('t2');
+    pool.launchEnded('t2');
     assert.equal(maker.inFlight, 0);
     await pool.stop();
   });

@@ -145,7 +145,7 @@ export class TaskNetworking implements WarmNamespaceMaker {
    */
   takeWarmHolder(taskId: string): TakenHolder | undefined {
     if (!this.holders) return undefined;
-    const warm = this.pool.take();
+    const warm = this.pool.take(taskId);
     if (!warm) return undefined;
     const runtimeId = warm.holder?.runtimeId as string;
     try {
@@ -197,7 +197,7 @@ export class TaskNetworking implements WarmNamespaceMaker {
    */
   async setUp(task: TaskDefinition, holderPid: number | undefined, portMappings: CniPortMapping[], namespaceMade?: () => void): Promise<NetworkSetUp> {
     const leftover = this.attachments.get(task.id);
-    const warm = !leftover && holderPid === undefined && portMappings.length === 0 ? this.pool.take() : undefined;
+    const warm = !leftover && holderPid === undefined && portMappings.length === 0 ? this.pool.take(task.id) : undefined;
     if (warm) {
       try {
         return { ok: true, status: this.adopt(warm, task.id) };
@@ -206,8 +206,8 @@ export class TaskNetworking implements WarmNamespaceMaker {
         return { ok: false, reason: `cannot set up the task's network: ${error instanceof Error ? error.message : String(error)}` };
       }
     }
-    // Warm namespaces are made again once no task waits for ADD.
-    this.pool.hold();
+    // Warm namespaces are made again once the launch ended (launchEnded).
+    this.pool.launchBegan(task.id);
     try {
       const name = this.namespaceName(task.id);
       // Named for the task before anything is awaited: its containers join it by this path.
@@ -223,9 +223,15 @@ export class TaskNetworking implements WarmNamespaceMaker {
       return { ok: true, status: this.statusOf(record) };
     } catch (error) {
       return { ok: false, reason: `cannot set up the task's network: ${error instanceof Error ? error.message : String(error)}` };
-    } finally {
-      this.pool.letGo();
     }
+  }
+
+  /**
+   * The launch of a task whose network was set up (or taken warm) ended: it runs, or it stopped.
+   * Until then the pool makes no warm namespace, which would take the CPU the launch needs.
+   */
+  launchEnded(taskId: string): void {
+    this.pool.launchEnded(taskId);
   }
 
   /**

@@ -14,14 +14,19 @@ const MAX_RETRY_DELAY_MS = 60_000;
 
 /** Launches this close together are one burst: namespaces are made again after it. */
 export const DEFAULT_QUIET_MS = 250;
+/** The longest one launch keeps the pool from making namespaces, should it never be said to end. */
+export const MAX_LAUNCH_HOLD_MS = 30_000;
 
 /**
  * Network namespaces with CNI ADD already done, kept ready so that a task that needs nothing of
  * its own from the network (no host port) skips namespace set-up at launch. One is made at a time,
- * in the background, until `size` are ready; one taken is made again once launches pause: no task
- * is setting up a network of its own (`hold`), and none took a namespace or began a set-up for
- * `quietMs`. The pool does not compete with launches for the plugins and the CPU. A maker that fails is tried again after a delay that doubles, so a broken plugin costs
- * little. Namespaces are made only while the pool runs; `stop` deletes those that were not taken.
+ * in the background, until `size` are ready; one taken is made again once launches pause: no
+ * launch of a task on the network is under way (from its namespace taken or its set-up begun until
+ * the task runs or stops, `launchBegan` to `launchEnded`), and none began or ended for `quietMs`.
+ * The pool does not compete with launches for the plugins and the CPU: making one (on Docker, a
+ * pause container too) costs about what a launch does. A maker that fails is tried again after a
+ * delay that doubles, so a broken plugin costs little. Namespaces are made only while the pool
+ * runs; `stop` deletes those that were not taken.
  */
 export class WarmNamespacePool {
   private readonly ready: CniAttachmentRecord[] = [];
@@ -29,9 +34,9 @@ export class WarmNamespacePool {
   private running = false;
   private failures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
-  /** Set-ups under way that the pool waits for. */
-  private holds = 0;
-  /** When a namespace was last taken or a set-up began (performance.now()). */
+  /** Launches under way, by task id, each with the timer that ends its hold at the latest. */
+  private readonly launches = new Map<string, NodeJS.Timeout>();
+  /** When a launch last began or ended (performance.now()). */
   private lastLaunch = -Infinity;
   private quietTimer: NodeJS.Timeout | undefined;
 
@@ -40,6 +45,7 @@ export class WarmNamespacePool {
     private readonly maker: WarmNamespaceMaker,
     private readonly log: Logger,
     private readonly quietMs = DEFAULT_QUIET_MS,
+    private readonly maxLaunchHoldMs = MAX_LAUNCH_HOLD_MS,
   ) {}
 
   /** Namespaces ready now. */
@@ -53,13 +59,13 @@ export class WarmNamespacePool {
     this.fill();
   }
 
-  /** A ready namespace, now no longer the pool's (a new one is made in its place); undefined when none is ready. */
-  take(): CniAttachmentRecord | undefined {
+  /**
+   * A ready namespace for the launch of task `taskId`, now no longer the pool's (a new one is made
+   * in its place once launches pause); undefined when none is ready.
+   */
+  take(taskId: string): CniAttachmentRecord | undefined {
     const attachment = this.ready.shift();
-    if (attachment) {
-      this.lastLaunch = performance.now();
-      this.fill();
-    }
+    if (attachment) this.launchBegan(taskId);
     return attachment;
   }
 
@@ -72,15 +78,29 @@ export class WarmNamespacePool {
     return attachment;
   }
 
-  /** A task sets up a network of its own: no namespace is begun until every hold is let go. */
-  hold(): void {
-    this.holds += 1;
+  /**
+   * Task `taskId` is launched on the network (it took a namespace, or sets one up of its own): no
+   * namespace is begun until it ends, or `maxLaunchHoldMs` passed. Once per task; a second call
+   * does nothing.
+   */
+  launchBegan(taskId: string): void {
+    if (this.size <= 0) return;
     this.lastLaunch = performance.now();
+    if (this.launches.has(taskId)) return;
+    this.launches.set(
+      taskId,
+      setTimeout(() => this.launchEnded(taskId), this.maxLaunchHoldMs),
+    );
   }
 
-  letGo(): void {
-    this.holds = Math.max(0, this.holds - 1);
-    if (this.holds === 0) this.fill();
+  /** The task runs, or stopped: namespaces are made again once no launch began or ended for `quietMs`. */
+  launchEnded(taskId: string): void {
+    const timer = this.launches.get(taskId);
+    if (!timer) return;
+    clearTimeout(timer);
+    this.launches.delete(taskId);
+    this.lastLaunch = performance.now();
+    this.fill();
   }
 
   /** Stops making namespaces and deletes the ready ones (failures are logged: the next start deletes them). */
@@ -90,6 +110,8 @@ export class WarmNamespacePool {
     this.retryTimer = undefined;
     clearTimeout(this.quietTimer);
     this.quietTimer = undefined;
+    for (const timer of this.launches.values()) clearTimeout(timer);
+    this.launches.clear();
     await this.filling;
     for (const attachment of this.ready.splice(0)) {
       await this.maker.release(attachment).catch((error: unknown) => this.log.warn({ err: error, namespace: attachment.containerId }, 'could not delete a warm network namespace'));
@@ -97,7 +119,7 @@ export class WarmNamespacePool {
   }
 
   private fill(): void {
-    if (!this.running || this.filling || this.retryTimer || this.quietTimer || this.holds > 0 || this.ready.length >= this.size) return;
+    if (!this.running || this.filling || this.retryTimer || this.quietTimer || this.launches.size > 0 || this.ready.length >= this.size) return;
     if (!this.quiet()) return;
     this.filling = this.fillUntilFull().finally(() => (this.filling = undefined));
   }
@@ -114,7 +136,7 @@ export class WarmNamespacePool {
   }
 
   private async fillUntilFull(): Promise<void> {
-    while (this.running && this.ready.length < this.size && this.holds === 0) {
+    while (this.running && this.ready.length < this.size && this.launches.size === 0) {
       if (!this.quiet()) return;
       try {
         const attachment = await this.maker.makeWarm();

@@ -611,18 +611,22 @@ export class ManagedTask implements QueuedTask {
   }
 
   /**
-   * The task's known status: STOPPED once every container stopped; otherwise the earliest status
-   * of the containers still going (a stopped container holds nothing back). Only moves forward;
-   * returns true when it moved.
+   * The task's known status: STOPPED once every container stopped, the pause container too;
+   * otherwise the earliest status of its own containers still going (a stopped container holds
+   * nothing back; a pause container running after them is not the task running). Only moves
+   * forward; returns true when it moved.
    */
   private deriveStatus(): boolean {
-    const all = [...this.containers.values()];
-    const live = all.filter((c) => c.knownStatus !== 'STOPPED').map((c) => c.knownStatus);
-    // The task's network is torn down before the task counts as stopped (its host ports are free then).
-    if (live.length === 0 && !this.sandbox.released()) return false;
+    const live = this.appContainers()
+      .filter((c) => c.knownStatus !== 'STOPPED')
+      .map((c) => c.knownStatus);
+    // The task's network is torn down before the task counts as stopped (its host ports are free
+    // then), and its pause container goes after that.
+    if (live.length === 0 && (!this.sandbox.released() || (this.sandbox.pause && this.sandbox.pause.knownStatus !== 'STOPPED'))) return false;
     const derived: TaskStatus = live.length === 0 ? 'STOPPED' : (earliest(live) as TaskStatus);
     if (!isForward(this.knownStatus, derived)) return false;
     this.knownStatus = derived;
+    if (derived === 'RUNNING' || derived === 'STOPPED') this.sandbox.launchEnded();
     if (derived === 'RUNNING') this.startedAt ??= new Date();
     if (derived === 'STOPPED') {
       this.stoppedAt = new Date();

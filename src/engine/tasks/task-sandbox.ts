@@ -211,6 +211,11 @@ export class TaskSandbox {
     }
   }
 
+  /** The task runs, or stopped: the warm pool may make namespaces again (it does not compete with a launch). */
+  launchEnded(): void {
+    this.deps.cni?.networking.launchEnded(this.definition.id);
+  }
+
   /** Whether the task may count as stopped: its network, if it has one, was torn down. */
   released(): boolean {
     return !this.deps.cni || this.tornDown;
