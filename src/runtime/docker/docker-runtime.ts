@@ -116,16 +116,16 @@ function privilegedSettings(): Record<string, unknown> {
   };
 }
 
-/** Docker's HostConfig.NetworkMode for a spec. */
 /**
- * Whether Docker's network sandbox is what gives the container its /etc files: extra hosts and
+ * Whether the container needs the /etc files of Docker's network sandbox: extra hosts and
  * name servers of its own are written there. A container of network "none" without them gets
  * berth's shared files instead, and no sandbox.
  */
-function writesNetworkFiles(spec: ContainerSpec): boolean {
+function needsDockersNetworkFiles(spec: ContainerSpec): boolean {
   return (spec.extraHosts?.length ?? 0) > 0 || (spec.dnsServers?.length ?? 0) > 0 || (spec.dnsSearchDomains?.length ?? 0) > 0;
 }
 
+/** Docker's HostConfig.NetworkMode for a spec. */
 function networkModeOf(spec: ContainerSpec): string {
   if (spec.network === 'namespace') throw new RuntimeError('invalid', `create container "${spec.name}"`, "Docker joins only another container's network namespace, not one given by its path");
   if (spec.network !== 'container') return spec.network;
@@ -322,7 +322,7 @@ export class DockerRuntime implements ContainerRuntime {
       exposed[key] = {};
       (bindings[key] ??= []).push({ HostIp: port.hostIp, HostPort: port.hostPort === 0 ? '' : String(port.hostPort) });
     }
-    const withoutSandbox = spec.network === 'none' && (spec.networkHolder || !writesNetworkFiles(spec));
+    const withoutSandbox = spec.network === 'none' && (spec.networkHolder || !needsDockersNetworkFiles(spec));
     // A container joining a pause container, or of network "none" without a sandbox, has no /etc
     // files from Docker; a pause container needs none.
     const etcFiles =
