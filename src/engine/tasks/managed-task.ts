@@ -622,7 +622,7 @@ export class ManagedTask implements QueuedTask {
       .map((c) => c.knownStatus);
     // The task's network is torn down before the task counts as stopped (its host ports are free
     // then), and its pause container goes after that.
-    if (live.length === 0 && (!this.sandbox.released() || (this.sandbox.pause && this.sandbox.pause.knownStatus !== 'STOPPED'))) return false;
+    if (live.length === 0 && !this.sandbox.released()) return false;
     const derived: TaskStatus = live.length === 0 ? 'STOPPED' : (earliest(live) as TaskStatus);
     if (!isForward(this.knownStatus, derived)) return false;
     this.knownStatus = derived;

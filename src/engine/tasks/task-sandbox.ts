@@ -216,9 +216,12 @@ export class TaskSandbox {
     this.deps.cni?.networking.launchEnded(this.definition.id);
   }
 
-  /** Whether the task may count as stopped: its network, if it has one, was torn down. */
+  /**
+   * Whether the task may count as stopped once its own containers have: its network, if it has
+   * one, was torn down, and its pause container, if it has one, stopped after that.
+   */
   released(): boolean {
-    return !this.deps.cni || this.tornDown;
+    return (!this.deps.cni || this.tornDown) && (!this.pause || this.pause.knownStatus === 'STOPPED');
   }
 
   /** The pause container goes last: after every other container stopped and the network was torn down. */

@@ -322,11 +322,12 @@ export class DockerRuntime implements ContainerRuntime {
       exposed[key] = {};
       (bindings[key] ??= []).push({ HostIp: port.hostIp, HostPort: port.hostPort === 0 ? '' : String(port.hostPort) });
     }
-    const withoutSandbox = spec.network === 'none' && (spec.networkHolder || !needsDockersNetworkFiles(spec));
-    // A container joining a pause container, or of network "none" without a sandbox, has no /etc
-    // files from Docker; a pause container needs none.
+    // berth gives the /etc files of a container of network "none" that sets no entries of its own,
+    // and of one joining a pause container; Docker has none for either. A pause container needs none.
+    const berthFilesForNone = spec.network === 'none' && !spec.networkHolder && !needsDockersNetworkFiles(spec);
+    const withoutSandbox = spec.network === 'none' && (spec.networkHolder || berthFilesForNone);
     const etcFiles =
-      spec.network === 'container' || (withoutSandbox && !spec.networkHolder)
+      spec.network === 'container' || berthFilesForNone
         ? await this.sharedNetworkFiles.mounts().catch((error: unknown) => {
             throw new RuntimeError('internal', `create container "${spec.name}"`, `cannot write its /etc/hosts and /etc/resolv.conf: ${error instanceof Error ? error.message : String(error)}`);
           })
