@@ -144,7 +144,9 @@ async function main(): Promise<void> {
     const status = readFileSync(`/proc/${agent!.daemon.child.pid!}/status`, 'utf8');
     const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN) / 1024;
     const heapTotal = ((await metricSample(metricsAddress, 'berth_nodejs_heap_size_total_bytes')) ?? NaN) / 2 ** 20;
-    return `(anonymous ${kib('RssAnon').toFixed(0)}, file ${kib('RssFile').toFixed(0)} MiB; V8 heap committed ${heapTotal.toFixed(0)} MiB)`;
+    const space = async (name: string) => ((await metricSample(metricsAddress, 'berth_nodejs_heap_space_size_total_bytes', `space="${name}"`)) ?? NaN) / 2 ** 20;
+    const [young, old] = [await space('new'), await space('old')];
+    return `(anonymous ${kib('RssAnon').toFixed(0)}, file ${kib('RssFile').toFixed(0)} MiB; V8 heap committed ${heapTotal.toFixed(0)} MiB, of which young ${young.toFixed(0)} and old ${old.toFixed(0)})`;
   };
   const lines: string[] = [];
   const report = (line: string) => {
@@ -195,7 +197,7 @@ async function main(): Promise<void> {
       const launched = await controlPlane.do({ type: 'launch', ids: running, concurrency: C });
       const launchedPerSecond = (N * 1000) / launched.ms;
       report(`${N} tasks launched, ${C} at once, in ${(launched.ms / 1000).toFixed(1)} s (${launchedPerSecond.toFixed(1)} tasks/s)`);
-      report(`${N} running: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB`);
+      report(`${N} running: RSS ${rssMib(agent.daemon.child.pid!).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB ${await memoryParts()}`);
       report(`${N} running, settled: RSS ${(await settledRssMib(agent.daemon.child.pid!)).toFixed(0)} MiB, heap used ${(await heapMib()).toFixed(0)} MiB ${await memoryParts()}`);
       const client = new TaskServiceClient(`unix://${agent.socketPath}`, credentials.createInsecure());
       // The same calls from a client whose HTTP/2 receive window holds a whole page (grpc-js's

@@ -15,6 +15,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { AGENT_NODE_OPTIONS } from '../src/agent-node-options.js';
 import { PACKAGE_ROOT } from '../src/package-root.js';
 import { rssMib, settledRssMib } from './parts/forked-parts.js';
 import { startRuntimeEnvironment } from '../test/harness/runtime-environment.js';
@@ -39,7 +40,7 @@ type Entry = keyof typeof ENTRIES;
 /** Starts the agent, reads its log until "berth started", reads its idle RSS a second later, then stops it with SIGTERM. */
 async function startOnce(entry: Entry, configFile: string, settle: boolean): Promise<StartUp> {
   const spawned = Date.now();
-  const child = spawn(process.execPath, [join(PACKAGE_ROOT!, ENTRIES[entry]), '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...AGENT_NODE_OPTIONS, join(PACKAGE_ROOT!, ENTRIES[entry]), '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const marks: StartUp['marks'] = [];
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);

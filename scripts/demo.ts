@@ -15,6 +15,7 @@ import Docker from 'dockerode';
 import type { Event } from '../src/gen/berth/agent/v1/event.js';
 import { ContainerStatus, TaskStatus } from '../src/gen/berth/agent/v1/task.js';
 import { DependencyCondition, NetworkMode } from '../src/gen/berth/agent/v1/task_definition.js';
+import { AGENT_NODE_OPTIONS } from '../src/agent-node-options.js';
 import { connect } from '../src/client/berth-client.js';
 import { pushBusyboxImage } from '../test/harness/busybox-image.js';
 import { startDockerDaemon, type TestDockerDaemon } from '../test/harness/docker-daemon.js';
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
 
     const socket = join(dir, 'berth.sock');
     say(`starting berth on ${socket}`);
-    const agent = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'main.ts')], {
+    const agent = spawn(process.execPath, [...AGENT_NODE_OPTIONS, '--import', 'tsx', join(import.meta.dirname, '..', 'src', 'main.ts')], {
       env: { ...process.env, DOCKER_HOST: dockerHost, BERTH_SOCKET: socket, BERTH_AGENT_ID: 'demo', BERTH_LOG_LEVEL: 'warn', BERTH_TASK_CLEANUP_WAIT: '2s', BERTH_DATA_DIR: dir },
       stdio: ['ignore', 'inherit', 'inherit'],
     });

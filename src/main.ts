@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 import { parseArgs } from 'node:util';
 import { startAgent, createLogger } from './agent.js';
 import { ConfigError, ENVIRONMENT_KEYS, loadConfig } from './config/config.js';

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { AGENT_NODE_OPTIONS } from '../../src/agent-node-options.js';
 import { connect, type BerthClient } from '../../src/client/berth-client.js';
 import type { TaskServiceClient } from '../../src/gen/berth/agent/v1/task_service.js';
 import { PACKAGE_ROOT } from '../../src/package-root.js';
@@ -64,7 +65,7 @@ export async function startAgentProcess(options: AgentProcessOptions): Promise<A
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const env = { ...process.env, BERTH_TEST_CRASH_POINT: options.crashPoint ?? '' };
   const entry = options.compiled ? [join(REPO, 'dist/berth.mjs')] : ['--import', 'tsx', join(REPO, 'src/main.ts')];
-  const daemon = startDaemon(process.execPath, [...(options.nodeArgs ?? []), ...entry, '--config', configFile], join(options.dir, 'agent.log'), { cwd: REPO, env });
+  const daemon = startDaemon(process.execPath, [...AGENT_NODE_OPTIONS, ...(options.nodeArgs ?? []), ...entry, '--config', configFile], join(options.dir, 'agent.log'), { cwd: REPO, env });
   const exited = new Promise<NodeJS.Signals | null>((resolveExit) => {
     if (daemon.child.exitCode !== null || daemon.child.signalCode !== null) resolveExit(daemon.child.signalCode);
     else daemon.child.once('exit', (_code, signal) => resolveExit(signal));

@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { AGENT_NODE_OPTIONS } from '../../src/agent-node-options.js';
 import { PACKAGE_ROOT } from '../../src/package-root.js';
 import { haltDaemon, startDaemon, type DaemonProcess } from './processes.js';
 
@@ -18,7 +19,7 @@ export function startControllerProcess(dir: string, id: string, cluster: Record<
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, `${id}.json`);
   writeFileSync(configFile, JSON.stringify({ agentId: id, dataDir: dir, logLevel: process.env.BERTH_TEST_LOG_LEVEL ?? 'info', cluster }, null, 2));
-  const daemon = startDaemon(process.execPath, [join(REPO, 'dist/berth.mjs'), 'controller', '--config', configFile], join(dir, `${id}.log`), { cwd: REPO });
+  const daemon = startDaemon(process.execPath, [...AGENT_NODE_OPTIONS, join(REPO, 'dist/berth.mjs'), 'controller', '--config', configFile], join(dir, `${id}.log`), { cwd: REPO });
   return {
     id,
     daemon,
