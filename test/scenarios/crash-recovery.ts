@@ -241,8 +241,23 @@ export function crashRecoveryScenarios(kind: RuntimeKind): void {
         const events = new AbortController();
         const stream = await env.runtime.events({ [LABELS.agentId]: agentId }, events.signal);
         process.kill(pid, 'SIGKILL');
-        for await (const event of stream) if (event.type === 'exit' && event.containerId === ids.victim) break;
-        events.abort();
+        // Bounded: a runtime that never reports the exit fails the test instead of stalling it.
+        const giveUp = setTimeout(() => events.abort(), 60_000);
+        let exited = false;
+        try {
+          for await (const event of stream) {
+            if (event.type === 'exit' && event.containerId === ids.victim) {
+              exited = true;
+              break;
+            }
+          }
+        } catch (error) {
+          if (!events.signal.aborted) throw error;
+        } finally {
+          clearTimeout(giveUp);
+          events.abort();
+        }
+        assert.ok(exited, 'the runtime reported the exit of the killed container within 60 s');
 
         agent = await startAgentProcess({ dir, agentId, runtimeConfig: env.runtimeConfig });
         const resumed = new EventCollector(agent.client, { fromSequence: 1 });
