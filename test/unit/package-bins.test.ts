@@ -8,6 +8,9 @@ import { AGENT_NODE_OPTIONS } from '../../src/agent-node-options.js';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const pkg = JSON.parse(readFileSync(`${root}/package.json`, 'utf8')) as { version: string; bin: Record<string, string>; scripts: Record<string, string> };
 
+/** What `--version` prints: the package's version at the end. */
+const VERSION_PRINTED = new RegExp(`${pkg.version.replace(/\./g, '\\.')}$`);
+
 describe('the package bins', () => {
   it('builds berth and berthctl into the files package.json names, and both run from there', () => {
     assert.deepEqual(Object.keys(pkg.bin).sort(), ['berth', 'berthctl']);
@@ -16,13 +19,13 @@ describe('the package bins', () => {
       const shebang = name === 'berth' ? `#!/usr/bin/env -S node ${AGENT_NODE_OPTIONS.join(' ')}\n` : '#!/usr/bin/env node\n';
       assert.ok(readFileSync(`${root}/${file}`, 'utf8').startsWith(shebang), `${name} starts with the shebang ${JSON.stringify(shebang)}`);
       const printed = execFileSync(process.execPath, [`${root}/${file}`, '--version'], { encoding: 'utf8' }).trim();
-      assert.match(printed, new RegExp(`${pkg.version.replace(/\./g, '\\.')}$`), `${name} --version`);
+      assert.match(printed, VERSION_PRINTED, `${name} --version`);
     }
     // What the kernel runs for an installed bin: the interpreter of the first line, with the rest
     // of that line as one argument, then the file.
     const [interpreter, argument] = readFileSync(`${root}/${pkg.bin.berth}`, 'utf8').split('\n')[0]!.slice(2).split(/ (.*)/);
     const printed = execFileSync(interpreter!, [argument!, `${root}/${pkg.bin.berth}`, '--version'], { encoding: 'utf8' }).trim();
-    assert.match(printed, new RegExp(`${pkg.version.replace(/\./g, '\\.')}$`), 'berth --version, run by its first line');
+    assert.match(printed, VERSION_PRINTED, 'berth --version, run by its first line');
   });
 
   it('starts the agent as a service and by npm start with the node options of src/agent-node-options.ts', () => {
