@@ -96,8 +96,7 @@ function runLane(lane: Lane): { done: Promise<LaneResult>; kill: (signal: NodeJS
       // A file that ran out of time counts as cancelled, not failed: both are failures here.
       const total = /^# (pass|fail|cancelled) (\d+)$/.exec(line);
       if (total?.[1] === 'pass') pass = Number(total[2]);
-      if (total?.[1] === 'fail') fail += Number(total[2]);
-      if (total?.[1] === 'cancelled') fail += Number(total[2]);
+      if (total?.[1] === 'fail' || total?.[1] === 'cancelled') fail += Number(total[2]);
       out.write(`${prefix}${line}\n`);
     });
   }
